@@ -1,0 +1,105 @@
+# vmm: a type-1 mini hypervisor for x86-64 (Intel VT-x with EPT), built as
+# a UEFI application with Debian's GNU-EFI.
+#
+#   make            build build/vmm.efi (and the boot disk contents)
+#   make test       unit tests (cmocka) and end-to-end boots (Bochs, QEMU)
+#   make unit       unit tests only
+#   make e2e        end-to-end tests only
+#   make bench      print BENCH lines
+#   make run        boot the default demo in Bochs, serial console here
+
+BUILD     ?= build
+CC        ?= gcc
+LD        ?= ld
+OBJCOPY   ?= objcopy
+EFI_INC   ?= /usr/include/efi
+EFI_LIB   ?= /usr/lib
+
+VERSION   := 0.1.0
+GIT_REV   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+WARN      := -Wall -Wextra -Werror
+# Freestanding code: no red zone (interrupts and exceptions use the same
+# stack), no SSE (guest FPU state must never be clobbered by the
+# hypervisor), frame pointers for the panic backtrace.
+IMAGE_CFLAGS := -std=c11 $(WARN) -O2 -g -ffreestanding -fpic -fshort-wchar \
+	-mno-red-zone -mgeneral-regs-only -fno-stack-protector \
+	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
+	-fno-strict-aliasing -DGNU_EFI_USE_MS_ABI \
+	-DVMM_VERSION='"$(VERSION)"' -DVMM_GIT_REV='"$(GIT_REV)"' \
+	-I. -Iinclude -isystem $(EFI_INC) -isystem $(EFI_INC)/x86_64
+IMAGE_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T linker.ld
+
+# Code shared with host tools and tests (no hardware access).
+SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
+	vmm/vmx_caps.c lib/fmt.c
+IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
+	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
+	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
+	vmm/vmx.c lib/string.c
+IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
+
+HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
+	-fsanitize=address,undefined -fno-sanitize-recover=all
+UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps
+UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
+
+GUEST_BINS := $(BUILD)/guests/hello.bin
+
+.PHONY: all image unit e2e test bench run clean
+all: image
+
+image: $(BUILD)/vmm.efi $(GUEST_BINS)
+
+$(BUILD)/image/%.c.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/image/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/vmm.so: $(IMAGE_OBJS) linker.ld
+	$(LD) $(IMAGE_LDFLAGS) $(EFI_LIB)/crt0-efi-x86_64.o $(IMAGE_OBJS) \
+		-L$(EFI_LIB) -lgnuefi -o $@
+
+$(BUILD)/vmm.efi: $(BUILD)/vmm.so
+	$(OBJCOPY) -j .text -j .reloc -j .data -j .dynamic -j .rela -j .dynsym \
+		-j .dynstr --target efi-app-x86_64 --subsystem=10 $< $@
+
+# Test guests: flat binaries, assembled freestanding.
+$(BUILD)/guests/%.bin: tests/guests/%.S tests/guests/guest.ld
+	@mkdir -p $(dir $@)
+	$(CC) -c -nostdlib -ffreestanding $< -o $(BUILD)/guests/$*.o
+	$(LD) -T tests/guests/guest.ld $(BUILD)/guests/$*.o -o $(BUILD)/guests/$*.elf
+	$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
+
+# Unit tests: each test file plus the shared sources it exercises.
+$(BUILD)/unit/test_fmt: tests/unit/test_fmt.c lib/fmt.c
+$(BUILD)/unit/test_config: tests/unit/test_config.c boot/config.c lib/fmt.c
+$(BUILD)/unit/test_memmap: tests/unit/test_memmap.c boot/memmap.c lib/fmt.c
+$(BUILD)/unit/test_page_alloc: tests/unit/test_page_alloc.c vmm/page_alloc.c
+$(BUILD)/unit/test_acpi: tests/unit/test_acpi.c boot/acpi.c lib/fmt.c
+$(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx_caps.c lib/fmt.c
+$(UNIT_BINS):
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@
+
+unit: $(UNIT_BINS)
+	@tests/unit/run.sh $(UNIT_BINS)
+
+e2e: image
+	@tests/e2e/run.sh
+
+test: unit e2e
+
+bench: image
+	@tests/bench.sh
+
+run: image
+	@tools/run-bochs.sh --config tests/e2e/configs/demo.conf --interactive
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,48 @@
+/*
+ * What the UEFI loader hands to the hypervisor proper. Plain data only:
+ * after the hand-over nothing may depend on firmware types or services.
+ */
+#ifndef BOOT_BOOT_INFO_H
+#define BOOT_BOOT_INFO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct page_alloc;
+
+#include "boot/acpi.h"
+#include "boot/config.h"
+#include "boot/memmap.h"
+
+/* A file read whole from the boot volume into page-aligned memory. */
+struct boot_file {
+	uint64_t base;  /* physical address, 0 if none */
+	uint64_t size;  /* bytes of content */
+	uint64_t pages; /* 4-KiB pages allocated */
+};
+
+/* A configured VM's memory, reserved before the firmware let go. */
+struct boot_vm {
+	uint64_t ram_base; /* host-physical, 2-MiB aligned for EPT large pages */
+	uint64_t ram_bytes;
+	/* Pristine copies, kept so that a Reset can start from them again. */
+	struct boot_file image;
+	struct boot_file initrd;
+	struct boot_file disk;
+};
+
+struct boot_info {
+	const struct config *config;
+	struct boot_vm vms[CFG_MAX_VMS];
+	struct acpi_info acpi;
+	struct mem_map memmap;           /* after ExitBootServices */
+	uint64_t heap_base, heap_bytes;  /* the hypervisor's first page pool */
+	struct page_alloc *host_pages;   /* set by the hand-over */
+	uint64_t identity_map_top;       /* the hypervisor maps [0, top) 1:1 */
+	bool identity_map_1g;            /* with 1-GiB pages above 4 GiB */
+	uint64_t image_base, image_end;  /* this application in memory */
+	uint64_t tsc_hz;
+	unsigned exit_attempts;          /* ExitBootServices calls it took */
+};
+
+#endif

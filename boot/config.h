@@ -1,0 +1,143 @@
+/*
+ * Boot configuration: the file \vmm.conf on the boot volume says which VMs
+ * to run and how the hypervisor itself behaves. The file is read before the
+ * machine is taken over and is untrusted input: the parser bounds every
+ * length and every number, and stops at the first problem with a line
+ * number and a message that names the offending key, section or value.
+ *
+ * Format
+ * ------
+ * Text, at most CFG_TEXT_MAX bytes. Lines end with LF or CRLF; the last one
+ * may lack it. A line holds at most 255 characters. Control characters
+ * (including NUL and DEL) are refused anywhere except tab, and CR directly
+ * before LF. Spaces and tabs around headers, keys and values are ignored.
+ * '#' starts a comment that runs to the end of the line, except inside a
+ * quoted value.
+ *
+ *   [hypervisor]                 at most once
+ *   log_level = info             error | warn | info | debug
+ *   serial    = com1             com1..com4, or an I/O port 0x1..0xfff8
+ *   baud      = 115200           9600 | 19200 | 38400 | 57600 | 115200
+ *   heap      = 16M              1 MiB..1 GiB, a multiple of 4 KiB
+ *   selftest  = none             none | exception
+ *
+ *   [network NAME]               at most CFG_MAX_NETWORKS
+ *   mtu       = 1500             68..65535
+ *
+ *   [vm NAME]                    at least one, at most CFG_MAX_VMS
+ *   memory    = 64M              required: 1 MiB..64 GiB, whole MiB
+ *   image     = /guests/a.bin    required: a path
+ *   boot      = long             real | long | linux
+ *   load      = 0x100000         guest-physical address, below memory
+ *   entry     = 0x100000         guest-physical address, below memory
+ *   cmdline   = "console=ttyS0"  up to 255 characters
+ *   initrd    = /guests/a.img    a path
+ *   disk      = /guests/a.disk   a path
+ *   nic       = lan,mac=02:00:00:00:00:01   up to CFG_MAX_NICS times
+ *   autostart = yes              a boolean
+ *
+ * Section types and keys are lowercase and case-sensitive. A NAME is 1..31
+ * of A-Z a-z 0-9 _ . - and unique among sections of its type (a VM and a
+ * network may share one). Every key is given at most once per section,
+ * except nic.
+ *
+ * A value that starts with '"' ends at the next '"' (no escapes) and may
+ * then hold spaces and '#'; only a comment may follow it. Any other value
+ * ends at '#' or the end of the line, and a '"' inside it is literal.
+ * Empty values are refused.
+ *
+ * Words (levels, modes, com ports, booleans) are case-insensitive.
+ * Booleans: yes/no, true/false, on/off, 1/0.
+ * Sizes: a decimal number of bytes, optionally followed directly (no space)
+ * by K, KiB, M, MiB, G or GiB, all binary multiples.
+ * Numbers and addresses: decimal, or hexadecimal with a 0x prefix.
+ * Paths: 1..127 printable ASCII characters, absolute; '/' may be used and is
+ * turned into the UEFI separator '\'.
+ * NICs: the name of a [network], defined anywhere in the file, optionally
+ * followed by ",mac=" and six ':'-separated hex pairs; the MAC must be
+ * unicast, not all zeros, and configured only once in the file.
+ */
+#ifndef BOOT_CONFIG_H
+#define BOOT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/log.h"
+
+#define CFG_MAX_VMS 16
+#define CFG_MAX_NETWORKS 8
+#define CFG_MAX_NICS 4           /* per VM */
+#define CFG_NAME_MAX 32          /* bytes incl. NUL: names are 1..31 chars */
+#define CFG_PATH_MAX 128         /* bytes incl. NUL */
+#define CFG_CMDLINE_MAX 256      /* bytes incl. NUL */
+#define CFG_TEXT_MAX (64 * 1024) /* larger files are refused */
+
+enum vm_boot_mode { VM_BOOT_REAL, VM_BOOT_LONG, VM_BOOT_LINUX };
+
+struct cfg_nic {
+	char network[CFG_NAME_MAX];
+	uint8_t mac[6];
+	bool mac_set;
+};
+
+struct cfg_vm {
+	char name[CFG_NAME_MAX];
+	unsigned line;                  /* line of its [vm NAME] header, for messages */
+	uint64_t memory_bytes;          /* required */
+	char image[CFG_PATH_MAX];       /* required */
+	enum vm_boot_mode boot;         /* default VM_BOOT_LONG */
+	bool load_set;
+	uint64_t load;                  /* optional guest-physical load address */
+	bool entry_set;
+	uint64_t entry;                 /* optional guest-physical entry point */
+	char cmdline[CFG_CMDLINE_MAX];  /* optional, "" if absent */
+	char initrd[CFG_PATH_MAX];      /* optional, "" if absent */
+	char disk[CFG_PATH_MAX];        /* optional, "" if absent */
+	struct cfg_nic nics[CFG_MAX_NICS];
+	unsigned nic_count;
+	bool autostart;                 /* default true */
+};
+
+struct cfg_network {
+	char name[CFG_NAME_MAX];
+	unsigned line;
+	uint32_t mtu;                   /* default 1500 */
+};
+
+enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION };
+
+struct cfg_hypervisor {
+	enum log_level log_level;       /* default LOG_INFO */
+	uint16_t serial_port;           /* I/O port of the 16550, default 0x3f8 */
+	uint32_t baud;                  /* default 115200 */
+	uint64_t heap_bytes;            /* default 16 MiB */
+	enum cfg_selftest selftest;     /* default none */
+};
+
+struct config {
+	struct cfg_hypervisor hv;
+	struct cfg_vm vms[CFG_MAX_VMS];
+	unsigned vm_count;
+	struct cfg_network networks[CFG_MAX_NETWORKS];
+	unsigned network_count;
+};
+
+struct cfg_diag {
+	unsigned line;                  /* 0: not tied to a line */
+	char message[160];
+};
+
+/*
+ * Parses text[0..len) into *out (fully overwritten, defaults applied).
+ * Returns 0 on success; on the first error returns -1 and fills *diag
+ * with the line number and a message that names the offending
+ * key/section/value. After an error *out holds no usable configuration.
+ */
+int config_parse(const char *text, size_t len, struct config *out, struct cfg_diag *diag);
+
+/* Human-readable name of a boot mode ("real", "long", "linux"). */
+const char *config_boot_mode_name(enum vm_boot_mode mode);
+
+#endif

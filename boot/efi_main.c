@@ -1,0 +1,269 @@
+/*
+ * UEFI entry point: everything that needs the firmware happens here, in
+ * an order that finds every problem before the machine is taken over:
+ * VT-x present, configuration valid, ACPI tables readable, every VM's
+ * files loaded and memory reserved. Only then ExitBootServices and the
+ * hand-over to the hypervisor's own environment.
+ */
+#include "boot/acpi.h"
+#include "boot/config.h"
+#include "boot/efi.h"
+#include "boot/handover.h"
+#include "boot/memmap.h"
+#include "boot/vm_loader.h"
+#include "vmm/log.h"
+#include "vmm/page_alloc.h"
+#include "vmm/panic.h"
+#include "vmm/virt.h"
+#include "x86/cpu.h"
+
+#include <string.h>
+
+#define CONFIG_PATH "\\vmm.conf"
+#define COM1_PORT 0x3f8
+#define DEFAULT_BAUD 115200
+#define MIB (1024ULL * 1024)
+/* ExitBootServices fails while the map key is stale; a few retries suffice. */
+#define EXIT_BOOT_SERVICES_TRIES 8
+
+EFI_SYSTEM_TABLE *efi_st;
+EFI_BOOT_SERVICES *efi_bs;
+
+extern char ImageBase[];
+extern char _image_end[];
+
+static struct config config;
+static struct boot_info boot;
+
+static uint64_t calibrate_tsc(void)
+{
+	/* 20 ms of the firmware's Stall() is ample for a 0.1 % log clock. */
+	uint64_t t0 = rdtsc();
+	efi_bs->Stall(20000);
+	return (rdtsc() - t0) * 50;
+}
+
+static void log_firmware(void)
+{
+	char vendor[64];
+	unsigned n = 0;
+
+	for (const CHAR16 *s = efi_st->FirmwareVendor; s && *s && n < sizeof(vendor) - 1; s++)
+		vendor[n++] = *s < 0x80 ? (char)*s : '?';
+	vendor[n] = '\0';
+	log_info("vmm %s (%s) starting: UEFI %u.%u firmware from %s, rev 0x%x", VMM_VERSION,
+		 VMM_GIT_REV, efi_st->Hdr.Revision >> 16, efi_st->Hdr.Revision & 0xffff, vendor,
+		 efi_st->FirmwareRevision);
+}
+
+static int load_config(EFI_FILE_HANDLE root)
+{
+	struct boot_file file;
+	struct cfg_diag diag;
+	EFI_STATUS st = efi_read_file(root, CONFIG_PATH, CFG_TEXT_MAX, &file);
+
+	if (st == EFI_BAD_BUFFER_SIZE) {
+		log_err("config %s: larger than %u bytes", CONFIG_PATH, CFG_TEXT_MAX);
+		return -1;
+	}
+	if (st != EFI_SUCCESS) {
+		log_err("config %s: cannot read it from the boot volume: %s (see README.md, "
+			"'Configuration')", CONFIG_PATH, efi_status_name(st));
+		return -1;
+	}
+	int rc = config_parse((const char *)(uintptr_t)file.base, file.size, &config, &diag);
+	efi_free_file(&file);
+	if (rc) {
+		if (diag.line)
+			log_err("config %s line %u: %s", CONFIG_PATH, diag.line, diag.message);
+		else
+			log_err("config %s: %s", CONFIG_PATH, diag.message);
+		return -1;
+	}
+	log_info("config %s: %u VM(s), %u network(s)", CONFIG_PATH, config.vm_count,
+		 config.network_count);
+	return 0;
+}
+
+#define MSR_IA32_APIC_BASE 0x1b
+#define APIC_BASE_ADDR_MASK 0x000ffffffffff000ULL
+/* The I/O APIC's address on PC-AT compatibles, and its indirect registers
+ * (82093AA data sheet, 3.0 "Register Description"). */
+#define IOAPIC_DEFAULT_BASE 0xfec00000U
+#define IOAPIC_REGSEL 0x00
+#define IOAPIC_WINDOW 0x10
+#define IOAPIC_REG_ID 0x00
+#define IOAPIC_REG_VERSION 0x01
+
+static uint32_t ioapic_read(uint32_t base, uint32_t reg)
+{
+	volatile uint32_t *mmio = (volatile uint32_t *)(uintptr_t)base;
+
+	mmio[IOAPIC_REGSEL / 4] = reg;
+	return mmio[IOAPIC_WINDOW / 4];
+}
+
+/*
+ * Firmware without ACPI (OVMF in Bochs, which lacks QEMU's fw_cfg) still
+ * leaves the boot CPU and the standard interrupt controllers in place:
+ * describe what can be read from the hardware itself, one CPU.
+ */
+static void describe_without_acpi(struct acpi_info *a)
+{
+	*a = (struct acpi_info){ 0 };
+	a->cpus[0] = (struct acpi_cpu){ .apic_id = cpuid(1, 0).ebx >> 24, .enabled = true };
+	a->cpu_count = 1;
+	a->lapic_address = rdmsr(MSR_IA32_APIC_BASE) & APIC_BASE_ADDR_MASK;
+	/* An absent device reads as all ones. */
+	if (ioapic_read(IOAPIC_DEFAULT_BASE, IOAPIC_REG_VERSION) != 0xffffffffU) {
+		a->ioapics[0] = (struct acpi_ioapic){
+			.id = (uint8_t)((ioapic_read(IOAPIC_DEFAULT_BASE, IOAPIC_REG_ID) >> 24) & 0xf),
+			.address = IOAPIC_DEFAULT_BASE,
+		};
+		a->ioapic_count = 1;
+	}
+}
+
+static int read_acpi(void)
+{
+	EFI_GUID acpi20 = ACPI_20_TABLE_GUID, acpi10 = ACPI_TABLE_GUID;
+	const void *rsdp = NULL;
+	const char *why;
+
+	/* Prefer the ACPI 2.0+ RSDP (XSDT with 64-bit pointers) when both exist. */
+	for (UINTN i = 0; i < efi_st->NumberOfTableEntries; i++) {
+		EFI_CONFIGURATION_TABLE *t = &efi_st->ConfigurationTable[i];
+		if (!memcmp(&t->VendorGuid, &acpi20, sizeof(EFI_GUID)))
+			rsdp = t->VendorTable;
+		else if (!rsdp && !memcmp(&t->VendorGuid, &acpi10, sizeof(EFI_GUID)))
+			rsdp = t->VendorTable;
+	}
+	if (!rsdp) {
+		log_warn("acpi: the firmware publishes no ACPI tables; describing this CPU alone "
+			 "from CPUID, IA32_APIC_BASE and the PC-AT I/O APIC address");
+		describe_without_acpi(&boot.acpi);
+	} else if (acpi_parse(rsdp, &boot.acpi, &why)) {
+		log_err("acpi: %s", why);
+		return -1;
+	}
+	const struct acpi_info *a = &boot.acpi;
+	log_info("acpi: %s rev %u: %u CPU(s)%s, local APIC at 0x%llx, %u I/O APIC(s), "
+		 "%u interrupt override(s)%s",
+		 rsdp ? a->oem_id : "(no tables)", a->revision, a->cpu_count,
+		 a->cpus_ignored ? " (more ignored)" : "", (unsigned long long)a->lapic_address,
+		 a->ioapic_count, a->override_count, a->pcat_compat ? ", dual 8259" : "");
+	for (unsigned i = 0; i < a->ioapic_count; i++)
+		log_info("acpi: I/O APIC id %u at 0x%x, GSI base %u", a->ioapics[i].id,
+			 a->ioapics[i].address, a->ioapics[i].gsi_base);
+	return 0;
+}
+
+static int reserve_heap(void)
+{
+	EFI_PHYSICAL_ADDRESS base = 0;
+	uint64_t pages = config.hv.heap_bytes / PAGE_SIZE;
+
+	if (efi_bs->AllocatePages(AllocateAnyPages, EfiLoaderData, pages, &base) != EFI_SUCCESS) {
+		log_err("memory: cannot reserve the hypervisor heap (%llu MiB)",
+			(unsigned long long)(config.hv.heap_bytes / MIB));
+		return -1;
+	}
+	boot.heap_base = base;
+	boot.heap_bytes = pages * PAGE_SIZE;
+	return 0;
+}
+
+/*
+ * UEFI spec 7.4, ExitBootServices(): a stale map key fails with
+ * EFI_INVALID_PARAMETER; after that first call only the memory allocation
+ * services may be used, so the loop neither logs to the firmware console
+ * nor calls anything but GetMemoryMap.
+ */
+static EFI_STATUS exit_boot_services(EFI_HANDLE image, struct efi_raw_map *map)
+{
+	EFI_STATUS st = EFI_ABORTED;
+
+	efi_console_detach_log();
+	for (unsigned i = 1; i <= EXIT_BOOT_SERVICES_TRIES; i++) {
+		st = efi_get_memory_map(map);
+		if (st != EFI_SUCCESS)
+			return st;
+		boot.exit_attempts = i;
+		st = efi_bs->ExitBootServices(image, map->key);
+		if (st != EFI_INVALID_PARAMETER)
+			return st;
+	}
+	return st;
+}
+
+static EFI_STATUS give_up(EFI_STATUS st, const char *what)
+{
+	log_err("%s; returning to the firmware", what);
+	efi_console_detach_log();
+	return st;
+}
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
+{
+	EFI_FILE_HANDLE root;
+	char why[256];
+
+	efi_st = st;
+	efi_bs = st->BootServices;
+	/* The firmware's watchdog resets the machine 5 minutes into a boot
+	 * application unless it is disarmed (UEFI spec 7.5). */
+	efi_bs->SetWatchdogTimer(0, 0, 0, NULL);
+	log_init_serial(COM1_PORT, DEFAULT_BAUD);
+	efi_console_attach_log();
+	boot.tsc_hz = calibrate_tsc();
+	log_set_clock(boot.tsc_hz);
+	log_firmware();
+	boot.image_base = (uint64_t)(uintptr_t)ImageBase;
+	boot.image_end = (uint64_t)(uintptr_t)_image_end;
+
+	/* Described first, so that even a refusal below says what the machine is. */
+	if (read_acpi())
+		return give_up(EFI_LOAD_ERROR, "cannot describe this machine's CPUs");
+	if (virt_probe(why, sizeof(why))) {
+		log_err("%s", why);
+		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");
+	}
+	log_info("cpu: VT-x with EPT and unrestricted guest present");
+
+	if (efi_open_boot_volume(image, &root) != EFI_SUCCESS)
+		return give_up(EFI_LOAD_ERROR, "cannot open the boot volume");
+	if (load_config(root))
+		return give_up(EFI_LOAD_ERROR, "configuration error");
+	log_set_level(config.hv.log_level);
+	if (config.hv.serial_port != COM1_PORT || config.hv.baud != DEFAULT_BAUD) {
+		log_info("console: moving to serial port 0x%x at %u baud", config.hv.serial_port,
+			 config.hv.baud);
+		log_init_serial(config.hv.serial_port, config.hv.baud);
+	}
+	boot.config = &config;
+
+	unsigned problems = vm_loader_load_all(root, &config, boot.vms);
+	if (problems) {
+		log_err("%u problem(s) with the configured VMs; nothing was started", problems);
+		return give_up(EFI_LOAD_ERROR, "configuration error");
+	}
+	if (reserve_heap())
+		return give_up(EFI_OUT_OF_RESOURCES, "not enough memory");
+
+	log_info("taking over the machine: exiting boot services");
+	struct efi_raw_map map = { 0 };
+	EFI_STATUS exit = exit_boot_services(image, &map);
+	if (exit != EFI_SUCCESS)
+		panic("ExitBootServices failed: %s (after %u attempt(s))",
+		      efi_status_name(exit), boot.exit_attempts);
+
+	const char *bad_map;
+	if (memmap_from_uefi(map.buf, map.size, map.desc_size, &boot.memmap, &bad_map))
+		panic("unusable UEFI memory map: %s", bad_map);
+	log_info("boot services exited (%u attempt(s)); memory map: %u ranges, %llu MiB "
+		 "usable, top of RAM 0x%llx",
+		 boot.exit_attempts, boot.memmap.count,
+		 (unsigned long long)(memmap_total_pages(&boot.memmap, MEM_USABLE) * PAGE_SIZE / MIB),
+		 (unsigned long long)memmap_top_address(&boot.memmap));
+	handover(&boot);
+}

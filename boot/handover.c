@@ -1,0 +1,188 @@
+#include "boot/handover.h"
+
+#include "vmm/log.h"
+#include "vmm/page_alloc.h"
+#include "vmm/panic.h"
+#include "x86/cpu.h"
+#include "x86/paging.h"
+#include "x86/segment.h"
+#include "x86/vmx_defs.h"
+
+#include <string.h>
+
+/* Selectors; handover_switch.S uses the same values. */
+enum {
+	GDT_NULL,
+	GDT_CODE64,
+	GDT_DATA,
+	GDT_TSS, /* two slots */
+	GDT_ENTRIES = GDT_TSS + 2,
+};
+#define KERNEL_CS (GDT_CODE64 * 8)
+_Static_assert(KERNEL_CS == 0x08 && GDT_DATA * 8 == 0x10 && GDT_TSS * 8 == 0x18,
+	       "selectors hard-coded in handover_switch.S");
+
+/* IST slot for exceptions that must not use a possibly broken stack. */
+#define IST_EMERGENCY 1
+#define STACK_PAGES 16
+#define IST_STACK_PAGES 4
+
+static struct segment_descriptor gdt[GDT_ENTRIES] __attribute__((aligned(16)));
+static struct tss64 tss __attribute__((aligned(16)));
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+static struct page_alloc host_pages;
+
+extern char exception_stubs[];
+#define EXCEPTION_STUB_SIZE 16
+
+__attribute__((noreturn)) void handover_switch(uint64_t cr3, const void *gdtr,
+					       const void *idtr, uint64_t stack_top,
+					       void (*entry)(struct boot_info *),
+					       struct boot_info *arg);
+
+static struct segment_descriptor flat_segment(uint8_t access, uint8_t flags)
+{
+	/* Base and limit are ignored in 64-bit mode except for FS/GS bases. */
+	return (struct segment_descriptor){
+		.limit_low = 0xffff,
+		.access = SEG_ACCESS_PRESENT | SEG_ACCESS_CODE_DATA | access,
+		.limit_flags = (uint8_t)(flags | SEG_FLAG_GRANULARITY_4K | 0x0f),
+	};
+}
+
+static void setup_gdt(void)
+{
+	uint64_t base = (uint64_t)(uintptr_t)&tss;
+	struct system_descriptor *tss_desc = (struct system_descriptor *)&gdt[GDT_TSS];
+
+	gdt[GDT_NULL] = (struct segment_descriptor){ 0 };
+	gdt[GDT_CODE64] = flat_segment(SEG_ACCESS_CODE_READ, SEG_FLAG_LONG_MODE);
+	gdt[GDT_DATA] = flat_segment(SEG_ACCESS_DATA_WRITE, SEG_FLAG_DB);
+	*tss_desc = (struct system_descriptor){
+		.low = {
+			.limit_low = sizeof(tss) - 1,
+			.base_low = (uint16_t)base,
+			.base_mid = (uint8_t)(base >> 16),
+			.access = SEG_ACCESS_PRESENT | SEG_ACCESS_TSS_AVAILABLE,
+			.base_high = (uint8_t)(base >> 24),
+		},
+		.base_upper = (uint32_t)(base >> 32),
+	};
+}
+
+static void setup_idt(void)
+{
+	for (unsigned v = 0; v < 256; v++) {
+		uint64_t handler = (uint64_t)(uintptr_t)exception_stubs + v * EXCEPTION_STUB_SIZE;
+		/* NMI, #DF and #MC may arrive on a broken stack (SDM 6.14.5). */
+		uint8_t ist = (v == 2 || v == 8 || v == 18) ? IST_EMERGENCY : 0;
+
+		idt[v] = (struct idt_gate){
+			.offset_low = (uint16_t)handler,
+			.selector = KERNEL_CS,
+			.ist = ist,
+			.type_attr = IDT_GATE_INTERRUPT,
+			.offset_mid = (uint16_t)(handler >> 16),
+			.offset_high = (uint32_t)(handler >> 32),
+		};
+	}
+}
+
+static uint64_t alloc_zeroed(uint64_t pages)
+{
+	uint64_t base;
+
+	if (page_alloc_alloc(&host_pages, pages, 1, &base))
+		panic("hand-over: hypervisor heap exhausted (%llu pages wanted)",
+		      (unsigned long long)pages);
+	memset((void *)(uintptr_t)base, 0, pages * PAGE_SIZE);
+	return base;
+}
+
+static pte_t *table_at(uint64_t pa)
+{
+	return (pte_t *)(uintptr_t)pa;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t align)
+{
+	return (v + align - 1) & ~(align - 1);
+}
+
+/*
+ * Identity-maps [0, top) with the largest pages that are safe:
+ * 4-KiB pages for the first 2 MiB, whose fixed-range MTRRs give mixed memory
+ * types (a large page spanning several MTRR types is undefined, SDM 11.11.9),
+ * 2-MiB pages up to 4 GiB where the MMIO holes are, 1-GiB pages above when
+ * the CPU has them. The MTRRs the firmware programmed keep MMIO uncached.
+ */
+static uint64_t build_identity_map(uint64_t top, bool gib_pages)
+{
+	uint64_t pml4 = alloc_zeroed(1);
+
+	for (uint64_t gb = 0; gb < top / SIZE_1G; gb++) {
+		uint64_t va = gb * SIZE_1G;
+		pte_t *l4 = table_at(pml4);
+		unsigned i4 = (unsigned)(va / SIZE_512G);
+
+		if (!(l4[i4] & PTE_PRESENT))
+			l4[i4] = alloc_zeroed(1) | PTE_PRESENT | PTE_WRITABLE;
+		pte_t *pdpt = table_at(l4[i4] & PTE_ADDR_MASK);
+		unsigned i3 = (unsigned)(gb % PAGE_TABLE_ENTRIES);
+
+		if (gib_pages && va >= 4 * SIZE_1G) {
+			pdpt[i3] = va | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
+			continue;
+		}
+		uint64_t pd_pa = alloc_zeroed(1);
+		pte_t *pd = table_at(pd_pa);
+		pdpt[i3] = pd_pa | PTE_PRESENT | PTE_WRITABLE;
+		for (unsigned i2 = 0; i2 < PAGE_TABLE_ENTRIES; i2++)
+			pd[i2] = (va + i2 * SIZE_2M) | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
+		if (va == 0) {
+			uint64_t pt_pa = alloc_zeroed(1);
+			pte_t *pt = table_at(pt_pa);
+			for (unsigned i1 = 0; i1 < PAGE_TABLE_ENTRIES; i1++)
+				pt[i1] = (i1 * SIZE_4K) | PTE_PRESENT | PTE_WRITABLE;
+			pd[0] = pt_pa | PTE_PRESENT | PTE_WRITABLE;
+		}
+	}
+	return pml4;
+}
+
+void handover(struct boot_info *bi)
+{
+	page_alloc_init(&host_pages);
+	if (page_alloc_add(&host_pages, bi->heap_base, bi->heap_bytes / PAGE_SIZE))
+		panic("hand-over: bad hypervisor heap 0x%llx+0x%llx",
+		      (unsigned long long)bi->heap_base, (unsigned long long)bi->heap_bytes);
+	bi->host_pages = &host_pages;
+
+	/* Everything below 4 GiB (MMIO: LAPIC, IOAPIC, PCI) plus all RAM. */
+	uint64_t top = round_up(memmap_top_address(&bi->memmap), SIZE_1G);
+	if (top < 4 * SIZE_1G)
+		top = 4 * SIZE_1G;
+	bool gib_pages = cpuid(0x80000001, 0).edx & CPUID_80000001_EDX_PAGE1GB;
+	uint64_t cr3 = build_identity_map(top, gib_pages);
+	bi->identity_map_top = top;
+	bi->identity_map_1g = gib_pages;
+
+	setup_gdt();
+	setup_idt();
+	tss.ist[IST_EMERGENCY - 1] = alloc_zeroed(IST_STACK_PAGES) + IST_STACK_PAGES * PAGE_SIZE;
+	tss.iomap_base = sizeof(tss); /* no I/O permission bitmap */
+
+	uint64_t stack = alloc_zeroed(STACK_PAGES);
+	uint64_t stack_top = stack + STACK_PAGES * PAGE_SIZE;
+	panic_set_stack_bounds(stack, stack_top);
+
+	struct descriptor_table_register gdtr = {
+		.limit = sizeof(gdt) - 1,
+		.base = (uint64_t)(uintptr_t)gdt,
+	};
+	struct descriptor_table_register idtr = {
+		.limit = sizeof(idt) - 1,
+		.base = (uint64_t)(uintptr_t)idt,
+	};
+	handover_switch(cr3, &gdtr, &idtr, stack_top, vmm_main, bi);
+}

@@ -1,0 +1,21 @@
+/* 4-level paging entries (Intel SDM Vol. 3A, 4.5 "4-Level Paging"). */
+#ifndef X86_PAGING_H
+#define X86_PAGING_H
+
+#include <stdint.h>
+
+typedef uint64_t pte_t;
+_Static_assert(sizeof(pte_t) == 8, "SDM 4.5: 64-bit entries");
+
+#define PTE_PRESENT (1ULL << 0)
+#define PTE_WRITABLE (1ULL << 1)
+#define PTE_LARGE (1ULL << 7) /* PS: 2-MiB page in a PDE, 1-GiB in a PDPTE */
+#define PTE_ADDR_MASK 0x000ffffffffff000ULL
+
+#define PAGE_TABLE_ENTRIES 512
+#define SIZE_4K (1ULL << 12)
+#define SIZE_2M (1ULL << 21)
+#define SIZE_1G (1ULL << 30)
+#define SIZE_512G (1ULL << 39)
+
+#endif

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# End-to-end tests: boot the real image and assert on what it prints.
+#
+# Each boot runs in its own work directory under $E2E_DIR (default
+# build/e2e) with a timeout; the boots run concurrently (Bochs is
+# single-threaded) and the checks follow. Ends with "N passed, N failed".
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${E2E_DIR:-$root/build/e2e}
+rm -rf "$out"
+mkdir -p "$out"
+cd "$root"
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; }
+
+# expect NAME BOOT REGEX: the boot's serial output matches REGEX.
+expect() {
+	if grep -aEq -- "$3" "$out/$2/serial.out" 2>/dev/null; then
+		pass "$1"
+	else
+		fail "$1 (no match for /$3/ in $out/$2/serial.out)"
+	fi
+}
+# expect_not NAME BOOT REGEX: nothing in the serial output matches REGEX.
+expect_not() {
+	if grep -aEq -- "$3" "$out/$2/serial.out" 2>/dev/null; then
+		fail "$1 (unexpected /$3/ in $out/$2/serial.out)"
+	else
+		pass "$1"
+	fi
+}
+# expect_order NAME BOOT REGEX...: the lines appear in this order.
+expect_order() {
+	local name=$1 boot=$2 line=0 n
+	shift 2
+	for re in "$@"; do
+		n=$(grep -aEn -- "$re" "$out/$boot/serial.out" 2>/dev/null | head -1 | cut -d: -f1)
+		if [ -z "$n" ] || [ "$n" -le "$line" ]; then
+			fail "$name (/$re/ missing or out of order)"
+			return
+		fi
+		line=$n
+	done
+	pass "$name"
+}
+
+boot_bochs() { # NAME CONFIG UNTIL [MEGS]
+	tools/run-bochs.sh --workdir "$out/$1" --config "$2" --until "$3" \
+		--megs "${4:-256}" --timeout 300 >"$out/$1.run" 2>&1
+	echo $? >"$out/$1.rc"
+}
+boot_qemu() { # NAME CONFIG UNTIL
+	tools/run-qemu.sh --workdir "$out/$1" --config "$2" --until "$3" \
+		--timeout 120 >"$out/$1.run" 2>&1
+	echo $? >"$out/$1.rc"
+}
+
+halted='system halted|returning to the firmware'
+echo "e2e: booting (Bochs: demo, bad-vms, bad-syntax, selftest; QEMU: no-vtx)"
+boot_bochs demo configs/demo.conf "$halted" &
+boot_bochs bad-vms tests/e2e/configs/bad-vms.conf "$halted" &
+wait
+boot_bochs bad-syntax tests/e2e/configs/bad-syntax.conf "$halted" &
+boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" &
+wait
+boot_qemu no-vtx configs/demo.conf "$halted"
+
+for b in demo bad-vms bad-syntax selftest no-vtx; do
+	if [ "$(cat "$out/$b.rc")" = 0 ]; then
+		pass "$b: boot ended with a final message"
+	else
+		fail "$b: boot did not end ($(tail -1 "$out/$b.run"))"
+	fi
+done
+
+# --- demo: the whole boot path up to VMXON -------------------------------
+# OVMF under Bochs publishes no ACPI tables (it expects QEMU's fw_cfg), so
+# the machine is described from the hardware; QEMU below checks the MADT.
+expect_order "demo: boot phases in order" demo \
+	'vmm [0-9.]+ \(.*\) starting: UEFI' \
+	'acpi: the firmware publishes no ACPI tables; describing this CPU alone' \
+	'acpi: \(no tables\) rev 0: 1 CPU\(s\), local APIC at 0xfee00000, 1 I/O APIC' \
+	'cpu: VT-x with EPT and unrestricted guest present' \
+	'config \\vmm.conf: 3 VM\(s\), 1 network\(s\)' \
+	"vm 'alpha': 32 MiB RAM at 0x[0-9a-f]+, image 65536 bytes" \
+	"vm 'gamma': 32 MiB RAM" \
+	'taking over the machine: exiting boot services' \
+	'boot services exited \([0-9]+ attempt\(s\)\); memory map: [0-9]+ ranges' \
+	'hand-over done: own GDT, TSS, IDT and stack' \
+	'memory: [0-9]+ MiB free .* 96 MiB reserved for 3 configured VM' \
+	'vmx: IA32_FEATURE_CONTROL was unlocked: enabled VMX outside SMX and locked it' \
+	'vmx: capabilities: EPT=yes' \
+	'vmx: VMXON ok: VMX root operation on CPU 0' \
+	'system halted'
+expect "demo: I/O APIC reported" demo 'acpi: I/O APIC id [0-9]+ at 0xfec00000, GSI base 0'
+expect "demo: capability report complete" demo \
+	'EPT=yes \(2M=yes 1G=yes A/D=yes INVEPT=yes\) VPID=yes \(INVVPID=yes\) unrestricted-guest=yes preemption-timer=yes'
+expect "demo: guest RAM is 2-MiB aligned" demo "vm 'beta': 32 MiB RAM at 0x[0-9a-f]*[02468ace]00000,"
+expect "demo: the honest state of guest execution" demo \
+	'guest execution is not implemented yet: 3 VM\(s\) loaded, none started'
+expect_not "demo: no panic, no error" demo 'PANIC|ERROR'
+
+# --- bad-vms: every problem reported, nothing taken over ---------------------
+expect "bad-vms: missing image named" bad-vms \
+	"vm 'missing': cannot read image '\\\\guests\\\\does-not-exist.bin' from the boot volume: not found"
+expect "bad-vms: too little memory named" bad-vms \
+	"vm 'huge': cannot reserve 1024 MiB of RAM: the largest free block is [0-9]+ MiB"
+expect "bad-vms: summary" bad-vms '2 problem\(s\) with the configured VMs; nothing was started'
+expect "bad-vms: control back to the firmware" bad-vms 'configuration error; returning to the firmware'
+expect_not "bad-vms: machine not taken over" bad-vms 'exiting boot services|PANIC'
+
+# --- bad-syntax: a config error names file, line and key ---------------------
+expect "bad-syntax: line and key named" bad-syntax \
+	"config \\\\vmm.conf line 6: unknown key 'memroy' in \[vm web\]"
+expect_not "bad-syntax: machine not taken over" bad-syntax 'exiting boot services|PANIC'
+
+# --- selftest: an exception in the hypervisor reaches the panic path ---------
+expect_order "selftest: panic report in order" selftest \
+	'vmx: VMXON ok' \
+	'selftest: raising #UD' \
+	'PANIC: exception in the hypervisor: vector 6 \(#UD invalid opcode\)' \
+	'RIP=[0-9a-f]{16} RFLAGS=' \
+	'RAX=[0-9a-f]{16}' \
+	'CR0=[0-9a-f]{16} CR2=' \
+	'faulting instruction at 0x[0-9a-f]{16}  vmm.so\+0x[0-9a-f]+' \
+	'backtrace:' \
+	'^.*  0x[0-9a-f]{16}  vmm.so\+0x' \
+	'system halted'
+
+# --- no-vtx: QEMU's software CPU has no VT-x; its OVMF has ACPI tables -------
+expect "no-vtx: MADT parsed (2 CPUs, I/O APIC, overrides, 8259s)" no-vtx \
+	'acpi: BOCHS +rev 2: 2 CPU\(s\), local APIC at 0xfee00000, 1 I/O APIC\(s\), 5 interrupt override\(s\), dual 8259'
+expect "no-vtx: says VT-x is missing" no-vtx 'has no Intel VT-x \(CPUID.1:ECX.VMX=0\)'
+expect "no-vtx: returns to the firmware" no-vtx \
+	'the hypervisor cannot run on this machine; returning to the firmware'
+
+# --- hygiene: no emulator left behind, no lock files -----------------------------
+if pgrep -f "$out/.*/bochsrc" >/dev/null || pgrep -f "$out/.*/vars.fd" >/dev/null; then
+	fail "cleanup: emulator processes left running"
+else
+	pass "cleanup: no emulator processes left"
+fi
+if ls "$out"/*/*.lock >/dev/null 2>&1; then
+	fail "cleanup: lock files left in $out"
+else
+	pass "cleanup: no lock files left"
+fi
+
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

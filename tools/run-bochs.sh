@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Boots the hypervisor in Bochs (VT-x + EPT emulation, OVMF firmware).
+#
+# usage: tools/run-bochs.sh --config FILE [--workdir DIR] [--timeout SEC]
+#                           [--until REGEX] [--megs N] [--interactive]
+#                           [--extra FILE]...
+#
+# The serial port (COM1) is captured in WORKDIR/serial.out. With --until the
+# run ends as soon as the serial output matches REGEX (extended regex) and
+# prints "matched after S s" (seconds since Bochs started); otherwise it
+# ends at the timeout. --interactive shows the serial console here until
+# Ctrl-C. Whatever happens, Bochs and its helpers are killed and the disk
+# lock is removed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+config="" workdir="" timeout=120 until="" megs=256 interactive=0 extras=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--config) config=$2; shift 2 ;;
+	--workdir) workdir=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--until) until=$2; shift 2 ;;
+	--megs) megs=$2; shift 2 ;;
+	--extra) extras+=("$2"); shift 2 ;;
+	--interactive) interactive=1; shift ;;
+	*) echo "run-bochs: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+[ -n "$config" ] || { echo "run-bochs: --config FILE is required" >&2; exit 2; }
+ovmf=${OVMF:-/usr/share/ovmf/OVMF.fd}
+[ -r "$ovmf" ] || { echo "run-bochs: firmware $ovmf not found (apt-get install ovmf)" >&2; exit 2; }
+if [ -z "$workdir" ]; then
+	workdir=$(mktemp -d /tmp/vmm-bochs.XXXXXX)
+fi
+mkdir -p "$workdir"
+workdir=$(cd "$workdir" && pwd)
+
+"$root/tools/mkdisk.sh" "$workdir/disk.img" "$config" "${extras[@]}"
+rm -f "$workdir/serial.out" "$workdir/bochs.log" "$workdir/disk.img.lock"
+cat >"$workdir/bochsrc" <<RC
+megs: $megs
+romimage: file=$ovmf, address=0xffe00000
+vgaromimage: file=/usr/share/vgabios/vgabios.bin
+cpu: model=corei7_skylake_x, count=1, ips=200000000
+pci: enabled=1, chipset=i440fx
+ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
+ata0-master: type=disk, path=$workdir/disk.img, mode=flat, cylinders=65, heads=16, spt=63
+boot: disk
+com1: enabled=1, mode=file, dev=$workdir/serial.out
+display_library: term
+log: $workdir/bochs.log
+panic: action=report
+error: action=report
+RC
+echo c >"$workdir/cont.rc"
+
+. "$root/tools/emulator-lib.sh"
+cleanup() {
+	emulator_stop
+	rm -f "$workdir/disk.img.lock"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+touch "$workdir/serial.out"
+# The term display needs a terminal: script(1) gives Bochs a pseudo-terminal.
+emulator_start "$workdir/display.out" timeout -k 5 "$timeout" script -qfec \
+	"bochs -q -f $workdir/bochsrc -rc $workdir/cont.rc" /dev/null
+
+if [ "$interactive" = 1 ]; then
+	echo "run-bochs: serial console of the hypervisor follows (Ctrl-C ends the run)"
+	tail -n +1 -f "$workdir/serial.out" --pid="$emulator_pgid"
+	exit 0
+fi
+emulator_wait "$workdir/serial.out" "$until"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# One command: install what is missing, build, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+make -j2 image
+make unit
+make e2e

@@ -1,0 +1,40 @@
+/*
+ * Leveled log of the hypervisor. Before ExitBootServices it reaches the
+ * serial port and, where the firmware console does not already mirror to a
+ * UART, the firmware console; afterwards only the serial port.
+ */
+#ifndef VMM_LOG_H
+#define VMM_LOG_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+enum log_level {
+	LOG_ERROR,
+	LOG_WARN,
+	LOG_INFO,
+	LOG_DEBUG,
+};
+
+/* (Re)programs the serial console; the log writes there from then on. */
+void log_init_serial(uint16_t port, uint32_t baud);
+
+/* Starts the timestamp clock: time 0 is now, ticking at tsc_hz. */
+void log_set_clock(uint64_t tsc_hz);
+
+/* Messages above this level are dropped; the boot config sets it. */
+void log_set_level(enum log_level level);
+
+/* Where a pre-ExitBootServices copy of each line goes (NULL: nowhere). */
+void log_set_firmware_sink(void (*sink)(const char *line));
+
+void log_printf(enum log_level level, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_vprintf(enum log_level level, const char *format, va_list args);
+
+#define log_err(...) log_printf(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_printf(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_printf(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_printf(LOG_DEBUG, __VA_ARGS__)
+
+#endif

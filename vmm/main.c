@@ -1,0 +1,82 @@
+/*
+ * The hypervisor proper, entered on its own stack once the firmware is gone.
+ */
+#include "boot/handover.h"
+#include "vmm/log.h"
+#include "vmm/page_alloc.h"
+#include "vmm/panic.h"
+#include "vmm/virt.h"
+#include "x86/cpu.h"
+
+#define MIB (1024ULL * 1024)
+/*
+ * Low memory stays untouched: application-processor start-up code needs a
+ * page below 1 MiB, and firmware tables often live there.
+ */
+#define LOW_MEMORY_END MIB
+
+static void adopt_free_memory(struct boot_info *bi)
+{
+	for (unsigned i = 0; i < bi->memmap.count; i++) {
+		const struct mem_range *r = &bi->memmap.ranges[i];
+		uint64_t base = r->base, end = r->base + r->pages * PAGE_SIZE;
+
+		if (r->kind != MEM_USABLE || end <= LOW_MEMORY_END)
+			continue;
+		if (base < LOW_MEMORY_END)
+			base = LOW_MEMORY_END;
+		/*
+		 * Memory beyond the identity map would be unreachable; the map
+		 * covers all RAM, so this only guards against a future change.
+		 */
+		if (end > bi->identity_map_top)
+			end = bi->identity_map_top;
+		if (base < end && page_alloc_add(bi->host_pages, base, (end - base) / PAGE_SIZE))
+			log_warn("memory: could not adopt 0x%llx-0x%llx (allocator full)",
+				 (unsigned long long)base, (unsigned long long)end);
+	}
+}
+
+static void report_memory(const struct boot_info *bi)
+{
+	uint64_t guest = 0;
+
+	for (unsigned i = 0; i < bi->config->vm_count; i++)
+		guest += bi->vms[i].ram_bytes;
+	log_info("memory: %llu MiB free for the hypervisor and new VMs, %llu MiB reserved "
+		 "for %u configured VM(s), %llu MiB firmware runtime/ACPI, image %llu KiB",
+		 (unsigned long long)(bi->host_pages->free_pages * PAGE_SIZE / MIB),
+		 (unsigned long long)(guest / MIB), bi->config->vm_count,
+		 (unsigned long long)((memmap_total_pages(&bi->memmap, MEM_RUNTIME) +
+				       memmap_total_pages(&bi->memmap, MEM_ACPI_RECLAIM) +
+				       memmap_total_pages(&bi->memmap, MEM_ACPI_NVS)) *
+				      PAGE_SIZE / MIB),
+		 (unsigned long long)((bi->image_end - bi->image_base) / 1024));
+}
+
+void vmm_main(struct boot_info *bi)
+{
+	char why[256];
+
+	log_info("hand-over done: own GDT, TSS, IDT and stack; page tables map "
+		 "0-%llu GiB 1:1%s",
+		 (unsigned long long)(bi->identity_map_top >> 30),
+		 bi->identity_map_1g && bi->identity_map_top > (4ULL << 30)
+			 ? " (1-GiB pages above 4 GiB)" : "");
+	adopt_free_memory(bi);
+	report_memory(bi);
+
+	if (virt_enable_cpu(bi->host_pages, why, sizeof(why)))
+		panic("cannot enter VMX operation: %s", why);
+
+	if (bi->config->hv.selftest == CFG_SELFTEST_EXCEPTION) {
+		log_info("selftest: raising #UD in the hypervisor to exercise the panic path");
+		__asm__ volatile("ud2");
+	}
+
+	/* Guest execution is the next milestone (VMCS, EPT, scheduler). */
+	log_warn("guest execution is not implemented yet: %u VM(s) loaded, none started",
+		 bi->config->vm_count);
+	log_info("system halted");
+	cpu_halt_forever();
+}
