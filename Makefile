@@ -32,11 +32,12 @@ IMAGE_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T li
 
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
-	vmm/vmx_caps.c lib/fmt.c
+	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c lib/fmt.c
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
-	vmm/vmx.c lib/string.c
+	vmm/vmx.c vmm/vmx_vcpu.c vmm/vmx_exit.c vmm/vmx_ept.c vmm/vmx_entry.S \
+	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c lib/string.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
@@ -44,20 +45,30 @@ HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
-GUEST_BINS := $(BUILD)/guests/hello.bin
+GUESTS_64 := cpuid_msr busy attack
+GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64))
+GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
+	-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \
+	-Itests/guests/lib
+GUEST_LIB := tests/guests/lib/start.S tests/guests/lib/guest.c tests/guests/lib/guest.h
 
 .PHONY: all image unit e2e test bench run clean
 all: image
 
 image: $(BUILD)/vmm.efi $(GUEST_BINS)
 
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
+
 $(BUILD)/image/%.c.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/image/%.S.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  AS      $<"
+	$(Q)$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/vmm.so: $(IMAGE_OBJS) linker.ld
 	$(LD) $(IMAGE_LDFLAGS) $(EFI_LIB)/crt0-efi-x86_64.o $(IMAGE_OBJS) \
@@ -67,12 +78,22 @@ $(BUILD)/vmm.efi: $(BUILD)/vmm.so
 	$(OBJCOPY) -j .text -j .reloc -j .data -j .dynamic -j .rela -j .dynsym \
 		-j .dynstr --target efi-app-x86_64 --subsystem=10 $< $@
 
-# Test guests: flat binaries, assembled freestanding.
+# Test guests: flat binaries. Real-mode ROMs are one assembly file; 64-bit
+# guests are C on the small runtime in tests/guests/lib.
 $(BUILD)/guests/%.bin: tests/guests/%.S tests/guests/guest.ld
 	@mkdir -p $(dir $@)
-	$(CC) -c -nostdlib -ffreestanding $< -o $(BUILD)/guests/$*.o
-	$(LD) -T tests/guests/guest.ld $(BUILD)/guests/$*.o -o $(BUILD)/guests/$*.elf
-	$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
+	@echo "  GUEST   $@"
+	$(Q)$(CC) -c -nostdlib -ffreestanding $< -o $(BUILD)/guests/$*.o
+	$(Q)$(LD) -T tests/guests/guest.ld $(BUILD)/guests/$*.o -o $(BUILD)/guests/$*.elf
+	$(Q)$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
+
+$(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST_LIB) tests/guests/guest64.ld
+	@mkdir -p $(dir $@)
+	@echo "  GUEST   $@"
+	$(Q)$(CC) $(GUEST_CFLAGS) -nostdlib -static -Wl,--build-id=none,--no-warn-rwx-segments \
+		-T tests/guests/guest64.ld tests/guests/lib/start.S tests/guests/lib/guest.c $< \
+		-o $(BUILD)/guests/$*.elf
+	$(Q)$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
 
 # Unit tests: each test file plus the shared sources it exercises.
 $(BUILD)/unit/test_fmt: tests/unit/test_fmt.c lib/fmt.c

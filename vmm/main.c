@@ -5,8 +5,9 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
+#include "vmm/sched.h"
 #include "vmm/virt.h"
-#include "x86/cpu.h"
+#include "vmm/vm.h"
 
 #define MIB (1024ULL * 1024)
 /*
@@ -74,9 +75,6 @@ void vmm_main(struct boot_info *bi)
 		__asm__ volatile("ud2");
 	}
 
-	/* Guest execution is the next milestone (VMCS, EPT, scheduler). */
-	log_warn("guest execution is not implemented yet: %u VM(s) loaded, none started",
-		 bi->config->vm_count);
-	log_info("system halted");
-	cpu_halt_forever();
+	vm_create_all(bi);
+	sched_run(bi->tsc_hz);
 }

@@ -1,6 +1,6 @@
 /*
  * The vendor interface: everything generic code may ask of the hardware
- * virtualization extension. vmm/vmx.c implements it for Intel VT-x; an SVM
+ * virtualization extension. vmm/vmx*.c implement it for Intel VT-x; an SVM
  * backend would implement the same functions and the Makefile would link
  * one or the other. Generic code never sees a VMCS field or a VMX MSR.
  */
@@ -9,8 +9,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "x86/segment.h"
 
 struct page_alloc;
+struct vm;
+struct vcpu;
 
 /*
  * Checks, without changing any CPU state, that this CPU can run the
@@ -27,5 +32,68 @@ int virt_probe(char *why, size_t why_size);
  * Returns 0, or -1 with the reason in why.
  */
 int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size);
+
+/* Nested paging for a VM: maps exactly its RAM, nothing else. */
+int virt_vm_init(struct vm *vm, struct page_alloc *pa);
+/* Allocates the per-vCPU hardware state once. */
+int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa);
+
+struct segment_state {
+	uint16_t selector;
+	uint64_t base;
+	uint32_t limit;
+	uint32_t attributes; /* SEG_ATTR_*; 0 marks the segment unusable */
+};
+
+/* The register state a vCPU starts from (power-on or a loader's hand-off). */
+struct vcpu_boot_state {
+	uint64_t rip, rsp, rflags;
+	uint64_t rsi, rdi; /* boot arguments of long-mode entry */
+	uint64_t cr0, cr3, cr4, efer;
+	struct segment_state seg[SEG_COUNT];
+	uint64_t gdt_base, idt_base;
+	uint32_t gdt_limit, idt_limit;
+};
+
+/* Loads the boot state into the vCPU (a cold reset of its hardware state). */
+int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *state);
+
+enum vcpu_run_result {
+	VCPU_RUN_PREEMPTED, /* its time slice is over */
+	VCPU_RUN_HALTED,    /* HLT: nothing to do until an event arrives */
+	VCPU_RUN_STOPPED,   /* the VM must end (vm->end_pending) */
+};
+
+/* Runs the vCPU for at most slice_tsc TSC ticks, handling its exits. */
+enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc);
+
+/* Queues a hardware exception for delivery at the next VM entry. */
+void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_code,
+			   uint32_t error_code);
+
+/* Guest registers kept by the hardware (in the VMCS, or its MSR areas). */
+enum guest_reg {
+	GUEST_REG_RIP,
+	GUEST_REG_RSP,
+	GUEST_REG_RFLAGS,
+	GUEST_REG_CR0,
+	GUEST_REG_CR3,
+	GUEST_REG_CR4,
+	GUEST_REG_EFER,
+	GUEST_REG_PAT,
+	GUEST_REG_FS_BASE,
+	GUEST_REG_GS_BASE,
+	GUEST_REG_KERNEL_GS_BASE,
+	GUEST_REG_STAR,
+	GUEST_REG_LSTAR,
+	GUEST_REG_CSTAR,
+	GUEST_REG_SFMASK,
+	GUEST_REG_SYSENTER_CS,
+	GUEST_REG_SYSENTER_ESP,
+	GUEST_REG_SYSENTER_EIP,
+	GUEST_REG_COUNT,
+};
+uint64_t virt_guest_reg(struct vcpu *vcpu, enum guest_reg reg);
+void virt_set_guest_reg(struct vcpu *vcpu, enum guest_reg reg, uint64_t value);
 
 #endif

@@ -3,6 +3,7 @@
  * VMXON (SDM Vol. 3C, 23.6-23.8).
  */
 #include "vmm/virt.h"
+#include "vmm/vmx.h"
 
 #include "lib/fmt.h"
 #include "vmm/log.h"
@@ -13,6 +14,9 @@
 #include "x86/vmx_defs.h"
 
 #include <string.h>
+
+struct vmx_caps vmx_host_caps;
+struct vmx_msrs vmx_host_msrs;
 
 static void cpu_vendor(char out[13])
 {
@@ -113,6 +117,8 @@ int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size)
 
 	read_vmx_msrs(&msrs);
 	vmx_caps_decode(&msrs, &caps);
+	vmx_host_msrs = msrs;
+	vmx_host_caps = caps;
 	log_info("vmx: BASIC=%016llx PINBASED=%016llx PROCBASED=%016llx PROCBASED2=%016llx",
 		 (unsigned long long)msrs.basic, (unsigned long long)msrs.pinbased,
 		 (unsigned long long)msrs.procbased, (unsigned long long)msrs.procbased2);

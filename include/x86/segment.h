@@ -60,6 +60,23 @@ _Static_assert(sizeof(struct idt_gate) == 16, "SDM 6.14.1 figure 6-8");
 
 #define IDT_GATE_INTERRUPT 0x8e /* P=1, DPL=0, 64-bit interrupt gate */
 
+/* Segment registers, in the order of the VMX guest-state fields (SDM B.1.2). */
+enum x86_segment { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_COUNT };
+
+/*
+ * Descriptor attributes as a 16-bit value: descriptor bits 40-47 and 52-55
+ * (SDM 3.4.5) at bits 0-7 and 12-15. VMX access rights use this layout.
+ */
+#define SEG_ATTR_TYPE_DATA_RW_ACCESSED 0x3
+#define SEG_ATTR_TYPE_CODE_RX_ACCESSED 0xb
+#define SEG_ATTR_TYPE_LDT 0x2
+#define SEG_ATTR_TYPE_TSS_BUSY 0xb
+#define SEG_ATTR_S (1U << 4)
+#define SEG_ATTR_PRESENT (1U << 7)
+#define SEG_ATTR_LONG (1U << 13)
+#define SEG_ATTR_DB (1U << 14)
+#define SEG_ATTR_GRANULARITY (1U << 15)
+
 /* The operand of LGDT/LIDT in 64-bit mode. */
 struct descriptor_table_register {
 	uint16_t limit;

@@ -57,17 +57,19 @@ boot_qemu() { # NAME CONFIG UNTIL
 	echo $? >"$out/$1.rc"
 }
 
-halted='system halted|returning to the firmware'
-echo "e2e: booting (Bochs: demo, bad-vms, bad-syntax, selftest; QEMU: no-vtx)"
+halted='system halted|returning to the firmware|nothing left to run'
+echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest; QEMU: no-vtx)"
 boot_bochs demo configs/demo.conf "$halted" &
+boot_bochs guests tests/e2e/configs/guests.conf "$halted" &
+wait
 boot_bochs bad-vms tests/e2e/configs/bad-vms.conf "$halted" &
-wait
 boot_bochs bad-syntax tests/e2e/configs/bad-syntax.conf "$halted" &
-boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" &
 wait
-boot_qemu no-vtx configs/demo.conf "$halted"
+boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" &
+boot_qemu no-vtx configs/demo.conf "$halted" &
+wait
 
-for b in demo bad-vms bad-syntax selftest no-vtx; do
+for b in demo guests bad-vms bad-syntax selftest no-vtx; do
 	if [ "$(cat "$out/$b.rc")" = 0 ]; then
 		pass "$b: boot ended with a final message"
 	else
@@ -93,14 +95,52 @@ expect_order "demo: boot phases in order" demo \
 	'vmx: IA32_FEATURE_CONTROL was unlocked: enabled VMX outside SMX and locked it' \
 	'vmx: capabilities: EPT=yes' \
 	'vmx: VMXON ok: VMX root operation on CPU 0' \
-	'system halted'
+	"vm 'alpha': TurningOn" \
+	"vm 'alpha': Running" \
+	'sched: nothing left to run'
 expect "demo: I/O APIC reported" demo 'acpi: I/O APIC id [0-9]+ at 0xfec00000, GSI base 0'
 expect "demo: capability report complete" demo \
 	'EPT=yes \(2M=yes 1G=yes A/D=yes INVEPT=yes\) VPID=yes \(INVVPID=yes\) unrestricted-guest=yes preemption-timer=yes'
 expect "demo: guest RAM is 2-MiB aligned" demo "vm 'beta': 32 MiB RAM at 0x[0-9a-f]*[02468ace]00000,"
-expect "demo: the honest state of guest execution" demo \
-	'guest execution is not implemented yet: 3 VM\(s\) loaded, none started'
-expect_not "demo: no panic, no error" demo 'PANIC|ERROR'
+expect "demo: real-mode guest ran" demo '\[alpha\] PASS hello: real mode from the reset vector'
+expect "demo: long-mode guest ran" demo '\[beta\] PASS cpuid: VMX hidden'
+expect "demo: spinning guest was preempted" demo '\[gamma\] PASS busy: preempted'
+expect_not "demo: no panic, no error, no FAIL" demo 'PANIC|ERROR|FAIL'
+
+# --- guests: six VMs on one CPU, three of them hostile ------------------------
+for g in hello cpuid busy; do
+	expect_order "guests: $g ran, passed and exited with the event sequence" guests \
+		"vm '$g': TurningOn" "vm '$g': Running" "\\[$g\\] PASS " \
+		"vm '$g': TurningOff" "vm '$g': DeleteMachine" \
+		"vm '$g': TurnedOff \\(guest exited with status 0\\)"
+done
+for check in 'cpuid: VMX hidden from the guest' 'cpuid: hypervisor-present bit set' \
+	'cpuid: hypervisor leaf 0x40000000 carries the signature' \
+	'vmcall: unknown call returns ENOSYS' 'msr: IA32_VMX_BASIC is #GP' \
+	'msr: PAT round-trips' 'msr: LSTAR round-trips' 'msr: KERNEL_GS_BASE round-trips' \
+	'msr: IA32_FEATURE_CONTROL is not writable'; do
+	expect "guests: $check" guests "\\[cpuid\\] PASS $check"
+done
+for a in attack attack-read attack-triple; do
+	for check in 'unassigned ports read as all ones' 'RDMSR of a VMX MSR is #GP' \
+		'WRMSR of an unknown MSR is #GP' 'non-canonical LSTAR is #GP' 'VMXON is #UD' \
+		'unknown hypercall refused' 'hypercall buffer past RAM refused'; do
+		expect "guests: $a: $check" guests "\\[$a\\] PASS attack: $check"
+	done
+done
+expect "guests: attack ended by its write outside RAM" guests \
+	"vm 'attack': TurnedOff \\(write at guest-physical 0x[0-9a-f]+, outside its memory"
+expect "guests: attack-read ended by its read outside RAM" guests \
+	"vm 'attack-read': TurnedOff \\(read at guest-physical 0x[0-9a-f]+, outside its memory"
+expect "guests: attack-triple ended by its triple fault" guests \
+	"vm 'attack-triple': TurnedOff \\(triple fault at RIP 0x[0-9a-f]+\\)"
+expect "guests: the spinning guest outlived the attackers" guests \
+	"vm 'busy': ran [0-9]+ slice\\(s\\), [0-9]+ exit\\(s\\), preempted [1-9][0-9]* time"
+expect_order "guests: others finished while busy spun" guests \
+	'\[busy\] busy: spinning without exits' "vm 'attack-triple': TurnedOff" \
+	'\[busy\] PASS busy: preempted'
+expect "guests: all six ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 6 not running\)'
+expect_not "guests: no guest FAIL, no panic" guests 'FAIL|PANIC|ERROR'
 
 # --- bad-vms: every problem reported, nothing taken over ---------------------
 expect "bad-vms: missing image named" bad-vms \

@@ -1,0 +1,74 @@
+/*
+ * A hostile guest. It first tries what must be refused without ending it
+ * (unassigned ports, forbidden MSRs, VMX instructions, bad hypercalls),
+ * then does what its command line asks and must end it:
+ *   fatal=read    read guest-physical memory beyond its RAM
+ *   fatal=write   write beyond its RAM (where another VM's memory might be)
+ *   fatal=triple  load an empty IDT and take an exception: triple fault
+ */
+#include "guest.h"
+
+#define HC_CONSOLE_WRITE 1
+#define HC_EFAULT (-14L)
+#define HC_ENOSYS (-38L)
+
+static const char *option(const char *key)
+{
+	const char *s = guest_cmdline;
+	while (*s) {
+		const char *k = key;
+		const char *p = s;
+		while (*k && *p == *k) {
+			k++;
+			p++;
+		}
+		if (!*k && *p == '=')
+			return p + 1;
+		while (*s && *s != ' ')
+			s++;
+		while (*s == ' ')
+			s++;
+	}
+	return "";
+}
+
+int main(void)
+{
+	uint64_t v;
+
+	check(inb(0x1234) == 0xff && inw(0x1234) == 0xffff && inl(0x1234) == 0xffffffffU,
+	      "attack: unassigned ports read as all ones");
+	outb(0x80, 0x55);
+	outb(0xcf9, 0x06); /* a reset request on a port with no device */
+	check(true, "attack: writes to unassigned ports are dropped");
+	check(rdmsr_safe(0x480, &v) == 13, "attack: RDMSR of a VMX MSR is #GP");
+	check(wrmsr_safe(0x12345, 1) == 13, "attack: WRMSR of an unknown MSR is #GP");
+	check(wrmsr_safe(0xc0000082, 0x0000800000000000ULL) == 13,
+	      "attack: non-canonical LSTAR is #GP");
+	check(vmxon_safe(0x10000) == 6, "attack: VMXON is #UD");
+	check(vmcall(0xdead, 1, 2, 3) == HC_ENOSYS, "attack: unknown hypercall refused");
+	check(vmcall(HC_CONSOLE_WRITE, guest_ram_bytes - 8, 64, 0) == HC_EFAULT,
+	      "attack: hypercall buffer past RAM refused");
+
+	const char *fatal = option("fatal");
+	/* 4 GiB is identity-mapped by the boot page tables; RAM ends far below. */
+	volatile uint64_t *outside = (volatile uint64_t *)(guest_ram_bytes + 0x200000);
+	put("attack: now ");
+	put(fatal);
+	put("\n");
+	if (streq(fatal, "read")) {
+		v = *outside;
+		check(false, "attack: read outside RAM went through");
+	} else if (streq(fatal, "write")) {
+		*outside = 0x4141414141414141ULL;
+		check(false, "attack: write outside RAM went through");
+	} else if (streq(fatal, "triple")) {
+		struct {
+			uint16_t limit;
+			uint64_t base;
+		} __attribute__((packed)) empty = { 0, 0 };
+		__asm__ volatile("lidt %0; int3" : : "m"(empty));
+		check(false, "attack: survived an exception with no IDT");
+	}
+	return 0;
+}

@@ -1,0 +1,96 @@
+#include "guest.h"
+
+extern char guest_exception_stubs[];
+extern const char *boot_cmdline;
+
+const char *guest_cmdline;
+uint64_t guest_ram_bytes;
+static bool failed;
+
+struct idt_gate {
+	uint16_t offset_low, selector;
+	uint8_t ist, type_attr;
+	uint16_t offset_mid;
+	uint32_t offset_high, reserved;
+} __attribute__((packed));
+
+static struct idt_gate idt[32] __attribute__((aligned(16)));
+
+void idt_install(void)
+{
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint64_t)idt };
+
+	guest_cmdline = boot_cmdline ? boot_cmdline : "";
+	for (unsigned v = 0; v < 32; v++) {
+		uint64_t h = (uint64_t)guest_exception_stubs + 16 * v;
+		idt[v] = (struct idt_gate){ (uint16_t)h, 0x08, 0, 0x8e, (uint16_t)(h >> 16),
+					    (uint32_t)(h >> 32), 0 };
+	}
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+}
+
+void put(const char *s)
+{
+	while (*s)
+		outb(TEST_CONSOLE_PORT, (uint8_t)*s++);
+}
+
+void put_u64(uint64_t v)
+{
+	char buf[21];
+	int n = 20;
+
+	buf[n] = '\0';
+	do {
+		buf[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(buf + n);
+}
+
+void put_hex(uint64_t v)
+{
+	char buf[19] = "0x";
+	for (int i = 0; i < 16; i++)
+		buf[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 0xf];
+	buf[18] = '\0';
+	put(buf);
+}
+
+bool check(bool ok, const char *name)
+{
+	put(ok ? "PASS " : "FAIL ");
+	put(name);
+	put("\n");
+	if (!ok)
+		failed = true;
+	return ok;
+}
+
+void guest_exit(void)
+{
+	outb(TEST_EXIT_PORT, failed ? 1 : 0);
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+void unexpected_exception(uint64_t vector)
+{
+	put("FAIL unexpected exception ");
+	put_u64(vector);
+	put("\n");
+	failed = true;
+	guest_exit();
+}
+
+bool streq(const char *a, const char *b)
+{
+	while (*a && *a == *b) {
+		a++;
+		b++;
+	}
+	return *a == *b;
+}

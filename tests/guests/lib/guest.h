@@ -1,0 +1,80 @@
+/*
+ * Runtime of the 64-bit test guests: output on the test console port,
+ * PASS/FAIL lines, exits through the debug-exit port, and instructions
+ * that may fault wrapped so the fault is caught instead of killing the
+ * guest. The hypervisor starts these guests per vmm/guest_boot.h (long
+ * mode, RSI = command line, RDI = RAM size).
+ */
+#ifndef GUEST_H
+#define GUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TEST_CONSOLE_PORT 0xe9
+#define TEST_EXIT_PORT 0xf4
+#define NO_FAULT 0xff
+
+extern const char *guest_cmdline; /* "" when none */
+extern uint64_t guest_ram_bytes;
+
+void put(const char *s);
+void put_u64(uint64_t v);
+void put_hex(uint64_t v);
+/* "PASS name" or "FAIL name"; returns ok. Any FAIL makes the exit status 1. */
+bool check(bool ok, const char *name);
+__attribute__((noreturn)) void guest_exit(void);
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline long vmcall(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
+{
+	long ret;
+	__asm__ volatile("vmcall" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+	return ret;
+}
+
+/* These return the vector of the fault they caught, or NO_FAULT. */
+unsigned rdmsr_safe(uint32_t msr, uint64_t *value);
+unsigned wrmsr_safe(uint32_t msr, uint64_t value);
+unsigned vmxon_safe(uint64_t region);
+
+bool streq(const char *a, const char *b);
+
+#endif

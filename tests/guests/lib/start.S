@@ -1,0 +1,102 @@
+/*
+ * Entry of the 64-bit test guests: keep the boot arguments, install an
+ * IDT whose handlers resume at fault_resume when a *_safe wrapper armed it
+ * (and report any other exception), run main, leave through the exit port.
+ */
+	.section .text.start, "ax"
+	.code64
+	.globl _start
+_start:
+	movq %rsi, boot_cmdline(%rip)
+	movq %rdi, guest_ram_bytes(%rip)
+	call idt_install
+	call main
+	call guest_exit
+
+/* One 16-byte stub per exception vector 0-31, as in the hypervisor. */
+	.text
+	.balign 16
+	.globl guest_exception_stubs
+guest_exception_stubs:
+	.set vector, 0
+	.rept 32
+	.balign 16
+	.if !(vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 || vector == 29 || vector == 30)
+	pushq $0
+	.endif
+	pushq $vector
+	jmp exception_common
+	.set vector, vector + 1
+	.endr
+
+exception_common:
+	movq fault_resume(%rip), %rax
+	testq %rax, %rax
+	jz 1f
+	movq (%rsp), %rcx
+	movl %ecx, fault_vector(%rip)
+	movq $0, fault_resume(%rip)
+	addq $16, %rsp		/* vector and error code */
+	movq %rax, (%rsp)	/* iret to the wrapper's recovery point */
+	iretq
+1:	movq (%rsp), %rdi
+	call unexpected_exception
+
+/* unsigned rdmsr_safe(uint32_t msr, uint64_t *value) */
+	.globl rdmsr_safe
+rdmsr_safe:
+	leaq 1f(%rip), %rax
+	movq %rax, fault_resume(%rip)
+	movl %edi, %ecx
+	rdmsr
+	shlq $32, %rdx
+	movl %eax, %eax
+	orq %rdx, %rax
+	movq %rax, (%rsi)
+	movq $0, fault_resume(%rip)
+	movl $0xff, %eax
+	ret
+1:	movl fault_vector(%rip), %eax
+	ret
+
+/* unsigned wrmsr_safe(uint32_t msr, uint64_t value) */
+	.globl wrmsr_safe
+wrmsr_safe:
+	leaq 1f(%rip), %rax
+	movq %rax, fault_resume(%rip)
+	movl %edi, %ecx
+	movl %esi, %eax
+	movq %rsi, %rdx
+	shrq $32, %rdx
+	wrmsr
+	movq $0, fault_resume(%rip)
+	movl $0xff, %eax
+	ret
+1:	movl fault_vector(%rip), %eax
+	ret
+
+/* unsigned vmxon_safe(uint64_t region) */
+	.globl vmxon_safe
+vmxon_safe:
+	leaq 1f(%rip), %rax
+	movq %rax, fault_resume(%rip)
+	pushq %rdi
+	vmxon (%rsp)
+	popq %rdi
+	movq $0, fault_resume(%rip)
+	movl $0xff, %eax
+	ret
+1:	popq %rdi
+	movl fault_vector(%rip), %eax
+	ret
+
+	.data
+	.balign 8
+	.globl fault_resume
+fault_resume: .quad 0
+fault_vector: .long 0
+	.balign 8
+	.globl boot_cmdline
+boot_cmdline: .quad 0
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,85 @@
+#include "vmm/cpuid_policy.h"
+
+#include "vmm/hypercall.h"
+
+#include <string.h>
+
+/* CPUID.1 feature bits (SDM Vol. 2A, CPUID, tables 3-10 and 3-11). */
+#define C1_ECX_MONITOR (1U << 3)
+#define C1_ECX_DS_CPL (1U << 4)
+#define C1_ECX_VMX (1U << 5)
+#define C1_ECX_SMX (1U << 6)
+#define C1_ECX_EST (1U << 7)
+#define C1_ECX_TM2 (1U << 8)
+#define C1_ECX_PDCM (1U << 15)
+#define C1_ECX_X2APIC (1U << 21)
+#define C1_ECX_TSC_DEADLINE (1U << 24)
+#define C1_ECX_XSAVE (1U << 26)
+#define C1_ECX_OSXSAVE (1U << 27)
+#define C1_ECX_AVX (1U << 28)
+#define C1_ECX_HYPERVISOR (1U << 31)
+#define C1_EDX_DS (1U << 21)
+#define C1_EDX_ACPI (1U << 22)
+#define C1_EDX_HTT (1U << 28)
+#define C1_EDX_TM (1U << 29)
+#define C1_EDX_PBE (1U << 31)
+
+/*
+ * Leaf 7 subleaf 0 EBX: only features that need no hypervisor support and
+ * no XSAVE state: FSGSBASE, BMI1, SMEP, BMI2, ERMS, ADX, SMAP, CLFLUSHOPT.
+ */
+#define C7_EBX_ALLOWED ((1U << 0) | (1U << 3) | (1U << 7) | (1U << 8) | (1U << 9) | \
+			(1U << 19) | (1U << 20) | (1U << 23))
+
+#define HOST_CPU_FEATURES_HIDDEN_ECX                                                   \
+	(C1_ECX_MONITOR | C1_ECX_DS_CPL | C1_ECX_VMX | C1_ECX_SMX | C1_ECX_EST |        \
+	 C1_ECX_TM2 | C1_ECX_PDCM | C1_ECX_X2APIC | C1_ECX_TSC_DEADLINE | C1_ECX_XSAVE | \
+	 C1_ECX_OSXSAVE | C1_ECX_AVX)
+#define HOST_CPU_FEATURES_HIDDEN_EDX (C1_EDX_DS | C1_EDX_ACPI | C1_EDX_HTT | C1_EDX_TM | C1_EDX_PBE)
+
+struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_result host)
+{
+	struct cpuid_result zero = { 0 };
+
+	switch (leaf) {
+	case 1:
+		/*
+		 * VMX/SMX: no nested virtualization. XSAVE/AVX: XSETBV is not
+		 * emulated, so guests keep to FXSAVE state. x2APIC, TSC deadline,
+		 * MONITOR, thermal and debug-store features: not emulated.
+		 * EBX[31:24] is the initial APIC ID and [23:16] the logical CPU
+		 * count: one vCPU with APIC ID 0.
+		 */
+		host.ecx = (host.ecx & ~HOST_CPU_FEATURES_HIDDEN_ECX) | C1_ECX_HYPERVISOR;
+		host.edx &= ~HOST_CPU_FEATURES_HIDDEN_EDX;
+		host.ebx = (host.ebx & 0x0000ffffU) | (1U << 16);
+		return host;
+	case 6:  /* thermal and power management */
+	case 0xa: /* performance monitoring: no PMU is virtualized */
+	case 0xb: /* x2APIC topology */
+	case 0xd: /* XSAVE state components */
+	case 0x1f:
+		return zero;
+	case 7:
+		if (subleaf != 0)
+			return zero;
+		host.ebx &= C7_EBX_ALLOWED;
+		host.ecx = 0;
+		host.edx = 0;
+		return host;
+	case CPUID_HV_BASE: {
+		struct cpuid_result r = { .eax = CPUID_HV_VERSION };
+		memcpy(&r.ebx, CPUID_HV_SIGNATURE, 4);
+		memcpy(&r.ecx, CPUID_HV_SIGNATURE + 4, 4);
+		memcpy(&r.edx, CPUID_HV_SIGNATURE + 8, 4);
+		return r;
+	}
+	case CPUID_HV_VERSION:
+		return (struct cpuid_result){ .eax = HYPERCALL_ABI_VERSION };
+	default:
+		/* The rest of the hypervisor range is ours and empty. */
+		if (leaf >= CPUID_HV_BASE && leaf < 0x50000000U)
+			return zero;
+		return host;
+	}
+}

@@ -1,0 +1,162 @@
+#include "vmm/guest_boot.h"
+
+#include "lib/fmt.h"
+#include "x86/cpu.h"
+#include "x86/paging.h"
+
+#include <string.h>
+
+#define MIB (1024ULL * 1024)
+#define REAL_MODE_TOP MIB
+#define RESET_CS 0xf000
+#define RESET_IP 0xfff0
+
+#define LONG_PML4 0x1000
+#define LONG_PDPT 0x2000
+#define LONG_PD 0x3000 /* four page directories: 4 GiB of 2-MiB pages */
+#define LONG_GDT 0x7000
+#define LONG_CMDLINE 0x7800
+#define LONG_DEFAULT_LOAD 0x100000
+#define LONG_CS 0x08
+#define LONG_DS 0x10
+
+#define EFER_LME (1ULL << 8)
+#define EFER_LMA (1ULL << 10)
+#define CR0_ET (1ULL << 4)
+#define RFLAGS_RESERVED_1 (1ULL << 1)
+
+static struct segment_state flat(uint16_t sel, uint32_t type, uint32_t extra)
+{
+	return (struct segment_state){
+		.selector = sel,
+		.limit = 0xffffffff,
+		.attributes = type | SEG_ATTR_S | SEG_ATTR_PRESENT | SEG_ATTR_GRANULARITY | extra,
+	};
+}
+
+/* LDTR unusable, TR a busy TSS at 0: what VM entry requires (SDM 26.3.1.2). */
+static void system_segments(struct vcpu_boot_state *s)
+{
+	s->seg[SEG_LDTR] = (struct segment_state){ 0 };
+	s->seg[SEG_TR] = (struct segment_state){
+		.limit = 0xffff,
+		.attributes = SEG_ATTR_TYPE_TSS_BUSY | SEG_ATTR_PRESENT,
+	};
+}
+
+static int prepare_real(struct vm *vm, struct vcpu_boot_state *s, char *why, size_t n)
+{
+	uint64_t size = vm->boot->image.size;
+
+	if (vm->boot->ram_bytes < REAL_MODE_TOP) {
+		fmt_snprintf(why, n, "boot = real needs at least 1 MiB of RAM");
+		return -1;
+	}
+	if (size < 16 || size > REAL_MODE_TOP) {
+		fmt_snprintf(why, n, "a real-mode image must be 16 bytes to 1 MiB (it is %llu)",
+			     (unsigned long long)size);
+		return -1;
+	}
+	memcpy(vm_gpa_to_host(vm, REAL_MODE_TOP - size),
+	       (const void *)(uintptr_t)vm->boot->image.base, size);
+
+	*s = (struct vcpu_boot_state){
+		.rip = RESET_IP,
+		.rflags = RFLAGS_RESERVED_1,
+		.cr0 = CR0_ET,
+		.gdt_limit = 0xffff,
+		.idt_limit = 0xffff,
+	};
+	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
+		s->seg[i] = (struct segment_state){
+			.limit = 0xffff,
+			.attributes = SEG_ATTR_TYPE_DATA_RW_ACCESSED | SEG_ATTR_S | SEG_ATTR_PRESENT,
+		};
+	s->seg[SEG_CS] = (struct segment_state){
+		.selector = RESET_CS,
+		.base = (uint64_t)RESET_CS << 4,
+		.limit = 0xffff,
+		.attributes = SEG_ATTR_TYPE_CODE_RX_ACCESSED | SEG_ATTR_S | SEG_ATTR_PRESENT,
+	};
+	system_segments(s);
+	return 0;
+}
+
+static void build_page_tables(struct vm *vm)
+{
+	uint64_t *pml4 = vm_gpa_to_host(vm, LONG_PML4);
+	uint64_t *pdpt = vm_gpa_to_host(vm, LONG_PDPT);
+
+	pml4[0] = LONG_PDPT | PTE_PRESENT | PTE_WRITABLE;
+	for (unsigned gb = 0; gb < 4; gb++) {
+		uint64_t *pd = vm_gpa_to_host(vm, LONG_PD + gb * SIZE_4K);
+		pdpt[gb] = (LONG_PD + gb * SIZE_4K) | PTE_PRESENT | PTE_WRITABLE;
+		for (unsigned i = 0; i < PAGE_TABLE_ENTRIES; i++)
+			pd[i] = (gb * SIZE_1G + i * SIZE_2M) | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
+	}
+}
+
+static int prepare_long(struct vm *vm, struct vcpu_boot_state *s, char *why, size_t n)
+{
+	const struct cfg_vm *cfg = vm->cfg;
+	uint64_t load = cfg->load_set ? cfg->load : LONG_DEFAULT_LOAD;
+	uint64_t entry = cfg->entry_set ? cfg->entry : load;
+	uint64_t size = vm->boot->image.size;
+
+	if (load < LONG_CMDLINE + CFG_CMDLINE_MAX || !vm_gpa_is_ram(vm, load, size)) {
+		fmt_snprintf(why, n, "the image (%llu bytes at 0x%llx) does not fit in RAM above "
+			     "the boot structures", (unsigned long long)size,
+			     (unsigned long long)load);
+		return -1;
+	}
+	if (!vm_gpa_is_ram(vm, entry, 1)) {
+		fmt_snprintf(why, n, "entry 0x%llx is outside RAM", (unsigned long long)entry);
+		return -1;
+	}
+	memcpy(vm_gpa_to_host(vm, load), (const void *)(uintptr_t)vm->boot->image.base, size);
+	build_page_tables(vm);
+
+	/* Null, 64-bit code, data: the same flat layout the hypervisor uses. */
+	uint64_t *gdt = vm_gpa_to_host(vm, LONG_GDT);
+	gdt[0] = 0;
+	gdt[1] = 0x00af9b000000ffffULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	size_t cmdlen = strlen(cfg->cmdline);
+	memcpy(vm_gpa_to_host(vm, LONG_CMDLINE), cfg->cmdline, cmdlen + 1);
+
+	*s = (struct vcpu_boot_state){
+		.rip = entry,
+		.rsp = load,
+		.rflags = RFLAGS_RESERVED_1,
+		.rsi = cmdlen ? LONG_CMDLINE : 0,
+		.rdi = vm->boot->ram_bytes,
+		.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
+		.cr3 = LONG_PML4,
+		.cr4 = CR4_PAE,
+		.efer = EFER_LME | EFER_LMA,
+		.gdt_base = LONG_GDT,
+		.gdt_limit = 3 * 8 - 1,
+	};
+	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
+		s->seg[i] = flat(LONG_DS, SEG_ATTR_TYPE_DATA_RW_ACCESSED, SEG_ATTR_DB);
+	s->seg[SEG_CS] = flat(LONG_CS, SEG_ATTR_TYPE_CODE_RX_ACCESSED, SEG_ATTR_LONG);
+	system_segments(s);
+	return 0;
+}
+
+int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why,
+		       size_t why_size)
+{
+	/* Nothing of a previous run, or of the host, may show through. */
+	memset(vm_gpa_to_host(vm, 0), 0, vm->boot->ram_bytes);
+	switch (vm->cfg->boot) {
+	case VM_BOOT_REAL:
+		return prepare_real(vm, state, why, why_size);
+	case VM_BOOT_LONG:
+		return prepare_long(vm, state, why, why_size);
+	case VM_BOOT_LINUX:
+		break;
+	}
+	fmt_snprintf(why, why_size, "boot = linux is not supported yet");
+	return -1;
+}

@@ -1,0 +1,92 @@
+#include "vmm/sched.h"
+
+#include "vmm/log.h"
+#include "vmm/virt.h"
+#include "vmm/vm.h"
+#include "x86/cpu.h"
+
+/* 10 ms: short enough for interactive guests, long against exit costs. */
+#define SLICES_PER_SECOND 100
+
+struct pcpu {
+	unsigned next;           /* round-robin position */
+	struct vcpu *fpu_owner;  /* whose x87/SSE state is in the registers */
+	uint64_t slice_tsc;
+};
+
+static struct pcpu boot_cpu;
+
+static bool runnable(const struct vm *vm)
+{
+	return vm->state == VM_STATE_RUNNING && !vm->vcpu.halted;
+}
+
+static struct vcpu *pick_next(struct pcpu *cpu)
+{
+	unsigned n = vm_count();
+
+	for (unsigned i = 0; i < n; i++) {
+		struct vm *vm = vm_by_index((cpu->next + i) % n);
+		if (runnable(vm)) {
+			cpu->next = (vm->id + 1) % n;
+			return &vm->vcpu;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The hypervisor itself never uses x87/SSE (-mgeneral-regs-only), so the
+ * registers hold the state of the last vCPU that ran; swap only on change.
+ */
+static void switch_fpu(struct pcpu *cpu, struct vcpu *next)
+{
+	if (cpu->fpu_owner == next)
+		return;
+	if (cpu->fpu_owner)
+		__asm__ volatile("fxsave64 %0" : "=m"(cpu->fpu_owner->fpu));
+	__asm__ volatile("fxrstor64 %0" : : "m"(next->fpu));
+	cpu->fpu_owner = next;
+}
+
+static void report_idle(void)
+{
+	unsigned off = 0, halted = 0;
+
+	for (unsigned i = 0; i < vm_count(); i++) {
+		const struct vm *vm = vm_by_index(i);
+		if (vm->state == VM_STATE_RUNNING)
+			halted++;
+		else
+			off++;
+	}
+	log_info("sched: nothing left to run (%u VM(s) halted, %u not running)", halted, off);
+}
+
+void sched_run(uint64_t tsc_hz)
+{
+	struct pcpu *cpu = &boot_cpu;
+
+	cpu->slice_tsc = tsc_hz / SLICES_PER_SECOND;
+	for (;;) {
+		struct vcpu *vcpu = pick_next(cpu);
+		if (!vcpu) {
+			report_idle();
+			/* No interrupt source is wired to the scheduler yet. */
+			cpu_halt_forever();
+		}
+		switch_fpu(cpu, vcpu);
+		vcpu->slices++;
+		enum vcpu_run_result r = virt_vcpu_run(vcpu, cpu->slice_tsc);
+		if (r == VCPU_RUN_HALTED)
+			vcpu->halted = true;
+		struct vm *vm = vcpu->vm;
+		if (vm->end_pending) {
+			log_info("vm '%s': ran %llu slice(s), %llu exit(s), preempted %llu time(s)",
+				 vm->cfg->name, (unsigned long long)vcpu->slices,
+				 (unsigned long long)vcpu->exits,
+				 (unsigned long long)vcpu->preemptions);
+			vm_control(vm, VM_OP_GUEST_END, vm->end_reason);
+		}
+	}
+}

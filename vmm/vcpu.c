@@ -1,0 +1,260 @@
+#include "vmm/vcpu.h"
+
+#include "vmm/cpuid_policy.h"
+#include "vmm/hypercall.h"
+#include "vmm/log.h"
+#include "vmm/virt.h"
+#include "x86/cpu.h"
+
+#include <string.h>
+
+/*
+ * Test and debug ports, the conventions of Bochs/QEMU: 0xE9 prints a
+ * character on the VM's console, 0xF4 ends the VM with the written value
+ * as its exit status (tests/guests use both).
+ */
+#define PORT_DEBUG_CONSOLE 0xe9
+#define PORT_DEBUG_EXIT 0xf4
+
+void vcpu_cpuid(struct vcpu *vcpu)
+{
+	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
+	struct cpuid_regs h = cpuid(leaf, subleaf);
+	struct cpuid_result r = cpuid_policy(
+		leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
+
+	vcpu->regs.rax = r.eax;
+	vcpu->regs.rbx = r.ebx;
+	vcpu->regs.rcx = r.ecx;
+	vcpu->regs.rdx = r.edx;
+}
+
+/* MSR numbers (SDM Vol. 4). */
+enum {
+	MSR_TSC = 0x10,
+	MSR_APIC_BASE = 0x1b,
+	MSR_FEATURE_CONTROL = 0x3a,
+	MSR_BIOS_SIGN_ID = 0x8b,
+	MSR_MTRRCAP = 0xfe,
+	MSR_SYSENTER_CS = 0x174,
+	MSR_SYSENTER_ESP = 0x175,
+	MSR_SYSENTER_EIP = 0x176,
+	MSR_MISC_ENABLE = 0x1a0,
+	MSR_PAT = 0x277,
+	MSR_EFER = 0xc0000080,
+	MSR_STAR = 0xc0000081,
+	MSR_LSTAR = 0xc0000082,
+	MSR_CSTAR = 0xc0000083,
+	MSR_SFMASK = 0xc0000084,
+	MSR_FS_BASE = 0xc0000100,
+	MSR_GS_BASE = 0xc0000101,
+	MSR_KERNEL_GS_BASE = 0xc0000102,
+};
+
+/* The xAPIC at its default address, enabled, this vCPU the boot processor. */
+#define GUEST_APIC_BASE (0xfee00000ULL | (1ULL << 11) | (1ULL << 8))
+#define FEATURE_CONTROL_LOCKED 1ULL
+#define MISC_ENABLE_FAST_STRINGS 1ULL
+#define EFER_SCE (1ULL << 0)
+#define EFER_LME (1ULL << 8)
+#define EFER_LMA (1ULL << 10)
+#define EFER_NXE (1ULL << 11)
+
+/* MSRs that live in hardware guest state, by number. */
+static const struct {
+	uint32_t msr;
+	enum guest_reg reg;
+	bool address; /* must be canonical, or VM entry would fail */
+} hardware_msrs[] = {
+	{ MSR_SYSENTER_CS, GUEST_REG_SYSENTER_CS, false },
+	{ MSR_SYSENTER_ESP, GUEST_REG_SYSENTER_ESP, true },
+	{ MSR_SYSENTER_EIP, GUEST_REG_SYSENTER_EIP, true },
+	{ MSR_STAR, GUEST_REG_STAR, false },
+	{ MSR_LSTAR, GUEST_REG_LSTAR, true },
+	{ MSR_CSTAR, GUEST_REG_CSTAR, true },
+	{ MSR_SFMASK, GUEST_REG_SFMASK, false },
+	{ MSR_FS_BASE, GUEST_REG_FS_BASE, true },
+	{ MSR_GS_BASE, GUEST_REG_GS_BASE, true },
+	{ MSR_KERNEL_GS_BASE, GUEST_REG_KERNEL_GS_BASE, true },
+};
+
+static int hardware_msr_index(uint32_t msr)
+{
+	for (unsigned i = 0; i < sizeof(hardware_msrs) / sizeof(hardware_msrs[0]); i++)
+		if (hardware_msrs[i].msr == msr)
+			return (int)i;
+	return -1;
+}
+
+static bool canonical(uint64_t va)
+{
+	/* 48-bit linear addresses: bits 63:47 all equal (SDM 3.3.7.1). */
+	uint64_t top = va >> 47;
+	return top == 0 || top == 0x1ffff;
+}
+
+static bool valid_pat(uint64_t pat)
+{
+	/* Each of the 8 entries must be a defined memory type (SDM 11.12.2). */
+	for (unsigned i = 0; i < 8; i++) {
+		unsigned type = (pat >> (8 * i)) & 0xff;
+		if (type == 2 || type == 3 || type > 7)
+			return false;
+	}
+	return true;
+}
+
+int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
+{
+	int hw = hardware_msr_index(msr);
+
+	if (hw >= 0) {
+		*value = virt_guest_reg(vcpu, hardware_msrs[hw].reg);
+		return 0;
+	}
+	switch (msr) {
+	case MSR_TSC:
+		*value = rdtsc();
+		return 0;
+	case MSR_APIC_BASE:
+		*value = GUEST_APIC_BASE;
+		return 0;
+	case MSR_FEATURE_CONTROL:
+		/* Locked with VMX off, as CPUID shows no VMX. */
+		*value = FEATURE_CONTROL_LOCKED;
+		return 0;
+	case MSR_BIOS_SIGN_ID:
+	case MSR_MTRRCAP:
+		*value = 0;
+		return 0;
+	case MSR_MISC_ENABLE:
+		*value = MISC_ENABLE_FAST_STRINGS;
+		return 0;
+	case MSR_PAT:
+		*value = virt_guest_reg(vcpu, GUEST_REG_PAT);
+		return 0;
+	case MSR_EFER:
+		*value = virt_guest_reg(vcpu, GUEST_REG_EFER);
+		return 0;
+	default:
+		log_debug("vm '%s': RDMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
+		return -1;
+	}
+}
+
+int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
+{
+	int hw = hardware_msr_index(msr);
+
+	if (hw >= 0) {
+		if (hardware_msrs[hw].address && !canonical(value))
+			return -1;
+		virt_set_guest_reg(vcpu, hardware_msrs[hw].reg, value);
+		return 0;
+	}
+	switch (msr) {
+	case MSR_PAT:
+		if (!valid_pat(value))
+			return -1;
+		virt_set_guest_reg(vcpu, GUEST_REG_PAT, value);
+		return 0;
+	case MSR_EFER: {
+		uint64_t old = virt_guest_reg(vcpu, GUEST_REG_EFER);
+		if (value & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
+			return -1;
+		/* LMA is the CPU's to set; LME may not change under paging. */
+		value = (value & ~EFER_LMA) | (old & EFER_LMA);
+		if ((value ^ old) & EFER_LME && (virt_guest_reg(vcpu, GUEST_REG_CR0) & CR0_PG))
+			return -1;
+		virt_set_guest_reg(vcpu, GUEST_REG_EFER, value);
+		return 0;
+	}
+	case MSR_TSC:
+	case MSR_BIOS_SIGN_ID:
+		/* Accepted and ignored: a guest cannot move the host TSC. */
+		return 0;
+	default:
+		log_debug("vm '%s': WRMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
+		return -1;
+	}
+}
+
+static void console_putc(struct vm *vm, char c)
+{
+	if (c == '\n' || vm->console_len == sizeof(vm->console_line) - 1) {
+		vm->console_line[vm->console_len] = '\0';
+		log_info("[%s] %s", vm->cfg->name, vm->console_line);
+		vm->console_len = 0;
+		if (c == '\n')
+			return;
+	}
+	/* Keep the host console readable: control bytes become '.'. */
+	vm->console_line[vm->console_len++] = (c >= 0x20 && c < 0x7f) ? c : '.';
+}
+
+void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *value)
+{
+	struct vm *vm = vcpu->vm;
+
+	if (!in && port == PORT_DEBUG_CONSOLE) {
+		console_putc(vm, (char)(*value & 0xff));
+		return;
+	}
+	if (!in && port == PORT_DEBUG_EXIT) {
+		vm_request_end(vm, "guest exited with status %u", *value & 0xff);
+		return;
+	}
+	/* Nothing decodes the port: reads float high, writes go nowhere. */
+	if (in)
+		*value = size == 4 ? 0xffffffffU : (1U << (8 * size)) - 1;
+	log_debug("vm '%s': %s port 0x%x (%u bytes): no device", vm->cfg->name,
+		  in ? "IN from" : "OUT to", port, size);
+}
+
+static long hypercall_console_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = vcpu->vm;
+
+	if (len > 256)
+		return HC_EINVAL;
+	if (!vm_gpa_is_ram(vm, gpa, len))
+		return HC_EFAULT;
+	/* Copy once: the guest may change the buffer while we read it. */
+	char buf[256];
+	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
+	for (uint64_t i = 0; i < len; i++)
+		console_putc(vm, buf[i]);
+	return (long)len;
+}
+
+void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
+{
+	struct guest_regs *r = &vcpu->regs;
+	long ret;
+
+	if (cpl != 0) {
+		r->rax = (uint64_t)HC_EPERM;
+		return;
+	}
+	switch (r->rax) {
+	case HC_VERSION:
+		ret = HYPERCALL_ABI_VERSION;
+		break;
+	case HC_CONSOLE_WRITE:
+		ret = hypercall_console_write(vcpu, r->rbx, r->rcx);
+		break;
+	default:
+		log_debug("vm '%s': unknown hypercall %llu", vcpu->vm->cfg->name,
+			  (unsigned long long)r->rax);
+		ret = HC_ENOSYS;
+		break;
+	}
+	r->rax = (uint64_t)ret;
+}
+
+void vcpu_unmapped_access(struct vcpu *vcpu, uint64_t gpa, const char *what)
+{
+	/* No device model claims MMIO yet: any such access is fatal to the VM. */
+	vm_request_end(vcpu->vm, "%s at guest-physical 0x%llx, outside its memory and devices",
+		       what, (unsigned long long)gpa);
+}

@@ -1,0 +1,31 @@
+/*
+ * Generic handling of what a guest asks of the (virtual) machine. The
+ * vendor's exit table decodes an exit and calls these; they decide policy
+ * (what CPUID says, which MSRs exist, where an I/O port goes) without
+ * knowing how the hardware reported it.
+ */
+#ifndef VMM_VCPU_H
+#define VMM_VCPU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/vm.h"
+
+/* CPUID with the guest's RAX/RCX in vcpu->regs; writes RAX..RDX. */
+void vcpu_cpuid(struct vcpu *vcpu);
+
+/* RDMSR/WRMSR: 0, or -1 when the guest must get #GP. */
+int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
+int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value);
+
+/* A port access of 1, 2 or 4 bytes; *value is read (OUT) or written (IN). */
+void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *value);
+
+/* VMCALL with the ABI of vmm/hypercall.h; cpl is the caller's privilege. */
+void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl);
+
+/* An access to guest-physical memory that is not RAM (gpa, what). */
+void vcpu_unmapped_access(struct vcpu *vcpu, uint64_t gpa, const char *what);
+
+#endif

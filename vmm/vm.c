@@ -1,0 +1,130 @@
+#include "vmm/vm.h"
+
+#include "lib/fmt.h"
+#include "vmm/guest_boot.h"
+#include "vmm/log.h"
+#include "vmm/page_alloc.h"
+#include "vmm/virt.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static struct vm vms[VM_MAX];
+static unsigned vm_total;
+
+unsigned vm_count(void)
+{
+	return vm_total;
+}
+
+struct vm *vm_by_index(unsigned index)
+{
+	return index < vm_total ? &vms[index] : NULL;
+}
+
+bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	return gpa <= vm->boot->ram_bytes && len <= vm->boot->ram_bytes - gpa;
+}
+
+void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa)
+{
+	return (void *)(uintptr_t)(vm->boot->ram_base + gpa);
+}
+
+void vm_request_end(struct vm *vm, const char *format, ...)
+{
+	va_list ap;
+
+	/* The first reason is the cause; later ones are consequences. */
+	if (vm->end_pending)
+		return;
+	va_start(ap, format);
+	fmt_vsnprintf(vm->end_reason, sizeof(vm->end_reason), format, ap);
+	va_end(ap);
+	vm->end_pending = true;
+}
+
+/* TurningOn: fresh RAM, the pristine image, the vCPU at its boot state. */
+static int power_on(struct vm *vm, char *why, size_t why_size)
+{
+	struct vcpu_boot_state state;
+
+	if (guest_boot_prepare(vm, &state, why, why_size))
+		return -1;
+	vm->vcpu.regs = (struct guest_regs){ 0 };
+	vm->vcpu.regs.rsi = state.rsi;
+	vm->vcpu.regs.rdi = state.rdi;
+	memset(vm->vcpu.fpu, 0, sizeof(vm->vcpu.fpu));
+	vm->vcpu.halted = false;
+	vm->end_pending = false;
+	vm->console_len = 0;
+	if (virt_vcpu_reset(&vm->vcpu, &state)) {
+		fmt_snprintf(why, why_size, "the CPU refused the initial register state");
+		return -1;
+	}
+	return 0;
+}
+
+static void enter_state(struct vm *vm, enum vm_state state, const char *reason)
+{
+	vm->state = state;
+	if (reason && *reason)
+		log_info("vm '%s': %s (%s)", vm->cfg->name, vm_state_name(state), reason);
+	else
+		log_info("vm '%s': %s", vm->cfg->name, vm_state_name(state));
+}
+
+int vm_control(struct vm *vm, enum vm_op op, const char *reason)
+{
+	const struct vm_transition *t = vm_transition_for(op, vm->state);
+	char why[VM_REASON_MAX];
+
+	if (!t) {
+		log_warn("vm '%s': %s refused in state %s", vm->cfg->name, vm_op_name(op),
+			 vm_state_name(vm->state));
+		return -1;
+	}
+	if (op == VM_OP_SAVE || vm->state == VM_STATE_SAVED) {
+		log_warn("vm '%s': %s: saved states are not supported yet", vm->cfg->name,
+			 vm_op_name(op));
+		return -1;
+	}
+	for (unsigned i = 0; i < t->event_count; i++) {
+		enum vm_state next = t->events[i];
+
+		enter_state(vm, next, i + 1 == t->event_count ? reason : NULL);
+		if (next == VM_STATE_TURNING_ON && power_on(vm, why, sizeof(why))) {
+			/* A VM that cannot start ends with the reason, like any other. */
+			enter_state(vm, VM_STATE_TURNING_OFF, NULL);
+			enter_state(vm, VM_STATE_DELETE_MACHINE, NULL);
+			enter_state(vm, VM_STATE_TURNED_OFF, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void vm_create_all(const struct boot_info *bi)
+{
+	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++) {
+		struct vm *vm = &vms[vm_total];
+
+		*vm = (struct vm){
+			.id = vm_total,
+			.cfg = &bi->config->vms[i],
+			.boot = &bi->vms[i],
+			.state = VM_STATE_TURNED_OFF,
+		};
+		vm->vcpu.vm = vm;
+		if (virt_vm_init(vm, bi->host_pages) || virt_vcpu_init(&vm->vcpu, bi->host_pages)) {
+			log_err("vm '%s': no memory for its VMCS and EPT tables; it cannot run",
+				vm->cfg->name);
+			vm->state = VM_STATE_INVALID;
+		}
+		vm_total++;
+	}
+	for (unsigned i = 0; i < vm_total; i++)
+		if (vms[i].cfg->autostart && vms[i].state == VM_STATE_TURNED_OFF)
+			vm_control(&vms[i], VM_OP_STARTUP, NULL);
+}

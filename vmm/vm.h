@@ -1,0 +1,80 @@
+/*
+ * Virtual machines and their virtual CPUs, as generic code sees them.
+ * Vendor state (the VMCS, the EPT) hangs off opaque pointers that only the
+ * backend behind vmm/virt.h interprets.
+ */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "boot/boot_info.h"
+#include "vmm/vm_state.h"
+
+#define VM_MAX CFG_MAX_VMS
+#define VM_CONSOLE_LINE_MAX 160
+#define VM_REASON_MAX 160
+
+/* Guest general-purpose registers not held in the VMCS; vmx_entry.S relies on the order. */
+struct guest_regs {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t cr2;
+};
+_Static_assert(sizeof(struct guest_regs) == 16 * 8, "vmx_entry.S offsets");
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	struct guest_regs regs;
+	/* x87/SSE state: guests use it, the hypervisor never does (FXSAVE format). */
+	uint8_t fpu[512] __attribute__((aligned(16)));
+	bool halted;           /* HLT with nothing to wake it */
+	uint64_t exits;
+	uint64_t slices;       /* times the scheduler ran it */
+	uint64_t preemptions;  /* slices ended by the timer */
+	void *vendor;
+};
+
+struct vm {
+	unsigned id;
+	const struct cfg_vm *cfg;
+	const struct boot_vm *boot;
+	enum vm_state state;
+	void *vendor; /* nested paging root */
+	struct vcpu vcpu;
+	/* A fatal event seen while the vCPU ran; the VM ends when it returns. */
+	bool end_pending;
+	char end_reason[VM_REASON_MAX];
+	char console_line[VM_CONSOLE_LINE_MAX];
+	unsigned console_len;
+};
+
+/* Creates a VM for every configured one (TurnedOff); starts autostart VMs. */
+void vm_create_all(const struct boot_info *bi);
+
+/*
+ * Applies a control operation: runs its event sequence (vm_state.h) with
+ * the side effects at each step. Returns 0, or -1 with nothing changed when
+ * the operation is invalid in the VM's state or not supported yet.
+ */
+int vm_control(struct vm *vm, enum vm_op op, const char *reason);
+
+/*
+ * A guest-caused end (power-off, triple fault, fault the hypervisor cannot
+ * emulate): recorded now, applied when the vCPU is back in the scheduler.
+ */
+void vm_request_end(struct vm *vm, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+
+unsigned vm_count(void);
+struct vm *vm_by_index(unsigned index);
+
+/* True when the VM's guest-physical range [gpa, gpa+len) is its own RAM. */
+bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len);
+/* Host pointer for guest RAM; @pre vm_gpa_is_ram(vm, gpa, len). */
+void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * int vmx_enter_guest(struct guest_regs *regs, int launched)
+ *
+ * Saves the host's callee-saved registers, records RSP as the VMCS host
+ * RSP, loads the guest GPRs and CR2 and executes VMLAUNCH (first entry) or
+ * VMRESUME. A VM exit arrives at vmx_exit_entry (the VMCS host RIP) with
+ * RSP as recorded; the guest GPRs and CR2 are stored back and 0 is
+ * returned. If the entry instruction itself fails (VMfailValid /
+ * VMfailInvalid, SDM 30.2), execution falls through and 1 is returned.
+ * Offsets follow struct guest_regs in vmm/vm.h.
+ */
+#define VMCS_HOST_RSP 0x6c14
+#define R_RAX 0
+#define R_RBX 8
+#define R_RCX 16
+#define R_RDX 24
+#define R_RSI 32
+#define R_RDI 40
+#define R_RBP 48
+#define R_R8 56
+#define R_R9 64
+#define R_R10 72
+#define R_R11 80
+#define R_R12 88
+#define R_R13 96
+#define R_R14 104
+#define R_R15 112
+#define R_CR2 120
+
+	.text
+	.code64
+	.globl vmx_enter_guest
+	.globl vmx_exit_entry
+vmx_enter_guest:
+	pushq %rbp
+	movq %rsp, %rbp
+	pushq %rbx
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+	pushq %rdi		/* regs, found again at exit */
+
+	movq $VMCS_HOST_RSP, %rax
+	vmwrite %rsp, %rax
+	jbe entry_failed
+
+	movq R_CR2(%rdi), %rax
+	movq %rax, %cr2
+	testl %esi, %esi
+	movq R_RAX(%rdi), %rax
+	movq R_RBX(%rdi), %rbx
+	movq R_RCX(%rdi), %rcx
+	movq R_RDX(%rdi), %rdx
+	movq R_RSI(%rdi), %rsi
+	movq R_RBP(%rdi), %rbp
+	movq R_R8(%rdi), %r8
+	movq R_R9(%rdi), %r9
+	movq R_R10(%rdi), %r10
+	movq R_R11(%rdi), %r11
+	movq R_R12(%rdi), %r12
+	movq R_R13(%rdi), %r13
+	movq R_R14(%rdi), %r14
+	movq R_R15(%rdi), %r15
+	movq R_RDI(%rdi), %rdi	/* last: it held the pointer; MOV keeps the flags */
+	jnz 1f
+	vmlaunch
+	jmp entry_failed
+1:	vmresume
+entry_failed:
+	popq %rdi
+	movl $1, %eax
+	jmp restore_host
+
+vmx_exit_entry:
+	pushq %rdi		/* guest RDI; the regs pointer is just above */
+	movq 8(%rsp), %rdi
+	movq %rax, R_RAX(%rdi)
+	movq %rbx, R_RBX(%rdi)
+	movq %rcx, R_RCX(%rdi)
+	movq %rdx, R_RDX(%rdi)
+	movq %rsi, R_RSI(%rdi)
+	movq %rbp, R_RBP(%rdi)
+	movq %r8, R_R8(%rdi)
+	movq %r9, R_R9(%rdi)
+	movq %r10, R_R10(%rdi)
+	movq %r11, R_R11(%rdi)
+	movq %r12, R_R12(%rdi)
+	movq %r13, R_R13(%rdi)
+	movq %r14, R_R14(%rdi)
+	movq %r15, R_R15(%rdi)
+	popq %rax
+	movq %rax, R_RDI(%rdi)
+	movq %cr2, %rax
+	movq %rax, R_CR2(%rdi)
+	popq %rdi
+	xorl %eax, %eax
+restore_host:
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %rbx
+	popq %rbp
+	ret
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,325 @@
+/*
+ * The VM-exit dispatch table: one handler per basic exit reason (SDM
+ * Vol. 3C appendix C). Handlers decode what the hardware reported and hand
+ * policy to the generic code in vmm/vcpu.c. An exit without a handler ends
+ * the VM with its reason; the hypervisor and the other VMs go on.
+ */
+#include "vmm/log.h"
+#include "vmm/vcpu.h"
+#include "vmm/virt.h"
+#include "vmm/vmx.h"
+#include "x86/cpu.h"
+
+#define VECTOR_UD 6
+#define VECTOR_GP 13
+#define EFER_LME (1ULL << 8)
+#define EFER_LMA (1ULL << 10)
+#define LAPIC_EOI_OFFSET 0xb0
+#define MSR_IA32_APIC_BASE 0x1b
+#define APIC_BASE_X2APIC (1ULL << 10)
+#define MSR_X2APIC_EOI 0x80b
+
+typedef enum exit_action (*exit_handler)(struct vcpu *, const struct vmx_exit *);
+
+static enum exit_action end_vm(struct vcpu *vcpu, const char *what)
+{
+	vm_request_end(vcpu->vm, "%s at RIP 0x%llx", what,
+		       (unsigned long long)vmcs_read(VMCS_GUEST_RIP));
+	return EXIT_STOP;
+}
+
+static enum exit_action inject_ud(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	virt_inject_exception(vcpu, VECTOR_UD, false, 0);
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action handle_exception_nmi(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	uint32_t info = (uint32_t)vmcs_read(VMCS_EXIT_INTR_INFO);
+
+	(void)exit;
+	/* With NMI exiting, an NMI in the guest belongs to the host (SDM 25.3). */
+	if ((info & INTR_INFO_TYPE_MASK) == INTR_TYPE_NMI) {
+		log_warn("vmx: host NMI while running vm '%s'", vcpu->vm->cfg->name);
+		return EXIT_CONTINUE;
+	}
+	vm_request_end(vcpu->vm, "unexpected exception exit (vector %u)",
+		       info & INTR_INFO_VECTOR_MASK);
+	return EXIT_STOP;
+}
+
+static void lapic_eoi(void)
+{
+	uint64_t base = rdmsr(MSR_IA32_APIC_BASE);
+
+	if (base & APIC_BASE_X2APIC)
+		wrmsr(MSR_X2APIC_EOI, 0);
+	else
+		*(volatile uint32_t *)(uintptr_t)((base & ~0xfffULL) + LAPIC_EOI_OFFSET) = 0;
+}
+
+static enum exit_action handle_external_interrupt(struct vcpu *vcpu,
+						  const struct vmx_exit *exit)
+{
+	(void)exit;
+	/*
+	 * "Acknowledge interrupt on exit" took the vector from the interrupt
+	 * controller; no host device uses interrupts yet, so it only gets its EOI.
+	 */
+	log_debug("vmx: host interrupt vector %llu during vm '%s'",
+		  (unsigned long long)(vmcs_read(VMCS_EXIT_INTR_INFO) & INTR_INFO_VECTOR_MASK),
+		  vcpu->vm->cfg->name);
+	lapic_eoi();
+	return EXIT_PREEMPT;
+}
+
+static enum exit_action handle_triple_fault(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	return end_vm(vcpu, "triple fault");
+}
+
+static enum exit_action handle_ignored_signal(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)vcpu;
+	(void)exit;
+	/* INIT/SIPI: the host sends none to a single-vCPU VM; nothing to do. */
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action handle_task_switch(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	return end_vm(vcpu, "hardware task switch (not emulated)");
+}
+
+static enum exit_action handle_cpuid(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	vcpu_cpuid(vcpu);
+	vmx_advance_rip(exit);
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action handle_hlt(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)vcpu;
+	vmx_advance_rip(exit);
+	return EXIT_HALT;
+}
+
+static enum exit_action handle_skip(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)vcpu;
+	/* INVD/WBINVD: caches are coherent; neither may touch other VMs' data. */
+	vmx_advance_rip(exit);
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action handle_vmcall(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	vcpu_hypercall(vcpu, vmx_guest_cpl());
+	vmx_advance_rip(exit);
+	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
+}
+
+static uint64_t *gpr(struct vcpu *vcpu, unsigned index)
+{
+	struct guest_regs *r = &vcpu->regs;
+	uint64_t *regs[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, NULL,   &r->rbp,
+			       &r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
+			       &r->r12, &r->r13, &r->r14, &r->r15 };
+	return regs[index & 15];
+}
+
+/* MOV to CR0 turning paging on or off switches IA-32e mode (SDM 9.8.5). */
+static void update_long_mode(struct vcpu *vcpu, uint64_t cr0)
+{
+	uint64_t efer = vmcs_read(VMCS_GUEST_EFER);
+	uint64_t entry = vmcs_read(VMCS_ENTRY_CONTROLS);
+	bool lma = (cr0 & CR0_PG) && (efer & EFER_LME);
+
+	(void)vcpu;
+	vmcs_write(VMCS_GUEST_EFER, lma ? efer | EFER_LMA : efer & ~EFER_LMA);
+	vmcs_write(VMCS_ENTRY_CONTROLS,
+		   lma ? entry | ENTRY_CTL_IA32E_GUEST : entry & ~ENTRY_CTL_IA32E_GUEST);
+}
+
+static enum exit_action handle_cr_access(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	unsigned cr = CR_QUAL_NUMBER(exit->qualification);
+	uint64_t *reg = gpr(vcpu, CR_QUAL_GPR(exit->qualification));
+
+	/* Only MOV to CR0/CR4 exits (host-owned bits); RSP is in the VMCS. */
+	if (CR_QUAL_TYPE(exit->qualification) != 0 || (cr != 0 && cr != 4) || !reg)
+		return end_vm(vcpu, "unsupported control-register access");
+	uint64_t value = *reg;
+	if (cr == 0) {
+		/* PG without PE, or NW without CD, fault on real CPUs (SDM 2.5). */
+		if (((value & CR0_PG) && !(value & CR0_PE)) || (value >> 32)) {
+			virt_inject_exception(vcpu, VECTOR_GP, true, 0);
+			return EXIT_CONTINUE;
+		}
+		virt_set_guest_reg(vcpu, GUEST_REG_CR0, value);
+		update_long_mode(vcpu, value);
+	} else {
+		/* VMXE stays hidden; bits the CPU cannot set fault. */
+		if ((value & CR4_VMXE) || (value & ~vmx_host_msrs.cr4_fixed1)) {
+			virt_inject_exception(vcpu, VECTOR_GP, true, 0);
+			return EXIT_CONTINUE;
+		}
+		virt_set_guest_reg(vcpu, GUEST_REG_CR4, value);
+	}
+	vmx_advance_rip(exit);
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action handle_io(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	uint64_t q = exit->qualification;
+	unsigned size = (unsigned)(q & IO_QUAL_SIZE_MASK) + 1;
+	uint16_t port = (uint16_t)(q >> IO_QUAL_PORT_SHIFT);
+	bool in = q & IO_QUAL_IN;
+
+	if (q & IO_QUAL_STRING)
+		return end_vm(vcpu, "string I/O (INS/OUTS) is not emulated");
+	if (size != 1 && size != 2 && size != 4)
+		return end_vm(vcpu, "I/O access of invalid size");
+	uint32_t mask = size == 4 ? 0xffffffffU : (1U << (8 * size)) - 1;
+	uint32_t value = (uint32_t)vcpu->regs.rax & mask;
+	vcpu_port_io(vcpu, port, size, in, &value);
+	if (in)
+		vcpu->regs.rax = (vcpu->regs.rax & ~(uint64_t)mask) | (value & mask);
+	vmx_advance_rip(exit);
+	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
+}
+
+static enum exit_action handle_rdmsr(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	uint64_t value;
+
+	if (vcpu_rdmsr(vcpu, (uint32_t)vcpu->regs.rcx, &value)) {
+		virt_inject_exception(vcpu, VECTOR_GP, true, 0);
+		return EXIT_CONTINUE;
+	}
+	vcpu->regs.rax = (uint32_t)value;
+	vcpu->regs.rdx = value >> 32;
+	vmx_advance_rip(exit);
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action handle_wrmsr(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	uint64_t value = (vcpu->regs.rdx << 32) | (uint32_t)vcpu->regs.rax;
+
+	if (vcpu_wrmsr(vcpu, (uint32_t)vcpu->regs.rcx, value)) {
+		virt_inject_exception(vcpu, VECTOR_GP, true, 0);
+		return EXIT_CONTINUE;
+	}
+	vmx_advance_rip(exit);
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action handle_invalid_state(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	return end_vm(vcpu, "VM entry failed: invalid guest state");
+}
+
+static enum exit_action handle_msr_loading(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	return end_vm(vcpu, "VM entry failed: MSR loading");
+}
+
+static enum exit_action handle_machine_check(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	log_err("vmx: machine check during VM entry of vm '%s'", vcpu->vm->cfg->name);
+	return end_vm(vcpu, "machine check during VM entry");
+}
+
+static enum exit_action handle_ept_violation(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	uint64_t q = exit->qualification;
+	const char *what = (q & EPT_QUAL_FETCH) ? "instruction fetch"
+			   : (q & EPT_QUAL_WRITE) ? "write" : "read";
+
+	vcpu_unmapped_access(vcpu, vmcs_read(VMCS_GUEST_PHYSICAL_ADDR), what);
+	return EXIT_STOP;
+}
+
+static enum exit_action handle_ept_misconfig(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	/* Our EPT is wrong: a hypervisor bug, but it only concerns this VM. */
+	log_err("vmx: EPT misconfiguration for vm '%s' at GPA 0x%llx", vcpu->vm->cfg->name,
+		(unsigned long long)vmcs_read(VMCS_GUEST_PHYSICAL_ADDR));
+	return end_vm(vcpu, "EPT misconfiguration (hypervisor error)");
+}
+
+static enum exit_action handle_preemption_timer(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	(void)exit;
+	vcpu->preemptions++;
+	return EXIT_PREEMPT;
+}
+
+static enum exit_action handle_xsetbv(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	/* CPUID hides XSAVE, so XSETBV is undefined for the guest. */
+	return inject_ud(vcpu, exit);
+}
+
+static const exit_handler exit_table[EXIT_REASON_COUNT] = {
+	[EXIT_EXCEPTION_NMI] = handle_exception_nmi,
+	[EXIT_EXTERNAL_INTERRUPT] = handle_external_interrupt,
+	[EXIT_TRIPLE_FAULT] = handle_triple_fault,
+	[EXIT_INIT] = handle_ignored_signal,
+	[EXIT_SIPI] = handle_ignored_signal,
+	[EXIT_TASK_SWITCH] = handle_task_switch,
+	[EXIT_CPUID] = handle_cpuid,
+	[EXIT_GETSEC] = inject_ud,
+	[EXIT_HLT] = handle_hlt,
+	[EXIT_INVD] = handle_skip,
+	[EXIT_VMCALL] = handle_vmcall,
+	/* No nested virtualization: every VMX instruction is undefined. */
+	[EXIT_VMCLEAR] = inject_ud,
+	[EXIT_VMLAUNCH] = inject_ud,
+	[EXIT_VMPTRLD] = inject_ud,
+	[EXIT_VMPTRST] = inject_ud,
+	[EXIT_VMREAD] = inject_ud,
+	[EXIT_VMRESUME] = inject_ud,
+	[EXIT_VMWRITE] = inject_ud,
+	[EXIT_VMXOFF] = inject_ud,
+	[EXIT_VMXON] = inject_ud,
+	[EXIT_INVEPT] = inject_ud,
+	[EXIT_INVVPID] = inject_ud,
+	[EXIT_VMFUNC] = inject_ud,
+	[EXIT_CR_ACCESS] = handle_cr_access,
+	[EXIT_IO] = handle_io,
+	[EXIT_RDMSR] = handle_rdmsr,
+	[EXIT_WRMSR] = handle_wrmsr,
+	[EXIT_INVALID_GUEST_STATE] = handle_invalid_state,
+	[EXIT_MSR_LOADING] = handle_msr_loading,
+	[EXIT_MACHINE_CHECK] = handle_machine_check,
+	[EXIT_EPT_VIOLATION] = handle_ept_violation,
+	[EXIT_EPT_MISCONFIG] = handle_ept_misconfig,
+	[EXIT_PREEMPTION_TIMER] = handle_preemption_timer,
+	[EXIT_WBINVD] = handle_skip,
+	[EXIT_XSETBV] = handle_xsetbv,
+};
+
+enum exit_action vmx_handle_exit(struct vcpu *vcpu, const struct vmx_exit *exit)
+{
+	uint32_t basic = exit->reason & EXIT_REASON_BASIC_MASK;
+	exit_handler handler = basic < EXIT_REASON_COUNT ? exit_table[basic] : NULL;
+
+	if (!handler) {
+		vm_request_end(vcpu->vm, "unhandled VM exit, reason %u%s", basic,
+			       (exit->reason & EXIT_REASON_ENTRY_FAILURE) ? " (entry failure)" : "");
+		return EXIT_STOP;
+	}
+	return handler(vcpu, exit);
+}

@@ -1,0 +1,504 @@
+/*
+ * VT-x backend: VMCS set-up, guest entry and the guest-register accessors
+ * of vmm/virt.h (SDM Vol. 3C chapters 24-26).
+ */
+#include "vmm/virt.h"
+
+#include "vmm/log.h"
+#include "vmm/page_alloc.h"
+#include "vmm/panic.h"
+#include "vmm/vmx.h"
+#include "x86/cpu.h"
+#include "x86/segment.h"
+
+#include <string.h>
+
+extern char vmx_exit_entry[];
+
+#define MSR_IA32_PAT 0x277
+#define MSR_IA32_EFER 0xc0000080
+#define MSR_KERNEL_GS_BASE 0xc0000102
+#define EFER_LME (1ULL << 8)
+#define EFER_LMA (1ULL << 10)
+#define GUEST_PAT_POWER_ON 0x0007040600070406ULL /* SDM 11.12.4 */
+#define DR7_POWER_ON 0x400
+#define VMCS_LINK_NONE (~0ULL)
+
+static const uint32_t swapped_msr_index[SWAP_COUNT] = {
+	[SWAP_STAR] = 0xc0000081,
+	[SWAP_LSTAR] = 0xc0000082,
+	[SWAP_CSTAR] = 0xc0000083,
+	[SWAP_SFMASK] = 0xc0000084,
+	[SWAP_KERNEL_GS_BASE] = MSR_KERNEL_GS_BASE,
+};
+
+/* Shared by every vCPU: all ports and all MSRs exit unless opened below. */
+static uint64_t io_bitmap_pa, msr_bitmap_pa;
+static uint16_t next_vpid = 1;
+static uint64_t current_vmcs;
+
+uint64_t vmcs_read(enum vmcs_field field)
+{
+	uint64_t value;
+	uint8_t failed;
+
+	__asm__ volatile("vmread %2, %0; setna %1"
+			 : "=r"(value), "=r"(failed)
+			 : "r"((uint64_t)field)
+			 : "cc");
+	if (failed)
+		panic("VMREAD of field 0x%x failed", field);
+	return value;
+}
+
+void vmcs_write(enum vmcs_field field, uint64_t value)
+{
+	uint8_t failed;
+
+	__asm__ volatile("vmwrite %1, %2; setna %0"
+			 : "=r"(failed)
+			 : "r"(value), "r"((uint64_t)field)
+			 : "cc");
+	if (failed)
+		panic("VMWRITE of field 0x%x = 0x%llx failed (VM-instruction error %llu)",
+		      field, (unsigned long long)value,
+		      (unsigned long long)vmcs_read(VMCS_INSTR_ERROR));
+}
+
+static void vmcs_load(uint64_t pa)
+{
+	uint8_t failed;
+
+	if (current_vmcs == pa)
+		return;
+	__asm__ volatile("vmptrld %1; setna %0" : "=r"(failed) : "m"(pa) : "cc", "memory");
+	if (failed)
+		panic("VMPTRLD 0x%llx failed", (unsigned long long)pa);
+	current_vmcs = pa;
+}
+
+static void vmcs_clear(uint64_t pa)
+{
+	uint8_t failed;
+
+	__asm__ volatile("vmclear %1; setna %0" : "=r"(failed) : "m"(pa) : "cc", "memory");
+	if (failed)
+		panic("VMCLEAR 0x%llx failed", (unsigned long long)pa);
+	if (current_vmcs == pa)
+		current_vmcs = 0;
+}
+
+static void invept_single(uint64_t eptp)
+{
+	struct invept_descriptor d = { .eptp = eptp };
+	uint8_t failed;
+
+	__asm__ volatile("invept %1, %2; setna %0"
+			 : "=r"(failed)
+			 : "m"(d), "r"((uint64_t)INVEPT_SINGLE_CONTEXT)
+			 : "cc", "memory");
+	if (failed)
+		panic("INVEPT failed");
+}
+
+/*
+ * A control value honouring the capability MSR: bits the CPU requires are
+ * set, bits it cannot set are refused (SDM 31.5.1, algorithm 3).
+ */
+static uint32_t adjust_controls(uint32_t wanted, uint32_t optional, uint64_t cap,
+				const char *name)
+{
+	uint32_t value = (wanted | optional | VMX_CTL_ALLOWED0(cap)) & VMX_CTL_ALLOWED1(cap);
+
+	if ((value & wanted) != wanted)
+		panic("vmx: %s controls 0x%x not supported (allowed-1 0x%x)", name, wanted,
+		      VMX_CTL_ALLOWED1(cap));
+	return value;
+}
+
+static uint64_t alloc_page_filled(struct page_alloc *pa, unsigned pages, int byte)
+{
+	uint64_t base;
+
+	if (page_alloc_alloc(pa, pages, 1, &base))
+		return 0;
+	memset((void *)(uintptr_t)base, byte, pages * PAGE_SIZE);
+	return base;
+}
+
+/* Opens an MSR in the bitmap for both reads and writes (SDM 24.6.9). */
+static void msr_bitmap_pass_through(uint8_t *bitmap, uint32_t msr)
+{
+	unsigned base = msr >= 0xc0000000 ? 1024 : 0;
+	uint32_t bit = msr & 0x1fff;
+
+	bitmap[base + bit / 8] &= (uint8_t)~(1U << (bit % 8));        /* read */
+	bitmap[2048 + base + bit / 8] &= (uint8_t)~(1U << (bit % 8)); /* write */
+}
+
+static int init_shared_bitmaps(struct page_alloc *pa)
+{
+	io_bitmap_pa = alloc_page_filled(pa, 2, 0xff);
+	msr_bitmap_pa = alloc_page_filled(pa, 1, 0xff);
+	if (!io_bitmap_pa || !msr_bitmap_pa)
+		return -1;
+	/*
+	 * FS/GS base live in the VMCS guest state and the swapped MSRs in the
+	 * per-vCPU MSR areas, so the guest may access them directly.
+	 */
+	uint8_t *bitmap = (uint8_t *)(uintptr_t)msr_bitmap_pa;
+	msr_bitmap_pass_through(bitmap, 0xc0000100);
+	msr_bitmap_pass_through(bitmap, 0xc0000101);
+	for (unsigned i = 0; i < SWAP_COUNT; i++)
+		msr_bitmap_pass_through(bitmap, swapped_msr_index[i]);
+	return 0;
+}
+
+struct vmx_vm {
+	uint64_t eptp;
+};
+
+int vmx_ept_build(struct vm *vm, struct page_alloc *pa, uint64_t *pml4_pa);
+
+int virt_vm_init(struct vm *vm, struct page_alloc *pa)
+{
+	static struct vmx_vm vmx_vms[VM_MAX];
+	uint64_t pml4;
+
+	if (!io_bitmap_pa && init_shared_bitmaps(pa))
+		return -1;
+	if (vmx_ept_build(vm, pa, &pml4))
+		return -1;
+	struct vmx_vm *v = &vmx_vms[vm->id];
+	v->eptp = pml4 | EPTP_WB | EPTP_WALK_4;
+	vm->vendor = v;
+	invept_single(v->eptp);
+	return 0;
+}
+
+int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa)
+{
+	static struct vmx_vcpu vmx_vcpus[VM_MAX];
+	struct vmx_vcpu *v = &vmx_vcpus[vcpu->vm->id];
+
+	*v = (struct vmx_vcpu){ 0 };
+	v->vmcs_pa = alloc_page_filled(pa, 1, 0);
+	v->msr_area_pa = alloc_page_filled(pa, 1, 0);
+	if (!v->vmcs_pa || !v->msr_area_pa)
+		return -1;
+	((struct vmx_region_header *)(uintptr_t)v->vmcs_pa)->revision_id =
+		vmx_host_caps.revision_id;
+	v->msr_area = (struct vmx_msr_entry *)(uintptr_t)v->msr_area_pa;
+	if (vmx_host_caps.vpid)
+		v->vpid = next_vpid++;
+	vcpu->vendor = v;
+	return 0;
+}
+
+/* The fixed CR0/CR4 bits the guest must run with but must not see. */
+static uint64_t cr0_host_owned(void)
+{
+	uint64_t fixed = vmx_host_msrs.cr0_fixed0 | ~vmx_host_msrs.cr0_fixed1;
+	/* Unrestricted guest lifts the PE and PG requirements (SDM 26.3.1.1). */
+	return fixed & ~(CR0_PE | CR0_PG);
+}
+
+static uint64_t cr4_host_owned(void)
+{
+	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1;
+}
+
+static uint64_t cr0_actual(uint64_t guest_view)
+{
+	return (guest_view | (vmx_host_msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) &
+	       vmx_host_msrs.cr0_fixed1;
+}
+
+static uint64_t cr4_actual(uint64_t guest_view)
+{
+	return (guest_view | vmx_host_msrs.cr4_fixed0) & vmx_host_msrs.cr4_fixed1;
+}
+
+static void write_host_state(void)
+{
+	struct descriptor_table_register gdtr, idtr;
+	uint16_t tr;
+
+	__asm__ volatile("sgdt %0" : "=m"(gdtr));
+	__asm__ volatile("sidt %0" : "=m"(idtr));
+	__asm__ volatile("str %0" : "=r"(tr));
+	const struct system_descriptor *tss_desc =
+		(const void *)(uintptr_t)(gdtr.base + (tr & ~7U));
+	uint64_t tr_base = tss_desc->low.base_low | ((uint64_t)tss_desc->low.base_mid << 16) |
+			   ((uint64_t)tss_desc->low.base_high << 24) |
+			   ((uint64_t)tss_desc->base_upper << 32);
+
+	vmcs_write(VMCS_HOST_CR0, read_cr0());
+	vmcs_write(VMCS_HOST_CR3, read_cr3());
+	vmcs_write(VMCS_HOST_CR4, read_cr4());
+	vmcs_write(VMCS_HOST_CS_SEL, 0x08);
+	vmcs_write(VMCS_HOST_SS_SEL, 0x10);
+	vmcs_write(VMCS_HOST_DS_SEL, 0x10);
+	vmcs_write(VMCS_HOST_ES_SEL, 0x10);
+	vmcs_write(VMCS_HOST_FS_SEL, 0x10);
+	vmcs_write(VMCS_HOST_GS_SEL, 0x10);
+	vmcs_write(VMCS_HOST_TR_SEL, tr);
+	vmcs_write(VMCS_HOST_FS_BASE, 0);
+	vmcs_write(VMCS_HOST_GS_BASE, 0);
+	vmcs_write(VMCS_HOST_TR_BASE, tr_base);
+	vmcs_write(VMCS_HOST_GDTR_BASE, gdtr.base);
+	vmcs_write(VMCS_HOST_IDTR_BASE, idtr.base);
+	vmcs_write(VMCS_HOST_SYSENTER_CS, 0);
+	vmcs_write(VMCS_HOST_SYSENTER_ESP, 0);
+	vmcs_write(VMCS_HOST_SYSENTER_EIP, 0);
+	vmcs_write(VMCS_HOST_PAT, rdmsr(MSR_IA32_PAT));
+	vmcs_write(VMCS_HOST_EFER, rdmsr(MSR_IA32_EFER));
+	vmcs_write(VMCS_HOST_RIP, (uint64_t)(uintptr_t)vmx_exit_entry);
+}
+
+static void write_controls(struct vcpu *vcpu, bool long_mode)
+{
+	struct vmx_vcpu *v = to_vmx(vcpu);
+	const struct vmx_msrs *m = &vmx_host_msrs;
+	const struct vmx_vm *vv = vcpu->vm->vendor;
+	uint32_t pin_optional = PIN_CTL_VIRTUAL_NMIS |
+				(vmx_host_caps.preemption_timer ? PIN_CTL_PREEMPTION_TIMER : 0);
+
+	vmcs_write(VMCS_PIN_CONTROLS,
+		   adjust_controls(PIN_CTL_EXTERNAL_INTERRUPT | PIN_CTL_NMI_EXITING,
+				   pin_optional, m->pinbased, "pin-based"));
+	vmcs_write(VMCS_PROC_CONTROLS,
+		   adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_IO_BITMAPS |
+					   PROC_CTL_USE_MSR_BITMAPS | PROC_CTL_SECONDARY_CONTROLS,
+				   0, m->procbased, "processor-based"));
+	vmcs_write(VMCS_PROC2_CONTROLS,
+		   adjust_controls(PROC2_CTL_ENABLE_EPT | PROC2_CTL_UNRESTRICTED_GUEST |
+					   PROC2_CTL_WBINVD_EXITING,
+				   v->vpid ? PROC2_CTL_ENABLE_VPID : 0, m->procbased2,
+				   "secondary"));
+	vmcs_write(VMCS_EXIT_CONTROLS,
+		   adjust_controls(EXIT_CTL_HOST_ADDR_SPACE_SIZE | EXIT_CTL_ACK_INTERRUPT |
+					   EXIT_CTL_SAVE_PAT | EXIT_CTL_LOAD_PAT |
+					   EXIT_CTL_SAVE_EFER | EXIT_CTL_LOAD_EFER,
+				   0, m->exit, "VM-exit"));
+	vmcs_write(VMCS_ENTRY_CONTROLS,
+		   adjust_controls(ENTRY_CTL_LOAD_PAT | ENTRY_CTL_LOAD_EFER |
+					   (long_mode ? ENTRY_CTL_IA32E_GUEST : 0),
+				   0, m->entry, "VM-entry"));
+	vmcs_write(VMCS_EXCEPTION_BITMAP, 0);
+	vmcs_write(VMCS_IO_BITMAP_A, io_bitmap_pa);
+	vmcs_write(VMCS_IO_BITMAP_B, io_bitmap_pa + PAGE_SIZE);
+	vmcs_write(VMCS_MSR_BITMAP, msr_bitmap_pa);
+	vmcs_write(VMCS_EPT_POINTER, vv->eptp);
+	if (v->vpid)
+		vmcs_write(VMCS_VPID, v->vpid);
+	vmcs_write(VMCS_LINK_POINTER, VMCS_LINK_NONE);
+	vmcs_write(VMCS_CR0_MASK, cr0_host_owned());
+	vmcs_write(VMCS_CR4_MASK, cr4_host_owned());
+	vmcs_write(VMCS_EXIT_MSR_STORE_ADDR, v->msr_area_pa);
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, v->msr_area_pa);
+	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, SWAP_COUNT);
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, SWAP_COUNT);
+	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
+	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+}
+
+int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *s)
+{
+	struct vmx_vcpu *v = to_vmx(vcpu);
+	const struct vmx_vm *vv = vcpu->vm->vendor;
+
+	/* VMCLEAR puts the VMCS in the "clear" launch state (SDM 24.11.3). */
+	vmcs_clear(v->vmcs_pa);
+	vmcs_load(v->vmcs_pa);
+	v->launched = false;
+	v->inject_pending = false;
+	/* Drop translations cached from the VM's previous life. */
+	invept_single(vv->eptp);
+
+	write_host_state();
+	write_controls(vcpu, s->efer & EFER_LMA);
+	for (unsigned i = 0; i < SEG_COUNT; i++) {
+		const struct segment_state *seg = &s->seg[i];
+		vmcs_write(VMCS_GUEST_ES_SEL + 2 * i, seg->selector);
+		vmcs_write(VMCS_GUEST_ES_BASE + 2 * i, seg->base);
+		vmcs_write(VMCS_GUEST_ES_LIMIT + 2 * i, seg->limit);
+		vmcs_write(VMCS_GUEST_ES_AR + 2 * i,
+			   seg->attributes ? seg->attributes : VMX_AR_UNUSABLE);
+	}
+	vmcs_write(VMCS_GUEST_GDTR_BASE, s->gdt_base);
+	vmcs_write(VMCS_GUEST_GDTR_LIMIT, s->gdt_limit);
+	vmcs_write(VMCS_GUEST_IDTR_BASE, s->idt_base);
+	vmcs_write(VMCS_GUEST_IDTR_LIMIT, s->idt_limit);
+	vmcs_write(VMCS_CR0_SHADOW, s->cr0);
+	vmcs_write(VMCS_GUEST_CR0, cr0_actual(s->cr0));
+	vmcs_write(VMCS_CR4_SHADOW, s->cr4);
+	vmcs_write(VMCS_GUEST_CR4, cr4_actual(s->cr4));
+	vmcs_write(VMCS_GUEST_CR3, s->cr3);
+	vmcs_write(VMCS_GUEST_EFER, s->efer);
+	vmcs_write(VMCS_GUEST_PAT, GUEST_PAT_POWER_ON);
+	vmcs_write(VMCS_GUEST_DR7, DR7_POWER_ON);
+	vmcs_write(VMCS_GUEST_RSP, s->rsp);
+	vmcs_write(VMCS_GUEST_RIP, s->rip);
+	vmcs_write(VMCS_GUEST_RFLAGS, s->rflags);
+	vmcs_write(VMCS_GUEST_PENDING_DBG, 0);
+	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	vmcs_write(VMCS_GUEST_ACTIVITY, 0);
+	vmcs_write(VMCS_GUEST_SYSENTER_CS, 0);
+	vmcs_write(VMCS_GUEST_SYSENTER_ESP, 0);
+	vmcs_write(VMCS_GUEST_SYSENTER_EIP, 0);
+	for (unsigned i = 0; i < SWAP_COUNT; i++)
+		v->msr_area[i] = (struct vmx_msr_entry){ .index = swapped_msr_index[i] };
+	return 0;
+}
+
+void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_code,
+			   uint32_t error_code)
+{
+	struct vmx_vcpu *v = to_vmx(vcpu);
+
+	/* Real-mode delivery pushes no error code (SDM 26.2.1.3). */
+	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PE))
+		has_error_code = false;
+	v->inject_pending = true;
+	v->inject_info = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | (vector & 0xff) |
+			 (has_error_code ? INTR_INFO_DELIVER_ERROR : 0);
+	v->inject_error = error_code;
+}
+
+void vmx_advance_rip(const struct vmx_exit *exit)
+{
+	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + exit->instr_len);
+	/* Stepping over an instruction ends STI/MOV-SS blocking (SDM 24.4.2). */
+	uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+	if (intr & 3)
+		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, intr & ~3ULL);
+}
+
+unsigned vmx_guest_cpl(void)
+{
+	return (unsigned)((vmcs_read(VMCS_GUEST_ES_AR + 2 * SEG_SS) >> 5) & 3);
+}
+
+/*
+ * An event the exit interrupted while it was being delivered (IDT-vectoring
+ * information, SDM 27.2.4) must be delivered again, or it is lost.
+ */
+static void requeue_interrupted_event(struct vmx_vcpu *v)
+{
+	uint32_t info = (uint32_t)vmcs_read(VMCS_IDT_VECTORING_INFO);
+
+	if (!(info & INTR_INFO_VALID) || v->inject_pending)
+		return;
+	v->inject_pending = true;
+	v->inject_info = info & ~(1U << 12); /* bit 12 is undefined on entry */
+	v->inject_error = (uint32_t)vmcs_read(VMCS_IDT_VECTORING_ERROR);
+	vmcs_write(VMCS_ENTRY_INSTR_LEN, vmcs_read(VMCS_EXIT_INSTR_LEN));
+}
+
+static void report_entry_failure(struct vcpu *vcpu)
+{
+	vm_request_end(vcpu->vm, "VM entry failed: VM-instruction error %llu",
+		       (unsigned long long)vmcs_read(VMCS_INSTR_ERROR));
+}
+
+enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
+{
+	struct vmx_vcpu *v = to_vmx(vcpu);
+
+	vmcs_load(v->vmcs_pa);
+	if (vmx_host_caps.preemption_timer)
+		vmcs_write(VMCS_PREEMPTION_TIMER, slice_tsc >> vmx_host_caps.preemption_timer_shift);
+	for (;;) {
+		if (v->inject_pending) {
+			vmcs_write(VMCS_ENTRY_INTR_INFO, v->inject_info);
+			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->inject_error);
+			v->inject_pending = false;
+		}
+		if (vmx_enter_guest(&vcpu->regs, v->launched)) {
+			report_entry_failure(vcpu);
+			return VCPU_RUN_STOPPED;
+		}
+		v->launched = true;
+		vcpu->exits++;
+
+		struct vmx_exit exit = {
+			.reason = (uint32_t)vmcs_read(VMCS_EXIT_REASON),
+			.qualification = vmcs_read(VMCS_EXIT_QUALIFICATION),
+			.instr_len = (uint32_t)vmcs_read(VMCS_EXIT_INSTR_LEN),
+		};
+		requeue_interrupted_event(v);
+		switch (vmx_handle_exit(vcpu, &exit)) {
+		case EXIT_CONTINUE:
+			continue;
+		case EXIT_PREEMPT:
+			return VCPU_RUN_PREEMPTED;
+		case EXIT_HALT:
+			return VCPU_RUN_HALTED;
+		case EXIT_STOP:
+			return VCPU_RUN_STOPPED;
+		}
+	}
+}
+
+static const enum vmcs_field vmcs_guest_reg[GUEST_REG_COUNT] = {
+	[GUEST_REG_RIP] = VMCS_GUEST_RIP,
+	[GUEST_REG_RSP] = VMCS_GUEST_RSP,
+	[GUEST_REG_RFLAGS] = VMCS_GUEST_RFLAGS,
+	[GUEST_REG_CR0] = VMCS_CR0_SHADOW,
+	[GUEST_REG_CR3] = VMCS_GUEST_CR3,
+	[GUEST_REG_CR4] = VMCS_CR4_SHADOW,
+	[GUEST_REG_EFER] = VMCS_GUEST_EFER,
+	[GUEST_REG_PAT] = VMCS_GUEST_PAT,
+	[GUEST_REG_FS_BASE] = VMCS_GUEST_ES_BASE + 2 * SEG_FS,
+	[GUEST_REG_GS_BASE] = VMCS_GUEST_ES_BASE + 2 * SEG_GS,
+	[GUEST_REG_SYSENTER_CS] = VMCS_GUEST_SYSENTER_CS,
+	[GUEST_REG_SYSENTER_ESP] = VMCS_GUEST_SYSENTER_ESP,
+	[GUEST_REG_SYSENTER_EIP] = VMCS_GUEST_SYSENTER_EIP,
+};
+
+static int swapped_slot(enum guest_reg reg)
+{
+	switch (reg) {
+	case GUEST_REG_STAR: return SWAP_STAR;
+	case GUEST_REG_LSTAR: return SWAP_LSTAR;
+	case GUEST_REG_CSTAR: return SWAP_CSTAR;
+	case GUEST_REG_SFMASK: return SWAP_SFMASK;
+	case GUEST_REG_KERNEL_GS_BASE: return SWAP_KERNEL_GS_BASE;
+	default: return -1;
+	}
+}
+
+uint64_t virt_guest_reg(struct vcpu *vcpu, enum guest_reg reg)
+{
+	int slot = swapped_slot(reg);
+
+	if (slot >= 0)
+		return to_vmx(vcpu)->msr_area[slot].value;
+	vmcs_load(to_vmx(vcpu)->vmcs_pa);
+	return vmcs_read(vmcs_guest_reg[reg]);
+}
+
+void virt_set_guest_reg(struct vcpu *vcpu, enum guest_reg reg, uint64_t value)
+{
+	int slot = swapped_slot(reg);
+
+	if (slot >= 0) {
+		to_vmx(vcpu)->msr_area[slot].value = value;
+		return;
+	}
+	vmcs_load(to_vmx(vcpu)->vmcs_pa);
+	switch (reg) {
+	case GUEST_REG_CR0:
+		vmcs_write(VMCS_CR0_SHADOW, value);
+		vmcs_write(VMCS_GUEST_CR0, cr0_actual(value));
+		break;
+	case GUEST_REG_CR4:
+		vmcs_write(VMCS_CR4_SHADOW, value);
+		vmcs_write(VMCS_GUEST_CR4, cr4_actual(value));
+		break;
+	default:
+		vmcs_write(vmcs_guest_reg[reg], value);
+		break;
+	}
+}
