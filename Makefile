@@ -42,7 +42,7 @@ IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
-UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps
+UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := cpuid_msr busy attack
@@ -102,6 +102,8 @@ $(BUILD)/unit/test_memmap: tests/unit/test_memmap.c boot/memmap.c lib/fmt.c
 $(BUILD)/unit/test_page_alloc: tests/unit/test_page_alloc.c vmm/page_alloc.c
 $(BUILD)/unit/test_acpi: tests/unit/test_acpi.c boot/acpi.c lib/fmt.c
 $(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx_caps.c lib/fmt.c
+$(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c vmm/vm_state.c
+$(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@
@@ -115,7 +117,7 @@ e2e: image
 test: unit e2e
 
 bench: image
-	@tests/bench.sh
+	@tests/bench/run.sh
 
 run: image
 	@tools/run-bochs.sh --config tests/e2e/configs/demo.conf --interactive

@@ -228,7 +228,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		log_err("%s", why);
 		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");
 	}
-	log_info("cpu: VT-x with EPT and unrestricted guest present");
+	log_info("cpu: VT-x with EPT and unrestricted guest present; TSC at %llu MHz",
+		 (unsigned long long)(boot.tsc_hz / 1000000));
 
 	if (efi_open_boot_volume(image, &root) != EFI_SUCCESS)
 		return give_up(EFI_LOAD_ERROR, "cannot open the boot volume");

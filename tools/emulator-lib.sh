@@ -20,6 +20,8 @@ emulator_start() {
 	emulator_started=$(date +%s.%N)
 	setsid "$@" </dev/null >"$log" 2>&1 &
 	emulator_pgid=$!
+	# Its end is ours to report; keep bash from announcing the kill.
+	disown "$emulator_pgid"
 }
 
 emulator_wait() {

@@ -23,6 +23,7 @@
 #define C1_EDX_HTT (1U << 28)
 #define C1_EDX_TM (1U << 29)
 #define C1_EDX_PBE (1U << 31)
+#define C80000001_EDX_RDTSCP (1U << 27)
 
 /*
  * Leaf 7 subleaf 0 EBX: only features that need no hypervisor support and
@@ -66,6 +67,10 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 		host.ebx &= C7_EBX_ALLOWED;
 		host.ecx = 0;
 		host.edx = 0;
+		return host;
+	case 0x80000001:
+		/* RDTSCP is not enabled in the VMX controls: it would #UD. */
+		host.edx &= ~C80000001_EDX_RDTSCP;
 		return host;
 	case CPUID_HV_BASE: {
 		struct cpuid_result r = { .eax = CPUID_HV_VERSION };

@@ -35,6 +35,8 @@ int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size);
 
 /* Nested paging for a VM: maps exactly its RAM, nothing else. */
 int virt_vm_init(struct vm *vm, struct page_alloc *pa);
+/* Bytes of backend state kept per VM outside the page allocator. */
+size_t virt_vm_state_bytes(void);
 /* Allocates the per-vCPU hardware state once. */
 int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa);
 

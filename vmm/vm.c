@@ -109,6 +109,7 @@ void vm_create_all(const struct boot_info *bi)
 {
 	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++) {
 		struct vm *vm = &vms[vm_total];
+		uint64_t free_before = bi->host_pages->free_pages;
 
 		*vm = (struct vm){
 			.id = vm_total,
@@ -122,6 +123,13 @@ void vm_create_all(const struct boot_info *bi)
 				vm->cfg->name);
 			vm->state = VM_STATE_INVALID;
 		}
+		/* Everything the hypervisor holds for this VM beyond its RAM. */
+		uint64_t overhead = (free_before - bi->host_pages->free_pages) * PAGE_SIZE +
+				    sizeof(*vm) + virt_vm_state_bytes();
+		log_info("vm '%s': %llu MiB RAM, %llu bytes of hypervisor memory (VMCS, EPT, "
+			 "state)", vm->cfg->name,
+			 (unsigned long long)(vm->boot->ram_bytes >> 20),
+			 (unsigned long long)overhead);
 		vm_total++;
 	}
 	for (unsigned i = 0; i < vm_total; i++)

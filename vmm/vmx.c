@@ -159,6 +159,10 @@ int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size)
 		return -1;
 	}
 
+	if (vmx_init_bitmaps(pa)) {
+		fmt_snprintf(why, why_size, "no memory for the I/O and MSR bitmaps");
+		return -1;
+	}
 	vmx_caps_describe(&caps, line, sizeof(line));
 	log_info("vmx: capabilities: %s", line);
 	log_info("vmx: VMXON ok: VMX root operation on CPU 0 (VMCS revision 0x%x, %u-byte "

@@ -16,6 +16,7 @@ struct vmx_vcpu {
 	uint64_t vmcs_pa;
 	bool launched;
 	uint16_t vpid;
+	uint64_t host_rsp; /* the VMCS's host RSP, written only on change */
 	struct vmx_msr_entry *msr_area; /* SWAP_COUNT entries, page-aligned */
 	uint64_t msr_area_pa;
 	/* An exception to deliver at the next entry (SDM 26.6). */
@@ -24,11 +25,7 @@ struct vmx_vcpu {
 	uint32_t inject_error;
 };
 
-struct vmx_exit {
-	uint32_t reason; /* basic exit reason */
-	uint64_t qualification;
-	uint32_t instr_len;
-};
+
 
 enum exit_action {
 	EXIT_CONTINUE, /* re-enter the same vCPU */
@@ -37,31 +34,72 @@ enum exit_action {
 	EXIT_STOP,     /* the VM must end (vm_request_end was called) */
 };
 
-/* Dispatches one exit through the exit table (vmx_exit.c). */
-enum exit_action vmx_handle_exit(struct vcpu *vcpu, const struct vmx_exit *exit);
+struct page_alloc;
+/* The I/O and MSR bitmaps all vCPUs share; once, at VMXON. */
+int vmx_init_bitmaps(struct page_alloc *pa);
+
+/*
+ * Dispatches one exit through the exit table (vmx_exit.c). Only the reason
+ * is read up front; handlers read the exit-information fields they need,
+ * which keeps the hot exits (CPUID, port I/O) short.
+ */
+enum exit_action vmx_handle_exit(struct vcpu *vcpu, uint32_t reason);
 
 /* The capabilities read at VMXON, for the control settings. */
 extern struct vmx_caps vmx_host_caps;
 extern struct vmx_msrs vmx_host_msrs;
 
 /*
- * VMREAD/VMWRITE on the current VMCS. A failure here means the hypervisor
- * used a field the CPU does not have: a bug, so it panics.
+ * VMREAD/VMWRITE on the current VMCS, inline because every exit does
+ * several. A failure means the hypervisor used a field the CPU does not
+ * have or no VMCS is current: a bug, so the out-of-line path panics.
  */
-uint64_t vmcs_read(enum vmcs_field field);
-void vmcs_write(enum vmcs_field field, uint64_t value);
+__attribute__((noreturn, cold)) void vmcs_access_failed(enum vmcs_field field, bool write,
+							 uint64_t value);
+
+static inline uint64_t vmcs_read(enum vmcs_field field)
+{
+	uint64_t value;
+	uint8_t failed;
+
+	__asm__ volatile("vmread %2, %0; setna %1"
+			 : "=r"(value), "=r"(failed)
+			 : "r"((uint64_t)field)
+			 : "cc");
+	if (__builtin_expect(failed, 0))
+		vmcs_access_failed(field, false, 0);
+	return value;
+}
+
+static inline void vmcs_write(enum vmcs_field field, uint64_t value)
+{
+	uint8_t failed;
+
+	__asm__ volatile("vmwrite %1, %2; setna %0"
+			 : "=r"(failed)
+			 : "r"(value), "r"((uint64_t)field)
+			 : "cc");
+	if (__builtin_expect(failed, 0))
+		vmcs_access_failed(field, true, value);
+}
 
 static inline struct vmx_vcpu *to_vmx(struct vcpu *vcpu)
 {
 	return vcpu->vendor;
 }
 
-void vmx_advance_rip(const struct vmx_exit *exit);
+static inline uint64_t vmx_exit_qualification(void)
+{
+	return vmcs_read(VMCS_EXIT_QUALIFICATION);
+}
+
+/* Steps the guest over the instruction that exited. */
+void vmx_advance_rip(void);
 
 /* Guest CPL from the SS access rights (SDM 24.4.1: SS.DPL is the CPL). */
 unsigned vmx_guest_cpl(void);
 
 /* vmx_entry.S: enters the guest; returns 0 after a VM exit, 1 if entry failed. */
-int vmx_enter_guest(struct guest_regs *regs, int launched);
+int vmx_enter_guest(struct guest_regs *regs, int launched, uint64_t *host_rsp);
 
 #endif

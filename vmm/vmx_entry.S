@@ -1,8 +1,10 @@
 /*
- * int vmx_enter_guest(struct guest_regs *regs, int launched)
+ * int vmx_enter_guest(struct guest_regs *regs, int launched, uint64_t *host_rsp)
  *
  * Saves the host's callee-saved registers, records RSP as the VMCS host
- * RSP, loads the guest GPRs and CR2 and executes VMLAUNCH (first entry) or
+ * RSP (only when it differs from *host_rsp, the value this VMCS already
+ * holds), loads the guest GPRs and CR2 (only when it changed: MOV to CR2
+ * serializes) and executes VMLAUNCH (first entry) or
  * VMRESUME. A VM exit arrives at vmx_exit_entry (the VMCS host RIP) with
  * RSP as recorded; the guest GPRs and CR2 are stored back and 0 is
  * returned. If the entry instruction itself fails (VMfailValid /
@@ -41,12 +43,19 @@ vmx_enter_guest:
 	pushq %r15
 	pushq %rdi		/* regs, found again at exit */
 
+	cmpq %rsp, (%rdx)
+	je 1f
+	movq %rsp, (%rdx)
 	movq $VMCS_HOST_RSP, %rax
 	vmwrite %rsp, %rax
 	jbe entry_failed
-
+1:
+	movq %cr2, %rax
+	cmpq R_CR2(%rdi), %rax
+	je 2f
 	movq R_CR2(%rdi), %rax
 	movq %rax, %cr2
+2:
 	testl %esi, %esi
 	movq R_RAX(%rdi), %rax
 	movq R_RBX(%rdi), %rbx
@@ -63,10 +72,10 @@ vmx_enter_guest:
 	movq R_R14(%rdi), %r14
 	movq R_R15(%rdi), %r15
 	movq R_RDI(%rdi), %rdi	/* last: it held the pointer; MOV keeps the flags */
-	jnz 1f
+	jnz 3f
 	vmlaunch
 	jmp entry_failed
-1:	vmresume
+3:	vmresume
 entry_failed:
 	popq %rdi
 	movl $1, %eax

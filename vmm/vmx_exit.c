@@ -19,7 +19,7 @@
 #define APIC_BASE_X2APIC (1ULL << 10)
 #define MSR_X2APIC_EOI 0x80b
 
-typedef enum exit_action (*exit_handler)(struct vcpu *, const struct vmx_exit *);
+typedef enum exit_action (*exit_handler)(struct vcpu *);
 
 static enum exit_action end_vm(struct vcpu *vcpu, const char *what)
 {
@@ -28,18 +28,16 @@ static enum exit_action end_vm(struct vcpu *vcpu, const char *what)
 	return EXIT_STOP;
 }
 
-static enum exit_action inject_ud(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action inject_ud(struct vcpu *vcpu)
 {
-	(void)exit;
 	virt_inject_exception(vcpu, VECTOR_UD, false, 0);
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_exception_nmi(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_exception_nmi(struct vcpu *vcpu)
 {
 	uint32_t info = (uint32_t)vmcs_read(VMCS_EXIT_INTR_INFO);
 
-	(void)exit;
 	/* With NMI exiting, an NMI in the guest belongs to the host (SDM 25.3). */
 	if ((info & INTR_INFO_TYPE_MASK) == INTR_TYPE_NMI) {
 		log_warn("vmx: host NMI while running vm '%s'", vcpu->vm->cfg->name);
@@ -60,10 +58,8 @@ static void lapic_eoi(void)
 		*(volatile uint32_t *)(uintptr_t)((base & ~0xfffULL) + LAPIC_EOI_OFFSET) = 0;
 }
 
-static enum exit_action handle_external_interrupt(struct vcpu *vcpu,
-						  const struct vmx_exit *exit)
+static enum exit_action handle_external_interrupt(struct vcpu *vcpu)
 {
-	(void)exit;
 	/*
 	 * "Acknowledge interrupt on exit" took the vector from the interrupt
 	 * controller; no host device uses interrupts yet, so it only gets its EOI.
@@ -75,52 +71,49 @@ static enum exit_action handle_external_interrupt(struct vcpu *vcpu,
 	return EXIT_PREEMPT;
 }
 
-static enum exit_action handle_triple_fault(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_triple_fault(struct vcpu *vcpu)
 {
-	(void)exit;
 	return end_vm(vcpu, "triple fault");
 }
 
-static enum exit_action handle_ignored_signal(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_ignored_signal(struct vcpu *vcpu)
 {
 	(void)vcpu;
-	(void)exit;
 	/* INIT/SIPI: the host sends none to a single-vCPU VM; nothing to do. */
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_task_switch(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_task_switch(struct vcpu *vcpu)
 {
-	(void)exit;
 	return end_vm(vcpu, "hardware task switch (not emulated)");
 }
 
-static enum exit_action handle_cpuid(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_cpuid(struct vcpu *vcpu)
 {
 	vcpu_cpuid(vcpu);
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_hlt(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_hlt(struct vcpu *vcpu)
 {
 	(void)vcpu;
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return EXIT_HALT;
 }
 
-static enum exit_action handle_skip(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_skip(struct vcpu *vcpu)
 {
 	(void)vcpu;
 	/* INVD/WBINVD: caches are coherent; neither may touch other VMs' data. */
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_vmcall(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_vmcall(struct vcpu *vcpu)
 {
 	vcpu_hypercall(vcpu, vmx_guest_cpl());
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
 }
 
@@ -146,13 +139,14 @@ static void update_long_mode(struct vcpu *vcpu, uint64_t cr0)
 		   lma ? entry | ENTRY_CTL_IA32E_GUEST : entry & ~ENTRY_CTL_IA32E_GUEST);
 }
 
-static enum exit_action handle_cr_access(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_cr_access(struct vcpu *vcpu)
 {
-	unsigned cr = CR_QUAL_NUMBER(exit->qualification);
-	uint64_t *reg = gpr(vcpu, CR_QUAL_GPR(exit->qualification));
+	uint64_t q = vmx_exit_qualification();
+	unsigned cr = CR_QUAL_NUMBER(q);
+	uint64_t *reg = gpr(vcpu, CR_QUAL_GPR(q));
 
 	/* Only MOV to CR0/CR4 exits (host-owned bits); RSP is in the VMCS. */
-	if (CR_QUAL_TYPE(exit->qualification) != 0 || (cr != 0 && cr != 4) || !reg)
+	if (CR_QUAL_TYPE(q) != 0 || (cr != 0 && cr != 4) || !reg)
 		return end_vm(vcpu, "unsupported control-register access");
 	uint64_t value = *reg;
 	if (cr == 0) {
@@ -171,13 +165,13 @@ static enum exit_action handle_cr_access(struct vcpu *vcpu, const struct vmx_exi
 		}
 		virt_set_guest_reg(vcpu, GUEST_REG_CR4, value);
 	}
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_io(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_io(struct vcpu *vcpu)
 {
-	uint64_t q = exit->qualification;
+	uint64_t q = vmx_exit_qualification();
 	unsigned size = (unsigned)(q & IO_QUAL_SIZE_MASK) + 1;
 	uint16_t port = (uint16_t)(q >> IO_QUAL_PORT_SHIFT);
 	bool in = q & IO_QUAL_IN;
@@ -191,11 +185,11 @@ static enum exit_action handle_io(struct vcpu *vcpu, const struct vmx_exit *exit
 	vcpu_port_io(vcpu, port, size, in, &value);
 	if (in)
 		vcpu->regs.rax = (vcpu->regs.rax & ~(uint64_t)mask) | (value & mask);
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
 }
 
-static enum exit_action handle_rdmsr(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_rdmsr(struct vcpu *vcpu)
 {
 	uint64_t value;
 
@@ -205,11 +199,11 @@ static enum exit_action handle_rdmsr(struct vcpu *vcpu, const struct vmx_exit *e
 	}
 	vcpu->regs.rax = (uint32_t)value;
 	vcpu->regs.rdx = value >> 32;
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_wrmsr(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_wrmsr(struct vcpu *vcpu)
 {
 	uint64_t value = (vcpu->regs.rdx << 32) | (uint32_t)vcpu->regs.rax;
 
@@ -217,32 +211,29 @@ static enum exit_action handle_wrmsr(struct vcpu *vcpu, const struct vmx_exit *e
 		virt_inject_exception(vcpu, VECTOR_GP, true, 0);
 		return EXIT_CONTINUE;
 	}
-	vmx_advance_rip(exit);
+	vmx_advance_rip();
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_invalid_state(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_invalid_state(struct vcpu *vcpu)
 {
-	(void)exit;
 	return end_vm(vcpu, "VM entry failed: invalid guest state");
 }
 
-static enum exit_action handle_msr_loading(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_msr_loading(struct vcpu *vcpu)
 {
-	(void)exit;
 	return end_vm(vcpu, "VM entry failed: MSR loading");
 }
 
-static enum exit_action handle_machine_check(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_machine_check(struct vcpu *vcpu)
 {
-	(void)exit;
 	log_err("vmx: machine check during VM entry of vm '%s'", vcpu->vm->cfg->name);
 	return end_vm(vcpu, "machine check during VM entry");
 }
 
-static enum exit_action handle_ept_violation(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_ept_violation(struct vcpu *vcpu)
 {
-	uint64_t q = exit->qualification;
+	uint64_t q = vmx_exit_qualification();
 	const char *what = (q & EPT_QUAL_FETCH) ? "instruction fetch"
 			   : (q & EPT_QUAL_WRITE) ? "write" : "read";
 
@@ -250,26 +241,24 @@ static enum exit_action handle_ept_violation(struct vcpu *vcpu, const struct vmx
 	return EXIT_STOP;
 }
 
-static enum exit_action handle_ept_misconfig(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_ept_misconfig(struct vcpu *vcpu)
 {
-	(void)exit;
 	/* Our EPT is wrong: a hypervisor bug, but it only concerns this VM. */
 	log_err("vmx: EPT misconfiguration for vm '%s' at GPA 0x%llx", vcpu->vm->cfg->name,
 		(unsigned long long)vmcs_read(VMCS_GUEST_PHYSICAL_ADDR));
 	return end_vm(vcpu, "EPT misconfiguration (hypervisor error)");
 }
 
-static enum exit_action handle_preemption_timer(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_preemption_timer(struct vcpu *vcpu)
 {
-	(void)exit;
 	vcpu->preemptions++;
 	return EXIT_PREEMPT;
 }
 
-static enum exit_action handle_xsetbv(struct vcpu *vcpu, const struct vmx_exit *exit)
+static enum exit_action handle_xsetbv(struct vcpu *vcpu)
 {
 	/* CPUID hides XSAVE, so XSETBV is undefined for the guest. */
-	return inject_ud(vcpu, exit);
+	return inject_ud(vcpu);
 }
 
 static const exit_handler exit_table[EXIT_REASON_COUNT] = {
@@ -311,15 +300,15 @@ static const exit_handler exit_table[EXIT_REASON_COUNT] = {
 	[EXIT_XSETBV] = handle_xsetbv,
 };
 
-enum exit_action vmx_handle_exit(struct vcpu *vcpu, const struct vmx_exit *exit)
+enum exit_action vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
 {
-	uint32_t basic = exit->reason & EXIT_REASON_BASIC_MASK;
+	uint32_t basic = reason & EXIT_REASON_BASIC_MASK;
 	exit_handler handler = basic < EXIT_REASON_COUNT ? exit_table[basic] : NULL;
 
 	if (!handler) {
 		vm_request_end(vcpu->vm, "unhandled VM exit, reason %u%s", basic,
-			       (exit->reason & EXIT_REASON_ENTRY_FAILURE) ? " (entry failure)" : "");
+			       (reason & EXIT_REASON_ENTRY_FAILURE) ? " (entry failure)" : "");
 		return EXIT_STOP;
 	}
-	return handler(vcpu, exit);
+	return handler(vcpu);
 }

@@ -37,32 +37,15 @@ static uint64_t io_bitmap_pa, msr_bitmap_pa;
 static uint16_t next_vpid = 1;
 static uint64_t current_vmcs;
 
-uint64_t vmcs_read(enum vmcs_field field)
+void vmcs_access_failed(enum vmcs_field field, bool write, uint64_t value)
 {
-	uint64_t value;
-	uint8_t failed;
+	uint64_t error = 0;
 
-	__asm__ volatile("vmread %2, %0; setna %1"
-			 : "=r"(value), "=r"(failed)
-			 : "r"((uint64_t)field)
-			 : "cc");
-	if (failed)
-		panic("VMREAD of field 0x%x failed", field);
-	return value;
-}
-
-void vmcs_write(enum vmcs_field field, uint64_t value)
-{
-	uint8_t failed;
-
-	__asm__ volatile("vmwrite %1, %2; setna %0"
-			 : "=r"(failed)
-			 : "r"(value), "r"((uint64_t)field)
-			 : "cc");
-	if (failed)
-		panic("VMWRITE of field 0x%x = 0x%llx failed (VM-instruction error %llu)",
-		      field, (unsigned long long)value,
-		      (unsigned long long)vmcs_read(VMCS_INSTR_ERROR));
+	/* VMfailValid leaves a reason in the VM-instruction error field. */
+	__asm__ volatile("vmread %1, %0" : "=r"(error) : "r"((uint64_t)VMCS_INSTR_ERROR) : "cc");
+	panic("%s of VMCS field 0x%x (value 0x%llx) failed, VM-instruction error %llu",
+	      write ? "VMWRITE" : "VMREAD", field, (unsigned long long)value,
+	      (unsigned long long)error);
 }
 
 static void vmcs_load(uint64_t pa)
@@ -136,7 +119,7 @@ static void msr_bitmap_pass_through(uint8_t *bitmap, uint32_t msr)
 	bitmap[2048 + base + bit / 8] &= (uint8_t)~(1U << (bit % 8)); /* write */
 }
 
-static int init_shared_bitmaps(struct page_alloc *pa)
+int vmx_init_bitmaps(struct page_alloc *pa)
 {
 	io_bitmap_pa = alloc_page_filled(pa, 2, 0xff);
 	msr_bitmap_pa = alloc_page_filled(pa, 1, 0xff);
@@ -160,13 +143,16 @@ struct vmx_vm {
 
 int vmx_ept_build(struct vm *vm, struct page_alloc *pa, uint64_t *pml4_pa);
 
+size_t virt_vm_state_bytes(void)
+{
+	return sizeof(struct vmx_vm) + sizeof(struct vmx_vcpu);
+}
+
 int virt_vm_init(struct vm *vm, struct page_alloc *pa)
 {
 	static struct vmx_vm vmx_vms[VM_MAX];
 	uint64_t pml4;
 
-	if (!io_bitmap_pa && init_shared_bitmaps(pa))
-		return -1;
 	if (vmx_ept_build(vm, pa, &pml4))
 		return -1;
 	struct vmx_vm *v = &vmx_vms[vm->id];
@@ -312,6 +298,7 @@ int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *s)
 	vmcs_clear(v->vmcs_pa);
 	vmcs_load(v->vmcs_pa);
 	v->launched = false;
+	v->host_rsp = 0;
 	v->inject_pending = false;
 	/* Drop translations cached from the VM's previous life. */
 	invept_single(vv->eptp);
@@ -366,9 +353,9 @@ void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_co
 	v->inject_error = error_code;
 }
 
-void vmx_advance_rip(const struct vmx_exit *exit)
+void vmx_advance_rip(void)
 {
-	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + exit->instr_len);
+	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + vmcs_read(VMCS_EXIT_INSTR_LEN));
 	/* Stepping over an instruction ends STI/MOV-SS blocking (SDM 24.4.2). */
 	uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
 	if (intr & 3)
@@ -415,20 +402,15 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->inject_error);
 			v->inject_pending = false;
 		}
-		if (vmx_enter_guest(&vcpu->regs, v->launched)) {
+		if (vmx_enter_guest(&vcpu->regs, v->launched, &v->host_rsp)) {
 			report_entry_failure(vcpu);
 			return VCPU_RUN_STOPPED;
 		}
 		v->launched = true;
 		vcpu->exits++;
 
-		struct vmx_exit exit = {
-			.reason = (uint32_t)vmcs_read(VMCS_EXIT_REASON),
-			.qualification = vmcs_read(VMCS_EXIT_QUALIFICATION),
-			.instr_len = (uint32_t)vmcs_read(VMCS_EXIT_INSTR_LEN),
-		};
 		requeue_interrupted_event(v);
-		switch (vmx_handle_exit(vcpu, &exit)) {
+		switch (vmx_handle_exit(vcpu, (uint32_t)vmcs_read(VMCS_EXIT_REASON))) {
 		case EXIT_CONTINUE:
 			continue;
 		case EXIT_PREEMPT:

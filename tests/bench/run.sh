@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Benchmarks. Each figure is one line: BENCH <name> <value> <unit>.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+out=${BENCH_DIR:-$root/build/bench}
+mkdir -p "$out"
+
+echo "BENCH vmm_image_bytes $(stat -c %s build/vmm.efi) bytes"
+
+# Seconds from Bochs start to the VMXON report, host wall clock (OVMF boot
+# included), with the demo configuration.
+t=$(tools/run-bochs.sh --workdir "$out/boot" --config configs/demo.conf \
+	--until 'vmx: VMXON ok' --timeout 300 | sed -n 's/^matched after \([0-9.]*\) s$/\1/p')
+echo "BENCH boot_to_vmxon_s ${t:-nan} s"
+
+# One 64-MiB guest: its CPUID round trip as it measured it (Bochs: TSC ticks
+# are emulated instructions) and the hypervisor memory the VM costs.
+tools/run-bochs.sh --workdir "$out/exit" --config tests/bench/bench.conf \
+	--until 'nothing left to run|PANIC' --timeout 300 >/dev/null
+serial=$out/exit/serial.out
+grep -ao 'BENCH cpuid_exit_tsc [0-9]* ticks' "$serial" || echo "BENCH cpuid_exit_tsc nan ticks"
+grep -ao 'BENCH cpuid_exit_root_instr [0-9]* instr' "$serial" || echo "BENCH cpuid_exit_root_instr nan instr"
+overhead=$(grep -ao "vm 'bench': 64 MiB RAM, [0-9]* bytes of hypervisor memory" "$serial" |
+	sed -n 's/.*RAM, \([0-9]*\) bytes.*/\1/p')
+echo "BENCH per_vm_overhead_bytes ${overhead:-nan} bytes"

@@ -1,0 +1,99 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "vmm/cpuid_policy.h"
+#include "vmm/hypercall.h"
+
+static const struct cpuid_result all_ones = { ~0U, ~0U, ~0U, ~0U };
+
+static void test_leaf1_hides_vmx_and_unemulated_features(void **state)
+{
+	(void)state;
+	struct cpuid_result r = cpuid_policy(1, 0, all_ones);
+
+	assert_false(r.ecx & (1U << 5));  /* VMX */
+	assert_false(r.ecx & (1U << 6));  /* SMX */
+	assert_false(r.ecx & (1U << 21)); /* x2APIC */
+	assert_false(r.ecx & (1U << 26)); /* XSAVE */
+	assert_false(r.ecx & (1U << 27)); /* OSXSAVE */
+	assert_false(r.ecx & (1U << 28)); /* AVX */
+	assert_true(r.ecx & (1U << 31));  /* hypervisor present */
+	assert_true(r.ecx & (1U << 0));   /* SSE3 passes */
+	assert_false(r.edx & (1U << 22)); /* ACPI thermal */
+	assert_true(r.edx & (1U << 25));  /* SSE passes */
+	/* One vCPU, APIC ID 0; the low half (brand, CLFLUSH size) passes. */
+	assert_int_equal(r.ebx, 0x0001ffffU);
+}
+
+static void test_hypervisor_leaves(void **state)
+{
+	(void)state;
+	struct cpuid_result r = cpuid_policy(CPUID_HV_BASE, 0, all_ones);
+	char sig[13] = { 0 };
+
+	memcpy(sig, &r.ebx, 4);
+	memcpy(sig + 4, &r.ecx, 4);
+	memcpy(sig + 8, &r.edx, 4);
+	assert_int_equal(r.eax, CPUID_HV_VERSION);
+	assert_string_equal(sig, CPUID_HV_SIGNATURE);
+
+	r = cpuid_policy(CPUID_HV_VERSION, 0, all_ones);
+	assert_int_equal(r.eax, HYPERCALL_ABI_VERSION);
+	assert_int_equal(r.ebx | r.ecx | r.edx, 0);
+
+	/* The rest of the range is empty, not the host's. */
+	r = cpuid_policy(0x40000100, 0, all_ones);
+	assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
+}
+
+static void test_leaf7_keeps_only_the_allow_list(void **state)
+{
+	(void)state;
+	struct cpuid_result r = cpuid_policy(7, 0, all_ones);
+
+	assert_true(r.ebx & (1U << 7));   /* SMEP */
+	assert_true(r.ebx & (1U << 20));  /* SMAP */
+	assert_false(r.ebx & (1U << 5));  /* AVX2 needs XSAVE */
+	assert_false(r.ebx & (1U << 10)); /* INVPCID is not enabled in VMX */
+	assert_false(r.ebx & (1U << 16)); /* AVX-512 */
+	assert_int_equal(r.ecx | r.edx, 0);
+	r = cpuid_policy(7, 1, all_ones);
+	assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
+}
+
+static void test_emptied_leaves(void **state)
+{
+	(void)state;
+	const uint32_t leaves[] = { 6, 0xa, 0xb, 0xd, 0x1f };
+	for (unsigned i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
+		struct cpuid_result r = cpuid_policy(leaves[i], 0, all_ones);
+		assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
+	}
+}
+
+static void test_rdtscp_hidden_and_other_leaves_pass(void **state)
+{
+	(void)state;
+	struct cpuid_result r = cpuid_policy(0x80000001, 0, all_ones);
+	assert_false(r.edx & (1U << 27)); /* RDTSCP is not enabled in VMX */
+	assert_true(r.edx & (1U << 29));  /* long mode */
+	r = cpuid_policy(0, 0, (struct cpuid_result){ 0xd, 1, 2, 3 });
+	assert_int_equal(r.eax, 0xd);
+	assert_int_equal(r.ebx, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_leaf1_hides_vmx_and_unemulated_features),
+		cmocka_unit_test(test_hypervisor_leaves),
+		cmocka_unit_test(test_leaf7_keeps_only_the_allow_list),
+		cmocka_unit_test(test_emptied_leaves),
+		cmocka_unit_test(test_rdtscp_hidden_and_other_leaves_pass),
+	};
+	return cmocka_run_group_tests_name("cpuid_policy", tests, NULL, NULL);
+}
