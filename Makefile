@@ -45,7 +45,7 @@ HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
-GUESTS_64 := cpuid_msr busy attack
+GUESTS_64 := hello64 cpuid_msr busy attack timer
 GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64))
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
 	-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \

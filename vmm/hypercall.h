@@ -19,9 +19,17 @@
 #define CPUID_HV_VERSION 0x40000001U
 #define CPUID_HV_SIGNATURE "VMMvmmVMMvmm" /* EBX, ECX, EDX */
 
+/*
+ * The upcall: the one interrupt the hypervisor raises in a guest for its
+ * own events (today the paravirtual timer). It is delivered like an
+ * external interrupt when RFLAGS.IF allows, wakes a halted vCPU, and needs
+ * no EOI. Vectors below 32 are the CPU's exceptions and are refused.
+ */
 enum hypercall {
-	HC_VERSION = 0,      /* -> HYPERCALL_ABI_VERSION */
-	HC_CONSOLE_WRITE = 1, /* RBX: guest-physical address, RCX: length (<= 256) */
+	HC_VERSION = 0,           /* -> HYPERCALL_ABI_VERSION */
+	HC_CONSOLE_WRITE = 1,     /* RBX: guest-physical address, RCX: length (<= 256) */
+	HC_SET_UPCALL_VECTOR = 2, /* RBX: vector 32..255, or 0 to turn upcalls off */
+	HC_SET_TIMER = 3,         /* RBX: TSC deadline for one upcall, 0 cancels */
 	HC_COUNT,
 };
 

@@ -1,6 +1,7 @@
 #include "vmm/sched.h"
 
 #include "vmm/log.h"
+#include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
@@ -49,6 +50,23 @@ static void switch_fpu(struct pcpu *cpu, struct vcpu *next)
 	cpu->fpu_owner = next;
 }
 
+/* Raises due timer upcalls; returns the earliest deadline still ahead (0: none). */
+static uint64_t expire_timers(uint64_t now)
+{
+	uint64_t earliest = 0;
+
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (vm->state != VM_STATE_RUNNING)
+			continue;
+		vcpu_timer_expire(&vm->vcpu, now);
+		uint64_t d = vm->vcpu.timer_deadline;
+		if (d && (!earliest || d < earliest))
+			earliest = d;
+	}
+	return earliest;
+}
+
 static void report_idle(void)
 {
 	unsigned off = 0, halted = 0;
@@ -69,16 +87,29 @@ void sched_run(uint64_t tsc_hz)
 
 	cpu->slice_tsc = tsc_hz / SLICES_PER_SECOND;
 	for (;;) {
+		uint64_t now = rdtsc();
+		uint64_t next_timer = expire_timers(now);
 		struct vcpu *vcpu = pick_next(cpu);
 		if (!vcpu) {
-			report_idle();
-			/* No interrupt source is wired to the scheduler yet. */
-			cpu_halt_forever();
+			if (!next_timer) {
+				report_idle();
+				/* No host interrupt source is wired to the scheduler yet. */
+				cpu_halt_forever();
+			}
+			/* Only timers can wake a vCPU: wait for the earliest. */
+			while (rdtsc() < next_timer)
+				cpu_relax();
+			continue;
 		}
+		/* A vCPU's own timer cuts its slice short so the upcall is on time. */
+		uint64_t slice = cpu->slice_tsc;
+		if (vcpu->timer_deadline && vcpu->timer_deadline - now < slice)
+			slice = vcpu->timer_deadline - now; /* expire_timers: deadline > now */
 		switch_fpu(cpu, vcpu);
 		vcpu->slices++;
-		enum vcpu_run_result r = virt_vcpu_run(vcpu, cpu->slice_tsc);
-		if (r == VCPU_RUN_HALTED)
+		enum vcpu_run_result r = virt_vcpu_run(vcpu, slice);
+		/* HLT with an upcall waiting: the next entry delivers it instead. */
+		if (r == VCPU_RUN_HALTED && !vcpu->upcall_pending)
 			vcpu->halted = true;
 		struct vm *vm = vcpu->vm;
 		if (vm->end_pending) {

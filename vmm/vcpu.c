@@ -227,6 +227,28 @@ static long hypercall_console_write(struct vcpu *vcpu, uint64_t gpa, uint64_t le
 	return (long)len;
 }
 
+#define FIRST_INTERRUPT_VECTOR 32
+
+static long hypercall_set_upcall_vector(struct vcpu *vcpu, uint64_t vector)
+{
+	if (vector != 0 && (vector < FIRST_INTERRUPT_VECTOR || vector > 255))
+		return HC_EINVAL;
+	vcpu->upcall_vector = (uint8_t)vector;
+	if (!vector) {
+		vcpu->upcall_pending = false;
+		vcpu->timer_deadline = 0;
+	}
+	return 0;
+}
+
+static long hypercall_set_timer(struct vcpu *vcpu, uint64_t deadline)
+{
+	if (deadline && !vcpu->upcall_vector)
+		return HC_EINVAL;
+	vcpu->timer_deadline = deadline;
+	return 0;
+}
+
 void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
 {
 	struct guest_regs *r = &vcpu->regs;
@@ -243,6 +265,12 @@ void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
 	case HC_CONSOLE_WRITE:
 		ret = hypercall_console_write(vcpu, r->rbx, r->rcx);
 		break;
+	case HC_SET_UPCALL_VECTOR:
+		ret = hypercall_set_upcall_vector(vcpu, r->rbx);
+		break;
+	case HC_SET_TIMER:
+		ret = hypercall_set_timer(vcpu, r->rbx);
+		break;
 	default:
 		log_debug("vm '%s': unknown hypercall %llu", vcpu->vm->cfg->name,
 			  (unsigned long long)r->rax);
@@ -250,6 +278,16 @@ void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
 		break;
 	}
 	r->rax = (uint64_t)ret;
+}
+
+bool vcpu_timer_expire(struct vcpu *vcpu, uint64_t now)
+{
+	if (!vcpu->timer_deadline || now < vcpu->timer_deadline)
+		return false;
+	vcpu->timer_deadline = 0;
+	vcpu->upcall_pending = true;
+	vcpu->halted = false;
+	return true;
 }
 
 void vcpu_unmapped_access(struct vcpu *vcpu, uint64_t gpa, const char *what)

@@ -32,6 +32,9 @@ struct vcpu {
 	/* x87/SSE state: guests use it, the hypervisor never does (FXSAVE format). */
 	uint8_t fpu[512] __attribute__((aligned(16)));
 	bool halted;           /* HLT with nothing to wake it */
+	uint8_t upcall_vector; /* 0: no upcalls (vmm/hypercall.h) */
+	bool upcall_pending;   /* raised, not yet delivered */
+	uint64_t timer_deadline; /* TSC value of the next timer upcall, 0: none */
 	uint64_t exits;
 	uint64_t slices;       /* times the scheduler ran it */
 	uint64_t preemptions;  /* slices ended by the timer */

@@ -17,6 +17,7 @@ struct vmx_vcpu {
 	bool launched;
 	uint16_t vpid;
 	uint64_t host_rsp; /* the VMCS's host RSP, written only on change */
+	uint32_t proc_controls; /* primary controls, to toggle window exiting */
 	struct vmx_msr_entry *msr_area; /* SWAP_COUNT entries, page-aligned */
 	uint64_t msr_area_pa;
 	/* An exception to deliver at the next entry (SDM 26.6). */
@@ -92,6 +93,9 @@ static inline uint64_t vmx_exit_qualification(void)
 {
 	return vmcs_read(VMCS_EXIT_QUALIFICATION);
 }
+
+/* Turns interrupt-window exiting on or off (SDM 25.2, 26.7.5). */
+void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on);
 
 /* Steps the guest over the instruction that exited. */
 void vmx_advance_rip(void);

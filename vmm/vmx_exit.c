@@ -71,6 +71,13 @@ static enum exit_action handle_external_interrupt(struct vcpu *vcpu)
 	return EXIT_PREEMPT;
 }
 
+static enum exit_action handle_interrupt_window(struct vcpu *vcpu)
+{
+	/* The guest can take the upcall now; the next entry delivers it. */
+	vmx_set_interrupt_window(to_vmx(vcpu), false);
+	return EXIT_CONTINUE;
+}
+
 static enum exit_action handle_triple_fault(struct vcpu *vcpu)
 {
 	return end_vm(vcpu, "triple fault");
@@ -265,6 +272,7 @@ static const exit_handler exit_table[EXIT_REASON_COUNT] = {
 	[EXIT_EXCEPTION_NMI] = handle_exception_nmi,
 	[EXIT_EXTERNAL_INTERRUPT] = handle_external_interrupt,
 	[EXIT_TRIPLE_FAULT] = handle_triple_fault,
+	[EXIT_INTERRUPT_WINDOW] = handle_interrupt_window,
 	[EXIT_INIT] = handle_ignored_signal,
 	[EXIT_SIPI] = handle_ignored_signal,
 	[EXIT_TASK_SWITCH] = handle_task_switch,

@@ -253,10 +253,13 @@ static void write_controls(struct vcpu *vcpu, bool long_mode)
 	vmcs_write(VMCS_PIN_CONTROLS,
 		   adjust_controls(PIN_CTL_EXTERNAL_INTERRUPT | PIN_CTL_NMI_EXITING,
 				   pin_optional, m->pinbased, "pin-based"));
-	vmcs_write(VMCS_PROC_CONTROLS,
-		   adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_IO_BITMAPS |
-					   PROC_CTL_USE_MSR_BITMAPS | PROC_CTL_SECONDARY_CONTROLS,
-				   0, m->procbased, "processor-based"));
+	v->proc_controls = adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_IO_BITMAPS |
+						   PROC_CTL_USE_MSR_BITMAPS |
+						   PROC_CTL_SECONDARY_CONTROLS,
+					   0, m->procbased, "processor-based");
+	if (!(VMX_CTL_ALLOWED1(m->procbased) & PROC_CTL_INTERRUPT_WINDOW))
+		panic("vmx: interrupt-window exiting is not supported");
+	vmcs_write(VMCS_PROC_CONTROLS, v->proc_controls);
 	vmcs_write(VMCS_PROC2_CONTROLS,
 		   adjust_controls(PROC2_CTL_ENABLE_EPT | PROC2_CTL_UNRESTRICTED_GUEST |
 					   PROC2_CTL_WBINVD_EXITING,
@@ -353,6 +356,41 @@ void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_co
 	v->inject_error = error_code;
 }
 
+void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
+{
+	uint32_t controls = on ? v->proc_controls | PROC_CTL_INTERRUPT_WINDOW
+			       : v->proc_controls & ~PROC_CTL_INTERRUPT_WINDOW;
+
+	if (controls != v->proc_controls) {
+		v->proc_controls = controls;
+		vmcs_write(VMCS_PROC_CONTROLS, controls);
+	}
+}
+
+/*
+ * Delivers the pending upcall as an external interrupt when the guest can
+ * take one (RFLAGS.IF set, no STI/MOV-SS blocking, no other event being
+ * injected: SDM 26.3.1.5, 26.6); otherwise asks for an exit as soon as it
+ * can (interrupt-window exiting).
+ */
+static void deliver_upcall(struct vcpu *vcpu, struct vmx_vcpu *v)
+{
+	if (!vcpu->upcall_pending) {
+		vmx_set_interrupt_window(v, false);
+		return;
+	}
+	bool open = !v->inject_pending && (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_IF) &&
+		    !(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3);
+	if (!open) {
+		vmx_set_interrupt_window(v, true);
+		return;
+	}
+	vmcs_write(VMCS_ENTRY_INTR_INFO,
+		   INTR_INFO_VALID | INTR_TYPE_EXTERNAL | vcpu->upcall_vector);
+	vcpu->upcall_pending = false;
+	vmx_set_interrupt_window(v, false);
+}
+
 void vmx_advance_rip(void)
 {
 	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + vmcs_read(VMCS_EXIT_INSTR_LEN));
@@ -397,6 +435,7 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 	if (vmx_host_caps.preemption_timer)
 		vmcs_write(VMCS_PREEMPTION_TIMER, slice_tsc >> vmx_host_caps.preemption_timer_shift);
 	for (;;) {
+		deliver_upcall(vcpu, v);
 		if (v->inject_pending) {
 			vmcs_write(VMCS_ENTRY_INTR_INFO, v->inject_info);
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->inject_error);

@@ -107,8 +107,8 @@ expect "demo: long-mode guest ran" demo '\[beta\] PASS cpuid: VMX hidden'
 expect "demo: spinning guest was preempted" demo '\[gamma\] PASS busy: preempted'
 expect_not "demo: no panic, no error, no FAIL" demo 'PANIC|ERROR|FAIL'
 
-# --- guests: six VMs on one CPU, three of them hostile ------------------------
-for g in hello cpuid busy; do
+# --- guests: eight VMs on one CPU, three of them hostile ----------------------
+for g in hello hello64 cpuid busy timer; do
 	expect_order "guests: $g ran, passed and exited with the event sequence" guests \
 		"vm '$g': TurningOn" "vm '$g': Running" "\\[$g\\] PASS " \
 		"vm '$g': TurningOff" "vm '$g': DeleteMachine" \
@@ -139,7 +139,16 @@ expect "guests: the spinning guest outlived the attackers" guests \
 expect_order "guests: others finished while busy spun" guests \
 	'\[busy\] busy: spinning without exits' "vm 'attack-triple': TurnedOff" \
 	'\[busy\] PASS busy: preempted'
-expect "guests: all six ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 6 not running\)'
+for check in 'long mode with paging at the entry point' 'CR4.VMXE reads as clear' \
+	'RDI holds the RAM size' 'RSI points at the command line'; do
+	expect "guests: hello64: $check" guests "\\[hello64\\] PASS hello64: $check"
+done
+for check in 'refused before an upcall vector is set' 'an exception vector is refused' \
+	'HLT woken by the timer upcall' 'nothing delivered while RFLAGS.IF is clear' \
+	'delivered through the interrupt window at STI' 'a cancelled timer stays silent'; do
+	expect "guests: timer: $check" guests "\\[timer\\] PASS timer: $check"
+done
+expect "guests: all eight ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 8 not running\)'
 expect_not "guests: no guest FAIL, no panic" guests 'FAIL|PANIC|ERROR'
 
 # --- bad-vms: every problem reported, nothing taken over ---------------------

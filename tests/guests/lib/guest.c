@@ -1,6 +1,7 @@
 #include "guest.h"
 
 extern char guest_exception_stubs[];
+extern char guest_irq_stub[];
 extern const char *boot_cmdline;
 
 const char *guest_cmdline;
@@ -14,7 +15,26 @@ struct idt_gate {
 	uint32_t offset_high, reserved;
 } __attribute__((packed));
 
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+static void (*irq_handler)(void);
+
+static struct idt_gate interrupt_gate(uint64_t h)
+{
+	return (struct idt_gate){ (uint16_t)h, 0x08, 0, 0x8e, (uint16_t)(h >> 16),
+				  (uint32_t)(h >> 32), 0 };
+}
+
+void guest_irq(void)
+{
+	if (irq_handler)
+		irq_handler();
+}
+
+void set_irq_handler(uint8_t vector, void (*handler)(void))
+{
+	irq_handler = handler;
+	idt[vector] = interrupt_gate((uint64_t)guest_irq_stub);
+}
 
 void idt_install(void)
 {
@@ -24,11 +44,8 @@ void idt_install(void)
 	} __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint64_t)idt };
 
 	guest_cmdline = boot_cmdline ? boot_cmdline : "";
-	for (unsigned v = 0; v < 32; v++) {
-		uint64_t h = (uint64_t)guest_exception_stubs + 16 * v;
-		idt[v] = (struct idt_gate){ (uint16_t)h, 0x08, 0, 0x8e, (uint16_t)(h >> 16),
-					    (uint32_t)(h >> 32), 0 };
-	}
+	for (unsigned v = 0; v < 32; v++)
+		idt[v] = interrupt_gate((uint64_t)guest_exception_stubs + 16 * v);
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 }
 

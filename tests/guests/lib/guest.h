@@ -77,4 +77,7 @@ unsigned vmxon_safe(uint64_t region);
 
 bool streq(const char *a, const char *b);
 
+/* One interrupt handler, for the hypervisor's upcall vector. */
+void set_irq_handler(uint8_t vector, void (*handler)(void));
+
 #endif

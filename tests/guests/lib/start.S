@@ -42,6 +42,30 @@ exception_common:
 1:	movq (%rsp), %rdi
 	call unexpected_exception
 
+/* Interrupt entry for the upcall vector: C handler, all registers kept. */
+	.globl guest_irq_stub
+guest_irq_stub:
+	pushq %rax
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	call guest_irq
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rax
+	iretq
+
 /* unsigned rdmsr_safe(uint32_t msr, uint64_t *value) */
 	.globl rdmsr_safe
 rdmsr_safe:

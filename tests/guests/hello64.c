@@ -1,0 +1,16 @@
+/* The smallest 64-bit guest: started in long mode with its boot arguments. */
+#include "guest.h"
+
+int main(void)
+{
+	uint64_t cr0, cr4, efer_lo, efer_hi;
+
+	__asm__ volatile("mov %%cr0, %0; mov %%cr4, %1" : "=r"(cr0), "=r"(cr4));
+	__asm__ volatile("rdmsr" : "=a"(efer_lo), "=d"(efer_hi) : "c"(0xc0000080));
+	check((cr0 & 0x80000001) == 0x80000001 && (cr4 & 0x20) && (efer_lo & 0x400),
+	      "hello64: long mode with paging at the entry point");
+	check(!(cr4 & (1U << 13)), "hello64: CR4.VMXE reads as clear");
+	check(guest_ram_bytes == 4 * 1024 * 1024, "hello64: RDI holds the RAM size");
+	check(streq(guest_cmdline, "hello from the config"), "hello64: RSI points at the command line");
+	return 0;
+}
