@@ -42,7 +42,8 @@ IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
-UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy
+UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
+	vm_lifecycle
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer
@@ -104,6 +105,7 @@ $(BUILD)/unit/test_acpi: tests/unit/test_acpi.c boot/acpi.c lib/fmt.c
 $(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx_caps.c lib/fmt.c
 $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c vmm/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
+$(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_state.c lib/fmt.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@

@@ -11,6 +11,20 @@
 
 static struct vm vms[VM_MAX];
 static unsigned vm_total;
+static struct vm_event events[VM_EVENT_RING];
+static uint64_t event_seq;
+
+unsigned vm_events_since(uint64_t after, struct vm_event *out, unsigned max)
+{
+	uint64_t first = event_seq > VM_EVENT_RING ? event_seq - VM_EVENT_RING + 1 : 1;
+	unsigned n = 0;
+
+	if (after + 1 > first)
+		first = after + 1;
+	for (uint64_t seq = first; seq <= event_seq && n < max; seq++)
+		out[n++] = events[seq % VM_EVENT_RING];
+	return n;
+}
 
 unsigned vm_count(void)
 {
@@ -68,6 +82,11 @@ static int power_on(struct vm *vm, char *why, size_t why_size)
 
 static void enter_state(struct vm *vm, enum vm_state state, const char *reason)
 {
+	struct vm_event *e = &events[++event_seq % VM_EVENT_RING];
+
+	*e = (struct vm_event){ .seq = event_seq, .vm_id = vm->id, .state = state };
+	if (reason)
+		fmt_snprintf(e->reason, sizeof(e->reason), "%s", reason);
 	vm->state = state;
 	if (reason && *reason)
 		log_info("vm '%s': %s (%s)", vm->cfg->name, vm_state_name(state), reason);

@@ -55,6 +55,23 @@ struct vm {
 	unsigned console_len;
 };
 
+/*
+ * Every state change, in order, for the management API (OnStateChange /
+ * OnVMStateChange). A bounded ring: a reader that falls more than
+ * VM_EVENT_RING events behind sees a gap in the sequence numbers.
+ */
+#define VM_EVENT_RING 64
+
+struct vm_event {
+	uint64_t seq; /* 1, 2, 3, ... */
+	unsigned vm_id;
+	enum vm_state state;
+	char reason[VM_REASON_MAX]; /* "" unless the change has one */
+};
+
+/* Copies up to max events with seq > after into out; returns how many. */
+unsigned vm_events_since(uint64_t after, struct vm_event *out, unsigned max);
+
 /* Creates a VM for every configured one (TurnedOff); starts autostart VMs. */
 void vm_create_all(const struct boot_info *bi);
 

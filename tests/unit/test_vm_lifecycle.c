@@ -1,0 +1,266 @@
+/*
+ * The VM lifecycle engine (vmm/vm.c) on the host, with the vendor backend
+ * and the guest loader replaced by fakes: every control operation must
+ * emit exactly the state table's event sequence, refuse invalid ones
+ * without a trace, and end a VM that cannot start with a reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/guest_boot.h"
+#include "vmm/page_alloc.h"
+#include "vmm/virt.h"
+#include "vmm/vm.h"
+
+/* --- fakes ------------------------------------------------------------ */
+static int boot_prepare_result;
+static unsigned vcpu_resets;
+
+void log_printf(enum log_level level, const char *format, ...)
+{
+	(void)level;
+	(void)format;
+}
+
+int virt_vm_init(struct vm *vm, struct page_alloc *pa)
+{
+	(void)vm;
+	pa->free_pages -= 3; /* as if it took three EPT pages */
+	return 0;
+}
+
+int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa)
+{
+	(void)vcpu;
+	pa->free_pages -= 2;
+	return 0;
+}
+
+size_t virt_vm_state_bytes(void)
+{
+	return 64;
+}
+
+int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *state)
+{
+	(void)vcpu;
+	(void)state;
+	vcpu_resets++;
+	return 0;
+}
+
+int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why, size_t n)
+{
+	(void)vm;
+	*state = (struct vcpu_boot_state){ 0 };
+	if (boot_prepare_result)
+		strncpy(why, "the image does not fit", n);
+	return boot_prepare_result;
+}
+
+/* --- helpers -------------------------------------------------------------- */
+static struct config cfg;
+static struct boot_info bi;
+static struct page_alloc pages;
+static uint64_t seen; /* last event sequence number read */
+
+static void setup_two_vms(bool autostart)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&bi, 0, sizeof(bi));
+	cfg.vm_count = 2;
+	for (unsigned i = 0; i < 2; i++) {
+		strcpy(cfg.vms[i].name, i ? "b" : "a");
+		cfg.vms[i].memory_bytes = 1 << 20;
+		cfg.vms[i].autostart = autostart;
+		bi.vms[i].ram_bytes = 1 << 20;
+	}
+	pages.free_pages = 1000;
+	bi.config = &cfg;
+	bi.host_pages = &pages;
+	vm_create_all(&bi);
+}
+
+/* The next n events must be want[0..n) of vm_id. */
+static void expect_events(unsigned vm_id, const enum vm_state *want, unsigned n,
+			  const char *last_reason)
+{
+	struct vm_event got[VM_EVENT_RING];
+	unsigned count = vm_events_since(seen, got, n);
+
+	assert_int_equal(count, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(got[i].vm_id, vm_id);
+		assert_int_equal(got[i].state, want[i]);
+		assert_int_equal(got[i].seq, seen + i + 1);
+	}
+	if (n && last_reason)
+		assert_string_equal(got[n - 1].reason, last_reason);
+	seen += count;
+}
+
+static void expect_no_events(void)
+{
+	struct vm_event got[1];
+	assert_int_equal(vm_events_since(seen, got, 1), 0);
+}
+
+/* The VM registry is static; each test continues from the previous one. */
+static struct vm *vm_a(void)
+{
+	return vm_by_index(vm_count() - 2);
+}
+
+static void test_create_and_autostart(void **state)
+{
+	(void)state;
+	setup_two_vms(true);
+	expect_events(0, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+	expect_events(1, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+	expect_no_events();
+	assert_int_equal(vm_a()->state, VM_STATE_RUNNING);
+	assert_int_equal(vcpu_resets, 2);
+}
+
+static void test_pause_resume(void **state)
+{
+	struct vm *vm = vm_a();
+	(void)state;
+
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_PAUSED }, 1, "");
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), -1);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), -1);
+	expect_no_events();
+	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_RUNNING }, 1, "");
+	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), -1);
+	expect_no_events();
+}
+
+static void test_reset_reloads_the_vcpu(void **state)
+{
+	struct vm *vm = vm_a();
+	unsigned before = vcpu_resets;
+	(void)state;
+
+	vm->vcpu.halted = true;
+	assert_int_equal(vm_control(vm, VM_OP_RESET, "operator"), 0);
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNING_ON, VM_STATE_RUNNING },
+		      4, "operator");
+	expect_no_events();
+	assert_int_equal(vcpu_resets, before + 1);
+	assert_false(vm->vcpu.halted);
+}
+
+static void test_save_is_refused_until_supported(void **state)
+{
+	struct vm *vm = vm_a();
+	(void)state;
+
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), -1);
+	expect_no_events();
+	assert_int_equal(vm->state, VM_STATE_RUNNING);
+}
+
+static void test_turn_off_and_start_again(void **state)
+{
+	struct vm *vm = vm_a();
+	(void)state;
+
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNED_OFF },
+		      3, "");
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), -1);
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), -1);
+	expect_no_events();
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+	expect_no_events();
+}
+
+static void test_guest_end_carries_the_reason(void **state)
+{
+	struct vm *vm = vm_a();
+	(void)state;
+
+	vm_request_end(vm, "triple fault at RIP 0x%x", 0x1234);
+	vm_request_end(vm, "a later, secondary problem");
+	assert_true(vm->end_pending);
+	assert_int_equal(vm_control(vm, VM_OP_GUEST_END, vm->end_reason), 0);
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNED_OFF },
+		      3, "triple fault at RIP 0x1234");
+	expect_no_events();
+}
+
+static void test_failed_power_on_ends_with_the_reason(void **state)
+{
+	struct vm *vm = vm_a();
+	(void)state;
+
+	boot_prepare_result = -1;
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), -1);
+	boot_prepare_result = 0;
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_TURNING_OFF,
+					 VM_STATE_DELETE_MACHINE, VM_STATE_TURNED_OFF },
+		      4, "the image does not fit");
+	expect_no_events();
+	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
+}
+
+static void test_event_ring_keeps_the_newest(void **state)
+{
+	struct vm *vm = vm_a();
+	struct vm_event got[VM_EVENT_RING];
+	(void)state;
+
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	for (unsigned i = 0; i < VM_EVENT_RING; i++) {
+		vm_control(vm, VM_OP_PAUSE, NULL);
+		vm_control(vm, VM_OP_RESUME, NULL);
+	}
+	/* A reader far behind gets the newest VM_EVENT_RING, with a seq gap. */
+	unsigned n = vm_events_since(seen, got, VM_EVENT_RING);
+	assert_int_equal(n, VM_EVENT_RING);
+	assert_true(got[0].seq > seen + 1);
+	assert_int_equal(got[n - 1].state, VM_STATE_RUNNING);
+	for (unsigned i = 1; i < n; i++)
+		assert_int_equal(got[i].seq, got[i - 1].seq + 1);
+	seen = got[n - 1].seq;
+	expect_no_events();
+}
+
+static void test_overhead_counts_only_this_vm(void **state)
+{
+	(void)state;
+	/* 5 fake pages each; the log line reports it, the registry keeps going. */
+	assert_int_equal(pages.free_pages, 1000 - 2 * 5);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_and_autostart),
+		cmocka_unit_test(test_pause_resume),
+		cmocka_unit_test(test_reset_reloads_the_vcpu),
+		cmocka_unit_test(test_save_is_refused_until_supported),
+		cmocka_unit_test(test_turn_off_and_start_again),
+		cmocka_unit_test(test_guest_end_carries_the_reason),
+		cmocka_unit_test(test_failed_power_on_ends_with_the_reason),
+		cmocka_unit_test(test_event_ring_keeps_the_newest),
+		cmocka_unit_test(test_overhead_counts_only_this_vm),
+	};
+	return cmocka_run_group_tests_name("vm_lifecycle", tests, NULL, NULL);
+}
