@@ -20,8 +20,6 @@
 #define LONG_CS 0x08
 #define LONG_DS 0x10
 
-#define EFER_LME (1ULL << 8)
-#define EFER_LMA (1ULL << 10)
 #define CR0_ET (1ULL << 4)
 #define RFLAGS_RESERVED_1 (1ULL << 1)
 

@@ -11,7 +11,7 @@
 
 struct pcpu {
 	unsigned next;           /* round-robin position */
-	struct vcpu *fpu_owner;  /* whose x87/SSE state is in the registers */
+	struct vcpu *state_owner;  /* whose x87/SSE and debug state the CPU holds */
 	uint64_t slice_tsc;
 };
 
@@ -36,18 +36,52 @@ static struct vcpu *pick_next(struct pcpu *cpu)
 	return NULL;
 }
 
+#define DEFINE_DR_ACCESSORS(n)                                             \
+	static inline uint64_t read_dr##n(void)                            \
+	{                                                                  \
+		uint64_t v;                                                \
+		__asm__ volatile("mov %%db" #n ", %0" : "=r"(v));          \
+		return v;                                                  \
+	}                                                                  \
+	static inline void write_dr##n(uint64_t v)                         \
+	{                                                                  \
+		__asm__ volatile("mov %0, %%db" #n : : "r"(v));            \
+	}
+DEFINE_DR_ACCESSORS(0)
+DEFINE_DR_ACCESSORS(1)
+DEFINE_DR_ACCESSORS(2)
+DEFINE_DR_ACCESSORS(3)
+DEFINE_DR_ACCESSORS(6)
+#undef DEFINE_DR_ACCESSORS
+
 /*
- * The hypervisor itself never uses x87/SSE (-mgeneral-regs-only), so the
- * registers hold the state of the last vCPU that ran; swap only on change.
+ * The hypervisor itself never uses x87/SSE (-mgeneral-regs-only) or the
+ * debug registers, so the hardware holds the state of the last vCPU that
+ * ran; swap only when another one runs (or this one was reset). DR7 and
+ * DEBUGCTL are switched by the VMCS.
  */
-static void switch_fpu(struct pcpu *cpu, struct vcpu *next)
+static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
 {
-	if (cpu->fpu_owner == next)
+	struct vcpu *prev = cpu->state_owner;
+
+	if (prev == next && !next->fpu_fresh)
 		return;
-	if (cpu->fpu_owner)
-		__asm__ volatile("fxsave64 %0" : "=m"(cpu->fpu_owner->fpu));
+	if (prev && prev != next) {
+		__asm__ volatile("fxsave64 %0" : "=m"(prev->fpu));
+		prev->dr[0] = read_dr0();
+		prev->dr[1] = read_dr1();
+		prev->dr[2] = read_dr2();
+		prev->dr[3] = read_dr3();
+		prev->dr6 = read_dr6();
+	}
 	__asm__ volatile("fxrstor64 %0" : : "m"(next->fpu));
-	cpu->fpu_owner = next;
+	next->fpu_fresh = false;
+	write_dr0(next->dr[0]);
+	write_dr1(next->dr[1]);
+	write_dr2(next->dr[2]);
+	write_dr3(next->dr[3]);
+	write_dr6(next->dr6);
+	cpu->state_owner = next;
 }
 
 /* Raises due timer upcalls; returns the earliest deadline still ahead (0: none). */
@@ -105,7 +139,7 @@ void sched_run(uint64_t tsc_hz)
 		uint64_t slice = cpu->slice_tsc;
 		if (vcpu->timer_deadline && vcpu->timer_deadline - now < slice)
 			slice = vcpu->timer_deadline - now; /* expire_timers: deadline > now */
-		switch_fpu(cpu, vcpu);
+		switch_cpu_state(cpu, vcpu);
 		vcpu->slices++;
 		enum vcpu_run_result r = virt_vcpu_run(vcpu, slice);
 		/* HLT with an upcall waiting: the next entry delivers it instead. */

@@ -9,6 +9,12 @@
 #include <stdarg.h>
 #include <string.h>
 
+#define FXSAVE_FCW 0
+#define FXSAVE_MXCSR 24
+#define FCW_RESET 0x0040
+#define MXCSR_RESET 0x1f80
+#define DR6_RESET 0xffff0ff0ULL
+
 static struct vm vms[VM_MAX];
 static unsigned vm_total;
 static struct vm_event events[VM_EVENT_RING];
@@ -66,11 +72,23 @@ static int power_on(struct vm *vm, char *why, size_t why_size)
 
 	if (guest_boot_prepare(vm, &state, why, why_size))
 		return -1;
-	vm->vcpu.regs = (struct guest_regs){ 0 };
-	vm->vcpu.regs.rsi = state.rsi;
-	vm->vcpu.regs.rdi = state.rdi;
-	memset(vm->vcpu.fpu, 0, sizeof(vm->vcpu.fpu));
-	vm->vcpu.halted = false;
+	struct vcpu *vcpu = &vm->vcpu;
+	vcpu->regs = (struct guest_regs){ 0 };
+	vcpu->regs.rsi = state.rsi;
+	vcpu->regs.rdi = state.rdi;
+	/* x87 and SSE power-on state (SDM Vol. 3A, table 9-1), in FXSAVE layout. */
+	memset(vcpu->fpu, 0, sizeof(vcpu->fpu));
+	vcpu->fpu[FXSAVE_FCW] = FCW_RESET & 0xff;
+	vcpu->fpu[FXSAVE_MXCSR] = MXCSR_RESET & 0xff;
+	vcpu->fpu[FXSAVE_MXCSR + 1] = MXCSR_RESET >> 8;
+	vcpu->fpu_fresh = true;
+	memset(vcpu->dr, 0, sizeof(vcpu->dr));
+	vcpu->dr6 = DR6_RESET;
+	vcpu->tpr = 0;
+	vcpu->upcall_vector = 0;
+	vcpu->upcall_pending = false;
+	vcpu->timer_deadline = 0;
+	vcpu->halted = false;
 	vm->end_pending = false;
 	vm->console_len = 0;
 	if (virt_vcpu_reset(&vm->vcpu, &state)) {

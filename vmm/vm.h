@@ -31,6 +31,10 @@ struct vcpu {
 	struct guest_regs regs;
 	/* x87/SSE state: guests use it, the hypervisor never does (FXSAVE format). */
 	uint8_t fpu[512] __attribute__((aligned(16)));
+	/* Debug registers the VMCS does not hold (DR7 is in it). */
+	uint64_t dr[4], dr6;
+	uint8_t tpr;           /* CR8 */
+	bool fpu_fresh;        /* fpu[] holds reset state not yet loaded */
 	bool halted;           /* HLT with nothing to wake it */
 	uint8_t upcall_vector; /* 0: no upcalls (vmm/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */

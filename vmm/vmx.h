@@ -7,6 +7,7 @@
 
 #include "vmm/vm.h"
 #include "vmm/vmx_caps.h"
+#include "x86/cpu.h"
 #include "x86/vmx_defs.h"
 
 /* MSRs swapped through the VM-entry load / VM-exit store area (SDM 24.7.2). */
@@ -94,6 +95,15 @@ static inline uint64_t vmx_exit_qualification(void)
 	return vmcs_read(VMCS_EXIT_QUALIFICATION);
 }
 
+/*
+ * CR4 bits whose features CPUID hides from guests (XSAVE, SMX, protection
+ * keys, CET): host-owned, so setting one exits and is refused with #GP.
+ */
+#define CR4_HIDDEN_FROM_GUESTS (CR4_OSXSAVE | CR4_SMXE | CR4_PKE | CR4_CET)
+
+/* Drops the VM's cached translations (all its VPIDs), e.g. after a CR0/CR4 change. */
+void vmx_flush_guest_tlb(struct vcpu *vcpu);
+
 /* Turns interrupt-window exiting on or off (SDM 25.2, 26.7.5). */
 void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on);
 
@@ -103,7 +113,11 @@ void vmx_advance_rip(void);
 /* Guest CPL from the SS access rights (SDM 24.4.1: SS.DPL is the CPL). */
 unsigned vmx_guest_cpl(void);
 
-/* vmx_entry.S: enters the guest; returns 0 after a VM exit, 1 if entry failed. */
+/*
+ * vmx_entry.S: enters the guest; returns 0 after a VM exit, 1 after
+ * VMfailValid (the reason is in the VM-instruction error field), 2 after
+ * VMfailInvalid (no current VMCS).
+ */
 int vmx_enter_guest(struct guest_regs *regs, int launched, uint64_t *host_rsp);
 
 #endif

@@ -16,6 +16,7 @@ void vmx_caps_decode(const struct vmx_msrs *m, struct vmx_caps *c)
 
 	c->preemption_timer = VMX_CTL_ALLOWED1(m->pinbased) & PIN_CTL_PREEMPTION_TIMER;
 	c->preemption_timer_shift = (unsigned)(m->misc & VMX_MISC_PREEMPTION_RATE_MASK);
+	c->save_preemption_timer = VMX_CTL_ALLOWED1(m->exit) & EXIT_CTL_SAVE_PREEMPTION_TIMER;
 
 	/*
 	 * IA32_VMX_PROCBASED_CTLS2 only exists when the primary controls allow
@@ -35,6 +36,7 @@ void vmx_caps_decode(const struct vmx_msrs *m, struct vmx_caps *c)
 	c->ept_1g = ev & EPT_CAP_PAGE_1G;
 	c->ept_ad = ev & EPT_CAP_ACCESSED_DIRTY;
 	c->invept = ev & EPT_CAP_INVEPT;
+	c->invept_single = ev & EPT_CAP_INVEPT_SINGLE;
 	c->invvpid = ev & EPT_CAP_INVVPID;
 }
 
@@ -44,7 +46,10 @@ const char *vmx_caps_missing(const struct vmx_caps *c)
 	 * Guests are isolated by EPT alone and started in real mode or long
 	 * mode without a software real-mode emulator, so EPT with a 4-level
 	 * walk, write-back EPT structures and unrestricted guest are required.
-	 * INVEPT is needed to drop stale translations when mappings change.
+	 * Single-context INVEPT drops one VM's stale translations. The
+	 * preemption timer is what stops a guest that never exits from
+	 * starving the others. The TRUE_* control MSRs let CR3 accesses run
+	 * without exits (the old MSRs force CR3-load/store exiting, SDM A.2).
 	 */
 	if (c->addr_limited_32bit)
 		return "64-bit VMX physical addresses (IA32_VMX_BASIC[48] is set)";
@@ -56,10 +61,14 @@ const char *vmx_caps_missing(const struct vmx_caps *c)
 		return "EPT (extended page tables)";
 	if (!c->ept_walk4 || !c->ept_wb)
 		return "4-level write-back EPT";
-	if (!c->invept)
-		return "INVEPT";
+	if (!c->invept || !c->invept_single)
+		return "single-context INVEPT";
 	if (!c->unrestricted_guest)
 		return "unrestricted guest";
+	if (!c->preemption_timer)
+		return "the VMX preemption timer";
+	if (!c->true_controls)
+		return "the TRUE_* VMX control MSRs (IA32_VMX_BASIC[55])";
 	return NULL;
 }
 

@@ -35,7 +35,8 @@ struct vmx_caps {
 	bool unrestricted_guest;
 	bool preemption_timer;
 	unsigned preemption_timer_shift; /* timer counts down every 2^shift TSC ticks */
-	bool ept_walk4, ept_wb, ept_2m, ept_1g, ept_ad, invept, invvpid;
+	bool ept_walk4, ept_wb, ept_2m, ept_1g, ept_ad, invept, invept_single, invvpid;
+	bool save_preemption_timer; /* VM exits can keep the timer's remainder */
 };
 
 void vmx_caps_decode(const struct vmx_msrs *msrs, struct vmx_caps *caps);

@@ -7,8 +7,8 @@
  * serializes) and executes VMLAUNCH (first entry) or
  * VMRESUME. A VM exit arrives at vmx_exit_entry (the VMCS host RIP) with
  * RSP as recorded; the guest GPRs and CR2 are stored back and 0 is
- * returned. If the entry instruction itself fails (VMfailValid /
- * VMfailInvalid, SDM 30.2), execution falls through and 1 is returned.
+ * returned. If the entry instruction itself fails, execution falls through
+ * and 1 (VMfailValid, ZF) or 2 (VMfailInvalid, CF) is returned (SDM 30.2).
  * Offsets follow struct guest_regs in vmm/vm.h.
  */
 #define VMCS_HOST_RSP 0x6c14
@@ -77,8 +77,11 @@ vmx_enter_guest:
 	jmp entry_failed
 3:	vmresume
 entry_failed:
+	/* The flags still hold the failed instruction's result; POP keeps them. */
 	popq %rdi
 	movl $1, %eax
+	jnc restore_host
+	movl $2, %eax
 	jmp restore_host
 
 vmx_exit_entry:

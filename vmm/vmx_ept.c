@@ -33,7 +33,7 @@ static int next_level(struct page_alloc *pa, uint64_t *e, uint64_t *next_pa)
 	return 0;
 }
 
-int vmx_ept_build(struct vm *vm, struct page_alloc *pa, uint64_t *pml4_pa)
+int vmx_ept_build(struct vm *vm, struct page_alloc *pa, bool large_pages, uint64_t *pml4_pa)
 {
 	uint64_t ram = vm->boot->ram_bytes, host = vm->boot->ram_base;
 	uint64_t pml4;
@@ -49,7 +49,9 @@ int vmx_ept_build(struct vm *vm, struct page_alloc *pa, uint64_t *pml4_pa)
 		    next_level(pa, &table(pdpt)[(gpa >> 30) & 511], &pd))
 			return -1;
 		uint64_t *pde = &table(pd)[(gpa >> 21) & 511];
-		if (ram - gpa >= SIZE_2M && !((host + gpa) & (SIZE_2M - 1))) {
+		/* A 2-MiB leaf needs both sides aligned and the CPU's support (SDM 28.2.2). */
+		if (large_pages && ram - gpa >= SIZE_2M && !(gpa & (SIZE_2M - 1)) &&
+		    !((host + gpa) & (SIZE_2M - 1))) {
 			*pde = (host + gpa) | EPT_LEAF_WB | EPT_LARGE;
 			gpa += SIZE_2M;
 			continue;

@@ -12,8 +12,12 @@
 
 #define VECTOR_UD 6
 #define VECTOR_GP 13
-#define EFER_LME (1ULL << 8)
-#define EFER_LMA (1ULL << 10)
+#define VECTOR_MC 18
+#define CR_ACCESS_TO_CR 0
+#define CR_ACCESS_FROM_CR 1
+#define PDPTE_PRESENT 1ULL
+/* PAE PDPTE bits that must be 0 (SDM 4.4.1): 2:1, 8:5 and above MAXPHYADDR. */
+#define PDPTE_RESERVED 0xfff00000000001e6ULL
 #define LAPIC_EOI_OFFSET 0xb0
 #define MSR_IA32_APIC_BASE 0x1b
 #define APIC_BASE_X2APIC (1ULL << 10)
@@ -42,6 +46,11 @@ static enum exit_action handle_exception_nmi(struct vcpu *vcpu)
 	if ((info & INTR_INFO_TYPE_MASK) == INTR_TYPE_NMI) {
 		log_warn("vmx: host NMI while running vm '%s'", vcpu->vm->cfg->name);
 		return EXIT_CONTINUE;
+	}
+	if ((info & INTR_INFO_VECTOR_MASK) == VECTOR_MC) {
+		/* The hardware is failing; the VM it hit cannot be trusted to go on. */
+		log_err("vmx: machine check while vm '%s' ran", vcpu->vm->cfg->name);
+		return end_vm(vcpu, "host machine check");
 	}
 	vm_request_end(vcpu->vm, "unexpected exception exit (vector %u)",
 		       info & INTR_INFO_VECTOR_MASK);
@@ -124,53 +133,126 @@ static enum exit_action handle_vmcall(struct vcpu *vcpu)
 	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
 }
 
-static uint64_t *gpr(struct vcpu *vcpu, unsigned index)
+/* The GPR a MOV to/from CR names (SDM table 27-3); RSP lives in the VMCS. */
+static uint64_t read_gpr(struct vcpu *vcpu, unsigned index)
+{
+	struct guest_regs *r = &vcpu->regs;
+	const uint64_t regs[16] = { r->rax, r->rcx, r->rdx, r->rbx, 0,      r->rbp,
+				    r->rsi, r->rdi, r->r8,  r->r9,  r->r10, r->r11,
+				    r->r12, r->r13, r->r14, r->r15 };
+
+	return index == 4 ? vmcs_read(VMCS_GUEST_RSP) : regs[index & 15];
+}
+
+static void write_gpr(struct vcpu *vcpu, unsigned index, uint64_t value)
 {
 	struct guest_regs *r = &vcpu->regs;
 	uint64_t *regs[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, NULL,   &r->rbp,
 			       &r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
 			       &r->r12, &r->r13, &r->r14, &r->r15 };
-	return regs[index & 15];
+
+	if (index == 4)
+		vmcs_write(VMCS_GUEST_RSP, value);
+	else
+		*regs[index & 15] = value;
 }
 
-/* MOV to CR0 turning paging on or off switches IA-32e mode (SDM 9.8.5). */
-static void update_long_mode(struct vcpu *vcpu, uint64_t cr0)
+static bool in_64bit_mode(void)
 {
-	uint64_t efer = vmcs_read(VMCS_GUEST_EFER);
-	uint64_t entry = vmcs_read(VMCS_ENTRY_CONTROLS);
-	bool lma = (cr0 & CR0_PG) && (efer & EFER_LME);
+	return (vmcs_read(VMCS_GUEST_EFER) & EFER_LMA) &&
+	       (vmcs_read(VMCS_GUEST_ES_AR + 2 * SEG_CS) & SEG_ATTR_LONG);
+}
 
-	(void)vcpu;
+/*
+ * With EPT, VM entry into PAE paging takes the four PDPTEs from the VMCS
+ * (SDM 26.3.2.4), so a MOV to CR0/CR4 that enables PAE paging must load
+ * them from guest memory, as the CPU would. Returns -1 for #GP.
+ */
+static int load_pae_pdptes(struct vcpu *vcpu)
+{
+	uint64_t base = vmcs_read(VMCS_GUEST_CR3) & 0xffffffe0ULL;
+	uint64_t pdpte[4];
+
+	if (!vm_gpa_is_ram(vcpu->vm, base, sizeof(pdpte)))
+		return -1;
+	__builtin_memcpy(pdpte, vm_gpa_to_host(vcpu->vm, base), sizeof(pdpte));
+	for (unsigned i = 0; i < 4; i++) {
+		if ((pdpte[i] & PDPTE_PRESENT) && (pdpte[i] & PDPTE_RESERVED))
+			return -1;
+	}
+	for (unsigned i = 0; i < 4; i++)
+		vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte[i]);
+	return 0;
+}
+
+/*
+ * Applies a new CR0 or CR4 value the way the CPU would: the combinations
+ * the SDM makes fault get #GP (2.5 and 9.8.5), IA-32e mode follows
+ * CR0.PG with EFER.LME, PAE paging loads its PDPTEs, and a change of a
+ * paging-mode bit drops cached translations (with VPID, VM entries and
+ * exits keep them: SDM 28.3.3.1). Returns -1 for #GP.
+ */
+static int write_paging_control(struct vcpu *vcpu, unsigned cr, uint64_t value)
+{
+	uint64_t cr0 = cr == 0 ? value : virt_guest_reg(vcpu, GUEST_REG_CR0);
+	uint64_t cr4 = cr == 4 ? value : virt_guest_reg(vcpu, GUEST_REG_CR4);
+	uint64_t old = virt_guest_reg(vcpu, cr == 0 ? GUEST_REG_CR0 : GUEST_REG_CR4);
+	uint64_t efer = vmcs_read(VMCS_GUEST_EFER);
+	bool paging = cr0 & CR0_PG;
+
+	if (cr == 0 && ((value >> 32) || ((value & CR0_PG) && !(value & CR0_PE)) ||
+			((value & CR0_NW) && !(value & CR0_CD))))
+		return -1;
+	if (cr == 4 && ((value & (CR4_VMXE | CR4_HIDDEN_FROM_GUESTS)) ||
+			(value & ~vmx_host_msrs.cr4_fixed1)))
+		return -1;
+	/* Long mode needs PAE; PAE may not go while long mode is active. */
+	if (paging && (efer & EFER_LME) && !(cr4 & CR4_PAE))
+		return -1;
+	if (paging && (cr4 & CR4_PAE) && !(efer & EFER_LME) && load_pae_pdptes(vcpu))
+		return -1;
+
+	virt_set_guest_reg(vcpu, cr == 0 ? GUEST_REG_CR0 : GUEST_REG_CR4, value);
+	bool lma = paging && (efer & EFER_LME);
+	uint64_t entry = vmcs_read(VMCS_ENTRY_CONTROLS);
 	vmcs_write(VMCS_GUEST_EFER, lma ? efer | EFER_LMA : efer & ~EFER_LMA);
 	vmcs_write(VMCS_ENTRY_CONTROLS,
 		   lma ? entry | ENTRY_CTL_IA32E_GUEST : entry & ~ENTRY_CTL_IA32E_GUEST);
+
+	uint64_t paging_bits = cr == 0 ? (CR0_PG | CR0_PE | CR0_WP)
+				       : (CR4_PAE | CR4_PSE | CR4_PGE | CR4_PCIDE | CR4_SMEP |
+					  CR4_SMAP);
+	if ((old ^ value) & paging_bits)
+		vmx_flush_guest_tlb(vcpu);
+	return 0;
 }
 
 static enum exit_action handle_cr_access(struct vcpu *vcpu)
 {
 	uint64_t q = vmx_exit_qualification();
-	unsigned cr = CR_QUAL_NUMBER(q);
-	uint64_t *reg = gpr(vcpu, CR_QUAL_GPR(q));
+	unsigned cr = CR_QUAL_NUMBER(q), type = CR_QUAL_TYPE(q), reg = CR_QUAL_GPR(q);
 
-	/* Only MOV to CR0/CR4 exits (host-owned bits); RSP is in the VMCS. */
-	if (CR_QUAL_TYPE(q) != 0 || (cr != 0 && cr != 4) || !reg)
-		return end_vm(vcpu, "unsupported control-register access");
-	uint64_t value = *reg;
-	if (cr == 0) {
-		/* PG without PE, or NW without CD, fault on real CPUs (SDM 2.5). */
-		if (((value & CR0_PG) && !(value & CR0_PE)) || (value >> 32)) {
+	if (cr == 8 && type == CR_ACCESS_FROM_CR) {
+		write_gpr(vcpu, reg, vcpu->tpr);
+	} else if (cr == 8 && type == CR_ACCESS_TO_CR) {
+		uint64_t value = read_gpr(vcpu, reg);
+		if (value > 15) {
 			virt_inject_exception(vcpu, VECTOR_GP, true, 0);
 			return EXIT_CONTINUE;
 		}
-		virt_set_guest_reg(vcpu, GUEST_REG_CR0, value);
-		update_long_mode(vcpu, value);
+		vcpu->tpr = (uint8_t)value;
+	} else if ((cr == 0 || cr == 4) && type == CR_ACCESS_TO_CR) {
+		uint64_t value = read_gpr(vcpu, reg);
+		/* Outside 64-bit mode the source operand is 32 bits wide. */
+		if (!in_64bit_mode())
+			value = (uint32_t)value;
+		if (write_paging_control(vcpu, cr, value)) {
+			virt_inject_exception(vcpu, VECTOR_GP, true, 0);
+			return EXIT_CONTINUE;
+		}
 	} else {
-		/* VMXE stays hidden; bits the CPU cannot set fault. */
-		if ((value & CR4_VMXE) || (value & ~vmx_host_msrs.cr4_fixed1)) {
-			virt_inject_exception(vcpu, VECTOR_GP, true, 0);
-			return EXIT_CONTINUE;
-		}
-		virt_set_guest_reg(vcpu, GUEST_REG_CR4, value);
+		/* CLTS and LMSW touch only guest-owned bits and do not exit. */
+		return end_vm(vcpu, "unsupported control-register access");
 	}
 	vmx_advance_rip();
 	return EXIT_CONTINUE;
@@ -190,8 +272,9 @@ static enum exit_action handle_io(struct vcpu *vcpu)
 	uint32_t mask = size == 4 ? 0xffffffffU : (1U << (8 * size)) - 1;
 	uint32_t value = (uint32_t)vcpu->regs.rax & mask;
 	vcpu_port_io(vcpu, port, size, in, &value);
+	/* A 32-bit destination zero-extends into RAX (SDM Vol. 1, 3.4.1.1). */
 	if (in)
-		vcpu->regs.rax = (vcpu->regs.rax & ~(uint64_t)mask) | (value & mask);
+		vcpu->regs.rax = size == 4 ? value : (vcpu->regs.rax & ~(uint64_t)mask) | (value & mask);
 	vmx_advance_rip();
 	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
 }

@@ -18,11 +18,10 @@ extern char vmx_exit_entry[];
 #define MSR_IA32_PAT 0x277
 #define MSR_IA32_EFER 0xc0000080
 #define MSR_KERNEL_GS_BASE 0xc0000102
-#define EFER_LME (1ULL << 8)
-#define EFER_LMA (1ULL << 10)
 #define GUEST_PAT_POWER_ON 0x0007040600070406ULL /* SDM 11.12.4 */
 #define DR7_POWER_ON 0x400
 #define VMCS_LINK_NONE (~0ULL)
+#define VECTOR_MC 18
 
 static const uint32_t swapped_msr_index[SWAP_COUNT] = {
 	[SWAP_STAR] = 0xc0000081,
@@ -141,7 +140,7 @@ struct vmx_vm {
 	uint64_t eptp;
 };
 
-int vmx_ept_build(struct vm *vm, struct page_alloc *pa, uint64_t *pml4_pa);
+int vmx_ept_build(struct vm *vm, struct page_alloc *pa, bool large_pages, uint64_t *pml4_pa);
 
 size_t virt_vm_state_bytes(void)
 {
@@ -153,7 +152,7 @@ int virt_vm_init(struct vm *vm, struct page_alloc *pa)
 	static struct vmx_vm vmx_vms[VM_MAX];
 	uint64_t pml4;
 
-	if (vmx_ept_build(vm, pa, &pml4))
+	if (vmx_ept_build(vm, pa, vmx_host_caps.ept_2m, &pml4))
 		return -1;
 	struct vmx_vm *v = &vmx_vms[vm->id];
 	v->eptp = pml4 | EPTP_WB | EPTP_WALK_4;
@@ -191,7 +190,7 @@ static uint64_t cr0_host_owned(void)
 
 static uint64_t cr4_host_owned(void)
 {
-	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1;
+	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1 | CR4_HIDDEN_FROM_GUESTS;
 }
 
 static uint64_t cr0_actual(uint64_t guest_view)
@@ -253,8 +252,11 @@ static void write_controls(struct vcpu *vcpu, bool long_mode)
 	vmcs_write(VMCS_PIN_CONTROLS,
 		   adjust_controls(PIN_CTL_EXTERNAL_INTERRUPT | PIN_CTL_NMI_EXITING,
 				   pin_optional, m->pinbased, "pin-based"));
+	/* CR8 exits: the TPR is per vCPU, never the host local APIC's (SDM 25.3). */
 	v->proc_controls = adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_IO_BITMAPS |
 						   PROC_CTL_USE_MSR_BITMAPS |
+						   PROC_CTL_CR8_LOAD_EXITING |
+						   PROC_CTL_CR8_STORE_EXITING |
 						   PROC_CTL_SECONDARY_CONTROLS,
 					   0, m->procbased, "processor-based");
 	if (!(VMX_CTL_ALLOWED1(m->procbased) & PROC_CTL_INTERRUPT_WINDOW))
@@ -265,16 +267,31 @@ static void write_controls(struct vcpu *vcpu, bool long_mode)
 					   PROC2_CTL_WBINVD_EXITING,
 				   v->vpid ? PROC2_CTL_ENABLE_VPID : 0, m->procbased2,
 				   "secondary"));
+	/*
+	 * Debug controls: the guest's DR7 and DEBUGCTL live in the VMCS
+	 * (DR0-3/DR6 are switched by the scheduler). The preemption timer keeps
+	 * counting across exits so that a guest that exits often still gets
+	 * no more than its slice.
+	 */
 	vmcs_write(VMCS_EXIT_CONTROLS,
 		   adjust_controls(EXIT_CTL_HOST_ADDR_SPACE_SIZE | EXIT_CTL_ACK_INTERRUPT |
 					   EXIT_CTL_SAVE_PAT | EXIT_CTL_LOAD_PAT |
-					   EXIT_CTL_SAVE_EFER | EXIT_CTL_LOAD_EFER,
-				   0, m->exit, "VM-exit"));
+					   EXIT_CTL_SAVE_EFER | EXIT_CTL_LOAD_EFER |
+					   EXIT_CTL_SAVE_DEBUG,
+				   vmx_host_caps.save_preemption_timer
+					   ? EXIT_CTL_SAVE_PREEMPTION_TIMER : 0,
+				   m->exit, "VM-exit"));
 	vmcs_write(VMCS_ENTRY_CONTROLS,
-		   adjust_controls(ENTRY_CTL_LOAD_PAT | ENTRY_CTL_LOAD_EFER |
+		   adjust_controls(ENTRY_CTL_LOAD_PAT | ENTRY_CTL_LOAD_EFER | ENTRY_CTL_LOAD_DEBUG |
 					   (long_mode ? ENTRY_CTL_IA32E_GUEST : 0),
 				   0, m->entry, "VM-entry"));
-	vmcs_write(VMCS_EXCEPTION_BITMAP, 0);
+	/* A machine check belongs to the host, not the guest's IDT. */
+	vmcs_write(VMCS_EXCEPTION_BITMAP, 1U << VECTOR_MC);
+	vmcs_write(VMCS_PF_ERROR_MASK, 0);
+	vmcs_write(VMCS_PF_ERROR_MATCH, 0);
+	vmcs_write(VMCS_CR3_TARGET_COUNT, 0);
+	vmcs_write(VMCS_TSC_OFFSET, 0);
+	vmcs_write(VMCS_EXIT_MSR_LOAD_ADDR, 0);
 	vmcs_write(VMCS_IO_BITMAP_A, io_bitmap_pa);
 	vmcs_write(VMCS_IO_BITMAP_B, io_bitmap_pa + PAGE_SIZE);
 	vmcs_write(VMCS_MSR_BITMAP, msr_bitmap_pa);
@@ -328,6 +345,9 @@ int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *s)
 	vmcs_write(VMCS_GUEST_EFER, s->efer);
 	vmcs_write(VMCS_GUEST_PAT, GUEST_PAT_POWER_ON);
 	vmcs_write(VMCS_GUEST_DR7, DR7_POWER_ON);
+	vmcs_write(VMCS_GUEST_DEBUGCTL, 0);
+	for (unsigned i = 0; i < 4; i++)
+		vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, 0);
 	vmcs_write(VMCS_GUEST_RSP, s->rsp);
 	vmcs_write(VMCS_GUEST_RIP, s->rip);
 	vmcs_write(VMCS_GUEST_RFLAGS, s->rflags);
@@ -354,6 +374,13 @@ void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_co
 	v->inject_info = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | (vector & 0xff) |
 			 (has_error_code ? INTR_INFO_DELIVER_ERROR : 0);
 	v->inject_error = error_code;
+}
+
+void vmx_flush_guest_tlb(struct vcpu *vcpu)
+{
+	const struct vmx_vm *vv = vcpu->vm->vendor;
+
+	invept_single(vv->eptp);
 }
 
 void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
@@ -421,28 +448,45 @@ static void requeue_interrupted_event(struct vmx_vcpu *v)
 	vmcs_write(VMCS_ENTRY_INSTR_LEN, vmcs_read(VMCS_EXIT_INSTR_LEN));
 }
 
-static void report_entry_failure(struct vcpu *vcpu)
+static void report_entry_failure(struct vcpu *vcpu, int failure)
 {
-	vm_request_end(vcpu->vm, "VM entry failed: VM-instruction error %llu",
-		       (unsigned long long)vmcs_read(VMCS_INSTR_ERROR));
+	/* After VMfailInvalid there is no current VMCS to read an error from. */
+	if (failure == 2)
+		vm_request_end(vcpu->vm, "VM entry failed: no current VMCS (VMfailInvalid)");
+	else
+		vm_request_end(vcpu->vm, "VM entry failed: VM-instruction error %llu",
+			       (unsigned long long)vmcs_read(VMCS_INSTR_ERROR));
 }
 
 enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 {
 	struct vmx_vcpu *v = to_vmx(vcpu);
 
+	uint64_t slice_end = rdtsc() + slice_tsc;
+
 	vmcs_load(v->vmcs_pa);
-	if (vmx_host_caps.preemption_timer)
-		vmcs_write(VMCS_PREEMPTION_TIMER, slice_tsc >> vmx_host_caps.preemption_timer_shift);
+	vmcs_write(VMCS_PREEMPTION_TIMER, slice_tsc >> vmx_host_caps.preemption_timer_shift);
 	for (;;) {
+		/*
+		 * Without "save preemption-timer value" every entry restarts the
+		 * timer from the field (SDM 25.5.1): load what is left of the slice.
+		 */
+		if (!vmx_host_caps.save_preemption_timer) {
+			uint64_t now = rdtsc();
+			vmcs_write(VMCS_PREEMPTION_TIMER,
+				   now < slice_end
+					   ? (slice_end - now) >> vmx_host_caps.preemption_timer_shift
+					   : 0);
+		}
 		deliver_upcall(vcpu, v);
 		if (v->inject_pending) {
 			vmcs_write(VMCS_ENTRY_INTR_INFO, v->inject_info);
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->inject_error);
 			v->inject_pending = false;
 		}
-		if (vmx_enter_guest(&vcpu->regs, v->launched, &v->host_rsp)) {
-			report_entry_failure(vcpu);
+		int failure = vmx_enter_guest(&vcpu->regs, v->launched, &v->host_rsp);
+		if (failure) {
+			report_entry_failure(vcpu, failure);
 			return VCPU_RUN_STOPPED;
 		}
 		v->launched = true;

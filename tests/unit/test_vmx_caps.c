@@ -41,7 +41,8 @@ static void test_decode_bochs(void **state)
 	assert_true(c.ept && c.vpid && c.unrestricted_guest && c.preemption_timer);
 	assert_int_equal(c.preemption_timer_shift, 0);
 	assert_true(c.ept_walk4 && c.ept_wb && c.ept_2m && c.ept_1g && c.ept_ad);
-	assert_true(c.invept && c.invvpid);
+	assert_true(c.invept && c.invept_single && c.invvpid);
+	assert_true(c.save_preemption_timer);
 	assert_null(vmx_caps_missing(&c));
 }
 
@@ -103,7 +104,22 @@ static void test_missing_features_are_named(void **state)
 	m = bochs_msrs();
 	m.ept_vpid &= ~EPT_CAP_INVEPT;
 	vmx_caps_decode(&m, &c);
-	assert_string_equal(vmx_caps_missing(&c), "INVEPT");
+	assert_string_equal(vmx_caps_missing(&c), "single-context INVEPT");
+
+	m = bochs_msrs();
+	m.ept_vpid &= ~EPT_CAP_INVEPT_SINGLE;
+	vmx_caps_decode(&m, &c);
+	assert_string_equal(vmx_caps_missing(&c), "single-context INVEPT");
+
+	m = bochs_msrs();
+	m.pinbased &= ~((uint64_t)PIN_CTL_PREEMPTION_TIMER << 32);
+	vmx_caps_decode(&m, &c);
+	assert_string_equal(vmx_caps_missing(&c), "the VMX preemption timer");
+
+	m = bochs_msrs();
+	m.basic &= ~VMX_BASIC_TRUE_CTLS;
+	vmx_caps_decode(&m, &c);
+	assert_non_null(strstr(vmx_caps_missing(&c), "TRUE_* VMX control MSRs"));
 
 	m = bochs_msrs();
 	m.basic |= VMX_BASIC_PHYS_ADDR_32BIT;
@@ -122,11 +138,13 @@ static void test_optional_features_do_not_block(void **state)
 	struct vmx_caps c;
 	(void)state;
 
-	m.pinbased &= ~((uint64_t)PIN_CTL_PREEMPTION_TIMER << 32);
 	m.procbased2 &= ~((uint64_t)PROC2_CTL_ENABLE_VPID << 32);
+	m.ept_vpid &= ~(EPT_CAP_PAGE_2M | EPT_CAP_PAGE_1G);
+	m.exit &= ~((uint64_t)EXIT_CTL_SAVE_PREEMPTION_TIMER << 32);
 	vmx_caps_decode(&m, &c);
-	assert_false(c.preemption_timer);
 	assert_false(c.vpid);
+	assert_false(c.ept_2m);
+	assert_false(c.save_preemption_timer);
 	assert_null(vmx_caps_missing(&c));
 }
 
