@@ -402,10 +402,8 @@ void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
  */
 static void deliver_upcall(struct vcpu *vcpu, struct vmx_vcpu *v)
 {
-	if (!vcpu->upcall_pending) {
-		vmx_set_interrupt_window(v, false);
+	if (!vcpu->upcall_pending)
 		return;
-	}
 	bool open = !v->inject_pending && (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_IF) &&
 		    !(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3);
 	if (!open) {
