@@ -50,7 +50,7 @@ GUESTS_64 := hello64 cpuid_msr busy attack timer
 GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64))
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
 	-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \
-	-Itests/guests/lib
+	-Itests/guests/lib -Iinclude
 GUEST_LIB := tests/guests/lib/start.S tests/guests/lib/guest.c tests/guests/lib/guest.h
 
 .PHONY: all image unit e2e test bench run clean
@@ -88,7 +88,8 @@ $(BUILD)/guests/%.bin: tests/guests/%.S tests/guests/guest.ld
 	$(Q)$(LD) -T tests/guests/guest.ld $(BUILD)/guests/$*.o -o $(BUILD)/guests/$*.elf
 	$(Q)$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
 
-$(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST_LIB) tests/guests/guest64.ld
+$(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST_LIB) tests/guests/guest64.ld include/x86/cpu.h \
+		include/x86/exception_stubs.S
 	@mkdir -p $(dir $@)
 	@echo "  GUEST   $@"
 	$(Q)$(CC) $(GUEST_CFLAGS) -nostdlib -static -Wl,--build-id=none,--no-warn-rwx-segments \

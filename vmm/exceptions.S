@@ -1,27 +1,16 @@
 /*
- * Interrupt and exception entry points of the hypervisor's IDT.
- *
- * One 16-byte stub per vector, so the IDT entry for vector N is
- * exception_stubs + 16 * N. Vectors without a CPU-pushed error code push
- * a zero so that every frame has the same layout (struct exception_frame).
- * SDM Vol. 3A table 6-1 lists the vectors that push an error code:
- * 8, 10-14, 17, 21, 29 and 30.
+ * Interrupt and exception entry points of the hypervisor's IDT: one stub
+ * per vector (include/x86/exception_stubs.S), then one common path that
+ * saves the registers as struct exception_frame.
  */
+#include "x86/exception_stubs.S"
+
 	.text
 	.code64
 	.globl exception_stubs
 	.balign 16
 exception_stubs:
-	.set vector, 0
-	.rept 256
-	.balign 16
-	.if !(vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 || vector == 29 || vector == 30)
-	pushq $0
-	.endif
-	pushq $vector
-	jmp exception_common
-	.set vector, vector + 1
-	.endr
+	EXCEPTION_STUBS 256, exception_common
 
 exception_common:
 	pushq %rax

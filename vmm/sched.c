@@ -36,24 +36,6 @@ static struct vcpu *pick_next(struct pcpu *cpu)
 	return NULL;
 }
 
-#define DEFINE_DR_ACCESSORS(n)                                             \
-	static inline uint64_t read_dr##n(void)                            \
-	{                                                                  \
-		uint64_t v;                                                \
-		__asm__ volatile("mov %%db" #n ", %0" : "=r"(v));          \
-		return v;                                                  \
-	}                                                                  \
-	static inline void write_dr##n(uint64_t v)                         \
-	{                                                                  \
-		__asm__ volatile("mov %0, %%db" #n : : "r"(v));            \
-	}
-DEFINE_DR_ACCESSORS(0)
-DEFINE_DR_ACCESSORS(1)
-DEFINE_DR_ACCESSORS(2)
-DEFINE_DR_ACCESSORS(3)
-DEFINE_DR_ACCESSORS(6)
-#undef DEFINE_DR_ACCESSORS
-
 /*
  * The hypervisor itself never uses x87/SSE (-mgeneral-regs-only) or the
  * debug registers, so the hardware holds the state of the last vCPU that

@@ -15,10 +15,8 @@ int main(void)
 
 	put("busy: spinning\n");
 	for (volatile uint64_t i = 0; i < SPINS; i++) {
-		if (!(i % 4096)) {
-			uint32_t r[4];
-			cpuid(0, 0, r);
-		}
+		if (!(i % 4096))
+			cpuid(0, 0);
 		uint64_t now = rdtsc();
 		if (now - last > GAP_TICKS)
 			gaps++;

@@ -5,28 +5,29 @@
 #define HC_ENOSYS (-38L)
 #define BENCH_ITERATIONS 1000
 
-static bool signature_is(const uint32_t r[4], const char *sig)
+static bool signature_is(struct cpuid_regs r, const char *sig)
 {
-	const char *got = (const char *)&r[1];
+	uint32_t got[3] = { r.ebx, r.ecx, r.edx };
+	const char *bytes = (const char *)got;
 	for (int i = 0; i < 12; i++)
-		if (got[i] != sig[i])
+		if (bytes[i] != sig[i])
 			return false;
 	return true;
 }
 
 int main(void)
 {
-	uint32_t r[4];
+	struct cpuid_regs r;
 	uint64_t v;
 
-	cpuid(1, 0, r);
-	check(!(r[2] & (1U << 5)), "cpuid: VMX hidden from the guest");
-	check(r[2] & (1U << 31), "cpuid: hypervisor-present bit set");
-	cpuid(0x40000000, 0, r);
-	check(r[0] >= 0x40000001 && signature_is(r, "VMMvmmVMMvmm"),
+	r = cpuid(1, 0);
+	check(!(r.ecx & (1U << 5)), "cpuid: VMX hidden from the guest");
+	check(r.ecx & (1U << 31), "cpuid: hypervisor-present bit set");
+	r = cpuid(0x40000000, 0);
+	check(r.eax >= 0x40000001 && signature_is(r, "VMMvmmVMMvmm"),
 	      "cpuid: hypervisor leaf 0x40000000 carries the signature");
-	cpuid(0x40000001, 0, r);
-	check(r[0] == 1, "cpuid: hypercall ABI version 1 in leaf 0x40000001");
+	r = cpuid(0x40000001, 0);
+	check(r.eax == 1, "cpuid: hypercall ABI version 1 in leaf 0x40000001");
 
 	check(vmcall(HC_VERSION, 0, 0, 0) == 1, "vmcall: version call answers 1");
 	check(vmcall(0x7777, 0, 0, 0) == HC_ENOSYS, "vmcall: unknown call returns ENOSYS");
@@ -61,7 +62,7 @@ int main(void)
 	for (int i = 0; i < BENCH_ITERATIONS; i++) {
 		uint64_t t0 = rdtsc();
 		uint64_t t1 = rdtsc();
-		cpuid(0, 0, r);
+		r = cpuid(0, 0);
 		uint64_t t2 = rdtsc();
 		if (t1 - t0 < baseline)
 			baseline = t1 - t0;

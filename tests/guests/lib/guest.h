@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "x86/cpu.h"
+
 #define TEST_CONSOLE_PORT 0xe9
 #define TEST_EXIT_PORT 0xf4
 #define NO_FAULT 0xff
@@ -25,18 +27,6 @@ void put_hex(uint64_t v);
 bool check(bool ok, const char *name);
 __attribute__((noreturn)) void guest_exit(void);
 
-static inline void outb(uint16_t port, uint8_t v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static inline uint16_t inw(uint16_t port)
 {
 	uint16_t v;
@@ -49,18 +39,6 @@ static inline uint32_t inl(uint16_t port)
 	uint32_t v;
 	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
-}
-
-static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
-{
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
-}
-
-static inline uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
 }
 
 static inline long vmcall(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)

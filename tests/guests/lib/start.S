@@ -13,21 +13,14 @@ _start:
 	call main
 	call guest_exit
 
+#include "x86/exception_stubs.S"
+
 /* One 16-byte stub per exception vector 0-31, as in the hypervisor. */
 	.text
 	.balign 16
 	.globl guest_exception_stubs
 guest_exception_stubs:
-	.set vector, 0
-	.rept 32
-	.balign 16
-	.if !(vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 || vector == 29 || vector == 30)
-	pushq $0
-	.endif
-	pushq $vector
-	jmp exception_common
-	.set vector, vector + 1
-	.endr
+	EXCEPTION_STUBS 32, exception_common
 
 exception_common:
 	movq fault_resume(%rip), %rax
