@@ -8,14 +8,6 @@
 
 #include <string.h>
 
-/*
- * Test and debug ports, the conventions of Bochs/QEMU: 0xE9 prints a
- * character on the VM's console, 0xF4 ends the VM with the written value
- * as its exit status (tests/guests use both).
- */
-#define PORT_DEBUG_CONSOLE 0xe9
-#define PORT_DEBUG_EXIT 0xf4
-
 void vcpu_cpuid(struct vcpu *vcpu)
 {
 	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
@@ -177,36 +169,11 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	}
 }
 
-static void console_putc(struct vm *vm, char c)
-{
-	if (c == '\n' || vm->console_len == sizeof(vm->console_line) - 1) {
-		vm->console_line[vm->console_len] = '\0';
-		log_info("[%s] %s", vm->cfg->name, vm->console_line);
-		vm->console_len = 0;
-		if (c == '\n')
-			return;
-	}
-	/* Keep the host console readable: control bytes become '.'. */
-	vm->console_line[vm->console_len++] = (c >= 0x20 && c < 0x7f) ? c : '.';
-}
-
 void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *value)
 {
-	struct vm *vm = vcpu->vm;
-
-	if (!in && port == PORT_DEBUG_CONSOLE) {
-		console_putc(vm, (char)(*value & 0xff));
-		return;
-	}
-	if (!in && port == PORT_DEBUG_EXIT) {
-		vm_request_end(vm, "guest exited with status %u", *value & 0xff);
-		return;
-	}
-	/* Nothing decodes the port: reads float high, writes go nowhere. */
-	if (in)
-		*value = size == 4 ? 0xffffffffU : (1U << (8 * size)) - 1;
-	log_debug("vm '%s': %s port 0x%x (%u bytes): no device", vm->cfg->name,
-		  in ? "IN from" : "OUT to", port, size);
+	if (!port_bus_access(&vcpu->vm->ports, port, size, in, value))
+		log_debug("vm '%s': %s port 0x%x (%u bytes): no device", vcpu->vm->cfg->name,
+			  in ? "IN from" : "OUT to", port, size);
 }
 
 static long hypercall_console_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len)
@@ -221,7 +188,7 @@ static long hypercall_console_write(struct vcpu *vcpu, uint64_t gpa, uint64_t le
 	char buf[256];
 	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
 	for (uint64_t i = 0; i < len; i++)
-		console_putc(vm, buf[i]);
+		vm_console_putc(vm, (uint8_t)buf[i]);
 	return (long)len;
 }
 

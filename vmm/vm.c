@@ -65,6 +65,79 @@ void vm_request_end(struct vm *vm, const char *format, ...)
 	vm->end_pending = true;
 }
 
+void vm_console_putc(struct vm *vm, uint8_t byte)
+{
+	console_ring_write(&vm->console, &byte, 1);
+	if (byte == '\n' || vm->console_len == sizeof(vm->console_line) - 1) {
+		vm->console_line[vm->console_len] = '\0';
+		log_info("[%s] %s", vm->cfg->name, vm->console_line);
+		vm->console_len = 0;
+		if (byte == '\n')
+			return;
+	}
+	/* Keep the host console readable: control bytes become '.'. */
+	if (byte != '\r')
+		vm->console_line[vm->console_len++] = (byte >= 0x20 && byte < 0x7f) ? (char)byte : '.';
+}
+
+/*
+ * The VM's fixed devices. Ports follow PC conventions: COM1 at 0x3f8;
+ * 0xe9 and 0xf4 are the Bochs/QEMU debug-console and debug-exit ports
+ * (a byte written to 0xf4 ends the VM with that exit status), which the
+ * test guests use.
+ */
+#define PORT_COM1 0x3f8
+#define PORT_DEBUG_CONSOLE 0xe9
+#define PORT_DEBUG_EXIT 0xf4
+
+static void com1_tx(void *ctx, uint8_t byte)
+{
+	vm_console_putc(ctx, byte);
+}
+
+static uint32_t com1_read(void *ctx, uint16_t offset, unsigned size)
+{
+	(void)size; /* the UART is byte-wide; wider reads see it in the low byte */
+	return vuart_read(&((struct vm *)ctx)->com1, offset);
+}
+
+static void com1_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)size;
+	vuart_write(&((struct vm *)ctx)->com1, offset, (uint8_t)value);
+}
+
+static void debug_console_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)offset;
+	(void)size;
+	vm_console_putc(ctx, (uint8_t)value);
+}
+
+static void debug_exit_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)offset;
+	(void)size;
+	vm_request_end(ctx, "guest exited with status %u", value & 0xff);
+}
+
+static int attach_devices(struct vm *vm)
+{
+	const struct port_device devices[] = {
+		{ .base = PORT_COM1, .count = VUART_PORTS, .name = "com1", .read = com1_read,
+		  .write = com1_write, .ctx = vm },
+		{ .base = PORT_DEBUG_CONSOLE, .count = 1, .name = "debug-console",
+		  .write = debug_console_write, .ctx = vm },
+		{ .base = PORT_DEBUG_EXIT, .count = 1, .name = "debug-exit",
+		  .write = debug_exit_write, .ctx = vm },
+	};
+
+	for (unsigned i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
+		if (port_bus_add(&vm->ports, &devices[i]))
+			return -1;
+	return 0;
+}
+
 /* TurningOn: fresh RAM, the pristine image, the vCPU at its boot state. */
 static int power_on(struct vm *vm, char *why, size_t why_size)
 {
@@ -91,6 +164,7 @@ static int power_on(struct vm *vm, char *why, size_t why_size)
 	vcpu->halted = false;
 	vm->end_pending = false;
 	vm->console_len = 0;
+	vuart_init(&vm->com1, com1_tx, vm);
 	if (virt_vcpu_reset(&vm->vcpu, &state)) {
 		fmt_snprintf(why, why_size, "the CPU refused the initial register state");
 		return -1;
@@ -155,7 +229,8 @@ void vm_create_all(const struct boot_info *bi)
 			.state = VM_STATE_TURNED_OFF,
 		};
 		vm->vcpu.vm = vm;
-		if (virt_vm_init(vm, bi->host_pages) || virt_vcpu_init(&vm->vcpu, bi->host_pages)) {
+		if (attach_devices(vm) || virt_vm_init(vm, bi->host_pages) ||
+		    virt_vcpu_init(&vm->vcpu, bi->host_pages)) {
 			log_err("vm '%s': no memory for its VMCS and EPT tables; it cannot run",
 				vm->cfg->name);
 			vm->state = VM_STATE_INVALID;

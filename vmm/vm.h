@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 #include "boot/boot_info.h"
+#include "devices/console.h"
+#include "devices/port_bus.h"
+#include "devices/vuart.h"
 #include "vmm/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -55,9 +58,16 @@ struct vm {
 	/* A fatal event seen while the vCPU ran; the VM ends when it returns. */
 	bool end_pending;
 	char end_reason[VM_REASON_MAX];
+	struct port_bus ports;
+	struct vuart com1;
+	/* Guest console output: the history, and the line being mirrored to the log. */
+	struct console_ring console;
 	char console_line[VM_CONSOLE_LINE_MAX];
 	unsigned console_len;
 };
+
+/* One byte of guest console output (COM1, the debug port or a hypercall). */
+void vm_console_putc(struct vm *vm, uint8_t byte);
 
 /*
  * Every state change, in order, for the management API (OnStateChange /

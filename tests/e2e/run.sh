@@ -139,7 +139,10 @@ expect "guests: the spinning guest outlived the attackers" guests \
 expect_order "guests: others finished while busy spun" guests \
 	'\[busy\] busy: spinning' "vm 'attack-triple': TurnedOff" \
 	'\[busy\] PASS busy: preempted'
-for check in 'long mode with paging at the entry point' 'CR4.VMXE reads as clear' \
+expect "guests: hello64: output through the virtual COM1" guests \
+	'\[hello64\] hello64: this line came through the virtual 16550 on COM1'
+for check in 'COM1 answers the loopback probe' \
+	'long mode with paging at the entry point' 'CR4.VMXE reads as clear' \
 	'RDI holds the RAM size' 'RSI points at the command line'; do
 	expect "guests: hello64: $check" guests "\\[hello64\\] PASS hello64: $check"
 done

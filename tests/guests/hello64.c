@@ -1,8 +1,29 @@
 /* The smallest 64-bit guest: started in long mode with its boot arguments. */
 #include "guest.h"
 
+#define COM1 0x3f8
+#define LSR_THR_EMPTY 0x20
+
+/* Polled output on the virtual 16550, the way a kernel's early console does it. */
+static void com1_puts(const char *s)
+{
+	for (; *s; s++) {
+		while (!(inb(COM1 + 5) & LSR_THR_EMPTY))
+			;
+		outb(COM1, (uint8_t)*s);
+	}
+}
+
 int main(void)
 {
+	/* Loopback, as Linux's 8250 driver probes for a UART. */
+	outb(COM1 + 4, 0x10);
+	outb(COM1, 0x5a);
+	bool loop_ok = (inb(COM1 + 5) & 1) && inb(COM1) == 0x5a;
+	outb(COM1 + 4, 0x03);
+	check(loop_ok, "hello64: COM1 answers the loopback probe");
+	com1_puts("hello64: this line came through the virtual 16550 on COM1\n");
+
 	uint64_t cr0, cr4, efer_lo, efer_hi;
 
 	__asm__ volatile("mov %%cr0, %0; mov %%cr4, %1" : "=r"(cr0), "=r"(cr4));
