@@ -33,21 +33,22 @@ IMAGE_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T li
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c devices/vuart.c \
-	devices/console.c devices/port_bus.c lib/fmt.c
+	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
+	lib/calendar.c lib/fmt.c
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	vmm/vmx.c vmm/vmx_vcpu.c vmm/vmx_exit.c vmm/vmx_ept.c vmm/vmx_entry.S \
-	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c lib/string.c
+	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
-	vm_lifecycle vuart port_bus
+	vm_lifecycle vuart port_bus pic pit rtc
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
-GUESTS_64 := hello64 cpuid_msr busy attack timer
+GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit
 GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64))
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
 	-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \
@@ -108,9 +109,13 @@ $(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx_caps.c lib/fmt.c
 $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c vmm/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_state.c lib/fmt.c \
-	devices/vuart.c devices/console.c devices/port_bus.c
+	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
+	devices/rtc.c lib/calendar.c vmm/clock.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
+$(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c
+$(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
+$(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@

@@ -42,6 +42,8 @@ struct boot_info {
 	bool identity_map_1g;            /* with 1-GiB pages above 4 GiB */
 	uint64_t image_base, image_end;  /* this application in memory */
 	uint64_t tsc_hz;
+	uint64_t wallclock_s;   /* UTC seconds since 1970 at wallclock_tsc (0: unknown) */
+	uint64_t wallclock_tsc;
 	unsigned exit_attempts;          /* ExitBootServices calls it took */
 };
 

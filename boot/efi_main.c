@@ -11,6 +11,7 @@
 #include "boot/handover.h"
 #include "boot/memmap.h"
 #include "boot/vm_loader.h"
+#include "lib/calendar.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
@@ -41,6 +42,32 @@ static uint64_t calibrate_tsc(void)
 	uint64_t t0 = rdtsc();
 	efi_bs->Stall(20000);
 	return (rdtsc() - t0) * 50;
+}
+
+/*
+ * The firmware's time of day as UTC seconds. UEFI spec 8.3, GetTime():
+ * Localtime = UTC - TimeZone (minutes), so UTC = Localtime + TimeZone;
+ * TimeZone 2047 means unspecified.
+ */
+static void read_wallclock(void)
+{
+	EFI_TIME tm;
+
+	if (efi_st->RuntimeServices->GetTime(&tm, NULL) != EFI_SUCCESS || tm.Year < 1970 ||
+	    tm.Month < 1 || tm.Month > 12 || tm.Day < 1 || tm.Day > 31) {
+		log_warn("clock: the firmware has no valid time of day; guests start at 1970");
+		return;
+	}
+	struct calendar_time t = { .year = tm.Year, .month = tm.Month, .day = tm.Day,
+				   .hour = tm.Hour, .minute = tm.Minute, .second = tm.Second };
+	int64_t utc = (int64_t)calendar_to_epoch(&t);
+	if (tm.TimeZone != EFI_UNSPECIFIED_TIMEZONE)
+		utc += (int64_t)tm.TimeZone * 60;
+	boot.wallclock_s = (uint64_t)utc;
+	boot.wallclock_tsc = rdtsc();
+	log_info("clock: %04u-%02u-%02u %02u:%02u:%02u %s from the firmware", tm.Year, tm.Month,
+		 tm.Day, tm.Hour, tm.Minute, tm.Second,
+		 tm.TimeZone == EFI_UNSPECIFIED_TIMEZONE ? "(local time, taken as UTC)" : "UTC");
 }
 
 static void log_firmware(void)
@@ -218,6 +245,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	boot.tsc_hz = calibrate_tsc();
 	log_set_clock(boot.tsc_hz);
 	log_firmware();
+	read_wallclock();
 	boot.image_base = (uint64_t)(uintptr_t)ImageBase;
 	boot.image_end = (uint64_t)(uintptr_t)_image_end;
 

@@ -2,6 +2,7 @@
  * The hypervisor proper, entered on its own stack once the firmware is gone.
  */
 #include "boot/handover.h"
+#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
@@ -75,6 +76,7 @@ void vmm_main(struct boot_info *bi)
 		__asm__ volatile("ud2");
 	}
 
+	clock_init(bi->tsc_hz, bi->wallclock_s, bi->wallclock_tsc);
 	vm_create_all(bi);
 	sched_run(bi->tsc_hz);
 }

@@ -1,7 +1,6 @@
 #include "vmm/sched.h"
 
 #include "vmm/log.h"
-#include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
@@ -22,9 +21,30 @@ static bool runnable(const struct vm *vm)
 	return vm->state == VM_STATE_RUNNING && !vm->vcpu.halted;
 }
 
+/*
+ * A vCPU an interrupt just woke runs first, once: its interrupt (a timer
+ * tick) must not wait behind a whole round of busy guests, or ticks merge
+ * and are lost. It cannot starve the others: a wake needs a HLT first.
+ */
+static struct vcpu *pick_woken(void)
+{
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (runnable(vm) && vm->vcpu.woken) {
+			vm->vcpu.woken = false;
+			return &vm->vcpu;
+		}
+	}
+	return NULL;
+}
+
 static struct vcpu *pick_next(struct pcpu *cpu)
 {
 	unsigned n = vm_count();
+	struct vcpu *woken = pick_woken();
+
+	if (woken)
+		return woken;
 
 	for (unsigned i = 0; i < n; i++) {
 		struct vm *vm = vm_by_index((cpu->next + i) % n);
@@ -66,19 +86,16 @@ static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
 	cpu->state_owner = next;
 }
 
-/* Raises due timer upcalls; returns the earliest deadline still ahead (0: none). */
-static uint64_t expire_timers(uint64_t now)
+/* Runs every running VM's timers; returns the earliest next event (0: none). */
+static uint64_t run_timers(uint64_t now)
 {
 	uint64_t earliest = 0;
 
 	for (unsigned i = 0; i < vm_count(); i++) {
 		struct vm *vm = vm_by_index(i);
-		if (vm->state != VM_STATE_RUNNING)
-			continue;
-		vcpu_timer_expire(&vm->vcpu, now);
-		uint64_t d = vm->vcpu.timer_deadline;
-		if (d && (!earliest || d < earliest))
-			earliest = d;
+		uint64_t next = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now) : 0;
+		if (next && (!earliest || next < earliest))
+			earliest = next;
 	}
 	return earliest;
 }
@@ -104,7 +121,7 @@ void sched_run(uint64_t tsc_hz)
 	cpu->slice_tsc = tsc_hz / SLICES_PER_SECOND;
 	for (;;) {
 		uint64_t now = rdtsc();
-		uint64_t next_timer = expire_timers(now);
+		uint64_t next_timer = run_timers(now);
 		struct vcpu *vcpu = pick_next(cpu);
 		if (!vcpu) {
 			if (!next_timer) {
@@ -117,15 +134,18 @@ void sched_run(uint64_t tsc_hz)
 				cpu_relax();
 			continue;
 		}
-		/* A vCPU's own timer cuts its slice short so the upcall is on time. */
+		/*
+		 * The next timer event of any VM cuts the slice short: it may wake
+		 * a halted vCPU, whose interrupt must not wait for a whole slice.
+		 */
 		uint64_t slice = cpu->slice_tsc;
-		if (vcpu->timer_deadline && vcpu->timer_deadline - now < slice)
-			slice = vcpu->timer_deadline - now; /* expire_timers: deadline > now */
+		if (next_timer && next_timer - now < slice)
+			slice = next_timer > now ? next_timer - now : 1;
 		switch_cpu_state(cpu, vcpu);
 		vcpu->slices++;
 		enum vcpu_run_result r = virt_vcpu_run(vcpu, slice);
-		/* HLT with an upcall waiting: the next entry delivers it instead. */
-		if (r == VCPU_RUN_HALTED && !vcpu->upcall_pending)
+		/* HLT with an interrupt waiting: the next entry delivers it instead. */
+		if (r == VCPU_RUN_HALTED && vcpu_interrupt_pending(vcpu) < 0)
 			vcpu->halted = true;
 		struct vm *vm = vcpu->vm;
 		if (vm->end_pending) {

@@ -245,16 +245,6 @@ void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
 	r->rax = (uint64_t)ret;
 }
 
-bool vcpu_timer_expire(struct vcpu *vcpu, uint64_t now)
-{
-	if (!vcpu->timer_deadline || now < vcpu->timer_deadline)
-		return false;
-	vcpu->timer_deadline = 0;
-	vcpu->upcall_pending = true;
-	vcpu->halted = false;
-	return true;
-}
-
 void vcpu_unmapped_access(struct vcpu *vcpu, uint64_t gpa, const char *what)
 {
 	/* No device model claims MMIO yet: any such access is fatal to the VM. */

@@ -25,9 +25,6 @@ void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint
 /* VMCALL with the ABI of vmm/hypercall.h; cpl is the caller's privilege. */
 void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl);
 
-/* Raises the timer upcall when its deadline has passed; true if it did. */
-bool vcpu_timer_expire(struct vcpu *vcpu, uint64_t now);
-
 /* An access to guest-physical memory that is not RAM (gpa, what). */
 void vcpu_unmapped_access(struct vcpu *vcpu, uint64_t gpa, const char *what);
 

@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
 #include "lib/fmt.h"
+#include "vmm/clock.h"
 #include "vmm/guest_boot.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
@@ -89,22 +90,111 @@ void vm_console_putc(struct vm *vm, uint8_t byte)
 #define PORT_COM1 0x3f8
 #define PORT_DEBUG_CONSOLE 0xe9
 #define PORT_DEBUG_EXIT 0xf4
+#define IRQ_PIT 0
+#define IRQ_COM1 4
 
 static void com1_tx(void *ctx, uint8_t byte)
 {
 	vm_console_putc(ctx, byte);
 }
 
+/* Every UART access may change its interrupt line. */
+static void com1_update_irq(struct vm *vm)
+{
+	pic_set_irq(&vm->pic, IRQ_COM1, vuart_irq_line(&vm->com1));
+}
+
+/* The UART, PIC and PIT are byte-wide; wider accesses use the low byte. */
 static uint32_t com1_read(void *ctx, uint16_t offset, unsigned size)
 {
-	(void)size; /* the UART is byte-wide; wider reads see it in the low byte */
-	return vuart_read(&((struct vm *)ctx)->com1, offset);
+	struct vm *vm = ctx;
+	(void)size;
+	uint8_t value = vuart_read(&vm->com1, offset);
+	com1_update_irq(vm);
+	return value;
 }
 
 static void com1_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 {
+	struct vm *vm = ctx;
 	(void)size;
-	vuart_write(&((struct vm *)ctx)->com1, offset, (uint8_t)value);
+	vuart_write(&vm->com1, offset, (uint8_t)value);
+	com1_update_irq(vm);
+}
+
+/* offset 0-1: master, 0x80-0x81: slave (one range would overlap other ports). */
+static uint32_t pic_master_read(void *ctx, uint16_t offset, unsigned size)
+{
+	(void)size;
+	return pic_read(&((struct vm *)ctx)->pic, 0, offset);
+}
+
+static void pic_master_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)size;
+	pic_write(&((struct vm *)ctx)->pic, 0, offset, (uint8_t)value);
+}
+
+static uint32_t pic_slave_read(void *ctx, uint16_t offset, unsigned size)
+{
+	(void)size;
+	return pic_read(&((struct vm *)ctx)->pic, 1, offset);
+}
+
+static void pic_slave_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)size;
+	pic_write(&((struct vm *)ctx)->pic, 1, offset, (uint8_t)value);
+}
+
+static uint32_t elcr_read(void *ctx, uint16_t offset, unsigned size)
+{
+	(void)size;
+	return pic_elcr_read(&((struct vm *)ctx)->pic, offset);
+}
+
+static void elcr_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)size;
+	pic_elcr_write(&((struct vm *)ctx)->pic, offset, (uint8_t)value);
+}
+
+static uint32_t pit_port_read(void *ctx, uint16_t offset, unsigned size)
+{
+	(void)size;
+	return pit_read(&((struct vm *)ctx)->pit, offset, clock_ns());
+}
+
+static void pit_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)size;
+	pit_write(&((struct vm *)ctx)->pit, offset, (uint8_t)value, clock_ns());
+}
+
+static uint32_t rtc_port_read(void *ctx, uint16_t offset, unsigned size)
+{
+	(void)size;
+	return rtc_read(&((struct vm *)ctx)->rtc, offset, clock_ns());
+}
+
+static void rtc_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)size;
+	rtc_write(&((struct vm *)ctx)->rtc, offset, (uint8_t)value, clock_ns());
+}
+
+static uint32_t port_b_read(void *ctx, uint16_t offset, unsigned size)
+{
+	(void)offset;
+	(void)size;
+	return pit_port_b_read(&((struct vm *)ctx)->pit, clock_ns());
+}
+
+static void port_b_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)offset;
+	(void)size;
+	pit_port_b_write(&((struct vm *)ctx)->pit, (uint8_t)value, clock_ns());
 }
 
 static void debug_console_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
@@ -126,6 +216,18 @@ static int attach_devices(struct vm *vm)
 	const struct port_device devices[] = {
 		{ .base = PORT_COM1, .count = VUART_PORTS, .name = "com1", .read = com1_read,
 		  .write = com1_write, .ctx = vm },
+		{ .base = PIC_MASTER_PORT, .count = 2, .name = "pic-master",
+		  .read = pic_master_read, .write = pic_master_write, .ctx = vm },
+		{ .base = PIC_SLAVE_PORT, .count = 2, .name = "pic-slave", .read = pic_slave_read,
+		  .write = pic_slave_write, .ctx = vm },
+		{ .base = PIC_ELCR_PORT, .count = 2, .name = "elcr", .read = elcr_read,
+		  .write = elcr_write, .ctx = vm },
+		{ .base = PIT_BASE_PORT, .count = 4, .name = "pit", .read = pit_port_read,
+		  .write = pit_port_write, .ctx = vm },
+		{ .base = PIT_PORT_B, .count = 1, .name = "port-b", .read = port_b_read,
+		  .write = port_b_write, .ctx = vm },
+		{ .base = RTC_INDEX_PORT, .count = 2, .name = "rtc", .read = rtc_port_read,
+		  .write = rtc_port_write, .ctx = vm },
 		{ .base = PORT_DEBUG_CONSOLE, .count = 1, .name = "debug-console",
 		  .write = debug_console_write, .ctx = vm },
 		{ .base = PORT_DEBUG_EXIT, .count = 1, .name = "debug-exit",
@@ -136,6 +238,52 @@ static int attach_devices(struct vm *vm)
 		if (port_bus_add(&vm->ports, &devices[i]))
 			return -1;
 	return 0;
+}
+
+int vcpu_interrupt_pending(const struct vcpu *vcpu)
+{
+	int vector = pic_pending(&vcpu->vm->pic);
+
+	if (vector >= 0)
+		return vector;
+	return vcpu->upcall_pending ? vcpu->upcall_vector : -1;
+}
+
+uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu)
+{
+	if (pic_pending(&vcpu->vm->pic) >= 0)
+		return pic_acknowledge(&vcpu->vm->pic);
+	vcpu->upcall_pending = false;
+	return vcpu->upcall_vector;
+}
+
+static uint64_t earlier(uint64_t a, uint64_t b)
+{
+	return !a || (b && b < a) ? b : a;
+}
+
+uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc)
+{
+	struct vcpu *vcpu = &vm->vcpu;
+	uint64_t now_ns = clock_ns();
+
+	if (vcpu->timer_deadline && now_tsc >= vcpu->timer_deadline) {
+		vcpu->timer_deadline = 0;
+		vcpu->upcall_pending = true;
+	}
+	if (pit_irq0_due(&vm->pit, now_ns)) {
+		/* An edge on IRQ 0: the counter's output rose again. */
+		pic_set_irq(&vm->pic, IRQ_PIT, false);
+		pic_set_irq(&vm->pic, IRQ_PIT, true);
+	}
+	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0) {
+		vcpu->halted = false;
+	vcpu->woken = false;
+		vcpu->woken = true;
+	}
+
+	uint64_t pit_ns = pit_next_irq0_ns(&vm->pit, now_ns);
+	return earlier(vcpu->timer_deadline, pit_ns ? clock_ns_to_tsc(pit_ns) : 0);
 }
 
 /* TurningOn: fresh RAM, the pristine image, the vCPU at its boot state. */
@@ -165,6 +313,9 @@ static int power_on(struct vm *vm, char *why, size_t why_size)
 	vm->end_pending = false;
 	vm->console_len = 0;
 	vuart_init(&vm->com1, com1_tx, vm);
+	pic_init(&vm->pic);
+	pit_init(&vm->pit);
+	rtc_init(&vm->rtc, clock_wallclock_s(), clock_ns());
 	if (virt_vcpu_reset(&vm->vcpu, &state)) {
 		fmt_snprintf(why, why_size, "the CPU refused the initial register state");
 		return -1;

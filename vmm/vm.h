@@ -11,7 +11,10 @@
 
 #include "boot/boot_info.h"
 #include "devices/console.h"
+#include "devices/pic.h"
+#include "devices/pit.h"
 #include "devices/port_bus.h"
+#include "devices/rtc.h"
 #include "devices/vuart.h"
 #include "vmm/vm_state.h"
 
@@ -39,6 +42,7 @@ struct vcpu {
 	uint8_t tpr;           /* CR8 */
 	bool fpu_fresh;        /* fpu[] holds reset state not yet loaded */
 	bool halted;           /* HLT with nothing to wake it */
+	bool woken;            /* an interrupt ended its HLT: run it next */
 	uint8_t upcall_vector; /* 0: no upcalls (vmm/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */
 	uint64_t timer_deadline; /* TSC value of the next timer upcall, 0: none */
@@ -59,12 +63,36 @@ struct vm {
 	bool end_pending;
 	char end_reason[VM_REASON_MAX];
 	struct port_bus ports;
+	struct pic pic;
+	struct pit pit;
+	struct rtc rtc;
 	struct vuart com1;
 	/* Guest console output: the history, and the line being mirrored to the log. */
 	struct console_ring console;
 	char console_line[VM_CONSOLE_LINE_MAX];
 	unsigned console_len;
 };
+
+/*
+ * Runs the VM's timers (the PIT, the paravirtual timer) up to now, raising
+ * their interrupts, and wakes a halted vCPU that has one. Returns the TSC
+ * value of the VM's next timer event, or 0 when none is armed.
+ */
+uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc);
+
+/*
+ * Interrupts for the vCPU: the vector the guest would take next (the
+ * PICs first, then the hypervisor's upcall), or -1; and its acknowledge,
+ * which the vendor backend calls when it injects that vector.
+ */
+int vcpu_interrupt_pending(const struct vcpu *vcpu);
+uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu);
+
+/* False when vcpu_interrupt_pending() is -1; inline for the exit path. */
+static inline bool vcpu_interrupt_possible(const struct vcpu *vcpu)
+{
+	return vcpu->upcall_pending || pic_may_interrupt(&vcpu->vm->pic);
+}
 
 /* One byte of guest console output (COM1, the debug port or a hypercall). */
 void vm_console_putc(struct vm *vm, uint8_t byte);

@@ -395,14 +395,14 @@ void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
 }
 
 /*
- * Delivers the pending upcall as an external interrupt when the guest can
- * take one (RFLAGS.IF set, no STI/MOV-SS blocking, no other event being
- * injected: SDM 26.3.1.5, 26.6); otherwise asks for an exit as soon as it
- * can (interrupt-window exiting).
+ * Delivers the vCPU's next interrupt (vcpu_interrupt_pending) as an
+ * external interrupt when the guest can take one (RFLAGS.IF set, no
+ * STI/MOV-SS blocking, no other event being injected: SDM 26.3.1.5, 26.6);
+ * otherwise asks for an exit as soon as it can (interrupt-window exiting).
  */
-static void deliver_upcall(struct vcpu *vcpu, struct vmx_vcpu *v)
+static void deliver_interrupt(struct vcpu *vcpu, struct vmx_vcpu *v)
 {
-	if (!vcpu->upcall_pending)
+	if (!vcpu_interrupt_possible(vcpu) || vcpu_interrupt_pending(vcpu) < 0)
 		return;
 	bool open = !v->inject_pending && (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_IF) &&
 		    !(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3);
@@ -411,8 +411,7 @@ static void deliver_upcall(struct vcpu *vcpu, struct vmx_vcpu *v)
 		return;
 	}
 	vmcs_write(VMCS_ENTRY_INTR_INFO,
-		   INTR_INFO_VALID | INTR_TYPE_EXTERNAL | vcpu->upcall_vector);
-	vcpu->upcall_pending = false;
+		   INTR_INFO_VALID | INTR_TYPE_EXTERNAL | vcpu_interrupt_acknowledge(vcpu));
 	vmx_set_interrupt_window(v, false);
 }
 
@@ -476,7 +475,7 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 					   ? (slice_end - now) >> vmx_host_caps.preemption_timer_shift
 					   : 0);
 		}
-		deliver_upcall(vcpu, v);
+		deliver_interrupt(vcpu, v);
 		if (v->inject_pending) {
 			vmcs_write(VMCS_ENTRY_INTR_INFO, v->inject_info);
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->inject_error);
