@@ -7,6 +7,7 @@
 #define VMM_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum log_level {
@@ -27,6 +28,15 @@ void log_set_level(enum log_level level);
 
 /* Where a pre-ExitBootServices copy of each line goes (NULL: nowhere). */
 void log_set_firmware_sink(void (*sink)(const char *line));
+
+/*
+ * Buffered mode (once guests run): lines queue in a ring and log_drain(),
+ * called from the scheduler, moves them to the UART without waiting.
+ * log_flush() sends everything queued, waiting as needed (panic, halt).
+ */
+void log_set_buffered(bool on);
+void log_drain(void);
+void log_flush(void);
 
 void log_printf(enum log_level level, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -98,6 +98,8 @@ static void enter_panic(void)
 	if (panicking)
 		cpu_halt_forever();
 	panicking = true;
+	/* What was queued comes first, then the panic report goes out directly. */
+	log_set_buffered(false);
 }
 
 void panic(const char *format, ...)

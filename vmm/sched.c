@@ -119,19 +119,24 @@ void sched_run(uint64_t tsc_hz)
 	struct pcpu *cpu = &boot_cpu;
 
 	cpu->slice_tsc = tsc_hz / SLICES_PER_SECOND;
+	log_set_buffered(true);
 	for (;;) {
 		uint64_t now = rdtsc();
 		uint64_t next_timer = run_timers(now);
 		struct vcpu *vcpu = pick_next(cpu);
+		log_drain();
 		if (!vcpu) {
 			if (!next_timer) {
 				report_idle();
+				log_flush();
 				/* No host interrupt source is wired to the scheduler yet. */
 				cpu_halt_forever();
 			}
 			/* Only timers can wake a vCPU: wait for the earliest. */
-			while (rdtsc() < next_timer)
+			while (rdtsc() < next_timer) {
+				log_drain();
 				cpu_relax();
+			}
 			continue;
 		}
 		/*

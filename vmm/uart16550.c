@@ -55,6 +55,17 @@ static void uart_putc(const struct uart *u, char c)
 	outb(u->port + UART_THR, (uint8_t)c);
 }
 
+bool uart_tx_empty(const struct uart *u)
+{
+	return u->present && (inb(u->port + UART_LSR) & LSR_THR_EMPTY);
+}
+
+void uart_tx_fill(const struct uart *u, const char *s, unsigned len)
+{
+	for (unsigned i = 0; i < len && i < UART_TX_FIFO; i++)
+		outb(u->port + UART_THR, (uint8_t)s[i]);
+}
+
 void uart_write(const struct uart *u, const char *s, unsigned long len)
 {
 	if (!u->present)

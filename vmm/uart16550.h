@@ -10,8 +10,15 @@ struct uart {
 	bool present;
 };
 
+#define UART_TX_FIFO 16
+
 /* Programs 8N1 at baud with FIFOs on and interrupts off. */
 void uart_init(struct uart *u, uint16_t port, uint32_t baud);
+/* Writes every byte, waiting for the transmitter ("\n" becomes "\r\n"). */
 void uart_write(const struct uart *u, const char *s, unsigned long len);
+/* True when the transmit FIFO is empty: UART_TX_FIFO bytes may go without waiting. */
+bool uart_tx_empty(const struct uart *u);
+/* Puts raw bytes (at most UART_TX_FIFO) into an empty transmit FIFO. */
+void uart_tx_fill(const struct uart *u, const char *s, unsigned len);
 
 #endif

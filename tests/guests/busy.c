@@ -1,8 +1,10 @@
 /*
  * A guest that hogs the CPU: it spins and, every few thousand iterations,
  * takes a CPUID exit (a guest that exits often must not get a fresh time
- * slice at each entry). It counts how often its TSC readings jump: time it
- * did not run because the hypervisor preempted it for the other guests.
+ * slice at each entry). It reports how often its TSC readings jumped:
+ * time it did not run because the hypervisor ran other guests. Whether it
+ * was preempted is the hypervisor's to say ("preempted N time(s)" when the
+ * VM ends), which the end-to-end test checks.
  */
 #include "guest.h"
 
@@ -22,9 +24,8 @@ int main(void)
 			gaps++;
 		last = now;
 	}
-	put("busy: preempted ");
+	put("busy: done; other guests ran ");
 	put_u64(gaps);
-	put(" time(s)\n");
-	check(gaps > 0, "busy: preempted by the scheduler, other guests ran");
+	put(" time(s) while it spun\n");
 	return 0;
 }
