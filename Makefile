@@ -110,7 +110,7 @@ $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c vmm/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
-	devices/rtc.c lib/calendar.c vmm/clock.c
+	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
 $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c

@@ -14,8 +14,7 @@ static struct uart console;
  * chatty guest console costs the system a copy, not 87 us per character
  * of busy-waiting at 115200 baud. A full ring drops new text and says so.
  */
-#define LOG_RING_SIZE 65536
-static char ring[LOG_RING_SIZE];
+static char *ring;
 static uint64_t ring_head, ring_tail; /* bytes written / sent, ever */
 static uint64_t ring_dropped;
 static bool buffered;
@@ -68,11 +67,12 @@ static void ring_put(const char *s, size_t n)
 	}
 }
 
-void log_set_buffered(bool on)
+void log_set_buffer(char *memory)
 {
-	if (!on)
-		log_flush();
-	buffered = on;
+	ring = memory;
+	buffered = memory != NULL;
+	if (!buffered)
+		ring_head = ring_tail = 0;
 }
 
 void log_drain(void)
@@ -96,7 +96,8 @@ void log_drain(void)
 void log_flush(void)
 {
 	/* Bounded: an absent or stuck UART must not hang a panic. */
-	for (unsigned spins = 0; ring_head != ring_tail && spins < 100000000; spins++) {
+	for (unsigned spins = 0; buffered && ring_head != ring_tail && spins < 100000000;
+	     spins++) {
 		if (!console.present) {
 			ring_tail = ring_head;
 			break;

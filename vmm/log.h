@@ -30,11 +30,13 @@ void log_set_level(enum log_level level);
 void log_set_firmware_sink(void (*sink)(const char *line));
 
 /*
- * Buffered mode (once guests run): lines queue in a ring and log_drain(),
- * called from the scheduler, moves them to the UART without waiting.
- * log_flush() sends everything queued, waiting as needed (panic, halt).
+ * Buffered mode (once guests run): lines queue in a ring of LOG_RING_SIZE
+ * bytes at `memory` and log_drain(), called from the scheduler, moves them
+ * to the UART without waiting. log_flush() sends everything queued,
+ * waiting as needed (panic, halt). NULL returns to direct writes.
  */
-void log_set_buffered(bool on);
+#define LOG_RING_SIZE 65536
+void log_set_buffer(char *memory);
 void log_drain(void);
 void log_flush(void);
 

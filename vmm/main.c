@@ -77,6 +77,11 @@ void vmm_main(struct boot_info *bi)
 	}
 
 	clock_init(bi->tsc_hz, bi->wallclock_s, bi->wallclock_tsc);
+	uint64_t ring;
+	if (page_alloc_alloc(bi->host_pages, LOG_RING_SIZE / PAGE_SIZE, 1, &ring) == 0)
+		log_set_buffer((char *)(uintptr_t)ring);
+	else
+		log_warn("log: no memory for the log ring; writing to the UART directly");
 	vm_create_all(bi);
 	sched_run(bi->tsc_hz);
 }

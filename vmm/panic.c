@@ -99,7 +99,8 @@ static void enter_panic(void)
 		cpu_halt_forever();
 	panicking = true;
 	/* What was queued comes first, then the panic report goes out directly. */
-	log_set_buffered(false);
+	log_flush();
+	log_set_buffer(NULL);
 }
 
 void panic(const char *format, ...)

@@ -119,7 +119,6 @@ void sched_run(uint64_t tsc_hz)
 	struct pcpu *cpu = &boot_cpu;
 
 	cpu->slice_tsc = tsc_hz / SLICES_PER_SECOND;
-	log_set_buffered(true);
 	for (;;) {
 		uint64_t now = rdtsc();
 		uint64_t next_timer = run_timers(now);

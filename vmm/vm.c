@@ -16,7 +16,8 @@
 #define MXCSR_RESET 0x1f80
 #define DR6_RESET 0xffff0ff0ULL
 
-static struct vm vms[VM_MAX];
+/* Allocated from host pages: with its console history a VM is ~40 KiB. */
+static struct vm *vms[VM_MAX];
 static unsigned vm_total;
 static struct vm_event events[VM_EVENT_RING];
 static uint64_t event_seq;
@@ -40,7 +41,7 @@ unsigned vm_count(void)
 
 struct vm *vm_by_index(unsigned index)
 {
-	return index < vm_total ? &vms[index] : NULL;
+	return index < vm_total ? vms[index] : NULL;
 }
 
 bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len)
@@ -369,10 +370,19 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 
 void vm_create_all(const struct boot_info *bi)
 {
-	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++) {
-		struct vm *vm = &vms[vm_total];
-		uint64_t free_before = bi->host_pages->free_pages;
+	const uint64_t vm_pages = (sizeof(struct vm) + PAGE_SIZE - 1) / PAGE_SIZE;
 
+	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++) {
+		uint64_t free_before = bi->host_pages->free_pages;
+		uint64_t vm_pa;
+
+		if (page_alloc_alloc(bi->host_pages, vm_pages, 1, &vm_pa)) {
+			log_err("vm '%s': no memory for its state; it is left out",
+				bi->config->vms[i].name);
+			continue;
+		}
+		struct vm *vm = (struct vm *)(uintptr_t)vm_pa;
+		vms[vm_total] = vm;
 		*vm = (struct vm){
 			.id = vm_total,
 			.cfg = &bi->config->vms[i],
@@ -388,7 +398,7 @@ void vm_create_all(const struct boot_info *bi)
 		}
 		/* Everything the hypervisor holds for this VM beyond its RAM. */
 		uint64_t overhead = (free_before - bi->host_pages->free_pages) * PAGE_SIZE +
-				    sizeof(*vm) + virt_vm_state_bytes();
+				    virt_vm_state_bytes();
 		log_info("vm '%s': %llu MiB RAM, %llu bytes of hypervisor memory (VMCS, EPT, "
 			 "state)", vm->cfg->name,
 			 (unsigned long long)(vm->boot->ram_bytes >> 20),
@@ -396,6 +406,6 @@ void vm_create_all(const struct boot_info *bi)
 		vm_total++;
 	}
 	for (unsigned i = 0; i < vm_total; i++)
-		if (vms[i].cfg->autostart && vms[i].state == VM_STATE_TURNED_OFF)
-			vm_control(&vms[i], VM_OP_STARTUP, NULL);
+		if (vms[i]->cfg->autostart && vms[i]->state == VM_STATE_TURNED_OFF)
+			vm_control(vms[i], VM_OP_STARTUP, NULL);
 }

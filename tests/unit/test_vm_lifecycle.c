@@ -29,16 +29,16 @@ void log_printf(enum log_level level, const char *format, ...)
 
 int virt_vm_init(struct vm *vm, struct page_alloc *pa)
 {
+	uint64_t base;
 	(void)vm;
-	pa->free_pages -= 3; /* as if it took three EPT pages */
-	return 0;
+	return page_alloc_alloc(pa, 3, 1, &base); /* as if for three EPT pages */
 }
 
 int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa)
 {
+	uint64_t base;
 	(void)vcpu;
-	pa->free_pages -= 2;
-	return 0;
+	return page_alloc_alloc(pa, 2, 1, &base);
 }
 
 size_t virt_vm_state_bytes(void)
@@ -67,6 +67,8 @@ int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why, 
 static struct config cfg;
 static struct boot_info bi;
 static struct page_alloc pages;
+#define ARENA_PAGES 64
+static uint64_t arena_free_at_start;
 static uint64_t seen; /* last event sequence number read */
 
 static void setup_two_vms(bool autostart)
@@ -80,7 +82,12 @@ static void setup_two_vms(bool autostart)
 		cfg.vms[i].autostart = autostart;
 		bi.vms[i].ram_bytes = 1 << 20;
 	}
-	pages.free_pages = 1000;
+	/* Host memory: an aligned heap block stands in for physical pages. */
+	void *arena = aligned_alloc(PAGE_SIZE, ARENA_PAGES * PAGE_SIZE);
+	assert_non_null(arena);
+	page_alloc_init(&pages);
+	assert_int_equal(page_alloc_add(&pages, (uint64_t)(uintptr_t)arena, ARENA_PAGES), 0);
+	arena_free_at_start = pages.free_pages;
 	bi.config = &cfg;
 	bi.host_pages = &pages;
 	vm_create_all(&bi);
@@ -242,11 +249,12 @@ static void test_event_ring_keeps_the_newest(void **state)
 	expect_no_events();
 }
 
-static void test_overhead_counts_only_this_vm(void **state)
+static void test_each_vm_takes_its_state_and_backend_pages(void **state)
 {
 	(void)state;
-	/* 5 fake pages each; the log line reports it, the registry keeps going. */
-	assert_int_equal(pages.free_pages, 1000 - 2 * 5);
+	/* Its own pages for struct vm, plus the 5 the fake backend took. */
+	uint64_t vm_pages = (sizeof(struct vm) + PAGE_SIZE - 1) / PAGE_SIZE;
+	assert_int_equal(pages.free_pages, arena_free_at_start - 2 * (vm_pages + 5));
 }
 
 int main(void)
@@ -260,7 +268,7 @@ int main(void)
 		cmocka_unit_test(test_guest_end_carries_the_reason),
 		cmocka_unit_test(test_failed_power_on_ends_with_the_reason),
 		cmocka_unit_test(test_event_ring_keeps_the_newest),
-		cmocka_unit_test(test_overhead_counts_only_this_vm),
+		cmocka_unit_test(test_each_vm_takes_its_state_and_backend_pages),
 	};
 	return cmocka_run_group_tests_name("vm_lifecycle", tests, NULL, NULL);
 }
