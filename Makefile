@@ -45,7 +45,7 @@ IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
-	vm_lifecycle vuart port_bus pic pit rtc
+	vm_lifecycle vuart port_bus pic pit rtc proto shell
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit
@@ -116,6 +116,8 @@ $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
 $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c
 $(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
 $(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c
+$(BUILD)/unit/test_proto: tests/unit/test_proto.c mgmt/proto.c
+$(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/shell.c mgmt/proto.c lib/fmt.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@
