@@ -152,12 +152,12 @@ void sched_run(uint64_t tsc_hz)
 		if (r == VCPU_RUN_HALTED && vcpu_interrupt_pending(vcpu) < 0)
 			vcpu->halted = true;
 		struct vm *vm = vcpu->vm;
-		if (vm->end_pending) {
+		if (vm->op_pending) {
 			log_info("vm '%s': ran %llu slice(s), %llu exit(s), preempted %llu time(s)",
 				 vm->cfg->name, (unsigned long long)vcpu->slices,
 				 (unsigned long long)vcpu->exits,
 				 (unsigned long long)vcpu->preemptions);
-			vm_control(vm, VM_OP_GUEST_END, vm->end_reason);
+			vm_control(vm, vm->pending_op, vm->op_reason);
 		}
 	}
 }

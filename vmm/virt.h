@@ -63,7 +63,7 @@ int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *state);
 enum vcpu_run_result {
 	VCPU_RUN_PREEMPTED, /* its time slice is over */
 	VCPU_RUN_HALTED,    /* HLT: nothing to do until an event arrives */
-	VCPU_RUN_STOPPED,   /* the VM must end (vm->end_pending) */
+	VCPU_RUN_STOPPED,   /* the VM must end (vm->op_pending) */
 };
 
 /* Runs the vCPU for at most slice_tsc TSC ticks, handling its exits. */

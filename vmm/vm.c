@@ -59,12 +59,23 @@ void vm_request_end(struct vm *vm, const char *format, ...)
 	va_list ap;
 
 	/* The first reason is the cause; later ones are consequences. */
-	if (vm->end_pending)
+	if (vm->op_pending && vm->pending_op == VM_OP_GUEST_END)
 		return;
 	va_start(ap, format);
-	fmt_vsnprintf(vm->end_reason, sizeof(vm->end_reason), format, ap);
+	fmt_vsnprintf(vm->op_reason, sizeof(vm->op_reason), format, ap);
 	va_end(ap);
-	vm->end_pending = true;
+	vm->op_pending = true;
+	vm->pending_op = VM_OP_GUEST_END;
+}
+
+void vm_request_reset(struct vm *vm, const char *reason)
+{
+	/* An end already requested wins: a dying VM does not come back. */
+	if (vm->op_pending)
+		return;
+	fmt_snprintf(vm->op_reason, sizeof(vm->op_reason), "%s", reason);
+	vm->op_pending = true;
+	vm->pending_op = VM_OP_RESET;
 }
 
 void vm_console_putc(struct vm *vm, uint8_t byte)
@@ -91,6 +102,9 @@ void vm_console_putc(struct vm *vm, uint8_t byte)
 #define PORT_COM1 0x3f8
 #define PORT_DEBUG_CONSOLE 0xe9
 #define PORT_DEBUG_EXIT 0xf4
+/* The PIIX reset control register: writing RST_CPU (bit 2) resets the machine. */
+#define PORT_RESET_CONTROL 0xcf9
+#define RESET_CPU 0x04
 #define IRQ_PIT 0
 #define IRQ_COM1 4
 
@@ -212,6 +226,14 @@ static void debug_exit_write(void *ctx, uint16_t offset, unsigned size, uint32_t
 	vm_request_end(ctx, "guest exited with status %u", value & 0xff);
 }
 
+static void reset_control_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)offset;
+	(void)size;
+	if (value & RESET_CPU)
+		vm_request_reset(ctx, "reset by the guest (port 0xcf9)");
+}
+
 static int attach_devices(struct vm *vm)
 {
 	const struct port_device devices[] = {
@@ -229,6 +251,8 @@ static int attach_devices(struct vm *vm)
 		  .write = port_b_write, .ctx = vm },
 		{ .base = RTC_INDEX_PORT, .count = 2, .name = "rtc", .read = rtc_port_read,
 		  .write = rtc_port_write, .ctx = vm },
+		{ .base = PORT_RESET_CONTROL, .count = 1, .name = "reset-control",
+		  .write = reset_control_write, .ctx = vm },
 		{ .base = PORT_DEBUG_CONSOLE, .count = 1, .name = "debug-console",
 		  .write = debug_console_write, .ctx = vm },
 		{ .base = PORT_DEBUG_EXIT, .count = 1, .name = "debug-exit",
@@ -279,7 +303,6 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc)
 	}
 	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0) {
 		vcpu->halted = false;
-	vcpu->woken = false;
 		vcpu->woken = true;
 	}
 
@@ -287,8 +310,12 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc)
 	return earlier(vcpu->timer_deadline, pit_ns ? clock_ns_to_tsc(pit_ns) : 0);
 }
 
-/* TurningOn: fresh RAM, the pristine image, the vCPU at its boot state. */
-static int power_on(struct vm *vm, char *why, size_t why_size)
+/*
+ * TurningOn: fresh RAM, the pristine image, the vCPU at its boot state,
+ * devices at power-on state. A reset (cold = false) keeps what survives a
+ * PC's reboot: the battery-backed CMOS clock and RAM.
+ */
+static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 {
 	struct vcpu_boot_state state;
 
@@ -311,12 +338,14 @@ static int power_on(struct vm *vm, char *why, size_t why_size)
 	vcpu->upcall_pending = false;
 	vcpu->timer_deadline = 0;
 	vcpu->halted = false;
-	vm->end_pending = false;
+	vcpu->woken = false;
+	vm->op_pending = false;
 	vm->console_len = 0;
 	vuart_init(&vm->com1, com1_tx, vm);
 	pic_init(&vm->pic);
 	pit_init(&vm->pit);
-	rtc_init(&vm->rtc, clock_wallclock_s(), clock_ns());
+	if (cold)
+		rtc_init(&vm->rtc, clock_wallclock_s(), clock_ns());
 	if (virt_vcpu_reset(&vm->vcpu, &state)) {
 		fmt_snprintf(why, why_size, "the CPU refused the initial register state");
 		return -1;
@@ -357,7 +386,8 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 		enum vm_state next = t->events[i];
 
 		enter_state(vm, next, i + 1 == t->event_count ? reason : NULL);
-		if (next == VM_STATE_TURNING_ON && power_on(vm, why, sizeof(why))) {
+		if (next == VM_STATE_TURNING_ON &&
+		    power_on(vm, op == VM_OP_STARTUP, why, sizeof(why))) {
 			/* A VM that cannot start ends with the reason, like any other. */
 			enter_state(vm, VM_STATE_TURNING_OFF, NULL);
 			enter_state(vm, VM_STATE_DELETE_MACHINE, NULL);

@@ -59,9 +59,13 @@ struct vm {
 	enum vm_state state;
 	void *vendor; /* nested paging root */
 	struct vcpu vcpu;
-	/* A fatal event seen while the vCPU ran; the VM ends when it returns. */
-	bool end_pending;
-	char end_reason[VM_REASON_MAX];
+	/*
+	 * A guest-caused end or reset seen while the vCPU ran; it is applied
+	 * (vm_control) when the vCPU is back in the scheduler.
+	 */
+	bool op_pending;
+	enum vm_op pending_op;
+	char op_reason[VM_REASON_MAX];
 	struct port_bus ports;
 	struct pic pic;
 	struct pit pit;
@@ -130,6 +134,9 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason);
  */
 void vm_request_end(struct vm *vm, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* A guest-requested reset (the PC reset port): TurningOff ... Running. */
+void vm_request_reset(struct vm *vm, const char *reason);
 
 unsigned vm_count(void);
 struct vm *vm_by_index(unsigned index);

@@ -130,7 +130,7 @@ static enum exit_action handle_vmcall(struct vcpu *vcpu)
 {
 	vcpu_hypercall(vcpu, vmx_guest_cpl());
 	vmx_advance_rip();
-	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
+	return vcpu->vm->op_pending ? EXIT_STOP : EXIT_CONTINUE;
 }
 
 /* The GPR a MOV to/from CR names (SDM table 27-3); RSP lives in the VMCS. */
@@ -276,7 +276,7 @@ static enum exit_action handle_io(struct vcpu *vcpu)
 	if (in)
 		vcpu->regs.rax = size == 4 ? value : (vcpu->regs.rax & ~(uint64_t)mask) | (value & mask);
 	vmx_advance_rip();
-	return vcpu->vm->end_pending ? EXIT_STOP : EXIT_CONTINUE;
+	return vcpu->vm->op_pending ? EXIT_STOP : EXIT_CONTINUE;
 }
 
 static enum exit_action handle_rdmsr(struct vcpu *vcpu)

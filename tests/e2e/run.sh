@@ -31,17 +31,19 @@ expect_not() {
 		pass "$1"
 	fi
 }
-# expect_order NAME BOOT REGEX...: the lines appear in this order.
+# expect_order NAME BOOT REGEX...: lines matching the REGEXes appear in
+# this order (each one searched for after the line the previous one matched).
 expect_order() {
 	local name=$1 boot=$2 line=0 n
 	shift 2
 	for re in "$@"; do
-		n=$(grep -aEn -- "$re" "$out/$boot/serial.out" 2>/dev/null | head -1 | cut -d: -f1)
-		if [ -z "$n" ] || [ "$n" -le "$line" ]; then
+		n=$(tail -n +$((line + 1)) "$out/$boot/serial.out" 2>/dev/null |
+			grep -aEn -- "$re" | head -1 | cut -d: -f1)
+		if [ -z "$n" ]; then
 			fail "$name (/$re/ missing or out of order)"
 			return
 		fi
-		line=$n
+		line=$((line + n))
 	done
 	pass "$name"
 }
@@ -108,7 +110,7 @@ expect "demo: spinning guest was preempted by the timer" demo \
 	"vm 'gamma': ran [0-9]+ slice\\(s\\), [0-9]+ exit\\(s\\), preempted [1-9][0-9]* time"
 expect_not "demo: no panic, no error, no FAIL" demo 'PANIC|ERROR|FAIL'
 
-# --- guests: nine VMs on one CPU, three of them hostile -----------------------
+# --- guests: ten VMs on one CPU, three of them hostile ------------------------
 for g in hello hello64 cpuid busy timer pic-pit; do
 	expect_order "guests: $g ran, passed and exited with the event sequence" guests \
 		"vm '$g': TurningOn" "vm '$g': Running" "\\[$g\\] (PASS |busy: done)" \
@@ -162,7 +164,13 @@ for check in 'rtc: BCD, 24-hour, valid RAM' 'pic: the mask reads back' \
 	'pit: the periodic rate agrees with the one-shot' 'pic: a masked IRQ 0 is not delivered'; do
 	expect "guests: pic-pit: $check" guests "\\[pic-pit\\] PASS $check"
 done
-expect "guests: all nine ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 9 not running\)'
+expect_order "guests: reboot: the Reset event sequence, then the guest again" guests \
+	"vm 'reboot': Running" '\[reboot\] reboot: first boot, resetting through port 0xcf9' \
+	"vm 'reboot': TurningOff" "vm 'reboot': DeleteMachine" "vm 'reboot': TurningOn" \
+	"vm 'reboot': Running \\(reset by the guest \\(port 0xcf9\\)\\)" \
+	'\[reboot\] PASS reboot: came back after the reset with its CMOS mark' \
+	"vm 'reboot': TurnedOff \\(guest exited with status 0\\)"
+expect "guests: all ten ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 10 not running\)'
 expect_not "guests: no guest FAIL, no panic" guests 'FAIL|PANIC|ERROR'
 
 # --- bad-vms: every problem reported, nothing taken over ---------------------

@@ -202,8 +202,8 @@ static void test_guest_end_carries_the_reason(void **state)
 
 	vm_request_end(vm, "triple fault at RIP 0x%x", 0x1234);
 	vm_request_end(vm, "a later, secondary problem");
-	assert_true(vm->end_pending);
-	assert_int_equal(vm_control(vm, VM_OP_GUEST_END, vm->end_reason), 0);
+	assert_true(vm->op_pending);
+	assert_int_equal(vm_control(vm, VM_OP_GUEST_END, vm->op_reason), 0);
 	expect_events(vm->id,
 		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
 					 VM_STATE_TURNED_OFF },
