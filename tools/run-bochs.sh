@@ -5,7 +5,8 @@
 #                           [--until REGEX] [--megs N] [--interactive]
 #                           [--extra FILE]...
 #
-# The serial port (COM1) is captured in WORKDIR/serial.out. With --until the
+# The serial port (COM1) is captured in WORKDIR/serial.out (without
+# --workdir, in a temporary directory removed at the end). With --until the
 # run ends as soon as the serial output matches REGEX (extended regex) and
 # prints "matched after S s" (seconds since Bochs started); otherwise it
 # ends at the timeout. --interactive shows the serial console here until
@@ -29,8 +30,10 @@ done
 [ -n "$config" ] || { echo "run-bochs: --config FILE is required" >&2; exit 2; }
 ovmf=${OVMF:-/usr/share/ovmf/OVMF.fd}
 [ -r "$ovmf" ] || { echo "run-bochs: firmware $ovmf not found (apt-get install ovmf)" >&2; exit 2; }
+auto_workdir=0
 if [ -z "$workdir" ]; then
 	workdir=$(mktemp -d /tmp/vmm-bochs.XXXXXX)
+	auto_workdir=1
 fi
 mkdir -p "$workdir"
 workdir=$(cd "$workdir" && pwd)
@@ -58,6 +61,8 @@ echo c >"$workdir/cont.rc"
 cleanup() {
 	emulator_stop
 	rm -f "$workdir/disk.img.lock"
+	# A directory we made ourselves is only scratch space.
+	[ "$auto_workdir" = 0 ] || rm -rf "$workdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

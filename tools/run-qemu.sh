@@ -19,7 +19,11 @@ done
 [ -n "$config" ] || { echo "run-qemu: --config FILE is required" >&2; exit 2; }
 code=/usr/share/OVMF/OVMF_CODE.fd vars=/usr/share/OVMF/OVMF_VARS.fd
 [ -r "$code" ] || { echo "run-qemu: $code not found (apt-get install ovmf)" >&2; exit 2; }
-[ -n "$workdir" ] || workdir=$(mktemp -d /tmp/vmm-qemu.XXXXXX)
+auto_workdir=0
+if [ -z "$workdir" ]; then
+	workdir=$(mktemp -d /tmp/vmm-qemu.XXXXXX)
+	auto_workdir=1
+fi
 mkdir -p "$workdir"
 "$root/tools/mkdisk.sh" "$workdir/disk.img" "$config"
 cp "$vars" "$workdir/vars.fd"
@@ -27,7 +31,11 @@ rm -f "$workdir/serial.out"
 touch "$workdir/serial.out"
 
 . "$root/tools/emulator-lib.sh"
-trap emulator_stop EXIT
+cleanup() {
+	emulator_stop
+	[ "$auto_workdir" = 0 ] || rm -rf "$workdir"
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 emulator_start "$workdir/qemu.out" timeout -k 5 "$timeout" \
