@@ -5,6 +5,7 @@
 #   make test       unit tests (cmocka) and end-to-end boots (Bochs, QEMU)
 #   make unit       unit tests only
 #   make e2e        end-to-end tests only
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each
 #   make bench      print BENCH lines
 #   make run        boot the default demo in Bochs, serial console here
 
@@ -45,7 +46,7 @@ IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
-	vm_lifecycle vuart port_bus pic pit rtc proto shell
+	vm_lifecycle vuart port_bus pic pit rtc proto shell switch dhcp
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot
@@ -55,7 +56,7 @@ GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-z
 	-Itests/guests/lib -Iinclude
 GUEST_LIB := tests/guests/lib/start.S tests/guests/lib/guest.c tests/guests/lib/guest.h
 
-.PHONY: all image unit e2e test bench run clean
+.PHONY: all image unit e2e fuzz test bench run clean
 all: image
 
 image: $(BUILD)/vmm.efi $(GUEST_BINS)
@@ -118,6 +119,8 @@ $(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
 $(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c
 $(BUILD)/unit/test_proto: tests/unit/test_proto.c mgmt/proto.c
 $(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/shell.c mgmt/proto.c lib/fmt.c
+$(BUILD)/unit/test_switch: tests/unit/test_switch.c vnet/switch.c vnet/dhcp.c lib/fmt.c
+$(BUILD)/unit/test_dhcp: tests/unit/test_dhcp.c vnet/dhcp.c lib/fmt.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@
@@ -128,9 +131,20 @@ unit: $(UNIT_BINS)
 e2e: image
 	@tests/e2e/run.sh
 
+# Coverage-guided fuzzing of everything a guest or the serial line feeds:
+# FUZZ_SECONDS per target (CI uses a short bounded run).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 test: unit e2e
 
-bench: image
+$(BUILD)/bench/switch_bench: tests/bench/switch_bench.c vnet/switch.c vnet/dhcp.c lib/fmt.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 $(WARN) -O2 -I. -Iinclude $^ -o $@
+
+bench: image $(BUILD)/bench/switch_bench
+	@$(BUILD)/bench/switch_bench
 	@tests/bench/run.sh
 
 run: image

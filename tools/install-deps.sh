@@ -6,6 +6,7 @@ packages=(
 	make gcc binutils            # toolchain
 	gnu-efi                      # UEFI headers, crt0, libgnuefi
 	libcmocka-dev                # unit tests
+	clang                        # libFuzzer for the fuzz targets
 	mtools dosfstools            # FAT boot disk without root mounts
 	ovmf                         # UEFI firmware for Bochs and QEMU
 	bochs bochsbios vgabios bochs-term  # VT-x + EPT emulation

@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh
 make -j2 image
 make unit
+make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 make e2e
