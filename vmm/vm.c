@@ -137,29 +137,19 @@ static void com1_write(void *ctx, uint16_t offset, unsigned size, uint32_t value
 	com1_update_irq(vm);
 }
 
-/* offset 0-1: master, 0x80-0x81: slave (one range would overlap other ports). */
-static uint32_t pic_master_read(void *ctx, uint16_t offset, unsigned size)
+/* The two 8259As sit at separate port pairs; each range's context names its chip. */
+static uint32_t pic_port_read(void *ctx, uint16_t offset, unsigned size)
 {
+	const struct pic_port *p = ctx;
 	(void)size;
-	return pic_read(&((struct vm *)ctx)->pic, 0, offset);
+	return pic_read(p->pic, p->chip, offset);
 }
 
-static void pic_master_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+static void pic_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 {
+	const struct pic_port *p = ctx;
 	(void)size;
-	pic_write(&((struct vm *)ctx)->pic, 0, offset, (uint8_t)value);
-}
-
-static uint32_t pic_slave_read(void *ctx, uint16_t offset, unsigned size)
-{
-	(void)size;
-	return pic_read(&((struct vm *)ctx)->pic, 1, offset);
-}
-
-static void pic_slave_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
-{
-	(void)size;
-	pic_write(&((struct vm *)ctx)->pic, 1, offset, (uint8_t)value);
+	pic_write(p->pic, p->chip, offset, (uint8_t)value);
 }
 
 static uint32_t elcr_read(void *ctx, uint16_t offset, unsigned size)
@@ -236,13 +226,15 @@ static void reset_control_write(void *ctx, uint16_t offset, unsigned size, uint3
 
 static int attach_devices(struct vm *vm)
 {
+	vm->pic_ports[0] = (struct pic_port){ &vm->pic, 0 };
+	vm->pic_ports[1] = (struct pic_port){ &vm->pic, 1 };
 	const struct port_device devices[] = {
 		{ .base = PORT_COM1, .count = VUART_PORTS, .name = "com1", .read = com1_read,
 		  .write = com1_write, .ctx = vm },
 		{ .base = PIC_MASTER_PORT, .count = 2, .name = "pic-master",
-		  .read = pic_master_read, .write = pic_master_write, .ctx = vm },
-		{ .base = PIC_SLAVE_PORT, .count = 2, .name = "pic-slave", .read = pic_slave_read,
-		  .write = pic_slave_write, .ctx = vm },
+		  .read = pic_port_read, .write = pic_port_write, .ctx = &vm->pic_ports[0] },
+		{ .base = PIC_SLAVE_PORT, .count = 2, .name = "pic-slave", .read = pic_port_read,
+		  .write = pic_port_write, .ctx = &vm->pic_ports[1] },
 		{ .base = PIC_ELCR_PORT, .count = 2, .name = "elcr", .read = elcr_read,
 		  .write = elcr_write, .ctx = vm },
 		{ .base = PIT_BASE_PORT, .count = 4, .name = "pit", .read = pit_port_read,

@@ -32,6 +32,12 @@ _Static_assert(sizeof(struct guest_regs) == 16 * 8, "vmx_entry.S offsets");
 
 struct vm;
 
+/* A port range's view of one of the two 8259As. */
+struct pic_port {
+	struct pic *pic;
+	unsigned chip;
+};
+
 struct vcpu {
 	struct vm *vm;
 	struct guest_regs regs;
@@ -68,6 +74,7 @@ struct vm {
 	char op_reason[VM_REASON_MAX];
 	struct port_bus ports;
 	struct pic pic;
+	struct pic_port pic_ports[2];
 	struct pit pit;
 	struct rtc rtc;
 	struct vuart com1;
