@@ -26,6 +26,12 @@ void efi_console_detach_log(void);
 EFI_STATUS efi_open_boot_volume(EFI_HANDLE image, EFI_FILE_HANDLE *root);
 
 /*
+ * The directory this application was loaded from, e.g. "\EFI\BOOT" ("" for
+ * the root), into dir. Returns -1 when the firmware does not say.
+ */
+int efi_app_directory(EFI_HANDLE image, char *dir, size_t size);
+
+/*
  * Reads path (ASCII, '\' separators) from root into new pages.
  * max_size bounds what is accepted: a larger file is refused with
  * EFI_BAD_BUFFER_SIZE before anything is allocated.

@@ -21,6 +21,44 @@ EFI_STATUS efi_open_boot_volume(EFI_HANDLE image, EFI_FILE_HANDLE *root)
 	return fs->OpenVolume(fs, root);
 }
 
+int efi_app_directory(EFI_HANDLE image, char *dir, size_t size)
+{
+	EFI_GUID loaded_image_guid = EFI_LOADED_IMAGE_PROTOCOL_GUID;
+	EFI_LOADED_IMAGE *loaded;
+	size_t n = 0, last_separator = 0;
+
+	if (efi_bs->HandleProtocol(image, &loaded_image_guid, (void **)&loaded) != EFI_SUCCESS ||
+	    !loaded->FilePath)
+		return -1;
+	/*
+	 * The file path is one or more media file-path nodes (UEFI spec 10.3.5.4)
+	 * whose names concatenate; a bounded walk, ASCII names only.
+	 */
+	EFI_DEVICE_PATH *node = loaded->FilePath;
+	for (unsigned i = 0; i < 16 && DevicePathType(node) != END_DEVICE_PATH_TYPE; i++) {
+		unsigned len = DevicePathNodeLength(node);
+		if (len < sizeof(EFI_DEVICE_PATH))
+			return -1;
+		if (DevicePathType(node) == MEDIA_DEVICE_PATH &&
+		    DevicePathSubType(node) == MEDIA_FILEPATH_DP) {
+			const CHAR16 *name = ((FILEPATH_DEVICE_PATH *)node)->PathName;
+			size_t chars = (len - SIZE_OF_FILEPATH_DEVICE_PATH) / sizeof(CHAR16);
+			for (size_t c = 0; c < chars && name[c]; c++) {
+				if (name[c] >= 0x80 || n + 1 >= size)
+					return -1;
+				if (name[c] == L'\\' || name[c] == L'/')
+					last_separator = n;
+				dir[n++] = name[c] == L'/' ? '\\' : (char)name[c];
+			}
+		}
+		node = (EFI_DEVICE_PATH *)((uint8_t *)node + len);
+	}
+	if (!n)
+		return -1;
+	dir[last_separator] = '\0'; /* "" when the application sits in the root */
+	return 0;
+}
+
 static EFI_STATUS file_size(EFI_FILE_HANDLE file, uint64_t *size)
 {
 	EFI_GUID info_guid = EFI_FILE_INFO_ID;

@@ -12,6 +12,7 @@
 #include "boot/memmap.h"
 #include "boot/vm_loader.h"
 #include "lib/calendar.h"
+#include "lib/fmt.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
@@ -20,7 +21,7 @@
 
 #include <string.h>
 
-#define CONFIG_PATH "\\vmm.conf"
+#define CONFIG_NAME "vmm.conf"
 #define COM1_PORT 0x3f8
 #define DEFAULT_BAUD 115200
 #define MIB (1024ULL * 1024)
@@ -83,31 +84,50 @@ static void log_firmware(void)
 		 efi_st->FirmwareRevision);
 }
 
-static int load_config(EFI_FILE_HANDLE root)
+/*
+ * The configuration is vmm.conf next to the application (so an ESP can hold
+ * several systems), else \vmm.conf at the root of the boot volume.
+ */
+static int load_config(EFI_HANDLE image, EFI_FILE_HANDLE root)
 {
+	char dir[CFG_PATH_MAX], paths[2][CFG_PATH_MAX + sizeof(CONFIG_NAME)];
+	unsigned candidates = 0;
 	struct boot_file file;
 	struct cfg_diag diag;
-	EFI_STATUS st = efi_read_file(root, CONFIG_PATH, CFG_TEXT_MAX, &file);
+	EFI_STATUS st = EFI_NOT_FOUND;
+	const char *path = NULL;
 
+	if (efi_app_directory(image, dir, sizeof(dir)) == 0 && dir[0])
+		fmt_snprintf(paths[candidates++], sizeof(paths[0]), "%s\\%s", dir, CONFIG_NAME);
+	fmt_snprintf(paths[candidates++], sizeof(paths[0]), "\\%s", CONFIG_NAME);
+	for (unsigned i = 0; i < candidates && st == EFI_NOT_FOUND; i++) {
+		path = paths[i];
+		st = efi_read_file(root, path, CFG_TEXT_MAX, &file);
+	}
+	if (st == EFI_NOT_FOUND) {
+		log_err("config: no %s on the boot volume (looked for %s%s%s; see README.md, "
+			"'Configuration')", CONFIG_NAME, paths[0], candidates > 1 ? " and " : "",
+			candidates > 1 ? paths[1] : "");
+		return -1;
+	}
 	if (st == EFI_BAD_BUFFER_SIZE) {
-		log_err("config %s: larger than %u bytes", CONFIG_PATH, CFG_TEXT_MAX);
+		log_err("config %s: larger than %u bytes", path, CFG_TEXT_MAX);
 		return -1;
 	}
 	if (st != EFI_SUCCESS) {
-		log_err("config %s: cannot read it from the boot volume: %s (see README.md, "
-			"'Configuration')", CONFIG_PATH, efi_status_name(st));
+		log_err("config %s: cannot read it: %s", path, efi_status_name(st));
 		return -1;
 	}
 	int rc = config_parse((const char *)(uintptr_t)file.base, file.size, &config, &diag);
 	efi_free_file(&file);
 	if (rc) {
 		if (diag.line)
-			log_err("config %s line %u: %s", CONFIG_PATH, diag.line, diag.message);
+			log_err("config %s line %u: %s", path, diag.line, diag.message);
 		else
-			log_err("config %s: %s", CONFIG_PATH, diag.message);
+			log_err("config %s: %s", path, diag.message);
 		return -1;
 	}
-	log_info("config %s: %u VM(s), %u network(s)", CONFIG_PATH, config.vm_count,
+	log_info("config %s: %u VM(s), %u network(s)", path, config.vm_count,
 		 config.network_count);
 	return 0;
 }
@@ -261,7 +281,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 
 	if (efi_open_boot_volume(image, &root) != EFI_SUCCESS)
 		return give_up(EFI_LOAD_ERROR, "cannot open the boot volume");
-	if (load_config(root))
+	if (load_config(image, root))
 		return give_up(EFI_LOAD_ERROR, "configuration error");
 	log_set_level(config.hv.log_level);
 	if (config.hv.serial_port != COM1_PORT || config.hv.baud != DEFAULT_BAUD) {

@@ -3,7 +3,7 @@
 #
 # usage: tools/run-bochs.sh --config FILE [--workdir DIR] [--timeout SEC]
 #                           [--until REGEX] [--megs N] [--interactive]
-#                           [--extra FILE]...
+#                           [--extra FILE]... [--config-dest PATH]
 #
 # The serial port (COM1) is captured in WORKDIR/serial.out (without
 # --workdir, in a temporary directory removed at the end). With --until the
@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
 	--until) until=$2; shift 2 ;;
 	--megs) megs=$2; shift 2 ;;
 	--extra) extras+=("$2"); shift 2 ;;
+	--config-dest) export VMM_CONFIG_DEST=$2; shift 2 ;;
 	--interactive) interactive=1; shift ;;
 	*) echo "run-bochs: unknown argument $1" >&2; exit 2 ;;
 	esac

@@ -48,9 +48,9 @@ expect_order() {
 	pass "$name"
 }
 
-boot_bochs() { # NAME CONFIG UNTIL [MEGS]
+boot_bochs() { # NAME CONFIG UNTIL [where the config goes on the disk]
 	tools/run-bochs.sh --workdir "$out/$1" --config "$2" --until "$3" \
-		--megs "${4:-256}" --timeout 300 >"$out/$1.run" 2>&1
+		--config-dest "${4:-/vmm.conf}" --timeout 300 >"$out/$1.run" 2>&1
 	echo $? >"$out/$1.rc"
 }
 boot_qemu() { # NAME CONFIG UNTIL
@@ -67,7 +67,8 @@ wait
 boot_bochs bad-vms tests/e2e/configs/bad-vms.conf "$halted" &
 boot_bochs bad-syntax tests/e2e/configs/bad-syntax.conf "$halted" &
 wait
-boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" &
+boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" \
+	/EFI/BOOT/vmm.conf &
 boot_qemu no-vtx configs/demo.conf "$halted" &
 wait
 
@@ -188,6 +189,8 @@ expect "bad-syntax: line and key named" bad-syntax \
 expect_not "bad-syntax: machine not taken over" bad-syntax 'exiting boot services|PANIC'
 
 # --- selftest: an exception in the hypervisor reaches the panic path ---------
+expect "selftest: the config next to the application is found" selftest \
+	'config \\EFI\\BOOT\\vmm.conf: 1 VM\(s\)'
 expect_order "selftest: panic report in order" selftest \
 	'vmx: VMXON ok' \
 	'selftest: raising #UD' \
