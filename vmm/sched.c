@@ -8,10 +8,24 @@
 /* 10 ms: short enough for interactive guests, long against exit costs. */
 #define SLICES_PER_SECOND 100
 
+/*
+ * Speculation barriers between VMs, where the CPU has them (CPUID.7.0:EDX,
+ * Intel's "Speculative Execution Side Channel Mitigations"): IBPB so one
+ * VM's branch predictions cannot steer another's, and an L1D flush so a
+ * VM cannot read another's data left in L1 (L1TF).
+ */
+#define CPUID7_EDX_IBRS_IBPB (1U << 26)
+#define CPUID7_EDX_L1D_FLUSH (1U << 28)
+#define MSR_PRED_CMD 0x49
+#define PRED_CMD_IBPB 1
+#define MSR_FLUSH_CMD 0x10b
+#define FLUSH_CMD_L1D 1
+
 struct pcpu {
 	unsigned next;           /* round-robin position */
 	struct vcpu *state_owner;  /* whose x87/SSE and debug state the CPU holds */
 	uint64_t slice_tsc;
+	bool ibpb, l1d_flush;
 };
 
 static struct pcpu boot_cpu;
@@ -76,6 +90,12 @@ static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
 		prev->dr[3] = read_dr3();
 		prev->dr6 = read_dr6();
 	}
+	if (prev && prev->vm != next->vm) {
+		if (cpu->ibpb)
+			wrmsr(MSR_PRED_CMD, PRED_CMD_IBPB);
+		if (cpu->l1d_flush)
+			wrmsr(MSR_FLUSH_CMD, FLUSH_CMD_L1D);
+	}
 	__asm__ volatile("fxrstor64 %0" : : "m"(next->fpu));
 	next->fpu_fresh = false;
 	write_dr0(next->dr[0]);
@@ -119,6 +139,14 @@ void sched_run(uint64_t tsc_hz)
 	struct pcpu *cpu = &boot_cpu;
 
 	cpu->slice_tsc = tsc_hz / SLICES_PER_SECOND;
+	if (cpuid(0, 0).eax >= 7) {
+		uint32_t edx = cpuid(7, 0).edx;
+		cpu->ibpb = edx & CPUID7_EDX_IBRS_IBPB;
+		cpu->l1d_flush = edx & CPUID7_EDX_L1D_FLUSH;
+	}
+	log_info("sched: %llu-ms slices; between VMs: IBPB %s, L1D flush %s",
+		 (unsigned long long)(1000 / SLICES_PER_SECOND), cpu->ibpb ? "on" : "not available",
+		 cpu->l1d_flush ? "on" : "not available");
 	for (;;) {
 		uint64_t now = rdtsc();
 		uint64_t next_timer = run_timers(now);
