@@ -4,6 +4,7 @@
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
 #include "x86/cpu.h"
+#include "x86/msr.h"
 #include "x86/paging.h"
 #include "x86/segment.h"
 #include "x86/vmx_defs.h"
@@ -116,9 +117,11 @@ static uint64_t round_up(uint64_t v, uint64_t align)
  * 2-MiB pages up to 4 GiB where the MMIO holes are, 1-GiB pages above when
  * the CPU has them. The MTRRs the firmware programmed keep MMIO uncached.
  */
-static uint64_t build_identity_map(uint64_t top, bool gib_pages)
+static uint64_t build_identity_map(uint64_t top, bool gib_pages, uint64_t nx)
 {
 	uint64_t pml4 = alloc_zeroed(1);
+	/* Data everywhere: only the hypervisor's code is executable (see protect_image). */
+	const uint64_t leaf = PTE_PRESENT | PTE_WRITABLE | nx;
 
 	for (uint64_t gb = 0; gb < top / SIZE_1G; gb++) {
 		uint64_t va = gb * SIZE_1G;
@@ -131,23 +134,64 @@ static uint64_t build_identity_map(uint64_t top, bool gib_pages)
 		unsigned i3 = (unsigned)(gb % PAGE_TABLE_ENTRIES);
 
 		if (gib_pages && va >= 4 * SIZE_1G) {
-			pdpt[i3] = va | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
+			pdpt[i3] = va | leaf | PTE_LARGE;
 			continue;
 		}
 		uint64_t pd_pa = alloc_zeroed(1);
 		pte_t *pd = table_at(pd_pa);
 		pdpt[i3] = pd_pa | PTE_PRESENT | PTE_WRITABLE;
 		for (unsigned i2 = 0; i2 < PAGE_TABLE_ENTRIES; i2++)
-			pd[i2] = (va + i2 * SIZE_2M) | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
+			pd[i2] = (va + i2 * SIZE_2M) | leaf | PTE_LARGE;
 		if (va == 0) {
 			uint64_t pt_pa = alloc_zeroed(1);
 			pte_t *pt = table_at(pt_pa);
 			for (unsigned i1 = 0; i1 < PAGE_TABLE_ENTRIES; i1++)
-				pt[i1] = (i1 * SIZE_4K) | PTE_PRESENT | PTE_WRITABLE;
+				pt[i1] = (i1 * SIZE_4K) | leaf;
 			pd[0] = pt_pa | PTE_PRESENT | PTE_WRITABLE;
 		}
 	}
 	return pml4;
+}
+
+/*
+ * The entry mapping va at the 4-KiB level, splitting a 1-GiB or 2-MiB page
+ * on the way into a table of smaller pages with the same attributes.
+ */
+static pte_t *pte_4k(uint64_t pml4, uint64_t va)
+{
+	static const unsigned shifts[] = { 39, 30, 21, 12 };
+	pte_t *table = table_at(pml4);
+
+	for (unsigned level = 0; level < 3; level++) {
+		pte_t *e = &table[(va >> shifts[level]) & (PAGE_TABLE_ENTRIES - 1)];
+		if (*e & PTE_LARGE) {
+			uint64_t step = 1ULL << shifts[level + 1];
+			uint64_t attrs = *e & ~PTE_ADDR_MASK & ~PTE_LARGE;
+			uint64_t base = *e & PTE_ADDR_MASK;
+			uint64_t next = alloc_zeroed(1);
+			pte_t *t = table_at(next);
+			for (unsigned i = 0; i < PAGE_TABLE_ENTRIES; i++)
+				t[i] = (base + i * step) | attrs | (level + 1 < 3 ? PTE_LARGE : 0);
+			*e = next | PTE_PRESENT | PTE_WRITABLE;
+		}
+		table = table_at(*e & PTE_ADDR_MASK);
+	}
+	return &table[(va >> 12) & (PAGE_TABLE_ENTRIES - 1)];
+}
+
+extern char _text[], _etext[];
+
+/* W^X for the hypervisor itself: its code read-only, the rest not executable. */
+static void protect_image(uint64_t pml4, const struct boot_info *bi, uint64_t nx)
+{
+	uint64_t text = (uint64_t)(uintptr_t)_text & ~(SIZE_4K - 1);
+	uint64_t etext = (uint64_t)(uintptr_t)_etext;
+
+	for (uint64_t va = bi->image_base & ~(SIZE_4K - 1); va < bi->image_end; va += SIZE_4K) {
+		pte_t *pte = pte_4k(pml4, va);
+		bool code = va >= text && va < etext;
+		*pte = va | PTE_PRESENT | (code ? 0 : PTE_WRITABLE | nx);
+	}
 }
 
 void handover(struct boot_info *bi)
@@ -162,8 +206,18 @@ void handover(struct boot_info *bi)
 	uint64_t top = round_up(memmap_top_address(&bi->memmap), SIZE_1G);
 	if (top < 4 * SIZE_1G)
 		top = 4 * SIZE_1G;
-	bool gib_pages = cpuid(0x80000001, 0).edx & CPUID_80000001_EDX_PAGE1GB;
-	uint64_t cr3 = build_identity_map(top, gib_pages);
+	uint32_t ext = cpuid(0x80000001, 0).edx;
+	bool gib_pages = ext & CPUID_80000001_EDX_PAGE1GB;
+	/* NX bits are reserved (a #PF) unless EFER.NXE is set first. */
+	uint64_t nx = 0;
+	if (ext & CPUID_80000001_EDX_NX) {
+		wrmsr(MSR_IA32_EFER, rdmsr(MSR_IA32_EFER) | EFER_NXE);
+		nx = PTE_NX;
+	}
+	uint64_t cr3 = build_identity_map(top, gib_pages, nx);
+	protect_image(cr3, bi, nx);
+	/* CR0.WP: read-only pages bind ring 0 too (SDM 4.6.1). */
+	write_cr0(read_cr0() | CR0_WP);
 	bi->identity_map_top = top;
 	bi->identity_map_1g = gib_pages;
 

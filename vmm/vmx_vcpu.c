@@ -9,14 +9,13 @@
 #include "vmm/panic.h"
 #include "vmm/vmx.h"
 #include "x86/cpu.h"
+#include "x86/msr.h"
 #include "x86/segment.h"
 
 #include <string.h>
 
 extern char vmx_exit_entry[];
 
-#define MSR_IA32_PAT 0x277
-#define MSR_IA32_EFER 0xc0000080
 #define MSR_KERNEL_GS_BASE 0xc0000102
 #define GUEST_PAT_POWER_ON 0x0007040600070406ULL /* SDM 11.12.4 */
 #define DR7_POWER_ON 0x400

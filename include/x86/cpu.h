@@ -122,6 +122,7 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 #define CR4_PKE (1ULL << 22)
 #define CR4_CET (1ULL << 23)
 
+#define EFER_NXE (1ULL << 11)
 #define EFER_LME (1ULL << 8)
 #define EFER_LMA (1ULL << 10)
 

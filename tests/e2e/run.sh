@@ -193,8 +193,8 @@ expect "selftest: the config next to the application is found" selftest \
 	'config \\EFI\\BOOT\\vmm.conf: 1 VM\(s\)'
 expect_order "selftest: panic report in order" selftest \
 	'vmx: VMXON ok' \
-	'selftest: raising #UD' \
-	'PANIC: exception in the hypervisor: vector 6 \(#UD invalid opcode\)' \
+	"selftest: writing to the hypervisor's own code at 0x" \
+	'PANIC: exception in the hypervisor: vector 14 \(#PF page fault\), error code 0x3' \
 	'RIP=[0-9a-f]{16} RFLAGS=' \
 	'RAX=[0-9a-f]{16}' \
 	'CR0=[0-9a-f]{16} CR2=' \
@@ -202,6 +202,12 @@ expect_order "selftest: panic report in order" selftest \
 	'backtrace:' \
 	'^.*  0x[0-9a-f]{16}  vmm.so\+0x' \
 	'system halted'
+
+# W^X: the write faulted on exactly the code address the self-test chose.
+code=$(grep -ao "selftest: writing to the hypervisor's own code at 0x[0-9a-f]*" \
+	"$out/selftest/serial.out" | sed 's/.*0x//')
+expect "selftest: the fault is the write to code (CR2 = ${code:-?})" selftest \
+	"CR2=0*${code:-none} "
 
 # --- no-vtx: QEMU's software CPU has no VT-x; its OVMF has ACPI tables -------
 expect "no-vtx: MADT parsed (2 CPUs, I/O APIC, overrides, 8259s)" no-vtx \
