@@ -1,5 +1,6 @@
 #include "vmm/sched.h"
 
+#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
@@ -109,11 +110,11 @@ static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
 /* Runs every running VM's timers; returns the earliest next event (0: none). */
 static uint64_t run_timers(uint64_t now)
 {
-	uint64_t earliest = 0;
+	uint64_t earliest = 0, now_ns = clock_ns();
 
 	for (unsigned i = 0; i < vm_count(); i++) {
 		struct vm *vm = vm_by_index(i);
-		uint64_t next = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now) : 0;
+		uint64_t next = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now, now_ns) : 0;
 		if (next && (!earliest || next < earliest))
 			earliest = next;
 	}

@@ -279,10 +279,9 @@ static uint64_t earlier(uint64_t a, uint64_t b)
 	return !a || (b && b < a) ? b : a;
 }
 
-uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc)
+uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns)
 {
 	struct vcpu *vcpu = &vm->vcpu;
-	uint64_t now_ns = clock_ns();
 
 	if (vcpu->timer_deadline && now_tsc >= vcpu->timer_deadline) {
 		vcpu->timer_deadline = 0;

@@ -85,11 +85,12 @@ struct vm {
 };
 
 /*
- * Runs the VM's timers (the PIT, the paravirtual timer) up to now, raising
- * their interrupts, and wakes a halted vCPU that has one. Returns the TSC
- * value of the VM's next timer event, or 0 when none is armed.
+ * Runs the VM's timers (the PIT, the paravirtual timer) up to now (as a TSC
+ * value and as clock_ns()), raising their interrupts, and wakes a halted
+ * vCPU that has one. Returns the TSC value of the VM's next timer event, or
+ * 0 when none is armed.
  */
-uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc);
+uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns);
 
 /*
  * Interrupts for the vCPU: the vector the guest would take next (the
