@@ -362,7 +362,7 @@ static const struct number_rule port_rule = {
 /* 68 is the least MTU IPv4 requires every link to carry. */
 static const struct number_rule mtu_rule = {
 	.parse = parse_number, .syntax = "a number",
-	.min = 68, .max = 65535, .range = "68..65535", .align = 1,
+	.min = 68, .max = 9000, .range = "68..9000", .align = 1,
 };
 
 /* The upper bound, the VM's memory, is only known once its section ends. */

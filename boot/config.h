@@ -22,7 +22,7 @@
  *   selftest  = none             none | exception
  *
  *   [network NAME]               at most CFG_MAX_NETWORKS
- *   mtu       = 1500             68..65535
+ *   mtu       = 1500             68..9000 (the switch's jumbo-frame limit)
  *
  *   [vm NAME]                    at least one, at most CFG_MAX_VMS
  *   memory    = 64M              required: 1 MiB..64 GiB, whole MiB

@@ -263,11 +263,11 @@ static void test_limits_accepted(void **state)
 	assert_int_equal(vm_memory("1M"), 1ULL << 20);
 	assert_int_equal(vm_memory("64G"), 64ULL << 30);
 
-	parse_ok("[hypervisor]\nheap = 1G\n[network a]\nmtu = 68\n[network b]\nmtu = 65535\n"
+	parse_ok("[hypervisor]\nheap = 1G\n[network a]\nmtu = 68\n[network b]\nmtu = 9000\n"
 		 "[vm a]\nmemory = 2M\nimage = /a\nload = 0x1fffff\nentry = 2097151\n");
 	assert_int_equal(cfg.hv.heap_bytes, 1ULL << 30);
 	assert_int_equal(cfg.networks[0].mtu, 68);
-	assert_int_equal(cfg.networks[1].mtu, 65535);
+	assert_int_equal(cfg.networks[1].mtu, 9000);
 	assert_int_equal(cfg.vms[0].load, 0x1fffff);
 
 	memset(name, 'n', CFG_NAME_MAX - 1);
@@ -690,7 +690,7 @@ static void test_bad_mtu(void **state)
 	(void)state;
 	check_error(VM_A "[network lan]\nmtu = 67\n", 5,
 		    "'mtu' in [network lan] is out of range: 67");
-	check_error("[network lan]\nmtu = 65536\n", 2, "out of range");
+	check_error("[network lan]\nmtu = 9001\n", 2, "out of range");
 	check_error("[network lan]\nmtu = 1.5k\n", 2, "bad value '1.5k' for 'mtu'");
 }
 
