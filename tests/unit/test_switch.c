@@ -669,7 +669,8 @@ static size_t discover(uint8_t *f, const uint8_t *src)
 	return 14 + 20 + udp_len;
 }
 
-static void configure_dhcp(bool enabled)
+/* The test network's DHCP settings: 10.0.0.0/24, pool .100-.200. */
+static struct dhcp_settings dhcp_settings(bool enabled)
 {
 	struct dhcp_settings s = {
 		.enabled = enabled,
@@ -679,9 +680,16 @@ static void configure_dhcp(bool enabled)
 		.netmask = DHCP_IPV4(255, 255, 255, 0),
 		.lease_s = 3600,
 	};
-	char err[128];
 
 	memcpy(s.server_mac, server_mac, 6);
+	return s;
+}
+
+static void configure_dhcp(bool enabled)
+{
+	struct dhcp_settings s = dhcp_settings(enabled);
+	char err[128];
+
 	assert_int_equal(vnet_switch_configure_dhcp(&sw, &s, err, sizeof(err)), 0);
 }
 
@@ -745,14 +753,7 @@ static void test_dhcp_is_served_on_the_network(void **state)
 
 static void test_server_mac_is_not_an_adapters(void **state)
 {
-	struct dhcp_settings s = {
-		.enabled = true,
-		.server_ip = DHCP_IPV4(10, 0, 0, 1),
-		.pool_start = DHCP_IPV4(10, 0, 0, 100),
-		.pool_end = DHCP_IPV4(10, 0, 0, 200),
-		.netmask = DHCP_IPV4(255, 255, 255, 0),
-		.lease_s = 3600,
-	};
+	struct dhcp_settings s = dhcp_settings(true);
 	char err[128];
 
 	(void)state;
