@@ -31,30 +31,40 @@ IMAGE_CFLAGS := -std=c11 $(WARN) -O2 -g -ffreestanding -fpic -fshort-wchar \
 	-I. -Iinclude -isystem $(EFI_INC) -isystem $(EFI_INC)/x86_64
 IMAGE_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T linker.ld
 
+# The guest platform's device models, the MMIO instruction emulator and the
+# Linux loader: shared, so that cmocka and the fuzzers exercise them.
+PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi_tables.c \
+	devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c \
+	devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c devices/vuart.c \
 	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
-	lib/calendar.c lib/fmt.c
+	lib/calendar.c lib/fmt.c $(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	vmm/vmx.c vmm/vmx_vcpu.c vmm/vmx_exit.c vmm/vmx_ept.c vmm/vmx_entry.S \
-	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c
+	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
+	vmm/control.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c vnet/dhcp.c \
+	vmm/mmio.c vmm/platform.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
-	vm_lifecycle vuart port_bus pic pit rtc proto shell switch dhcp
+	vm_lifecycle vuart port_bus pic pit rtc proto shell switch dhcp sha256 network vmmctl \
+	lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk virtio_net \
+	insn_decode guest_walk linux_boot
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
-GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot
-GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64))
+GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo
+GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64)) \
+	$(BUILD)/guests/mgmt.bin
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
 	-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \
-	-Itests/guests/lib -Iinclude
-GUEST_LIB := tests/guests/lib/start.S tests/guests/lib/guest.c tests/guests/lib/guest.h
+	-I. -Itests/guests/lib -Iinclude
+GUEST_LIB := tests/guests/lib/start.S tests/guests/lib/guest.c tests/guests/lib/guest.h vmm/hypercall.h
 
 .PHONY: all image unit e2e fuzz test bench run clean
 all: image
@@ -91,14 +101,27 @@ $(BUILD)/guests/%.bin: tests/guests/%.S tests/guests/guest.ld
 	$(Q)$(LD) -T tests/guests/guest.ld $(BUILD)/guests/$*.o -o $(BUILD)/guests/$*.elf
 	$(Q)$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
 
-$(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST_LIB) tests/guests/guest64.ld include/x86/cpu.h \
-		include/x86/exception_stubs.S
+# link_guest64 SOURCES: a 64-bit guest from SOURCES on the runtime.
+define link_guest64
 	@mkdir -p $(dir $@)
 	@echo "  GUEST   $@"
 	$(Q)$(CC) $(GUEST_CFLAGS) -nostdlib -static -Wl,--build-id=none,--no-warn-rwx-segments \
-		-T tests/guests/guest64.ld tests/guests/lib/start.S tests/guests/lib/guest.c $< \
-		-o $(BUILD)/guests/$*.elf
-	$(Q)$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
+		-T tests/guests/guest64.ld tests/guests/lib/start.S tests/guests/lib/guest.c $(1) \
+		-o $(basename $@).elf
+	$(Q)$(OBJCOPY) -O binary $(basename $@).elf $@
+endef
+
+GUEST64_DEPS := $(GUEST_LIB) tests/guests/guest64.ld include/x86/cpu.h include/x86/exception_stubs.S
+
+$(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST64_DEPS)
+	$(call link_guest64,$<)
+
+# The management VM: the line's protocol and shell on the guest runtime.
+MGMT_VM_SRCS := mgmt/mgmt_vm.c mgmt/proto.c mgmt/shell.c mgmt/sha256.c vmm/vm_state.c \
+	lib/fmt.c lib/string.c
+$(BUILD)/guests/mgmt.bin: $(MGMT_VM_SRCS) $(GUEST64_DEPS) mgmt/api.h mgmt/proto.h mgmt/shell.h \
+		mgmt/sha256.h
+	$(call link_guest64,$(MGMT_VM_SRCS))
 
 # Unit tests: each test file plus the shared sources it exercises.
 $(BUILD)/unit/test_fmt: tests/unit/test_fmt.c lib/fmt.c
@@ -111,7 +134,8 @@ $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c vmm/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
-	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c
+	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c vmm/platform.c $(PLATFORM_SRCS) \
+	vmm/network.c vnet/switch.c vnet/dhcp.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
 $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c
@@ -121,9 +145,43 @@ $(BUILD)/unit/test_proto: tests/unit/test_proto.c mgmt/proto.c
 $(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/shell.c mgmt/proto.c lib/fmt.c
 $(BUILD)/unit/test_switch: tests/unit/test_switch.c vnet/switch.c vnet/dhcp.c lib/fmt.c
 $(BUILD)/unit/test_dhcp: tests/unit/test_dhcp.c vnet/dhcp.c lib/fmt.c
+$(BUILD)/unit/test_lapic: tests/unit/test_lapic.c devices/lapic.c
+$(BUILD)/unit/test_ioapic: tests/unit/test_ioapic.c devices/ioapic.c devices/lapic.c
+$(BUILD)/unit/test_acpi_pm: tests/unit/test_acpi_pm.c devices/acpi_pm.c
+$(BUILD)/unit/test_acpi_tables: tests/unit/test_acpi_tables.c devices/acpi_tables.c boot/acpi.c \
+	lib/fmt.c
+$(BUILD)/unit/test_pci: tests/unit/test_pci.c devices/pci.c
+$(BUILD)/unit/test_virtio_pci: tests/unit/test_virtio_pci.c devices/virtio_pci.c devices/pci.c
+$(BUILD)/unit/test_virtqueue: tests/unit/test_virtqueue.c devices/virtqueue.c
+$(BUILD)/unit/test_virtio_blk: tests/unit/test_virtio_blk.c devices/virtio_blk.c devices/virtqueue.c
+$(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c devices/virtqueue.c
+$(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
+$(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
+$(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
+$(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
+$(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \
+	vnet/switch.c vnet/dhcp.c lib/fmt.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@
+
+# vmmctl, the host admin tool (docs/vmmctl.md): plain C11 + POSIX, built by
+# `image` and `test` through `tools`.
+VMMCTL_SRCS := mgmt/vmmctl_cli.c mgmt/vmmctl_cmd.c mgmt/vmmctl_conn.c mgmt/vmmctl_io.c \
+	mgmt/vmmctl_out.c mgmt/proto.c mgmt/shell.c mgmt/sha256.c lib/fmt.c
+$(BUILD)/vmmctl: mgmt/vmmctl.c $(VMMCTL_SRCS) mgmt/vmmctl.h mgmt/api.h mgmt/proto.h \
+		mgmt/shell.h mgmt/sha256.h
+	@mkdir -p $(dir $@)
+	@echo "  HOSTCC  $@"
+	$(Q)$(CC) -std=c11 $(WARN) -O2 -D_DEFAULT_SOURCE -I. -Iinclude mgmt/vmmctl.c \
+		$(VMMCTL_SRCS) -o $@
+
+$(BUILD)/unit/test_vmmctl: tests/unit/test_vmmctl.c $(VMMCTL_SRCS)
+
+.PHONY: tools
+tools: $(BUILD)/vmmctl
+image: tools
+test: tools
 
 unit: $(UNIT_BINS)
 	@tests/unit/run.sh $(UNIT_BINS)

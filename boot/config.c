@@ -109,6 +109,8 @@ enum vm_key {
 	VM_KEY_DISK,
 	VM_KEY_NIC,
 	VM_KEY_AUTOSTART,
+	VM_KEY_ROLE,
+	VM_KEY_AUTH_KEY,
 	VM_KEY_COUNT,
 };
 
@@ -222,6 +224,11 @@ static const struct word booleans[] = {
 };
 
 /* Each with the power of two it multiplies by; "" is plain bytes. */
+static const struct word roles[] = {
+	{ "guest", CFG_ROLE_GUEST },
+	{ "management", CFG_ROLE_MANAGEMENT },
+};
+
 static const struct word size_suffixes[] = {
 	{ "", 0 },
 	{ "k", 10 },
@@ -640,6 +647,33 @@ static int set_autostart(struct parser *p, const struct key *k, struct span v)
 	return 0;
 }
 
+static int set_role(struct parser *p, const struct key *k, struct span v)
+{
+	unsigned role;
+
+	if (get_word(p, k, v, roles, ARRAY_SIZE(roles), &role))
+		return -1;
+	current_vm(p)->role = (enum cfg_role)role;
+	return 0;
+}
+
+/* The management line's HMAC-SHA256 key, as hex digits (docs/protocol.md). */
+static int set_auth_key(struct parser *p, const struct key *k, struct span v)
+{
+	struct cfg_vm *vm = current_vm(p);
+
+	if (v.n % 2 || v.n < 2 * CFG_AUTH_KEY_MIN || v.n > 2 * CFG_AUTH_KEY_MAX)
+		return bad_value(p, k, v, "32 to 128 hex digits (a 16- to 64-byte key)");
+	for (size_t i = 0; i < v.n; i += 2) {
+		int hi = hex_digit(v.s[i]), lo = hex_digit(v.s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return bad_value(p, k, v, "32 to 128 hex digits (a 16- to 64-byte key)");
+		vm->auth_key[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	vm->auth_key_len = (unsigned)(v.n / 2);
+	return 0;
+}
+
 static const struct key hypervisor_keys[] = {
 	{ "log_level", set_log_level, 1 },
 	{ "serial", set_serial, 1 },
@@ -663,6 +697,8 @@ static const struct key vm_keys[VM_KEY_COUNT] = {
 	[VM_KEY_DISK] = { "disk", set_disk, 1 },
 	[VM_KEY_NIC] = { "nic", set_nic, CFG_MAX_NICS },
 	[VM_KEY_AUTOSTART] = { "autostart", set_autostart, 1 },
+	[VM_KEY_ROLE] = { "role", set_role, 1 },
+	[VM_KEY_AUTH_KEY] = { "auth_key", set_auth_key, 1 },
 };
 
 _Static_assert(ARRAY_SIZE(hypervisor_keys) <= SECTION_KEYS_MAX, "[hypervisor] keys");
@@ -752,6 +788,14 @@ static int vm_close(struct parser *p)
 		return fail(p, vm->line, "%s has no 'image'", p->label);
 	if (check_in_ram(p, vm, VM_KEY_LOAD, vm->load_set, vm->load))
 		return -1;
+	if (vm->auth_key_len && vm->role != CFG_ROLE_MANAGEMENT)
+		return fail(p, p->key_line[VM_KEY_AUTH_KEY], "'auth_key' in %s needs "
+			    "'role = management'", p->label);
+	/* One VM owns the serial line; a second would fight it for the bytes. */
+	for (const struct cfg_vm *other = p->cfg->vms; other < vm; other++)
+		if (vm->role == CFG_ROLE_MANAGEMENT && other->role == CFG_ROLE_MANAGEMENT)
+			return fail(p, p->key_line[VM_KEY_ROLE], "%s: '%s' is already the "
+				    "management VM (line %u)", p->label, other->name, other->line);
 	return check_in_ram(p, vm, VM_KEY_ENTRY, vm->entry_set, vm->entry);
 }
 

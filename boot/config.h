@@ -35,6 +35,11 @@
  *   disk      = /guests/a.disk   a path
  *   nic       = lan,mac=02:00:00:00:00:01   up to CFG_MAX_NICS times
  *   autostart = yes              a boolean
+ *   role      = guest            guest | management: the management VM owns
+ *                                the serial line and may use the control
+ *                                hypercalls (at most one VM)
+ *   auth_key  = 00112233...      management VM only: 32..128 hex digits, the
+ *                                HMAC-SHA256 key of the line's authentication
  *
  * Section types and keys are lowercase and case-sensitive. A NAME is 1..31
  * of A-Z a-z 0-9 _ . - and unique among sections of its type (a VM and a
@@ -75,6 +80,10 @@
 #define CFG_TEXT_MAX (64 * 1024) /* larger files are refused */
 
 enum vm_boot_mode { VM_BOOT_REAL, VM_BOOT_LONG, VM_BOOT_LINUX };
+enum cfg_role { CFG_ROLE_GUEST, CFG_ROLE_MANAGEMENT };
+
+#define CFG_AUTH_KEY_MIN 16
+#define CFG_AUTH_KEY_MAX 64
 
 struct cfg_nic {
 	char network[CFG_NAME_MAX];
@@ -98,6 +107,9 @@ struct cfg_vm {
 	struct cfg_nic nics[CFG_MAX_NICS];
 	unsigned nic_count;
 	bool autostart;                 /* default true */
+	enum cfg_role role;             /* default guest */
+	uint8_t auth_key[CFG_AUTH_KEY_MAX];
+	unsigned auth_key_len;          /* 0: no authentication */
 };
 
 struct cfg_network {

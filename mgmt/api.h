@@ -34,7 +34,7 @@
  * API_E_UNKNOWN_REQUEST or skips (unknown tags), so additions stay
  * compatible. Exchanged in Hello.
  */
-#define API_VERSION 1
+#define API_VERSION 2
 
 /*
  * Requests, grouped by the object they act on (high nibble). The response
@@ -166,6 +166,8 @@ enum api_type {
 	X(UPTIME_MS,         0x14, API_T_U64,        "uptime_ms")          \
 	X(VM_COUNT,          0x15, API_T_U32,        "vm_count")           \
 	X(NET_COUNT,         0x16, API_T_U32,        "net_count")          \
+	/* Control hypercalls refused to non-management VMs (host total, or per VM) */ \
+	X(CONTROL_DENIED,    0x17, API_T_U32,        "control_denied")     \
 	/* Virtual machine */                                              \
 	X(VM,                0x20, API_T_NAME,       "vm")                 \
 	X(VM_ID,             0x21, API_T_U32,        "vm_id")              \

@@ -4,20 +4,27 @@
 # usage: tools/run-bochs.sh --config FILE [--workdir DIR] [--timeout SEC]
 #                           [--until REGEX] [--megs N] [--interactive]
 #                           [--extra FILE]... [--config-dest PATH]
+#                           [--serial-socket PORT]
+#       tools/run-bochs.sh --disk IMAGE ...   (boots a ready FAT disk instead,
+#                           e.g. a kernel without the hypervisor; IMAGE is copied)
 #
 # The serial port (COM1) is captured in WORKDIR/serial.out (without
 # --workdir, in a temporary directory removed at the end). With --until the
 # run ends as soon as the serial output matches REGEX (extended regex) and
 # prints "matched after S s" (seconds since Bochs started); otherwise it
 # ends at the timeout. --interactive shows the serial console here until
-# Ctrl-C. Whatever happens, Bochs and its helpers are killed and the disk
-# lock is removed.
+# Ctrl-C. With --serial-socket, COM1 is a two-way line instead: Bochs
+# listens on localhost:PORT (and waits for the peer to connect before it
+# boots), and whoever connects writes serial.out (tests/e2e/mgmt_client.py).
+# Whatever happens, Bochs and its helpers are killed and the disk lock is
+# removed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-config="" workdir="" timeout=120 until="" megs=256 interactive=0 extras=()
+config="" disk="" workdir="" timeout=120 until="" megs=256 interactive=0 extras=() socket=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--config) config=$2; shift 2 ;;
+	--disk) disk=$2; shift 2 ;;
 	--workdir) workdir=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--until) until=$2; shift 2 ;;
@@ -25,10 +32,11 @@ while [ $# -gt 0 ]; do
 	--extra) extras+=("$2"); shift 2 ;;
 	--config-dest) export VMM_CONFIG_DEST=$2; shift 2 ;;
 	--interactive) interactive=1; shift ;;
+	--serial-socket) socket=$2; shift 2 ;;
 	*) echo "run-bochs: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-[ -n "$config" ] || { echo "run-bochs: --config FILE is required" >&2; exit 2; }
+[ -n "$config$disk" ] || { echo "run-bochs: --config FILE or --disk IMAGE is required" >&2; exit 2; }
 ovmf=${OVMF:-/usr/share/ovmf/OVMF.fd}
 [ -r "$ovmf" ] || { echo "run-bochs: firmware $ovmf not found (apt-get install ovmf)" >&2; exit 2; }
 auto_workdir=0
@@ -39,8 +47,14 @@ fi
 mkdir -p "$workdir"
 workdir=$(cd "$workdir" && pwd)
 
-"$root/tools/mkdisk.sh" "$workdir/disk.img" "$config" "${extras[@]}"
+if [ -n "$disk" ]; then
+	cp "$disk" "$workdir/disk.img"
+else
+	"$root/tools/mkdisk.sh" "$workdir/disk.img" "$config" "${extras[@]}"
+fi
 rm -f "$workdir/serial.out" "$workdir/bochs.log" "$workdir/disk.img.lock"
+com1="com1: enabled=1, mode=file, dev=$workdir/serial.out"
+[ -z "$socket" ] || com1="com1: enabled=1, mode=socket-server, dev=localhost:$socket"
 cat >"$workdir/bochsrc" <<RC
 megs: $megs
 romimage: file=$ovmf, address=0xffe00000
@@ -50,7 +64,7 @@ pci: enabled=1, chipset=i440fx
 ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
 ata0-master: type=disk, path=$workdir/disk.img, mode=flat, cylinders=65, heads=16, spt=63
 boot: disk
-com1: enabled=1, mode=file, dev=$workdir/serial.out
+$com1
 display_library: term
 log: $workdir/bochs.log
 panic: action=report

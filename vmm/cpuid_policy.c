@@ -18,6 +18,9 @@
 #define C1_ECX_OSXSAVE (1U << 27)
 #define C1_ECX_AVX (1U << 28)
 #define C1_ECX_HYPERVISOR (1U << 31)
+#define C1_EDX_MCE (1U << 7)
+#define C1_EDX_MTRR (1U << 12)
+#define C1_EDX_MCA (1U << 14)
 #define C1_EDX_DS (1U << 21)
 #define C1_EDX_ACPI (1U << 22)
 #define C1_EDX_HTT (1U << 28)
@@ -34,9 +37,10 @@
 
 #define HOST_CPU_FEATURES_HIDDEN_ECX                                                   \
 	(C1_ECX_MONITOR | C1_ECX_DS_CPL | C1_ECX_VMX | C1_ECX_SMX | C1_ECX_EST |        \
-	 C1_ECX_TM2 | C1_ECX_PDCM | C1_ECX_X2APIC | C1_ECX_TSC_DEADLINE | C1_ECX_XSAVE | \
-	 C1_ECX_OSXSAVE | C1_ECX_AVX)
-#define HOST_CPU_FEATURES_HIDDEN_EDX (C1_EDX_DS | C1_EDX_ACPI | C1_EDX_HTT | C1_EDX_TM | C1_EDX_PBE)
+	 C1_ECX_TM2 | C1_ECX_PDCM | C1_ECX_X2APIC | C1_ECX_XSAVE | C1_ECX_OSXSAVE | C1_ECX_AVX)
+#define HOST_CPU_FEATURES_HIDDEN_EDX                                              \
+	(C1_EDX_MCE | C1_EDX_MTRR | C1_EDX_MCA | C1_EDX_DS | C1_EDX_ACPI | C1_EDX_HTT | \
+	 C1_EDX_TM | C1_EDX_PBE)
 
 struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_result host)
 {
@@ -46,8 +50,12 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 	case 1:
 		/*
 		 * VMX/SMX: no nested virtualization. XSAVE/AVX: XSETBV is not
-		 * emulated, so guests keep to FXSAVE state. x2APIC, TSC deadline,
-		 * MONITOR, thermal and debug-store features: not emulated.
+		 * emulated, so guests keep to FXSAVE state. x2APIC (Linux uses it
+		 * only under hypervisors it knows), MONITOR, thermal and
+		 * debug-store features: not emulated. MCE/MCA and MTRRs: their
+		 * MSR banks are not emulated and a guest that sees the bits
+		 * reads them without a fault handler (Linux panics). The TSC
+		 * deadline timer is the virtual local APIC's (devices/lapic.c).
 		 * EBX[31:24] is the initial APIC ID and [23:16] the logical CPU
 		 * count: one vCPU with APIC ID 0.
 		 */
@@ -55,6 +63,10 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 		host.edx &= ~HOST_CPU_FEATURES_HIDDEN_EDX;
 		host.ebx = (host.ebx & 0x0000ffffU) | (1U << 16);
 		return host;
+	case CPUID_TSC_LEAF:
+		/* The caller fills it from the hypervisor's TSC rate (cpuid_tsc_leaf). */
+		return zero;
+	case 0x16: /* processor frequencies: meaningless under a hypervisor */
 	case 6:  /* thermal and power management */
 	case 0xa: /* performance monitoring: no PMU is virtualized */
 	case 0xb: /* x2APIC topology */
@@ -87,4 +99,19 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 			return zero;
 		return host;
 	}
+}
+
+struct cpuid_result cpuid_tsc_leaf(uint64_t tsc_hz, uint64_t crystal_hz)
+{
+	/*
+	 * TSC = crystal * EBX / EAX (SDM Vol. 2A, CPUID leaf 15H), in kHz so
+	 * that both fit 32 bits; Linux takes the TSC rate and, with the crystal
+	 * as the local APIC's clock, its timer period from here instead of
+	 * calibrating against the PIT.
+	 */
+	uint64_t crystal_khz = crystal_hz / 1000, tsc_khz = tsc_hz / 1000;
+	if (!crystal_khz || !tsc_khz || tsc_khz > 0xffffffffULL || crystal_hz > 0xffffffffULL)
+		return (struct cpuid_result){ 0 };
+	return (struct cpuid_result){ .eax = (uint32_t)crystal_khz, .ebx = (uint32_t)tsc_khz,
+				      .ecx = (uint32_t)crystal_hz };
 }

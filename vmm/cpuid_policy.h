@@ -17,4 +17,9 @@ struct cpuid_result {
  */
 struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_result host);
 
+/* Leaf 15H: the TSC and core crystal clock, which the policy leaves to the caller. */
+#define CPUID_TSC_LEAF 0x15U
+/* Its answer for a TSC of tsc_hz and a crystal (the local APIC's clock) of crystal_hz. */
+struct cpuid_result cpuid_tsc_leaf(uint64_t tsc_hz, uint64_t crystal_hz);
+
 #endif

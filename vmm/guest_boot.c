@@ -1,6 +1,10 @@
 #include "vmm/guest_boot.h"
 
+#include "devices/acpi_pm.h"
+#include "devices/acpi_tables.h"
 #include "lib/fmt.h"
+#include "vmm/linux_boot.h"
+#include "vmm/platform.h"
 #include "x86/cpu.h"
 #include "x86/paging.h"
 
@@ -142,6 +146,72 @@ static int prepare_long(struct vm *vm, struct vcpu_boot_state *s, char *why, siz
 	return 0;
 }
 
+/*
+ * An unmodified Linux kernel by its 64-bit boot protocol: the ACPI tables
+ * that describe the VM's platform (vmm/platform.h), then the kernel,
+ * initrd, command line and zero page (vmm/linux_boot.h), entered in long
+ * mode on an identity map of the first 4 GiB.
+ */
+static int prepare_linux(struct vm *vm, struct vcpu_boot_state *s, char *why, size_t n)
+{
+	const struct boot_vm *boot = vm->boot;
+	const struct acpi_tables_config tables = {
+		.pm1a_evt_port = ACPI_PM1A_EVT_PORT,
+		.pm1a_cnt_port = ACPI_PM1A_CNT_PORT,
+		.pm_tmr_port = ACPI_PM_TMR_PORT,
+		.pci_mem_base = PLATFORM_PCI_MEM_BASE,
+		.pci_mem_size = PLATFORM_PCI_MEM_SIZE,
+	};
+	const struct linux_mmio mmio[] = {
+		/* The APIC pages are linux_boot's own; BARs stay out of the map. */
+		{ PLATFORM_PCI_MEM_BASE, PLATFORM_PCI_MEM_SIZE, false },
+	};
+	struct acpi_tables_layout layout;
+	const char *error;
+
+	if (!vm_gpa_is_ram(vm, 0, LINUX_ACPI_GPA + LINUX_ACPI_SIZE)) {
+		fmt_snprintf(why, n, "a Linux VM needs more than 1 MiB of RAM");
+		return -1;
+	}
+	if (acpi_tables_build(vm_gpa_to_host(vm, LINUX_ACPI_GPA), LINUX_ACPI_SIZE, LINUX_ACPI_GPA,
+			      &tables, &layout, &error)) {
+		fmt_snprintf(why, n, "ACPI tables: %s", error);
+		return -1;
+	}
+	const struct linux_boot_config cfg = {
+		.image = (const void *)(uintptr_t)boot->image.base,
+		.image_size = boot->image.size,
+		.initrd = (const void *)(uintptr_t)boot->initrd.base,
+		.initrd_size = boot->initrd.size,
+		.cmdline = vm->cfg->cmdline,
+		.acpi_rsdp = layout.rsdp,
+		.mmio = mmio,
+		.mmio_count = sizeof(mmio) / sizeof(mmio[0]),
+	};
+	struct linux_boot_entry entry;
+	if (linux_boot_load(vm_gpa_to_host(vm, 0), boot->ram_bytes, &cfg, &entry, why, n))
+		return -1;
+	build_page_tables(vm);
+
+	*s = (struct vcpu_boot_state){
+		.rip = entry.rip,
+		.rsp = entry.rsp,
+		.rflags = RFLAGS_RESERVED_1,
+		.rsi = entry.rsi,
+		.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
+		.cr3 = LONG_PML4,
+		.cr4 = CR4_PAE,
+		.efer = EFER_LME | EFER_LMA,
+		.gdt_base = entry.gdt_base,
+		.gdt_limit = entry.gdt_limit,
+	};
+	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
+		s->seg[i] = flat(entry.ds, SEG_ATTR_TYPE_DATA_RW_ACCESSED, SEG_ATTR_DB);
+	s->seg[SEG_CS] = flat(entry.cs, SEG_ATTR_TYPE_CODE_RX_ACCESSED, SEG_ATTR_LONG);
+	system_segments(s);
+	return 0;
+}
+
 int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why,
 		       size_t why_size)
 {
@@ -153,8 +223,8 @@ int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why,
 	case VM_BOOT_LONG:
 		return prepare_long(vm, state, why, why_size);
 	case VM_BOOT_LINUX:
-		break;
+		return prepare_linux(vm, state, why, why_size);
 	}
-	fmt_snprintf(why, why_size, "boot = linux is not supported yet");
+	fmt_snprintf(why, why_size, "unknown boot mode");
 	return -1;
 }

@@ -67,6 +67,26 @@ static void ring_put(const char *s, size_t n)
 	}
 }
 
+int log_put_chunk(const char *s, size_t len, bool frame)
+{
+	if (!buffered || ring_head - ring_tail + 2 * len > LOG_RING_SIZE)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!frame && c == '\n')
+			ring[ring_head++ % LOG_RING_SIZE] = '\r';
+		if (!frame && c == '\0')
+			c = '?';
+		ring[ring_head++ % LOG_RING_SIZE] = c;
+	}
+	return 0;
+}
+
+const struct uart *log_uart(void)
+{
+	return &console;
+}
+
 void log_set_buffer(char *memory)
 {
 	ring = memory;

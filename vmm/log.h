@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level {
@@ -35,10 +36,22 @@ void log_set_firmware_sink(void (*sink)(const char *line));
  * to the UART without waiting. log_flush() sends everything queued,
  * waiting as needed (panic, halt). NULL returns to direct writes.
  */
+struct uart;
 #define LOG_RING_SIZE 65536
 void log_set_buffer(char *memory);
 void log_drain(void);
 void log_flush(void);
+
+/*
+ * The management line (vmm/mgmt_line.c) shares the console: a frame or a
+ * chunk of text is queued whole between two log lines, or not at all
+ * (-1: not buffered yet, or no room now). Text has 0x00 replaced by '?'
+ * (0x00 delimits frames, docs/protocol.md) and LF by CR LF; a frame goes
+ * out byte for byte.
+ */
+int log_put_chunk(const char *s, size_t len, bool frame);
+/* The console UART, whose receive side the management line polls. */
+const struct uart *log_uart(void);
 
 void log_printf(enum log_level level, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));

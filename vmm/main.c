@@ -3,6 +3,8 @@
  */
 #include "boot/handover.h"
 #include "vmm/clock.h"
+#include "vmm/control.h"
+#include "vmm/mgmt.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
@@ -85,5 +87,7 @@ void vmm_main(struct boot_info *bi)
 	else
 		log_warn("log: no memory for the log ring; writing to the UART directly");
 	vm_create_all(bi);
+	control_init(bi);
+	mgmt_init(bi);
 	sched_run(bi->tsc_hz);
 }

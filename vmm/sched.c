@@ -2,6 +2,7 @@
 
 #include "vmm/clock.h"
 #include "vmm/log.h"
+#include "vmm/mgmt.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
@@ -149,19 +150,21 @@ void sched_run(uint64_t tsc_hz)
 		 (unsigned long long)(1000 / SLICES_PER_SECOND), cpu->ibpb ? "on" : "not available",
 		 cpu->l1d_flush ? "on" : "not available");
 	for (;;) {
+		mgmt_poll();
 		uint64_t now = rdtsc();
 		uint64_t next_timer = run_timers(now);
 		struct vcpu *vcpu = pick_next(cpu);
 		log_drain();
 		if (!vcpu) {
-			if (!next_timer) {
+			/* The management line must be served even when every VM sleeps. */
+			if (!next_timer && !mgmt_line_active()) {
 				report_idle();
 				log_flush();
 				/* No host interrupt source is wired to the scheduler yet. */
 				cpu_halt_forever();
 			}
 			/* Only timers can wake a vCPU: wait for the earliest. */
-			while (rdtsc() < next_timer) {
+			while ((!next_timer || rdtsc() < next_timer) && !mgmt_poll()) {
 				log_drain();
 				cpu_relax();
 			}
@@ -174,6 +177,7 @@ void sched_run(uint64_t tsc_hz)
 		uint64_t slice = cpu->slice_tsc;
 		if (next_timer && next_timer - now < slice)
 			slice = next_timer > now ? next_timer - now : 1;
+		slice = mgmt_slice_limit(slice);
 		switch_cpu_state(cpu, vcpu);
 		vcpu->slices++;
 		enum vcpu_run_result r = virt_vcpu_run(vcpu, slice);

@@ -18,6 +18,8 @@ enum {
 #define LCR_DLAB 0x80
 #define FCR_ENABLE_CLEAR 0x07
 #define MCR_DTR_RTS 0x03
+#define LSR_DATA_READY 0x01
+#define LSR_OVERRUN 0x02
 #define LSR_THR_EMPTY 0x20
 #define UART_CLOCK_DIVISOR_BASE 115200
 
@@ -64,6 +66,24 @@ void uart_tx_fill(const struct uart *u, const char *s, unsigned len)
 {
 	for (unsigned i = 0; i < len && i < UART_TX_FIFO; i++)
 		outb(u->port + UART_THR, (uint8_t)s[i]);
+}
+
+unsigned uart_rx(const struct uart *u, uint8_t *buf, unsigned cap, bool *overrun)
+{
+	unsigned n = 0;
+
+	*overrun = false;
+	if (!u->present)
+		return 0;
+	while (n < cap) {
+		/* Reading LSR clears OE, so it is collected on every read. */
+		uint8_t lsr = inb(u->port + UART_LSR);
+		*overrun |= (lsr & LSR_OVERRUN) != 0;
+		if (!(lsr & LSR_DATA_READY))
+			break;
+		buf[n++] = inb(u->port + UART_THR);
+	}
+	return n;
 }
 
 void uart_write(const struct uart *u, const char *s, unsigned long len)

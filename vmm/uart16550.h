@@ -20,5 +20,10 @@ void uart_write(const struct uart *u, const char *s, unsigned long len);
 bool uart_tx_empty(const struct uart *u);
 /* Puts raw bytes (at most UART_TX_FIFO) into an empty transmit FIFO. */
 void uart_tx_fill(const struct uart *u, const char *s, unsigned len);
+/*
+ * Takes up to cap received bytes without waiting. *overrun is set when the
+ * UART lost bytes since the last call (LSR.OE: its receive FIFO was full).
+ */
+unsigned uart_rx(const struct uart *u, uint8_t *buf, unsigned cap, bool *overrun);
 
 #endif

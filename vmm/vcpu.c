@@ -1,8 +1,10 @@
 #include "vmm/vcpu.h"
 
+#include "vmm/clock.h"
 #include "vmm/cpuid_policy.h"
 #include "vmm/hypercall.h"
 #include "vmm/log.h"
+#include "vmm/mgmt.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
 
@@ -12,8 +14,10 @@ void vcpu_cpuid(struct vcpu *vcpu)
 {
 	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
 	struct cpuid_regs h = cpuid(leaf, subleaf);
-	struct cpuid_result r = cpuid_policy(
-		leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
+	struct cpuid_result r =
+		leaf == CPUID_TSC_LEAF
+			? cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ)
+			: cpuid_policy(leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
 
 	vcpu->regs.rax = r.eax;
 	vcpu->regs.rbx = r.ebx;
@@ -24,7 +28,6 @@ void vcpu_cpuid(struct vcpu *vcpu)
 /* MSR numbers (SDM Vol. 4). */
 enum {
 	MSR_TSC = 0x10,
-	MSR_APIC_BASE = 0x1b,
 	MSR_FEATURE_CONTROL = 0x3a,
 	MSR_BIOS_SIGN_ID = 0x8b,
 	MSR_MTRRCAP = 0xfe,
@@ -43,8 +46,6 @@ enum {
 	MSR_KERNEL_GS_BASE = 0xc0000102,
 };
 
-/* The xAPIC at its default address, enabled, this vCPU the boot processor. */
-#define GUEST_APIC_BASE (0xfee00000ULL | (1ULL << 11) | (1ULL << 8))
 #define FEATURE_CONTROL_LOCKED 1ULL
 #define MISC_ENABLE_FAST_STRINGS 1ULL
 #define EFER_SCE (1ULL << 0)
@@ -102,12 +103,11 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 		*value = virt_guest_reg(vcpu, hardware_msrs[hw].reg);
 		return 0;
 	}
+	if (platform_is_lapic_msr(msr))
+		return platform_rdmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
 	case MSR_TSC:
 		*value = rdtsc();
-		return 0;
-	case MSR_APIC_BASE:
-		*value = GUEST_APIC_BASE;
 		return 0;
 	case MSR_FEATURE_CONTROL:
 		/* Locked with VMX off, as CPUID shows no VMX. */
@@ -142,6 +142,8 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		virt_set_guest_reg(vcpu, hardware_msrs[hw].reg, value);
 		return 0;
 	}
+	if (platform_is_lapic_msr(msr))
+		return platform_wrmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
 	case MSR_PAT:
 		if (!valid_pat(value))
@@ -236,6 +238,13 @@ void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
 	case HC_SET_TIMER:
 		ret = hypercall_set_timer(vcpu, r->rbx);
 		break;
+	case HC_CONTROL:
+	case HC_LINE_WRITE:
+	case HC_LINE_READ:
+	case HC_EVENTS:
+	case HC_MGMT_INFO:
+		ret = mgmt_hypercall(vcpu, r->rax, r->rbx, r->rcx, r->rdx);
+		break;
 	default:
 		log_debug("vm '%s': unknown hypercall %llu", vcpu->vm->cfg->name,
 			  (unsigned long long)r->rax);
@@ -243,11 +252,4 @@ void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
 		break;
 	}
 	r->rax = (uint64_t)ret;
-}
-
-void vcpu_unmapped_access(struct vcpu *vcpu, uint64_t gpa, const char *what)
-{
-	/* No device model claims MMIO yet: any such access is fatal to the VM. */
-	vm_request_end(vcpu->vm, "%s at guest-physical 0x%llx, outside its memory and devices",
-		       what, (unsigned long long)gpa);
 }

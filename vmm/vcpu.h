@@ -25,7 +25,4 @@ void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint
 /* VMCALL with the ABI of vmm/hypercall.h; cpl is the caller's privilege. */
 void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl);
 
-/* An access to guest-physical memory that is not RAM (gpa, what). */
-void vcpu_unmapped_access(struct vcpu *vcpu, uint64_t gpa, const char *what);
-
 #endif

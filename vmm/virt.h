@@ -98,4 +98,13 @@ enum guest_reg {
 uint64_t virt_guest_reg(struct vcpu *vcpu, enum guest_reg reg);
 void virt_set_guest_reg(struct vcpu *vcpu, enum guest_reg reg, uint64_t value);
 
+/* A guest segment register as the hardware holds it (SEG_ES .. SEG_TR). */
+struct segment_state virt_guest_segment(struct vcpu *vcpu, enum x86_segment seg);
+
+/*
+ * Completes an instruction the hypervisor emulated: RIP moves past its len
+ * bytes and STI/MOV-SS blocking ends, as after any executed instruction.
+ */
+void virt_skip_instruction(struct vcpu *vcpu, unsigned len);
+
 #endif

@@ -34,6 +34,11 @@ unsigned vm_events_since(uint64_t after, struct vm_event *out, unsigned max)
 	return n;
 }
 
+uint64_t vm_event_seq(void)
+{
+	return event_seq;
+}
+
 unsigned vm_count(void)
 {
 	return vm_total;
@@ -102,11 +107,17 @@ void vm_console_putc(struct vm *vm, uint8_t byte)
 #define PORT_COM1 0x3f8
 #define PORT_DEBUG_CONSOLE 0xe9
 #define PORT_DEBUG_EXIT 0xf4
-/* The PIIX reset control register: writing RST_CPU (bit 2) resets the machine. */
-#define PORT_RESET_CONTROL 0xcf9
-#define RESET_CPU 0x04
 #define IRQ_PIT 0
 #define IRQ_COM1 4
+
+static void com1_update_irq(struct vm *vm);
+
+size_t vm_console_input(struct vm *vm, const uint8_t *data, size_t len)
+{
+	size_t n = vuart_feed(&vm->com1, data, len);
+	com1_update_irq(vm);
+	return n;
+}
 
 static void com1_tx(void *ctx, uint8_t byte)
 {
@@ -116,7 +127,7 @@ static void com1_tx(void *ctx, uint8_t byte)
 /* Every UART access may change its interrupt line. */
 static void com1_update_irq(struct vm *vm)
 {
-	pic_set_irq(&vm->pic, IRQ_COM1, vuart_irq_line(&vm->com1));
+	platform_set_irq(vm, IRQ_COM1, vuart_irq_line(&vm->com1));
 }
 
 /* The UART, PIC and PIT are byte-wide; wider accesses use the low byte. */
@@ -216,14 +227,6 @@ static void debug_exit_write(void *ctx, uint16_t offset, unsigned size, uint32_t
 	vm_request_end(ctx, "guest exited with status %u", value & 0xff);
 }
 
-static void reset_control_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
-{
-	(void)offset;
-	(void)size;
-	if (value & RESET_CPU)
-		vm_request_reset(ctx, "reset by the guest (port 0xcf9)");
-}
-
 static int attach_devices(struct vm *vm)
 {
 	vm->pic_ports[0] = (struct pic_port){ &vm->pic, 0 };
@@ -243,8 +246,6 @@ static int attach_devices(struct vm *vm)
 		  .write = port_b_write, .ctx = vm },
 		{ .base = RTC_INDEX_PORT, .count = 2, .name = "rtc", .read = rtc_port_read,
 		  .write = rtc_port_write, .ctx = vm },
-		{ .base = PORT_RESET_CONTROL, .count = 1, .name = "reset-control",
-		  .write = reset_control_write, .ctx = vm },
 		{ .base = PORT_DEBUG_CONSOLE, .count = 1, .name = "debug-console",
 		  .write = debug_console_write, .ctx = vm },
 		{ .base = PORT_DEBUG_EXIT, .count = 1, .name = "debug-exit",
@@ -254,12 +255,12 @@ static int attach_devices(struct vm *vm)
 	for (unsigned i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
 		if (port_bus_add(&vm->ports, &devices[i]))
 			return -1;
-	return 0;
+	return platform_attach_ports(vm, &vm->ports);
 }
 
 int vcpu_interrupt_pending(const struct vcpu *vcpu)
 {
-	int vector = pic_pending(&vcpu->vm->pic);
+	int vector = platform_interrupt_pending(vcpu->vm);
 
 	if (vector >= 0)
 		return vector;
@@ -268,8 +269,8 @@ int vcpu_interrupt_pending(const struct vcpu *vcpu)
 
 uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu)
 {
-	if (pic_pending(&vcpu->vm->pic) >= 0)
-		return pic_acknowledge(&vcpu->vm->pic);
+	if (platform_interrupt_pending(vcpu->vm) >= 0)
+		return platform_interrupt_acknowledge(vcpu->vm);
 	vcpu->upcall_pending = false;
 	return vcpu->upcall_vector;
 }
@@ -289,16 +290,18 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns)
 	}
 	if (pit_irq0_due(&vm->pit, now_ns)) {
 		/* An edge on IRQ 0: the counter's output rose again. */
-		pic_set_irq(&vm->pic, IRQ_PIT, false);
-		pic_set_irq(&vm->pic, IRQ_PIT, true);
+		platform_set_irq(vm, IRQ_PIT, false);
+		platform_set_irq(vm, IRQ_PIT, true);
 	}
+	uint64_t lapic_ns = platform_run_timers(vm, now_ns, now_tsc);
 	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0) {
 		vcpu->halted = false;
 		vcpu->woken = true;
 	}
 
 	uint64_t pit_ns = pit_next_irq0_ns(&vm->pit, now_ns);
-	return earlier(vcpu->timer_deadline, pit_ns ? clock_ns_to_tsc(pit_ns) : 0);
+	uint64_t next = earlier(vcpu->timer_deadline, pit_ns ? clock_ns_to_tsc(pit_ns) : 0);
+	return earlier(next, lapic_ns ? clock_ns_to_tsc(lapic_ns) : 0);
 }
 
 /*
@@ -324,7 +327,6 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	vcpu->fpu_fresh = true;
 	memset(vcpu->dr, 0, sizeof(vcpu->dr));
 	vcpu->dr6 = DR6_RESET;
-	vcpu->tpr = 0;
 	vcpu->upcall_vector = 0;
 	vcpu->upcall_pending = false;
 	vcpu->timer_deadline = 0;
@@ -335,6 +337,8 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	vuart_init(&vm->com1, com1_tx, vm);
 	pic_init(&vm->pic);
 	pit_init(&vm->pit);
+	if (platform_power_on(vm, why, why_size))
+		return -1;
 	if (cold)
 		rtc_init(&vm->rtc, clock_wallclock_s(), clock_ns());
 	if (virt_vcpu_reset(&vm->vcpu, &state)) {
@@ -389,44 +393,48 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 	return 0;
 }
 
-void vm_create_all(const struct boot_info *bi)
+struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
+		     struct page_alloc *pages)
 {
 	const uint64_t vm_pages = (sizeof(struct vm) + PAGE_SIZE - 1) / PAGE_SIZE;
+	uint64_t free_before = pages->free_pages;
+	uint64_t vm_pa;
 
-	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++) {
-		uint64_t free_before = bi->host_pages->free_pages;
-		uint64_t vm_pa;
-
-		if (page_alloc_alloc(bi->host_pages, vm_pages, 1, &vm_pa)) {
-			log_err("vm '%s': no memory for its state; it is left out",
-				bi->config->vms[i].name);
-			continue;
-		}
-		struct vm *vm = (struct vm *)(uintptr_t)vm_pa;
-		vms[vm_total] = vm;
-		*vm = (struct vm){
-			.id = vm_total,
-			.cfg = &bi->config->vms[i],
-			.boot = &bi->vms[i],
-			.state = VM_STATE_TURNED_OFF,
-		};
-		vm->vcpu.vm = vm;
-		if (attach_devices(vm) || virt_vm_init(vm, bi->host_pages) ||
-		    virt_vcpu_init(&vm->vcpu, bi->host_pages)) {
-			log_err("vm '%s': no memory for its VMCS and EPT tables; it cannot run",
-				vm->cfg->name);
-			vm->state = VM_STATE_INVALID;
-		}
-		/* Everything the hypervisor holds for this VM beyond its RAM. */
-		uint64_t overhead = (free_before - bi->host_pages->free_pages) * PAGE_SIZE +
-				    virt_vm_state_bytes();
-		log_info("vm '%s': %llu MiB RAM, %llu bytes of hypervisor memory (VMCS, EPT, "
-			 "state)", vm->cfg->name,
-			 (unsigned long long)(vm->boot->ram_bytes >> 20),
-			 (unsigned long long)overhead);
-		vm_total++;
+	if (vm_total == VM_MAX || page_alloc_alloc(pages, vm_pages, 1, &vm_pa)) {
+		log_err("vm '%s': no memory for its state; it is left out", cfg->name);
+		return NULL;
 	}
-	for (unsigned i = 0; i < vm_total; i++)
-		if (vms[i]->cfg->autostart && vms[i]->state == VM_STATE_TURNED_OFF)
-			vm_control(vms[i], VM_OP_STARTUP, NULL);
+	struct vm *vm = (struct vm *)(uintptr_t)vm_pa;
+	vms[vm_total] = vm;
+	*vm = (struct vm){
+		.id = vm_total,
+		.cfg = cfg,
+		.boot = boot,
+		.state = VM_STATE_TURNED_OFF,
+	};
+	vm->vcpu.vm = vm;
+	if (attach_devices(vm) || virt_vm_init(vm, pages) || virt_vcpu_init(&vm->vcpu, pages)) {
+		log_err("vm '%s': no memory for its VMCS and EPT tables; it cannot run",
+			vm->cfg->name);
+		vm->state = VM_STATE_INVALID;
+	}
+	/* Everything the hypervisor holds for this VM beyond its RAM. */
+	uint64_t overhead = (free_before - pages->free_pages) * PAGE_SIZE + virt_vm_state_bytes();
+	log_info("vm '%s': %llu MiB RAM, %llu bytes of hypervisor memory (VMCS, EPT, "
+		 "state)", vm->cfg->name, (unsigned long long)(vm->boot->ram_bytes >> 20),
+		 (unsigned long long)overhead);
+	vm_total++;
+	return vm;
+}
+
+void vm_create_all(const struct boot_info *bi)
+{
+	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++)
+		vm_create(&bi->config->vms[i], &bi->vms[i], bi->host_pages);
+	/* The management VM first: it owns the line the operator watches. */
+	for (unsigned pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < vm_total; i++)
+			if (vms[i]->cfg->autostart && vms[i]->state == VM_STATE_TURNED_OFF &&
+			    (vms[i]->cfg->role == CFG_ROLE_MANAGEMENT) == (pass == 0))
+				vm_control(vms[i], VM_OP_STARTUP, NULL);
 }

@@ -7,6 +7,7 @@
 #define VMM_VM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "boot/boot_info.h"
@@ -16,6 +17,7 @@
 #include "devices/port_bus.h"
 #include "devices/rtc.h"
 #include "devices/vuart.h"
+#include "vmm/platform.h"
 #include "vmm/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -45,7 +47,6 @@ struct vcpu {
 	uint8_t fpu[512] __attribute__((aligned(16)));
 	/* Debug registers the VMCS does not hold (DR7 is in it). */
 	uint64_t dr[4], dr6;
-	uint8_t tpr;           /* CR8 */
 	bool fpu_fresh;        /* fpu[] holds reset state not yet loaded */
 	bool halted;           /* HLT with nothing to wake it */
 	bool woken;            /* an interrupt ended its HLT: run it next */
@@ -78,6 +79,7 @@ struct vm {
 	struct pit pit;
 	struct rtc rtc;
 	struct vuart com1;
+	struct platform platform;
 	/* Guest console output: the history, and the line being mirrored to the log. */
 	struct console_ring console;
 	char console_line[VM_CONSOLE_LINE_MAX];
@@ -103,7 +105,7 @@ uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu);
 /* False when vcpu_interrupt_pending() is -1; inline for the exit path. */
 static inline bool vcpu_interrupt_possible(const struct vcpu *vcpu)
 {
-	return vcpu->upcall_pending || pic_may_interrupt(&vcpu->vm->pic);
+	return vcpu->upcall_pending || platform_interrupt_possible(vcpu->vm);
 }
 
 /* One byte of guest console output (COM1, the debug port or a hypercall). */
@@ -125,9 +127,22 @@ struct vm_event {
 
 /* Copies up to max events with seq > after into out; returns how many. */
 unsigned vm_events_since(uint64_t after, struct vm_event *out, unsigned max);
+/* The seq of the last event (0: none yet). */
+uint64_t vm_event_seq(void);
+
+/* Console input for the guest's COM1 receiver; returns the bytes that fitted. */
+size_t vm_console_input(struct vm *vm, const uint8_t *data, size_t len);
 
 /* Creates a VM for every configured one (TurnedOff); starts autostart VMs. */
 void vm_create_all(const struct boot_info *bi);
+
+/*
+ * One VM, TurnedOff, with its hypervisor state from pages (NULL when
+ * VM_MAX VMs exist or memory is short). cfg and boot must outlive it.
+ */
+struct page_alloc;
+struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
+		     struct page_alloc *pages);
 
 /*
  * Applies a control operation: runs its event sequence (vm_state.h) with

@@ -5,6 +5,7 @@
  * the VM with its reason; the hypervisor and the other VMs go on.
  */
 #include "vmm/log.h"
+#include "vmm/mmio.h"
 #include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "vmm/vmx.h"
@@ -233,14 +234,12 @@ static enum exit_action handle_cr_access(struct vcpu *vcpu)
 	unsigned cr = CR_QUAL_NUMBER(q), type = CR_QUAL_TYPE(q), reg = CR_QUAL_GPR(q);
 
 	if (cr == 8 && type == CR_ACCESS_FROM_CR) {
-		write_gpr(vcpu, reg, vcpu->tpr);
+		write_gpr(vcpu, reg, platform_read_cr8(vcpu->vm));
 	} else if (cr == 8 && type == CR_ACCESS_TO_CR) {
-		uint64_t value = read_gpr(vcpu, reg);
-		if (value > 15) {
+		if (!platform_write_cr8(vcpu->vm, read_gpr(vcpu, reg))) {
 			virt_inject_exception(vcpu, VECTOR_GP, true, 0);
 			return EXIT_CONTINUE;
 		}
-		vcpu->tpr = (uint8_t)value;
 	} else if ((cr == 0 || cr == 4) && type == CR_ACCESS_TO_CR) {
 		uint64_t value = read_gpr(vcpu, reg);
 		/* Outside 64-bit mode the source operand is 32 bits wide. */
@@ -324,11 +323,16 @@ static enum exit_action handle_machine_check(struct vcpu *vcpu)
 static enum exit_action handle_ept_violation(struct vcpu *vcpu)
 {
 	uint64_t q = vmx_exit_qualification();
-	const char *what = (q & EPT_QUAL_FETCH) ? "instruction fetch"
-			   : (q & EPT_QUAL_WRITE) ? "write" : "read";
+	uint64_t gpa = vmcs_read(VMCS_GUEST_PHYSICAL_ADDR);
 
-	vcpu_unmapped_access(vcpu, vmcs_read(VMCS_GUEST_PHYSICAL_ADDR), what);
-	return EXIT_STOP;
+	/* The EPT maps all of the VM's RAM: whatever else it touches is a device or nothing. */
+	if (q & EPT_QUAL_FETCH) {
+		vm_request_end(vcpu->vm, "instruction fetch at guest-physical 0x%llx, outside its "
+			       "memory", (unsigned long long)gpa);
+		return EXIT_STOP;
+	}
+	vcpu_mmio_access(vcpu, gpa, q & EPT_QUAL_WRITE);
+	return vcpu->vm->op_pending ? EXIT_STOP : EXIT_CONTINUE;
 }
 
 static enum exit_action handle_ept_misconfig(struct vcpu *vcpu)

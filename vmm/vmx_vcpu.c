@@ -414,13 +414,37 @@ static void deliver_interrupt(struct vcpu *vcpu, struct vmx_vcpu *v)
 	vmx_set_interrupt_window(v, false);
 }
 
-void vmx_advance_rip(void)
+static void skip_guest_instruction(uint64_t len)
 {
-	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + vmcs_read(VMCS_EXIT_INSTR_LEN));
+	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + len);
 	/* Stepping over an instruction ends STI/MOV-SS blocking (SDM 24.4.2). */
 	uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
 	if (intr & 3)
 		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, intr & ~3ULL);
+}
+
+void vmx_advance_rip(void)
+{
+	skip_guest_instruction(vmcs_read(VMCS_EXIT_INSTR_LEN));
+}
+
+void virt_skip_instruction(struct vcpu *vcpu, unsigned len)
+{
+	vmcs_load(to_vmx(vcpu)->vmcs_pa);
+	skip_guest_instruction(len);
+}
+
+struct segment_state virt_guest_segment(struct vcpu *vcpu, enum x86_segment seg)
+{
+	vmcs_load(to_vmx(vcpu)->vmcs_pa);
+	uint32_t ar = (uint32_t)vmcs_read(VMCS_GUEST_ES_AR + 2 * seg);
+	return (struct segment_state){
+		.selector = (uint16_t)vmcs_read(VMCS_GUEST_ES_SEL + 2 * seg),
+		.base = vmcs_read(VMCS_GUEST_ES_BASE + 2 * seg),
+		.limit = (uint32_t)vmcs_read(VMCS_GUEST_ES_LIMIT + 2 * seg),
+		/* The VMCS marks an unusable segment with bit 16 (SDM 24.4.1). */
+		.attributes = (ar & VMX_AR_UNUSABLE) ? 0 : ar,
+	};
 }
 
 unsigned vmx_guest_cpl(void)

@@ -24,3 +24,11 @@ grep -ao 'BENCH cpuid_exit_root_instr [0-9]* instr' "$serial" || echo "BENCH cpu
 overhead=$(grep -ao "vm 'bench': 64 MiB RAM, [0-9]* bytes of hypervisor memory" "$serial" |
 	sed -n 's/.*RAM, \([0-9]*\) bytes.*/\1/p')
 echo "BENCH per_vm_overhead_bytes ${overhead:-nan} bytes"
+
+# The management line in Bochs at 115200 baud: bytes of a GetState request
+# and its answer, their round trip (host wall clock, Bochs' speed included),
+# one VMStateChange event, and a Startup round trip.
+tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.client" 2>&1
+for b in mgmt_state_query_bytes mgmt_state_query_ms mgmt_event_bytes mgmt_startup_ms; do
+	grep -a "^BENCH $b " "$out/mgmt.client" || echo "BENCH $b nan"
+done

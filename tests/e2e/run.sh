@@ -60,7 +60,7 @@ boot_qemu() { # NAME CONFIG UNTIL
 }
 
 halted='system halted|returning to the firmware|nothing left to run'
-echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest; QEMU: no-vtx)"
+echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest, mgmt; QEMU: no-vtx)"
 boot_bochs demo configs/demo.conf "$halted" &
 boot_bochs guests tests/e2e/configs/guests.conf "$halted" &
 wait
@@ -71,6 +71,9 @@ boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" \
 	/EFI/BOOT/vmm.conf &
 boot_qemu no-vtx configs/demo.conf "$halted" &
 wait
+# The management boot ends when its client is done with the line.
+tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.client" 2>&1
+echo $? >"$out/mgmt.rc"
 
 for b in demo guests bad-vms bad-syntax selftest no-vtx; do
 	if [ "$(cat "$out/$b.rc")" = 0 ]; then
@@ -128,10 +131,13 @@ done
 for a in attack attack-read attack-triple; do
 	for check in 'unassigned ports read as all ones' 'RDMSR of a VMX MSR is #GP' \
 		'WRMSR of an unknown MSR is #GP' 'non-canonical LSTAR is #GP' 'VMXON is #UD' \
-		'unknown hypercall refused' 'hypercall buffer past RAM refused'; do
+		'unknown hypercall refused' 'hypercall buffer past RAM refused' \
+		'control hypercalls refused to a guest'; do
 		expect "guests: $a: $check" guests "\\[$a\\] PASS attack: $check"
 	done
 done
+expect "guests: attack's control hypercall refused and logged" guests \
+	"vm 'attack': control hypercall 4 refused: not the management VM \\(1 attempt"
 expect "guests: attack ended by its write outside RAM" guests \
 	"vm 'attack': TurnedOff \\(write at guest-physical 0x[0-9a-f]+, outside its memory"
 expect "guests: attack-read ended by its read outside RAM" guests \
@@ -215,6 +221,25 @@ expect "no-vtx: MADT parsed (2 CPUs, I/O APIC, overrides, 8259s)" no-vtx \
 expect "no-vtx: says VT-x is missing" no-vtx 'has no Intel VT-x \(CPUID.1:ECX.VMX=0\)'
 expect "no-vtx: returns to the firmware" no-vtx \
 	'the hypervisor cannot run on this machine; returning to the firmware'
+
+# --- mgmt: the management VM on a two-way COM1, driven like the admin tool ---
+# Each of the client's checks is one check here (tests/e2e/mgmt_client.py).
+while read -r verdict name; do
+	if [ "$verdict" = PASS ]; then pass "mgmt: $name"; else fail "mgmt: $name"; fi
+done < <(grep -aE '^(PASS|FAIL) ' "$out/mgmt.client")
+if grep -aq '^mgmt-client: [0-9]* passed, 0 failed' "$out/mgmt.client"; then
+	pass "mgmt: the client drove the line to the end"
+else
+	fail "mgmt: the client did not finish ($(tail -1 "$out/mgmt.client"))"
+fi
+expect_order "mgmt: the management VM starts first and owns the line" mgmt \
+	"vm 'mgmt': Running" "vm 'echo': TurningOn" "mgmt: 'mgmt' is the management VM"
+expect "mgmt: the rogue guest's control hypercall is logged" mgmt \
+	"vm 'rogue': control hypercall 4 refused: not the management VM"
+expect "mgmt: the rogue guest saw HC_EPERM" mgmt \
+	'\[rogue\] PASS attack: control hypercalls refused to a guest'
+expect "mgmt: log lines go on between frames" mgmt "vm 'web2': TurnedOff"
+expect_not "mgmt: no panic, no error, no FAIL" mgmt 'PANIC|ERROR|FAIL'
 
 # --- hygiene: no emulator left behind, no lock files -----------------------------
 if pgrep -f "$out/.*/bochsrc" >/dev/null || pgrep -f "$out/.*/vars.fd" >/dev/null; then

@@ -8,10 +8,6 @@
  */
 #include "guest.h"
 
-#define HC_CONSOLE_WRITE 1
-#define HC_EFAULT (-14L)
-#define HC_ENOSYS (-38L)
-
 static const char *option(const char *key)
 {
 	const char *s = guest_cmdline;
@@ -49,6 +45,11 @@ int main(void)
 	check(vmcall(0xdead, 1, 2, 3) == HC_ENOSYS, "attack: unknown hypercall refused");
 	check(vmcall(HC_CONSOLE_WRITE, guest_ram_bytes - 8, 64, 0) == HC_EFAULT,
 	      "attack: hypercall buffer past RAM refused");
+	/* Only the management VM may control the machine (vmm/hypercall.h). */
+	static struct hc_control req = { .version = HC_CONTROL_VERSION, .request = 0x25 };
+	check(vmcall(HC_CONTROL, (uint64_t)(uintptr_t)&req, 0, 0) == HC_EPERM &&
+	      vmcall(HC_LINE_WRITE, (uint64_t)(uintptr_t)&req, 4, HC_LINE_TEXT) == HC_EPERM,
+	      "attack: control hypercalls refused to a guest");
 
 	const char *fatal = option("fatal");
 	/* 4 GiB is identity-mapped by the boot page tables; RAM ends far below. */

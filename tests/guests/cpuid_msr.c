@@ -1,8 +1,6 @@
 /* What a guest sees of CPUID, MSRs and the hypercall interface. */
 #include "guest.h"
 
-#define HC_VERSION 0
-#define HC_ENOSYS (-38L)
 #define BENCH_ITERATIONS 1000
 
 static bool signature_is(struct cpuid_regs r, const char *sig)
@@ -27,9 +25,9 @@ int main(void)
 	check(r.eax >= 0x40000001 && signature_is(r, "VMMvmmVMMvmm"),
 	      "cpuid: hypervisor leaf 0x40000000 carries the signature");
 	r = cpuid(0x40000001, 0);
-	check(r.eax == 1, "cpuid: hypercall ABI version 1 in leaf 0x40000001");
+	check(r.eax == HYPERCALL_ABI_VERSION, "cpuid: hypercall ABI version in leaf 0x40000001");
 
-	check(vmcall(HC_VERSION, 0, 0, 0) == 1, "vmcall: version call answers 1");
+	check(vmcall(HC_VERSION, 0, 0, 0) == HYPERCALL_ABI_VERSION, "vmcall: version call answers the ABI version");
 	check(vmcall(0x7777, 0, 0, 0) == HC_ENOSYS, "vmcall: unknown call returns ENOSYS");
 
 	check(rdmsr_safe(0x1b, &v) == NO_FAULT && (v & ~0xfffULL) == 0xfee00000ULL,

@@ -1,19 +1,6 @@
 /* The smallest 64-bit guest: started in long mode with its boot arguments. */
 #include "guest.h"
 
-#define COM1 0x3f8
-#define LSR_THR_EMPTY 0x20
-
-/* Polled output on the virtual 16550, the way a kernel's early console does it. */
-static void com1_puts(const char *s)
-{
-	for (; *s; s++) {
-		while (!(inb(COM1 + 5) & LSR_THR_EMPTY))
-			;
-		outb(COM1, (uint8_t)*s);
-	}
-}
-
 int main(void)
 {
 	/* Loopback, as Linux's 8250 driver probes for a UART. */

@@ -5,10 +5,7 @@
  */
 #include "guest.h"
 
-#define HC_SET_UPCALL_VECTOR 2
-#define HC_SET_TIMER 3
 #define UPCALL_VECTOR 0x40
-#define HC_EINVAL (-22L)
 
 static volatile uint64_t upcalls;
 static volatile uint64_t upcall_tsc;

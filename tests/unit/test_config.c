@@ -617,6 +617,32 @@ static void test_bad_nic_network(void **state)
 	check_vm_value("nic", "la n", "bad value 'la n' for 'nic'");
 }
 
+static void test_management_role(void **state)
+{
+	(void)state;
+	parse_ok(VM_A "role = management\nauth_key = 000102030405060708090a0b0c0d0e0F\n"
+		 "[vm b]\nmemory = 1M\nimage = /b\nrole = guest\n");
+	assert_int_equal(cfg.vms[0].role, CFG_ROLE_MANAGEMENT);
+	assert_int_equal(cfg.vms[0].auth_key_len, 16);
+	assert_int_equal(cfg.vms[0].auth_key[15], 0x0f);
+	assert_int_equal(cfg.vms[1].role, CFG_ROLE_GUEST);
+	assert_int_equal(cfg.vms[1].auth_key_len, 0);
+	parse_ok(VM_A);
+	assert_int_equal(cfg.vms[0].role, CFG_ROLE_GUEST);
+}
+
+static void test_bad_management(void **state)
+{
+	(void)state;
+	check_vm_value("role", "admin", "bad value 'admin' for 'role'");
+	check_vm_value("auth_key", "0011", "32 to 128 hex digits");
+	check_vm_value("auth_key", "000102030405060708090a0b0c0d0e0g", "32 to 128 hex digits");
+	check_error(VM_A "auth_key = 000102030405060708090a0b0c0d0e0f\n[vm b]\n", 4,
+		    "'auth_key' in [vm a] needs 'role = management'");
+	check_error(VM_A "role = management\n[vm b]\nmemory = 1M\nimage = /b\n"
+		    "role = management\n", 8, "[vm b]: 'a' is already the management VM (line 1)");
+}
+
 static void test_nul_byte(void **state)
 {
 	static const char nul[] = "[vm a]\nmem\0ory = 64M\nimage = /a\n";
@@ -719,6 +745,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_management_role),
+		cmocka_unit_test(test_bad_management),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_output_fully_overwritten),
 		cmocka_unit_test(test_boot_mode_names),

@@ -86,9 +86,25 @@ static void test_rdtscp_hidden_and_other_leaves_pass(void **state)
 	assert_int_equal(r.ebx, 1);
 }
 
+static void test_tsc_leaf_reports_the_measured_rate(void **state)
+{
+	(void)state;
+	struct cpuid_result r = cpuid_tsc_leaf(2999999000ULL, 25000000ULL);
+	assert_int_equal(r.ecx, 25000000);
+	/* TSC = crystal * EBX / EAX, to the kHz. */
+	assert_int_equal((uint64_t)r.ecx * r.ebx / r.eax, 2999999000ULL);
+	/* Rates that do not fit report "unknown", never a wrong figure. */
+	r = cpuid_tsc_leaf(0, 25000000ULL);
+	assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
+	r = cpuid_tsc_leaf(1ULL << 50, 25000000ULL);
+	assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
+	assert_int_equal(cpuid_policy(CPUID_TSC_LEAF, 0, all_ones).ebx, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tsc_leaf_reports_the_measured_rate),
 		cmocka_unit_test(test_leaf1_hides_vmx_and_unemulated_features),
 		cmocka_unit_test(test_hypervisor_leaves),
 		cmocka_unit_test(test_leaf7_keeps_only_the_allow_list),

@@ -55,6 +55,15 @@ void put(const char *s)
 		outb(TEST_CONSOLE_PORT, (uint8_t)*s++);
 }
 
+void com1_puts(const char *s)
+{
+	for (; *s; s++) {
+		while (!(inb(COM1 + COM1_LSR) & LSR_THR_EMPTY))
+			;
+		outb(COM1, (uint8_t)*s);
+	}
+}
+
 void put_u64(uint64_t v)
 {
 	char buf[21];

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/hypercall.h"
 #include "x86/cpu.h"
 
 #define TEST_CONSOLE_PORT 0xe9
@@ -20,7 +21,14 @@
 extern const char *guest_cmdline; /* "" when none */
 extern uint64_t guest_ram_bytes;
 
+#define COM1 0x3f8
+#define COM1_LSR 5
+#define LSR_DATA_READY 0x01
+#define LSR_THR_EMPTY 0x20
+
 void put(const char *s);
+/* Polled output on the virtual 16550, the way a kernel's early console does it. */
+void com1_puts(const char *s);
 void put_u64(uint64_t v);
 void put_hex(uint64_t v);
 /* "PASS name" or "FAIL name"; returns ok. Any FAIL makes the exit status 1. */

@@ -1,0 +1,185 @@
+#include "devices/virtio_blk.h"
+
+#include <string.h>
+
+/* Byte offsets in the configuration (5.2.4). */
+#define CFG_CAPACITY 0
+#define CFG_SEG_MAX 12
+#define CFG_BLK_SIZE 20
+
+/* used.len is 32 bits and counts the status byte too (2.6.8). */
+#define MAX_TRANSFER (UINT32_MAX - 1)
+
+static uint32_t blk_config_read(struct virtio_device *dev, uint32_t offset, unsigned size)
+{
+	const struct virtio_blk *blk = dev->ctx;
+	uint8_t img[VIRTIO_BLK_CONFIG_SIZE] = { 0 };
+	uint64_t capacity = blk->disk_size / VIRTIO_BLK_SECTOR_SIZE;
+	uint32_t seg_max = VIRTIO_BLK_SEG_MAX, blk_size = VIRTIO_BLK_SECTOR_SIZE;
+
+	memcpy(img + CFG_CAPACITY, &capacity, sizeof(capacity));
+	memcpy(img + CFG_SEG_MAX, &seg_max, sizeof(seg_max));
+	memcpy(img + CFG_BLK_SIZE, &blk_size, sizeof(blk_size));
+	return virtio_config_image_read(img, sizeof(img), offset, size);
+}
+
+/* Writable configuration needs VIRTIO_BLK_F_CONFIG_WCE, not offered: writes are ignored. */
+static void blk_config_write(struct virtio_device *dev, uint32_t offset, unsigned size,
+			     uint32_t value)
+{
+	(void)dev;
+	(void)offset;
+	(void)size;
+	(void)value;
+}
+
+static void blk_reset(struct virtio_device *dev)
+{
+	struct virtio_blk *blk = dev->ctx;
+
+	virtq_reset(&blk->vq);
+}
+
+/* Moves len bytes between the chain's data buffers and the disk at sector. */
+static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, bool write)
+{
+	const struct virtq_chain *c = &blk->chain;
+	uint64_t sectors = blk->disk_size / VIRTIO_BLK_SECTOR_SIZE;
+	uint8_t *at;
+
+	/* 5.2.6.2: a device MUST answer a write to a read-only disk IOERR and write nothing. */
+	if (write && blk->read_only)
+		return VIRTIO_BLK_S_IOERR;
+	if (len % VIRTIO_BLK_SECTOR_SIZE || len > MAX_TRANSFER || sector > sectors ||
+	    len / VIRTIO_BLK_SECTOR_SIZE > sectors - sector)
+		return VIRTIO_BLK_S_IOERR;
+	at = blk->disk + sector * VIRTIO_BLK_SECTOR_SIZE;
+	/* The lengths are the chain's own, so both copies move exactly len bytes. */
+	if (write) {
+		virtq_gather(&blk->dev.mem, c, VIRTIO_BLK_REQ_HDR, at, len);
+		blk->stats.writes++;
+		blk->stats.written_bytes += len;
+	} else {
+		virtq_scatter(&blk->dev.mem, c, 0, at, len);
+		blk->stats.reads++;
+		blk->stats.read_bytes += len;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+/*
+ * One request (5.2.6): a 16-byte header in the device-readable bytes,
+ * then OUT data; IN and GET_ID data in the device-writable bytes, whose
+ * last byte is the status. 2.6.4 lets the driver split all of it over
+ * descriptors as it likes, so everything goes by byte offsets.
+ * Returns false when the queue broke.
+ */
+static bool serve(struct virtio_blk *blk)
+{
+	const struct virtq_chain *c = &blk->chain;
+	uint8_t hdr[VIRTIO_BLK_REQ_HDR];
+	uint32_t type;
+	uint64_t sector, data_in;
+	uint32_t written = 0;
+	uint8_t status;
+
+	if (!c->writable_len) {
+		blk->stats.resets_needed++;
+		virtq_break(&blk->dev, &blk->vq);
+		return false;
+	}
+	data_in = c->writable_len - 1;
+	if (virtq_gather(&blk->dev.mem, c, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
+		status = VIRTIO_BLK_S_IOERR;
+	} else {
+		memcpy(&type, hdr, sizeof(type));
+		memcpy(&sector, hdr + 8, sizeof(sector));
+		switch (type) {
+		case VIRTIO_BLK_T_IN:
+			status = transfer(blk, sector, data_in, false);
+			if (status == VIRTIO_BLK_S_OK)
+				written = (uint32_t)data_in;
+			break;
+		case VIRTIO_BLK_T_OUT:
+			status = transfer(blk, sector, c->readable_len - sizeof(hdr), true);
+			break;
+		case VIRTIO_BLK_T_FLUSH:
+			/*
+			 * The disk is host RAM: there is no slower medium to
+			 * flush to, and nothing persists across a host reboot.
+			 */
+			status = VIRTIO_BLK_S_OK;
+			blk->stats.flushes++;
+			break;
+		case VIRTIO_BLK_T_GET_ID:
+			written = data_in < VIRTIO_BLK_ID_BYTES ? (uint32_t)data_in
+								: VIRTIO_BLK_ID_BYTES;
+			virtq_scatter(&blk->dev.mem, c, 0, blk->serial, written);
+			status = VIRTIO_BLK_S_OK;
+			break;
+		default:
+			status = VIRTIO_BLK_S_UNSUPP;
+			blk->stats.unsupported++;
+			break;
+		}
+	}
+	if (status == VIRTIO_BLK_S_IOERR)
+		blk->stats.errors++;
+	virtq_scatter(&blk->dev.mem, c, data_in, &status, 1);
+	virtq_push(&blk->dev, 0, &blk->vq, c->head, written + 1);
+	return true;
+}
+
+static void blk_queue_notify(struct virtio_device *dev, unsigned queue)
+{
+	struct virtio_blk *blk = dev->ctx;
+
+	/*
+	 * At most a queue's worth per notification, so a driver that keeps
+	 * adding requests from another vCPU cannot hold this one here; it
+	 * notifies again for what it adds later (VIRTQ_USED_F_NO_NOTIFY is
+	 * never set).
+	 */
+	for (unsigned n = 0; n < VIRTQ_MAX_SIZE; n++) {
+		enum virtq_pop_result r = virtq_pop(dev, queue, &blk->vq, &blk->chain);
+
+		if (r == VIRTQ_MALFORMED)
+			blk->stats.resets_needed++;
+		if (r != VIRTQ_CHAIN || !serve(blk))
+			break;
+	}
+	virtq_interrupt(dev, queue, &blk->vq);
+}
+
+static const struct virtio_device_ops blk_ops = {
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.queue_notify = blk_queue_notify,
+	.reset = blk_reset,
+};
+
+int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, uint8_t *disk,
+		    uint64_t disk_size, bool read_only, const char *serial)
+{
+	if (!disk || !disk_size || disk_size % VIRTIO_BLK_SECTOR_SIZE)
+		return -1;
+	memset(blk, 0, sizeof(*blk));
+	blk->dev.device_id = VIRTIO_ID_BLOCK;
+	blk->dev.device_features = 1ULL << VIRTIO_F_VERSION_1 |
+				   1ULL << VIRTIO_RING_F_INDIRECT_DESC |
+				   1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+				   1ULL << VIRTIO_BLK_F_FLUSH |
+				   (read_only ? 1ULL << VIRTIO_BLK_F_RO : 0);
+	blk->dev.num_queues = 1;
+	blk->dev.queue_max_size = VIRTQ_MAX_SIZE;
+	blk->dev.config_size = VIRTIO_BLK_CONFIG_SIZE;
+	blk->dev.ops = &blk_ops;
+	blk->dev.ctx = blk;
+	blk->dev.mem = mem;
+	blk->disk = disk;
+	blk->disk_size = disk_size;
+	blk->read_only = read_only;
+	for (unsigned i = 0; serial && i < VIRTIO_BLK_ID_BYTES && serial[i]; i++)
+		blk->serial[i] = serial[i];
+	return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * virtio-blk (virtio 1.1, 5.2): one request queue in front of a disk that
+ * lives in host memory (the boot loader read the image from the boot
+ * volume). Requests: IN, OUT, FLUSH and GET_ID; anything else is answered
+ * VIRTIO_BLK_S_UNSUPP.
+ *
+ * The disk is RAM: a write is on the "disk" as soon as it completes, FLUSH
+ * completes at once, and nothing written survives a reboot of the host.
+ *
+ * Errors. A request the device can answer but not carry out (short
+ * header, data not whole sectors, past the end of the disk, write to a
+ * read-only disk) completes with VIRTIO_BLK_S_IOERR and is counted. A
+ * chain with no device-writable byte for the status cannot be answered at
+ * all, so, like a chain that breaks the ring's rules (devices/virtqueue.h),
+ * it makes the device set NEEDS_RESET.
+ */
+#ifndef DEVICES_VIRTIO_BLK_H
+#define DEVICES_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio.h"
+#include "devices/virtqueue.h"
+
+/* Feature bits (5.2.3). */
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+
+/* Request types and status values (5.2.6). */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define VIRTIO_BLK_SECTOR_SIZE 512
+#define VIRTIO_BLK_ID_BYTES 20          /* GET_ID answer, NUL-padded */
+#define VIRTIO_BLK_REQ_HDR 16           /* le32 type, le32 reserved, le64 sector */
+/*
+ * Configuration fields offered (5.2.4): capacity, size_max (not offered,
+ * reads 0), seg_max, geometry (not offered, 0), blk_size.
+ */
+#define VIRTIO_BLK_CONFIG_SIZE 24
+/*
+ * seg_max: data segments a request may have besides its header and
+ * status, so that a whole request fits in one chain of a full queue.
+ */
+#define VIRTIO_BLK_SEG_MAX (VIRTQ_MAX_SIZE - 2)
+
+struct virtio_blk_stats {
+	uint64_t reads;                 /* IN requests completed OK */
+	uint64_t writes;                /* OUT requests completed OK */
+	uint64_t flushes;
+	uint64_t read_bytes;
+	uint64_t written_bytes;
+	uint64_t errors;                /* answered IOERR */
+	uint64_t unsupported;           /* answered UNSUPP */
+	uint64_t resets_needed;         /* chains that made the device need a reset */
+};
+
+struct virtio_blk {
+	struct virtio_device dev;       /* dev.ctx points back here */
+	struct virtq vq;
+	uint8_t *disk;                  /* host memory, disk_size bytes */
+	uint64_t disk_size;             /* a multiple of VIRTIO_BLK_SECTOR_SIZE */
+	bool read_only;
+	char serial[VIRTIO_BLK_ID_BYTES];
+	struct virtio_blk_stats stats;
+	/* Scratch of one request, not state: a serializer may skip it. */
+	struct virtq_chain chain;
+};
+
+/*
+ * Sets up blk over guest RAM mem and a disk of disk_size bytes at disk
+ * (a non-zero multiple of 512), with serial as the GET_ID answer (at most
+ * 20 bytes are kept). Returns 0, or -1 for a bad disk size.
+ */
+int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, uint8_t *disk,
+		    uint64_t disk_size, bool read_only, const char *serial);
+
+#endif

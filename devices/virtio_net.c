@@ -1,0 +1,201 @@
+#include "devices/virtio_net.h"
+
+#include <string.h>
+
+/* Byte offsets in the configuration (5.1.4). */
+#define CFG_MAC 0
+#define CFG_STATUS 6
+#define CFG_MAX_PAIRS 8
+#define CFG_MTU 10
+
+#define HDR_LEN sizeof(struct virtio_net_hdr)
+
+static uint32_t net_config_read(struct virtio_device *dev, uint32_t offset, unsigned size)
+{
+	const struct virtio_net *net = dev->ctx;
+	uint8_t img[VIRTIO_NET_CONFIG_SIZE] = { 0 };
+	uint16_t status = net->link_up ? VIRTIO_NET_S_LINK_UP : 0, pairs = 1;
+
+	memcpy(img + CFG_MAC, net->mac, ETH_ALEN);
+	memcpy(img + CFG_STATUS, &status, sizeof(status));
+	memcpy(img + CFG_MAX_PAIRS, &pairs, sizeof(pairs));
+	memcpy(img + CFG_MTU, &net->mtu, sizeof(net->mtu));
+	return virtio_config_image_read(img, sizeof(img), offset, size);
+}
+
+/* 5.1.4.2: a modern driver does not write the configuration; writes are ignored. */
+static void net_config_write(struct virtio_device *dev, uint32_t offset, unsigned size,
+			     uint32_t value)
+{
+	(void)dev;
+	(void)offset;
+	(void)size;
+	(void)value;
+}
+
+static void net_reset(struct virtio_device *dev)
+{
+	struct virtio_net *net = dev->ctx;
+
+	virtq_reset(&net->vq[VIRTIO_NET_RXQ]);
+	virtq_reset(&net->vq[VIRTIO_NET_TXQ]);
+}
+
+static int drop(uint64_t *drops, enum virtio_net_drop why)
+{
+	drops[why]++;
+	return -1;
+}
+
+/* The device's frame limits, either way. */
+static bool oversize(const struct virtio_net *net, uint64_t len)
+{
+	return len > (uint64_t)net->mtu + VIRTIO_NET_FRAME_OVERHEAD;
+}
+
+/* Sends the frame of one transmit chain to the back end, or drops it. */
+static void transmit(struct virtio_net *net, const struct virtq_chain *c)
+{
+	struct virtio_net_hdr h;
+	uint64_t len;
+
+	if (!net->link_up) {
+		drop(net->stats.tx_drops, VIRTIO_NET_DROP_LINK_DOWN);
+		return;
+	}
+	/* 5.1.6.2.1: with no offload negotiated, flags and gso_type must be 0. */
+	if (virtq_gather(&net->dev.mem, c, 0, &h, HDR_LEN) < HDR_LEN || h.flags ||
+	    h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+		drop(net->stats.tx_drops, VIRTIO_NET_DROP_BAD_HDR);
+		return;
+	}
+	len = c->readable_len - HDR_LEN;
+	if (len < ETH_HLEN) {
+		drop(net->stats.tx_drops, VIRTIO_NET_DROP_RUNT);
+		return;
+	}
+	if (oversize(net, len)) {
+		drop(net->stats.tx_drops, VIRTIO_NET_DROP_OVERSIZE);
+		return;
+	}
+	/* Copied out first: the back end must not see the guest change it underneath. */
+	virtq_gather(&net->dev.mem, c, HDR_LEN, net->tx_frame, len);
+	if (net->backend.transmit(net->backend.ctx, net->tx_frame, len) < 0) {
+		drop(net->stats.tx_drops, VIRTIO_NET_DROP_BACKEND);
+		return;
+	}
+	net->stats.tx_frames++;
+	net->stats.tx_bytes += len;
+}
+
+static void transmit_all(struct virtio_net *net)
+{
+	struct virtq *vq = &net->vq[VIRTIO_NET_TXQ];
+	struct virtq_chain *c = &net->chain[VIRTIO_NET_TXQ];
+
+	/* At most a queue's worth per notification, as in virtio_blk.c. */
+	for (unsigned n = 0; n < VIRTQ_MAX_SIZE; n++) {
+		enum virtq_pop_result r = virtq_pop(&net->dev, VIRTIO_NET_TXQ, vq, c);
+
+		if (r == VIRTQ_MALFORMED)
+			net->stats.resets_needed++;
+		if (r != VIRTQ_CHAIN)
+			break;
+		transmit(net, c);
+		/* Transmit buffers are device-readable: nothing written (5.1.6.2). */
+		virtq_push(&net->dev, VIRTIO_NET_TXQ, vq, c->head, 0);
+	}
+	virtq_interrupt(&net->dev, VIRTIO_NET_TXQ, vq);
+}
+
+static void net_queue_notify(struct virtio_device *dev, unsigned queue)
+{
+	struct virtio_net *net = dev->ctx;
+
+	if (queue == VIRTIO_NET_TXQ)
+		transmit_all(net);
+	else if (net->backend.rx_ready)
+		net->backend.rx_ready(net->backend.ctx);
+}
+
+int virtio_net_receive(struct virtio_net *net, const void *frame, size_t len)
+{
+	struct virtq *vq = &net->vq[VIRTIO_NET_RXQ];
+	struct virtq_chain *c = &net->chain[VIRTIO_NET_RXQ];
+	/* 5.1.6.4.1: no offloads; num_buffers 1 without VIRTIO_NET_F_MRG_RXBUF. */
+	struct virtio_net_hdr h = { .gso_type = VIRTIO_NET_HDR_GSO_NONE, .num_buffers = 1 };
+	uint32_t written = 0;
+
+	if (!net->link_up)
+		return drop(net->stats.rx_drops, VIRTIO_NET_DROP_LINK_DOWN);
+	if (len < ETH_HLEN)
+		return drop(net->stats.rx_drops, VIRTIO_NET_DROP_RUNT);
+	if (oversize(net, len))
+		return drop(net->stats.rx_drops, VIRTIO_NET_DROP_OVERSIZE);
+	switch (virtq_pop(&net->dev, VIRTIO_NET_RXQ, vq, c)) {
+	case VIRTQ_CHAIN:
+		break;
+	case VIRTQ_EMPTY:
+		return drop(net->stats.rx_drops, VIRTIO_NET_DROP_NO_BUFFER);
+	case VIRTQ_MALFORMED:
+		net->stats.resets_needed++;
+		/* fall through */
+	default:
+		return drop(net->stats.rx_drops, VIRTIO_NET_DROP_NOT_READY);
+	}
+	/*
+	 * 5.1.6.3.1 asks the driver for buffers that hold the largest frame.
+	 * One that does not is given back empty rather than kept: drivers
+	 * take a used length shorter than a header as an error and repost.
+	 */
+	if (c->writable_len >= HDR_LEN + len) {
+		virtq_scatter(&net->dev.mem, c, 0, &h, HDR_LEN);
+		virtq_scatter(&net->dev.mem, c, HDR_LEN, frame, len);
+		written = (uint32_t)(HDR_LEN + len);
+	}
+	virtq_push(&net->dev, VIRTIO_NET_RXQ, vq, c->head, written);
+	virtq_interrupt(&net->dev, VIRTIO_NET_RXQ, vq);
+	if (!written)
+		return drop(net->stats.rx_drops, VIRTIO_NET_DROP_SMALL_BUFFER);
+	net->stats.rx_frames++;
+	net->stats.rx_bytes += len;
+	return 0;
+}
+
+void virtio_net_set_link(struct virtio_net *net, bool up)
+{
+	if (net->link_up == up)
+		return;
+	net->link_up = up;
+	virtio_config_changed(&net->dev);
+}
+
+static const struct virtio_device_ops net_ops = {
+	.config_read = net_config_read,
+	.config_write = net_config_write,
+	.queue_notify = net_queue_notify,
+	.reset = net_reset,
+};
+
+int virtio_net_init(struct virtio_net *net, struct guest_memory mem, const uint8_t *mac,
+		    uint16_t mtu, const struct virtio_net_backend *backend)
+{
+	if (mtu < VNET_MTU_MIN || mtu > VNET_MTU_MAX || !mac || !backend || !backend->transmit)
+		return -1;
+	memset(net, 0, sizeof(*net));
+	net->dev.device_id = VIRTIO_ID_NET;
+	net->dev.device_features = 1ULL << VIRTIO_F_VERSION_1 |
+				   1ULL << VIRTIO_RING_F_INDIRECT_DESC | 1ULL << VIRTIO_NET_F_MTU |
+				   1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS;
+	net->dev.num_queues = 2;
+	net->dev.queue_max_size = VIRTQ_MAX_SIZE;
+	net->dev.config_size = VIRTIO_NET_CONFIG_SIZE;
+	net->dev.ops = &net_ops;
+	net->dev.ctx = net;
+	net->dev.mem = mem;
+	memcpy(net->mac, mac, ETH_ALEN);
+	net->mtu = mtu;
+	net->link_up = true;
+	net->backend = *backend;
+	return 0;
+}

@@ -1,0 +1,304 @@
+#include "devices/virtqueue.h"
+
+#include <string.h>
+
+/* Split rings are little-endian (2.4, 2.6); so is x86, so no swapping. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio rings are little-endian");
+_Static_assert((VIRTQ_MAX_SIZE & (VIRTQ_MAX_SIZE - 1)) == 0, "queue sizes are powers of two");
+
+/* struct virtq_desc (2.6.5), as read once from guest memory. */
+struct desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+_Static_assert(sizeof(struct desc) == VIRTQ_DESC_SIZE, "2.6.5: 16-byte descriptors");
+
+/* The three parts of a queue, mapped to host addresses after checking. */
+struct rings {
+	const uint8_t *desc;
+	uint16_t *avail;                /* flags, idx, ring[size] */
+	uint16_t *used;                 /* flags, idx, then 8-byte elements */
+};
+
+/* Host address of guest-physical [gpa, gpa + len), or NULL if not all in RAM. */
+static uint8_t *guest_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
+{
+	if (!mem->base || len > mem->size || gpa > mem->size - len)
+		return NULL;
+	return mem->base + gpa;
+}
+
+static bool aligned(const void *p, uintptr_t align)
+{
+	return ((uintptr_t)p & (align - 1)) == 0;
+}
+
+/*
+ * Checked again on every use rather than cached: the driver may
+ * reprogram a queue, and the transport only checks what it is told.
+ * The alignment 2.6 requires is also what makes the 16-bit index
+ * accesses below single, untorn loads and stores.
+ */
+static bool map_rings(const struct guest_memory *mem, const struct virtq_config *cfg,
+		      struct rings *r)
+{
+	uint16_t n = cfg->size;
+	uint8_t *avail, *used;
+
+	if (!n || n > VIRTQ_MAX_SIZE || (n & (n - 1)))
+		return false;
+	r->desc = guest_ptr(mem, cfg->desc, (uint64_t)n * VIRTQ_DESC_SIZE);
+	avail = guest_ptr(mem, cfg->driver, VIRTQ_AVAIL_BYTES(n));
+	used = guest_ptr(mem, cfg->device, VIRTQ_USED_BYTES(n));
+	if (!r->desc || !avail || !used || !aligned(r->desc, VIRTQ_DESC_ALIGN) ||
+	    !aligned(avail, VIRTQ_AVAIL_ALIGN) || !aligned(used, VIRTQ_USED_ALIGN))
+		return false;
+	r->avail = (uint16_t *)(void *)avail;
+	r->used = (uint16_t *)(void *)used;
+	return true;
+}
+
+void virtq_reset(struct virtq *vq)
+{
+	memset(vq, 0, sizeof(*vq));
+}
+
+void virtio_config_changed(struct virtio_device *dev)
+{
+	if (dev->interrupt)
+		dev->interrupt(dev, VIRTIO_INTERRUPT_CONFIG);
+}
+
+/*
+ * 2.1.2: the device sets NEEDS_RESET and, once the driver is running,
+ * MUST send a configuration change notification. The queue stays unused
+ * until the driver resets the device.
+ */
+void virtq_break(struct virtio_device *dev, struct virtq *vq)
+{
+	vq->broken = true;
+	dev->status |= VIRTIO_STATUS_NEEDS_RESET;
+	virtio_config_changed(dev);
+}
+
+static enum virtq_pop_result break_queue(struct virtio_device *dev, struct virtq *vq)
+{
+	virtq_break(dev, vq);
+	return VIRTQ_MALFORMED;
+}
+
+static bool add_seg(const struct guest_memory *mem, struct virtq_chain *c, const struct desc *d)
+{
+	bool writable = d->flags & VIRTQ_DESC_F_WRITE;
+
+	/* 2.6.4.2: all device-readable descriptors come before the device-writable ones. */
+	if (!writable && c->n_writable)
+		return false;
+	if (!guest_ptr(mem, d->addr, d->len))
+		return false;
+	if (!d->len)
+		return true;
+	c->seg[c->n_readable + c->n_writable] = (struct virtq_seg){ d->addr, d->len };
+	if (writable) {
+		c->n_writable++;
+		c->writable_len += d->len;
+	} else {
+		c->n_readable++;
+		c->readable_len += d->len;
+	}
+	return true;
+}
+
+/*
+ * Walks the chain starting at descriptor head of a size-entry table:
+ * zero or more descriptors, optionally ending in one that points to an
+ * indirect table (2.6.5.3.2), whose own chain is walked the same way.
+ * A walk takes at most as many steps in a table as it has entries (more
+ * means a loop) and VIRTQ_MAX_SIZE descriptors in all, which seg[] holds.
+ * 2.6.5.3.1 caps a chain at the queue size, but Linux fills an indirect
+ * table up to seg_max + 2 entries whatever queue size it chose, so the
+ * cap is the largest queue size instead.
+ */
+static bool walk_chain(const struct guest_memory *mem, bool indirect_ok, const uint8_t *table,
+		       uint16_t size, uint16_t head, struct virtq_chain *c)
+{
+	uint32_t entries = size, idx = head, steps = 0, total = 0;
+	bool in_indirect = false;
+	struct desc d;
+
+	c->head = head;
+	c->n_readable = c->n_writable = 0;
+	c->readable_len = c->writable_len = 0;
+	for (;;) {
+		memcpy(&d, table + (size_t)idx * VIRTQ_DESC_SIZE, sizeof(d));
+		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+			/* 2.6.5.3.1: one table per chain, not chained on, whole descriptors. */
+			if (!indirect_ok || in_indirect || (d.flags & VIRTQ_DESC_F_NEXT) ||
+			    !d.len || d.len % VIRTQ_DESC_SIZE ||
+			    d.len / VIRTQ_DESC_SIZE > VIRTQ_MAX_SIZE)
+				return false;
+			table = guest_ptr(mem, d.addr, d.len);
+			if (!table)
+				return false;
+			entries = d.len / VIRTQ_DESC_SIZE;
+			idx = steps = 0;
+			in_indirect = true;
+			continue;
+		}
+		if (++steps > entries || ++total > VIRTQ_MAX_SIZE)
+			return false;
+		if (!add_seg(mem, c, &d))
+			return false;
+		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+			return true;
+		if (d.next >= entries)
+			return false;
+		idx = d.next;
+	}
+}
+
+enum virtq_pop_result virtq_pop(struct virtio_device *dev, unsigned qi, struct virtq *vq,
+				struct virtq_chain *chain)
+{
+	const struct virtq_config *cfg;
+	struct rings r;
+	uint16_t avail_idx, head;
+	bool indirect_ok;
+
+	if (!virtio_device_ready(dev) || qi >= dev->num_queues || qi >= VIRTIO_MAX_QUEUES ||
+	    vq->broken || !dev->queues[qi].enabled)
+		return VIRTQ_STOPPED;
+	cfg = &dev->queues[qi];
+	if (!map_rings(&dev->mem, cfg, &r))
+		return break_queue(dev, vq);
+	/*
+	 * The driver writes the ring entry and descriptors before avail->idx
+	 * (2.6.13.3); the device must read them after it. On x86 (TSO) loads
+	 * are not reordered with loads, so the acquire load is a plain load
+	 * plus a compiler barrier: no ring or descriptor read moves above it.
+	 */
+	avail_idx = __atomic_load_n(&r.avail[1], __ATOMIC_ACQUIRE);
+	/* More than a queue's worth ahead: the driver made up entries (2.6.6). */
+	if ((uint16_t)(avail_idx - vq->last_avail) > cfg->size)
+		return break_queue(dev, vq);
+	if (avail_idx == vq->last_avail)
+		return VIRTQ_EMPTY;
+	head = __atomic_load_n(&r.avail[2 + (vq->last_avail & (cfg->size - 1))], __ATOMIC_RELAXED);
+	indirect_ok = dev->driver_features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+	if (head >= cfg->size ||
+	    !walk_chain(&dev->mem, indirect_ok, r.desc, cfg->size, head, chain))
+		return break_queue(dev, vq);
+	vq->last_avail++;
+	return VIRTQ_CHAIN;
+}
+
+/*
+ * Copies between host memory and the chain's segments [first, end),
+ * skipping offset bytes: into out (gather) when it is set, else from in
+ * (scatter). Each segment is checked against RAM again, so a chain that
+ * did not come from virtq_pop on this memory still cannot escape it.
+ */
+static size_t copy_chain(const struct guest_memory *mem, const struct virtq_chain *c,
+			 unsigned first, unsigned end, uint64_t offset, uint8_t *out,
+			 const uint8_t *in, size_t len)
+{
+	size_t done = 0;
+
+	for (unsigned i = first; i < end && i < VIRTQ_MAX_SIZE && done < len; i++) {
+		const struct virtq_seg *s = &c->seg[i];
+		uint8_t *g = guest_ptr(mem, s->gpa, s->len);
+		size_t n;
+
+		if (!g)
+			break;
+		if (offset >= s->len) {
+			offset -= s->len;
+			continue;
+		}
+		n = s->len - offset < len - done ? (size_t)(s->len - offset) : len - done;
+		if (out)
+			memcpy(out + done, g + offset, n);
+		else
+			memcpy(g + offset, in + done, n);
+		done += n;
+		offset = 0;
+	}
+	return done;
+}
+
+size_t virtq_gather(const struct guest_memory *mem, const struct virtq_chain *chain,
+		    uint64_t offset, void *buf, size_t len)
+{
+	return copy_chain(mem, chain, 0, chain->n_readable, offset, buf, NULL, len);
+}
+
+size_t virtq_scatter(const struct guest_memory *mem, const struct virtq_chain *chain,
+		     uint64_t offset, const void *buf, size_t len)
+{
+	return copy_chain(mem, chain, chain->n_readable,
+			  (unsigned)chain->n_readable + chain->n_writable, offset, NULL, buf, len);
+}
+
+void virtq_push(struct virtio_device *dev, unsigned qi, struct virtq *vq, uint16_t head,
+		uint32_t written)
+{
+	struct rings r;
+	uint8_t *elem;
+	uint32_t e[2] = { head, written };   /* struct virtq_used_elem: id, len (2.6.8) */
+
+	if (qi >= VIRTIO_MAX_QUEUES || vq->broken)
+		return;
+	if (!map_rings(&dev->mem, &dev->queues[qi], &r)) {
+		virtq_break(dev, vq);
+		return;
+	}
+	elem = (uint8_t *)&r.used[2] + 8 * (size_t)(vq->used_idx & (dev->queues[qi].size - 1));
+	memcpy(elem, e, sizeof(e));
+	vq->used_idx++;
+	/*
+	 * 2.6.8.2: the element must be visible before the index that
+	 * publishes it. x86 does not reorder stores with stores, so the
+	 * release store only keeps the compiler from doing so.
+	 */
+	__atomic_store_n(&r.used[1], vq->used_idx, __ATOMIC_RELEASE);
+	vq->interrupt_due = true;
+}
+
+void virtq_interrupt(struct virtio_device *dev, unsigned qi, struct virtq *vq)
+{
+	struct rings r;
+	uint16_t flags;
+
+	if (!vq->interrupt_due || qi >= VIRTIO_MAX_QUEUES)
+		return;
+	vq->interrupt_due = false;
+	if (!map_rings(&dev->mem, &dev->queues[qi], &r))
+		return;
+	/*
+	 * The driver clears NO_INTERRUPT and then reads used->idx; the device
+	 * wrote used->idx and now reads the flag. Neither may miss the other,
+	 * and x86 lets a load pass an earlier store, so this takes a full
+	 * fence (mfence), not just a compiler barrier (2.6.7.2).
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	flags = __atomic_load_n(&r.avail[0], __ATOMIC_RELAXED);
+	if (!(flags & VIRTQ_AVAIL_F_NO_INTERRUPT) && dev->interrupt)
+		dev->interrupt(dev, qi);
+}
+
+uint32_t virtio_config_image_read(const uint8_t *img, uint32_t img_size, uint32_t offset,
+				  unsigned size)
+{
+	uint32_t v = 0;
+
+	for (unsigned i = 0; i < size && i < sizeof(v); i++) {
+		uint64_t at = (uint64_t)offset + i;
+
+		if (at < img_size)
+			v |= (uint32_t)img[at] << (8 * i);
+	}
+	return v;
+}

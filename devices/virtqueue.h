@@ -1,0 +1,151 @@
+/*
+ * The device side of a split virtqueue (virtio 1.1, 2.6 "Split
+ * Virtqueues"), shared by the virtio device models: taking the next
+ * descriptor chain the driver made available, copying to and from its
+ * buffers, returning it in the used ring and interrupting the driver.
+ * Plain C, no hardware access.
+ *
+ * Everything in guest memory is the driver's, and the driver is hostile:
+ * each index, descriptor and table entry is read once into a local and
+ * checked before use, every guest-physical range is checked against the
+ * guest's RAM before it is touched, and a chain walk ends after
+ * VIRTQ_MAX_SIZE descriptors, or earlier when it loops. A chain the spec
+ * forbids makes the device set VIRTIO_STATUS_NEEDS_RESET and stop using
+ * the queue (2.1.2): once the
+ * driver broke the ring's invariants there is no request the device could
+ * safely answer.
+ *
+ * Offered ring features: VIRTIO_RING_F_INDIRECT_DESC (2.6.5.3), because
+ * drivers then post a request as one ring slot however many segments it
+ * has. Not offered: VIRTIO_RING_F_EVENT_IDX (2.6.7, 2.6.10), so
+ * interrupts are suppressed with VIRTQ_AVAIL_F_NO_INTERRUPT only (2.6.7.2);
+ * and the device never sets VIRTQ_USED_F_NO_NOTIFY, so the driver
+ * notifies after every batch (2.6.10: the device MAY leave it clear).
+ *
+ * Not thread-safe: the caller serializes all calls for one device.
+ */
+#ifndef DEVICES_VIRTQUEUE_H
+#define DEVICES_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/virtio.h"
+
+/* Ring feature bits (spec 6). */
+#define VIRTIO_RING_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX 29
+
+/* struct virtq_desc flags (2.6.5). */
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+/* struct virtq_avail flags (2.6.6). */
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+
+/* Guest layout sizes (2.6: the three parts and their alignment). */
+#define VIRTQ_DESC_SIZE 16
+#define VIRTQ_DESC_ALIGN 16
+#define VIRTQ_AVAIL_ALIGN 2
+#define VIRTQ_USED_ALIGN 4
+#define VIRTQ_AVAIL_BYTES(n) (4 + 2 * (uint64_t)(n) + 2)  /* flags, idx, ring, used_event */
+#define VIRTQ_USED_BYTES(n) (4 + 8 * (uint64_t)(n) + 2)   /* flags, idx, ring, avail_event */
+
+/*
+ * The queue number a device model passes to dev->interrupt for a
+ * configuration change notification (4.1.5.4) rather than a used buffer
+ * notification; the same definition as devices/virtio_pci.h, whose
+ * transport then moves config_generation and interrupts the driver once
+ * DRIVER_OK is set.
+ */
+#define VIRTIO_INTERRUPT_CONFIG 0xffffu
+
+/* What the device keeps of one queue; all of it is device-owned. */
+struct virtq {
+	uint16_t last_avail;            /* next avail->ring entry to take */
+	uint16_t used_idx;              /* the device's copy of used->idx */
+	bool interrupt_due;             /* pushed since the last interrupt */
+	bool broken;                    /* the driver broke the ring: NEEDS_RESET */
+};
+
+/* One buffer of a chain, inside guest RAM (checked when the chain was taken). */
+struct virtq_seg {
+	uint64_t gpa;
+	uint32_t len;
+};
+
+/*
+ * A descriptor chain as a scatter list: the device-readable segments
+ * first, then the device-writable ones (2.6.4.2), zero-length descriptors
+ * left out. A longer chain than VIRTQ_MAX_SIZE descriptors is refused
+ * (virtqueue.c, walk_chain). 4 KiB: keep it in the device's structure,
+ * not on the hypervisor's stack.
+ */
+struct virtq_chain {
+	uint16_t head;                  /* descriptor index to return in the used ring */
+	uint16_t n_readable;
+	uint16_t n_writable;
+	uint64_t readable_len;          /* bytes */
+	uint64_t writable_len;
+	struct virtq_seg seg[VIRTQ_MAX_SIZE];
+};
+
+enum virtq_pop_result {
+	VIRTQ_MALFORMED = -2,           /* just broke: NEEDS_RESET set, config interrupt sent */
+	VIRTQ_STOPPED = -1,             /* device not ready, queue disabled or broken */
+	VIRTQ_EMPTY = 0,                /* no buffer available */
+	VIRTQ_CHAIN = 1,                /* *chain holds the next chain */
+};
+
+/* Forgets everything (device reset, 2.1.2: the driver starts the rings from 0). */
+void virtq_reset(struct virtq *vq);
+
+/*
+ * Takes the next available chain of queue qi of dev into *chain. A chain
+ * taken must be returned with virtq_push before the next one is taken.
+ */
+enum virtq_pop_result virtq_pop(struct virtio_device *dev, unsigned qi, struct virtq *vq,
+				struct virtq_chain *chain);
+
+/*
+ * For a device model that finds a chain it cannot even answer: breaks the
+ * queue as virtq_pop does for a malformed chain (2.1.2).
+ */
+void virtq_break(struct virtio_device *dev, struct virtq *vq);
+
+/*
+ * Copy len bytes between buf and the chain's readable (gather) or
+ * writable (scatter) bytes, starting offset bytes into them. Return the
+ * bytes copied: fewer when the chain's buffers end first.
+ */
+size_t virtq_gather(const struct guest_memory *mem, const struct virtq_chain *chain,
+		    uint64_t offset, void *buf, size_t len);
+size_t virtq_scatter(const struct guest_memory *mem, const struct virtq_chain *chain,
+		     uint64_t offset, const void *buf, size_t len);
+
+/*
+ * Returns a chain to the driver with `written` bytes written into its
+ * writable buffers (2.6.8); the interrupt waits for virtq_interrupt.
+ */
+void virtq_push(struct virtio_device *dev, unsigned qi, struct virtq *vq, uint16_t head,
+		uint32_t written);
+
+/*
+ * Interrupts the driver if chains were pushed since the last call and it
+ * did not ask for silence (2.6.7.2). Call once after a batch of pushes.
+ */
+void virtq_interrupt(struct virtio_device *dev, unsigned qi, struct virtq *vq);
+
+/* Tells the transport that the device configuration or status changed. */
+void virtio_config_changed(struct virtio_device *dev);
+
+/*
+ * A device-specific configuration read from its little-endian byte image
+ * (spec 5.x.4): size (1, 2 or 4) bytes at offset; 0 for bytes past
+ * img_size.
+ */
+uint32_t virtio_config_image_read(const uint8_t *img, uint32_t img_size, uint32_t offset,
+				  unsigned size);
+
+#endif

@@ -1,0 +1,659 @@
+/*
+ * The management VM: a guest of the hypervisor that owns the physical
+ * serial line. It speaks both ways in of docs/protocol.md on it, the human
+ * shell and the framed mode, keeps the session (mode, authentication,
+ * event subscription, replay cache) and hands every request to the
+ * hypervisor with HC_CONTROL (vmm/hypercall.h), which executes it
+ * (vmm/control.c). Built on the test guests' runtime (tests/guests/lib):
+ * started in long mode, one vCPU, no devices besides the hypercalls.
+ *
+ * Everything that arrives on the line is hostile: it goes through the
+ * frame decoder (bounded, CRC-checked) and the shell's parser, and the
+ * hypervisor checks every request again.
+ */
+#include "guest.h"
+
+#include "lib/fmt.h"
+#include "mgmt/api.h"
+#include "mgmt/proto.h"
+#include "mgmt/sha256.h"
+#include "mgmt/shell.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#define UPCALL_VECTOR 0x40
+/* How often the VM looks at its clocks when nothing arrives: console, timeouts. */
+#define TICK_MS 50
+/* docs/protocol.md "Timeouts": a frame is sent in one burst. */
+#define FRAME_TIMEOUT_MS 500
+#define AUTH_BACKOFF_FIRST_MS 1000
+#define AUTH_BACKOFF_MAX_MS 60000
+#define NONCE_SIZE 32
+#define CONSOLE_CHUNK 768
+#define EVENTS_BATCH 8
+#define PROMPT "vmm> "
+
+static struct hc_mgmt_info info;
+static struct hc_control ctl;
+static struct proto_decoder dec;
+static struct proto_replay replay;
+static struct shell_line editor;
+static struct shell_cmd cmd;
+static uint8_t wire[PROTO_MAX_WIRE];
+static uint8_t answer[PROTO_MAX_PAYLOAD];
+
+static bool framed;
+static bool authed;
+static uint8_t nonce[NONCE_SIZE];
+static bool nonce_valid;
+static uint64_t nonce_count;
+static uint64_t auth_blocked_until;
+static uint32_t auth_backoff_ms;
+static uint32_t auth_failures;
+
+/* What the line is subscribed to (SubscribeEvents). */
+static bool sub_state;
+static char sub_console[API_NAME_MAX + 1];
+static uint32_t sub_console_id;
+static uint64_t console_offset;
+static uint64_t seq_seen;
+
+static char text_buf[HC_LINE_MAX];
+static size_t text_len;
+
+static uint64_t ms_to_tsc(uint64_t ms)
+{
+	return info.tsc_hz / 1000 * ms;
+}
+
+static void on_upcall(void)
+{
+	/* Only wakes the HLT in wait(); the loop looks at everything. */
+}
+
+/* Sleeps until the hypervisor wakes the VM (line input, an answer) or a tick passes. */
+static void wait(void)
+{
+	vmcall(HC_SET_TIMER, rdtsc() + ms_to_tsc(TICK_MS), 0, 0);
+	__asm__ volatile("sti; hlt" ::: "memory");
+}
+
+static void line_put(const void *p, size_t n, uint64_t kind)
+{
+	/* The console queue is full while the UART catches up: wait for it. */
+	while (vmcall(HC_LINE_WRITE, (uint64_t)(uintptr_t)p, n, kind) == HC_EAGAIN)
+		wait();
+}
+
+static void text_flush(void)
+{
+	if (text_len)
+		line_put(text_buf, text_len, HC_LINE_TEXT);
+	text_len = 0;
+}
+
+static void text(const char *s, size_t n)
+{
+	while (n) {
+		if (text_len == sizeof(text_buf))
+			text_flush();
+		size_t k = sizeof(text_buf) - text_len < n ? sizeof(text_buf) - text_len : n;
+		memcpy(text_buf + text_len, s, k);
+		text_len += k;
+		s += k;
+		n -= k;
+	}
+}
+
+static void textf(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static void textf(const char *format, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, format);
+	int n = fmt_vsnprintf(buf, sizeof(buf), format, ap);
+	va_end(ap);
+	text(buf, n < (int)sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void text_out(void *ctx, const char *s, size_t n)
+{
+	(void)ctx;
+	text(s, n);
+}
+
+/* A frame goes out whole: text queued before it goes first. */
+static void send_frame(uint8_t type, uint32_t id, uint16_t code, const uint8_t *payload,
+		       size_t len)
+{
+	struct proto_frame f = { .type = type, .id = id, .code = code, .length = (uint16_t)len,
+				 .payload = payload };
+	int n = proto_encode(wire, sizeof(wire), &f);
+
+	text_flush();
+	if (n > 0)
+		line_put(wire, (size_t)n, HC_LINE_FRAME);
+}
+
+static uint16_t local_error(uint8_t *out, size_t *len, uint16_t error, const char *message,
+			    uint32_t retry_after_ms)
+{
+	struct tlv_writer w;
+
+	tlv_writer_init(&w, out, PROTO_MAX_PAYLOAD);
+	tlv_put_u16(&w, API_TAG_ERROR, error);
+	tlv_put_str(&w, API_TAG_MESSAGE, message);
+	if (retry_after_ms)
+		tlv_put_u32(&w, API_TAG_RETRY_AFTER_MS, retry_after_ms);
+	*len = w.len;
+	return error;
+}
+
+/* HC_CONTROL: the hypervisor executes the request between two vCPU runs. */
+static uint16_t control(uint16_t request, const uint8_t *payload, size_t len, uint8_t *out,
+			size_t *out_len)
+{
+	long r;
+
+	ctl.version = HC_CONTROL_VERSION;
+	ctl.request = request;
+	ctl.length = (uint16_t)len;
+	memcpy(ctl.payload, payload, len);
+	__atomic_store_n(&ctl.error, 0xffff, __ATOMIC_RELEASE);
+	while ((r = vmcall(HC_CONTROL, (uint64_t)(uintptr_t)&ctl, 0, 0)) == HC_EAGAIN)
+		wait();
+	if (r < 0)
+		return local_error(out, out_len, API_E_INTERNAL, "HC_CONTROL refused", 0);
+	while (__atomic_load_n(&ctl.error, __ATOMIC_ACQUIRE) == 0xffff)
+		wait();
+	memcpy(out, ctl.payload, ctl.length);
+	*out_len = ctl.length;
+	return ctl.error;
+}
+
+/* --- Events ---------------------------------------------------------------- */
+
+static void send_event(uint16_t code, const uint8_t *payload, size_t len)
+{
+	send_frame(PROTO_EVENT, 0, code, payload, len);
+}
+
+static void state_event(const struct hc_event *e)
+{
+	if (!framed) {
+		textf("event %llu: %s %s%s%s%s\n", (unsigned long long)e->seq, e->vm,
+		      vm_state_name((enum vm_state)e->state), e->reason[0] ? " (" : "", e->reason,
+		      e->reason[0] ? ")" : "");
+		return;
+	}
+	uint8_t p[PROTO_MAX_PAYLOAD];
+	struct tlv_writer w;
+	tlv_writer_init(&w, p, sizeof(p));
+	tlv_put_u64(&w, API_TAG_SEQ, e->seq);
+	tlv_put_u32(&w, API_TAG_VM_ID, e->vm_id);
+	tlv_put_str(&w, API_TAG_VM, e->vm);
+	tlv_put_u8(&w, API_TAG_STATE, e->state);
+	if (e->reason[0])
+		tlv_put_str(&w, API_TAG_REASON, e->reason);
+	send_event(API_EVENT_VM_STATE_CHANGE, p, w.len);
+}
+
+static void events_lost(uint64_t first, uint64_t lost)
+{
+	if (!framed) {
+		textf("events %llu..%llu were lost\n", (unsigned long long)first,
+		      (unsigned long long)(first + lost - 1));
+		return;
+	}
+	uint8_t p[32];
+	struct tlv_writer w;
+	tlv_writer_init(&w, p, sizeof(p));
+	tlv_put_u64(&w, API_TAG_SEQ, first);
+	tlv_put_u64(&w, API_TAG_LOST, lost);
+	send_event(API_EVENT_EVENTS_LOST, p, w.len);
+}
+
+/* Everything after seq_seen: sent when subscribed, skipped otherwise. */
+static void pump_events(void)
+{
+	static struct hc_event ev[EVENTS_BATCH];
+	long n;
+
+	while ((n = vmcall(HC_EVENTS, seq_seen, (uint64_t)(uintptr_t)ev, EVENTS_BATCH)) > 0) {
+		for (long i = 0; i < n; i++) {
+			if (sub_state && ev[i].seq > seq_seen + 1)
+				events_lost(seq_seen + 1, ev[i].seq - seq_seen - 1);
+			if (sub_state)
+				state_event(&ev[i]);
+			seq_seen = ev[i].seq;
+		}
+	}
+}
+
+/* The followed console: ConsoleRead from where the last one ended. */
+static void pump_console(void)
+{
+	uint8_t req[64], p[PROTO_MAX_PAYLOAD];
+	struct tlv_writer w;
+	const uint8_t *data;
+	size_t n, len;
+	uint64_t offset, next;
+
+	if (!sub_console[0])
+		return;
+	tlv_writer_init(&w, req, sizeof(req));
+	tlv_put_str(&w, API_TAG_VM, sub_console);
+	tlv_put_u64(&w, API_TAG_OFFSET, console_offset);
+	tlv_put_u32(&w, API_TAG_MAX_BYTES, CONSOLE_CHUNK);
+	if (control(API_REQ_CONSOLE_READ, req, w.len, answer, &len) != API_E_OK ||
+	    tlv_get_bytes(answer, len, API_TAG_DATA, &data, &n) != TLV_OK || !n ||
+	    tlv_get_u64(answer, len, API_TAG_OFFSET, &offset) != TLV_OK ||
+	    tlv_get_u64(answer, len, API_TAG_NEXT_OFFSET, &next) != TLV_OK)
+		return;
+	console_offset = next;
+	if (!framed) {
+		text((const char *)data, n);
+		return;
+	}
+	tlv_writer_init(&w, p, sizeof(p));
+	tlv_put_u32(&w, API_TAG_VM_ID, sub_console_id);
+	tlv_put_str(&w, API_TAG_VM, sub_console);
+	tlv_put_u64(&w, API_TAG_OFFSET, offset);
+	tlv_put(&w, API_TAG_DATA, data, n);
+	send_event(API_EVENT_CONSOLE_OUTPUT, p, w.len);
+}
+
+/* --- Session requests --------------------------------------------------------- */
+
+static void end_session(void)
+{
+	sub_state = false;
+	sub_console[0] = '\0';
+	authed = false;
+	nonce_valid = false;
+}
+
+static uint16_t auth_challenge(uint8_t *out, size_t *len)
+{
+	struct sha256 s;
+	uint64_t seed[2] = { ++nonce_count, rdtsc() };
+	struct tlv_writer w;
+
+	if (!info.auth_key_len)
+		return local_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
+	/*
+	 * Unpredictable without the key: a hash of the key, a counter and the
+	 * TSC. A nonce is good for one answer; a new challenge replaces it.
+	 */
+	sha256_init(&s);
+	sha256_update(&s, info.auth_key, info.auth_key_len);
+	sha256_update(&s, seed, sizeof(seed));
+	sha256_final(&s, nonce);
+	nonce_valid = true;
+	tlv_writer_init(&w, out, PROTO_MAX_PAYLOAD);
+	tlv_put(&w, API_TAG_NONCE, nonce, sizeof(nonce));
+	*len = w.len;
+	return API_E_OK;
+}
+
+static uint16_t auth_response(const uint8_t *p, size_t n, uint8_t *out, size_t *len)
+{
+	uint8_t want[SHA256_SIZE];
+	const uint8_t *mac;
+	size_t mac_len;
+	uint64_t now = rdtsc();
+
+	if (!info.auth_key_len)
+		return local_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
+	if (now < auth_blocked_until)
+		return local_error(out, len, API_E_BUSY, "AuthResponse: too many wrong answers",
+				   (uint32_t)((auth_blocked_until - now) / ms_to_tsc(1)) + 1);
+	if (tlv_get_bytes(p, n, API_TAG_AUTH_MAC, &mac, &mac_len) != TLV_OK)
+		return local_error(out, len, API_E_INVALID_ARGUMENT, "AuthResponse: missing auth_mac",
+				   0);
+	if (!nonce_valid)
+		return local_error(out, len, API_E_PERMISSION_DENIED,
+				   "AuthResponse: ask for a challenge first", 0);
+	nonce_valid = false;
+	hmac_sha256(info.auth_key, info.auth_key_len, nonce, sizeof(nonce), want);
+	if (mac_len == SHA256_SIZE && sha256_equal(mac, want, SHA256_SIZE)) {
+		authed = true;
+		auth_backoff_ms = 0;
+		*len = 0;
+		return API_E_OK;
+	}
+	auth_failures++;
+	auth_backoff_ms = !auth_backoff_ms ? AUTH_BACKOFF_FIRST_MS
+			  : auth_backoff_ms * 2 > AUTH_BACKOFF_MAX_MS ? AUTH_BACKOFF_MAX_MS
+								      : auth_backoff_ms * 2;
+	auth_blocked_until = now + ms_to_tsc(auth_backoff_ms);
+	/* Through the debug console into the hypervisor's log, not onto the session. */
+	put("mgmt: wrong authentication answer (");
+	put_u64(auth_failures);
+	put(" failure(s))\n");
+	return local_error(out, len, API_E_PERMISSION_DENIED, "AuthResponse: wrong answer", 0);
+}
+
+static bool session_request(uint16_t rq)
+{
+	return rq == API_REQ_HELLO || rq == API_REQ_GOODBYE || rq == API_REQ_AUTH_CHALLENGE ||
+	       rq == API_REQ_AUTH_RESPONSE;
+}
+
+static uint16_t subscribe(const uint8_t *p, size_t n, uint8_t *out, size_t *len)
+{
+	char name[API_NAME_MAX + 1] = "";
+	uint8_t on = 0, req[64], found[PROTO_MAX_PAYLOAD];
+	uint32_t id = 0;
+	uint64_t seq;
+	size_t found_len;
+	struct tlv_writer w;
+	uint16_t e = control(API_REQ_SUBSCRIBE_EVENTS, p, n, out, len);
+
+	if (e != API_E_OK)
+		return e;
+	tlv_get_u8(p, n, API_TAG_STATE_EVENTS, &on);
+	if (tlv_get_str(p, n, API_TAG_CONSOLE_VM, name, sizeof(name)) == TLV_OK) {
+		tlv_writer_init(&w, req, sizeof(req));
+		tlv_put_str(&w, API_TAG_VM, name);
+		if (control(API_REQ_FIND_VIRTUAL_MACHINE, req, w.len, found, &found_len) == API_E_OK)
+			tlv_get_u32(found, found_len, API_TAG_VM_ID, &id);
+	}
+	/* The next event sent is the one after the answer's seq. */
+	pump_events();
+	if (tlv_get_u64(out, *len, API_TAG_SEQ, &seq) == TLV_OK && seq > seq_seen)
+		seq_seen = seq;
+	sub_state = on;
+	memcpy(sub_console, name, sizeof(sub_console));
+	sub_console_id = id;
+	console_offset = 0;
+	return API_E_OK;
+}
+
+/*
+ * One request, however it arrived, checked in the order docs/protocol.md
+ * gives: payload, code, authentication, then the call itself.
+ */
+static uint16_t execute(uint16_t rq, const uint8_t *p, size_t n, uint8_t *out, size_t *len)
+{
+	struct tlv_writer w;
+
+	if (!api_payload_valid(p, n))
+		return local_error(out, len, API_E_BAD_FRAME, "malformed payload", 0);
+	if (!api_request_name(rq))
+		return local_error(out, len, API_E_UNKNOWN_REQUEST, "unknown request", 0);
+	if (info.auth_key_len && !authed && !session_request(rq))
+		return local_error(out, len, API_E_PERMISSION_DENIED, "authentication required", 0);
+	switch (rq) {
+	case API_REQ_AUTH_CHALLENGE:
+		return auth_challenge(out, len);
+	case API_REQ_AUTH_RESPONSE:
+		return auth_response(p, n, out, len);
+	case API_REQ_GOODBYE:
+		*len = 0;
+		return API_E_OK;
+	case API_REQ_SUBSCRIBE_EVENTS:
+		return subscribe(p, n, out, len);
+	case API_REQ_HELLO: {
+		uint16_t e = control(rq, p, n, out, len);
+		if (e != API_E_OK)
+			return e;
+		w = (struct tlv_writer){ .buf = out, .cap = PROTO_MAX_PAYLOAD, .len = *len };
+		tlv_put_u8(&w, API_TAG_AUTH_REQUIRED, info.auth_key_len != 0);
+		*len = w.len;
+		return API_E_OK;
+	}
+	default:
+		return control(rq, p, n, out, len);
+	}
+}
+
+/* --- The two ways in ----------------------------------------------------------- */
+
+static void set_mode(bool to_framed)
+{
+	if (framed && !to_framed)
+		end_session();
+	framed = to_framed;
+	/* Framed mode keeps a line editor for the escape line, without echo. */
+	shell_line_init(&editor, framed ? NULL : text_out, NULL);
+	if (!framed)
+		text(PROMPT, sizeof(PROMPT) - 1);
+}
+
+static void on_frame(const struct proto_frame *f)
+{
+	const uint8_t *old;
+	size_t old_len, len;
+
+	if (f->type != PROTO_REQUEST)
+		return;
+	switch (proto_replay_check(&replay, f, &old, &old_len)) {
+	case PROTO_REPLAY_ANSWER:
+		text_flush();
+		line_put(old, old_len, HC_LINE_FRAME);
+		return;
+	case PROTO_REPLAY_IN_PROGRESS:
+		return;
+	case PROTO_REPLAY_EXECUTE:
+		break;
+	}
+	uint16_t e = execute(f->code, f->payload, f->length, answer, &len);
+	if (f->code == API_REQ_HELLO && e == API_E_OK && !framed) {
+		/* The answer is the first thing of framed mode: no echo, no prompt. */
+		framed = true;
+		shell_line_init(&editor, NULL, NULL);
+	}
+	/* A subscriber sees every event up to the answer's seq before the answer. */
+	pump_events();
+	struct proto_frame a = { .type = e == API_E_OK ? PROTO_RESPONSE : PROTO_ERROR,
+				 .id = f->id, .code = f->code, .length = (uint16_t)len,
+				 .payload = answer };
+	int n = proto_encode(wire, sizeof(wire), &a);
+	if (n < 0)
+		return;
+	proto_replay_store(&replay, f, wire, (size_t)n);
+	text_flush();
+	line_put(wire, (size_t)n, HC_LINE_FRAME);
+	if (f->code == API_REQ_GOODBYE && framed)
+		set_mode(false);
+}
+
+static void put_value(enum api_type type, uint8_t tag, const uint8_t *v, size_t n);
+
+static void print_tlvs(const uint8_t *p, size_t n, unsigned depth)
+{
+	struct tlv_reader r;
+	struct tlv t;
+	enum api_type type;
+
+	tlv_reader_init(&r, p, n);
+	while (tlv_next(&r, &t)) {
+		const char *name = api_tag_name(t.tag);
+		if (!name || !api_tag_type(t.tag, &type))
+			continue;
+		if (type == API_T_LIST) {
+			text(depth ? " " : "", depth ? 1 : 0);
+			print_tlvs(t.value, t.len, depth + 1);
+			if (!depth)
+				text("\n", 1);
+			continue;
+		}
+		if (depth)
+			textf(" %s=", name);
+		else
+			textf("%s: ", name);
+		put_value(type, t.tag, t.value, t.len);
+		if (!depth)
+			text("\n", 1);
+	}
+}
+
+static uint64_t le(const uint8_t *v, size_t n)
+{
+	uint64_t x = 0;
+
+	for (size_t i = n; i-- > 0;)
+		x = x << 8 | v[i];
+	return x;
+}
+
+static void put_value(enum api_type type, uint8_t tag, const uint8_t *v, size_t n)
+{
+	switch (type) {
+	case API_T_U8:
+		if (tag == API_TAG_STATE) {
+			textf("%s", vm_state_name((enum vm_state)v[0]));
+			break;
+		}
+		/* fall through */
+	case API_T_U16:
+	case API_T_U32:
+	case API_T_U64:
+		textf("%llu", (unsigned long long)le(v, n));
+		break;
+	case API_T_SIZE: {
+		uint64_t bytes = le(v, n);
+		if (bytes && bytes % (1024 * 1024) == 0)
+			textf("%lluM", (unsigned long long)(bytes >> 20));
+		else
+			textf("%llu", (unsigned long long)bytes);
+		break;
+	}
+	case API_T_BOOL:
+		textf("%s", v[0] ? "yes" : "no");
+		break;
+	case API_T_STR:
+	case API_T_NAME:
+		text((const char *)v, n);
+		break;
+	case API_T_BYTES:
+		/* Guest output: printable text and line ends only, never terminal escapes. */
+		for (size_t i = 0; i < n; i++) {
+			char c = (v[i] >= 0x20 && v[i] < 0x7f) || v[i] == '\n' ? (char)v[i] : '.';
+			text(&c, 1);
+		}
+		break;
+	case API_T_HEX:
+		for (size_t i = 0; i < n; i++)
+			textf("%02x", v[i]);
+		break;
+	case API_T_MAC:
+		textf("%02x:%02x:%02x:%02x:%02x:%02x", v[0], v[1], v[2], v[3], v[4], v[5]);
+		break;
+	case API_T_IPV4:
+	case API_T_IPV4_RANGE:
+	case API_T_IPV4_LIST:
+		for (size_t i = 0; i + 4 <= n; i += 4)
+			textf("%s%u.%u.%u.%u", !i ? "" : type == API_T_IPV4_RANGE ? "-" : ",",
+			      v[i], v[i + 1], v[i + 2], v[i + 3]);
+		break;
+	case API_T_LIST:
+		break;
+	}
+}
+
+static void run_line(const char *line, size_t n)
+{
+	size_t len;
+	uint16_t msg_error;
+	char message[API_STR_MAX + 1];
+
+	if (shell_parse(&cmd, line, n) != SHELL_OK) {
+		textf("%s\n", cmd.error);
+		return;
+	}
+	if (cmd.kind == SHELL_HELP) {
+		shell_help(cmd.topic, cmd.topic_count, text_out, NULL);
+		return;
+	}
+	if (cmd.kind != SHELL_REQUEST)
+		return;
+	uint16_t e = execute(cmd.request, cmd.payload, cmd.payload_len, answer, &len);
+	pump_events();
+	if (e != API_E_OK) {
+		if (tlv_get_str(answer, len, API_TAG_MESSAGE, message, sizeof(message)) != TLV_OK)
+			message[0] = '\0';
+		msg_error = e;
+		textf("error: %s: %s\n", api_error_name(msg_error), message);
+		return;
+	}
+	if (cmd.request == API_REQ_GOODBYE)
+		end_session();
+	print_tlvs(answer, len, 0);
+	if (!len)
+		text("ok\n", 3);
+}
+
+static void on_text(void *ctx, const uint8_t *s, size_t n)
+{
+	(void)ctx;
+	for (size_t i = 0; i < n; i++) {
+		switch (shell_line_feed(&editor, s[i])) {
+		case SHELL_LINE_PENDING:
+			break;
+		case SHELL_LINE_READY:
+			if (framed) {
+				if (!strcmp(editor.buf, API_SHELL_ESCAPE_LINE))
+					set_mode(false);
+				else if (editor.len)
+					text("framed mode: type 'shell' and Enter for the shell\n", 51);
+				break;
+			}
+			run_line(editor.buf, editor.len);
+			text(PROMPT, sizeof(PROMPT) - 1);
+			break;
+		case SHELL_LINE_CANCELLED:
+			if (!framed)
+				text("\n" PROMPT, sizeof(PROMPT));
+			break;
+		case SHELL_LINE_TOO_LONG:
+			if (!framed)
+				textf("line too long (more than %u characters)\n" PROMPT, SHELL_LINE_MAX);
+			break;
+		}
+	}
+}
+
+int main(void)
+{
+	uint8_t buf[512];
+	uint64_t last_rx = 0, next_tick = 0;
+
+	vmcall(HC_MGMT_INFO, (uint64_t)(uintptr_t)&info, 0, 0);
+	if (!info.tsc_hz)
+		info.tsc_hz = 1000000000ULL;
+	set_irq_handler(UPCALL_VECTOR, on_upcall);
+	vmcall(HC_SET_UPCALL_VECTOR, UPCALL_VECTOR, 0, 0);
+	proto_decoder_init(&dec, on_text, NULL);
+	proto_replay_init(&replay);
+	pump_events();
+	put("mgmt: management VM up; shell on the serial line\n");
+	text("\nvmm management shell: 'help' lists the commands\n", 50);
+	set_mode(false);
+	for (;;) {
+		long n = vmcall(HC_LINE_READ, (uint64_t)(uintptr_t)buf, sizeof(buf), 0);
+		uint64_t now = rdtsc();
+		if (n > 0) {
+			const uint8_t *p = buf;
+			size_t left = (size_t)n;
+			struct proto_frame f;
+			last_rx = now;
+			while (proto_decode(&dec, &p, &left, &f))
+				on_frame(&f);
+		} else if (dec.in_frame && now - last_rx > ms_to_tsc(FRAME_TIMEOUT_MS)) {
+			/* The peer stopped mid-frame: drop it and resynchronise. */
+			proto_decoder_reset(&dec);
+		}
+		pump_events();
+		if (now >= next_tick) {
+			pump_console();
+			next_tick = now + ms_to_tsc(TICK_MS);
+		}
+		text_flush();
+		if (n <= 0)
+			wait();
+	}
+}

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""End-to-end driver of the management line (docs/protocol.md).
+
+Connects to the hypervisor's COM1 (Bochs in socket-server mode), writes
+everything the line carries to SERIAL (so the usual log checks work),
+drives the human shell, then the framed mode through every API call, and
+prints one "PASS name" / "FAIL name" line per check and BENCH lines.
+
+usage: mgmt_client.py PORT SERIAL
+
+Stands in for the admin tool (mgmt/vmmctl.c) until it exists; the framing
+here is written from the protocol document, not from mgmt/proto.c, so it
+also checks that document.
+"""
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+
+REQUEST, RESPONSE, EVENT, ERROR = 1, 2, 3, 4
+RQ = dict(HELLO=0x01, GOODBYE=0x02, AUTH_CHALLENGE=0x03, GET_HOST_INFO=0x10, CREATE_VM=0x11,
+          DELETE_VM=0x12, LIST_VMS=0x13, FIND_VM=0x14, CREATE_NET=0x15, DELETE_NET=0x16,
+          LIST_NETS=0x17, SUBSCRIBE=0x18, GET_STATE=0x20, STARTUP=0x21, TURN_OFF=0x22,
+          RESET=0x23, SAVE=0x24, PAUSE=0x25, RESUME=0x26, ADD_NIC=0x27, REMOVE_NIC=0x28,
+          LIST_NICS=0x29, CONSOLE_READ=0x2a, CONSOLE_WRITE=0x2b, GET_MAC=0x30, ATTACH=0x31,
+          DETACH=0x32, GET_ADAPTERS=0x40, GET_STATS=0x41, GET_DHCP=0x42, SET_DHCP=0x43,
+          GET_LEASES=0x44, GET_HEARTBEAT=0x50)
+T = dict(error=0x01, message=0x02, api_version=0x04, seq=0x09, state_events=0x0a,
+         auth_required=0x0c, cpus=0x10, memory_free=0x12, vm_count=0x15, control_denied=0x17,
+         vm=0x20, vm_id=0x21, vm_entry=0x22, state=0x23, memory=0x24, image=0x25,
+         reason=0x2d, nic_spec=0x2e, vm_uptime_ms=0x2f, offset=0x30, next_offset=0x31,
+         data=0x33, nic=0x40, nic_entry=0x41, mac=0x42, nic_count=0x43, net=0x50,
+         net_entry=0x51, mtu=0x52, rx_frames=0x53, dhcp_enabled=0x60, dhcp_range=0x61,
+         lease_time_s=0x65)
+E = dict(OK=0, INVALID_ARGUMENT=1, NOT_FOUND=2, ALREADY_EXISTS=3, INVALID_STATE=4,
+         NOT_SUPPORTED=5, PERMISSION_DENIED=6, BAD_FRAME=9, UNKNOWN_REQUEST=10)
+TURNED_OFF, TURNING_ON, RUNNING, PAUSED, TURNING_OFF, DELETE_MACHINE = 1, 3, 5, 6, 8, 10
+
+passed = failed = 0
+
+
+def check(ok, name):
+    global passed, failed
+    print(("PASS " if ok else "FAIL ") + name, flush=True)
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+    return ok
+
+
+def cobs_encode(data):
+    out, block = bytearray(), bytearray()
+    for b in data:
+        if b == 0:
+            out += bytes([len(block) + 1]) + block
+            block = bytearray()
+        else:
+            block.append(b)
+            if len(block) == 254:
+                out += b"\xff" + block
+                block = bytearray()
+    return bytes(out + bytes([len(block) + 1]) + block)
+
+
+def cobs_decode(data):
+    out, i = bytearray(), 0
+    while i < len(data):
+        code = data[i]
+        if code == 0 or i + code > len(data):
+            return None
+        out += data[i + 1:i + code]
+        i += code
+        if code != 0xff and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def frame(ftype, fid, code, payload, flags=0):
+    raw = struct.pack("<BBBBIHH", 1, ftype, flags, 0, fid, code, len(payload)) + payload
+    return b"\0" + cobs_encode(raw + struct.pack("<I", zlib.crc32(raw))) + b"\0"
+
+
+def tlv(tag, value):
+    return struct.pack("<BH", tag, len(value)) + value
+
+
+def s(tag, text):
+    return tlv(T[tag], text.encode())
+
+
+def u(tag, value, width):
+    return tlv(T[tag], value.to_bytes(width, "little"))
+
+
+def tlvs(payload):
+    out, i = [], 0
+    while i + 3 <= len(payload):
+        tag, n = struct.unpack_from("<BH", payload, i)
+        out.append((tag, payload[i + 3:i + 3 + n]))
+        i += 3 + n
+    return out
+
+
+def get(payload, tag, default=None):
+    for t, v in tlvs(payload):
+        if t == T[tag]:
+            return v
+    return default
+
+
+def num(payload, tag, default=-1):
+    v = get(payload, tag)
+    return int.from_bytes(v, "little") if v is not None else default
+
+
+class Line:
+    def __init__(self, port, serial_path):
+        deadline = time.time() + 120
+        while True:
+            try:
+                self.sock = socket.create_connection(("localhost", port), timeout=5)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.sock.settimeout(None)
+        # Only now: the runner recreates the file before Bochs listens.
+        self.serial = open(serial_path, "ab", buffering=0)
+        self.cond = threading.Condition()
+        self.text = bytearray()
+        self.frames = []
+        self.chunk = None
+        threading.Thread(target=self.reader, daemon=True).start()
+
+    def reader(self):
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.serial.write(data)
+            with self.cond:
+                for b in data:
+                    self.byte(b)
+                self.cond.notify_all()
+
+    def byte(self, b):
+        if self.chunk is None:
+            if b == 0:
+                self.chunk = bytearray()
+            else:
+                self.text.append(b)
+            return
+        if b != 0:
+            self.chunk.append(b)
+            if len(self.chunk) > 1045:
+                self.text += self.chunk
+                self.chunk = None
+            return
+        raw = cobs_decode(bytes(self.chunk)) if self.chunk else None
+        self.chunk = bytearray()
+        if not raw or len(raw) < 16:
+            return
+        body, crc = raw[:-4], struct.unpack("<I", raw[-4:])[0]
+        if zlib.crc32(body) != crc:
+            return
+        _, ftype, _, _, fid, code, n = struct.unpack_from("<BBBBIHH", body)
+        self.frames.append((ftype, fid, code, body[12:12 + n], len(self.chunk_wire(raw))))
+        self.chunk = None
+
+    @staticmethod
+    def chunk_wire(raw):
+        return cobs_encode(raw) + b"\0\0"
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def wait_text(self, needle, timeout=60):
+        deadline = time.time() + timeout
+        with self.cond:
+            while needle.encode() not in self.text:
+                if not self.cond.wait(timeout=max(0.0, deadline - time.time())) and \
+                        time.time() > deadline:
+                    return False
+            return True
+
+    def take(self, pred, timeout):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for i, f in enumerate(self.frames):
+                    if pred(f):
+                        return self.frames.pop(i)
+                left = deadline - time.time()
+                if left <= 0:
+                    return None
+                self.cond.wait(timeout=left)
+
+
+class Client:
+    def __init__(self, line):
+        self.line = line
+        self.id = random.getrandbits(32)
+        self.events = []
+        self.last_wire = 0
+
+    def call(self, code, payload=b"", timeout=60, fid=None):
+        fid = self.id if fid is None else fid
+        self.id = (self.id + 1) & 0xffffffff
+        wire = frame(REQUEST, fid, code, payload)
+        self.line.send(wire)
+        f = self.line.take(lambda f: f[0] in (RESPONSE, ERROR) and f[1] == fid, timeout)
+        if f is None:
+            return None, b"", 0
+        self.last_wire = len(wire) + f[4]
+        self.collect_events()
+        return (E["OK"] if f[0] == RESPONSE else num(f[3], "error")), f[3], f[4]
+
+    def collect_events(self):
+        while True:
+            f = self.line.take(lambda f: f[0] == EVENT, 0)
+            if f is None:
+                return
+            self.events.append(f)
+
+    def states_since(self, vm, mark):
+        return [num(p, "state") for (_, _, code, p, _) in self.events[mark:]
+                if code == 1 and get(p, "vm") == vm.encode()]
+
+
+def main():
+    port, serial_path = int(sys.argv[1]), sys.argv[2]
+    line = Line(port, serial_path)
+    c = Client(line)
+
+    # --- the human shell ------------------------------------------------------
+    check(line.wait_text("vmm> ", 240), "shell: prompt on the line")
+    line.send(b"host info\r")
+    check(line.wait_text("cpus: 1"), "shell: host info answers")
+    line.send(b"vm pause nosuch\r")
+    check(line.wait_text("error: not found: Pause: no VM named 'nosuch'"),
+          "shell: an error names the call and the VM")
+    line.send(b"vm lsit\r")
+    check(line.wait_text("'vm' needs one of") or line.wait_text("unknown"),
+          "shell: a typo is refused by the parser")
+
+    # --- framed mode ------------------------------------------------------------
+    e, p, _ = c.call(RQ["HELLO"], u("api_version", 2, 2))
+    check(e == 0 and num(p, "api_version") == 2 and num(p, "auth_required") == 0,
+          "framed: Hello switches modes (API version 2, no auth)")
+    e, p, _ = c.call(RQ["GET_HOST_INFO"])
+    check(e == 0 and num(p, "cpus") == 1 and num(p, "vm_count") == 3 and
+          num(p, "memory_free") > 0, "framed: GetHostInfo (CPUs, memory, VM count)")
+    e, p, _ = c.call(RQ["SUBSCRIBE"], u("state_events", 1, 1))
+    check(e == 0 and num(p, "seq") > 0, "framed: SubscribeEvents answers the last seq")
+
+    e, p, _ = c.call(RQ["GET_STATE"], s("vm", "rogue"))
+    check(e == 0 and num(p, "control_denied") >= 2,
+          "isolation: the rogue guest's control hypercalls were refused and counted")
+    e, _, _ = c.call(RQ["PAUSE"], s("vm", "mgmt"))
+    check(e == E["PERMISSION_DENIED"], "isolation: the management VM cannot pause itself")
+
+    # networks
+    e, p, _ = c.call(RQ["CREATE_NET"], s("net", "net2") + u("mtu", 9000, 4))
+    check(e == 0 and num(p, "mtu") == 9000, "net: CreateVirtualNetwork")
+    e, _, _ = c.call(RQ["CREATE_NET"], s("net", "net2"))
+    check(e == E["ALREADY_EXISTS"], "net: a second net2 is refused")
+    e, p, _ = c.call(RQ["LIST_NETS"])
+    names = [get(v, "net") for t, v in tlvs(p) if t == T["net_entry"]]
+    check(e == 0 and b"lan" in names and b"net2" in names, "net: ListVirtualNetworks")
+    e, p, _ = c.call(RQ["SET_DHCP"], s("net", "lan") + u("dhcp_enabled", 1, 1) +
+                     tlv(T["dhcp_range"], bytes([10, 0, 0, 10, 10, 0, 0, 99])) +
+                     tlv(0x62, bytes([255, 255, 255, 0])))
+    check(e == 0 and num(p, "dhcp_enabled") == 1 and
+          get(p, "dhcp_range") == bytes([10, 0, 0, 10, 10, 0, 0, 99]), "net: SetDhcpSettings")
+    e, p, _ = c.call(RQ["GET_DHCP"], s("net", "lan"))
+    check(e == 0 and num(p, "dhcp_enabled") == 1, "net: GetDhcpSettings shows the change")
+    e, p, _ = c.call(RQ["GET_STATS"], s("net", "lan"))
+    check(e == 0 and num(p, "nic_count") == 1 and num(p, "rx_frames") == 0,
+          "net: GetStatistics (the configured adapter attached)")
+    e, p, _ = c.call(RQ["GET_LEASES"], s("net", "lan"))
+    check(e == 0 and get(p, "lease_entry") is None, "net: GetLeases (empty)")
+
+    # a VM created at run time from the image library
+    e, _, _ = c.call(RQ["CREATE_VM"], s("vm", "web2") + u("memory", 4 << 20, 8) +
+                     s("image", "/guests/nothere.bin"))
+    check(e == E["NOT_FOUND"], "vm: an image outside the library is NOT_FOUND")
+    e, p, _ = c.call(RQ["CREATE_VM"], s("vm", "web2") + u("memory", 4 << 20, 8) +
+                     s("image", "/guests/echo.bin") + s("nic_spec", "net2"))
+    check(e == 0 and num(p, "state") == TURNED_OFF, "vm: CreateVirtualMachine (TurnedOff)")
+    e, _, _ = c.call(RQ["CREATE_VM"], s("vm", "web2") + u("memory", 4 << 20, 8) +
+                     s("image", "/guests/echo.bin"))
+    check(e == E["ALREADY_EXISTS"], "vm: a second web2 is refused")
+    e, p, _ = c.call(RQ["LIST_VMS"])
+    vms = [get(v, "vm") for t, v in tlvs(p) if t == T["vm_entry"]]
+    check(e == 0 and vms == [b"mgmt", b"echo", b"rogue", b"web2"], "vm: ListVirtualMachines")
+    e, p, _ = c.call(RQ["PAUSE"], s("vm", "web2"))
+    check(e == E["INVALID_STATE"] and num(p, "state") == TURNED_OFF,
+          "vm: Pause of a turned-off VM is INVALID_STATE with the state")
+    e, _, _ = c.call(RQ["SAVE"], s("vm", "web2"))
+    check(e == E["INVALID_STATE"], "vm: Save of a turned-off VM is INVALID_STATE")
+
+    def op(name, code, vm, want):
+        mark = len(c.events)
+        t0 = time.time()
+        e, p, _ = c.call(code, s("vm", vm))
+        ms = (time.time() - t0) * 1000
+        got = c.states_since(vm, mark)
+        check(e == 0 and got == want and num(p, "state") == want[-1],
+              "vm: %s runs the sequence %s before its answer (got %s)" % (name, want, got))
+        return ms
+
+    startup_ms = op("Startup", RQ["STARTUP"], "web2", [TURNING_ON, RUNNING])
+    e, _, _ = c.call(RQ["ADD_NIC"], s("vm", "web2"))
+    check(e == E["INVALID_STATE"], "nic: AddNetworkAdapter while running is INVALID_STATE")
+    e, p, _ = c.call(RQ["LIST_NICS"], s("vm", "web2"))
+    entry = get(p, "nic_entry") or b""
+    check(e == 0 and get(entry, "net") == b"net2", "nic: ListNetworkAdapters (on net2)")
+    e, _, _ = c.call(RQ["ATTACH"], s("vm", "web2") + u("nic", 0, 1) + s("net", "lan"))
+    e2, p, _ = c.call(RQ["GET_ADAPTERS"], s("net", "lan"))
+    check(e == 0 and e2 == 0 and b"web2" in [get(v, "vm") for t, v in tlvs(p)
+                                            if t == T["nic_entry"]],
+          "nic: AttachToVirtualNetwork moves it to lan")
+    e, p, _ = c.call(RQ["GET_MAC"], s("vm", "web2") + u("nic", 0, 1))
+    check(e == 0 and len(get(p, "mac", b"")) == 6, "nic: GetMacAddress")
+    e, _, _ = c.call(RQ["DETACH"], s("vm", "web2") + u("nic", 0, 1))
+    check(e == 0, "nic: DetachFromVirtualNetwork")
+
+    # console: output history and input to the guest's COM1
+    out = b""
+    for _ in range(60):
+        e, p, _ = c.call(RQ["CONSOLE_READ"], s("vm", "web2") + u("offset", 0, 8))
+        out = get(p, "data", b"")
+        if b"echo: ready" in out:
+            break
+        time.sleep(0.5)
+    check(b"echo: ready" in out, "console: ConsoleRead returns the guest's output")
+    e, _, _ = c.call(RQ["CONSOLE_WRITE"], s("vm", "web2") + tlv(T["data"], b"hi there\r"))
+    check(e == 0, "console: ConsoleWrite accepted")
+    for _ in range(60):
+        e, p, _ = c.call(RQ["CONSOLE_READ"], s("vm", "web2") + u("offset", 0, 8))
+        out = get(p, "data", b"")
+        if b"echo: hi there" in out:
+            break
+        time.sleep(0.5)
+    check(b"echo: hi there" in out, "console: the guest read the input (echo: hi there)")
+
+    op("Pause", RQ["PAUSE"], "web2", [PAUSED])
+    e, p, _ = c.call(RQ["GET_STATE"], s("vm", "web2"))
+    check(e == 0 and num(p, "state") == PAUSED and num(p, "vm_uptime_ms") >= 0,
+          "vm: GetState shows Paused")
+    e, _, _ = c.call(RQ["PAUSE"], s("vm", "web2"))
+    check(e == E["INVALID_STATE"], "vm: a second Pause is INVALID_STATE")
+    op("Resume", RQ["RESUME"], "web2", [RUNNING])
+    op("Reset", RQ["RESET"], "web2", [TURNING_OFF, DELETE_MACHINE, TURNING_ON, RUNNING])
+    e, _, _ = c.call(RQ["SAVE"], s("vm", "web2"))
+    check(e == E["NOT_SUPPORTED"], "vm: Save is NOT_SUPPORTED (never faked)")
+    e, _, _ = c.call(RQ["GET_HEARTBEAT"], s("vm", "web2"))
+    check(e == E["NOT_SUPPORTED"], "guest: GetHeartbeat is NOT_SUPPORTED")
+    e, _, _ = c.call(RQ["DELETE_VM"], s("vm", "web2"))
+    check(e == E["INVALID_STATE"], "vm: DeleteVirtualMachine of a running VM is refused")
+    op("TurnOff", RQ["TURN_OFF"], "web2", [TURNING_OFF, DELETE_MACHINE, TURNED_OFF])
+
+    # replay: a retried Startup is answered again, not executed again
+    fid = c.id
+    c.id += 1
+    mark = len(c.events)
+    e, p1, _ = c.call(RQ["STARTUP"], s("vm", "web2"), fid=fid)
+    line.send(frame(REQUEST, fid, RQ["STARTUP"], s("vm", "web2"), flags=1))
+    again = line.take(lambda f: f[1] == fid, 30)
+    time.sleep(1)
+    c.collect_events()
+    check(e == 0 and again is not None and again[3] == p1 and
+          c.states_since("web2", mark) == [TURNING_ON, RUNNING],
+          "faults: a retried request gets the same answer and runs once")
+
+    # noise, a broken frame, a peer that stops mid-frame: the line resyncs
+    line.send(bytes(random.getrandbits(8) | 1 for _ in range(200)))
+    bad = bytearray(frame(REQUEST, c.id, RQ["GET_STATE"], s("vm", "echo")))
+    bad[8] ^= 0x40
+    line.send(bytes(bad))
+    half = frame(REQUEST, c.id + 1, RQ["GET_STATE"], s("vm", "echo"))
+    line.send(half[:len(half) // 2])
+    time.sleep(2)
+    e, p, _ = c.call(RQ["GET_STATE"], s("vm", "echo"))
+    check(e == 0 and num(p, "state") == RUNNING,
+          "faults: after noise, a corrupt and a cut frame, the next request is answered")
+    e, _, _ = c.call(0x7f)
+    check(e == E["UNKNOWN_REQUEST"], "faults: an unknown request code")
+    e, _, _ = c.call(RQ["GET_STATE"], b"\x20\x05\x00ab")
+    check(e == E["BAD_FRAME"], "faults: a malformed payload is BAD_FRAME")
+
+    # bench: a state query, an event
+    sizes, times = [], []
+    for _ in range(5):
+        t0 = time.time()
+        e, p, _ = c.call(RQ["GET_STATE"], s("vm", "echo"))
+        times.append((time.time() - t0) * 1000)
+        sizes.append(c.last_wire)
+    times.sort()
+    op("TurnOff", RQ["TURN_OFF"], "web2", [TURNING_OFF, DELETE_MACHINE, TURNED_OFF])
+    ev = [f for f in c.events if f[2] == 1]
+    print("BENCH mgmt_state_query_bytes %d bytes" % sizes[0])
+    print("BENCH mgmt_state_query_ms %.0f ms" % times[len(times) // 2])
+    print("BENCH mgmt_event_bytes %d bytes" % (ev[-1][4] if ev else 0))
+    print("BENCH mgmt_startup_ms %.0f ms" % startup_ms)
+
+    e, _, _ = c.call(RQ["DELETE_VM"], s("vm", "web2"))
+    e2, _, _ = c.call(RQ["FIND_VM"], s("vm", "web2"))
+    check(e == 0 and e2 == E["NOT_FOUND"], "vm: DeleteVirtualMachine, then it is gone")
+    e, p, _ = c.call(RQ["DELETE_NET"], s("net", "net2"))
+    check(e == 0, "net: DeleteVirtualNetwork")
+
+    with line.cond:
+        line.text.clear()
+    e, _, _ = c.call(RQ["GOODBYE"])
+    check(e == 0 and line.wait_text("vmm> ", 30), "framed: Goodbye gives the shell back")
+    print("mgmt-client: %d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

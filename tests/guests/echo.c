@@ -1,0 +1,41 @@
+/*
+ * A guest that stays up for the management tests: it says it is ready on
+ * its COM1 and answers every line typed into COM1 (console input through
+ * the management API) with "echo: <line>". It sleeps on the paravirtual
+ * timer between looks at the UART, so it costs little while it waits.
+ */
+#include "guest.h"
+
+#define UPCALL_VECTOR 0x40
+/* Far below the TSC rate of any machine: a few ms between looks. */
+#define POLL_TSC 2000000
+
+static void on_upcall(void)
+{
+}
+
+int main(void)
+{
+	char line[80];
+	unsigned len = 0;
+
+	set_irq_handler(UPCALL_VECTOR, on_upcall);
+	vmcall(HC_SET_UPCALL_VECTOR, UPCALL_VECTOR, 0, 0);
+	com1_puts("echo: ready\n");
+	for (;;) {
+		while (inb(COM1 + COM1_LSR) & LSR_DATA_READY) {
+			char c = (char)inb(COM1);
+			if (c == '\r' || c == '\n') {
+				line[len] = '\0';
+				com1_puts("echo: ");
+				com1_puts(line);
+				com1_puts("\n");
+				len = 0;
+			} else if (len < sizeof(line) - 1) {
+				line[len++] = c;
+			}
+		}
+		vmcall(HC_SET_TIMER, rdtsc() + POLL_TSC, 0, 0);
+		__asm__ volatile("sti; hlt");
+	}
+}

@@ -1,0 +1,372 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "devices/virtio_blk.h"
+#include "tests/unit/virtq_driver.h"
+
+#define QSIZE 16
+#define SECTORS 64
+#define HDR DATA_BASE                   /* request header */
+#define DATA (DATA_BASE + 0x1000)      /* request data */
+#define STATUS (DATA_BASE + 0x100)      /* status byte */
+#define TABLE (DATA_BASE + 0x800)       /* an indirect table */
+
+static struct virtio_blk blk;
+static struct fake_queue q;
+static uint8_t disk[SECTORS * VIRTIO_BLK_SECTOR_SIZE];
+
+static void init(bool read_only)
+{
+	memset(&blk, 0, sizeof(blk));
+	for (unsigned i = 0; i < sizeof(disk); i++)
+		disk[i] = (uint8_t)(i / VIRTIO_BLK_SECTOR_SIZE + i);
+	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, disk,
+					 sizeof(disk), read_only, "vmm-disk-0"),
+			 0);
+	driver_reset_memory(&blk.dev);
+	driver_ok(&blk.dev);
+	queue_setup(&q, &blk.dev, 0, QSIZE);
+	guest[STATUS] = 0xee;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	init(false);
+	return 0;
+}
+
+static void header(uint64_t gpa, uint32_t type, uint64_t sector)
+{
+	wr32(gpa, type);
+	wr32(gpa + 4, 0);
+	wr64(gpa + 8, sector);
+}
+
+static void notify(void)
+{
+	blk.dev.ops->queue_notify(&blk.dev, 0);
+}
+
+/* Posts header, data (len bytes, device-writable for IN) and status; notifies. */
+static void request(uint32_t type, uint64_t sector, uint32_t len)
+{
+	bool in = type != VIRTIO_BLK_T_OUT;
+
+	header(HDR, type, sector);
+	post_chain(&q, 0,
+		   (struct buf[]){ { HDR, 16, false }, { DATA, len, in }, { STATUS, 1, true } }, 3);
+	notify();
+}
+
+static uint8_t *sector_ptr(uint64_t s)
+{
+	return disk + s * VIRTIO_BLK_SECTOR_SIZE;
+}
+
+static void test_init_checks_disk_size(void **state)
+{
+	struct guest_memory m = { guest, GUEST_SIZE };
+
+	(void)state;
+	assert_int_equal(virtio_blk_init(&blk, m, disk, 0, false, NULL), -1);
+	assert_int_equal(virtio_blk_init(&blk, m, disk, 1000, false, NULL), -1);
+	assert_int_equal(virtio_blk_init(&blk, m, NULL, 512, false, NULL), -1);
+}
+
+static void test_config_and_features(void **state)
+{
+	const struct virtio_device_ops *ops = blk.dev.ops;
+
+	(void)state;
+	assert_int_equal(blk.dev.device_id, VIRTIO_ID_BLOCK);
+	assert_int_equal(blk.dev.num_queues, 1);
+	assert_true(blk.dev.device_features & 1ULL << VIRTIO_F_VERSION_1);
+	assert_true(blk.dev.device_features & 1ULL << VIRTIO_BLK_F_FLUSH);
+	assert_false(blk.dev.device_features & 1ULL << VIRTIO_BLK_F_RO);
+	assert_int_equal(ops->config_read(&blk.dev, 0, 4), SECTORS);
+	assert_int_equal(ops->config_read(&blk.dev, 4, 4), 0);
+	assert_int_equal(ops->config_read(&blk.dev, 12, 4), VIRTIO_BLK_SEG_MAX);
+	assert_int_equal(ops->config_read(&blk.dev, 20, 4), 512);
+	assert_int_equal(ops->config_read(&blk.dev, 24, 4), 0);
+	ops->config_write(&blk.dev, 0, 4, 12345);
+	assert_int_equal(ops->config_read(&blk.dev, 0, 4), SECTORS);
+	init(true);
+	assert_true(blk.dev.device_features & 1ULL << VIRTIO_BLK_F_RO);
+}
+
+static void test_read(void **state)
+{
+	(void)state;
+	request(VIRTIO_BLK_T_IN, 3, 1024);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_memory_equal(guest + DATA, sector_ptr(3), 1024);
+	assert_int_equal(used_idx(&q), 1);
+	assert_int_equal(used_len(&q, 0), 1025);
+	assert_int_equal(irqs[0], 1);
+	assert_int_equal(blk.stats.reads, 1);
+	assert_int_equal(blk.stats.read_bytes, 1024);
+}
+
+static void test_write(void **state)
+{
+	(void)state;
+	memset(guest + DATA, 0x77, 512);
+	request(VIRTIO_BLK_T_OUT, SECTORS - 1, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(sector_ptr(SECTORS - 1)[i], 0x77);
+	assert_int_equal(used_len(&q, 0), 1);
+	assert_int_equal(blk.stats.writes, 1);
+	assert_int_equal(blk.stats.written_bytes, 512);
+}
+
+/* 2.6.4: framing is the driver's; the status is the last writable byte. */
+static void test_odd_framing(void **state)
+{
+	(void)state;
+	header(HDR, VIRTIO_BLK_T_IN, 1);
+	post_chain(&q, 0, (struct buf[]){ { HDR, 5, false }, { HDR + 5, 11, false },
+					  { DATA, 100, true }, { DATA + 100, 500, true },
+					  { DATA + 600, 425, true } }, 5);
+	notify();
+	assert_int_equal(guest[DATA + 1024], VIRTIO_BLK_S_OK);
+	assert_memory_equal(guest + DATA, sector_ptr(1), 1024);
+	assert_int_equal(used_len(&q, 0), 1025);
+}
+
+static void test_write_header_and_data_in_one_buffer(void **state)
+{
+	(void)state;
+	header(DATA, VIRTIO_BLK_T_OUT, 0);
+	memset(guest + DATA + 16, 0x42, 512);
+	post_chain(&q, 0, (struct buf[]){ { DATA, 16 + 512, false }, { STATUS, 1, true } }, 2);
+	notify();
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(disk[0], 0x42);
+	assert_int_equal(disk[511], 0x42);
+	assert_int_equal(disk[512], (uint8_t)(1 + 512));
+}
+
+static void test_indirect_request(void **state)
+{
+	(void)state;
+	header(HDR, VIRTIO_BLK_T_IN, 2);
+	post_indirect(&q, 7, TABLE, (struct buf[]){ { HDR, 16, false }, { DATA, 512, true },
+						    { STATUS, 1, true } }, 3);
+	notify();
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_memory_equal(guest + DATA, sector_ptr(2), 512);
+	assert_int_equal(used_id(&q, 0), 7);
+}
+
+static void test_read_past_end(void **state)
+{
+	(void)state;
+	request(VIRTIO_BLK_T_IN, SECTORS - 1, 1024);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	/* Nothing was read into the buffer. */
+	assert_int_equal(guest[DATA], 0);
+	assert_int_equal(used_len(&q, 0), 1);
+	assert_int_equal(blk.stats.errors, 1);
+	assert_int_equal(blk.stats.reads, 0);
+}
+
+static void test_sector_overflow(void **state)
+{
+	static const uint64_t sectors[] = { SECTORS, SECTORS + 1, UINT64_MAX, UINT64_MAX / 512 };
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(sectors) / sizeof(sectors[0]); i++) {
+		init(false);
+		request(VIRTIO_BLK_T_OUT, sectors[i], 512);
+		assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	}
+}
+
+static void test_partial_sector(void **state)
+{
+	(void)state;
+	request(VIRTIO_BLK_T_IN, 0, 100);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	init(false);
+	request(VIRTIO_BLK_T_OUT, 0, 513);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(disk[0], 0);
+}
+
+static void test_zero_length_read(void **state)
+{
+	(void)state;
+	header(HDR, VIRTIO_BLK_T_IN, 0);
+	post_chain(&q, 0, (struct buf[]){ { HDR, 16, false }, { STATUS, 1, true } }, 2);
+	notify();
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(used_len(&q, 0), 1);
+}
+
+static void test_read_only_disk(void **state)
+{
+	(void)state;
+	init(true);
+	memset(guest + DATA, 0x99, 512);
+	request(VIRTIO_BLK_T_OUT, 0, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(disk[0], 0);
+	request(VIRTIO_BLK_T_IN, 0, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+}
+
+static void test_flush(void **state)
+{
+	(void)state;
+	header(HDR, VIRTIO_BLK_T_FLUSH, 0);
+	post_chain(&q, 0, (struct buf[]){ { HDR, 16, false }, { STATUS, 1, true } }, 2);
+	notify();
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(blk.stats.flushes, 1);
+}
+
+static void test_get_id(void **state)
+{
+	(void)state;
+	memset(guest + DATA, 0xff, 64);
+	request(VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_memory_equal(guest + DATA, "vmm-disk-0\0\0\0\0\0\0\0\0\0", VIRTIO_BLK_ID_BYTES);
+	assert_int_equal(used_len(&q, 0), VIRTIO_BLK_ID_BYTES + 1);
+	/* A shorter buffer gets what fits; the status stays its last byte. */
+	init(false);
+	memset(guest + DATA, 0xff, 64);
+	request(VIRTIO_BLK_T_GET_ID, 0, 3);
+	assert_memory_equal(guest + DATA, "vmm", 3);
+	assert_int_equal(guest[DATA + 3], 0xff);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(used_len(&q, 0), 4);
+}
+
+static void test_serial_truncated(void **state)
+{
+	(void)state;
+	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, disk,
+					 sizeof(disk), false, "0123456789abcdefghijKLMN"),
+			 0);
+	assert_memory_equal(blk.serial, "0123456789abcdefghij", VIRTIO_BLK_ID_BYTES);
+}
+
+static void test_unsupported(void **state)
+{
+	(void)state;
+	request(11 /* VIRTIO_BLK_T_DISCARD, not offered */, 0, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(blk.stats.unsupported, 1);
+	assert_int_equal(used_len(&q, 0), 1);
+}
+
+static void test_short_header(void **state)
+{
+	(void)state;
+	header(HDR, VIRTIO_BLK_T_IN, 0);
+	post_chain(&q, 0, (struct buf[]){ { HDR, 15, false }, { DATA, 512, true },
+					  { STATUS, 1, true } }, 3);
+	notify();
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(guest[DATA], 0);
+	assert_false(needs_reset(&blk.dev));
+}
+
+static void test_no_status_byte(void **state)
+{
+	(void)state;
+	header(HDR, VIRTIO_BLK_T_OUT, 0);
+	post_chain(&q, 0, (struct buf[]){ { HDR, 16, false }, { DATA, 512, false } }, 2);
+	notify();
+	assert_true(needs_reset(&blk.dev));
+	assert_int_equal(config_irqs, 1);
+	assert_int_equal(used_idx(&q), 0);
+	assert_int_equal(blk.stats.resets_needed, 1);
+	assert_int_equal(disk[0], 0);
+}
+
+static void test_batch_one_interrupt(void **state)
+{
+	(void)state;
+	for (uint16_t i = 0; i < 4; i++) {
+		header(HDR + 32 * i, VIRTIO_BLK_T_IN, i);
+		post_chain(&q, (uint16_t)(3 * i), (struct buf[]){ { HDR + 32 * i, 16, false },
+								  { DATA + 512 * i, 512, true },
+								  { STATUS + i, 1, true } }, 3);
+	}
+	notify();
+	assert_int_equal(used_idx(&q), 4);
+	assert_int_equal(irqs[0], 1);
+	for (uint16_t i = 0; i < 4; i++) {
+		assert_int_equal(used_id(&q, i), 3 * i);
+		assert_int_equal(guest[STATUS + i], VIRTIO_BLK_S_OK);
+		assert_memory_equal(guest + DATA + 512 * i, sector_ptr(i), 512);
+	}
+}
+
+static void test_malformed_chain_stops_queue(void **state)
+{
+	(void)state;
+	put_desc(q.desc, 5, HDR, 16, VIRTQ_DESC_F_NEXT, 5);
+	post(&q, 5);
+	request(VIRTIO_BLK_T_IN, 0, 512);
+	assert_true(needs_reset(&blk.dev));
+	assert_int_equal(used_idx(&q), 0);
+	assert_int_equal(guest[STATUS], 0xee);
+	assert_int_equal(blk.stats.resets_needed, 1);
+	/* Later notifications do nothing until the driver resets the device. */
+	notify();
+	assert_int_equal(used_idx(&q), 0);
+	blk.dev.ops->reset(&blk.dev);
+	driver_reset_memory(&blk.dev);
+	driver_ok(&blk.dev);
+	queue_setup(&q, &blk.dev, 0, QSIZE);
+	request(VIRTIO_BLK_T_IN, 0, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+}
+
+static void test_not_ready_ignored(void **state)
+{
+	(void)state;
+	blk.dev.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+	request(VIRTIO_BLK_T_IN, 0, 512);
+	assert_int_equal(used_idx(&q), 0);
+	assert_int_equal(irqs[0], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_init_checks_disk_size, setup),
+		cmocka_unit_test_setup(test_config_and_features, setup),
+		cmocka_unit_test_setup(test_read, setup),
+		cmocka_unit_test_setup(test_write, setup),
+		cmocka_unit_test_setup(test_odd_framing, setup),
+		cmocka_unit_test_setup(test_write_header_and_data_in_one_buffer, setup),
+		cmocka_unit_test_setup(test_indirect_request, setup),
+		cmocka_unit_test_setup(test_read_past_end, setup),
+		cmocka_unit_test_setup(test_sector_overflow, setup),
+		cmocka_unit_test_setup(test_partial_sector, setup),
+		cmocka_unit_test_setup(test_zero_length_read, setup),
+		cmocka_unit_test_setup(test_read_only_disk, setup),
+		cmocka_unit_test_setup(test_flush, setup),
+		cmocka_unit_test_setup(test_get_id, setup),
+		cmocka_unit_test_setup(test_serial_truncated, setup),
+		cmocka_unit_test_setup(test_unsupported, setup),
+		cmocka_unit_test_setup(test_short_header, setup),
+		cmocka_unit_test_setup(test_no_status_byte, setup),
+		cmocka_unit_test_setup(test_batch_one_interrupt, setup),
+		cmocka_unit_test_setup(test_malformed_chain_stops_queue, setup),
+		cmocka_unit_test_setup(test_not_ready_ignored, setup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

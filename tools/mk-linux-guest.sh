@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the Linux test guest from Debian's own packages, as the issue asks:
+# the unmodified kernel of linux-image-amd64 and an initramfs made of
+# busybox-static, the kernel's virtio modules and tests/linux/init.
+#
+#   tools/mk-linux-guest.sh OUTDIR
+#
+# Writes OUTDIR/vmlinuz, OUTDIR/initrd.img (gzip'd newc cpio) and
+# OUTDIR/disk.img (a 4-MiB virtio-blk disk with a known first sector).
+# The .deb files are cached in ${VMM_CACHE:-~/.cache/vmm} so repeated runs
+# (and CI on the same machine) download nothing.
+set -euo pipefail
+out=${1:?usage: tools/mk-linux-guest.sh OUTDIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${VMM_CACHE:-$HOME/.cache/vmm}
+mkdir -p "$out" "$cache"
+
+# The kernel package linux-image-amd64 points at today (e.g. 6.1.0-56-amd64).
+kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)
+[ -n "$kpkg" ] || { echo "mk-linux-guest: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
+kver=${kpkg#linux-image-}
+
+fetch() { # package -> path of its .deb in the cache
+	local deb
+	deb=$(ls "$cache"/"$1"_*.deb 2>/dev/null | head -1 || true)
+	if [ -z "$deb" ]; then
+		(cd "$cache" && apt-get download "$1" >/dev/null 2>&1) ||
+			{ echo "mk-linux-guest: apt-get download $1 failed" >&2; exit 1; }
+		deb=$(ls "$cache"/"$1"_*.deb | head -1)
+	fi
+	echo "$deb"
+}
+
+stamp="$out/.stamp-$kver"
+if [ -f "$stamp" ] && [ "$stamp" -nt "$root/tests/linux/init" ] && [ "$stamp" -nt "$0" ]; then
+	exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+dpkg-deb -x "$(fetch "$kpkg")" "$work/k"
+dpkg-deb -x "$(fetch busybox-static)" "$work/bb"
+cp "$work/k/boot/vmlinuz-$kver" "$out/vmlinuz"
+
+# The initramfs: busybox, /init, and the virtio modules in load order
+# (Debian builds virtio as modules; modules.dep is made at install time,
+# so the order is written here).
+ir=$work/initrd
+mkdir -p "$ir"/{bin,dev,proc,sys,tmp,mnt,lib/modules}
+cp "$work/bb/bin/busybox" "$ir/bin/busybox"
+for applet in sh mount umount insmod cat echo dd md5sum sha256sum poweroff reboot \
+	ip ifconfig udhcpc setsid cttyhack sed ping nc wc head sleep ls sync uname hexdump cmp seq; do
+	ln -s busybox "$ir/bin/$applet"
+done
+mods=$work/k/lib/modules/$kver/kernel
+for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
+	drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
+	drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko \
+	net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
+	cp "$mods/$m" "$ir/lib/modules/"
+done
+install -m 0755 "$root/tests/linux/init" "$ir/init"
+install -m 0755 "$root/tests/linux/udhcpc.script" "$ir/bin/udhcpc.script"
+python3 "$root/tools/mkcpio.py" "$ir" | gzip -9 >"$out/initrd.img"
+
+# The disk: sector 0 carries a marker the guest checks, the rest is zero.
+dd if=/dev/zero of="$out/disk.img" bs=1M count=4 status=none
+printf 'VMM-DISK-OK\n' | dd of="$out/disk.img" conv=notrunc status=none
+touch "$stamp"
+echo "mk-linux-guest: $kver, initrd $(stat -c %s "$out/initrd.img") bytes"

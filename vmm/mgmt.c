@@ -1,0 +1,299 @@
+#include "vmm/mgmt.h"
+
+#include "boot/boot_info.h"
+#include "vmm/clock.h"
+#include "vmm/control.h"
+#include "vmm/hypercall.h"
+#include "vmm/log.h"
+#include "vmm/uart16550.h"
+#include "vmm/vm.h"
+#include "x86/cpu.h"
+
+#include <string.h>
+
+/*
+ * Receive queue between the UART and the management VM: a second of
+ * input at 115200 baud, so a management VM that is being restarted loses
+ * nothing a tool would not retry anyway.
+ */
+#define RX_QUEUE 16384
+/* 16 bytes at 115200 baud 8N1 take 1.39 ms: drain at least every 1 ms. */
+#define DRAIN_PER_SECOND 1000
+#define EVENTS_PER_CALL 16
+/* Watchdog: first restart after 1 s, doubling to 60 s while it keeps dying. */
+#define RESTART_FIRST_MS 1000
+#define RESTART_MAX_MS 60000
+#define HEALTHY_MS 60000
+#define CONTROL_PENDING 0xffff
+
+static struct vm *mgmt_vm;
+static const struct cfg_vm *mgmt_cfg;
+static uint8_t rx[RX_QUEUE];
+static unsigned rx_head, rx_len;
+static uint64_t rx_dropped, rx_overruns;
+static uint32_t denied[VM_MAX];
+static uint32_t denied_total;
+static uint64_t events_notified;
+
+/* HC_CONTROL is executed between vCPU runs (vmm/control.h says why). */
+static struct hc_control pending;
+static uint64_t pending_gpa;
+static bool pending_set;
+static uint8_t answer[HC_CONTROL_PAYLOAD];
+
+static uint64_t restart_at_ns, restart_delay_ms = RESTART_FIRST_MS, running_since_ns;
+
+void mgmt_init(const struct boot_info *bi)
+{
+	(void)bi;
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (vm->cfg->role == CFG_ROLE_MANAGEMENT) {
+			mgmt_vm = vm;
+			mgmt_cfg = vm->cfg;
+		}
+	}
+	if (mgmt_vm)
+		log_info("mgmt: '%s' is the management VM; it owns the serial line%s",
+			 mgmt_cfg->name, mgmt_cfg->auth_key_len ? " (authentication on)" : "");
+}
+
+bool mgmt_line_active(void)
+{
+	return mgmt_vm != NULL;
+}
+
+uint64_t mgmt_slice_limit(uint64_t slice_tsc)
+{
+	uint64_t limit = clock_tsc_hz() / DRAIN_PER_SECOND;
+
+	return mgmt_vm && slice_tsc > limit ? limit : slice_tsc;
+}
+
+uint32_t mgmt_denied(unsigned vm_id)
+{
+	return vm_id < VM_MAX ? denied[vm_id] : 0;
+}
+
+uint32_t mgmt_denied_total(void)
+{
+	return denied_total;
+}
+
+/* Repeated complaints are logged at 1, 2, 4, 8, ...: a loop cannot flood the line. */
+static bool worth_logging(uint64_t count)
+{
+	return !(count & (count - 1));
+}
+
+static bool guest_range(const struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	return vm_gpa_is_ram(vm, gpa, len);
+}
+
+static long control_call(struct vm *vm, uint64_t gpa)
+{
+	if (pending_set)
+		return HC_EAGAIN;
+	if (!guest_range(vm, gpa, sizeof(pending)))
+		return HC_EFAULT;
+	/* Copy once: the guest may change the buffer while we read it. */
+	memcpy(&pending, vm_gpa_to_host(vm, gpa), sizeof(pending));
+	if (pending.version != HC_CONTROL_VERSION || pending.length > HC_CONTROL_PAYLOAD)
+		return HC_EINVAL;
+	pending_gpa = gpa;
+	pending_set = true;
+	return 0;
+}
+
+static long line_write(struct vm *vm, uint64_t gpa, uint64_t len, uint64_t kind)
+{
+	char buf[HC_LINE_MAX];
+
+	if (len > HC_LINE_MAX || (kind != HC_LINE_TEXT && kind != HC_LINE_FRAME))
+		return HC_EINVAL;
+	if (!guest_range(vm, gpa, len))
+		return HC_EFAULT;
+	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
+	/* A frame carries both delimiters, or the line would glue it to text. */
+	if (kind == HC_LINE_FRAME && (len < 2 || buf[0] || buf[len - 1]))
+		return HC_EINVAL;
+	if (log_put_chunk(buf, len, kind == HC_LINE_FRAME))
+		return HC_EAGAIN;
+	return (long)len;
+}
+
+static long line_read(struct vm *vm, uint64_t gpa, uint64_t cap)
+{
+	if (cap > RX_QUEUE)
+		cap = RX_QUEUE;
+	if (!guest_range(vm, gpa, cap))
+		return HC_EFAULT;
+	uint8_t *out = vm_gpa_to_host(vm, gpa);
+	unsigned n = 0;
+	while (n < cap && rx_len) {
+		out[n++] = rx[rx_head];
+		rx_head = (rx_head + 1) % RX_QUEUE;
+		rx_len--;
+	}
+	return n;
+}
+
+static long events(struct vm *vm, uint64_t after, uint64_t gpa, uint64_t max)
+{
+	struct vm_event e[EVENTS_PER_CALL];
+	struct hc_event out;
+
+	if (max > EVENTS_PER_CALL)
+		max = EVENTS_PER_CALL;
+	if (!guest_range(vm, gpa, max * sizeof(out)))
+		return HC_EFAULT;
+	unsigned n = vm_events_since(after, e, (unsigned)max);
+	for (unsigned i = 0; i < n; i++) {
+		const struct vm *subject = vm_by_index(e[i].vm_id);
+		out = (struct hc_event){ .seq = e[i].seq, .vm_id = e[i].vm_id,
+					 .state = (uint8_t)e[i].state };
+		memcpy(out.vm, subject->cfg->name, sizeof(out.vm));
+		memcpy(out.reason, e[i].reason, sizeof(out.reason));
+		out.vm[sizeof(out.vm) - 1] = out.reason[sizeof(out.reason) - 1] = '\0';
+		memcpy((struct hc_event *)vm_gpa_to_host(vm, gpa) + i, &out, sizeof(out));
+	}
+	return n;
+}
+
+static long mgmt_info(struct vm *vm, uint64_t gpa)
+{
+	struct hc_mgmt_info info = { .tsc_hz = clock_tsc_hz(),
+				     .auth_key_len = mgmt_cfg->auth_key_len };
+
+	if (!guest_range(vm, gpa, sizeof(info)))
+		return HC_EFAULT;
+	memcpy(info.auth_key, mgmt_cfg->auth_key, info.auth_key_len);
+	memcpy(vm_gpa_to_host(vm, gpa), &info, sizeof(info));
+	return 0;
+}
+
+long mgmt_hypercall(struct vcpu *vcpu, uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
+{
+	struct vm *vm = vcpu->vm;
+
+	if (vm != mgmt_vm) {
+		uint32_t n = ++denied[vm->id % VM_MAX];
+		denied_total++;
+		if (worth_logging(n))
+			log_warn("vm '%s': control hypercall %llu refused: not the management VM "
+				 "(%u attempt(s))", vm->cfg->name, (unsigned long long)nr, n);
+		return HC_EPERM;
+	}
+	switch (nr) {
+	case HC_CONTROL:
+		return control_call(vm, a);
+	case HC_LINE_WRITE:
+		return line_write(vm, a, b, c);
+	case HC_LINE_READ:
+		return line_read(vm, a, b);
+	case HC_EVENTS:
+		return events(vm, a, b, c);
+	case HC_MGMT_INFO:
+		return mgmt_info(vm, a);
+	default:
+		return HC_ENOSYS;
+	}
+}
+
+static void drain_uart(void)
+{
+	uint8_t buf[64];
+	bool overrun;
+	unsigned n = uart_rx(log_uart(), buf, sizeof(buf), &overrun);
+
+	if (overrun && worth_logging(++rx_overruns))
+		log_warn("mgmt: the UART's receive FIFO overflowed: input was lost (%llu time(s))",
+			 (unsigned long long)rx_overruns);
+	for (unsigned i = 0; i < n; i++) {
+		if (rx_len == RX_QUEUE) {
+			if (worth_logging(++rx_dropped))
+				log_warn("mgmt: line input dropped, the management VM is not reading "
+					 "(%llu byte(s))", (unsigned long long)rx_dropped);
+			continue;
+		}
+		rx[(rx_head + rx_len++) % RX_QUEUE] = buf[i];
+	}
+}
+
+static void finish_control(void)
+{
+	size_t len;
+
+	pending.error = control_execute(mgmt_vm, pending.request, pending.payload, pending.length,
+					answer, &len);
+	pending_set = false;
+	/* A management VM that was restarted meanwhile no longer waits for it. */
+	if (mgmt_vm->state != VM_STATE_RUNNING || !guest_range(mgmt_vm, pending_gpa, sizeof(pending)))
+		return;
+	struct hc_control *out = vm_gpa_to_host(mgmt_vm, pending_gpa);
+	memcpy(out->payload, answer, len);
+	out->length = (uint16_t)len;
+	/* error last: it is what the management VM waits on. */
+	__atomic_store_n(&out->error, pending.error, __ATOMIC_RELEASE);
+}
+
+static void watchdog(void)
+{
+	uint64_t now = clock_ns();
+
+	if (mgmt_vm->state == VM_STATE_RUNNING || mgmt_vm->state == VM_STATE_PAUSED) {
+		if (running_since_ns && now - running_since_ns > HEALTHY_MS * 1000000ULL)
+			restart_delay_ms = RESTART_FIRST_MS;
+		restart_at_ns = 0;
+		return;
+	}
+	if (mgmt_vm->state != VM_STATE_TURNED_OFF)
+		return;
+	if (!restart_at_ns) {
+		restart_at_ns = now + restart_delay_ms * 1000000ULL;
+		log_err("mgmt: the management VM '%s' is down; restarting it in %llu ms",
+			mgmt_cfg->name, (unsigned long long)restart_delay_ms);
+		restart_delay_ms = restart_delay_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS
+									: restart_delay_ms * 2;
+		return;
+	}
+	if (now < restart_at_ns)
+		return;
+	restart_at_ns = 0;
+	pending_set = false;
+	running_since_ns = now;
+	vm_control(mgmt_vm, VM_OP_STARTUP, "restarted by the watchdog");
+}
+
+static bool wake(void)
+{
+	struct vcpu *v = &mgmt_vm->vcpu;
+
+	if (mgmt_vm->state != VM_STATE_RUNNING || !v->halted)
+		return false;
+	v->halted = false;
+	v->woken = true;
+	return true;
+}
+
+bool mgmt_poll(void)
+{
+	bool work = false;
+
+	control_poll();
+	if (!mgmt_vm)
+		return false;
+	drain_uart();
+	if (pending_set) {
+		finish_control();
+		work = true;
+	}
+	uint64_t seq = vm_event_seq();
+	if (seq != events_notified) {
+		events_notified = seq;
+		work = true;
+	}
+	watchdog();
+	return (work || rx_len) && wake();
+}

@@ -1,0 +1,323 @@
+#include "vmm/platform.h"
+
+#include "devices/acpi_tables.h"
+#include "lib/fmt.h"
+#include "vmm/clock.h"
+#include "vmm/log.h"
+#include "vmm/mmio.h"
+#include "vmm/network.h"
+#include "vmm/vm.h"
+#include "x86/cpu.h"
+
+#include <string.h>
+
+/* The PIIX reset control register: writing RST_CPU (bit 2) resets the machine. */
+#define PORT_RESET_CONTROL 0xcf9
+#define RESET_CPU 0x04
+/* MSI address/data format (SDM Vol. 3A 10.11.1 and 10.11.2). */
+#define MSI_ADDRESS_MASK 0xfff00000ULL
+#define MSI_ADDRESS_BASE 0xfee00000ULL
+#define MSI_DATA_VECTOR 0xffu
+#define MSI_DATA_DELIVERY_SHIFT 8
+#define MSI_DATA_DELIVERY_MASK 7u
+#define CPUID_ADDRESS_SIZES 0x80000008U
+/* ISA IRQ 0 reaches I/O APIC pin 2, as the MADT's interrupt source override says. */
+#define ISA_IRQ_PIT 0
+#define GSI_PIT 2
+#define PLATFORM_IRQ_NET_FIRST 11
+
+static void reset_control_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)offset;
+	(void)size;
+	if (value & RESET_CPU)
+		vm_request_reset(ctx, "reset by the guest (port 0xcf9)");
+}
+
+static uint32_t pm_port_read(void *ctx, uint16_t offset, unsigned size)
+{
+	return acpi_pm_read(&((struct vm *)ctx)->platform.pm, offset, size, clock_ns());
+}
+
+static void pm_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
+{
+	struct vm *vm = ctx;
+
+	switch (acpi_pm_write(&vm->platform.pm, offset, size, value)) {
+	case ACPI_PM_POWER_OFF:
+		vm_request_end(vm, "powered off by the guest (ACPI S5)");
+		break;
+	case ACPI_PM_SLEEP_REFUSED:
+		log_warn("vm '%s': the guest asked for a sleep state other than S5; ignored",
+			 vm->cfg->name);
+		break;
+	case ACPI_PM_NONE:
+		break;
+	}
+}
+
+int platform_attach_ports(struct vm *vm, struct port_bus *ports)
+{
+	const struct port_device devices[] = {
+		{ .base = PCI_CONFIG_PORT, .count = PCI_CONFIG_PORTS, .name = "pci-config",
+		  .read = pci_port_read, .write = pci_port_write, .ctx = &vm->platform.pci },
+		{ .base = ACPI_PM_PORT_BASE, .count = ACPI_PM_PORTS, .name = "acpi-pm",
+		  .read = pm_port_read, .write = pm_port_write, .ctx = vm },
+	};
+
+	for (unsigned i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
+		if (port_bus_add(ports, &devices[i]))
+			return -1;
+	return 0;
+}
+
+static bool ioapic_deliver(void *ctx, uint8_t vector, bool level_triggered, uint8_t dest,
+			   uint8_t dest_mode, uint8_t delivery_mode)
+{
+	struct lapic *lapic = &((struct vm *)ctx)->platform.lapic;
+
+	/* ExtINT pins are the 8259s' path, which LINT0 models; NMI is not injected yet. */
+	if (delivery_mode != IOAPIC_DM_FIXED && delivery_mode != IOAPIC_DM_LOWEST)
+		return false;
+	if (!lapic_is_destination(lapic, dest, dest_mode))
+		return false;
+	return lapic_accept(lapic, vector, level_triggered);
+}
+
+static void lapic_eoi_broadcast(void *ctx, uint8_t vector)
+{
+	ioapic_eoi(&((struct vm *)ctx)->platform.ioapic, vector);
+}
+
+void platform_set_irq(struct vm *vm, unsigned irq, bool level)
+{
+	pic_set_irq(&vm->pic, irq, level);
+	ioapic_set_irq(&vm->platform.ioapic, irq == ISA_IRQ_PIT ? GSI_PIT : irq, level);
+}
+
+static void virtio_msi(void *ctx, uint64_t address, uint32_t data)
+{
+	struct platform_pin *pin = ctx;
+	struct lapic *lapic = &pin->vm->platform.lapic;
+	unsigned mode = (data >> MSI_DATA_DELIVERY_SHIFT) & MSI_DATA_DELIVERY_MASK;
+	uint8_t dest = (uint8_t)(address >> 12);
+
+	/* A message outside the interrupt address range is a write to nowhere (no IOMMU). */
+	if ((address & MSI_ADDRESS_MASK) != MSI_ADDRESS_BASE ||
+	    (mode != LAPIC_DM_FIXED && mode != LAPIC_DM_LOWEST) ||
+	    !lapic_is_destination(lapic, dest, address & (1u << 2)))
+		return;
+	lapic_accept(lapic, (uint8_t)(data & MSI_DATA_VECTOR), false);
+}
+
+static void virtio_intx(void *ctx, bool level)
+{
+	struct platform_pin *pin = ctx;
+	platform_set_irq(pin->vm, pin->irq, level);
+}
+
+/* Puts a virtio device on the bus with its BAR assigned, as the firmware would. */
+static int add_virtio(struct vm *vm, struct virtio_device *dev, unsigned irq)
+{
+	struct platform *p = &vm->platform;
+	unsigned n = p->virtio_count;
+
+	if (n == PLATFORM_VIRTIO_MAX)
+		return -1;
+	p->pins[n] = (struct platform_pin){ vm, irq };
+	const struct virtio_pci_irq wiring = { virtio_msi, virtio_intx, &p->pins[n] };
+	if (virtio_pci_init(&p->virtio[n], &p->pci, dev, (uint8_t)irq, &wiring))
+		return -1;
+	struct pci_function *fn = p->virtio[n].pci;
+	uint32_t bar = PLATFORM_PCI_MEM_BASE + n * VIRTIO_PCI_BAR_SIZE;
+	pci_config_write(fn, PCI_BAR0 + 4 * VIRTIO_PCI_BAR, 4, bar);
+	pci_config_write(fn, PCI_BAR0 + 4 * (VIRTIO_PCI_BAR + 1), 4, 0);
+	pci_config_write(fn, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	p->virtio_count++;
+	return 0;
+}
+
+static int transmit_nowhere(void *ctx, const void *frame, size_t len)
+{
+	(void)ctx;
+	(void)frame;
+	(void)len;
+	/* Not attached to a network: the cable is unplugged. */
+	return -1;
+}
+
+int platform_power_on(struct vm *vm, char *why, size_t why_size)
+{
+	struct platform *p = &vm->platform;
+	const struct lapic_config lapic_cfg = {
+		.id = 0,
+		.bus_hz = PLATFORM_LAPIC_HZ,
+		.tsc_hz = clock_tsc_hz(),
+		.tsc_deadline = true,
+		.phys_addr_bits = (uint8_t)cpuid(CPUID_ADDRESS_SIZES, 0).eax,
+	};
+	const struct guest_memory mem = { vm_gpa_to_host(vm, 0), vm->boot->ram_bytes };
+
+	lapic_init(&p->lapic, &lapic_cfg);
+	p->lapic.eoi_broadcast = lapic_eoi_broadcast;
+	p->lapic.ctx = vm;
+	ioapic_init(&p->ioapic, GUEST_IOAPIC_ID);
+	p->ioapic.deliver = ioapic_deliver;
+	p->ioapic.ctx = vm;
+	acpi_pm_init(&p->pm);
+	pci_init(&p->pci);
+	p->pci.chipset_port = (struct port_device){ .base = PORT_RESET_CONTROL, .count = 1,
+						     .name = "reset-control",
+						     .write = reset_control_write, .ctx = vm };
+	p->virtio_count = 0;
+	p->has_blk = false;
+	p->net_count = 0;
+
+	const struct boot_file *disk = &vm->boot->disk;
+	if (disk->size) {
+		/* A partial last sector cannot be addressed; the guest sees whole sectors. */
+		uint64_t bytes = disk->size & ~(uint64_t)(VIRTIO_BLK_SECTOR_SIZE - 1);
+		if (virtio_blk_init(&p->blk, mem, (uint8_t *)(uintptr_t)disk->base, bytes, false,
+				    vm->cfg->name) ||
+		    add_virtio(vm, &p->blk.dev, PLATFORM_IRQ_BLK)) {
+			fmt_snprintf(why, why_size, "its disk (%llu bytes) cannot be attached: "
+				     "it must hold at least one 512-byte sector",
+				     (unsigned long long)disk->size);
+			return -1;
+		}
+		p->has_blk = true;
+	}
+	for (unsigned i = 0; i < nic_count(vm->id) && i < CFG_MAX_NICS; i++) {
+		const struct virtio_net_backend unplugged = { transmit_nowhere, NULL, vm };
+		if (virtio_net_init(&p->net[i], mem, nic_get(vm->id, i)->mac, VNET_MTU_DEFAULT,
+				    &unplugged) ||
+		    add_virtio(vm, &p->net[i].dev, PLATFORM_IRQ_NET_FIRST + i)) {
+			fmt_snprintf(why, why_size, "network adapter %u cannot be attached", i);
+			return -1;
+		}
+		p->net_count++;
+	}
+	return 0;
+}
+
+uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc)
+{
+	struct lapic *lapic = &vm->platform.lapic;
+
+	lapic_timer_run(lapic, now_ns, now_tsc);
+	return lapic_next_event_ns(lapic, now_ns, now_tsc);
+}
+
+/*
+ * The 8259s reach the CPU through LINT0 in ExtINT mode, which is how a PC
+ * starts (virtual-wire mode, MP spec 3.6.2.2) and what a guest that never
+ * touches its local APIC keeps; a hardware-disabled local APIC passes INTR
+ * straight to the CPU (SDM 10.4.3).
+ */
+static bool pic_wired(const struct platform *p)
+{
+	return !(p->lapic.apic_base & LAPIC_BASE_EN) || lapic_extint_enabled(&p->lapic);
+}
+
+int platform_interrupt_pending(const struct vm *vm)
+{
+	const struct platform *p = &vm->platform;
+
+	if (pic_wired(p)) {
+		int vector = pic_pending(&vm->pic);
+		if (vector >= 0)
+			return vector;
+	}
+	return lapic_pending(&p->lapic);
+}
+
+uint8_t platform_interrupt_acknowledge(struct vm *vm)
+{
+	struct platform *p = &vm->platform;
+
+	if (pic_wired(p) && pic_pending(&vm->pic) >= 0)
+		return pic_acknowledge(&vm->pic);
+	return lapic_acknowledge(&p->lapic);
+}
+
+bool platform_interrupt_possible(const struct vm *vm)
+{
+	return pic_may_interrupt(&vm->pic) || lapic_pending(&vm->platform.lapic) >= 0;
+}
+
+bool platform_is_lapic_msr(uint32_t msr)
+{
+	return lapic_is_msr(msr);
+}
+
+bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
+{
+	return lapic_msr_read(&vm->platform.lapic, msr, value, clock_ns());
+}
+
+bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
+{
+	return lapic_msr_write(&vm->platform.lapic, msr, value, clock_ns(), rdtsc());
+}
+
+uint64_t platform_read_cr8(const struct vm *vm)
+{
+	return lapic_read_cr8(&vm->platform.lapic);
+}
+
+bool platform_write_cr8(struct vm *vm, uint64_t value)
+{
+	return lapic_write_cr8(&vm->platform.lapic, value);
+}
+
+static bool in_page(uint64_t gpa, unsigned size, uint64_t base, uint64_t page_size)
+{
+	return gpa >= base && gpa - base < page_size && size <= page_size - (gpa - base);
+}
+
+/* The local APIC page moves with IA32_APIC_BASE and vanishes in x2APIC mode or when disabled. */
+static bool lapic_mmio(const struct platform *p, uint64_t gpa, unsigned size)
+{
+	uint64_t base = p->lapic.apic_base;
+	return (base & LAPIC_BASE_EN) && !(base & LAPIC_BASE_EXTD) &&
+	       in_page(gpa, size, base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1), LAPIC_MMIO_SIZE);
+}
+
+int vm_mmio_read(struct vm *vm, uint64_t gpa, unsigned size, uint64_t *value)
+{
+	struct platform *p = &vm->platform;
+	struct pci_function *fn;
+	unsigned bar;
+	uint64_t offset;
+
+	if (lapic_mmio(p, gpa, size)) {
+		*value = lapic_mmio_read(&p->lapic, gpa & (LAPIC_MMIO_SIZE - 1), size, clock_ns());
+	} else if (in_page(gpa, size, GUEST_IOAPIC_BASE, IOAPIC_MMIO_SIZE)) {
+		*value = ioapic_mmio_read(&p->ioapic, gpa - GUEST_IOAPIC_BASE, size);
+	} else if (pci_mmio_find(&p->pci, gpa, &fn, &bar, &offset)) {
+		*value = fn->ops->bar_read(fn->ctx, bar, offset, size);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+int vm_mmio_write(struct vm *vm, uint64_t gpa, unsigned size, uint64_t value)
+{
+	struct platform *p = &vm->platform;
+	struct pci_function *fn;
+	unsigned bar;
+	uint64_t offset;
+
+	if (lapic_mmio(p, gpa, size)) {
+		lapic_mmio_write(&p->lapic, gpa & (LAPIC_MMIO_SIZE - 1), size, (uint32_t)value,
+				 clock_ns(), rdtsc());
+	} else if (in_page(gpa, size, GUEST_IOAPIC_BASE, IOAPIC_MMIO_SIZE)) {
+		ioapic_mmio_write(&p->ioapic, gpa - GUEST_IOAPIC_BASE, size, (uint32_t)value);
+	} else if (pci_mmio_find(&p->pci, gpa, &fn, &bar, &offset)) {
+		fn->ops->bar_write(fn->ctx, bar, offset, size, value);
+	} else {
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,88 @@
+/*
+ * A VM's PC platform beyond the legacy ISA devices of vmm/vm.c: local APIC,
+ * I/O APIC, ACPI power-management registers, PCI configuration space and
+ * the virtio-pci devices on it, and the interrupt wiring between them.
+ * Every VM gets the same machine, so a guest sees exactly what its ACPI
+ * tables (devices/acpi_tables.c) describe. Generic code: no VMCS here.
+ */
+#ifndef VMM_PLATFORM_H
+#define VMM_PLATFORM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "boot/config.h"
+#include "devices/acpi_pm.h"
+#include "devices/ioapic.h"
+#include "devices/lapic.h"
+#include "devices/pci.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
+#include "devices/virtio_pci.h"
+
+/* The window the hypervisor, as the guest's firmware, puts PCI BARs in. */
+#define PLATFORM_PCI_MEM_BASE 0xc0000000U
+#define PLATFORM_PCI_MEM_SIZE 0x10000000U
+/* Legacy IRQ lines of the virtio devices when a driver uses INTx, not MSI-X. */
+#define PLATFORM_IRQ_BLK 10
+#define PLATFORM_VIRTIO_MAX (1 + CFG_MAX_NICS)
+
+struct vm;
+struct port_bus;
+
+/* Interrupt wiring of one virtio-pci function: its VM and its legacy IRQ. */
+struct platform_pin {
+	struct vm *vm;
+	unsigned irq;
+};
+
+struct platform {
+	struct lapic lapic;
+	struct ioapic ioapic;
+	struct acpi_pm pm;
+	struct pci_bus pci;
+	struct virtio_pci virtio[PLATFORM_VIRTIO_MAX];
+	struct platform_pin pins[PLATFORM_VIRTIO_MAX];
+	unsigned virtio_count;
+	bool has_blk;
+	struct virtio_blk blk;
+	struct virtio_net net[CFG_MAX_NICS];
+	unsigned net_count;
+};
+
+/* Registers the platform's ports; done once when the VM is created. */
+int platform_attach_ports(struct vm *vm, struct port_bus *ports);
+
+/*
+ * Power-on state of every platform device, and the PCI devices the VM's
+ * configuration asks for, with their BARs assigned as firmware would.
+ * Returns -1 with a reason when the devices cannot be built.
+ */
+int platform_power_on(struct vm *vm, char *why, size_t why_size);
+
+/* Drives a legacy interrupt line (ISA IRQ 0-15) into both the 8259s and the I/O APIC. */
+void platform_set_irq(struct vm *vm, unsigned irq, bool level);
+
+/* Runs the LAPIC timer to now; returns the ns of its next event, 0: none. */
+uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc);
+
+/* The vector the CPU would take next from the interrupt controllers, or -1. */
+int platform_interrupt_pending(const struct vm *vm);
+/* Its acknowledge: the vector moves to in-service. */
+uint8_t platform_interrupt_acknowledge(struct vm *vm);
+/* Cheap test before VM entry: false means platform_interrupt_pending() is -1. */
+bool platform_interrupt_possible(const struct vm *vm);
+
+/* MSRs the LAPIC owns; false for an access the CPU would answer with #GP. */
+bool platform_is_lapic_msr(uint32_t msr);
+bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value);
+bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value);
+
+/* CR8 is the LAPIC's task priority (SDM 10.8.6.1). */
+uint64_t platform_read_cr8(const struct vm *vm);
+bool platform_write_cr8(struct vm *vm, uint64_t value);
+
+/* The LAPIC bus clock the guest's CPUID leaf 0x15 reports as the crystal. */
+#define PLATFORM_LAPIC_HZ 25000000ULL
+
+#endif
