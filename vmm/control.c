@@ -166,10 +166,12 @@ static unsigned live_vm_count(void)
 	return n;
 }
 
+#define SOFTWARE "vmm " VMM_VERSION " (" VMM_GIT_REV ")"
+
 static int hello(struct call *c)
 {
 	tlv_put_u16(&c->w, API_TAG_API_VERSION, API_VERSION);
-	tlv_put_str(&c->w, API_TAG_SOFTWARE, "vmm " VMM_VERSION " (" VMM_GIT_REV ")");
+	tlv_put_str(&c->w, API_TAG_SOFTWARE, SOFTWARE);
 	tlv_put_u64(&c->w, API_TAG_SEQ, vm_event_seq());
 	return 0;
 }
@@ -184,7 +186,7 @@ static int host_info(struct call *c)
 		reserved += boot->vms[i].ram_bytes;
 	uint64_t total = pa->total_pages * PAGE_SIZE + reserved;
 	uint64_t free = pa->free_pages * PAGE_SIZE;
-	tlv_put_str(&c->w, API_TAG_SOFTWARE, "vmm " VMM_VERSION " (" VMM_GIT_REV ")");
+	tlv_put_str(&c->w, API_TAG_SOFTWARE, SOFTWARE);
 	tlv_put_u16(&c->w, API_TAG_API_VERSION, API_VERSION);
 	/* The scheduler runs every vCPU on the boot CPU. */
 	tlv_put_u32(&c->w, API_TAG_CPUS, 1);
@@ -446,7 +448,7 @@ static int delete_vm(struct call *c)
 
 /*
  * Paged lists: entries from `cursor` on while they fit; a cursor for the
- * next page when one did not. `put` writes entry i (false: no such entry).
+ * next page when one did not. `put` writes entry i, or nothing when it is not shown.
  */
 static int put_paged(struct call *c, unsigned total, void (*put)(struct call *, unsigned))
 {
@@ -902,15 +904,16 @@ static uint64_t now_ms(void)
 	return clock_ns() / 1000000;
 }
 
-static unsigned leases_net;
+/* The lease table as of the GetLeases being answered (put_paged's entries). */
+static struct dhcp_lease leases[DHCP_MAX_LEASES];
+static uint64_t leases_now;
 
 static void put_lease(struct call *c, unsigned i)
 {
-	struct dhcp_lease l[DHCP_MAX_LEASES];
-	uint64_t now = now_ms();
-	unsigned n = dhcp_server_leases(&network_get(leases_net)->dhcp, now, l, DHCP_MAX_LEASES);
+	const struct dhcp_lease *l = leases;
+	uint64_t now = leases_now;
 
-	if (i >= n || (l[i].state != DHCP_LEASE_BOUND && l[i].state != DHCP_LEASE_OFFERED))
+	if (l[i].state != DHCP_LEASE_BOUND && l[i].state != DHCP_LEASE_OFFERED)
 		return;
 	size_t list = tlv_list_begin(&c->w, API_TAG_LEASE_ENTRY);
 	tlv_put(&c->w, API_TAG_MAC, l[i].mac, 6);
@@ -924,9 +927,14 @@ static void put_lease(struct call *c, unsigned i)
 
 static int get_leases(struct call *c)
 {
-	if (need_net(c, API_REQ_GET_LEASES, API_TAG_NET, &leases_net))
+	unsigned net;
+
+	if (need_net(c, API_REQ_GET_LEASES, API_TAG_NET, &net))
 		return -1;
-	return put_paged(c, DHCP_MAX_LEASES, put_lease);
+	leases_now = now_ms();
+	unsigned n = dhcp_server_leases(&network_get(net)->dhcp, leases_now, leases,
+					DHCP_MAX_LEASES);
+	return put_paged(c, n, put_lease);
 }
 
 /* IVMGuestOS: part of the API, refused until the guest additions exist. */

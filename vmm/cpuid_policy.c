@@ -63,6 +63,11 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 		host.edx &= ~HOST_CPU_FEATURES_HIDDEN_EDX;
 		host.ebx = (host.ebx & 0x0000ffffU) | (1U << 16);
 		return host;
+	case 0:
+		/* Leaf 15H exists for every guest (cpuid_tsc_leaf), whatever the host's range. */
+		if (host.eax < CPUID_TSC_LEAF)
+			host.eax = CPUID_TSC_LEAF;
+		return host;
 	case CPUID_TSC_LEAF:
 		/* The caller fills it from the hypervisor's TSC rate (cpuid_tsc_leaf). */
 		return zero;

@@ -15,9 +15,13 @@ void vcpu_cpuid(struct vcpu *vcpu)
 	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
 	struct cpuid_regs h = cpuid(leaf, subleaf);
 	struct cpuid_result r =
-		leaf == CPUID_TSC_LEAF
-			? cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ)
-			: cpuid_policy(leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
+		cpuid_policy(leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
+
+	if (leaf == CPUID_TSC_LEAF)
+		r = cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ);
+	else if (leaf > cpuid(0, 0).eax && leaf < CPUID_HV_BASE)
+		/* Leaves the policy raised the range over exist, but are empty. */
+		r = (struct cpuid_result){ 0 };
 
 	vcpu->regs.rax = r.eax;
 	vcpu->regs.rbx = r.ebx;

@@ -81,9 +81,11 @@ static void test_rdtscp_hidden_and_other_leaves_pass(void **state)
 	struct cpuid_result r = cpuid_policy(0x80000001, 0, all_ones);
 	assert_false(r.edx & (1U << 27)); /* RDTSCP is not enabled in VMX */
 	assert_true(r.edx & (1U << 29));  /* long mode */
-	r = cpuid_policy(0, 0, (struct cpuid_result){ 0xd, 1, 2, 3 });
-	assert_int_equal(r.eax, 0xd);
+	r = cpuid_policy(0, 0, (struct cpuid_result){ 0x1b, 1, 2, 3 });
+	assert_int_equal(r.eax, 0x1b);
 	assert_int_equal(r.ebx, 1);
+	/* The range always reaches the TSC leaf. */
+	assert_int_equal(cpuid_policy(0, 0, (struct cpuid_result){ 0xd, 1, 2, 3 }).eax, 0x15);
 }
 
 static void test_tsc_leaf_reports_the_measured_rate(void **state)
