@@ -160,7 +160,7 @@ $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \
-	vnet/switch.c vnet/dhcp.c lib/fmt.c
+	vnet/switch.c vnet/dhcp.c lib/fmt.c vmm/clock.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@

@@ -162,6 +162,21 @@ int virtio_net_receive(struct virtio_net *net, const void *frame, size_t len)
 	return 0;
 }
 
+bool virtio_net_can_receive(const struct virtio_net *net)
+{
+	const struct virtq_config *q = &net->dev.queues[VIRTIO_NET_RXQ];
+	const struct virtq *vq = &net->vq[VIRTIO_NET_RXQ];
+	uint16_t avail_idx;
+
+	if (!net->link_up || !virtio_device_ready(&net->dev) || !q->enabled || vq->broken)
+		return false;
+	/* avail->idx, the ring's second 16-bit field (2.6.6); the transport bounded the ring. */
+	if (q->driver > net->dev.mem.size || net->dev.mem.size - q->driver < 4)
+		return false;
+	memcpy(&avail_idx, net->dev.mem.base + q->driver + 2, sizeof(avail_idx));
+	return avail_idx != vq->last_avail;
+}
+
 void virtio_net_set_link(struct virtio_net *net, bool up)
 {
 	if (net->link_up == up)

@@ -134,4 +134,10 @@ int virtio_net_receive(struct virtio_net *net, const void *frame, size_t len);
 /* Link state as the guest sees it (config status, with a configuration change interrupt). */
 void virtio_net_set_link(struct virtio_net *net, bool up);
 
+/*
+ * True when virtio_net_receive would find a receive buffer: the back end
+ * leaves frames queued on its side rather than have them dropped.
+ */
+bool virtio_net_can_receive(const struct virtio_net *net);
+
 #endif

@@ -32,7 +32,7 @@ fetch() { # package -> path of its .deb in the cache
 }
 
 stamp="$out/.stamp-$kver"
-if [ -f "$stamp" ] && [ "$stamp" -nt "$root/tests/linux/init" ] && [ "$stamp" -nt "$0" ]; then
+if [ -f "$stamp" ] && [ -z "$(find "$root/tests/linux" "$0" -newer "$stamp")" ]; then
 	exit 0
 fi
 
@@ -46,7 +46,7 @@ cp "$work/k/boot/vmlinuz-$kver" "$out/vmlinuz"
 # (Debian builds virtio as modules; modules.dep is made at install time,
 # so the order is written here).
 ir=$work/initrd
-mkdir -p "$ir"/{bin,dev,proc,sys,tmp,mnt,lib/modules}
+mkdir -p "$ir"/{bin,dev,etc,proc,sys,tmp,mnt,lib/modules}
 cp "$work/bb/bin/busybox" "$ir/bin/busybox"
 for applet in sh mount umount insmod cat echo dd md5sum sha256sum poweroff reboot \
 	ip ifconfig udhcpc setsid cttyhack sed ping nc wc head sleep ls sync uname hexdump cmp seq; do
@@ -61,6 +61,7 @@ for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
 done
 install -m 0755 "$root/tests/linux/init" "$ir/init"
 install -m 0755 "$root/tests/linux/udhcpc.script" "$ir/bin/udhcpc.script"
+install -m 0644 "$root/tests/linux/vmmtest.sh" "$ir/etc/vmmtest.sh"
 python3 "$root/tools/mkcpio.py" "$ir" | gzip -9 >"$out/initrd.img"
 
 # The disk: sector 0 carries a marker the guest checks, the rest is zero.

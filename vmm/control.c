@@ -1082,6 +1082,7 @@ void control_init(const struct boot_info *bi)
 
 	boot = bi;
 	network_init(bi->host_pages);
+	network_on_link_change(platform_nic_link_changed);
 	for (unsigned i = 0; i < cfg->network_count; i++)
 		if (network_create(cfg->networks[i].name, cfg->networks[i].mtu) < 0)
 			log_err("network '%s': no memory for it", cfg->networks[i].name);

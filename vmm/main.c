@@ -88,6 +88,7 @@ void vmm_main(struct boot_info *bi)
 		log_warn("log: no memory for the log ring; writing to the UART directly");
 	vm_create_all(bi);
 	control_init(bi);
+	vm_start_autostart();
 	mgmt_init(bi);
 	sched_run(bi->tsc_hz);
 }

@@ -1,5 +1,6 @@
 #include "vmm/network.h"
 
+#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/vm.h"
@@ -25,6 +26,7 @@ struct nic {
 };
 
 static struct page_alloc *host_pages;
+static void (*link_hook)(unsigned vm_id, unsigned nic, bool up);
 static struct vnet_switch *nets[NET_MAX];
 static struct nic nics[VM_MAX][NIC_MAX];
 
@@ -34,6 +36,11 @@ void network_init(struct page_alloc *pages)
 	for (unsigned v = 0; v < VM_MAX; v++)
 		for (unsigned i = 0; i < NIC_MAX; i++)
 			nics[v][i].info.net = -1;
+}
+
+void network_on_link_change(void (*hook)(unsigned vm_id, unsigned nic, bool up))
+{
+	link_hook = hook;
 }
 
 struct vnet_switch *network_get(unsigned index)
@@ -230,8 +237,11 @@ int nic_detach(unsigned vm_id, unsigned nic)
 
 	if (!n)
 		return NET_E_NOT_FOUND;
-	if (n->info.net >= 0 && nets[n->info.net])
+	if (n->info.net >= 0 && nets[n->info.net]) {
 		vnet_port_detach(nets[n->info.net], (unsigned)n->port);
+		if (link_hook)
+			link_hook(vm_id, nic, false);
+	}
 	n->info.net = -1;
 	n->port = -1;
 	return NET_OK;
@@ -254,7 +264,37 @@ int nic_attach(unsigned vm_id, unsigned nic, unsigned net)
 		return NET_E_FULL;
 	n->port = port;
 	n->info.net = (int)net;
+	if (link_hook)
+		link_hook(vm_id, nic, true);
 	return NET_OK;
+}
+
+int nic_transmit(unsigned vm_id, unsigned nic, const void *frame, size_t len)
+{
+	struct nic *n = nic_slot(vm_id, nic);
+
+	if (!n || n->info.net < 0 || !nets[n->info.net])
+		return -1;
+	vnet_switch_send(nets[n->info.net], (unsigned)n->port, frame, len, clock_ns() / 1000000);
+	return 0;
+}
+
+bool nic_has_frames(unsigned vm_id, unsigned nic)
+{
+	const struct nic *n = nic_slot(vm_id, nic);
+
+	/* The switch writes head, the adapter tail: unequal means frames wait (vnet/switch.h). */
+	return n && n->info.net >= 0 &&
+	       __atomic_load_n(&n->ring->head, __ATOMIC_ACQUIRE) != n->ring->tail;
+}
+
+int nic_receive(unsigned vm_id, unsigned nic, void *buf, size_t cap)
+{
+	struct nic *n = nic_slot(vm_id, nic);
+
+	if (!n || n->info.net < 0)
+		return 0;
+	return vnet_ring_pop(n->ring, NIC_RING_SLOTS, buf, cap);
 }
 
 int network_dhcp_set(unsigned index, const struct dhcp_settings *s, char *err, size_t err_size)

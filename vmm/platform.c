@@ -137,13 +137,45 @@ static int add_virtio(struct vm *vm, struct virtio_device *dev, unsigned irq)
 	return 0;
 }
 
-static int transmit_nowhere(void *ctx, const void *frame, size_t len)
+/* The virtio-net back end is the adapter's network (vmm/network.h). */
+static int net_transmit(void *ctx, const void *frame, size_t len)
 {
-	(void)ctx;
-	(void)frame;
-	(void)len;
-	/* Not attached to a network: the cable is unplugged. */
-	return -1;
+	const struct platform_pin *port = ctx;
+	return nic_transmit(port->vm->id, port->irq, frame, len);
+}
+
+static void net_rx_ready(void *ctx)
+{
+	platform_poll_network(((struct platform_pin *)ctx)->vm);
+}
+
+void platform_poll_network(struct vm *vm)
+{
+	/* One frame at a time through a bounce buffer: one pCPU runs all of this. */
+	static uint8_t frame[VNET_FRAME_MAX];
+	struct platform *p = &vm->platform;
+
+	for (unsigned k = 0; k < p->net_count; k++) {
+		unsigned slot = p->net_port[k].irq;
+		while (nic_has_frames(vm->id, slot) && virtio_net_can_receive(&p->net[k])) {
+			int len = nic_receive(vm->id, slot, frame, sizeof(frame));
+			if (len <= 0)
+				break;
+			virtio_net_receive(&p->net[k], frame, (size_t)len);
+		}
+	}
+}
+
+void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up)
+{
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (vm->id != vm_id || vm->state == VM_STATE_TURNED_OFF)
+			continue;
+		for (unsigned k = 0; k < vm->platform.net_count; k++)
+			if (vm->platform.net_port[k].irq == nic)
+				virtio_net_set_link(&vm->platform.net[k], up);
+	}
 }
 
 int platform_power_on(struct vm *vm, char *why, size_t why_size)
@@ -187,14 +219,23 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 		}
 		p->has_blk = true;
 	}
-	for (unsigned i = 0; i < nic_count(vm->id) && i < CFG_MAX_NICS; i++) {
-		const struct virtio_net_backend unplugged = { transmit_nowhere, NULL, vm };
-		if (virtio_net_init(&p->net[i], mem, nic_get(vm->id, i)->mac, VNET_MTU_DEFAULT,
-				    &unplugged) ||
-		    add_virtio(vm, &p->net[i].dev, PLATFORM_IRQ_NET_FIRST + i)) {
-			fmt_snprintf(why, why_size, "network adapter %u cannot be attached", i);
+	for (unsigned slot = 0; slot < CFG_MAX_NICS; slot++) {
+		const struct nic_info *nic = nic_get(vm->id, slot);
+		unsigned k = p->net_count;
+		if (!nic)
+			continue;
+		p->net_port[k] = (struct platform_pin){ vm, slot };
+		const struct virtio_net_backend backend = { net_transmit, net_rx_ready,
+							    &p->net_port[k] };
+		uint32_t mtu = nic->net >= 0 ? network_get((unsigned)nic->net)->mtu
+					     : VNET_MTU_DEFAULT;
+		if (virtio_net_init(&p->net[k], mem, nic->mac, (uint16_t)mtu, &backend) ||
+		    add_virtio(vm, &p->net[k].dev, PLATFORM_IRQ_NET_FIRST + k)) {
+			fmt_snprintf(why, why_size, "network adapter %u cannot be attached", slot);
 			return -1;
 		}
+		/* An adapter on no network is a NIC with its cable out. */
+		virtio_net_set_link(&p->net[k], nic->net >= 0);
 		p->net_count++;
 	}
 	return 0;

@@ -47,6 +47,7 @@ struct platform {
 	bool has_blk;
 	struct virtio_blk blk;
 	struct virtio_net net[CFG_MAX_NICS];
+	struct platform_pin net_port[CFG_MAX_NICS]; /* irq: the adapter (vmm/network.h) */
 	unsigned net_count;
 };
 
@@ -62,6 +63,15 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size);
 
 /* Drives a legacy interrupt line (ISA IRQ 0-15) into both the 8259s and the I/O APIC. */
 void platform_set_irq(struct vm *vm, unsigned irq, bool level);
+
+/*
+ * Moves the frames the VM's networks queued for its adapters into the
+ * guest's receive buffers, as far as the guest posted buffers.
+ */
+void platform_poll_network(struct vm *vm);
+
+/* An adapter was plugged into a network or pulled out: the guest sees the link change. */
+void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up);
 
 /* Runs the LAPIC timer to now; returns the ns of its next event, 0: none. */
 uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc);

@@ -294,6 +294,8 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns)
 		platform_set_irq(vm, IRQ_PIT, true);
 	}
 	uint64_t lapic_ns = platform_run_timers(vm, now_ns, now_tsc);
+	/* Frames other VMs sent since this one last ran wake it like an interrupt. */
+	platform_poll_network(vm);
 	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0) {
 		vcpu->halted = false;
 		vcpu->woken = true;
@@ -431,6 +433,10 @@ void vm_create_all(const struct boot_info *bi)
 {
 	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++)
 		vm_create(&bi->config->vms[i], &bi->vms[i], bi->host_pages);
+}
+
+void vm_start_autostart(void)
+{
 	/* The management VM first: it owns the line the operator watches. */
 	for (unsigned pass = 0; pass < 2; pass++)
 		for (unsigned i = 0; i < vm_total; i++)

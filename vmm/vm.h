@@ -133,8 +133,13 @@ uint64_t vm_event_seq(void);
 /* Console input for the guest's COM1 receiver; returns the bytes that fitted. */
 size_t vm_console_input(struct vm *vm, const uint8_t *data, size_t len);
 
-/* Creates a VM for every configured one (TurnedOff); starts autostart VMs. */
+/* Creates a VM for every configured one (TurnedOff). */
 void vm_create_all(const struct boot_info *bi);
+/*
+ * Starts the VMs configured with autostart, the management VM first; once
+ * their networks and adapters exist, since devices are built at power-on.
+ */
+void vm_start_autostart(void);
 
 /*
  * One VM, TurnedOff, with its hypervisor state from pages (NULL when

@@ -32,3 +32,9 @@ tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.clien
 for b in mgmt_state_query_bytes mgmt_state_query_ms mgmt_event_bytes mgmt_startup_ms; do
 	grep -a "^BENCH $b " "$out/mgmt.client" || echo "BENCH $b nan"
 done
+
+# Linux under the hypervisor and without it, and its virtio disk.
+tests/bench/linux.sh "$out"
+# Two Linux guests on one network: a 512-KiB TCP transfer (the Linux e2e boot).
+tests/e2e/linux-boot.sh "$out/linux-net" tests/e2e/configs/linux.conf >"$out/linux-net.out" 2>&1 || true
+grep -a "^BENCH guest_to_guest_kbps " "$out/linux-net.out" || echo "BENCH guest_to_guest_kbps nan KB/s"

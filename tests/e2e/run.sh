@@ -61,6 +61,9 @@ boot_qemu() { # NAME CONFIG UNTIL
 
 halted='system halted|returning to the firmware|nothing left to run'
 echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest, mgmt; QEMU: no-vtx)"
+# The Linux boot takes minutes: it runs beside all the others.
+tests/e2e/linux-boot.sh "$out/linux" tests/e2e/configs/linux.conf >"$out/linux.client" 2>&1 &
+linux_boot=$!
 boot_bochs demo configs/demo.conf "$halted" &
 boot_bochs guests tests/e2e/configs/guests.conf "$halted" &
 wait
@@ -74,6 +77,7 @@ wait
 # The management boot ends when its client is done with the line.
 tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.client" 2>&1
 echo $? >"$out/mgmt.rc"
+wait $linux_boot
 
 for b in demo guests bad-vms bad-syntax selftest no-vtx; do
 	if [ "$(cat "$out/$b.rc")" = 0 ]; then
@@ -252,6 +256,13 @@ if ls "$out"/*/*.lock >/dev/null 2>&1; then
 else
 	pass "cleanup: no lock files left"
 fi
+
+# --- linux: three Debian kernels, their disks and network, through vmmctl ---
+# Each of the driver's checks is one check here (tests/e2e/linux-boot.sh).
+while read -r verdict name; do
+	if [ "$verdict" = PASS ]; then pass "$name"; else fail "$name"; fi
+done < <(grep -aE '^(PASS|FAIL) ' "$out/linux.client")
+grep -aq '^PASS linux: no panic' "$out/linux.client" || fail "linux: the Linux boot did not finish ($(tail -1 "$out/linux.client"))"
 
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

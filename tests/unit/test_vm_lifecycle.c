@@ -91,6 +91,7 @@ static void setup_two_vms(bool autostart)
 	bi.config = &cfg;
 	bi.host_pages = &pages;
 	vm_create_all(&bi);
+	vm_start_autostart();
 }
 
 /* The next n events must be want[0..n) of vm_id. */
