@@ -523,6 +523,16 @@ static int set_mtu(struct parser *p, const struct key *k, struct span v)
 	return 0;
 }
 
+static int set_dhcp(struct parser *p, const struct key *k, struct span v)
+{
+	unsigned on;
+
+	if (get_word(p, k, v, booleans, ARRAY_SIZE(booleans), &on))
+		return -1;
+	p->cfg->networks[p->cfg->network_count - 1].dhcp = on;
+	return 0;
+}
+
 static int set_memory(struct parser *p, const struct key *k, struct span v)
 {
 	return get_number(p, k, v, &memory_rule, &current_vm(p)->memory_bytes);
@@ -684,6 +694,7 @@ static const struct key hypervisor_keys[] = {
 
 static const struct key network_keys[] = {
 	{ "mtu", set_mtu, 1 },
+	{ "dhcp", set_dhcp, 1 },
 };
 
 static const struct key vm_keys[VM_KEY_COUNT] = {

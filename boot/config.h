@@ -23,6 +23,7 @@
  *
  *   [network NAME]               at most CFG_MAX_NETWORKS
  *   mtu       = 1500             68..9000 (the switch's jumbo-frame limit)
+ *   dhcp      = off              on: its DHCP server hands out 192.168.(100+i).10-99
  *
  *   [vm NAME]                    at least one, at most CFG_MAX_VMS
  *   memory    = 64M              required: 1 MiB..64 GiB, whole MiB
@@ -116,6 +117,7 @@ struct cfg_network {
 	char name[CFG_NAME_MAX];
 	unsigned line;
 	uint32_t mtu;                   /* default 1500 */
+	bool dhcp;                      /* its DHCP server starts on; default off */
 };
 
 enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION };

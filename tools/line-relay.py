@@ -23,6 +23,7 @@ usage: line-relay.py [--share] PORT LOG SOCKET   (runs until the emulator closes
 """
 import os
 import selectors
+import signal
 import socket
 import struct
 import sys
@@ -91,6 +92,8 @@ def main():
     share = "--share" in args
     args = [a for a in args if a != "--share"]
     port, log_path, sock_path = int(args[0]), args[1], args[2]
+    # Stopped by the test's cleanup: still remove the socket file.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     line = connect(port, time.time() + 60)
     log = open(log_path, "ab", buffering=0)
     if os.path.exists(sock_path):
@@ -168,7 +171,8 @@ def main():
                     if not share:
                         sel.register(server, selectors.EVENT_READ, "server")
     finally:
-        os.unlink(sock_path)
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@
 # ends at the timeout. --interactive shows the serial console here until
 # Ctrl-C. With --serial-socket, COM1 is a two-way line instead: Bochs
 # listens on localhost:PORT (and waits for the peer to connect before it
-# boots), and whoever connects writes serial.out (tests/e2e/mgmt_client.py).
+# boots), and whoever connects writes serial.out (tools/line-relay.py).
 # Whatever happens, Bochs and its helpers are killed and the disk lock is
 # removed.
 set -euo pipefail

@@ -1083,9 +1083,20 @@ void control_init(const struct boot_info *bi)
 	boot = bi;
 	network_init(bi->host_pages);
 	network_on_link_change(platform_nic_link_changed);
-	for (unsigned i = 0; i < cfg->network_count; i++)
-		if (network_create(cfg->networks[i].name, cfg->networks[i].mtu) < 0)
+	for (unsigned i = 0; i < cfg->network_count; i++) {
+		int net = network_create(cfg->networks[i].name, cfg->networks[i].mtu);
+		if (net < 0) {
 			log_err("network '%s': no memory for it", cfg->networks[i].name);
+			continue;
+		}
+		if (cfg->networks[i].dhcp) {
+			struct dhcp_settings dhcp = network_get((unsigned)net)->dhcp.cfg;
+			char err[96];
+			dhcp.enabled = true;
+			if (network_dhcp_set((unsigned)net, &dhcp, err, sizeof(err)))
+				log_err("network '%s': DHCP: %s", cfg->networks[i].name, err);
+		}
+	}
 	for (unsigned i = 0; i < vm_count(); i++) {
 		const struct vm *vm = vm_by_index(i);
 		struct call c = { 0 };

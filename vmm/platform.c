@@ -253,11 +253,11 @@ uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc)
  * The 8259s reach the CPU through LINT0 in ExtINT mode, which is how a PC
  * starts (virtual-wire mode, MP spec 3.6.2.2) and what a guest that never
  * touches its local APIC keeps; a hardware-disabled local APIC passes INTR
- * straight to the CPU (SDM 10.4.3).
+ * straight to the CPU (SDM 10.4.3). lapic_extint_enabled() covers both.
  */
 static bool pic_wired(const struct platform *p)
 {
-	return !(p->lapic.apic_base & LAPIC_BASE_EN) || lapic_extint_enabled(&p->lapic);
+	return lapic_extint_enabled(&p->lapic);
 }
 
 int platform_interrupt_pending(const struct vm *vm)

@@ -10,7 +10,7 @@ echo "BENCH vmm_image_bytes $(stat -c %s build/vmm.efi) bytes"
 
 # Seconds from Bochs start to the VMXON report, host wall clock (OVMF boot
 # included), with the demo configuration.
-t=$(tools/run-bochs.sh --workdir "$out/boot" --config configs/demo.conf \
+t=$(tools/run-bochs.sh --workdir "$out/boot" --config tests/e2e/configs/boot-path.conf \
 	--until 'vmx: VMXON ok' --timeout 300 | sed -n 's/^matched after \([0-9.]*\) s$/\1/p')
 echo "BENCH boot_to_vmxon_s ${t:-nan} s"
 

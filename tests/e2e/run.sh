@@ -64,7 +64,7 @@ echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest, mgmt; QE
 # The Linux boot takes minutes: it runs beside all the others.
 tests/e2e/linux-boot.sh "$out/linux" tests/e2e/configs/linux.conf >"$out/linux.client" 2>&1 &
 linux_boot=$!
-boot_bochs demo configs/demo.conf "$halted" &
+boot_bochs demo tests/e2e/configs/boot-path.conf "$halted" &
 boot_bochs guests tests/e2e/configs/guests.conf "$halted" &
 wait
 boot_bochs bad-vms tests/e2e/configs/bad-vms.conf "$halted" &
@@ -72,7 +72,7 @@ boot_bochs bad-syntax tests/e2e/configs/bad-syntax.conf "$halted" &
 wait
 boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" \
 	/EFI/BOOT/vmm.conf &
-boot_qemu no-vtx configs/demo.conf "$halted" &
+boot_qemu no-vtx tests/e2e/configs/boot-path.conf "$halted" &
 wait
 # The management boot ends when its client is done with the line.
 tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.client" 2>&1
@@ -226,15 +226,17 @@ expect "no-vtx: says VT-x is missing" no-vtx 'has no Intel VT-x \(CPUID.1:ECX.VM
 expect "no-vtx: returns to the firmware" no-vtx \
 	'the hypervisor cannot run on this machine; returning to the firmware'
 
-# --- mgmt: the management VM on a two-way COM1, driven like the admin tool ---
-# Each of the client's checks is one check here (tests/e2e/mgmt_client.py).
+# --- mgmt: the management VM on a two-way COM1, driven through vmmctl ---------
+# Each of the boot's checks is one check here (tests/e2e/mgmt-boot.sh: every
+# API call through build/vmmctl, then tests/e2e/mgmt_client.py below the tool).
 while read -r verdict name; do
 	if [ "$verdict" = PASS ]; then pass "mgmt: $name"; else fail "mgmt: $name"; fi
 done < <(grep -aE '^(PASS|FAIL) ' "$out/mgmt.client")
-if grep -aq '^mgmt-client: [0-9]* passed, 0 failed' "$out/mgmt.client"; then
-	pass "mgmt: the client drove the line to the end"
+if grep -aq '^mgmt-client: [0-9]* passed, 0 failed' "$out/mgmt.client" &&
+	grep -aq '^mgmt-boot: [0-9]* passed, 0 failed' "$out/mgmt.client"; then
+	pass "mgmt: vmmctl and the client drove the line to the end"
 else
-	fail "mgmt: the client did not finish ($(tail -1 "$out/mgmt.client"))"
+	fail "mgmt: the management boot did not finish ($(tail -1 "$out/mgmt.client"))"
 fi
 expect_order "mgmt: the management VM starts first and owns the line" mgmt \
 	"vm 'mgmt': Running" "vm 'echo': TurningOn" "mgmt: 'mgmt' is the management VM"

@@ -100,6 +100,7 @@ static void test_full_config(void **state)
 		"autostart = no\r\n"
 		"[ network  lan ]\r\n"
 		"mtu = 9000\r\n"
+		"dhcp = on\r\n"
 		"[network wan]";
 	const struct cfg_vm *vm = &cfg.vms[0];
 	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 0x0a };
@@ -137,8 +138,10 @@ static void test_full_config(void **state)
 	assert_string_equal(cfg.networks[0].name, "lan");
 	assert_int_equal(cfg.networks[0].line, 21);
 	assert_int_equal(cfg.networks[0].mtu, 9000);
+	assert_true(cfg.networks[0].dhcp);
 	assert_string_equal(cfg.networks[1].name, "wan");
 	assert_int_equal(cfg.networks[1].mtu, 1500);
+	assert_false(cfg.networks[1].dhcp);
 
 	assert_int_equal(diag.line, 0);
 	assert_string_equal(diag.message, "");
