@@ -132,7 +132,7 @@ for check in 'cpuid: VMX hidden from the guest' 'cpuid: hypervisor-present bit s
 	'msr: IA32_FEATURE_CONTROL is not writable'; do
 	expect "guests: $check" guests "\\[cpuid\\] PASS $check"
 done
-for a in attack attack-read attack-triple; do
+for a in attack attack-read attack-triple attack-mmio; do
 	for check in 'unassigned ports read as all ones' 'RDMSR of a VMX MSR is #GP' \
 		'WRMSR of an unknown MSR is #GP' 'non-canonical LSTAR is #GP' 'VMXON is #UD' \
 		'unknown hypercall refused' 'hypercall buffer past RAM refused' \
@@ -146,6 +146,10 @@ expect "guests: attack ended by its write outside RAM" guests \
 	"vm 'attack': TurnedOff \\(write at guest-physical 0x[0-9a-f]+, outside its memory"
 expect "guests: attack-read ended by its read outside RAM" guests \
 	"vm 'attack-read': TurnedOff \\(read at guest-physical 0x[0-9a-f]+, outside its memory"
+expect "guests: attack-mmio: the I/O APIC answers through the MMIO emulator" guests \
+	'\[attack-mmio\] PASS attack: the I/O APIC version reads through MMIO'
+expect "guests: attack-mmio ended by an MMIO instruction not emulated" guests \
+	"vm 'attack-mmio': TurnedOff \\(MMIO at guest-physical 0xfec00000 by an instruction the hypervisor does not emulate \\(0f ba"
 expect "guests: attack-triple ended by its triple fault" guests \
 	"vm 'attack-triple': TurnedOff \\(triple fault at RIP 0x[0-9a-f]+\\)"
 expect "guests: the spinning guest outlived the attackers" guests \

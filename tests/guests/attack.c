@@ -5,6 +5,8 @@
  *   fatal=read    read guest-physical memory beyond its RAM
  *   fatal=write   write beyond its RAM (where another VM's memory might be)
  *   fatal=triple  load an empty IDT and take an exception: triple fault
+ *   fatal=mmio    touch the I/O APIC with an instruction the MMIO emulator
+ *                 does not handle (BTS)
  */
 #include "guest.h"
 
@@ -63,6 +65,13 @@ int main(void)
 	} else if (streq(fatal, "write")) {
 		*outside = 0x4141414141414141ULL;
 		check(false, "attack: write outside RAM went through");
+	} else if (streq(fatal, "mmio")) {
+		/* First what the emulator does handle: IOREGSEL = 1, read IOWIN. */
+		volatile uint32_t *ioapic = (volatile uint32_t *)0xfec00000UL;
+		ioapic[0] = 1;
+		check(ioapic[4] == 0x00170020, "attack: the I/O APIC version reads through MMIO");
+		__asm__ volatile("btsl $0, %0" : "+m"(ioapic[0]));
+		check(false, "attack: BTS on MMIO went through");
 	} else if (streq(fatal, "triple")) {
 		struct {
 			uint16_t limit;
