@@ -10,13 +10,13 @@ static const unsigned char *phys_to_ptr(uint64_t addr)
 	return (const unsigned char *)(uintptr_t)addr;
 }
 
-/* ACPI checksums make all bytes of a structure sum to 0 modulo 256. */
-static uint8_t byte_sum(const unsigned char *p, size_t len)
+uint8_t acpi_byte_sum(const void *p, size_t len)
 {
+	const unsigned char *b = p;
 	uint8_t sum = 0;
 
 	for (size_t i = 0; i < len; i++)
-		sum += p[i];
+		sum += b[i];
 	return sum;
 }
 
@@ -69,7 +69,7 @@ static const char *check_table(uint64_t addr, const struct table_kind *kind,
 		return kind->bad_signature;
 	if (h.length < kind->min_length || h.length > ACPI_MAX_TABLE_LENGTH)
 		return kind->bad_length;
-	if (byte_sum(t, h.length))
+	if (acpi_byte_sum(t, h.length))
 		return kind->bad_checksum;
 	*length = h.length;
 	return NULL;
@@ -85,7 +85,7 @@ static const char *check_rsdp(const unsigned char *p, struct acpi_rsdp *rsdp)
 	memcpy(rsdp, p, offsetof(struct acpi_rsdp, length));
 	if (memcmp(rsdp->signature, "RSD PTR ", sizeof(rsdp->signature)))
 		return "RSDP signature mismatch";
-	if (byte_sum(p, offsetof(struct acpi_rsdp, length)))
+	if (acpi_byte_sum(p, offsetof(struct acpi_rsdp, length)))
 		return "RSDP checksum mismatch";
 	if (rsdp->revision < ACPI_RSDP_REVISION_2)
 		return NULL;
@@ -93,7 +93,7 @@ static const char *check_rsdp(const unsigned char *p, struct acpi_rsdp *rsdp)
 	memcpy(rsdp, p, sizeof(*rsdp));
 	if (rsdp->length < sizeof(*rsdp) || rsdp->length > ACPI_MAX_TABLE_LENGTH)
 		return "RSDP length out of range";
-	if (byte_sum(p, rsdp->length))
+	if (acpi_byte_sum(p, rsdp->length))
 		return "RSDP extended checksum mismatch";
 	return NULL;
 }

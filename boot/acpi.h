@@ -190,4 +190,11 @@ struct acpi_info {
  */
 int acpi_parse(const void *rsdp, struct acpi_info *out, const char **why);
 
+/*
+ * The sum of p[0, len) modulo 256. ACPI checksums make every byte of a
+ * structure sum to 0, so a parser checks for 0 and a builder stores the
+ * negated sum of the structure with its checksum byte cleared.
+ */
+uint8_t acpi_byte_sum(const void *p, size_t len);
+
 #endif

@@ -70,16 +70,6 @@ static char lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-static int hex_digit(char c)
-{
-	c = lower(c);
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 struct parser;
 
 struct key {
@@ -304,7 +294,7 @@ static enum num parse_number(struct span v, uint64_t *out)
 		uint64_t x = 0;
 
 		for (size_t i = 2; i < v.n; i++) {
-			int d = hex_digit(v.s[i]);
+			int d = fmt_hex_digit(v.s[i]);
 
 			if (d < 0)
 				return NUM_BAD;
@@ -584,13 +574,12 @@ static int set_disk(struct parser *p, const struct key *k, struct span v)
 	return get_path(p, k, v, current_vm(p)->disk);
 }
 
-static bool parse_mac(struct span v, uint8_t mac[6])
+bool config_parse_mac(const char *s, size_t n, uint8_t mac[6])
 {
-	if (v.n != 17)
+	if (n != 17)
 		return false;
-	for (size_t i = 0; i < 6; i++) {
-		const char *s = v.s + 3 * i;
-		int hi = hex_digit(s[0]), lo = hex_digit(s[1]);
+	for (size_t i = 0; i < 6; i++, s += 3) {
+		int hi = fmt_hex_digit(s[0]), lo = fmt_hex_digit(s[1]);
 
 		if (hi < 0 || lo < 0 || (i < 5 && s[2] != ':'))
 			return false;
@@ -610,7 +599,7 @@ static int get_mac(struct parser *p, const struct key *k, struct span option,
 	if (option.n < 4 || memcmp(option.s, "mac=", 4))
 		return bad_value(p, k, option, "mac=XX:XX:XX:XX:XX:XX after the ','");
 	mac = span_sub(option, 4, option.n);
-	if (!parse_mac(mac, nic->mac))
+	if (!config_parse_mac(mac.s, mac.n, nic->mac))
 		return bad_value(p, k, mac, "a MAC such as 02:00:00:00:00:01");
 	if (nic->mac[0] & 1)
 		return fail(p, p->line, "MAC %s in %s is multicast: a NIC needs a unicast "
@@ -675,7 +664,7 @@ static int set_auth_key(struct parser *p, const struct key *k, struct span v)
 	if (v.n % 2 || v.n < 2 * CFG_AUTH_KEY_MIN || v.n > 2 * CFG_AUTH_KEY_MAX)
 		return bad_value(p, k, v, "32 to 128 hex digits (a 16- to 64-byte key)");
 	for (size_t i = 0; i < v.n; i += 2) {
-		int hi = hex_digit(v.s[i]), lo = hex_digit(v.s[i + 1]);
+		int hi = fmt_hex_digit(v.s[i]), lo = fmt_hex_digit(v.s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return bad_value(p, k, v, "32 to 128 hex digits (a 16- to 64-byte key)");
 		vm->auth_key[i / 2] = (uint8_t)(hi << 4 | lo);

@@ -154,4 +154,10 @@ int config_parse(const char *text, size_t len, struct config *out, struct cfg_di
 /* Human-readable name of a boot mode ("real", "long", "linux"). */
 const char *config_boot_mode_name(enum vm_boot_mode mode);
 
+/*
+ * Parses s[0..n) as XX:XX:XX:XX:XX:XX (hex digits in either case) into
+ * mac, as a NIC's mac= option gives it; false when it is not one.
+ */
+bool config_parse_mac(const char *s, size_t n, uint8_t mac[6]);
+
 #endif

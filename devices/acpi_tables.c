@@ -1,5 +1,9 @@
 #include "devices/acpi_tables.h"
 
+#include "devices/ioapic.h"
+#include "devices/lapic.h"
+#include "devices/pci.h"
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -49,16 +53,6 @@ static void align(struct out *o, size_t to)
 	put(o, zeros, (to - o->len % to) % to);
 }
 
-/* ACPI checksums make all bytes of a structure sum to 0 modulo 256. */
-static uint8_t checksum(const unsigned char *p, size_t len)
-{
-	uint8_t sum = 0;
-
-	for (size_t i = 0; i < len; i++)
-		sum += p[i];
-	return (uint8_t)-sum;
-}
-
 static struct acpi_sdt_header header(const char signature[4], uint8_t revision)
 {
 	struct acpi_sdt_header h = {
@@ -98,7 +92,7 @@ static uint64_t table_end(struct out *o, size_t start)
 
 	memcpy(t + offsetof(struct acpi_sdt_header, length), &length, sizeof(length));
 	t[offsetof(struct acpi_sdt_header, checksum)] = 0;
-	t[offsetof(struct acpi_sdt_header, checksum)] = checksum(t, length);
+	t[offsetof(struct acpi_sdt_header, checksum)] = (uint8_t)-acpi_byte_sum(t, length);
 	return o->gpa + start;
 }
 
@@ -239,10 +233,10 @@ static void root_bridge_crs(struct out *o, const struct acpi_tables_config *cfg)
 	res_word(o, RES_TYPE_BUS, 0, 0, 1); /* bus 0 only: _BBN 0, no bridges */
 	put_byte(o, RES_IO_PORT);
 	put_byte(o, RES_IO_DECODE16);
-	put16(o, ACPI_PCI_CONFIG_PORT);
-	put16(o, ACPI_PCI_CONFIG_PORT);
+	put16(o, PCI_CONFIG_PORT);
+	put16(o, PCI_CONFIG_PORT);
 	put_byte(o, 1); /* alignment */
-	put_byte(o, ACPI_PCI_CONFIG_PORTS);
+	put_byte(o, PCI_CONFIG_PORTS);
 	if (cfg->pci_io_size)
 		res_word(o, RES_TYPE_IO, RES_IO_ENTIRE_RANGE, (uint16_t)cfg->pci_io_base,
 			 cfg->pci_io_size);
@@ -412,7 +406,7 @@ static uint64_t build_madt(struct out *o)
 {
 	struct acpi_madt m = {
 		.header = header("APIC", MADT_REVISION),
-		.lapic_address = GUEST_LAPIC_BASE,
+		.lapic_address = LAPIC_DEFAULT_BASE,
 		.flags = ACPI_MADT_PCAT_COMPAT, /* the 8259s are there too */
 	};
 	struct acpi_madt_lapic cpu = {
@@ -424,7 +418,7 @@ static uint64_t build_madt(struct out *o)
 	struct acpi_madt_ioapic ioapic = {
 		.header = { ACPI_MADT_IOAPIC, sizeof(ioapic) },
 		.id = GUEST_IOAPIC_ID,
-		.address = GUEST_IOAPIC_BASE,
+		.address = IOAPIC_DEFAULT_BASE,
 		.gsi_base = 0,
 	};
 	/* As on PCs: the PIT's IRQ 0 is wired to I/O APIC pin 2 (5.2.12.5). */
@@ -483,8 +477,8 @@ static void build_rsdp(unsigned char *at, uint64_t xsdt)
 		.xsdt_address = xsdt,
 	};
 
-	r.checksum = checksum((const unsigned char *)&r, offsetof(struct acpi_rsdp, length));
-	r.extended_checksum = checksum((const unsigned char *)&r, sizeof(r));
+	r.checksum = (uint8_t)-acpi_byte_sum(&r, offsetof(struct acpi_rsdp, length));
+	r.extended_checksum = (uint8_t)-acpi_byte_sum(&r, sizeof(r));
 	memcpy(at, &r, sizeof(r));
 }
 
@@ -503,15 +497,14 @@ static const char *check_config(uint64_t gpa, const struct acpi_tables_config *c
 		return "PM1 event, PM1 control and PM timer need non-zero ports";
 	if (c->pci_io_size &&
 	    (c->pci_io_base > 0xffff || c->pci_io_size > 0x10000 - c->pci_io_base ||
-	     ranges_overlap(c->pci_io_base, c->pci_io_size, ACPI_PCI_CONFIG_PORT,
-			    ACPI_PCI_CONFIG_PORTS)))
+	     ranges_overlap(c->pci_io_base, c->pci_io_size, PCI_CONFIG_PORT, PCI_CONFIG_PORTS)))
 		return "PCI I/O window must lie within 0-0xffff, clear of 0xcf8-0xcff";
 	if (c->pci_mem_size &&
 	    ((uint64_t)c->pci_mem_base + c->pci_mem_size > (1ULL << 32) ||
-	     ranges_overlap(c->pci_mem_base, c->pci_mem_size, GUEST_IOAPIC_BASE,
-			    GUEST_APIC_MMIO_SIZE) ||
-	     ranges_overlap(c->pci_mem_base, c->pci_mem_size, GUEST_LAPIC_BASE,
-			    GUEST_APIC_MMIO_SIZE)))
+	     ranges_overlap(c->pci_mem_base, c->pci_mem_size, IOAPIC_DEFAULT_BASE,
+			    IOAPIC_MMIO_SIZE) ||
+	     ranges_overlap(c->pci_mem_base, c->pci_mem_size, LAPIC_DEFAULT_BASE,
+			    LAPIC_MMIO_SIZE)))
 		return "PCI memory window must lie below 4 GiB, clear of the APICs";
 	return NULL;
 }

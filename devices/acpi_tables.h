@@ -19,10 +19,11 @@
 
 #include "boot/acpi.h"
 
-/* The interrupt controllers' MMIO pages (the guest's memory map reserves them). */
-#define GUEST_IOAPIC_BASE 0xfec00000U
-#define GUEST_LAPIC_BASE 0xfee00000U
-#define GUEST_APIC_MMIO_SIZE 0x1000U
+/*
+ * The I/O APIC's ID in the MADT. Both interrupt controllers sit at their
+ * default MMIO pages (devices/ioapic.h, devices/lapic.h), which the guest's
+ * memory map reserves.
+ */
 #define GUEST_IOAPIC_ID 1
 
 /* ISA IRQ of the SCI, shared by every fixed and general-purpose event. */
@@ -51,10 +52,6 @@
 /* The reset register: the PIIX reset control port, hard reset + reset CPU. */
 #define ACPI_RESET_PORT 0xcf9
 #define ACPI_RESET_VALUE 0x06
-
-/* PCI configuration mechanism #1 ports, which the root bridge consumes. */
-#define ACPI_PCI_CONFIG_PORT 0xcf8
-#define ACPI_PCI_CONFIG_PORTS 8
 
 /* Generic Address Structure (ACPI 6.5, 5.2.3.2). */
 struct acpi_gas {

@@ -100,6 +100,15 @@ struct virtio_device {
 	void *interrupt_ctx;
 };
 
+/*
+ * The queue number a device model passes to dev->interrupt for a
+ * configuration change notification (spec 4.1.5.4) rather than a used
+ * buffer notification: the transport then moves config_generation and
+ * interrupts the driver once DRIVER_OK is set, as
+ * virtio_pci_config_changed() does.
+ */
+#define VIRTIO_INTERRUPT_CONFIG 0xffffu
+
 /* True when the driver finished initialisation and the device did not fail. */
 static inline bool virtio_device_ready(const struct virtio_device *dev)
 {

@@ -23,16 +23,6 @@ static uint32_t blk_config_read(struct virtio_device *dev, uint32_t offset, unsi
 	return virtio_config_image_read(img, sizeof(img), offset, size);
 }
 
-/* Writable configuration needs VIRTIO_BLK_F_CONFIG_WCE, not offered: writes are ignored. */
-static void blk_config_write(struct virtio_device *dev, uint32_t offset, unsigned size,
-			     uint32_t value)
-{
-	(void)dev;
-	(void)offset;
-	(void)size;
-	(void)value;
-}
-
 static void blk_reset(struct virtio_device *dev)
 {
 	struct virtio_blk *blk = dev->ctx;
@@ -153,7 +143,8 @@ static void blk_queue_notify(struct virtio_device *dev, unsigned queue)
 
 static const struct virtio_device_ops blk_ops = {
 	.config_read = blk_config_read,
-	.config_write = blk_config_write,
+	/* Writable configuration needs VIRTIO_BLK_F_CONFIG_WCE, not offered. */
+	.config_write = virtio_config_write_ignored,
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
 };

@@ -23,16 +23,6 @@ static uint32_t net_config_read(struct virtio_device *dev, uint32_t offset, unsi
 	return virtio_config_image_read(img, sizeof(img), offset, size);
 }
 
-/* 5.1.4.2: a modern driver does not write the configuration; writes are ignored. */
-static void net_config_write(struct virtio_device *dev, uint32_t offset, unsigned size,
-			     uint32_t value)
-{
-	(void)dev;
-	(void)offset;
-	(void)size;
-	(void)value;
-}
-
 static void net_reset(struct virtio_device *dev)
 {
 	struct virtio_net *net = dev->ctx;
@@ -187,7 +177,8 @@ void virtio_net_set_link(struct virtio_net *net, bool up)
 
 static const struct virtio_device_ops net_ops = {
 	.config_read = net_config_read,
-	.config_write = net_config_write,
+	/* 5.1.4.2: a modern driver does not write the configuration. */
+	.config_write = virtio_config_write_ignored,
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
 };

@@ -26,12 +26,6 @@
 #include "devices/pci.h"
 #include "devices/virtio.h"
 
-/*
- * dev->interrupt(dev, VIRTIO_INTERRUPT_CONFIG) from a device model means
- * "the device configuration changed", like virtio_pci_config_changed().
- */
-#define VIRTIO_INTERRUPT_CONFIG 0xffffu
-
 #define VIRTIO_PCI_VENDOR_ID 0x1af4
 #define VIRTIO_PCI_DEVICE_ID_BASE 0x1040 /* + virtio device id (4.1.2.1) */
 #define VIRTIO_PCI_REVISION 1

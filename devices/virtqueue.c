@@ -302,3 +302,12 @@ uint32_t virtio_config_image_read(const uint8_t *img, uint32_t img_size, uint32_
 	}
 	return v;
 }
+
+void virtio_config_write_ignored(struct virtio_device *dev, uint32_t offset, unsigned size,
+				 uint32_t value)
+{
+	(void)dev;
+	(void)offset;
+	(void)size;
+	(void)value;
+}

@@ -52,15 +52,6 @@
 #define VIRTQ_AVAIL_BYTES(n) (4 + 2 * (uint64_t)(n) + 2)  /* flags, idx, ring, used_event */
 #define VIRTQ_USED_BYTES(n) (4 + 8 * (uint64_t)(n) + 2)   /* flags, idx, ring, avail_event */
 
-/*
- * The queue number a device model passes to dev->interrupt for a
- * configuration change notification (4.1.5.4) rather than a used buffer
- * notification; the same definition as devices/virtio_pci.h, whose
- * transport then moves config_generation and interrupts the driver once
- * DRIVER_OK is set.
- */
-#define VIRTIO_INTERRUPT_CONFIG 0xffffu
-
 /* What the device keeps of one queue; all of it is device-owned. */
 struct virtq {
 	uint16_t last_avail;            /* next avail->ring entry to take */
@@ -147,5 +138,9 @@ void virtio_config_changed(struct virtio_device *dev);
  */
 uint32_t virtio_config_image_read(const uint8_t *img, uint32_t img_size, uint32_t offset,
 				  unsigned size);
+
+/* A config_write for a configuration the driver cannot change: ignores the write. */
+void virtio_config_write_ignored(struct virtio_device *dev, uint32_t offset, unsigned size,
+				 uint32_t value);
 
 #endif

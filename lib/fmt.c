@@ -201,3 +201,14 @@ int fmt_snprintf(char *buf, size_t size, const char *format, ...)
 	va_end(ap);
 	return n;
 }
+
+int fmt_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

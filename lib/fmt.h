@@ -23,4 +23,7 @@ int fmt_vsnprintf(char *buf, size_t size, const char *format, va_list args);
 int fmt_snprintf(char *buf, size_t size, const char *format, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The value of the hexadecimal digit c (either case), or -1 when c is not one. */
+int fmt_hex_digit(int c);
+
 #endif

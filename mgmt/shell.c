@@ -365,17 +365,6 @@ static int split_line(struct shell_cmd *cmd, const char *line, size_t len,
 
 /* ---- Values ---- */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool lower_equal(const char *s, size_t n, const char *word)
 {
 	size_t i = 0;
@@ -404,7 +393,7 @@ static size_t parse_digits(const char *s, size_t n, uint64_t max, uint64_t *v)
 	start = i;
 	*v = 0;
 	for (; i < n; i++) {
-		int d = hex_digit(s[i]);
+		int d = fmt_hex_digit(s[i]);
 
 		if (d < 0 || (unsigned)d >= base)
 			break;
@@ -473,7 +462,7 @@ static bool parse_fields(const char *s, size_t n, char sep, unsigned count, bool
 		unsigned v = 0;
 
 		for (; i < n && s[i] != sep; i++) {
-			int d = hex_digit(s[i]);
+			int d = fmt_hex_digit(s[i]);
 
 			if (d < 0 || (!hex && d > 9) || i - start == (hex ? 2u : 3u))
 				return false;
@@ -546,7 +535,7 @@ static bool put_value(struct tlv_writer *w, const struct shell_arg *a, const cha
 		if (n % 2)
 			return false;
 		for (len = 0; len < n / 2; len++) {
-			int hi = hex_digit(s[2 * len]), lo = hex_digit(s[2 * len + 1]);
+			int hi = fmt_hex_digit(s[2 * len]), lo = fmt_hex_digit(s[2 * len + 1]);
 
 			if (hi < 0 || lo < 0)
 				return false;

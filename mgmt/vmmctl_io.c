@@ -18,6 +18,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "lib/fmt.h"
 #include "mgmt/vmmctl.h"
 
 static const struct {
@@ -255,17 +256,6 @@ bool vmmctl_tty_raw(int fd)
 
 /* ---- Keys ---- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool vmmctl_parse_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
 {
 	size_t n = 0;
@@ -276,7 +266,7 @@ bool vmmctl_parse_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
 
 		if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == ':')
 			continue;
-		v = hexval((unsigned char)*s);
+		v = fmt_hex_digit((unsigned char)*s);
 		if (v < 0)
 			return false;
 		if (hi < 0) {

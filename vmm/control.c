@@ -268,21 +268,8 @@ static int parse_nic_spec(struct call *c, const struct tlv *t, struct cfg_nic *n
 	if (strlen(m) != 21 || memcmp(m, "mac=", 4))
 		return fail(c, API_E_INVALID_ARGUMENT, "nic_spec '%s': expected ,mac=XX:XX:XX:XX:XX:XX",
 			    spec);
-	for (unsigned i = 0; i < 6; i++) {
-		unsigned v = 0;
-		for (unsigned j = 0; j < 2; j++) {
-			char ch = m[4 + 3 * i + j];
-			unsigned d = ch >= '0' && ch <= '9' ? (unsigned)(ch - '0')
-				     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
-				     : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10) : 16;
-			if (d == 16)
-				return fail(c, API_E_INVALID_ARGUMENT, "nic_spec '%s': bad MAC", spec);
-			v = v << 4 | d;
-		}
-		if (i < 5 && m[4 + 3 * i + 2] != ':')
-			return fail(c, API_E_INVALID_ARGUMENT, "nic_spec '%s': bad MAC", spec);
-		nic->mac[i] = (uint8_t)v;
-	}
+	if (!config_parse_mac(m + 4, strlen(m + 4), nic->mac))
+		return fail(c, API_E_INVALID_ARGUMENT, "nic_spec '%s': bad MAC", spec);
 	nic->mac_set = true;
 	return 0;
 }

@@ -1,22 +1,15 @@
 #include "vmm/guest_walk.h"
 
+#include "x86/cpu.h"
+#include "x86/paging.h"
+
 #include <string.h>
 
-#define CR0_WP (1ULL << 16)
-#define CR0_PG (1ULL << 31)
-#define CR4_PSE (1ULL << 4)
-#define CR4_PAE (1ULL << 5)
-#define CR4_LA57 (1ULL << 12)
-#define CR4_SMEP (1ULL << 20)
-#define EFER_LMA (1ULL << 10)
-#define EFER_NXE (1ULL << 11)
+/*
+ * Entries use the PTE_* bits of x86/paging.h in every mode: P, R/W, U/S
+ * and PS sit at the same positions in the 32-bit entries of 4.3.
+ */
 
-/* Paging-structure entry bits (SDM Vol. 3A, the entry formats of 4.3 to 4.5). */
-#define PG_P (1ULL << 0)
-#define PG_RW (1ULL << 1)
-#define PG_US (1ULL << 2)
-#define PG_PS (1ULL << 7)
-#define PG_XD (1ULL << 63)
 /* PAE PDPTE bits 2:1 and 8:5 are reserved (SDM Vol. 3A, 4.4.1). */
 #define PDPTE_RSVD 0x1e6ULL
 /* 32-bit paging, 4-MiB page: bit 21 reserved, bits 20:13 are PA bits 39:32 (4.3). */
@@ -25,8 +18,6 @@
 #define PSE36_MAX_PA 40
 
 #define PAGE_SHIFT 12
-#define PAGE_SIZE (1ULL << PAGE_SHIFT)
-#define PAGE_MASK (PAGE_SIZE - 1)
 #define MIN_MAXPHYADDR 32
 #define MAX_MAXPHYADDR 52
 
@@ -131,12 +122,12 @@ static int walk_tables(const struct guest_paging *pg, const struct guest_mem *me
 
 		if (rc)
 			return rc;
-		if (!(entry & PG_P))
+		if (!(entry & PTE_PRESENT))
 			return page_fault(pg, access, 0, error_code);
-		bool leaf = level == 1 || (level <= s->large_max && (entry & PG_PS));
+		bool leaf = level == 1 || (level <= s->large_max && (entry & PTE_LARGE));
 		/* PS is reserved in PML5Es and PML4Es (4.5.4); 32-bit paging
 		 * without CR4.PSE ignores it (4.3). */
-		if (!leaf && s->width == 8 && (entry & PG_PS))
+		if (!leaf && s->width == 8 && (entry & PTE_LARGE))
 			return page_fault(pg, access, PF_ERR_P | PF_ERR_RSVD, error_code);
 		if (leaf && level > 1) {
 			uint64_t large_rsvd;
@@ -147,9 +138,9 @@ static int walk_tables(const struct guest_paging *pg, const struct guest_mem *me
 		}
 		if (entry & rsvd)
 			return page_fault(pg, access, PF_ERR_P | PF_ERR_RSVD, error_code);
-		r.rw = r.rw && (entry & PG_RW);
-		r.us = r.us && (entry & PG_US);
-		r.xd = r.xd || (nxe && (entry & PG_XD));
+		r.rw = r.rw && (entry & PTE_WRITABLE);
+		r.us = r.us && (entry & PTE_USER);
+		r.xd = r.xd || (nxe && (entry & PTE_NX));
 		if (leaf) {
 			if (!allowed(pg, &r, access))
 				return page_fault(pg, access, PF_ERR_P, error_code);
@@ -186,7 +177,7 @@ int guest_walk(const struct guest_paging *pg, const struct guest_mem *mem, uint6
 		return GW_OK;
 	}
 	/* Execute-disable is a reserved bit when EFER.NXE is clear (4.4.2, 4.5.4). */
-	uint64_t xd_rsvd = (pg->efer & EFER_NXE) ? 0 : PG_XD;
+	uint64_t xd_rsvd = (pg->efer & EFER_NXE) ? 0 : PTE_NX;
 
 	if (!(pg->cr4 & CR4_PAE)) {
 		/* 32-bit paging (4.3): two levels of 1024 4-byte entries. */
@@ -210,7 +201,7 @@ int guest_walk(const struct guest_paging *pg, const struct guest_mem *mem, uint6
 	int rc = read_entry(mem, (pg->cr3 & bits(31, 5)) + ((gla >> 30) & 3) * 8, 8, &pdpte);
 	if (rc)
 		return rc;
-	if (!(pdpte & PG_P))
+	if (!(pdpte & PTE_PRESENT))
 		return page_fault(pg, access, 0, error_code);
 	if (pdpte & (PDPTE_RSVD | bits(63, maxphy)))
 		return page_fault(pg, access, PF_ERR_P | PF_ERR_RSVD, error_code);
@@ -232,7 +223,7 @@ int guest_fetch(const struct guest_paging *pg, const struct guest_mem *mem, uint
 		bool user, struct guest_fetch *out, uint32_t *error_code)
 {
 	unsigned access = GW_ACCESS_FETCH | (user ? GW_ACCESS_USER : 0);
-	unsigned first = (unsigned)(PAGE_SIZE - (gla & PAGE_MASK));
+	unsigned first = (unsigned)(SIZE_4K - (gla & (SIZE_4K - 1)));
 
 	memset(out, 0, sizeof(*out));
 	if (first > GUEST_FETCH_MAX)

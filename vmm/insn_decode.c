@@ -1,16 +1,8 @@
 #include "vmm/insn_decode.h"
 
-#include <string.h>
+#include "x86/cpu.h"
 
-/* Arithmetic flags in RFLAGS (SDM Vol. 1, 3.4.3.1) and the direction flag. */
-#define FL_CF (1ULL << 0)
-#define FL_PF (1ULL << 2)
-#define FL_AF (1ULL << 4)
-#define FL_ZF (1ULL << 6)
-#define FL_SF (1ULL << 7)
-#define FL_DF (1ULL << 10)
-#define FL_OF (1ULL << 11)
-#define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
+#include <string.h>
 
 #define REG_RAX 0
 #define REG_RCX 1
@@ -460,7 +452,7 @@ static uint64_t alu(enum insn_op op, unsigned size, uint64_t dst, uint64_t src, 
 {
 	uint64_t mask = size_mask(size), sign = 1ULL << (8 * size - 1);
 	uint64_t a = dst & mask, b = src & mask, r, flags = 0;
-	uint64_t carry_in = *rflags & FL_CF;
+	uint64_t carry_in = *rflags & RFLAGS_CF;
 
 	switch (op) {
 	case INSN_OP_ADD:
@@ -468,10 +460,10 @@ static uint64_t alu(enum insn_op op, unsigned size, uint64_t dst, uint64_t src, 
 		uint64_t c = op == INSN_OP_ADC ? carry_in : 0;
 		r = (a + b + c) & mask;
 		if (r < a || (c && r == a))
-			flags |= FL_CF;
+			flags |= RFLAGS_CF;
 		if ((a ^ r) & (b ^ r) & sign)
-			flags |= FL_OF;
-		flags |= (a ^ b ^ r) & FL_AF;
+			flags |= RFLAGS_OF;
+		flags |= (a ^ b ^ r) & RFLAGS_AF;
 		break;
 	}
 	case INSN_OP_SUB:
@@ -480,10 +472,10 @@ static uint64_t alu(enum insn_op op, unsigned size, uint64_t dst, uint64_t src, 
 		uint64_t c = op == INSN_OP_SBB ? carry_in : 0;
 		r = (a - b - c) & mask;
 		if (a < b || (c && a == b))
-			flags |= FL_CF;
+			flags |= RFLAGS_CF;
 		if ((a ^ b) & (a ^ r) & sign)
-			flags |= FL_OF;
-		flags |= (a ^ b ^ r) & FL_AF;
+			flags |= RFLAGS_OF;
+		flags |= (a ^ b ^ r) & RFLAGS_AF;
 		break;
 	}
 	case INSN_OP_OR:
@@ -497,12 +489,12 @@ static uint64_t alu(enum insn_op op, unsigned size, uint64_t dst, uint64_t src, 
 		break;
 	}
 	if (!r)
-		flags |= FL_ZF;
+		flags |= RFLAGS_ZF;
 	if (r & sign)
-		flags |= FL_SF;
+		flags |= RFLAGS_SF;
 	if (even_parity(r))
-		flags |= FL_PF;
-	*rflags = (*rflags & ~FL_ARITH) | flags;
+		flags |= RFLAGS_PF;
+	*rflags = (*rflags & ~RFLAGS_STATUS) | flags;
 	return r;
 }
 
@@ -554,7 +546,7 @@ static int emulate_string(const struct insn *in, const struct insn_bus *bus, uin
 {
 	unsigned as = in->addr_size;
 	uint64_t count = gpr[REG_RCX] & size_mask(as);
-	uint64_t step = (rflags & FL_DF) ? -(uint64_t)in->size : in->size;
+	uint64_t step = (rflags & RFLAGS_DF) ? -(uint64_t)in->size : in->size;
 	uint64_t value;
 	int rc;
 

@@ -1,6 +1,8 @@
 #include "vmm/linux_boot.h"
 
 #include "devices/acpi_tables.h"
+#include "devices/ioapic.h"
+#include "devices/lapic.h"
 #include "lib/fmt.h"
 
 #include <string.h>
@@ -188,8 +190,8 @@ static int build_e820(struct loader *l)
 	struct region r[BUILTIN_REGIONS + LINUX_MAX_MMIO] = {
 		{ LOW_RAM_TOP, EBDA_SIZE, true },
 		{ BIOS_AREA, BIOS_AREA_SIZE, true },
-		{ GUEST_IOAPIC_BASE, GUEST_APIC_MMIO_SIZE, true },
-		{ GUEST_LAPIC_BASE, GUEST_APIC_MMIO_SIZE, true },
+		{ IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE, true },
+		{ LAPIC_DEFAULT_BASE, LAPIC_MMIO_SIZE, true },
 	};
 	unsigned n = BUILTIN_REGIONS;
 	const struct linux_boot_config *cfg = l->cfg;

@@ -9,11 +9,7 @@
 
 #include <string.h>
 
-#define VECTOR_UD 6
-#define VECTOR_GP 13
-#define VECTOR_PF 14
 #define PAGE_OFFSET_MASK 0xfffULL
-#define CPUID_ADDRESS_SIZES 0x80000008U
 
 /* What one emulation needs besides the instruction. */
 struct mmio_ctx {

@@ -11,8 +11,7 @@
 
 #include <string.h>
 
-/* The PIIX reset control register: writing RST_CPU (bit 2) resets the machine. */
-#define PORT_RESET_CONTROL 0xcf9
+/* The PIIX reset control register (the FADT's reset register): RST_CPU, bit 2, resets. */
 #define RESET_CPU 0x04
 /* MSI address/data format (SDM Vol. 3A 10.11.1 and 10.11.2). */
 #define MSI_ADDRESS_MASK 0xfff00000ULL
@@ -20,7 +19,6 @@
 #define MSI_DATA_VECTOR 0xffu
 #define MSI_DATA_DELIVERY_SHIFT 8
 #define MSI_DATA_DELIVERY_MASK 7u
-#define CPUID_ADDRESS_SIZES 0x80000008U
 /* ISA IRQ 0 reaches I/O APIC pin 2, as the MADT's interrupt source override says. */
 #define ISA_IRQ_PIT 0
 #define GSI_PIT 2
@@ -198,7 +196,7 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 	p->ioapic.ctx = vm;
 	acpi_pm_init(&p->pm);
 	pci_init(&p->pci);
-	p->pci.chipset_port = (struct port_device){ .base = PORT_RESET_CONTROL, .count = 1,
+	p->pci.chipset_port = (struct port_device){ .base = ACPI_RESET_PORT, .count = 1,
 						     .name = "reset-control",
 						     .write = reset_control_write, .ctx = vm };
 	p->virtio_count = 0;
@@ -333,8 +331,8 @@ int vm_mmio_read(struct vm *vm, uint64_t gpa, unsigned size, uint64_t *value)
 
 	if (lapic_mmio(p, gpa, size)) {
 		*value = lapic_mmio_read(&p->lapic, gpa & (LAPIC_MMIO_SIZE - 1), size, clock_ns());
-	} else if (in_page(gpa, size, GUEST_IOAPIC_BASE, IOAPIC_MMIO_SIZE)) {
-		*value = ioapic_mmio_read(&p->ioapic, gpa - GUEST_IOAPIC_BASE, size);
+	} else if (in_page(gpa, size, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE)) {
+		*value = ioapic_mmio_read(&p->ioapic, gpa - IOAPIC_DEFAULT_BASE, size);
 	} else if (pci_mmio_find(&p->pci, gpa, &fn, &bar, &offset)) {
 		*value = fn->ops->bar_read(fn->ctx, bar, offset, size);
 	} else {
@@ -353,8 +351,8 @@ int vm_mmio_write(struct vm *vm, uint64_t gpa, unsigned size, uint64_t value)
 	if (lapic_mmio(p, gpa, size)) {
 		lapic_mmio_write(&p->lapic, gpa & (LAPIC_MMIO_SIZE - 1), size, (uint32_t)value,
 				 clock_ns(), rdtsc());
-	} else if (in_page(gpa, size, GUEST_IOAPIC_BASE, IOAPIC_MMIO_SIZE)) {
-		ioapic_mmio_write(&p->ioapic, gpa - GUEST_IOAPIC_BASE, size, (uint32_t)value);
+	} else if (in_page(gpa, size, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE)) {
+		ioapic_mmio_write(&p->ioapic, gpa - IOAPIC_DEFAULT_BASE, size, (uint32_t)value);
 	} else if (pci_mmio_find(&p->pci, gpa, &fn, &bar, &offset)) {
 		fn->ops->bar_write(fn->ctx, bar, offset, size, value);
 	} else {

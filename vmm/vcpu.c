@@ -52,8 +52,6 @@ enum {
 
 #define FEATURE_CONTROL_LOCKED 1ULL
 #define MISC_ENABLE_FAST_STRINGS 1ULL
-#define EFER_SCE (1ULL << 0)
-#define EFER_NXE (1ULL << 11)
 
 /* MSRs that live in hardware guest state, by number. */
 static const struct {

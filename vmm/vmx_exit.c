@@ -11,9 +11,6 @@
 #include "vmm/vmx.h"
 #include "x86/cpu.h"
 
-#define VECTOR_UD 6
-#define VECTOR_GP 13
-#define VECTOR_MC 18
 #define CR_ACCESS_TO_CR 0
 #define CR_ACCESS_FROM_CR 1
 #define PDPTE_PRESENT 1ULL

@@ -20,7 +20,6 @@ extern char vmx_exit_entry[];
 #define GUEST_PAT_POWER_ON 0x0007040600070406ULL /* SDM 11.12.4 */
 #define DR7_POWER_ON 0x400
 #define VMCS_LINK_NONE (~0ULL)
-#define VECTOR_MC 18
 
 static const uint32_t swapped_msr_index[SWAP_COUNT] = {
 	[SWAP_STAR] = 0xc0000081,

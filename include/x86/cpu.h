@@ -1,6 +1,9 @@
 /*
- * Thin wrappers around the x86-64 instructions the hypervisor needs.
- * Freestanding only: none of this is used by host-built code.
+ * Thin wrappers around the x86-64 instructions the hypervisor needs, and
+ * the architectural register bits. Host-built code and tests include it
+ * for the bits (the guest page walker): the wrappers compile on any x86-64
+ * host, but the privileged ones (MSRs, control registers, hlt) only run in
+ * the hypervisor.
  */
 #ifndef X86_CPU_H
 #define X86_CPU_H
@@ -10,6 +13,9 @@
 struct cpuid_regs {
 	uint32_t eax, ebx, ecx, edx;
 };
+
+/* CPUID leaf 80000008H: EAX[7:0] is MAXPHYADDR (SDM Vol. 2A, CPUID). */
+#define CPUID_ADDRESS_SIZES 0x80000008U
 
 static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t subleaf)
 {
@@ -101,7 +107,22 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 		__asm__ volatile("cli; hlt");
 }
 
+/* Exception vectors (SDM Vol. 3A, 6.3.1). */
+#define VECTOR_UD 6
+#define VECTOR_GP 13
+#define VECTOR_PF 14
+#define VECTOR_MC 18
+
+/* RFLAGS (SDM Vol. 1, 3.4.3); the status flags are the ones arithmetic sets. */
+#define RFLAGS_CF (1ULL << 0)
+#define RFLAGS_PF (1ULL << 2)
+#define RFLAGS_AF (1ULL << 4)
+#define RFLAGS_ZF (1ULL << 6)
+#define RFLAGS_SF (1ULL << 7)
 #define RFLAGS_IF (1ULL << 9)
+#define RFLAGS_DF (1ULL << 10)
+#define RFLAGS_OF (1ULL << 11)
+#define RFLAGS_STATUS (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 
 #define CR0_PE (1ULL << 0)
 #define CR0_NE (1ULL << 5)
@@ -113,6 +134,7 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 #define CR4_PSE (1ULL << 4)
 #define CR4_PAE (1ULL << 5)
 #define CR4_PGE (1ULL << 7)
+#define CR4_LA57 (1ULL << 12)
 #define CR4_VMXE (1ULL << 13)
 #define CR4_SMXE (1ULL << 14)
 #define CR4_PCIDE (1ULL << 17)
@@ -122,8 +144,9 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 #define CR4_PKE (1ULL << 22)
 #define CR4_CET (1ULL << 23)
 
-#define EFER_NXE (1ULL << 11)
+#define EFER_SCE (1ULL << 0)
 #define EFER_LME (1ULL << 8)
 #define EFER_LMA (1ULL << 10)
+#define EFER_NXE (1ULL << 11)
 
 #endif

@@ -9,7 +9,9 @@ _Static_assert(sizeof(pte_t) == 8, "SDM 4.5: 64-bit entries");
 
 #define PTE_PRESENT (1ULL << 0)
 #define PTE_WRITABLE (1ULL << 1)
-#define PTE_LARGE (1ULL << 7) /* PS: 2-MiB page in a PDE, 1-GiB in a PDPTE */
+#define PTE_USER (1ULL << 2)
+/* PS: a 2-MiB page in a PDE (4-MiB with 32-bit paging), 1-GiB in a PDPTE */
+#define PTE_LARGE (1ULL << 7)
 #define PTE_NX (1ULL << 63)   /* execute-disable, with EFER.NXE (SDM 4.6) */
 #define PTE_ADDR_MASK 0x000ffffffffff000ULL
 

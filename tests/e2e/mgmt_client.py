@@ -21,6 +21,10 @@ import sys
 import threading
 import time
 import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from cobs import cobs_decode, cobs_encode  # noqa: E402
 
 REQUEST, RESPONSE, EVENT, ERROR = 1, 2, 3, 4
 RQ = dict(HELLO=0x01, GOODBYE=0x02, AUTH_CHALLENGE=0x03, GET_HOST_INFO=0x10, CREATE_VM=0x11,
@@ -52,33 +56,6 @@ def check(ok, name):
     else:
         failed += 1
     return ok
-
-
-def cobs_encode(data):
-    out, block = bytearray(), bytearray()
-    for b in data:
-        if b == 0:
-            out += bytes([len(block) + 1]) + block
-            block = bytearray()
-        else:
-            block.append(b)
-            if len(block) == 254:
-                out += b"\xff" + block
-                block = bytearray()
-    return bytes(out + bytes([len(block) + 1]) + block)
-
-
-def cobs_decode(data):
-    out, i = bytearray(), 0
-    while i < len(data):
-        code = data[i]
-        if code == 0 or i + code > len(data):
-            return None
-        out += data[i + 1:i + code]
-        i += code
-        if code != 0xff and i < len(data):
-            out.append(0)
-    return bytes(out)
 
 
 def frame(ftype, fid, code, payload, flags=0):

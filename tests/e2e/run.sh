@@ -185,7 +185,7 @@ expect_order "guests: reboot: the Reset event sequence, then the guest again" gu
 	"vm 'reboot': Running \\(reset by the guest \\(port 0xcf9\\)\\)" \
 	'\[reboot\] PASS reboot: came back after the reset with its CMOS mark' \
 	"vm 'reboot': TurnedOff \\(guest exited with status 0\\)"
-expect "guests: all ten ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 10 not running\)'
+expect "guests: all eleven ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 11 not running\)'
 expect_not "guests: no guest FAIL, no panic" guests 'FAIL|PANIC|ERROR'
 
 # --- bad-vms: every problem reported, nothing taken over ---------------------

@@ -81,6 +81,20 @@ static void test_trailing_percent_stops(void **state)
 	expect("ab", "ab%");
 }
 
+static void test_hex_digit(void **state)
+{
+	(void)state;
+	assert_int_equal(fmt_hex_digit('0'), 0);
+	assert_int_equal(fmt_hex_digit('9'), 9);
+	assert_int_equal(fmt_hex_digit('a'), 10);
+	assert_int_equal(fmt_hex_digit('F'), 15);
+	assert_int_equal(fmt_hex_digit('g'), -1);
+	assert_int_equal(fmt_hex_digit('/'), -1);
+	assert_int_equal(fmt_hex_digit(':'), -1);
+	assert_int_equal(fmt_hex_digit('@'), -1);
+	assert_int_equal(fmt_hex_digit(-1), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -90,6 +104,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_conversion_is_shown),
 		cmocka_unit_test(test_truncation_keeps_nul_and_reports_length),
 		cmocka_unit_test(test_trailing_percent_stops),
+		cmocka_unit_test(test_hex_digit),
 	};
 	return cmocka_run_group_tests_name("fmt", tests, NULL, NULL);
 }

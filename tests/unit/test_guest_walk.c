@@ -6,22 +6,17 @@
 #include <cmocka.h>
 
 #include "vmm/guest_walk.h"
+#include "x86/cpu.h"
+#include "x86/paging.h"
 
 #define RAM_SIZE (256 * 4096)
-#define CR0_PG (1ULL << 31)
-#define CR0_WP (1ULL << 16)
-#define CR4_PSE (1ULL << 4)
-#define CR4_PAE (1ULL << 5)
-#define CR4_LA57 (1ULL << 12)
-#define CR4_SMEP (1ULL << 20)
-#define EFER_LMA (1ULL << 10)
-#define EFER_NXE (1ULL << 11)
 
-#define P 0x1ULL
-#define RW 0x2ULL
-#define US 0x4ULL
-#define PS 0x80ULL
-#define XD (1ULL << 63)
+/* Short names keep the page-table fixtures on one line each. */
+#define P PTE_PRESENT
+#define RW PTE_WRITABLE
+#define US PTE_USER
+#define PS PTE_LARGE
+#define XD PTE_NX
 #define TABLE (P | RW | US)
 
 static uint8_t ram[RAM_SIZE];

@@ -6,17 +6,10 @@
 #include <cmocka.h>
 
 #include "vmm/insn_decode.h"
+#include "x86/cpu.h"
 
 /* Encodings below are from GNU as (objdump -d), as Linux 6.1 emits them. */
 
-#define CF (1ULL << 0)
-#define PF (1ULL << 2)
-#define AF (1ULL << 4)
-#define ZF (1ULL << 6)
-#define SF (1ULL << 7)
-#define DF (1ULL << 10)
-#define OF (1ULL << 11)
-#define ARITH (CF | PF | AF | ZF | SF | OF)
 #define RFLAGS_FIXED 0x2ULL
 #define GPA 0xfee00300ULL
 
@@ -487,7 +480,7 @@ static void test_read_modify_write(void **state)
 	fb.read_value = 0x1;
 	struct insn in = DECODE(INSN_MODE_64, 11, 0xf0, 0x81, 0x88, 0x00, 0x03, 0x00, 0x00, 0x00,
 				0x01, 0x00, 0x00);
-	rflags |= CF | OF | ZF;
+	rflags |= RFLAGS_CF | RFLAGS_OF | RFLAGS_ZF;
 	assert_int_equal(run(&in, false), INSN_OK);
 	assert_int_equal(fb.reads, 1);
 	assert_int_equal(fb.write_value, 0x101);
@@ -504,7 +497,7 @@ static void test_read_modify_write(void **state)
 	in = DECODE(INSN_MODE_64, 3, 0x29, 0x45, 0x00);
 	assert_int_equal(run(&in, false), INSN_OK);
 	assert_int_equal(fb.write_value, 0xfffffffe);
-	assert_int_equal(rflags & ARITH, CF | SF | AF);
+	assert_int_equal(rflags & RFLAGS_STATUS, RFLAGS_CF | RFLAGS_SF | RFLAGS_AF);
 
 	/* adc (%rsp),%r12 with CF set: into the register, memory untouched. */
 	int writes = fb.writes;
@@ -513,7 +506,7 @@ static void test_read_modify_write(void **state)
 	in = DECODE(INSN_MODE_64, 4, 0x4c, 0x13, 0x24, 0x24);
 	assert_int_equal(run(&in, false), INSN_OK);
 	assert_int_equal(gpr[R12], 0);
-	assert_int_equal(rflags & ARITH, CF | ZF | PF | AF);
+	assert_int_equal(rflags & RFLAGS_STATUS, RFLAGS_CF | RFLAGS_ZF | RFLAGS_PF | RFLAGS_AF);
 	assert_int_equal(fb.writes, writes);
 
 	/* xchg %rax,(%rbx) */
@@ -531,25 +524,25 @@ static void test_compare_and_test_only_set_flags(void **state)
 	fb.read_value = 5;
 	struct insn in = DECODE(INSN_MODE_64, 3, 0x80, 0x38, 0x05); /* cmpb $5 */
 	assert_int_equal(run(&in, false), INSN_OK);
-	assert_int_equal(rflags & ARITH, ZF | PF);
+	assert_int_equal(rflags & RFLAGS_STATUS, RFLAGS_ZF | RFLAGS_PF);
 	fb.read_value = 3;
 	assert_int_equal(run(&in, false), INSN_OK);
-	assert_int_equal(rflags & ARITH, CF | SF | AF); /* 3 - 5 = 0xfe */
+	assert_int_equal(rflags & RFLAGS_STATUS, RFLAGS_CF | RFLAGS_SF | RFLAGS_AF); /* 3 - 5 = 0xfe */
 
 	/* cmp (%rdx),%ecx is ecx - mem. */
 	gpr[RCX] = 10;
 	fb.read_value = 3;
 	in = DECODE(INSN_MODE_64, 2, 0x3b, 0x0a);
 	assert_int_equal(run(&in, false), INSN_OK);
-	assert_int_equal(rflags & ARITH, 0); /* 7 */
+	assert_int_equal(rflags & RFLAGS_STATUS, 0); /* 7 */
 	assert_int_equal(gpr[RCX], 10);
 
 	fb.read_value = 0x80;
 	in = DECODE(INSN_MODE_64, 3, 0xf6, 0x00, 0x80); /* testb $0x80 */
 	assert_int_equal(run(&in, false), INSN_OK);
-	assert_int_equal(rflags & ARITH, SF);
+	assert_int_equal(rflags & RFLAGS_STATUS, RFLAGS_SF);
 	assert_int_equal(fb.writes, 0);
-	assert_int_equal(rflags & ~ARITH, RFLAGS_FIXED);
+	assert_int_equal(rflags & ~RFLAGS_STATUS, RFLAGS_FIXED);
 }
 
 static void test_rep_stos_one_iteration_per_call(void **state)
@@ -571,13 +564,13 @@ static void test_rep_stos_one_iteration_per_call(void **state)
 	assert_int_equal(fb.writes, 2);
 
 	/* DF set: backwards. */
-	rflags |= DF;
+	rflags |= RFLAGS_DF;
 	gpr[RCX] = 5;
 	assert_int_equal(run(&in, true), INSN_AGAIN);
 	assert_int_equal(gpr[RDI], 0x1004);
 
 	/* addr32: ECX/EDI, wrapping at 4 GiB and zero-extended. */
-	rflags &= ~DF;
+	rflags &= ~RFLAGS_DF;
 	in = DECODE(INSN_MODE_64, 3, 0x67, 0xf3, 0xab);
 	gpr[RCX] = 0xffffffff00000001ULL;
 	gpr[RDI] = 0x12345678fffffffcULL;
@@ -731,7 +724,7 @@ static void test_flags_match_the_cpu(void **state)
 				uint64_t mask = size == 8 ? UINT64_MAX : (1ULL << (8 * size)) - 1;
 				uint64_t a = i < n_edges * n_edges ? edges[i % n_edges] : next_random(&seed);
 				uint64_t b = i < n_edges * n_edges ? edges[i / n_edges] : next_random(&seed);
-				uint64_t fl_in = RFLAGS_FIXED | (next_random(&seed) & ARITH);
+				uint64_t fl_in = RFLAGS_FIXED | (next_random(&seed) & RFLAGS_STATUS);
 				struct insn in = { .op = (enum insn_op)op, .size = (uint8_t)size,
 						   .has_imm = true, .imm = b & mask };
 				in.dir = op == INSN_OP_CMP || op == INSN_OP_TEST ? INSN_DIR_READ
@@ -743,7 +736,7 @@ static void test_flags_match_the_cpu(void **state)
 				fb.write_value = a & mask;
 				rflags = fl_in;
 				assert_int_equal(run(&in, false), INSN_OK);
-				assert_int_equal(rflags, host_fl & (ARITH | RFLAGS_FIXED));
+				assert_int_equal(rflags, host_fl & (RFLAGS_STATUS | RFLAGS_FIXED));
 				assert_int_equal(fb.write_value, want);
 			}
 		}
