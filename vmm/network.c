@@ -8,11 +8,13 @@
 #include <string.h>
 
 /*
- * Each adapter owns the smallest receive ring the switch accepts until
- * virtio-net brings the guest's own queue; the switch writes into it, so
- * it comes from host pages, never from guest memory.
+ * Each adapter owns the receive ring the switch writes into, in host
+ * pages, never in guest memory: frames wait there until the guest posts
+ * receive buffers (vmm/platform.c moves them). 32 slots (288 KiB) hold a
+ * TCP window's burst between two runs of the receiving VM; a full ring
+ * drops and counts, it never stalls the sender.
  */
-#define NIC_RING_SLOTS VNET_RING_MIN_SLOTS
+#define NIC_RING_SLOTS 32
 #define NIC_RING_PAGES ((VNET_RING_BYTES(NIC_RING_SLOTS) + PAGE_SIZE - 1) / PAGE_SIZE)
 #define NET_PAGES ((sizeof(struct vnet_switch) + PAGE_SIZE - 1) / PAGE_SIZE)
 
