@@ -138,13 +138,13 @@ static int add_virtio(struct vm *vm, struct virtio_device *dev, unsigned irq)
 /* The virtio-net back end is the adapter's network (vmm/network.h). */
 static int net_transmit(void *ctx, const void *frame, size_t len)
 {
-	const struct platform_pin *port = ctx;
-	return nic_transmit(port->vm->id, port->irq, frame, len);
+	const struct platform_nic *port = ctx;
+	return nic_transmit(port->vm->id, port->slot, frame, len);
 }
 
 static void net_rx_ready(void *ctx)
 {
-	platform_poll_network(((struct platform_pin *)ctx)->vm);
+	platform_poll_network(((struct platform_nic *)ctx)->vm);
 }
 
 void platform_poll_network(struct vm *vm)
@@ -154,7 +154,7 @@ void platform_poll_network(struct vm *vm)
 	struct platform *p = &vm->platform;
 
 	for (unsigned k = 0; k < p->net_count; k++) {
-		unsigned slot = p->net_port[k].irq;
+		unsigned slot = p->net_port[k].slot;
 		while (nic_has_frames(vm->id, slot) && virtio_net_can_receive(&p->net[k])) {
 			int len = nic_receive(vm->id, slot, frame, sizeof(frame));
 			if (len <= 0)
@@ -171,7 +171,7 @@ void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up)
 		if (vm->id != vm_id || vm->state == VM_STATE_TURNED_OFF)
 			continue;
 		for (unsigned k = 0; k < vm->platform.net_count; k++)
-			if (vm->platform.net_port[k].irq == nic)
+			if (vm->platform.net_port[k].slot == nic)
 				virtio_net_set_link(&vm->platform.net[k], up);
 	}
 }
@@ -222,7 +222,7 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 		unsigned k = p->net_count;
 		if (!nic)
 			continue;
-		p->net_port[k] = (struct platform_pin){ vm, slot };
+		p->net_port[k] = (struct platform_nic){ vm, slot };
 		const struct virtio_net_backend backend = { net_transmit, net_rx_ready,
 							    &p->net_port[k] };
 		uint32_t mtu = nic->net >= 0 ? network_get((unsigned)nic->net)->mtu

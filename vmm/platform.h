@@ -36,6 +36,12 @@ struct platform_pin {
 	unsigned irq;
 };
 
+/* A virtio-net device's back end: adapter `slot` of the VM (vmm/network.h). */
+struct platform_nic {
+	struct vm *vm;
+	unsigned slot;
+};
+
 struct platform {
 	struct lapic lapic;
 	struct ioapic ioapic;
@@ -47,7 +53,7 @@ struct platform {
 	bool has_blk;
 	struct virtio_blk blk;
 	struct virtio_net net[CFG_MAX_NICS];
-	struct platform_pin net_port[CFG_MAX_NICS]; /* irq: the adapter (vmm/network.h) */
+	struct platform_nic net_port[CFG_MAX_NICS];
 	unsigned net_count;
 };
 
