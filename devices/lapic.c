@@ -173,6 +173,7 @@ bool lapic_accept(struct lapic *l, uint8_t vector, bool level_triggered)
 	}
 	/* TMR records how the latest acceptance was triggered, for the EOI (SDM 11.8.4). */
 	set_vector(l->regs.irr, vector, true);
+	l->regs.irr_nonzero = true;
 	set_vector(l->regs.tmr, vector, level_triggered);
 	return true;
 }
@@ -209,6 +210,7 @@ uint8_t lapic_acknowledge(struct lapic *l)
 	if (vector < 0)
 		return (uint8_t)l->regs.svr;
 	set_vector(l->regs.irr, (unsigned)vector, false);
+	l->regs.irr_nonzero = highest_vector(l->regs.irr) >= 0;
 	set_vector(l->regs.isr, (unsigned)vector, true);
 	return (uint8_t)vector;
 }

@@ -90,6 +90,7 @@ struct lapic_regs {
 	uint32_t ldr, dfr;      /* xAPIC logical destination (x2APIC: derived) */
 	uint32_t svr;
 	uint32_t irr[8], isr[8], tmr[8];
+	bool irr_nonzero;       /* some IRR bit is set: the entry path's cheap test */
 	uint32_t esr;           /* what the last ESR write latched */
 	uint32_t esr_pending;   /* errors since then */
 	uint32_t icr_low;
@@ -199,6 +200,15 @@ bool lapic_is_destination(const struct lapic *l, uint32_t dest, bool logical);
 
 /* The vector to deliver now, or -1: the highest in IRR above PPR's class. */
 int lapic_pending(const struct lapic *l);
+
+/*
+ * Cheap test for the VM-entry path: false means lapic_pending() is -1
+ * (nothing is requested at all; priorities are not looked at).
+ */
+static inline bool lapic_may_interrupt(const struct lapic *l)
+{
+	return l->regs.irr_nonzero;
+}
 
 /*
  * The CPU's interrupt acknowledge: lapic_pending()'s vector moves from IRR

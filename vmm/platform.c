@@ -279,11 +279,6 @@ uint8_t platform_interrupt_acknowledge(struct vm *vm)
 	return lapic_acknowledge(&p->lapic);
 }
 
-bool platform_interrupt_possible(const struct vm *vm)
-{
-	return pic_may_interrupt(&vm->pic) || lapic_pending(&vm->platform.lapic) >= 0;
-}
-
 bool platform_is_lapic_msr(uint32_t msr)
 {
 	return lapic_is_msr(msr);

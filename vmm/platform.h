@@ -86,8 +86,6 @@ uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc);
 int platform_interrupt_pending(const struct vm *vm);
 /* Its acknowledge: the vector moves to in-service. */
 uint8_t platform_interrupt_acknowledge(struct vm *vm);
-/* Cheap test before VM entry: false means platform_interrupt_pending() is -1. */
-bool platform_interrupt_possible(const struct vm *vm);
 
 /* MSRs the LAPIC owns; false for an access the CPU would answer with #GP. */
 bool platform_is_lapic_msr(uint32_t msr);

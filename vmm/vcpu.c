@@ -10,6 +10,16 @@
 
 #include <string.h>
 
+/* CPUID serializes and costs hundreds of cycles: ask the host once. */
+static uint32_t host_max_basic_leaf(void)
+{
+	static uint32_t max;
+
+	if (!max)
+		max = cpuid(0, 0).eax;
+	return max;
+}
+
 void vcpu_cpuid(struct vcpu *vcpu)
 {
 	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
@@ -19,7 +29,7 @@ void vcpu_cpuid(struct vcpu *vcpu)
 
 	if (leaf == CPUID_TSC_LEAF)
 		r = cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ);
-	else if (leaf > cpuid(0, 0).eax && leaf < CPUID_HV_BASE)
+	else if (leaf > host_max_basic_leaf() && leaf < CPUID_HV_BASE)
 		/* Leaves the policy raised the range over exist, but are empty. */
 		r = (struct cpuid_result){ 0 };
 

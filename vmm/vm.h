@@ -105,7 +105,9 @@ uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu);
 /* False when vcpu_interrupt_pending() is -1; inline for the exit path. */
 static inline bool vcpu_interrupt_possible(const struct vcpu *vcpu)
 {
-	return vcpu->upcall_pending || platform_interrupt_possible(vcpu->vm);
+	const struct vm *vm = vcpu->vm;
+	return vcpu->upcall_pending || pic_may_interrupt(&vm->pic) ||
+	       lapic_may_interrupt(&vm->platform.lapic);
 }
 
 /* One byte of guest console output (COM1, the debug port or a hypercall). */
