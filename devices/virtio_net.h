@@ -90,9 +90,11 @@ struct virtio_net_stats {
 
 /*
  * The back end. transmit gets each frame the guest sends (without the
- * virtio header), in the device's buffer, and returns 0 if it took it or
- * a negative number if not; it may call virtio_net_receive, on this
- * device too (a loopback). rx_ready, if set, hears that the guest posted
+ * virtio header) and returns 0 if it took it or a negative number if not.
+ * The frame is often the guest's own memory (a frame in one descriptor is
+ * not copied): read each field you decide on once, and copy it out before
+ * writing to any guest memory, as virtio_net_receive on this device (a
+ * loopback) would. rx_ready, if set, hears that the guest posted
  * receive buffers, so a back end holding frames can deliver them now.
  */
 struct virtio_net_backend {

@@ -229,6 +229,18 @@ static size_t copy_chain(const struct guest_memory *mem, const struct virtq_chai
 	return done;
 }
 
+const uint8_t *virtq_readable_span(const struct guest_memory *mem,
+				   const struct virtq_chain *chain, uint64_t offset, uint64_t len)
+{
+	for (unsigned i = 0; i < chain->n_readable; i++) {
+		const struct virtq_seg *seg = &chain->seg[i];
+		if (offset < seg->len)
+			return len <= seg->len - offset ? guest_ptr(mem, seg->gpa + offset, len) : NULL;
+		offset -= seg->len;
+	}
+	return NULL;
+}
+
 size_t virtq_gather(const struct guest_memory *mem, const struct virtq_chain *chain,
 		    uint64_t offset, void *buf, size_t len)
 {

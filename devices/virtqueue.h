@@ -110,6 +110,16 @@ void virtq_break(struct virtio_device *dev, struct virtq *vq);
  * writable (scatter) bytes, starting offset bytes into them. Return the
  * bytes copied: fewer when the chain's buffers end first.
  */
+/*
+ * The chain's readable bytes [offset, offset + len) as one host pointer
+ * when they lie in a single descriptor (what Linux's virtio-net sends for
+ * a linear frame with its header in front), or NULL: then virtq_gather.
+ * The bytes stay guest memory: whoever reads them must read each field
+ * it decides on once.
+ */
+const uint8_t *virtq_readable_span(const struct guest_memory *mem,
+				   const struct virtq_chain *chain, uint64_t offset, uint64_t len);
+
 size_t virtq_gather(const struct guest_memory *mem, const struct virtq_chain *chain,
 		    uint64_t offset, void *buf, size_t len);
 size_t virtq_scatter(const struct guest_memory *mem, const struct virtq_chain *chain,

@@ -281,22 +281,21 @@ int nic_transmit(unsigned vm_id, unsigned nic, const void *frame, size_t len)
 	return 0;
 }
 
-bool nic_has_frames(unsigned vm_id, unsigned nic)
+int nic_peek(unsigned vm_id, unsigned nic, const void **frame)
 {
 	const struct nic *n = nic_slot(vm_id, nic);
 
-	/* The switch writes head, the adapter tail: unequal means frames wait (vnet/switch.h). */
-	return n && n->info.net >= 0 &&
-	       __atomic_load_n(&n->ring->head, __ATOMIC_ACQUIRE) != n->ring->tail;
+	if (!n || n->info.net < 0)
+		return 0;
+	return vnet_ring_peek(n->ring, NIC_RING_SLOTS, frame);
 }
 
-int nic_receive(unsigned vm_id, unsigned nic, void *buf, size_t cap)
+void nic_consume(unsigned vm_id, unsigned nic)
 {
 	struct nic *n = nic_slot(vm_id, nic);
 
-	if (!n || n->info.net < 0)
-		return 0;
-	return vnet_ring_pop(n->ring, NIC_RING_SLOTS, buf, cap);
+	if (n && n->info.net >= 0)
+		vnet_ring_consume(n->ring);
 }
 
 int network_dhcp_set(unsigned index, const struct dhcp_settings *s, char *err, size_t err_size)

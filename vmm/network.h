@@ -60,19 +60,20 @@ unsigned nic_count(unsigned vm_id);
 int nic_attach(unsigned vm_id, unsigned nic, unsigned net);
 int nic_detach(unsigned vm_id, unsigned nic);
 
-/* The DHCP settings the API shows for a network, and a change to them. */
-/*
- * The data path of an adapter. nic_transmit hands a frame to its network's
- * switch (-1: not attached, the cable is out); nic_receive takes the
- * oldest frame the switch queued for it (its length, 0: none).
- */
 /* Who learns that an adapter was plugged in or pulled out (the device models). */
 void network_on_link_change(void (*hook)(unsigned vm_id, unsigned nic, bool up));
 
+/*
+ * The data path of an adapter. nic_transmit hands a frame to its network's
+ * switch (-1: not attached, the cable is out), which copies it into the
+ * receivers' rings. nic_peek shows the oldest frame the switch queued for
+ * the adapter, in its ring (its length, 0: none), until nic_consume.
+ */
 int nic_transmit(unsigned vm_id, unsigned nic, const void *frame, size_t len);
-bool nic_has_frames(unsigned vm_id, unsigned nic);
-int nic_receive(unsigned vm_id, unsigned nic, void *buf, size_t cap);
+int nic_peek(unsigned vm_id, unsigned nic, const void **frame);
+void nic_consume(unsigned vm_id, unsigned nic);
 
+/* The DHCP settings the API shows for a network, and a change to them. */
 int network_dhcp_set(unsigned index, const struct dhcp_settings *s, char *err, size_t err_size);
 
 #endif

@@ -149,17 +149,20 @@ static void net_rx_ready(void *ctx)
 
 void platform_poll_network(struct vm *vm)
 {
-	/* One frame at a time through a bounce buffer: one pCPU runs all of this. */
-	static uint8_t frame[VNET_FRAME_MAX];
 	struct platform *p = &vm->platform;
 
+	/*
+	 * Straight from the ring slot into the guest's receive buffer: with the
+	 * switch's copy into the ring, a frame is copied twice between guests.
+	 */
 	for (unsigned k = 0; k < p->net_count; k++) {
 		unsigned slot = p->net_port[k].slot;
-		while (nic_has_frames(vm->id, slot) && virtio_net_can_receive(&p->net[k])) {
-			int len = nic_receive(vm->id, slot, frame, sizeof(frame));
-			if (len <= 0)
-				break;
+		const void *frame;
+		int len;
+		while (virtio_net_can_receive(&p->net[k]) &&
+		       (len = nic_peek(vm->id, slot, &frame)) > 0) {
 			virtio_net_receive(&p->net[k], frame, (size_t)len);
+			nic_consume(vm->id, slot);
 		}
 	}
 }

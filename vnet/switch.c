@@ -399,7 +399,7 @@ void vnet_switch_stats(const struct vnet_switch *sw, struct vnet_counters *out)
 	*out = sw->stats;
 }
 
-int vnet_ring_pop(struct vnet_ring *ring, uint32_t slots, void *buf, size_t cap)
+int vnet_ring_peek(const struct vnet_ring *ring, uint32_t slots, const void **frame)
 {
 	uint32_t tail, head, len;
 	const struct vnet_slot *slot;
@@ -414,9 +414,28 @@ int vnet_ring_pop(struct vnet_ring *ring, uint32_t slots, void *buf, size_t cap)
 		return 0;
 	slot = &ring->slot[tail & (slots - 1)];
 	len = __atomic_load_n(&slot->len, __ATOMIC_RELAXED);
-	if (len > VNET_FRAME_MAX || len > cap)
+	if (len > VNET_FRAME_MAX)
 		return VNET_ERR_INVALID;
-	memcpy(buf, slot->data, len);
-	__atomic_store_n(&ring->tail, tail + 1, __ATOMIC_RELEASE);
+	*frame = slot->data;
 	return (int)len;
+}
+
+void vnet_ring_consume(struct vnet_ring *ring)
+{
+	/* Frees the slot for the switch: after this it may be overwritten. */
+	__atomic_store_n(&ring->tail, ring->tail + 1, __ATOMIC_RELEASE);
+}
+
+int vnet_ring_pop(struct vnet_ring *ring, uint32_t slots, void *buf, size_t cap)
+{
+	const void *frame;
+	int len = vnet_ring_peek(ring, slots, &frame);
+
+	if (len <= 0)
+		return len;
+	if ((size_t)len > cap)
+		return VNET_ERR_INVALID;
+	memcpy(buf, frame, (size_t)len);
+	vnet_ring_consume(ring);
+	return len;
 }

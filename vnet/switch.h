@@ -262,4 +262,13 @@ void vnet_switch_stats(const struct vnet_switch *sw, struct vnet_counters *out);
  */
 int vnet_ring_pop(struct vnet_ring *ring, uint32_t slots, void *buf, size_t cap);
 
+/*
+ * The same without the copy, for a consumer that copies the frame to its
+ * final place itself: *frame points at the oldest frame in the ring
+ * (its length is returned; 0: empty; VNET_ERR_INVALID as above), which
+ * stays there until vnet_ring_consume gives its slot back to the switch.
+ */
+int vnet_ring_peek(const struct vnet_ring *ring, uint32_t slots, const void **frame);
+void vnet_ring_consume(struct vnet_ring *ring);
+
 #endif

@@ -64,8 +64,11 @@ static void interrupt(struct virtio_device *dev, unsigned queue)
 
 static int loopback(void *ctx, const void *frame, size_t len)
 {
+	/* The frame may be the guest's own memory: copy it out first, as the switch does. */
+	static uint8_t copy[VIRTIO_NET_FRAME_MAX];
 	check(ctx == &net && len >= ETH_HLEN && len <= (size_t)MTU + VIRTIO_NET_FRAME_OVERHEAD);
-	return virtio_net_receive(&net, frame, len);
+	memcpy(copy, frame, len);
+	return virtio_net_receive(&net, copy, len);
 }
 
 static void queue_config(struct virtio_device *dev, unsigned qi, const uint8_t *p)

@@ -40,7 +40,7 @@ static int be_transmit(void *ctx, const void *frame, size_t len)
 	be.len = len;
 	memcpy(be.frame, frame, len);
 	if (be.loop_to)
-		be.loop_result = virtio_net_receive(be.loop_to, frame, len);
+		be.loop_result = virtio_net_receive(be.loop_to, be.frame, len);
 	return be.verdict;
 }
 

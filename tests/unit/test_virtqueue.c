@@ -111,6 +111,23 @@ static void test_gather_and_scatter_across_segments(void **state)
 	assert_int_equal(guest[DATA_BASE + 9], 9);
 }
 
+static void test_readable_span_only_inside_one_descriptor(void **state)
+{
+	(void)state;
+	post_chain(&q, 0, (struct buf[]){ { DATA_BASE, 10, false }, { DATA_BASE + 200, 20, false },
+					  { DATA_BASE + 300, 5, true } }, 3);
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	assert_ptr_equal(virtq_readable_span(&dev.mem, &chain, 2, 8), guest + DATA_BASE + 2);
+	assert_ptr_equal(virtq_readable_span(&dev.mem, &chain, 10, 20), guest + DATA_BASE + 200);
+	/* Across two descriptors, past the readable bytes, or into the writable ones: no. */
+	assert_null(virtq_readable_span(&dev.mem, &chain, 5, 10));
+	assert_null(virtq_readable_span(&dev.mem, &chain, 25, 6));
+	assert_null(virtq_readable_span(&dev.mem, &chain, 30, 1));
+	/* A descriptor the guest pointed past its RAM is refused here too. */
+	struct virtq_chain forged = { .n_readable = 1, .seg = { { sizeof(guest) - 4, 16 } } };
+	assert_null(virtq_readable_span(&dev.mem, &forged, 0, 16));
+}
+
 static void test_copy_rechecks_guest_ram(void **state)
 {
 	struct virtq_chain forged = { .n_readable = 2,
@@ -490,6 +507,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_empty_queue, setup),
+		cmocka_unit_test_setup(test_readable_span_only_inside_one_descriptor, setup),
 		cmocka_unit_test_setup(test_not_ready_or_disabled, setup),
 		cmocka_unit_test_setup(test_chain_readable_then_writable, setup),
 		cmocka_unit_test_setup(test_gather_and_scatter_across_segments, setup),
