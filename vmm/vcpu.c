@@ -27,11 +27,14 @@ void vcpu_cpuid(struct vcpu *vcpu)
 	struct cpuid_result r =
 		cpuid_policy(leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
 
-	if (leaf == CPUID_TSC_LEAF)
-		r = cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ);
-	else if (leaf > host_max_basic_leaf() && leaf < CPUID_HV_BASE)
-		/* Leaves the policy raised the range over exist, but are empty. */
-		r = (struct cpuid_result){ 0 };
+	/* One compare on the common path: the basic leaves the host has below 15H. */
+	if (leaf >= CPUID_TSC_LEAF && leaf < CPUID_HV_BASE) {
+		if (leaf == CPUID_TSC_LEAF)
+			r = cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ);
+		else if (leaf > host_max_basic_leaf())
+			/* Leaves the policy raised the range over exist, but are empty. */
+			r = (struct cpuid_result){ 0 };
+	}
 
 	vcpu->regs.rax = r.eax;
 	vcpu->regs.rbx = r.ebx;
