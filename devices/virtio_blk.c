@@ -2,6 +2,12 @@
 
 #include <string.h>
 
+/*
+ * Scratch of the request in progress, not device state: one physical CPU
+ * runs every device model, one request at a time, so all disks share it.
+ */
+static struct virtq_chain chain;
+
 /* Byte offsets in the configuration (5.2.4). */
 #define CFG_CAPACITY 0
 #define CFG_SEG_MAX 12
@@ -33,7 +39,7 @@ static void blk_reset(struct virtio_device *dev)
 /* Moves len bytes between the chain's data buffers and the disk at sector. */
 static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, bool write)
 {
-	const struct virtq_chain *c = &blk->chain;
+	const struct virtq_chain *c = &chain;
 	uint64_t sectors = blk->disk_size / VIRTIO_BLK_SECTOR_SIZE;
 	uint8_t *at;
 
@@ -66,7 +72,7 @@ static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, b
  */
 static bool serve(struct virtio_blk *blk)
 {
-	const struct virtq_chain *c = &blk->chain;
+	const struct virtq_chain *c = &chain;
 	uint8_t hdr[VIRTIO_BLK_REQ_HDR];
 	uint32_t type;
 	uint64_t sector, data_in;
@@ -131,7 +137,7 @@ static void blk_queue_notify(struct virtio_device *dev, unsigned queue)
 	 * never set).
 	 */
 	for (unsigned n = 0; n < VIRTQ_MAX_SIZE; n++) {
-		enum virtq_pop_result r = virtq_pop(dev, queue, &blk->vq, &blk->chain);
+		enum virtq_pop_result r = virtq_pop(dev, queue, &blk->vq, &chain);
 
 		if (r == VIRTQ_MALFORMED)
 			blk->stats.resets_needed++;

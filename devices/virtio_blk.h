@@ -71,8 +71,6 @@ struct virtio_blk {
 	bool read_only;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct virtio_blk_stats stats;
-	/* Scratch of one request, not state: a serializer may skip it. */
-	struct virtq_chain chain;
 };
 
 /*

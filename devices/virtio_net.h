@@ -111,12 +111,6 @@ struct virtio_net {
 	bool link_up;
 	struct virtio_net_backend backend;
 	struct virtio_net_stats stats;
-	/*
-	 * Scratch, not state (a serializer may skip it): one chain per queue,
-	 * as a loopback back end receives while a transmit is in progress.
-	 */
-	struct virtq_chain chain[2];
-	uint8_t tx_frame[VIRTIO_NET_FRAME_MAX];
 };
 
 /*
