@@ -12,6 +12,7 @@ packages=(
 	bochs bochsbios vgabios bochs-term  # VT-x + EPT emulation
 	qemu-system-x86              # the no-VT-x path
 	util-linux procps gawk       # script, setsid, pgrep, awk
+	python3                      # the console server, initramfs packer, e2e clients
 )
 missing=()
 for p in "${packages[@]}"; do
