@@ -98,6 +98,30 @@ static void build_page_tables(struct vm *vm)
 	}
 }
 
+/*
+ * 64-bit mode with paging on the identity map build_page_tables() writes,
+ * flat segments from the GDT at gdt_base, interrupts off.
+ */
+static void long_mode_state(struct vcpu_boot_state *s, uint64_t rip, uint64_t rsp,
+			    uint64_t gdt_base, uint32_t gdt_limit, uint16_t cs, uint16_t ds)
+{
+	*s = (struct vcpu_boot_state){
+		.rip = rip,
+		.rsp = rsp,
+		.rflags = RFLAGS_RESERVED_1,
+		.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
+		.cr3 = LONG_PML4,
+		.cr4 = CR4_PAE,
+		.efer = EFER_LME | EFER_LMA,
+		.gdt_base = gdt_base,
+		.gdt_limit = gdt_limit,
+	};
+	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
+		s->seg[i] = flat(ds, SEG_ATTR_TYPE_DATA_RW_ACCESSED, SEG_ATTR_DB);
+	s->seg[SEG_CS] = flat(cs, SEG_ATTR_TYPE_CODE_RX_ACCESSED, SEG_ATTR_LONG);
+	system_segments(s);
+}
+
 static int prepare_long(struct vm *vm, struct vcpu_boot_state *s, char *why, size_t n)
 {
 	const struct cfg_vm *cfg = vm->cfg;
@@ -126,23 +150,9 @@ static int prepare_long(struct vm *vm, struct vcpu_boot_state *s, char *why, siz
 	size_t cmdlen = strlen(cfg->cmdline);
 	memcpy(vm_gpa_to_host(vm, LONG_CMDLINE), cfg->cmdline, cmdlen + 1);
 
-	*s = (struct vcpu_boot_state){
-		.rip = entry,
-		.rsp = load,
-		.rflags = RFLAGS_RESERVED_1,
-		.rsi = cmdlen ? LONG_CMDLINE : 0,
-		.rdi = vm->boot->ram_bytes,
-		.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
-		.cr3 = LONG_PML4,
-		.cr4 = CR4_PAE,
-		.efer = EFER_LME | EFER_LMA,
-		.gdt_base = LONG_GDT,
-		.gdt_limit = 3 * 8 - 1,
-	};
-	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
-		s->seg[i] = flat(LONG_DS, SEG_ATTR_TYPE_DATA_RW_ACCESSED, SEG_ATTR_DB);
-	s->seg[SEG_CS] = flat(LONG_CS, SEG_ATTR_TYPE_CODE_RX_ACCESSED, SEG_ATTR_LONG);
-	system_segments(s);
+	long_mode_state(s, entry, load, LONG_GDT, 3 * 8 - 1, LONG_CS, LONG_DS);
+	s->rsi = cmdlen ? LONG_CMDLINE : 0;
+	s->rdi = vm->boot->ram_bytes;
 	return 0;
 }
 
@@ -193,22 +203,9 @@ static int prepare_linux(struct vm *vm, struct vcpu_boot_state *s, char *why, si
 		return -1;
 	build_page_tables(vm);
 
-	*s = (struct vcpu_boot_state){
-		.rip = entry.rip,
-		.rsp = entry.rsp,
-		.rflags = RFLAGS_RESERVED_1,
-		.rsi = entry.rsi,
-		.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
-		.cr3 = LONG_PML4,
-		.cr4 = CR4_PAE,
-		.efer = EFER_LME | EFER_LMA,
-		.gdt_base = entry.gdt_base,
-		.gdt_limit = entry.gdt_limit,
-	};
-	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
-		s->seg[i] = flat(entry.ds, SEG_ATTR_TYPE_DATA_RW_ACCESSED, SEG_ATTR_DB);
-	s->seg[SEG_CS] = flat(entry.cs, SEG_ATTR_TYPE_CODE_RX_ACCESSED, SEG_ATTR_LONG);
-	system_segments(s);
+	long_mode_state(s, entry.rip, entry.rsp, entry.gdt_base, entry.gdt_limit, entry.cs,
+			entry.ds);
+	s->rsi = entry.rsi;
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "vmm/guest_walk.h"
 #include "vmm/insn_decode.h"
 #include "vmm/log.h"
+#include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
@@ -105,15 +106,6 @@ static void inject_page_fault(struct vcpu *vcpu, uint64_t address, uint32_t erro
 	virt_inject_exception(vcpu, VECTOR_PF, true, error);
 }
 
-/* The general-purpose registers in instruction-encoding order; RSP lives in hardware. */
-static uint64_t *gpr_slot(struct guest_regs *r, unsigned index)
-{
-	uint64_t *const slots[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, NULL,   &r->rbp,
-				      &r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
-				      &r->r12, &r->r13, &r->r14, &r->r15 };
-	return slots[index];
-}
-
 static void end_unmapped(struct vcpu *vcpu, uint64_t gpa, bool write)
 {
 	vm_request_end(vcpu->vm, "%s at guest-physical 0x%llx, outside its memory and devices",
@@ -128,7 +120,7 @@ static void emulate(struct vcpu *vcpu, struct mmio_ctx *c, const struct insn *in
 	uint64_t rflags = virt_guest_reg(vcpu, GUEST_REG_RFLAGS);
 
 	for (unsigned i = 0; i < 16; i++)
-		gpr[i] = i == 4 ? virt_guest_reg(vcpu, GUEST_REG_RSP) : *gpr_slot(&vcpu->regs, i);
+		gpr[i] = vcpu_read_gpr(vcpu, i);
 	int rc = insn_emulate(insn, &bus, gpa, write, gpr, &rflags);
 	if (rc == INSN_ERR_MISMATCH)
 		return; /* the bytes changed under us: let the guest run it again */
@@ -144,12 +136,8 @@ static void emulate(struct vcpu *vcpu, struct mmio_ctx *c, const struct insn *in
 			       (unsigned long long)gpa);
 		return;
 	}
-	for (unsigned i = 0; i < 16; i++) {
-		if (i == 4)
-			virt_set_guest_reg(vcpu, GUEST_REG_RSP, gpr[4]);
-		else
-			*gpr_slot(&vcpu->regs, i) = gpr[i];
-	}
+	for (unsigned i = 0; i < 16; i++)
+		vcpu_write_gpr(vcpu, i, gpr[i]);
 	virt_set_guest_reg(vcpu, GUEST_REG_RFLAGS, rflags);
 	/* A REP string instruction stays on its RIP until RCX runs out. */
 	if (rc == INSN_OK)

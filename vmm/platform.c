@@ -203,7 +203,6 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 						     .name = "reset-control",
 						     .write = reset_control_write, .ctx = vm };
 	p->virtio_count = 0;
-	p->has_blk = false;
 	p->net_count = 0;
 
 	const struct boot_file *disk = &vm->boot->disk;
@@ -218,7 +217,6 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 				     (unsigned long long)disk->size);
 			return -1;
 		}
-		p->has_blk = true;
 	}
 	for (unsigned slot = 0; slot < CFG_MAX_NICS; slot++) {
 		const struct nic_info *nic = nic_get(vm->id, slot);
@@ -256,16 +254,11 @@ uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc)
  * touches its local APIC keeps; a hardware-disabled local APIC passes INTR
  * straight to the CPU (SDM 10.4.3). lapic_extint_enabled() covers both.
  */
-static bool pic_wired(const struct platform *p)
-{
-	return lapic_extint_enabled(&p->lapic);
-}
-
 int platform_interrupt_pending(const struct vm *vm)
 {
 	const struct platform *p = &vm->platform;
 
-	if (pic_wired(p)) {
+	if (lapic_extint_enabled(&p->lapic)) {
 		int vector = pic_pending(&vm->pic);
 		if (vector >= 0)
 			return vector;
@@ -277,14 +270,9 @@ uint8_t platform_interrupt_acknowledge(struct vm *vm)
 {
 	struct platform *p = &vm->platform;
 
-	if (pic_wired(p) && pic_pending(&vm->pic) >= 0)
+	if (lapic_extint_enabled(&p->lapic) && pic_pending(&vm->pic) >= 0)
 		return pic_acknowledge(&vm->pic);
 	return lapic_acknowledge(&p->lapic);
-}
-
-bool platform_is_lapic_msr(uint32_t msr)
-{
-	return lapic_is_msr(msr);
 }
 
 bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
@@ -320,7 +308,8 @@ static bool lapic_mmio(const struct platform *p, uint64_t gpa, unsigned size)
 	       in_page(gpa, size, base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1), LAPIC_MMIO_SIZE);
 }
 
-int vm_mmio_read(struct vm *vm, uint64_t gpa, unsigned size, uint64_t *value)
+/* The device a guest-physical access lands on, if any, performs it. */
+static int mmio_access(struct vm *vm, uint64_t gpa, unsigned size, bool write, uint64_t *value)
 {
 	struct platform *p = &vm->platform;
 	struct pci_function *fn;
@@ -328,33 +317,34 @@ int vm_mmio_read(struct vm *vm, uint64_t gpa, unsigned size, uint64_t *value)
 	uint64_t offset;
 
 	if (lapic_mmio(p, gpa, size)) {
-		*value = lapic_mmio_read(&p->lapic, gpa & (LAPIC_MMIO_SIZE - 1), size, clock_ns());
+		offset = gpa & (LAPIC_MMIO_SIZE - 1);
+		if (write)
+			lapic_mmio_write(&p->lapic, offset, size, (uint32_t)*value, clock_ns(), rdtsc());
+		else
+			*value = lapic_mmio_read(&p->lapic, offset, size, clock_ns());
 	} else if (in_page(gpa, size, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE)) {
-		*value = ioapic_mmio_read(&p->ioapic, gpa - IOAPIC_DEFAULT_BASE, size);
+		offset = gpa - IOAPIC_DEFAULT_BASE;
+		if (write)
+			ioapic_mmio_write(&p->ioapic, offset, size, (uint32_t)*value);
+		else
+			*value = ioapic_mmio_read(&p->ioapic, offset, size);
 	} else if (pci_mmio_find(&p->pci, gpa, &fn, &bar, &offset)) {
-		*value = fn->ops->bar_read(fn->ctx, bar, offset, size);
+		if (write)
+			fn->ops->bar_write(fn->ctx, bar, offset, size, *value);
+		else
+			*value = fn->ops->bar_read(fn->ctx, bar, offset, size);
 	} else {
 		return -1;
 	}
 	return 0;
 }
 
+int vm_mmio_read(struct vm *vm, uint64_t gpa, unsigned size, uint64_t *value)
+{
+	return mmio_access(vm, gpa, size, false, value);
+}
+
 int vm_mmio_write(struct vm *vm, uint64_t gpa, unsigned size, uint64_t value)
 {
-	struct platform *p = &vm->platform;
-	struct pci_function *fn;
-	unsigned bar;
-	uint64_t offset;
-
-	if (lapic_mmio(p, gpa, size)) {
-		lapic_mmio_write(&p->lapic, gpa & (LAPIC_MMIO_SIZE - 1), size, (uint32_t)value,
-				 clock_ns(), rdtsc());
-	} else if (in_page(gpa, size, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE)) {
-		ioapic_mmio_write(&p->ioapic, gpa - IOAPIC_DEFAULT_BASE, size, (uint32_t)value);
-	} else if (pci_mmio_find(&p->pci, gpa, &fn, &bar, &offset)) {
-		fn->ops->bar_write(fn->ctx, bar, offset, size, value);
-	} else {
-		return -1;
-	}
-	return 0;
+	return mmio_access(vm, gpa, size, true, &value);
 }

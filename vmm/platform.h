@@ -50,7 +50,6 @@ struct platform {
 	struct virtio_pci virtio[PLATFORM_VIRTIO_MAX];
 	struct platform_pin pins[PLATFORM_VIRTIO_MAX];
 	unsigned virtio_count;
-	bool has_blk;
 	struct virtio_blk blk;
 	struct virtio_net net[CFG_MAX_NICS];
 	struct platform_nic net_port[CFG_MAX_NICS];
@@ -87,8 +86,7 @@ int platform_interrupt_pending(const struct vm *vm);
 /* Its acknowledge: the vector moves to in-service. */
 uint8_t platform_interrupt_acknowledge(struct vm *vm);
 
-/* MSRs the LAPIC owns; false for an access the CPU would answer with #GP. */
-bool platform_is_lapic_msr(uint32_t msr);
+/* The LAPIC's MSRs (lapic_is_msr); false for an access the CPU would answer with #GP. */
 bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value);
 bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value);
 

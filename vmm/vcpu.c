@@ -10,6 +10,28 @@
 
 #include <string.h>
 
+static uint64_t *gpr_slot(struct guest_regs *r, unsigned index)
+{
+	uint64_t *const slots[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, NULL,   &r->rbp,
+				      &r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
+				      &r->r12, &r->r13, &r->r14, &r->r15 };
+	return slots[index & 15];
+}
+
+uint64_t vcpu_read_gpr(struct vcpu *vcpu, unsigned index)
+{
+	return (index & 15) == 4 ? virt_guest_reg(vcpu, GUEST_REG_RSP)
+				 : *gpr_slot(&vcpu->regs, index);
+}
+
+void vcpu_write_gpr(struct vcpu *vcpu, unsigned index, uint64_t value)
+{
+	if ((index & 15) == 4)
+		virt_set_guest_reg(vcpu, GUEST_REG_RSP, value);
+	else
+		*gpr_slot(&vcpu->regs, index) = value;
+}
+
 /* CPUID serializes and costs hundreds of cycles: ask the host once. */
 static uint32_t host_max_basic_leaf(void)
 {
@@ -118,7 +140,7 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 		*value = virt_guest_reg(vcpu, hardware_msrs[hw].reg);
 		return 0;
 	}
-	if (platform_is_lapic_msr(msr))
+	if (lapic_is_msr(msr))
 		return platform_rdmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
 	case MSR_TSC:
@@ -157,7 +179,7 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		virt_set_guest_reg(vcpu, hardware_msrs[hw].reg, value);
 		return 0;
 	}
-	if (platform_is_lapic_msr(msr))
+	if (lapic_is_msr(msr))
 		return platform_wrmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
 	case MSR_PAT:

@@ -22,6 +22,14 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value);
 /* A port access of 1, 2 or 4 bytes; *value is read (OUT) or written (IN). */
 void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *value);
 
+/*
+ * General-purpose register `index` in instruction-encoding order (0 RAX,
+ * 1 RCX, 2 RDX, 3 RBX, 4 RSP, ... 15 R15; SDM Vol. 2A, table 2-2), as
+ * exit qualifications and ModRM fields name them; RSP is the hardware's.
+ */
+uint64_t vcpu_read_gpr(struct vcpu *vcpu, unsigned index);
+void vcpu_write_gpr(struct vcpu *vcpu, unsigned index, uint64_t value);
+
 /* VMCALL with the ABI of vmm/hypercall.h; cpl is the caller's privilege. */
 void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl);
 

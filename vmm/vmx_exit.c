@@ -131,30 +131,6 @@ static enum exit_action handle_vmcall(struct vcpu *vcpu)
 	return vcpu->vm->op_pending ? EXIT_STOP : EXIT_CONTINUE;
 }
 
-/* The GPR a MOV to/from CR names (SDM table 27-3); RSP lives in the VMCS. */
-static uint64_t read_gpr(struct vcpu *vcpu, unsigned index)
-{
-	struct guest_regs *r = &vcpu->regs;
-	const uint64_t regs[16] = { r->rax, r->rcx, r->rdx, r->rbx, 0,      r->rbp,
-				    r->rsi, r->rdi, r->r8,  r->r9,  r->r10, r->r11,
-				    r->r12, r->r13, r->r14, r->r15 };
-
-	return index == 4 ? vmcs_read(VMCS_GUEST_RSP) : regs[index & 15];
-}
-
-static void write_gpr(struct vcpu *vcpu, unsigned index, uint64_t value)
-{
-	struct guest_regs *r = &vcpu->regs;
-	uint64_t *regs[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, NULL,   &r->rbp,
-			       &r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
-			       &r->r12, &r->r13, &r->r14, &r->r15 };
-
-	if (index == 4)
-		vmcs_write(VMCS_GUEST_RSP, value);
-	else
-		*regs[index & 15] = value;
-}
-
 static bool in_64bit_mode(void)
 {
 	return (vmcs_read(VMCS_GUEST_EFER) & EFER_LMA) &&
@@ -231,14 +207,14 @@ static enum exit_action handle_cr_access(struct vcpu *vcpu)
 	unsigned cr = CR_QUAL_NUMBER(q), type = CR_QUAL_TYPE(q), reg = CR_QUAL_GPR(q);
 
 	if (cr == 8 && type == CR_ACCESS_FROM_CR) {
-		write_gpr(vcpu, reg, platform_read_cr8(vcpu->vm));
+		vcpu_write_gpr(vcpu, reg, platform_read_cr8(vcpu->vm));
 	} else if (cr == 8 && type == CR_ACCESS_TO_CR) {
-		if (!platform_write_cr8(vcpu->vm, read_gpr(vcpu, reg))) {
+		if (!platform_write_cr8(vcpu->vm, vcpu_read_gpr(vcpu, reg))) {
 			virt_inject_exception(vcpu, VECTOR_GP, true, 0);
 			return EXIT_CONTINUE;
 		}
 	} else if ((cr == 0 || cr == 4) && type == CR_ACCESS_TO_CR) {
-		uint64_t value = read_gpr(vcpu, reg);
+		uint64_t value = vcpu_read_gpr(vcpu, reg);
 		/* Outside 64-bit mode the source operand is 32 bits wide. */
 		if (!in_64bit_mode())
 			value = (uint32_t)value;
