@@ -4,7 +4,7 @@
 # usage: tools/run-bochs.sh --config FILE [--workdir DIR] [--timeout SEC]
 #                           [--until REGEX] [--megs N] [--interactive]
 #                           [--extra FILE]... [--config-dest PATH]
-#                           [--serial-socket PORT]
+#                           [--console-server SOCKET [--share-line]]
 #       tools/run-bochs.sh --disk IMAGE ...   (boots a ready FAT disk instead,
 #                           e.g. a kernel without the hypervisor; IMAGE is copied)
 #
@@ -13,14 +13,18 @@
 # run ends as soon as the serial output matches REGEX (extended regex) and
 # prints "matched after S s" (seconds since Bochs started); otherwise it
 # ends at the timeout. --interactive shows the serial console here until
-# Ctrl-C. With --serial-socket, COM1 is a two-way line instead: Bochs
-# listens on localhost:PORT (and waits for the peer to connect before it
-# boots), and whoever connects writes serial.out (tools/line-relay.py).
+# Ctrl-C. With --console-server, COM1 is a two-way line instead: Bochs
+# listens on a free localhost port (and waits for its peer before it
+# boots), and the console server tools/line-relay.py is that peer: it
+# writes serial.out and lends the line to one client at a time on the Unix
+# socket SOCKET (vmmctl -c unix:SOCKET), or to all at once with
+# --share-line (line-relay.py --share).
 # Whatever happens, Bochs and its helpers are killed and the disk lock is
 # removed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-config="" disk="" workdir="" timeout=120 until="" megs=256 interactive=0 extras=() socket=""
+config="" disk="" workdir="" timeout=120 until="" megs=256 interactive=0 extras=()
+console_socket="" relay_args=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--config) config=$2; shift 2 ;;
@@ -32,7 +36,8 @@ while [ $# -gt 0 ]; do
 	--extra) extras+=("$2"); shift 2 ;;
 	--config-dest) export VMM_CONFIG_DEST=$2; shift 2 ;;
 	--interactive) interactive=1; shift ;;
-	--serial-socket) socket=$2; shift 2 ;;
+	--console-server) console_socket=$2; shift 2 ;;
+	--share-line) relay_args+=(--share); shift ;;
 	*) echo "run-bochs: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -54,7 +59,10 @@ else
 fi
 rm -f "$workdir/serial.out" "$workdir/bochs.log" "$workdir/disk.img.lock"
 com1="com1: enabled=1, mode=file, dev=$workdir/serial.out"
-[ -z "$socket" ] || com1="com1: enabled=1, mode=socket-server, dev=localhost:$socket"
+if [ -n "$console_socket" ]; then
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("localhost", 0)); print(s.getsockname()[1])')
+	com1="com1: enabled=1, mode=socket-server, dev=localhost:$port"
+fi
 cat >"$workdir/bochsrc" <<RC
 megs: $megs
 romimage: file=$ovmf, address=0xffe00000
@@ -73,8 +81,10 @@ RC
 echo c >"$workdir/cont.rc"
 
 . "$root/tools/emulator-lib.sh"
+relay=""
 cleanup() {
 	emulator_stop
+	[ -z "$relay" ] || { kill "$relay" 2>/dev/null; wait "$relay" 2>/dev/null || true; }
 	rm -f "$workdir/disk.img.lock"
 	# A directory we made ourselves is only scratch space.
 	[ "$auto_workdir" = 0 ] || rm -rf "$workdir"
@@ -86,6 +96,11 @@ touch "$workdir/serial.out"
 # The term display needs a terminal: script(1) gives Bochs a pseudo-terminal.
 emulator_start "$workdir/display.out" timeout -k 5 "$timeout" script -qfec \
 	"bochs -q -f $workdir/bochsrc -rc $workdir/cont.rc" /dev/null
+if [ -n "$console_socket" ]; then
+	python3 "$root/tools/line-relay.py" "${relay_args[@]}" "$port" "$workdir/serial.out" \
+		"$console_socket" 2>"$workdir/relay.err" &
+	relay=$!
+fi
 
 if [ "$interactive" = 1 ]; then
 	echo "run-bochs: serial console of the hypervisor follows (Ctrl-C ends the run)"

@@ -20,15 +20,11 @@ fail() { echo "FAIL $1"; failed=$((failed + 1)); }
 "$root/tools/mk-linux-guest.sh" "$linux" >"$work/mk-linux.out" 2>&1 ||
 	{ fail "linux: guest build ($(tail -1 "$work/mk-linux.out"))"; exit 1; }
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("localhost", 0)); print(s.getsockname()[1])')
-: >"$serial"
-"$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --serial-socket "$port" \
+"$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --console-server "$work/line.sock" \
 	--megs 512 --timeout 1700 --extra "$linux/vmlinuz" --extra "$linux/initrd.img" \
 	--extra "$linux/disk.img" >"$work/run-bochs.out" 2>&1 &
 bochs=$!
-python3 "$root/tools/line-relay.py" "$port" "$serial" "$work/line.sock" 2>"$work/relay.err" &
-relay=$!
-trap 'kill $bochs $relay 2>/dev/null; wait $bochs $relay 2>/dev/null' EXIT
+trap 'kill $bochs 2>/dev/null; wait $bochs 2>/dev/null' EXIT
 
 ctl() { timeout 120 "$root/build/vmmctl" -c "unix:$work/line.sock" -t 5 -r 6 "$@"; }
 # wait_for REGEX SECONDS: the serial output matches REGEX within SECONDS.

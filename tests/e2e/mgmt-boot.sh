@@ -22,18 +22,14 @@ passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; }
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("localhost", 0)); print(s.getsockname()[1])')
-: >"$serial"
-"$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --serial-socket "$port" \
-	--timeout 420 >"$work/run-bochs.out" 2>&1 &
+"$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --console-server "$sock" \
+	--share-line --timeout 420 >"$work/run-bochs.out" 2>&1 &
 bochs=$!
-python3 "$root/tools/line-relay.py" --share "$port" "$serial" "$sock" 2>"$work/relay.err" &
-relay=$!
 follower=
 cleanup() {
 	[ -n "$follower" ] && kill "$follower" 2>/dev/null
-	kill "$bochs" "$relay" 2>/dev/null
-	wait "$bochs" "$relay" 2>/dev/null
+	kill "$bochs" 2>/dev/null
+	wait "$bochs" 2>/dev/null
 	# run-bochs.sh stops the emulator's process group; see it gone.
 	local n=0
 	while pgrep -f "$work/bochsrc" >/dev/null && [ $n -lt 50 ]; do sleep 0.2; n=$((n + 1)); done
