@@ -53,7 +53,7 @@ IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
-	vm_lifecycle vuart port_bus pic pit rtc proto shell switch dhcp sha256 network vmmctl \
+	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network vmmctl \
 	lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk virtio_net \
 	insn_decode guest_walk linux_boot
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
@@ -117,10 +117,10 @@ $(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST64_DEPS)
 	$(call link_guest64,$<)
 
 # The management VM: the line's protocol and shell on the guest runtime.
-MGMT_VM_SRCS := mgmt/mgmt_vm.c mgmt/proto.c mgmt/shell.c mgmt/sha256.c vmm/vm_state.c \
+MGMT_VM_SRCS := mgmt/mgmt_vm.c mgmt/proto.c mgmt/session.c mgmt/shell.c mgmt/sha256.c vmm/vm_state.c \
 	lib/fmt.c lib/string.c
 $(BUILD)/guests/mgmt.bin: $(MGMT_VM_SRCS) $(GUEST64_DEPS) mgmt/api.h mgmt/proto.h mgmt/shell.h \
-		mgmt/sha256.h
+		mgmt/sha256.h mgmt/session.h
 	$(call link_guest64,$(MGMT_VM_SRCS))
 
 # Unit tests: each test file plus the shared sources it exercises.
@@ -159,6 +159,7 @@ $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
+$(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \
 	vnet/switch.c vnet/dhcp.c lib/fmt.c vmm/clock.c
 $(UNIT_BINS):
@@ -168,9 +169,9 @@ $(UNIT_BINS):
 # vmmctl, the host admin tool (docs/vmmctl.md): plain C11 + POSIX, built by
 # `image` and `test` through `tools`.
 VMMCTL_SRCS := mgmt/vmmctl_cli.c mgmt/vmmctl_cmd.c mgmt/vmmctl_conn.c mgmt/vmmctl_io.c \
-	mgmt/vmmctl_out.c mgmt/proto.c mgmt/shell.c mgmt/sha256.c lib/fmt.c
+	mgmt/vmmctl_out.c mgmt/proto.c mgmt/session.c mgmt/shell.c mgmt/sha256.c lib/fmt.c
 $(BUILD)/vmmctl: mgmt/vmmctl.c $(VMMCTL_SRCS) mgmt/vmmctl.h mgmt/api.h mgmt/proto.h \
-		mgmt/shell.h mgmt/sha256.h
+		mgmt/shell.h mgmt/sha256.h mgmt/session.h
 	@mkdir -p $(dir $@)
 	@echo "  HOSTCC  $@"
 	$(Q)$(CC) -std=c11 $(WARN) -O2 -D_DEFAULT_SOURCE -I. -Iinclude mgmt/vmmctl.c \

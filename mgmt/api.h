@@ -158,6 +158,9 @@ enum api_type {
 	X(STATE_EVENTS,      0x0a, API_T_BOOL,       "state_events")       \
 	X(CONSOLE_VM,        0x0b, API_T_NAME,       "console_vm")         \
 	X(AUTH_REQUIRED,     0x0c, API_T_BOOL,       "auth_required")      \
+	X(SESSION,           0x0d, API_T_U32,        "session")            \
+	X(REQ_SEQ,           0x0e, API_T_U64,        "req_seq")            \
+	X(REQ_MAC,           0x0f, API_T_HEX,        "req_mac")            \
 	/* Host */                                                         \
 	X(CPUS,              0x10, API_T_U32,        "cpus")               \
 	X(MEMORY_TOTAL,      0x11, API_T_SIZE,       "memory_total")       \

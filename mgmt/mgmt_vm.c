@@ -16,6 +16,7 @@
 #include "lib/fmt.h"
 #include "mgmt/api.h"
 #include "mgmt/proto.h"
+#include "mgmt/session.h"
 #include "mgmt/sha256.h"
 #include "mgmt/shell.h"
 
@@ -29,7 +30,8 @@
 #define FRAME_TIMEOUT_MS 500
 #define AUTH_BACKOFF_FIRST_MS 1000
 #define AUTH_BACKOFF_MAX_MS 60000
-#define NONCE_SIZE 32
+/* A person at the shell who typed nothing this long must authenticate again. */
+#define SHELL_IDLE_MS (5 * 60 * 1000)
 #define CONSOLE_CHUNK 768
 #define EVENTS_BATCH 8
 #define PROMPT "vmm> "
@@ -44,20 +46,46 @@ static uint8_t wire[PROTO_MAX_WIRE];
 static uint8_t answer[PROTO_MAX_PAYLOAD];
 
 static bool framed;
-static bool authed;
-static uint8_t nonce[NONCE_SIZE];
-static bool nonce_valid;
 static uint64_t nonce_count;
 static uint64_t auth_blocked_until;
 static uint32_t auth_backoff_ms;
 static uint32_t auth_failures;
+static uint32_t refused_unauthenticated;
 
-/* What the line is subscribed to (SubscribeEvents). */
-static bool sub_state;
-static char sub_console[API_NAME_MAX + 1];
-static uint32_t sub_console_id;
-static uint64_t console_offset;
+/*
+ * With a key, each client on the line has its own session (mgmt/session.h)
+ * and signs every request. The person at the shell cannot sign: the shell
+ * is authenticated as a whole, until `shell_idle` passes without a command.
+ */
+static struct session_table sessions;
+static bool shell_authed;
+static uint64_t shell_last_ms;
+static uint8_t shell_nonce[SESSION_NONCE_SIZE];
+static bool shell_nonce_valid;
+
+/* What a client is subscribed to (SubscribeEvents). */
+struct subscription {
+	bool state;
+	char console[API_NAME_MAX + 1];
+	uint32_t console_id;
+	uint64_t console_offset;
+};
+
+/*
+ * One per session; the line's own when no key is configured (everyone on
+ * it is one client); the shell's. Those of the mode not in use are empty.
+ */
+static struct subscription session_subs[SESSION_SLOTS];
+static struct subscription line_sub;
+static struct subscription shell_sub;
 static uint64_t seq_seen;
+
+/* Who sent a request, once its signature (if any) is checked. */
+struct client {
+	enum { CLIENT_SHELL, CLIENT_LINE, CLIENT_SESSION, CLIENT_UNSIGNED } kind;
+	unsigned slot; /* CLIENT_SESSION */
+	struct subscription *sub;
+};
 
 static char text_buf[HC_LINE_MAX];
 static size_t text_len;
@@ -65,6 +93,11 @@ static size_t text_len;
 static uint64_t ms_to_tsc(uint64_t ms)
 {
 	return info.tsc_hz / 1000 * ms;
+}
+
+static uint64_t now_ms(void)
+{
+	return rdtsc() / (info.tsc_hz / 1000);
 }
 
 static void on_upcall(void)
@@ -157,6 +190,8 @@ static uint16_t control(uint16_t request, const uint8_t *payload, size_t len, ui
 {
 	long r;
 
+	if (len > sizeof(ctl.payload))
+		return local_error(out, out_len, API_E_BAD_FRAME, "payload too long", 0);
 	ctl.version = HC_CONTROL_VERSION;
 	ctl.request = request;
 	ctl.length = (uint16_t)len;
@@ -168,8 +203,9 @@ static uint16_t control(uint16_t request, const uint8_t *payload, size_t len, ui
 		return local_error(out, out_len, API_E_INTERNAL, "HC_CONTROL refused", 0);
 	while (__atomic_load_n(&ctl.error, __ATOMIC_ACQUIRE) == 0xffff)
 		wait();
-	memcpy(out, ctl.payload, ctl.length);
-	*out_len = ctl.length;
+	/* The hypervisor is trusted, but a length is bounded by its destination all the same. */
+	*out_len = ctl.length < PROTO_MAX_PAYLOAD ? ctl.length : PROTO_MAX_PAYLOAD;
+	memcpy(out, ctl.payload, *out_len);
 	return ctl.error;
 }
 
@@ -215,25 +251,50 @@ static void events_lost(uint64_t first, uint64_t lost)
 	send_event(API_EVENT_EVENTS_LOST, p, w.len);
 }
 
-/* Everything after seq_seen: sent when subscribed, skipped otherwise. */
+static struct subscription *const all_subs[] = {
+	&session_subs[0], &session_subs[1], &session_subs[2], &session_subs[3],
+	&session_subs[4], &session_subs[5], &session_subs[6], &session_subs[7],
+	&line_sub, &shell_sub,
+};
+_Static_assert(SESSION_SLOTS == 8, "all_subs lists every session's subscription");
+
+static bool anyone_follows_state(void)
+{
+	for (size_t i = 0; i < sizeof(all_subs) / sizeof(all_subs[0]); i++)
+		if (all_subs[i]->state)
+			return true;
+	return false;
+}
+
+/* Everything after seq_seen: sent when someone is subscribed, skipped otherwise. */
 static void pump_events(void)
 {
 	static struct hc_event ev[EVENTS_BATCH];
 	long n;
 
 	while ((n = vmcall(HC_EVENTS, seq_seen, (uint64_t)(uintptr_t)ev, EVENTS_BATCH)) > 0) {
+		bool follow = anyone_follows_state();
 		for (long i = 0; i < n; i++) {
-			if (sub_state && ev[i].seq > seq_seen + 1)
+			if (follow && ev[i].seq > seq_seen + 1)
 				events_lost(seq_seen + 1, ev[i].seq - seq_seen - 1);
-			if (sub_state)
+			if (follow)
 				state_event(&ev[i]);
 			seq_seen = ev[i].seq;
 		}
 	}
 }
 
-/* The followed console: ConsoleRead from where the last one ended. */
-static void pump_console(void)
+/* Guest output for a person's terminal: printable text and line ends, never escapes. */
+static void text_safe(const uint8_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = (v[i] >= 0x20 && v[i] < 0x7f) || v[i] == '\n' ? (char)v[i] : '.';
+		text(&c, 1);
+	}
+}
+
+/* A followed console: ConsoleRead from where the last one ended. */
+static void pump_console(struct subscription *sub)
 {
 	uint8_t req[64], p[PROTO_MAX_PAYLOAD];
 	struct tlv_writer w;
@@ -241,69 +302,113 @@ static void pump_console(void)
 	size_t n, len;
 	uint64_t offset, next;
 
-	if (!sub_console[0])
+	if (!sub->console[0])
 		return;
 	tlv_writer_init(&w, req, sizeof(req));
-	tlv_put_str(&w, API_TAG_VM, sub_console);
-	tlv_put_u64(&w, API_TAG_OFFSET, console_offset);
+	tlv_put_str(&w, API_TAG_VM, sub->console);
+	tlv_put_u64(&w, API_TAG_OFFSET, sub->console_offset);
 	tlv_put_u32(&w, API_TAG_MAX_BYTES, CONSOLE_CHUNK);
 	if (control(API_REQ_CONSOLE_READ, req, w.len, answer, &len) != API_E_OK ||
 	    tlv_get_bytes(answer, len, API_TAG_DATA, &data, &n) != TLV_OK || !n ||
 	    tlv_get_u64(answer, len, API_TAG_OFFSET, &offset) != TLV_OK ||
 	    tlv_get_u64(answer, len, API_TAG_NEXT_OFFSET, &next) != TLV_OK)
 		return;
-	console_offset = next;
+	sub->console_offset = next;
 	if (!framed) {
-		text((const char *)data, n);
+		text_safe(data, n);
 		return;
 	}
 	tlv_writer_init(&w, p, sizeof(p));
-	tlv_put_u32(&w, API_TAG_VM_ID, sub_console_id);
-	tlv_put_str(&w, API_TAG_VM, sub_console);
+	tlv_put_u32(&w, API_TAG_VM_ID, sub->console_id);
+	tlv_put_str(&w, API_TAG_VM, sub->console);
 	tlv_put_u64(&w, API_TAG_OFFSET, offset);
 	tlv_put(&w, API_TAG_DATA, data, n);
 	send_event(API_EVENT_CONSOLE_OUTPUT, p, w.len);
 }
 
-/* --- Session requests --------------------------------------------------------- */
-
-static void end_session(void)
+static void pump_consoles(void)
 {
-	sub_state = false;
-	sub_console[0] = '\0';
-	authed = false;
-	nonce_valid = false;
+	for (size_t i = 0; i < sizeof(all_subs) / sizeof(all_subs[0]); i++)
+		pump_console(all_subs[i]);
 }
 
-static uint16_t auth_challenge(uint8_t *out, size_t *len)
+/* --- Session requests --------------------------------------------------------- */
+
+static void end_shell_auth(void)
+{
+	shell_authed = false;
+	shell_nonce_valid = false;
+}
+
+/* The line changes hands (a mode switch): every client's session and subscription ends. */
+static void end_all_sessions(void)
+{
+	session_close_all(&sessions);
+	for (size_t i = 0; i < sizeof(all_subs) / sizeof(all_subs[0]); i++)
+		*all_subs[i] = (struct subscription){ 0 };
+	end_shell_auth();
+}
+
+/*
+ * Unpredictable without the key: a hash of the key, a counter and the TSC.
+ * A nonce is good for one answer.
+ */
+static void fresh_nonce(uint8_t out[SESSION_NONCE_SIZE])
 {
 	struct sha256 s;
 	uint64_t seed[2] = { ++nonce_count, rdtsc() };
+
+	sha256_init(&s);
+	sha256_update(&s, info.auth_key, info.auth_key_len);
+	sha256_update(&s, seed, sizeof(seed));
+	sha256_final(&s, out);
+}
+
+static uint16_t auth_challenge(const struct client *cl, uint8_t *out, size_t *len)
+{
+	uint8_t nonce[SESSION_NONCE_SIZE];
 	struct tlv_writer w;
 
 	if (!info.auth_key_len)
 		return local_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
-	/*
-	 * Unpredictable without the key: a hash of the key, a counter and the
-	 * TSC. A nonce is good for one answer; a new challenge replaces it.
-	 */
-	sha256_init(&s);
-	sha256_update(&s, info.auth_key, info.auth_key_len);
-	sha256_update(&s, seed, sizeof(seed));
-	sha256_final(&s, nonce);
-	nonce_valid = true;
+	fresh_nonce(nonce);
 	tlv_writer_init(&w, out, PROTO_MAX_PAYLOAD);
 	tlv_put(&w, API_TAG_NONCE, nonce, sizeof(nonce));
+	if (cl->kind == CLIENT_SHELL) {
+		/* A new challenge replaces the shell's previous one. */
+		memcpy(shell_nonce, nonce, sizeof(nonce));
+		shell_nonce_valid = true;
+	} else {
+		unsigned slot = session_open(&sessions, nonce, now_ms());
+		session_subs[slot] = (struct subscription){ 0 };
+		tlv_put_u32(&w, API_TAG_SESSION, sessions.slot[slot].id);
+	}
 	*len = w.len;
 	return API_E_OK;
 }
 
-static uint16_t auth_response(const uint8_t *p, size_t n, uint8_t *out, size_t *len)
+static void auth_failed(void)
+{
+	auth_failures++;
+	auth_backoff_ms = !auth_backoff_ms ? AUTH_BACKOFF_FIRST_MS
+			  : auth_backoff_ms * 2 > AUTH_BACKOFF_MAX_MS ? AUTH_BACKOFF_MAX_MS
+								      : auth_backoff_ms * 2;
+	auth_blocked_until = rdtsc() + ms_to_tsc(auth_backoff_ms);
+	/* Through the debug console into the hypervisor's log, not onto the session. */
+	put("mgmt: wrong authentication answer (");
+	put_u64(auth_failures);
+	put(" failure(s))\n");
+}
+
+static uint16_t auth_response(const struct client *cl, const uint8_t *p, size_t n, uint8_t *out,
+			      size_t *len)
 {
 	uint8_t want[SHA256_SIZE];
 	const uint8_t *mac;
 	size_t mac_len;
 	uint64_t now = rdtsc();
+	uint32_t id;
+	unsigned slot;
 
 	if (!info.auth_key_len)
 		return local_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
@@ -313,36 +418,52 @@ static uint16_t auth_response(const uint8_t *p, size_t n, uint8_t *out, size_t *
 	if (tlv_get_bytes(p, n, API_TAG_AUTH_MAC, &mac, &mac_len) != TLV_OK)
 		return local_error(out, len, API_E_INVALID_ARGUMENT, "AuthResponse: missing auth_mac",
 				   0);
-	if (!nonce_valid)
+	*len = 0;
+	if (cl->kind != CLIENT_SHELL) {
+		if (tlv_get_u32(p, n, API_TAG_SESSION, &id) != TLV_OK)
+			return local_error(out, len, API_E_INVALID_ARGUMENT,
+					   "AuthResponse: missing session", 0);
+		enum session_verdict v = session_answer(&sessions, id, info.auth_key,
+							info.auth_key_len, mac, mac_len, now_ms(),
+							&slot);
+		if (v == SESSION_OK) {
+			auth_backoff_ms = 0;
+			return API_E_OK;
+		}
+		if (v == SESSION_BAD_MAC)
+			auth_failed();
+		return local_error(out, len, API_E_PERMISSION_DENIED, session_verdict_text(v), 0);
+	}
+	if (!shell_nonce_valid)
 		return local_error(out, len, API_E_PERMISSION_DENIED,
 				   "AuthResponse: ask for a challenge first", 0);
-	nonce_valid = false;
-	hmac_sha256(info.auth_key, info.auth_key_len, nonce, sizeof(nonce), want);
+	shell_nonce_valid = false;
+	hmac_sha256(info.auth_key, info.auth_key_len, shell_nonce, sizeof(shell_nonce), want);
 	if (mac_len == SHA256_SIZE && sha256_equal(mac, want, SHA256_SIZE)) {
-		authed = true;
+		shell_authed = true;
 		auth_backoff_ms = 0;
-		*len = 0;
 		return API_E_OK;
 	}
-	auth_failures++;
-	auth_backoff_ms = !auth_backoff_ms ? AUTH_BACKOFF_FIRST_MS
-			  : auth_backoff_ms * 2 > AUTH_BACKOFF_MAX_MS ? AUTH_BACKOFF_MAX_MS
-								      : auth_backoff_ms * 2;
-	auth_blocked_until = now + ms_to_tsc(auth_backoff_ms);
-	/* Through the debug console into the hypervisor's log, not onto the session. */
-	put("mgmt: wrong authentication answer (");
-	put_u64(auth_failures);
-	put(" failure(s))\n");
+	auth_failed();
 	return local_error(out, len, API_E_PERMISSION_DENIED, "AuthResponse: wrong answer", 0);
 }
 
-static bool session_request(uint16_t rq)
+static bool authenticated(const struct client *cl)
 {
-	return rq == API_REQ_HELLO || rq == API_REQ_GOODBYE || rq == API_REQ_AUTH_CHALLENGE ||
-	       rq == API_REQ_AUTH_RESPONSE;
+	switch (cl->kind) {
+	case CLIENT_LINE:
+	case CLIENT_SESSION:
+		return true;
+	case CLIENT_SHELL:
+		return shell_authed;
+	case CLIENT_UNSIGNED:
+		break;
+	}
+	return false;
 }
 
-static uint16_t subscribe(const uint8_t *p, size_t n, uint8_t *out, size_t *len)
+static uint16_t subscribe(struct subscription *sub, const uint8_t *p, size_t n, uint8_t *out,
+			  size_t *len)
 {
 	char name[API_NAME_MAX + 1] = "";
 	uint8_t on = 0, req[64], found[PROTO_MAX_PAYLOAD];
@@ -365,10 +486,10 @@ static uint16_t subscribe(const uint8_t *p, size_t n, uint8_t *out, size_t *len)
 	pump_events();
 	if (tlv_get_u64(out, *len, API_TAG_SEQ, &seq) == TLV_OK && seq > seq_seen)
 		seq_seen = seq;
-	sub_state = on;
-	memcpy(sub_console, name, sizeof(sub_console));
-	sub_console_id = id;
-	console_offset = 0;
+	sub->state = on;
+	memcpy(sub->console, name, sizeof(sub->console));
+	sub->console_id = id;
+	sub->console_offset = 0;
 	return API_E_OK;
 }
 
@@ -376,7 +497,8 @@ static uint16_t subscribe(const uint8_t *p, size_t n, uint8_t *out, size_t *len)
  * One request, however it arrived, checked in the order docs/protocol.md
  * gives: payload, code, authentication, then the call itself.
  */
-static uint16_t execute(uint16_t rq, const uint8_t *p, size_t n, uint8_t *out, size_t *len)
+static uint16_t execute(const struct client *cl, uint16_t rq, const uint8_t *p, size_t n,
+			uint8_t *out, size_t *len)
 {
 	struct tlv_writer w;
 
@@ -384,18 +506,18 @@ static uint16_t execute(uint16_t rq, const uint8_t *p, size_t n, uint8_t *out, s
 		return local_error(out, len, API_E_BAD_FRAME, "malformed payload", 0);
 	if (!api_request_name(rq))
 		return local_error(out, len, API_E_UNKNOWN_REQUEST, "unknown request", 0);
-	if (info.auth_key_len && !authed && !session_request(rq))
+	if (info.auth_key_len && !authenticated(cl) && !session_open_request(rq))
 		return local_error(out, len, API_E_PERMISSION_DENIED, "authentication required", 0);
 	switch (rq) {
 	case API_REQ_AUTH_CHALLENGE:
-		return auth_challenge(out, len);
+		return auth_challenge(cl, out, len);
 	case API_REQ_AUTH_RESPONSE:
-		return auth_response(p, n, out, len);
+		return auth_response(cl, p, n, out, len);
 	case API_REQ_GOODBYE:
 		*len = 0;
 		return API_E_OK;
 	case API_REQ_SUBSCRIBE_EVENTS:
-		return subscribe(p, n, out, len);
+		return subscribe(cl->sub, p, n, out, len);
 	case API_REQ_HELLO: {
 		uint16_t e = control(rq, p, n, out, len);
 		if (e != API_E_OK)
@@ -414,8 +536,8 @@ static uint16_t execute(uint16_t rq, const uint8_t *p, size_t n, uint8_t *out, s
 
 static void set_mode(bool to_framed)
 {
-	if (framed && !to_framed)
-		end_session();
+	if (framed != to_framed)
+		end_all_sessions();
 	framed = to_framed;
 	/* Framed mode keeps a line editor for the escape line, without echo. */
 	shell_line_init(&editor, framed ? NULL : text_out, NULL);
@@ -423,41 +545,84 @@ static void set_mode(bool to_framed)
 		text(PROMPT, sizeof(PROMPT) - 1);
 }
 
+/* The answer to f, from `answer`, encoded into `wire`: its length, or negative. */
+static int encode_answer(const struct proto_frame *f, uint16_t e, size_t len)
+{
+	struct proto_frame a = { .type = e == API_E_OK ? PROTO_RESPONSE : PROTO_ERROR,
+				 .id = f->id, .code = f->code, .length = (uint16_t)len,
+				 .payload = answer };
+
+	return proto_encode(wire, sizeof(wire), &a);
+}
+
+static void send_wire(int n)
+{
+	if (n < 0)
+		return;
+	text_flush();
+	line_put(wire, (size_t)n, HC_LINE_FRAME);
+}
+
 static void on_frame(const struct proto_frame *f)
 {
-	const uint8_t *old;
-	size_t old_len, len;
+	struct session_admission a;
+	struct client cl = { .kind = CLIENT_LINE, .sub = &line_sub };
+	size_t len = 0;
+	uint16_t e = API_E_INTERNAL;
 
 	if (f->type != PROTO_REQUEST)
 		return;
-	switch (proto_replay_check(&replay, f, &old, &old_len)) {
-	case PROTO_REPLAY_ANSWER:
+	switch (session_admit(&sessions, &replay, f, info.auth_key_len != 0, now_ms(), &a)) {
+	case SESSION_ADMIT_REFUSE:
+		/* Counted, and said when the count reaches a power of two: a flood cannot fill the log. */
+		refused_unauthenticated++;
+		if (!(refused_unauthenticated & (refused_unauthenticated - 1))) {
+			put("mgmt: refused an unauthenticated request (");
+			put_u64(refused_unauthenticated);
+			put(" so far)\n");
+		}
+		local_error(answer, &len, API_E_PERMISSION_DENIED, session_verdict_text(a.why), 0);
+		send_wire(encode_answer(f, API_E_PERMISSION_DENIED, len));
+		return;
+	case SESSION_ADMIT_REPLAY:
 		text_flush();
-		line_put(old, old_len, HC_LINE_FRAME);
+		line_put(a.wire, a.len, HC_LINE_FRAME);
 		return;
-	case PROTO_REPLAY_IN_PROGRESS:
+	case SESSION_ADMIT_DROP:
 		return;
-	case PROTO_REPLAY_EXECUTE:
+	case SESSION_ADMIT_STALE:
+		e = local_error(answer, &len, API_E_PERMISSION_DENIED, session_verdict_text(a.why), 0);
+		break;
+	case SESSION_ADMIT_EXECUTE:
+		if (a.signed_by_session)
+			cl = (struct client){ .kind = CLIENT_SESSION, .slot = a.slot,
+					      .sub = &session_subs[a.slot] };
+		else if (info.auth_key_len)
+			cl = (struct client){ .kind = CLIENT_UNSIGNED };
+		e = execute(&cl, f->code, f->payload, f->length, answer, &len);
 		break;
 	}
-	uint16_t e = execute(f->code, f->payload, f->length, answer, &len);
 	if (f->code == API_REQ_HELLO && e == API_E_OK && !framed) {
 		/* The answer is the first thing of framed mode: no echo, no prompt. */
+		end_all_sessions();
 		framed = true;
 		shell_line_init(&editor, NULL, NULL);
 	}
 	/* A subscriber sees every event up to the answer's seq before the answer. */
 	pump_events();
-	struct proto_frame a = { .type = e == API_E_OK ? PROTO_RESPONSE : PROTO_ERROR,
-				 .id = f->id, .code = f->code, .length = (uint16_t)len,
-				 .payload = answer };
-	int n = proto_encode(wire, sizeof(wire), &a);
+	int n = encode_answer(f, e, len);
 	if (n < 0)
 		return;
 	proto_replay_store(&replay, f, wire, (size_t)n);
-	text_flush();
-	line_put(wire, (size_t)n, HC_LINE_FRAME);
-	if (f->code == API_REQ_GOODBYE && framed)
+	send_wire(n);
+	if (f->code != API_REQ_GOODBYE || e != API_E_OK || !framed)
+		return;
+	/* Goodbye ends its sender's session; the shell comes back when nobody is left. */
+	if (cl.kind == CLIENT_SESSION) {
+		session_close(&sessions, cl.slot);
+		session_subs[cl.slot] = (struct subscription){ 0 };
+	}
+	if (!session_any_active(&sessions))
 		set_mode(false);
 }
 
@@ -571,7 +736,14 @@ static void run_line(const char *line, size_t n)
 	}
 	if (cmd.kind != SHELL_REQUEST)
 		return;
-	uint16_t e = execute(cmd.request, cmd.payload, cmd.payload_len, answer, &len);
+	uint64_t now = now_ms();
+	if (shell_authed && now - shell_last_ms > SHELL_IDLE_MS) {
+		end_shell_auth();
+		textf("authentication ended: idle for over %u minutes\n", SHELL_IDLE_MS / 60000);
+	}
+	shell_last_ms = now;
+	struct client shell = { .kind = CLIENT_SHELL, .sub = &shell_sub };
+	uint16_t e = execute(&shell, cmd.request, cmd.payload, cmd.payload_len, answer, &len);
 	pump_events();
 	if (e != API_E_OK) {
 		if (tlv_get_str(answer, len, API_TAG_MESSAGE, message, sizeof(message)) != TLV_OK)
@@ -580,8 +752,10 @@ static void run_line(const char *line, size_t n)
 		textf("error: %s: %s\n", api_error_name(msg_error), message);
 		return;
 	}
-	if (cmd.request == API_REQ_GOODBYE)
-		end_session();
+	if (cmd.request == API_REQ_GOODBYE) {
+		end_shell_auth();
+		shell_sub = (struct subscription){ 0 };
+	}
 	print_tlvs(answer, len, 0);
 	if (!len)
 		text("ok\n", 3);
@@ -629,6 +803,8 @@ int main(void)
 	vmcall(HC_SET_UPCALL_VECTOR, UPCALL_VECTOR, 0, 0);
 	proto_decoder_init(&dec, on_text, NULL);
 	proto_replay_init(&replay);
+	/* Session ids of an earlier boot must not name a session of this one. */
+	session_table_init(&sessions, (uint32_t)(rdtsc() ^ rdtsc() >> 32));
 	pump_events();
 	put("mgmt: management VM up; shell on the serial line\n");
 	text("\nvmm management shell: 'help' lists the commands\n", 50);
@@ -649,7 +825,7 @@ int main(void)
 		}
 		pump_events();
 		if (now >= next_tick) {
-			pump_console();
+			pump_consoles();
 			next_tick = now + ms_to_tsc(TICK_MS);
 		}
 		text_flush();

@@ -194,7 +194,13 @@ static bool finish_chunk(struct proto_decoder *d, struct proto_frame *frame)
 		d->stats.bad_version++;
 		return false;
 	}
-	if (h.type < PROTO_REQUEST || h.type > PROTO_ERROR ||
+	/*
+	 * The COBS bound lets a chunk hold a few bytes more than the longest
+	 * frame: a length over the protocol's maximum is malformed even when
+	 * it matches what arrived, so no reader ever sees more than
+	 * PROTO_MAX_PAYLOAD bytes.
+	 */
+	if (h.type < PROTO_REQUEST || h.type > PROTO_ERROR || h.length > PROTO_MAX_PAYLOAD ||
 	    h.length != body - PROTO_HEADER_SIZE) {
 		d->stats.malformed++;
 		return false;

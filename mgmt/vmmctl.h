@@ -27,6 +27,7 @@
 
 #include "mgmt/api.h"
 #include "mgmt/proto.h"
+#include "mgmt/session.h"
 #include "mgmt/sha256.h"
 #include "mgmt/shell.h"
 
@@ -104,6 +105,12 @@ struct vmmctl_conn {
 	bool auth_required;
 	uint64_t hello_seq;
 
+	/* After authentication: every request is signed (mgmt/session.h). */
+	bool signing;
+	uint32_t session_id;
+	uint64_t session_seq;
+	uint8_t session_key[SHA256_SIZE];
+
 	/* Statistics, for tests and --verbose. */
 	uint32_t sent, resent, stale_answers, ignored_frames;
 
@@ -140,6 +147,8 @@ int vmmctl_pump(struct vmmctl_conn *c, int timeout_ms);
 /* Hello (version check), then authentication when the server wants it and a key is given. */
 enum vmmctl_call vmmctl_hello(struct vmmctl_conn *c);
 enum vmmctl_call vmmctl_authenticate(struct vmmctl_conn *c, const uint8_t *key, size_t key_len);
+/* Forgets the session key (requests are no longer signed). */
+void vmmctl_end_session(struct vmmctl_conn *c);
 /* Goodbye with one short attempt; errors are ignored. */
 void vmmctl_goodbye(struct vmmctl_conn *c);
 

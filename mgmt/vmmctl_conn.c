@@ -257,12 +257,22 @@ static enum vmmctl_call take_error(struct vmmctl_conn *c, const struct vmmctl_fr
 enum vmmctl_call vmmctl_call(struct vmmctl_conn *c, uint16_t code, const uint8_t *payload,
 			     size_t len)
 {
-	uint8_t wire[PROTO_MAX_WIRE];
+	uint8_t wire[PROTO_MAX_WIRE], signed_payload[PROTO_MAX_PAYLOAD];
 	uint32_t id = c->next_id++;
 	int timeout = c->timeout_ms > 0 ? c->timeout_ms : vmmctl_default_timeout_ms(code);
 
 	if (len > PROTO_MAX_PAYLOAD)
 		return VMMCTL_CALL_PROTO;
+	if (c->signing) {
+		/* Signed once: a retransmission is the same frame, sequence number included. */
+		if (len)
+			memcpy(signed_payload, payload, len);
+		len = session_sign(c->session_key, c->session_id, ++c->session_seq, id, code,
+				   signed_payload, len, sizeof(signed_payload));
+		if (!len)
+			return VMMCTL_CALL_PROTO;
+		payload = signed_payload;
+	}
 	c->err_code = 0;
 	for (int attempt = 0; attempt <= c->retries; attempt++) {
 		struct proto_frame req = {
@@ -403,25 +413,38 @@ static void pause_ms(struct vmmctl_conn *c, uint32_t ms)
 enum vmmctl_call vmmctl_authenticate(struct vmmctl_conn *c, const uint8_t *key, size_t key_len)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
-		uint8_t nonce[256], mac[SHA256_SIZE], buf[TLV_HEADER_SIZE + SHA256_SIZE];
+		uint8_t nonce[SESSION_NONCE_SIZE], mac[SHA256_SIZE];
+		uint8_t buf[2 * TLV_HEADER_SIZE + 4 + SHA256_SIZE];
 		const uint8_t *v;
 		size_t n;
+		uint32_t session;
 		struct tlv_writer w;
-		enum vmmctl_call rc = vmmctl_call(c, API_REQ_AUTH_CHALLENGE, NULL, 0);
+		enum vmmctl_call rc;
 
+		vmmctl_end_session(c);
+		rc = vmmctl_call(c, API_REQ_AUTH_CHALLENGE, NULL, 0);
 		if (rc != VMMCTL_CALL_OK)
 			return rc;
 		if (tlv_get_bytes(c->resp.payload, c->resp.length, API_TAG_NONCE, &v, &n) !=
 			    TLV_OK ||
-		    n < 16 || n > sizeof(nonce))
+		    n != sizeof(nonce) ||
+		    tlv_get_u32(c->resp.payload, c->resp.length, API_TAG_SESSION, &session) !=
+			    TLV_OK)
 			return VMMCTL_CALL_PROTO;
 		memcpy(nonce, v, n);
 		hmac_sha256(key, key_len, nonce, n, mac);
 		tlv_writer_init(&w, buf, sizeof(buf));
+		tlv_put_u32(&w, API_TAG_SESSION, session);
 		tlv_put(&w, API_TAG_AUTH_MAC, mac, sizeof(mac));
 		memset(mac, 0, sizeof(mac));
 		rc = vmmctl_call(c, API_REQ_AUTH_RESPONSE, buf, w.len);
 		memset(buf, 0, sizeof(buf));
+		if (rc == VMMCTL_CALL_OK) {
+			session_derive_key(key, key_len, nonce, c->session_key);
+			c->session_id = session;
+			c->session_seq = 0;
+			c->signing = true;
+		}
 		if (rc != VMMCTL_CALL_ERROR || c->err_code != API_E_BUSY)
 			return rc;
 		/* Rate limited after earlier failures: wait as told (bounded), ask again. */
@@ -441,4 +464,11 @@ void vmmctl_goodbye(struct vmmctl_conn *c)
 	(void)vmmctl_call(c, API_REQ_GOODBYE, NULL, 0);
 	c->timeout_ms = timeout;
 	c->retries = retries;
+	vmmctl_end_session(c);
+}
+
+void vmmctl_end_session(struct vmmctl_conn *c)
+{
+	c->signing = false;
+	memset(c->session_key, 0, sizeof(c->session_key));
 }

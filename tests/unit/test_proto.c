@@ -302,6 +302,39 @@ static void test_short_and_broken_chunks_are_truncated(void **state)
 	free(s);
 }
 
+/*
+ * COBS lets a chunk hold a few bytes more than the longest frame: a header
+ * that claims 1025..1028 payload bytes, CRC-valid and matching what
+ * arrived, must still be refused (it overflowed the management VM's
+ * request buffer once).
+ */
+static void test_payload_over_the_maximum_is_refused(void **state)
+{
+	static uint8_t raw[PROTO_MAX_RAW + 8], wire[PROTO_MAX_WIRE + 16];
+	struct proto_decoder d;
+	struct sink *s = new_sink(&d);
+
+	(void)state;
+	for (size_t len = PROTO_MAX_PAYLOAD + 1; len <= PROTO_MAX_PAYLOAD + 4; len++) {
+		struct proto_header h = { .version = PROTO_VERSION, .type = PROTO_REQUEST,
+					  .id = 7, .code = API_REQ_HELLO, .length = (uint16_t)len };
+		size_t n = sizeof(h) + len;
+
+		memcpy(raw, &h, sizeof(h));
+		/* Zeros cost no COBS code byte: the chunk stays within PROTO_MAX_BODY. */
+		for (size_t i = 0; i < len; i++)
+			raw[sizeof(h) + i] = i % 200 ? 'x' : 0;
+		uint32_t crc = proto_crc32(0, raw, n);
+		memcpy(raw + n, &crc, sizeof(crc));
+		size_t w = cobs_wire(raw, n + sizeof(crc), wire);
+		assert_true(w - 2 <= PROTO_MAX_BODY);
+		feed(&d, s, wire, w, 0);
+	}
+	assert_int_equal(s->count, 0);
+	assert_int_equal(d.stats.malformed, 4);
+	free(s);
+}
+
 static void test_oversize_chunk_is_given_back_as_text(void **state)
 {
 	static uint8_t stream[4096];
@@ -1026,6 +1059,7 @@ int main(void)
 		cmocka_unit_test(test_bad_header_fields_are_counted),
 		cmocka_unit_test(test_short_and_broken_chunks_are_truncated),
 		cmocka_unit_test(test_oversize_chunk_is_given_back_as_text),
+		cmocka_unit_test(test_payload_over_the_maximum_is_refused),
 		cmocka_unit_test(test_log_text_between_frames),
 		cmocka_unit_test(test_text_callback_may_be_null),
 		cmocka_unit_test(test_noise_before_between_and_inside),

@@ -631,8 +631,9 @@ struct fake {
 	bool malformed;       /* GetState answers with an invalid value */
 	unsigned page_size;
 	/* state */
-	bool authed, subscribed;
-	uint8_t nonce[32];
+	bool subscribed;
+	struct session_table sessions;
+	unsigned signed_requests; /* requests that verified as signed by a session */
 	uint64_t seq;
 	unsigned vm_count;
 	char vm[FAKE_VMS][16];
@@ -699,10 +700,21 @@ static size_t fake_execute(struct fake *f, const struct proto_frame *req, uint8_
 	tlv_writer_init(&w, p, sizeof(p));
 	if (req->code < 0x60)
 		f->executed[req->code]++;
-	if (f->auth && !f->authed && req->code > API_REQ_AUTH_RESPONSE) {
-		err = API_E_PERMISSION_DENIED;
-		msg = "authentication required";
-		goto answer;
+	if (f->auth && !session_open_request(req->code)) {
+		/* As the management VM does: a valid signature and a fresh sequence number. */
+		unsigned slot;
+		uint64_t seq;
+		enum session_verdict v = session_authentic(&f->sessions, req, 0, &slot, &seq);
+
+		if (v == SESSION_OK && !session_fresh(&f->sessions, slot, seq))
+			v = SESSION_REPLAYED;
+		if (v != SESSION_OK) {
+			err = API_E_PERMISSION_DENIED;
+			msg = session_verdict_text(v);
+			goto answer;
+		}
+		session_accept(&f->sessions, slot, seq, 0);
+		f->signed_requests++;
 	}
 	if (req->code >= API_REQ_GET_STATE) {
 		vm = fake_find(f, req->payload, req->length);
@@ -718,31 +730,34 @@ static size_t fake_execute(struct fake *f, const struct proto_frame *req, uint8_
 		tlv_put_str(&w, API_TAG_SOFTWARE, "fake 1");
 		tlv_put_u8(&w, API_TAG_AUTH_REQUIRED, f->auth);
 		tlv_put_u64(&w, API_TAG_SEQ, f->seq);
-		f->authed = false;
 		f->subscribed = false;
 		break;
 	case API_REQ_GOODBYE:
 		f->subscribed = false;
 		break;
-	case API_REQ_AUTH_CHALLENGE:
-		for (unsigned i = 0; i < sizeof(f->nonce); i++)
-			f->nonce[i] = (uint8_t)(rand() & 0xff);
-		tlv_put(&w, API_TAG_NONCE, f->nonce, sizeof(f->nonce));
+	case API_REQ_AUTH_CHALLENGE: {
+		uint8_t nonce[SESSION_NONCE_SIZE];
+
+		for (unsigned i = 0; i < sizeof(nonce); i++)
+			nonce[i] = (uint8_t)(rand() & 0xff);
+		unsigned slot = session_open(&f->sessions, nonce, 0);
+		tlv_put(&w, API_TAG_NONCE, nonce, sizeof(nonce));
+		tlv_put_u32(&w, API_TAG_SESSION, f->sessions.slot[slot].id);
 		break;
+	}
 	case API_REQ_AUTH_RESPONSE: {
-		uint8_t mac[32];
 		const uint8_t *v;
 		size_t n;
+		uint32_t id = 0;
+		unsigned slot;
 
-		hmac_sha256(fake_key, sizeof(fake_key), f->nonce, sizeof(f->nonce), mac);
+		tlv_get_u32(req->payload, req->length, API_TAG_SESSION, &id);
 		if (tlv_get_bytes(req->payload, req->length, API_TAG_AUTH_MAC, &v, &n) != TLV_OK ||
-		    n != 32 || memcmp(v, mac, 32) != 0) {
+		    session_answer(&f->sessions, id, fake_key, sizeof(fake_key), v, n, 0, &slot) !=
+			    SESSION_OK) {
 			err = API_E_PERMISSION_DENIED;
 			msg = "wrong answer";
-		} else {
-			f->authed = true;
 		}
-		memset(f->nonce, 0, sizeof(f->nonce));
 		break;
 	}
 	case API_REQ_LIST_VIRTUAL_MACHINES: {
@@ -1278,6 +1293,8 @@ static void test_run_auth(void **state)
 	assert_int_equal(r.rc, VMMCTL_EXIT_OK);
 	assert_non_null(strstr(r.out.buf, "state:           TurnedOff\n"));
 	assert_int_equal(f->executed[API_REQ_AUTH_RESPONSE], 1);
+	/* GetState and Goodbye went signed. */
+	assert_int_equal(f->signed_requests, 2);
 	result_free(&r);
 	free(f);
 
