@@ -34,7 +34,7 @@
  * API_E_UNKNOWN_REQUEST or skips (unknown tags), so additions stay
  * compatible. Exchanged in Hello.
  */
-#define API_VERSION 2
+#define API_VERSION 3
 
 /*
  * Requests, grouped by the object they act on (high nibble). The response

@@ -574,15 +574,17 @@ static void on_frame(const struct proto_frame *f)
 		return;
 	switch (session_admit(&sessions, &replay, f, info.auth_key_len != 0, now_ms(), &a)) {
 	case SESSION_ADMIT_REFUSE:
+		e = a.why == SESSION_MALFORMED ? API_E_BAD_FRAME : API_E_PERMISSION_DENIED;
 		/* Counted, and said when the count reaches a power of two: a flood cannot fill the log. */
-		refused_unauthenticated++;
-		if (!(refused_unauthenticated & (refused_unauthenticated - 1))) {
+		refused_unauthenticated += e == API_E_PERMISSION_DENIED;
+		if (e == API_E_PERMISSION_DENIED &&
+		    !(refused_unauthenticated & (refused_unauthenticated - 1))) {
 			put("mgmt: refused an unauthenticated request (");
 			put_u64(refused_unauthenticated);
 			put(" so far)\n");
 		}
-		local_error(answer, &len, API_E_PERMISSION_DENIED, session_verdict_text(a.why), 0);
-		send_wire(encode_answer(f, API_E_PERMISSION_DENIED, len));
+		local_error(answer, &len, e, session_verdict_text(a.why), 0);
+		send_wire(encode_answer(f, e, len));
 		return;
 	case SESSION_ADMIT_REPLAY:
 		text_flush();

@@ -21,6 +21,8 @@ const char *session_verdict_text(enum session_verdict v)
 		return "the signature does not verify";
 	case SESSION_REPLAYED:
 		return "replayed request (sequence number already used)";
+	case SESSION_MALFORMED:
+		return "malformed payload";
 	}
 	return "?";
 }
@@ -261,6 +263,11 @@ enum session_admit session_admit(struct session_table *t, struct proto_replay *r
 	uint64_t seq = 0;
 
 	*a = (struct session_admission){ .why = SESSION_OK };
+	if (!api_payload_valid(f->payload, f->length)) {
+		/* BAD_FRAME comes before any other check (docs/protocol.md). */
+		a->why = SESSION_MALFORMED;
+		return SESSION_ADMIT_REFUSE;
+	}
 	if (key_configured) {
 		a->why = session_authentic(t, f, now_ms, &a->slot, &seq);
 		a->signed_by_session = a->why == SESSION_OK;

@@ -69,6 +69,7 @@ enum session_verdict {
 	SESSION_NOT_ANSWERED,  /* the session's challenge was not answered */
 	SESSION_BAD_MAC,       /* wrong MAC: not from the key-holder, or altered */
 	SESSION_REPLAYED,      /* a sequence number already used, or older than the window */
+	SESSION_MALFORMED,     /* the payload is no valid TLV sequence: nothing to verify */
 };
 
 /* For messages: "signature does not verify", ... */
@@ -119,7 +120,8 @@ bool session_open_request(uint16_t code);
 
 /* What to do with a request frame that arrived on the line. */
 enum session_admit {
-	SESSION_ADMIT_REFUSE,  /* not from the key-holder (why): refuse; never executed nor cached */
+	SESSION_ADMIT_REFUSE,  /* not from the key-holder, or malformed (why): refuse;
+				* never executed nor cached */
 	SESSION_ADMIT_REPLAY,  /* the sender's retransmission: send wire again, nothing else */
 	SESSION_ADMIT_DROP,    /* a retransmission of a request still executing */
 	SESSION_ADMIT_STALE,   /* authentic, but its sequence number was used: refuse */

@@ -23,7 +23,7 @@ pass() { passed=$((passed + 1)); echo "PASS $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; }
 
 "$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --console-server "$sock" \
-	--share-line --timeout 420 >"$work/run-bochs.out" 2>&1 &
+	--share-line --timeout 600 >"$work/run-bochs.out" 2>&1 &
 bochs=$!
 follower=
 cleanup() {
@@ -37,6 +37,10 @@ cleanup() {
 trap cleanup EXIT
 
 vmmctl=$root/build/vmmctl
+# The configuration's auth_key: every vmmctl below authenticates with it.
+key_hex=$(sed -n 's/^auth_key *= *\([0-9a-fA-F]*\)$/\1/p' "$config")
+echo "$key_hex" >"$work/key"
+export VMMCTL_KEY_FILE=$work/key
 ctl() { timeout 60 "$vmmctl" -c "unix:$sock" -t 5 -r 4 "$@"; }
 # wait_for REGEX SECONDS: the serial output matches REGEX within SECONDS.
 wait_for() {
@@ -154,6 +158,80 @@ follower=$!
 deadline=$((SECONDS + 30))
 until grep -qs 'connected' "$out/events.err" || [ $SECONDS -ge $deadline ]; do sleep 0.5; done
 sleep 1 # its SubscribeEvents went out right after that Hello, ahead of any later frame
+
+# --- a shared line: someone without the key beside authenticated clients ----------
+# attack STEP: Hello, then DeleteVirtualMachine of echo unsigned and with a
+# made-up session and MAC, from a client that sees the line but has no key.
+attack() {
+	python3 - "$sock" >"$out/$1.out" 2>&1 <<'PY'
+import socket, struct, sys, time, zlib
+sys.path.insert(0, "tools")
+from cobs import cobs_encode, cobs_decode
+def frame(fid, code, payload):
+    raw = struct.pack("<BBBBIHH", 1, 1, 0, 0, fid, code, len(payload)) + payload
+    return b"\0" + cobs_encode(raw + struct.pack("<I", zlib.crc32(raw))) + b"\0"
+tlv = lambda tag, v: struct.pack("<BH", tag, len(v)) + v
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(1)
+vm = tlv(0x20, b"echo")
+forged = vm + tlv(0x0d, struct.pack("<I", 1)) + tlv(0x0e, struct.pack("<Q", 1 << 40)) + tlv(0x0f, bytes(16))
+frames = [(0x5eed0001, 0x01, tlv(0x04, struct.pack("<H", 3))), (0x5eed0002, 0x12, vm), (0x5eed0003, 0x12, forged)]
+for fid, code, p in frames:
+    s.sendall(frame(fid, code, p))
+buf, answers, deadline = b"", {}, time.time() + 30
+while len(answers) < 3 and time.time() < deadline:
+    try:
+        buf += s.recv(4096)
+    except socket.timeout:
+        continue
+    *chunks, buf = buf.split(b"\0")
+    for c in chunks:
+        raw = cobs_decode(c)
+        if raw and len(raw) >= 16 and zlib.crc32(raw[:-4]) == struct.unpack("<I", raw[-4:])[0]:
+            _, t, _, _, fid, code, n = struct.unpack_from("<BBBBIHH", raw)
+            if fid in (0x5eed0001, 0x5eed0002, 0x5eed0003):
+                err = struct.unpack_from("<H", raw, 15)[0] if t == 4 else 0
+                answers[fid] = (t, err)
+print(answers)
+ok = answers.get(0x5eed0001, (0,))[0] == 2 and answers.get(0x5eed0002) == (4, 6) and answers.get(0x5eed0003) == (4, 6)
+sys.exit(0 if ok else 1)
+PY
+}
+still_there() { # NAME: echo still exists and runs
+	ok "$1" "$2" "d['state'] == 'Running'" state echo
+}
+if (cd "$root" && attack attack-beside); then
+	pass "auth: beside a following vmmctl, Hello + DeleteVirtualMachine without the key is refused"
+else
+	fail "auth: keyless DeleteVirtualMachine beside a session ($(tail -2 "$out/attack-beside.out" | tr '\n' ' '))"
+fi
+still_there "auth: the keyless delete changed nothing" attack-beside-state
+# An admin's tool killed without Goodbye leaves nothing usable behind.
+"$vmmctl" -c "unix:$sock" events --follow >/dev/null 2>"$out/killed.err" &
+killed=$!
+deadline=$((SECONDS + 30))
+until grep -qs 'connected' "$out/killed.err" 2>/dev/null || [ $SECONDS -ge $deadline ]; do sleep 0.5; done
+kill -KILL $killed 2>/dev/null
+wait $killed 2>/dev/null
+if (cd "$root" && attack attack-after-kill); then
+	pass "auth: after a vmmctl was killed without Goodbye, a keyless DeleteVirtualMachine is refused"
+else
+	fail "auth: keyless delete after a killed vmmctl ($(tail -2 "$out/attack-after-kill.out" | tr '\n' ' '))"
+fi
+still_there "auth: the keyless delete after the kill changed nothing" attack-after-kill-state
+# Several authenticated clients at once, beside the follower.
+for i in 1 2 3; do ctl --json info >"$out/parallel-$i.json" 2>"$out/parallel-$i.err" & done
+wait_rc=0
+for job in $(jobs -p); do [ "$job" = "$follower" ] || [ "$job" = "$bochs" ] || wait "$job" || wait_rc=1; done
+if [ $wait_rc = 0 ] && holds parallel-1 "d['cpus'] == 1" && holds parallel-2 "d['cpus'] == 1" &&
+	holds parallel-3 "d['cpus'] == 1"; then
+	pass "auth: three vmmctl at once, each with its own session, beside the follower"
+else
+	fail "auth: three vmmctl at once ($(cat "$out"/parallel-*.err | head -c 300 | tr '\n' ' '))"
+fi
+VMMCTL_KEY_FILE= "$vmmctl" -c "unix:$sock" state echo >"$out/nokey.out" 2>&1
+[ $? != 0 ] && grep -q 'requires authentication' "$out/nokey.out" &&
+	pass "vmmctl: without a key it says the line requires authentication" ||
+	fail "vmmctl: without a key ($(head -c 200 "$out/nokey.out"))"
 
 # networks
 ok "vmmctl net-create: CreateVirtualNetwork" net-create "d['mtu'] == 9000" net-create net2 --mtu 9000
@@ -306,7 +384,7 @@ echo "BENCH vmmctl_state_ms $(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
 echo "BENCH vmmctl_startup_ms $startup_ms ms"
 
 # --- the line below the tool: tests/e2e/mgmt_client.py alone on it -----------------
-timeout 300 python3 "$root/tests/e2e/mgmt_client.py" "$sock" >"$work/client.out" 2>&1
+timeout 300 python3 "$root/tests/e2e/mgmt_client.py" "$sock" "$key_hex" >"$work/client.out" 2>&1
 crc=$?
 cat "$work/client.out"
 grep -aq '^mgmt-client: [0-9]* passed, 0 failed' "$work/client.out" && [ $crc = 0 ] ||

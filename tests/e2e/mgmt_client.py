@@ -9,11 +9,17 @@ and it times single frames for the BENCH lines. It connects to the console
 server's Unix socket (tools/line-relay.py, which records the line in
 serial.out) and prints one "PASS name" / "FAIL name" line per check.
 
-usage: mgmt_client.py SOCKET
+The line has a key (tests/e2e/configs/mgmt.conf): the client authenticates
+at the shell as a person would (auth challenge, auth answer) and in framed
+mode as a tool does, signing every request of its session.
+
+usage: mgmt_client.py SOCKET KEY-HEX
 
 The framing here is written from the protocol document, not from
 mgmt/proto.c, so it also checks that document.
 """
+import hashlib
+import hmac
 import random
 import socket
 import struct
@@ -27,15 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from cobs import cobs_decode, cobs_encode  # noqa: E402
 
 REQUEST, RESPONSE, EVENT, ERROR = 1, 2, 3, 4
-RQ = dict(HELLO=0x01, GOODBYE=0x02, AUTH_CHALLENGE=0x03, GET_HOST_INFO=0x10, CREATE_VM=0x11,
+RQ = dict(HELLO=0x01, GOODBYE=0x02, AUTH_CHALLENGE=0x03, AUTH_RESPONSE=0x04, GET_HOST_INFO=0x10, CREATE_VM=0x11,
           DELETE_VM=0x12, LIST_VMS=0x13, FIND_VM=0x14, CREATE_NET=0x15, DELETE_NET=0x16,
           LIST_NETS=0x17, SUBSCRIBE=0x18, GET_STATE=0x20, STARTUP=0x21, TURN_OFF=0x22,
           RESET=0x23, SAVE=0x24, PAUSE=0x25, RESUME=0x26, ADD_NIC=0x27, REMOVE_NIC=0x28,
           LIST_NICS=0x29, CONSOLE_READ=0x2a, CONSOLE_WRITE=0x2b, GET_MAC=0x30, ATTACH=0x31,
           DETACH=0x32, GET_ADAPTERS=0x40, GET_STATS=0x41, GET_DHCP=0x42, SET_DHCP=0x43,
           GET_LEASES=0x44, GET_HEARTBEAT=0x50)
-T = dict(error=0x01, message=0x02, api_version=0x04, seq=0x09, state_events=0x0a,
-         auth_required=0x0c, cpus=0x10, memory_free=0x12, vm_count=0x15, control_denied=0x17,
+T = dict(error=0x01, message=0x02, api_version=0x04, nonce=0x07, auth_mac=0x08, seq=0x09,
+         state_events=0x0a, auth_required=0x0c, session=0x0d, req_seq=0x0e, req_mac=0x0f, cpus=0x10, memory_free=0x12, vm_count=0x15, control_denied=0x17,
          vm=0x20, vm_id=0x21, vm_entry=0x22, state=0x23, memory=0x24, image=0x25,
          reason=0x2d, nic_spec=0x2e, vm_uptime_ms=0x2f, offset=0x30, next_offset=0x31,
          data=0x33, nic=0x40, nic_entry=0x41, mac=0x42, nic_count=0x43, net=0x50,
@@ -191,10 +197,33 @@ class Client:
         self.id = random.getrandbits(32)
         self.events = []
         self.last_wire = 0
+        self.session = None  # (id, key, seq) once authenticated
+        self.last_payload = b""
+
+    def sign(self, fid, code, payload):
+        """docs/protocol.md, "Authentication": session, req_seq, then the MAC."""
+        if self.session is None:
+            return payload
+        sid, key, seq = self.session
+        self.session = (sid, key, seq + 1)
+        body = payload + u("session", sid, 4) + u("req_seq", seq + 1, 8)
+        mac = hmac.new(key, struct.pack("<IH", fid, code) + body, hashlib.sha256).digest()
+        return body + tlv(T["req_mac"], mac[:16])
+
+    def authenticate(self, key):
+        e, p, _ = self.call(RQ["AUTH_CHALLENGE"])
+        nonce, sid = get(p, "nonce", b""), num(p, "session")
+        answer = hmac.new(key, nonce, hashlib.sha256).digest()
+        e2, _, _ = self.call(RQ["AUTH_RESPONSE"], u("session", sid, 4) + tlv(T["auth_mac"], answer))
+        if e == 0 and e2 == 0:
+            skey = hmac.new(key, b"vmm session key\0" + nonce, hashlib.sha256).digest()
+            self.session = (sid, skey, 0)
+        return e2
 
     def call(self, code, payload=b"", timeout=60, fid=None):
         fid = self.id if fid is None else fid
         self.id = (self.id + 1) & 0xffffffff
+        payload = self.last_payload = self.sign(fid, code, payload)
         wire = frame(REQUEST, fid, code, payload)
         self.line.send(wire)
         f = self.line.take(lambda f: f[0] in (RESPONSE, ERROR) and f[1] == fid, timeout)
@@ -218,11 +247,28 @@ class Client:
 
 def main():
     line = Line(sys.argv[1])
+    key = bytes.fromhex(sys.argv[2])
     c = Client(line)
 
     # --- the human shell, typed as a person would --------------------------------
-    line.send(b"\r")
+    # A vmmctl killed earlier left its session: the line stays framed until a
+    # person takes it back with the escape line.
+    line.send(b"shell\r")
     check(line.wait_text("vmm> ", 60), "shell: prompt on the line")
+    line.send(b"host info\r")
+    check(line.wait_text("authentication required"), "shell: a command needs authentication")
+    with line.cond:
+        line.text.clear()
+    line.send(b"auth challenge\r")
+    found = None
+    deadline = time.time() + 30
+    while found is None and time.time() < deadline:
+        time.sleep(0.5)
+        with line.cond:
+            found = __import__("re").search(rb"nonce: ([0-9a-f]{64})", bytes(line.text))
+    nonce = bytes.fromhex(found.group(1).decode()) if found else b""
+    line.send(b"auth answer " + hmac.new(key, nonce, hashlib.sha256).hexdigest().encode() + b"\r")
+    check(found is not None and line.wait_text("ok"), "shell: auth challenge and answer")
     line.send(b"host info\r")
     check(line.wait_text("cpus: 1"), "shell: host info answers")
     line.send(b"vm pause nosuch\r")
@@ -233,9 +279,12 @@ def main():
           "shell: a typo is refused by the parser")
 
     # --- framed mode, frame by frame ----------------------------------------------
-    e, p, _ = c.call(RQ["HELLO"], u("api_version", 2, 2))
-    check(e == 0 and num(p, "api_version") == 2 and num(p, "auth_required") == 0,
-          "framed: Hello switches modes (API version 2, no auth)")
+    e, p, _ = c.call(RQ["HELLO"], u("api_version", 3, 2))
+    check(e == 0 and num(p, "api_version") == 3 and num(p, "auth_required") == 1,
+          "framed: Hello switches modes (API version 3, authentication required)")
+    e, p, _ = c.call(RQ["GET_HOST_INFO"])
+    check(e == E["PERMISSION_DENIED"], "framed: an unsigned request is refused")
+    check(c.authenticate(key) == 0, "framed: AuthChallenge and AuthResponse open a session")
     e, p, _ = c.call(RQ["SUBSCRIBE"], u("state_events", 1, 1))
     check(e == 0 and num(p, "seq") > 0, "framed: SubscribeEvents answers the last seq")
     e, p, _ = c.call(RQ["CREATE_VM"], s("vm", "raw1") + u("memory", 4 << 20, 8) +
@@ -260,7 +309,7 @@ def main():
     c.id += 1
     mark = len(c.events)
     e, p1, _ = c.call(RQ["STARTUP"], s("vm", "raw1"), fid=fid)
-    line.send(frame(REQUEST, fid, RQ["STARTUP"], s("vm", "raw1"), flags=1))
+    line.send(frame(REQUEST, fid, RQ["STARTUP"], c.last_payload, flags=1))
     again = line.take(lambda f: f[1] == fid, 30)
     time.sleep(1)
     c.collect_events()
@@ -283,6 +332,15 @@ def main():
     check(e == E["UNKNOWN_REQUEST"], "faults: an unknown request code")
     e, _, _ = c.call(RQ["GET_STATE"], b"\x20\x05\x00ab")
     check(e == E["BAD_FRAME"], "faults: a malformed payload is BAD_FRAME")
+    # replays: the same signed frame under its own id is a retransmission; the
+    # same sequence number under a new id is a replay
+    e, _, _ = c.call(RQ["GET_STATE"], s("vm", "echo"))
+    sid, skey, seq = c.session
+    c.session = (sid, skey, seq - 1)
+    e2, p, _ = c.call(RQ["GET_STATE"], s("vm", "echo"))
+    c.session = (sid, skey, seq + 1)
+    check(e == 0 and e2 == E["PERMISSION_DENIED"] and b"replayed" in (get(p, "message") or b""),
+          "auth: a used sequence number is refused")
 
     # bench: a state query, an event
     sizes, times = [], []
@@ -294,6 +352,7 @@ def main():
     times.sort()
     op("TurnOff", RQ["TURN_OFF"], "raw1", [TURNING_OFF, DELETE_MACHINE, TURNED_OFF])
     ev = [f for f in c.events if f[2] == 1]
+    # The request carries 37 bytes of session, sequence number and MAC.
     print("BENCH mgmt_state_query_bytes %d bytes" % sizes[0])
     print("BENCH mgmt_state_query_ms %.0f ms" % times[len(times) // 2])
     print("BENCH mgmt_event_bytes %d bytes" % (ev[-1][4] if ev else 0))

@@ -2,10 +2,11 @@
  * libFuzzer target: bytes from the line into the frame decoder, in chunks
  * of varying size, with resets; every frame that comes out is checked,
  * walked as TLVs, re-encoded and decoded again, and run through the replay
- * cache. The input itself is also read as a payload.
+ * cache behind the session gate (mgmt/session.c) with one active session.
+ * The input itself is also read as a payload.
  *
- * First input byte: bits 0-5 the chunk size - 1, bit 7 a decoder reset
- * after every chunk (the owner's inter-byte timeout).
+ * First input byte: bits 0-5 the chunk size - 1, bit 6 a key configured,
+ * bit 7 a decoder reset after every chunk (the owner's inter-byte timeout).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,9 +14,12 @@
 
 #include "mgmt/api.h"
 #include "mgmt/proto.h"
+#include "mgmt/session.h"
 
 static struct proto_decoder decoder, again;
 static struct proto_replay replay;
+static struct session_table sessions;
+static bool keyed;
 static uint8_t wire[PROTO_MAX_WIRE];
 static volatile uint8_t sink;
 
@@ -65,8 +69,7 @@ static void check_frame(const struct proto_frame *f)
 {
 	struct proto_frame g;
 	const uint8_t *p = wire;
-	const uint8_t *cached;
-	size_t left, cached_len;
+	size_t left;
 
 	if (f->length > PROTO_MAX_PAYLOAD || f->type < PROTO_REQUEST || f->type > PROTO_ERROR)
 		abort();
@@ -86,17 +89,39 @@ static void check_frame(const struct proto_frame *f)
 
 	if (f->type != PROTO_REQUEST)
 		return;
-	switch (proto_replay_check(&replay, f, &cached, &cached_len)) {
-	case PROTO_REPLAY_EXECUTE:
+	struct session_admission a;
+	switch (session_admit(&sessions, &replay, f, keyed, 0, &a)) {
+	case SESSION_ADMIT_EXECUTE:
+	case SESSION_ADMIT_STALE:
+		if (a.signed_by_session && a.slot >= SESSION_SLOTS)
+			abort();
 		proto_replay_store(&replay, f, wire, (size_t)n);
 		break;
-	case PROTO_REPLAY_ANSWER:
-		if (cached_len == 0 || cached_len > PROTO_MAX_WIRE)
+	case SESSION_ADMIT_REPLAY:
+		if (!a.wire || a.len == 0 || a.len > PROTO_MAX_WIRE)
 			abort();
 		break;
-	case PROTO_REPLAY_IN_PROGRESS:
+	case SESSION_ADMIT_REFUSE:
+		/* Without a key only a malformed payload is refused. */
+		if (!keyed && a.why != SESSION_MALFORMED)
+			abort();
+		break;
+	case SESSION_ADMIT_DROP:
 		break;
 	}
+}
+
+/* One answered session, as after a client's AuthChallenge and AuthResponse. */
+static void open_session(void)
+{
+	static const uint8_t key[16] = "fuzz key 0123456";
+	uint8_t nonce[SESSION_NONCE_SIZE] = { 1 }, mac[SHA256_SIZE];
+	unsigned slot = session_open(&sessions, nonce, 0);
+
+	hmac_sha256(key, sizeof(key), nonce, sizeof(nonce), mac);
+	if (session_answer(&sessions, sessions.slot[slot].id, key, sizeof(key), mac, sizeof(mac), 0,
+			   &slot) != SESSION_OK)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -107,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	size_t chunk = (data[0] & 0x3f) + 1;
 	int reset = data[0] & 0x80;
+	keyed = data[0] & 0x40;
 
 	data++;
 	size--;
@@ -115,6 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	proto_decoder_init(&decoder, on_text, NULL);
 	proto_replay_init(&replay);
+	session_table_init(&sessions, 0);
+	open_session();
 	while (size > 0) {
 		size_t n = size < chunk ? size : chunk;
 		const uint8_t *p = data;

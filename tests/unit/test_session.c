@@ -156,10 +156,21 @@ static void test_forged_and_altered_requests_are_refused(void **state)
 	admin.payload[TLV_HEADER_SIZE] ^= 0x20; /* "web" -> "Web" */
 	assert_int_equal(admit(&t, &r, good, t0, &a), SESSION_ADMIT_REFUSE);
 	assert_int_equal(a.why, SESSION_BAD_MAC);
-	/* The MAC not last, or inside another TLV's value: not a signed request. */
+	/* Cut short: no valid payload at all. */
 	admin.payload[TLV_HEADER_SIZE] ^= 0x20;
 	f = *good;
 	f.length -= 1;
+	assert_int_equal(admit(&t, &r, &f, t0, &a), SESSION_ADMIT_REFUSE);
+	assert_int_equal(a.why, SESSION_MALFORMED);
+	/* What looks like a MAC inside another TLV's value is no signature. */
+	uint8_t inner[2 + SESSION_MAC_TLV] = { 'x', 'x', API_TAG_REQ_MAC, SESSION_MAC_SIZE, 0 };
+	uint8_t p[64];
+	struct tlv_writer w;
+	tlv_writer_init(&w, p, sizeof(p));
+	tlv_put(&w, API_TAG_DATA, inner, sizeof(inner));
+	f = (struct proto_frame){ .type = PROTO_REQUEST, .id = 12,
+				  .code = API_REQ_DELETE_VIRTUAL_MACHINE, .length = (uint16_t)w.len,
+				  .payload = p };
 	assert_int_equal(admit(&t, &r, &f, t0, &a), SESSION_ADMIT_REFUSE);
 	assert_int_equal(a.why, SESSION_UNSIGNED);
 }
