@@ -35,7 +35,7 @@ IMAGE_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T li
 # Linux loader: shared, so that cmocka and the fuzzers exercise them.
 PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi_tables.c \
 	devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c \
-	devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
+	devices/disk.c devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c devices/vuart.c \
@@ -47,14 +47,14 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	vmm/vmx.c vmm/vmx_vcpu.c vmm/vmx_exit.c vmm/vmx_ept.c vmm/vmx_entry.S \
 	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c vnet/dhcp.c \
-	vmm/mmio.c vmm/platform.c
+	vmm/mmio.c vmm/platform.c vmm/library.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network vmmctl \
-	lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk virtio_net \
+	lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk library virtio_net \
 	insn_decode guest_walk linux_boot
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
@@ -153,7 +153,10 @@ $(BUILD)/unit/test_acpi_tables: tests/unit/test_acpi_tables.c devices/acpi_table
 $(BUILD)/unit/test_pci: tests/unit/test_pci.c devices/pci.c
 $(BUILD)/unit/test_virtio_pci: tests/unit/test_virtio_pci.c devices/virtio_pci.c devices/pci.c
 $(BUILD)/unit/test_virtqueue: tests/unit/test_virtqueue.c devices/virtqueue.c
-$(BUILD)/unit/test_virtio_blk: tests/unit/test_virtio_blk.c devices/virtio_blk.c devices/virtqueue.c
+$(BUILD)/unit/test_virtio_blk: tests/unit/test_virtio_blk.c devices/virtio_blk.c devices/virtqueue.c \
+	devices/disk.c
+$(BUILD)/unit/test_disk: tests/unit/test_disk.c devices/disk.c
+$(BUILD)/unit/test_library: tests/unit/test_library.c vmm/library.c
 $(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c devices/virtqueue.c
 $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c

@@ -20,7 +20,7 @@ static uint32_t blk_config_read(struct virtio_device *dev, uint32_t offset, unsi
 {
 	const struct virtio_blk *blk = dev->ctx;
 	uint8_t img[VIRTIO_BLK_CONFIG_SIZE] = { 0 };
-	uint64_t capacity = blk->disk_size / VIRTIO_BLK_SECTOR_SIZE;
+	uint64_t capacity = blk->disk->size / VIRTIO_BLK_SECTOR_SIZE;
 	uint32_t seg_max = VIRTIO_BLK_SEG_MAX, blk_size = VIRTIO_BLK_SECTOR_SIZE;
 
 	memcpy(img + CFG_CAPACITY, &capacity, sizeof(capacity));
@@ -36,12 +36,15 @@ static void blk_reset(struct virtio_device *dev)
 	virtq_reset(&blk->vq);
 }
 
-/* Moves len bytes between the chain's data buffers and the disk at sector. */
+/*
+ * Moves len bytes between the chain's data buffers and the disk at sector,
+ * a chunk of the disk at a time (devices/disk.h).
+ */
 static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, bool write)
 {
 	const struct virtq_chain *c = &chain;
-	uint64_t sectors = blk->disk_size / VIRTIO_BLK_SECTOR_SIZE;
-	uint8_t *at;
+	uint64_t sectors = blk->disk->size / VIRTIO_BLK_SECTOR_SIZE;
+	uint64_t offset = sector * VIRTIO_BLK_SECTOR_SIZE, n;
 
 	/* 5.2.6.2: a device MUST answer a write to a read-only disk IOERR and write nothing. */
 	if (write && blk->read_only)
@@ -49,14 +52,23 @@ static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, b
 	if (len % VIRTIO_BLK_SECTOR_SIZE || len > MAX_TRANSFER || sector > sectors ||
 	    len / VIRTIO_BLK_SECTOR_SIZE > sectors - sector)
 		return VIRTIO_BLK_S_IOERR;
-	at = blk->disk + sector * VIRTIO_BLK_SECTOR_SIZE;
-	/* The lengths are the chain's own, so both copies move exactly len bytes. */
+	/* No host memory for the copy-on-write chunks: the write fails, not the host. */
+	if (write && disk_prepare_write(blk->disk, offset, len))
+		return VIRTIO_BLK_S_IOERR;
+	/* The lengths are the chain's own, so the copies move exactly len bytes. */
+	for (uint64_t done = 0; done < len; done += n) {
+		n = len - done;
+		if (write)
+			virtq_gather(&blk->dev.mem, c, VIRTIO_BLK_REQ_HDR + done,
+				     disk_write_span(blk->disk, offset + done, &n), n);
+		else
+			virtq_scatter(&blk->dev.mem, c, done,
+				      disk_read_span(blk->disk, offset + done, &n), n);
+	}
 	if (write) {
-		virtq_gather(&blk->dev.mem, c, VIRTIO_BLK_REQ_HDR, at, len);
 		blk->stats.writes++;
 		blk->stats.written_bytes += len;
 	} else {
-		virtq_scatter(&blk->dev.mem, c, 0, at, len);
 		blk->stats.reads++;
 		blk->stats.read_bytes += len;
 	}
@@ -155,10 +167,10 @@ static const struct virtio_device_ops blk_ops = {
 	.reset = blk_reset,
 };
 
-int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, uint8_t *disk,
-		    uint64_t disk_size, bool read_only, const char *serial)
+int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk *disk,
+		    bool read_only, const char *serial)
 {
-	if (!disk || !disk_size || disk_size % VIRTIO_BLK_SECTOR_SIZE)
+	if (!disk || !disk->size || disk->size % VIRTIO_BLK_SECTOR_SIZE)
 		return -1;
 	memset(blk, 0, sizeof(*blk));
 	blk->dev.device_id = VIRTIO_ID_BLOCK;
@@ -174,7 +186,6 @@ int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, uint8_t *di
 	blk->dev.ctx = blk;
 	blk->dev.mem = mem;
 	blk->disk = disk;
-	blk->disk_size = disk_size;
 	blk->read_only = read_only;
 	for (unsigned i = 0; serial && i < VIRTIO_BLK_ID_BYTES && serial[i]; i++)
 		blk->serial[i] = serial[i];

@@ -4,13 +4,15 @@
  * volume). Requests: IN, OUT, FLUSH and GET_ID; anything else is answered
  * VIRTIO_BLK_S_UNSUPP.
  *
- * The disk is RAM: a write is on the "disk" as soon as it completes, FLUSH
- * completes at once, and nothing written survives a reboot of the host.
+ * The disk is RAM (devices/disk.h: the VM's copy-on-write overlay over
+ * the pristine library file): a write is on the "disk" as soon as it
+ * completes, FLUSH completes at once, and nothing written survives a
+ * reboot of the host.
  *
  * Errors. A request the device can answer but not carry out (short
  * header, data not whole sectors, past the end of the disk, write to a
- * read-only disk) completes with VIRTIO_BLK_S_IOERR and is counted. A
- * chain with no device-writable byte for the status cannot be answered at
+ * read-only disk, no host memory for the copies of the chunks it writes)
+ * completes with VIRTIO_BLK_S_IOERR and is counted. A chain with no device-writable byte for the status cannot be answered at
  * all, so, like a chain that breaks the ring's rules (devices/virtqueue.h),
  * it makes the device set NEEDS_RESET.
  */
@@ -20,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/disk.h"
 #include "devices/virtio.h"
 #include "devices/virtqueue.h"
 
@@ -66,19 +69,18 @@ struct virtio_blk_stats {
 struct virtio_blk {
 	struct virtio_device dev;       /* dev.ctx points back here */
 	struct virtq vq;
-	uint8_t *disk;                  /* host memory, disk_size bytes */
-	uint64_t disk_size;             /* a multiple of VIRTIO_BLK_SECTOR_SIZE */
+	struct disk *disk;              /* size a multiple of VIRTIO_BLK_SECTOR_SIZE */
 	bool read_only;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct virtio_blk_stats stats;
 };
 
 /*
- * Sets up blk over guest RAM mem and a disk of disk_size bytes at disk
- * (a non-zero multiple of 512), with serial as the GET_ID answer (at most
- * 20 bytes are kept). Returns 0, or -1 for a bad disk size.
+ * Sets up blk over guest RAM mem and disk (its size a non-zero multiple
+ * of 512), with serial as the GET_ID answer (at most 20 bytes are kept).
+ * Returns 0, or -1 for a bad disk size.
  */
-int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, uint8_t *disk,
-		    uint64_t disk_size, bool read_only, const char *serial);
+int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk *disk,
+		    bool read_only, const char *serial);
 
 #endif

@@ -5,6 +5,7 @@
 #include "mgmt/api.h"
 #include "mgmt/proto.h"
 #include "vmm/clock.h"
+#include "vmm/library.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
 #include "vmm/network.h"
@@ -200,31 +201,9 @@ static int host_info(struct call *c)
 	return 0;
 }
 
-/* Image library: the files the boot loader read for the configured VMs. */
-static const struct boot_file *library_file(const char *path)
-{
-	char want[CFG_PATH_MAX];
-	size_t i;
-
-	/* Paths are compared in the configuration's form: '/' is '\'. */
-	for (i = 0; path[i] && i < sizeof(want) - 1; i++)
-		want[i] = path[i] == '/' ? '\\' : path[i];
-	want[i] = '\0';
-	for (unsigned v = 0; v < boot->config->vm_count; v++) {
-		const struct cfg_vm *cfg = &boot->config->vms[v];
-		const struct boot_vm *b = &boot->vms[v];
-		if (!strcmp(cfg->image, want) && b->image.size)
-			return &b->image;
-		if (cfg->initrd[0] && !strcmp(cfg->initrd, want) && b->initrd.size)
-			return &b->initrd;
-		if (cfg->disk[0] && !strcmp(cfg->disk, want) && b->disk.size)
-			return &b->disk;
-	}
-	return NULL;
-}
-
 static int library_path(struct call *c, uint8_t tag, char *path, const struct boot_file **file)
 {
+	enum library_kind kind = tag == API_TAG_DISK ? LIBRARY_DISK : LIBRARY_BOOT_FILE;
 	int r = tlv_get_str(c->req, c->len, tag, path, CFG_PATH_MAX);
 
 	*file = NULL;
@@ -233,11 +212,16 @@ static int library_path(struct call *c, uint8_t tag, char *path, const struct bo
 	if (r != TLV_OK || !path[0])
 		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: %s must be 1..%u "
 			    "characters", api_tag_name(tag), CFG_PATH_MAX - 1);
-	*file = library_file(path);
+	*file = library_find(boot->config, boot->vms, path, kind);
+	if (!*file && kind == LIBRARY_DISK &&
+	    library_find(boot->config, boot->vms, path, LIBRARY_BOOT_FILE))
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: disk '%s' is an "
+			    "image or initrd; a disk must be a file the boot configuration names "
+			    "with disk =", path);
 	if (!*file)
 		return fail(c, API_E_NOT_FOUND, "CreateVirtualMachine: %s '%s' is not in the image "
-			    "library (files named by the boot configuration)", api_tag_name(tag),
-			    path);
+			    "library (%s named by the boot configuration)", api_tag_name(tag),
+			    path, kind == LIBRARY_DISK ? "disk = files" : "image = and initrd = files");
 	for (char *p = path; *p; p++)
 		if (*p == '/')
 			*p = '\\';
@@ -374,7 +358,11 @@ static int create_vm(struct call *c)
 	}
 	struct runtime_vm *rt = (struct runtime_vm *)(uintptr_t)rt_pa;
 	rt->cfg = cfg;
-	/* Library files are pristine copies: VMs share them read-only. */
+	/*
+	 * The image and initrd are copied into the VM's RAM at every start;
+	 * the disk gets the VM's own copy-on-write chunks (vm_create), so the
+	 * library's bytes stay as they were loaded and no other VM sees its writes.
+	 */
 	rt->boot = (struct boot_vm){ .ram_base = ram, .ram_bytes = cfg.memory_bytes,
 				     .image = *image };
 	if (initrd)
@@ -428,6 +416,7 @@ static int delete_vm(struct call *c)
 	/* No operation is valid from INVALID: the slot is never scheduled again. */
 	vm->state = VM_STATE_INVALID;
 	log_info("vm '%s': deleted through the management API", vm->cfg->name);
+	vm_discard_disk(vm);
 	if (x->runtime)
 		page_alloc_free(boot->host_pages, vm->boot->ram_base, vm->boot->ram_bytes / PAGE_SIZE);
 	return 0;

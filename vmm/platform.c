@@ -207,10 +207,8 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 
 	const struct boot_file *disk = &vm->boot->disk;
 	if (disk->size) {
-		/* A partial last sector cannot be addressed; the guest sees whole sectors. */
-		uint64_t bytes = disk->size & ~(uint64_t)(VIRTIO_BLK_SECTOR_SIZE - 1);
-		if (virtio_blk_init(&p->blk, mem, (uint8_t *)(uintptr_t)disk->base, bytes, false,
-				    vm->cfg->name) ||
+		/* The VM's own disk (vm.h), writes kept since it was created. */
+		if (virtio_blk_init(&p->blk, mem, &vm->disk, false, vm->cfg->name) ||
 		    add_virtio(vm, &p->blk.dev, PLATFORM_IRQ_BLK)) {
 			fmt_snprintf(why, why_size, "its disk (%llu bytes) cannot be attached: "
 				     "it must hold at least one 512-byte sector",

@@ -395,6 +395,57 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 	return 0;
 }
 
+static void *disk_chunk_alloc(void *ctx)
+{
+	uint64_t pa;
+
+	if (page_alloc_alloc(ctx, DISK_CHUNK_SIZE / PAGE_SIZE, 1, &pa))
+		return NULL;
+	return (void *)(uintptr_t)pa;
+}
+
+static void disk_chunk_free(void *ctx, void *chunk)
+{
+	page_alloc_free(ctx, (uint64_t)(uintptr_t)chunk, DISK_CHUNK_SIZE / PAGE_SIZE);
+}
+
+static uint64_t disk_table_pages(const struct vm *vm)
+{
+	uint64_t bytes = disk_chunk_count(vm->disk.size) * sizeof(vm->disk.chunks[0]);
+	return (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+}
+
+/*
+ * The disk over the library's bytes; only its chunk table is allocated
+ * now. A partial last sector cannot be addressed, so the disk is whole sectors.
+ */
+static int disk_create(struct vm *vm, struct page_alloc *pages)
+{
+	const struct disk_chunk_alloc chunks = { disk_chunk_alloc, disk_chunk_free, pages };
+	uint64_t size = vm->boot->disk.size & ~(uint64_t)(VIRTIO_BLK_SECTOR_SIZE - 1);
+	uint64_t table;
+
+	vm->disk.size = size;
+	if (!size)
+		return 0;
+	if (page_alloc_alloc(pages, disk_table_pages(vm), 1, &table)) {
+		vm->disk.size = 0;
+		return -1;
+	}
+	disk_init(&vm->disk, (const uint8_t *)(uintptr_t)vm->boot->disk.base, size,
+		  (uint8_t **)(uintptr_t)table, &chunks);
+	return 0;
+}
+
+void vm_discard_disk(struct vm *vm)
+{
+	if (!vm->disk.size)
+		return;
+	log_info("vm '%s': %llu KiB of disk writes given back", vm->cfg->name,
+		 (unsigned long long)(vm->disk.chunks_written * DISK_CHUNK_SIZE / 1024));
+	disk_discard_writes(&vm->disk);
+}
+
 struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
 		     struct page_alloc *pages)
 {
@@ -415,16 +466,21 @@ struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
 		.state = VM_STATE_TURNED_OFF,
 	};
 	vm->vcpu.vm = vm;
-	if (attach_devices(vm) || virt_vm_init(vm, pages) || virt_vcpu_init(&vm->vcpu, pages)) {
-		log_err("vm '%s': no memory for its VMCS and EPT tables; it cannot run",
-			vm->cfg->name);
+	if (attach_devices(vm) || virt_vm_init(vm, pages) || virt_vcpu_init(&vm->vcpu, pages) ||
+	    disk_create(vm, pages)) {
+		log_err("vm '%s': no memory for its VMCS, EPT tables and disk chunk table; it "
+			"cannot run", vm->cfg->name);
 		vm->state = VM_STATE_INVALID;
 	}
 	/* Everything the hypervisor holds for this VM beyond its RAM. */
 	uint64_t overhead = (free_before - pages->free_pages) * PAGE_SIZE + virt_vm_state_bytes();
+	char disk[96] = "";
+	if (vm->disk.size)
+		fmt_snprintf(disk, sizeof(disk), "; its %llu-KiB disk is copy-on-write: 64 KiB "
+			     "more per chunk it writes", (unsigned long long)(vm->disk.size / 1024));
 	log_info("vm '%s': %llu MiB RAM, %llu bytes of hypervisor memory (VMCS, EPT, "
-		 "state)", vm->cfg->name, (unsigned long long)(vm->boot->ram_bytes >> 20),
-		 (unsigned long long)overhead);
+		 "state%s)%s", vm->cfg->name, (unsigned long long)(vm->boot->ram_bytes >> 20),
+		 (unsigned long long)overhead, vm->disk.size ? ", disk chunk table" : "", disk);
 	vm_total++;
 	return vm;
 }

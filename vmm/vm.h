@@ -12,6 +12,7 @@
 
 #include "boot/boot_info.h"
 #include "devices/console.h"
+#include "devices/disk.h"
 #include "devices/pic.h"
 #include "devices/pit.h"
 #include "devices/port_bus.h"
@@ -80,6 +81,13 @@ struct vm {
 	struct rtc rtc;
 	struct vuart com1;
 	struct platform platform;
+	/*
+	 * The VM's disk: boot->disk's pristine bytes under this VM's own
+	 * copy-on-write chunks. Like a real disk it keeps its writes across
+	 * Reset and TurnOff; they go back to the page allocator only when the
+	 * VM is deleted (vm_discard_disk).
+	 */
+	struct disk disk;
 	/* Guest console output: the history, and the line being mirrored to the log. */
 	struct console_ring console;
 	char console_line[VM_CONSOLE_LINE_MAX];
@@ -167,6 +175,9 @@ void vm_request_end(struct vm *vm, const char *format, ...)
 
 /* A guest-requested reset (the PC reset port): TurningOff ... Running. */
 void vm_request_reset(struct vm *vm, const char *reason);
+
+/* Gives the disk's copy-on-write chunks back: it is the library's file again. */
+void vm_discard_disk(struct vm *vm);
 
 unsigned vm_count(void);
 struct vm *vm_by_index(unsigned index);

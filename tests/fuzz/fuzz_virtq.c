@@ -40,7 +40,8 @@
 #define QUEUE_BYTES 7
 #define HEADER_BYTES (2 + 3 * QUEUE_BYTES + 2)
 #define OPS 4
-#define DISK_SECTORS 16
+/* Two copy-on-write chunks and part of a third, so requests can span chunks. */
+#define DISK_SECTORS 272
 #define MTU 1500
 
 static struct virtio_blk blk;
@@ -127,12 +128,28 @@ static void check_queue(const struct virtio_device *dev, const struct virtq *vq)
 		check(vq->used_idx == vq->last_avail);
 }
 
+/* The disk's copy-on-write chunks (devices/disk.h) come from the heap. */
+static void *chunk_alloc(void *ctx)
+{
+	(void)ctx;
+	return malloc(DISK_CHUNK_SIZE);
+}
+
+static void chunk_free(void *ctx, void *chunk)
+{
+	(void)ctx;
+	free(chunk);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	const struct virtio_net_backend backend = { loopback, NULL, &net };
 	struct guest_memory mem;
-	uint8_t *ram, *disk, *frame;
+	static const struct disk_chunk_alloc heap_chunks = { chunk_alloc, chunk_free, NULL };
+	static uint8_t *chunk_table[DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE / DISK_CHUNK_SIZE + 1];
+	struct disk disk;
+	uint8_t *ram, *pristine, *frame;
 	uint8_t ctl, ops;
 	size_t frame_len;
 
@@ -142,10 +159,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ops = data[1];
 	mem.size = size - HEADER_BYTES;
 	ram = malloc(mem.size ? mem.size : 1);
-	disk = malloc(DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE);
-	check(ram && disk);
+	pristine = malloc(DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE);
+	check(ram && pristine);
 	memcpy(ram, data + HEADER_BYTES, mem.size);
-	memset(disk, 0x5a, DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE);
+	memset(pristine, 0x5a, DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE);
+	disk_init(&disk, pristine, DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE, chunk_table, &heap_chunks);
 	mem.base = ram;
 	frame_len = get16(data + 2 + 3 * QUEUE_BYTES);
 	if (frame_len > mem.size)
@@ -155,8 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(frame != NULL);
 	memcpy(frame, ram, frame_len);
 
-	check(!virtio_blk_init(&blk, mem, disk, DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE,
-			       ctl & CTL_READ_ONLY, "fuzz"));
+	check(!virtio_blk_init(&blk, mem, &disk, ctl & CTL_READ_ONLY, "fuzz"));
 	check(!virtio_net_init(&net, mem, mac, MTU, &backend));
 	start(&blk.dev, ctl & CTL_BLK_INDIRECT, !(ctl & CTL_BLK_NOT_RUNNING));
 	start(&net.dev, ctl & CTL_NET_INDIRECT, true);
@@ -197,8 +214,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(blk.stats.written_bytes == 0 || !(ctl & CTL_READ_ONLY));
 	check(net.stats.tx_bytes <=
 	      net.stats.tx_frames * ((uint64_t)MTU + VIRTIO_NET_FRAME_OVERHEAD));
+	/* The library's bytes are never written, whatever the guest did. */
+	for (size_t i = 0; i < DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE; i++)
+		check(pristine[i] == 0x5a);
+	disk_discard_writes(&disk);
 	free(ram);
-	free(disk);
+	free(pristine);
 	free(frame);
 	return 0;
 }

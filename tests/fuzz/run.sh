@@ -26,7 +26,7 @@ fuzzers=(
 	"proto 4096 mgmt/proto.c mgmt/session.c mgmt/sha256.c"
 	"shell 4096 mgmt/shell.c mgmt/proto.c lib/fmt.c"
 	"insn 32 vmm/insn_decode.c"
-	"virtq 65536 devices/virtqueue.c devices/virtio_blk.c devices/virtio_net.c"
+	"virtq 65536 devices/virtqueue.c devices/virtio_blk.c devices/disk.c devices/virtio_net.c"
 )
 
 status=0

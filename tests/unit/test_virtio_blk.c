@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "devices/virtio_blk.h"
@@ -18,15 +19,42 @@
 
 static struct virtio_blk blk;
 static struct fake_queue q;
-static uint8_t disk[SECTORS * VIRTIO_BLK_SECTOR_SIZE];
+static uint8_t pristine[SECTORS * VIRTIO_BLK_SECTOR_SIZE];
+/* The guest's writes land in copy-on-write chunks (devices/disk.h) from the heap. */
+static struct disk disk;
+static uint8_t *chunk_table[1];
+static bool out_of_chunks;
+
+static void *chunk_alloc(void *ctx)
+{
+	(void)ctx;
+	return out_of_chunks ? NULL : malloc(DISK_CHUNK_SIZE);
+}
+
+static void chunk_free(void *ctx, void *chunk)
+{
+	(void)ctx;
+	free(chunk);
+}
+
+static const struct disk_chunk_alloc heap_chunks = { chunk_alloc, chunk_free, NULL };
+
+static void new_disk(uint64_t size)
+{
+	if (disk.chunks)
+		disk_discard_writes(&disk);
+	disk_init(&disk, pristine, size, chunk_table, &heap_chunks);
+}
 
 static void init(bool read_only)
 {
 	memset(&blk, 0, sizeof(blk));
-	for (unsigned i = 0; i < sizeof(disk); i++)
-		disk[i] = (uint8_t)(i / VIRTIO_BLK_SECTOR_SIZE + i);
-	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, disk,
-					 sizeof(disk), read_only, "vmm-disk-0"),
+	for (unsigned i = 0; i < sizeof(pristine); i++)
+		pristine[i] = (uint8_t)(i / VIRTIO_BLK_SECTOR_SIZE + i);
+	out_of_chunks = false;
+	new_disk(sizeof(pristine));
+	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, &disk,
+					 read_only, "vmm-disk-0"),
 			 0);
 	driver_reset_memory(&blk.dev);
 	driver_ok(&blk.dev);
@@ -38,6 +66,13 @@ static int setup(void **state)
 {
 	(void)state;
 	init(false);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	disk_discard_writes(&disk);
 	return 0;
 }
 
@@ -64,9 +99,17 @@ static void request(uint32_t type, uint64_t sector, uint32_t len)
 	notify();
 }
 
-static uint8_t *sector_ptr(uint64_t s)
+/* The sector as the guest sees it now. */
+static const uint8_t *sector_ptr(uint64_t s)
 {
-	return disk + s * VIRTIO_BLK_SECTOR_SIZE;
+	uint64_t len = VIRTIO_BLK_SECTOR_SIZE;
+	return disk_read_span(&disk, s * VIRTIO_BLK_SECTOR_SIZE, &len);
+}
+
+static uint8_t on_disk(uint64_t offset)
+{
+	uint64_t len = 1;
+	return *disk_read_span(&disk, offset, &len);
 }
 
 static void test_init_checks_disk_size(void **state)
@@ -74,9 +117,11 @@ static void test_init_checks_disk_size(void **state)
 	struct guest_memory m = { guest, GUEST_SIZE };
 
 	(void)state;
-	assert_int_equal(virtio_blk_init(&blk, m, disk, 0, false, NULL), -1);
-	assert_int_equal(virtio_blk_init(&blk, m, disk, 1000, false, NULL), -1);
-	assert_int_equal(virtio_blk_init(&blk, m, NULL, 512, false, NULL), -1);
+	new_disk(0);
+	assert_int_equal(virtio_blk_init(&blk, m, &disk, false, NULL), -1);
+	new_disk(1000);
+	assert_int_equal(virtio_blk_init(&blk, m, &disk, false, NULL), -1);
+	assert_int_equal(virtio_blk_init(&blk, m, NULL, false, NULL), -1);
 }
 
 static void test_config_and_features(void **state)
@@ -121,6 +166,9 @@ static void test_write(void **state)
 	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
 	for (unsigned i = 0; i < 512; i++)
 		assert_int_equal(sector_ptr(SECTORS - 1)[i], 0x77);
+	/* The library's bytes stay as they were loaded: the write went to the VM's copy. */
+	assert_int_equal(pristine[(SECTORS - 1) * 512], (uint8_t)(SECTORS - 1 + (SECTORS - 1) * 512));
+	assert_int_equal(disk.chunks_written, 1);
 	assert_int_equal(used_len(&q, 0), 1);
 	assert_int_equal(blk.stats.writes, 1);
 	assert_int_equal(blk.stats.written_bytes, 512);
@@ -148,9 +196,9 @@ static void test_write_header_and_data_in_one_buffer(void **state)
 	post_chain(&q, 0, (struct buf[]){ { DATA, 16 + 512, false }, { STATUS, 1, true } }, 2);
 	notify();
 	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
-	assert_int_equal(disk[0], 0x42);
-	assert_int_equal(disk[511], 0x42);
-	assert_int_equal(disk[512], (uint8_t)(1 + 512));
+	assert_int_equal(on_disk(0), 0x42);
+	assert_int_equal(on_disk(511), 0x42);
+	assert_int_equal(on_disk(512), (uint8_t)(1 + 512));
 }
 
 static void test_indirect_request(void **state)
@@ -197,7 +245,7 @@ static void test_partial_sector(void **state)
 	init(false);
 	request(VIRTIO_BLK_T_OUT, 0, 513);
 	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
-	assert_int_equal(disk[0], 0);
+	assert_int_equal(on_disk(0), 0);
 }
 
 static void test_zero_length_read(void **state)
@@ -217,9 +265,27 @@ static void test_read_only_disk(void **state)
 	memset(guest + DATA, 0x99, 512);
 	request(VIRTIO_BLK_T_OUT, 0, 512);
 	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
-	assert_int_equal(disk[0], 0);
+	assert_int_equal(on_disk(0), 0);
 	request(VIRTIO_BLK_T_IN, 0, 512);
 	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+}
+
+/* No host memory for the copy: the guest gets an I/O error, the disk is unchanged. */
+static void test_write_without_memory(void **state)
+{
+	(void)state;
+	out_of_chunks = true;
+	memset(guest + DATA, 0x99, 512);
+	request(VIRTIO_BLK_T_OUT, 2, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk.stats.errors, 1);
+	assert_int_equal(blk.stats.writes, 0);
+	assert_int_equal(on_disk(2 * 512), (uint8_t)(2 + 2 * 512));
+	/* Memory back: the same request succeeds. */
+	out_of_chunks = false;
+	request(VIRTIO_BLK_T_OUT, 2, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(on_disk(2 * 512), 0x99);
 }
 
 static void test_flush(void **state)
@@ -253,8 +319,8 @@ static void test_get_id(void **state)
 static void test_serial_truncated(void **state)
 {
 	(void)state;
-	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, disk,
-					 sizeof(disk), false, "0123456789abcdefghijKLMN"),
+	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, &disk,
+					 false, "0123456789abcdefghijKLMN"),
 			 0);
 	assert_memory_equal(blk.serial, "0123456789abcdefghij", VIRTIO_BLK_ID_BYTES);
 }
@@ -290,7 +356,7 @@ static void test_no_status_byte(void **state)
 	assert_int_equal(config_irqs, 1);
 	assert_int_equal(used_idx(&q), 0);
 	assert_int_equal(blk.stats.resets_needed, 1);
-	assert_int_equal(disk[0], 0);
+	assert_int_equal(on_disk(0), 0);
 }
 
 static void test_batch_one_interrupt(void **state)
@@ -345,27 +411,28 @@ static void test_not_ready_ignored(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_init_checks_disk_size, setup),
-		cmocka_unit_test_setup(test_config_and_features, setup),
-		cmocka_unit_test_setup(test_read, setup),
-		cmocka_unit_test_setup(test_write, setup),
-		cmocka_unit_test_setup(test_odd_framing, setup),
-		cmocka_unit_test_setup(test_write_header_and_data_in_one_buffer, setup),
-		cmocka_unit_test_setup(test_indirect_request, setup),
-		cmocka_unit_test_setup(test_read_past_end, setup),
-		cmocka_unit_test_setup(test_sector_overflow, setup),
-		cmocka_unit_test_setup(test_partial_sector, setup),
-		cmocka_unit_test_setup(test_zero_length_read, setup),
-		cmocka_unit_test_setup(test_read_only_disk, setup),
-		cmocka_unit_test_setup(test_flush, setup),
-		cmocka_unit_test_setup(test_get_id, setup),
-		cmocka_unit_test_setup(test_serial_truncated, setup),
-		cmocka_unit_test_setup(test_unsupported, setup),
-		cmocka_unit_test_setup(test_short_header, setup),
-		cmocka_unit_test_setup(test_no_status_byte, setup),
-		cmocka_unit_test_setup(test_batch_one_interrupt, setup),
-		cmocka_unit_test_setup(test_malformed_chain_stops_queue, setup),
-		cmocka_unit_test_setup(test_not_ready_ignored, setup),
+		cmocka_unit_test_setup_teardown(test_init_checks_disk_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_and_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_odd_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_header_and_data_in_one_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_indirect_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_past_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sector_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_sector, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_length_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only_disk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_without_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_serial_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_status_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_one_interrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_chain_stops_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_ready_ignored, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,7 +67,8 @@ int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why, 
 static struct config cfg;
 static struct boot_info bi;
 static struct page_alloc pages;
-#define ARENA_PAGES 64
+/* Room for three VMs and two 64-KiB disk chunks. */
+#define ARENA_PAGES 160
 static uint64_t arena_free_at_start;
 static uint64_t seen; /* last event sequence number read */
 
@@ -258,6 +259,51 @@ static void test_each_vm_takes_its_state_and_backend_pages(void **state)
 	assert_int_equal(pages.free_pages, arena_free_at_start - 2 * (vm_pages + 5));
 }
 
+/*
+ * A disk's writes are the VM's own: they go to chunks from the page pool,
+ * the library's bytes stay as loaded, Reset and TurnOff keep the writes
+ * (a real disk does), and vm_discard_disk gives every chunk back.
+ */
+static void test_disk_writes_are_the_vms_own(void **state)
+{
+	/* Two chunks and a part, with a partial last sector the guest never sees. */
+	static uint8_t file[2 * DISK_CHUNK_SIZE + 700];
+	static struct cfg_vm c = { .name = "disk", .memory_bytes = 1 << 20 };
+	static struct boot_vm b = { .ram_bytes = 1 << 20 };
+	uint64_t n;
+
+	(void)state;
+	memset(file, 0xd1, sizeof(file));
+	b.disk = (struct boot_file){ (uint64_t)(uintptr_t)file, sizeof(file), 1 };
+	struct vm *vm = vm_create(&c, &b, &pages);
+	assert_non_null(vm);
+	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
+	assert_int_equal(vm->disk.size, 2 * DISK_CHUNK_SIZE + 512);
+	uint64_t free_created = pages.free_pages;
+
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	/* The virtio-blk device works on the VM's disk, not on the file. */
+	assert_ptr_equal(vm->platform.blk.disk, &vm->disk);
+	assert_int_equal(disk_prepare_write(&vm->disk, DISK_CHUNK_SIZE - 512, 1024), 0);
+	n = 1;
+	*disk_write_span(&vm->disk, DISK_CHUNK_SIZE, &n) = 0x5e;
+	assert_int_equal(pages.free_pages, free_created - 2 * DISK_CHUNK_SIZE / PAGE_SIZE);
+	assert_int_equal(file[DISK_CHUNK_SIZE], 0xd1);
+
+	assert_int_equal(vm_control(vm, VM_OP_RESET, NULL), 0);
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	n = 1;
+	assert_int_equal(*disk_read_span(&vm->disk, DISK_CHUNK_SIZE, &n), 0x5e);
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+
+	vm_discard_disk(vm);
+	assert_int_equal(pages.free_pages, free_created);
+	n = 1;
+	assert_int_equal(*disk_read_span(&vm->disk, DISK_CHUNK_SIZE, &n), 0xd1);
+	seen = vm_event_seq();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_failed_power_on_ends_with_the_reason),
 		cmocka_unit_test(test_event_ring_keeps_the_newest),
 		cmocka_unit_test(test_each_vm_takes_its_state_and_backend_pages),
+		cmocka_unit_test(test_disk_writes_are_the_vms_own),
 	};
 	return cmocka_run_group_tests_name("vm_lifecycle", tests, NULL, NULL);
 }
