@@ -624,7 +624,7 @@ static void on_frame(const struct proto_frame *f)
 		session_close(&sessions, cl.slot);
 		session_subs[cl.slot] = (struct subscription){ 0 };
 	}
-	if (!session_any_active(&sessions))
+	if (!session_any_active(&sessions, now_ms()))
 		set_mode(false);
 }
 

@@ -50,10 +50,10 @@ void session_close_all(struct session_table *t)
 		session_close(t, i);
 }
 
-bool session_any_active(const struct session_table *t)
+bool session_any_active(const struct session_table *t, uint64_t now_ms)
 {
 	for (unsigned i = 0; i < SESSION_SLOTS; i++)
-		if (t->slot[i].active)
+		if (t->slot[i].active && !idled_out(&t->slot[i], now_ms))
 			return true;
 	return false;
 }

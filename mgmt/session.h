@@ -151,7 +151,8 @@ enum session_admit session_admit(struct session_table *t, struct proto_replay *r
 /* Goodbye, or the line taken back by hand. */
 void session_close(struct session_table *t, unsigned slot);
 void session_close_all(struct session_table *t);
-bool session_any_active(const struct session_table *t);
+/* An answered session that has not idled out. */
+bool session_any_active(const struct session_table *t, uint64_t now_ms);
 
 /* Both ends: the session key, HMAC-SHA256(key, "vmm session key" | nonce). */
 void session_derive_key(const uint8_t *key, size_t key_len,
