@@ -331,6 +331,8 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	vcpu->upcall_pending = false;
 	vcpu->timer_deadline = 0;
 	vcpu->halted = false;
+	/* A fresh start joins the queue where it stands (sched_pick), not where it left. */
+	vcpu->sched.vruntime = 0;
 	vm->op_pending = false;
 	vm->console_len = 0;
 	vuart_init(&vm->com1, com1_tx, vm);
