@@ -29,12 +29,12 @@
 #define LAPIC_DEFAULT_BASE 0xfee00000ULL
 /*
  * What a VM's timer_floor_ns is (vmm/platform.c): the timer sets IRR at
- * most once per 100 µs in every mode (10 kHz), the
- * idea of KVM's min_timer_period_us (200 µs, periodic only): an initial
- * count of 1 at divide-by-1 would fire every 40 ns and keep the host busy
- * waking the guest. Far above any guest's periodic tick (Linux: HZ <=
- * 1000); a one-shot or TSC deadline set closer than that after the last
- * timer interrupt is late by less than 100 µs, as under a busy host.
+ * most once per 100 µs in every mode (10 kHz), the idea of KVM's
+ * min_timer_period_us (200 µs, periodic only). Unfloored, an initial count
+ * of 1 at divide-by-1 fires every 40 ns and keeps the host busy waking the
+ * guest. 100 µs is far above any guest's periodic tick (Linux: HZ <= 1000);
+ * a one-shot or TSC deadline set closer than that after the last timer
+ * interrupt is late by less than 100 µs, as under a busy host.
  */
 #define LAPIC_TIMER_FLOOR_NS 100000ULL
 #define LAPIC_MMIO_SIZE 0x1000
@@ -245,8 +245,8 @@ bool lapic_extint_enabled(const struct lapic *l);
 /*
  * Turns timer expiries up to now into a timer interrupt in IRR; any number
  * of missed periods coalesce into one, and expiries within
- * cfg.timer_floor_ns of the last interrupt wait. Returns whether IRR was set. Call
- * it before each VM entry and at lapic_next_event_ns().
+ * cfg.timer_floor_ns of the last interrupt wait. Returns whether IRR was
+ * set. Call it before each VM entry and at lapic_next_event_ns().
  */
 bool lapic_timer_run(struct lapic *l, uint64_t now_ns, uint64_t now_tsc);
 
