@@ -38,7 +38,7 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 	devices/disk.c devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
-	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c devices/vuart.c \
+	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c devices/vuart.c \
 	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
 	lib/calendar.c lib/fmt.c $(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
@@ -53,12 +53,12 @@ IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
-	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network vmmctl \
-	lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk library virtio_net \
-	insn_decode guest_walk linux_boot
+	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
+	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
+	library virtio_net insn_decode guest_walk linux_boot sched_policy
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
-GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo
+GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm
 GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64)) \
 	$(BUILD)/guests/mgmt.bin
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
@@ -132,6 +132,7 @@ $(BUILD)/unit/test_acpi: tests/unit/test_acpi.c boot/acpi.c lib/fmt.c
 $(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx_caps.c lib/fmt.c
 $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c vmm/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
+$(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy.c
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c vmm/platform.c $(PLATFORM_SRCS) \

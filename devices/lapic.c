@@ -411,13 +411,23 @@ static bool timer_expired(struct lapic *l, uint64_t now_ns, uint64_t now_tsc)
 	return true;
 }
 
+/* Within the floor after the last timer interrupt (never when time went back). */
+static bool timer_quiet(const struct lapic *l, uint64_t now_ns)
+{
+	return now_ns - l->timer_fired_ns < l->cfg.timer_floor_ns;
+}
+
 bool lapic_timer_run(struct lapic *l, uint64_t now_ns, uint64_t now_tsc)
 {
 	uint32_t lvt = l->regs.lvt[LAPIC_LVT_TIMER];
 
+	/* Expiries within the floor stay pending: they are seen at the floor. */
+	if (timer_quiet(l, now_ns))
+		return false;
 	/* A masked timer keeps counting; only the interrupt is suppressed. */
 	if (!timer_expired(l, now_ns, now_tsc) || (lvt & LAPIC_LVT_MASKED))
 		return false;
+	l->timer_fired_ns = now_ns;
 	return lapic_accept(l, (uint8_t)lvt, false);
 }
 
@@ -428,7 +438,7 @@ static uint64_t event_at(uint64_t at, uint64_t now_ns)
 	return at ? at : 1; /* 0 means "none" */
 }
 
-uint64_t lapic_next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t now_tsc)
+static uint64_t next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t now_tsc)
 {
 	const struct lapic_regs *r = &l->regs;
 
@@ -447,6 +457,14 @@ uint64_t lapic_next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t no
 	uint64_t ticks = zero_at > r->timer_base_ticks ? zero_at - r->timer_base_ticks : 0;
 	return event_at(r->timer_start_ns + clocks_to_ns(ticks * timer_divisor(l), l->cfg.bus_hz),
 			now_ns);
+}
+
+uint64_t lapic_next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t now_tsc)
+{
+	uint64_t at = next_event_ns(l, now_ns, now_tsc);
+	uint64_t quiet_until = l->timer_fired_ns + l->cfg.timer_floor_ns;
+
+	return at && timer_quiet(l, now_ns) && at < quiet_until ? quiet_until : at;
 }
 
 static void timer_restart(struct lapic *l, uint64_t base_ticks, uint64_t now_ns)

@@ -27,6 +27,16 @@
 #include <stdint.h>
 
 #define LAPIC_DEFAULT_BASE 0xfee00000ULL
+/*
+ * What a VM's timer_floor_ns is (vmm/platform.c): the timer sets IRR at
+ * most once per 100 µs in every mode (10 kHz), the idea of KVM's
+ * min_timer_period_us (200 µs, periodic only). Unfloored, an initial count
+ * of 1 at divide-by-1 fires every 40 ns and keeps the host busy waking the
+ * guest. 100 µs is far above any guest's periodic tick (Linux: HZ <= 1000);
+ * a one-shot or TSC deadline set closer than that after the last timer
+ * interrupt is late by less than 100 µs, as under a busy host.
+ */
+#define LAPIC_TIMER_FLOOR_NS 100000ULL
 #define LAPIC_MMIO_SIZE 0x1000
 
 #define LAPIC_MSR_APIC_BASE 0x1b
@@ -82,6 +92,7 @@ struct lapic_config {
 	bool x2apic;           /* CPUID.1:ECX.x2APIC is advertised */
 	bool tsc_deadline;     /* CPUID.1:ECX.TSC_DEADLINE is advertised */
 	uint8_t phys_addr_bits; /* MAXPHYADDR advertised: bounds IA32_APIC_BASE */
+	uint64_t timer_floor_ns; /* least time between timer interrupts: LAPIC_TIMER_FLOOR_NS */
 };
 
 /* Register state; a hardware disable returns it to its power-up values. */
@@ -126,6 +137,11 @@ struct lapic {
 	struct lapic_config cfg;
 	uint64_t apic_base;     /* IA32_APIC_BASE */
 	struct lapic_regs regs;
+	/*
+	 * When the timer last set IRR: it sets it again cfg.timer_floor_ns
+	 * later at the earliest. Outside regs: a reset of the APIC keeps it.
+	 */
+	uint64_t timer_fired_ns;
 
 	/*
 	 * Wiring, set by the caller after lapic_init; not device state (a
@@ -228,8 +244,9 @@ bool lapic_extint_enabled(const struct lapic *l);
 
 /*
  * Turns timer expiries up to now into a timer interrupt in IRR; any number
- * of missed periods coalesce into one. Returns whether IRR was set. Call
- * it before each VM entry and at lapic_next_event_ns().
+ * of missed periods coalesce into one, and expiries within
+ * cfg.timer_floor_ns of the last interrupt wait. Returns whether IRR was
+ * set. Call it before each VM entry and at lapic_next_event_ns().
  */
 bool lapic_timer_run(struct lapic *l, uint64_t now_ns, uint64_t now_tsc);
 

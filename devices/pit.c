@@ -208,13 +208,15 @@ bool pit_irq0_due(struct pit *pit, uint64_t now_ns)
 {
 	const struct pit_counter *c = &pit->c[0];
 
-	if (!c->armed)
+	if (!c->armed || now_ns < pit->irq_quiet_until_ns)
 		return false;
 	uint64_t done = ticks_done(c, now_ns);
 	/* Rising edges so far: one per period (modes 2, 3), one at terminal count (0). */
 	uint64_t edges = periodic(c) ? done / c->reload : (done >= c->reload ? 1 : 0);
 	bool due = edges > pit->irq_ticks_seen;
 	pit->irq_ticks_seen = edges;
+	if (due)
+		pit->irq_quiet_until_ns = now_ns + PIT_IRQ0_FLOOR_NS;
 	return due;
 }
 
@@ -232,5 +234,7 @@ uint64_t pit_next_irq0_ns(const struct pit *pit, uint64_t now_ns)
 	else
 		return 0;
 	uint64_t at = c->start_ns + ticks_to_ns(next_edge_ticks - c->paused_ticks);
+	if (at < pit->irq_quiet_until_ns)
+		at = pit->irq_quiet_until_ns;
 	return at > now_ns ? at : now_ns;
 }

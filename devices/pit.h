@@ -17,6 +17,12 @@
 #define PIT_HZ 1193182ULL
 #define PIT_BASE_PORT 0x40
 #define PIT_PORT_B 0x61
+/*
+ * IRQ 0 rises at most once per 100 µs (10 kHz): a reload of 1 would raise
+ * it every 838 ns and keep the host busy waking the guest. PC systems run
+ * counter 0 at 18.2 Hz to 1 kHz.
+ */
+#define PIT_IRQ0_FLOOR_NS 100000ULL
 
 struct pit_counter {
 	uint8_t mode;
@@ -37,6 +43,7 @@ struct pit {
 	struct pit_counter c[3];
 	bool speaker_data;   /* port 0x61 bit 1, kept for read-back */
 	uint64_t irq_ticks_seen; /* counter 0 periods already turned into IRQ 0 */
+	uint64_t irq_quiet_until_ns; /* no IRQ 0 before this (the floor) */
 };
 
 void pit_init(struct pit *pit);
@@ -50,7 +57,8 @@ void pit_port_b_write(struct pit *pit, uint8_t value, uint64_t now_ns);
 
 /*
  * True when counter 0's output produced at least one rising edge (an IRQ 0
- * request) since the last call; several missed periods coalesce into one.
+ * request) since the last call; several missed periods coalesce into one,
+ * and edges within PIT_IRQ0_FLOOR_NS of the last request wait.
  */
 bool pit_irq0_due(struct pit *pit, uint64_t now_ns);
 

@@ -273,7 +273,6 @@ static bool wake(void)
 	if (mgmt_vm->state != VM_STATE_RUNNING || !v->halted)
 		return false;
 	v->halted = false;
-	v->woken = true;
 	return true;
 }
 

@@ -188,6 +188,7 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 		.tsc_hz = clock_tsc_hz(),
 		.tsc_deadline = true,
 		.phys_addr_bits = (uint8_t)cpuid(CPUID_ADDRESS_SIZES, 0).eax,
+		.timer_floor_ns = LAPIC_TIMER_FLOOR_NS,
 	};
 	const struct guest_memory mem = { vm_gpa_to_host(vm, 0), vm->boot->ram_bytes };
 

@@ -3,12 +3,10 @@
 #include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
+#include "vmm/sched_policy.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
-
-/* 10 ms: short enough for interactive guests, long against exit costs. */
-#define SLICES_PER_SECOND 100
 
 /*
  * Speculation barriers between VMs, where the CPU has them (CPUID.7.0:EDX,
@@ -24,9 +22,11 @@
 #define FLUSH_CMD_L1D 1
 
 struct pcpu {
-	unsigned next;           /* round-robin position */
+	struct sched_queue queue;
+	struct sched_slice_limits limits;
 	struct vcpu *state_owner;  /* whose x87/SSE and debug state the CPU holds */
-	uint64_t slice_tsc;
+	/* Each VM's next timer event (TSC, 0: none), by vm_by_index order. */
+	uint64_t next_event[VM_MAX];
 	bool ibpb, l1d_flush;
 };
 
@@ -37,39 +37,18 @@ static bool runnable(const struct vm *vm)
 	return vm->state == VM_STATE_RUNNING && !vm->vcpu.halted;
 }
 
-/*
- * A vCPU an interrupt just woke runs first, once: its interrupt (a timer
- * tick) must not wait behind a whole round of busy guests, or ticks merge
- * and are lost. It cannot starve the others: a wake needs a HLT first.
- */
-static struct vcpu *pick_woken(void)
-{
-	for (unsigned i = 0; i < vm_count(); i++) {
-		struct vm *vm = vm_by_index(i);
-		if (runnable(vm) && vm->vcpu.woken) {
-			vm->vcpu.woken = false;
-			return &vm->vcpu;
-		}
-	}
-	return NULL;
-}
-
 static struct vcpu *pick_next(struct pcpu *cpu)
 {
+	struct sched_entity *entities[VM_MAX];
 	unsigned n = vm_count();
-	struct vcpu *woken = pick_woken();
-
-	if (woken)
-		return woken;
 
 	for (unsigned i = 0; i < n; i++) {
-		struct vm *vm = vm_by_index((cpu->next + i) % n);
-		if (runnable(vm)) {
-			cpu->next = (vm->id + 1) % n;
-			return &vm->vcpu;
-		}
+		struct vm *vm = vm_by_index(i);
+		vm->vcpu.sched.runnable = runnable(vm);
+		entities[i] = &vm->vcpu.sched;
 	}
-	return NULL;
+	int picked = sched_pick(&cpu->queue, entities, n);
+	return picked < 0 ? NULL : &vm_by_index((unsigned)picked)->vcpu;
 }
 
 /*
@@ -108,15 +87,25 @@ static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
 	cpu->state_owner = next;
 }
 
-/* Runs every running VM's timers; returns the earliest next event (0: none). */
-static uint64_t run_timers(uint64_t now)
+/* Runs every running VM's timers, noting each VM's next event (TSC, 0: none). */
+static void run_timers(struct pcpu *cpu, uint64_t now)
 {
-	uint64_t earliest = 0, now_ns = clock_ns();
+	uint64_t now_ns = clock_ns();
 
 	for (unsigned i = 0; i < vm_count(); i++) {
 		struct vm *vm = vm_by_index(i);
-		uint64_t next = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now, now_ns) : 0;
-		if (next && (!earliest || next < earliest))
+		cpu->next_event[i] = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now, now_ns) : 0;
+	}
+}
+
+/* The earliest next event of every VM but the one at index skip (VM_MAX: of all). */
+static uint64_t earliest_event(const struct pcpu *cpu, unsigned skip)
+{
+	uint64_t earliest = 0;
+
+	for (unsigned i = 0; i < vm_count(); i++) {
+		uint64_t next = cpu->next_event[i];
+		if (i != skip && next && (!earliest || next < earliest))
 			earliest = next;
 	}
 	return earliest;
@@ -136,26 +125,36 @@ static void report_idle(void)
 	log_info("sched: nothing left to run (%u VM(s) halted, %u not running)", halted, off);
 }
 
+static uint64_t ns_to_tsc(uint64_t ns, uint64_t tsc_hz)
+{
+	return tsc_hz / 1000000 * ns / 1000;
+}
+
 void sched_run(uint64_t tsc_hz)
 {
 	struct pcpu *cpu = &boot_cpu;
 
-	cpu->slice_tsc = tsc_hz / SLICES_PER_SECOND;
+	cpu->limits.slice = ns_to_tsc(SCHED_SLICE_NS, tsc_hz);
+	cpu->limits.min_slice = ns_to_tsc(SCHED_MIN_SLICE_NS, tsc_hz);
+	cpu->queue.wake_credit = ns_to_tsc(SCHED_WAKE_CREDIT_NS, tsc_hz);
 	if (cpuid(0, 0).eax >= 7) {
 		uint32_t edx = cpuid(7, 0).edx;
 		cpu->ibpb = edx & CPUID7_EDX_IBRS_IBPB;
 		cpu->l1d_flush = edx & CPUID7_EDX_L1D_FLUSH;
 	}
-	log_info("sched: %llu-ms slices; between VMs: IBPB %s, L1D flush %s",
-		 (unsigned long long)(1000 / SLICES_PER_SECOND), cpu->ibpb ? "on" : "not available",
+	log_info("sched: fair share, %llu-ms slices, other VMs' timers cut them to %llu us at "
+		 "the least; between VMs: IBPB %s, L1D flush %s",
+		 (unsigned long long)(SCHED_SLICE_NS / 1000000),
+		 (unsigned long long)(SCHED_MIN_SLICE_NS / 1000), cpu->ibpb ? "on" : "not available",
 		 cpu->l1d_flush ? "on" : "not available");
 	for (;;) {
 		mgmt_poll();
 		uint64_t now = rdtsc();
-		uint64_t next_timer = run_timers(now);
+		run_timers(cpu, now);
 		struct vcpu *vcpu = pick_next(cpu);
 		log_drain();
 		if (!vcpu) {
+			uint64_t next_timer = earliest_event(cpu, VM_MAX);
 			/* The management line must be served even when every VM sleeps. */
 			if (!next_timer && !mgmt_line_active()) {
 				report_idle();
@@ -171,16 +170,19 @@ void sched_run(uint64_t tsc_hz)
 			continue;
 		}
 		/*
-		 * The next timer event of any VM cuts the slice short: it may wake
-		 * a halted vCPU, whose interrupt must not wait for a whole slice.
+		 * Timers cut the slice short: they may wake a halted vCPU, whose
+		 * interrupt must not wait for a whole slice; another VM's only
+		 * down to the minimum slice (sched_policy.h).
 		 */
-		uint64_t slice = cpu->slice_tsc;
-		if (next_timer && next_timer - now < slice)
-			slice = next_timer > now ? next_timer - now : 1;
+		unsigned index = vcpu->vm->id;
+		uint64_t slice = sched_slice(&cpu->limits, now, cpu->next_event[index],
+					     earliest_event(cpu, index));
 		slice = mgmt_slice_limit(slice);
 		switch_cpu_state(cpu, vcpu);
 		vcpu->slices++;
+		uint64_t entered = rdtsc();
 		enum vcpu_run_result r = virt_vcpu_run(vcpu, slice);
+		sched_charge(&vcpu->sched, rdtsc() - entered);
 		/* HLT with an interrupt waiting: the next entry delivers it instead. */
 		if (r == VCPU_RUN_HALTED && vcpu_interrupt_pending(vcpu) < 0)
 			vcpu->halted = true;

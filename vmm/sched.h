@@ -1,8 +1,10 @@
 /*
- * Time-slicing of the vCPUs on the boot CPU: round robin, each runnable
- * vCPU for one slice, cut short by HLT and enforced by the VMX preemption
- * timer, so a guest that never exits cannot starve the others. Per-CPU
- * state is one struct so more physical CPUs can each run a scheduler.
+ * Time-slicing of the vCPUs on the boot CPU: fair share by virtual runtime
+ * (vmm/sched_policy.h), each pick for at most one slice, cut short by HLT
+ * and by timers and enforced by the VMX preemption timer, so neither a
+ * guest that never exits nor one that storms its timers and halts can
+ * starve the others. Per-CPU state is one struct so more physical CPUs can
+ * each run a scheduler.
  */
 #ifndef VMM_SCHED_H
 #define VMM_SCHED_H

@@ -5,6 +5,7 @@
 #include "vmm/hypercall.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
+#include "vmm/sched_policy.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
 
@@ -245,11 +246,21 @@ static long hypercall_set_upcall_vector(struct vcpu *vcpu, uint64_t vector)
 	return 0;
 }
 
+static uint64_t timer_floor_tsc(void)
+{
+	static uint64_t floor;
+
+	if (!floor)
+		floor = clock_ns_to_tsc(SCHED_TIMER_FLOOR_NS) - clock_ns_to_tsc(0);
+	return floor;
+}
+
 static long hypercall_set_timer(struct vcpu *vcpu, uint64_t deadline)
 {
 	if (deadline && !vcpu->upcall_vector)
 		return HC_EINVAL;
-	vcpu->timer_deadline = deadline;
+	/* A deadline in the past would wake a HLT at once, every time: floored. */
+	vcpu->timer_deadline = sched_timer_deadline(deadline, rdtsc(), timer_floor_tsc());
 	return 0;
 }
 

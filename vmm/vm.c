@@ -296,10 +296,8 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns)
 	uint64_t lapic_ns = platform_run_timers(vm, now_ns, now_tsc);
 	/* Frames other VMs sent since this one last ran wake it like an interrupt. */
 	platform_poll_network(vm);
-	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0) {
+	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0)
 		vcpu->halted = false;
-		vcpu->woken = true;
-	}
 
 	uint64_t pit_ns = pit_next_irq0_ns(&vm->pit, now_ns);
 	uint64_t next = earlier(vcpu->timer_deadline, pit_ns ? clock_ns_to_tsc(pit_ns) : 0);
@@ -333,7 +331,8 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	vcpu->upcall_pending = false;
 	vcpu->timer_deadline = 0;
 	vcpu->halted = false;
-	vcpu->woken = false;
+	/* A fresh start joins the queue where it stands (sched_pick), not where it left. */
+	vcpu->sched.vruntime = 0;
 	vm->op_pending = false;
 	vm->console_len = 0;
 	vuart_init(&vm->com1, com1_tx, vm);

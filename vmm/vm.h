@@ -19,6 +19,7 @@
 #include "devices/rtc.h"
 #include "devices/vuart.h"
 #include "vmm/platform.h"
+#include "vmm/sched_policy.h"
 #include "vmm/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -50,10 +51,10 @@ struct vcpu {
 	uint64_t dr[4], dr6;
 	bool fpu_fresh;        /* fpu[] holds reset state not yet loaded */
 	bool halted;           /* HLT with nothing to wake it */
-	bool woken;            /* an interrupt ended its HLT: run it next */
 	uint8_t upcall_vector; /* 0: no upcalls (vmm/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */
 	uint64_t timer_deadline; /* TSC value of the next timer upcall, 0: none */
+	struct sched_entity sched; /* its fair share (vmm/sched_policy.h) */
 	uint64_t exits;
 	uint64_t slices;       /* times the scheduler ran it */
 	uint64_t preemptions;  /* slices ended by the timer */

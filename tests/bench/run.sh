@@ -25,6 +25,31 @@ overhead=$(grep -ao "vm 'bench': 64 MiB RAM, [0-9]* bytes of hypervisor memory" 
 	sed -n 's/.*RAM, \([0-9]*\) bytes.*/\1/p')
 echo "BENCH per_vm_overhead_bytes ${overhead:-nan} bytes"
 
+# Fairness: a counting guest's rate (iterations per TSC tick, the
+# hypervisor's clock) beside a guest storming its timers and halting, over
+# its rate alone (tests/guests/count.c, storm.c). fairness_ratio is the
+# HC_SET_TIMER(past) storm, fairness_ratio_lapic the local APIC timer one
+# (periodic, initial count 1, divide by 1).
+tools/run-bochs.sh --workdir "$out/fairness" --config tests/bench/fairness.conf \
+	--until 'nothing left to run|PANIC' --timeout 900 >/dev/null
+fairness() { # STORM-PHASE: the ratio for the windows inside that phase
+	grep -aoE '(count|storm): [a-z0-9-]* ?[0-9]+ [0-9]+ [0-9]+' "$out/fairness/serial.out" |
+		awk -v phase="$1" '
+		$1 == "storm:" { from[$2] = $3; to[$2] = $4 }
+		$1 == "count:" { n++; wf[n] = $2; wt[n] = $3; wc[n] = $4 }
+		END {
+			first = from["set-timer-past"]; f = from[phase]; t = to[phase]
+			for (i = 1; i <= n; i++) {
+				if (wt[i] <= first) { alone_n += wc[i]; alone_t += wt[i] - wf[i] }
+				if (wf[i] >= f && wt[i] <= t) { storm_n += wc[i]; storm_t += wt[i] - wf[i] }
+			}
+			if (!first || !alone_n || !storm_t) { print "nan"; exit }
+			printf "%.3f\n", (storm_n / storm_t) / (alone_n / alone_t)
+		}'
+}
+echo "BENCH fairness_ratio $(fairness set-timer-past) x"
+echo "BENCH fairness_ratio_lapic $(fairness lapic-periodic-1) x"
+
 # The management line in Bochs at 115200 baud: bytes of a GetState request
 # and its answer, their round trip (host wall clock, Bochs' speed included),
 # one VMStateChange event, and a Startup round trip.

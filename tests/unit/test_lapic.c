@@ -789,6 +789,84 @@ static void test_timer_tsc_deadline(void **state)
 	assert_int_equal(rd(LVT_TIMER), 0xeb);
 }
 
+/*
+ * The storms of issue 19: initial count 1 at divide-by-1 (periodic, and a
+ * one-shot re-armed from its handler), a TSC deadline always in the past.
+ * Over 10 ms stepped every microsecond, with the interrupt taken and EOId
+ * at once, the timer fires at most once per floor. The storms start 1 ms
+ * into the hypervisor's clock, as guests do.
+ */
+static unsigned storm_fires(void (*rearm)(void))
+{
+	unsigned fires = 0;
+
+	for (uint64_t end = now + 10000000; now < end; now += 1000) {
+		if (!timer_run())
+			continue;
+		fires++;
+		assert_int_equal(lapic_acknowledge(&l), 0xe0);
+		wr(EOI, 0);
+		rearm();
+		uint64_t next = next_event();
+		assert_true(next >= now + LAPIC_TIMER_FLOOR_NS);
+	}
+	return fires;
+}
+
+static void no_rearm(void)
+{
+}
+
+static void rearm_one_shot(void)
+{
+	wr(TIMER_INITIAL, 1);
+}
+
+static void rearm_past_deadline(void)
+{
+	assert_true(msr_write(LAPIC_MSR_TSC_DEADLINE, 1));
+}
+
+static void test_timer_floor(void **state)
+{
+	(void)state;
+	struct lapic_config cfg = default_cfg;
+	cfg.timer_floor_ns = LAPIC_TIMER_FLOOR_NS;
+	const unsigned most = 10000000 / LAPIC_TIMER_FLOOR_NS + 1;
+
+	init_with(&cfg);
+	now = 1000000;
+	wr(LVT_TIMER, PERIODIC | 0xe0);
+	wr(TIMER_DIVIDE, DIVIDE_1);
+	wr(TIMER_INITIAL, 1);
+	unsigned fires = storm_fires(no_rearm);
+	assert_true(fires >= most - 1 && fires <= most);
+
+	init_with(&cfg);
+	now = 1000000;
+	wr(LVT_TIMER, 0xe0);
+	wr(TIMER_DIVIDE, DIVIDE_1);
+	wr(TIMER_INITIAL, 1);
+	fires = storm_fires(rearm_one_shot);
+	assert_true(fires >= most - 1 && fires <= most);
+
+	init_with(&cfg);
+	now = 1000000;
+	wr(LVT_TIMER, DEADLINE | 0xe0);
+	rearm_past_deadline();
+	fires = storm_fires(rearm_past_deadline);
+	assert_true(fires >= most - 1 && fires <= most);
+
+	/* A 4-ms periodic tick (Linux at HZ=250) is untouched by the floor. */
+	init_with(&cfg);
+	wr(LVT_TIMER, PERIODIC | 0xe0);
+	wr(TIMER_DIVIDE, DIVIDE_1);
+	wr(TIMER_INITIAL, 4000000);
+	fires = storm_fires(no_rearm);
+	assert_int_equal(fires, 2);
+	assert_int_equal(next_event(), 12000000);
+}
+
 static void test_x2apic_msrs(void **state)
 {
 	(void)state;
@@ -940,6 +1018,7 @@ int main(void)
 		cmocka_unit_test_setup(test_timer_periodic_and_divide, setup),
 		cmocka_unit_test_setup(test_timer_masked_keeps_counting, setup),
 		cmocka_unit_test_setup(test_timer_tsc_deadline, setup),
+		cmocka_unit_test_setup(test_timer_floor, setup),
 		cmocka_unit_test_setup(test_x2apic_msrs, setup),
 		cmocka_unit_test_setup(test_apic_base_transitions, setup),
 	};

@@ -122,6 +122,30 @@ static void test_square_wave_and_lsb_only(void **state)
 	assert_true(read_count(1, 1000) > 65000);
 }
 
+/* A reload of 1 (IRQ 0 every 838 ns) raises IRQ 0 at most once per floor. */
+static void test_irq0_floor(void **state)
+{
+	(void)state;
+	unsigned irqs = 0;
+
+	program(0, 2, 1, MS);
+	for (uint64_t now = MS; now < 11 * MS; now += 1000) {
+		if (!pit_irq0_due(&pit, now))
+			continue;
+		irqs++;
+		assert_true(pit_next_irq0_ns(&pit, now) >= now + PIT_IRQ0_FLOOR_NS);
+	}
+	assert_true(irqs >= 10 * MS / PIT_IRQ0_FLOOR_NS - 1 && irqs <= 10 * MS / PIT_IRQ0_FLOOR_NS);
+
+	/* Re-arming a one-shot from the handler does not get round it. */
+	irqs = 0;
+	for (uint64_t now = 11 * MS; now < 21 * MS; now += 1000) {
+		program(0, 0, 1, now);
+		irqs += pit_irq0_due(&pit, now + 1000);
+	}
+	assert_true(irqs <= 10 * MS / PIT_IRQ0_FLOOR_NS + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -131,6 +155,7 @@ int main(void)
 		cmocka_unit_test_setup(test_unprogrammed_counter_is_silent, setup),
 		cmocka_unit_test_setup(test_counter2_gate_and_output_on_port_61, setup),
 		cmocka_unit_test_setup(test_square_wave_and_lsb_only, setup),
+		cmocka_unit_test_setup(test_irq0_floor, setup),
 	};
 	return cmocka_run_group_tests_name("pit", tests, NULL, NULL);
 }

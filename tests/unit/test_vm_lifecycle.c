@@ -159,6 +159,7 @@ static void test_reset_reloads_the_vcpu(void **state)
 	(void)state;
 
 	vm->vcpu.halted = true;
+	vm->vcpu.sched.vruntime = 123456789; /* it had run: a restart is a newcomer again */
 	assert_int_equal(vm_control(vm, VM_OP_RESET, "operator"), 0);
 	expect_events(vm->id,
 		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
@@ -167,6 +168,7 @@ static void test_reset_reloads_the_vcpu(void **state)
 	expect_no_events();
 	assert_int_equal(vcpu_resets, before + 1);
 	assert_false(vm->vcpu.halted);
+	assert_int_equal(vm->vcpu.sched.vruntime, 0);
 }
 
 static void test_save_is_refused_until_supported(void **state)

@@ -120,3 +120,10 @@ bool streq(const char *a, const char *b)
 	}
 	return *a == *b;
 }
+
+uint64_t tsc_hz(void)
+{
+	struct cpuid_regs r = cpuid(0x15, 0);
+
+	return r.eax ? (uint64_t)r.ecx * r.ebx / r.eax : 0;
+}

@@ -63,6 +63,9 @@ unsigned vmxon_safe(uint64_t region);
 
 bool streq(const char *a, const char *b);
 
+/* The TSC rate the hypervisor reports in CPUID leaf 15H (its own clock), in Hz. */
+uint64_t tsc_hz(void);
+
 /* One interrupt handler, for the hypervisor's upcall vector. */
 void set_irq_handler(uint8_t vector, void (*handler)(void));
 

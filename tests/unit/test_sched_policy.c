@@ -1,0 +1,159 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "vmm/sched_policy.h"
+
+/* The simulated TSC runs at 1 GHz: one tick per ns. */
+#define US 1000ULL
+#define MS 1000000ULL
+#define SECOND 1000000000ULL
+
+static const struct sched_slice_limits limits = { SCHED_SLICE_NS, SCHED_MIN_SLICE_NS };
+
+/*
+ * One CPU, two vCPUs: a storm that runs `storm_run` ticks each time it is
+ * picked, then asks for a timer in the past and halts; and a busy one that
+ * is always runnable and uses every slice it gets. Each switch costs the
+ * hypervisor `switch_cost` ticks, charged to nobody. Returns the busy
+ * vCPU's share of one simulated second, in per mille.
+ */
+static unsigned busy_share_beside_storm(uint64_t storm_run, uint64_t switch_cost)
+{
+	struct sched_entity storm = { 0 }, busy = { 0 };
+	struct sched_entity *const entities[2] = { &storm, &busy };
+	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS };
+	uint64_t now = 0, busy_ran = 0, storm_deadline = 0;
+	bool storm_halted = false;
+
+	while (now < SECOND) {
+		if (storm_halted && storm_deadline && now >= storm_deadline) {
+			storm_halted = false;
+			storm_deadline = 0;
+		}
+		storm.runnable = !storm_halted;
+		busy.runnable = true;
+		int picked = sched_pick(&queue, entities, 2);
+		assert_true(picked >= 0);
+		uint64_t ran;
+		if (picked == 0) {
+			uint64_t slice = sched_slice(&limits, now, 0, 0);
+			ran = storm_run < slice ? storm_run : slice;
+			/* SET_TIMER(past); sti; hlt */
+			storm_deadline = sched_timer_deadline(now + ran - 1, now + ran,
+							      SCHED_TIMER_FLOOR_NS);
+			storm_halted = true;
+		} else {
+			ran = sched_slice(&limits, now, 0, storm_halted ? storm_deadline : 0);
+			busy_ran += ran;
+		}
+		sched_charge(entities[picked], ran);
+		now += ran + switch_cost;
+	}
+	return (unsigned)(busy_ran * 1000 / now);
+}
+
+/* The storm of the issue: it halts at once; the busy one must not starve. */
+static void test_busy_vcpu_beside_a_halting_timer_storm(void **state)
+{
+	(void)state;
+	unsigned share = busy_share_beside_storm(2 * US, 20 * US);
+	print_message("busy share beside a halting storm: %u per mille\n", share);
+	assert_true(share >= 450);
+}
+
+/*
+ * A woken vCPU goes first once, not forever: one that computes 5 ms after
+ * each wake-up gets its share, not the CPU.
+ */
+static void test_woken_vcpu_does_not_take_more_than_its_share(void **state)
+{
+	(void)state;
+	unsigned share = busy_share_beside_storm(5 * MS, 20 * US);
+	print_message("busy share beside a storm that computes: %u per mille\n", share);
+	assert_true(share >= 450);
+}
+
+/* An idle guest's tick is still served first: a sleeper comes back ahead. */
+static void test_sleeper_runs_first_with_bounded_credit(void **state)
+{
+	(void)state;
+	struct sched_entity idle = { 0 }, busy = { 0 };
+	struct sched_entity *const entities[2] = { &idle, &busy };
+	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS };
+
+	idle.runnable = false;
+	busy.runnable = true;
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(sched_pick(&queue, entities, 2), 1);
+		sched_charge(&busy, SCHED_SLICE_NS);
+	}
+	/*
+	 * It slept a second: it runs next, but comes back only the credit
+	 * behind the queue as of the last pick (before the busy one's slice).
+	 */
+	idle.runnable = true;
+	assert_int_equal(sched_pick(&queue, entities, 2), 0);
+	assert_int_equal(idle.vruntime, busy.vruntime - SCHED_SLICE_NS - SCHED_WAKE_CREDIT_NS);
+	sched_charge(&idle, SCHED_SLICE_NS + SCHED_WAKE_CREDIT_NS + 1);
+	assert_int_equal(sched_pick(&queue, entities, 2), 1);
+
+	/* Nothing runnable. */
+	idle.runnable = busy.runnable = false;
+	assert_int_equal(sched_pick(&queue, entities, 2), -1);
+}
+
+/* Another VM's timer cuts the slice only down to the floor; its own does not wait. */
+static void test_slice_floor(void **state)
+{
+	(void)state;
+	uint64_t now = 5 * SECOND;
+
+	assert_int_equal(sched_slice(&limits, now, 0, 0), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, now, 0, now + 10), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, now, 0, now - 10), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, now, 0, now + 3 * MS), 3 * MS);
+	assert_int_equal(sched_slice(&limits, now, 0, now + 30 * MS), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, now, now + 200 * US, now + 10), 200 * US);
+	assert_int_equal(sched_slice(&limits, now, now - 5, 0), 1);
+
+	/* A neighbour's timer due every microsecond forces at most 1000 passes a second. */
+	unsigned passes = 0;
+	for (now = 0; now < SECOND; passes++)
+		now += sched_slice(&limits, now, 0, now + US);
+	assert_true(passes <= SECOND / SCHED_MIN_SLICE_NS);
+}
+
+static void test_timer_deadline_floor(void **state)
+{
+	(void)state;
+	const uint64_t now = 10 * SECOND, floor = SCHED_TIMER_FLOOR_NS;
+
+	assert_int_equal(sched_timer_deadline(0, now, floor), 0);
+	assert_int_equal(sched_timer_deadline(1, now, floor), now + floor);
+	assert_int_equal(sched_timer_deadline(now, now, floor), now + floor);
+	assert_int_equal(sched_timer_deadline(now + 1, now, floor), now + floor);
+	assert_int_equal(sched_timer_deadline(now + floor, now, floor), now + floor);
+	assert_int_equal(sched_timer_deadline(now + 5 * MS, now, floor), now + 5 * MS);
+	assert_int_equal(sched_timer_deadline(UINT64_MAX, now, floor), UINT64_MAX);
+
+	/* A loop of SET_TIMER(past); HLT wakes at most once per floor. */
+	unsigned wakes = 0;
+	for (uint64_t t = 0; t < SECOND; wakes++)
+		t = sched_timer_deadline(t - 1, t, floor);
+	assert_true(wakes <= SECOND / floor);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_busy_vcpu_beside_a_halting_timer_storm),
+		cmocka_unit_test(test_woken_vcpu_does_not_take_more_than_its_share),
+		cmocka_unit_test(test_sleeper_runs_first_with_bounded_credit),
+		cmocka_unit_test(test_slice_floor),
+		cmocka_unit_test(test_timer_deadline_floor),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
