@@ -27,7 +27,8 @@ echo "BENCH per_vm_overhead_bytes ${overhead:-nan} bytes"
 
 # The longest single virtio-blk notification handling (hypervisor's TSC
 # clock, in Bochs one tick per instruction) while a hostile driver fills
-# its ring with 256 copies of one whole-disk read, on a 16-MiB disk.
+# its ring with 256 copies of one whole-disk read, then of one largest
+# valid read, on a 16-MiB disk (tests/guests/blk_flood.c).
 head -c 16777216 /dev/zero >"$out/flood-16m.img"
 tools/run-bochs.sh --workdir "$out/blk-flood" --config tests/bench/blk-flood.conf \
 	--extra "$out/flood-16m.img" --until 'nothing left to run|PANIC' --timeout 600 >/dev/null

@@ -189,6 +189,7 @@ expect_order "guests: reboot: the Reset event sequence, then the guest again" gu
 # device serves a budget and leaves the rest to later passes (the time
 # itself is a benchmark, tests/bench/run.sh, not asserted here).
 for check in 'virtio-blk found on PCI' 'queue 0 set up, DRIVER_OK' \
+	'the device bounds a request by size_max and seg_max' \
 	'one notification leaves the ring.s rest pending' 'later passes complete every request' \
 	'the requests have the expected status'; do
 	expect "guests: blk-flood: $check" guests "\\[blk-flood\\] PASS blk-flood: $check"
