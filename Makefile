@@ -58,9 +58,9 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
-GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm
+GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
 GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64)) \
-	$(BUILD)/guests/mgmt.bin
+	$(BUILD)/guests/mgmt.bin $(BUILD)/guests/flood-disk.bin
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
 	-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \
 	-I. -Itests/guests/lib -Iinclude
@@ -100,6 +100,11 @@ $(BUILD)/guests/%.bin: tests/guests/%.S tests/guests/guest.ld
 	$(Q)$(CC) -c -nostdlib -ffreestanding $< -o $(BUILD)/guests/$*.o
 	$(Q)$(LD) -T tests/guests/guest.ld $(BUILD)/guests/$*.o -o $(BUILD)/guests/$*.elf
 	$(Q)$(OBJCOPY) -O binary $(BUILD)/guests/$*.elf $@
+
+# blk_flood's disk: larger than the largest virtio-blk request (64 KiB).
+$(BUILD)/guests/flood-disk.bin:
+	@mkdir -p $(dir $@)
+	$(Q)head -c 131072 /dev/zero >$@
 
 # link_guest64 SOURCES: a 64-bit guest from SOURCES on the runtime.
 define link_guest64

@@ -10,8 +10,11 @@ static struct virtq_chain chain;
 
 /* Byte offsets in the configuration (5.2.4). */
 #define CFG_CAPACITY 0
+#define CFG_SIZE_MAX 8
 #define CFG_SEG_MAX 12
 #define CFG_BLK_SIZE 20
+
+static const struct virtq_budget budget = { VIRTIO_BLK_BUDGET_REQUESTS, VIRTIO_BLK_BUDGET_BYTES };
 
 /* used.len is 32 bits and counts the status byte too (2.6.8). */
 #define MAX_TRANSFER (UINT32_MAX - 1)
@@ -21,9 +24,11 @@ static uint32_t blk_config_read(struct virtio_device *dev, uint32_t offset, unsi
 	const struct virtio_blk *blk = dev->ctx;
 	uint8_t img[VIRTIO_BLK_CONFIG_SIZE] = { 0 };
 	uint64_t capacity = blk->disk->size / VIRTIO_BLK_SECTOR_SIZE;
-	uint32_t seg_max = VIRTIO_BLK_SEG_MAX, blk_size = VIRTIO_BLK_SECTOR_SIZE;
+	uint32_t size_max = VIRTIO_BLK_SIZE_MAX, seg_max = VIRTIO_BLK_SEG_MAX;
+	uint32_t blk_size = VIRTIO_BLK_SECTOR_SIZE;
 
 	memcpy(img + CFG_CAPACITY, &capacity, sizeof(capacity));
+	memcpy(img + CFG_SIZE_MAX, &size_max, sizeof(size_max));
 	memcpy(img + CFG_SEG_MAX, &seg_max, sizeof(seg_max));
 	memcpy(img + CFG_BLK_SIZE, &blk_size, sizeof(blk_size));
 	return virtio_config_image_read(img, sizeof(img), offset, size);
@@ -76,25 +81,46 @@ static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, b
 }
 
 /*
+ * A transfer of a request's len data bytes, refused when it is larger
+ * than size_max and seg_max allow: a driver honouring them never builds
+ * one, and copying it would exceed the queue's budget by its whole size.
+ * *moved is what was copied.
+ */
+static uint8_t bounded_transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len,
+				bool write, uint64_t *moved)
+{
+	uint8_t status;
+
+	if (len > VIRTIO_BLK_MAX_DATA) {
+		blk->stats.too_large++;
+		return VIRTIO_BLK_S_IOERR;
+	}
+	status = transfer(blk, sector, len, write);
+	if (status == VIRTIO_BLK_S_OK)
+		*moved = len;
+	return status;
+}
+
+/*
  * One request (5.2.6): a 16-byte header in the device-readable bytes,
  * then OUT data; IN and GET_ID data in the device-writable bytes, whose
  * last byte is the status. 2.6.4 lets the driver split all of it over
  * descriptors as it likes, so everything goes by byte offsets.
- * Returns false when the queue broke.
+ * Returns the data bytes moved, or -1 when the queue broke (virtq_serve_fn).
  */
-static bool serve(struct virtio_blk *blk)
+static int64_t serve(void *ctx, const struct virtq_chain *c)
 {
-	const struct virtq_chain *c = &chain;
+	struct virtio_blk *blk = ctx;
 	uint8_t hdr[VIRTIO_BLK_REQ_HDR];
 	uint32_t type;
-	uint64_t sector, data_in;
+	uint64_t sector, data_in, moved = 0;
 	uint32_t written = 0;
 	uint8_t status;
 
 	if (!c->writable_len) {
 		blk->stats.resets_needed++;
 		virtq_break(&blk->dev, &blk->vq);
-		return false;
+		return -1;
 	}
 	data_in = c->writable_len - 1;
 	if (virtq_gather(&blk->dev.mem, c, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
@@ -104,12 +130,13 @@ static bool serve(struct virtio_blk *blk)
 		memcpy(&sector, hdr + 8, sizeof(sector));
 		switch (type) {
 		case VIRTIO_BLK_T_IN:
-			status = transfer(blk, sector, data_in, false);
+			status = bounded_transfer(blk, sector, data_in, false, &moved);
 			if (status == VIRTIO_BLK_S_OK)
 				written = (uint32_t)data_in;
 			break;
 		case VIRTIO_BLK_T_OUT:
-			status = transfer(blk, sector, c->readable_len - sizeof(hdr), true);
+			status = bounded_transfer(blk, sector, c->readable_len - sizeof(hdr), true,
+						  &moved);
 			break;
 		case VIRTIO_BLK_T_FLUSH:
 			/*
@@ -135,28 +162,22 @@ static bool serve(struct virtio_blk *blk)
 		blk->stats.errors++;
 	virtq_scatter(&blk->dev.mem, c, data_in, &status, 1);
 	virtq_push(&blk->dev, 0, &blk->vq, c->head, written + 1);
-	return true;
+	return (int64_t)moved;
 }
 
 static void blk_queue_notify(struct virtio_device *dev, unsigned queue)
 {
 	struct virtio_blk *blk = dev->ctx;
 
-	/*
-	 * At most a queue's worth per notification, so a driver that keeps
-	 * adding requests from another vCPU cannot hold this one here; it
-	 * notifies again for what it adds later (VIRTQ_USED_F_NO_NOTIFY is
-	 * never set).
-	 */
-	for (unsigned n = 0; n < VIRTQ_MAX_SIZE; n++) {
-		enum virtq_pop_result r = virtq_pop(dev, queue, &blk->vq, &chain);
+	virtq_process(dev, queue, &blk->vq, &chain, serve, blk, &blk->stats.resets_needed);
+}
 
-		if (r == VIRTQ_MALFORMED)
-			blk->stats.resets_needed++;
-		if (r != VIRTQ_CHAIN || !serve(blk))
-			break;
-	}
-	virtq_interrupt(dev, queue, &blk->vq);
+bool virtio_blk_new_pass(struct virtio_blk *blk)
+{
+	if (virtq_new_pass(&blk->vq, &budget))
+		virtq_process(&blk->dev, 0, &blk->vq, &chain, serve, blk,
+			      &blk->stats.resets_needed);
+	return blk->vq.pending;
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -176,7 +197,8 @@ int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk
 	blk->dev.device_id = VIRTIO_ID_BLOCK;
 	blk->dev.device_features = 1ULL << VIRTIO_F_VERSION_1 |
 				   1ULL << VIRTIO_RING_F_INDIRECT_DESC |
-				   1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+				   1ULL << VIRTIO_BLK_F_SIZE_MAX | 1ULL << VIRTIO_BLK_F_SEG_MAX |
+				   1ULL << VIRTIO_BLK_F_BLK_SIZE |
 				   1ULL << VIRTIO_BLK_F_FLUSH |
 				   (read_only ? 1ULL << VIRTIO_BLK_F_RO : 0);
 	blk->dev.num_queues = 1;
@@ -187,6 +209,7 @@ int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk
 	blk->dev.mem = mem;
 	blk->disk = disk;
 	blk->read_only = read_only;
+	virtq_new_pass(&blk->vq, &budget);
 	for (unsigned i = 0; serial && i < VIRTIO_BLK_ID_BYTES && serial[i]; i++)
 		blk->serial[i] = serial[i];
 	return 0;

@@ -19,6 +19,8 @@ static uint8_t tx_frame[VIRTIO_NET_FRAME_MAX];
 
 #define HDR_LEN sizeof(struct virtio_net_hdr)
 
+static const struct virtq_budget budget = { VIRTIO_NET_BUDGET_FRAMES, VIRTIO_NET_BUDGET_BYTES };
+
 static uint32_t net_config_read(struct virtio_device *dev, uint32_t offset, unsigned size)
 {
 	const struct virtio_net *net = dev->ctx;
@@ -52,30 +54,33 @@ static bool oversize(const struct virtio_net *net, uint64_t len)
 	return len > (uint64_t)net->mtu + VIRTIO_NET_FRAME_OVERHEAD;
 }
 
-/* Sends the frame of one transmit chain to the back end, or drops it. */
-static void transmit(struct virtio_net *net, const struct virtq_chain *c)
+/*
+ * Sends the frame of one transmit chain to the back end, or drops it.
+ * Returns the frame's bytes, 0 when it was dropped before any was copied.
+ */
+static uint64_t transmit(struct virtio_net *net, const struct virtq_chain *c)
 {
 	struct virtio_net_hdr h;
 	uint64_t len;
 
 	if (!net->link_up) {
 		drop(net->stats.tx_drops, VIRTIO_NET_DROP_LINK_DOWN);
-		return;
+		return 0;
 	}
 	/* 5.1.6.2.1: with no offload negotiated, flags and gso_type must be 0. */
 	if (virtq_gather(&net->dev.mem, c, 0, &h, HDR_LEN) < HDR_LEN || h.flags ||
 	    h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
 		drop(net->stats.tx_drops, VIRTIO_NET_DROP_BAD_HDR);
-		return;
+		return 0;
 	}
 	len = c->readable_len - HDR_LEN;
 	if (len < ETH_HLEN) {
 		drop(net->stats.tx_drops, VIRTIO_NET_DROP_RUNT);
-		return;
+		return 0;
 	}
 	if (oversize(net, len)) {
 		drop(net->stats.tx_drops, VIRTIO_NET_DROP_OVERSIZE);
-		return;
+		return 0;
 	}
 	/*
 	 * A frame in one descriptor goes to the back end where it lies, so the
@@ -88,32 +93,39 @@ static void transmit(struct virtio_net *net, const struct virtq_chain *c)
 		virtq_gather(&net->dev.mem, c, HDR_LEN, tx_frame, len);
 		frame = tx_frame;
 	}
+	/* Copied by the back end or into tx_frame either way: it counts. */
 	if (net->backend.transmit(net->backend.ctx, frame, len) < 0) {
 		drop(net->stats.tx_drops, VIRTIO_NET_DROP_BACKEND);
-		return;
+		return len;
 	}
 	net->stats.tx_frames++;
 	net->stats.tx_bytes += len;
+	return len;
+}
+
+/* One transmit chain (virtq_serve_fn). */
+static int64_t serve_tx(void *ctx, const struct virtq_chain *c)
+{
+	struct virtio_net *net = ctx;
+	uint64_t moved = transmit(net, c);
+
+	/* Transmit buffers are device-readable: nothing written (5.1.6.2). */
+	virtq_push(&net->dev, VIRTIO_NET_TXQ, &net->vq[VIRTIO_NET_TXQ], c->head, 0);
+	return (int64_t)moved;
 }
 
 static void transmit_all(struct virtio_net *net)
 {
-	struct virtq *vq = &net->vq[VIRTIO_NET_TXQ];
-	struct virtq_chain *c = &chain[VIRTIO_NET_TXQ];
+	virtq_process(&net->dev, VIRTIO_NET_TXQ, &net->vq[VIRTIO_NET_TXQ], &chain[VIRTIO_NET_TXQ],
+		      serve_tx, net, &net->stats.resets_needed);
+}
 
-	/* At most a queue's worth per notification, as in virtio_blk.c. */
-	for (unsigned n = 0; n < VIRTQ_MAX_SIZE; n++) {
-		enum virtq_pop_result r = virtq_pop(&net->dev, VIRTIO_NET_TXQ, vq, c);
-
-		if (r == VIRTQ_MALFORMED)
-			net->stats.resets_needed++;
-		if (r != VIRTQ_CHAIN)
-			break;
-		transmit(net, c);
-		/* Transmit buffers are device-readable: nothing written (5.1.6.2). */
-		virtq_push(&net->dev, VIRTIO_NET_TXQ, vq, c->head, 0);
-	}
-	virtq_interrupt(&net->dev, VIRTIO_NET_TXQ, vq);
+bool virtio_net_new_pass(struct virtio_net *net)
+{
+	virtq_new_pass(&net->vq[VIRTIO_NET_RXQ], &budget);
+	if (virtq_new_pass(&net->vq[VIRTIO_NET_TXQ], &budget))
+		transmit_all(net);
+	return net->vq[VIRTIO_NET_TXQ].pending;
 }
 
 static void net_queue_notify(struct virtio_device *dev, unsigned queue)
@@ -162,6 +174,7 @@ int virtio_net_receive(struct virtio_net *net, const void *frame, size_t len)
 		written = (uint32_t)(HDR_LEN + len);
 	}
 	virtq_push(&net->dev, VIRTIO_NET_RXQ, vq, c->head, written);
+	virtq_charge(vq, c, written);
 	virtq_interrupt(&net->dev, VIRTIO_NET_RXQ, vq);
 	if (!written)
 		return drop(net->stats.rx_drops, VIRTIO_NET_DROP_SMALL_BUFFER);
@@ -176,7 +189,8 @@ bool virtio_net_can_receive(const struct virtio_net *net)
 	const struct virtq *vq = &net->vq[VIRTIO_NET_RXQ];
 	uint16_t avail_idx;
 
-	if (!net->link_up || !virtio_device_ready(&net->dev) || !q->enabled || vq->broken)
+	if (!net->link_up || !virtio_device_ready(&net->dev) || !q->enabled || vq->broken ||
+	    !virtq_budget_left(vq))
 		return false;
 	/* avail->idx, the ring's second 16-bit field (2.6.6); the transport bounded the ring. */
 	if (q->driver > net->dev.mem.size || net->dev.mem.size - q->driver < 4)
@@ -221,5 +235,7 @@ int virtio_net_init(struct virtio_net *net, struct guest_memory mem, const uint8
 	net->mtu = mtu;
 	net->link_up = true;
 	net->backend = *backend;
+	virtq_new_pass(&net->vq[VIRTIO_NET_RXQ], &budget);
+	virtq_new_pass(&net->vq[VIRTIO_NET_TXQ], &budget);
 	return 0;
 }

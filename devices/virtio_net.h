@@ -16,6 +16,11 @@
  * A chain that breaks the ring's rules makes the device need a reset
  * (devices/virtqueue.h).
  *
+ * Work per notification: each queue serves at most VIRTIO_NET_BUDGET
+ * frames per scheduler pass (virtio_net_new_pass). Transmit chains left
+ * over wait in the ring for the next pass; a receive queue out of budget
+ * reports it cannot receive, so the back end keeps its frames until then.
+ *
  * Link changes raise a configuration change interrupt
  * (VIRTIO_INTERRUPT_CONFIG); a link that is down passes no frames either way.
  */
@@ -64,6 +69,16 @@ _Static_assert(sizeof(struct virtio_net_hdr) == 12, "5.1.6: 12 bytes with num_bu
  */
 #define VIRTIO_NET_FRAME_MAX VNET_FRAME_MAX
 #define VIRTIO_NET_FRAME_OVERHEAD (ETH_HLEN + ETH_VLAN_TAG_LEN)
+
+/*
+ * Budget of each queue per scheduler pass: 64 frames, 128 KiB with
+ * descriptor walks charged (devices/virtqueue.h). A frame is at most
+ * VIRTIO_NET_FRAME_MAX bytes, so it is the frame count that bounds a pass
+ * of full-size frames and the bytes one of jumbo frames; 64 standard
+ * frames are 96 KiB, a TCP window's worth of segments at a time.
+ */
+#define VIRTIO_NET_BUDGET_FRAMES 64
+#define VIRTIO_NET_BUDGET_BYTES (128 * 1024)
 
 /* Why a frame was dropped; each direction counts its own. */
 enum virtio_net_drop {
@@ -131,9 +146,18 @@ int virtio_net_receive(struct virtio_net *net, const void *frame, size_t len);
 void virtio_net_set_link(struct virtio_net *net, bool up);
 
 /*
- * True when virtio_net_receive would find a receive buffer: the back end
- * leaves frames queued on its side rather than have them dropped.
+ * True when virtio_net_receive would find a receive buffer and the receive
+ * queue has budget left in this pass: the back end leaves frames queued on
+ * its side rather than have them dropped.
  */
 bool virtio_net_can_receive(const struct virtio_net *net);
+
+/*
+ * Once per scheduler pass: both queues get their budget back and the
+ * transmit chains a notification left waiting are sent, with the used ring
+ * update and the interrupt as after a notification. Returns whether some
+ * still wait.
+ */
+bool virtio_net_new_pass(struct virtio_net *net);
 
 #endif

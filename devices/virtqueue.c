@@ -63,7 +63,55 @@ static bool map_rings(const struct guest_memory *mem, const struct virtq_config 
 
 void virtq_reset(struct virtq *vq)
 {
-	memset(vq, 0, sizeof(*vq));
+	struct virtq_budget left = vq->left;
+
+	*vq = (struct virtq){ .left = left };
+}
+
+bool virtq_budget_left(const struct virtq *vq)
+{
+	return vq->left.chains && vq->left.bytes;
+}
+
+void virtq_charge(struct virtq *vq, const struct virtq_chain *chain, uint64_t bytes)
+{
+	uint64_t cost = bytes + (uint64_t)chain->n_desc * VIRTQ_DESC_COST;
+
+	if (vq->left.chains)
+		vq->left.chains--;
+	vq->left.bytes = cost < vq->left.bytes ? vq->left.bytes - cost : 0;
+}
+
+bool virtq_new_pass(struct virtq *vq, const struct virtq_budget *budget)
+{
+	vq->left = *budget;
+	return vq->pending;
+}
+
+void virtq_process(struct virtio_device *dev, unsigned qi, struct virtq *vq,
+		   struct virtq_chain *chain, virtq_serve_fn serve, void *ctx,
+		   uint64_t *resets_needed)
+{
+	/* Until the ring is found empty (or stopped), chains may be waiting. */
+	vq->pending = true;
+	while (virtq_budget_left(vq)) {
+		enum virtq_pop_result r = virtq_pop(dev, qi, vq, chain);
+		int64_t moved;
+
+		if (r == VIRTQ_MALFORMED)
+			(*resets_needed)++;
+		if (r != VIRTQ_CHAIN) {
+			vq->pending = false;
+			break;
+		}
+		moved = serve(ctx, chain);
+		if (moved < 0) {
+			vq->pending = false;
+			break;
+		}
+		virtq_charge(vq, chain, (uint64_t)moved);
+	}
+	virtq_interrupt(dev, qi, vq);
 }
 
 void virtio_config_changed(struct virtio_device *dev)
@@ -152,8 +200,10 @@ static bool walk_chain(const struct guest_memory *mem, bool indirect_ok, const u
 			return false;
 		if (!add_seg(mem, c, &d))
 			return false;
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+		if (!(d.flags & VIRTQ_DESC_F_NEXT)) {
+			c->n_desc = (uint16_t)total;
 			return true;
+		}
 		if (d.next >= entries)
 			return false;
 		idx = d.next;

@@ -22,6 +22,13 @@
  * and the device never sets VIRTQ_USED_F_NO_NOTIFY, so the driver
  * notifies after every batch (2.6.10: the device MAY leave it clear).
  *
+ * Work per notification is bounded (virtq_process): a queue serves chains
+ * only while its budget lasts, and gets the budget back once per
+ * scheduler pass (virtq_new_pass), where the chains it left waiting are
+ * taken up again. So a driver that posts a full ring of huge chains, or
+ * notifies again and again, costs the hypervisor at most one budget per
+ * pass, while honest I/O larger than a budget still completes.
+ *
  * Not thread-safe: the caller serializes all calls for one device.
  */
 #ifndef DEVICES_VIRTQUEUE_H
@@ -52,12 +59,29 @@
 #define VIRTQ_AVAIL_BYTES(n) (4 + 2 * (uint64_t)(n) + 2)  /* flags, idx, ring, used_event */
 #define VIRTQ_USED_BYTES(n) (4 + 8 * (uint64_t)(n) + 2)   /* flags, idx, ring, avail_event */
 
+/*
+ * What a queue may do for the driver between two scheduler passes: take
+ * `chains` chains and move `bytes` bytes. Walking a descriptor is charged
+ * as VIRTQ_DESC_COST bytes, about what it costs next to a memcpy (a 16-byte
+ * read, bounds checks and a branch or two), so a chain of 256 empty
+ * descriptors is not free. A chain is served whole once taken, so the
+ * last one may overdraw: the worst is a budget plus one chain.
+ */
+struct virtq_budget {
+	uint32_t chains;
+	uint64_t bytes;
+};
+
+#define VIRTQ_DESC_COST 64
+
 /* What the device keeps of one queue; all of it is device-owned. */
 struct virtq {
 	uint16_t last_avail;            /* next avail->ring entry to take */
 	uint16_t used_idx;              /* the device's copy of used->idx */
 	bool interrupt_due;             /* pushed since the last interrupt */
 	bool broken;                    /* the driver broke the ring: NEEDS_RESET */
+	bool pending;                   /* the budget ran out with chains maybe waiting */
+	struct virtq_budget left;       /* of this scheduler pass */
 };
 
 /* One buffer of a chain, inside guest RAM (checked when the chain was taken). */
@@ -77,6 +101,7 @@ struct virtq_chain {
 	uint16_t head;                  /* descriptor index to return in the used ring */
 	uint16_t n_readable;
 	uint16_t n_writable;
+	uint16_t n_desc;                /* descriptors walked, empty ones included */
 	uint64_t readable_len;          /* bytes */
 	uint64_t writable_len;
 	struct virtq_seg seg[VIRTQ_MAX_SIZE];
@@ -89,8 +114,40 @@ enum virtq_pop_result {
 	VIRTQ_CHAIN = 1,                /* *chain holds the next chain */
 };
 
-/* Forgets everything (device reset, 2.1.2: the driver starts the rings from 0). */
+/*
+ * Forgets the rings (device reset, 2.1.2: the driver starts them from 0);
+ * the budget is the scheduler's and stays.
+ */
 void virtq_reset(struct virtq *vq);
+
+/*
+ * Serves one chain the device model took from the queue: carries it out
+ * and returns it with virtq_push. Returns the data bytes it moved, or -1
+ * when it broke the queue (virtq_break) instead.
+ */
+typedef int64_t (*virtq_serve_fn)(void *ctx, const struct virtq_chain *chain);
+
+/*
+ * Serves the available chains of queue qi into chain, one at a time,
+ * while the queue's budget lasts; then interrupts the driver for what was
+ * pushed. Chains left over stay in the ring with vq->pending set, for
+ * virtq_new_pass. A chain that breaks the ring counts in *resets_needed.
+ */
+void virtq_process(struct virtio_device *dev, unsigned qi, struct virtq *vq,
+		   struct virtq_chain *chain, virtq_serve_fn serve, void *ctx,
+		   uint64_t *resets_needed);
+
+/*
+ * A scheduler pass: the queue gets budget back. Returns whether chains were
+ * left waiting, which the caller then serves with virtq_process.
+ */
+bool virtq_new_pass(struct virtq *vq, const struct virtq_budget *budget);
+
+/* True while the queue may still take a chain in this pass. */
+bool virtq_budget_left(const struct virtq *vq);
+
+/* Charges the queue's budget for a chain served and the data bytes it moved. */
+void virtq_charge(struct virtq *vq, const struct virtq_chain *chain, uint64_t bytes);
 
 /*
  * Takes the next available chain of queue qi of dev into *chain. A chain

@@ -142,12 +142,7 @@ static int net_transmit(void *ctx, const void *frame, size_t len)
 	return nic_transmit(port->vm->id, port->slot, frame, len);
 }
 
-static void net_rx_ready(void *ctx)
-{
-	platform_poll_network(((struct platform_nic *)ctx)->vm);
-}
-
-void platform_poll_network(struct vm *vm)
+static void poll_network(struct vm *vm)
 {
 	struct platform *p = &vm->platform;
 
@@ -165,6 +160,52 @@ void platform_poll_network(struct vm *vm)
 			nic_consume(vm->id, slot);
 		}
 	}
+}
+
+static void net_rx_ready(void *ctx)
+{
+	poll_network(((struct platform_nic *)ctx)->vm);
+}
+
+static uint64_t longest(uint64_t max, uint64_t start_tsc)
+{
+	uint64_t took = rdtsc() - start_tsc;
+
+	return took > max ? took : max;
+}
+
+void platform_poll_devices(struct vm *vm)
+{
+	struct platform *p = &vm->platform;
+
+	if (p->blk_pci) {
+		uint64_t start = rdtsc();
+		virtio_blk_new_pass(&p->blk);
+		p->blk_pass_max_tsc = longest(p->blk_pass_max_tsc, start);
+	}
+	for (unsigned k = 0; k < p->net_count; k++)
+		virtio_net_new_pass(&p->net[k]);
+	poll_network(vm);
+}
+
+static uint64_t tsc_to_us(uint64_t ticks)
+{
+	uint64_t mhz = clock_tsc_hz() / 1000000;
+
+	return mhz ? ticks / mhz : 0;
+}
+
+void platform_report_device_work(const struct vm *vm)
+{
+	const struct platform *p = &vm->platform;
+
+	if (!p->blk_pci)
+		return;
+	log_info("vm '%s': virtio-blk: longest notification %llu us, longest pass %llu us; "
+		 "%llu request(s) too large refused",
+		 vm->cfg->name, (unsigned long long)tsc_to_us(p->blk_notify_max_tsc),
+		 (unsigned long long)tsc_to_us(p->blk_pass_max_tsc),
+		 (unsigned long long)p->blk.stats.too_large);
 }
 
 void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up)
@@ -205,6 +246,8 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 						     .write = reset_control_write, .ctx = vm };
 	p->virtio_count = 0;
 	p->net_count = 0;
+	p->blk_pci = NULL;
+	p->blk_notify_max_tsc = p->blk_pass_max_tsc = 0;
 
 	const struct boot_file *disk = &vm->boot->disk;
 	if (disk->size) {
@@ -216,6 +259,7 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 				     (unsigned long long)disk->size);
 			return -1;
 		}
+		p->blk_pci = p->virtio[p->virtio_count - 1].pci;
 	}
 	for (unsigned slot = 0; slot < CFG_MAX_NICS; slot++) {
 		const struct nic_info *nic = nic_get(vm->id, slot);
@@ -328,10 +372,15 @@ static int mmio_access(struct vm *vm, uint64_t gpa, unsigned size, bool write, u
 		else
 			*value = ioapic_mmio_read(&p->ioapic, offset, size);
 	} else if (pci_mmio_find(&p->pci, gpa, &fn, &bar, &offset)) {
+		uint64_t start = rdtsc();
 		if (write)
 			fn->ops->bar_write(fn->ctx, bar, offset, size, *value);
 		else
 			*value = fn->ops->bar_read(fn->ctx, bar, offset, size);
+		/* The disk's notifications are where a driver makes the device work. */
+		if (write && fn == p->blk_pci && offset >= VIRTIO_PCI_NOTIFY_OFFSET &&
+		    offset < VIRTIO_PCI_MSIX_TABLE_OFFSET)
+			p->blk_notify_max_tsc = longest(p->blk_notify_max_tsc, start);
 	} else {
 		return -1;
 	}

@@ -54,6 +54,10 @@ struct platform {
 	struct virtio_net net[CFG_MAX_NICS];
 	struct platform_nic net_port[CFG_MAX_NICS];
 	unsigned net_count;
+	/* The disk's PCI function (NULL: no disk) and its longest handling, TSC ticks. */
+	const struct pci_function *blk_pci;
+	uint64_t blk_notify_max_tsc;    /* of one notification (an MMIO write) */
+	uint64_t blk_pass_max_tsc;      /* of one pass's resume of waiting requests */
 };
 
 /* Registers the platform's ports; done once when the VM is created. */
@@ -70,10 +74,19 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size);
 void platform_set_irq(struct vm *vm, unsigned irq, bool level);
 
 /*
- * Moves the frames the VM's networks queued for its adapters into the
- * guest's receive buffers, as far as the guest posted buffers.
+ * Once per scheduler pass: the virtio queues get their work budget back
+ * and serve what they left waiting (devices/virtqueue.h), and the frames
+ * the VM's networks queued for its adapters move into the guest's receive
+ * buffers, as far as the guest posted buffers and the budget goes.
  */
-void platform_poll_network(struct vm *vm);
+void platform_poll_devices(struct vm *vm);
+
+/*
+ * The VM is turning off or resetting: logs the longest device work a
+ * notification and a pass cost it, in microseconds of the hypervisor's
+ * clock (the bench reads "virtio-blk: longest notification N us").
+ */
+void platform_report_device_work(const struct vm *vm);
 
 /* An adapter was plugged into a network or pulled out: the guest sees the link change. */
 void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up);

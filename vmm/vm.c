@@ -294,8 +294,11 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns)
 		platform_set_irq(vm, IRQ_PIT, true);
 	}
 	uint64_t lapic_ns = platform_run_timers(vm, now_ns, now_tsc);
-	/* Frames other VMs sent since this one last ran wake it like an interrupt. */
-	platform_poll_network(vm);
+	/*
+	 * Device work left waiting and frames other VMs sent since this one
+	 * last ran wake it like an interrupt.
+	 */
+	platform_poll_devices(vm);
 	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0)
 		vcpu->halted = false;
 
@@ -382,6 +385,8 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 		enum vm_state next = t->events[i];
 
 		enter_state(vm, next, i + 1 == t->event_count ? reason : NULL);
+		if (next == VM_STATE_TURNING_OFF)
+			platform_report_device_work(vm);
 		if (next == VM_STATE_TURNING_ON &&
 		    power_on(vm, op == VM_OP_STARTUP, why, sizeof(why))) {
 			/* A VM that cannot start ends with the reason, like any other. */

@@ -50,6 +50,17 @@ fairness() { # STORM-PHASE: the ratio for the windows inside that phase
 echo "BENCH fairness_ratio $(fairness set-timer-past) x"
 echo "BENCH fairness_ratio_lapic $(fairness lapic-periodic-1) x"
 
+# The longest single virtio-blk notification handling (hypervisor's TSC
+# clock, in Bochs one tick per instruction) while a hostile driver fills
+# its ring with 256 copies of one whole-disk read, then of one largest
+# valid read, on a 16-MiB disk (tests/guests/blk_flood.c).
+head -c 16777216 /dev/zero >"$out/flood-16m.img"
+tools/run-bochs.sh --workdir "$out/blk-flood" --config tests/bench/blk-flood.conf \
+	--extra "$out/flood-16m.img" --until 'nothing left to run|PANIC' --timeout 600 >/dev/null
+notify=$(grep -ao "vm 'blk-flood': virtio-blk: longest notification [0-9]* us" \
+	"$out/blk-flood/serial.out" | sed -n 's/.*notification \([0-9]*\) us/\1/p')
+echo "BENCH blk_notify_max_us ${notify:-nan} us"
+
 # The management line in Bochs at 115200 baud: bytes of a GetState request
 # and its answer, their round trip (host wall clock, Bochs' speed included),
 # one VMStateChange event, and a Startup round trip.

@@ -20,8 +20,10 @@
  *     a copy of the first bytes of guest RAM;
  *   the rest: guest RAM, guest-physical 0 on, exactly as long as given,
  *   so a sanitizer sees any access past it.
- * Afterwards every queue either broke (and the device needs a reset) or
- * returned every chain it took.
+ * Then scheduler passes until no queue has chains waiting: each pass
+ * copies at most a budget and one request, and no more than a ring's
+ * worth of passes is needed. Afterwards every queue either broke (and
+ * the device needs a reset) or returned every chain it took.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -202,6 +204,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			virtio_net_set_link(&net, !net.link_up);
 			break;
 		}
+	}
+	for (unsigned pass = 0; blk.vq.pending || net.vq[VIRTIO_NET_TXQ].pending; pass++) {
+		uint64_t copied = blk.stats.read_bytes + blk.stats.written_bytes;
+
+		check(pass <= VIRTQ_MAX_SIZE);
+		virtio_blk_new_pass(&blk);
+		virtio_net_new_pass(&net);
+		check(blk.stats.read_bytes + blk.stats.written_bytes - copied <=
+		      VIRTIO_BLK_BUDGET_BYTES + VIRTIO_BLK_MAX_DATA);
 	}
 	poke_config(&blk.dev);
 	poke_config(&net.dev);

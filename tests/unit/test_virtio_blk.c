@@ -11,7 +11,7 @@
 #include "tests/unit/virtq_driver.h"
 
 #define QSIZE 16
-#define SECTORS 64
+#define SECTORS 256                    /* 128 KiB: more than the largest request */
 #define HDR DATA_BASE                   /* request header */
 #define DATA (DATA_BASE + 0x1000)      /* request data */
 #define STATUS (DATA_BASE + 0x100)      /* status byte */
@@ -22,7 +22,7 @@ static struct fake_queue q;
 static uint8_t pristine[SECTORS * VIRTIO_BLK_SECTOR_SIZE];
 /* The guest's writes land in copy-on-write chunks (devices/disk.h) from the heap. */
 static struct disk disk;
-static uint8_t *chunk_table[1];
+static uint8_t *chunk_table[(SECTORS * VIRTIO_BLK_SECTOR_SIZE + DISK_CHUNK_SIZE - 1) / DISK_CHUNK_SIZE];
 static bool out_of_chunks;
 
 static void *chunk_alloc(void *ctx)
@@ -136,6 +136,8 @@ static void test_config_and_features(void **state)
 	assert_false(blk.dev.device_features & 1ULL << VIRTIO_BLK_F_RO);
 	assert_int_equal(ops->config_read(&blk.dev, 0, 4), SECTORS);
 	assert_int_equal(ops->config_read(&blk.dev, 4, 4), 0);
+	assert_true(blk.dev.device_features & 1ULL << VIRTIO_BLK_F_SIZE_MAX);
+	assert_int_equal(ops->config_read(&blk.dev, 8, 4), VIRTIO_BLK_SIZE_MAX);
 	assert_int_equal(ops->config_read(&blk.dev, 12, 4), VIRTIO_BLK_SEG_MAX);
 	assert_int_equal(ops->config_read(&blk.dev, 20, 4), 512);
 	assert_int_equal(ops->config_read(&blk.dev, 24, 4), 0);
@@ -408,6 +410,124 @@ static void test_not_ready_ignored(void **state)
 	assert_int_equal(irqs[0], 0);
 }
 
+/*
+ * Issue 19, finding 4: every entry of a full ring names one indirect read
+ * of n_data segments of seg bytes (all over one buffer), status at STATUS.
+ */
+#define FLOOD_QSIZE VIRTQ_MAX_SIZE
+
+static void post_flood(unsigned n_data, uint32_t seg)
+{
+	struct buf b[VIRTQ_MAX_SIZE];
+
+	queue_setup(&q, &blk.dev, 0, FLOOD_QSIZE);
+	header(HDR, VIRTIO_BLK_T_IN, 0);
+	b[0] = (struct buf){ HDR, 16, false };
+	for (unsigned i = 1; i <= n_data; i++)
+		b[i] = (struct buf){ DATA, seg, true };
+	b[n_data + 1] = (struct buf){ STATUS, 1, true };
+	put_chain(TABLE, 0, b, n_data + 2);
+	put_desc(q.desc, 0, TABLE, 16u * (n_data + 2), VIRTQ_DESC_F_INDIRECT, 0);
+	for (unsigned i = 0; i < FLOOD_QSIZE; i++)
+		post(&q, 0);
+}
+
+/* The most one pass may copy: a budget, overdrawn by one largest request. */
+#define PASS_MAX_BYTES (VIRTIO_BLK_BUDGET_BYTES + VIRTIO_BLK_MAX_DATA)
+
+/*
+ * Resumes pass after pass until the ring is done: each pass copies at most
+ * PASS_MAX_BYTES, serves something and interrupts the driver for it.
+ * Returns the passes it took.
+ */
+static unsigned drain(void)
+{
+	unsigned passes = 0;
+
+	while (blk.vq.pending) {
+		uint64_t before = blk.stats.read_bytes;
+		uint16_t used_before = used_idx(&q);
+		unsigned irqs_before = irqs[0];
+
+		assert_true(++passes <= FLOOD_QSIZE);
+		virtio_blk_new_pass(&blk);
+		assert_true(blk.stats.read_bytes - before <= PASS_MAX_BYTES);
+		if (used_idx(&q) != used_before)
+			assert_int_equal(irqs[0], irqs_before + 1);
+	}
+	assert_int_equal(used_idx(&q), FLOOD_QSIZE);
+	return passes;
+}
+
+/* 256 largest valid reads: the notification copies at most a budget's worth. */
+static void test_flood_of_largest_reads_is_bounded(void **state)
+{
+	(void)state;
+	post_flood(VIRTIO_BLK_SEG_MAX, VIRTIO_BLK_SIZE_MAX);
+	notify();
+	assert_true(blk.stats.read_bytes <= PASS_MAX_BYTES);
+	assert_true(used_idx(&q) < FLOOD_QSIZE);
+	assert_true(blk.vq.pending);
+	assert_int_equal(irqs[0], 1);
+	/* Notifying again in the same pass does no more work. */
+	uint16_t served = used_idx(&q);
+	notify();
+	assert_int_equal(used_idx(&q), served);
+	assert_true(drain() > 1);
+	assert_int_equal(blk.stats.reads, FLOOD_QSIZE);
+	assert_int_equal(blk.stats.read_bytes, FLOOD_QSIZE * VIRTIO_BLK_MAX_DATA);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_false(blk.vq.pending);
+}
+
+/*
+ * 256 reads of the whole disk: refused IOERR without a byte copied, and
+ * the descriptor walks alone still bound what one notification does.
+ */
+static void test_flood_of_whole_disk_reads_copies_nothing(void **state)
+{
+	const unsigned n_data = VIRTQ_MAX_SIZE - 2;
+
+	(void)state;
+	post_flood(n_data, sizeof(pristine) / n_data / 512 * 512);
+	notify();
+	assert_int_equal(blk.stats.read_bytes, 0);
+	assert_true(used_idx(&q) < FLOOD_QSIZE);
+	drain();
+	assert_int_equal(blk.stats.too_large, FLOOD_QSIZE);
+	assert_int_equal(blk.stats.errors, FLOOD_QSIZE);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+}
+
+/* One byte more than size_max x seg_max is refused whole, even inside the disk. */
+static void test_request_larger_than_allowed(void **state)
+{
+	(void)state;
+	request(VIRTIO_BLK_T_IN, 0, VIRTIO_BLK_MAX_DATA + 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk.stats.too_large, 1);
+	assert_int_equal(blk.stats.read_bytes, 0);
+	request(VIRTIO_BLK_T_IN, 0, VIRTIO_BLK_MAX_DATA);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+}
+
+/* A driver reset keeps the pass's budget: it is the scheduler's, not the driver's. */
+static void test_reset_keeps_budget_spent(void **state)
+{
+	(void)state;
+	post_flood(VIRTIO_BLK_SEG_MAX, VIRTIO_BLK_SIZE_MAX);
+	notify();
+	uint64_t copied = blk.stats.read_bytes;
+	blk.dev.ops->reset(&blk.dev);
+	driver_reset_memory(&blk.dev);
+	post_flood(VIRTIO_BLK_SEG_MAX, VIRTIO_BLK_SIZE_MAX);
+	notify();
+	assert_int_equal(blk.stats.read_bytes, copied);
+	assert_int_equal(used_idx(&q), 0);
+	virtio_blk_new_pass(&blk);
+	assert_true(used_idx(&q) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +553,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_one_interrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_chain_stops_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_ready_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flood_of_largest_reads_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flood_of_whole_disk_reads_copies_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_larger_than_allowed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_keeps_budget_spent, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -444,6 +444,62 @@ static void test_reset_keeps_link_and_stats(void **state)
 	assert_false(net.link_up);
 }
 
+/*
+ * Issue 19, finding 4, for the network: a full transmit ring (every entry
+ * naming one frame) sends at most a budget per notification; the rest
+ * goes in later passes, each with its interrupt.
+ */
+static void test_transmit_flood_is_bounded(void **state)
+{
+	unsigned passes = 0;
+
+	(void)state;
+	queue_setup(&txq, &net.dev, VIRTIO_NET_TXQ, VIRTQ_MAX_SIZE);
+	memset(guest + TX_BUF, 0, HDR_LEN);
+	make_frame(guest + TX_BUF + HDR_LEN, MTU + 14);
+	put_chain(txq.desc, 0, (struct buf[]){ { TX_BUF, HDR_LEN + MTU + 14, false } }, 1);
+	for (unsigned i = 0; i < VIRTQ_MAX_SIZE; i++)
+		post(&txq, 0);
+	net.dev.ops->queue_notify(&net.dev, VIRTIO_NET_TXQ);
+	assert_true(be.frames <= VIRTIO_NET_BUDGET_FRAMES);
+	assert_true(be.frames * (MTU + 14) <= VIRTIO_NET_BUDGET_BYTES + VIRTIO_NET_FRAME_MAX);
+	assert_int_equal(used_idx(&txq), be.frames);
+	assert_int_equal(irqs[VIRTIO_NET_TXQ], 1);
+	/* More notifications in the same pass send nothing more. */
+	unsigned sent = be.frames;
+	net.dev.ops->queue_notify(&net.dev, VIRTIO_NET_TXQ);
+	assert_int_equal(be.frames, sent);
+	while (virtio_net_new_pass(&net) || used_idx(&txq) != VIRTQ_MAX_SIZE) {
+		assert_true(++passes < VIRTQ_MAX_SIZE);
+		assert_true(be.frames - sent <= VIRTIO_NET_BUDGET_FRAMES);
+		assert_int_equal(irqs[VIRTIO_NET_TXQ], passes + 1);
+		sent = be.frames;
+	}
+	assert_int_equal(be.frames, VIRTQ_MAX_SIZE);
+	assert_int_equal(net.stats.tx_frames, VIRTQ_MAX_SIZE);
+}
+
+/* Receiving: a pass delivers at most a budget, then the back end must hold its frames. */
+static void test_receive_budget_per_pass(void **state)
+{
+	uint8_t frame[64];
+	unsigned delivered = 0;
+
+	(void)state;
+	queue_setup(&rxq, &net.dev, VIRTIO_NET_RXQ, VIRTQ_MAX_SIZE);
+	for (uint16_t n = 0; n < VIRTQ_MAX_SIZE; n++)
+		post_chain(&rxq, n, (struct buf[]){ { RX_BUF, HDR_LEN + sizeof(frame), true } }, 1);
+	make_frame(frame, sizeof(frame));
+	while (virtio_net_can_receive(&net)) {
+		assert_true(delivered < VIRTQ_MAX_SIZE);
+		assert_int_equal(virtio_net_receive(&net, frame, sizeof(frame)), 0);
+		delivered++;
+	}
+	assert_int_equal(delivered, VIRTIO_NET_BUDGET_FRAMES);
+	virtio_net_new_pass(&net);
+	assert_true(virtio_net_can_receive(&net));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +524,8 @@ int main(void)
 		cmocka_unit_test_setup(test_loopback, setup),
 		cmocka_unit_test_setup(test_two_devices, setup),
 		cmocka_unit_test_setup(test_reset_keeps_link_and_stats, setup),
+		cmocka_unit_test_setup(test_transmit_flood_is_bounded, setup),
+		cmocka_unit_test_setup(test_receive_budget_per_pass, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -490,6 +490,74 @@ static void test_config_change(void **state)
 	assert_int_equal(config_irqs, 1);
 }
 
+/* A serve callback: returns each chain, moving its readable bytes. */
+static int64_t serve_all(void *ctx, const struct virtq_chain *c)
+{
+	(*(unsigned *)ctx)++;
+	virtq_push(&dev, 0, &vq, c->head, 0);
+	return (int64_t)c->readable_len;
+}
+
+/* The budget stops a batch; the rest waits for the next pass, with its interrupt. */
+static void test_process_stops_at_budget(void **state)
+{
+	const struct virtq_budget three = { 3, 1 << 20 };
+	unsigned served = 0;
+	uint64_t resets = 0;
+
+	(void)state;
+	for (uint16_t i = 0; i < QSIZE; i++)
+		post_chain(&q, i, (struct buf[]){ { DATA_BASE, 64, false } }, 1);
+	virtq_new_pass(&vq, &three);
+	virtq_process(&dev, 0, &vq, &chain, serve_all, &served, &resets);
+	assert_int_equal(served, 3);
+	assert_true(vq.pending);
+	assert_int_equal(irqs[0], 1);
+	virtq_process(&dev, 0, &vq, &chain, serve_all, &served, &resets);
+	assert_int_equal(served, 3);
+	assert_true(virtq_new_pass(&vq, &three));
+	virtq_process(&dev, 0, &vq, &chain, serve_all, &served, &resets);
+	assert_int_equal(irqs[0], 2);
+	virtq_new_pass(&vq, &three);
+	virtq_process(&dev, 0, &vq, &chain, serve_all, &served, &resets);
+	assert_int_equal(served, QSIZE);
+	assert_false(vq.pending);
+	assert_int_equal(used_idx(&q), QSIZE);
+	assert_int_equal(irqs[0], 3);
+	assert_int_equal(resets, 0);
+}
+
+/* Walking descriptors is charged, empty ones too: a chain of nothing is not free. */
+static void test_descriptors_are_charged(void **state)
+{
+	const struct virtq_budget small = { 100, 3 * VIRTQ_DESC_COST };
+	unsigned served = 0;
+	uint64_t resets = 0;
+
+	(void)state;
+	for (uint16_t i = 0; i < 4; i++)
+		post_chain(&q, (uint16_t)(2 * i), (struct buf[]){ { 0, 0, false }, { 0, 0, true } }, 2);
+	virtq_new_pass(&vq, &small);
+	virtq_process(&dev, 0, &vq, &chain, serve_all, &served, &resets);
+	assert_int_equal(chain.n_desc, 2);
+	assert_int_equal(served, 2);
+	assert_true(vq.pending);
+}
+
+/* A device reset restarts the rings but not the scheduler's budget. */
+static void test_reset_keeps_budget(void **state)
+{
+	const struct virtq_budget one = { 1, 1 };
+
+	(void)state;
+	virtq_new_pass(&vq, &one);
+	vq.pending = true;
+	virtq_reset(&vq);
+	assert_false(vq.pending);
+	assert_int_equal(vq.left.chains, 1);
+	assert_true(virtq_budget_left(&vq));
+}
+
 static void test_config_image_read(void **state)
 {
 	static const uint8_t img[6] = { 1, 2, 3, 4, 5, 6 };
@@ -507,6 +575,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_empty_queue, setup),
+		cmocka_unit_test_setup(test_process_stops_at_budget, setup),
+		cmocka_unit_test_setup(test_descriptors_are_charged, setup),
+		cmocka_unit_test_setup(test_reset_keeps_budget, setup),
 		cmocka_unit_test_setup(test_readable_span_only_inside_one_descriptor, setup),
 		cmocka_unit_test_setup(test_not_ready_or_disabled, setup),
 		cmocka_unit_test_setup(test_chain_readable_then_writable, setup),
