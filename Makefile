@@ -40,7 +40,7 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c devices/vuart.c \
 	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
-	lib/calendar.c lib/fmt.c $(PLATFORM_SRCS)
+	lib/calendar.c lib/fmt.c vmm/log_ring.c $(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
@@ -55,7 +55,7 @@ HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto shell switch dhcp sha256 network vmmctl \
 	lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk virtio_net \
-	insn_decode guest_walk linux_boot
+	insn_decode guest_walk linux_boot log_ring console
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo
@@ -137,6 +137,8 @@ $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c vmm/platform.c $(PLATFORM_SRCS) \
 	boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c
+$(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
+$(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
 $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c
 $(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
