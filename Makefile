@@ -13,6 +13,7 @@ BUILD     ?= build
 CC        ?= gcc
 LD        ?= ld
 OBJCOPY   ?= objcopy
+OBJDUMP   ?= objdump
 EFI_INC   ?= /usr/include/efi
 EFI_LIB   ?= /usr/lib
 
@@ -84,9 +85,20 @@ $(BUILD)/image/%.S.o: %.S
 	@echo "  AS      $<"
 	$(Q)$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
 
+# The guest's STAR, LSTAR, CSTAR, SFMASK and KERNEL_GS_BASE stay loaded
+# after a VM exit; that is safe only while the hypervisor never executes
+# an instruction that reads them or the GS/FS bases (docs/security.md,
+# "Host state across VM exits"). The link fails if one appears.
+ROOT_FORBIDDEN_INSNS := swapgs|syscall|sysretl?q?|sysenter|sysexitl?q?|rd[fg]sbase|wr[fg]sbase
+
 $(BUILD)/vmm.so: $(IMAGE_OBJS) linker.ld
 	$(LD) $(IMAGE_LDFLAGS) $(EFI_LIB)/crt0-efi-x86_64.o $(IMAGE_OBJS) \
-		-L$(EFI_LIB) -lgnuefi -o $@
+		-L$(EFI_LIB) -lgnuefi -o $@.tmp
+	$(Q)if $(OBJDUMP) -d --no-show-raw-insn $@.tmp | \
+		grep -E '^ +[0-9a-f]+:[[:space:]]+($(ROOT_FORBIDDEN_INSNS))\b'; then \
+		echo "vmm.so: the hypervisor must not execute these (docs/security.md)" >&2; \
+		rm -f $@.tmp; exit 1; fi
+	$(Q)mv $@.tmp $@
 
 $(BUILD)/vmm.efi: $(BUILD)/vmm.so
 	$(OBJCOPY) -j .text -j .reloc -j .data -j .dynamic -j .rela -j .dynsym \
