@@ -13,6 +13,7 @@ BUILD     ?= build
 CC        ?= gcc
 LD        ?= ld
 OBJCOPY   ?= objcopy
+OBJDUMP   ?= objdump
 EFI_INC   ?= /usr/include/efi
 EFI_LIB   ?= /usr/lib
 
@@ -40,7 +41,7 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c devices/vuart.c \
 	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
-	lib/calendar.c lib/fmt.c $(PLATFORM_SRCS)
+	lib/calendar.c lib/fmt.c vmm/log_ring.c $(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
@@ -55,7 +56,7 @@ HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
-	library virtio_net insn_decode guest_walk linux_boot sched_policy
+	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
@@ -84,9 +85,20 @@ $(BUILD)/image/%.S.o: %.S
 	@echo "  AS      $<"
 	$(Q)$(CC) $(IMAGE_CFLAGS) -MMD -MP -c $< -o $@
 
+# The guest's STAR, LSTAR, CSTAR, SFMASK and KERNEL_GS_BASE stay loaded
+# after a VM exit; that is safe only while the hypervisor never executes
+# an instruction that reads them or the GS/FS bases (docs/security.md,
+# "Host state across VM exits"). The link fails if one appears.
+ROOT_FORBIDDEN_INSNS := swapgs|syscall|sysretl?q?|sysenter|sysexitl?q?|rd[fg]sbase|wr[fg]sbase
+
 $(BUILD)/vmm.so: $(IMAGE_OBJS) linker.ld
 	$(LD) $(IMAGE_LDFLAGS) $(EFI_LIB)/crt0-efi-x86_64.o $(IMAGE_OBJS) \
-		-L$(EFI_LIB) -lgnuefi -o $@
+		-L$(EFI_LIB) -lgnuefi -o $@.tmp
+	$(Q)if $(OBJDUMP) -d --no-show-raw-insn $@.tmp | \
+		grep -E '^ +[0-9a-f]+:[[:space:]]+($(ROOT_FORBIDDEN_INSNS))\b'; then \
+		echo "vmm.so: the hypervisor must not execute these (docs/security.md)" >&2; \
+		rm -f $@.tmp; exit 1; fi
+	$(Q)mv $@.tmp $@
 
 $(BUILD)/vmm.efi: $(BUILD)/vmm.so
 	$(OBJCOPY) -j .text -j .reloc -j .data -j .dynamic -j .rela -j .dynsym \
@@ -143,6 +155,8 @@ $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c vmm/platform.c $(PLATFORM_SRCS) \
 	boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c
+$(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
+$(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
 $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c
 $(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c

@@ -588,19 +588,15 @@ bool config_parse_mac(const char *s, size_t n, uint8_t mac[6])
 	return true;
 }
 
-/* The ",mac=..." part of a nic value, for the nic about to be added. */
-static int get_mac(struct parser *p, const struct key *k, struct span option,
-		   struct cfg_nic *nic)
+/* The "mac=..." option of a nic value, for the nic about to be added. */
+static int get_mac(struct parser *p, struct span mac, struct cfg_nic *nic)
 {
 	static const uint8_t zero[6];
 	const struct config *c = p->cfg;
-	struct span mac;
 
-	if (option.n < 4 || memcmp(option.s, "mac=", 4))
-		return bad_value(p, k, option, "mac=XX:XX:XX:XX:XX:XX after the ','");
-	mac = span_sub(option, 4, option.n);
 	if (!config_parse_mac(mac.s, mac.n, nic->mac))
-		return bad_value(p, k, mac, "a MAC such as 02:00:00:00:00:01");
+		return fail(p, p->line, "bad value '%s' for 'nic' in %s: expected a MAC such as "
+			    "02:00:00:00:00:01", show(p, mac), p->label);
 	if (nic->mac[0] & 1)
 		return fail(p, p->line, "MAC %s in %s is multicast: a NIC needs a unicast "
 			    "address", show(p, mac), p->label);
@@ -620,18 +616,54 @@ static int get_mac(struct parser *p, const struct key *k, struct span option,
 	return 0;
 }
 
+/* The "allow_macs=N" option: source addresses the adapter may use besides its own. */
+static int get_allow_macs(struct parser *p, struct span n, struct cfg_nic *nic)
+{
+	uint64_t v;
+
+	if (parse_number(n, &v) != NUM_OK || v > CFG_ALLOW_MACS_MAX)
+		return fail(p, p->line, "bad value '%s' for 'allow_macs' of 'nic' in %s: expected "
+			    "0..%u", show(p, n), p->label, CFG_ALLOW_MACS_MAX);
+	nic->allow_macs = (unsigned)v;
+	return 0;
+}
+
+/* NETWORK[,mac=XX:XX:XX:XX:XX:XX][,allow_macs=N], each option at most once. */
 static int set_nic(struct parser *p, const struct key *k, struct span v)
 {
+	static const char *const expected =
+		"NETWORK, then optionally ,mac=XX:XX:XX:XX:XX:XX and ,allow_macs=N";
 	struct cfg_vm *vm = current_vm(p);
 	struct cfg_nic *nic = &vm->nics[vm->nic_count];
 	size_t comma = find(v, ',');
 	struct span network = trim(span_sub(v, 0, comma));
+	bool allow_set = false;
 
 	if (!valid_name(network))
-		return bad_value(p, k, v, "NETWORK or NETWORK,mac=XX:XX:XX:XX:XX:XX");
+		return bad_value(p, k, v, expected);
 	copy_name(nic->network, network);
-	if (comma < v.n && get_mac(p, k, trim(span_sub(v, comma + 1, v.n)), nic))
-		return -1;
+	while (comma < v.n) {
+		struct span rest = span_sub(v, comma + 1, v.n);
+		size_t next = find(rest, ',');
+		struct span option = trim(span_sub(rest, 0, next));
+		size_t eq = find(option, '=');
+		struct span name = span_sub(option, 0, eq);
+		struct span value = span_sub(option, eq < option.n ? eq + 1 : eq, option.n);
+
+		if (name.n == 3 && !memcmp(name.s, "mac", 3) && eq < option.n && !nic->mac_set) {
+			if (get_mac(p, value, nic))
+				return -1;
+		} else if (name.n == 10 && !memcmp(name.s, "allow_macs", 10) && eq < option.n &&
+			   !allow_set) {
+			if (get_allow_macs(p, value, nic))
+				return -1;
+			allow_set = true;
+		} else {
+			return bad_value(p, k, option, "mac=XX:XX:XX:XX:XX:XX or allow_macs=N "
+					 "after a ',', each at most once");
+		}
+		comma += 1 + next;
+	}
 	p->nic_line[p->cfg->vm_count - 1][vm->nic_count++] = p->line;
 	return 0;
 }

@@ -35,6 +35,7 @@
  *   initrd    = /guests/a.img    a path
  *   disk      = /guests/a.disk   a path
  *   nic       = lan,mac=02:00:00:00:00:01   up to CFG_MAX_NICS times
+ *               lan,allow_macs=4            a bridge: 4 more source MACs
  *   autostart = yes              a boolean
  *   role      = guest            guest | management: the management VM owns
  *                                the serial line and may use the control
@@ -61,7 +62,11 @@
  * turned into the UEFI separator '\'.
  * NICs: the name of a [network], defined anywhere in the file, optionally
  * followed by ",mac=" and six ':'-separated hex pairs; the MAC must be
- * unicast, not all zeros, and configured only once in the file.
+ * unicast, not all zeros, and configured only once in the file. Then,
+ * optionally, ",allow_macs=N" (0..CFG_ALLOW_MACS_MAX, default 0): the
+ * number of source MAC addresses besides its own that the adapter may
+ * send with, for a guest that bridges nested VMs onto the network; the
+ * switch drops frames from any other source (port security, vnet/switch.h).
  */
 #ifndef BOOT_CONFIG_H
 #define BOOT_CONFIG_H
@@ -86,10 +91,14 @@ enum cfg_role { CFG_ROLE_GUEST, CFG_ROLE_MANAGEMENT };
 #define CFG_AUTH_KEY_MIN 16
 #define CFG_AUTH_KEY_MAX 64
 
+/* Source addresses an adapter may use besides its own (a bridging guest's). */
+#define CFG_ALLOW_MACS_MAX 32
+
 struct cfg_nic {
 	char network[CFG_NAME_MAX];
 	uint8_t mac[6];
 	bool mac_set;
+	unsigned allow_macs;            /* 0..CFG_ALLOW_MACS_MAX, default 0 */
 };
 
 struct cfg_vm {

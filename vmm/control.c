@@ -269,7 +269,8 @@ static int add_nics(struct call *c, const struct vm *vm, const struct cfg_nic *n
 		if (index == NET_E_INVALID)
 			return fail(c, API_E_INVALID_ARGUMENT, "%s: MAC of adapter %u is multicast "
 				    "or zero", vm->cfg->name, i);
-		if (index < 0 || nic_attach(vm->id, (unsigned)index,
+		if (index < 0 || nic_allow_macs(vm->id, (unsigned)index, nics[i].allow_macs) ||
+		    nic_attach(vm->id, (unsigned)index,
 					    (unsigned)network_find(nics[i].network)))
 			return fail(c, API_E_NO_RESOURCES, "%s: no room for adapter %u",
 				    vm->cfg->name, i);

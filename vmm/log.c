@@ -1,6 +1,7 @@
 #include "vmm/log.h"
 
 #include "lib/fmt.h"
+#include "vmm/hypercall.h"
 #include "vmm/uart16550.h"
 #include "x86/cpu.h"
 
@@ -12,10 +13,12 @@ static struct uart console;
  * Once the hypervisor runs guests, log lines go through a ring that is
  * drained into the UART's FIFO whenever it is empty (log_drain), so a
  * chatty guest console costs the system a copy, not 87 us per character
- * of busy-waiting at 115200 baud. A full ring drops new text and says so.
+ * of busy-waiting at 115200 baud. A full ring drops new log text and says
+ * so; the management line has room of its own (vmm/log_ring.h).
  */
-static char *ring;
-static uint64_t ring_head, ring_tail; /* bytes written / sent, ever */
+_Static_assert(LOG_RING_LINE_RESERVE >= 3 * 2 * HC_LINE_MAX,
+	       "the reserve holds three management chunks of LFs only");
+static struct log_ring ring;
 static uint64_t ring_dropped;
 static bool buffered;
 static enum log_level max_level = LOG_INFO;
@@ -53,32 +56,11 @@ void log_set_firmware_sink(void (*sink)(const char *line))
 	firmware_sink = sink;
 }
 
-static void ring_put(const char *s, size_t n)
-{
-	if (ring_head - ring_tail + 2 * n > LOG_RING_SIZE) {
-		ring_dropped += n;
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		/* The UART path turns "\n" into "\r\n" itself; the ring does it here. */
-		if (s[i] == '\n')
-			ring[ring_head++ % LOG_RING_SIZE] = '\r';
-		ring[ring_head++ % LOG_RING_SIZE] = s[i];
-	}
-}
-
 int log_put_chunk(const char *s, size_t len, bool frame)
 {
-	if (!buffered || ring_head - ring_tail + 2 * len > LOG_RING_SIZE)
+	if (!buffered ||
+	    !log_ring_put(&ring, s, len, frame ? LOG_RING_LINE_FRAME : LOG_RING_LINE_TEXT))
 		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!frame && c == '\n')
-			ring[ring_head++ % LOG_RING_SIZE] = '\r';
-		if (!frame && c == '\0')
-			c = '?';
-		ring[ring_head++ % LOG_RING_SIZE] = c;
-	}
 	return 0;
 }
 
@@ -89,37 +71,34 @@ const struct uart *log_uart(void)
 
 void log_set_buffer(char *memory)
 {
-	ring = memory;
+	ring.buf = memory;
 	buffered = memory != NULL;
 	if (!buffered)
-		ring_head = ring_tail = 0;
+		ring.head = ring.tail = 0;
 }
 
 void log_drain(void)
 {
 	char chunk[UART_TX_FIFO];
 
-	if (ring_dropped && ring_head == ring_tail) {
+	if (ring_dropped && log_ring_empty(&ring)) {
 		uint64_t dropped = ring_dropped;
 		ring_dropped = 0;
 		log_warn("log: %llu bytes of log output were dropped (ring full)",
 			 (unsigned long long)dropped);
 	}
-	if (ring_head == ring_tail || !uart_tx_empty(&console))
+	if (log_ring_empty(&ring) || !uart_tx_empty(&console))
 		return;
-	unsigned n = 0;
-	while (n < UART_TX_FIFO && ring_tail != ring_head)
-		chunk[n++] = ring[ring_tail++ % LOG_RING_SIZE];
-	uart_tx_fill(&console, chunk, n);
+	uart_tx_fill(&console, chunk, (unsigned)log_ring_take(&ring, chunk, sizeof(chunk)));
 }
 
 void log_flush(void)
 {
 	/* Bounded: an absent or stuck UART must not hang a panic. */
-	for (unsigned spins = 0; buffered && ring_head != ring_tail && spins < 100000000;
+	for (unsigned spins = 0; buffered && !log_ring_empty(&ring) && spins < 100000000;
 	     spins++) {
 		if (!console.present) {
-			ring_tail = ring_head;
+			ring.tail = ring.head;
 			break;
 		}
 		log_drain();
@@ -148,9 +127,9 @@ void log_vprintf(enum log_level level, const char *format, va_list args)
 	line[n++] = '\n';
 	line[n] = '\0';
 
-	if (buffered)
-		ring_put(line, n);
-	else
+	if (buffered && !log_ring_put(&ring, line, n, LOG_RING_LOG))
+		ring_dropped += n;
+	else if (!buffered)
 		uart_write(&console, line, n);
 	if (firmware_sink)
 		firmware_sink(line);

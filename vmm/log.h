@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmm/log_ring.h"
+
 enum log_level {
 	LOG_ERROR,
 	LOG_WARN,
@@ -32,22 +34,23 @@ void log_set_firmware_sink(void (*sink)(const char *line));
 
 /*
  * Buffered mode (once guests run): lines queue in a ring of LOG_RING_SIZE
- * bytes at `memory` and log_drain(), called from the scheduler, moves them
- * to the UART without waiting. log_flush() sends everything queued,
- * waiting as needed (panic, halt). NULL returns to direct writes.
+ * bytes at `memory` (vmm/log_ring.h: log lines leave the top
+ * LOG_RING_LINE_RESERVE bytes to the management line) and log_drain(),
+ * called from the scheduler, moves them to the UART without waiting.
+ * log_flush() sends everything queued, waiting as needed (panic, halt).
+ * NULL returns to direct writes.
  */
 struct uart;
-#define LOG_RING_SIZE 65536
 void log_set_buffer(char *memory);
 void log_drain(void);
 void log_flush(void);
 
 /*
- * The management line (vmm/mgmt_line.c) shares the console: a frame or a
+ * The management line (vmm/mgmt.c) shares the console: a frame or a
  * chunk of text is queued whole between two log lines, or not at all
  * (-1: not buffered yet, or no room now). Text has 0x00 replaced by '?'
  * (0x00 delimits frames, docs/protocol.md) and LF by CR LF; a frame goes
- * out byte for byte.
+ * out byte for byte. Only the management line may use the ring's reserve.
  */
 int log_put_chunk(const char *s, size_t len, bool frame);
 /* The console UART, whose receive side the management line polls. */

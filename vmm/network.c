@@ -21,9 +21,12 @@
 /* Locally administered (bit 1 of the first octet), unicast: 02:76:6d is "vm". */
 static const uint8_t mac_prefix[3] = { 0x02, 0x76, 0x6d };
 
+_Static_assert(CFG_ALLOW_MACS_MAX <= VNET_ALLOW_MACS_MAX, "the switch holds what the config allows");
+
 struct nic {
 	struct nic_info info;
 	int port;
+	uint32_t allow_macs;            /* port security: further source MACs (vnet/switch.h) */
 	struct vnet_ring *ring;
 };
 
@@ -259,7 +262,7 @@ int nic_attach(unsigned vm_id, unsigned nic, unsigned net)
 	if (n->info.net == (int)net)
 		return NET_OK;
 	nic_detach(vm_id, nic);
-	int port = vnet_port_attach(sw, n->info.mac, n->ring, NIC_RING_SLOTS);
+	int port = vnet_port_attach(sw, n->info.mac, n->allow_macs, n->ring, NIC_RING_SLOTS);
 	if (port == VNET_ERR_MAC_IN_USE)
 		return NET_E_EXISTS;
 	if (port < 0)
@@ -268,6 +271,18 @@ int nic_attach(unsigned vm_id, unsigned nic, unsigned net)
 	n->info.net = (int)net;
 	if (link_hook)
 		link_hook(vm_id, nic, true);
+	return NET_OK;
+}
+
+int nic_allow_macs(unsigned vm_id, unsigned nic, unsigned allow_macs)
+{
+	struct nic *n = nic_slot(vm_id, nic);
+
+	if (!n)
+		return NET_E_NOT_FOUND;
+	if (allow_macs > CFG_ALLOW_MACS_MAX)
+		return NET_E_INVALID;
+	n->allow_macs = allow_macs;
 	return NET_OK;
 }
 

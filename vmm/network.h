@@ -56,6 +56,12 @@ int nic_remove(unsigned vm_id, unsigned nic);
 void nic_remove_all(unsigned vm_id);
 const struct nic_info *nic_get(unsigned vm_id, unsigned nic); /* NULL: none */
 unsigned nic_count(unsigned vm_id);
+/*
+ * Port security: the adapter may send with allow_macs source addresses
+ * besides its own (0..CFG_ALLOW_MACS_MAX; 0 when added), for a guest that
+ * bridges nested VMs; it takes effect when the adapter is next attached.
+ */
+int nic_allow_macs(unsigned vm_id, unsigned nic, unsigned allow_macs);
 /* Attaching an attached adapter moves it; detaching a detached one is OK. */
 int nic_attach(unsigned vm_id, unsigned nic, unsigned net);
 int nic_detach(unsigned vm_id, unsigned nic);

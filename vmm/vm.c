@@ -83,12 +83,34 @@ void vm_request_reset(struct vm *vm, const char *reason)
 	vm->pending_op = VM_OP_RESET;
 }
 
+/* A line of the guest's console output goes to the log if its rate allows (devices/console.h). */
+static void console_log_line(struct vm *vm)
+{
+	uint64_t unlogged = 0;
+
+	switch (console_rate_admit(&vm->console_rate, vm->console_len + 1, clock_ns(), &unlogged)) {
+	case CONSOLE_RATE_FIRST_SKIP:
+		log_warn("vm '%s': console output over %u B/s: not logged until it slows down "
+			 "(ConsoleRead has it)", vm->cfg->name, CONSOLE_LOG_RATE);
+		return;
+	case CONSOLE_RATE_SKIP:
+		return;
+	case CONSOLE_RATE_RESUMED:
+		log_warn("vm '%s': console output over %u B/s, %llu bytes not logged",
+			 vm->cfg->name, CONSOLE_LOG_RATE, (unsigned long long)unlogged);
+		break;
+	case CONSOLE_RATE_LOG:
+		break;
+	}
+	log_info("[%s] %s", vm->cfg->name, vm->console_line);
+}
+
 void vm_console_putc(struct vm *vm, uint8_t byte)
 {
 	console_ring_write(&vm->console, &byte, 1);
 	if (byte == '\n' || vm->console_len == sizeof(vm->console_line) - 1) {
 		vm->console_line[vm->console_len] = '\0';
-		log_info("[%s] %s", vm->cfg->name, vm->console_line);
+		console_log_line(vm);
 		vm->console_len = 0;
 		if (byte == '\n')
 			return;

@@ -91,6 +91,7 @@ struct vm {
 	struct disk disk;
 	/* Guest console output: the history, and the line being mirrored to the log. */
 	struct console_ring console;
+	struct console_rate console_rate;
 	char console_line[VM_CONSOLE_LINE_MAX];
 	unsigned console_len;
 };

@@ -39,6 +39,7 @@ _Static_assert(ETH_MIN_FRAME <= DHCP_FRAME_MAX, "an ARP reply fits the reply buf
 /* A client message as far as the server reads it, each part copied once. */
 struct dhcp_request {
 	uint8_t eth_src[ETH_ALEN];
+	struct dhcp_client_port from;
 	struct bootp_hdr bootp;
 	uint8_t type;                   /* option 53; 0: absent (0 is no type) */
 	uint8_t overload;               /* option 52; 0: absent */
@@ -598,12 +599,41 @@ static void lease_release(struct dhcp_lease *l, uint64_t now)
 	l->until_ms = now;
 }
 
+static bool lease_held(const struct dhcp_lease *l, uint64_t now)
+{
+	enum dhcp_lease_state st = lease_state(l, now);
+
+	return st == DHCP_LEASE_OFFERED || st == DHCP_LEASE_BOUND;
+}
+
+/*
+ * Whether the client's port may hold l, the client's lease (NULL: a new
+ * one): yes if the port holds it already, else if the port holds fewer
+ * than its max_leases offered or bound addresses.
+ */
+static bool port_has_room(struct dhcp_server *srv, const struct dhcp_request *req,
+			  const struct dhcp_lease *l, uint64_t now)
+{
+	unsigned held = 0;
+
+	if (l && l->port == req->from.port && lease_held(l, now))
+		return true;
+	for (unsigned i = 0; i < DHCP_MAX_LEASES; i++)
+		held += srv->lease[i].port == req->from.port && lease_held(&srv->lease[i], now);
+	if (held < req->from.max_leases)
+		return true;
+	srv->stats.port_full++;
+	return false;
+}
+
 /* RFC 2131 4.3.1. */
 static size_t on_discover(struct dhcp_server *srv, const struct dhcp_request *req, uint64_t now,
 			  uint8_t *reply)
 {
 	struct dhcp_lease *l = lease_by_mac(srv, req->bootp.chaddr, now);
 
+	if (!port_has_room(srv, req, l, now))
+		return 0;
 	if (!l)
 		l = lease_allocate(srv, req, now);
 	if (!l) {
@@ -615,6 +645,7 @@ static size_t on_discover(struct dhcp_server *srv, const struct dhcp_request *re
 		l->state = DHCP_LEASE_OFFERED;
 		l->until_ms = now + DHCP_OFFER_HOLD_MS;
 	}
+	l->port = (uint8_t)req->from.port;
 	memcpy(l->hostname, req->hostname, sizeof(l->hostname));
 	return build_reply(srv, req, DHCP_OFFER, l->ip, reply);
 }
@@ -653,9 +684,10 @@ static size_t on_request(struct dhcp_server *srv, const struct dhcp_request *req
 	}
 	if (!l && !selecting && in_subnet(&srv->cfg, addr))
 		return 0;
-	if (!l || l->ip != addr)
+	if (!l || l->ip != addr || !port_has_room(srv, req, l, now))
 		return build_reply(srv, req, DHCP_NAK, 0, reply);
 	lease_bind(srv, l, now);
+	l->port = (uint8_t)req->from.port;
 	memcpy(l->hostname, req->hostname, sizeof(l->hostname));
 	return build_reply(srv, req, DHCP_ACK, l->ip, reply);
 }
@@ -664,12 +696,9 @@ static size_t on_request(struct dhcp_server *srv, const struct dhcp_request *req
 static void on_release(struct dhcp_server *srv, const struct dhcp_request *req, uint64_t now)
 {
 	struct dhcp_lease *l = lease_by_mac(srv, req->bootp.chaddr, now);
-	enum dhcp_lease_state st;
 
-	if (!l || for_other_server(srv, req) || l->ip != vnet_be32(req->bootp.ciaddr))
-		return;
-	st = lease_state(l, now);
-	if (st == DHCP_LEASE_OFFERED || st == DHCP_LEASE_BOUND)
+	if (l && !for_other_server(srv, req) && l->ip == vnet_be32(req->bootp.ciaddr) &&
+	    lease_held(l, now))
 		lease_release(l, now);
 }
 
@@ -695,12 +724,14 @@ static void on_decline(struct dhcp_server *srv, const struct dhcp_request *req, 
 }
 
 /* The BOOTP message of a DHCP client, len bytes from msg. */
-static size_t dhcp_input(struct dhcp_server *srv, const struct eth_hdr *eth, const uint8_t *msg,
-			 size_t len, uint64_t now, uint8_t *reply)
+static size_t dhcp_input(struct dhcp_server *srv, const struct dhcp_client_port *from,
+			 const struct eth_hdr *eth, const uint8_t *msg, size_t len, uint64_t now,
+			 uint8_t *reply)
 {
 	struct dhcp_request req;
 
 	memset(&req, 0, sizeof(req));
+	req.from = *from;
 	if (len < sizeof(req.bootp)) {
 		srv->stats.malformed++;
 		return 0;
@@ -746,9 +777,9 @@ static size_t dhcp_input(struct dhcp_server *srv, const struct eth_hdr *eth, con
  * (first fragment) to port 67 at the broadcast or the server's address;
  * from then on whatever is wrong with it is counted.
  */
-static enum dhcp_verdict ipv4_input(struct dhcp_server *srv, const struct eth_hdr *eth,
-				    const uint8_t *pkt, size_t len, uint64_t now,
-				    uint8_t *reply, size_t *reply_len)
+static enum dhcp_verdict ipv4_input(struct dhcp_server *srv, const struct dhcp_client_port *from,
+				    const struct eth_hdr *eth, const uint8_t *pkt, size_t len,
+				    uint64_t now, uint8_t *reply, size_t *reply_len)
 {
 	struct ipv4_hdr ip;
 	struct udp_hdr udp;
@@ -780,8 +811,8 @@ static enum dhcp_verdict ipv4_input(struct dhcp_server *srv, const struct eth_hd
 		srv->stats.malformed++;
 		return DHCP_TAKEN;
 	}
-	*reply_len = dhcp_input(srv, eth, pkt + ihl + sizeof(udp), udp_len - sizeof(udp), now,
-				reply);
+	*reply_len = dhcp_input(srv, from, eth, pkt + ihl + sizeof(udp), udp_len - sizeof(udp),
+				now, reply);
 	return DHCP_TAKEN;
 }
 
@@ -818,8 +849,9 @@ static size_t arp_input(struct dhcp_server *srv, const struct eth_hdr *eth, cons
 	return ETH_MIN_FRAME;
 }
 
-enum dhcp_verdict dhcp_server_input(struct dhcp_server *srv, const uint8_t *frame, size_t len,
-				    uint64_t now_ms, uint8_t *reply, size_t *reply_len)
+enum dhcp_verdict dhcp_server_input(struct dhcp_server *srv, const struct dhcp_client_port *from,
+				    const uint8_t *frame, size_t len, uint64_t now_ms,
+				    uint8_t *reply, size_t *reply_len)
 {
 	struct eth_hdr eth;
 
@@ -829,7 +861,7 @@ enum dhcp_verdict dhcp_server_input(struct dhcp_server *srv, const uint8_t *fram
 	memcpy(&eth, frame, sizeof(eth));
 	switch (vnet_be16(eth.type)) {
 	case ETH_TYPE_IPV4:
-		return ipv4_input(srv, &eth, frame + sizeof(eth), len - sizeof(eth), now_ms,
+		return ipv4_input(srv, from, &eth, frame + sizeof(eth), len - sizeof(eth), now_ms,
 				  reply, reply_len);
 	case ETH_TYPE_ARP:
 		*reply_len = arp_input(srv, &eth, frame + sizeof(eth), len - sizeof(eth), reply);

@@ -18,6 +18,12 @@
  *     be the Ethernet source of the frame; the client identifier (option
  *     61) is not used. This keeps one guest adapter from taking leases in
  *     the name of others.
+ *   - A chaddr costs a guest nothing to invent, so leases are also counted
+ *     per switch port: a port holds at most max_leases offered or bound
+ *     addresses at a time (the switch gives 1 + the addresses its port
+ *     security lets the port use). Past that a DISCOVER gets no OFFER and
+ *     a REQUEST a NAK, counted as port_full: 128 made-up clients on one
+ *     port cannot empty the pool.
  *   - Option overload (option 52, RFC 2132 9.3) is supported: the 'file'
  *     and then the 'sname' field are parsed as further option areas, each
  *     of which must end with the end option (RFC 2131 4.1).
@@ -242,6 +248,7 @@ enum dhcp_lease_state {
 struct dhcp_lease {
 	uint8_t mac[ETH_ALEN];          /* zero for a declined address */
 	uint8_t state;                  /* enum dhcp_lease_state */
+	uint8_t port;                   /* switch port the client last asked from */
 	uint32_t ip;
 	uint64_t until_ms;
 	/*
@@ -265,6 +272,8 @@ struct dhcp_counters {
 	uint64_t arp_reply;
 	/* DISCOVERs left unanswered because no address was free. */
 	uint64_t no_address;
+	/* DISCOVERs unanswered and REQUESTs refused: the port holds max_leases. */
+	uint64_t port_full;
 	/* Unparsable: bad IPv4 header, lengths, options, message type. */
 	uint64_t malformed;
 	/*
@@ -305,16 +314,23 @@ enum dhcp_verdict {
 	DHCP_TAKEN,                     /* a DHCP client message: the server consumed it */
 };
 
+/* Where a client message came from: the switch port, and how many leases it may hold. */
+struct dhcp_client_port {
+	unsigned port;                  /* < 256 */
+	unsigned max_leases;            /* >= 1 */
+};
+
 /*
- * Gives a frame a guest sent to the server. A DHCP client message (IPv4,
+ * Gives a frame a guest sent on port from->port to the server. A DHCP client message (IPv4,
  * UDP to port 67, to the broadcast address or the server's) is consumed;
  * anything else passes, though an ARP request for the server's address is
  * answered too. When there is an answer, it is written as a whole Ethernet
  * frame to reply (DHCP_FRAME_MAX bytes) and its length to *reply_len,
  * which is 0 otherwise. now_ms is the caller's monotonic clock.
  */
-enum dhcp_verdict dhcp_server_input(struct dhcp_server *srv, const uint8_t *frame, size_t len,
-				    uint64_t now_ms, uint8_t *reply, size_t *reply_len);
+enum dhcp_verdict dhcp_server_input(struct dhcp_server *srv, const struct dhcp_client_port *from,
+				    const uint8_t *frame, size_t len, uint64_t now_ms,
+				    uint8_t *reply, size_t *reply_len);
 
 /*
  * Copies the entries of the lease table in use into out (at most max),

@@ -120,6 +120,37 @@ static unsigned mac_owner(struct vnet_switch *sw, uint64_t key)
 	return e && e->is_static ? e->port : VNET_PORT_NONE;
 }
 
+/*
+ * Port security: key is the port's adapter address, or one of the at
+ * most allow_macs others it has used within the ageing time, or takes the
+ * place of one that aged out. Never another adapter's address.
+ */
+static bool port_may_send_as(struct vnet_switch *sw, struct vnet_port *p, uint64_t key,
+			     uint64_t now)
+{
+	struct vnet_port_mac *reuse = NULL;
+
+	if (p->allow_macs == VNET_ALLOW_MACS_ANY || key == p->own_mac)
+		return true;
+	if (!p->allow_macs || mac_owner(sw, key) != VNET_PORT_NONE)
+		return false;
+	for (uint32_t i = 0; i < p->allow_macs; i++) {
+		struct vnet_port_mac *m = &p->extra_mac[i];
+
+		if (m->mac == key) {
+			m->seen_ms = now;
+			return true;
+		}
+		if (!reuse && (!m->mac || (now >= m->seen_ms && now - m->seen_ms >= sw->ageing_ms)))
+			reuse = m;
+	}
+	if (!reuse)
+		return false;
+	reuse->mac = key;
+	reuse->seen_ms = now;
+	return true;
+}
+
 static unsigned drop(struct vnet_switch *sw, struct vnet_port *p, enum vnet_drop why)
 {
 	p->stats.drops[why]++;
@@ -197,17 +228,23 @@ static bool storm_admit(struct vnet_switch *sw, struct vnet_port *p, uint64_t no
 }
 
 /*
- * Shows a frame to the DHCP server; an answer goes into the ring of the
- * port that sent the frame, counted in *sent.
+ * Shows a frame to the DHCP server, which leases a port as many addresses
+ * as it may use; an answer goes into the ring of the port that sent the
+ * frame, counted in *sent.
  */
 static enum dhcp_verdict to_server(struct vnet_switch *sw, unsigned port, const void *frame,
 				   size_t len, uint64_t now, unsigned *sent)
 {
+	uint32_t allow = sw->port[port].allow_macs;
+	const struct dhcp_client_port from = {
+		.port = port,
+		.max_leases = allow == VNET_ALLOW_MACS_ANY ? DHCP_MAX_LEASES : 1 + allow,
+	};
 	uint8_t reply[DHCP_FRAME_MAX];
 	size_t reply_len;
 	enum dhcp_verdict verdict;
 
-	verdict = dhcp_server_input(&sw->dhcp, frame, len, now, reply, &reply_len);
+	verdict = dhcp_server_input(&sw->dhcp, &from, frame, len, now, reply, &reply_len);
 	*sent = reply_len ? deliver(sw, port, reply, reply_len) : 0;
 	return verdict;
 }
@@ -242,6 +279,8 @@ unsigned vnet_switch_send(struct vnet_switch *sw, unsigned src_port, const void 
 		return drop(sw, in, VNET_DROP_OVERSIZE);
 	if (!key_is_unicast(src))
 		return drop(sw, in, VNET_DROP_BAD_SRC_MAC);
+	if (!port_may_send_as(sw, in, src, now_ms))
+		return drop(sw, in, VNET_DROP_SPOOFED);
 	if ((dst & MAC_GROUP_BIT) && !storm_admit(sw, in, now_ms))
 		return drop(sw, in, VNET_DROP_STORM);
 
@@ -318,15 +357,16 @@ int vnet_switch_configure_dhcp(struct vnet_switch *sw, const struct dhcp_setting
 	return dhcp_server_configure(&sw->dhcp, s, err, err_size);
 }
 
-int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, struct vnet_ring *ring,
-		     uint32_t slots)
+int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, uint32_t allow_macs,
+		     struct vnet_ring *ring, uint32_t slots)
 {
 	uint64_t key = mac ? mac_key(mac) : 0;
 	struct vnet_port *p;
 	unsigned port;
 
 	if (!ring || slots < VNET_RING_MIN_SLOTS || slots > VNET_RING_MAX_SLOTS ||
-	    (slots & (slots - 1)) || (mac && !key_is_unicast(key)))
+	    (slots & (slots - 1)) || (mac && !key_is_unicast(key)) ||
+	    (allow_macs > VNET_ALLOW_MACS_MAX && allow_macs != VNET_ALLOW_MACS_ANY))
 		return VNET_ERR_INVALID;
 	for (port = 0; port < VNET_MAX_PORTS; port++)
 		if (sw->port[port].ring == ring)
@@ -341,6 +381,8 @@ int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, struct vnet_rin
 	p = &sw->port[port];
 	memset(p, 0, sizeof(*p));
 	p->ring = ring;
+	p->own_mac = key;
+	p->allow_macs = allow_macs;
 	p->slot_mask = slots - 1;
 	p->link_up = true;
 	p->storm_tokens = (uint64_t)sw->storm_burst * VNET_STORM_TOKEN;

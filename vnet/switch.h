@@ -22,6 +22,15 @@
  * and no frame can move it to another port, so a guest cannot take over
  * another adapter's address by sending with it as source.
  *
+ * Port security. A port sends only with its adapter's address as source,
+ * plus at most allow_macs other addresses (a guest that bridges nested
+ * VMs onto the network needs theirs): the first allow_macs addresses it
+ * uses are its own until they go unused for the ageing time. A frame with
+ * any other source, another adapter's address included, is dropped and
+ * counted (VNET_DROP_SPOOFED). The DHCP server gives a port at most
+ * 1 + allow_macs leases at a time, so no guest can empty the pool by
+ * inventing client addresses (vnet/dhcp.h).
+ *
  * DHCP. While the network's server is enabled, frames to its MAC address
  * go to it and to no port, and broadcasts are shown to it before they are
  * flooded: DHCP client messages (UDP to port 67) are consumed by the
@@ -36,8 +45,8 @@
  * Statistics are per port and per network. A port's rx counters count the
  * frames the switch accepted from it, its tx counters the frames written
  * into its ring (the DHCP server's replies included). A frame refused on
- * the way in (runt, oversize, bad source address, detached or link-down
- * sender, storm limit) is not in rx and counts as a drop of the sending
+ * the way in (runt, oversize, bad or spoofed source address, detached or
+ * link-down sender, storm limit) is not in rx and counts as a drop of the sending
  * port; so does an accepted frame whose destination is on the port it
  * came from (filtered). A delivery that fails (full or corrupt ring, link
  * down) counts as a drop of the receiving port, once per receiver. The
@@ -117,6 +126,7 @@ enum vnet_drop {
 	VNET_DROP_RUNT,                 /* shorter than an Ethernet header */
 	VNET_DROP_OVERSIZE,             /* longer than header (+ 802.1Q tag) + MTU */
 	VNET_DROP_BAD_SRC_MAC,          /* group or all-zero source (802.3 3.2.3) */
+	VNET_DROP_SPOOFED,              /* a source the port may not use (port security) */
 	VNET_DROP_DETACHED,             /* sent on a port with no adapter */
 	VNET_DROP_NO_LINK,              /* sender's or receiver's link is down */
 	VNET_DROP_STORM,                /* over the port's broadcast/multicast rate */
@@ -134,8 +144,25 @@ struct vnet_counters {
 	uint64_t drops[VNET_DROP_REASONS];
 };
 
+/*
+ * Source addresses a port may use besides its adapter's: 0 for a plain
+ * guest, up to VNET_ALLOW_MACS_MAX for a bridge; VNET_ALLOW_MACS_ANY turns
+ * port security off (the switch benchmark and the learning tests, whose
+ * ports stand for whole segments).
+ */
+#define VNET_ALLOW_MACS_MAX 32
+#define VNET_ALLOW_MACS_ANY UINT32_MAX
+
+struct vnet_port_mac {
+	uint64_t mac;                   /* 0: unused */
+	uint64_t seen_ms;               /* last frame from it */
+};
+
 struct vnet_port {
 	struct vnet_ring *ring;         /* NULL: no adapter attached */
+	uint64_t own_mac;               /* the adapter's address as a key; 0: none */
+	uint32_t allow_macs;            /* see VNET_ALLOW_MACS_MAX */
+	struct vnet_port_mac extra_mac[VNET_ALLOW_MACS_MAX];
 	uint32_t slot_mask;             /* slots - 1, fixed at attach */
 	uint32_t head;                  /* the switch's own copy of ring->head */
 	bool link_up;
@@ -222,14 +249,16 @@ int vnet_switch_configure_dhcp(struct vnet_switch *sw, const struct dhcp_setting
 			       char *err, size_t err_size);
 
 /*
- * Attaches an adapter with address mac (unicast; NULL for none) and its
- * receive ring of `slots` slots (a power of two, VNET_RING_MIN_SLOTS..
- * VNET_RING_MAX_SLOTS) to the lowest free port, link up. The ring's
- * indexes are set to 0, so its consumer must not run before this returns.
- * Returns the port number, or VNET_ERR_*.
+ * Attaches an adapter with address mac (unicast; NULL for none), which
+ * may send with allow_macs further source addresses (0..
+ * VNET_ALLOW_MACS_MAX, or VNET_ALLOW_MACS_ANY), and its receive ring of
+ * `slots` slots (a power of two, VNET_RING_MIN_SLOTS..VNET_RING_MAX_SLOTS)
+ * to the lowest free port, link up. The ring's indexes are set to 0, so
+ * its consumer must not run before this returns. Returns the port number,
+ * or VNET_ERR_*.
  */
-int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, struct vnet_ring *ring,
-		     uint32_t slots);
+int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, uint32_t allow_macs,
+		     struct vnet_ring *ring, uint32_t slots);
 
 /*
  * Unplugs the adapter of a port: the addresses learned on it are

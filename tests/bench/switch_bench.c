@@ -138,8 +138,8 @@ int main(void)
 	tx_ring = ring_alloc();
 	copy_ring = ring_alloc();
 	if (vnet_switch_init(&sw, "bench", VNET_MTU_DEFAULT) ||
-	    vnet_port_attach(&sw, NULL, tx_ring, RING_SLOTS) != 0 ||
-	    vnet_port_attach(&sw, NULL, rx_ring, RING_SLOTS) != 1) {
+	    vnet_port_attach(&sw, NULL, VNET_ALLOW_MACS_ANY, tx_ring, RING_SLOTS) != 0 ||
+	    vnet_port_attach(&sw, NULL, VNET_ALLOW_MACS_ANY, rx_ring, RING_SLOTS) != 1) {
 		fprintf(stderr, "switch_bench: cannot set up the switch\n");
 		return 1;
 	}

@@ -181,14 +181,28 @@ static void check_reply(enum dhcp_verdict verdict, size_t len, uint32_t pool_end
 	check(!yiaddr || (yiaddr >= POOL_START && yiaddr <= pool_end && yiaddr != GATEWAY));
 }
 
-/* Every address is leased at most once, inside the pool; every client holds at most one. */
+/*
+ * Frame n comes from switch port n % PORTS, which may hold port + 1
+ * leases: the per-port cap is checked along with the rest.
+ */
+#define PORTS 3
+
+/*
+ * Every address is leased at most once, inside the pool; every client
+ * holds at most one; no port holds more offered or bound leases than its cap.
+ */
 static void check_leases(uint64_t now, uint32_t pool_end)
 {
 	struct dhcp_lease l[DHCP_MAX_LEASES];
 	unsigned n = dhcp_server_leases(&srv, now, l, DHCP_MAX_LEASES);
+	unsigned held[PORTS] = { 0 };
 
 	for (unsigned i = 0; i < n; i++) {
 		check(l[i].state != DHCP_LEASE_FREE && l[i].state <= DHCP_LEASE_DECLINED);
+		if (l[i].state == DHCP_LEASE_OFFERED || l[i].state == DHCP_LEASE_BOUND) {
+			check(l[i].port < PORTS);
+			check(++held[l[i].port] <= l[i].port + 1u);
+		}
 		check(l[i].ip >= POOL_START && l[i].ip <= pool_end && l[i].ip != GATEWAY);
 		for (unsigned j = i + 1; j < n; j++) {
 			check(l[i].ip != l[j].ip);
@@ -227,6 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t flen;
 		size_t reply_len;
 		enum dhcp_verdict verdict;
+		const struct dhcp_client_port from = { .port = n % PORTS, .max_leases = n % PORTS + 1 };
 
 		pos += 3;
 		if (len > size - pos)
@@ -248,7 +263,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint8_t *copy = malloc(flen ? flen : 1);
 
 			memcpy(copy, frame, flen);
-			verdict = dhcp_server_input(&srv, copy, flen, now, reply, &reply_len);
+			verdict = dhcp_server_input(&srv, &from, copy, flen, now, reply, &reply_len);
 			free(copy);
 		}
 		check_reply(verdict, reply_len, s.pool_end);

@@ -149,6 +149,8 @@ static void op_send(struct input *in, uint64_t now)
 	check(tx_sum == sent);
 }
 
+static const uint32_t allow_choices[] = { VNET_ALLOW_MACS_ANY, 0, 1, 2 };
+
 static void op_attach(struct input *in)
 {
 	unsigned r = take(in) % RINGS;
@@ -158,7 +160,9 @@ static void op_attach(struct input *in)
 	int port;
 
 	pick_mac(sel, mac);
-	port = vnet_port_attach(&sw, sel & 0x80 ? NULL : mac, rs[r].ring, slots);
+	/* Port security off, none, one or two more addresses: every path of the check. */
+	port = vnet_port_attach(&sw, sel & 0x80 ? NULL : mac,
+				allow_choices[(sel >> 5) & 3], rs[r].ring, slots);
 	if (port < 0) {
 		check(port == VNET_ERR_INVALID || port == VNET_ERR_NO_PORT ||
 		      port == VNET_ERR_MAC_IN_USE);

@@ -593,6 +593,29 @@ static void test_bad_mac(void **state)
 	check_vm_value("nic", "lan,", "bad value '' for 'nic'");
 }
 
+/* allow_macs: port security's allowance for a bridging guest, alone or after the MAC. */
+static void test_nic_allow_macs(void **state)
+{
+	(void)state;
+	parse_ok("[network lan]\n" VM_A "nic = lan,mac=02:00:00:00:00:01, allow_macs=4\n"
+		 "nic = lan,allow_macs=0x20\nnic = lan\nnic = lan,allow_macs=2,mac=02:00:00:00:00:02\n");
+	assert_int_equal(cfg.vms[0].nics[0].allow_macs, 4);
+	assert_true(cfg.vms[0].nics[0].mac_set);
+	assert_int_equal(cfg.vms[0].nics[1].allow_macs, CFG_ALLOW_MACS_MAX);
+	assert_false(cfg.vms[0].nics[1].mac_set);
+	assert_int_equal(cfg.vms[0].nics[2].allow_macs, 0);
+	assert_int_equal(cfg.vms[0].nics[3].allow_macs, 2);
+	assert_true(cfg.vms[0].nics[3].mac_set);
+	check_vm_value("nic", "lan,allow_macs=33", "bad value '33' for 'allow_macs' of 'nic' in "
+		       "[vm a]: expected 0..32");
+	check_vm_value("nic", "lan,allow_macs=", "expected 0..32");
+	check_vm_value("nic", "lan,allow_macs=-1", "expected 0..32");
+	check_vm_value("nic", "lan,allow_macs", "expected mac=XX:XX:XX:XX:XX:XX or allow_macs=N");
+	check_vm_value("nic", "lan,allow_macs=1,allow_macs=2", "each at most once");
+	check_vm_value("nic", "lan,mac=02:00:00:00:00:01,mac=02:00:00:00:00:03",
+		       "each at most once");
+}
+
 static void test_unusable_mac(void **state)
 {
 	(void)state;
@@ -792,6 +815,7 @@ int main(void)
 		cmocka_unit_test(test_address_junk),
 		cmocka_unit_test(test_nic_undefined_network),
 		cmocka_unit_test(test_bad_mac),
+		cmocka_unit_test(test_nic_allow_macs),
 		cmocka_unit_test(test_unusable_mac),
 		cmocka_unit_test(test_duplicate_mac),
 		cmocka_unit_test(test_bad_nic_network),

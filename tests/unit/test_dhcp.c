@@ -72,6 +72,8 @@ static struct dhcp_settings good_settings(void)
 }
 
 static struct dhcp_server srv;
+/* The switch port messages come from: by default one that may hold every lease. */
+static struct dhcp_client_port from;
 
 static int setup(void **state)
 {
@@ -81,6 +83,7 @@ static int setup(void **state)
 	(void)state;
 	dhcp_server_init(&srv);
 	assert_int_equal(dhcp_server_configure(&srv, &s, err, sizeof(err)), 0);
+	from = (struct dhcp_client_port){ .port = 0, .max_leases = DHCP_MAX_LEASES };
 	return 0;
 }
 
@@ -229,7 +232,7 @@ static size_t reply_len;
 static enum dhcp_verdict input_at(const uint8_t *f, size_t len, uint64_t now)
 {
 	memset(reply, 0xee, sizeof(reply));
-	return dhcp_server_input(&srv, f, len, now, reply, &reply_len);
+	return dhcp_server_input(&srv, &from, f, len, now, reply, &reply_len);
 }
 
 /* Sends a message and expects the server to take it. */
@@ -1163,6 +1166,70 @@ static void test_arp_for_server(void **state)
 		expect_pass(f, cut);
 }
 
+/* The type of the last reply, 0 for none. */
+static int reply_type(void)
+{
+	return reply_len ? reply[OFF_OPTIONS + 2] : 0;
+}
+
+/*
+ * One guest port, allowed one lease, makes up 128 clients (chaddr and
+ * Ethernet source agree, so only the per-port count stops them): each
+ * DISCOVER then REQUEST. The first client gets its address; the others
+ * get no OFFER and a NAK, and the pool stays for the other ports.
+ */
+static void test_spoofed_clients_get_one_lease_per_port(void **state)
+{
+	uint8_t f[FRAME_BUF], mac[6] = { 0x02, 0x66, 0, 0, 0, 0 };
+	unsigned acks = 0;
+
+	(void)state;
+	from = (struct dhcp_client_port){ .port = 3, .max_leases = 1 };
+	for (unsigned i = 0; i < DHCP_MAX_LEASES; i++) {
+		mac[5] = (uint8_t)i;
+		assert_int_equal(input_at(f, message(f, DHCP_DISCOVER, mac, 0, 0, 0), NOW),
+				 DHCP_TAKEN);
+		assert_int_equal(reply_type(), i ? 0 : DHCP_OFFER);
+		assert_int_equal(input_at(f, message(f, DHCP_REQUEST, mac, 0, POOL_START + i,
+						     SERVER_IP), NOW), DHCP_TAKEN);
+		assert_int_equal(reply_type(), i ? DHCP_NAK : DHCP_ACK);
+		acks += reply_type() == DHCP_ACK;
+	}
+	assert_int_equal(acks, 1);
+	assert_int_equal(srv.stats.port_full, DHCP_MAX_LEASES - 1);
+	/* The port's one client renews as usual. */
+	mac[5] = 0;
+	send_at(DHCP_REQUEST, mac, POOL_START, 0, 0, NOW + 1000);
+	check_lease_reply(DHCP_ACK, mac, POOL_START, POOL_START);
+	/* Another port gets the next address. */
+	from = (struct dhcp_client_port){ .port = 4, .max_leases = 1 };
+	send_at(DHCP_DISCOVER, mac_b, 0, 0, 0, NOW);
+	check_lease_reply(DHCP_OFFER, mac_b, POOL_START + 1, POOL_START + 1);
+	/* Once the port's lease is released, another of its clients may have one. */
+	from = (struct dhcp_client_port){ .port = 3, .max_leases = 1 };
+	send_at(DHCP_RELEASE, mac, POOL_START, 0, SERVER_IP, NOW + 2000);
+	mac[5] = 7;
+	send_at(DHCP_DISCOVER, mac, 0, 0, 0, NOW + 3000);
+	assert_int_equal(reply_type(), DHCP_OFFER);
+}
+
+/* A bridge port allowed three leases holds three and no more. */
+static void test_bridge_port_holds_its_allowance(void **state)
+{
+	uint8_t mac[6] = { 0x02, 0x66, 0, 0, 1, 0 };
+
+	(void)state;
+	from = (struct dhcp_client_port){ .port = 1, .max_leases = 3 };
+	for (unsigned i = 0; i < 4; i++) {
+		mac[5] = (uint8_t)i;
+		send_at(DHCP_DISCOVER, mac, 0, 0, 0, NOW);
+		assert_int_equal(reply_type(), i < 3 ? DHCP_OFFER : 0);
+	}
+	/* An offer not taken up runs out and frees the port's room. */
+	send_at(DHCP_DISCOVER, mac, 0, 0, 0, NOW + 10 * 60 * 1000);
+	assert_int_equal(reply_type(), DHCP_OFFER);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1188,6 +1255,8 @@ int main(void)
 		cmocka_unit_test_setup(test_other_traffic_passes, setup),
 		cmocka_unit_test_setup(test_truncated_messages, setup),
 		cmocka_unit_test_setup(test_arp_for_server, setup),
+		cmocka_unit_test_setup(test_spoofed_clients_get_one_lease_per_port, setup),
+		cmocka_unit_test_setup(test_bridge_port_holds_its_allowance, setup),
 	};
 	return cmocka_run_group_tests_name("dhcp", tests, NULL, NULL);
 }

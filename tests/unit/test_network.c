@@ -75,8 +75,14 @@ static void test_adapters(void **state)
 	assert_false(b->mac[0] & 1);
 	assert_int_equal(b->net, -1);
 
+	/* Port security's allowance goes to the switch port when attached. */
+	assert_int_equal(nic_allow_macs(3, 0, CFG_ALLOW_MACS_MAX + 1), NET_E_INVALID);
+	assert_int_equal(nic_allow_macs(3, 1, 1), NET_E_NOT_FOUND);
+	assert_int_equal(nic_allow_macs(3, 0, 3), NET_OK);
 	assert_int_equal(nic_attach(3, 0, (unsigned)lan), NET_OK);
 	assert_int_equal(nic_attach(4, 0, (unsigned)lan), NET_OK);
+	assert_int_equal(network_get((unsigned)lan)->port[0].allow_macs, 3);
+	assert_int_equal(network_get((unsigned)lan)->port[1].allow_macs, 0);
 	assert_int_equal(network_nic_count((unsigned)lan), 2);
 	/* Attaching elsewhere moves it. */
 	assert_int_equal(nic_attach(4, 0, (unsigned)wan), NET_OK);

@@ -43,10 +43,14 @@ static struct vnet_ring *new_ring(unsigned i, uint32_t slots)
 	return rings[i];
 }
 
-/* Attaches ring i with slots slots; returns the port. */
+/*
+ * Attaches ring i with slots slots; returns the port. A port with an
+ * address is a guest's adapter (port security on, no other address); one
+ * without stands for a segment of many stations (port security off).
+ */
 static int attach_ring(unsigned i, const uint8_t *m, uint32_t slots)
 {
-	return vnet_port_attach(&sw, m, new_ring(i, slots), slots);
+	return vnet_port_attach(&sw, m, m ? 0 : VNET_ALLOW_MACS_ANY, new_ring(i, slots), slots);
 }
 
 /* Ports 0..n-1 on rings 0..n-1, with the addresses mac(port) or none. */
@@ -155,7 +159,7 @@ static void test_attach_checks(void **state)
 	uint8_t bad[6] = { 0 };
 
 	(void)state;
-	assert_int_equal(vnet_port_attach(&sw, NULL, NULL, SLOTS), VNET_ERR_INVALID);
+	assert_int_equal(vnet_port_attach(&sw, NULL, 0, NULL, SLOTS), VNET_ERR_INVALID);
 	assert_int_equal(attach_ring(0, NULL, 6), VNET_ERR_INVALID);
 	assert_int_equal(attach_ring(0, NULL, 1), VNET_ERR_INVALID);
 	assert_int_equal(attach_ring(0, NULL, 0), VNET_ERR_INVALID);
@@ -168,7 +172,7 @@ static void test_attach_checks(void **state)
 	assert_int_equal(rings[0]->head, 0);
 	assert_int_equal(rings[0]->tail, 0);
 	/* The same ring twice, or the same address on two ports. */
-	assert_int_equal(vnet_port_attach(&sw, mac(1), rings[0], SLOTS), VNET_ERR_INVALID);
+	assert_int_equal(vnet_port_attach(&sw, mac(1), 0, rings[0], SLOTS), VNET_ERR_INVALID);
 	assert_int_equal(attach_ring(1, mac(0), SLOTS), VNET_ERR_MAC_IN_USE);
 
 	for (unsigned i = 1; i < VNET_MAX_PORTS; i++)
@@ -229,10 +233,9 @@ static void test_adapter_address_is_static(void **state)
 	/* Known before the adapter sends anything. */
 	assert_int_equal(send(0, mac(2), mac(0), 64, 1, NOW), 1);
 	expect_frame(2, mac(2), mac(0), 64, 1);
-	/* Port 0 sending with port 1's address does not take it over. */
-	assert_int_equal(send(0, mac(9), mac(1), 64, 2, NOW), 2);
-	drain(1);
-	drain(2);
+	/* Port 0 sending with port 1's address is refused and does not take it over. */
+	assert_int_equal(send(0, mac(9), mac(1), 64, 2, NOW), 0);
+	assert_int_equal(port_stats(0).drops[VNET_DROP_SPOOFED], 1);
 	assert_int_equal(send(2, mac(1), mac(2), 64, 3, NOW), 1);
 	expect_frame(1, mac(1), mac(2), 64, 3);
 	expect_empty(0);
@@ -270,7 +273,8 @@ static void test_filtered_when_destination_is_on_source_port(void **state)
 	struct vnet_counters c;
 
 	(void)state;
-	attach_ports(2, true);
+	assert_int_equal(vnet_port_attach(&sw, mac(0), 1, new_ring(0, SLOTS), SLOTS), 0);
+	assert_int_equal(attach_ring(1, mac(1), SLOTS), 1);
 	/* A second address behind port 0 (a guest bridge), learned there. */
 	assert_int_equal(send(0, bcast, mac(50), 64, 0, NOW), 1);
 	drain(1);
@@ -771,6 +775,92 @@ static void test_server_mac_is_not_an_adapters(void **state)
 	assert_int_equal(attach_ring(2, server_mac, SLOTS), VNET_ERR_MAC_IN_USE);
 }
 
+/* A guest's port sends with its adapter's address only: anything else is dropped and counted. */
+static void test_port_security_drops_foreign_sources(void **state)
+{
+	struct vnet_counters c;
+
+	(void)state;
+	attach_ports(3, true);
+	assert_int_equal(send(0, bcast, mac(77), 64, 1, NOW), 0);
+	assert_int_equal(send(0, mac(2), mac(78), 64, 1, NOW), 0);
+	expect_empty(1);
+	expect_empty(2);
+	c = port_stats(0);
+	assert_int_equal(c.drops[VNET_DROP_SPOOFED], 2);
+	assert_int_equal(c.rx_frames, 0);
+	assert_int_equal(net_stats().drops[VNET_DROP_SPOOFED], 2);
+	/* Nothing was learned: a frame to the made-up address is flooded, not sent to port 0. */
+	assert_int_equal(send(1, mac(77), mac(1), 64, 2, NOW), 2);
+	drain(0);
+	drain(2);
+	/* Its own address works as before. */
+	assert_int_equal(send(0, mac(2), mac(0), 64, 3, NOW), 1);
+	expect_frame(2, mac(2), mac(0), 64, 3);
+}
+
+/*
+ * A bridge port allowed two more addresses uses them, and a third only
+ * once one has gone unused for the ageing time; never another adapter's.
+ */
+static void test_bridge_port_uses_its_allowance(void **state)
+{
+	(void)state;
+	assert_int_equal(vnet_port_attach(&sw, mac(0), VNET_ALLOW_MACS_MAX + 1,
+					  new_ring(0, SLOTS), SLOTS), VNET_ERR_INVALID);
+	assert_int_equal(vnet_port_attach(&sw, mac(0), 2, new_ring(0, SLOTS), SLOTS), 0);
+	assert_int_equal(attach_ring(1, mac(1), SLOTS), 1);
+	assert_int_equal(vnet_switch_set_ageing(&sw, 1000), 0);
+	assert_int_equal(send(0, mac(1), mac(50), 64, 1, NOW), 1);
+	assert_int_equal(send(0, mac(1), mac(51), 64, 2, NOW + 500), 1);
+	assert_int_equal(send(0, mac(1), mac(52), 64, 3, NOW + 500), 0);
+	assert_int_equal(send(0, mac(2), mac(1), 64, 4, NOW + 500), 0);
+	assert_int_equal(port_stats(0).drops[VNET_DROP_SPOOFED], 2);
+	expect_frame(1, mac(1), mac(50), 64, 1);
+	expect_frame(1, mac(1), mac(51), 64, 2);
+	expect_empty(1);
+	/* The nested stations are reachable through the bridge. */
+	assert_int_equal(send(1, mac(51), mac(1), 64, 5, NOW + 600), 1);
+	expect_frame(0, mac(51), mac(1), 64, 5);
+	/* mac(50) aged out: mac(52) takes its place, and mac(50) is refused now. */
+	assert_int_equal(send(0, mac(1), mac(52), 64, 6, NOW + 1000), 1);
+	assert_int_equal(send(0, mac(1), mac(50), 64, 7, NOW + 1000), 0);
+	expect_frame(1, mac(1), mac(52), 64, 6);
+	expect_empty(1);
+}
+
+/*
+ * The exhaustion attack of a guest on its network's DHCP server: 128
+ * DISCOVERs with made-up addresses. A guest port gets none through; a
+ * bridge port allowed one more address gets one lease for it, besides its
+ * adapter's own.
+ */
+static void test_spoofed_dhcp_cannot_empty_the_pool(void **state)
+{
+	uint8_t f[400], src[6] = { 0x02, 0x66, 0, 0, 0, 0 };
+	struct dhcp_lease leases[DHCP_MAX_LEASES];
+
+	(void)state;
+	attach_ports(1, true);
+	assert_int_equal(vnet_port_attach(&sw, mac(1), 1, new_ring(1, SLOTS), SLOTS), 1);
+	configure_dhcp(true);
+	for (unsigned port = 0; port < 2; port++) {
+		for (unsigned i = 0; i < DHCP_MAX_LEASES; i++) {
+			src[4] = (uint8_t)port;
+			src[5] = (uint8_t)i;
+			vnet_switch_send(&sw, port, f, discover(f, src), NOW);
+			drain(port);
+		}
+		vnet_switch_send(&sw, port, f, discover(f, mac(port)), NOW);
+		drain(port);
+	}
+	assert_int_equal(port_stats(0).drops[VNET_DROP_SPOOFED], DHCP_MAX_LEASES);
+	assert_int_equal(port_stats(1).drops[VNET_DROP_SPOOFED], DHCP_MAX_LEASES - 1);
+	/* Port 0: its own; port 1: the first made-up address and its own. */
+	assert_int_equal(dhcp_server_leases(&sw.dhcp, NOW, leases, DHCP_MAX_LEASES), 3);
+	assert_int_equal(sw.dhcp.stats.offer, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +886,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mac_table_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dhcp_is_served_on_the_network, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_mac_is_not_an_adapters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_port_security_drops_foreign_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_port_uses_its_allowance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spoofed_dhcp_cannot_empty_the_pool, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("switch", tests, NULL, NULL);
 }
