@@ -41,7 +41,8 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c devices/vuart.c \
 	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
-	lib/calendar.c lib/fmt.c vmm/log_ring.c $(PLATFORM_SRCS)
+	devices/devstate.c devices/device_table.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
+	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
@@ -56,7 +57,8 @@ HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
-	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console
+	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
+	devstate
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
@@ -140,7 +142,9 @@ $(BUILD)/guests/mgmt.bin: $(MGMT_VM_SRCS) $(GUEST64_DEPS) mgmt/api.h mgmt/proto.
 		mgmt/sha256.h mgmt/session.h
 	$(call link_guest64,$(MGMT_VM_SRCS))
 
-# Unit tests: each test file plus the shared sources it exercises.
+# Unit tests: each test file plus the shared sources it exercises. A device
+# with a state descriptor needs the codec.
+DEVSTATE_SRCS := devices/devstate.c lib/fmt.c
 $(BUILD)/unit/test_fmt: tests/unit/test_fmt.c lib/fmt.c
 $(BUILD)/unit/test_config: tests/unit/test_config.c boot/config.c lib/fmt.c
 $(BUILD)/unit/test_memmap: tests/unit/test_memmap.c boot/memmap.c lib/fmt.c
@@ -153,21 +157,22 @@ $(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c vmm/platform.c $(PLATFORM_SRCS) \
-	boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c
-$(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c
+	boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c
+$(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
 $(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
-$(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c
+$(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
-$(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c
+$(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_proto: tests/unit/test_proto.c mgmt/proto.c
 $(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/shell.c mgmt/proto.c lib/fmt.c
 $(BUILD)/unit/test_switch: tests/unit/test_switch.c vnet/switch.c vnet/dhcp.c lib/fmt.c
 $(BUILD)/unit/test_dhcp: tests/unit/test_dhcp.c vnet/dhcp.c lib/fmt.c
 $(BUILD)/unit/test_lapic: tests/unit/test_lapic.c devices/lapic.c
-$(BUILD)/unit/test_ioapic: tests/unit/test_ioapic.c devices/ioapic.c devices/lapic.c
-$(BUILD)/unit/test_acpi_pm: tests/unit/test_acpi_pm.c devices/acpi_pm.c
+$(BUILD)/unit/test_ioapic: tests/unit/test_ioapic.c devices/ioapic.c devices/lapic.c \
+	$(DEVSTATE_SRCS)
+$(BUILD)/unit/test_acpi_pm: tests/unit/test_acpi_pm.c devices/acpi_pm.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_acpi_tables: tests/unit/test_acpi_tables.c devices/acpi_tables.c boot/acpi.c \
 	lib/fmt.c
 $(BUILD)/unit/test_pci: tests/unit/test_pci.c devices/pci.c
@@ -181,6 +186,8 @@ $(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c
 $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
+$(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $(DEVSTATE_SRCS) \
+	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \

@@ -80,3 +80,28 @@ enum acpi_pm_request acpi_pm_write(struct acpi_pm *pm, uint16_t offset, unsigned
 	}
 	return request;
 }
+
+static void acpi_pm_state_reset(void *state)
+{
+	acpi_pm_init(state);
+}
+
+/* PM1 control as write_control leaves it: SCI_EN set, SLP_EN (write-only) clear. */
+static bool acpi_pm_state_check(const void *state, struct devstate_error *err)
+{
+	const struct acpi_pm *pm = state;
+
+	if (!(pm->pm1_control & ACPI_PM1_CNT_SCI_EN) || (pm->pm1_control & ACPI_PM1_CNT_SLP_EN))
+		return devstate_refuse(err, "acpi_pm", "pm1_control", 0,
+				       "= 0x%x needs SCI_EN set and SLP_EN clear", pm->pm1_control);
+	return true;
+}
+
+static const struct devstate_field acpi_pm_fields[] = {
+	DEVSTATE_FIELD(struct acpi_pm, pm1_status, DEVSTATE_U16, 0, 0xffff, 1),
+	DEVSTATE_FIELD(struct acpi_pm, pm1_enable, DEVSTATE_U16, 0, 0xffff, 1),
+	DEVSTATE_FIELD(struct acpi_pm, pm1_control, DEVSTATE_U16, 0, 0xffff, 1),
+};
+
+const struct devstate_desc acpi_pm_state_desc = DEVSTATE_DESC(
+	struct acpi_pm, "acpi_pm", 1, acpi_pm_fields, acpi_pm_state_reset, acpi_pm_state_check);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "devices/acpi_tables.h"
+#include "devices/devstate.h"
 
 #define ACPI_PM_PORT_BASE 0x600
 #define ACPI_PM1A_EVT_PORT ACPI_PM_PORT_BASE        /* 4 bytes: status, enable */
@@ -30,6 +31,9 @@ struct acpi_pm {
 };
 
 void acpi_pm_init(struct acpi_pm *pm);
+
+/* The whole structure is device state (devstate.h); the timer is the host's clock. */
+extern const struct devstate_desc acpi_pm_state_desc;
 
 /* offset = port - ACPI_PM_PORT_BASE; size 1, 2 or 4. */
 uint32_t acpi_pm_read(const struct acpi_pm *pm, uint16_t offset, unsigned size, uint64_t now_ns);

@@ -169,3 +169,49 @@ void ioapic_mmio_write(struct ioapic *io, uint64_t offset, unsigned size, uint32
 		break;
 	}
 }
+
+static void ioapic_state_reset(void *state)
+{
+	struct ioapic *io = state;
+	ioapic_deliver_fn *deliver = io->deliver;
+	void *ctx = io->ctx;
+
+	ioapic_init(io, io->id);
+	io->deliver = deliver;
+	io->ctx = ctx;
+}
+
+/*
+ * An entry holds only what write_redirection lets a guest write, and
+ * Remote IRR only where an EOI will clear it: one set on any other entry
+ * would block its line for good.
+ */
+static bool ioapic_state_check(const void *state, struct devstate_error *err)
+{
+	const struct ioapic *io = state;
+	const uint64_t allowed = (uint64_t)REDIR_WRITABLE_HIGH << 32 | REDIR_WRITABLE_LOW |
+				 IOAPIC_REDIR_REMOTE_IRR;
+
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++) {
+		uint64_t e = io->redir[pin];
+		if (e & ~allowed)
+			return devstate_refuse(err, "ioapic", "redir[]", pin,
+					       "= 0x%llx sets reserved bits 0x%llx",
+					       (unsigned long long)e, (unsigned long long)(e & ~allowed));
+		if ((e & IOAPIC_REDIR_REMOTE_IRR) && !eoi_tracked(e))
+			return devstate_refuse(err, "ioapic", "redir[]", pin,
+					       "= 0x%llx has Remote IRR on an entry no EOI ends",
+					       (unsigned long long)e);
+	}
+	return true;
+}
+
+static const struct devstate_field ioapic_fields[] = {
+	DEVSTATE_FIELD(struct ioapic, id, DEVSTATE_U8, 0, 0xf, 1),
+	DEVSTATE_FIELD(struct ioapic, regsel, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_FIELD(struct ioapic, lines, DEVSTATE_U32, 0, (1U << IOAPIC_PINS) - 1, 1),
+	DEVSTATE_ARRAY(struct ioapic, redir, DEVSTATE_U64, 0, UINT64_MAX, 1),
+};
+
+const struct devstate_desc ioapic_state_desc = DEVSTATE_DESC(
+	struct ioapic, "ioapic", 1, ioapic_fields, ioapic_state_reset, ioapic_state_check);

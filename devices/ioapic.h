@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
+
 #define IOAPIC_DEFAULT_BASE 0xfec00000U
 #define IOAPIC_MMIO_SIZE 0x1000 /* the page guests map; registers at 0x00, 0x10, 0x40 */
 #define IOAPIC_PINS 24
@@ -59,6 +61,12 @@ struct ioapic {
 
 /* Reset state: every entry masked (82093AA 3.2.4), every line low. */
 void ioapic_init(struct ioapic *io, uint8_t id);
+
+/*
+ * Device state (devstate.h): all but deliver and ctx (the APIC bus, wiring).
+ * Its reset keeps the ID the platform gave.
+ */
+extern const struct devstate_desc ioapic_state_desc;
 
 /*
  * Offsets from the base. Only 4-byte accesses at IOREGSEL, IOWIN and EOI

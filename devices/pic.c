@@ -216,3 +216,39 @@ void pic_elcr_write(struct pic *pic, unsigned chip, uint8_t value)
 	static const uint8_t writable[2] = { 0xf8, 0xde };
 	pic->chip[chip & 1].elcr = value & writable[chip & 1];
 }
+
+static void pic_state_reset(void *state)
+{
+	pic_init(state);
+}
+
+/* The vector is ICW2's top five bits plus the IRQ: the low three stay clear. */
+static bool pic_state_check(const void *state, struct devstate_error *err)
+{
+	const struct pic *pic = state;
+
+	for (unsigned i = 0; i < 2; i++) {
+		if (pic->chip[i].vector_base & 7)
+			return devstate_refuse(err, "pic", "chip[].vector_base", i,
+					       "= 0x%x has bits 2:0 set", pic->chip[i].vector_base);
+	}
+	return true;
+}
+
+/* init_step: 0 ready, 2..4 the ICW expected next (write_data's cases). */
+static const struct devstate_field pic_fields[] = {
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, irr, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, isr, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, imr, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, vector_base, DEVSTATE_U8, 0, 0xf8, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, elcr, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, lines, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, init_step, DEVSTATE_U8, 0, 4, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, icw4_needed, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, single, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, auto_eoi, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pic, chip, read_isr, DEVSTATE_BOOL, 0, 1, 1),
+};
+
+const struct devstate_desc pic_state_desc =
+	DEVSTATE_DESC(struct pic, "pic", 1, pic_fields, pic_state_reset, pic_state_check);

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
+
 struct pic_chip {
 	uint8_t irr, isr, imr;
 	uint8_t vector_base; /* ICW2, top five bits */
@@ -38,6 +40,9 @@ struct pic {
 #define PIC_CASCADE_IRQ 2
 
 void pic_init(struct pic *pic);
+
+/* The whole structure is device state (devstate.h). */
+extern const struct devstate_desc pic_state_desc;
 
 /* Port access; chip 0/1, port 0 (command) or 1 (data). */
 uint8_t pic_read(struct pic *pic, unsigned chip, unsigned port);

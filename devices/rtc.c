@@ -167,3 +167,42 @@ void rtc_write(struct rtc *rtc, unsigned offset, uint8_t value, uint64_t now_ns)
 		break;
 	}
 }
+
+/* 10000-01-01: the CMOS century register counts years up to 9999. */
+#define GUEST_EPOCH_LIMIT 253402300800LL
+
+static void rtc_state_reset(void *state)
+{
+	struct rtc *rtc = state;
+
+	rtc_init(rtc, rtc->host_epoch_s, rtc->host_ns_base);
+}
+
+/*
+ * guest_epoch() adds the offset to the host's clock in 64-bit signed
+ * arithmetic: keep the sum a date the calendar handles, as set_field does.
+ */
+static bool rtc_state_check(const void *state, struct devstate_error *err)
+{
+	const struct rtc *rtc = state;
+	int64_t host = rtc->host_epoch_s < GUEST_EPOCH_LIMIT ? (int64_t)rtc->host_epoch_s : 0;
+
+	if (rtc->offset_s < -host || rtc->offset_s >= GUEST_EPOCH_LIMIT - host)
+		return devstate_refuse(err, "rtc", "offset_s", 0,
+				       "= %lld puts the clock outside 1970..9999",
+				       (long long)rtc->offset_s);
+	return true;
+}
+
+/* index selects nvram[] (below RTC_NVRAM_SIZE); reg_a never holds UIP (bit 7). */
+static const struct devstate_field rtc_fields[] = {
+	DEVSTATE_FIELD(struct rtc, index, DEVSTATE_U8, 0, RTC_NVRAM_SIZE - 1, 1),
+	DEVSTATE_FIELD(struct rtc, reg_a, DEVSTATE_U8, 0, 0x7f, 1),
+	DEVSTATE_FIELD(struct rtc, reg_b, DEVSTATE_U8, 0, 0xff, 1),
+	/* Two's complement, bounded by rtc_state_check. */
+	DEVSTATE_FIELD(struct rtc, offset_s, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_ARRAY(struct rtc, nvram, DEVSTATE_U8, 0, 0xff, 1),
+};
+
+const struct devstate_desc rtc_state_desc =
+	DEVSTATE_DESC(struct rtc, "rtc", 1, rtc_fields, rtc_state_reset, rtc_state_check);

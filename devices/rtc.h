@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
+
 #define RTC_INDEX_PORT 0x70
 #define RTC_NVRAM_SIZE 128
 
@@ -29,6 +31,14 @@ struct rtc {
 
 /* epoch_s: the host's time of day at now_ns (seconds since 1970-01-01 UTC). */
 void rtc_init(struct rtc *rtc, uint64_t epoch_s, uint64_t now_ns);
+
+/*
+ * Device state (devstate.h): the registers, NVRAM and the guest's offset
+ * from the host's wall clock. host_epoch_s and host_ns_base are the host's
+ * clock reference, not the device's: a loaded clock keeps its offset from
+ * the wall clock of the host it runs on.
+ */
+extern const struct devstate_desc rtc_state_desc;
 
 uint8_t rtc_read(struct rtc *rtc, unsigned offset, uint64_t now_ns);
 void rtc_write(struct rtc *rtc, unsigned offset, uint8_t value, uint64_t now_ns);

@@ -169,3 +169,29 @@ bool vuart_irq_line(const struct vuart *u)
 {
 	return (u->mcr & MCR_OUT2) && pending_interrupt(u) != IIR_NONE;
 }
+
+static void vuart_state_reset(void *state)
+{
+	struct vuart *u = state;
+
+	vuart_init(u, u->tx, u->tx_ctx);
+}
+
+/* rx_head indexes rx[]; rx_push relies on rx_count never passing the FIFO's size. */
+static const struct devstate_field vuart_fields[] = {
+	DEVSTATE_FIELD(struct vuart, ier, DEVSTATE_U8, 0, IER_MASK, 1),
+	DEVSTATE_FIELD(struct vuart, lcr, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_FIELD(struct vuart, mcr, DEVSTATE_U8, 0, MCR_MASK, 1),
+	DEVSTATE_FIELD(struct vuart, scr, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_FIELD(struct vuart, dll, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_FIELD(struct vuart, dlm, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_FIELD(struct vuart, fifo_enabled, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_FIELD(struct vuart, thre_pending, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_ARRAY(struct vuart, rx, DEVSTATE_U8, 0, 0xff, 1),
+	DEVSTATE_FIELD(struct vuart, rx_head, DEVSTATE_U32, 0, VUART_FIFO_SIZE - 1, 1),
+	DEVSTATE_FIELD(struct vuart, rx_count, DEVSTATE_U32, 0, VUART_FIFO_SIZE, 1),
+	DEVSTATE_FIELD(struct vuart, overrun, DEVSTATE_BOOL, 0, 1, 1),
+};
+
+const struct devstate_desc vuart_state_desc =
+	DEVSTATE_DESC(struct vuart, "vuart", 1, vuart_fields, vuart_state_reset, NULL);

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
+
 #define VUART_PORTS 8
 #define VUART_FIFO_SIZE 16
 
@@ -29,6 +31,9 @@ struct vuart {
 
 /* The reset state of the data sheet: registers cleared, interrupts off. */
 void vuart_init(struct vuart *u, void (*tx)(void *ctx, uint8_t byte), void *ctx);
+
+/* Device state (devstate.h): all but tx and tx_ctx, where the bytes go (wiring). */
+extern const struct devstate_desc vuart_state_desc;
 
 /* A guest access to register `offset` (0-7) of the UART. */
 uint8_t vuart_read(struct vuart *u, unsigned offset);

@@ -1,0 +1,648 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "devices/device_table.h"
+#include "tests/unit/devstate_machine.h"
+
+#define NOW_NS 5000000000ULL
+#define PROBE_MAX 128
+
+/*
+ * Every described device, as a test subject, in the order of struct
+ * machine: how to drive it somewhere non-trivial through its guest-facing
+ * API, and probe it (reads whose answers must survive save and load).
+ */
+struct subject {
+	const struct devstate_desc *desc;
+	void (*drive)(void *state);
+	/* Writes what the guest would read into out (at most PROBE_MAX bytes); may change the device. */
+	size_t (*probe)(void *state, uint8_t *out);
+};
+
+static unsigned tx_bytes;
+static void count_tx(void *ctx, uint8_t byte)
+{
+	(void)ctx;
+	(void)byte;
+	tx_bytes++;
+}
+
+static bool accept_all(void *ctx, uint8_t vector, bool level, uint8_t dest, uint8_t dest_mode,
+		       uint8_t delivery_mode)
+{
+	(void)ctx, (void)vector, (void)level, (void)dest, (void)dest_mode, (void)delivery_mode;
+	return true;
+}
+
+static void pic_drive(void *s)
+{
+	struct pic *pic = s;
+	static const uint8_t init[2][4] = { { 0x11, 0x20, 0x04, 0x01 }, { 0x11, 0x28, 0x02, 0x03 } };
+
+	for (unsigned c = 0; c < 2; c++) {
+		pic_write(pic, c, 0, init[c][0]);
+		for (unsigned i = 1; i < 4; i++)
+			pic_write(pic, c, 1, init[c][i]);
+	}
+	pic_write(pic, 0, 1, 0xb8);
+	pic_write(pic, 1, 1, 0x00);
+	pic_elcr_write(pic, 1, 0x0c);
+	pic_set_irq(pic, 0, true);
+	pic_set_irq(pic, 11, true);
+	pic_acknowledge(pic);
+	pic_write(pic, 0, 0, 0x0b); /* OCW3: read ISR */
+	pic_set_irq(pic, 1, true);
+	pic_write(pic, 1, 0, 0x19); /* ICW1 again: the slave waits for ICW2 */
+}
+static size_t pic_probe(void *s, uint8_t *out)
+{
+	struct pic *pic = s;
+	size_t n = 0;
+
+	out[n++] = (uint8_t)pic_pending(pic);
+	for (unsigned c = 0; c < 2; c++) {
+		out[n++] = pic_read(pic, c, 0);
+		out[n++] = pic_read(pic, c, 1);
+		out[n++] = pic_elcr_read(pic, c);
+	}
+	out[n++] = pic_acknowledge(pic);
+	pic_write(pic, 1, 1, 0x70); /* the slave's ICW2 */
+	out[n++] = pic_read(pic, 0, 0);
+	return n;
+}
+
+static void rtc_drive(void *s)
+{
+	struct rtc *rtc = s;
+	static const uint8_t writes[][2] = {
+		{ 0x0b, 0x06 }, /* binary, 24 h */
+		{ 0x04, 13 },   /* hours */
+		{ 0x09, 31 },   /* year */
+		{ 0x0a, 0x26 }, /* register A */
+		{ 0x40, 0x5a }, /* NVRAM */
+		{ 0x7f, 0xa5 },
+		{ 0x08, 2 },    /* month */
+	};
+
+	for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+		rtc_write(rtc, 0, writes[i][0], NOW_NS);
+		rtc_write(rtc, 1, writes[i][1], NOW_NS);
+	}
+}
+static size_t rtc_probe(void *s, uint8_t *out)
+{
+	struct rtc *rtc = s;
+	static const uint8_t regs[] = { 0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b,
+					0x32, 0x40, 0x7f };
+	size_t n = 0;
+
+	out[n++] = rtc_read(rtc, 1, NOW_NS); /* the register the guest left selected */
+	for (size_t i = 0; i < sizeof(regs); i++) {
+		rtc_write(rtc, 0, regs[i], NOW_NS);
+		out[n++] = rtc_read(rtc, 1, NOW_NS);
+	}
+	return n;
+}
+
+static void vuart_drive(void *s)
+{
+	struct vuart *u = s;
+
+	vuart_write(u, 3, 0x83); /* DLAB */
+	vuart_write(u, 0, 0x0c);
+	vuart_write(u, 1, 0x01);
+	vuart_write(u, 3, 0x03);
+	vuart_write(u, 2, 0x01);
+	vuart_write(u, 1, 0x07);
+	vuart_write(u, 4, 0x1b); /* loopback, OUT2 */
+	for (uint8_t b = 'a'; b < 'a' + 18; b++)
+		vuart_write(u, 0, b); /* two overrun the FIFO */
+	vuart_read(u, 0);
+	vuart_read(u, 0);
+	vuart_write(u, 0, 'z');
+	vuart_write(u, 7, 0x42);
+}
+static size_t vuart_probe(void *s, uint8_t *out)
+{
+	struct vuart *u = s;
+	size_t n = 0;
+
+	out[n++] = vuart_irq_line(u);
+	for (unsigned reg = 1; reg < 8; reg++)
+		out[n++] = vuart_read(u, reg);
+	for (unsigned i = 0; i < 17; i++)
+		out[n++] = vuart_read(u, 0);
+	return n;
+}
+
+static void ioapic_select_write(struct ioapic *io, uint32_t reg, uint32_t value)
+{
+	ioapic_mmio_write(io, IOAPIC_REGSEL, 4, reg);
+	ioapic_mmio_write(io, IOAPIC_IOWIN, 4, value);
+}
+static void ioapic_drive(void *s)
+{
+	struct ioapic *io = s;
+
+	ioapic_select_write(io, 0x10 + 2 * 9, 0x8031); /* level, vector 0x31 */
+	ioapic_select_write(io, 0x11 + 2 * 9, 0x03000000);
+	ioapic_select_write(io, 0x10 + 2 * 4, 0x2034); /* edge, active low */
+	ioapic_set_irq(io, 9, true); /* delivered: Remote IRR */
+	ioapic_set_irq(io, 4, true);
+	ioapic_mmio_write(io, IOAPIC_REGSEL, 4, 0x10 + 2 * 9);
+}
+static size_t ioapic_probe(void *s, uint8_t *out)
+{
+	struct ioapic *io = s;
+	size_t n = 0;
+	uint32_t v = ioapic_mmio_read(io, IOAPIC_IOWIN, 4);
+
+	memcpy(out + n, &v, 4);
+	n += 4;
+	ioapic_eoi(io, 0x31); /* still asserted: delivered again */
+	for (uint32_t reg = 0; reg < 0x10 + 2 * 10; reg += 2) {
+		ioapic_mmio_write(io, IOAPIC_REGSEL, 4, reg);
+		v = ioapic_mmio_read(io, IOAPIC_IOWIN, 4);
+		memcpy(out + n, &v, 4);
+		n += 4;
+	}
+	return n;
+}
+
+static void acpi_pm_drive(void *s)
+{
+	struct acpi_pm *pm = s;
+
+	acpi_pm_write(pm, 2, 2, 0x0121);
+	acpi_pm_write(pm, 4, 2, 0x0c01); /* SLP_TYP 3 without SLP_EN */
+}
+static size_t acpi_pm_probe(void *s, uint8_t *out)
+{
+	uint32_t v = acpi_pm_read(s, 0, 4, NOW_NS);
+	uint32_t c = acpi_pm_read(s, 4, 2, NOW_NS);
+
+	memcpy(out, &v, 4);
+	memcpy(out + 4, &c, 4);
+	return 8;
+}
+
+static const struct subject subjects[] = {
+	{ &pic_state_desc, pic_drive, pic_probe },
+	{ &rtc_state_desc, rtc_drive, rtc_probe },
+	{ &vuart_state_desc, vuart_drive, vuart_probe },
+	{ &ioapic_state_desc, ioapic_drive, ioapic_probe },
+	{ &acpi_pm_state_desc, acpi_pm_drive, acpi_pm_probe },
+};
+#define SUBJECTS (sizeof(subjects) / sizeof(subjects[0]))
+_Static_assert(SUBJECTS == MACHINE_DEVICES, "a subject for every device of the machine");
+
+/* Two sets of devices: the one saved from, the one loaded into. */
+static struct machine a, b;
+
+static void power_on(struct machine *m)
+{
+	machine_power_on(m, count_tx, accept_all);
+}
+
+static void instances(struct machine *m, struct devstate_instance *out)
+{
+	machine_instances(m, out);
+	for (unsigned i = 0; i < SUBJECTS; i++)
+		assert_ptr_equal(out[i].desc, subjects[i].desc);
+}
+
+static void *state_of(struct machine *m, unsigned i)
+{
+	struct devstate_instance devs[MACHINE_DEVICES];
+
+	instances(m, devs);
+	return devs[i].state;
+}
+
+static unsigned width(enum devstate_type t)
+{
+	return DEVSTATE_TYPE_SIZE(t);
+}
+
+static uint64_t element(const void *state, const struct devstate_field *f, unsigned e)
+{
+	uint64_t v = 0;
+
+	/* Little-endian host: the low bytes of v. */
+	memcpy(&v, (const uint8_t *)state + f->offset + (size_t)e * f->stride, width(f->type));
+	return v;
+}
+
+static void assert_fields_equal(const struct devstate_desc *d, const void *x, const void *y)
+{
+	for (unsigned i = 0; i < d->field_count; i++) {
+		const struct devstate_field *f = &d->fields[i];
+		for (unsigned e = 0; e < f->count; e++) {
+			if (element(x, f, e) != element(y, f, e))
+				fail_msg("%s: %s element %u: %llu != %llu", d->name, f->name, e,
+					 (unsigned long long)element(x, f, e),
+					 (unsigned long long)element(y, f, e));
+		}
+	}
+}
+
+static size_t save(struct machine *m, uint8_t *buf, size_t cap)
+{
+	struct devstate_instance devs[SUBJECTS];
+
+	instances(m, devs);
+	size_t n = devstate_save(devs, SUBJECTS, buf, cap);
+	assert_int_equal(n, devstate_saved_size(devs, SUBJECTS));
+	return n;
+}
+
+static bool load(struct machine *m, const uint8_t *buf, size_t len, struct devstate_error *err)
+{
+	struct devstate_instance devs[SUBJECTS];
+
+	instances(m, devs);
+	return devstate_load(devs, SUBJECTS, buf, len, err);
+}
+
+static void test_table_rows_are_sound(void **state)
+{
+	(void)state;
+	for (unsigned r = 0; r < device_table_count; r++) {
+		const struct devstate_desc *d = device_table[r];
+		bool tested = false;
+
+		for (unsigned i = 0; i < SUBJECTS; i++)
+			tested |= subjects[i].desc == d;
+		if (!tested)
+			fail_msg("%s has no test subject", d->name);
+		assert_in_range(strlen(d->name), 1, DEVSTATE_NAME_MAX);
+		for (unsigned o = 0; o < r; o++)
+			assert_string_not_equal(d->name, device_table[o]->name);
+		assert_true(d->version >= 1);
+		assert_non_null(d->reset);
+		for (unsigned i = 0; i < d->field_count; i++) {
+			const struct devstate_field *f = &d->fields[i];
+			uint64_t type_max = width(f->type) == 8 ? UINT64_MAX :
+					    (1ULL << (8 * width(f->type))) - 1;
+
+			assert_in_range(f->since, 1, d->version);
+			assert_true(f->min <= f->max && f->max <= type_max);
+			if (f->type == DEVSTATE_BOOL)
+				assert_true(f->max <= 1);
+			assert_true(f->count >= 1);
+			assert_true(f->offset + (size_t)(f->count - 1) * f->stride + width(f->type) <=
+				    d->size);
+		}
+	}
+}
+
+static void test_reset_every_device(void **state)
+{
+	(void)state;
+	power_on(&a);
+	power_on(&b);
+	for (unsigned i = 0; i < SUBJECTS; i++) {
+		subjects[i].drive(state_of(&a, i));
+		subjects[i].desc->reset(state_of(&a, i));
+		assert_fields_equal(subjects[i].desc, state_of(&a, i), state_of(&b, i));
+	}
+	/* The wiring is not the device's to reset. */
+	assert_ptr_equal(a.vuart.tx, count_tx);
+	assert_ptr_equal(a.ioapic.deliver, accept_all);
+	assert_int_equal(a.rtc.host_epoch_s, MACHINE_EPOCH);
+}
+
+static void test_save_load_every_device(void **state)
+{
+	(void)state;
+	static uint8_t buf[4096], again[4096];
+	struct devstate_error err = { "" };
+
+	power_on(&a);
+	power_on(&b);
+	for (unsigned i = 0; i < SUBJECTS; i++)
+		subjects[i].drive(state_of(&a, i));
+	/* The I/O APIC's reset keeps its ID: a guest-written one is saved. */
+	ioapic_select_write(&a.ioapic, 0x00, 0x05000000);
+	size_t n = save(&a, buf, sizeof(buf));
+	struct devstate_instance devs[SUBJECTS];
+	instances(&a, devs);
+	assert_int_equal(devstate_save(devs, SUBJECTS, buf, n - 1), 0);
+	if (!load(&b, buf, n, &err))
+		fail_msg("%s", err.text);
+	for (unsigned i = 0; i < SUBJECTS; i++)
+		assert_fields_equal(subjects[i].desc, state_of(&a, i), state_of(&b, i));
+	assert_int_equal(save(&b, again, sizeof(again)), n);
+	assert_memory_equal(buf, again, n);
+	for (unsigned i = 0; i < SUBJECTS; i++) {
+		uint8_t pa[PROBE_MAX], pb[PROBE_MAX];
+		size_t la = subjects[i].probe(state_of(&a, i), pa);
+		size_t lb = subjects[i].probe(state_of(&b, i), pb);
+		assert_int_equal(la, lb);
+		assert_memory_equal(pa, pb, la);
+	}
+	assert_ptr_equal(b.vuart.tx, count_tx);
+	assert_ptr_equal(b.ioapic.deliver, accept_all);
+}
+
+/* Refused: false, the expected text, and not one byte of any device changed. */
+static void assert_refused(const uint8_t *buf, size_t len, const char *expected)
+{
+	struct devstate_error err = { "" };
+	struct machine before;
+
+	power_on(&b);
+	subjects[0].drive(&b.pic);
+	memcpy(&before, &b, sizeof(b));
+	if (load(&b, buf, len, &err))
+		fail_msg("loaded, expected \"%s\"", expected);
+	if (!strstr(err.text, expected))
+		fail_msg("\"%s\" does not say \"%s\"", err.text, expected);
+	assert_memory_equal(&before, &b, sizeof(b));
+}
+
+static void test_truncated_at_every_length(void **state)
+{
+	(void)state;
+	static uint8_t buf[4096];
+	size_t ends[SUBJECTS], end = 0;
+	struct devstate_error err;
+
+	power_on(&a);
+	for (unsigned i = 0; i < SUBJECTS; i++) {
+		subjects[i].drive(state_of(&a, i));
+		struct devstate_instance one = { subjects[i].desc, state_of(&a, i) };
+		end += devstate_saved_size(&one, 1);
+		ends[i] = end;
+	}
+	size_t n = save(&a, buf, sizeof(buf));
+	unsigned next = 0;
+	for (size_t len = 0; len < n; len++) {
+		if (len == 0 || len == ends[next]) {
+			/* Whole records: those devices load, the others keep their state. */
+			next += len != 0;
+			power_on(&b);
+			assert_true(load(&b, buf, len, &err));
+			for (unsigned i = 0; i < next; i++)
+				assert_fields_equal(subjects[i].desc, state_of(&a, i), state_of(&b, i));
+			continue;
+		}
+		assert_refused(buf, len, "truncated");
+	}
+}
+
+/* Where element e of field f of the first record starts in a save of the subjects. */
+static size_t element_at(unsigned subject, const struct devstate_field *field, unsigned e)
+{
+	size_t at = 0;
+
+	for (unsigned i = 0; i < subject; i++) {
+		struct devstate_instance one = { subjects[i].desc, NULL };
+		at += devstate_saved_size(&one, 1);
+	}
+	const struct devstate_desc *d = subjects[subject].desc;
+	at += 1 + strlen(d->name) + 2 + 4;
+	for (const struct devstate_field *f = d->fields; f != field; f++)
+		at += (size_t)f->count * width(f->type);
+	return at + (size_t)e * width(field->type);
+}
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_every_out_of_range_field_refused(void **state)
+{
+	(void)state;
+	static uint8_t buf[4096], bad[4096];
+	char expected[DEVSTATE_ERROR_MAX];
+	unsigned refused = 0;
+
+	power_on(&a);
+	size_t n = save(&a, buf, sizeof(buf));
+	for (unsigned s = 0; s < SUBJECTS; s++) {
+		const struct devstate_desc *d = subjects[s].desc;
+		for (unsigned i = 0; i < d->field_count; i++) {
+			const struct devstate_field *f = &d->fields[i];
+			unsigned w = width(f->type);
+			uint64_t type_max = w == 8 ? UINT64_MAX : (1ULL << (8 * w)) - 1;
+			/* The first and the last element, just past each end of the range. */
+			for (unsigned e = 0; e < f->count; e += f->count - 1) {
+				uint64_t outside[2] = { f->min - 1, f->max + 1 };
+				bool exists[2] = { f->min > 0, f->max < type_max };
+				for (unsigned k = 0; k < 2; k++) {
+					if (!exists[k])
+						continue;
+					memcpy(bad, buf, n);
+					put_le(bad + element_at(s, f, e), outside[k], w);
+					const char *br = strstr(f->name, "[]");
+					if (br)
+						snprintf(expected, sizeof(expected),
+							 "%s: field %.*s[%u]%s = %llu out of range",
+							 d->name, (int)(br - f->name), f->name, e, br + 2,
+							 (unsigned long long)outside[k]);
+					else
+						snprintf(expected, sizeof(expected),
+							 "%s: field %s = %llu out of range", d->name,
+							 f->name, (unsigned long long)outside[k]);
+					assert_refused(bad, n, expected);
+					refused++;
+				}
+				if (f->count == 1)
+					break;
+			}
+		}
+	}
+	/*
+	 * At least the PIC's init_step and vector_base on both chips, the RTC's
+	 * index and reg_a, the UART's ier, mcr, rx_head and rx_count, the I/O
+	 * APIC's id and lines, and every bool.
+	 */
+	assert_true(refused >= 20);
+}
+
+static void test_the_issue_examples(void **state)
+{
+	(void)state;
+	static uint8_t buf[4096], bad[4096];
+
+	power_on(&a);
+	size_t n = save(&a, buf, sizeof(buf));
+	/* pic: 2-byte name "pic" header, then irr, isr, imr, vector_base, elcr, lines, init_step. */
+	memcpy(bad, buf, n);
+	bad[1 + 3 + 6 + 6 * 2 + 1] = 7;
+	assert_refused(bad, n, "pic: field chip[1].init_step = 7 out of range 0..4");
+	memcpy(bad, buf, n);
+	bad[1 + 3 + 6 + 3 * 2] = 0x21;
+	assert_refused(bad, n, "pic: field chip[0].vector_base = 0x21 has bits 2:0 set");
+}
+
+/* Cross-field checks: a value in its field's range the model still cannot hold. */
+static void test_checks_refuse(void **state)
+{
+	(void)state;
+	static uint8_t buf[4096], bad[4096];
+
+	power_on(&a);
+	size_t n = save(&a, buf, sizeof(buf));
+	const struct devstate_field *offset_s = &rtc_state_desc.fields[3];
+	const struct devstate_field *redir = &ioapic_state_desc.fields[3];
+	const struct devstate_field *control = &acpi_pm_state_desc.fields[2];
+	assert_string_equal(offset_s->name, "offset_s");
+	assert_string_equal(redir->name, "redir[]");
+	assert_string_equal(control->name, "pm1_control");
+
+	memcpy(bad, buf, n);
+	put_le(bad + element_at(1, offset_s, 0), (uint64_t)-(int64_t)(MACHINE_EPOCH + 1), 8);
+	assert_refused(bad, n, "rtc: field offset_s = -1700000001 puts the clock outside 1970..9999");
+	memcpy(bad, buf, n);
+	put_le(bad + element_at(1, offset_s, 0), 1ULL << 62, 8);
+	assert_refused(bad, n, "rtc: field offset_s = 4611686018427387904");
+
+	memcpy(bad, buf, n);
+	put_le(bad + element_at(3, redir, 5), IOAPIC_REDIR_MASKED | 1ULL << 12, 8);
+	assert_refused(bad, n, "ioapic: field redir[5] = 0x11000 sets reserved bits 0x1000");
+	memcpy(bad, buf, n);
+	put_le(bad + element_at(3, redir, 23), IOAPIC_REDIR_REMOTE_IRR | 0x30, 8);
+	assert_refused(bad, n, "ioapic: field redir[23] = 0x4030 has Remote IRR on an entry no EOI ends");
+
+	memcpy(bad, buf, n);
+	put_le(bad + element_at(4, control, 0), 0, 2);
+	assert_refused(bad, n, "acpi_pm: field pm1_control = 0x0 needs SCI_EN set");
+	put_le(bad + element_at(4, control, 0), ACPI_PM1_CNT_SCI_EN | ACPI_PM1_CNT_SLP_EN, 2);
+	assert_refused(bad, n, "acpi_pm: field pm1_control = 0x2001");
+}
+
+static void test_bad_headers_refused(void **state)
+{
+	(void)state;
+	static uint8_t buf[4096], bad[4096];
+	size_t n;
+
+	power_on(&a);
+	n = save(&a, buf, sizeof(buf));
+
+	memcpy(bad, buf, n);
+	memcpy(bad + 1, "pit", 3);
+	assert_refused(bad, n, "devstate: unknown device 'pit'");
+	memcpy(bad, buf, n);
+	bad[0] = 0;
+	assert_refused(bad, n, "name length 0 not 1..16");
+	bad[0] = DEVSTATE_NAME_MAX + 1;
+	assert_refused(bad, n, "name length 17 not 1..16");
+
+	memcpy(bad, buf, n);
+	bad[1 + 3] = 2; /* pic version 2 */
+	assert_refused(bad, n, "pic: version 2 unknown, this build reads 1..1");
+	bad[1 + 3] = 0;
+	assert_refused(bad, n, "pic: version 0 unknown");
+
+	memcpy(bad, buf, n);
+	bad[1 + 3 + 2] = 23;
+	assert_refused(bad, n, "pic: payload of 23 bytes, version 1 has 22");
+	memcpy(bad, buf, n);
+	bad[1 + 3 + 5] = 0x80; /* a length near 2^32 */
+	assert_refused(bad, n, "pic: payload of 2147483670 bytes");
+
+	/* A second pic record; the first alone would have changed the PIC. */
+	struct devstate_instance pic_only = { &pic_state_desc, &a.pic };
+	size_t pic_len = devstate_saved_size(&pic_only, 1);
+	pic_drive(&a.pic);
+	pic_write(&a.pic, 0, 1, 0x55); /* unlike the PIC assert_refused() loads into */
+	assert_int_equal(devstate_save(&pic_only, 1, bad, sizeof(bad)), pic_len);
+	memcpy(bad + pic_len, bad, pic_len);
+	assert_refused(bad, 2 * pic_len, "pic: a second record");
+
+	/* A valid PIC record followed by a refused RTC record changes nothing. */
+	memcpy(bad + pic_len, buf + pic_len, n - pic_len);
+	bad[pic_len + 1 + 3 + 6] = 0x80; /* rtc index */
+	assert_refused(bad, n, "rtc: field index = 128 out of range 0..127");
+}
+
+/* A device whose version 2 added a field: records of version 1 still load. */
+struct demo {
+	uint8_t mode;
+	uint16_t divisor; /* since version 2 */
+	uint32_t counts[2];
+	void *wiring;
+};
+
+static void demo_reset(void *state)
+{
+	struct demo *d = state;
+
+	d->mode = 1;
+	d->divisor = 0x1234;
+	d->counts[0] = d->counts[1] = 0;
+}
+
+static const struct devstate_field demo_fields[] = {
+	DEVSTATE_FIELD(struct demo, mode, DEVSTATE_U8, 0, 5, 1),
+	DEVSTATE_FIELD(struct demo, divisor, DEVSTATE_U16, 1, 0xffff, 2),
+	DEVSTATE_ARRAY(struct demo, counts, DEVSTATE_U32, 0, 1000, 1),
+};
+static const struct devstate_desc demo_desc =
+	DEVSTATE_DESC(struct demo, "demo", 2, demo_fields, demo_reset, NULL);
+
+static void test_older_version_loads_with_reset_values(void **state)
+{
+	(void)state;
+	struct demo live = { 4, 7, { 9, 9 }, &live };
+	struct devstate_instance dev = { &demo_desc, &live };
+	struct devstate_error err = { "" };
+	/* Version 1: mode 3, counts 10 and 1000. */
+	uint8_t v1[] = { 4, 'd', 'e', 'm', 'o', 1, 0, 9, 0, 0, 0,
+			 3, 10, 0, 0, 0, 0xe8, 3, 0, 0 };
+	uint8_t v2[sizeof(v1) + 2];
+
+	if (!devstate_load(&dev, 1, v1, sizeof(v1), &err))
+		fail_msg("%s", err.text);
+	assert_int_equal(live.mode, 3);
+	assert_int_equal(live.divisor, 0x1234);
+	assert_int_equal(live.counts[0], 10);
+	assert_int_equal(live.counts[1], 1000);
+	assert_ptr_equal(live.wiring, &live);
+
+	/* This build writes version 2, with the field. */
+	live.divisor = 0xbeef;
+	assert_int_equal(devstate_save(&dev, 1, v2, sizeof(v2)), sizeof(v2));
+	assert_int_equal(v2[5], 2);
+	assert_int_equal(v2[7], 11);
+	assert_int_equal(v2[12], 0xef);
+	assert_int_equal(v2[13], 0xbe);
+	live.divisor = 0;
+	assert_true(devstate_load(&dev, 1, v2, sizeof(v2), &err));
+	assert_int_equal(live.divisor, 0xbeef);
+
+	/* A version 1 record with version 2's length is refused. */
+	v2[5] = 1;
+	assert_false(devstate_load(&dev, 1, v2, sizeof(v2), &err));
+	assert_string_equal(err.text, "demo: payload of 11 bytes, version 1 has 9");
+	v1[16] = 0xe9; /* counts[1] = 1001 */
+	assert_false(devstate_load(&dev, 1, v1, sizeof(v1), &err));
+	assert_string_equal(err.text, "demo: field counts[1] = 1001 out of range 0..1000");
+	assert_int_equal(live.counts[1], 1000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_rows_are_sound),
+		cmocka_unit_test(test_reset_every_device),
+		cmocka_unit_test(test_save_load_every_device),
+		cmocka_unit_test(test_truncated_at_every_length),
+		cmocka_unit_test(test_every_out_of_range_field_refused),
+		cmocka_unit_test(test_the_issue_examples),
+		cmocka_unit_test(test_checks_refuse),
+		cmocka_unit_test(test_bad_headers_refused),
+		cmocka_unit_test(test_older_version_loads_with_reset_values),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
