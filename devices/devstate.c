@@ -1,6 +1,7 @@
 #include "devices/devstate.h"
 
 #include "lib/fmt.h"
+#include "lib/le.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -31,21 +32,6 @@ static size_t payload_size(const struct devstate_desc *d, unsigned version)
 static size_t record_size(const struct devstate_desc *d)
 {
 	return 1 + strlen(d->name) + 2 + 4 + payload_size(d, d->version);
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
 }
 
 /* Element i of f in the structure, as the member's own integer type. */
@@ -102,13 +88,13 @@ size_t devstate_save(const struct devstate_instance *devs, unsigned count, uint8
 		*p++ = (uint8_t)name_len;
 		memcpy(p, desc->name, name_len);
 		p += name_len;
-		put_le(p, desc->version, 2);
-		put_le(p + 2, payload_size(desc, desc->version), 4);
+		le_put(p, desc->version, 2);
+		le_put(p + 2, payload_size(desc, desc->version), 4);
 		p += 6;
 		for (unsigned i = 0; i < desc->field_count; i++) {
 			const struct devstate_field *f = &desc->fields[i];
 			for (unsigned e = 0; e < f->count; e++) {
-				put_le(p, load_element(devs[d].state, f, e), width(f->type));
+				le_put(p, load_element(devs[d].state, f, e), width(f->type));
 				p += width(f->type);
 			}
 		}
@@ -200,7 +186,7 @@ static bool decode_fields(const struct devstate_desc *desc, unsigned version, co
 		if (f->since > version)
 			continue;
 		for (unsigned e = 0; e < f->count; e++) {
-			uint64_t v = get_le(p, width(f->type));
+			uint64_t v = le_get(p, width(f->type));
 			p += width(f->type);
 			if (v < f->min || v > f->max)
 				return devstate_refuse(err, desc->name, f->name, e,
@@ -244,8 +230,8 @@ static bool decode_record(const struct devstate_instance *devs, unsigned count, 
 	const struct devstate_desc *desc = devs[d].desc;
 	if (!take(r, 6, &p, desc->name, "the version and length", err))
 		return false;
-	unsigned version = (unsigned)get_le(p, 2);
-	uint64_t len = get_le(p + 2, 4);
+	unsigned version = (unsigned)le_get(p, 2);
+	uint64_t len = le_get(p + 2, 4);
 	if (version == 0 || version > desc->version) {
 		fmt_snprintf(err->text, sizeof(err->text),
 			     "%s: version %u unknown, this build reads 1..%u", desc->name, version,

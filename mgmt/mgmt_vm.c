@@ -14,6 +14,7 @@
 #include "guest.h"
 
 #include "lib/fmt.h"
+#include "lib/le.h"
 #include "mgmt/api.h"
 #include "mgmt/proto.h"
 #include "mgmt/session.h"
@@ -75,9 +76,9 @@ struct subscription {
  * One per session; the line's own when no key is configured (everyone on
  * it is one client); the shell's. Those of the mode not in use are empty.
  */
-static struct subscription session_subs[SESSION_SLOTS];
-static struct subscription line_sub;
-static struct subscription shell_sub;
+static struct subscription subs[SESSION_SLOTS + 2];
+#define LINE_SUB (&subs[SESSION_SLOTS])
+#define SHELL_SUB (&subs[SESSION_SLOTS + 1])
 static uint64_t seq_seen;
 
 /* Who sent a request, once its signature (if any) is checked. */
@@ -251,17 +252,10 @@ static void events_lost(uint64_t first, uint64_t lost)
 	send_event(API_EVENT_EVENTS_LOST, p, w.len);
 }
 
-static struct subscription *const all_subs[] = {
-	&session_subs[0], &session_subs[1], &session_subs[2], &session_subs[3],
-	&session_subs[4], &session_subs[5], &session_subs[6], &session_subs[7],
-	&line_sub, &shell_sub,
-};
-_Static_assert(SESSION_SLOTS == 8, "all_subs lists every session's subscription");
-
 static bool anyone_follows_state(void)
 {
-	for (size_t i = 0; i < sizeof(all_subs) / sizeof(all_subs[0]); i++)
-		if (all_subs[i]->state)
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (subs[i].state)
 			return true;
 	return false;
 }
@@ -328,8 +322,8 @@ static void pump_console(struct subscription *sub)
 
 static void pump_consoles(void)
 {
-	for (size_t i = 0; i < sizeof(all_subs) / sizeof(all_subs[0]); i++)
-		pump_console(all_subs[i]);
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		pump_console(&subs[i]);
 }
 
 /* --- Session requests --------------------------------------------------------- */
@@ -344,8 +338,8 @@ static void end_shell_auth(void)
 static void end_all_sessions(void)
 {
 	session_close_all(&sessions);
-	for (size_t i = 0; i < sizeof(all_subs) / sizeof(all_subs[0]); i++)
-		*all_subs[i] = (struct subscription){ 0 };
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		subs[i] = (struct subscription){ 0 };
 	end_shell_auth();
 }
 
@@ -380,7 +374,7 @@ static uint16_t auth_challenge(const struct client *cl, uint8_t *out, size_t *le
 		shell_nonce_valid = true;
 	} else {
 		unsigned slot = session_open(&sessions, nonce, now_ms());
-		session_subs[slot] = (struct subscription){ 0 };
+		subs[slot] = (struct subscription){ 0 };
 		tlv_put_u32(&w, API_TAG_SESSION, sessions.slot[slot].id);
 	}
 	*len = w.len;
@@ -566,7 +560,7 @@ static void send_wire(int n)
 static void on_frame(const struct proto_frame *f)
 {
 	struct session_admission a;
-	struct client cl = { .kind = CLIENT_LINE, .sub = &line_sub };
+	struct client cl = { .kind = CLIENT_LINE, .sub = LINE_SUB };
 	size_t len = 0;
 	uint16_t e = API_E_INTERNAL;
 
@@ -598,7 +592,7 @@ static void on_frame(const struct proto_frame *f)
 	case SESSION_ADMIT_EXECUTE:
 		if (a.signed_by_session)
 			cl = (struct client){ .kind = CLIENT_SESSION, .slot = a.slot,
-					      .sub = &session_subs[a.slot] };
+					      .sub = &subs[a.slot] };
 		else if (info.auth_key_len)
 			cl = (struct client){ .kind = CLIENT_UNSIGNED };
 		e = execute(&cl, f->code, f->payload, f->length, answer, &len);
@@ -622,7 +616,7 @@ static void on_frame(const struct proto_frame *f)
 	/* Goodbye ends its sender's session; the shell comes back when nobody is left. */
 	if (cl.kind == CLIENT_SESSION) {
 		session_close(&sessions, cl.slot);
-		session_subs[cl.slot] = (struct subscription){ 0 };
+		subs[cl.slot] = (struct subscription){ 0 };
 	}
 	if (!session_any_active(&sessions, now_ms()))
 		set_mode(false);
@@ -658,15 +652,6 @@ static void print_tlvs(const uint8_t *p, size_t n, unsigned depth)
 	}
 }
 
-static uint64_t le(const uint8_t *v, size_t n)
-{
-	uint64_t x = 0;
-
-	for (size_t i = n; i-- > 0;)
-		x = x << 8 | v[i];
-	return x;
-}
-
 static void put_value(enum api_type type, uint8_t tag, const uint8_t *v, size_t n)
 {
 	switch (type) {
@@ -679,10 +664,10 @@ static void put_value(enum api_type type, uint8_t tag, const uint8_t *v, size_t 
 	case API_T_U16:
 	case API_T_U32:
 	case API_T_U64:
-		textf("%llu", (unsigned long long)le(v, n));
+		textf("%llu", (unsigned long long)le_get(v, n));
 		break;
 	case API_T_SIZE: {
-		uint64_t bytes = le(v, n);
+		uint64_t bytes = le_get(v, n);
 		if (bytes && bytes % (1024 * 1024) == 0)
 			textf("%lluM", (unsigned long long)(bytes >> 20));
 		else
@@ -744,7 +729,7 @@ static void run_line(const char *line, size_t n)
 		textf("authentication ended: idle for over %u minutes\n", SHELL_IDLE_MS / 60000);
 	}
 	shell_last_ms = now;
-	struct client shell = { .kind = CLIENT_SHELL, .sub = &shell_sub };
+	struct client shell = { .kind = CLIENT_SHELL, .sub = SHELL_SUB };
 	uint16_t e = execute(&shell, cmd.request, cmd.payload, cmd.payload_len, answer, &len);
 	pump_events();
 	if (e != API_E_OK) {
@@ -756,7 +741,7 @@ static void run_line(const char *line, size_t n)
 	}
 	if (cmd.request == API_REQ_GOODBYE) {
 		end_shell_auth();
-		shell_sub = (struct subscription){ 0 };
+		*SHELL_SUB = (struct subscription){ 0 };
 	}
 	print_tlvs(answer, len, 0);
 	if (!len)

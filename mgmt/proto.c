@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "lib/le.h"
 #include "mgmt/api.h"
 
 /*
@@ -31,21 +32,6 @@ uint32_t proto_crc32(uint32_t crc, const void *data, size_t len)
 		crc = (crc >> 4) ^ crc_nibble[crc & 0xf];
 	}
 	return ~crc;
-}
-
-static void put_le(uint8_t *p, uint64_t v, size_t width)
-{
-	for (size_t i = 0; i < width; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, size_t width)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < width; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
 }
 
 /*
@@ -115,7 +101,7 @@ int proto_encode(void *out, size_t cap, const struct proto_frame *frame)
 	if (cap < 2)
 		return PROTO_E_NOSPACE;
 
-	put_le(crc, proto_crc32(proto_crc32(0, &h, sizeof(h)), frame->payload, frame->length),
+	le_put(crc, proto_crc32(proto_crc32(0, &h, sizeof(h)), frame->payload, frame->length),
 	       PROTO_CRC_SIZE);
 	/* The leading delimiter ends whatever partial frame the peer holds. */
 	c.out[c.pos++] = PROTO_DELIMITER;
@@ -185,7 +171,7 @@ static bool finish_chunk(struct proto_decoder *d, struct proto_frame *frame)
 		return false;
 	}
 	size_t body = (size_t)n - PROTO_CRC_SIZE;
-	if (proto_crc32(0, d->buf, body) != (uint32_t)get_le(d->buf + body, PROTO_CRC_SIZE)) {
+	if (proto_crc32(0, d->buf, body) != (uint32_t)le_get(d->buf + body, PROTO_CRC_SIZE)) {
 		d->stats.crc_errors++;
 		return false;
 	}
@@ -281,7 +267,7 @@ static uint8_t *tlv_reserve(struct tlv_writer *w, uint8_t tag, size_t len)
 	}
 	uint8_t *p = w->buf + w->len;
 	p[0] = tag;
-	put_le(p + 1, len, 2);
+	le_put(p + 1, len, 2);
 	w->len += TLV_HEADER_SIZE + len;
 	return p + TLV_HEADER_SIZE;
 }
@@ -299,7 +285,7 @@ void tlv_put_uint(struct tlv_writer *w, uint8_t tag, uint64_t v, size_t width)
 	uint8_t *p = width <= 8 ? tlv_reserve(w, tag, width) : NULL;
 
 	if (p)
-		put_le(p, v, width);
+		le_put(p, v, width);
 	else
 		w->overflow = true;
 }
@@ -344,7 +330,7 @@ void tlv_list_end(struct tlv_writer *w, size_t begin)
 		w->overflow = true;
 		return;
 	}
-	put_le(w->buf + begin - 2, len, 2);
+	le_put(w->buf + begin - 2, len, 2);
 }
 
 void tlv_reader_init(struct tlv_reader *r, const void *buf, size_t len)
@@ -362,12 +348,12 @@ bool tlv_next(struct tlv_reader *r, struct tlv *t)
 	if (r->malformed || left == 0)
 		return false;
 	if (left < TLV_HEADER_SIZE ||
-	    get_le(r->buf + r->pos + 1, 2) > left - TLV_HEADER_SIZE) {
+	    le_get(r->buf + r->pos + 1, 2) > left - TLV_HEADER_SIZE) {
 		r->malformed = true;
 		return false;
 	}
 	t->tag = r->buf[r->pos];
-	t->len = (uint16_t)get_le(r->buf + r->pos + 1, 2);
+	t->len = (uint16_t)le_get(r->buf + r->pos + 1, 2);
 	t->value = r->buf + r->pos + TLV_HEADER_SIZE;
 	r->pos += TLV_HEADER_SIZE + t->len;
 	return true;
@@ -393,7 +379,7 @@ static int tlv_get_uint(const void *buf, size_t len, uint8_t tag, size_t width, 
 		return rc;
 	if (t.len != width)
 		return TLV_BAD;
-	*v = get_le(t.value, width);
+	*v = le_get(t.value, width);
 	return TLV_OK;
 }
 
@@ -469,7 +455,7 @@ static uint32_t request_fingerprint(const struct proto_frame *f)
 {
 	uint8_t code[2];
 
-	put_le(code, f->code, 2);
+	le_put(code, f->code, 2);
 	return proto_crc32(proto_crc32(0, code, sizeof(code)), f->payload, f->length);
 }
 

@@ -1,5 +1,6 @@
 #include "mgmt/session.h"
 
+#include "lib/le.h"
 #include "mgmt/api.h"
 
 #include <string.h>
@@ -142,10 +143,8 @@ static void request_mac(const uint8_t key[SHA256_SIZE], uint32_t frame_id, uint1
 {
 	uint8_t msg[6 + PROTO_MAX_PAYLOAD];
 
-	for (unsigned b = 0; b < 4; b++)
-		msg[b] = (uint8_t)(frame_id >> (8 * b));
-	msg[4] = (uint8_t)code;
-	msg[5] = (uint8_t)(code >> 8);
+	le_put(msg, frame_id, 4);
+	le_put(msg + 4, code, 2);
 	memcpy(msg + 6, body, len);
 	hmac_sha256(key, SHA256_SIZE, msg, 6 + len, out);
 }
