@@ -640,11 +640,19 @@ struct fake {
 	uint8_t vm_state[FAKE_VMS];
 	unsigned executed[0x60];
 	unsigned requests_seen, retries_seen;
+	unsigned send_failures; /* writes after the client hung up */
 };
 
+/*
+ * The fake runs in its own thread: a cmocka assertion there exits the
+ * whole test binary (status 255, no report). The client may also have hung
+ * up already (a test's end, close(client_fd)), so a failed write is only
+ * counted; the tests assert on what the client received.
+ */
 static void fake_send(struct fake *f, const void *wire, size_t len)
 {
-	assert_true(vmmctl_write_all(f->fd, wire, len));
+	if (!vmmctl_write_all(f->fd, wire, len))
+		f->send_failures++;
 }
 
 static size_t fake_encode(uint8_t *out, uint8_t type, uint32_t id, uint16_t code,
