@@ -4,6 +4,7 @@
 #   make            build build/vmm.efi (and the boot disk contents)
 #   make test       unit tests (cmocka) and end-to-end boots (Bochs, QEMU)
 #   make unit       unit tests only
+#   make check-layers  the layering rules (README.md, "Layers")
 #   make e2e        end-to-end tests only
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each
 #   make bench      print BENCH lines
@@ -32,6 +33,13 @@ IMAGE_CFLAGS := -std=c11 $(WARN) -O2 -g -ffreestanding -fpic -fshort-wchar \
 	-I. -Iinclude -isystem $(EFI_INC) -isystem $(EFI_INC)/x86_64
 IMAGE_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic --no-undefined -T linker.ld
 
+# The hardware virtualization backend: vmm/$(VIRT)/ implements vmm/virt.h.
+# Intel VT-x is the only one today; an AMD SVM backend would be a sibling
+# folder. Its capability parser is plain C, shared with the unit tests.
+VIRT      ?= vmx
+VIRT_SHARED_SRCS := $(wildcard vmm/$(VIRT)/caps.c)
+VIRT_SRCS := $(filter-out $(VIRT_SHARED_SRCS),$(wildcard vmm/$(VIRT)/*.c)) $(wildcard vmm/$(VIRT)/*.S)
+
 # The guest platform's device models, the MMIO instruction emulator and the
 # Linux loader: shared, so that cmocka and the fuzzers exercise them.
 PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi_tables.c \
@@ -39,14 +47,14 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 	devices/disk.c devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
-	vmm/vmx_caps.c vmm/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c devices/vuart.c \
+	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c devices/vuart.c \
 	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
 	devices/devstate.c devices/device_table.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
-	vmm/vmx.c vmm/vmx_vcpu.c vmm/vmx_exit.c vmm/vmx_ept.c vmm/vmx_entry.S \
+	$(VIRT_SRCS) \
 	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c vnet/dhcp.c \
 	vmm/mmio.c vmm/platform.c vmm/library.c
@@ -67,9 +75,9 @@ GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUE
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
 	-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \
 	-I. -Itests/guests/lib -Iinclude
-GUEST_LIB := tests/guests/lib/start.S tests/guests/lib/guest.c tests/guests/lib/guest.h vmm/hypercall.h
+GUEST_LIB := tests/guests/lib/start.S tests/guests/lib/guest.c tests/guests/lib/guest.h include/abi/hypercall.h
 
-.PHONY: all image unit e2e fuzz test bench run clean
+.PHONY: all image unit e2e fuzz test bench run clean check-layers
 all: image
 
 image: $(BUILD)/vmm.efi $(GUEST_BINS)
@@ -136,9 +144,9 @@ $(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST64_DEPS)
 	$(call link_guest64,$<)
 
 # The management VM: the line's protocol and shell on the guest runtime.
-MGMT_VM_SRCS := mgmt/mgmt_vm.c mgmt/proto.c mgmt/session.c mgmt/shell.c mgmt/sha256.c vmm/vm_state.c \
+MGMT_VM_SRCS := mgmt/vm/mgmt_vm.c mgmt/proto.c mgmt/session.c mgmt/vm/shell.c mgmt/sha256.c mgmt/vm_state.c \
 	lib/fmt.c lib/string.c
-$(BUILD)/guests/mgmt.bin: $(MGMT_VM_SRCS) $(GUEST64_DEPS) mgmt/api.h mgmt/proto.h mgmt/shell.h \
+$(BUILD)/guests/mgmt.bin: $(MGMT_VM_SRCS) $(GUEST64_DEPS) include/abi/api.h mgmt/proto.h mgmt/vm/shell.h \
 		mgmt/sha256.h mgmt/session.h
 	$(call link_guest64,$(MGMT_VM_SRCS))
 
@@ -150,11 +158,11 @@ $(BUILD)/unit/test_config: tests/unit/test_config.c boot/config.c lib/fmt.c
 $(BUILD)/unit/test_memmap: tests/unit/test_memmap.c boot/memmap.c lib/fmt.c
 $(BUILD)/unit/test_page_alloc: tests/unit/test_page_alloc.c vmm/page_alloc.c
 $(BUILD)/unit/test_acpi: tests/unit/test_acpi.c boot/acpi.c lib/fmt.c
-$(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx_caps.c lib/fmt.c
-$(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c vmm/vm_state.c
+$(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx/caps.c lib/fmt.c
+$(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c mgmt/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy.c
-$(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c vmm/vm_state.c lib/fmt.c \
+$(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c vmm/platform.c $(PLATFORM_SRCS) \
 	boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c
@@ -166,7 +174,7 @@ $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
 $(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_proto: tests/unit/test_proto.c mgmt/proto.c
-$(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/shell.c mgmt/proto.c lib/fmt.c
+$(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/vm/shell.c mgmt/proto.c lib/fmt.c
 $(BUILD)/unit/test_switch: tests/unit/test_switch.c vnet/switch.c vnet/dhcp.c lib/fmt.c
 $(BUILD)/unit/test_dhcp: tests/unit/test_dhcp.c vnet/dhcp.c lib/fmt.c
 $(BUILD)/unit/test_lapic: tests/unit/test_lapic.c devices/lapic.c
@@ -198,13 +206,13 @@ $(UNIT_BINS):
 
 # vmmctl, the host admin tool (docs/vmmctl.md): plain C11 + POSIX, built by
 # `image` and `test` through `tools`.
-VMMCTL_SRCS := mgmt/vmmctl_cli.c mgmt/vmmctl_cmd.c mgmt/vmmctl_conn.c mgmt/vmmctl_io.c \
-	mgmt/vmmctl_out.c mgmt/proto.c mgmt/session.c mgmt/shell.c mgmt/sha256.c lib/fmt.c
-$(BUILD)/vmmctl: mgmt/vmmctl.c $(VMMCTL_SRCS) mgmt/vmmctl.h mgmt/api.h mgmt/proto.h \
-		mgmt/shell.h mgmt/sha256.h mgmt/session.h
+VMMCTL_SRCS := mgmt/vmmctl/vmmctl_cli.c mgmt/vmmctl/vmmctl_cmd.c mgmt/vmmctl/vmmctl_conn.c \
+	mgmt/vmmctl/vmmctl_io.c mgmt/vmmctl/vmmctl_out.c mgmt/proto.c mgmt/session.c mgmt/vm/shell.c mgmt/sha256.c lib/fmt.c
+$(BUILD)/vmmctl: mgmt/vmmctl/vmmctl.c $(VMMCTL_SRCS) mgmt/vmmctl/vmmctl.h include/abi/api.h \
+		mgmt/proto.h mgmt/vm/shell.h mgmt/sha256.h mgmt/session.h
 	@mkdir -p $(dir $@)
 	@echo "  HOSTCC  $@"
-	$(Q)$(CC) -std=c11 $(WARN) -O2 -D_DEFAULT_SOURCE -I. -Iinclude mgmt/vmmctl.c \
+	$(Q)$(CC) -std=c11 $(WARN) -O2 -D_DEFAULT_SOURCE -I. -Iinclude mgmt/vmmctl/vmmctl.c \
 		$(VMMCTL_SRCS) -o $@
 
 $(BUILD)/unit/test_vmmctl: tests/unit/test_vmmctl.c $(VMMCTL_SRCS)
@@ -226,7 +234,10 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-test: unit e2e
+test: check-layers unit e2e
+
+check-layers:
+	@tools/check-layers.py --virt $(VIRT) --cc $(CC) --efi-inc $(EFI_INC)
 
 $(BUILD)/bench/switch_bench: tests/bench/switch_bench.c vnet/switch.c vnet/dhcp.c lib/fmt.c
 	@mkdir -p $(dir $@)

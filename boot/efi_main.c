@@ -18,6 +18,7 @@
 #include "vmm/panic.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
+#include "x86/msr.h"
 
 #include <string.h>
 
@@ -132,7 +133,6 @@ static int load_config(EFI_HANDLE image, EFI_FILE_HANDLE root)
 	return 0;
 }
 
-#define MSR_IA32_APIC_BASE 0x1b
 #define APIC_BASE_ADDR_MASK 0x000ffffffffff000ULL
 /* The I/O APIC's address on PC-AT compatibles, and its indirect registers
  * (82093AA data sheet, 3.0 "Register Description"). */

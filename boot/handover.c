@@ -7,7 +7,7 @@
 #include "x86/msr.h"
 #include "x86/paging.h"
 #include "x86/segment.h"
-#include "x86/vmx_defs.h"
+#include "vmm/vmx/vmx_defs.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /*
  * Framing (COBS, CRC-32), the streaming decoder, TLV payloads, the replay
- * cache, and the tables of the message catalogue (mgmt/api.h). Everything
+ * cache, and the tables of the message catalogue (include/abi/api.h). Everything
  * that decides what a byte on the line means is here; docs/protocol.md
  * describes the same rules for the other end.
  */
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "lib/le.h"
-#include "mgmt/api.h"
+#include "abi/api.h"
 
 /*
  * Reflected CRC-32, polynomial 0xEDB88320, four bits at a time: a 64-byte

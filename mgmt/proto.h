@@ -32,7 +32,7 @@
 /*
  * Version of the framing (header layout, CRC, COBS). A frame with another
  * version is dropped and counted; the message catalogue evolves separately
- * (API_VERSION in mgmt/api.h) without touching this.
+ * (API_VERSION in include/abi/api.h) without touching this.
  */
 #define PROTO_VERSION 1
 #define PROTO_DELIMITER 0x00
@@ -155,7 +155,7 @@ void proto_decoder_reset(struct proto_decoder *d);
 /*
  * Payload TLVs: u8 tag, u16 little-endian length, value. Readers skip tags
  * they do not know, which is how the catalogue grows without a new
- * framing version. Value encodings per tag: enum api_type in mgmt/api.h.
+ * framing version. Value encodings per tag: enum api_type in include/abi/api.h.
  */
 #define TLV_HEADER_SIZE 3
 

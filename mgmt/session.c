@@ -1,7 +1,7 @@
 #include "mgmt/session.h"
 
 #include "lib/le.h"
-#include "mgmt/api.h"
+#include "abi/api.h"
 
 #include <string.h>
 

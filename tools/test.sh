@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 make -j2 image
+make check-layers
 make unit
 make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 make e2e

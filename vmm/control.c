@@ -2,7 +2,7 @@
 
 #include "boot/boot_info.h"
 #include "lib/fmt.h"
-#include "mgmt/api.h"
+#include "abi/api.h"
 #include "mgmt/proto.h"
 #include "vmm/clock.h"
 #include "vmm/library.h"

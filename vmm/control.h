@@ -1,9 +1,9 @@
 /*
  * The management API inside the hypervisor: executes one request of
- * mgmt/api.h (its TLV payload as the management VM received it) against
+ * include/abi/api.h (its TLV payload as the management VM received it) against
  * the VMs, networks and adapters, and writes the answer's TLVs. The
  * management VM owns the line, the framing, sessions and authentication
- * (mgmt/mgmt_vm.c); everything that changes the machine happens here, in
+ * (mgmt/vm/mgmt_vm.c); everything that changes the machine happens here, in
  * one place, so the shell and the framed mode cannot differ.
  *
  * Requests are executed by the scheduler between two vCPU runs, never

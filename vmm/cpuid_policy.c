@@ -1,6 +1,6 @@
 #include "vmm/cpuid_policy.h"
 
-#include "vmm/hypercall.h"
+#include "abi/hypercall.h"
 
 #include <string.h>
 

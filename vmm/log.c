@@ -1,7 +1,7 @@
 #include "vmm/log.h"
 
 #include "lib/fmt.h"
-#include "vmm/hypercall.h"
+#include "abi/hypercall.h"
 #include "vmm/uart16550.h"
 #include "x86/cpu.h"
 

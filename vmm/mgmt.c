@@ -3,7 +3,7 @@
 #include "boot/boot_info.h"
 #include "vmm/clock.h"
 #include "vmm/control.h"
-#include "vmm/hypercall.h"
+#include "abi/hypercall.h"
 #include "vmm/log.h"
 #include "vmm/uart16550.h"
 #include "vmm/vm.h"

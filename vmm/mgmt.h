@@ -1,6 +1,6 @@
 /*
  * The management VM's side of the hypervisor: its privileged hypercalls
- * (vmm/hypercall.h, HC_CONTROL and the line calls), the physical serial
+ * (include/abi/hypercall.h, HC_CONTROL and the line calls), the physical serial
  * line it owns (receive side polled here, transmit side shared with the
  * log, vmm/log.h), and the watchdog that restarts it when it dies.
  * docs/management.md describes the design.

@@ -7,6 +7,7 @@
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
+#include "x86/msr.h"
 
 /*
  * Speculation barriers between VMs, where the CPU has them (CPUID.7.0:EDX,
@@ -16,9 +17,7 @@
  */
 #define CPUID7_EDX_IBRS_IBPB (1U << 26)
 #define CPUID7_EDX_L1D_FLUSH (1U << 28)
-#define MSR_PRED_CMD 0x49
 #define PRED_CMD_IBPB 1
-#define MSR_FLUSH_CMD 0x10b
 #define FLUSH_CMD_L1D 1
 
 struct pcpu {
@@ -73,9 +72,9 @@ static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
 	}
 	if (prev && prev->vm != next->vm) {
 		if (cpu->ibpb)
-			wrmsr(MSR_PRED_CMD, PRED_CMD_IBPB);
+			wrmsr(MSR_IA32_PRED_CMD, PRED_CMD_IBPB);
 		if (cpu->l1d_flush)
-			wrmsr(MSR_FLUSH_CMD, FLUSH_CMD_L1D);
+			wrmsr(MSR_IA32_FLUSH_CMD, FLUSH_CMD_L1D);
 	}
 	__asm__ volatile("fxrstor64 %0" : : "m"(next->fpu));
 	next->fpu_fresh = false;

@@ -2,12 +2,13 @@
 
 #include "vmm/clock.h"
 #include "vmm/cpuid_policy.h"
-#include "vmm/hypercall.h"
+#include "abi/hypercall.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
 #include "vmm/sched_policy.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
+#include "x86/msr.h"
 
 #include <string.h>
 
@@ -65,27 +66,6 @@ void vcpu_cpuid(struct vcpu *vcpu)
 	vcpu->regs.rdx = r.edx;
 }
 
-/* MSR numbers (SDM Vol. 4). */
-enum {
-	MSR_TSC = 0x10,
-	MSR_FEATURE_CONTROL = 0x3a,
-	MSR_BIOS_SIGN_ID = 0x8b,
-	MSR_MTRRCAP = 0xfe,
-	MSR_SYSENTER_CS = 0x174,
-	MSR_SYSENTER_ESP = 0x175,
-	MSR_SYSENTER_EIP = 0x176,
-	MSR_MISC_ENABLE = 0x1a0,
-	MSR_PAT = 0x277,
-	MSR_EFER = 0xc0000080,
-	MSR_STAR = 0xc0000081,
-	MSR_LSTAR = 0xc0000082,
-	MSR_CSTAR = 0xc0000083,
-	MSR_SFMASK = 0xc0000084,
-	MSR_FS_BASE = 0xc0000100,
-	MSR_GS_BASE = 0xc0000101,
-	MSR_KERNEL_GS_BASE = 0xc0000102,
-};
-
 #define FEATURE_CONTROL_LOCKED 1ULL
 #define MISC_ENABLE_FAST_STRINGS 1ULL
 
@@ -95,16 +75,16 @@ static const struct {
 	enum guest_reg reg;
 	bool address; /* must be canonical, or VM entry would fail */
 } hardware_msrs[] = {
-	{ MSR_SYSENTER_CS, GUEST_REG_SYSENTER_CS, false },
-	{ MSR_SYSENTER_ESP, GUEST_REG_SYSENTER_ESP, true },
-	{ MSR_SYSENTER_EIP, GUEST_REG_SYSENTER_EIP, true },
-	{ MSR_STAR, GUEST_REG_STAR, false },
-	{ MSR_LSTAR, GUEST_REG_LSTAR, true },
-	{ MSR_CSTAR, GUEST_REG_CSTAR, true },
-	{ MSR_SFMASK, GUEST_REG_SFMASK, false },
-	{ MSR_FS_BASE, GUEST_REG_FS_BASE, true },
-	{ MSR_GS_BASE, GUEST_REG_GS_BASE, true },
-	{ MSR_KERNEL_GS_BASE, GUEST_REG_KERNEL_GS_BASE, true },
+	{ MSR_IA32_SYSENTER_CS, GUEST_REG_SYSENTER_CS, false },
+	{ MSR_IA32_SYSENTER_ESP, GUEST_REG_SYSENTER_ESP, true },
+	{ MSR_IA32_SYSENTER_EIP, GUEST_REG_SYSENTER_EIP, true },
+	{ MSR_IA32_STAR, GUEST_REG_STAR, false },
+	{ MSR_IA32_LSTAR, GUEST_REG_LSTAR, true },
+	{ MSR_IA32_CSTAR, GUEST_REG_CSTAR, true },
+	{ MSR_IA32_FMASK, GUEST_REG_SFMASK, false },
+	{ MSR_IA32_FS_BASE, GUEST_REG_FS_BASE, true },
+	{ MSR_IA32_GS_BASE, GUEST_REG_GS_BASE, true },
+	{ MSR_IA32_KERNEL_GS_BASE, GUEST_REG_KERNEL_GS_BASE, true },
 };
 
 static int hardware_msr_index(uint32_t msr)
@@ -144,24 +124,24 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 	if (lapic_is_msr(msr))
 		return platform_rdmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
-	case MSR_TSC:
+	case MSR_IA32_TIME_STAMP_COUNTER:
 		*value = rdtsc();
 		return 0;
-	case MSR_FEATURE_CONTROL:
+	case MSR_IA32_FEATURE_CONTROL:
 		/* Locked with VMX off, as CPUID shows no VMX. */
 		*value = FEATURE_CONTROL_LOCKED;
 		return 0;
-	case MSR_BIOS_SIGN_ID:
-	case MSR_MTRRCAP:
+	case MSR_IA32_BIOS_SIGN_ID:
+	case MSR_IA32_MTRRCAP:
 		*value = 0;
 		return 0;
-	case MSR_MISC_ENABLE:
+	case MSR_IA32_MISC_ENABLE:
 		*value = MISC_ENABLE_FAST_STRINGS;
 		return 0;
-	case MSR_PAT:
+	case MSR_IA32_PAT:
 		*value = virt_guest_reg(vcpu, GUEST_REG_PAT);
 		return 0;
-	case MSR_EFER:
+	case MSR_IA32_EFER:
 		*value = virt_guest_reg(vcpu, GUEST_REG_EFER);
 		return 0;
 	default:
@@ -183,12 +163,12 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	if (lapic_is_msr(msr))
 		return platform_wrmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
-	case MSR_PAT:
+	case MSR_IA32_PAT:
 		if (!valid_pat(value))
 			return -1;
 		virt_set_guest_reg(vcpu, GUEST_REG_PAT, value);
 		return 0;
-	case MSR_EFER: {
+	case MSR_IA32_EFER: {
 		uint64_t old = virt_guest_reg(vcpu, GUEST_REG_EFER);
 		if (value & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
 			return -1;
@@ -199,8 +179,8 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		virt_set_guest_reg(vcpu, GUEST_REG_EFER, value);
 		return 0;
 	}
-	case MSR_TSC:
-	case MSR_BIOS_SIGN_ID:
+	case MSR_IA32_TIME_STAMP_COUNTER:
+	case MSR_IA32_BIOS_SIGN_ID:
 		/* Accepted and ignored: a guest cannot move the host TSC. */
 		return 0;
 	default:

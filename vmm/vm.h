@@ -20,19 +20,19 @@
 #include "devices/vuart.h"
 #include "vmm/platform.h"
 #include "vmm/sched_policy.h"
-#include "vmm/vm_state.h"
+#include "abi/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
 #define VM_CONSOLE_LINE_MAX 160
 #define VM_REASON_MAX 160
 
-/* Guest general-purpose registers not held in the VMCS; vmx_entry.S relies on the order. */
+/* Guest general-purpose registers not held in the VMCS; vmm/vmx/entry.S relies on the order. */
 struct guest_regs {
 	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp;
 	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
 	uint64_t cr2;
 };
-_Static_assert(sizeof(struct guest_regs) == 16 * 8, "vmx_entry.S offsets");
+_Static_assert(sizeof(struct guest_regs) == 16 * 8, "vmm/vmx/entry.S offsets");
 
 struct vm;
 
@@ -51,7 +51,7 @@ struct vcpu {
 	uint64_t dr[4], dr6;
 	bool fpu_fresh;        /* fpu[] holds reset state not yet loaded */
 	bool halted;           /* HLT with nothing to wake it */
-	uint8_t upcall_vector; /* 0: no upcalls (vmm/hypercall.h) */
+	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */
 	uint64_t timer_deadline; /* TSC value of the next timer upcall, 0: none */
 	struct sched_entity sched; /* its fair share (vmm/sched_policy.h) */

@@ -1,10 +1,23 @@
-/* Model-specific register numbers (Intel SDM Vol. 4, "Model-Specific Registers"). */
+/*
+ * Model-specific register numbers (Intel SDM Vol. 4, "Model-Specific
+ * Registers"): every MSR the hypervisor, its device models and its backend
+ * name is defined here, once, with its SDM name.
+ */
 #ifndef X86_MSR_H
 #define X86_MSR_H
 
+#define MSR_IA32_TIME_STAMP_COUNTER 0x00000010
+#define MSR_IA32_APIC_BASE 0x0000001b
 #define MSR_IA32_FEATURE_CONTROL 0x0000003a
+#define MSR_IA32_PRED_CMD 0x00000049
+#define MSR_IA32_BIOS_SIGN_ID 0x0000008b
+#define MSR_IA32_MTRRCAP 0x000000fe
+#define MSR_IA32_FLUSH_CMD 0x0000010b
+#define MSR_IA32_SYSENTER_CS 0x00000174
+#define MSR_IA32_SYSENTER_ESP 0x00000175
+#define MSR_IA32_SYSENTER_EIP 0x00000176
+#define MSR_IA32_MISC_ENABLE 0x000001a0
 #define MSR_IA32_PAT 0x00000277
-#define MSR_IA32_EFER 0xc0000080
 #define MSR_IA32_VMX_BASIC 0x00000480
 #define MSR_IA32_VMX_PINBASED_CTLS 0x00000481
 #define MSR_IA32_VMX_PROCBASED_CTLS 0x00000482
@@ -21,5 +34,18 @@
 #define MSR_IA32_VMX_TRUE_PROCBASED_CTLS 0x0000048e
 #define MSR_IA32_VMX_TRUE_EXIT_CTLS 0x0000048f
 #define MSR_IA32_VMX_TRUE_ENTRY_CTLS 0x00000490
+#define MSR_IA32_TSC_DEADLINE 0x000006e0
+/* The x2APIC registers: MSR 0x800 + xAPIC offset / 16 (SDM 11.12.1.2). */
+#define MSR_IA32_X2APIC_FIRST 0x00000800
+#define MSR_IA32_X2APIC_EOI 0x0000080b
+#define MSR_IA32_X2APIC_LAST 0x000008ff
+#define MSR_IA32_EFER 0xc0000080
+#define MSR_IA32_STAR 0xc0000081
+#define MSR_IA32_LSTAR 0xc0000082
+#define MSR_IA32_CSTAR 0xc0000083
+#define MSR_IA32_FMASK 0xc0000084
+#define MSR_IA32_FS_BASE 0xc0000100
+#define MSR_IA32_GS_BASE 0xc0000101
+#define MSR_IA32_KERNEL_GS_BASE 0xc0000102
 
 #endif

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mgmt/api.h"
+#include "abi/api.h"
 #include "mgmt/proto.h"
-#include "mgmt/shell.h"
+#include "mgmt/vm/shell.h"
 
 static struct shell_line line;
 static struct shell_cmd cmd;

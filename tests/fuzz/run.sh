@@ -24,7 +24,7 @@ fuzzers=(
 	"dhcp 4096 vnet/dhcp.c lib/fmt.c"
 	"switch 32768 vnet/switch.c vnet/dhcp.c lib/fmt.c"
 	"proto 4096 mgmt/proto.c mgmt/session.c mgmt/sha256.c"
-	"shell 4096 mgmt/shell.c mgmt/proto.c lib/fmt.c"
+	"shell 4096 mgmt/vm/shell.c mgmt/proto.c lib/fmt.c"
 	"insn 32 vmm/insn_decode.c"
 	"virtq 65536 devices/virtqueue.c devices/virtio_blk.c devices/disk.c devices/virtio_net.c"
 	"devstate 4096 devices/devstate.c devices/pic.c devices/rtc.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c lib/fmt.c lib/calendar.c"

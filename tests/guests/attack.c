@@ -47,7 +47,7 @@ int main(void)
 	check(vmcall(0xdead, 1, 2, 3) == HC_ENOSYS, "attack: unknown hypercall refused");
 	check(vmcall(HC_CONSOLE_WRITE, guest_ram_bytes - 8, 64, 0) == HC_EFAULT,
 	      "attack: hypercall buffer past RAM refused");
-	/* Only the management VM may control the machine (vmm/hypercall.h). */
+	/* Only the management VM may control the machine (include/abi/hypercall.h). */
 	static struct hc_control req = { .version = HC_CONTROL_VERSION, .request = 0x25 };
 	check(vmcall(HC_CONTROL, (uint64_t)(uintptr_t)&req, 0, 0) == HC_EPERM &&
 	      vmcall(HC_LINE_WRITE, (uint64_t)(uintptr_t)&req, 4, HC_LINE_TEXT) == HC_EPERM,

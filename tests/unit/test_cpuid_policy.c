@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "vmm/cpuid_policy.h"
-#include "vmm/hypercall.h"
+#include "abi/hypercall.h"
 
 static const struct cpuid_result all_ones = { ~0U, ~0U, ~0U, ~0U };
 

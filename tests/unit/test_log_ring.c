@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "vmm/hypercall.h"
+#include "abi/hypercall.h"
 #include "vmm/log_ring.h"
 
 /* docs/protocol.md: the longest frame on the wire, both delimiters included. */

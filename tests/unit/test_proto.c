@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mgmt/api.h"
+#include "abi/api.h"
 #include "mgmt/proto.h"
 
 /* ---- Helpers ---- */

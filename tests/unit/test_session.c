@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "mgmt/api.h"
+#include "abi/api.h"
 #include "mgmt/proto.h"
 #include "mgmt/session.h"
 

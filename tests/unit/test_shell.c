@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mgmt/api.h"
-#include "mgmt/shell.h"
+#include "abi/api.h"
+#include "mgmt/vm/shell.h"
 
 /* ---- Helpers ---- */
 

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "vmm/vm_state.h"
+#include "abi/vm_state.h"
 
 /* The sequences of ../shared/seeds/002 ("Virtual Machine State Diagram"). */
 static void expect_sequence(enum vm_op op, enum vm_state from, const enum vm_state *want,

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mgmt/vmmctl.h"
+#include "mgmt/vmmctl/vmmctl.h"
 
 /* ---- A tiny JSON validator (RFC 8259 grammar), for hostile output ---- */
 

@@ -5,8 +5,8 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "vmm/vmx_caps.h"
-#include "x86/vmx_defs.h"
+#include "vmm/vmx/caps.h"
+#include "vmm/vmx/vmx_defs.h"
 
 /*
  * The MSR values Bochs 2.7 (corei7_skylake_x) reports, as the hypervisor

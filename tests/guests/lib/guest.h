@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/hypercall.h"
+#include "abi/hypercall.h"
 #include "x86/cpu.h"
 
 #define TEST_CONSOLE_PORT 0xe9

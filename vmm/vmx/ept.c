@@ -8,7 +8,7 @@
 #include "vmm/page_alloc.h"
 #include "vmm/vm.h"
 #include "x86/paging.h"
-#include "x86/vmx_defs.h"
+#include "vmm/vmx/vmx_defs.h"
 
 #include <string.h>
 

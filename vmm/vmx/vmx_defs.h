@@ -4,8 +4,8 @@
  * appendix A "VMX Capability Reporting Facility"). Only the VMX backend
  * includes this header; generic code goes through vmm/virt.h.
  */
-#ifndef X86_VMX_DEFS_H
-#define X86_VMX_DEFS_H
+#ifndef VMM_VMX_DEFS_H
+#define VMM_VMX_DEFS_H
 
 #include <stdint.h>
 

@@ -2,7 +2,7 @@
  * vmmctl, the host-side admin tool of the management line
  * (docs/vmmctl.md is its manual, docs/protocol.md the wire contract).
  *
- * Modules (plus mgmt/proto.c, mgmt/shell.c, mgmt/sha256.c, lib/fmt.c):
+ * Modules (plus mgmt/proto.c, mgmt/vm/shell.c, mgmt/sha256.c, lib/fmt.c):
  *   vmmctl_conn.c    the session over any byte stream (an fd): decoder,
  *                    request ids, retries, events, Hello, auth, Goodbye
  *   vmmctl_io.c      opening serial devices, ptys, TCP and Unix sockets;
@@ -25,11 +25,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "mgmt/api.h"
+#include "abi/api.h"
 #include "mgmt/proto.h"
 #include "mgmt/session.h"
 #include "mgmt/sha256.h"
-#include "mgmt/shell.h"
+#include "mgmt/vm/shell.h"
 
 /* Exit codes (docs/vmmctl.md). */
 enum vmmctl_exit {

@@ -3,7 +3,7 @@
  * serial line. It speaks both ways in of docs/protocol.md on it, the human
  * shell and the framed mode, keeps the session (mode, authentication,
  * event subscription, replay cache) and hands every request to the
- * hypervisor with HC_CONTROL (vmm/hypercall.h), which executes it
+ * hypervisor with HC_CONTROL (include/abi/hypercall.h), which executes it
  * (vmm/control.c). Built on the test guests' runtime (tests/guests/lib):
  * started in long mode, one vCPU, no devices besides the hypercalls.
  *
@@ -15,11 +15,11 @@
 
 #include "lib/fmt.h"
 #include "lib/le.h"
-#include "mgmt/api.h"
+#include "abi/api.h"
 #include "mgmt/proto.h"
 #include "mgmt/session.h"
 #include "mgmt/sha256.h"
-#include "mgmt/shell.h"
+#include "mgmt/vm/shell.h"
 
 #include <stdarg.h>
 #include <string.h>

@@ -8,8 +8,9 @@
 #include "vmm/mmio.h"
 #include "vmm/vcpu.h"
 #include "vmm/virt.h"
-#include "vmm/vmx.h"
+#include "vmm/vmx/vmx.h"
 #include "x86/cpu.h"
+#include "x86/msr.h"
 
 #define CR_ACCESS_TO_CR 0
 #define CR_ACCESS_FROM_CR 1
@@ -17,9 +18,7 @@
 /* PAE PDPTE bits that must be 0 (SDM 4.4.1): 2:1, 8:5 and above MAXPHYADDR. */
 #define PDPTE_RESERVED 0xfff00000000001e6ULL
 #define LAPIC_EOI_OFFSET 0xb0
-#define MSR_IA32_APIC_BASE 0x1b
 #define APIC_BASE_X2APIC (1ULL << 10)
-#define MSR_X2APIC_EOI 0x80b
 
 typedef enum exit_action (*exit_handler)(struct vcpu *);
 
@@ -60,7 +59,7 @@ static void lapic_eoi(void)
 	uint64_t base = rdmsr(MSR_IA32_APIC_BASE);
 
 	if (base & APIC_BASE_X2APIC)
-		wrmsr(MSR_X2APIC_EOI, 0);
+		wrmsr(MSR_IA32_X2APIC_EOI, 0);
 	else
 		*(volatile uint32_t *)(uintptr_t)((base & ~0xfffULL) + LAPIC_EOI_OFFSET) = 0;
 }

@@ -5,8 +5,8 @@
  * with no side effects, so the table is unit-tested on the host and the
  * management API can expose it unchanged.
  */
-#ifndef VMM_VM_STATE_H
-#define VMM_VM_STATE_H
+#ifndef ABI_VM_STATE_H
+#define ABI_VM_STATE_H
 
 /* Values follow Virtual Server's VMVMState enumeration. */
 enum vm_state {

@@ -1,6 +1,6 @@
-#include "vmm/vmx_caps.h"
+#include "vmm/vmx/caps.h"
 
-#include "x86/vmx_defs.h"
+#include "vmm/vmx/vmx_defs.h"
 #include "lib/fmt.h"
 
 void vmx_caps_decode(const struct vmx_msrs *m, struct vmx_caps *c)

@@ -3,15 +3,15 @@
  * VMXON (SDM Vol. 3C, 23.6-23.8).
  */
 #include "vmm/virt.h"
-#include "vmm/vmx.h"
+#include "vmm/vmx/vmx.h"
 
 #include "lib/fmt.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
-#include "vmm/vmx_caps.h"
+#include "vmm/vmx/caps.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
-#include "x86/vmx_defs.h"
+#include "vmm/vmx/vmx_defs.h"
 
 #include <string.h>
 

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "lib/fmt.h"
-#include "mgmt/vmmctl.h"
+#include "mgmt/vmmctl/vmmctl.h"
 
 static const struct {
 	int baud;

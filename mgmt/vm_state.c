@@ -1,4 +1,4 @@
-#include "vmm/vm_state.h"
+#include "abi/vm_state.h"
 
 #include <stddef.h>
 

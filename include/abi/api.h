@@ -3,12 +3,12 @@
  * TLV tags with their value types, and error codes. The framing that
  * carries them is in mgmt/proto.h; the byte-level description of every
  * message is docs/protocol.md. The management VM, the admin tool and the
- * human shell (mgmt/shell.h) all use these numbers.
+ * human shell (mgmt/vm/shell.h) all use these numbers.
  *
  * Objects and methods follow Microsoft Virtual Server 2005's control API
  * (IVMVirtualServer, IVMVirtualMachine, IVMNetworkAdapter,
  * IVMVirtualNetwork with its DHCP server, IVMGuestOS); VM states on the
- * wire are the values of enum vm_state (vmm/vm_state.h), which are
+ * wire are the values of enum vm_state (include/abi/vm_state.h), which are
  * Virtual Server's VMVMState values.
  *
  * Every list is an X-macro so that a value, its enum name and its printable
@@ -18,14 +18,14 @@
  * Numbers are never reused or renumbered: a value retired from the API
  * stays reserved (docs/protocol.md, "Versioning").
  */
-#ifndef MGMT_API_H
-#define MGMT_API_H
+#ifndef ABI_API_H
+#define ABI_API_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/vm_state.h"
+#include "abi/vm_state.h"
 
 /*
  * Version of the message catalogue (not of the framing, which is

@@ -2,13 +2,13 @@
  * What vmmctl prints: JSON documents (always valid, whatever bytes the
  * server sent), tables and "key: value" lines for people with every string
  * from the line escaped, event lines, errors with their code names.
- * Rendering is driven by the tag types of mgmt/api.h, so a tag added to an
+ * Rendering is driven by the tag types of include/abi/api.h, so a tag added to an
  * answer shows up without a change here.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "mgmt/vmmctl.h"
+#include "mgmt/vmmctl/vmmctl.h"
 
 /* ---- JSON ---- */
 

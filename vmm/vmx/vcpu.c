@@ -7,7 +7,7 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
-#include "vmm/vmx.h"
+#include "vmm/vmx/vmx.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 #include "x86/segment.h"
@@ -16,7 +16,6 @@
 
 extern char vmx_exit_entry[];
 
-#define MSR_KERNEL_GS_BASE 0xc0000102
 #define GUEST_PAT_POWER_ON 0x0007040600070406ULL /* SDM 11.12.4 */
 #define DR7_POWER_ON 0x400
 #define VMCS_LINK_NONE (~0ULL)
@@ -26,7 +25,7 @@ static const uint32_t swapped_msr_index[SWAP_COUNT] = {
 	[SWAP_LSTAR] = 0xc0000082,
 	[SWAP_CSTAR] = 0xc0000083,
 	[SWAP_SFMASK] = 0xc0000084,
-	[SWAP_KERNEL_GS_BASE] = MSR_KERNEL_GS_BASE,
+	[SWAP_KERNEL_GS_BASE] = MSR_IA32_KERNEL_GS_BASE,
 };
 
 /* Shared by every vCPU: all ports and all MSRs exit unless opened below. */

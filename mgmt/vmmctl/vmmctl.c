@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mgmt/vmmctl.h"
+#include "mgmt/vmmctl/vmmctl.h"
 
 static volatile int interrupted;
 

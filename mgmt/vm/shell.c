@@ -3,13 +3,13 @@
  * table below is the only list of commands: parsing, help and the admin
  * tool's subcommands all read it.
  */
-#include "mgmt/shell.h"
+#include "mgmt/vm/shell.h"
 
 #include <stdarg.h>
 #include <string.h>
 
 #include "lib/fmt.h"
-#include "mgmt/api.h"
+#include "abi/api.h"
 
 #define REQ SHELL_ARG_REQUIRED
 #define POS SHELL_ARG_POSITIONAL

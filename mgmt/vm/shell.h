@@ -16,8 +16,8 @@
  *	net dhcp lan range=10.0.0.10-10.0.0.99
  *	help vm
  */
-#ifndef MGMT_SHELL_H
-#define MGMT_SHELL_H
+#ifndef MGMT_VM_SHELL_H
+#define MGMT_VM_SHELL_H
 
 #include <stdbool.h>
 #include <stddef.h>

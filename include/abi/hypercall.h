@@ -9,8 +9,8 @@
  * Hypercalls are only available from guest ring 0 (CPL 0): others get
  * HC_EPERM.
  */
-#ifndef VMM_HYPERCALL_H
-#define VMM_HYPERCALL_H
+#ifndef ABI_HYPERCALL_H
+#define ABI_HYPERCALL_H
 
 #define HYPERCALL_ABI_VERSION 2
 
@@ -47,7 +47,7 @@ enum hypercall {
 };
 
 /*
- * HC_CONTROL: one request of the management API (mgmt/api.h), executed by
+ * HC_CONTROL: one request of the management API (include/abi/api.h), executed by
  * the hypervisor. The management VM fills version, request, length and
  * payload (the request's TLVs, as on the wire); the hypervisor copies the
  * whole structure once, executes the request, and writes back error

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mgmt/vmmctl.h"
+#include "mgmt/vmmctl/vmmctl.h"
 
 #define VMMCTL_SOFTWARE "vmmctl 0.1.0"
 

@@ -6,9 +6,9 @@
 #include <stdint.h>
 
 #include "vmm/vm.h"
-#include "vmm/vmx_caps.h"
+#include "vmm/vmx/caps.h"
 #include "x86/cpu.h"
-#include "x86/vmx_defs.h"
+#include "vmm/vmx/vmx_defs.h"
 
 /* MSRs swapped through the VM-entry load / VM-exit store area (SDM 24.7.2). */
 enum vmx_swapped_msr { SWAP_STAR, SWAP_LSTAR, SWAP_CSTAR, SWAP_SFMASK, SWAP_KERNEL_GS_BASE, SWAP_COUNT };
@@ -41,7 +41,7 @@ struct page_alloc;
 int vmx_init_bitmaps(struct page_alloc *pa);
 
 /*
- * Dispatches one exit through the exit table (vmx_exit.c). Only the reason
+ * Dispatches one exit through the exit table (vmm/vmx/exit.c). Only the reason
  * is read up front; handlers read the exit-information fields they need,
  * which keeps the hot exits (CPUID, port I/O) short.
  */
@@ -114,7 +114,7 @@ void vmx_advance_rip(void);
 unsigned vmx_guest_cpl(void);
 
 /*
- * vmx_entry.S: enters the guest; returns 0 after a VM exit, 1 after
+ * vmm/vmx/entry.S: enters the guest; returns 0 after a VM exit, 1 after
  * VMfailValid (the reason is in the VM-instruction error field), 2 after
  * VMfailInvalid (no current VMCS).
  */

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mgmt/vmmctl.h"
+#include "mgmt/vmmctl/vmmctl.h"
 
 struct run {
 	const struct vmmctl_parsed *p;

@@ -2,7 +2,7 @@
  * vmmctl's command line: global options, the subcommands (one per API
  * request, named like xl/virsh), and the translation of a subcommand's
  * arguments into the shell's words, so that the request and its TLV
- * payload come from the one command table of mgmt/shell.c
+ * payload come from the one command table of mgmt/vm/shell.c
  * (shell_parse_argv): the shell, the tool and the server cannot disagree
  * on what an argument means.
  *
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mgmt/vmmctl.h"
+#include "mgmt/vmmctl/vmmctl.h"
 
 #define S(a, b) { a, b }
 

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The layering rules of README.md ("Layers"), checked on the tree.
+
+  - devices/ and vnet/ are plain models: they include nothing of vmm/ or mgmt/;
+    lib/ includes only lib/; include/abi/ (what guests and tools share with
+    the hypervisor) includes nothing else of the tree;
+  - generic vmm/ never includes a backend folder (vmm/vmx/, a later vmm/svm/):
+    only the backend knows VMCS fields and VMX MSRs;
+  - the quoted includes among headers form no circle;
+  - every header compiles on its own.
+
+usage: tools/check-layers.py [--virt vmx] [--cc gcc] [--efi-inc /usr/include/efi]
+Prints one line per violation and "check-layers: N headers, N violations";
+exits non-zero on a violation.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+SOURCE_DIRS = ("boot", "vmm", "devices", "vnet", "mgmt", "lib", "include", "tests/guests/lib")
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+# Prefix of the including file -> include prefixes it must not use.
+FORBIDDEN = (
+    ("devices/", ("vmm/", "mgmt/")),
+    ("vnet/", ("vmm/", "mgmt/", "devices/")),
+    ("lib/", ("vmm/", "mgmt/", "devices/", "vnet/", "boot/")),
+)
+
+
+def tree_files():
+    for top in SOURCE_DIRS:
+        for dirpath, _, names in os.walk(os.path.join(ROOT, top)):
+            for name in sorted(names):
+                if name.endswith((".c", ".h", ".S")):
+                    yield os.path.relpath(os.path.join(dirpath, name), ROOT)
+
+
+def resolve(include, including):
+    """The tree path an include names (-I. -Iinclude, or beside the file), or None."""
+    for candidate in (include, os.path.join("include", include),
+                      os.path.join(os.path.dirname(including), include)):
+        if os.path.isfile(os.path.join(ROOT, candidate)):
+            return os.path.normpath(candidate)
+    return None
+
+
+def includes_of(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8", errors="replace") as f:
+        return [resolve(i, path) or i for i in INCLUDE_RE.findall(f.read())]
+
+
+def backend_dirs():
+    vmm = os.path.join(ROOT, "vmm")
+    return [f"vmm/{d}/" for d in sorted(os.listdir(vmm)) if os.path.isdir(os.path.join(vmm, d))]
+
+
+def layer_violations(files, graph):
+    backends = backend_dirs()
+    for path in files:
+        rules = [bad for prefix, bad in FORBIDDEN if path.startswith(prefix)]
+        generic_vmm = path.startswith("vmm/") and not any(path.startswith(b) for b in backends)
+        for inc in graph[path]:
+            if any(inc.startswith(p) and os.path.isfile(os.path.join(ROOT, inc))
+                   for bad in rules for p in bad):
+                yield f"{path}: includes {inc} (layer rule)"
+            if (path.startswith("include/abi/") and not inc.startswith("include/abi/")
+                    and os.path.isfile(os.path.join(ROOT, inc))):
+                yield f"{path}: the shared ABI includes {inc}"
+            if generic_vmm and any(inc.startswith(b) for b in backends):
+                yield f"{path}: generic code includes the backend's {inc}"
+
+
+def header_cycles(headers, graph):
+    """Each circle once, as the list of headers along it."""
+    state, stack, found = {}, [], []
+
+    def visit(h):
+        state[h] = "open"
+        stack.append(h)
+        for inc in graph.get(h, ()):
+            if inc not in headers:
+                continue
+            if state.get(inc) == "open":
+                found.append(stack[stack.index(inc):] + [inc])
+            elif inc not in state:
+                visit(inc)
+        stack.pop()
+        state[h] = "done"
+
+    for h in sorted(headers):
+        if h not in state:
+            visit(h)
+    return found
+
+
+def compile_alone(header, args):
+    """None when the header compiles as the only include of a file, else gcc's first lines."""
+    host = header.startswith("mgmt/vmmctl/")
+    flags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I.", "-Iinclude"]
+    if host:
+        flags.append("-D_DEFAULT_SOURCE")
+    else:
+        flags += ["-ffreestanding", "-mgeneral-regs-only", "-fshort-wchar", "-DGNU_EFI_USE_MS_ABI",
+                  "-isystem", args.efi_inc, "-isystem", os.path.join(args.efi_inc, "x86_64")]
+    with tempfile.NamedTemporaryFile("w", suffix=".c", dir=None, delete=False) as f:
+        f.write(f'#include "{header}"\n')
+        unit = f.name
+    try:
+        r = subprocess.run([args.cc, *flags, unit], cwd=ROOT, capture_output=True, text=True)
+    finally:
+        os.unlink(unit)
+    return None if r.returncode == 0 else "\n    ".join(r.stderr.strip().splitlines()[:3])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--virt", default="vmx")
+    ap.add_argument("--cc", default="gcc")
+    ap.add_argument("--efi-inc", default="/usr/include/efi")
+    args = ap.parse_args()
+    if not os.path.isdir(os.path.join(ROOT, "vmm", args.virt)):
+        print(f"check-layers: no backend folder vmm/{args.virt}/", file=sys.stderr)
+        return 2
+
+    files = list(tree_files())
+    graph = {f: includes_of(f) for f in files}
+    headers = {f for f in files if f.endswith(".h")}
+    problems = list(layer_violations(files, graph))
+    problems += ["include circle: " + " -> ".join(c) for c in header_cycles(headers, graph)]
+    for h in sorted(headers):
+        err = compile_alone(h, args)
+        if err:
+            problems.append(f"{h}: does not compile on its own:\n    {err}")
+    for p in problems:
+        print(p)
+    print(f"check-layers: {len(headers)} headers, {len(problems)} violations")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
