@@ -3,11 +3,11 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
+#include "vmm/percpu.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 #include "x86/paging.h"
 #include "x86/segment.h"
-#include "vmm/vmx/vmx_defs.h"
 
 #include <string.h>
 
@@ -228,7 +228,7 @@ void handover(struct boot_info *bi)
 
 	uint64_t stack = alloc_zeroed(STACK_PAGES);
 	uint64_t stack_top = stack + STACK_PAGES * PAGE_SIZE;
-	panic_set_stack_bounds(stack, stack_top);
+	percpu_start(0, stack, stack_top);
 
 	struct descriptor_table_register gdtr = {
 		.limit = sizeof(gdt) - 1,

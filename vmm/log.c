@@ -94,6 +94,15 @@ void log_drain(void)
 
 void log_flush(void)
 {
+	/*
+	 * A panic raised inside the ring's own code finds its lock held on
+	 * this CPU: the queue may be half-written, and taking from it would
+	 * trap again (lib/spinlock.h). Its bytes are given up.
+	 */
+	if (buffered && spin_is_held(&ring.lock)) {
+		ring.tail = ring.head;
+		return;
+	}
 	/* Bounded: an absent or stuck UART must not hang a panic. */
 	for (unsigned spins = 0; buffered && !log_ring_empty(&ring) && spins < 100000000;
 	     spins++) {

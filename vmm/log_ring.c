@@ -3,7 +3,7 @@
 _Static_assert((LOG_RING_SIZE & (LOG_RING_SIZE - 1)) == 0, "indexes wrap with a mask");
 _Static_assert(LOG_RING_LINE_RESERVE < LOG_RING_SIZE / 2, "the log keeps most of the ring");
 
-bool log_ring_put(struct log_ring *r, const char *s, size_t len, enum log_ring_kind kind)
+static bool put(struct log_ring *r, const char *s, size_t len, enum log_ring_kind kind)
 {
 	size_t limit = kind == LOG_RING_LOG ? LOG_RING_SIZE - LOG_RING_LINE_RESERVE : LOG_RING_SIZE;
 	size_t used = (size_t)(r->head - r->tail);
@@ -28,11 +28,27 @@ bool log_ring_put(struct log_ring *r, const char *s, size_t len, enum log_ring_k
 	return true;
 }
 
-size_t log_ring_take(struct log_ring *r, char *out, size_t max)
+static size_t take(struct log_ring *r, char *out, size_t max)
 {
 	size_t n = 0;
 
 	while (n < max && r->tail != r->head)
 		out[n++] = r->buf[r->tail++ & (LOG_RING_SIZE - 1)];
+	return n;
+}
+
+bool log_ring_put(struct log_ring *r, const char *s, size_t len, enum log_ring_kind kind)
+{
+	spin_lock(&r->lock);
+	bool queued = put(r, s, len, kind);
+	spin_unlock(&r->lock);
+	return queued;
+}
+
+size_t log_ring_take(struct log_ring *r, char *out, size_t max)
+{
+	spin_lock(&r->lock);
+	size_t n = take(r, out, max);
+	spin_unlock(&r->lock);
 	return n;
 }

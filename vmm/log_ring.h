@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/spinlock.h"
+
 #define LOG_RING_SIZE 65536
 /*
  * Room for three of the largest management chunks the ring can be asked
@@ -38,6 +40,7 @@ enum log_ring_kind {
 struct log_ring {
 	char *buf;              /* LOG_RING_SIZE bytes */
 	uint64_t head, tail;    /* bytes written / taken, ever */
+	struct spinlock lock;   /* taken by put and take */
 };
 
 /* Queues s whole, or nothing when its kind may not use the room it needs (false). */
@@ -46,9 +49,11 @@ bool log_ring_put(struct log_ring *r, const char *s, size_t len, enum log_ring_k
 /* Takes up to max of the oldest bytes into out; returns how many. */
 size_t log_ring_take(struct log_ring *r, char *out, size_t max);
 
+/* A hint without the lock: another CPU may be adding or taking bytes. */
 static inline bool log_ring_empty(const struct log_ring *r)
 {
-	return r->head == r->tail;
+	return __atomic_load_n(&r->head, __ATOMIC_RELAXED) ==
+	       __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
 }
 
 #endif

@@ -103,7 +103,7 @@ void page_alloc_init(struct page_alloc *pa)
 	memset(pa, 0, sizeof(*pa));
 }
 
-int page_alloc_add(struct page_alloc *pa, uint64_t base, uint64_t pages)
+static int add(struct page_alloc *pa, uint64_t base, uint64_t pages)
 {
 	struct page_extent e = { .base = base, .pages = pages };
 	struct slot free_slot, owned_slot;
@@ -152,8 +152,7 @@ static bool carve(struct page_alloc *pa, unsigned i, uint64_t start, uint64_t pa
 	return true;
 }
 
-int page_alloc_alloc(struct page_alloc *pa, uint64_t pages, uint64_t align_pages,
-		     uint64_t *base)
+static int alloc(struct page_alloc *pa, uint64_t pages, uint64_t align_pages, uint64_t *base)
 {
 	/* Bounding align_pages keeps the alignment in bytes within 64 bits. */
 	if (!pages || !align_pages || (align_pages & (align_pages - 1)) ||
@@ -181,7 +180,7 @@ int page_alloc_alloc(struct page_alloc *pa, uint64_t pages, uint64_t align_pages
 	return -1;
 }
 
-int page_alloc_free(struct page_alloc *pa, uint64_t base, uint64_t pages)
+static int release(struct page_alloc *pa, uint64_t base, uint64_t pages)
 {
 	struct page_extent e = { .base = base, .pages = pages };
 	struct slot s;
@@ -199,4 +198,29 @@ int page_alloc_free(struct page_alloc *pa, uint64_t base, uint64_t pages)
 	insert_at(pa->free, &pa->count, &s, &e);
 	pa->free_pages += pages;
 	return 0;
+}
+
+int page_alloc_add(struct page_alloc *pa, uint64_t base, uint64_t pages)
+{
+	spin_lock(&pa->lock);
+	int ret = add(pa, base, pages);
+	spin_unlock(&pa->lock);
+	return ret;
+}
+
+int page_alloc_alloc(struct page_alloc *pa, uint64_t pages, uint64_t align_pages,
+		     uint64_t *base)
+{
+	spin_lock(&pa->lock);
+	int ret = alloc(pa, pages, align_pages, base);
+	spin_unlock(&pa->lock);
+	return ret;
+}
+
+int page_alloc_free(struct page_alloc *pa, uint64_t base, uint64_t pages)
+{
+	spin_lock(&pa->lock);
+	int ret = release(pa, base, pages);
+	spin_unlock(&pa->lock);
+	return ret;
 }

@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include "lib/spinlock.h"
+
 #define PAGE_SIZE 4096ULL
 #define PAGE_ALLOC_MAX_EXTENTS 128
 
@@ -32,6 +34,7 @@ struct page_alloc {
 	uint64_t total_pages;
 	struct page_extent owned[PAGE_ALLOC_MAX_EXTENTS];
 	unsigned owned_count;
+	struct spinlock lock; /* taken by add, alloc and free */
 };
 
 void page_alloc_init(struct page_alloc *pa);

@@ -2,6 +2,7 @@
 
 #include "lib/fmt.h"
 #include "vmm/log.h"
+#include "vmm/percpu.h"
 #include "x86/cpu.h"
 
 #include <stdarg.h>
@@ -13,14 +14,7 @@
 extern char ImageBase[];
 extern char _image_end[];
 
-static uint64_t stack_low, stack_high;
 static bool panicking;
-
-void panic_set_stack_bounds(uint64_t low, uint64_t high)
-{
-	stack_low = low;
-	stack_high = high;
-}
 
 static void print_address(const char *prefix, uint64_t addr)
 {
@@ -39,10 +33,11 @@ static void print_address(const char *prefix, uint64_t addr)
 
 static void backtrace(uint64_t rbp)
 {
-	if (!stack_high) {
+	if (!percpu_started()) {
 		log_err("backtrace: not available before the hand-over");
 		return;
 	}
+	uint64_t stack_low = this_cpu()->stack_low, stack_high = this_cpu()->stack_high;
 	log_err("backtrace:");
 	/*
 	 * Follow saved frame pointers (the image is built with

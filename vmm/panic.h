@@ -18,9 +18,6 @@ struct exception_frame {
 };
 _Static_assert(sizeof(struct exception_frame) == 22 * 8, "matches exceptions.S");
 
-/* The stack the backtrace may walk; frames outside it are not followed. */
-void panic_set_stack_bounds(uint64_t low, uint64_t high);
-
 __attribute__((noreturn, format(printf, 1, 2))) void panic(const char *format, ...);
 
 /* Called by the exception stubs for every vector taken in root mode. */

@@ -3,6 +3,7 @@
 #include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
+#include "vmm/percpu.h"
 #include "vmm/sched_policy.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
@@ -20,23 +21,23 @@
 #define PRED_CMD_IBPB 1
 #define FLUSH_CMD_L1D 1
 
-struct pcpu {
+/* The scheduler's part of a CPU (its vCPU queue, by this_cpu()->index). */
+struct sched_cpu {
 	struct sched_queue queue;
 	struct sched_slice_limits limits;
-	struct vcpu *state_owner;  /* whose x87/SSE and debug state the CPU holds */
 	/* Each VM's next timer event (TSC, 0: none), by vm_by_index order. */
 	uint64_t next_event[VM_MAX];
 	bool ibpb, l1d_flush;
 };
 
-static struct pcpu boot_cpu;
+static struct sched_cpu sched_cpus[VMM_CPUS];
 
 static bool runnable(const struct vm *vm)
 {
 	return vm->state == VM_STATE_RUNNING && !vm->vcpu.halted;
 }
 
-static struct vcpu *pick_next(struct pcpu *cpu)
+static struct vcpu *pick_next(struct sched_cpu *cpu)
 {
 	struct sched_entity *entities[VM_MAX];
 	unsigned n = vm_count();
@@ -56,9 +57,9 @@ static struct vcpu *pick_next(struct pcpu *cpu)
  * ran; swap only when another one runs (or this one was reset). DR7 and
  * DEBUGCTL are switched by the VMCS.
  */
-static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
+static void switch_cpu_state(struct sched_cpu *cpu, struct vcpu *next)
 {
-	struct vcpu *prev = cpu->state_owner;
+	struct vcpu *prev = this_cpu()->current;
 
 	if (prev == next && !next->fpu_fresh)
 		return;
@@ -83,11 +84,11 @@ static void switch_cpu_state(struct pcpu *cpu, struct vcpu *next)
 	write_dr2(next->dr[2]);
 	write_dr3(next->dr[3]);
 	write_dr6(next->dr6);
-	cpu->state_owner = next;
+	this_cpu()->current = next;
 }
 
 /* Runs every running VM's timers, noting each VM's next event (TSC, 0: none). */
-static void run_timers(struct pcpu *cpu, uint64_t now)
+static void run_timers(struct sched_cpu *cpu, uint64_t now)
 {
 	uint64_t now_ns = clock_ns();
 
@@ -98,7 +99,7 @@ static void run_timers(struct pcpu *cpu, uint64_t now)
 }
 
 /* The earliest next event of every VM but the one at index skip (VM_MAX: of all). */
-static uint64_t earliest_event(const struct pcpu *cpu, unsigned skip)
+static uint64_t earliest_event(const struct sched_cpu *cpu, unsigned skip)
 {
 	uint64_t earliest = 0;
 
@@ -131,7 +132,7 @@ static uint64_t ns_to_tsc(uint64_t ns, uint64_t tsc_hz)
 
 void sched_run(uint64_t tsc_hz)
 {
-	struct pcpu *cpu = &boot_cpu;
+	struct sched_cpu *cpu = &sched_cpus[this_cpu()->index];
 
 	cpu->limits.slice = ns_to_tsc(SCHED_SLICE_NS, tsc_hz);
 	cpu->limits.min_slice = ns_to_tsc(SCHED_MIN_SLICE_NS, tsc_hz);

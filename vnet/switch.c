@@ -249,8 +249,8 @@ static enum dhcp_verdict to_server(struct vnet_switch *sw, unsigned port, const 
 	return verdict;
 }
 
-unsigned vnet_switch_send(struct vnet_switch *sw, unsigned src_port, const void *frame,
-			  size_t len, uint64_t now_ms)
+static unsigned forward(struct vnet_switch *sw, unsigned src_port, const void *frame,
+		        size_t len, uint64_t now_ms)
 {
 	const uint8_t *hdr = frame;
 	struct vnet_port *in;
@@ -309,6 +309,15 @@ unsigned vnet_switch_send(struct vnet_switch *sw, unsigned src_port, const void 
 	return deliver(sw, out, frame, len);
 }
 
+unsigned vnet_switch_send(struct vnet_switch *sw, unsigned src_port, const void *frame,
+			  size_t len, uint64_t now_ms)
+{
+	spin_lock(&sw->lock);
+	unsigned sent = forward(sw, src_port, frame, len, now_ms);
+	spin_unlock(&sw->lock);
+	return sent;
+}
+
 int vnet_switch_init(struct vnet_switch *sw, const char *name, uint32_t mtu)
 {
 	if (mtu < VNET_MTU_MIN || mtu > VNET_MTU_MAX)
@@ -347,18 +356,23 @@ int vnet_switch_set_storm_limit(struct vnet_switch *sw, uint32_t pps, uint32_t b
 int vnet_switch_configure_dhcp(struct vnet_switch *sw, const struct dhcp_settings *s,
 			       char *err, size_t err_size)
 {
-	unsigned owner = mac_owner(sw, mac_key(s->server_mac));
+	int ret;
 
+	spin_lock(&sw->lock);
+	unsigned owner = mac_owner(sw, mac_key(s->server_mac));
 	if (s->enabled && owner != VNET_PORT_NONE) {
 		fmt_snprintf(err, err_size, "server MAC is the address of the adapter on port %u",
 			     owner);
-		return -1;
+		ret = -1;
+	} else {
+		ret = dhcp_server_configure(&sw->dhcp, s, err, err_size);
 	}
-	return dhcp_server_configure(&sw->dhcp, s, err, err_size);
+	spin_unlock(&sw->lock);
+	return ret;
 }
 
-int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, uint32_t allow_macs,
-		     struct vnet_ring *ring, uint32_t slots)
+static int attach(struct vnet_switch *sw, const uint8_t *mac, uint32_t allow_macs,
+		  struct vnet_ring *ring, uint32_t slots)
 {
 	uint64_t key = mac ? mac_key(mac) : 0;
 	struct vnet_port *p;
@@ -394,6 +408,15 @@ int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, uint32_t allow_
 	return (int)port;
 }
 
+int vnet_port_attach(struct vnet_switch *sw, const uint8_t *mac, uint32_t allow_macs,
+		     struct vnet_ring *ring, uint32_t slots)
+{
+	spin_lock(&sw->lock);
+	int port = attach(sw, mac, allow_macs, ring, slots);
+	spin_unlock(&sw->lock);
+	return port;
+}
+
 static struct vnet_port *attached_port(struct vnet_switch *sw, unsigned port)
 {
 	return port < VNET_MAX_PORTS && sw->port[port].ring ? &sw->port[port] : NULL;
@@ -401,10 +424,12 @@ static struct vnet_port *attached_port(struct vnet_switch *sw, unsigned port)
 
 int vnet_port_detach(struct vnet_switch *sw, unsigned port)
 {
+	spin_lock(&sw->lock);
 	struct vnet_port *p = attached_port(sw, port);
-
-	if (!p)
+	if (!p) {
+		spin_unlock(&sw->lock);
 		return VNET_ERR_INVALID;
+	}
 	p->ring = NULL;
 	sw->attached &= ~(1u << port);
 	for (unsigned i = 0; i < VNET_MAC_TABLE_SIZE; i++) {
@@ -415,30 +440,35 @@ int vnet_port_detach(struct vnet_switch *sw, unsigned port)
 			e->is_static = false;
 		}
 	}
+	spin_unlock(&sw->lock);
 	return 0;
 }
 
 int vnet_port_set_link(struct vnet_switch *sw, unsigned port, bool up)
 {
+	spin_lock(&sw->lock);
 	struct vnet_port *p = attached_port(sw, port);
-
-	if (!p)
-		return VNET_ERR_INVALID;
-	p->link_up = up;
-	return 0;
+	if (p)
+		p->link_up = up;
+	spin_unlock(&sw->lock);
+	return p ? 0 : VNET_ERR_INVALID;
 }
 
-int vnet_port_stats(const struct vnet_switch *sw, unsigned port, struct vnet_counters *out)
+int vnet_port_stats(struct vnet_switch *sw, unsigned port, struct vnet_counters *out)
 {
 	if (port >= VNET_MAX_PORTS)
 		return VNET_ERR_INVALID;
+	spin_lock(&sw->lock);
 	*out = sw->port[port].stats;
+	spin_unlock(&sw->lock);
 	return 0;
 }
 
-void vnet_switch_stats(const struct vnet_switch *sw, struct vnet_counters *out)
+void vnet_switch_stats(struct vnet_switch *sw, struct vnet_counters *out)
 {
+	spin_lock(&sw->lock);
 	*out = sw->stats;
+	spin_unlock(&sw->lock);
 }
 
 int vnet_ring_peek(const struct vnet_ring *ring, uint32_t slots, const void **frame)

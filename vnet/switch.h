@@ -61,6 +61,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/spinlock.h"
 #include "vnet/dhcp.h"
 
 #define VNET_MAX_PORTS 16
@@ -218,6 +219,14 @@ struct vnet_switch {
 	struct vnet_mac_entry mac_table[VNET_MAC_TABLE_SIZE];
 	struct vnet_counters stats;
 	struct dhcp_server dhcp;
+	/*
+	 * Held by every call below that reads or changes the ports, the MAC
+	 * table, the statistics or the DHCP server, so senders on several CPUs
+	 * later need no other change. A port's ring is not under it: it has one
+	 * producer (the switch, under the lock) and one consumer (the port's
+	 * VM), which synchronize through its indices.
+	 */
+	struct spinlock lock;
 };
 
 /* Errors of the calls that return int. */
@@ -280,8 +289,8 @@ unsigned vnet_switch_send(struct vnet_switch *sw, unsigned src_port, const void 
 			  size_t len, uint64_t now_ms);
 
 /* Counters of one port (VNET_ERR_INVALID for a bad index) and of the network. */
-int vnet_port_stats(const struct vnet_switch *sw, unsigned port, struct vnet_counters *out);
-void vnet_switch_stats(const struct vnet_switch *sw, struct vnet_counters *out);
+int vnet_port_stats(struct vnet_switch *sw, unsigned port, struct vnet_counters *out);
+void vnet_switch_stats(struct vnet_switch *sw, struct vnet_counters *out);
 
 /*
  * Consumer side, for device models and tests: takes the oldest frame of a

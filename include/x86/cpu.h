@@ -16,6 +16,10 @@ struct cpuid_regs {
 
 /* CPUID leaf 80000008H: EAX[7:0] is MAXPHYADDR (SDM Vol. 2A, CPUID). */
 #define CPUID_ADDRESS_SIZES 0x80000008U
+/* CPUID.80000001h:EDX.NX[bit 20]: execute-disable in the host's own tables. */
+#define CPUID_80000001_EDX_NX (1U << 20)
+/* CPUID.80000001h:EDX.Page1GB[bit 26]: 1-GiB pages in the host's own tables. */
+#define CPUID_80000001_EDX_PAGE1GB (1U << 26)
 
 static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t subleaf)
 {

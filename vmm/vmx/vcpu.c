@@ -7,6 +7,7 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
+#include "vmm/percpu.h"
 #include "vmm/vmx/vmx.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
@@ -226,7 +227,8 @@ static void write_host_state(void)
 	vmcs_write(VMCS_HOST_GS_SEL, 0x10);
 	vmcs_write(VMCS_HOST_TR_SEL, tr);
 	vmcs_write(VMCS_HOST_FS_BASE, 0);
-	vmcs_write(VMCS_HOST_GS_BASE, 0);
+	/* this_cpu() reads GS:0 (vmm/percpu.h): the exit must bring our base back. */
+	vmcs_write(VMCS_HOST_GS_BASE, (uint64_t)(uintptr_t)this_cpu());
 	vmcs_write(VMCS_HOST_TR_BASE, tr_base);
 	vmcs_write(VMCS_HOST_GDTR_BASE, gdtr.base);
 	vmcs_write(VMCS_HOST_IDTR_BASE, idtr.base);

@@ -8,6 +8,7 @@
 #include "lib/fmt.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
+#include "vmm/percpu.h"
 #include "vmm/vmx/caps.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
@@ -158,6 +159,7 @@ int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size)
 			     (unsigned long long)region, caps.revision_id);
 		return -1;
 	}
+	this_cpu()->virt_region = region;
 
 	if (vmx_init_bitmaps(pa)) {
 		fmt_snprintf(why, why_size, "no memory for the I/O and MSR bitmaps");

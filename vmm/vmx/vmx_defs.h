@@ -15,10 +15,6 @@
 #define CPUID_1_ECX_VMX (1U << 5)
 /* CPUID.80000001h:ECX.SVM[bit 2]: only to name what a non-Intel CPU offers. */
 #define CPUID_80000001_ECX_SVM (1U << 2)
-/* CPUID.80000001h:EDX.NX[bit 20]: execute-disable in the host's own tables. */
-#define CPUID_80000001_EDX_NX (1U << 20)
-/* CPUID.80000001h:EDX.Page1GB[bit 26]: 1-GiB pages in the host's own tables. */
-#define CPUID_80000001_EDX_PAGE1GB (1U << 26)
 
 /* IA32_FEATURE_CONTROL (SDM 23.7 "Enabling and Entering VMX Operation"). */
 #define FEATURE_CONTROL_LOCK BIT64(0)
