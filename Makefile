@@ -66,7 +66,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
-	devstate spinlock
+	devstate spinlock msr_policy
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
@@ -198,6 +198,8 @@ $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $
 	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
+$(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid_policy.c \
+	vmm/sched_policy.c devices/port_bus.c
 $(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \
 	vnet/switch.c vnet/dhcp.c lib/fmt.c vmm/clock.c

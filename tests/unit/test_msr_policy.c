@@ -1,0 +1,232 @@
+/*
+ * The MSR policy of vmm/vcpu.c: which MSRs a guest can read and write,
+ * what it sees, and which values are refused with #GP before they could
+ * reach hardware guest state (where a bad one would fail VM entry).
+ * The backend's register file and the LAPIC's MSRs are fakes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "vmm/clock.h"
+#include "vmm/log.h"
+#include "vmm/mgmt.h"
+#include "vmm/vcpu.h"
+#include "vmm/virt.h"
+#include "x86/cpu.h"
+#include "x86/msr.h"
+
+static uint64_t guest_reg[GUEST_REG_COUNT];
+static uint32_t lapic_msr_seen;
+
+uint64_t virt_guest_reg(struct vcpu *vcpu, enum guest_reg reg)
+{
+	(void)vcpu;
+	return guest_reg[reg];
+}
+
+void virt_set_guest_reg(struct vcpu *vcpu, enum guest_reg reg, uint64_t value)
+{
+	(void)vcpu;
+	guest_reg[reg] = value;
+}
+
+bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
+{
+	(void)vm;
+	lapic_msr_seen = msr;
+	*value = 0x1234;
+	return true;
+}
+
+bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
+{
+	(void)vm;
+	(void)value;
+	lapic_msr_seen = msr;
+	return true;
+}
+
+/* Not reached by the MSR paths; the linker needs them for vcpu.c's other calls. */
+void log_printf(enum log_level level, const char *format, ...)
+{
+	(void)level;
+	(void)format;
+}
+uint64_t clock_tsc_hz(void) { return 1000000000; }
+uint64_t clock_ns_to_tsc(uint64_t ns) { return ns; }
+long mgmt_hypercall(struct vcpu *vcpu, uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
+{
+	(void)vcpu, (void)nr, (void)a, (void)b, (void)c;
+	return -1;
+}
+void vm_console_putc(struct vm *vm, uint8_t byte) { (void)vm, (void)byte; }
+bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	(void)vm, (void)gpa, (void)len;
+	return false;
+}
+void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa)
+{
+	(void)vm, (void)gpa;
+	return NULL;
+}
+
+static struct cfg_vm cfg = { .name = "policy" };
+static struct vm vm = { .cfg = &cfg };
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(guest_reg, 0, sizeof(guest_reg));
+	vm.vcpu.vm = &vm;
+	lapic_msr_seen = 0;
+	return 0;
+}
+
+static void test_hardware_msrs_reach_guest_state(void **state)
+{
+	static const struct { uint32_t msr; enum guest_reg reg; } map[] = {
+		{ MSR_IA32_SYSENTER_CS, GUEST_REG_SYSENTER_CS },
+		{ MSR_IA32_SYSENTER_ESP, GUEST_REG_SYSENTER_ESP },
+		{ MSR_IA32_SYSENTER_EIP, GUEST_REG_SYSENTER_EIP },
+		{ MSR_IA32_STAR, GUEST_REG_STAR },
+		{ MSR_IA32_LSTAR, GUEST_REG_LSTAR },
+		{ MSR_IA32_CSTAR, GUEST_REG_CSTAR },
+		{ MSR_IA32_FMASK, GUEST_REG_SFMASK },
+		{ MSR_IA32_FS_BASE, GUEST_REG_FS_BASE },
+		{ MSR_IA32_GS_BASE, GUEST_REG_GS_BASE },
+		{ MSR_IA32_KERNEL_GS_BASE, GUEST_REG_KERNEL_GS_BASE },
+	};
+	(void)state;
+	for (unsigned i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		uint64_t v = 0xffff800000001000ULL + i, got = 0;
+		assert_int_equal(vcpu_wrmsr(&vm.vcpu, map[i].msr, v), 0);
+		assert_int_equal(guest_reg[map[i].reg], v);
+		assert_int_equal(vcpu_rdmsr(&vm.vcpu, map[i].msr, &got), 0);
+		assert_int_equal(got, v);
+	}
+}
+
+static void test_non_canonical_addresses_are_refused(void **state)
+{
+	static const uint32_t address_msrs[] = {
+		MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_IA32_LSTAR, MSR_IA32_CSTAR,
+		MSR_IA32_FS_BASE, MSR_IA32_GS_BASE, MSR_IA32_KERNEL_GS_BASE,
+	};
+	(void)state;
+	for (unsigned i = 0; i < sizeof(address_msrs) / sizeof(address_msrs[0]); i++) {
+		/* SDM 3.3.7.1: bits 63:47 must all equal bit 47. */
+		assert_int_equal(vcpu_wrmsr(&vm.vcpu, address_msrs[i], 0x0000800000000000ULL), -1);
+		assert_int_equal(vcpu_wrmsr(&vm.vcpu, address_msrs[i], 0x8000000000000000ULL), -1);
+	}
+	for (unsigned r = 0; r < GUEST_REG_COUNT; r++)
+		assert_int_equal(guest_reg[r], 0);
+	/* STAR and FMASK hold selectors and flags, not addresses. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_STAR, 0x8000000000000000ULL), 0);
+}
+
+static void test_pat_types_are_checked(void **state)
+{
+	(void)state;
+	guest_reg[GUEST_REG_PAT] = 0x0007040600070406ULL;
+	/* SDM 11.12.2: types 2, 3 and above 7 are reserved, in any of the 8 entries. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_PAT, 0x0000000000000002ULL), -1);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_PAT, 0x0300000000000000ULL), -1);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_PAT, 0x0000000008000000ULL), -1);
+	assert_int_equal(guest_reg[GUEST_REG_PAT], 0x0007040600070406ULL);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_PAT, 0x0706050401000706ULL), 0);
+	uint64_t got;
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_PAT, &got), 0);
+	assert_int_equal(got, 0x0706050401000706ULL);
+}
+
+static void test_efer_rules(void **state)
+{
+	(void)state;
+	/* Reserved bits (anything but SCE, LME, LMA, NXE) are refused. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_EFER, EFER_SCE | (1ULL << 12)), -1);
+	/* LMA is the CPU's: a write neither sets nor clears it. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_EFER, EFER_LME | EFER_LMA), 0);
+	assert_int_equal(guest_reg[GUEST_REG_EFER], EFER_LME);
+	guest_reg[GUEST_REG_EFER] = EFER_LME | EFER_LMA;
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_EFER, EFER_LME | EFER_NXE), 0);
+	assert_int_equal(guest_reg[GUEST_REG_EFER], EFER_LME | EFER_LMA | EFER_NXE);
+	/* LME may not change while paging is on (SDM 9.8.5). */
+	guest_reg[GUEST_REG_CR0] = CR0_PG | CR0_PE;
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_EFER, EFER_NXE), -1);
+	assert_int_equal(guest_reg[GUEST_REG_EFER], EFER_LME | EFER_LMA | EFER_NXE);
+}
+
+static void test_fixed_answers(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	/* Locked with VMX off: CPUID shows no VMX, so nested VMXON must not look possible. */
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_FEATURE_CONTROL, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_FEATURE_CONTROL, 5), -1);
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_MTRRCAP, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_BIOS_SIGN_ID, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_BIOS_SIGN_ID, 0), 0);
+}
+
+static void test_lapic_msrs_go_to_the_platform(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_APIC_BASE, &v), 0);
+	assert_int_equal(lapic_msr_seen, MSR_IA32_APIC_BASE);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_X2APIC_EOI, 0), 0);
+	assert_int_equal(lapic_msr_seen, MSR_IA32_X2APIC_EOI);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_TSC_DEADLINE, 0), 0);
+	assert_int_equal(lapic_msr_seen, MSR_IA32_TSC_DEADLINE);
+}
+
+static void test_everything_else_is_general_protection(void **state)
+{
+	/*
+	 * Machine-check banks, MTRRs, performance counters, VMX capabilities,
+	 * speculation controls and the host's microcode and power MSRs: none is
+	 * virtualized, so a guest gets #GP instead of the host's values.
+	 */
+	static const uint32_t refused[] = {
+		0x179 /* MCG_CAP */, 0x17a /* MCG_STATUS */, 0x400 /* MC0_CTL */,
+		0x200 /* MTRR_PHYSBASE0 */, 0x2ff /* MTRR_DEF_TYPE */, 0xc1 /* PMC0 */,
+		0x186 /* PERFEVTSEL0 */, MSR_IA32_VMX_BASIC, MSR_IA32_VMX_EPT_VPID_CAP,
+		MSR_IA32_PRED_CMD, MSR_IA32_FLUSH_CMD, 0x48 /* SPEC_CTRL */,
+		0x79 /* BIOS_UPDT_TRIG */, 0x199 /* PERF_CTL */, 0xc0000103 /* TSC_AUX */,
+	};
+	uint64_t v = 0x5a5a;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(vcpu_rdmsr(&vm.vcpu, refused[i], &v), -1);
+		assert_int_equal(vcpu_wrmsr(&vm.vcpu, refused[i], 1), -1);
+	}
+	assert_int_equal(v, 0x5a5a);
+	for (unsigned r = 0; r < GUEST_REG_COUNT; r++)
+		assert_int_equal(guest_reg[r], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_hardware_msrs_reach_guest_state, setup),
+		cmocka_unit_test_setup(test_non_canonical_addresses_are_refused, setup),
+		cmocka_unit_test_setup(test_pat_types_are_checked, setup),
+		cmocka_unit_test_setup(test_efer_rules, setup),
+		cmocka_unit_test_setup(test_fixed_answers, setup),
+		cmocka_unit_test_setup(test_lapic_msrs_go_to_the_platform, setup),
+		cmocka_unit_test_setup(test_everything_else_is_general_protection, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
