@@ -158,8 +158,8 @@ bool vmmctl_write_all(int fd, const void *buf, size_t len);
 /* ---- I/O: targets and terminal ---- */
 
 /*
- * Opens a target: a device path (serial port, pty), tcp:HOST:PORT or
- * unix:PATH. Returns an fd, or -1 with a message in err.
+ * Opens a target: a device path (serial port, pty), tcp:HOST:PORT,
+ * unix:PATH or exec:COMMAND. Returns an fd, or -1 with a message in err.
  */
 int vmmctl_open(const char *target, int baud, int timeout_ms, char *err, size_t errcap);
 bool vmmctl_baud_valid(int baud);

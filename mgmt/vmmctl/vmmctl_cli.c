@@ -158,7 +158,7 @@ void vmmctl_usage(FILE *f)
 		"Administers the vmm hypervisor over its management line (docs/vmmctl.md).\n\n"
 		"options (also accepted after the subcommand):\n"
 		"  -c, --connect TARGET  /dev/ttyS0, /dev/ttyUSB0, /dev/pts/N, tcp:HOST:PORT,\n"
-		"                        unix:PATH (default: $VMMCTL_CONNECT)\n"
+		"                        unix:PATH, exec:COMMAND (default: $VMMCTL_CONNECT)\n"
 		"  -b, --baud N          serial speed (default 115200; 8N1, raw)\n"
 		"  -k, --key-file FILE   authentication key, hex (default: $VMMCTL_KEY_FILE)\n"
 		"  -t, --timeout SEC     answer timeout per attempt (default: 1 s, 5 s for slow calls)\n"

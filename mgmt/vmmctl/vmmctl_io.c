@@ -1,8 +1,10 @@
 /*
  * Where the management line is: a serial device or pty (termios raw 8N1),
  * tcp:HOST:PORT (Bochs com1 socket mode, QEMU -serial tcp:..., a console
- * server) or unix:PATH (QEMU -serial unix:...,server). And the user's
- * terminal in raw mode for `console`, restored on every way out.
+ * server), unix:PATH (QEMU -serial unix:...,server) or exec:COMMAND (a
+ * program that is the line: a BMC's serial-over-LAN client, a console
+ * server's client). And the user's terminal in raw mode for `console`,
+ * restored on every way out.
  */
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* cfmakeraw, CRTSCTS, the higher baud rates */
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -205,6 +208,48 @@ static int open_unix(const char *path, int timeout_ms, char *err, size_t cap)
 	return fd;
 }
 
+/*
+ * exec:COMMAND: `sh -c COMMAND` with its stdin and stdout on one end of a
+ * socket pair (its stderr stays the user's, so its own errors show). The
+ * command runs in a grandchild that init adopts, so vmmctl, which
+ * reconnects and exits on its own schedule, never leaves a zombie; the
+ * command sees end of file on its stdin when vmmctl closes the line.
+ */
+static int open_exec(const char *command, char *err, size_t cap)
+{
+	int sv[2];
+
+	if (!*command) {
+		snprintf(err, cap, "bad target 'exec:' (exec:COMMAND)");
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return fail(err, cap, "cannot create a socket pair for", command);
+	pid_t child = fork();
+	if (child < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return fail(err, cap, "cannot start", command);
+	}
+	if (child == 0) {
+		if (fork() != 0)
+			_exit(0);
+		/* dup2 clears FD_CLOEXEC on the copies; sv[] close at exec. */
+		if (dup2(sv[1], STDIN_FILENO) < 0 || dup2(sv[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (!set_nonblock(sv[0])) {
+		close(sv[0]);
+		return fail(err, cap, "cannot configure the line to", command);
+	}
+	return sv[0];
+}
+
 int vmmctl_open(const char *target, int baud, int timeout_ms, char *err, size_t errcap)
 {
 	if (!target || !*target) {
@@ -215,6 +260,8 @@ int vmmctl_open(const char *target, int baud, int timeout_ms, char *err, size_t 
 		return open_tcp(target + 4, timeout_ms, err, errcap);
 	if (strncmp(target, "unix:", 5) == 0)
 		return open_unix(target + 5, timeout_ms, err, errcap);
+	if (strncmp(target, "exec:", 5) == 0)
+		return open_exec(target + 5, err, errcap);
 	if (strncmp(target, "file:", 5) == 0)
 		target += 5;
 	return open_serial(target, baud, err, errcap);

@@ -147,6 +147,13 @@ fi
 ok "vmmctl info: GetHostInfo (CPUs, memory, VM count)" info \
 	"d['cpus'] == 1 and d['vm_count'] == 3 and d['memory_free'] > 0" info
 ok "vmmctl events: the event cursor (SubscribeEvents)" seq "d['seq'] > 0" events
+# exec:COMMAND: the line through a program's stdin and stdout, as a BMC's SOL client is.
+timeout 60 "$vmmctl" -c "exec:python3 $root/tests/e2e/stdio_bridge.py $sock" -t 5 -r 4 --json \
+	info >"$out/exec.json" 2>"$out/exec.err"
+rc=$?
+[ $rc = 0 ] && holds exec "d['vm_count'] == 3" &&
+	pass "vmmctl -c exec:COMMAND: GetHostInfo through a program as the line" ||
+	fail "vmmctl -c exec:COMMAND ($(why exec))"
 wait_for "vm 'rogue': control hypercall [0-9]+ refused" 60
 ok "vmmctl state: the rogue guest's control hypercalls were refused and counted" rogue \
 	"d['control_denied'] >= 2" state rogue

@@ -1466,6 +1466,30 @@ static void test_key_and_hex(void **state)
 	assert_string_equal(out, "\\x1b\\x1b\\x1b...");
 }
 
+/* exec:COMMAND: the program's stdout is the line's input, its stdin the output. */
+static void test_open_exec(void **state)
+{
+	char err[256], buf[16] = { 0 };
+	size_t got = 0;
+
+	(void)state;
+	int fd = vmmctl_open("exec:cat", 115200, 1000, err, sizeof(err));
+	assert_true(fd >= 0);
+	assert_true(vmmctl_write_all(fd, "ping", 4));
+	for (int tries = 0; got < 4 && tries < 500; tries++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 10) > 0) {
+			ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+			if (n > 0)
+				got += (size_t)n;
+		}
+	}
+	assert_string_equal(buf, "ping");
+	close(fd);
+	assert_int_equal(vmmctl_open("exec:", 115200, 1000, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "exec:COMMAND"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1488,6 +1512,7 @@ int main(void)
 		cmocka_unit_test(test_run_events_follow),
 		cmocka_unit_test(test_run_console_dump),
 		cmocka_unit_test(test_key_and_hex),
+		cmocka_unit_test(test_open_exec),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
