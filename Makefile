@@ -48,8 +48,9 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	vmm/main.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	vmm/vmx.c vmm/vmx_vcpu.c vmm/vmx_exit.c vmm/vmx_ept.c vmm/vmx_entry.S \
 	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
-	vmm/control.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c vnet/dhcp.c \
-	vmm/mmio.c vmm/platform.c vmm/library.c
+	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
+	vmm/control_console.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
+	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
