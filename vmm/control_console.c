@@ -7,8 +7,6 @@
 
 #include "vmm/vm.h"
 
-#include <string.h>
-
 /* ConsoleWrite: what docs/protocol.md allows in one request, and what is queued per VM. */
 #define CONSOLE_WRITE_MAX 256
 #define CONSOLE_INPUT_QUEUE 512
