@@ -56,8 +56,9 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	vmm/main.c vmm/percpu.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	$(VIRT_SRCS) \
 	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
-	vmm/control.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c vnet/dhcp.c \
-	vmm/mmio.c vmm/platform.c vmm/library.c
+	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
+	vmm/control_console.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
+	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
@@ -66,7 +67,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
-	devstate spinlock msr_policy
+	devstate spinlock msr_policy control
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
@@ -203,6 +204,11 @@ $(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid
 $(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \
 	vnet/switch.c vnet/dhcp.c lib/fmt.c vmm/clock.c
+$(BUILD)/unit/test_control: HOST_CFLAGS += -DVMM_VERSION='"test"' -DVMM_GIT_REV='"test"'
+$(BUILD)/unit/test_control: tests/unit/test_control.c vmm/control.c vmm/control_host.c \
+	vmm/control_vm.c vmm/control_network.c vmm/control_console.c vmm/hypercall.c \
+	vmm/network.c vmm/page_alloc.c vmm/library.c mgmt/vm_state.c vmm/sched_policy.c \
+	mgmt/proto.c vnet/switch.c vnet/dhcp.c boot/config.c devices/console.c lib/fmt.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@

@@ -24,7 +24,6 @@
 #define RESTART_FIRST_MS 1000
 #define RESTART_MAX_MS 60000
 #define HEALTHY_MS 60000
-#define CONTROL_PENDING 0xffff
 
 static struct vm *mgmt_vm;
 static const struct cfg_vm *mgmt_cfg;
@@ -35,11 +34,25 @@ static uint32_t denied[VM_MAX];
 static uint32_t denied_total;
 static uint64_t events_notified;
 
-/* HC_CONTROL is executed between vCPU runs (vmm/control.h says why). */
-static struct hc_control pending;
-static uint64_t pending_gpa;
-static bool pending_set;
-static uint8_t answer[HC_CONTROL_PAYLOAD];
+/*
+ * HC_CONTROL is executed between vCPU runs (vmm/control.h says why), and
+ * its answer may come later still (a pending request): the request waits
+ * here QUEUED, then is EXECUTING until vmm/control.c answers it.
+ */
+static enum { CONTROL_IDLE, CONTROL_QUEUED, CONTROL_EXECUTING } control_stage;
+static struct hc_control request;
+static uint64_t request_gpa;
+/* Numbers the requests: an answer to one from before a restart is dropped. */
+static uint32_t request_id;
+static bool answered;
+
+static void control_answered(uint32_t id, uint16_t error, const uint8_t *payload, size_t len);
+
+/* The management VM administers the machine: every request is open to it. */
+static struct control_caller management_caller = {
+	.privilege = CONTROL_PRIV_ADMIN,
+	.answer = control_answered,
+};
 
 static uint64_t restart_at_ns, restart_delay_ms = RESTART_FIRST_MS, running_since_ns;
 
@@ -51,6 +64,7 @@ void mgmt_init(const struct boot_info *bi)
 		if (vm->cfg->role == CFG_ROLE_MANAGEMENT) {
 			mgmt_vm = vm;
 			mgmt_cfg = vm->cfg;
+			management_caller.vm = vm;
 		}
 	}
 	if (mgmt_vm)
@@ -91,23 +105,44 @@ static bool guest_range(const struct vm *vm, uint64_t gpa, uint64_t len)
 	return vm_gpa_is_ram(vm, gpa, len);
 }
 
-static long control_call(struct vm *vm, uint64_t gpa)
+bool mgmt_is_management_vm(const struct vm *vm)
 {
-	if (pending_set)
+	return vm == mgmt_vm;
+}
+
+long mgmt_refuse(const struct vm *vm, uint64_t nr)
+{
+	uint32_t n = ++denied[vm->id % VM_MAX];
+
+	denied_total++;
+	if (worth_logging(n))
+		log_warn("vm '%s': control hypercall %llu refused: not the management VM "
+			 "(%u attempt(s))", vm->cfg->name, (unsigned long long)nr, n);
+	return HC_EPERM;
+}
+
+long mgmt_hc_control(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t unused2)
+{
+	const struct vm *vm = vcpu->vm;
+
+	(void)unused1;
+	(void)unused2;
+	if (control_stage != CONTROL_IDLE)
 		return HC_EAGAIN;
-	if (!guest_range(vm, gpa, sizeof(pending)))
+	if (!guest_range(vm, gpa, sizeof(request)))
 		return HC_EFAULT;
 	/* Copy once: the guest may change the buffer while we read it. */
-	memcpy(&pending, vm_gpa_to_host(vm, gpa), sizeof(pending));
-	if (pending.version != HC_CONTROL_VERSION || pending.length > HC_CONTROL_PAYLOAD)
+	memcpy(&request, vm_gpa_to_host(vm, gpa), sizeof(request));
+	if (request.version != HC_CONTROL_VERSION || request.length > HC_CONTROL_PAYLOAD)
 		return HC_EINVAL;
-	pending_gpa = gpa;
-	pending_set = true;
+	request_gpa = gpa;
+	control_stage = CONTROL_QUEUED;
 	return 0;
 }
 
-static long line_write(struct vm *vm, uint64_t gpa, uint64_t len, uint64_t kind)
+long mgmt_hc_line_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len, uint64_t kind)
 {
+	const struct vm *vm = vcpu->vm;
 	char buf[HC_LINE_MAX];
 
 	if (len > HC_LINE_MAX || (kind != HC_LINE_TEXT && kind != HC_LINE_FRAME))
@@ -123,8 +158,11 @@ static long line_write(struct vm *vm, uint64_t gpa, uint64_t len, uint64_t kind)
 	return (long)len;
 }
 
-static long line_read(struct vm *vm, uint64_t gpa, uint64_t cap)
+long mgmt_hc_line_read(struct vcpu *vcpu, uint64_t gpa, uint64_t cap, uint64_t unused)
 {
+	const struct vm *vm = vcpu->vm;
+
+	(void)unused;
 	if (cap > RX_QUEUE)
 		cap = RX_QUEUE;
 	if (!guest_range(vm, gpa, cap))
@@ -139,8 +177,9 @@ static long line_read(struct vm *vm, uint64_t gpa, uint64_t cap)
 	return n;
 }
 
-static long events(struct vm *vm, uint64_t after, uint64_t gpa, uint64_t max)
+long mgmt_hc_events(struct vcpu *vcpu, uint64_t after, uint64_t gpa, uint64_t max)
 {
+	const struct vm *vm = vcpu->vm;
 	struct vm_event e[EVENTS_PER_CALL];
 	struct hc_event out;
 
@@ -161,44 +200,19 @@ static long events(struct vm *vm, uint64_t after, uint64_t gpa, uint64_t max)
 	return n;
 }
 
-static long mgmt_info(struct vm *vm, uint64_t gpa)
+long mgmt_hc_info(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t unused2)
 {
+	const struct vm *vm = vcpu->vm;
 	struct hc_mgmt_info info = { .tsc_hz = clock_tsc_hz(),
 				     .auth_key_len = mgmt_cfg->auth_key_len };
 
+	(void)unused1;
+	(void)unused2;
 	if (!guest_range(vm, gpa, sizeof(info)))
 		return HC_EFAULT;
 	memcpy(info.auth_key, mgmt_cfg->auth_key, info.auth_key_len);
 	memcpy(vm_gpa_to_host(vm, gpa), &info, sizeof(info));
 	return 0;
-}
-
-long mgmt_hypercall(struct vcpu *vcpu, uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
-{
-	struct vm *vm = vcpu->vm;
-
-	if (vm != mgmt_vm) {
-		uint32_t n = ++denied[vm->id % VM_MAX];
-		denied_total++;
-		if (worth_logging(n))
-			log_warn("vm '%s': control hypercall %llu refused: not the management VM "
-				 "(%u attempt(s))", vm->cfg->name, (unsigned long long)nr, n);
-		return HC_EPERM;
-	}
-	switch (nr) {
-	case HC_CONTROL:
-		return control_call(vm, a);
-	case HC_LINE_WRITE:
-		return line_write(vm, a, b, c);
-	case HC_LINE_READ:
-		return line_read(vm, a, b);
-	case HC_EVENTS:
-		return events(vm, a, b, c);
-	case HC_MGMT_INFO:
-		return mgmt_info(vm, a);
-	default:
-		return HC_ENOSYS;
-	}
 }
 
 static void drain_uart(void)
@@ -221,21 +235,29 @@ static void drain_uart(void)
 	}
 }
 
-static void finish_control(void)
+static void control_answered(uint32_t id, uint16_t error, const uint8_t *payload, size_t len)
 {
-	size_t len;
-
-	pending.error = control_execute(mgmt_vm, pending.request, pending.payload, pending.length,
-					answer, &len);
-	pending_set = false;
 	/* A management VM that was restarted meanwhile no longer waits for it. */
-	if (mgmt_vm->state != VM_STATE_RUNNING || !guest_range(mgmt_vm, pending_gpa, sizeof(pending)))
+	if (control_stage != CONTROL_EXECUTING || id != request_id)
 		return;
-	struct hc_control *out = vm_gpa_to_host(mgmt_vm, pending_gpa);
-	memcpy(out->payload, answer, len);
+	control_stage = CONTROL_IDLE;
+	answered = true;
+	if (mgmt_vm->state != VM_STATE_RUNNING || !guest_range(mgmt_vm, request_gpa, sizeof(request)))
+		return;
+	struct hc_control *out = vm_gpa_to_host(mgmt_vm, request_gpa);
+	if (len > sizeof(out->payload))
+		len = sizeof(out->payload);
+	memcpy(out->payload, payload, len);
 	out->length = (uint16_t)len;
 	/* error last: it is what the management VM waits on. */
-	__atomic_store_n(&out->error, pending.error, __ATOMIC_RELEASE);
+	__atomic_store_n(&out->error, error, __ATOMIC_RELEASE);
+}
+
+static void execute_control(void)
+{
+	control_stage = CONTROL_EXECUTING;
+	control_execute(&management_caller, ++request_id, request.request, request.payload,
+			request.length);
 }
 
 static void watchdog(void)
@@ -261,7 +283,7 @@ static void watchdog(void)
 	if (now < restart_at_ns)
 		return;
 	restart_at_ns = 0;
-	pending_set = false;
+	control_stage = CONTROL_IDLE;
 	running_since_ns = now;
 	vm_control(mgmt_vm, VM_OP_STARTUP, "restarted by the watchdog");
 }
@@ -284,8 +306,10 @@ bool mgmt_poll(void)
 	if (!mgmt_vm)
 		return false;
 	drain_uart();
-	if (pending_set) {
-		finish_control();
+	if (control_stage == CONTROL_QUEUED)
+		execute_control();
+	if (answered) {
+		answered = false;
 		work = true;
 	}
 	uint64_t seq = vm_event_seq();

@@ -13,12 +13,25 @@
 
 struct boot_info;
 struct vcpu;
+struct vm;
 
 /* Finds the VM with role = management; without one the line is the log's alone. */
 void mgmt_init(const struct boot_info *bi);
 
-/* HC_CONTROL .. HC_MGMT_INFO from vcpu: HC_EPERM unless it is the management VM's. */
-long mgmt_hypercall(struct vcpu *vcpu, uint64_t nr, uint64_t a, uint64_t b, uint64_t c);
+/*
+ * The management VM's hypercalls, HC_CONTROL .. HC_MGMT_INFO, with the
+ * registers of include/abi/hypercall.h; vmm/hypercall.c's table lets only the
+ * management VM make them.
+ */
+long mgmt_hc_control(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t unused2);
+long mgmt_hc_line_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len, uint64_t kind);
+long mgmt_hc_line_read(struct vcpu *vcpu, uint64_t gpa, uint64_t cap, uint64_t unused);
+long mgmt_hc_events(struct vcpu *vcpu, uint64_t after, uint64_t gpa, uint64_t max);
+long mgmt_hc_info(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t unused2);
+
+bool mgmt_is_management_vm(const struct vm *vm);
+/* A management call from another VM: counted, logged now and then; HC_EPERM. */
+long mgmt_refuse(const struct vm *vm, uint64_t nr);
 
 /*
  * Once per scheduler pass, between vCPU runs: drains the UART's receive

@@ -4,13 +4,9 @@
 #include "vmm/cpuid_policy.h"
 #include "abi/hypercall.h"
 #include "vmm/log.h"
-#include "vmm/mgmt.h"
-#include "vmm/sched_policy.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
-
-#include <string.h>
 
 static uint64_t *gpr_slot(struct guest_regs *r, unsigned index)
 {
@@ -194,90 +190,4 @@ void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint
 	if (!port_bus_access(&vcpu->vm->ports, port, size, in, value))
 		log_debug("vm '%s': %s port 0x%x (%u bytes): no device", vcpu->vm->cfg->name,
 			  in ? "IN from" : "OUT to", port, size);
-}
-
-static long hypercall_console_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len)
-{
-	struct vm *vm = vcpu->vm;
-
-	if (len > 256)
-		return HC_EINVAL;
-	if (!vm_gpa_is_ram(vm, gpa, len))
-		return HC_EFAULT;
-	/* Copy once: the guest may change the buffer while we read it. */
-	char buf[256];
-	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
-	for (uint64_t i = 0; i < len; i++)
-		vm_console_putc(vm, (uint8_t)buf[i]);
-	return (long)len;
-}
-
-#define FIRST_INTERRUPT_VECTOR 32
-
-static long hypercall_set_upcall_vector(struct vcpu *vcpu, uint64_t vector)
-{
-	if (vector != 0 && (vector < FIRST_INTERRUPT_VECTOR || vector > 255))
-		return HC_EINVAL;
-	vcpu->upcall_vector = (uint8_t)vector;
-	if (!vector) {
-		vcpu->upcall_pending = false;
-		vcpu->timer_deadline = 0;
-	}
-	return 0;
-}
-
-static uint64_t timer_floor_tsc(void)
-{
-	static uint64_t floor;
-
-	if (!floor)
-		floor = clock_ns_to_tsc(SCHED_TIMER_FLOOR_NS) - clock_ns_to_tsc(0);
-	return floor;
-}
-
-static long hypercall_set_timer(struct vcpu *vcpu, uint64_t deadline)
-{
-	if (deadline && !vcpu->upcall_vector)
-		return HC_EINVAL;
-	/* A deadline in the past would wake a HLT at once, every time: floored. */
-	vcpu->timer_deadline = sched_timer_deadline(deadline, rdtsc(), timer_floor_tsc());
-	return 0;
-}
-
-void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
-{
-	struct guest_regs *r = &vcpu->regs;
-	long ret;
-
-	if (cpl != 0) {
-		r->rax = (uint64_t)HC_EPERM;
-		return;
-	}
-	switch (r->rax) {
-	case HC_VERSION:
-		ret = HYPERCALL_ABI_VERSION;
-		break;
-	case HC_CONSOLE_WRITE:
-		ret = hypercall_console_write(vcpu, r->rbx, r->rcx);
-		break;
-	case HC_SET_UPCALL_VECTOR:
-		ret = hypercall_set_upcall_vector(vcpu, r->rbx);
-		break;
-	case HC_SET_TIMER:
-		ret = hypercall_set_timer(vcpu, r->rbx);
-		break;
-	case HC_CONTROL:
-	case HC_LINE_WRITE:
-	case HC_LINE_READ:
-	case HC_EVENTS:
-	case HC_MGMT_INFO:
-		ret = mgmt_hypercall(vcpu, r->rax, r->rbx, r->rcx, r->rdx);
-		break;
-	default:
-		log_debug("vm '%s': unknown hypercall %llu", vcpu->vm->cfg->name,
-			  (unsigned long long)r->rax);
-		ret = HC_ENOSYS;
-		break;
-	}
-	r->rax = (uint64_t)ret;
 }

@@ -30,7 +30,7 @@ void vcpu_port_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint
 uint64_t vcpu_read_gpr(struct vcpu *vcpu, unsigned index);
 void vcpu_write_gpr(struct vcpu *vcpu, unsigned index, uint64_t value);
 
-/* VMCALL with the ABI of include/abi/hypercall.h; cpl is the caller's privilege. */
+/* VMCALL with the ABI of include/abi/hypercall.h (vmm/hypercall.c); cpl is the caller's privilege. */
 void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl);
 
 #endif

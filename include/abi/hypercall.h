@@ -57,8 +57,15 @@ enum hypercall {
  * not in the caller's RAM, HC_EINVAL for another version or a length over
  * HC_CONTROL_PAYLOAD. Session requests (Hello's auth_required,
  * authentication, event delivery) are the management VM's own business.
+ *
+ * The answer comes after the call returned: at the next scheduler pass,
+ * or later for a request that waits (docs/protocol.md, "Pending
+ * answers"). The caller sets error to HC_CONTROL_UNANSWERED before the
+ * call and waits (HLT) until it changes; the hypervisor writes it last.
+ * Until then HC_CONTROL returns HC_EAGAIN.
  */
 #define HC_CONTROL_VERSION 1
+#define HC_CONTROL_UNANSWERED 0xffff /* not an enum api_error */
 #define HC_CONTROL_PAYLOAD 1024 /* PROTO_MAX_PAYLOAD */
 
 struct hc_control {

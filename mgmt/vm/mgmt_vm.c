@@ -197,12 +197,12 @@ static uint16_t control(uint16_t request, const uint8_t *payload, size_t len, ui
 	ctl.request = request;
 	ctl.length = (uint16_t)len;
 	memcpy(ctl.payload, payload, len);
-	__atomic_store_n(&ctl.error, 0xffff, __ATOMIC_RELEASE);
+	__atomic_store_n(&ctl.error, HC_CONTROL_UNANSWERED, __ATOMIC_RELEASE);
 	while ((r = vmcall(HC_CONTROL, (uint64_t)(uintptr_t)&ctl, 0, 0)) == HC_EAGAIN)
 		wait();
 	if (r < 0)
 		return local_error(out, out_len, API_E_INTERNAL, "HC_CONTROL refused", 0);
-	while (__atomic_load_n(&ctl.error, __ATOMIC_ACQUIRE) == 0xffff)
+	while (__atomic_load_n(&ctl.error, __ATOMIC_ACQUIRE) == HC_CONTROL_UNANSWERED)
 		wait();
 	/* The hypervisor is trusted, but a length is bounded by its destination all the same. */
 	*out_len = ctl.length < PROTO_MAX_PAYLOAD ? ctl.length : PROTO_MAX_PAYLOAD;

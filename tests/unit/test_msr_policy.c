@@ -14,7 +14,6 @@
 
 #include "vmm/clock.h"
 #include "vmm/log.h"
-#include "vmm/mgmt.h"
 #include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
@@ -51,30 +50,13 @@ bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
 	return true;
 }
 
-/* Not reached by the MSR paths; the linker needs them for vcpu.c's other calls. */
+/* Not reached by the MSR paths; the linker needs them for vcpu.c's CPUID and logging. */
 void log_printf(enum log_level level, const char *format, ...)
 {
 	(void)level;
 	(void)format;
 }
 uint64_t clock_tsc_hz(void) { return 1000000000; }
-uint64_t clock_ns_to_tsc(uint64_t ns) { return ns; }
-long mgmt_hypercall(struct vcpu *vcpu, uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
-{
-	(void)vcpu, (void)nr, (void)a, (void)b, (void)c;
-	return -1;
-}
-void vm_console_putc(struct vm *vm, uint8_t byte) { (void)vm, (void)byte; }
-bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len)
-{
-	(void)vm, (void)gpa, (void)len;
-	return false;
-}
-void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa)
-{
-	(void)vm, (void)gpa;
-	return NULL;
-}
 
 static struct cfg_vm cfg = { .name = "policy" };
 static struct vm vm = { .cfg = &cfg };

@@ -1,0 +1,398 @@
+/*
+ * IVMVirtualServer's VM requests (create, delete, list, find) and
+ * IVMVirtualMachine's state: GetState and the state changes; IVMGuestOS,
+ * refused until the guest additions exist.
+ */
+#include "vmm/control_internal.h"
+
+#include "boot/boot_info.h"
+#include "lib/fmt.h"
+#include "vmm/clock.h"
+#include "vmm/library.h"
+#include "vmm/log.h"
+#include "vmm/mgmt.h"
+#include "vmm/network.h"
+#include "vmm/page_alloc.h"
+#include "vmm/vm.h"
+
+#include <string.h>
+
+#define MIB (1024ULL * 1024)
+#define GUEST_RAM_ALIGN_PAGES (2 * MIB / PAGE_SIZE)
+
+/*
+ * What the hypervisor keeps per VM for the API beyond struct vm: the
+ * time it last started (uptime), why it last ended, and, for VMs created
+ * through the API, the configuration and boot description it was created
+ * with.
+ */
+struct vm_extra {
+	bool deleted;
+	bool runtime;             /* created by CreateVirtualMachine: owns cfg, boot */
+	uint64_t started_ns;
+	char reason[VM_REASON_MAX];
+};
+
+struct runtime_vm {
+	struct cfg_vm cfg;
+	struct boot_vm boot;
+};
+#define RUNTIME_VM_PAGES ((sizeof(struct runtime_vm) + PAGE_SIZE - 1) / PAGE_SIZE)
+
+/* The image library and the page pool new VMs are carved from. */
+static const struct boot_info *boot;
+static struct vm_extra extra[VM_MAX];
+static uint64_t events_seen;
+
+void control_vm_init(const struct boot_info *bi)
+{
+	boot = bi;
+}
+
+struct vm *vm_named(const char *name)
+{
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (!extra[vm->id].deleted && !strcmp(vm->cfg->name, name))
+			return vm;
+	}
+	return NULL;
+}
+
+int need_vm(struct call *c, uint16_t request, struct vm **vm)
+{
+	char name[API_NAME_MAX + 1];
+
+	if (need_str(c, request, API_TAG_VM, name, sizeof(name)))
+		return -1;
+	*vm = vm_named(name);
+	if (!*vm)
+		return fail(c, API_E_NOT_FOUND, "%s: no VM named '%s'", request_name(request), name);
+	return 0;
+}
+
+static uint64_t vm_uptime_ms(const struct vm *vm)
+{
+	if (vm->state != VM_STATE_RUNNING && vm->state != VM_STATE_PAUSED)
+		return 0;
+	return (clock_ns() - extra[vm->id].started_ns) / 1000000;
+}
+
+unsigned live_vm_count(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm_count(); i++)
+		n += !extra[vm_by_index(i)->id].deleted;
+	return n;
+}
+
+static int library_path(struct call *c, uint8_t tag, char *path, const struct boot_file **file)
+{
+	enum library_kind kind = tag == API_TAG_DISK ? LIBRARY_DISK : LIBRARY_BOOT_FILE;
+	int r = tlv_get_str(c->req, c->len, tag, path, CFG_PATH_MAX);
+
+	*file = NULL;
+	if (r == TLV_ABSENT)
+		return 0;
+	if (r != TLV_OK || !path[0])
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: %s must be 1..%u "
+			    "characters", api_tag_name(tag), CFG_PATH_MAX - 1);
+	*file = library_find(boot->config, boot->vms, path, kind);
+	if (!*file && kind == LIBRARY_DISK &&
+	    library_find(boot->config, boot->vms, path, LIBRARY_BOOT_FILE))
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: disk '%s' is an "
+			    "image or initrd; a disk must be a file the boot configuration names "
+			    "with disk =", path);
+	if (!*file)
+		return fail(c, API_E_NOT_FOUND, "CreateVirtualMachine: %s '%s' is not in the image "
+			    "library (%s named by the boot configuration)", api_tag_name(tag),
+			    path, kind == LIBRARY_DISK ? "disk = files" : "image = and initrd = files");
+	for (char *p = path; *p; p++)
+		if (*p == '/')
+			*p = '\\';
+	return 0;
+}
+
+static void put_vm_id(struct call *c, const struct vm *vm)
+{
+	tlv_put_u32(&c->w, API_TAG_VM_ID, vm->id);
+	tlv_put_str(&c->w, API_TAG_VM, vm->cfg->name);
+	tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+}
+
+int create_vm(struct call *c)
+{
+	static const char *const boot_modes[] = { "real", "long", "linux" };
+	const uint16_t rq = API_REQ_CREATE_VIRTUAL_MACHINE;
+	struct cfg_vm cfg = { .boot = VM_BOOT_LONG };
+	const struct boot_file *image, *initrd, *disk;
+	char mode[API_STR_MAX + 1];
+	uint8_t autostart = 0;
+	struct tlv t;
+
+	if (need_str(c, rq, API_TAG_VM, cfg.name, sizeof(cfg.name)))
+		return -1;
+	if (tlv_get_u64(c->req, c->len, API_TAG_MEMORY, &cfg.memory_bytes) != TLV_OK)
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: missing memory");
+	if (tlv_find(c->req, c->len, API_TAG_IMAGE, &t) != TLV_OK)
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: missing image");
+	if (cfg.memory_bytes < MIB || cfg.memory_bytes > 64 * 1024 * MIB ||
+	    cfg.memory_bytes % MIB)
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: memory must be whole "
+			    "MiB from 1 MiB to 64 GiB");
+	if (tlv_get_str(c->req, c->len, API_TAG_BOOT, mode, sizeof(mode)) == TLV_OK) {
+		unsigned m = 0;
+		while (m < 3 && strcmp(mode, boot_modes[m]))
+			m++;
+		if (m == 3)
+			return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: boot must be "
+				    "real, long or linux");
+		cfg.boot = (enum vm_boot_mode)m;
+	}
+	cfg.load_set = tlv_get_u64(c->req, c->len, API_TAG_LOAD, &cfg.load) == TLV_OK;
+	cfg.entry_set = tlv_get_u64(c->req, c->len, API_TAG_ENTRY, &cfg.entry) == TLV_OK;
+	if ((cfg.load_set && cfg.load >= cfg.memory_bytes) ||
+	    (cfg.entry_set && cfg.entry >= cfg.memory_bytes))
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: load and entry must "
+			    "lie inside memory");
+	if (tlv_get_str(c->req, c->len, API_TAG_CMDLINE, cfg.cmdline, sizeof(cfg.cmdline)) ==
+	    TLV_BAD)
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: cmdline is too long");
+	tlv_get_u8(c->req, c->len, API_TAG_AUTOSTART, &autostart);
+	cfg.autostart = autostart;
+
+	struct tlv_reader r;
+	tlv_reader_init(&r, c->req, c->len);
+	while (tlv_next(&r, &t)) {
+		if (t.tag != API_TAG_NIC_SPEC)
+			continue;
+		if (cfg.nic_count == CFG_MAX_NICS)
+			return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: at most %u adapters",
+				    CFG_MAX_NICS);
+		if (parse_nic_spec(c, &t, &cfg.nics[cfg.nic_count++]))
+			return -1;
+	}
+	if (vm_named(cfg.name))
+		return fail(c, API_E_ALREADY_EXISTS, "CreateVirtualMachine: a VM named '%s' exists",
+			    cfg.name);
+	if (library_path(c, API_TAG_IMAGE, cfg.image, &image) ||
+	    library_path(c, API_TAG_INITRD, cfg.initrd, &initrd) ||
+	    library_path(c, API_TAG_DISK, cfg.disk, &disk))
+		return -1;
+	if (vm_count() == VM_MAX)
+		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: at most %u VMs (deleted "
+			    "ones included) since boot", VM_MAX);
+
+	uint64_t rt_pa, ram;
+	if (page_alloc_alloc(boot->host_pages, RUNTIME_VM_PAGES, 1, &rt_pa))
+		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: no memory");
+	if (page_alloc_alloc(boot->host_pages, cfg.memory_bytes / PAGE_SIZE,
+			     GUEST_RAM_ALIGN_PAGES, &ram)) {
+		page_alloc_free(boot->host_pages, rt_pa, RUNTIME_VM_PAGES);
+		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: no %llu MiB block of "
+			    "free memory", (unsigned long long)(cfg.memory_bytes / MIB));
+	}
+	struct runtime_vm *rt = (struct runtime_vm *)(uintptr_t)rt_pa;
+	rt->cfg = cfg;
+	/*
+	 * The image and initrd are copied into the VM's RAM at every start;
+	 * the disk gets the VM's own copy-on-write chunks (vm_create), so the
+	 * library's bytes stay as they were loaded and no other VM sees its writes.
+	 */
+	rt->boot = (struct boot_vm){ .ram_base = ram, .ram_bytes = cfg.memory_bytes,
+				     .image = *image };
+	if (initrd)
+		rt->boot.initrd = *initrd;
+	if (disk)
+		rt->boot.disk = *disk;
+	struct vm *vm = vm_create(&rt->cfg, &rt->boot, boot->host_pages);
+	if (!vm) {
+		page_alloc_free(boot->host_pages, ram, cfg.memory_bytes / PAGE_SIZE);
+		page_alloc_free(boot->host_pages, rt_pa, RUNTIME_VM_PAGES);
+		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: no memory for the VM's "
+			    "state");
+	}
+	extra[vm->id] = (struct vm_extra){ .runtime = true };
+	if (add_nics(c, vm, cfg.nics, cfg.nic_count)) {
+		/* Keep the VM (it exists, TurnedOff) but say what went wrong. */
+		return -1;
+	}
+	log_info("vm '%s': created through the management API (%llu MiB, image %s)",
+		 cfg.name, (unsigned long long)(cfg.memory_bytes / MIB), cfg.image);
+	if (cfg.autostart && vm->state == VM_STATE_TURNED_OFF)
+		vm_control(vm, VM_OP_STARTUP, NULL);
+	put_vm_id(c, vm);
+	return 0;
+}
+
+static bool is_caller(const struct call *c, const struct vm *vm)
+{
+	return c->caller->vm == vm;
+}
+
+int delete_vm(struct call *c)
+{
+	const uint16_t rq = API_REQ_DELETE_VIRTUAL_MACHINE;
+	struct vm *vm;
+
+	if (need_vm(c, rq, &vm))
+		return -1;
+	if (is_caller(c, vm))
+		return fail(c, API_E_PERMISSION_DENIED, "DeleteVirtualMachine: '%s' is the "
+			    "management VM", vm->cfg->name);
+	if (vm->state != VM_STATE_TURNED_OFF) {
+		fail(c, API_E_INVALID_STATE, "DeleteVirtualMachine: %s is %s, not TurnedOff",
+		     vm->cfg->name, vm_state_name(vm->state));
+		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+		return -1;
+	}
+	nic_remove_all(vm->id);
+	struct vm_extra *x = &extra[vm->id];
+	x->deleted = true;
+	/* No operation is valid from INVALID: the slot is never scheduled again. */
+	vm->state = VM_STATE_INVALID;
+	log_info("vm '%s': deleted through the management API", vm->cfg->name);
+	vm_discard_disk(vm);
+	if (x->runtime)
+		page_alloc_free(boot->host_pages, vm->boot->ram_base, vm->boot->ram_bytes / PAGE_SIZE);
+	return 0;
+}
+
+static void put_vm_entry(struct call *c, unsigned i)
+{
+	const struct vm *vm = vm_by_index(i);
+
+	if (extra[vm->id].deleted)
+		return;
+	size_t list = tlv_list_begin(&c->w, API_TAG_VM_ENTRY);
+	put_vm_id(c, vm);
+	tlv_list_end(&c->w, list);
+}
+
+int list_vms(struct call *c)
+{
+	return put_paged(c, vm_count(), put_vm_entry);
+}
+
+int find_vm(struct call *c)
+{
+	struct vm *vm;
+
+	if (need_vm(c, API_REQ_FIND_VIRTUAL_MACHINE, &vm))
+		return -1;
+	put_vm_id(c, vm);
+	return 0;
+}
+
+int get_state(struct call *c)
+{
+	struct vm *vm;
+
+	if (need_vm(c, API_REQ_GET_STATE, &vm))
+		return -1;
+	put_vm_id(c, vm);
+	tlv_put_u64(&c->w, API_TAG_MEMORY, vm->boot->ram_bytes);
+	tlv_put_u64(&c->w, API_TAG_VM_UPTIME_MS, vm_uptime_ms(vm));
+	tlv_put_u32(&c->w, API_TAG_NIC_COUNT, nic_count(vm->id));
+	tlv_put_str(&c->w, API_TAG_IMAGE, vm->cfg->image);
+	tlv_put_str(&c->w, API_TAG_BOOT, config_boot_mode_name(vm->cfg->boot));
+	if (extra[vm->id].reason[0])
+		tlv_put_str(&c->w, API_TAG_REASON, extra[vm->id].reason);
+	tlv_put_u32(&c->w, API_TAG_CONTROL_DENIED, mgmt_denied(vm->id));
+	return 0;
+}
+
+/* Startup, TurnOff, Reset, Save, Pause, Resume: the state table's sequences. */
+static int state_op(struct call *c, enum vm_op op)
+{
+	const uint16_t rq = c->request;
+	char reason[API_STR_MAX + 1] = "";
+	struct vm *vm;
+
+	if (need_vm(c, rq, &vm))
+		return -1;
+	if (is_caller(c, vm))
+		return fail(c, API_E_PERMISSION_DENIED, "%s: '%s' is the management VM",
+			    request_name(rq), vm->cfg->name);
+	if (!vm_transition_for(op, vm->state)) {
+		fail(c, API_E_INVALID_STATE, "%s: %s is %s", request_name(rq), vm->cfg->name,
+		     vm_state_name(vm->state));
+		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+		return -1;
+	}
+	if (op == VM_OP_SAVE || vm->state == VM_STATE_SAVED)
+		return fail(c, API_E_NOT_SUPPORTED, "%s: saved states are not supported yet",
+			    request_name(rq));
+	if (op == VM_OP_TURN_OFF)
+		tlv_get_str(c->req, c->len, API_TAG_REASON, reason, sizeof(reason));
+	if (vm_control(vm, op, reason[0] ? reason : NULL)) {
+		control_vm_follow_events(); /* picks up why it ended */
+		return fail(c, API_E_INTERNAL, "%s: %s could not start: %s", request_name(rq),
+			    vm->cfg->name, extra[vm->id].reason);
+	}
+	tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+	tlv_put_u64(&c->w, API_TAG_SEQ, vm_event_seq());
+	return 0;
+}
+
+int startup_vm(struct call *c)
+{
+	return state_op(c, VM_OP_STARTUP);
+}
+
+int turn_off_vm(struct call *c)
+{
+	return state_op(c, VM_OP_TURN_OFF);
+}
+
+int reset_vm(struct call *c)
+{
+	return state_op(c, VM_OP_RESET);
+}
+
+int save_vm(struct call *c)
+{
+	return state_op(c, VM_OP_SAVE);
+}
+
+int pause_vm(struct call *c)
+{
+	return state_op(c, VM_OP_PAUSE);
+}
+
+int resume_vm(struct call *c)
+{
+	return state_op(c, VM_OP_RESUME);
+}
+
+/* IVMGuestOS: part of the API, refused until the guest additions exist. */
+int guest_os(struct call *c)
+{
+	const uint16_t rq = c->request;
+	struct vm *vm;
+
+	if (need_vm(c, rq, &vm))
+		return -1;
+	return fail(c, API_E_NOT_SUPPORTED, "%s: the guest additions do not exist yet",
+		    request_name(rq));
+}
+
+void control_vm_follow_events(void)
+{
+	struct vm_event e[8];
+	unsigned n;
+
+	while ((n = vm_events_since(events_seen, e, 8)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct vm_extra *x = &extra[e[i].vm_id % VM_MAX];
+			if (e[i].state == VM_STATE_TURNING_ON)
+				x->started_ns = clock_ns();
+			if (e[i].reason[0])
+				fmt_snprintf(x->reason, sizeof(x->reason), "%s", e[i].reason);
+			if (e[i].state == VM_STATE_TURNED_OFF)
+				console_input_discard(e[i].vm_id % VM_MAX);
+			events_seen = e[i].seq;
+		}
+	}
+}
