@@ -125,7 +125,8 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 		return platform_rdmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
 	case MSR_IA32_TIME_STAMP_COUNTER:
-		*value = rdtsc();
+		/* The same as the guest's RDTSC: the VM's clock, not the host's. */
+		*value = vm_now(vcpu->vm).tsc;
 		return 0;
 	case MSR_IA32_FEATURE_CONTROL:
 		/* Locked with VMX off, as CPUID shows no VMX. */
@@ -180,8 +181,14 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		return 0;
 	}
 	case MSR_IA32_TIME_STAMP_COUNTER:
+		/*
+		 * The TSC is writable (SDM 17.17): the guest moves its own
+		 * offset, never the host TSC nor its device timers.
+		 */
+		vm_set_guest_tsc(vcpu->vm, value);
+		return 0;
 	case MSR_IA32_BIOS_SIGN_ID:
-		/* Accepted and ignored: a guest cannot move the host TSC. */
+		/* Accepted and ignored: there is no microcode to update. */
 		return 0;
 	default:
 		log_debug("vm '%s': WRMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
@@ -239,8 +246,12 @@ static long hypercall_set_timer(struct vcpu *vcpu, uint64_t deadline)
 {
 	if (deadline && !vcpu->upcall_vector)
 		return HC_EINVAL;
-	/* A deadline in the past would wake a HLT at once, every time: floored. */
-	vcpu->timer_deadline = sched_timer_deadline(deadline, rdtsc(), timer_floor_tsc());
+	/*
+	 * The deadline is the guest's TSC (its RDTSC), as vcpu->timer_deadline is.
+	 * One in the past would wake a HLT at once, every time: floored.
+	 */
+	vcpu->timer_deadline = sched_timer_deadline(deadline, vm_now(vcpu->vm).tsc,
+						    timer_floor_tsc());
 	return 0;
 }
 
