@@ -207,7 +207,9 @@ static void test_a_pit_armed_before_a_pause_fires_on_guest_time(void **state)
 	vm_clock_start(&c, resumed_at);
 
 	/* The scheduler's wake-up is the rest of the period after Resume. */
-	uint64_t host_due = vm_clock_host_tsc_at_ns(&c, pit_next_irq0_ns(&pit, vm_clock_ns(&c, resumed_at)));
+	uint64_t guest_due = pit_next_irq0_ns(&pit, vm_clock_ns(&c, resumed_at));
+	uint64_t host_due = vm_clock_host_tsc_at_ns(&c, guest_due);
+	assert_int_equal(guest_due, first_due);
 	assert_int_equal(host_due, HOST_START + first_due * 2 + 10 * HZ);
 	assert_false(pit_irq0_due(&pit, vm_clock_ns(&c, host_due - 1)));
 	assert_true(pit_irq0_due(&pit, vm_clock_ns(&c, host_due)));
