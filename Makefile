@@ -47,8 +47,8 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 	devices/disk.c devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
-	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c devices/vuart.c \
-	devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
+	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c vmm/vm_clock.c \
+	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
 	devices/devstate.c devices/device_table.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
@@ -67,7 +67,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
-	devstate spinlock msr_policy control
+	devstate spinlock msr_policy control vm_clock
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
@@ -163,10 +163,12 @@ $(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx/caps.c lib/fmt.c
 $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c mgmt/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy.c
+# The VM clock with the timer models that read it.
+$(BUILD)/unit/test_vm_clock: tests/unit/test_vm_clock.c vmm/vm_clock.c devices/pit.c devices/lapic.c
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
-	devices/rtc.c lib/calendar.c vmm/clock.c vmm/page_alloc.c vmm/platform.c $(PLATFORM_SRCS) \
-	boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c
+	devices/rtc.c lib/calendar.c vmm/clock.c vmm/vm_clock.c vmm/page_alloc.c vmm/platform.c \
+	$(PLATFORM_SRCS) boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
 $(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c

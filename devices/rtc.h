@@ -1,10 +1,12 @@
 /*
  * Model of the PC's CMOS real-time clock (Motorola MC146818A data sheet)
  * at ports 0x70 (index, bit 7 masks NMI) and 0x71 (data). The time of day
- * runs from the host's wall clock at boot plus elapsed time; a guest that
- * sets the clock gets an offset of its own. BCD or binary and 12- or
- * 24-hour formats follow status register B; the update-in-progress flag
- * is raised for the last 244 us of every second as on the real part.
+ * runs from the host's wall clock at boot plus the time the caller passes
+ * in (the VM's guest time, which stands still while it is paused:
+ * docs/time.md); a guest that sets the clock gets an offset of its own.
+ * BCD or binary and 12- or 24-hour formats follow status register B; the
+ * update-in-progress flag is raised for the last 244 us of every second as
+ * on the real part.
  * Not modelled: alarm, periodic and update interrupts (IRQ 8) — status C
  * reads 0 — and NVRAM contents other than the valid-RAM bit (reads 0).
  * Plain C, no hardware access.

@@ -9,7 +9,6 @@
 #include "vmm/mgmt.h"
 #include "vmm/sched_policy.h"
 #include "vmm/vcpu.h"
-#include "x86/cpu.h"
 
 #include <string.h>
 
@@ -84,8 +83,12 @@ static long set_timer(struct vcpu *vcpu, uint64_t deadline, uint64_t unused1, ui
 	(void)unused2;
 	if (deadline && !vcpu->upcall_vector)
 		return HC_EINVAL;
-	/* A deadline in the past would wake a HLT at once, every time: floored. */
-	vcpu->timer_deadline = sched_timer_deadline(deadline, rdtsc(), timer_floor_tsc());
+	/*
+	 * The deadline is the guest's TSC (its RDTSC), as vcpu->timer_deadline is.
+	 * One in the past would wake a HLT at once, every time: floored.
+	 */
+	vcpu->timer_deadline = sched_timer_deadline(deadline, vm_now(vcpu->vm).tsc,
+						    timer_floor_tsc());
 	return 0;
 }
 

@@ -34,7 +34,7 @@ static void reset_control_write(void *ctx, uint16_t offset, unsigned size, uint3
 
 static uint32_t pm_port_read(void *ctx, uint16_t offset, unsigned size)
 {
-	return acpi_pm_read(&((struct vm *)ctx)->platform.pm, offset, size, clock_ns());
+	return acpi_pm_read(&((struct vm *)ctx)->platform.pm, offset, size, vm_now(ctx).ns);
 }
 
 static void pm_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
@@ -320,12 +320,14 @@ uint8_t platform_interrupt_acknowledge(struct vm *vm)
 
 bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
 {
-	return lapic_msr_read(&vm->platform.lapic, msr, value, clock_ns());
+	return lapic_msr_read(&vm->platform.lapic, msr, value, vm_now(vm).ns);
 }
 
 bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
 {
-	return lapic_msr_write(&vm->platform.lapic, msr, value, clock_ns(), rdtsc());
+	struct vm_time now = vm_now(vm);
+
+	return lapic_msr_write(&vm->platform.lapic, msr, value, now.ns, now.tsc);
 }
 
 uint64_t platform_read_cr8(const struct vm *vm)
@@ -361,10 +363,11 @@ static int mmio_access(struct vm *vm, uint64_t gpa, unsigned size, bool write, u
 
 	if (lapic_mmio(p, gpa, size)) {
 		offset = gpa & (LAPIC_MMIO_SIZE - 1);
+		struct vm_time now = vm_now(vm);
 		if (write)
-			lapic_mmio_write(&p->lapic, offset, size, (uint32_t)*value, clock_ns(), rdtsc());
+			lapic_mmio_write(&p->lapic, offset, size, (uint32_t)*value, now.ns, now.tsc);
 		else
-			*value = lapic_mmio_read(&p->lapic, offset, size, clock_ns());
+			*value = lapic_mmio_read(&p->lapic, offset, size, now.ns);
 	} else if (in_page(gpa, size, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE)) {
 		offset = gpa - IOAPIC_DEFAULT_BASE;
 		if (write)

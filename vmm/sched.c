@@ -1,6 +1,5 @@
 #include "vmm/sched.h"
 
-#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
 #include "vmm/percpu.h"
@@ -87,14 +86,15 @@ static void switch_cpu_state(struct sched_cpu *cpu, struct vcpu *next)
 	this_cpu()->current = next;
 }
 
-/* Runs every running VM's timers, noting each VM's next event (TSC, 0: none). */
+/*
+ * Runs every running VM's timers on its own clock, noting each VM's next
+ * event as a host TSC value (0: none): the scheduler waits on host time.
+ */
 static void run_timers(struct sched_cpu *cpu, uint64_t now)
 {
-	uint64_t now_ns = clock_ns();
-
 	for (unsigned i = 0; i < vm_count(); i++) {
 		struct vm *vm = vm_by_index(i);
-		cpu->next_event[i] = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now, now_ns) : 0;
+		cpu->next_event[i] = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now) : 0;
 	}
 }
 

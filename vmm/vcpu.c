@@ -121,7 +121,8 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 		return platform_rdmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
 	case MSR_IA32_TIME_STAMP_COUNTER:
-		*value = rdtsc();
+		/* The same as the guest's RDTSC: the VM's clock, not the host's. */
+		*value = vm_now(vcpu->vm).tsc;
 		return 0;
 	case MSR_IA32_FEATURE_CONTROL:
 		/* Locked with VMX off, as CPUID shows no VMX. */
@@ -176,8 +177,14 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		return 0;
 	}
 	case MSR_IA32_TIME_STAMP_COUNTER:
+		/*
+		 * The TSC is writable (SDM 17.17): the guest moves its own
+		 * offset, never the host TSC nor its device timers.
+		 */
+		vm_set_guest_tsc(vcpu->vm, value);
+		return 0;
 	case MSR_IA32_BIOS_SIGN_ID:
-		/* Accepted and ignored: a guest cannot move the host TSC. */
+		/* Accepted and ignored: there is no microcode to update. */
 		return 0;
 	default:
 		log_debug("vm '%s': WRMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);

@@ -69,6 +69,13 @@ enum vcpu_run_result {
 /* Runs the vCPU for at most slice_tsc TSC ticks, handling its exits. */
 enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc);
 
+/*
+ * The guest's TSC is the host's plus offset (mod 2^64) from the next VM
+ * entry on, for RDTSC and IA32_TIME_STAMP_COUNTER alike. virt_vcpu_reset
+ * sets it to 0: the VM's offset is set again after every reset.
+ */
+void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset);
+
 /* Queues a hardware exception for delivery at the next VM entry. */
 void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_code,
 			   uint32_t error_code);

@@ -6,6 +6,7 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/virt.h"
+#include "x86/cpu.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -200,39 +201,39 @@ static void elcr_write(void *ctx, uint16_t offset, unsigned size, uint32_t value
 static uint32_t pit_port_read(void *ctx, uint16_t offset, unsigned size)
 {
 	(void)size;
-	return pit_read(&((struct vm *)ctx)->pit, offset, clock_ns());
+	return pit_read(&((struct vm *)ctx)->pit, offset, vm_now(ctx).ns);
 }
 
 static void pit_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 {
 	(void)size;
-	pit_write(&((struct vm *)ctx)->pit, offset, (uint8_t)value, clock_ns());
+	pit_write(&((struct vm *)ctx)->pit, offset, (uint8_t)value, vm_now(ctx).ns);
 }
 
 static uint32_t rtc_port_read(void *ctx, uint16_t offset, unsigned size)
 {
 	(void)size;
-	return rtc_read(&((struct vm *)ctx)->rtc, offset, clock_ns());
+	return rtc_read(&((struct vm *)ctx)->rtc, offset, vm_now(ctx).ns);
 }
 
 static void rtc_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 {
 	(void)size;
-	rtc_write(&((struct vm *)ctx)->rtc, offset, (uint8_t)value, clock_ns());
+	rtc_write(&((struct vm *)ctx)->rtc, offset, (uint8_t)value, vm_now(ctx).ns);
 }
 
 static uint32_t port_b_read(void *ctx, uint16_t offset, unsigned size)
 {
 	(void)offset;
 	(void)size;
-	return pit_port_b_read(&((struct vm *)ctx)->pit, clock_ns());
+	return pit_port_b_read(&((struct vm *)ctx)->pit, vm_now(ctx).ns);
 }
 
 static void port_b_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 {
 	(void)offset;
 	(void)size;
-	pit_port_b_write(&((struct vm *)ctx)->pit, (uint8_t)value, clock_ns());
+	pit_port_b_write(&((struct vm *)ctx)->pit, (uint8_t)value, vm_now(ctx).ns);
 }
 
 static void debug_console_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
@@ -297,25 +298,55 @@ uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu)
 	return vcpu->upcall_vector;
 }
 
+static struct vm_time clock_at(const struct vm *vm, uint64_t host_tsc)
+{
+	return (struct vm_time){ vm_clock_ns(&vm->clock, host_tsc),
+				 vm_clock_guest_tsc(&vm->clock, host_tsc) };
+}
+
+struct vm_time vm_now(const struct vm *vm)
+{
+	return clock_at(vm, rdtsc());
+}
+
+/* The hardware adds the clock's offset to the host TSC on the guest's RDTSC. */
+static void apply_tsc_offset(struct vm *vm)
+{
+	virt_set_tsc_offset(&vm->vcpu, vm_clock_tsc_offset(&vm->clock));
+}
+
+void vm_set_guest_tsc(struct vm *vm, uint64_t guest_tsc)
+{
+	vm_clock_set_guest_tsc(&vm->clock, rdtsc(), guest_tsc);
+	apply_tsc_offset(vm);
+}
+
 static uint64_t earlier(uint64_t a, uint64_t b)
 {
 	return !a || (b && b < a) ? b : a;
 }
 
-uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns)
+/* The host TSC at guest time ns, for the scheduler; 0 (no event) stays 0. */
+static uint64_t host_tsc_at_ns(const struct vm *vm, uint64_t ns)
+{
+	return ns ? vm_clock_host_tsc_at_ns(&vm->clock, ns) : 0;
+}
+
+uint64_t vm_run_timers(struct vm *vm, uint64_t host_tsc)
 {
 	struct vcpu *vcpu = &vm->vcpu;
+	struct vm_time now = clock_at(vm, host_tsc);
 
-	if (vcpu->timer_deadline && now_tsc >= vcpu->timer_deadline) {
+	if (vcpu->timer_deadline && now.tsc >= vcpu->timer_deadline) {
 		vcpu->timer_deadline = 0;
 		vcpu->upcall_pending = true;
 	}
-	if (pit_irq0_due(&vm->pit, now_ns)) {
+	if (pit_irq0_due(&vm->pit, now.ns)) {
 		/* An edge on IRQ 0: the counter's output rose again. */
 		platform_set_irq(vm, IRQ_PIT, false);
 		platform_set_irq(vm, IRQ_PIT, true);
 	}
-	uint64_t lapic_ns = platform_run_timers(vm, now_ns, now_tsc);
+	uint64_t lapic_ns = platform_run_timers(vm, now.ns, now.tsc);
 	/*
 	 * Device work left waiting and frames other VMs sent since this one
 	 * last ran wake it like an interrupt.
@@ -324,9 +355,11 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns)
 	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0)
 		vcpu->halted = false;
 
-	uint64_t pit_ns = pit_next_irq0_ns(&vm->pit, now_ns);
-	uint64_t next = earlier(vcpu->timer_deadline, pit_ns ? clock_ns_to_tsc(pit_ns) : 0);
-	return earlier(next, lapic_ns ? clock_ns_to_tsc(lapic_ns) : 0);
+	uint64_t upcall = vcpu->timer_deadline
+				  ? vm_clock_host_tsc_at_guest_tsc(&vm->clock, vcpu->timer_deadline)
+				  : 0;
+	uint64_t next = earlier(upcall, host_tsc_at_ns(vm, pit_next_irq0_ns(&vm->pit, now.ns)));
+	return earlier(next, host_tsc_at_ns(vm, lapic_ns));
 }
 
 /*
@@ -365,18 +398,41 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	pit_init(&vm->pit);
 	if (platform_power_on(vm, why, why_size))
 		return -1;
-	if (cold)
-		rtc_init(&vm->rtc, clock_wallclock_s(), clock_ns());
+	/*
+	 * A cold start begins guest time anew; a reset keeps it, as the CMOS
+	 * clock and the TSC run through a PC's reboot.
+	 */
+	if (cold) {
+		vm_clock_init(&vm->clock, clock_tsc_hz(), rdtsc());
+		rtc_init(&vm->rtc, clock_wallclock_s(), vm_now(vm).ns);
+	}
 	if (virt_vcpu_reset(&vm->vcpu, &state)) {
 		fmt_snprintf(why, why_size, "the CPU refused the initial register state");
 		return -1;
 	}
+	apply_tsc_offset(vm);
 	return 0;
+}
+
+/*
+ * Guest time stands still while the VM is Paused (docs/time.md): on
+ * Resume, and on any way out of Paused, it goes on from where it stopped.
+ */
+static void clock_follow_state(struct vm *vm, enum vm_state state)
+{
+	if (state == VM_STATE_PAUSED) {
+		vm_clock_stop(&vm->clock, rdtsc());
+	} else if (vm_clock_stopped(&vm->clock)) {
+		vm_clock_start(&vm->clock, rdtsc());
+		apply_tsc_offset(vm);
+	}
 }
 
 static void enter_state(struct vm *vm, enum vm_state state, const char *reason)
 {
 	struct vm_event *e = &events[++event_seq % VM_EVENT_RING];
+
+	clock_follow_state(vm, state);
 
 	*e = (struct vm_event){ .seq = event_seq, .vm_id = vm->id, .state = state };
 	if (reason)
@@ -492,6 +548,8 @@ struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
 		.state = VM_STATE_TURNED_OFF,
 	};
 	vm->vcpu.vm = vm;
+	/* Guest time is read only while the VM runs; this makes it defined before. */
+	vm_clock_init(&vm->clock, clock_tsc_hz(), rdtsc());
 	if (attach_devices(vm) || virt_vm_init(vm, pages) || virt_vcpu_init(&vm->vcpu, pages) ||
 	    disk_create(vm, pages)) {
 		log_err("vm '%s': no memory for its VMCS, EPT tables and disk chunk table; it "

@@ -20,6 +20,7 @@
 #include "devices/vuart.h"
 #include "vmm/platform.h"
 #include "vmm/sched_policy.h"
+#include "vmm/vm_clock.h"
 #include "abi/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -53,7 +54,7 @@ struct vcpu {
 	bool halted;           /* HLT with nothing to wake it */
 	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */
-	uint64_t timer_deadline; /* TSC value of the next timer upcall, 0: none */
+	uint64_t timer_deadline; /* guest TSC value of the next timer upcall, 0: none */
 	struct sched_entity sched; /* its fair share (vmm/sched_policy.h) */
 	uint64_t exits;
 	uint64_t slices;       /* times the scheduler ran it */
@@ -66,6 +67,8 @@ struct vm {
 	const struct cfg_vm *cfg;
 	const struct boot_vm *boot;
 	enum vm_state state;
+	/* Guest time for every timer model and the guest TSC (docs/time.md). */
+	struct vm_clock clock;
 	void *vendor; /* nested paging root */
 	struct vcpu vcpu;
 	/*
@@ -97,12 +100,21 @@ struct vm {
 };
 
 /*
- * Runs the VM's timers (the PIT, the paravirtual timer) up to now (as a TSC
- * value and as clock_ns()), raising their interrupts, and wakes a halted
- * vCPU that has one. Returns the TSC value of the VM's next timer event, or
- * 0 when none is armed.
+ * Runs the VM's timers (the PIT, the local APIC's, the paravirtual timer)
+ * up to host TSC value host_tsc, on the VM's clock, raising their
+ * interrupts, and wakes a halted vCPU that has one. Returns the host TSC
+ * value of the VM's next timer event (what the scheduler waits for), or 0
+ * when none is armed.
  */
-uint64_t vm_run_timers(struct vm *vm, uint64_t now_tsc, uint64_t now_ns);
+uint64_t vm_run_timers(struct vm *vm, uint64_t host_tsc);
+
+/* The VM's clock at one moment: guest time in ns and the guest's TSC (vmm/vm_clock.h). */
+struct vm_time {
+	uint64_t ns, tsc;
+};
+struct vm_time vm_now(const struct vm *vm);
+/* The guest wrote its TSC (IA32_TIME_STAMP_COUNTER): RDTSC reads on from guest_tsc. */
+void vm_set_guest_tsc(struct vm *vm, uint64_t guest_tsc);
 
 /*
  * Interrupts for the vCPU: the vector the guest would take next (the

@@ -31,7 +31,11 @@ enum hypercall {
 	HC_VERSION = 0,           /* -> HYPERCALL_ABI_VERSION */
 	HC_CONSOLE_WRITE = 1,     /* RBX: guest-physical address, RCX: length (<= 256) */
 	HC_SET_UPCALL_VECTOR = 2, /* RBX: vector 32..255, or 0 to turn upcalls off */
-	HC_SET_TIMER = 3,         /* RBX: TSC deadline for one upcall (at least 100 µs away), 0 cancels */
+	/*
+	 * RBX: deadline for one upcall on the guest's TSC, what its RDTSC reads
+	 * (at least 100 µs away; it does not run while the VM is paused); 0 cancels.
+	 */
+	HC_SET_TIMER = 3,
 	/*
 	 * Control calls (ABI 2): only the management VM (role = management in
 	 * the boot configuration) may make them. Any other VM gets HC_EPERM,

@@ -320,13 +320,50 @@ fi
 ok "vmmctl console --dump --json: the output as data" console-json \
 	"'echo: hi there' in d['data']" console web2 --dump
 
+# Guest time stands still while a VM is paused (docs/time.md). The guest's
+# clock ("echo: clock MS", from its TSC) is read between two GetStates, whose
+# vm_uptime_ms is the host's time; two more GetStates while paused bound a
+# stretch of host time the guest must not see.
+# guest_clock_ms N: the MS of web2's Nth "echo: clock MS" line (within 30 s).
+guest_clock_ms() {
+	local deadline=$((SECONDS + 30)) ms
+	while :; do
+		ctl console web2 --dump >"$out/clock.out" 2>&1
+		ms=$(grep -ao 'echo: clock [0-9]*' "$out/clock.out" | sed -n "$1s/.* //p")
+		[ -n "$ms" ] && echo "$ms" && return 0
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 1
+	done
+}
+uptime_ms() { # STEP: its vm_uptime_ms, 0 when it has none
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["vm_uptime_ms"])' \
+		"$out/$1.json" 2>/dev/null || echo 0
+}
+run clock-host-before state web2
+ctl console web2 --send 'clock\r' >/dev/null 2>&1
+clock_before=$(guest_clock_ms 1)
 ok "vmmctl pause: Pause answers Paused" pause "d['state'] == 'Paused'" pause web2
 events_are "vmmctl events: Pause is Paused, then its answer" pause Paused
 ok "vmmctl state: GetState shows Paused" state-paused \
 	"d['state'] == 'Paused' and d['vm_uptime_ms'] >= 0" state web2
 refused "vmmctl pause: a second Pause is INVALID_STATE" pause-2 INVALID_STATE pause web2
+sleep 3
+run state-paused-late state web2
 ok "vmmctl resume: Resume answers Running" resume "d['state'] == 'Running'" resume web2
 events_are "vmmctl events: Resume is Running, then its answer" resume Running
+ctl console web2 --send 'clock\r' >/dev/null 2>&1
+clock_after=$(guest_clock_ms 2)
+run clock-host-after state web2
+host_ms=$(($(uptime_ms clock-host-after) - $(uptime_ms clock-host-before)))
+paused_ms=$(($(uptime_ms state-paused-late) - $(uptime_ms state-paused)))
+guest_ms=$((clock_after - clock_before))
+# Whole ms on both sides, and CPUID 15H's rate in kHz: a few ms of slack.
+if [ -n "$clock_before" ] && [ -n "$clock_after" ] && [ $paused_ms -gt 0 ] &&
+	[ $guest_ms -ge 0 ] && [ $guest_ms -le $((host_ms - paused_ms + 3)) ]; then
+	pass "guest time: stood still while paused (guest ${guest_ms} ms, host ${host_ms} ms, ${paused_ms} ms of it seen paused)"
+else
+	fail "guest time: guest ${guest_ms} ms, host ${host_ms} ms, ${paused_ms} ms seen paused (clock '$clock_before' '$clock_after')"
+fi
 ok "vmmctl reset: Reset answers Running" reset "d['state'] == 'Running'" reset web2
 events_are "vmmctl events: Reset is TurningOff, DeleteMachine, TurningOn, Running" reset \
 	TurningOff DeleteMachine TurningOn Running

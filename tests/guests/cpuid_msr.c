@@ -47,7 +47,11 @@ int main(void)
 	check(wrmsr_safe(0xc0000102, 0x123456789000ULL) == NO_FAULT &&
 		      rdmsr_safe(0xc0000102, &v) == NO_FAULT && v == 0x123456789000ULL,
 	      "msr: KERNEL_GS_BASE round-trips");
-	check(wrmsr_safe(0x10, 0) == NO_FAULT, "msr: writes to the TSC are ignored");
+	/* The guest's own TSC (SDM 17.17): RDTSC and the MSR go on from the value written. */
+	const uint64_t tsc_set = 1ULL << 44;
+	check(wrmsr_safe(0x10, tsc_set) == NO_FAULT && rdmsr_safe(0x10, &v) == NO_FAULT &&
+		      v >= tsc_set && rdtsc() >= v && rdtsc() - tsc_set < 1ULL << 32,
+	      "msr: a TSC write sets the guest's TSC");
 	check(wrmsr_safe(0x3a, 5) == 13, "msr: IA32_FEATURE_CONTROL is not writable");
 
 	/*

@@ -1,8 +1,11 @@
 /*
  * A guest that stays up for the management tests: it says it is ready on
  * its COM1 and answers every line typed into COM1 (console input through
- * the management API) with "echo: <line>". It sleeps on the paravirtual
- * timer between looks at the UART, so it costs little while it waits.
+ * the management API) with "echo: <line>"; the line "clock" also gets its
+ * guest time, "echo: clock <ms>" from its TSC, for the test that a paused
+ * VM's clock stands still (tests/e2e/mgmt-boot.sh). It sleeps on the
+ * paravirtual timer between looks at the UART, so it costs little while it
+ * waits.
  */
 #include "guest.h"
 
@@ -12,6 +15,19 @@
 
 static void on_upcall(void)
 {
+}
+
+static void answer(const char *line)
+{
+	char ms[21];
+
+	com1_puts("echo: ");
+	com1_puts(line);
+	if (streq(line, "clock") && tsc_hz() >= 1000) {
+		com1_puts(" ");
+		com1_puts(u64_decimal(rdtsc() / (tsc_hz() / 1000), ms));
+	}
+	com1_puts("\n");
 }
 
 int main(void)
@@ -27,9 +43,7 @@ int main(void)
 			char c = (char)inb(COM1);
 			if (c == '\r' || c == '\n') {
 				line[len] = '\0';
-				com1_puts("echo: ");
-				com1_puts(line);
-				com1_puts("\n");
+				answer(line);
 				len = 0;
 			} else if (len < sizeof(line) - 1) {
 				line[len++] = c;

@@ -21,6 +21,20 @@
 
 static uint64_t guest_reg[GUEST_REG_COUNT];
 static uint32_t lapic_msr_seen;
+/* The VM's clock (vmm/vm_clock.c), reduced to the guest TSC it answers. */
+static uint64_t guest_tsc;
+
+struct vm_time vm_now(const struct vm *vm)
+{
+	(void)vm;
+	return (struct vm_time){ .ns = 0, .tsc = guest_tsc };
+}
+
+void vm_set_guest_tsc(struct vm *vm, uint64_t value)
+{
+	(void)vm;
+	guest_tsc = value;
+}
 
 uint64_t virt_guest_reg(struct vcpu *vcpu, enum guest_reg reg)
 {
@@ -67,6 +81,7 @@ static int setup(void **state)
 	memset(guest_reg, 0, sizeof(guest_reg));
 	vm.vcpu.vm = &vm;
 	lapic_msr_seen = 0;
+	guest_tsc = 0;
 	return 0;
 }
 
@@ -160,6 +175,22 @@ static void test_fixed_answers(void **state)
 	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_BIOS_SIGN_ID, 0), 0);
 }
 
+static void test_tsc_is_the_vms_clock(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	/* RDMSR 0x10 reads what RDTSC reads: the VM's clock, never the host TSC. */
+	guest_tsc = 123456789;
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_TIME_STAMP_COUNTER, &v), 0);
+	assert_int_equal(v, 123456789);
+	/* A write moves the VM's offset (SDM 17.17), any 64-bit value. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_TIME_STAMP_COUNTER, ~0ull), 0);
+	assert_true(guest_tsc == ~0ull);
+	for (unsigned r = 0; r < GUEST_REG_COUNT; r++)
+		assert_int_equal(guest_reg[r], 0);
+}
+
 static void test_lapic_msrs_go_to_the_platform(void **state)
 {
 	uint64_t v;
@@ -207,6 +238,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pat_types_are_checked, setup),
 		cmocka_unit_test_setup(test_efer_rules, setup),
 		cmocka_unit_test_setup(test_fixed_answers, setup),
+		cmocka_unit_test_setup(test_tsc_is_the_vms_clock, setup),
 		cmocka_unit_test_setup(test_lapic_msrs_go_to_the_platform, setup),
 		cmocka_unit_test_setup(test_everything_else_is_general_protection, setup),
 	};

@@ -16,6 +16,7 @@
 #include "vmm/page_alloc.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
+#include "x86/cpu.h"
 
 /* --- fakes ------------------------------------------------------------ */
 static int boot_prepare_result;
@@ -52,6 +53,15 @@ int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *state)
 	(void)state;
 	vcpu_resets++;
 	return 0;
+}
+
+/* The TSC offset the hardware would add to the host TSC for the guest's RDTSC. */
+static uint64_t hardware_tsc_offset;
+
+void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset)
+{
+	(void)vcpu;
+	hardware_tsc_offset = offset;
 }
 
 int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why, size_t n)
@@ -143,11 +153,26 @@ static void test_pause_resume(void **state)
 
 	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), 0);
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_PAUSED }, 1, "");
+	/* Guest time and the guest TSC stand still while Paused ... */
+	struct vm_time paused = vm_now(vm);
+	for (uint64_t until = rdtsc() + 1000000; rdtsc() < until;)
+		;
+	struct vm_time still = vm_now(vm);
+	assert_int_equal(still.ns, paused.ns);
+	assert_int_equal(still.tsc, paused.tsc);
 	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), -1);
 	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), -1);
 	expect_no_events();
+	uint64_t host_before = rdtsc();
 	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), 0);
+	struct vm_time resumed = vm_now(vm);
+	uint64_t host_after = rdtsc();
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_RUNNING }, 1, "");
+	/* ... and go on from there: no jump by the paused time, in the hardware's offset too. */
+	assert_true(resumed.tsc >= paused.tsc && resumed.tsc - paused.tsc <= host_after - host_before);
+	assert_true(resumed.ns >= paused.ns);
+	assert_int_equal(hardware_tsc_offset, vm_clock_tsc_offset(&vm->clock));
+	assert_true(0 - hardware_tsc_offset >= 1000000);
 	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), -1);
 	expect_no_events();
 }

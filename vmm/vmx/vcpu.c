@@ -251,8 +251,14 @@ static void write_controls(struct vcpu *vcpu, bool long_mode)
 	vmcs_write(VMCS_PIN_CONTROLS,
 		   adjust_controls(PIN_CTL_EXTERNAL_INTERRUPT | PIN_CTL_NMI_EXITING,
 				   pin_optional, m->pinbased, "pin-based"));
-	/* CR8 exits: the TPR is per vCPU, never the host local APIC's (SDM 25.3). */
-	v->proc_controls = adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_IO_BITMAPS |
+	/*
+	 * CR8 exits: the TPR is per vCPU, never the host local APIC's (SDM 25.3).
+	 * TSC offsetting without RDTSC exiting: the guest's RDTSC and RDMSR of
+	 * IA32_TIME_STAMP_COUNTER read the host TSC plus the VMCS TSC offset
+	 * (SDM 24.6.5, 25.3), the VM's clock (vmm/vm_clock.h), at no exit.
+	 */
+	v->proc_controls = adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_TSC_OFFSETTING |
+						   PROC_CTL_USE_IO_BITMAPS |
 						   PROC_CTL_USE_MSR_BITMAPS |
 						   PROC_CTL_CR8_LOAD_EXITING |
 						   PROC_CTL_CR8_STORE_EXITING |
@@ -524,6 +530,12 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 			return VCPU_RUN_STOPPED;
 		}
 	}
+}
+
+void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset)
+{
+	vmcs_load(to_vmx(vcpu)->vmcs_pa);
+	vmcs_write(VMCS_TSC_OFFSET, offset);
 }
 
 static const enum vmcs_field vmcs_guest_reg[GUEST_REG_COUNT] = {

@@ -48,6 +48,7 @@
 #define PIN_CTL_PREEMPTION_TIMER (1U << 6)
 /* Primary processor-based VM-execution controls (SDM 24.6.2, table 24-6). */
 #define PROC_CTL_INTERRUPT_WINDOW (1U << 2)
+#define PROC_CTL_USE_TSC_OFFSETTING (1U << 3)
 #define PROC_CTL_HLT_EXITING (1U << 7)
 #define PROC_CTL_CR8_LOAD_EXITING (1U << 19)
 #define PROC_CTL_CR8_STORE_EXITING (1U << 20)

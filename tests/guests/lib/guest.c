@@ -64,9 +64,8 @@ void com1_puts(const char *s)
 	}
 }
 
-void put_u64(uint64_t v)
+const char *u64_decimal(uint64_t v, char buf[21])
 {
-	char buf[21];
 	int n = 20;
 
 	buf[n] = '\0';
@@ -74,7 +73,14 @@ void put_u64(uint64_t v)
 		buf[--n] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	put(buf + n);
+	return buf + n;
+}
+
+void put_u64(uint64_t v)
+{
+	char buf[21];
+
+	put(u64_decimal(v, buf));
 }
 
 void put_hex(uint64_t v)

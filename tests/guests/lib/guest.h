@@ -29,6 +29,8 @@ extern uint64_t guest_ram_bytes;
 void put(const char *s);
 /* Polled output on the virtual 16550, the way a kernel's early console does it. */
 void com1_puts(const char *s);
+/* v in decimal, in buf; returns where the digits start. */
+const char *u64_decimal(uint64_t v, char buf[21]);
 void put_u64(uint64_t v);
 void put_hex(uint64_t v);
 /* "PASS name" or "FAIL name"; returns ok. Any FAIL makes the exit status 1. */
