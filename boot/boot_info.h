@@ -40,6 +40,7 @@ struct boot_info {
 	struct page_alloc *host_pages;   /* set by the hand-over */
 	uint64_t identity_map_top;       /* the hypervisor maps [0, top) 1:1 */
 	bool identity_map_1g;            /* with 1-GiB pages above 4 GiB */
+	uint64_t stack_low, stack_high;  /* the boot CPU's hypervisor stack */
 	uint64_t image_base, image_end;  /* this application in memory */
 	uint64_t tsc_hz;
 	uint64_t wallclock_s;   /* UTC seconds since 1970 at wallclock_tsc (0: unknown) */

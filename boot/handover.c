@@ -3,7 +3,6 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
-#include "vmm/percpu.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 #include "x86/paging.h"
@@ -228,7 +227,8 @@ void handover(struct boot_info *bi)
 
 	uint64_t stack = alloc_zeroed(STACK_PAGES);
 	uint64_t stack_top = stack + STACK_PAGES * PAGE_SIZE;
-	percpu_start(0, stack, stack_top);
+	bi->stack_low = stack;
+	bi->stack_high = stack_top;
 
 	struct descriptor_table_register gdtr = {
 		.limit = sizeof(gdt) - 1,

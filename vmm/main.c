@@ -8,6 +8,7 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
+#include "vmm/percpu.h"
 #include "vmm/sched.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
@@ -62,6 +63,11 @@ void vmm_main(struct boot_info *bi)
 {
 	char why[256];
 
+	/*
+	 * Not before handover_switch: reloading GS there sets the GS base from
+	 * the descriptor (SDM 3.4.4), which would undo it.
+	 */
+	percpu_start(0, bi->stack_low, bi->stack_high);
 	log_info("hand-over done: own GDT, TSS, IDT and stack; page tables map "
 		 "0-%llu GiB 1:1%s",
 		 (unsigned long long)(bi->identity_map_top >> 30),

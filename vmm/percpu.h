@@ -40,7 +40,8 @@ static inline struct percpu *this_cpu(void)
 
 /*
  * Makes cpus[index] this CPU's: records its stack and points the GS base at
- * it. Called by the hand-over on the stack it has just allocated.
+ * it. Called first thing on the hypervisor's own stack, once the GS
+ * selector is loaded for good (loading it sets the base).
  */
 void percpu_start(unsigned index, uint64_t stack_low, uint64_t stack_high);
 
