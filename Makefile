@@ -63,7 +63,7 @@ IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
-UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps vm_state cpuid_policy \
+UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_policy \
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
@@ -160,6 +160,7 @@ $(BUILD)/unit/test_memmap: tests/unit/test_memmap.c boot/memmap.c lib/fmt.c
 $(BUILD)/unit/test_page_alloc: tests/unit/test_page_alloc.c vmm/page_alloc.c
 $(BUILD)/unit/test_acpi: tests/unit/test_acpi.c boot/acpi.c lib/fmt.c
 $(BUILD)/unit/test_vmx_caps: tests/unit/test_vmx_caps.c vmm/vmx/caps.c lib/fmt.c
+$(BUILD)/unit/test_ept: tests/unit/test_ept.c vmm/vmx/ept.c vmm/page_alloc.c
 $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c mgmt/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy.c

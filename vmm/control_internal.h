@@ -72,7 +72,6 @@ void control_vm_follow_events(void);
 struct vm *vm_named(const char *name);
 /* The `vm` tag of the request, which must name an existing VM. */
 int need_vm(struct call *c, uint16_t request, struct vm **vm);
-unsigned live_vm_count(void);
 int create_vm(struct call *c);
 int delete_vm(struct call *c);
 int list_vms(struct call *c);

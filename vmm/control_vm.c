@@ -18,26 +18,16 @@
 #include <string.h>
 
 #define MIB (1024ULL * 1024)
-#define GUEST_RAM_ALIGN_PAGES (2 * MIB / PAGE_SIZE)
 
 /*
  * What the hypervisor keeps per VM for the API beyond struct vm: the
- * time it last started (uptime), why it last ended, and, for VMs created
- * through the API, the configuration and boot description it was created
- * with.
+ * time it last started (uptime) and why it last ended. By VM id: reset
+ * when CreateVirtualMachine reuses a deleted VM's slot.
  */
 struct vm_extra {
-	bool deleted;
-	bool runtime;             /* created by CreateVirtualMachine: owns cfg, boot */
 	uint64_t started_ns;
 	char reason[VM_REASON_MAX];
 };
-
-struct runtime_vm {
-	struct cfg_vm cfg;
-	struct boot_vm boot;
-};
-#define RUNTIME_VM_PAGES ((sizeof(struct runtime_vm) + PAGE_SIZE - 1) / PAGE_SIZE)
 
 /* The image library and the page pool new VMs are carved from. */
 static const struct boot_info *boot;
@@ -53,7 +43,7 @@ struct vm *vm_named(const char *name)
 {
 	for (unsigned i = 0; i < vm_count(); i++) {
 		struct vm *vm = vm_by_index(i);
-		if (!extra[vm->id].deleted && !strcmp(vm->cfg->name, name))
+		if (!strcmp(vm->cfg->name, name))
 			return vm;
 	}
 	return NULL;
@@ -76,15 +66,6 @@ static uint64_t vm_uptime_ms(const struct vm *vm)
 	if (vm->state != VM_STATE_RUNNING && vm->state != VM_STATE_PAUSED)
 		return 0;
 	return (clock_ns() - extra[vm->id].started_ns) / 1000000;
-}
-
-unsigned live_vm_count(void)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < vm_count(); i++)
-		n += !extra[vm_by_index(i)->id].deleted;
-	return n;
 }
 
 static int library_path(struct call *c, uint8_t tag, char *path, const struct boot_file **file)
@@ -180,40 +161,24 @@ int create_vm(struct call *c)
 	    library_path(c, API_TAG_INITRD, cfg.initrd, &initrd) ||
 	    library_path(c, API_TAG_DISK, cfg.disk, &disk))
 		return -1;
-	if (vm_count() == VM_MAX)
-		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: at most %u VMs (deleted "
-			    "ones included) since boot", VM_MAX);
 
-	uint64_t rt_pa, ram;
-	if (page_alloc_alloc(boot->host_pages, RUNTIME_VM_PAGES, 1, &rt_pa))
-		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: no memory");
-	if (page_alloc_alloc(boot->host_pages, cfg.memory_bytes / PAGE_SIZE,
-			     GUEST_RAM_ALIGN_PAGES, &ram)) {
-		page_alloc_free(boot->host_pages, rt_pa, RUNTIME_VM_PAGES);
-		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: no %llu MiB block of "
-			    "free memory", (unsigned long long)(cfg.memory_bytes / MIB));
-	}
-	struct runtime_vm *rt = (struct runtime_vm *)(uintptr_t)rt_pa;
-	rt->cfg = cfg;
 	/*
 	 * The image and initrd are copied into the VM's RAM at every start;
 	 * the disk gets the VM's own copy-on-write chunks (vm_create), so the
 	 * library's bytes stay as they were loaded and no other VM sees its writes.
 	 */
-	rt->boot = (struct boot_vm){ .ram_base = ram, .ram_bytes = cfg.memory_bytes,
-				     .image = *image };
+	struct boot_vm b = { .ram_bytes = cfg.memory_bytes, .image = *image };
 	if (initrd)
-		rt->boot.initrd = *initrd;
+		b.initrd = *initrd;
 	if (disk)
-		rt->boot.disk = *disk;
-	struct vm *vm = vm_create(&rt->cfg, &rt->boot, boot->host_pages);
-	if (!vm) {
-		page_alloc_free(boot->host_pages, ram, cfg.memory_bytes / PAGE_SIZE);
-		page_alloc_free(boot->host_pages, rt_pa, RUNTIME_VM_PAGES);
-		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: no memory for the VM's "
-			    "state");
-	}
-	extra[vm->id] = (struct vm_extra){ .runtime = true };
+		b.disk = *disk;
+	char why[VM_REASON_MAX];
+	struct vm *vm = vm_create(&cfg, &b, VM_RAM_FROM_POOL, boot->host_pages, why, sizeof(why));
+	if (!vm)
+		return fail(c, API_E_NO_RESOURCES, "CreateVirtualMachine: %s", why);
+	/* The slot may have been a deleted VM's. */
+	extra[vm->id] = (struct vm_extra){ 0 };
+	console_input_discard(vm->id);
 	if (add_nics(c, vm, cfg.nics, cfg.nic_count)) {
 		/* Keep the VM (it exists, TurnedOff) but say what went wrong. */
 		return -1;
@@ -247,24 +212,14 @@ int delete_vm(struct call *c)
 		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
 		return -1;
 	}
-	nic_remove_all(vm->id);
-	struct vm_extra *x = &extra[vm->id];
-	x->deleted = true;
-	/* No operation is valid from INVALID: the slot is never scheduled again. */
-	vm->state = VM_STATE_INVALID;
 	log_info("vm '%s': deleted through the management API", vm->cfg->name);
-	vm_discard_disk(vm);
-	if (x->runtime)
-		page_alloc_free(boot->host_pages, vm->boot->ram_base, vm->boot->ram_bytes / PAGE_SIZE);
+	vm_delete(vm);
 	return 0;
 }
 
 static void put_vm_entry(struct call *c, unsigned i)
 {
 	const struct vm *vm = vm_by_index(i);
-
-	if (extra[vm->id].deleted)
-		return;
 	size_t list = tlv_list_begin(&c->w, API_TAG_VM_ENTRY);
 	put_vm_id(c, vm);
 	tlv_list_end(&c->w, list);

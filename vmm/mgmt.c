@@ -189,10 +189,10 @@ long mgmt_hc_events(struct vcpu *vcpu, uint64_t after, uint64_t gpa, uint64_t ma
 		return HC_EFAULT;
 	unsigned n = vm_events_since(after, e, (unsigned)max);
 	for (unsigned i = 0; i < n; i++) {
-		const struct vm *subject = vm_by_index(e[i].vm_id);
 		out = (struct hc_event){ .seq = e[i].seq, .vm_id = e[i].vm_id,
 					 .state = (uint8_t)e[i].state };
-		memcpy(out.vm, subject->cfg->name, sizeof(out.vm));
+		_Static_assert(sizeof(out.vm) == sizeof(e[i].vm_name), "one name size");
+		memcpy(out.vm, e[i].vm_name, sizeof(out.vm));
 		memcpy(out.reason, e[i].reason, sizeof(out.reason));
 		out.vm[sizeof(out.vm) - 1] = out.reason[sizeof(out.reason) - 1] = '\0';
 		memcpy((struct hc_event *)vm_gpa_to_host(vm, gpa) + i, &out, sizeof(out));

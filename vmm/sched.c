@@ -24,7 +24,7 @@
 struct sched_cpu {
 	struct sched_queue queue;
 	struct sched_slice_limits limits;
-	/* Each VM's next timer event (TSC, 0: none), by vm_by_index order. */
+	/* Each VM's next timer event (host TSC, 0: none), by VM id. */
 	uint64_t next_event[VM_MAX];
 	bool ibpb, l1d_flush;
 };
@@ -94,18 +94,23 @@ static void run_timers(struct sched_cpu *cpu, uint64_t now)
 {
 	for (unsigned i = 0; i < vm_count(); i++) {
 		struct vm *vm = vm_by_index(i);
-		cpu->next_event[i] = vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now) : 0;
+		cpu->next_event[vm->id] =
+			vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now) : 0;
 	}
 }
 
-/* The earliest next event of every VM but the one at index skip (VM_MAX: of all). */
+/*
+ * The earliest next event of every VM but the one with id skip (VM_MAX: of
+ * all); a deleted VM's slot is not looked at.
+ */
 static uint64_t earliest_event(const struct sched_cpu *cpu, unsigned skip)
 {
 	uint64_t earliest = 0;
 
 	for (unsigned i = 0; i < vm_count(); i++) {
-		uint64_t next = cpu->next_event[i];
-		if (i != skip && next && (!earliest || next < earliest))
+		unsigned id = vm_by_index(i)->id;
+		uint64_t next = cpu->next_event[id];
+		if (id != skip && next && (!earliest || next < earliest))
 			earliest = next;
 	}
 	return earliest;
@@ -123,6 +128,12 @@ static void report_idle(void)
 			off++;
 	}
 	log_info("sched: nothing left to run (%u VM(s) halted, %u not running)", halted, off);
+}
+
+void sched_forget_vcpu(const struct vcpu *vcpu)
+{
+	if (this_cpu()->current == vcpu)
+		this_cpu()->current = NULL;
 }
 
 static uint64_t ns_to_tsc(uint64_t ns, uint64_t tsc_hz)
@@ -174,9 +185,9 @@ void sched_run(uint64_t tsc_hz)
 		 * interrupt must not wait for a whole slice; another VM's only
 		 * down to the minimum slice (sched_policy.h).
 		 */
-		unsigned index = vcpu->vm->id;
-		uint64_t slice = sched_slice(&cpu->limits, now, cpu->next_event[index],
-					     earliest_event(cpu, index));
+		unsigned id = vcpu->vm->id;
+		uint64_t slice = sched_slice(&cpu->limits, now, cpu->next_event[id],
+					     earliest_event(cpu, id));
 		slice = mgmt_slice_limit(slice);
 		switch_cpu_state(cpu, vcpu);
 		vcpu->slices++;

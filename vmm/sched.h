@@ -11,7 +11,15 @@
 
 #include <stdint.h>
 
+struct vcpu;
+
 /* @pre VMX operation is on; never returns. */
 __attribute__((noreturn)) void sched_run(uint64_t tsc_hz);
+
+/*
+ * The vCPU's VM is being deleted: the scheduler drops every reference to
+ * it (the CPU's x87/SSE state is no longer saved into it).
+ */
+void sched_forget_vcpu(const struct vcpu *vcpu);
 
 #endif

@@ -33,12 +33,28 @@ int virt_probe(char *why, size_t why_size);
  */
 int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size);
 
-/* Nested paging for a VM: maps exactly its RAM, nothing else. */
+/*
+ * Nested paging for a VM: maps exactly its RAM, nothing else. On failure
+ * nothing stays allocated.
+ */
 int virt_vm_init(struct vm *vm, struct page_alloc *pa);
+/*
+ * Gives back every page virt_vm_init took; the CPU keeps no translation
+ * through them. @pre its vCPU's state is destroyed.
+ */
+void virt_vm_destroy(struct vm *vm, struct page_alloc *pa);
 /* Bytes of backend state kept per VM outside the page allocator. */
 size_t virt_vm_state_bytes(void);
-/* Allocates the per-vCPU hardware state once. */
+/*
+ * Allocates the per-vCPU hardware state once (vm->id must be the VM's
+ * final slot). On failure nothing stays allocated.
+ */
 int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa);
+/*
+ * Gives back every page virt_vcpu_init took, after making sure no CPU
+ * caches any of that state. @pre the vCPU is not running.
+ */
+void virt_vcpu_destroy(struct vcpu *vcpu, struct page_alloc *pa);
 
 struct segment_state {
 	uint16_t selector;

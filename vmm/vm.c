@@ -4,9 +4,12 @@
 #include "vmm/clock.h"
 #include "vmm/guest_boot.h"
 #include "vmm/log.h"
+#include "vmm/network.h"
 #include "vmm/page_alloc.h"
+#include "vmm/sched.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
+#include "x86/paging.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -17,7 +20,16 @@
 #define MXCSR_RESET 0x1f80
 #define DR6_RESET 0xffff0ff0ULL
 
-/* Allocated from host pages: with its console history a VM is ~40 KiB. */
+/* EPT 2-MiB pages need the RAM's host address 2-MiB aligned (vmm/vmx/ept.c). */
+#define GUEST_RAM_ALIGN_PAGES (SIZE_2M / PAGE_SIZE)
+
+/*
+ * Allocated from host pages: with its console history a VM is ~40 KiB.
+ * slots[] by id (NULL: free), vms[] the same VMs in creation order, for
+ * vm_by_index.
+ */
+#define VM_STATE_PAGES ((sizeof(struct vm) + PAGE_SIZE - 1) / PAGE_SIZE)
+static struct vm *slots[VM_MAX];
 static struct vm *vms[VM_MAX];
 static unsigned vm_total;
 static struct vm_event events[VM_EVENT_RING];
@@ -435,6 +447,7 @@ static void enter_state(struct vm *vm, enum vm_state state, const char *reason)
 	clock_follow_state(vm, state);
 
 	*e = (struct vm_event){ .seq = event_seq, .vm_id = vm->id, .state = state };
+	fmt_snprintf(e->vm_name, sizeof(e->vm_name), "%s", vm->cfg->name);
 	if (reason)
 		fmt_snprintf(e->reason, sizeof(e->reason), "%s", reason);
 	vm->state = state;
@@ -519,45 +532,75 @@ static int disk_create(struct vm *vm, struct page_alloc *pages)
 	return 0;
 }
 
-void vm_discard_disk(struct vm *vm)
+/* Gives the disk's copy-on-write chunks and its chunk table back. */
+static void disk_delete(struct vm *vm)
 {
 	if (!vm->disk.size)
 		return;
 	log_info("vm '%s': %llu KiB of disk writes given back", vm->cfg->name,
 		 (unsigned long long)(vm->disk.chunks_written * DISK_CHUNK_SIZE / 1024));
 	disk_discard_writes(&vm->disk);
+	page_alloc_free(vm->pages, (uint64_t)(uintptr_t)vm->disk.chunks, disk_table_pages(vm));
 }
 
-struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
-		     struct page_alloc *pages)
+static int free_slot(void)
 {
-	const uint64_t vm_pages = (sizeof(struct vm) + PAGE_SIZE - 1) / PAGE_SIZE;
-	uint64_t free_before = pages->free_pages;
-	uint64_t vm_pa;
+	for (unsigned id = 0; id < VM_MAX; id++)
+		if (!slots[id])
+			return (int)id;
+	return -1;
+}
 
-	if (vm_total == VM_MAX || page_alloc_alloc(pages, vm_pages, 1, &vm_pa)) {
-		log_err("vm '%s': no memory for its state; it is left out", cfg->name);
+struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot, enum vm_ram ram,
+		     struct page_alloc *pages, char *why, size_t why_size)
+{
+	const uint64_t ram_pages = boot->ram_bytes / PAGE_SIZE;
+	uint64_t free_before = pages->free_pages;
+	uint64_t vm_pa, ram_pa = boot->ram_base;
+	int id = free_slot();
+
+	if (id < 0) {
+		fmt_snprintf(why, why_size, "%u VMs exist, the most there can be", VM_MAX);
 		return NULL;
 	}
+	if (page_alloc_alloc(pages, VM_STATE_PAGES, 1, &vm_pa)) {
+		fmt_snprintf(why, why_size, "no memory for the VM's state");
+		return NULL;
+	}
+	if (ram == VM_RAM_FROM_POOL &&
+	    page_alloc_alloc(pages, ram_pages, GUEST_RAM_ALIGN_PAGES, &ram_pa)) {
+		fmt_snprintf(why, why_size, "no %llu MiB block of free memory",
+			     (unsigned long long)(boot->ram_bytes >> 20));
+		goto free_state;
+	}
 	struct vm *vm = (struct vm *)(uintptr_t)vm_pa;
-	vms[vm_total] = vm;
 	*vm = (struct vm){
-		.id = vm_total,
-		.cfg = cfg,
-		.boot = boot,
+		.id = (unsigned)id,
 		.state = VM_STATE_TURNED_OFF,
+		.own_cfg = *cfg,
+		.own_boot = *boot,
+		.ram_from_pool = ram == VM_RAM_FROM_POOL,
+		.pages = pages,
 	};
+	vm->own_boot.ram_base = ram_pa;
+	vm->cfg = &vm->own_cfg;
+	vm->boot = &vm->own_boot;
 	vm->vcpu.vm = vm;
 	/* Guest time is read only while the VM runs; this makes it defined before. */
 	vm_clock_init(&vm->clock, clock_tsc_hz(), rdtsc());
-	if (attach_devices(vm) || virt_vm_init(vm, pages) || virt_vcpu_init(&vm->vcpu, pages) ||
-	    disk_create(vm, pages)) {
-		log_err("vm '%s': no memory for its VMCS, EPT tables and disk chunk table; it "
-			"cannot run", vm->cfg->name);
-		vm->state = VM_STATE_INVALID;
-	}
+	if (attach_devices(vm) || virt_vm_init(vm, pages))
+		goto no_backend_memory;
+	if (virt_vcpu_init(&vm->vcpu, pages))
+		goto destroy_vm_backend;
+	if (disk_create(vm, pages))
+		goto destroy_vcpu_backend;
+	slots[id] = vm;
+	vms[vm_total++] = vm;
+
 	/* Everything the hypervisor holds for this VM beyond its RAM. */
-	uint64_t overhead = (free_before - pages->free_pages) * PAGE_SIZE + virt_vm_state_bytes();
+	uint64_t pool_ram = vm->ram_from_pool ? ram_pages : 0;
+	uint64_t overhead = (free_before - pages->free_pages - pool_ram) * PAGE_SIZE +
+			    virt_vm_state_bytes();
 	char disk[96] = "";
 	if (vm->disk.size)
 		fmt_snprintf(disk, sizeof(disk), "; its %llu-KiB disk is copy-on-write: 64 KiB "
@@ -565,14 +608,52 @@ struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
 	log_info("vm '%s': %llu MiB RAM, %llu bytes of hypervisor memory (VMCS, EPT, "
 		 "state%s)%s", vm->cfg->name, (unsigned long long)(vm->boot->ram_bytes >> 20),
 		 (unsigned long long)overhead, vm->disk.size ? ", disk chunk table" : "", disk);
-	vm_total++;
 	return vm;
+
+destroy_vcpu_backend:
+	virt_vcpu_destroy(&vm->vcpu, pages);
+destroy_vm_backend:
+	virt_vm_destroy(vm, pages);
+no_backend_memory:
+	fmt_snprintf(why, why_size, "no memory for the VM's VMCS, EPT tables and disk chunk table");
+	if (ram == VM_RAM_FROM_POOL)
+		page_alloc_free(pages, ram_pa, ram_pages);
+free_state:
+	page_alloc_free(pages, vm_pa, VM_STATE_PAGES);
+	return NULL;
+}
+
+void vm_delete(struct vm *vm)
+{
+	struct page_alloc *pages = vm->pages;
+
+	/* Subscribers see it go: the last event of its life (docs/protocol.md). */
+	enter_state(vm, VM_STATE_INVALID, NULL);
+	sched_forget_vcpu(&vm->vcpu);
+	nic_remove_all(vm->id);
+	unsigned index = 0;
+	while (vms[index] != vm)
+		index++;
+	memmove(&vms[index], &vms[index + 1], (vm_total - index - 1) * sizeof(vms[0]));
+	vms[--vm_total] = NULL;
+	slots[vm->id] = NULL;
+
+	disk_delete(vm);
+	virt_vcpu_destroy(&vm->vcpu, pages);
+	virt_vm_destroy(vm, pages);
+	if (vm->ram_from_pool)
+		page_alloc_free(pages, vm->boot->ram_base, vm->boot->ram_bytes / PAGE_SIZE);
+	page_alloc_free(pages, (uint64_t)(uintptr_t)vm, VM_STATE_PAGES);
 }
 
 void vm_create_all(const struct boot_info *bi)
 {
+	char why[VM_REASON_MAX];
+
 	for (unsigned i = 0; i < bi->config->vm_count && i < VM_MAX; i++)
-		vm_create(&bi->config->vms[i], &bi->vms[i], bi->host_pages);
+		if (!vm_create(&bi->config->vms[i], &bi->vms[i], VM_RAM_RESERVED, bi->host_pages,
+			       why, sizeof(why)))
+			log_err("vm '%s': %s; it is left out", bi->config->vms[i].name, why);
 }
 
 void vm_start_autostart(void)

@@ -62,14 +62,21 @@ struct vcpu {
 	void *vendor;
 };
 
+struct page_alloc;
+
 struct vm {
-	unsigned id;
-	const struct cfg_vm *cfg;
-	const struct boot_vm *boot;
+	unsigned id; /* its slot: unique among the VMs that exist, reused after vm_delete */
+	const struct cfg_vm *cfg;   /* &own_cfg */
+	const struct boot_vm *boot; /* &own_boot */
 	enum vm_state state;
 	/* Guest time for every timer model and the guest TSC (docs/time.md). */
 	struct vm_clock clock;
 	void *vendor; /* nested paging root */
+	/* The VM's own copies, so its creator need not keep them. */
+	struct cfg_vm own_cfg;
+	struct boot_vm own_boot;
+	bool ram_from_pool; /* vm_delete gives its RAM back (VM_RAM_FROM_POOL) */
+	struct page_alloc *pages; /* where its state, RAM and disk chunks came from */
 	struct vcpu vcpu;
 	/*
 	 * A guest-caused end or reset seen while the vCPU ran; it is applied
@@ -89,7 +96,7 @@ struct vm {
 	 * The VM's disk: boot->disk's pristine bytes under this VM's own
 	 * copy-on-write chunks. Like a real disk it keeps its writes across
 	 * Reset and TurnOff; they go back to the page allocator only when the
-	 * VM is deleted (vm_discard_disk).
+	 * VM is deleted (vm_delete).
 	 */
 	struct disk disk;
 	/* Guest console output: the history, and the line being mirrored to the log. */
@@ -145,6 +152,8 @@ void vm_console_putc(struct vm *vm, uint8_t byte);
 struct vm_event {
 	uint64_t seq; /* 1, 2, 3, ... */
 	unsigned vm_id;
+	/* The VM's name then: a deleted VM's slot may hold another VM by the time it is read. */
+	char vm_name[CFG_NAME_MAX];
 	enum vm_state state;
 	char reason[VM_REASON_MAX]; /* "" unless the change has one */
 };
@@ -165,13 +174,35 @@ void vm_create_all(const struct boot_info *bi);
  */
 void vm_start_autostart(void);
 
+/* Where a VM's RAM comes from. */
+enum vm_ram {
+	/*
+	 * boot->ram_base, reserved from the firmware at boot outside the page
+	 * pool (config-file VMs): it cannot go back to the pool, so vm_delete
+	 * leaves it unused.
+	 */
+	VM_RAM_RESERVED,
+	/* boot->ram_bytes from the page pool, taken by vm_create and given back by vm_delete. */
+	VM_RAM_FROM_POOL,
+};
+
 /*
- * One VM, TurnedOff, with its hypervisor state from pages (NULL when
- * VM_MAX VMs exist or memory is short). cfg and boot must outlive it.
+ * One VM, TurnedOff, in the lowest free slot, with copies of cfg and boot
+ * and all its hypervisor state from pages. NULL, with nothing taken and
+ * the reason in why, when VM_MAX VMs exist or memory is short.
  */
-struct page_alloc;
-struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot,
-		     struct page_alloc *pages);
+struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot, enum vm_ram ram,
+		     struct page_alloc *pages, char *why, size_t why_size);
+
+/*
+ * Ends a TurnedOff VM's life: raises its last state-change event (Invalid:
+ * it no longer exists), detaches its network adapters, and gives back, in
+ * the reverse order of vm_create, its disk, backend state (VMCS, EPT),
+ * pool RAM and state pages. Its slot is then free for vm_create and no
+ * struct vm * to it may be kept: the scheduler forgets it here, every
+ * other module finds VMs through vm_by_index.
+ */
+void vm_delete(struct vm *vm);
 
 /*
  * Applies a control operation: runs its event sequence (vm_state.h) with
@@ -190,9 +221,7 @@ void vm_request_end(struct vm *vm, const char *format, ...)
 /* A guest-requested reset (the PC reset port): TurningOff ... Running. */
 void vm_request_reset(struct vm *vm, const char *reason);
 
-/* Gives the disk's copy-on-write chunks back: it is the library's file again. */
-void vm_discard_disk(struct vm *vm);
-
+/* The VMs that exist, in the order they were created: index 0 .. vm_count() - 1. */
 unsigned vm_count(void);
 struct vm *vm_by_index(unsigned index);
 

@@ -176,6 +176,7 @@ void vmmctl_put_console(FILE *f, const uint8_t *s, size_t len)
 /* ---- Names ---- */
 
 static const char *const state_names[] = {
+	[0] = "Invalid", /* the VM's deletion event (docs/protocol.md) */
 	[1] = "TurnedOff", [2] = "Saved",     [3] = "TurningOn",     [4] = "Restoring",
 	[5] = "Running",   [6] = "Paused",    [7] = "Saving",        [8] = "TurningOff",
 	[9] = "MergingDrives", [10] = "DeleteMachine",

@@ -417,6 +417,46 @@ ok "vmmctl net-delete: DeleteVirtualNetwork" net-delete "True" net-delete net2
 ok "vmmctl list: back to the configured VMs" list-end \
 	"[v['vm'] for v in d['vms']] == ['mgmt', 'echo', 'rogue']" list
 
+# The life of a VM gives every page back (vm_create, vm_delete): 20 lives, every
+# fifth one started and turned off, with an adapter and pool RAM, then the
+# free memory GetHostInfo reports is where it was, and a subscriber saw each
+# deletion as one Invalid event.
+lives=20
+"$vmmctl" -c "unix:$sock" --json events --follow --vm life >"$out/life-events.jsonl" \
+	2>"$out/life-events.err" &
+follower=$!
+sleep 2 # its SubscribeEvents goes out before the first Create
+run life-free-before info
+life_ok=true
+for i in $(seq $lives); do
+	ctl create life --memory 4M --image /guests/echo.bin --nic lan >/dev/null 2>"$out/life.err" ||
+		{ life_ok=false; break; }
+	if [ $((i % 5)) = 0 ]; then
+		ctl start life >/dev/null 2>>"$out/life.err" && ctl turnoff life >/dev/null 2>>"$out/life.err" ||
+			{ life_ok=false; break; }
+	fi
+	ctl delete life >/dev/null 2>>"$out/life.err" || { life_ok=false; break; }
+done
+run life-free-after info
+if $life_ok && python3 - "$out/life-free-before.json" "$out/life-free-after.json" <<'PY'
+import json, sys
+before, after = (json.load(open(p)) for p in sys.argv[1:3])
+print("life: memory_free %d bytes before, %d after" % (before["memory_free"], after["memory_free"]))
+sys.exit(0 if before["memory_free"] == after["memory_free"] and after["vm_count"] == 3 else 1)
+PY
+then
+	pass "vmmctl create/delete: $lives VM lives give every page back (GetHostInfo memory_free)"
+else
+	fail "vmmctl create/delete: $lives lives ($(head -c 300 "$out/life.err") $(cat "$out"/life-free-*.json | tr '\n' ' '))"
+fi
+sleep 1
+kill -INT "$follower" 2>/dev/null
+wait "$follower"
+follower=
+deleted=$(grep -c '"state": *"Invalid"' "$out/life-events.jsonl")
+[ "$deleted" = $lives ] && pass "vmmctl events: each deletion is one Invalid event" ||
+	fail "vmmctl events: $deleted Invalid events for $lives deletions"
+
 # Round trips of the tool itself (process start, Hello, GetState, Goodbye).
 times=()
 for i in 1 2 3 4 5; do

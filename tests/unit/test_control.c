@@ -77,13 +77,16 @@ uint32_t mgmt_denied_total(void)
 	return DENIED_TOTAL;
 }
 
-static struct vm vms[VM_MAX];
+/* VM slots as vmm/vm.c keeps them: by id, reused after a delete; vms lists the living. */
+static struct vm slots[VM_MAX];
+static bool slot_used[VM_MAX];
+static struct vm *vms[VM_MAX];
 static unsigned mgmt_refusals;
 static uint64_t mgmt_call_seen; /* the last management hypercall's RBX */
 
 bool mgmt_is_management_vm(const struct vm *vm)
 {
-	return vm == &vms[0];
+	return vm == &slots[0];
 }
 
 long mgmt_refuse(const struct vm *vm, uint64_t nr)
@@ -181,18 +184,55 @@ unsigned vm_count(void)
 
 struct vm *vm_by_index(unsigned index)
 {
-	return &vms[index];
+	return vms[index];
 }
 
-struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot, struct page_alloc *pa)
+struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot, enum vm_ram ram,
+		     struct page_alloc *pa, char *why, size_t why_size)
 {
-	(void)pa;
-	if (vm_create_fails)
+	unsigned id = 0;
+	uint64_t ram_base = boot->ram_base;
+
+	while (id < VM_MAX && slot_used[id])
+		id++;
+	if (id == VM_MAX) {
+		snprintf(why, why_size, "%u VMs exist, the most there can be", VM_MAX);
 		return NULL;
-	struct vm *vm = &vms[vms_used];
-	*vm = (struct vm){ .id = vms_used++, .cfg = cfg, .boot = boot,
+	}
+	if (vm_create_fails) {
+		snprintf(why, why_size, "no memory for the VM's state");
+		return NULL;
+	}
+	if (ram == VM_RAM_FROM_POOL &&
+	    page_alloc_alloc(pa, boot->ram_bytes / PAGE_SIZE, 2 * MIB / PAGE_SIZE, &ram_base)) {
+		snprintf(why, why_size, "no %llu MiB block of free memory",
+			 (unsigned long long)(boot->ram_bytes / MIB));
+		return NULL;
+	}
+	struct vm *vm = &slots[id];
+	*vm = (struct vm){ .id = id, .own_cfg = *cfg, .own_boot = *boot, .pages = pa,
+			   .ram_from_pool = ram == VM_RAM_FROM_POOL,
 			   .state = VM_STATE_TURNED_OFF };
+	vm->own_boot.ram_base = ram_base;
+	vm->cfg = &vm->own_cfg;
+	vm->boot = &vm->own_boot;
+	slot_used[id] = true;
+	vms[vms_used++] = vm;
 	return vm;
+}
+
+void vm_delete(struct vm *vm)
+{
+	unsigned index = 0;
+
+	push_event(vm, VM_STATE_INVALID, NULL);
+	while (vms[index] != vm)
+		index++;
+	memmove(&vms[index], &vms[index + 1], (vms_used - index - 1) * sizeof(vms[0]));
+	vms_used--;
+	slot_used[vm->id] = false;
+	if (vm->ram_from_pool)
+		page_alloc_free(vm->pages, vm->boot->ram_base, vm->boot->ram_bytes / PAGE_SIZE);
 }
 
 int vm_control(struct vm *vm, enum vm_op op, const char *reason)
@@ -211,11 +251,6 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 	}
 	push_event(vm, after[op], op == VM_OP_TURN_OFF ? reason : NULL);
 	return 0;
-}
-
-void vm_discard_disk(struct vm *vm)
-{
-	(void)vm;
 }
 
 size_t vm_console_input(struct vm *vm, const uint8_t *data, size_t len)
@@ -321,13 +356,15 @@ static int setup(void **state)
 	for (unsigned i = 0; i < config.vm_count; i++) {
 		boot_info.vms[i] = (struct boot_vm){ .ram_bytes = 4 * MIB,
 						     .image = { .base = 0x100000, .size = 100 } };
-		vm_create(&config.vms[i], &boot_info.vms[i], &pages);
+		char why[64];
+		assert_non_null(vm_create(&config.vms[i], &boot_info.vms[i], VM_RAM_RESERVED, &pages,
+					  why, sizeof(why)));
 	}
 	boot_info.vms[1].initrd = (struct boot_file){ .base = 0x200000, .size = 100 };
 	boot_info.vms[1].disk = (struct boot_file){ .base = 0x300000, .size = 4096 };
-	push_event(&vms[0], VM_STATE_RUNNING, NULL);
+	push_event(vms[0], VM_STATE_RUNNING, NULL);
 	for (unsigned i = 0; i < sizeof(callers) / sizeof(callers[0]); i++)
-		callers[i].vm = &vms[0];
+		callers[i].vm = vms[0];
 	control_init(&boot_info);
 	control_poll();
 	return 0;
@@ -443,8 +480,8 @@ static unsigned answer_entries(uint8_t tag)
 static struct vm *vm_called(const char *name)
 {
 	for (unsigned i = 0; i < vms_used; i++)
-		if (vms[i].cfg && !strcmp(vms[i].cfg->name, name))
-			return &vms[i];
+		if (!strcmp(vms[i]->cfg->name, name))
+			return vms[i];
 	fail_msg("no VM %s", name);
 	return NULL;
 }
@@ -670,10 +707,8 @@ static void test_create_vm_refusals(void **state)
 		assert_int_equal(call(API_REQ_CREATE_VIRTUAL_MACHINE), nic_specs[i].error);
 		assert_message(nic_specs[i].message);
 		/* An adapter that cannot be made leaves the VM, TurnedOff, to be fixed. */
-		if (i >= 4) {
+		if (i >= 4)
 			assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "half"), API_E_OK);
-			count++;
-		}
 	}
 	assert_int_equal(create("guest", MIB, "\\img\\guest.bin"), API_E_ALREADY_EXISTS);
 	assert_int_equal(create("x", MIB, ""), API_E_INVALID_ARGUMENT);
@@ -695,15 +730,17 @@ static void test_create_vm_refusals(void **state)
 	vm_create_fails = false;
 	assert_int_equal(vms_used, count);
 
-	/* Slots of deleted VMs are not reused: the limit counts since boot. */
-	static struct cfg_vm filler;
-	snprintf(filler.name, sizeof(filler.name), "filler");
+	/* At most VM_MAX at once. */
+	struct cfg_vm filler = { .name = "filler" };
+	struct boot_vm filler_boot = { .ram_bytes = MIB };
+	char why[64];
 	while (vms_used < VM_MAX)
-		vms[vms_used] = (struct vm){ .id = vms_used, .cfg = &filler,
-					     .state = VM_STATE_INVALID }, vms_used++;
+		assert_non_null(vm_create(&filler, &filler_boot, VM_RAM_RESERVED, &pages, why,
+					  sizeof(why)));
 	assert_int_equal(create("x", MIB, "\\img\\guest.bin"), API_E_NO_RESOURCES);
-	assert_message("at most 16 VMs");
-	vms_used = count;
+	assert_message("16 VMs exist");
+	while (vms_used > count)
+		vm_delete(vms[vms_used - 1]);
 }
 
 static void test_delete_list_find_vm(void **state)
@@ -723,8 +760,8 @@ static void test_delete_list_find_vm(void **state)
 	assert_int_equal(answer_entries(API_TAG_VM_ENTRY), listed - 1);
 
 	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "gone"), API_E_OK);
-	/* Its RAM is back; its configuration page stays, as its slot and name do. */
-	assert_int_equal(pages.free_pages, free_before - 1);
+	/* Its RAM is back, and its slot is free for the next. */
+	assert_int_equal(pages.free_pages, free_before);
 	assert_int_equal(call_vm(API_REQ_FIND_VIRTUAL_MACHINE, "gone"), API_E_NOT_FOUND);
 	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "gone"), API_E_NOT_FOUND);
 	begin();

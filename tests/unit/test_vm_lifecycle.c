@@ -2,18 +2,21 @@
  * The VM lifecycle engine (vmm/vm.c) on the host, with the vendor backend
  * and the guest loader replaced by fakes: every control operation must
  * emit exactly the state table's event sequence, refuse invalid ones
- * without a trace, and end a VM that cannot start with a reason.
+ * without a trace, and end a VM that cannot start with a reason; deleting
+ * a VM gives back every page its life took and frees its slot.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vmm/guest_boot.h"
 #include "vmm/page_alloc.h"
+#include "vmm/sched.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
@@ -28,18 +31,50 @@ void log_printf(enum log_level level, const char *format, ...)
 	(void)format;
 }
 
-int virt_vm_init(struct vm *vm, struct page_alloc *pa)
+/* The fakes keep the address of the pages they took in the vendor pointer. */
+#define FAKE_EPT_PAGES 3
+#define FAKE_VCPU_PAGES 2
+static const struct vcpu *forgotten_vcpu;
+
+static int take_pages(struct page_alloc *pa, uint64_t n, void **vendor)
 {
 	uint64_t base;
-	(void)vm;
-	return page_alloc_alloc(pa, 3, 1, &base); /* as if for three EPT pages */
+
+	if (page_alloc_alloc(pa, n, 1, &base))
+		return -1;
+	*vendor = (void *)(uintptr_t)base;
+	return 0;
+}
+
+static void give_pages_back(struct page_alloc *pa, uint64_t n, void **vendor)
+{
+	page_alloc_free(pa, (uint64_t)(uintptr_t)*vendor, n);
+	*vendor = NULL;
+}
+
+int virt_vm_init(struct vm *vm, struct page_alloc *pa)
+{
+	return take_pages(pa, FAKE_EPT_PAGES, &vm->vendor);
+}
+
+void virt_vm_destroy(struct vm *vm, struct page_alloc *pa)
+{
+	give_pages_back(pa, FAKE_EPT_PAGES, &vm->vendor);
 }
 
 int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa)
 {
-	uint64_t base;
-	(void)vcpu;
-	return page_alloc_alloc(pa, 2, 1, &base);
+	return take_pages(pa, FAKE_VCPU_PAGES, &vcpu->vendor);
+}
+
+void virt_vcpu_destroy(struct vcpu *vcpu, struct page_alloc *pa)
+{
+	give_pages_back(pa, FAKE_VCPU_PAGES, &vcpu->vendor);
+}
+
+void sched_forget_vcpu(const struct vcpu *vcpu)
+{
+	forgotten_vcpu = vcpu;
 }
 
 size_t virt_vm_state_bytes(void)
@@ -77,8 +112,8 @@ int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why, 
 static struct config cfg;
 static struct boot_info bi;
 static struct page_alloc pages;
-/* Room for three VMs and two 64-KiB disk chunks. */
-#define ARENA_PAGES 160
+/* Room for VM_MAX VMs, two 64-KiB disk chunks and a 2-MiB-aligned MiB of guest RAM. */
+#define ARENA_PAGES 1024
 static uint64_t arena_free_at_start;
 static uint64_t seen; /* last event sequence number read */
 
@@ -281,28 +316,30 @@ static void test_event_ring_keeps_the_newest(void **state)
 static void test_each_vm_takes_its_state_and_backend_pages(void **state)
 {
 	(void)state;
-	/* Its own pages for struct vm, plus the 5 the fake backend took. */
+	/* Its own pages for struct vm, plus the ones the fake backend took. */
 	uint64_t vm_pages = (sizeof(struct vm) + PAGE_SIZE - 1) / PAGE_SIZE;
-	assert_int_equal(pages.free_pages, arena_free_at_start - 2 * (vm_pages + 5));
+	assert_int_equal(pages.free_pages,
+			 arena_free_at_start - 2 * (vm_pages + FAKE_EPT_PAGES + FAKE_VCPU_PAGES));
 }
 
 /*
  * A disk's writes are the VM's own: they go to chunks from the page pool,
  * the library's bytes stay as loaded, Reset and TurnOff keep the writes
- * (a real disk does), and vm_discard_disk gives every chunk back.
+ * (a real disk does), and vm_delete gives every chunk back.
  */
 static void test_disk_writes_are_the_vms_own(void **state)
 {
 	/* Two chunks and a part, with a partial last sector the guest never sees. */
 	static uint8_t file[2 * DISK_CHUNK_SIZE + 700];
-	static struct cfg_vm c = { .name = "disk", .memory_bytes = 1 << 20 };
-	static struct boot_vm b = { .ram_bytes = 1 << 20 };
-	uint64_t n;
+	const struct cfg_vm c = { .name = "disk", .memory_bytes = 1 << 20 };
+	struct boot_vm b = { .ram_bytes = 1 << 20 };
+	uint64_t free_before = pages.free_pages, n;
+	char why[VM_REASON_MAX];
 
 	(void)state;
 	memset(file, 0xd1, sizeof(file));
 	b.disk = (struct boot_file){ (uint64_t)(uintptr_t)file, sizeof(file), 1 };
-	struct vm *vm = vm_create(&c, &b, &pages);
+	struct vm *vm = vm_create(&c, &b, VM_RAM_RESERVED, &pages, why, sizeof(why));
 	assert_non_null(vm);
 	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
 	assert_int_equal(vm->disk.size, 2 * DISK_CHUNK_SIZE + 512);
@@ -323,11 +360,122 @@ static void test_disk_writes_are_the_vms_own(void **state)
 	n = 1;
 	assert_int_equal(*disk_read_span(&vm->disk, DISK_CHUNK_SIZE, &n), 0x5e);
 	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+	assert_int_equal(file[DISK_CHUNK_SIZE], 0xd1);
 
-	vm_discard_disk(vm);
-	assert_int_equal(pages.free_pages, free_created);
-	n = 1;
-	assert_int_equal(*disk_read_span(&vm->disk, DISK_CHUNK_SIZE, &n), 0xd1);
+	vm_delete(vm);
+	assert_int_equal(pages.free_pages, free_before);
+	seen = vm_event_seq();
+}
+
+/*
+ * A VM with a one-chunk disk and 1 MiB of RAM: like CreateVirtualMachine's
+ * from the pool, or like a config file's from reserved memory.
+ */
+static struct vm *create_test_vm(const char *name, enum vm_ram ram, char *why, size_t why_size)
+{
+	static uint8_t file[DISK_CHUNK_SIZE];
+	struct cfg_vm c = { .memory_bytes = 1 << 20 };
+	const struct boot_vm b = { .ram_bytes = 1 << 20,
+				   .disk = { (uint64_t)(uintptr_t)file, sizeof(file), 1 } };
+
+	strcpy(c.name, name);
+	return vm_create(&c, &b, ram, &pages, why, why_size);
+}
+
+/*
+ * Deleting raises one event, Invalid, carrying the name (the VM is gone
+ * when a subscriber reads it); the VM leaves the list, the scheduler
+ * forgets its vCPU, and the VM's copies of cfg and boot outlive the caller's.
+ */
+static void test_delete_raises_invalid_and_leaves_the_list(void **state)
+{
+	char why[VM_REASON_MAX];
+	struct vm_event got[2];
+	(void)state;
+
+	unsigned count = vm_count();
+	struct vm *vm = create_test_vm("gone", VM_RAM_FROM_POOL, why, sizeof(why));
+	assert_non_null(vm);
+	assert_string_equal(vm->cfg->name, "gone");
+	assert_int_equal(vm_count(), count + 1);
+	assert_ptr_equal(vm_by_index(count), vm);
+	unsigned id = vm->id;
+	const struct vcpu *vcpu = &vm->vcpu;
+
+	vm_delete(vm);
+	assert_int_equal(vm_events_since(seen, got, 2), 1);
+	assert_int_equal(got[0].vm_id, id);
+	assert_int_equal(got[0].state, VM_STATE_INVALID);
+	assert_string_equal(got[0].vm_name, "gone");
+	assert_string_equal(got[0].reason, "");
+	seen = got[0].seq;
+	assert_ptr_equal(forgotten_vcpu, vcpu);
+	assert_int_equal(vm_count(), count);
+	for (unsigned i = 0; i < vm_count(); i++)
+		assert_int_not_equal(vm_by_index(i)->id, id);
+}
+
+/*
+ * The issue's test: 1,000 lives (create, start, a disk write, turn off,
+ * delete) fit in VM_MAX slots and leave the page pool exactly as it was.
+ */
+static void test_a_thousand_lives_give_every_page_back(void **state)
+{
+	char why[VM_REASON_MAX];
+	(void)state;
+
+	uint64_t free_at_start = pages.free_pages;
+	unsigned count = vm_count();
+	for (unsigned life = 0; life < 1000; life++) {
+		struct vm *vm = create_test_vm("cycle", VM_RAM_FROM_POOL, why, sizeof(why));
+		assert_non_null(vm);
+		assert_true(pages.free_pages < free_at_start);
+		assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+		assert_int_equal(disk_prepare_write(&vm->disk, 0, 512), 0);
+		assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+		vm_delete(vm);
+		assert_int_equal(pages.free_pages, free_at_start);
+	}
+	print_message("1000 lives: %llu free pages before, %llu after\n",
+		      (unsigned long long)free_at_start, (unsigned long long)pages.free_pages);
+	assert_int_equal(vm_count(), count);
+	seen = vm_event_seq();
+}
+
+/*
+ * Every slot can be filled, the next create is refused with nothing taken,
+ * and all come back (reserved RAM: VM_MAX MiBs of guest RAM would not fit the arena).
+ */
+static void test_slots_fill_and_are_reused(void **state)
+{
+	struct vm *made[VM_MAX];
+	char why[VM_REASON_MAX], name[8];
+	unsigned n = 0;
+	(void)state;
+
+	uint64_t free_at_start = pages.free_pages;
+	unsigned count = vm_count();
+	while (count + n < VM_MAX) {
+		snprintf(name, sizeof(name), "s%u", n);
+		made[n] = create_test_vm(name, VM_RAM_RESERVED, why, sizeof(why));
+		assert_non_null(made[n]);
+		n++;
+	}
+	uint64_t free_full = pages.free_pages;
+	assert_null(create_test_vm("one-too-many", VM_RAM_RESERVED, why, sizeof(why)));
+	assert_non_null(strstr(why, "VMs exist"));
+	assert_int_equal(pages.free_pages, free_full);
+
+	/* A freed slot is the next one taken. */
+	unsigned id = made[1]->id;
+	vm_delete(made[1]);
+	made[1] = create_test_vm("again", VM_RAM_RESERVED, why, sizeof(why));
+	assert_non_null(made[1]);
+	assert_int_equal(made[1]->id, id);
+	while (n)
+		vm_delete(made[--n]);
+	assert_int_equal(pages.free_pages, free_at_start);
+	assert_int_equal(vm_count(), count);
 	seen = vm_event_seq();
 }
 
@@ -344,6 +492,9 @@ int main(void)
 		cmocka_unit_test(test_event_ring_keeps_the_newest),
 		cmocka_unit_test(test_each_vm_takes_its_state_and_backend_pages),
 		cmocka_unit_test(test_disk_writes_are_the_vms_own),
+		cmocka_unit_test(test_delete_raises_invalid_and_leaves_the_list),
+		cmocka_unit_test(test_a_thousand_lives_give_every_page_back),
+		cmocka_unit_test(test_slots_fill_and_are_reused),
 	};
 	return cmocka_run_group_tests_name("vm_lifecycle", tests, NULL, NULL);
 }

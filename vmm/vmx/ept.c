@@ -5,8 +5,9 @@
  * hypervisor, other VMs and device MMIO are unreachable, and any access
  * outside RAM exits as an EPT violation.
  */
+#include "vmm/vmx/ept.h"
+
 #include "vmm/page_alloc.h"
-#include "vmm/vm.h"
 #include "x86/paging.h"
 #include "vmm/vmx/vmx_defs.h"
 
@@ -33,34 +34,62 @@ static int next_level(struct page_alloc *pa, uint64_t *e, uint64_t *next_pa)
 	return 0;
 }
 
-int vmx_ept_build(struct vm *vm, struct page_alloc *pa, bool large_pages, uint64_t *pml4_pa)
+/* PML4 (level 4) down to the page table (level 1). */
+#define EPT_LEVELS 4
+
+/*
+ * Frees the table at table_pa of the given level and every table under
+ * it. Leaves (the page table's entries, 2-MiB pages in a page directory)
+ * map guest RAM, which is not the EPT's to free.
+ */
+static void free_tables(struct page_alloc *pa, uint64_t table_pa, unsigned level)
 {
-	uint64_t ram = vm->boot->ram_bytes, host = vm->boot->ram_base;
+	if (level > 1)
+		for (unsigned i = 0; i < 512; i++) {
+			uint64_t e = table(table_pa)[i];
+			if ((e & EPT_RWX) && !(e & EPT_LARGE))
+				free_tables(pa, e & PTE_ADDR_MASK, level - 1);
+		}
+	page_alloc_free(pa, table_pa, 1);
+}
+
+void vmx_ept_destroy(struct page_alloc *pa, uint64_t pml4_pa)
+{
+	free_tables(pa, pml4_pa, EPT_LEVELS);
+}
+
+int vmx_ept_build(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
+		  bool large_pages, uint64_t *pml4_pa)
+{
 	uint64_t pml4;
 
 	if (page_alloc_alloc(pa, 1, 1, &pml4))
 		return -1;
 	memset(table(pml4), 0, PAGE_SIZE);
 
-	for (uint64_t gpa = 0; gpa < ram;) {
+	for (uint64_t gpa = 0; gpa < ram_bytes;) {
 		uint64_t pdpt, pd, pt;
 
 		if (next_level(pa, &table(pml4)[(gpa >> 39) & 511], &pdpt) ||
 		    next_level(pa, &table(pdpt)[(gpa >> 30) & 511], &pd))
-			return -1;
+			goto out_of_memory;
 		uint64_t *pde = &table(pd)[(gpa >> 21) & 511];
 		/* A 2-MiB leaf needs both sides aligned and the CPU's support (SDM 28.2.2). */
-		if (large_pages && ram - gpa >= SIZE_2M && !(gpa & (SIZE_2M - 1)) &&
-		    !((host + gpa) & (SIZE_2M - 1))) {
-			*pde = (host + gpa) | EPT_LEAF_WB | EPT_LARGE;
+		if (large_pages && ram_bytes - gpa >= SIZE_2M && !(gpa & (SIZE_2M - 1)) &&
+		    !((ram_base + gpa) & (SIZE_2M - 1))) {
+			*pde = (ram_base + gpa) | EPT_LEAF_WB | EPT_LARGE;
 			gpa += SIZE_2M;
 			continue;
 		}
 		if (next_level(pa, pde, &pt))
-			return -1;
-		table(pt)[(gpa >> 12) & 511] = (host + gpa) | EPT_LEAF_WB;
+			goto out_of_memory;
+		table(pt)[(gpa >> 12) & 511] = (ram_base + gpa) | EPT_LEAF_WB;
 		gpa += SIZE_4K;
 	}
 	*pml4_pa = pml4;
 	return 0;
+
+out_of_memory:
+	vmx_ept_destroy(pa, pml4);
+	return -1;
 }

@@ -8,9 +8,11 @@
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
 #include "vmm/percpu.h"
+#include "vmm/vmx/ept.h"
 #include "vmm/vmx/vmx.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
+#include "x86/paging.h"
 #include "x86/segment.h"
 
 #include <string.h>
@@ -31,7 +33,6 @@ static const uint32_t swapped_msr_index[SWAP_COUNT] = {
 
 /* Shared by every vCPU: all ports and all MSRs exit unless opened below. */
 static uint64_t io_bitmap_pa, msr_bitmap_pa;
-static uint16_t next_vpid = 1;
 static uint64_t current_vmcs;
 
 void vmcs_access_failed(enum vmcs_field field, bool write, uint64_t value)
@@ -138,8 +139,6 @@ struct vmx_vm {
 	uint64_t eptp;
 };
 
-int vmx_ept_build(struct vm *vm, struct page_alloc *pa, bool large_pages, uint64_t *pml4_pa);
-
 size_t virt_vm_state_bytes(void)
 {
 	return sizeof(struct vmx_vm) + sizeof(struct vmx_vcpu);
@@ -150,13 +149,41 @@ int virt_vm_init(struct vm *vm, struct page_alloc *pa)
 	static struct vmx_vm vmx_vms[VM_MAX];
 	uint64_t pml4;
 
-	if (vmx_ept_build(vm, pa, vmx_host_caps.ept_2m, &pml4))
+	if (vmx_ept_build(pa, vm->boot->ram_base, vm->boot->ram_bytes, vmx_host_caps.ept_2m,
+			  &pml4))
 		return -1;
 	struct vmx_vm *v = &vmx_vms[vm->id];
 	v->eptp = pml4 | EPTP_WB | EPTP_WALK_4;
 	vm->vendor = v;
+	/*
+	 * The PML4 page may have been an earlier VM's: drop translations
+	 * cached under its address (SDM 28.3.3.1).
+	 */
 	invept_single(v->eptp);
 	return 0;
+}
+
+void virt_vm_destroy(struct vm *vm, struct page_alloc *pa)
+{
+	struct vmx_vm *v = vm->vendor;
+
+	/*
+	 * Guest-physical and combined mappings are tagged with the EPT's
+	 * address (SDM 28.3.1); with EPT on the CPU caches no others for a
+	 * guest (SDM 28.3.2). Dropping them now means nothing cached still
+	 * points into tables that may become another VM's tables or RAM
+	 * (SDM 28.3.3.4).
+	 */
+	invept_single(v->eptp);
+	vmx_ept_destroy(pa, v->eptp & PTE_ADDR_MASK);
+	*v = (struct vmx_vm){ 0 };
+	vm->vendor = NULL;
+}
+
+static void free_page_if_allocated(struct page_alloc *pa, uint64_t page)
+{
+	if (page)
+		page_alloc_free(pa, page, 1);
 }
 
 int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa)
@@ -167,15 +194,42 @@ int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa)
 	*v = (struct vmx_vcpu){ 0 };
 	v->vmcs_pa = alloc_page_filled(pa, 1, 0);
 	v->msr_area_pa = alloc_page_filled(pa, 1, 0);
-	if (!v->vmcs_pa || !v->msr_area_pa)
+	if (!v->vmcs_pa || !v->msr_area_pa) {
+		free_page_if_allocated(pa, v->vmcs_pa);
+		free_page_if_allocated(pa, v->msr_area_pa);
 		return -1;
+	}
 	((struct vmx_region_header *)(uintptr_t)v->vmcs_pa)->revision_id =
 		vmx_host_caps.revision_id;
 	v->msr_area = (struct vmx_msr_entry *)(uintptr_t)v->msr_area_pa;
+	/*
+	 * One VPID per VM slot, so reused slots never run out of them; 0 is
+	 * the host's (SDM 28.1). A slot's earlier VM left no translation
+	 * behind: virt_vm_destroy's INVEPT dropped every mapping tagged with
+	 * its EPT.
+	 */
 	if (vmx_host_caps.vpid)
-		v->vpid = next_vpid++;
+		v->vpid = (uint16_t)(vcpu->vm->id + 1);
 	vcpu->vendor = v;
 	return 0;
+}
+
+void virt_vcpu_destroy(struct vcpu *vcpu, struct page_alloc *pa)
+{
+	struct vmx_vcpu *v = to_vmx(vcpu);
+
+	/*
+	 * VMCLEAR writes the CPU's cached copy of the VMCS back and leaves it
+	 * inactive, so the CPU will not write it later (SDM 24.1, 24.11.1);
+	 * if it was current the CPU's current-VMCS pointer becomes invalid
+	 * (FFFFFFFF_FFFFFFFFH, SDM 30.3 "VMCLEAR") and vmcs_clear forgets it,
+	 * so no VMREAD/VMWRITE reaches the freed page.
+	 */
+	vmcs_clear(v->vmcs_pa);
+	page_alloc_free(pa, v->vmcs_pa, 1);
+	page_alloc_free(pa, v->msr_area_pa, 1);
+	*v = (struct vmx_vcpu){ 0 };
+	vcpu->vendor = NULL;
 }
 
 /* The fixed CR0/CR4 bits the guest must run with but must not see. */
