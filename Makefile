@@ -163,13 +163,13 @@ $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
 $(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
 $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c $(DEVSTATE_SRCS)
-$(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
+$(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_proto: tests/unit/test_proto.c mgmt/proto.c
 $(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/shell.c mgmt/proto.c lib/fmt.c
 $(BUILD)/unit/test_switch: tests/unit/test_switch.c vnet/switch.c vnet/dhcp.c lib/fmt.c
 $(BUILD)/unit/test_dhcp: tests/unit/test_dhcp.c vnet/dhcp.c lib/fmt.c
-$(BUILD)/unit/test_lapic: tests/unit/test_lapic.c devices/lapic.c
+$(BUILD)/unit/test_lapic: tests/unit/test_lapic.c devices/lapic.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_ioapic: tests/unit/test_ioapic.c devices/ioapic.c devices/lapic.c \
 	$(DEVSTATE_SRCS)
 $(BUILD)/unit/test_acpi_pm: tests/unit/test_acpi_pm.c devices/acpi_pm.c $(DEVSTATE_SRCS)
@@ -187,7 +187,8 @@ $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
 $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $(DEVSTATE_SRCS) \
-	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c
+	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c \
+	devices/pit.c devices/lapic.c
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \

@@ -27,7 +27,7 @@ fuzzers=(
 	"shell 4096 mgmt/shell.c mgmt/proto.c lib/fmt.c"
 	"insn 32 vmm/insn_decode.c"
 	"virtq 65536 devices/virtqueue.c devices/virtio_blk.c devices/disk.c devices/virtio_net.c"
-	"devstate 4096 devices/devstate.c devices/pic.c devices/rtc.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c lib/fmt.c lib/calendar.c"
+	"devstate 4096 devices/devstate.c devices/pic.c devices/rtc.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c devices/pit.c devices/lapic.c lib/fmt.c lib/calendar.c"
 )
 
 status=0

@@ -11,13 +11,17 @@
 #include "devices/acpi_pm.h"
 #include "devices/devstate.h"
 #include "devices/ioapic.h"
+#include "devices/lapic.h"
 #include "devices/pic.h"
+#include "devices/pit.h"
 #include "devices/rtc.h"
 #include "devices/vuart.h"
 
 #define MACHINE_EPOCH 1700000000ULL /* the host's wall clock at power-on */
 #define MACHINE_IOAPIC_ID 2
-#define MACHINE_DEVICES 5
+#define MACHINE_LAPIC_BUS_HZ 100000000ULL
+#define MACHINE_TSC_HZ 2000000000ULL
+#define MACHINE_DEVICES 7
 
 struct machine {
 	struct pic pic;
@@ -25,6 +29,8 @@ struct machine {
 	struct vuart vuart;
 	struct ioapic ioapic;
 	struct acpi_pm pm;
+	struct pit pit;
+	struct lapic lapic;
 };
 
 /* Zeroed first, so that two powered-on machines compare equal byte for byte. */
@@ -38,6 +44,17 @@ static inline void machine_power_on(struct machine *m, void (*tx)(void *ctx, uin
 	ioapic_init(&m->ioapic, MACHINE_IOAPIC_ID);
 	m->ioapic.deliver = deliver;
 	acpi_pm_init(&m->pm);
+	pit_init(&m->pit);
+	const struct lapic_config lapic_cfg = {
+		.bus_hz = MACHINE_LAPIC_BUS_HZ,
+		.tsc_hz = MACHINE_TSC_HZ,
+		.x2apic = true,
+		.tsc_deadline = true,
+		.phys_addr_bits = 39,
+		.timer_floor_ns = LAPIC_TIMER_FLOOR_NS,
+	};
+	lapic_init(&m->lapic, &lapic_cfg);
+	m->lapic.ctx = m; /* wiring a load must keep */
 }
 
 static inline void machine_instances(struct machine *m, struct devstate_instance *devs)
@@ -47,6 +64,8 @@ static inline void machine_instances(struct machine *m, struct devstate_instance
 	devs[2] = (struct devstate_instance){ &vuart_state_desc, &m->vuart };
 	devs[3] = (struct devstate_instance){ &ioapic_state_desc, &m->ioapic };
 	devs[4] = (struct devstate_instance){ &acpi_pm_state_desc, &m->pm };
+	devs[5] = (struct devstate_instance){ &pit_state_desc, &m->pit };
+	devs[6] = (struct devstate_instance){ &lapic_state_desc, &m->lapic };
 }
 
 #endif

@@ -10,7 +10,7 @@
 #include "tests/unit/devstate_machine.h"
 
 #define NOW_NS 5000000000ULL
-#define PROBE_MAX 128
+#define PROBE_MAX 256
 
 /*
  * Every described device, as a test subject, in the order of struct
@@ -191,12 +191,110 @@ static size_t acpi_pm_probe(void *s, uint8_t *out)
 	return 8;
 }
 
+static void pit_drive(void *s)
+{
+	struct pit *pit = s;
+	const uint64_t t = 1000000000ULL;
+
+	pit_write(pit, 3, 0x34, t); /* counter 0: LSB then MSB, rate generator */
+	pit_write(pit, 0, 0xa9, t);
+	pit_write(pit, 0, 0x04, t); /* 1193: 1 ms */
+	pit_write(pit, 3, 0x96, t); /* counter 2: LSB only, square wave */
+	pit_write(pit, 2, 0x80, t);
+	pit_port_b_write(pit, 0x03, t); /* gate 2 high, speaker data */
+	pit_write(pit, 3, 0x70, t); /* counter 1: LSB then MSB, mode 0 ... */
+	pit_write(pit, 1, 0x34, t); /* ... only the LSB written */
+	pit_irq0_due(pit, t + 1500000);
+	pit_write(pit, 3, 0x00, t + 1700000); /* latch counter 0 */
+	pit_read(pit, 0, t + 1800000);          /* its LSB */
+	pit_port_b_write(pit, 0x00, t + 2000000); /* gate 2 falls: counting pauses */
+}
+static size_t pit_probe(void *s, uint8_t *out)
+{
+	struct pit *pit = s;
+	uint64_t next = pit_next_irq0_ns(pit, NOW_NS);
+	size_t n = 0;
+
+	memcpy(out, &next, 8);
+	n += 8;
+	out[n++] = pit_irq0_due(pit, NOW_NS);
+	out[n++] = pit_port_b_read(pit, NOW_NS);
+	for (unsigned c = 0; c < 3; c++) {
+		out[n++] = pit_read(pit, c, NOW_NS);
+		out[n++] = pit_read(pit, c, NOW_NS);
+	}
+	pit_write(pit, 1, 0x12, NOW_NS); /* counter 1's MSB completes the count */
+	out[n++] = pit_read(pit, 1, NOW_NS + 1000000);
+	return n;
+}
+
+static void lapic_write(struct lapic *l, unsigned reg, uint32_t value, uint64_t now)
+{
+	lapic_mmio_write(l, reg, 4, value, now, now * 2);
+}
+static void lapic_drive(void *s)
+{
+	struct lapic *l = s;
+	const uint64_t t = 1000000000ULL;
+
+	lapic_write(l, 0x080, 0x20, t);         /* TPR */
+	lapic_write(l, 0x0d0, 0x03000000, t);   /* LDR */
+	lapic_write(l, 0x0e0, 0x0fffffff, t);   /* DFR: cluster model */
+	lapic_write(l, 0x370, 0x0000000f, t);   /* LVT error: vector 15, legal to write */
+	lapic_write(l, 0x3e0, 0x3, t);          /* divide by 16 */
+	lapic_write(l, 0x320, 0x00020040, t);   /* LVT timer: periodic, vector 0x40 */
+	lapic_write(l, 0x380, 100000, t);       /* 16 ms */
+	lapic_accept(l, 0x51, true);
+	lapic_accept(l, 0x61, false);
+	lapic_acknowledge(l);                   /* 0x61 in service */
+	lapic_accept(l, 0x31, false);
+	lapic_write(l, 0x310, 0x01000000, t);
+	lapic_write(l, 0x300, 0x00004005, t);   /* fixed IPI, vector 5: send illegal vector */
+	lapic_write(l, 0x280, 0, t);            /* ESR latches it */
+	lapic_mmio_read(l, 0x040, 4, t);        /* reserved: illegal register, pending */
+	lapic_timer_run(l, t + 40000000, (t + 40000000) * 2);
+}
+static size_t lapic_probe(void *s, uint8_t *out)
+{
+	static const uint16_t regs[] = { 0x080, 0x090, 0x0a0, 0x0d0, 0x0e0, 0x0f0, 0x280, 0x300,
+					 0x310, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370, 0x2f0,
+					 0x380, 0x390, 0x3e0 };
+	struct lapic *l = s;
+	uint64_t v = 0;
+	size_t n = 0;
+
+	/* ISR, TMR, IRR */
+	for (unsigned reg = 0x100; reg < 0x280; reg += 0x10) {
+		uint32_t x = lapic_mmio_read(l, reg, 4, NOW_NS);
+		memcpy(out + n, &x, 4);
+		n += 4;
+	}
+	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+		uint32_t x = lapic_mmio_read(l, regs[i], 4, NOW_NS);
+		memcpy(out + n, &x, 4);
+		n += 4;
+	}
+	out[n++] = lapic_timer_run(l, NOW_NS, NOW_NS * 2);
+	v = lapic_next_event_ns(l, NOW_NS, NOW_NS * 2);
+	memcpy(out + n, &v, 8);
+	n += 8;
+	lapic_msr_read(l, LAPIC_MSR_APIC_BASE, &v, NOW_NS);
+	memcpy(out + n, &v, 8);
+	n += 8;
+	lapic_write(l, 0x0b0, 0, NOW_NS); /* EOI of 0x61 */
+	out[n++] = (uint8_t)lapic_pending(l);
+	out[n++] = lapic_acknowledge(l);
+	return n;
+}
+
 static const struct subject subjects[] = {
 	{ &pic_state_desc, pic_drive, pic_probe },
 	{ &rtc_state_desc, rtc_drive, rtc_probe },
 	{ &vuart_state_desc, vuart_drive, vuart_probe },
 	{ &ioapic_state_desc, ioapic_drive, ioapic_probe },
 	{ &acpi_pm_state_desc, acpi_pm_drive, acpi_pm_probe },
+	{ &pit_state_desc, pit_drive, pit_probe },
+	{ &lapic_state_desc, lapic_drive, lapic_probe },
 };
 #define SUBJECTS (sizeof(subjects) / sizeof(subjects[0]))
 _Static_assert(SUBJECTS == MACHINE_DEVICES, "a subject for every device of the machine");
@@ -315,6 +413,9 @@ static void test_reset_every_device(void **state)
 	assert_ptr_equal(a.vuart.tx, count_tx);
 	assert_ptr_equal(a.ioapic.deliver, accept_all);
 	assert_int_equal(a.rtc.host_epoch_s, MACHINE_EPOCH);
+	assert_int_equal(a.lapic.cfg.bus_hz, MACHINE_LAPIC_BUS_HZ);
+	assert_int_equal(a.lapic.cfg.phys_addr_bits, 39);
+	assert_ptr_equal(a.lapic.ctx, &a);
 }
 
 static void test_save_load_every_device(void **state)
@@ -468,6 +569,39 @@ static void test_every_out_of_range_field_refused(void **state)
 	assert_true(refused >= 20);
 }
 
+static unsigned subject_of(const struct devstate_desc *d)
+{
+	for (unsigned i = 0; i < SUBJECTS; i++) {
+		if (subjects[i].desc == d)
+			return i;
+	}
+	fail_msg("%s is no subject", d->name);
+	return 0;
+}
+
+/* Where element e of the field named name of device d is in a save of the subjects. */
+static size_t field_at(const struct devstate_desc *d, const char *name, unsigned e)
+{
+	for (unsigned i = 0; i < d->field_count; i++) {
+		if (strcmp(d->fields[i].name, name) == 0)
+			return element_at(subject_of(d), &d->fields[i], e);
+	}
+	fail_msg("%s has no field %s", d->name, name);
+	return 0;
+}
+
+/* A copy of buf with element e of a field replaced by value, refused with expected. */
+static void assert_field_refused(const uint8_t *buf, size_t n, const struct devstate_desc *d,
+				 const char *field, unsigned e, uint64_t value, unsigned width,
+				 const char *expected)
+{
+	static uint8_t bad[4096];
+
+	memcpy(bad, buf, n);
+	put_le(bad + field_at(d, field, e), value, width);
+	assert_refused(bad, n, expected);
+}
+
 static void test_the_issue_examples(void **state)
 {
 	(void)state;
@@ -475,6 +609,14 @@ static void test_the_issue_examples(void **state)
 
 	power_on(&a);
 	size_t n = save(&a, buf, sizeof(buf));
+	assert_field_refused(buf, n, &pit_state_desc, "c[].mode", 2, 6, 1,
+			     "pit: field c[2].mode = 6 out of range 0..5");
+	assert_field_refused(buf, n, &ioapic_state_desc, "lines", 0, 1U << 24, 4,
+			     "ioapic: field lines = 16777216 out of range 0..16777215");
+	assert_field_refused(buf, n, &lapic_state_desc, "regs.irr[]", 0, 1U << 15, 4,
+			     "lapic: field regs.irr[0] = 0x8000 sets vector 15, below 16");
+	assert_field_refused(buf, n, &lapic_state_desc, "regs.isr[]", 0, 1U << 3, 4,
+			     "lapic: field regs.isr[0] = 0x8 sets vector 3, below 16");
 	/* pic: 2-byte name "pic" header, then irr, isr, imr, vector_base, elcr, lines, init_step. */
 	memcpy(bad, buf, n);
 	bad[1 + 3 + 6 + 6 * 2 + 1] = 7;
@@ -518,6 +660,54 @@ static void test_checks_refuse(void **state)
 	assert_refused(bad, n, "acpi_pm: field pm1_control = 0x0 needs SCI_EN set");
 	put_le(bad + element_at(4, control, 0), ACPI_PM1_CNT_SCI_EN | ACPI_PM1_CNT_SLP_EN, 2);
 	assert_refused(bad, n, "acpi_pm: field pm1_control = 0x2001");
+
+	assert_field_refused(buf, n, &pit_state_desc, "c[].mode", 1, 4, 1,
+			     "pit: field c[1].mode = 4 is stored as mode 0 by this model");
+	assert_field_refused(buf, n, &pit_state_desc, "c[].gate", 0, 0, 1,
+			     "pit: field c[0].gate = 0 on a counter whose gate is tied high");
+
+	const struct devstate_desc *l = &lapic_state_desc;
+	assert_field_refused(buf, n, l, "apic_base", 0, LAPIC_DEFAULT_BASE | LAPIC_BASE_BSP |
+			     LAPIC_BASE_EXTD, 8, "lapic: field apic_base = 0xfee00500 has x2APIC mode");
+	assert_field_refused(buf, n, l, "apic_base", 0, 1ULL << 39 | LAPIC_BASE_BSP, 8,
+			     "lapic: field apic_base = 0x8000000100 sets reserved bits");
+	assert_field_refused(buf, n, l, "apic_base", 0, LAPIC_DEFAULT_BASE | LAPIC_BASE_EN, 8,
+			     "lapic: field apic_base = 0xfee00800 lacks the BSP bit");
+	assert_field_refused(buf, n, l, "regs.tmr[]", 0, 1U << 0, 4,
+			     "lapic: field regs.tmr[0] = 0x1 sets vector 0, below 16");
+	assert_field_refused(buf, n, l, "regs.irr[]", 3, 1U << 2, 4,
+			     "lapic: field regs.irr_nonzero = 0 disagrees with regs.irr");
+	assert_field_refused(buf, n, l, "regs.ldr", 0, 0x01000001, 4,
+			     "lapic: field regs.ldr = 0x1000001 is not an xAPIC logical ID");
+	assert_field_refused(buf, n, l, "regs.dfr", 0, 0xf0000001, 4,
+			     "lapic: field regs.dfr = 0xf0000001 sets bits 27:0");
+	assert_field_refused(buf, n, l, "regs.esr_pending", 0, 0x10, 4,
+			     "lapic: field regs.esr = 0x0 (pending 0x10) holds an error");
+	assert_field_refused(buf, n, l, "regs.icr_low", 0, 0x1000, 4,
+			     "lapic: field regs.icr_low = 0x1000 sets reserved bits");
+	assert_field_refused(buf, n, l, "regs.icr_high", 0, 0x01000001, 4,
+			     "lapic: field regs.icr_high = 0x1000001 sets bits 23:0 outside x2APIC");
+	assert_field_refused(buf, n, l, "regs.lvt[]", LAPIC_LVT_ERROR, 0x700 | 0x30, 4,
+			     "lapic: field regs.lvt[5] = 0x730 sets bits this entry does not have");
+	assert_field_refused(buf, n, l, "regs.timer_divide", 0, 0x4, 4,
+			     "lapic: field regs.timer_divide = 0x4 sets bit 2");
+	assert_field_refused(buf, n, l, "regs.tsc_deadline", 0, 1000, 8,
+			     "lapic: field regs.tsc_deadline is armed outside its timer mode");
+	/* Software-disabled (SVR bit 8 clear) with LINT0 left unmasked by lapic_init. */
+	assert_field_refused(buf, n, l, "regs.svr", 0, 0xff, 4,
+			     "lapic: field regs.lvt[3] = 0x8700 is unmasked in a software-disabled APIC");
+
+	/* In TSC-deadline mode it is the initial count that may not be armed. */
+	const uint32_t tsc_mode = LAPIC_LVT_MASKED | 2U << 17 | 0x40;
+	memcpy(bad, buf, n);
+	put_le(bad + field_at(l, "regs.lvt[]", LAPIC_LVT_TIMER), tsc_mode, 4);
+	put_le(bad + field_at(l, "regs.tsc_deadline", 0), 1000, 8);
+	struct devstate_error err;
+	power_on(&b);
+	assert_true(load(&b, bad, n, &err));
+	assert_int_equal(b.lapic.regs.tsc_deadline, 1000);
+	put_le(bad + field_at(l, "regs.timer_initial", 0), 5, 4);
+	assert_refused(bad, n, "lapic: field regs.timer_initial is armed outside its timer mode");
 }
 
 static void test_bad_headers_refused(void **state)
@@ -530,8 +720,8 @@ static void test_bad_headers_refused(void **state)
 	n = save(&a, buf, sizeof(buf));
 
 	memcpy(bad, buf, n);
-	memcpy(bad + 1, "pit", 3);
-	assert_refused(bad, n, "devstate: unknown device 'pit'");
+	memcpy(bad + 1, "dma", 3);
+	assert_refused(bad, n, "devstate: unknown device 'dma'");
 	memcpy(bad, buf, n);
 	bad[0] = 0;
 	assert_refused(bad, n, "name length 0 not 1..16");
