@@ -667,35 +667,47 @@ static void test_checks_refuse(void **state)
 			     "pit: field c[0].gate = 0 on a counter whose gate is tied high");
 
 	const struct devstate_desc *l = &lapic_state_desc;
-	assert_field_refused(buf, n, l, "apic_base", 0, LAPIC_DEFAULT_BASE | LAPIC_BASE_BSP |
-			     LAPIC_BASE_EXTD, 8, "lapic: field apic_base = 0xfee00500 has x2APIC mode");
-	assert_field_refused(buf, n, l, "apic_base", 0, 1ULL << 39 | LAPIC_BASE_BSP, 8,
-			     "lapic: field apic_base = 0x8000000100 sets reserved bits");
-	assert_field_refused(buf, n, l, "apic_base", 0, LAPIC_DEFAULT_BASE | LAPIC_BASE_EN, 8,
-			     "lapic: field apic_base = 0xfee00800 lacks the BSP bit");
-	assert_field_refused(buf, n, l, "regs.tmr[]", 0, 1U << 0, 4,
-			     "lapic: field regs.tmr[0] = 0x1 sets vector 0, below 16");
-	assert_field_refused(buf, n, l, "regs.irr[]", 3, 1U << 2, 4,
-			     "lapic: field regs.irr_nonzero = 0 disagrees with regs.irr");
-	assert_field_refused(buf, n, l, "regs.ldr", 0, 0x01000001, 4,
-			     "lapic: field regs.ldr = 0x1000001 is not an xAPIC logical ID");
-	assert_field_refused(buf, n, l, "regs.dfr", 0, 0xf0000001, 4,
-			     "lapic: field regs.dfr = 0xf0000001 sets bits 27:0");
-	assert_field_refused(buf, n, l, "regs.esr_pending", 0, 0x10, 4,
-			     "lapic: field regs.esr = 0x0 (pending 0x10) holds an error");
-	assert_field_refused(buf, n, l, "regs.icr_low", 0, 0x1000, 4,
-			     "lapic: field regs.icr_low = 0x1000 sets reserved bits");
-	assert_field_refused(buf, n, l, "regs.icr_high", 0, 0x01000001, 4,
-			     "lapic: field regs.icr_high = 0x1000001 sets bits 23:0 outside x2APIC");
-	assert_field_refused(buf, n, l, "regs.lvt[]", LAPIC_LVT_ERROR, 0x700 | 0x30, 4,
-			     "lapic: field regs.lvt[5] = 0x730 sets bits this entry does not have");
-	assert_field_refused(buf, n, l, "regs.timer_divide", 0, 0x4, 4,
-			     "lapic: field regs.timer_divide = 0x4 sets bit 2");
-	assert_field_refused(buf, n, l, "regs.tsc_deadline", 0, 1000, 8,
-			     "lapic: field regs.tsc_deadline is armed outside its timer mode");
-	/* Software-disabled (SVR bit 8 clear) with LINT0 left unmasked by lapic_init. */
-	assert_field_refused(buf, n, l, "regs.svr", 0, 0xff, 4,
-			     "lapic: field regs.lvt[3] = 0x8700 is unmasked in a software-disabled APIC");
+	static const struct {
+		const char *field;
+		unsigned element;
+		uint64_t value;
+		unsigned width;
+		const char *expected;
+	} lapic_cases[] = {
+		{ "apic_base", 0, LAPIC_DEFAULT_BASE | LAPIC_BASE_BSP | LAPIC_BASE_EXTD, 8,
+		  "lapic: field apic_base = 0xfee00500 has x2APIC mode" },
+		{ "apic_base", 0, 1ULL << 39 | LAPIC_BASE_BSP, 8,
+		  "lapic: field apic_base = 0x8000000100 sets reserved bits" },
+		{ "apic_base", 0, LAPIC_DEFAULT_BASE | LAPIC_BASE_EN, 8,
+		  "lapic: field apic_base = 0xfee00800 lacks the BSP bit" },
+		{ "regs.tmr[]", 0, 1U << 0, 4,
+		  "lapic: field regs.tmr[0] = 0x1 sets vector 0, below 16" },
+		{ "regs.irr[]", 3, 1U << 2, 4,
+		  "lapic: field regs.irr_nonzero = 0 disagrees with regs.irr" },
+		{ "regs.ldr", 0, 0x01000001, 4,
+		  "lapic: field regs.ldr = 0x1000001 is not an xAPIC logical ID" },
+		{ "regs.dfr", 0, 0xf0000001, 4,
+		  "lapic: field regs.dfr = 0xf0000001 sets bits 27:0" },
+		{ "regs.esr_pending", 0, 0x10, 4,
+		  "lapic: field regs.esr = 0x0 (pending 0x10) holds an error" },
+		{ "regs.icr_low", 0, 0x1000, 4,
+		  "lapic: field regs.icr_low = 0x1000 sets reserved bits" },
+		{ "regs.icr_high", 0, 0x01000001, 4,
+		  "lapic: field regs.icr_high = 0x1000001 sets bits 23:0 outside x2APIC" },
+		{ "regs.lvt[]", LAPIC_LVT_ERROR, 0x700 | 0x30, 4,
+		  "lapic: field regs.lvt[5] = 0x730 sets bits this entry does not have" },
+		{ "regs.timer_divide", 0, 0x4, 4,
+		  "lapic: field regs.timer_divide = 0x4 sets bit 2" },
+		{ "regs.tsc_deadline", 0, 1000, 8,
+		  "lapic: field regs.tsc_deadline is armed outside its timer mode" },
+		/* Software-disabled (SVR bit 8 clear) with LINT0 left unmasked by lapic_init. */
+		{ "regs.svr", 0, 0xff, 4,
+		  "lapic: field regs.lvt[3] = 0x8700 is unmasked in a software-disabled APIC" },
+	};
+	for (size_t i = 0; i < sizeof(lapic_cases) / sizeof(lapic_cases[0]); i++)
+		assert_field_refused(buf, n, l, lapic_cases[i].field, lapic_cases[i].element,
+				     lapic_cases[i].value, lapic_cases[i].width,
+				     lapic_cases[i].expected);
 
 	/* In TSC-deadline mode it is the initial count that may not be armed. */
 	const uint32_t tsc_mode = LAPIC_LVT_MASKED | 2U << 17 | 0x40;
