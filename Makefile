@@ -175,20 +175,23 @@ $(BUILD)/unit/test_ioapic: tests/unit/test_ioapic.c devices/ioapic.c devices/lap
 $(BUILD)/unit/test_acpi_pm: tests/unit/test_acpi_pm.c devices/acpi_pm.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_acpi_tables: tests/unit/test_acpi_tables.c devices/acpi_tables.c boot/acpi.c \
 	lib/fmt.c
-$(BUILD)/unit/test_pci: tests/unit/test_pci.c devices/pci.c
-$(BUILD)/unit/test_virtio_pci: tests/unit/test_virtio_pci.c devices/virtio_pci.c devices/pci.c
-$(BUILD)/unit/test_virtqueue: tests/unit/test_virtqueue.c devices/virtqueue.c
+$(BUILD)/unit/test_pci: tests/unit/test_pci.c devices/pci.c $(DEVSTATE_SRCS)
+$(BUILD)/unit/test_virtio_pci: tests/unit/test_virtio_pci.c devices/virtio_pci.c devices/pci.c \
+	$(DEVSTATE_SRCS)
+$(BUILD)/unit/test_virtqueue: tests/unit/test_virtqueue.c devices/virtqueue.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_virtio_blk: tests/unit/test_virtio_blk.c devices/virtio_blk.c devices/virtqueue.c \
-	devices/disk.c
+	devices/disk.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_disk: tests/unit/test_disk.c devices/disk.c
 $(BUILD)/unit/test_library: tests/unit/test_library.c vmm/library.c
-$(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c devices/virtqueue.c
+$(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c devices/virtqueue.c \
+	$(DEVSTATE_SRCS)
 $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
 $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $(DEVSTATE_SRCS) \
 	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c \
-	devices/pit.c devices/lapic.c
+	devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c \
+	devices/virtio_blk.c devices/virtio_net.c devices/disk.c
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \

@@ -3,14 +3,18 @@
 #include "devices/acpi_pm.h"
 #include "devices/ioapic.h"
 #include "devices/lapic.h"
+#include "devices/pci.h"
 #include "devices/pic.h"
 #include "devices/pit.h"
 #include "devices/rtc.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
+#include "devices/virtio_pci.h"
 #include "devices/vuart.h"
 
 /*
- * Not yet described: PCI and the virtio devices (docs/devices.md says
- * why).
+ * A VM has several PCI functions, virtio transports and NICs: their
+ * instances carry their own record names (pci1, virtio_pci1, virtio_net0).
  */
 const struct devstate_desc *const device_table[] = {
 	&pic_state_desc,
@@ -20,6 +24,11 @@ const struct devstate_desc *const device_table[] = {
 	&acpi_pm_state_desc,
 	&pit_state_desc,
 	&lapic_state_desc,
+	&pci_bus_state_desc,
+	&pci_function_state_desc,
+	&virtio_pci_state_desc,
+	&virtio_blk_state_desc,
+	&virtio_net_state_desc,
 };
 
 const unsigned device_table_count = sizeof(device_table) / sizeof(device_table[0]);

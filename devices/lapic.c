@@ -874,7 +874,7 @@ static const char *apic_base_fault(const struct lapic *l)
  * the interrupt is sent (11.5.3), so such a state is the guest's and
  * loads.
  */
-static bool vectors_legal(const struct lapic *l, struct devstate_error *err)
+static bool vectors_legal(const struct lapic *l, const char *device, struct devstate_error *err)
 {
 	static const struct {
 		const char *name;
@@ -890,7 +890,7 @@ static bool vectors_legal(const struct lapic *l, struct devstate_error *err)
 		uint32_t low;
 		memcpy(&low, (const uint8_t *)l + regs[i].offset, sizeof(low));
 		if (low & illegal)
-			return devstate_refuse(err, "lapic", regs[i].name, 0,
+			return devstate_refuse(err, device, regs[i].name, 0,
 					       "= 0x%x sets vector %d, below %u", low,
 					       31 - __builtin_clz(low & illegal), FIRST_LEGAL_VECTOR);
 	}
@@ -898,55 +898,57 @@ static bool vectors_legal(const struct lapic *l, struct devstate_error *err)
 }
 
 /* What the register writes let a guest reach; see each writer above. */
-static bool lapic_state_check(const void *state, struct devstate_error *err)
+static bool lapic_state_check(const void *state, const void *live, const char *device,
+                              struct devstate_error *err)
 {
+	(void)live;
 	const struct lapic *l = state;
 	const struct lapic_regs *r = &l->regs;
 	const char *fault = apic_base_fault(l);
 	bool x2 = x2apic_mode(l);
 
 	if (fault)
-		return devstate_refuse(err, "lapic", "apic_base", 0, "= 0x%llx %s",
+		return devstate_refuse(err, device, "apic_base", 0, "= 0x%llx %s",
 				       (unsigned long long)l->apic_base, fault);
-	if (!vectors_legal(l, err))
+	if (!vectors_legal(l, device, err))
 		return false;
 	if (r->irr_nonzero != (highest_vector(r->irr) >= 0))
-		return devstate_refuse(err, "lapic", "regs.irr_nonzero", 0,
+		return devstate_refuse(err, device, "regs.irr_nonzero", 0,
 				       "= %d disagrees with regs.irr", r->irr_nonzero);
 	if (x2 ? r->ldr != x2apic_ldr(l->cfg.id) : (r->ldr & 0x00ffffffU) != 0)
-		return devstate_refuse(err, "lapic", "regs.ldr", 0, "= 0x%x is not %s", r->ldr,
+		return devstate_refuse(err, device, "regs.ldr", 0, "= 0x%x is not %s", r->ldr,
 				       x2 ? "derived from the x2APIC ID" : "an xAPIC logical ID");
 	if (r->dfr != 0xffffffffU && (r->dfr & 0x0fffffffU))
-		return devstate_refuse(err, "lapic", "regs.dfr", 0, "= 0x%x sets bits 27:0",
+		return devstate_refuse(err, device, "regs.dfr", 0, "= 0x%x sets bits 27:0",
 				       r->dfr);
 	if ((r->esr | r->esr_pending) & ~(uint32_t)(LAPIC_ESR_SEND_ILLEGAL_VECTOR |
 						    LAPIC_ESR_RECEIVE_ILLEGAL_VECTOR |
 						    LAPIC_ESR_ILLEGAL_REGISTER))
-		return devstate_refuse(err, "lapic", "regs.esr", 0,
+		return devstate_refuse(err, device, "regs.esr", 0,
 				       "= 0x%x (pending 0x%x) holds an error this model never signals",
 				       r->esr, r->esr_pending);
 	if (r->icr_low & ~ICR_WRITABLE)
-		return devstate_refuse(err, "lapic", "regs.icr_low", 0, "= 0x%x sets reserved bits",
+		return devstate_refuse(err, device, "regs.icr_low", 0, "= 0x%x sets reserved bits",
 				       r->icr_low);
 	if (!x2 && (r->icr_high & 0x00ffffffU))
-		return devstate_refuse(err, "lapic", "regs.icr_high", 0,
+		return devstate_refuse(err, device, "regs.icr_high", 0,
 				       "= 0x%x sets bits 23:0 outside x2APIC mode", r->icr_high);
 	for (unsigned i = 0; i < LAPIC_LVT_COUNT; i++) {
 		if (r->lvt[i] & ~lvt_writable(l, i))
-			return devstate_refuse(err, "lapic", "regs.lvt[]", i,
+			return devstate_refuse(err, device, "regs.lvt[]", i,
 					       "= 0x%x sets bits this entry does not have", r->lvt[i]);
 		if (!(r->svr & SVR_ENABLE) && !(r->lvt[i] & LAPIC_LVT_MASKED))
-			return devstate_refuse(err, "lapic", "regs.lvt[]", i,
+			return devstate_refuse(err, device, "regs.lvt[]", i,
 					       "= 0x%x is unmasked in a software-disabled APIC",
 					       r->lvt[i]);
 	}
 	if (r->timer_divide & ~0xbU)
-		return devstate_refuse(err, "lapic", "regs.timer_divide", 0,
+		return devstate_refuse(err, device, "regs.timer_divide", 0,
 				       "= 0x%x sets bit 2, which write_timer_divide drops",
 				       r->timer_divide);
 	/* Each timer mode disarms the other's register (write_lvt, write_timer_initial). */
 	if (timer_mode(l) == TIMER_TSC_DEADLINE ? r->timer_initial != 0 : r->tsc_deadline != 0)
-		return devstate_refuse(err, "lapic",
+		return devstate_refuse(err, device,
 				       timer_mode(l) == TIMER_TSC_DEADLINE ? "regs.timer_initial" :
 									     "regs.tsc_deadline",
 				       0, "is armed outside its timer mode");

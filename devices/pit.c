@@ -251,17 +251,19 @@ static void pit_state_reset(void *state)
  * records. Counters 0 and 1 have their gates tied high on a PC: only port
  * 0x61 moves counter 2's.
  */
-static bool pit_state_check(const void *state, struct devstate_error *err)
+static bool pit_state_check(const void *state, const void *live, const char *device,
+                            struct devstate_error *err)
 {
+	(void)live;
 	const struct pit *pit = state;
 
 	for (unsigned i = 0; i < 3; i++) {
 		uint8_t mode = pit->c[i].mode;
 		if (mode != 0 && mode != 2 && mode != 3)
-			return devstate_refuse(err, "pit", "c[].mode", i,
+			return devstate_refuse(err, device, "c[].mode", i,
 					       "= %u is stored as mode 0 by this model", mode);
 		if (i < 2 && !pit->c[i].gate)
-			return devstate_refuse(err, "pit", "c[].gate", i,
+			return devstate_refuse(err, device, "c[].gate", i,
 					       "= 0 on a counter whose gate is tied high");
 	}
 	return true;
