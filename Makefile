@@ -175,31 +175,35 @@ $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
 $(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c
 $(BUILD)/unit/test_port_bus: tests/unit/test_port_bus.c devices/port_bus.c
 $(BUILD)/unit/test_pic: tests/unit/test_pic.c devices/pic.c $(DEVSTATE_SRCS)
-$(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c
+$(BUILD)/unit/test_pit: tests/unit/test_pit.c devices/pit.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_rtc: tests/unit/test_rtc.c devices/rtc.c lib/calendar.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_proto: tests/unit/test_proto.c mgmt/proto.c
 $(BUILD)/unit/test_shell: tests/unit/test_shell.c mgmt/vm/shell.c mgmt/proto.c lib/fmt.c
 $(BUILD)/unit/test_switch: tests/unit/test_switch.c vnet/switch.c vnet/dhcp.c lib/fmt.c
 $(BUILD)/unit/test_dhcp: tests/unit/test_dhcp.c vnet/dhcp.c lib/fmt.c
-$(BUILD)/unit/test_lapic: tests/unit/test_lapic.c devices/lapic.c
+$(BUILD)/unit/test_lapic: tests/unit/test_lapic.c devices/lapic.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_ioapic: tests/unit/test_ioapic.c devices/ioapic.c devices/lapic.c \
 	$(DEVSTATE_SRCS)
 $(BUILD)/unit/test_acpi_pm: tests/unit/test_acpi_pm.c devices/acpi_pm.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_acpi_tables: tests/unit/test_acpi_tables.c devices/acpi_tables.c boot/acpi.c \
 	lib/fmt.c
-$(BUILD)/unit/test_pci: tests/unit/test_pci.c devices/pci.c
-$(BUILD)/unit/test_virtio_pci: tests/unit/test_virtio_pci.c devices/virtio_pci.c devices/pci.c
-$(BUILD)/unit/test_virtqueue: tests/unit/test_virtqueue.c devices/virtqueue.c
+$(BUILD)/unit/test_pci: tests/unit/test_pci.c devices/pci.c $(DEVSTATE_SRCS)
+$(BUILD)/unit/test_virtio_pci: tests/unit/test_virtio_pci.c devices/virtio_pci.c devices/pci.c \
+	$(DEVSTATE_SRCS)
+$(BUILD)/unit/test_virtqueue: tests/unit/test_virtqueue.c devices/virtqueue.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_virtio_blk: tests/unit/test_virtio_blk.c devices/virtio_blk.c devices/virtqueue.c \
-	devices/disk.c
+	devices/disk.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_disk: tests/unit/test_disk.c devices/disk.c
 $(BUILD)/unit/test_library: tests/unit/test_library.c vmm/library.c
-$(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c devices/virtqueue.c
+$(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c devices/virtqueue.c \
+	$(DEVSTATE_SRCS)
 $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
 $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $(DEVSTATE_SRCS) \
-	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c
+	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c \
+	devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c \
+	devices/virtio_blk.c devices/virtio_net.c devices/disk.c
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
 $(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid_policy.c \

@@ -87,12 +87,14 @@ static void acpi_pm_state_reset(void *state)
 }
 
 /* PM1 control as write_control leaves it: SCI_EN set, SLP_EN (write-only) clear. */
-static bool acpi_pm_state_check(const void *state, struct devstate_error *err)
+static bool acpi_pm_state_check(const void *state, const void *live, const char *device,
+                                struct devstate_error *err)
 {
+	(void)live;
 	const struct acpi_pm *pm = state;
 
 	if (!(pm->pm1_control & ACPI_PM1_CNT_SCI_EN) || (pm->pm1_control & ACPI_PM1_CNT_SLP_EN))
-		return devstate_refuse(err, "acpi_pm", "pm1_control", 0,
+		return devstate_refuse(err, device, "pm1_control", 0,
 				       "= 0x%x needs SCI_EN set and SLP_EN clear", pm->pm1_control);
 	return true;
 }

@@ -29,9 +29,14 @@ static size_t payload_size(const struct devstate_desc *d, unsigned version)
 	return n;
 }
 
-static size_t record_size(const struct devstate_desc *d)
+static const char *record_name(const struct devstate_instance *dev)
 {
-	return 1 + strlen(d->name) + 2 + 4 + payload_size(d, d->version);
+	return dev->name ? dev->name : dev->desc->name;
+}
+
+static size_t record_size(const struct devstate_instance *dev)
+{
+	return 1 + strlen(record_name(dev)) + 2 + 4 + payload_size(dev->desc, dev->desc->version);
 }
 
 /* Element i of f in the structure, as the member's own integer type. */
@@ -71,7 +76,7 @@ size_t devstate_saved_size(const struct devstate_instance *devs, unsigned count)
 	size_t n = 0;
 
 	for (unsigned i = 0; i < count; i++)
-		n += record_size(devs[i].desc);
+		n += record_size(&devs[i]);
 	return n;
 }
 
@@ -83,10 +88,11 @@ size_t devstate_save(const struct devstate_instance *devs, unsigned count, uint8
 	uint8_t *p = out;
 	for (unsigned d = 0; d < count; d++) {
 		const struct devstate_desc *desc = devs[d].desc;
-		size_t name_len = strlen(desc->name);
+		const char *name = record_name(&devs[d]);
+		size_t name_len = strlen(name);
 
 		*p++ = (uint8_t)name_len;
-		memcpy(p, desc->name, name_len);
+		memcpy(p, name, name_len);
 		p += name_len;
 		le_put(p, desc->version, 2);
 		le_put(p + 2, payload_size(desc, desc->version), 4);
@@ -171,16 +177,20 @@ static int find_device(const struct devstate_instance *devs, unsigned count, con
 		       size_t len)
 {
 	for (unsigned d = 0; d < count; d++) {
-		if (strlen(devs[d].desc->name) == len && memcmp(devs[d].desc->name, name, len) == 0)
+		const char *record = record_name(&devs[d]);
+		if (strlen(record) == len && memcmp(record, name, len) == 0)
 			return (int)d;
 	}
 	return -1;
 }
 
 /* Decodes the payload of a record of this version over scratch, checking every value. */
-static bool decode_fields(const struct devstate_desc *desc, unsigned version, const uint8_t *p,
+static bool decode_fields(const struct devstate_instance *dev, unsigned version, const uint8_t *p,
 			  void *scratch, struct devstate_error *err)
 {
+	const struct devstate_desc *desc = dev->desc;
+	const char *name = record_name(dev);
+
 	for (unsigned i = 0; i < desc->field_count; i++) {
 		const struct devstate_field *f = &desc->fields[i];
 		if (f->since > version)
@@ -189,7 +199,7 @@ static bool decode_fields(const struct devstate_desc *desc, unsigned version, co
 			uint64_t v = le_get(p, width(f->type));
 			p += width(f->type);
 			if (v < f->min || v > f->max)
-				return devstate_refuse(err, desc->name, f->name, e,
+				return devstate_refuse(err, name, f->name, e,
 						       "= %llu out of range %llu..%llu",
 						       (unsigned long long)v,
 						       (unsigned long long)f->min,
@@ -197,7 +207,7 @@ static bool decode_fields(const struct devstate_desc *desc, unsigned version, co
 			store_element(scratch, f, e, v);
 		}
 	}
-	return !desc->check || desc->check(scratch, err);
+	return !desc->check || desc->check(scratch, dev->state, name, err);
 }
 
 /*
@@ -228,28 +238,29 @@ static bool decode_record(const struct devstate_instance *devs, unsigned count, 
 		return false;
 	}
 	const struct devstate_desc *desc = devs[d].desc;
-	if (!take(r, 6, &p, desc->name, "the version and length", err))
+	const char *device = record_name(&devs[d]);
+	if (!take(r, 6, &p, device, "the version and length", err))
 		return false;
 	unsigned version = (unsigned)le_get(p, 2);
 	uint64_t len = le_get(p + 2, 4);
 	if (version == 0 || version > desc->version) {
 		fmt_snprintf(err->text, sizeof(err->text),
-			     "%s: version %u unknown, this build reads 1..%u", desc->name, version,
+			     "%s: version %u unknown, this build reads 1..%u", device, version,
 			     desc->version);
 		return false;
 	}
 	if (len != payload_size(desc, version)) {
 		fmt_snprintf(err->text, sizeof(err->text),
-			     "%s: payload of %llu bytes, version %u has %zu", desc->name,
+			     "%s: payload of %llu bytes, version %u has %zu", device,
 			     (unsigned long long)len, version, payload_size(desc, version));
 		return false;
 	}
-	if (!take(r, (size_t)len, &p, desc->name, "the payload", err))
+	if (!take(r, (size_t)len, &p, device, "the payload", err))
 		return false;
 	memcpy(scratch->bytes, devs[d].state, desc->size);
 	desc->reset(scratch->bytes);
 	*which = (unsigned)d;
-	return decode_fields(desc, version, p, scratch->bytes, err);
+	return decode_fields(&devs[d], version, p, scratch->bytes, err);
 }
 
 /* Every record in turn; with apply, each decoded device replaces the live one. */
@@ -267,7 +278,7 @@ static bool walk_records(const struct devstate_instance *devs, unsigned count, c
 			return false;
 		if (seen & 1ULL << d) {
 			fmt_snprintf(err->text, sizeof(err->text), "%s: a second record",
-				     devs[d].desc->name);
+				     record_name(&devs[d]));
 			return false;
 		}
 		seen |= 1ULL << d;
@@ -284,6 +295,15 @@ bool devstate_load(const struct devstate_instance *devs, unsigned count, const u
 		fmt_snprintf(err->text, sizeof(err->text), "devstate: %u devices, at most %u",
 			     count, DEVSTATE_MAX_DEVICES);
 		return false;
+	}
+	for (unsigned d = 0; d < count; d++) {
+		for (unsigned o = 0; o < d; o++) {
+			if (strcmp(record_name(&devs[o]), record_name(&devs[d])) == 0) {
+				fmt_snprintf(err->text, sizeof(err->text),
+					     "devstate: two devices named '%s'", record_name(&devs[d]));
+				return false;
+			}
+		}
 	}
 	/* All records are checked before the first device changes. */
 	return walk_records(devs, count, in, len, false, err) &&

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define DEVSTATE_NAME_MAX 16   /* bytes in a device name */
-#define DEVSTATE_MAX_STATE 512 /* bytes in a described structure */
+#define DEVSTATE_MAX_STATE 1024 /* bytes in a described structure */
 #define DEVSTATE_MAX_DEVICES 32
 #define DEVSTATE_ERROR_MAX 128
 #define DEVSTATE_HEADER_MAX (1 + DEVSTATE_NAME_MAX + 2 + 4)
@@ -59,15 +59,25 @@ struct devstate_desc {
 	/*
 	 * Optional: rules the ranges cannot say (bit masks, one field bounding
 	 * another), run on the decoded state; false refuses the record, with
-	 * err filled by devstate_refuse().
+	 * err filled by devstate_refuse() for this device's name. live is the
+	 * device the record is for, unchanged: what its wiring or registration
+	 * fixed in the same bytes as state (PCI's read-only bits) is compared
+	 * against it.
 	 */
-	bool (*check)(const void *state, struct devstate_error *err);
+	bool (*check)(const void *state, const void *live, const char *device,
+		      struct devstate_error *err);
 };
 
-/* A device of a VM: its descriptor and its live state. */
+/*
+ * A device of a VM: its descriptor, its live state and the name of its
+ * record, which is unique among the devices of one save or load. name
+ * NULL: the descriptor's; a model a VM has several of names each (pci1,
+ * virtio_net0).
+ */
 struct devstate_instance {
 	const struct devstate_desc *desc;
 	void *state;
+	const char *name;
 };
 
 /*
@@ -121,9 +131,10 @@ size_t devstate_save(const struct devstate_instance *devs, unsigned count, uint8
 /*
  * Loads a sequence of records into the devices they name. A device without
  * a record keeps its state. Refused (false, err says which device and
- * field, and no device changed): a truncated record, an unknown device or
- * one named twice, a version this build does not know, a payload length
- * that is not that version's, a value out of range, a failed check.
+ * field, and no device changed): two devices of the same name, a truncated
+ * record, an unknown device or one named twice, a version this build does
+ * not know, a payload length that is not that version's, a value out of
+ * range, a failed check.
  */
 bool devstate_load(const struct devstate_instance *devs, unsigned count, const uint8_t *in,
 		   size_t len, struct devstate_error *err);

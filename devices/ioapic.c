@@ -186,8 +186,10 @@ static void ioapic_state_reset(void *state)
  * Remote IRR only where an EOI will clear it: one set on any other entry
  * would block its line for good.
  */
-static bool ioapic_state_check(const void *state, struct devstate_error *err)
+static bool ioapic_state_check(const void *state, const void *live, const char *device,
+                               struct devstate_error *err)
 {
+	(void)live;
 	const struct ioapic *io = state;
 	const uint64_t allowed = (uint64_t)REDIR_WRITABLE_HIGH << 32 | REDIR_WRITABLE_LOW |
 				 IOAPIC_REDIR_REMOTE_IRR;
@@ -195,11 +197,11 @@ static bool ioapic_state_check(const void *state, struct devstate_error *err)
 	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++) {
 		uint64_t e = io->redir[pin];
 		if (e & ~allowed)
-			return devstate_refuse(err, "ioapic", "redir[]", pin,
+			return devstate_refuse(err, device, "redir[]", pin,
 					       "= 0x%llx sets reserved bits 0x%llx",
 					       (unsigned long long)e, (unsigned long long)(e & ~allowed));
 		if ((e & IOAPIC_REDIR_REMOTE_IRR) && !eoi_tracked(e))
-			return devstate_refuse(err, "ioapic", "redir[]", pin,
+			return devstate_refuse(err, device, "redir[]", pin,
 					       "= 0x%llx has Remote IRR on an entry no EOI ends",
 					       (unsigned long long)e);
 	}

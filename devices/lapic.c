@@ -831,3 +831,153 @@ bool lapic_msr_write(struct lapic *l, uint32_t msr, uint64_t value, uint64_t now
 		return false;
 	return reg_write(l, reg, (uint32_t)value, now_ns, now_tsc) == ACCESS_OK;
 }
+
+/* --- Device state ---------------------------------------------------------- */
+
+static void lapic_state_reset(void *state)
+{
+	struct lapic *l = state;
+	/* A copy: lapic_init clears the structure before it reads cfg. */
+	const struct lapic_config cfg = l->cfg;
+	void (*eoi_broadcast)(void *ctx, uint8_t vector) = l->eoi_broadcast;
+	void (*ipi)(void *ctx, const struct lapic_ipi *ipi) = l->ipi;
+	void *ctx = l->ctx;
+
+	lapic_init(l, &cfg);
+	l->eoi_broadcast = eoi_broadcast;
+	l->ipi = ipi;
+	l->ctx = ctx;
+}
+
+/* The IA32_APIC_BASE bits write_apic_base refuses, BSP (read-only, always set here) aside. */
+static const char *apic_base_fault(const struct lapic *l)
+{
+	uint64_t reserved = 0x2ffULL;
+
+	if (l->cfg.phys_addr_bits < 64)
+		reserved |= ~0ULL << l->cfg.phys_addr_bits;
+	if (!l->cfg.x2apic)
+		reserved |= LAPIC_BASE_EXTD;
+	if (l->apic_base & reserved)
+		return "sets reserved bits";
+	if (apic_mode(l->apic_base) == MODE_INVALID)
+		return "has x2APIC mode without the enable bit";
+	if (!(l->apic_base & LAPIC_BASE_BSP))
+		return "lacks the BSP bit of the only vCPU";
+	return NULL;
+}
+
+/*
+ * Vectors 0-15 never reach IRR, ISR or TMR: lapic_accept refuses them
+ * (SDM 11.5.2). An LVT entry or the ICR may hold one, as on hardware: the
+ * SDM lets software write it and reports the illegal vector in ESR when
+ * the interrupt is sent (11.5.3), so such a state is the guest's and
+ * loads.
+ */
+static bool vectors_legal(const struct lapic *l, const char *device, struct devstate_error *err)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} regs[] = {
+		{ "regs.irr[]", offsetof(struct lapic, regs.irr) },
+		{ "regs.isr[]", offsetof(struct lapic, regs.isr) },
+		{ "regs.tmr[]", offsetof(struct lapic, regs.tmr) },
+	};
+	const uint32_t illegal = (1U << FIRST_LEGAL_VECTOR) - 1;
+
+	for (unsigned i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+		uint32_t low;
+		memcpy(&low, (const uint8_t *)l + regs[i].offset, sizeof(low));
+		if (low & illegal)
+			return devstate_refuse(err, device, regs[i].name, 0,
+					       "= 0x%x sets vector %d, below %u", low,
+					       31 - __builtin_clz(low & illegal), FIRST_LEGAL_VECTOR);
+	}
+	return true;
+}
+
+/* What the register writes let a guest reach; see each writer above. */
+static bool lapic_state_check(const void *state, const void *live, const char *device,
+                              struct devstate_error *err)
+{
+	(void)live;
+	const struct lapic *l = state;
+	const struct lapic_regs *r = &l->regs;
+	const char *fault = apic_base_fault(l);
+	bool x2 = x2apic_mode(l);
+
+	if (fault)
+		return devstate_refuse(err, device, "apic_base", 0, "= 0x%llx %s",
+				       (unsigned long long)l->apic_base, fault);
+	if (!vectors_legal(l, device, err))
+		return false;
+	if (r->irr_nonzero != (highest_vector(r->irr) >= 0))
+		return devstate_refuse(err, device, "regs.irr_nonzero", 0,
+				       "= %d disagrees with regs.irr", r->irr_nonzero);
+	if (x2 ? r->ldr != x2apic_ldr(l->cfg.id) : (r->ldr & 0x00ffffffU) != 0)
+		return devstate_refuse(err, device, "regs.ldr", 0, "= 0x%x is not %s", r->ldr,
+				       x2 ? "derived from the x2APIC ID" : "an xAPIC logical ID");
+	if (r->dfr != 0xffffffffU && (r->dfr & 0x0fffffffU))
+		return devstate_refuse(err, device, "regs.dfr", 0, "= 0x%x sets bits 27:0",
+				       r->dfr);
+	if ((r->esr | r->esr_pending) & ~(uint32_t)(LAPIC_ESR_SEND_ILLEGAL_VECTOR |
+						    LAPIC_ESR_RECEIVE_ILLEGAL_VECTOR |
+						    LAPIC_ESR_ILLEGAL_REGISTER))
+		return devstate_refuse(err, device, "regs.esr", 0,
+				       "= 0x%x (pending 0x%x) holds an error this model never signals",
+				       r->esr, r->esr_pending);
+	if (r->icr_low & ~ICR_WRITABLE)
+		return devstate_refuse(err, device, "regs.icr_low", 0, "= 0x%x sets reserved bits",
+				       r->icr_low);
+	if (!x2 && (r->icr_high & 0x00ffffffU))
+		return devstate_refuse(err, device, "regs.icr_high", 0,
+				       "= 0x%x sets bits 23:0 outside x2APIC mode", r->icr_high);
+	for (unsigned i = 0; i < LAPIC_LVT_COUNT; i++) {
+		if (r->lvt[i] & ~lvt_writable(l, i))
+			return devstate_refuse(err, device, "regs.lvt[]", i,
+					       "= 0x%x sets bits this entry does not have", r->lvt[i]);
+		if (!(r->svr & SVR_ENABLE) && !(r->lvt[i] & LAPIC_LVT_MASKED))
+			return devstate_refuse(err, device, "regs.lvt[]", i,
+					       "= 0x%x is unmasked in a software-disabled APIC",
+					       r->lvt[i]);
+	}
+	if (r->timer_divide & ~0xbU)
+		return devstate_refuse(err, device, "regs.timer_divide", 0,
+				       "= 0x%x sets bit 2, which write_timer_divide drops",
+				       r->timer_divide);
+	/* Each timer mode disarms the other's register (write_lvt, write_timer_initial). */
+	if (timer_mode(l) == TIMER_TSC_DEADLINE ? r->timer_initial != 0 : r->tsc_deadline != 0)
+		return devstate_refuse(err, device,
+				       timer_mode(l) == TIMER_TSC_DEADLINE ? "regs.timer_initial" :
+									     "regs.tsc_deadline",
+				       0, "is armed outside its timer mode");
+	return true;
+}
+
+static const struct devstate_field lapic_fields[] = {
+	DEVSTATE_FIELD(struct lapic, apic_base, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.tpr, DEVSTATE_U32, 0, 0xff, 1),
+	DEVSTATE_FIELD(struct lapic, regs.ldr, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.dfr, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.svr, DEVSTATE_U32, 0, SVR_WRITABLE, 1),
+	DEVSTATE_ARRAY(struct lapic, regs.irr, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_ARRAY(struct lapic, regs.isr, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_ARRAY(struct lapic, regs.tmr, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.irr_nonzero, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_FIELD(struct lapic, regs.esr, DEVSTATE_U32, 0, 0xe0, 1),
+	DEVSTATE_FIELD(struct lapic, regs.esr_pending, DEVSTATE_U32, 0, 0xe0, 1),
+	DEVSTATE_FIELD(struct lapic, regs.icr_low, DEVSTATE_U32, 0, ICR_WRITABLE, 1),
+	DEVSTATE_FIELD(struct lapic, regs.icr_high, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_ARRAY(struct lapic, regs.lvt, DEVSTATE_U32, 0, 0x7ffff, 1),
+	DEVSTATE_FIELD(struct lapic, regs.timer_initial, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.timer_divide, DEVSTATE_U32, 0, 0xb, 1),
+	DEVSTATE_FIELD(struct lapic, regs.tsc_deadline, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.timer_start_ns, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.timer_base_ticks, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.timer_expiries, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, timer_fired_ns, DEVSTATE_U64, 0, UINT64_MAX, 1),
+};
+
+const struct devstate_desc lapic_state_desc = DEVSTATE_DESC(
+	struct lapic, "lapic", 1, lapic_fields, lapic_state_reset, lapic_state_check);

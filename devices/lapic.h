@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
+
 #define LAPIC_DEFAULT_BASE 0xfee00000ULL
 /*
  * What a VM's timer_floor_ns is (vmm/platform.c): the timer sets IRR at
@@ -161,6 +163,17 @@ struct lapic {
  * system programs the APIC.
  */
 void lapic_init(struct lapic *l, const struct lapic_config *cfg);
+
+/*
+ * Device state (devstate.h): apic_base, regs and timer_fired_ns. Left out:
+ * cfg, which the platform fixed at lapic_init (the ID, the clock rates and
+ * what CPUID advertises are the VM's configuration, checked against but
+ * never taken from a record), and the wiring (eoi_broadcast, ipi, ctx).
+ * The timer's current count is not stored: it follows from timer_start_ns
+ * and timer_base_ticks on the caller's guest clock, which a restored VM
+ * continues. Its reset is lapic_init's with the live cfg and wiring.
+ */
+extern const struct devstate_desc lapic_state_desc;
 
 /*
  * The xAPIC page. Registers are 32 bits wide at 16-byte-aligned offsets

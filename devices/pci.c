@@ -113,6 +113,7 @@ static void setup_function(struct pci_function *fn, const struct pci_function_in
 	pci_config_set(fn, PCI_SUBSYSTEM_ID, 2, info->subsystem_id);
 	pci_config_set(fn, PCI_INTERRUPT_PIN, 1, info->interrupt_pin);
 	pci_config_set(fn, PCI_INTERRUPT_LINE, 1, info->interrupt_line);
+	fn->interrupt_line_at_reset = info->interrupt_line;
 	/*
 	 * No I/O BARs, so the I/O space enable bit is hardwired to zero. Cache
 	 * line size, latency timer and interrupt line are plain storage to the
@@ -252,7 +253,7 @@ bool pci_mmio_find(struct pci_bus *bus, uint64_t gpa, struct pci_function **fn, 
 /* The function CONFIG_ADDRESS selects, or NULL: nothing answers, reads float to all ones. */
 static struct pci_function *addressed(struct pci_bus *bus)
 {
-	uint32_t a = bus->address;
+	uint32_t a = bus->state.address;
 
 	/* Only function 0 of each device exists: header type bit 7 says single-function. */
 	if (!(a & ADDRESS_ENABLE) || ADDRESS_BUS(a) || ADDRESS_FUNCTION(a) ||
@@ -283,7 +284,7 @@ uint32_t pci_port_read(void *ctx, uint16_t offset, unsigned size)
 	struct pci_bus *bus = ctx;
 
 	if (offset == 0 && size == 4)
-		return bus->address;
+		return bus->state.address;
 	if (offset + size <= CONFIG_DATA_OFFSET) {
 		const struct port_device *d = chipset_port(bus, offset, size);
 		return d && d->read ? d->read(d->ctx, chipset_offset(d, offset), size) : ALL_ONES;
@@ -292,7 +293,7 @@ uint32_t pci_port_read(void *ctx, uint16_t offset, unsigned size)
 	/* Accesses straddling the two registers, or past 0xcff, reach neither. */
 	if (!fn || offset < CONFIG_DATA_OFFSET || offset + size > PCI_CONFIG_PORTS)
 		return ALL_ONES;
-	return pci_config_read(fn, ADDRESS_REGISTER(bus->address) + offset - CONFIG_DATA_OFFSET,
+	return pci_config_read(fn, ADDRESS_REGISTER(bus->state.address) + offset - CONFIG_DATA_OFFSET,
 			       size);
 }
 
@@ -301,7 +302,7 @@ void pci_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 	struct pci_bus *bus = ctx;
 
 	if (offset == 0 && size == 4) {
-		bus->address = value & ADDRESS_WRITABLE;
+		bus->state.address = value & ADDRESS_WRITABLE;
 		return;
 	}
 	if (offset + size <= CONFIG_DATA_OFFSET) {
@@ -313,6 +314,113 @@ void pci_port_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 	struct pci_function *fn = addressed(bus);
 	if (!fn || offset < CONFIG_DATA_OFFSET || offset + size > PCI_CONFIG_PORTS)
 		return;
-	pci_config_write(fn, ADDRESS_REGISTER(bus->address) + offset - CONFIG_DATA_OFFSET, size,
+	pci_config_write(fn, ADDRESS_REGISTER(bus->state.address) + offset - CONFIG_DATA_OFFSET, size,
 			 value);
 }
+
+/* --- Device state ---------------------------------------------------------- */
+
+static void pci_bus_state_reset(void *state)
+{
+	struct pci_bus_state *bus = state;
+
+	bus->address = 0;
+}
+
+static bool pci_bus_state_check(const void *state, const void *live, const char *device,
+				struct devstate_error *err)
+{
+	const struct pci_bus_state *bus = state;
+
+	(void)live;
+	if (bus->address & ~ADDRESS_WRITABLE)
+		return devstate_refuse(err, device, "address", 0, "= 0x%x sets bits 30:24 or 1:0",
+				       bus->address);
+	return true;
+}
+
+static const struct devstate_field pci_bus_fields[] = {
+	DEVSTATE_FIELD(struct pci_bus_state, address, DEVSTATE_U32, 0, UINT32_MAX, 1),
+};
+
+const struct devstate_desc pci_bus_state_desc = DEVSTATE_DESC(
+	struct pci_bus_state, "pci", 1, pci_bus_fields, pci_bus_state_reset, pci_bus_state_check);
+
+/* Every writable bit at its power-on value: zero, but for the line registration chose. */
+static void pci_function_state_reset(void *state)
+{
+	struct pci_function *fn = state;
+
+	for (unsigned i = 0; i < PCI_CONFIG_SIZE; i++)
+		fn->config[i] &= (uint8_t)~fn->wmask[i];
+	pci_config_set(fn, PCI_STATUS, 2, pci_config_get(fn, PCI_STATUS, 2) & ~PCI_STATUS_INTERRUPT);
+	pci_config_set(fn, PCI_INTERRUPT_LINE, 1, fn->interrupt_line_at_reset);
+	fn->intx_out = false;
+}
+
+/* The described field a configuration byte belongs to, and the element. */
+static const char *config_field(unsigned offset, unsigned *element)
+{
+	*element = 0;
+	if (offset >= CAP_START) {
+		*element = offset - CAP_START;
+		return "capabilities[]";
+	}
+	if (offset >= PCI_BAR0 && offset < PCI_BAR0 + 4 * PCI_NUM_BARS) {
+		*element = (offset - PCI_BAR0) / 4;
+		return "bar[]";
+	}
+	return offset < PCI_STATUS ? "command" : "status";
+}
+
+/*
+ * Only bits a guest write or the device's interrupt can change may differ
+ * from the live function: the rest is what registration fixed.
+ */
+static bool pci_function_state_check(const void *state, const void *live, const char *device,
+				     struct devstate_error *err)
+{
+	const struct pci_function *fn = state, *was = live;
+
+	for (unsigned i = 0; i < PCI_CONFIG_SIZE; i++) {
+		uint8_t changeable = fn->wmask[i];
+		if (i == PCI_STATUS)
+			changeable |= PCI_STATUS_INTERRUPT;
+		uint8_t fixed = (uint8_t)((fn->config[i] ^ was->config[i]) & ~changeable);
+		if (fixed) {
+			unsigned element;
+			const char *field = config_field(i, &element);
+			return devstate_refuse(err, device, field, element,
+					       "changes bits 0x%x of configuration byte 0x%x, "
+					       "which registration fixed",
+					       fixed, i);
+		}
+	}
+	bool out = (pci_config_get(fn, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT) &&
+		   !(pci_config_get(fn, PCI_COMMAND, 2) & PCI_COMMAND_INTX_DISABLE);
+	if (fn->intx_out != (out && fn->intx))
+		return devstate_refuse(err, device, "intx_out", 0,
+				       "= %d disagrees with status and command", fn->intx_out);
+	return true;
+}
+
+/* A register inside a function's configuration bytes, described at its offset there. */
+#define CONFIG_FIELD(name, type, offset, count) \
+	{ name, type, offsetof(struct pci_function, config) + (offset), count, \
+	  DEVSTATE_TYPE_SIZE(type), 1, 0, \
+	  (type) == DEVSTATE_U8 ? 0xff : (type) == DEVSTATE_U16 ? 0xffff : UINT32_MAX }
+
+static const struct devstate_field pci_function_fields[] = {
+	CONFIG_FIELD("command", DEVSTATE_U16, PCI_COMMAND, 1),
+	CONFIG_FIELD("status", DEVSTATE_U16, PCI_STATUS, 1),
+	CONFIG_FIELD("cache_line_size", DEVSTATE_U8, PCI_CACHE_LINE_SIZE, 1),
+	CONFIG_FIELD("latency_timer", DEVSTATE_U8, PCI_LATENCY_TIMER, 1),
+	CONFIG_FIELD("bar[]", DEVSTATE_U32, PCI_BAR0, PCI_NUM_BARS),
+	CONFIG_FIELD("interrupt_line", DEVSTATE_U8, PCI_INTERRUPT_LINE, 1),
+	CONFIG_FIELD("capabilities[]", DEVSTATE_U8, CAP_START, PCI_CONFIG_SIZE - CAP_START),
+	DEVSTATE_FIELD(struct pci_function, intx_out, DEVSTATE_BOOL, 0, 1, 1),
+};
+
+const struct devstate_desc pci_function_state_desc =
+	DEVSTATE_DESC(struct pci_function, "pci_function", 1, pci_function_fields,
+		      pci_function_state_reset, pci_function_state_check);

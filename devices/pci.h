@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
 #include "devices/port_bus.h"
 
 /* Devices 1..PCI_MAX_DEVICES of bus 0 take registered functions. */
@@ -108,14 +109,20 @@ struct pci_function {
 	uint8_t last_cap;                /* offset of the last capability, 0: none */
 	uint16_t cap_free;               /* where the next capability goes */
 	bool intx_out;                   /* what intx() last drove */
+	uint8_t interrupt_line_at_reset; /* what registration put in the interrupt line */
 	const struct pci_function_ops *ops;
 	void *ctx;
 	void (*intx)(void *ctx, bool level);
 	void *intx_ctx;
 };
 
-struct pci_bus {
+/* The bus's own guest state: the one register it has. */
+struct pci_bus_state {
 	uint32_t address; /* CONFIG_ADDRESS */
+};
+
+struct pci_bus {
+	struct pci_bus_state state;
 	/*
 	 * Only a dword access to 0xcf8 is CONFIG_ADDRESS; byte and word
 	 * accesses to 0xcf8-0xcfb are ordinary I/O (PCI 3.0 3.2.2.3.2). On a
@@ -130,6 +137,21 @@ struct pci_bus {
 };
 
 void pci_init(struct pci_bus *bus);
+
+/*
+ * Device state (devstate.h). pci_bus_state_desc: the bus's
+ * struct pci_bus_state. pci_function_state_desc: a registered function,
+ * one record each (named by device number: pci0 is the host bridge): the
+ * configuration registers a guest writes (command, cache line size,
+ * latency timer, BARs as programmed, interrupt line), status (its
+ * interrupt bit is the device's), the capability bytes (MSI-X enable and
+ * function mask, the virtio PCI_CFG window) and intx_out. Registration's
+ * part of the same bytes (IDs, BAR type bits, the capability list) is
+ * checked against the live function, never taken from a record; the write
+ * masks, BAR sizes, the capability layout and the callbacks are not in it.
+ */
+extern const struct devstate_desc pci_bus_state_desc;
+extern const struct devstate_desc pci_function_state_desc;
 
 /*
  * Registers a function at the next free device number. NULL if the bus is

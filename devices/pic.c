@@ -223,13 +223,15 @@ static void pic_state_reset(void *state)
 }
 
 /* The vector is ICW2's top five bits plus the IRQ: the low three stay clear. */
-static bool pic_state_check(const void *state, struct devstate_error *err)
+static bool pic_state_check(const void *state, const void *live, const char *device,
+                            struct devstate_error *err)
 {
+	(void)live;
 	const struct pic *pic = state;
 
 	for (unsigned i = 0; i < 2; i++) {
 		if (pic->chip[i].vector_base & 7)
-			return devstate_refuse(err, "pic", "chip[].vector_base", i,
+			return devstate_refuse(err, device, "chip[].vector_base", i,
 					       "= 0x%x has bits 2:0 set", pic->chip[i].vector_base);
 	}
 	return true;

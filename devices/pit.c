@@ -238,3 +238,55 @@ uint64_t pit_next_irq0_ns(const struct pit *pit, uint64_t now_ns)
 		at = pit->irq_quiet_until_ns;
 	return at > now_ns ? at : now_ns;
 }
+
+static void pit_state_reset(void *state)
+{
+	pit_init(state);
+}
+
+/*
+ * pit_write stores modes 1, 4 and 5 as 0 (they behave as mode 0 here), so
+ * a record holding one came from no build of this model. The range stays
+ * the 8254's 0..5, so that a build that models them reads the same
+ * records. Counters 0 and 1 have their gates tied high on a PC: only port
+ * 0x61 moves counter 2's.
+ */
+static bool pit_state_check(const void *state, const void *live, const char *device,
+                            struct devstate_error *err)
+{
+	(void)live;
+	const struct pit *pit = state;
+
+	for (unsigned i = 0; i < 3; i++) {
+		uint8_t mode = pit->c[i].mode;
+		if (mode != 0 && mode != 2 && mode != 3)
+			return devstate_refuse(err, device, "c[].mode", i,
+					       "= %u is stored as mode 0 by this model", mode);
+		if (i < 2 && !pit->c[i].gate)
+			return devstate_refuse(err, device, "c[].gate", i,
+					       "= 0 on a counter whose gate is tied high");
+	}
+	return true;
+}
+
+/* access: 1 LSB, 2 MSB, 3 both (0 is the latch command, never stored); reload 1..65536. */
+static const struct devstate_field pit_fields[] = {
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, mode, DEVSTATE_U8, 0, 5, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, access, DEVSTATE_U8, 1, 3, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, write_msb_next, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, read_msb_next, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, latched, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, latch, DEVSTATE_U16, 0, 0xffff, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, pending_lsb, DEVSTATE_U16, 0, 0xff, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, reload, DEVSTATE_U32, 1, 0x10000, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, armed, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, gate, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, start_ns, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_STRUCT_ARRAY(struct pit, c, paused_ticks, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct pit, speaker_data, DEVSTATE_BOOL, 0, 1, 1),
+	DEVSTATE_FIELD(struct pit, irq_ticks_seen, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct pit, irq_quiet_until_ns, DEVSTATE_U64, 0, UINT64_MAX, 1),
+};
+
+const struct devstate_desc pit_state_desc =
+	DEVSTATE_DESC(struct pit, "pit", 1, pit_fields, pit_state_reset, pit_state_check);

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
+
 #define PIT_HZ 1193182ULL
 #define PIT_BASE_PORT 0x40
 #define PIT_PORT_B 0x61
@@ -47,6 +49,13 @@ struct pit {
 };
 
 void pit_init(struct pit *pit);
+
+/*
+ * The whole structure is device state (devstate.h); its times are the
+ * caller's clock (now_ns), so a record loads into a VM whose clock
+ * continues the saved one.
+ */
+extern const struct devstate_desc pit_state_desc;
 
 /* Ports 0x40-0x43 (offset 0-3). */
 uint8_t pit_read(struct pit *pit, unsigned offset, uint64_t now_ns);

@@ -182,13 +182,15 @@ static void rtc_state_reset(void *state)
  * guest_epoch() adds the offset to the host's clock in 64-bit signed
  * arithmetic: keep the sum a date the calendar handles, as set_field does.
  */
-static bool rtc_state_check(const void *state, struct devstate_error *err)
+static bool rtc_state_check(const void *state, const void *live, const char *device,
+                            struct devstate_error *err)
 {
+	(void)live;
 	const struct rtc *rtc = state;
 	int64_t host = rtc->host_epoch_s < GUEST_EPOCH_LIMIT ? (int64_t)rtc->host_epoch_s : 0;
 
 	if (rtc->offset_s < -host || rtc->offset_s >= GUEST_EPOCH_LIMIT - host)
-		return devstate_refuse(err, "rtc", "offset_s", 0,
+		return devstate_refuse(err, device, "offset_s", 0,
 				       "= %lld puts the clock outside 1970..9999",
 				       (long long)rtc->offset_s);
 	return true;

@@ -109,6 +109,51 @@ struct virtio_device {
  */
 #define VIRTIO_INTERRUPT_CONFIG 0xffffu
 
+/* Alignment of the split virtqueue's three parts (2.6, "Virtqueues"). */
+#define VIRTQ_DESC_ALIGN 16
+#define VIRTQ_AVAIL_ALIGN 2
+#define VIRTQ_USED_ALIGN 4
+
+static inline bool virtio_in_guest_memory(const struct guest_memory *mem, uint64_t address,
+					  uint64_t length)
+{
+	return address <= mem->size && length <= mem->size - address;
+}
+
+/*
+ * Whether queue q may be enabled: the device models walk an enabled queue
+ * without rechecking its shape, so only after FEATURES_OK, for a size that
+ * is a power of two within the maximum (2.6), with every part aligned and
+ * wholly inside guest memory. Ring lengths include the event fields.
+ */
+static inline bool virtio_queue_usable(const struct virtio_device *dev,
+				       const struct virtq_config *q)
+{
+	uint64_t n = q->size;
+
+	return (dev->status & VIRTIO_STATUS_FEATURES_OK) && n && !(n & (n - 1)) &&
+	       n <= dev->queue_max_size && !(q->desc % VIRTQ_DESC_ALIGN) &&
+	       !(q->driver % VIRTQ_AVAIL_ALIGN) && !(q->device % VIRTQ_USED_ALIGN) &&
+	       virtio_in_guest_memory(&dev->mem, q->desc, 16 * n) &&
+	       virtio_in_guest_memory(&dev->mem, q->driver, 6 + 2 * n) &&
+	       virtio_in_guest_memory(&dev->mem, q->device, 6 + 8 * n);
+}
+
+/*
+ * The transport-owned fields after a device reset (status written 0);
+ * queue_size reads the maximum until the driver picks a size (4.1.4.3).
+ */
+static inline void virtio_transport_fields_reset(struct virtio_device *dev)
+{
+	dev->driver_features = 0;
+	dev->status = 0;
+	dev->isr = 0;
+	dev->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		dev->queues[q] = (struct virtq_config){ .size = dev->queue_max_size,
+							.msix_vector = VIRTIO_MSI_NO_VECTOR };
+}
+
 /* True when the driver finished initialisation and the device did not fail. */
 static inline bool virtio_device_ready(const struct virtio_device *dev)
 {

@@ -214,3 +214,29 @@ int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk
 		blk->serial[i] = serial[i];
 	return 0;
 }
+
+static void virtio_blk_state_reset(void *state)
+{
+	struct virtio_blk *blk = state;
+
+	virtio_device_state_reset(&blk->dev);
+	virtq_reset(&blk->vq);
+}
+
+static bool virtio_blk_state_check(const void *state, const void *live, const char *device,
+                                   struct devstate_error *err)
+{
+	const struct virtio_blk *blk = state;
+
+	(void)live;
+	return virtio_device_state_check(&blk->dev, device, err);
+}
+
+static const struct devstate_field virtio_blk_fields[] = {
+	VIRTIO_DEVICE_STATE_FIELDS(struct virtio_blk),
+	VIRTQ_STATE_FIELDS(struct virtio_blk, vq),
+};
+
+const struct devstate_desc virtio_blk_state_desc =
+	DEVSTATE_DESC(struct virtio_blk, "virtio_blk", 1, virtio_blk_fields, virtio_blk_state_reset,
+		      virtio_blk_state_check);

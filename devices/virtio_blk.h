@@ -101,6 +101,14 @@ struct virtio_blk {
 };
 
 /*
+ * Device state (devstate.h): the transport-owned fields of dev and the
+ * queue's indices (virtqueue.h). Left out: the disk, read_only and serial
+ * (the VM's configuration), the statistics (the host's counters) and the
+ * queue's budget (the scheduler's).
+ */
+extern const struct devstate_desc virtio_blk_state_desc;
+
+/*
  * Sets up blk over guest RAM mem and disk (its size a non-zero multiple
  * of 512), with serial as the GET_ID answer (at most 20 bytes are kept).
  * Returns 0, or -1 for a bad disk size.

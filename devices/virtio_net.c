@@ -239,3 +239,30 @@ int virtio_net_init(struct virtio_net *net, struct guest_memory mem, const uint8
 	virtq_new_pass(&net->vq[VIRTIO_NET_TXQ], &budget);
 	return 0;
 }
+
+static void virtio_net_state_reset(void *state)
+{
+	struct virtio_net *net = state;
+
+	virtio_device_state_reset(&net->dev);
+	net_reset(&net->dev);
+}
+
+static bool virtio_net_state_check(const void *state, const void *live, const char *device,
+                                   struct devstate_error *err)
+{
+	const struct virtio_net *net = state;
+
+	(void)live;
+	return virtio_device_state_check(&net->dev, device, err);
+}
+
+static const struct devstate_field virtio_net_fields[] = {
+	VIRTIO_DEVICE_STATE_FIELDS(struct virtio_net),
+	VIRTQ_STATE_FIELDS(struct virtio_net, vq[VIRTIO_NET_RXQ]),
+	VIRTQ_STATE_FIELDS(struct virtio_net, vq[VIRTIO_NET_TXQ]),
+};
+
+const struct devstate_desc virtio_net_state_desc =
+	DEVSTATE_DESC(struct virtio_net, "virtio_net", 1, virtio_net_fields, virtio_net_state_reset,
+		      virtio_net_state_check);

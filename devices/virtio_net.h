@@ -129,6 +129,14 @@ struct virtio_net {
 };
 
 /*
+ * Device state (devstate.h): the transport-owned fields of dev and both
+ * queues' indices (virtqueue.h). Left out: mac and mtu (the VM's
+ * configuration), link_up (follows the host's switch port), the back end,
+ * the statistics and the queues' budgets.
+ */
+extern const struct devstate_desc virtio_net_state_desc;
+
+/*
  * Sets up net over guest RAM mem with address mac and an MTU of
  * VNET_MTU_MIN..VNET_MTU_MAX, link up. Returns 0, or -1 for a bad MTU or
  * a missing transmit callback.

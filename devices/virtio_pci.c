@@ -64,11 +64,6 @@ _Static_assert(VIRTIO_PCI_MSIX_VECTORS <= 32, "the pending bits fit msix_pending
 #define ISR_QUEUE 1
 #define ISR_CONFIG 2
 
-/* Alignment of the split virtqueue's three parts (2.6, "Virtqueues"). */
-#define DESC_ALIGN 16
-#define DRIVER_ALIGN 2
-#define DEVICE_ALIGN 4
-
 enum region { REGION_NONE, REGION_COMMON, REGION_ISR, REGION_DEVICE, REGION_NOTIFY,
 	      REGION_MSIX_TABLE, REGION_MSIX_PBA };
 
@@ -162,14 +157,7 @@ static void transport_reset(struct virtio_pci *vp)
 {
 	struct virtio_device *dev = vp->dev;
 
-	dev->driver_features = 0;
-	dev->status = 0;
-	dev->isr = 0;
-	dev->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
-	/* queue_size reads the maximum until the driver picks a size (4.1.4.3). */
-	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-		dev->queues[q] = (struct virtq_config){ .size = dev->queue_max_size,
-							.msix_vector = VIRTIO_MSI_NO_VECTOR };
+	virtio_transport_fields_reset(dev);
 	vp->device_feature_select = vp->driver_feature_select = 0;
 	vp->queue_select = 0;
 	vp->msix_pending = 0;
@@ -226,31 +214,11 @@ static uint16_t checked_vector(const struct virtio_pci *vp, uint32_t vector)
 	return vector < vp->msix_vectors ? (uint16_t)vector : VIRTIO_MSI_NO_VECTOR;
 }
 
-static bool in_guest_memory(const struct guest_memory *mem, uint64_t address, uint64_t length)
-{
-	return address <= mem->size && length <= mem->size - address;
-}
-
-/*
- * The device models walk an enabled queue without rechecking its shape,
- * so queue_enable is refused (the queue stays disabled, which the driver
- * reads back) before FEATURES_OK, for a size that is not a power of two
- * within the maximum (2.6), for a misaligned part, or for a part not
- * wholly inside guest memory. Ring lengths include the event fields.
- */
+/* A queue the driver set up wrongly stays disabled, which it reads back. */
 static void enable_queue(struct virtio_pci *vp, struct virtq_config *q)
 {
-	const struct virtio_device *dev = vp->dev;
-	const struct guest_memory *mem = &dev->mem;
-	uint64_t n = q->size;
-
-	if (!(dev->status & VIRTIO_STATUS_FEATURES_OK) || !n || (n & (n - 1)) ||
-	    n > dev->queue_max_size || q->desc % DESC_ALIGN || q->driver % DRIVER_ALIGN ||
-	    q->device % DEVICE_ALIGN || !in_guest_memory(mem, q->desc, 16 * n) ||
-	    !in_guest_memory(mem, q->driver, 6 + 2 * n) ||
-	    !in_guest_memory(mem, q->device, 6 + 8 * n))
-		return;
-	q->enabled = true;
+	if (virtio_queue_usable(vp->dev, q))
+		q->enabled = true;
 }
 
 static struct virtq_config *selected_queue(struct virtio_pci *vp)
@@ -619,6 +587,14 @@ static void add_capabilities(struct virtio_pci *vp)
 	vp->msix_cap = (uint8_t)cap;
 }
 
+/* Every vector starts masked (6.8.2.9), with no message programmed. */
+static void msix_table_reset(struct virtio_pci *vp)
+{
+	memset(vp->msix_table, 0, sizeof(vp->msix_table));
+	for (unsigned v = 0; v < VIRTIO_PCI_MSIX_VECTORS; v++)
+		vp->msix_table[v][MSIX_CONTROL_WORD] = MSIX_VECTOR_MASKED;
+}
+
 static bool device_supported(const struct virtio_device *dev)
 {
 	const struct virtio_device_ops *ops = dev->ops;
@@ -675,12 +651,68 @@ int virtio_pci_init(struct virtio_pci *vp, struct pci_bus *bus, struct virtio_de
 	vp->dev = dev;
 	vp->irq = *irq;
 	vp->msix_vectors = dev->num_queues + 1;
-	/* Every vector starts masked (6.8.2.9). */
-	for (unsigned v = 0; v < VIRTIO_PCI_MSIX_VECTORS; v++)
-		vp->msix_table[v][MSIX_CONTROL_WORD] = MSIX_VECTOR_MASKED;
+	msix_table_reset(vp);
 	add_capabilities(vp);
 	dev->interrupt = interrupt;
 	dev->interrupt_ctx = vp;
 	transport_reset(vp);
 	return 0;
 }
+
+/* --- Device state ---------------------------------------------------------- */
+
+static void virtio_pci_state_reset(void *state)
+{
+	struct virtio_pci *vp = state;
+
+	vp->device_feature_select = vp->driver_feature_select = 0;
+	vp->queue_select = 0;
+	vp->msix_pending = 0;
+	msix_table_reset(vp);
+}
+
+/*
+ * msix_table_write keeps only the writable bits, and find_region never
+ * reaches a vector at or past msix_vectors: those stay as reset left them.
+ */
+static bool virtio_pci_state_check(const void *state, const void *live, const char *device,
+				   struct devstate_error *err)
+{
+	static const uint32_t writable[4] = { 0xfffffffc, 0xffffffff, 0xffffffff,
+					      MSIX_VECTOR_MASKED };
+	const struct virtio_pci *vp = state;
+
+	(void)live;
+	for (unsigned v = 0; v < VIRTIO_PCI_MSIX_VECTORS; v++) {
+		for (unsigned w = 0; w < 4; w++) {
+			uint32_t word = vp->msix_table[v][w];
+			uint32_t unused = w == MSIX_CONTROL_WORD ? MSIX_VECTOR_MASKED : 0;
+			if (v < vp->msix_vectors ? word & ~writable[w] : word != unused)
+				return devstate_refuse(err, device, "msix_table[]", 4 * v + w,
+						       "= 0x%x: vector %u of %u, word %u", word, v,
+						       vp->msix_vectors, w);
+		}
+	}
+	if (vp->msix_pending >> vp->msix_vectors)
+		return devstate_refuse(err, device, "msix_pending", 0,
+				       "= 0x%x names a vector past %u", vp->msix_pending,
+				       vp->msix_vectors - 1);
+	return true;
+}
+
+_Static_assert(sizeof(((struct virtio_pci *)0)->msix_table) == VIRTIO_PCI_MSIX_VECTORS * 16,
+	       "msix_table[] is described as 4 words per vector");
+
+static const struct devstate_field virtio_pci_fields[] = {
+	DEVSTATE_FIELD(struct virtio_pci, device_feature_select, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_FIELD(struct virtio_pci, driver_feature_select, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_FIELD(struct virtio_pci, queue_select, DEVSTATE_U16, 0, 0xffff, 1),
+	/* Vector v's word w (address low, address high, data, control) is element 4 v + w. */
+	{ "msix_table[]", DEVSTATE_U32, offsetof(struct virtio_pci, msix_table),
+	  VIRTIO_PCI_MSIX_VECTORS * 4, 4, 1, 0, UINT32_MAX },
+	DEVSTATE_FIELD(struct virtio_pci, msix_pending, DEVSTATE_U32, 0, UINT32_MAX, 1),
+};
+
+const struct devstate_desc virtio_pci_state_desc =
+	DEVSTATE_DESC(struct virtio_pci, "virtio_pci", 1, virtio_pci_fields,
+		      virtio_pci_state_reset, virtio_pci_state_check);

@@ -78,6 +78,16 @@ int virtio_pci_init(struct virtio_pci *vp, struct pci_bus *bus, struct virtio_de
 		    uint8_t interrupt_line, const struct virtio_pci_irq *irq);
 
 /*
+ * Device state (devstate.h), one record per function: the feature and
+ * queue selects, the MSI-X table and pending bits. Left out: dev, pci and
+ * irq (wiring), msix_vectors and the capability offsets (fixed at
+ * virtio_pci_init). The registers the transport keeps in the device
+ * (status, features, queues) are in the device model's record, MSI-X
+ * enable and function mask in the PCI function's.
+ */
+extern const struct devstate_desc virtio_pci_state_desc;
+
+/*
  * The device-specific configuration changed (4.1.4.3: config_generation
  * moves; 4.1.5.4: the config interrupt goes out once DRIVER_OK is set).
  */

@@ -373,3 +373,64 @@ void virtio_config_write_ignored(struct virtio_device *dev, uint32_t offset, uns
 	(void)size;
 	(void)value;
 }
+
+void virtio_device_state_reset(struct virtio_device *dev)
+{
+	virtio_transport_fields_reset(dev);
+	dev->config_generation = 0;
+}
+
+static bool vector_mapped(const struct virtio_device *dev, uint16_t vector)
+{
+	return vector == VIRTIO_MSI_NO_VECTOR || vector < dev->num_queues + 1;
+}
+
+bool virtio_device_state_check(const struct virtio_device *dev, const char *device,
+			       struct devstate_error *err)
+{
+	const uint8_t defined = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK |
+				VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED;
+	const uint64_t version_1 = 1ull << VIRTIO_F_VERSION_1;
+
+	if (dev->status & ~defined)
+		return devstate_refuse(err, device, "dev.status", 0, "= 0x%x sets undefined bits",
+				       dev->status);
+	if ((dev->status & VIRTIO_STATUS_DRIVER_OK) && !(dev->status & VIRTIO_STATUS_FEATURES_OK))
+		return devstate_refuse(err, device, "dev.status", 0,
+				       "= 0x%x has DRIVER_OK without FEATURES_OK", dev->status);
+	if ((dev->status & VIRTIO_STATUS_FEATURES_OK) &&
+	    ((dev->driver_features & ~dev->device_features) || !(dev->driver_features & version_1)))
+		return devstate_refuse(err, device, "dev.driver_features", 0,
+				       "= 0x%llx accepted, but offered were 0x%llx",
+				       (unsigned long long)dev->driver_features,
+				       (unsigned long long)dev->device_features);
+	if (!vector_mapped(dev, dev->config_msix_vector))
+		return devstate_refuse(err, device, "dev.config_msix_vector", 0,
+				       "= %u, the transport maps 0..%u", dev->config_msix_vector,
+				       dev->num_queues);
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		const struct virtq_config *q = &dev->queues[i];
+		if (i >= dev->num_queues) {
+			if (q->size != dev->queue_max_size || q->enabled ||
+			    q->msix_vector != VIRTIO_MSI_NO_VECTOR || q->desc || q->driver ||
+			    q->device)
+				return devstate_refuse(err, device, "dev.queues[]", i,
+						       "is set up, the device has %u queues",
+						       dev->num_queues);
+			continue;
+		}
+		if (!vector_mapped(dev, q->msix_vector))
+			return devstate_refuse(err, device, "dev.queues[].msix_vector", i,
+					       "= %u, the transport maps 0..%u", q->msix_vector,
+					       dev->num_queues);
+		if (q->enabled && !virtio_queue_usable(dev, q))
+			return devstate_refuse(err, device, "dev.queues[].enabled", i,
+					       "on a queue of size %u at 0x%llx/0x%llx/0x%llx that "
+					       "cannot be enabled",
+					       q->size, (unsigned long long)q->desc,
+					       (unsigned long long)q->driver,
+					       (unsigned long long)q->device);
+	}
+	return true;
+}

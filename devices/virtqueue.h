@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/devstate.h"
 #include "devices/virtio.h"
 
 /* Ring feature bits (spec 6). */
@@ -53,9 +54,6 @@
 
 /* Guest layout sizes (2.6: the three parts and their alignment). */
 #define VIRTQ_DESC_SIZE 16
-#define VIRTQ_DESC_ALIGN 16
-#define VIRTQ_AVAIL_ALIGN 2
-#define VIRTQ_USED_ALIGN 4
 #define VIRTQ_AVAIL_BYTES(n) (4 + 2 * (uint64_t)(n) + 2)  /* flags, idx, ring, used_event */
 #define VIRTQ_USED_BYTES(n) (4 + 8 * (uint64_t)(n) + 2)   /* flags, idx, ring, avail_event */
 
@@ -209,5 +207,45 @@ uint32_t virtio_config_image_read(const uint8_t *img, uint32_t img_size, uint32_
 /* A config_write for a configuration the driver cannot change: ignores the write. */
 void virtio_config_write_ignored(struct virtio_device *dev, uint32_t offset, unsigned size,
 				 uint32_t value);
+
+/*
+ * Device state (devstate.h) of a virtio device model st whose struct
+ * virtio_device is its member dev: the fields the transport owns there,
+ * for the model's field table. Identity, ops, guest memory and the
+ * interrupt callback are the model's and the VM's, not described.
+ */
+#define VIRTIO_DEVICE_STATE_FIELDS(st) \
+	DEVSTATE_FIELD(st, dev.driver_features, DEVSTATE_U64, 0, UINT64_MAX, 1), \
+	DEVSTATE_FIELD(st, dev.status, DEVSTATE_U8, 0, 0xff, 1), \
+	DEVSTATE_FIELD(st, dev.isr, DEVSTATE_U8, 0, 3, 1), \
+	DEVSTATE_FIELD(st, dev.config_msix_vector, DEVSTATE_U16, 0, 0xffff, 1), \
+	DEVSTATE_FIELD(st, dev.config_generation, DEVSTATE_U32, 0, UINT32_MAX, 1), \
+	DEVSTATE_STRUCT_ARRAY(st, dev.queues, size, DEVSTATE_U16, 0, 0xffff, 1), \
+	DEVSTATE_STRUCT_ARRAY(st, dev.queues, enabled, DEVSTATE_BOOL, 0, 1, 1), \
+	DEVSTATE_STRUCT_ARRAY(st, dev.queues, msix_vector, DEVSTATE_U16, 0, 0xffff, 1), \
+	DEVSTATE_STRUCT_ARRAY(st, dev.queues, desc, DEVSTATE_U64, 0, UINT64_MAX, 1), \
+	DEVSTATE_STRUCT_ARRAY(st, dev.queues, driver, DEVSTATE_U64, 0, UINT64_MAX, 1), \
+	DEVSTATE_STRUCT_ARRAY(st, dev.queues, device, DEVSTATE_U64, 0, UINT64_MAX, 1)
+
+/* And of one struct virtq, the hypervisor's own indices: the scheduler's budget is not. */
+#define VIRTQ_STATE_FIELDS(st, vq) \
+	DEVSTATE_FIELD(st, vq.last_avail, DEVSTATE_U16, 0, 0xffff, 1), \
+	DEVSTATE_FIELD(st, vq.used_idx, DEVSTATE_U16, 0, 0xffff, 1), \
+	DEVSTATE_FIELD(st, vq.interrupt_due, DEVSTATE_BOOL, 0, 1, 1), \
+	DEVSTATE_FIELD(st, vq.broken, DEVSTATE_BOOL, 0, 1, 1), \
+	DEVSTATE_FIELD(st, vq.pending, DEVSTATE_BOOL, 0, 1, 1)
+
+/* Those fields at power-on: as after a device reset, and no configuration change yet. */
+void virtio_device_state_reset(struct virtio_device *dev);
+
+/*
+ * What the PCI transport's writes let those fields hold (virtio_pci.c):
+ * defined status bits, FEATURES_OK only for an acceptable feature set and
+ * DRIVER_OK only after it, vectors the transport maps (num_queues + 1 of
+ * them) or NO_VECTOR, an enabled queue only with the shape
+ * virtio_queue_usable() asks for, queues past num_queues untouched.
+ */
+bool virtio_device_state_check(const struct virtio_device *dev, const char *device,
+			       struct devstate_error *err);
 
 #endif

@@ -63,6 +63,27 @@ static void exercise(struct machine *x)
 
 	sink += acpi_pm_read(&x->pm, 0, 4, now) + acpi_pm_read(&x->pm, 4, 2, now);
 	sink += acpi_pm_write(&x->pm, 0, 2, 0xffff);
+
+	sink += (uint32_t)pit_next_irq0_ns(&x->pit, now) + pit_irq0_due(&x->pit, now);
+	sink += pit_port_b_read(&x->pit, now);
+	for (unsigned c = 0; c < 3; c++)
+		sink += pit_read(&x->pit, c, now) + pit_read(&x->pit, c, now);
+	pit_write(&x->pit, 2, 0x10, now);
+	pit_port_b_write(&x->pit, 0x01, now);
+
+	sink += (uint32_t)lapic_next_event_ns(&x->lapic, now, now);
+	sink += lapic_timer_run(&x->lapic, now, now);
+	for (unsigned reg = 0; reg < LAPIC_MMIO_SIZE; reg += 0x10)
+		sink += lapic_mmio_read(&x->lapic, reg, 4, now);
+	for (uint32_t msr = LAPIC_MSR_X2APIC_FIRST; msr <= LAPIC_MSR_X2APIC_LAST; msr += 7) {
+		uint64_t v;
+		if (lapic_msr_read(&x->lapic, msr, &v, now))
+			sink += (uint32_t)v;
+	}
+	sink += (uint32_t)lapic_pending(&x->lapic) + lapic_acknowledge(&x->lapic);
+	lapic_mmio_write(&x->lapic, 0xb0, 4, 0, now, now);
+	lapic_mmio_write(&x->lapic, 0x380, 4, 7, now, now);
+	sink += lapic_accept(&x->lapic, 0x41, true) + lapic_extint_enabled(&x->lapic);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

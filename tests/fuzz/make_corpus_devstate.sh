@@ -70,12 +70,52 @@ ioapic_busy() { ioapic 5 0x12 0x3 0x0300000000000000 $((0x8000 | 0x4000 | 0x31))
 # pm1_status pm1_enable pm1_control
 acpi_pm() { { le "$1" 2; le "$2" 2; le "$3" 2; } | record acpi_pm 1; }
 
-{ pic_reset; rtc_reset; vuart_reset; ioapic_reset; acpi_pm 0 0 1; } >"$out/power_on"
+u16s() { local x; for x in "$@"; do le "$x" 2; done; }
+u32s() { local x; for x in "$@"; do le "$x" 4; done; }
+u64s() { local x; for x in "$@"; do le "$x" 8; done; }
+
+# each field for counters 0, 1, 2: mode access write_msb_next read_msb_next
+# latched latch pending_lsb reload armed gate start_ns paused_ticks; then
+# speaker_data irq_ticks_seen irq_quiet_until_ns
+pit_reset() {
+	{ bytes 0 0 0 3 3 3 0 0 0 0 0 0 0 0 0; u16s 0 0 0 0 0 0
+	  u32s 0x10000 0x10000 0x10000; bytes 0 0 0 1 1 0; u64s 0 0 0 0 0 0
+	  bytes 0; u64s 0 0; } | record pit 1
+}
+pit_busy() {
+	{ bytes 2 0 3 3 3 1 0 1 0 1 0 0 1 0 0; u16s 0x4a5 0 0 0 0x34 0
+	  u32s 1193 0x10000 0x80; bytes 1 0 1 1 1 0; u64s 1000000000 0 1000000000 0 0 1193
+	  bytes 1; u64s 1 1001600000; } | record pit 1
+}
+
+# apic_base tpr ldr dfr svr irr[8] isr[8] tmr[8] irr_nonzero esr esr_pending
+# icr_low icr_high lvt[7] timer_initial timer_divide tsc_deadline
+# timer_start_ns timer_base_ticks timer_expiries timer_fired_ns
+lapic() {   # apic_base ldr svr irr[2] isr[3] tmr[2] lvt_timer initial divide deadline expiries fired
+	{ u64s "$1"; u32s 0x20 "$2" 0xffffffff "$3"; shift
+	  u32s 0 0 "$3" 0 0 0 0 0; u32s 0 0 0 "$4" 0 0 0 0; u32s 0 0 "$5" 0 0 0 0 0
+	  bytes $(( $3 != 0 )); u32s 0x20 0x80 0x4005 0x01000000
+	  u32s "$6" 0x10000 0x10000 0x8700 0x8400 0x1000f 0x10000; u32s "$7" "$8"
+	  u64s "$9" 1000000000 0 "${10}" "${11}"; } | record lapic 1
+}
+lapic_reset() {
+	{ u64s 0xfee00900; u32s 0 0 0xffffffff 0x1ff; zeros 96; bytes 0; u32s 0 0 0 0
+	  u32s 0x10000 0x10000 0x10000 0x8700 0x8400 0x10000 0x10000; u32s 0 0
+	  u64s 0 0 0 0 0; } | record lapic 1
+}
+lapic_periodic() { lapic 0xfee00900 0x03000000 0x1ff 0x00020000 0x2 0x00020000 0x20040 100000 3 0 2 1040000000; }
+lapic_deadline() { lapic 0xfee00d00 0x1 0x1ff 0 0x2 0 0x40050 0 0 4000000000 0 0; }
+
+{ pic_reset; rtc_reset; vuart_reset; ioapic_reset; acpi_pm 0 0 1; pit_reset; lapic_reset; } \
+	>"$out/power_on"
 pic_busy >"$out/pic"
 rtc_busy >"$out/rtc"
 vuart_busy >"$out/vuart"
 ioapic_busy >"$out/ioapic"
 acpi_pm 0 0x0121 0x0c01 >"$out/acpi_pm"
-{ acpi_pm 0 0 1; vuart_busy; pic_busy; } >"$out/some"
+pit_busy >"$out/pit"
+lapic_periodic >"$out/lapic"
+lapic_deadline >"$out/lapic_x2apic_deadline"
+{ acpi_pm 0 0 1; vuart_busy; pic_busy; lapic_periodic; pit_busy; } >"$out/some"
 
 du -cb "$out" | tail -1

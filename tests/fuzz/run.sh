@@ -26,8 +26,8 @@ fuzzers=(
 	"proto 4096 mgmt/proto.c mgmt/session.c mgmt/sha256.c"
 	"shell 4096 mgmt/vm/shell.c mgmt/proto.c lib/fmt.c"
 	"insn 32 vmm/insn_decode.c"
-	"virtq 65536 devices/virtqueue.c devices/virtio_blk.c devices/disk.c devices/virtio_net.c"
-	"devstate 4096 devices/devstate.c devices/pic.c devices/rtc.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c lib/fmt.c lib/calendar.c"
+	"virtq 65536 devices/virtqueue.c devices/virtio_blk.c devices/disk.c devices/virtio_net.c devices/devstate.c lib/fmt.c"
+	"devstate 4096 devices/devstate.c devices/pic.c devices/rtc.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c devices/virtio_net.c devices/disk.c lib/fmt.c lib/calendar.c"
 )
 
 status=0
