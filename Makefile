@@ -165,7 +165,7 @@ $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c mgmt/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy.c
 # The VM clock with the timer models that read it.
-$(BUILD)/unit/test_vm_clock: tests/unit/test_vm_clock.c vmm/vm_clock.c devices/pit.c devices/lapic.c
+$(BUILD)/unit/test_vm_clock: tests/unit/test_vm_clock.c vmm/vm_clock.c devices/pit.c devices/lapic.c devices/devstate.c lib/fmt.c
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/vm_clock.c vmm/page_alloc.c vmm/platform.c \
