@@ -177,7 +177,28 @@ static int find_device(const struct devstate_instance *devs, unsigned count, con
 	return -1;
 }
 
-/* Decodes the payload of a record of this version over scratch, checking every value. */
+bool devstate_check(const struct devstate_desc *desc, const void *state,
+		    struct devstate_error *err)
+{
+	for (unsigned i = 0; i < desc->field_count; i++) {
+		const struct devstate_field *f = &desc->fields[i];
+		for (unsigned e = 0; e < f->count; e++) {
+			uint64_t v = load_element(state, f, e);
+			if (v < f->min || v > f->max)
+				return devstate_refuse(err, desc->name, f->name, e,
+						       "= %llu out of range %llu..%llu",
+						       (unsigned long long)v,
+						       (unsigned long long)f->min,
+						       (unsigned long long)f->max);
+		}
+	}
+	return !desc->check || desc->check(state, err);
+}
+
+/*
+ * Decodes the payload of a record of this version over scratch, then checks
+ * every value (the fields the version lacks keep their reset values).
+ */
 static bool decode_fields(const struct devstate_desc *desc, unsigned version, const uint8_t *p,
 			  void *scratch, struct devstate_error *err)
 {
@@ -186,18 +207,11 @@ static bool decode_fields(const struct devstate_desc *desc, unsigned version, co
 		if (f->since > version)
 			continue;
 		for (unsigned e = 0; e < f->count; e++) {
-			uint64_t v = le_get(p, width(f->type));
+			store_element(scratch, f, e, le_get(p, width(f->type)));
 			p += width(f->type);
-			if (v < f->min || v > f->max)
-				return devstate_refuse(err, desc->name, f->name, e,
-						       "= %llu out of range %llu..%llu",
-						       (unsigned long long)v,
-						       (unsigned long long)f->min,
-						       (unsigned long long)f->max);
-			store_element(scratch, f, e, v);
 		}
 	}
-	return !desc->check || desc->check(scratch, err);
+	return devstate_check(desc, scratch, err);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "devices/vuart.h"
 #include "vmm/platform.h"
 #include "vmm/sched_policy.h"
+#include "vmm/vcpu_state.h"
 #include "abi/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -49,7 +50,7 @@ struct vcpu {
 	uint8_t fpu[512] __attribute__((aligned(16)));
 	/* Debug registers the VMCS does not hold (DR7 is in it). */
 	uint64_t dr[4], dr6;
-	bool fpu_fresh;        /* fpu[] holds reset state not yet loaded */
+	bool fpu_fresh;        /* fpu[] and dr[] hold a state the CPU has not loaded */
 	bool halted;           /* HLT with nothing to wake it */
 	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */
@@ -68,6 +69,9 @@ struct vm {
 	enum vm_state state;
 	void *vendor; /* nested paging root */
 	struct vcpu vcpu;
+	/* While Paused: the vCPU's state as a record (vmm/vcpu_state.h); Resume loads it. */
+	uint8_t parked_vcpu[VCPU_STATE_RECORD_MAX];
+	size_t parked_vcpu_len;
 	/*
 	 * A guest-caused end or reset seen while the vCPU ran; it is applied
 	 * (vm_control) when the vCPU is back in the scheduler.
