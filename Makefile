@@ -49,7 +49,7 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c vmm/vm_clock.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
-	devices/devstate.c devices/device_table.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
+	devices/devstate.c devices/device_table.c vmm/vcpu_state.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
@@ -67,7 +67,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
-	devstate spinlock msr_policy control vm_clock
+	devstate spinlock msr_policy control vm_clock vcpu_state
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
@@ -169,7 +169,8 @@ $(BUILD)/unit/test_vm_clock: tests/unit/test_vm_clock.c vmm/vm_clock.c devices/p
 $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm_state.c lib/fmt.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/vm_clock.c vmm/page_alloc.c vmm/platform.c \
-	$(PLATFORM_SRCS) boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c
+	$(PLATFORM_SRCS) boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c \
+	vmm/vcpu_state.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
 $(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c
@@ -204,6 +205,7 @@ $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $
 	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c \
 	devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c \
 	devices/virtio_blk.c devices/virtio_net.c devices/disk.c
+$(BUILD)/unit/test_vcpu_state: tests/unit/test_vcpu_state.c vmm/vcpu_state.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
 $(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid_policy.c \

@@ -184,7 +184,37 @@ static int find_device(const struct devstate_instance *devs, unsigned count, con
 	return -1;
 }
 
-/* Decodes the payload of a record of this version over scratch, checking every value. */
+/* Every field of state within its range; name is the record's, for err. */
+static bool check_ranges(const struct devstate_desc *desc, const void *state, const char *name,
+			 struct devstate_error *err)
+{
+	for (unsigned i = 0; i < desc->field_count; i++) {
+		const struct devstate_field *f = &desc->fields[i];
+		for (unsigned e = 0; e < f->count; e++) {
+			uint64_t v = load_element(state, f, e);
+			if (v < f->min || v > f->max)
+				return devstate_refuse(err, name, f->name, e,
+						       "= %llu out of range %llu..%llu",
+						       (unsigned long long)v,
+						       (unsigned long long)f->min,
+						       (unsigned long long)f->max);
+		}
+	}
+	return true;
+}
+
+bool devstate_check(const struct devstate_desc *desc, const void *state,
+		    struct devstate_error *err)
+{
+	/* Nothing live to compare with: the state is its own reference. */
+	return check_ranges(desc, state, desc->name, err) &&
+	       (!desc->check || desc->check(state, state, desc->name, err));
+}
+
+/*
+ * Decodes the payload of a record of this version over scratch, then checks
+ * every value (the fields the version lacks keep their reset values).
+ */
 static bool decode_fields(const struct devstate_instance *dev, unsigned version, const uint8_t *p,
 			  void *scratch, struct devstate_error *err)
 {
@@ -196,18 +226,12 @@ static bool decode_fields(const struct devstate_instance *dev, unsigned version,
 		if (f->since > version)
 			continue;
 		for (unsigned e = 0; e < f->count; e++) {
-			uint64_t v = le_get(p, width(f->type));
+			store_element(scratch, f, e, le_get(p, width(f->type)));
 			p += width(f->type);
-			if (v < f->min || v > f->max)
-				return devstate_refuse(err, name, f->name, e,
-						       "= %llu out of range %llu..%llu",
-						       (unsigned long long)v,
-						       (unsigned long long)f->min,
-						       (unsigned long long)f->max);
-			store_element(scratch, f, e, v);
 		}
 	}
-	return !desc->check || desc->check(scratch, dev->state, name, err);
+	return check_ranges(desc, scratch, name, err) &&
+	       (!desc->check || desc->check(scratch, dev->state, name, err));
 }
 
 /*

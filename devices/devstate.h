@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define DEVSTATE_NAME_MAX 16   /* bytes in a device name */
-#define DEVSTATE_MAX_STATE 1024 /* bytes in a described structure */
+#define DEVSTATE_MAX_STATE 1536 /* bytes in a described structure (a vCPU: 1.2 KiB) */
 #define DEVSTATE_MAX_DEVICES 32
 #define DEVSTATE_ERROR_MAX 128
 #define DEVSTATE_HEADER_MAX (1 + DEVSTATE_NAME_MAX + 2 + 4)
@@ -138,6 +138,14 @@ size_t devstate_save(const struct devstate_instance *devs, unsigned count, uint8
  */
 bool devstate_load(const struct devstate_instance *devs, unsigned count, const uint8_t *in,
 		   size_t len, struct devstate_error *err);
+
+/*
+ * Checks a state in memory as devstate_load() checks a decoded one: every
+ * field in its range, then the descriptor's check. For states that reach a
+ * device by another way than a record.
+ */
+bool devstate_check(const struct devstate_desc *desc, const void *state,
+		    struct devstate_error *err);
 
 /*
  * For check callbacks: writes "device: field NAME " and the formatted rest

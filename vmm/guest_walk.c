@@ -151,12 +151,6 @@ static int walk_tables(const struct guest_paging *pg, const struct guest_mem *me
 	}
 }
 
-static bool canonical(uint64_t gla, unsigned va_bits)
-{
-	uint64_t top = gla >> (va_bits - 1);
-
-	return top == 0 || top == ~0ULL >> (va_bits - 1);
-}
 
 int guest_walk(const struct guest_paging *pg, const struct guest_mem *mem, uint64_t gla,
 	       unsigned access, uint64_t *gpa, uint32_t *error_code)
@@ -189,7 +183,7 @@ int guest_walk(const struct guest_paging *pg, const struct guest_mem *mem, uint6
 		/* 4-level and 5-level paging (4.5): bits 51:MAXPHYADDR reserved. */
 		bool la57 = pg->cr4 & CR4_LA57;
 		const struct shape s = { la57 ? 5 : 4, 8, 9, 3, bits(51, maxphy) | xd_rsvd, phys };
-		if (!canonical(gla, la57 ? 57 : 48))
+		if (!x86_canonical(gla, la57 ? 57 : X86_VA_BITS_4LEVEL))
 			return GW_NONCANONICAL;
 		return walk_tables(pg, mem, &s, pg->cr3 & phys, gla, access, maxphy, gpa,
 				   error_code);

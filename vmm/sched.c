@@ -51,10 +51,32 @@ static struct vcpu *pick_next(struct sched_cpu *cpu)
 }
 
 /*
+ * The owner's registers back into its struct, unless its struct holds a
+ * newer state (a reset or a loaded state) the CPU has not taken yet.
+ */
+static void save_owner_state(struct vcpu *owner)
+{
+	if (owner->fpu_fresh)
+		return;
+	__asm__ volatile("fxsave64 %0" : "=m"(owner->fpu));
+	owner->dr[0] = read_dr0();
+	owner->dr[1] = read_dr1();
+	owner->dr[2] = read_dr2();
+	owner->dr[3] = read_dr3();
+	owner->dr6 = read_dr6();
+}
+
+void sched_save_cpu_state(struct vcpu *vcpu)
+{
+	if (this_cpu()->current == vcpu)
+		save_owner_state(vcpu);
+}
+
+/*
  * The hypervisor itself never uses x87/SSE (-mgeneral-regs-only) or the
  * debug registers, so the hardware holds the state of the last vCPU that
- * ran; swap only when another one runs (or this one was reset). DR7 and
- * DEBUGCTL are switched by the VMCS.
+ * ran; swap only when another one runs (or this one was reset or loaded).
+ * DR7 and DEBUGCTL are switched by the VMCS.
  */
 static void switch_cpu_state(struct sched_cpu *cpu, struct vcpu *next)
 {
@@ -62,14 +84,8 @@ static void switch_cpu_state(struct sched_cpu *cpu, struct vcpu *next)
 
 	if (prev == next && !next->fpu_fresh)
 		return;
-	if (prev && prev != next) {
-		__asm__ volatile("fxsave64 %0" : "=m"(prev->fpu));
-		prev->dr[0] = read_dr0();
-		prev->dr[1] = read_dr1();
-		prev->dr[2] = read_dr2();
-		prev->dr[3] = read_dr3();
-		prev->dr6 = read_dr6();
-	}
+	if (prev && prev != next)
+		save_owner_state(prev);
 	if (prev && prev->vm != next->vm) {
 		if (cpu->ibpb)
 			wrmsr(MSR_IA32_PRED_CMD, PRED_CMD_IBPB);

@@ -13,6 +13,13 @@
 
 struct vcpu;
 
+/*
+ * The CPU keeps the x87/SSE and debug registers of the vCPU that ran last
+ * (switched lazily); this writes them back to vcpu->fpu and vcpu->dr when
+ * that vCPU is this one, so that its struct holds its state.
+ */
+void sched_save_cpu_state(struct vcpu *vcpu);
+
 /* @pre VMX operation is on; never returns. */
 __attribute__((noreturn)) void sched_run(uint64_t tsc_hz);
 

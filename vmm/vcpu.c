@@ -91,24 +91,6 @@ static int hardware_msr_index(uint32_t msr)
 	return -1;
 }
 
-static bool canonical(uint64_t va)
-{
-	/* 48-bit linear addresses: bits 63:47 all equal (SDM 3.3.7.1). */
-	uint64_t top = va >> 47;
-	return top == 0 || top == 0x1ffff;
-}
-
-static bool valid_pat(uint64_t pat)
-{
-	/* Each of the 8 entries must be a defined memory type (SDM 11.12.2). */
-	for (unsigned i = 0; i < 8; i++) {
-		unsigned type = (pat >> (8 * i)) & 0xff;
-		if (type == 2 || type == 3 || type > 7)
-			return false;
-	}
-	return true;
-}
-
 int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 {
 	int hw = hardware_msr_index(msr);
@@ -152,7 +134,7 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	int hw = hardware_msr_index(msr);
 
 	if (hw >= 0) {
-		if (hardware_msrs[hw].address && !canonical(value))
+		if (hardware_msrs[hw].address && !x86_canonical(value, X86_VA_BITS_4LEVEL))
 			return -1;
 		virt_set_guest_reg(vcpu, hardware_msrs[hw].reg, value);
 		return 0;
@@ -161,7 +143,7 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		return platform_wrmsr(vcpu->vm, msr, value) ? 0 : -1;
 	switch (msr) {
 	case MSR_IA32_PAT:
-		if (!valid_pat(value))
+		if (!x86_pat_valid(value))
 			return -1;
 		virt_set_guest_reg(vcpu, GUEST_REG_PAT, value);
 		return 0;

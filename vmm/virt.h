@@ -73,8 +73,138 @@ struct vcpu_boot_state {
 	uint32_t gdt_limit, idt_limit;
 };
 
-/* Loads the boot state into the vCPU (a cold reset of its hardware state). */
-int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *state);
+/*
+ * The complete architectural state of a vCPU, as data: what the guest sees,
+ * never how the backend keeps it (VMCS fields, CR read shadows and masks,
+ * MSR areas, lazily switched FPU and debug registers are all folded in).
+ * No host pointers, fixed-width fields, so it can be encoded (vmm/vcpu_state.h)
+ * and loaded on another machine. Encodings that need one follow the SDM:
+ * segment access rights as in include/x86/segment.h, interruptibility,
+ * activity state and event types as in Vol. 3C 24.4.2 and 24.8.3.
+ *
+ * Not here, on purpose: CR8 (the TPR is the local APIC model's register,
+ * devices/lapic.h: CR8 reads TPR >> 4); the TSC (guests read the host's,
+ * offset 0: moving a VM needs a TSC offset, issue 13); TSC_AUX (RDTSCP is
+ * hidden); XCR0 and XSAVE state (CPUID hides XSAVE/AVX, XSETBV is #UD, so
+ * the FXSAVE area is all the extended state a guest can have); MTRRs and
+ * machine-check banks (not emulated: #GP). The constant MSRs
+ * (FEATURE_CONTROL, MISC_ENABLE) are properties of the hypervisor.
+ */
+#define VCPU_SEG_UNUSABLE (1U << 16) /* a null selector was loaded (SDM 24.4.1) */
+
+struct vcpu_segment {
+	uint64_t base;
+	uint32_t limit;      /* in bytes, G already applied */
+	uint32_t attributes; /* SEG_ATTR_* bits 15:0, VCPU_SEG_UNUSABLE */
+	uint16_t selector;
+	uint16_t reserved[3];
+};
+
+/* Interruptibility state (SDM 24.4.2, table 24-3). */
+#define VCPU_BLOCKING_STI (1U << 0)
+#define VCPU_BLOCKING_MOV_SS (1U << 1)
+#define VCPU_BLOCKING_SMI (1U << 2)
+#define VCPU_BLOCKING_NMI (1U << 3)
+
+/* Activity state (SDM 24.4.2). */
+enum vcpu_activity {
+	VCPU_ACTIVITY_ACTIVE = 0,
+	VCPU_ACTIVITY_HLT = 1,
+	VCPU_ACTIVITY_SHUTDOWN = 2,
+	VCPU_ACTIVITY_WAIT_FOR_SIPI = 3,
+};
+
+/* Event types (SDM 24.8.3, table 24-16); 1 is reserved, 7 (MTF) unused. */
+enum vcpu_event_type {
+	VCPU_EVENT_EXTERNAL_INTERRUPT = 0,
+	VCPU_EVENT_NMI = 2,
+	VCPU_EVENT_HARDWARE_EXCEPTION = 3,
+	VCPU_EVENT_SOFTWARE_INTERRUPT = 4,
+	VCPU_EVENT_PRIVILEGED_SOFTWARE_EXCEPTION = 5,
+	VCPU_EVENT_SOFTWARE_EXCEPTION = 6,
+};
+
+/*
+ * An event the next entry delivers: one the hypervisor queued, or one whose
+ * delivery a VM exit interrupted (IDT-vectoring information, SDM 27.2.4),
+ * which must be delivered again (SDM 29.2.1 "re-injection").
+ */
+struct vcpu_event {
+	bool pending;
+	uint8_t type;   /* enum vcpu_event_type */
+	uint8_t vector;
+	bool has_error_code;
+	uint32_t error_code;
+	uint32_t instruction_length; /* of INT n, INT3, INTO, INT1: 1..15 */
+	uint32_t reserved;
+};
+
+/* The FXSAVE area in its 64-bit format (SDM Vol. 1, 10.5.1, table 10-2). */
+struct vcpu_fxsave {
+	uint16_t fcw, fsw;
+	uint8_t ftw; /* abridged: one bit per register */
+	uint8_t reserved1;
+	uint16_t fop;
+	uint64_t fip, fdp;
+	uint32_t mxcsr;
+	uint32_t mxcsr_mask; /* the CPU's, written by FXSAVE, ignored by FXRSTOR */
+	uint64_t st[16];     /* ST0/MM0..ST7: 16 bytes each, 80 bits used */
+	uint64_t xmm[32];    /* XMM0..XMM15: low quadword, then high */
+	uint8_t reserved2[96];
+};
+_Static_assert(sizeof(struct vcpu_fxsave) == 512, "SDM Vol. 1 table 10-2");
+_Static_assert(offsetof(struct vcpu_fxsave, mxcsr) == 24 &&
+		       offsetof(struct vcpu_fxsave, st) == 32 &&
+		       offsetof(struct vcpu_fxsave, xmm) == 160,
+	       "SDM Vol. 1 table 10-2");
+
+struct vcpu_state {
+	/* Instruction-encoding order: 0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, ... 15 R15. */
+	uint64_t gpr[16];
+	uint64_t rip, rflags;
+	uint64_t cr0, cr2, cr3, cr4; /* as the guest reads them */
+	uint64_t dr[4], dr6, dr7;
+	uint64_t efer, pat, debugctl;
+	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
+	struct vcpu_segment seg[SEG_COUNT]; /* FS and GS base: the MSRs too */
+	uint64_t gdtr_base, idtr_base;
+	uint32_t gdtr_limit, idtr_limit;
+	uint32_t interruptibility; /* VCPU_BLOCKING_* */
+	uint32_t activity;         /* enum vcpu_activity */
+	uint64_t pending_debug;    /* SDM 24.4.2: B0-B3, enabled breakpoint, BS */
+	/*
+	 * The PDPTE registers of PAE paging (CR0.PG, CR4.PAE, not EFER.LMA):
+	 * the CPU loaded them at the last MOV to CR3/CR0/CR4 and uses them, not
+	 * memory (SDM Vol. 3A 4.4.1). Zero in every other paging mode.
+	 */
+	uint64_t pdpte[4];
+	struct vcpu_event event;
+	struct vcpu_fxsave fpu;
+};
+
+/*
+ * The vCPU's state. Valid while the vCPU is not running (between
+ * virt_vcpu_run calls); an interrupted event delivery comes back as
+ * state->event.
+ */
+void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *state);
+
+/*
+ * Loads a state (vcpu_state_check() with this CPU's limits first). Refused
+ * (-1, err names the field, the vCPU unchanged) when VM entry would fail
+ * with it or the guest could never have reached it.
+ */
+struct devstate_error;
+int virt_vcpu_set_state(struct vcpu *vcpu, const struct vcpu_state *state,
+			struct devstate_error *err);
+
+/*
+ * A cold reset of the vCPU's hardware state (for VT-x: a cleared VMCS,
+ * its host state and controls), then virt_vcpu_set_state(state).
+ */
+int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_state *state,
+		    struct devstate_error *err);
 
 enum vcpu_run_result {
 	VCPU_RUN_PREEMPTED, /* its time slice is over */

@@ -7,18 +7,13 @@
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
 #include "vmm/sched.h"
+#include "vmm/vcpu_state.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
 #include "x86/paging.h"
 
 #include <stdarg.h>
 #include <string.h>
-
-#define FXSAVE_FCW 0
-#define FXSAVE_MXCSR 24
-#define FCW_RESET 0x0040
-#define MXCSR_RESET 0x1f80
-#define DR6_RESET 0xffff0ff0ULL
 
 /* EPT 2-MiB pages need the RAM's host address 2-MiB aligned (vmm/vmx/ept.c). */
 #define GUEST_RAM_ALIGN_PAGES (SIZE_2M / PAGE_SIZE)
@@ -381,26 +376,16 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t host_tsc)
  */
 static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 {
-	struct vcpu_boot_state state;
+	struct vcpu_boot_state boot;
+	struct vcpu_state state;
+	struct devstate_error err;
 
-	if (guest_boot_prepare(vm, &state, why, why_size))
+	if (guest_boot_prepare(vm, &boot, why, why_size))
 		return -1;
 	struct vcpu *vcpu = &vm->vcpu;
-	vcpu->regs = (struct guest_regs){ 0 };
-	vcpu->regs.rsi = state.rsi;
-	vcpu->regs.rdi = state.rdi;
-	/* x87 and SSE power-on state (SDM Vol. 3A, table 9-1), in FXSAVE layout. */
-	memset(vcpu->fpu, 0, sizeof(vcpu->fpu));
-	vcpu->fpu[FXSAVE_FCW] = FCW_RESET & 0xff;
-	vcpu->fpu[FXSAVE_MXCSR] = MXCSR_RESET & 0xff;
-	vcpu->fpu[FXSAVE_MXCSR + 1] = MXCSR_RESET >> 8;
-	vcpu->fpu_fresh = true;
-	memset(vcpu->dr, 0, sizeof(vcpu->dr));
-	vcpu->dr6 = DR6_RESET;
 	vcpu->upcall_vector = 0;
 	vcpu->upcall_pending = false;
 	vcpu->timer_deadline = 0;
-	vcpu->halted = false;
 	/* A fresh start joins the queue where it stands (sched_pick), not where it left. */
 	vcpu->sched.vruntime = 0;
 	vm->op_pending = false;
@@ -418,11 +403,45 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 		vm_clock_init(&vm->clock, clock_tsc_hz(), rdtsc());
 		rtc_init(&vm->rtc, clock_wallclock_s(), vm_now(vm).ns);
 	}
-	if (virt_vcpu_reset(&vm->vcpu, &state)) {
-		fmt_snprintf(why, why_size, "the CPU refused the initial register state");
+	/* The boot mode's registers over the power-on state; x87, SSE and the rest as at power-on. */
+	vcpu_state_from_boot(&boot, &state);
+	if (virt_vcpu_reset(vcpu, &state, &err)) {
+		fmt_snprintf(why, why_size, "the initial register state is refused: %s", err.text);
 		return -1;
 	}
 	apply_tsc_offset(vm);
+	return 0;
+}
+
+/*
+ * Pause parks the vCPU's state as a record of the state codec and Resume
+ * loads it back: the path of a saved or moved VM (vmm/vcpu_state.h), so
+ * every pause of a live guest proves that the state is complete and that
+ * it encodes, checks and loads. The guest TSC is not in it: it is the VM
+ * clock's (vmm/vm_clock.h), which Pause stops and Resume starts.
+ */
+static void park_vcpu(struct vm *vm)
+{
+	struct vcpu_state state;
+	const struct devstate_instance record = { &vcpu_state_desc, &state, NULL };
+
+	virt_vcpu_get_state(&vm->vcpu, &state);
+	vm->parked_vcpu_len = devstate_save(&record, 1, vm->parked_vcpu, sizeof(vm->parked_vcpu));
+}
+
+/* Returns -1 with the reason, the vCPU as it was, when the parked state is refused. */
+static int unpark_vcpu(struct vm *vm, char *why, size_t why_size)
+{
+	struct vcpu_state state;
+	struct devstate_error err;
+	const struct devstate_instance record = { &vcpu_state_desc, &state, NULL };
+
+	vcpu_state_power_on(&state);
+	if (!devstate_load(&record, 1, vm->parked_vcpu, vm->parked_vcpu_len, &err) ||
+	    virt_vcpu_set_state(&vm->vcpu, &state, &err)) {
+		fmt_snprintf(why, why_size, "%s", err.text);
+		return -1;
+	}
 	return 0;
 }
 
@@ -472,10 +491,17 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 			 vm_op_name(op));
 		return -1;
 	}
+	if (op == VM_OP_RESUME && unpark_vcpu(vm, why, sizeof(why))) {
+		log_err("vm '%s': Resume refused, its parked vCPU state does not load: %s",
+			vm->cfg->name, why);
+		return -1;
+	}
 	for (unsigned i = 0; i < t->event_count; i++) {
 		enum vm_state next = t->events[i];
 
 		enter_state(vm, next, i + 1 == t->event_count ? reason : NULL);
+		if (next == VM_STATE_PAUSED)
+			park_vcpu(vm);
 		if (next == VM_STATE_TURNING_OFF)
 			platform_report_device_work(vm);
 		if (next == VM_STATE_TURNING_ON &&

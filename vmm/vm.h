@@ -21,6 +21,7 @@
 #include "vmm/platform.h"
 #include "vmm/sched_policy.h"
 #include "vmm/vm_clock.h"
+#include "vmm/vcpu_state.h"
 #include "abi/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -50,7 +51,7 @@ struct vcpu {
 	uint8_t fpu[512] __attribute__((aligned(16)));
 	/* Debug registers the VMCS does not hold (DR7 is in it). */
 	uint64_t dr[4], dr6;
-	bool fpu_fresh;        /* fpu[] holds reset state not yet loaded */
+	bool fpu_fresh;        /* fpu[] and dr[] hold a state the CPU has not loaded */
 	bool halted;           /* HLT with nothing to wake it */
 	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */
@@ -78,6 +79,9 @@ struct vm {
 	bool ram_from_pool; /* vm_delete gives its RAM back (VM_RAM_FROM_POOL) */
 	struct page_alloc *pages; /* where its state, RAM and disk chunks came from */
 	struct vcpu vcpu;
+	/* While Paused: the vCPU's state as a record (vmm/vcpu_state.h); Resume loads it. */
+	uint8_t parked_vcpu[VCPU_STATE_RECORD_MAX];
+	size_t parked_vcpu_len;
 	/*
 	 * A guest-caused end or reset seen while the vCPU ran; it is applied
 	 * (vm_control) when the vCPU is back in the scheduler.

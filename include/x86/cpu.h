@@ -8,6 +8,7 @@
 #ifndef X86_CPU_H
 #define X86_CPU_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct cpuid_regs {
@@ -109,6 +110,29 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 {
 	for (;;)
 		__asm__ volatile("cli; hlt");
+}
+
+/*
+ * A linear address of a va_bits-wide address space is canonical when bits
+ * 63:va_bits-1 are all equal (SDM Vol. 1, 3.3.7.1): 48 with 4-level paging.
+ */
+#define X86_VA_BITS_4LEVEL 48
+static inline bool x86_canonical(uint64_t va, unsigned va_bits)
+{
+	uint64_t top = va >> (va_bits - 1);
+
+	return top == 0 || top == ~0ULL >> (va_bits - 1);
+}
+
+/* Each of IA32_PAT's 8 entries must be a defined memory type (SDM 11.12.2). */
+static inline bool x86_pat_valid(uint64_t pat)
+{
+	for (unsigned i = 0; i < 8; i++) {
+		unsigned type = (pat >> (8 * i)) & 0xff;
+		if (type == 2 || type == 3 || type > 7)
+			return false;
+	}
+	return true;
 }
 
 /* Exception vectors (SDM Vol. 3A, 6.3.1). */

@@ -72,6 +72,8 @@ enum x86_segment { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG
 #define SEG_ATTR_TYPE_LDT 0x2
 #define SEG_ATTR_TYPE_TSS_BUSY 0xb
 #define SEG_ATTR_S (1U << 4)
+#define SEG_ATTR_DPL_SHIFT 5
+#define SEG_ATTR_DPL_MASK (3U << SEG_ATTR_DPL_SHIFT)
 #define SEG_ATTR_PRESENT (1U << 7)
 #define SEG_ATTR_LONG (1U << 13)
 #define SEG_ATTR_DB (1U << 14)

@@ -82,11 +82,17 @@ size_t virt_vm_state_bytes(void)
 	return 64;
 }
 
-int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *state)
+/* The fake hardware: the state last loaded, what get returns. */
+static struct vcpu_state loaded_state;
+static unsigned vcpu_state_loads;
+
+int virt_vcpu_set_state(struct vcpu *vcpu, const struct vcpu_state *state,
+			struct devstate_error *err)
 {
-	(void)vcpu;
-	(void)state;
-	vcpu_resets++;
+	(void)err;
+	loaded_state = *state;
+	vcpu->halted = state->activity == VCPU_ACTIVITY_HLT;
+	vcpu_state_loads++;
 	return 0;
 }
 
@@ -99,10 +105,29 @@ void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset)
 	hardware_tsc_offset = offset;
 }
 
+void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *state)
+{
+	(void)vcpu;
+	*state = loaded_state;
+}
+
+int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_state *state,
+		    struct devstate_error *err)
+{
+	vcpu_resets++;
+	return virt_vcpu_set_state(vcpu, state, err);
+}
+
+/* boot = real's register state, the shape of every boot mode's. */
 int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why, size_t n)
 {
 	(void)vm;
-	*state = (struct vcpu_boot_state){ 0 };
+	*state = (struct vcpu_boot_state){ .rip = 0xfff0, .rflags = 2, .gdt_limit = 0xffff,
+					   .idt_limit = 0xffff };
+	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
+		state->seg[i] = (struct segment_state){ .limit = 0xffff, .attributes = 0x93 };
+	state->seg[SEG_CS].attributes = 0x9b;
+	state->seg[SEG_TR] = (struct segment_state){ .limit = 0xffff, .attributes = 0x8b };
 	if (boot_prepare_result)
 		strncpy(why, "the image does not fit", n);
 	return boot_prepare_result;
@@ -210,6 +235,46 @@ static void test_pause_resume(void **state)
 	assert_true(0 - hardware_tsc_offset >= 1000000);
 	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), -1);
 	expect_no_events();
+}
+
+/* Pause parks the vCPU's state as a record; Resume loads exactly that state back. */
+static void test_resume_loads_the_parked_state(void **state)
+{
+	struct vm *vm = vm_a();
+	(void)state;
+
+	loaded_state.gpr[0] = 0x1234;
+	loaded_state.fpu.xmm[31] = 0xfeedface;
+	loaded_state.activity = VCPU_ACTIVITY_HLT;
+	struct vcpu_state running = loaded_state;
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_PAUSED }, 1, "");
+	loaded_state = (struct vcpu_state){ 0 };
+	unsigned loads = vcpu_state_loads;
+	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_RUNNING }, 1, "");
+	assert_int_equal(vcpu_state_loads, loads + 1);
+	assert_memory_equal(&loaded_state, &running, sizeof(running));
+	assert_true(vm->vcpu.halted);
+}
+
+/* A parked state that does not load refuses Resume: the VM stays Paused, its vCPU as it was. */
+static void test_resume_refuses_a_bad_parked_state(void **state)
+{
+	struct vm *vm = vm_a();
+	(void)state;
+
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_PAUSED }, 1, "");
+	unsigned loads = vcpu_state_loads;
+	vm->parked_vcpu_len--;
+	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), -1);
+	expect_no_events();
+	assert_int_equal(vm->state, VM_STATE_PAUSED);
+	assert_int_equal(vcpu_state_loads, loads);
+	vm->parked_vcpu_len++;
+	assert_int_equal(vm_control(vm, VM_OP_RESUME, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_RUNNING }, 1, "");
 }
 
 static void test_reset_reloads_the_vcpu(void **state)
@@ -484,6 +549,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_and_autostart),
 		cmocka_unit_test(test_pause_resume),
+		cmocka_unit_test(test_resume_loads_the_parked_state),
+		cmocka_unit_test(test_resume_refuses_a_bad_parked_state),
 		cmocka_unit_test(test_reset_reloads_the_vcpu),
 		cmocka_unit_test(test_save_is_refused_until_supported),
 		cmocka_unit_test(test_turn_off_and_start_again),

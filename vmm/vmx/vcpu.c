@@ -8,6 +8,9 @@
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
 #include "vmm/percpu.h"
+#include "vmm/sched.h"
+#include "vmm/vcpu.h"
+#include "vmm/vcpu_state.h"
 #include "vmm/vmx/ept.h"
 #include "vmm/vmx/vmx.h"
 #include "x86/cpu.h"
@@ -19,9 +22,13 @@
 
 extern char vmx_exit_entry[];
 
-#define GUEST_PAT_POWER_ON 0x0007040600070406ULL /* SDM 11.12.4 */
-#define DR7_POWER_ON 0x400
 #define VMCS_LINK_NONE (~0ULL)
+/* MXCSR_MASK 0 in an FXSAVE image means this mask (SDM Vol. 1, 11.6.6). */
+#define MXCSR_MASK_DEFAULT 0xffbfU
+#define CPUID_EXTENDED_MAX 0x80000000U
+#define MAXPHYADDR_WITHOUT_LEAF 36
+
+_Static_assert(VCPU_SEG_UNUSABLE == VMX_AR_UNUSABLE, "vcpu_state keeps the VMX encoding");
 
 static const uint32_t swapped_msr_index[SWAP_COUNT] = {
 	[SWAP_STAR] = 0xc0000081,
@@ -245,6 +252,15 @@ static uint64_t cr4_host_owned(void)
 	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1 | CR4_HIDDEN_FROM_GUESTS;
 }
 
+/*
+ * What the guest reads from CR0/CR4: host-owned bits (set in the mask)
+ * from the read shadow, the others from the register (SDM 25.3).
+ */
+static uint64_t cr_guest_view(enum vmcs_field actual, enum vmcs_field shadow, uint64_t mask)
+{
+	return (vmcs_read(actual) & ~mask) | (vmcs_read(shadow) & mask);
+}
+
 static uint64_t cr0_actual(uint64_t guest_view)
 {
 	return (guest_view | (vmx_host_msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) &
@@ -294,7 +310,7 @@ static void write_host_state(void)
 	vmcs_write(VMCS_HOST_RIP, (uint64_t)(uintptr_t)vmx_exit_entry);
 }
 
-static void write_controls(struct vcpu *vcpu, bool long_mode)
+static void write_controls(struct vcpu *vcpu)
 {
 	struct vmx_vcpu *v = to_vmx(vcpu);
 	const struct vmx_msrs *m = &vmx_host_msrs;
@@ -341,8 +357,7 @@ static void write_controls(struct vcpu *vcpu, bool long_mode)
 					   ? EXIT_CTL_SAVE_PREEMPTION_TIMER : 0,
 				   m->exit, "VM-exit"));
 	vmcs_write(VMCS_ENTRY_CONTROLS,
-		   adjust_controls(ENTRY_CTL_LOAD_PAT | ENTRY_CTL_LOAD_EFER | ENTRY_CTL_LOAD_DEBUG |
-					   (long_mode ? ENTRY_CTL_IA32E_GUEST : 0),
+		   adjust_controls(ENTRY_CTL_LOAD_PAT | ENTRY_CTL_LOAD_EFER | ENTRY_CTL_LOAD_DEBUG,
 				   0, m->entry, "VM-entry"));
 	/* A machine check belongs to the host, not the guest's IDT. */
 	vmcs_write(VMCS_EXCEPTION_BITMAP, 1U << VECTOR_MC);
@@ -368,57 +383,220 @@ static void write_controls(struct vcpu *vcpu, bool long_mode)
 	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 }
 
-int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_boot_state *s)
+static uint32_t host_mxcsr_mask(void)
+{
+	static uint32_t mask;
+
+	if (!mask) {
+		struct vcpu_fxsave area __attribute__((aligned(16)));
+		__asm__ volatile("fxsave64 %0" : "=m"(area));
+		mask = area.mxcsr_mask ? area.mxcsr_mask : MXCSR_MASK_DEFAULT;
+	}
+	return mask;
+}
+
+/*
+ * CPUID policy passes leaf 80000008H through: the guest's physical-address
+ * width is the host's; 36 where the leaf is missing (SDM Vol. 3A, 4.1.4).
+ */
+static unsigned guest_maxphyaddr(void)
+{
+	if (cpuid(CPUID_EXTENDED_MAX, 0).eax < CPUID_ADDRESS_SIZES)
+		return MAXPHYADDR_WITHOUT_LEAF;
+	return cpuid(CPUID_ADDRESS_SIZES, 0).eax & 0xff;
+}
+
+/* What this CPU lets a loaded state hold (vmm/vcpu_state.h). */
+static struct vcpu_state_limits state_limits(void)
+{
+	return (struct vcpu_state_limits){
+		.cr4_allowed = vmx_host_msrs.cr4_fixed1 & ~(CR4_VMXE | CR4_HIDDEN_FROM_GUESTS),
+		.maxphyaddr = guest_maxphyaddr(),
+		.mxcsr_allowed = host_mxcsr_mask(),
+	};
+}
+
+static bool pae_paging(uint64_t cr0, uint64_t cr4, uint64_t efer)
+{
+	return (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !(efer & EFER_LMA);
+}
+
+/* Writes a checked state into the current VMCS and the vCPU's software copies. */
+static void write_guest_state(struct vcpu *vcpu, const struct vcpu_state *s)
 {
 	struct vmx_vcpu *v = to_vmx(vcpu);
-	const struct vmx_vm *vv = vcpu->vm->vendor;
 
+	for (unsigned i = 0; i < 16; i++)
+		vcpu_write_gpr(vcpu, i, s->gpr[i]);
+	vcpu->regs.cr2 = s->cr2;
+	vmcs_write(VMCS_GUEST_RIP, s->rip);
+	vmcs_write(VMCS_GUEST_RFLAGS, s->rflags);
+	virt_set_guest_reg(vcpu, GUEST_REG_CR0, s->cr0);
+	virt_set_guest_reg(vcpu, GUEST_REG_CR4, s->cr4);
+	vmcs_write(VMCS_GUEST_CR3, s->cr3);
+	vmcs_write(VMCS_GUEST_DR7, s->dr7);
+	vmcs_write(VMCS_GUEST_DEBUGCTL, s->debugctl);
+	vmcs_write(VMCS_GUEST_EFER, s->efer);
+	/* The IA-32e mode guest control is EFER.LMA on entry (SDM 26.3.1.1). */
+	uint64_t entry = vmcs_read(VMCS_ENTRY_CONTROLS);
+	vmcs_write(VMCS_ENTRY_CONTROLS, (s->efer & EFER_LMA) ? entry | ENTRY_CTL_IA32E_GUEST
+							       : entry & ~ENTRY_CTL_IA32E_GUEST);
+	vmcs_write(VMCS_GUEST_PAT, s->pat);
+	vmcs_write(VMCS_GUEST_SYSENTER_CS, s->sysenter_cs);
+	vmcs_write(VMCS_GUEST_SYSENTER_ESP, s->sysenter_esp);
+	vmcs_write(VMCS_GUEST_SYSENTER_EIP, s->sysenter_eip);
+	const uint64_t swapped[SWAP_COUNT] = {
+		[SWAP_STAR] = s->star,   [SWAP_LSTAR] = s->lstar,   [SWAP_CSTAR] = s->cstar,
+		[SWAP_SFMASK] = s->sfmask, [SWAP_KERNEL_GS_BASE] = s->kernel_gs_base,
+	};
+	for (unsigned i = 0; i < SWAP_COUNT; i++)
+		v->msr_area[i] = (struct vmx_msr_entry){ .index = swapped_msr_index[i],
+							 .value = swapped[i] };
+	for (unsigned i = 0; i < SEG_COUNT; i++) {
+		const struct vcpu_segment *seg = &s->seg[i];
+		vmcs_write(VMCS_GUEST_ES_SEL + 2 * i, seg->selector);
+		vmcs_write(VMCS_GUEST_ES_BASE + 2 * i, seg->base);
+		vmcs_write(VMCS_GUEST_ES_LIMIT + 2 * i, seg->limit);
+		vmcs_write(VMCS_GUEST_ES_AR + 2 * i, seg->attributes);
+	}
+	vmcs_write(VMCS_GUEST_GDTR_BASE, s->gdtr_base);
+	vmcs_write(VMCS_GUEST_GDTR_LIMIT, s->gdtr_limit);
+	vmcs_write(VMCS_GUEST_IDTR_BASE, s->idtr_base);
+	vmcs_write(VMCS_GUEST_IDTR_LIMIT, s->idtr_limit);
+	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, s->interruptibility);
+	vmcs_write(VMCS_GUEST_PENDING_DBG, s->pending_debug);
+	/*
+	 * HLT exits and is emulated: a halted vCPU is vcpu->halted with the
+	 * hardware active, as after the HLT exit. An event to deliver wakes it
+	 * (SDM 26.6.2), so then it is not halted.
+	 */
+	vmcs_write(VMCS_GUEST_ACTIVITY, VCPU_ACTIVITY_ACTIVE);
+	vcpu->halted = s->activity == VCPU_ACTIVITY_HLT && !s->event.pending;
+	for (unsigned i = 0; i < 4; i++)
+		vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, s->pdpte[i]);
+	v->inject_pending = s->event.pending;
+	v->inject_info = INTR_INFO_VALID | (uint32_t)s->event.type << 8 | s->event.vector |
+			 (s->event.has_error_code ? INTR_INFO_DELIVER_ERROR : 0);
+	v->inject_error = s->event.error_code;
+	vmcs_write(VMCS_ENTRY_INSTR_LEN, s->event.instruction_length);
+	_Static_assert(sizeof(vcpu->fpu) == sizeof(s->fpu), "the FXSAVE area");
+	memcpy(vcpu->fpu, &s->fpu, sizeof(vcpu->fpu));
+	memcpy(vcpu->dr, s->dr, sizeof(vcpu->dr));
+	vcpu->dr6 = s->dr6;
+	vcpu->fpu_fresh = true;
+	/* Paging may have changed under cached translations. */
+	vmx_flush_guest_tlb(vcpu);
+}
+
+int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_state *state,
+		    struct devstate_error *err)
+{
+	struct vmx_vcpu *v = to_vmx(vcpu);
+	const struct vcpu_state_limits limits = state_limits();
+
+	if (!vcpu_state_check(state, &limits, err))
+		return -1;
 	/* VMCLEAR puts the VMCS in the "clear" launch state (SDM 24.11.3). */
 	vmcs_clear(v->vmcs_pa);
 	vmcs_load(v->vmcs_pa);
 	v->launched = false;
 	v->host_rsp = 0;
-	v->inject_pending = false;
-	/* Drop translations cached from the VM's previous life. */
-	invept_single(vv->eptp);
-
 	write_host_state();
-	write_controls(vcpu, s->efer & EFER_LMA);
-	for (unsigned i = 0; i < SEG_COUNT; i++) {
-		const struct segment_state *seg = &s->seg[i];
-		vmcs_write(VMCS_GUEST_ES_SEL + 2 * i, seg->selector);
-		vmcs_write(VMCS_GUEST_ES_BASE + 2 * i, seg->base);
-		vmcs_write(VMCS_GUEST_ES_LIMIT + 2 * i, seg->limit);
-		vmcs_write(VMCS_GUEST_ES_AR + 2 * i,
-			   seg->attributes ? seg->attributes : VMX_AR_UNUSABLE);
-	}
-	vmcs_write(VMCS_GUEST_GDTR_BASE, s->gdt_base);
-	vmcs_write(VMCS_GUEST_GDTR_LIMIT, s->gdt_limit);
-	vmcs_write(VMCS_GUEST_IDTR_BASE, s->idt_base);
-	vmcs_write(VMCS_GUEST_IDTR_LIMIT, s->idt_limit);
-	vmcs_write(VMCS_CR0_SHADOW, s->cr0);
-	vmcs_write(VMCS_GUEST_CR0, cr0_actual(s->cr0));
-	vmcs_write(VMCS_CR4_SHADOW, s->cr4);
-	vmcs_write(VMCS_GUEST_CR4, cr4_actual(s->cr4));
-	vmcs_write(VMCS_GUEST_CR3, s->cr3);
-	vmcs_write(VMCS_GUEST_EFER, s->efer);
-	vmcs_write(VMCS_GUEST_PAT, GUEST_PAT_POWER_ON);
-	vmcs_write(VMCS_GUEST_DR7, DR7_POWER_ON);
-	vmcs_write(VMCS_GUEST_DEBUGCTL, 0);
-	for (unsigned i = 0; i < 4; i++)
-		vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, 0);
-	vmcs_write(VMCS_GUEST_RSP, s->rsp);
-	vmcs_write(VMCS_GUEST_RIP, s->rip);
-	vmcs_write(VMCS_GUEST_RFLAGS, s->rflags);
-	vmcs_write(VMCS_GUEST_PENDING_DBG, 0);
-	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
-	vmcs_write(VMCS_GUEST_ACTIVITY, 0);
-	vmcs_write(VMCS_GUEST_SYSENTER_CS, 0);
-	vmcs_write(VMCS_GUEST_SYSENTER_ESP, 0);
-	vmcs_write(VMCS_GUEST_SYSENTER_EIP, 0);
-	for (unsigned i = 0; i < SWAP_COUNT; i++)
-		v->msr_area[i] = (struct vmx_msr_entry){ .index = swapped_msr_index[i] };
+	write_controls(vcpu);
+	write_guest_state(vcpu, state);
 	return 0;
+}
+
+int virt_vcpu_set_state(struct vcpu *vcpu, const struct vcpu_state *state,
+			struct devstate_error *err)
+{
+	const struct vcpu_state_limits limits = state_limits();
+
+	if (!vcpu_state_check(state, &limits, err))
+		return -1;
+	vmcs_load(to_vmx(vcpu)->vmcs_pa);
+	write_guest_state(vcpu, state);
+	return 0;
+}
+
+static struct vcpu_event pending_event(const struct vmx_vcpu *v)
+{
+	uint32_t info = v->inject_info;
+	uint8_t type = (uint8_t)((info & INTR_INFO_TYPE_MASK) >> 8);
+	bool error_code = info & INTR_INFO_DELIVER_ERROR;
+
+	if (!v->inject_pending)
+		return (struct vcpu_event){ 0 };
+	return (struct vcpu_event){
+		.pending = true,
+		.type = type,
+		.vector = (uint8_t)(info & INTR_INFO_VECTOR_MASK),
+		.has_error_code = error_code,
+		.error_code = error_code ? v->inject_error : 0,
+		/* Only software events use it; requeue_interrupted_event() kept it in the VMCS. */
+		.instruction_length = type >= VCPU_EVENT_SOFTWARE_INTERRUPT
+					      ? (uint32_t)vmcs_read(VMCS_ENTRY_INSTR_LEN) : 0,
+	};
+}
+
+void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *s)
+{
+	struct vmx_vcpu *v = to_vmx(vcpu);
+
+	sched_save_cpu_state(vcpu);
+	vmcs_load(v->vmcs_pa);
+	*s = (struct vcpu_state){ 0 };
+	for (unsigned i = 0; i < 16; i++)
+		s->gpr[i] = vcpu_read_gpr(vcpu, i);
+	s->cr2 = vcpu->regs.cr2;
+	s->rip = vmcs_read(VMCS_GUEST_RIP);
+	s->rflags = vmcs_read(VMCS_GUEST_RFLAGS);
+	s->cr0 = virt_guest_reg(vcpu, GUEST_REG_CR0);
+	s->cr3 = vmcs_read(VMCS_GUEST_CR3);
+	s->cr4 = virt_guest_reg(vcpu, GUEST_REG_CR4);
+	memcpy(s->dr, vcpu->dr, sizeof(s->dr));
+	s->dr6 = vcpu->dr6;
+	s->dr7 = vmcs_read(VMCS_GUEST_DR7);
+	s->efer = vmcs_read(VMCS_GUEST_EFER);
+	s->pat = vmcs_read(VMCS_GUEST_PAT);
+	s->debugctl = vmcs_read(VMCS_GUEST_DEBUGCTL);
+	s->sysenter_cs = vmcs_read(VMCS_GUEST_SYSENTER_CS);
+	s->sysenter_esp = vmcs_read(VMCS_GUEST_SYSENTER_ESP);
+	s->sysenter_eip = vmcs_read(VMCS_GUEST_SYSENTER_EIP);
+	s->star = v->msr_area[SWAP_STAR].value;
+	s->lstar = v->msr_area[SWAP_LSTAR].value;
+	s->cstar = v->msr_area[SWAP_CSTAR].value;
+	s->sfmask = v->msr_area[SWAP_SFMASK].value;
+	s->kernel_gs_base = v->msr_area[SWAP_KERNEL_GS_BASE].value;
+	for (unsigned i = 0; i < SEG_COUNT; i++) {
+		uint32_t ar = (uint32_t)vmcs_read(VMCS_GUEST_ES_AR + 2 * i);
+		/*
+		 * Of an unusable segment's access rights only SS.DPL (the CPL)
+		 * is defined (SDM 27.3.2); the rest is left out of the state.
+		 */
+		if (ar & VMX_AR_UNUSABLE)
+			ar = VCPU_SEG_UNUSABLE | (i == SEG_SS ? ar & SEG_ATTR_DPL_MASK : 0);
+		s->seg[i] = (struct vcpu_segment){
+			.selector = (uint16_t)vmcs_read(VMCS_GUEST_ES_SEL + 2 * i),
+			.base = vmcs_read(VMCS_GUEST_ES_BASE + 2 * i),
+			.limit = (uint32_t)vmcs_read(VMCS_GUEST_ES_LIMIT + 2 * i),
+			.attributes = ar,
+		};
+	}
+	s->gdtr_base = vmcs_read(VMCS_GUEST_GDTR_BASE);
+	s->gdtr_limit = (uint32_t)vmcs_read(VMCS_GUEST_GDTR_LIMIT);
+	s->idtr_base = vmcs_read(VMCS_GUEST_IDTR_BASE);
+	s->idtr_limit = (uint32_t)vmcs_read(VMCS_GUEST_IDTR_LIMIT);
+	s->interruptibility = (uint32_t)vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+	s->activity = vcpu->halted ? VCPU_ACTIVITY_HLT : (uint32_t)vmcs_read(VMCS_GUEST_ACTIVITY);
+	s->pending_debug = vmcs_read(VMCS_GUEST_PENDING_DBG);
+	/* The PDPTE fields mean something only in PAE paging (SDM 26.3.2.4). */
+	if (pae_paging(s->cr0, s->cr4, s->efer))
+		for (unsigned i = 0; i < 4; i++)
+			s->pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
+	/* An event an exit interrupted is already queued again (requeue_interrupted_event). */
+	s->event = pending_event(v);
+	memcpy(&s->fpu, vcpu->fpu, sizeof(s->fpu));
 }
 
 void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_code,
@@ -596,9 +774,7 @@ static const enum vmcs_field vmcs_guest_reg[GUEST_REG_COUNT] = {
 	[GUEST_REG_RIP] = VMCS_GUEST_RIP,
 	[GUEST_REG_RSP] = VMCS_GUEST_RSP,
 	[GUEST_REG_RFLAGS] = VMCS_GUEST_RFLAGS,
-	[GUEST_REG_CR0] = VMCS_CR0_SHADOW,
 	[GUEST_REG_CR3] = VMCS_GUEST_CR3,
-	[GUEST_REG_CR4] = VMCS_CR4_SHADOW,
 	[GUEST_REG_EFER] = VMCS_GUEST_EFER,
 	[GUEST_REG_PAT] = VMCS_GUEST_PAT,
 	[GUEST_REG_FS_BASE] = VMCS_GUEST_ES_BASE + 2 * SEG_FS,
@@ -627,7 +803,14 @@ uint64_t virt_guest_reg(struct vcpu *vcpu, enum guest_reg reg)
 	if (slot >= 0)
 		return to_vmx(vcpu)->msr_area[slot].value;
 	vmcs_load(to_vmx(vcpu)->vmcs_pa);
-	return vmcs_read(vmcs_guest_reg[reg]);
+	switch (reg) {
+	case GUEST_REG_CR0:
+		return cr_guest_view(VMCS_GUEST_CR0, VMCS_CR0_SHADOW, cr0_host_owned());
+	case GUEST_REG_CR4:
+		return cr_guest_view(VMCS_GUEST_CR4, VMCS_CR4_SHADOW, cr4_host_owned());
+	default:
+		return vmcs_read(vmcs_guest_reg[reg]);
+	}
 }
 
 void virt_set_guest_reg(struct vcpu *vcpu, enum guest_reg reg, uint64_t value)

@@ -1,0 +1,52 @@
+/*
+ * struct vcpu_state (vmm/virt.h) as a record of the device state codec
+ * (devices/devstate.h): one descriptor, so a vCPU is written in a fixed
+ * byte order with a version and every value range-checked on load, and
+ * the checks every backend applies before it loads a state. Plain C, no
+ * hardware access: the unit tests run it on the host.
+ */
+#ifndef VMM_VCPU_STATE_H
+#define VMM_VCPU_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/devstate.h"
+#include "vmm/virt.h"
+
+/* The record's name and its descriptor; version 1. */
+#define VCPU_STATE_RECORD_NAME "vcpu"
+extern const struct devstate_desc vcpu_state_desc;
+
+/* Bytes devstate_save() writes for one vCPU record. */
+#define VCPU_STATE_RECORD_MAX 1024
+
+/*
+ * What the CPU that would run the state allows; the backend reads them
+ * from the hardware (for VT-x: IA32_VMX_CR4_FIXED1, CPUID 80000008H, the
+ * MXCSR_MASK of an FXSAVE).
+ */
+struct vcpu_state_limits {
+	uint64_t cr4_allowed;   /* CR4 bits a guest may set */
+	unsigned maxphyaddr;    /* physical-address width the guest sees */
+	uint32_t mxcsr_allowed; /* MXCSR bits FXRSTOR accepts (SDM Vol. 1, 11.6.6) */
+};
+
+/*
+ * Every rule a state must meet to be loaded: the decoder's ranges and
+ * cross-field rules (vcpu_state_desc's check), then the limits of this CPU.
+ * They are the guest-state checks of VM entry (SDM Vol. 3C 26.3.1), the
+ * event-injection checks (26.2.1.3), and the rules by which the
+ * instructions that write a register would have refused the value (so that
+ * the state is one a guest could have reached). false: err names the field.
+ */
+bool vcpu_state_check(const struct vcpu_state *state, const struct vcpu_state_limits *limits,
+		      struct devstate_error *err);
+
+/* The x86 power-on state (SDM Vol. 3A, 9.1.1, table 9-1). */
+void vcpu_state_power_on(struct vcpu_state *state);
+
+/* A boot mode's register state (vmm/guest_boot.h) over the power-on state. */
+void vcpu_state_from_boot(const struct vcpu_boot_state *boot, struct vcpu_state *state);
+
+#endif
