@@ -248,8 +248,13 @@ $(BUILD)/bench/switch_bench: tests/bench/switch_bench.c vnet/switch.c vnet/dhcp.
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=c11 $(WARN) -O2 -I. -Iinclude $^ -o $@
 
-bench: image $(BUILD)/bench/switch_bench
+$(BUILD)/bench/savefile_bench: tests/bench/savefile_bench.c vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 $(WARN) -O2 -I. -Iinclude $^ -o $@
+
+bench: image $(BUILD)/bench/switch_bench $(BUILD)/bench/savefile_bench
 	@$(BUILD)/bench/switch_bench
+	@$(BUILD)/bench/savefile_bench
 	@tests/bench/run.sh
 
 run: image
