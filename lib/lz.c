@@ -30,6 +30,32 @@ static inline uint32_t read32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static inline uint64_t read64(const uint8_t *p)
+{
+	return (uint64_t)read32(p) | (uint64_t)read32(p + 4) << 32;
+}
+
+/*
+ * How far the bytes at a and b agree, up to limit: eight at a time, the
+ * first differing byte found as the lowest set bit of their difference
+ * (the reads are little-endian).
+ */
+static size_t common_length(const uint8_t *a, const uint8_t *b, size_t limit)
+{
+	size_t n = 0;
+
+	while (limit - n >= 8) {
+		uint64_t diff = read64(a + n) ^ read64(b + n);
+
+		if (diff)
+			return n + (size_t)__builtin_ctzll(diff) / 8;
+		n += 8;
+	}
+	while (n < limit && a[n] == b[n])
+		n++;
+	return n;
+}
+
 static inline uint32_t hash4(uint32_t v)
 {
 	/* Knuth's multiplicative hash: the top bits mix all four bytes. */
@@ -120,9 +146,9 @@ size_t lz_compress(struct lz_workspace *ws, const uint8_t *src, size_t src_size,
 			ip += 1u + (misses >> MISS_STEP_SHIFT);
 			continue;
 		}
-		len = LZ_MIN_MATCH;
-		while (ip + len < src_size && src[candidate + len] == src[ip + len])
-			len++;
+		len = LZ_MIN_MATCH + common_length(src + candidate + LZ_MIN_MATCH,
+						   src + ip + LZ_MIN_MATCH,
+						   src_size - ip - LZ_MIN_MATCH);
 		if (!put_sequence(dst, dst_cap, &op, src + anchor, ip - anchor, ip - candidate, len))
 			return 0;
 		ip += len;

@@ -449,6 +449,10 @@ static bool emit_record(struct savefile_writer *w, uint16_t type, uint16_t flags
 	uint8_t header[SAVEFILE_RECORD_HEADER_SIZE];
 	uint32_t crc;
 
+	if (w->walk.index == UINT32_MAX) {
+		w->failed = true;
+		return fail(&w->error, "more than %u records", UINT32_MAX - 1);
+	}
 	le_put(header, type, 2);
 	le_put(header + 2, flags, 2);
 	le_put(header + 4, head_size + body_size, 4);
@@ -729,7 +733,7 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 	if (!check_prefix(file, size, err))
 		return false;
 	for (;;) {
-		const uint8_t *h = file + pos, *p = h + SAVEFILE_RECORD_HEADER_SIZE;
+		const uint8_t *h = file + pos, *p;
 		size_t left = size - pos;
 		uint16_t type, flags;
 		uint32_t len;
@@ -738,9 +742,14 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 		if (left < SAVEFILE_RECORD_HEADER_SIZE)
 			return fail(err, "truncated: %zu bytes where record %u should start, no footer",
 				    left, walk->index);
+		/* 2^32 empty records are 48 GiB: a file of RAM's size could hold them. */
+		if (walk->index == UINT32_MAX)
+			return fail(err, "more than %u records", UINT32_MAX - 1);
 		type = (uint16_t)le_get(h, 2);
 		flags = (uint16_t)le_get(h + 2, 2);
 		len = (uint32_t)le_get(h + 4, 4);
+		/* Only now: a pointer past the file's end is undefined even unread. */
+		p = h + SAVEFILE_RECORD_HEADER_SIZE;
 		left -= SAVEFILE_RECORD_HEADER_SIZE;
 		describe(what, walk->index, type, p, left < len ? left : len);
 		if (len > SAVEFILE_RECORD_MAX)
@@ -758,9 +767,9 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 				return false;
 			r->footer_offset = pos;
 			break;
-		} else if (!check_record(walk, type, flags, p, len, err)) {
-			return false;
 		}
+		if (!check_record(walk, type, flags, p, len, err))
+			return false;
 		pos += SAVEFILE_RECORD_HEADER_SIZE + len;
 		walk->index++;
 	}
