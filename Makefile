@@ -46,7 +46,7 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 	devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c \
 	devices/disk.c devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
-SHARED_SRCS := boot/config.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
+SHARED_SRCS := boot/config.c lib/crc32c.c lib/lz.c vmm/savefile.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c vmm/vm_clock.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
 	devices/devstate.c devices/device_table.c vmm/vcpu_state.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
@@ -67,7 +67,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
-	devstate spinlock msr_policy control vm_clock vcpu_state
+	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood
@@ -208,6 +208,8 @@ $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $
 $(BUILD)/unit/test_vcpu_state: tests/unit/test_vcpu_state.c vmm/vcpu_state.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
+$(BUILD)/unit/test_lz: tests/unit/test_lz.c lib/lz.c lib/crc32c.c
+$(BUILD)/unit/test_savefile: tests/unit/test_savefile.c vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c
 $(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid_policy.c \
 	vmm/sched_policy.c devices/port_bus.c
 $(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
@@ -261,8 +263,13 @@ $(BUILD)/bench/switch_bench: tests/bench/switch_bench.c vnet/switch.c vnet/dhcp.
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=c11 $(WARN) -O2 -I. -Iinclude $^ -o $@
 
-bench: image $(BUILD)/bench/switch_bench
+$(BUILD)/bench/savefile_bench: tests/bench/savefile_bench.c vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 $(WARN) -O2 -I. -Iinclude $^ -o $@
+
+bench: image $(BUILD)/bench/switch_bench $(BUILD)/bench/savefile_bench
 	@$(BUILD)/bench/switch_bench
+	@$(BUILD)/bench/savefile_bench
 	@tests/bench/run.sh
 
 run: image

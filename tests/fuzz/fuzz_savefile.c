@@ -1,0 +1,58 @@
+/*
+ * libFuzzer target: the save file reader (vmm/savefile.c). Each input is
+ * opened twice: as it is (the checksums refuse almost every mutation),
+ * then with its checksums, footer length and record count made right
+ * (tests/unit/savefile_reseal.h), so mutations reach the rules behind
+ * them. A file the reader accepts is walked record by record and every
+ * memory run is decoded into a page buffer, as a restore would; nothing
+ * may read or write out of bounds, and an accepted file's runs must
+ * cover exactly its RAM.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/unit/savefile_reseal.h"
+#include "vmm/savefile.h"
+
+#define FILE_MAX (1u << 20)
+
+static uint8_t copy[FILE_MAX], pages[LZ_BLOCK_MAX];
+
+static void walk(const uint8_t *file, size_t size)
+{
+	struct savefile_reader r;
+	struct savefile_record rec;
+	struct savefile_run run;
+	struct savefile_error err;
+	uint64_t covered = 0;
+
+	if (!savefile_open(&r, file, size, &err)) {
+		if (err.text[0] == '\0')
+			abort(); /* every refusal says why */
+		return;
+	}
+	while (savefile_next(&r, &rec)) {
+		if (rec.type != SAVEFILE_MEMORY)
+			continue;
+		if (!savefile_memory_run(&rec, &run, &err))
+			abort(); /* savefile_open accepted it */
+		covered += (uint64_t)run.pages * SAVEFILE_PAGE_SIZE;
+		if (run.encoding == SAVEFILE_RUN_ZERO)
+			continue;
+		savefile_run_decode(&run, pages, (size_t)run.pages * SAVEFILE_PAGE_SIZE, &err);
+	}
+	if (covered != r.walk.header.ram_bytes)
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size > FILE_MAX)
+		return 0;
+	walk(data, size);
+	memcpy(copy, data, size);
+	savefile_reseal(copy, size, true);
+	walk(copy, size);
+	return 0;
+}
