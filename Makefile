@@ -55,7 +55,7 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/handover_switch.S \
 	vmm/main.c vmm/percpu.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	$(VIRT_SRCS) \
-	vmm/vm.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
+	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
 	vmm/control_console.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
 	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c
@@ -170,7 +170,7 @@ $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/vm_clock.c vmm/page_alloc.c vmm/platform.c \
 	$(PLATFORM_SRCS) boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c \
-	vmm/vcpu_state.c
+	vmm/vcpu_state.c vmm/vm_save.c vmm/savefile.c lib/lz.c lib/crc32c.c vmm/cpuid_policy.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
 $(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c

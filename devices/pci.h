@@ -20,8 +20,12 @@
 #include "devices/devstate.h"
 #include "devices/port_bus.h"
 
-/* Devices 1..PCI_MAX_DEVICES of bus 0 take registered functions. */
-#define PCI_MAX_DEVICES 8
+/*
+ * Devices 1..PCI_MAX_DEVICES of bus 0 take registered functions: a disk,
+ * four adapters, and room for two more (each slot is ~600 bytes of every
+ * VM's state).
+ */
+#define PCI_MAX_DEVICES 7
 #define PCI_CONFIG_SIZE 256
 #define PCI_NUM_BARS 6
 

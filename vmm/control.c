@@ -42,6 +42,7 @@ static const struct request_type request_types[] = {
 	{ API_REQ_TURN_OFF, CONTROL_PRIV_OPERATE, turn_off_vm },
 	{ API_REQ_RESET, CONTROL_PRIV_OPERATE, reset_vm },
 	{ API_REQ_SAVE, CONTROL_PRIV_OPERATE, save_vm },
+	{ API_REQ_DISCARD_SAVED_STATE, CONTROL_PRIV_OPERATE, discard_saved_state },
 	{ API_REQ_PAUSE, CONTROL_PRIV_OPERATE, pause_vm },
 	{ API_REQ_RESUME, CONTROL_PRIV_OPERATE, resume_vm },
 	{ API_REQ_ADD_NETWORK_ADAPTER, CONTROL_PRIV_ADMIN, add_nic },

@@ -81,6 +81,7 @@ int startup_vm(struct call *c);
 int turn_off_vm(struct call *c);
 int reset_vm(struct call *c);
 int save_vm(struct call *c);
+int discard_saved_state(struct call *c);
 int pause_vm(struct call *c);
 int resume_vm(struct call *c);
 /* IVMGuestOS */

@@ -255,6 +255,10 @@ int get_state(struct call *c)
 	if (extra[vm->id].reason[0])
 		tlv_put_str(&c->w, API_TAG_REASON, extra[vm->id].reason);
 	tlv_put_u32(&c->w, API_TAG_CONTROL_DENIED, mgmt_denied(vm->id));
+	if (vm->state == VM_STATE_SAVED) {
+		tlv_put_u64(&c->w, API_TAG_SAVED_SIZE, vm->saved.bytes);
+		tlv_put_u64(&c->w, API_TAG_SAVED_AT, vm->saved.saved_at);
+	}
 	return 0;
 }
 
@@ -276,15 +280,17 @@ static int state_op(struct call *c, enum vm_op op)
 		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
 		return -1;
 	}
-	if (op == VM_OP_SAVE || vm->state == VM_STATE_SAVED)
-		return fail(c, API_E_NOT_SUPPORTED, "%s: saved states are not supported yet",
-			    request_name(rq));
 	if (op == VM_OP_TURN_OFF)
 		tlv_get_str(c->req, c->len, API_TAG_REASON, reason, sizeof(reason));
+	enum vm_state before = vm->state;
 	if (vm_control(vm, op, reason[0] ? reason : NULL)) {
+		if (vm->state == before && op == VM_OP_SAVE)
+			return fail(c, API_E_NO_RESOURCES, "Save: %s keeps running: no memory for "
+				    "its saved state", vm->cfg->name);
 		control_vm_follow_events(); /* picks up why it ended */
-		return fail(c, API_E_INTERNAL, "%s: %s could not start: %s", request_name(rq),
-			    vm->cfg->name, extra[vm->id].reason);
+		return fail(c, API_E_INTERNAL, "%s: %s could not %s: %s", request_name(rq),
+			    vm->cfg->name, before == VM_STATE_SAVED ? "be restored" : "start",
+			    extra[vm->id].reason);
 	}
 	tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
 	tlv_put_u64(&c->w, API_TAG_SEQ, vm_event_seq());
@@ -309,6 +315,24 @@ int reset_vm(struct call *c)
 int save_vm(struct call *c)
 {
 	return state_op(c, VM_OP_SAVE);
+}
+
+int discard_saved_state(struct call *c)
+{
+	const uint16_t rq = API_REQ_DISCARD_SAVED_STATE;
+	struct vm *vm;
+
+	if (need_vm(c, rq, &vm))
+		return -1;
+	if (vm_discard_saved_state(vm)) {
+		fail(c, API_E_INVALID_STATE, "DiscardSavedState: %s is %s, not Saved",
+		     vm->cfg->name, vm_state_name(vm->state));
+		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+		return -1;
+	}
+	tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+	tlv_put_u64(&c->w, API_TAG_SEQ, vm_event_seq());
+	return 0;
 }
 
 int pause_vm(struct call *c)

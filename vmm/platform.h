@@ -26,6 +26,7 @@
 /* Legacy IRQ lines of the virtio devices when a driver uses INTx, not MSI-X. */
 #define PLATFORM_IRQ_BLK 10
 #define PLATFORM_VIRTIO_MAX (1 + CFG_MAX_NICS)
+_Static_assert(PLATFORM_VIRTIO_MAX <= PCI_MAX_DEVICES, "every virtio transport has a PCI slot");
 
 struct vm;
 struct port_bus;

@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
 #include "lib/fmt.h"
+#include "lib/spinlock.h"
 #include "vmm/clock.h"
 #include "vmm/guest_boot.h"
 #include "vmm/log.h"
@@ -27,18 +28,22 @@
 static struct vm *slots[VM_MAX];
 static struct vm *vms[VM_MAX];
 static unsigned vm_total;
+/* The event ring: written by whichever CPU changes a VM's state, read by the control path. */
 static struct vm_event events[VM_EVENT_RING];
 static uint64_t event_seq;
+static struct spinlock events_lock;
 
 unsigned vm_events_since(uint64_t after, struct vm_event *out, unsigned max)
 {
-	uint64_t first = event_seq > VM_EVENT_RING ? event_seq - VM_EVENT_RING + 1 : 1;
 	unsigned n = 0;
 
+	spin_lock(&events_lock);
+	uint64_t first = event_seq > VM_EVENT_RING ? event_seq - VM_EVENT_RING + 1 : 1;
 	if (after + 1 > first)
 		first = after + 1;
 	for (uint64_t seq = first; seq <= event_seq && n < max; seq++)
 		out[n++] = events[seq % VM_EVENT_RING];
+	spin_unlock(&events_lock);
 	return n;
 }
 
@@ -420,13 +425,27 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
  * it encodes, checks and loads. The guest TSC is not in it: it is the VM
  * clock's (vmm/vm_clock.h), which Pause stops and Resume starts.
  */
-static void park_vcpu(struct vm *vm)
+_Static_assert(VCPU_STATE_RECORD_MAX <= PAGE_SIZE, "a parked vCPU fits its page");
+
+static int park_vcpu(struct vm *vm)
 {
 	struct vcpu_state state;
 	const struct devstate_instance record = { &vcpu_state_desc, &state, NULL };
 
+	if (page_alloc_alloc(vm->pages, 1, 1, &vm->parked_vcpu))
+		return -1;
 	virt_vcpu_get_state(&vm->vcpu, &state);
-	vm->parked_vcpu_len = devstate_save(&record, 1, vm->parked_vcpu, sizeof(vm->parked_vcpu));
+	vm->parked_vcpu_len = devstate_save(&record, 1, (uint8_t *)(uintptr_t)vm->parked_vcpu,
+					    VCPU_STATE_RECORD_MAX);
+	return 0;
+}
+
+static void drop_parked_vcpu(struct vm *vm)
+{
+	if (vm->parked_vcpu)
+		page_alloc_free(vm->pages, vm->parked_vcpu, 1);
+	vm->parked_vcpu = 0;
+	vm->parked_vcpu_len = 0;
 }
 
 /* Returns -1 with the reason, the vCPU as it was, when the parked state is refused. */
@@ -437,7 +456,8 @@ static int unpark_vcpu(struct vm *vm, char *why, size_t why_size)
 	const struct devstate_instance record = { &vcpu_state_desc, &state, NULL };
 
 	vcpu_state_power_on(&state);
-	if (!devstate_load(&record, 1, vm->parked_vcpu, vm->parked_vcpu_len, &err) ||
+	if (!devstate_load(&record, 1, (const uint8_t *)(uintptr_t)vm->parked_vcpu,
+			   vm->parked_vcpu_len, &err) ||
 	    virt_vcpu_set_state(&vm->vcpu, &state, &err)) {
 		fmt_snprintf(why, why_size, "%s", err.text);
 		return -1;
@@ -461,19 +481,35 @@ static void clock_follow_state(struct vm *vm, enum vm_state state)
 
 static void enter_state(struct vm *vm, enum vm_state state, const char *reason)
 {
-	struct vm_event *e = &events[++event_seq % VM_EVENT_RING];
-
 	clock_follow_state(vm, state);
 
+	spin_lock(&events_lock);
+	struct vm_event *e = &events[++event_seq % VM_EVENT_RING];
 	*e = (struct vm_event){ .seq = event_seq, .vm_id = vm->id, .state = state };
 	fmt_snprintf(e->vm_name, sizeof(e->vm_name), "%s", vm->cfg->name);
 	if (reason)
 		fmt_snprintf(e->reason, sizeof(e->reason), "%s", reason);
+	spin_unlock(&events_lock);
 	vm->state = state;
 	if (reason && *reason)
 		log_info("vm '%s': %s (%s)", vm->cfg->name, vm_state_name(state), reason);
 	else
 		log_info("vm '%s': %s", vm->cfg->name, vm_state_name(state));
+}
+
+/*
+ * A VM that cannot start ends with the reason, like any other; one that
+ * could not be restored stays Saved with its file, to be started again
+ * or discarded.
+ */
+static int end_failed_start(struct vm *vm, bool restore, const char *why)
+{
+	enter_state(vm, VM_STATE_TURNING_OFF, NULL);
+	enter_state(vm, VM_STATE_DELETE_MACHINE, NULL);
+	enter_state(vm, VM_STATE_TURNED_OFF, why);
+	if (restore)
+		vm->state = VM_STATE_SAVED;
+	return -1;
 }
 
 int vm_control(struct vm *vm, enum vm_op op, const char *reason)
@@ -486,11 +522,16 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 			 vm_state_name(vm->state));
 		return -1;
 	}
-	if (op == VM_OP_SAVE || vm->state == VM_STATE_SAVED) {
-		log_warn("vm '%s': %s: saved states are not supported yet", vm->cfg->name,
-			 vm_op_name(op));
+	if (op == VM_OP_SAVE && vm_save_capture(vm, why, sizeof(why))) {
+		log_err("vm '%s': Save refused: %s", vm->cfg->name, why);
 		return -1;
 	}
+	if (op == VM_OP_PAUSE && park_vcpu(vm)) {
+		log_err("vm '%s': Pause refused: no memory to park its vCPU state in",
+			vm->cfg->name);
+		return -1;
+	}
+	bool restore = vm->state == VM_STATE_SAVED;
 	if (op == VM_OP_RESUME && unpark_vcpu(vm, why, sizeof(why))) {
 		log_err("vm '%s': Resume refused, its parked vCPU state does not load: %s",
 			vm->cfg->name, why);
@@ -500,19 +541,32 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 		enum vm_state next = t->events[i];
 
 		enter_state(vm, next, i + 1 == t->event_count ? reason : NULL);
-		if (next == VM_STATE_PAUSED)
-			park_vcpu(vm);
 		if (next == VM_STATE_TURNING_OFF)
 			platform_report_device_work(vm);
 		if (next == VM_STATE_TURNING_ON &&
-		    power_on(vm, op == VM_OP_STARTUP, why, sizeof(why))) {
-			/* A VM that cannot start ends with the reason, like any other. */
-			enter_state(vm, VM_STATE_TURNING_OFF, NULL);
-			enter_state(vm, VM_STATE_DELETE_MACHINE, NULL);
-			enter_state(vm, VM_STATE_TURNED_OFF, why);
-			return -1;
+		    power_on(vm, op == VM_OP_STARTUP, why, sizeof(why)))
+			return end_failed_start(vm, restore, why);
+		if (next == VM_STATE_RESTORING) {
+			if (vm_save_restore(vm, why, sizeof(why)))
+				return end_failed_start(vm, restore, why);
+			apply_tsc_offset(vm); /* the loaded clock's */
 		}
 	}
+	if (vm->state != VM_STATE_PAUSED)
+		drop_parked_vcpu(vm); /* resumed, or ended from Paused */
+	if (op == VM_OP_SAVE)
+		vm->state = VM_STATE_SAVED; /* after its TurnedOff event, as the state table has it */
+	if (restore)
+		vm_save_discard(vm); /* the guest runs on from it: the file is no longer its state */
+	return 0;
+}
+
+int vm_discard_saved_state(struct vm *vm)
+{
+	if (vm->state != VM_STATE_SAVED)
+		return -1;
+	vm_save_discard(vm);
+	enter_state(vm, VM_STATE_TURNED_OFF, "saved state discarded");
 	return 0;
 }
 
@@ -664,6 +718,7 @@ void vm_delete(struct vm *vm)
 	vms[--vm_total] = NULL;
 	slots[vm->id] = NULL;
 
+	vm_save_discard(vm);
 	disk_delete(vm);
 	virt_vcpu_destroy(&vm->vcpu, pages);
 	virt_vm_destroy(vm, pages);

@@ -22,6 +22,7 @@
 #include "vmm/sched_policy.h"
 #include "vmm/vm_clock.h"
 #include "vmm/vcpu_state.h"
+#include "vmm/vm_save.h"
 #include "abi/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -79,9 +80,15 @@ struct vm {
 	bool ram_from_pool; /* vm_delete gives its RAM back (VM_RAM_FROM_POOL) */
 	struct page_alloc *pages; /* where its state, RAM and disk chunks came from */
 	struct vcpu vcpu;
-	/* While Paused: the vCPU's state as a record (vmm/vcpu_state.h); Resume loads it. */
-	uint8_t parked_vcpu[VCPU_STATE_RECORD_MAX];
+	/*
+	 * While Paused: the vCPU's state as a record (vmm/vcpu_state.h) in a
+	 * page of its own (0: none), so a VM that is not paused does not carry
+	 * it; Resume loads it.
+	 */
+	uint64_t parked_vcpu;
 	size_t parked_vcpu_len;
+	/* Save's file while the VM is Saved (vmm/vm_save.h). */
+	struct vm_saved saved;
 	/*
 	 * A guest-caused end or reset seen while the vCPU ran; it is applied
 	 * (vm_control) when the vCPU is back in the scheduler.
@@ -211,9 +218,16 @@ void vm_delete(struct vm *vm);
 /*
  * Applies a control operation: runs its event sequence (vm_state.h) with
  * the side effects at each step. Returns 0, or -1 with nothing changed when
- * the operation is invalid in the VM's state or not supported yet.
+ * the operation is invalid in the VM's state or Save cannot capture the
+ * state; -1 after the events that end it when a start or a restore fails.
+ * Save's sequence ends with the TurnedOff event and leaves the VM Saved;
+ * a Startup from Saved restores it and drops the file, a failed one keeps
+ * the file and the VM Saved.
  */
 int vm_control(struct vm *vm, enum vm_op op, const char *reason);
+
+/* Saved -> TurnedOff, the saved state dropped (DiscardSavedState); -1 if not Saved. */
+int vm_discard_saved_state(struct vm *vm);
 
 /*
  * A guest-caused end (power-off, triple fault, fault the hypervisor cannot

@@ -70,6 +70,7 @@
 	X(LIST_NETWORK_ADAPTERS,      0x29, "ListNetworkAdapters")         \
 	X(CONSOLE_READ,               0x2a, "ConsoleRead")                 \
 	X(CONSOLE_WRITE,              0x2b, "ConsoleWrite")                \
+	X(DISCARD_SAVED_STATE,        0x2c, "DiscardSavedState")           \
 	/* IVMNetworkAdapter */                                            \
 	X(GET_MAC_ADDRESS,            0x30, "GetMacAddress")               \
 	X(ATTACH_TO_VIRTUAL_NETWORK,  0x31, "AttachToVirtualNetwork")      \
@@ -194,6 +195,9 @@ enum api_type {
 	X(LOST,              0x32, API_T_U64,        "lost")               \
 	X(DATA,              0x33, API_T_BYTES,      "data")               \
 	X(MAX_BYTES,         0x34, API_T_U32,        "max_bytes")          \
+	/* Saved state (GetState of a Saved VM) */                          \
+	X(SAVED_SIZE,        0x38, API_T_SIZE,       "saved_size")         \
+	X(SAVED_AT,          0x39, API_T_U64,        "saved_at")           \
 	/* Network adapter */                                              \
 	X(NIC,               0x40, API_T_U8,         "nic")                \
 	X(NIC_ENTRY,         0x41, API_T_LIST,       "nic_entry")          \

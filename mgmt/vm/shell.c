@@ -54,6 +54,8 @@ const struct shell_command shell_commands[] = {
 	  "Reset a running or paused VM", { ARG_VM("name") } },
 	{ { "vm", "save" }, API_REQ_SAVE, 0,
 	  "Save a VM's state and turn it off", { ARG_VM("name") } },
+	{ { "vm", "discard" }, API_REQ_DISCARD_SAVED_STATE, 0,
+	  "Drop a saved VM's state: it is TurnedOff", { ARG_VM("name") } },
 	{ { "vm", "pause" }, API_REQ_PAUSE, 0,
 	  "Pause a running VM", { ARG_VM("name") } },
 	{ { "vm", "resume" }, API_REQ_RESUME, 0,

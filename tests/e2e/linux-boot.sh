@@ -127,6 +127,38 @@ if result lin1 REATTACHED "reach $ip2"; then
 else
 	fail "linux: lin2 unreachable after nic-attach"
 fi
+
+# Save lin2 and start it from its saved state (docs/savefile.md): its shell,
+# a background process, its files and its network go on where they were.
+run lin2 'sleep 100000 & echo $! >/tmp/bg; echo BG-$(cat /tmp/bg)' 'BG-[0-9]+' >/dev/null
+save_ctl() { timeout 300 "$root/build/vmmctl" -c "unix:$work/line.sock" -t 120 "$@"; }
+if save_ctl save lin2 >"$work/save.out" 2>&1 && grep -q 'lin2: Saved' "$work/save.out"; then
+	pass "linux: vmmctl save lin2 ($(grep -ao "vm 'lin2': state saved: [^(]*" "$serial" | tail -1 | sed "s/vm 'lin2': //"))"
+else
+	fail "linux: vmmctl save lin2 ($(tail -1 "$work/save.out"))"
+fi
+if save_ctl start lin2 >"$work/restore.out" 2>&1 && grep -q 'lin2: Running' "$work/restore.out"; then
+	pass "linux: vmmctl start lin2 restores it ($(grep -ao "vm 'lin2': state restored [^(]*" "$serial" | tail -1 | sed "s/vm 'lin2': //"))"
+else
+	fail "linux: vmmctl start lin2 from its saved state ($(tail -1 "$work/restore.out"))"
+fi
+if run lin2 'kill -0 $(cat /tmp/bg) && echo ALIVE-$((2 + 3))' 'ALIVE-5' 300; then
+	pass "linux: after Restore lin2's shell answers and its background process lives"
+else
+	fail "linux: lin2's shell or process after Restore"
+fi
+run lin2 'md5sum /tmp/f | sed "s/ .*/ KEPT/"' '[0-9a-f]{32} KEPT' >/dev/null
+kept=$(grep -aoE '\[lin2\] [0-9a-f]{32} KEPT' "$serial" | tail -1 | awk '{print $2}')
+if [ -n "$kept" ] && [ "$kept" = "$sent" ]; then
+	pass "linux: lin2's file is intact after Restore (md5 $kept)"
+else
+	fail "linux: lin2's file after Restore (${kept:-none}, was ${sent:-none})"
+fi
+if result lin1 RESTORED "reach $ip2"; then
+	pass "linux: lin1 reaches the restored lin2 over lan"
+else
+	fail "linux: lin1 cannot reach lin2 after Restore"
+fi
 # Every frame the two guests' drivers sent meanwhile (10 pings each way and
 # whatever else they send) is counted by lan's switch: received, or dropped
 # with a reason (its storm limit takes some of Linux's multicast). The four

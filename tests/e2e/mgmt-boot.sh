@@ -367,7 +367,53 @@ fi
 ok "vmmctl reset: Reset answers Running" reset "d['state'] == 'Running'" reset web2
 events_are "vmmctl events: Reset is TurningOff, DeleteMachine, TurningOn, Running" reset \
 	TurningOff DeleteMachine TurningOn Running
-refused "vmmctl save: Save is NOT_SUPPORTED (never faked)" save NOT_SUPPORTED save web2
+
+# Save, and Startup from the saved state (docs/savefile.md): the echo guest goes
+# on where it stopped, with its TSC going on from the saved value; it is not
+# booted again ("echo: ready" is not printed again).
+ctl console web2 --send 'before save\r' >/dev/null 2>&1
+console_has save-1 'echo: before save' || fail "save: the echo guest did not answer before Save"
+ctl console web2 --send 'clock\r' >/dev/null 2>&1
+clock_saved=$(guest_clock_ms 3)
+ready_before=$(grep -ac 'echo: ready' "$out/clock.out")
+ok "vmmctl save: Save answers Saved" save "d['state'] == 'Saved'" save web2
+events_are "vmmctl events: Save is Saving, TurningOff, DeleteMachine, TurnedOff" save \
+	Saving TurningOff DeleteMachine TurnedOff
+ok "vmmctl state: a saved VM reports its saved size and time" state-saved \
+	"d['state'] == 'Saved' and 0 < d['saved_size'] < 4 << 20 and d['saved_at'] > 1600000000" \
+	state web2
+grep -a "vm 'web2': state saved" "$serial" | tail -1 | sed 's/^/  /'
+refused "vmmctl delete: a saved VM is kept until its state is discarded (INVALID_STATE)" \
+	delete-saved INVALID_STATE delete web2
+refused "vmmctl pause: Pause of a saved VM is INVALID_STATE" pause-saved INVALID_STATE pause web2
+ok "vmmctl start: Startup of a saved VM answers Running" restore "d['state'] == 'Running'" start web2
+events_are "vmmctl events: Startup from Saved is TurningOn, Restoring, Running" restore \
+	TurningOn Restoring Running
+ctl console web2 --send 'after restore\r' >/dev/null 2>&1
+if console_has save-2 'echo: after restore'; then
+	pass "restore: the echo guest answers after Startup from its saved state"
+else
+	fail "restore: no 'echo: after restore' ($(tail -c 200 "$out/save-2.out"))"
+fi
+ctl console web2 --send 'clock\r' >/dev/null 2>&1
+clock_restored=$(guest_clock_ms 4)
+ready_after=$(grep -ac 'echo: ready' "$out/clock.out")
+if [ -n "$clock_saved" ] && [ -n "$clock_restored" ] && [ "$clock_restored" -ge "$clock_saved" ] &&
+	[ "$ready_after" = "$ready_before" ]; then
+	pass "restore: the guest went on, not booted again (clock ${clock_saved} -> ${clock_restored} ms, 'echo: ready' ${ready_after} times)"
+else
+	fail "restore: clock '$clock_saved' -> '$clock_restored', 'echo: ready' $ready_before -> $ready_after"
+fi
+ok "vmmctl save: Save of a restored VM" save-2 "d['state'] == 'Saved'" save web2
+ok "vmmctl discard: DiscardSavedState answers TurnedOff" discard "d['state'] == 'TurnedOff'" \
+	discard web2
+events_are "vmmctl events: Save, then Discard is TurnedOff" discard \
+	Saving TurningOff DeleteMachine TurnedOff TurnedOff
+refused "vmmctl discard: Discard without a saved state is INVALID_STATE" discard-2 INVALID_STATE \
+	discard web2
+ok "vmmctl start: after Discard, Startup boots afresh" start-fresh "d['state'] == 'Running'" \
+	start web2
+events_are "vmmctl events: a fresh Startup is TurningOn, Running" start-fresh TurningOn Running
 refused "vmmctl guest-heartbeat: GetHeartbeat is NOT_SUPPORTED" heartbeat NOT_SUPPORTED guest-heartbeat web2
 refused "vmmctl delete: DeleteVirtualMachine of a running VM is INVALID_STATE" delete-run INVALID_STATE delete web2
 events_are "vmmctl events: refused operations on a running VM change nothing" -
@@ -397,6 +443,8 @@ python3 - "$events" <<'PY' >"$out/events.check" 2>&1
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 want = ("TurningOn Running Paused Running TurningOff DeleteMachine TurningOn Running "
+        "Saving TurningOff DeleteMachine TurnedOff TurningOn Restoring Running "
+        "Saving TurningOff DeleteMachine TurnedOff TurnedOff TurningOn Running "
         "TurningOff DeleteMachine TurnedOff TurningOn Running Paused "
         "TurningOff DeleteMachine TurnedOff").split()
 got = [e.get("state") for e in ev]

@@ -253,6 +253,14 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 	return 0;
 }
 
+int vm_discard_saved_state(struct vm *vm)
+{
+	if (vm->state != VM_STATE_SAVED)
+		return -1;
+	push_event(vm, VM_STATE_TURNED_OFF, "saved state discarded");
+	return 0;
+}
+
 size_t vm_console_input(struct vm *vm, const uint8_t *data, size_t len)
 {
 	(void)vm;
@@ -843,7 +851,25 @@ static void test_state_changes(void **state)
 	assert_int_equal(call_vm(API_REQ_RESUME, "guest"), API_E_INVALID_STATE);
 	assert_int_equal(call_vm(API_REQ_RESET, "guest"), API_E_OK);
 	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_RUNNING);
-	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_NOT_SUPPORTED);
+	/* Save leaves it Saved, with the file's size and time in GetState; Startup restores. */
+	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_SAVED);
+	assert_int_equal(call_vm(API_REQ_GET_STATE, "guest"), API_E_OK);
+	assert_true(answer_has(API_TAG_SAVED_SIZE));
+	assert_true(answer_has(API_TAG_SAVED_AT));
+	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_INVALID_STATE);
+	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "guest"), API_E_INVALID_STATE);
+	assert_int_equal(call_vm(API_REQ_STARTUP, "guest"), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_RUNNING);
+	assert_int_equal(call_vm(API_REQ_GET_STATE, "guest"), API_E_OK);
+	assert_false(answer_has(API_TAG_SAVED_SIZE));
+	/* Discard drops a saved state: TurnedOff, and only from Saved. */
+	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_INVALID_STATE);
+	assert_message("not Saved");
+	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_OK);
+	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_TURNED_OFF);
+	assert_int_equal(call_vm(API_REQ_STARTUP, "guest"), API_E_OK);
 	begin();
 	tlv_put_str(&w, API_TAG_VM, "guest");
 	tlv_put_str(&w, API_TAG_REASON, "maintenance");

@@ -152,6 +152,9 @@ static void setup_two_vms(bool autostart)
 		cfg.vms[i].memory_bytes = 1 << 20;
 		cfg.vms[i].autostart = autostart;
 		bi.vms[i].ram_bytes = 1 << 20;
+		/* Reserved RAM as the firmware would have left it: Save reads it, Restore writes it. */
+		bi.vms[i].ram_base = (uint64_t)(uintptr_t)aligned_alloc(PAGE_SIZE, 1 << 20);
+		assert_true(bi.vms[i].ram_base != 0);
 	}
 	/* Host memory: an aligned heap block stands in for physical pages. */
 	void *arena = aligned_alloc(PAGE_SIZE, ARENA_PAGES * PAGE_SIZE);
@@ -296,14 +299,123 @@ static void test_reset_reloads_the_vcpu(void **state)
 	assert_int_equal(vm->vcpu.sched.vruntime, 0);
 }
 
-static void test_save_is_refused_until_supported(void **state)
+static const enum vm_state save_events[] = { VM_STATE_SAVING, VM_STATE_TURNING_OFF,
+					     VM_STATE_DELETE_MACHINE, VM_STATE_TURNED_OFF };
+static const enum vm_state restore_events[] = { VM_STATE_TURNING_ON, VM_STATE_RESTORING,
+						VM_STATE_RUNNING };
+
+/* What Save must carry: RAM, the vCPU, a device, the paravirtual state, guest time. */
+static void fill_guest(struct vm *vm)
+{
+	uint8_t *ram = vm_gpa_to_host(vm, 0);
+
+	memset(ram, 0, vm->boot->ram_bytes);
+	for (unsigned i = 0; i < PAGE_SIZE; i++) {
+		ram[PAGE_SIZE + i] = (uint8_t)(i / 16);     /* compresses */
+		ram[7 * PAGE_SIZE + i] = (uint8_t)(i * 2654435761u >> 13); /* hardly */
+	}
+	ram[vm->boot->ram_bytes - 1] = 0x77;
+	loaded_state = (struct vcpu_state){ 0 };
+	vcpu_state_power_on(&loaded_state);
+	loaded_state.gpr[0] = 0x5a5a5a5a;
+	loaded_state.rip = 0x1234;
+	loaded_state.fpu.xmm[3] = 0xcafe;
+	vm->com1.scr = 0xa5;
+	vm->vcpu.upcall_vector = 0x40;
+	vm->vcpu.upcall_pending = true;
+	vm->vcpu.timer_deadline = vm_now(vm).tsc + 1000000;
+}
+
+static void clobber_guest(struct vm *vm)
+{
+	memset(vm_gpa_to_host(vm, 0), 0xee, vm->boot->ram_bytes);
+	loaded_state = (struct vcpu_state){ 0 };
+	vm->com1.scr = 0;
+	vm->vcpu.upcall_vector = 0;
+	vm->vcpu.upcall_pending = false;
+	vm->vcpu.timer_deadline = 0;
+}
+
+/*
+ * Save: the state table's sequence, the VM Saved with its file; Startup:
+ * TurningOn, Restoring, Running, and the guest exactly as it was, its
+ * guest TSC going on from the saved value; the file's pages come back.
+ */
+static void test_save_and_restore(void **state)
 {
 	struct vm *vm = vm_a();
 	(void)state;
 
-	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), -1);
+	fill_guest(vm);
+	uint8_t *want = malloc(vm->boot->ram_bytes);
+	assert_non_null(want);
+	memcpy(want, vm_gpa_to_host(vm, 0), vm->boot->ram_bytes);
+	struct vcpu_state cpu = loaded_state;
+	uint64_t deadline = vm->vcpu.timer_deadline, free_before = pages.free_pages;
+	struct vm_time before = vm_now(vm);
+
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
+	expect_events(vm->id, save_events, 4, "");
 	expect_no_events();
+	assert_int_equal(vm->state, VM_STATE_SAVED);
+	/* Zero pages take no room: 1 MiB of RAM with two pages of data is a few KiB. */
+	assert_true(vm->saved.bytes > 2 * 1024 && vm->saved.bytes < 16 * 1024);
+	assert_int_equal(pages.free_pages, free_before - vm->saved.pages);
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), -1);
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), -1);
+	expect_no_events();
+
+	clobber_guest(vm);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, restore_events, 3, "");
 	assert_int_equal(vm->state, VM_STATE_RUNNING);
+	assert_memory_equal(vm_gpa_to_host(vm, 0), want, vm->boot->ram_bytes);
+	assert_memory_equal(&loaded_state, &cpu, sizeof(cpu));
+	assert_int_equal(vm->com1.scr, 0xa5);
+	assert_int_equal(vm->vcpu.upcall_vector, 0x40);
+	assert_true(vm->vcpu.upcall_pending);
+	assert_true(vm->vcpu.timer_deadline == deadline);
+	struct vm_time after = vm_now(vm);
+	assert_true(after.tsc >= before.tsc && after.ns >= before.ns);
+	assert_true(hardware_tsc_offset == vm_clock_tsc_offset(&vm->clock));
+	/* The guest runs on from the file, which is no longer its state. */
+	assert_int_equal(vm->saved.pages, 0);
+	assert_int_equal(pages.free_pages, free_before);
+	free(want);
+}
+
+/* A damaged file is refused whole: the VM stays Saved with it; Discard drops it. */
+static void test_damaged_save_file_keeps_the_vm_saved(void **state)
+{
+	struct vm *vm = vm_a();
+	uint64_t free_before = pages.free_pages;
+	(void)state;
+
+	fill_guest(vm);
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_PAUSED }, 1, "");
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
+	expect_events(vm->id, save_events, 4, "");
+	uint8_t *file = (uint8_t *)(uintptr_t)vm->saved.base;
+	file[vm->saved.bytes / 2] ^= 0x10;
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), -1);
+	struct vm_event got[8];
+	assert_int_equal(vm_events_since(seen, got, 8), 5);
+	assert_int_equal(got[1].state, VM_STATE_RESTORING);
+	assert_int_equal(got[4].state, VM_STATE_TURNED_OFF);
+	assert_non_null(strstr(got[4].reason, "damaged"));
+	seen += 5;
+	assert_int_equal(vm->state, VM_STATE_SAVED);
+	assert_int_not_equal(vm->saved.pages, 0);
+	file[vm->saved.bytes / 2] ^= 0x10;
+
+	assert_int_equal(vm_discard_saved_state(vm), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNED_OFF }, 1, "saved state discarded");
+	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_int_equal(vm_discard_saved_state(vm), -1);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
 }
 
 static void test_turn_off_and_start_again(void **state)
@@ -552,7 +664,8 @@ int main(void)
 		cmocka_unit_test(test_resume_loads_the_parked_state),
 		cmocka_unit_test(test_resume_refuses_a_bad_parked_state),
 		cmocka_unit_test(test_reset_reloads_the_vcpu),
-		cmocka_unit_test(test_save_is_refused_until_supported),
+		cmocka_unit_test(test_save_and_restore),
+		cmocka_unit_test(test_damaged_save_file_keeps_the_vm_saved),
 		cmocka_unit_test(test_turn_off_and_start_again),
 		cmocka_unit_test(test_guest_end_carries_the_reason),
 		cmocka_unit_test(test_failed_power_on_ends_with_the_reason),

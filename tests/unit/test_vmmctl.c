@@ -290,6 +290,7 @@ static void test_parse_every_subcommand(void **state)
 		{ { "turnoff", "web", "--reason", "maintenance" }, API_REQ_TURN_OFF },
 		{ { "reset", "web" }, API_REQ_RESET },
 		{ { "save", "web" }, API_REQ_SAVE },
+		{ { "discard", "web" }, API_REQ_DISCARD_SAVED_STATE },
 		{ { "pause", "web" }, API_REQ_PAUSE },
 		{ { "resume", "web" }, API_REQ_RESUME },
 		{ { "nic-add", "web", "--mac", "02:00:00:00:00:01" }, API_REQ_ADD_NETWORK_ADAPTER },

@@ -1,0 +1,421 @@
+#include "vmm/vm_save.h"
+
+#include "devices/devstate.h"
+#include "lib/fmt.h"
+#include "vmm/clock.h"
+#include "vmm/cpuid_policy.h"
+#include "vmm/log.h"
+#include "vmm/network.h"
+#include "vmm/page_alloc.h"
+#include "vmm/savefile.h"
+#include "vmm/vcpu_state.h"
+#include "vmm/virt.h"
+#include "vmm/vm.h"
+#include "x86/cpu.h"
+#include "x86/paging.h"
+
+#include <string.h>
+
+/*
+ * What the hypervisor itself keeps of a VM, as a record beside the
+ * devices': the guest time and TSC at the moment of Save (Restore goes on
+ * from there, docs/time.md) and the paravirtual interface's state
+ * (include/abi/hypercall.h): the upcall vector, an upcall not yet
+ * delivered and the timer deadline on the guest's TSC.
+ */
+struct saved_vm {
+	uint64_t ns, tsc;
+	uint64_t timer_deadline;
+	uint8_t upcall_vector;
+	uint8_t upcall_pending;
+};
+
+#define FIRST_UPCALL_VECTOR 32
+
+static const struct devstate_field saved_vm_fields[] = {
+	DEVSTATE_FIELD(struct saved_vm, ns, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct saved_vm, tsc, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct saved_vm, timer_deadline, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct saved_vm, upcall_vector, DEVSTATE_U8, 0, 255, 1),
+	DEVSTATE_FIELD(struct saved_vm, upcall_pending, DEVSTATE_U8, 0, 1, 1),
+};
+
+static void saved_vm_reset(void *state)
+{
+	memset(state, 0, sizeof(struct saved_vm));
+}
+
+/* As HC_SET_UPCALL_VECTOR and HC_SET_TIMER would have left them. */
+static bool saved_vm_check(const void *state, const void *live, const char *device,
+			   struct devstate_error *err)
+{
+	const struct saved_vm *v = state;
+
+	(void)live;
+	if (v->upcall_vector && v->upcall_vector < FIRST_UPCALL_VECTOR)
+		return devstate_refuse(err, device, "upcall_vector", 0, "= %u: below %u",
+				       v->upcall_vector, FIRST_UPCALL_VECTOR);
+	if (!v->upcall_vector && (v->upcall_pending || v->timer_deadline))
+		return devstate_refuse(err, device, "upcall_vector", 0,
+				       "= 0 with an upcall or a timer pending");
+	return true;
+}
+
+static const struct devstate_desc saved_vm_desc = DEVSTATE_DESC(
+	struct saved_vm, "vm", 1, saved_vm_fields, saved_vm_reset, saved_vm_check);
+
+/* Record names of the devices a VM has several of (devices/devstate.h). */
+static const char *const pci_names[] = { "pci0", "pci1", "pci2", "pci3",
+					 "pci4", "pci5", "pci6", "pci7" };
+static const char *const virtio_names[] = { "virtio_pci0", "virtio_pci1", "virtio_pci2",
+					    "virtio_pci3", "virtio_pci4" };
+static const char *const net_names[] = { "virtio_net0", "virtio_net1", "virtio_net2",
+					 "virtio_net3" };
+_Static_assert(sizeof(pci_names) / sizeof(pci_names[0]) == 1 + PCI_MAX_DEVICES, "a name per function");
+_Static_assert(sizeof(virtio_names) / sizeof(virtio_names[0]) == PLATFORM_VIRTIO_MAX,
+	       "a name per transport");
+_Static_assert(sizeof(net_names) / sizeof(net_names[0]) == CFG_MAX_NICS, "a name per adapter");
+
+#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 1 + CFG_MAX_NICS)
+_Static_assert(VM_DEVICES_MAX <= SAVEFILE_DEVICES_MAX && VM_DEVICES_MAX <= DEVSTATE_MAX_DEVICES,
+	       "a VM's devices fit one save file");
+
+/*
+ * Every device of the VM whose state is data (devices/device_table.c),
+ * and the hypervisor's own record of it; the wiring a cold start builds decides which
+ * PCI functions, transports and adapters exist, so Save and Restore of
+ * one configuration list the same devices.
+ */
+static unsigned vm_devices(struct vm *vm, struct saved_vm *own, struct devstate_instance *out)
+{
+	struct platform *p = &vm->platform;
+	unsigned n = 0;
+
+	out[n++] = (struct devstate_instance){ &pic_state_desc, &vm->pic, NULL };
+	out[n++] = (struct devstate_instance){ &rtc_state_desc, &vm->rtc, NULL };
+	out[n++] = (struct devstate_instance){ &vuart_state_desc, &vm->com1, NULL };
+	out[n++] = (struct devstate_instance){ &pit_state_desc, &vm->pit, NULL };
+	out[n++] = (struct devstate_instance){ &ioapic_state_desc, &p->ioapic, NULL };
+	out[n++] = (struct devstate_instance){ &acpi_pm_state_desc, &p->pm, NULL };
+	out[n++] = (struct devstate_instance){ &lapic_state_desc, &p->lapic, NULL };
+	out[n++] = (struct devstate_instance){ &pci_bus_state_desc, &p->pci.state, NULL };
+	for (unsigned i = 0; i < p->pci.count; i++)
+		out[n++] = (struct devstate_instance){ &pci_function_state_desc, &p->pci.devices[i],
+						       pci_names[i] };
+	for (unsigned i = 0; i < p->virtio_count; i++)
+		out[n++] = (struct devstate_instance){ &virtio_pci_state_desc, &p->virtio[i],
+						       virtio_names[i] };
+	if (p->blk_pci)
+		out[n++] = (struct devstate_instance){ &virtio_blk_state_desc, &p->blk, NULL };
+	for (unsigned i = 0; i < p->net_count; i++)
+		out[n++] = (struct devstate_instance){ &virtio_net_state_desc, &p->net[i],
+						       net_names[i] };
+	out[n++] = (struct devstate_instance){ &saved_vm_desc, own, NULL };
+	return n;
+}
+
+uint64_t vm_save_cpu_features(void)
+{
+	static const struct {
+		uint32_t leaf;
+		uint8_t reg; /* 0 EBX, 1 ECX, 2 EDX */
+		uint8_t bit;
+		uint8_t feature;
+	} map[] = {
+		{ 1, 1, 0, SAVEFILE_CPU_SSE3 },        { 1, 1, 1, SAVEFILE_CPU_PCLMULQDQ },
+		{ 1, 1, 9, SAVEFILE_CPU_SSSE3 },       { 1, 1, 13, SAVEFILE_CPU_CX16 },
+		{ 1, 1, 19, SAVEFILE_CPU_SSE4_1 },     { 1, 1, 20, SAVEFILE_CPU_SSE4_2 },
+		{ 1, 1, 22, SAVEFILE_CPU_MOVBE },      { 1, 1, 23, SAVEFILE_CPU_POPCNT },
+		{ 1, 1, 25, SAVEFILE_CPU_AES },        { 1, 1, 30, SAVEFILE_CPU_RDRAND },
+		{ 7, 0, 0, SAVEFILE_CPU_FSGSBASE },    { 7, 0, 3, SAVEFILE_CPU_BMI1 },
+		{ 7, 0, 7, SAVEFILE_CPU_SMEP },        { 7, 0, 8, SAVEFILE_CPU_BMI2 },
+		{ 7, 0, 9, SAVEFILE_CPU_ERMS },        { 7, 0, 19, SAVEFILE_CPU_ADX },
+		{ 7, 0, 20, SAVEFILE_CPU_SMAP },       { 7, 0, 23, SAVEFILE_CPU_CLFLUSHOPT },
+		{ 0x80000001, 1, 5, SAVEFILE_CPU_LZCNT },
+		{ 0x80000001, 2, 26, SAVEFILE_CPU_PAGE1GB },
+		{ 0x80000001, 2, 20, SAVEFILE_CPU_NX },
+	};
+	uint32_t max_basic = cpuid(0, 0).eax, max_ext = cpuid(0x80000000, 0).eax;
+	uint64_t features = 0;
+
+	for (unsigned i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		uint32_t leaf = map[i].leaf;
+		if (leaf > (leaf & 0x80000000 ? max_ext : max_basic))
+			continue;
+		/* What a guest is shown, not what the host has: the policy decides. */
+		struct cpuid_regs host = cpuid(leaf, 0);
+		struct cpuid_result r = cpuid_policy(
+			leaf, 0, (struct cpuid_result){ host.eax, host.ebx, host.ecx, host.edx });
+		uint32_t reg = map[i].reg == 0 ? r.ebx : map[i].reg == 1 ? r.ecx : r.edx;
+		if (reg >> map[i].bit & 1)
+			features |= 1ULL << map[i].feature;
+	}
+	return features;
+}
+
+static enum savefile_boot_mode boot_mode(enum vm_boot_mode mode)
+{
+	return mode == VM_BOOT_REAL ? SAVEFILE_BOOT_REAL :
+	       mode == VM_BOOT_LINUX ? SAVEFILE_BOOT_LINUX : SAVEFILE_BOOT_LONG;
+}
+
+static void fill_header(const struct vm *vm, struct savefile_header *h)
+{
+	*h = (struct savefile_header){
+		.ram_bytes = vm->boot->ram_bytes,
+		.boot_mode = boot_mode(vm->cfg->boot),
+		.vcpus = 1,
+		.cpu_features = vm_save_cpu_features(),
+		.saved_at = clock_wallclock_s(),
+	};
+	fmt_snprintf(h->name, sizeof(h->name), "%s", vm->cfg->name);
+	for (unsigned i = 0; i < CFG_MAX_NICS && h->nic_count < SAVEFILE_NICS_MAX; i++) {
+		const struct nic_info *nic = nic_get(vm->id, i);
+		if (!nic || !nic->present)
+			continue;
+		struct savefile_nic *out = &h->nics[h->nic_count++];
+		memcpy(out->mac, nic->mac, sizeof(out->mac));
+		const struct vnet_switch *sw = nic->net >= 0 ? network_get((unsigned)nic->net) : NULL;
+		if (sw)
+			fmt_snprintf(out->network, sizeof(out->network), "%s", sw->name);
+	}
+}
+
+/* Working memory of one Save: the LZ workspace, a run's scratch, one record. */
+struct save_scratch {
+	struct lz_workspace ws;
+	uint8_t run[SAVEFILE_SCRATCH_SIZE];
+	uint8_t record[DEVSTATE_HEADER_MAX + DEVSTATE_MAX_STATE];
+};
+#define SAVE_SCRATCH_PAGES ((sizeof(struct save_scratch) + PAGE_SIZE - 1) / PAGE_SIZE)
+
+/* One pass of the writer over the VM's state into sink; the caller reads w for errors. */
+static bool write_state(struct vm *vm, struct savefile_writer *w, struct save_scratch *s,
+			const struct savefile_header *h, const struct vcpu_state *cpu,
+			struct saved_vm *own)
+{
+	struct devstate_instance devs[VM_DEVICES_MAX];
+	unsigned count = vm_devices(vm, own, devs);
+	const struct devstate_instance cpu_record = { &vcpu_state_desc, (void *)cpu, NULL };
+
+	/* The workspace's pages come as they were left: the compressor needs it cleared. */
+	lz_workspace_init(&s->ws);
+	if (!savefile_write_header(w, h))
+		return false;
+	size_t len = devstate_save(&cpu_record, 1, s->record, sizeof(s->record));
+	if (!len || !savefile_write_vcpu(w, 0, s->record, len))
+		return false;
+	for (unsigned i = 0; i < count; i++) {
+		len = devstate_save(&devs[i], 1, s->record, sizeof(s->record));
+		if (!len || !savefile_write_device(w, s->record, len))
+			return false;
+	}
+	return savefile_write_memory(w, vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE,
+				     &s->ws, s->run) &&
+	       savefile_finish(w);
+}
+
+static uint64_t nonzero_pages(const uint8_t *ram, uint64_t pages)
+{
+	uint64_t n = 0;
+
+	for (uint64_t p = 0; p < pages; p++) {
+		const uint64_t *q = (const uint64_t *)(const void *)(ram + p * PAGE_SIZE);
+		uint64_t any = 0;
+		for (unsigned i = 0; i < PAGE_SIZE / sizeof(*q); i++)
+			any |= q[i];
+		n += any != 0;
+	}
+	return n;
+}
+
+/*
+ * The most a file of this VM can take: its data pages raw (the writer
+ * stores a run raw when compressing would not save), a run and a record
+ * header for each of them and each zero stretch between, and room for
+ * the header, vCPU and device records and the footer.
+ */
+#define SAVE_RECORDS_ROOM (64 * 1024)
+static uint64_t file_bound(const struct vm *vm)
+{
+	uint64_t data = nonzero_pages(vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE);
+
+	return data * PAGE_SIZE +
+	       (2 * data + 2) * (SAVEFILE_RUN_HEADER_SIZE + SAVEFILE_RECORD_HEADER_SIZE) +
+	       SAVE_RECORDS_ROOM;
+}
+
+int vm_save_capture(struct vm *vm, char *why, size_t why_size)
+{
+	uint64_t started = clock_ns(), scratch_pa, file_pa;
+	struct savefile_header h;
+	struct vcpu_state cpu;
+	struct savefile_writer w;
+	struct vm_time now = vm_now(vm);
+	const struct vcpu *v = &vm->vcpu;
+	struct saved_vm own = { .ns = now.ns, .tsc = now.tsc, .timer_deadline = v->timer_deadline,
+				.upcall_vector = v->upcall_vector,
+				.upcall_pending = v->upcall_pending };
+
+	if (page_alloc_alloc(vm->pages, SAVE_SCRATCH_PAGES, 1, &scratch_pa)) {
+		fmt_snprintf(why, why_size, "no memory to compress the state in");
+		return -1;
+	}
+	struct save_scratch *s = (struct save_scratch *)(uintptr_t)scratch_pa;
+	fill_header(vm, &h);
+	virt_vcpu_get_state(&vm->vcpu, &cpu);
+
+	/*
+	 * One pass into room for the worst case; the pages it did not need go
+	 * back at once. (Compressing twice, to size the file first, would
+	 * double the time every VM waits.)
+	 */
+	uint64_t bound = file_bound(vm), bound_pages = (bound + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (page_alloc_alloc(vm->pages, bound_pages, 1, &file_pa)) {
+		fmt_snprintf(why, why_size, "no memory for a save file of up to %llu KiB",
+			     (unsigned long long)(bound / 1024));
+		goto free_scratch;
+	}
+	struct savefile_buffer file = { (uint8_t *)(uintptr_t)file_pa, bound, 0 };
+	savefile_writer_init(&w, savefile_buffer_sink, &file);
+	if (!write_state(vm, &w, s, &h, &cpu, &own)) {
+		fmt_snprintf(why, why_size, "the state does not encode: %s", w.error.text);
+		page_alloc_free(vm->pages, file_pa, bound_pages);
+		goto free_scratch;
+	}
+	uint64_t pages = (file.size + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (pages < bound_pages)
+		page_alloc_free(vm->pages, file_pa + pages * PAGE_SIZE, bound_pages - pages);
+	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
+	vm_save_discard(vm);
+	vm->saved = (struct vm_saved){ .base = file_pa, .pages = pages, .bytes = file.size,
+				       .saved_at = h.saved_at };
+	log_info("vm '%s': state saved: %llu KiB for %llu MiB of RAM, in %llu ms", vm->cfg->name,
+		 (unsigned long long)(file.size / 1024),
+		 (unsigned long long)(vm->boot->ram_bytes >> 20),
+		 (unsigned long long)((clock_ns() - started) / 1000000));
+	return 0;
+
+free_scratch:
+	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
+	return -1;
+}
+
+/*
+ * The records of an opened file into the VM: RAM as its runs come, the
+ * vCPU into cpu, the devices at the end and together (devstate_load
+ * changes no device unless every record passes). A failure half-way
+ * leaves a VM that does not run and the file as it was.
+ */
+static int load_records(struct vm *vm, struct savefile_reader *r, struct vcpu_state *cpu,
+			struct saved_vm *own, uint8_t *device_records, size_t capacity,
+			char *why, size_t why_size)
+{
+	struct devstate_instance devs[VM_DEVICES_MAX];
+	unsigned count = vm_devices(vm, own, devs);
+	const struct devstate_instance cpu_record = { &vcpu_state_desc, cpu, NULL };
+	struct savefile_record rec;
+	struct savefile_error err;
+	struct devstate_error derr;
+	struct savefile_run run;
+	size_t used = 0;
+
+	while (savefile_next(r, &rec)) {
+		switch (rec.type) {
+		case SAVEFILE_VCPU:
+			/* After the 4-byte index (savefile_open checked it is there): the record. */
+			if (!devstate_load(&cpu_record, 1, rec.payload + 4, rec.size - 4, &derr)) {
+				fmt_snprintf(why, why_size, "vCPU: %s", derr.text);
+				return -1;
+			}
+			break;
+		case SAVEFILE_DEVICE:
+			if (rec.size > capacity - used) {
+				fmt_snprintf(why, why_size, "device records exceed %zu bytes", capacity);
+				return -1;
+			}
+			memcpy(device_records + used, rec.payload, rec.size);
+			used += rec.size;
+			break;
+		case SAVEFILE_MEMORY:
+			/* savefile_open held every run inside the header's RAM size, the VM's. */
+			if (!savefile_memory_run(&rec, &run, &err) ||
+			    !savefile_run_decode(&run, vm_gpa_to_host(vm, run.gpa),
+						 (size_t)run.pages * SAVEFILE_PAGE_SIZE, &err)) {
+				fmt_snprintf(why, why_size, "memory: %s", err.text);
+				return -1;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	if (!devstate_load(devs, count, device_records, used, &derr)) {
+		fmt_snprintf(why, why_size, "%s", derr.text);
+		return -1;
+	}
+	return 0;
+}
+
+int vm_save_restore(struct vm *vm, char *why, size_t why_size)
+{
+	uint64_t started = clock_ns(), scratch_pa;
+	struct savefile_reader r;
+	struct savefile_error err;
+	struct vcpu_state cpu;
+	struct saved_vm own = { 0 };
+	struct devstate_error derr;
+
+	if (!vm->saved.pages) {
+		fmt_snprintf(why, why_size, "there is no saved state");
+		return -1;
+	}
+	if (!savefile_open(&r, (const uint8_t *)(uintptr_t)vm->saved.base, vm->saved.bytes, &err)) {
+		fmt_snprintf(why, why_size, "the saved state is damaged: %s", err.text);
+		return -1;
+	}
+	if (r.walk.header.ram_bytes != vm->boot->ram_bytes) {
+		fmt_snprintf(why, why_size, "the saved state has %llu MiB of RAM, the VM %llu MiB",
+			     (unsigned long long)(r.walk.header.ram_bytes >> 20),
+			     (unsigned long long)(vm->boot->ram_bytes >> 20));
+		return -1;
+	}
+	if (r.walk.header.vcpus != 1) {
+		fmt_snprintf(why, why_size, "the saved state has %u vCPUs, the VM 1",
+			     r.walk.header.vcpus);
+		return -1;
+	}
+	if (!savefile_cpu_supported(r.walk.header.cpu_features, vm_save_cpu_features(), &err)) {
+		fmt_snprintf(why, why_size, "%s", err.text);
+		return -1;
+	}
+	if (page_alloc_alloc(vm->pages, SAVE_SCRATCH_PAGES, 1, &scratch_pa)) {
+		fmt_snprintf(why, why_size, "no memory to restore the state with");
+		return -1;
+	}
+	struct save_scratch *s = (struct save_scratch *)(uintptr_t)scratch_pa;
+	vcpu_state_power_on(&cpu);
+	int rc = load_records(vm, &r, &cpu, &own, s->run, sizeof(s->run), why, why_size);
+	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
+	if (rc)
+		return -1;
+	if (virt_vcpu_set_state(&vm->vcpu, &cpu, &derr)) {
+		fmt_snprintf(why, why_size, "vCPU: %s", derr.text);
+		return -1;
+	}
+	vm_clock_load(&vm->clock, rdtsc(), own.ns, own.tsc);
+	vm->vcpu.upcall_vector = own.upcall_vector;
+	vm->vcpu.upcall_pending = own.upcall_pending;
+	vm->vcpu.timer_deadline = own.timer_deadline;
+	log_info("vm '%s': state restored from %llu KiB, in %llu ms", vm->cfg->name,
+		 (unsigned long long)(vm->saved.bytes / 1024),
+		 (unsigned long long)((clock_ns() - started) / 1000000));
+	return 0;
+}
+
+void vm_save_discard(struct vm *vm)
+{
+	if (vm->saved.pages)
+		page_alloc_free(vm->pages, vm->saved.base, vm->saved.pages);
+	vm->saved = (struct vm_saved){ 0 };
+}

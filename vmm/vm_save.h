@@ -1,0 +1,47 @@
+/*
+ * Save and Restore of a VM: its whole state as one save file
+ * (docs/savefile.md) in hypervisor memory. Save captures the vCPU, every
+ * device of the device table, the VM's clock and its RAM; Startup of a
+ * saved VM loads them back over the wiring a cold start builds, so the
+ * guest goes on where it stopped. The file stays until Discard, Delete or
+ * the next Save; a move to another server carries the same bytes.
+ */
+#ifndef VMM_VM_SAVE_H
+#define VMM_VM_SAVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+
+/* A VM's saved state: the file in host pages (pages 0: none). */
+struct vm_saved {
+	uint64_t base;     /* host address of the file */
+	uint64_t pages;    /* pages taken for it */
+	uint64_t bytes;    /* the file's length */
+	uint64_t saved_at; /* seconds since 1970 (UTC), from the host's clock */
+};
+
+/*
+ * Writes the VM's state into a new save file (replacing an older one).
+ * The VM must not run meanwhile (it is Running or Paused, between its
+ * slices). Returns -1 with the reason, the VM unchanged, when memory is
+ * short.
+ */
+int vm_save_capture(struct vm *vm, char *why, size_t why_size);
+
+/*
+ * Loads the saved state over a VM whose devices were just powered on from
+ * its configuration: devices, RAM, the vCPU and the clock. The file is
+ * validated whole first; a refused one (damaged, another RAM size, a CPU
+ * feature this host lacks, named in why) returns -1 and is kept.
+ */
+int vm_save_restore(struct vm *vm, char *why, size_t why_size);
+
+/* Gives the saved state's pages back (Discard, Delete). */
+void vm_save_discard(struct vm *vm);
+
+/* The CPU features guests on this host are shown, as save file feature bits. */
+uint64_t vm_save_cpu_features(void);
+
+#endif
