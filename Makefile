@@ -57,7 +57,7 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	$(VIRT_SRCS) \
 	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
-	vmm/control_console.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
+	vmm/control_console.c vmm/control_saved.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
 	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
@@ -170,7 +170,8 @@ $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/vm_clock.c vmm/page_alloc.c vmm/platform.c \
 	$(PLATFORM_SRCS) boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c \
-	vmm/vcpu_state.c vmm/vm_save.c vmm/savefile.c lib/lz.c lib/crc32c.c vmm/cpuid_policy.c
+	vmm/vcpu_state.c vmm/vm_save.c vmm/savefile.c lib/lz.c lib/crc32c.c vmm/cpuid_policy.c \
+	mgmt/proto.c boot/config.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
 $(BUILD)/unit/test_log_ring: tests/unit/test_log_ring.c vmm/log_ring.c
@@ -217,9 +218,10 @@ $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_all
 	vnet/switch.c vnet/dhcp.c lib/fmt.c vmm/clock.c
 $(BUILD)/unit/test_control: HOST_CFLAGS += -DVMM_VERSION='"test"' -DVMM_GIT_REV='"test"'
 $(BUILD)/unit/test_control: tests/unit/test_control.c vmm/control.c vmm/control_host.c \
-	vmm/control_vm.c vmm/control_network.c vmm/control_console.c vmm/hypercall.c \
+	vmm/control_vm.c vmm/control_network.c vmm/control_console.c vmm/control_saved.c vmm/hypercall.c \
 	vmm/network.c vmm/page_alloc.c vmm/library.c mgmt/vm_state.c vmm/sched_policy.c \
-	mgmt/proto.c vnet/switch.c vnet/dhcp.c boot/config.c devices/console.c lib/fmt.c
+	mgmt/proto.c vnet/switch.c vnet/dhcp.c boot/config.c devices/console.c lib/fmt.c \
+	vmm/savefile.c lib/lz.c lib/crc32c.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@
@@ -227,7 +229,8 @@ $(UNIT_BINS):
 # vmmctl, the host admin tool (docs/vmmctl.md): plain C11 + POSIX, built by
 # `image` and `test` through `tools`.
 VMMCTL_SRCS := mgmt/vmmctl/vmmctl_cli.c mgmt/vmmctl/vmmctl_cmd.c mgmt/vmmctl/vmmctl_conn.c \
-	mgmt/vmmctl/vmmctl_io.c mgmt/vmmctl/vmmctl_out.c mgmt/proto.c mgmt/session.c mgmt/vm/shell.c mgmt/sha256.c lib/fmt.c
+	mgmt/vmmctl/vmmctl_io.c mgmt/vmmctl/vmmctl_out.c mgmt/proto.c mgmt/session.c mgmt/vm/shell.c mgmt/sha256.c lib/fmt.c \
+	vmm/savefile.c lib/lz.c lib/crc32c.c
 $(BUILD)/vmmctl: mgmt/vmmctl/vmmctl.c $(VMMCTL_SRCS) mgmt/vmmctl/vmmctl.h include/abi/api.h \
 		mgmt/proto.h mgmt/vm/shell.h mgmt/sha256.h mgmt/session.h
 	@mkdir -p $(dir $@)

@@ -84,6 +84,13 @@ echo c >"$workdir/cont.rc"
 relay=""
 cleanup() {
 	emulator_stop
+	# script(1) runs Bochs in a session of its own, out of reach of the
+	# group kill: end it by its configuration file, and only then drop its lock.
+	pkill -KILL -f "$workdir/bochsrc" 2>/dev/null || true
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		pgrep -f "$workdir/bochsrc" >/dev/null || break
+		sleep 0.2
+	done
 	[ -z "$relay" ] || { kill "$relay" 2>/dev/null; wait "$relay" 2>/dev/null || true; }
 	rm -f "$workdir/disk.img.lock"
 	# A directory we made ourselves is only scratch space.

@@ -37,12 +37,15 @@ static const struct request_type request_types[] = {
 	{ API_REQ_DELETE_VIRTUAL_NETWORK, CONTROL_PRIV_ADMIN, delete_net },
 	{ API_REQ_LIST_VIRTUAL_NETWORKS, CONTROL_PRIV_READ, list_nets },
 	{ API_REQ_SUBSCRIBE_EVENTS, CONTROL_PRIV_READ, subscribe },
+	{ API_REQ_IMPORT_VIRTUAL_MACHINE, CONTROL_PRIV_ADMIN, import_vm },
 	{ API_REQ_GET_STATE, CONTROL_PRIV_READ, get_state },
 	{ API_REQ_STARTUP, CONTROL_PRIV_OPERATE, startup_vm },
 	{ API_REQ_TURN_OFF, CONTROL_PRIV_OPERATE, turn_off_vm },
 	{ API_REQ_RESET, CONTROL_PRIV_OPERATE, reset_vm },
 	{ API_REQ_SAVE, CONTROL_PRIV_OPERATE, save_vm },
 	{ API_REQ_DISCARD_SAVED_STATE, CONTROL_PRIV_OPERATE, discard_saved_state },
+	/* The whole of a VM's memory goes out, or a VM comes in: the administrator's. */
+	{ API_REQ_EXPORT_SAVED_STATE, CONTROL_PRIV_ADMIN, export_saved_state },
 	{ API_REQ_PAUSE, CONTROL_PRIV_OPERATE, pause_vm },
 	{ API_REQ_RESUME, CONTROL_PRIV_OPERATE, resume_vm },
 	{ API_REQ_ADD_NETWORK_ADAPTER, CONTROL_PRIV_ADMIN, add_nic },
@@ -265,4 +268,5 @@ void control_init(const struct boot_info *bi)
 	control_host_init(bi);
 	control_vm_init(bi);
 	control_network_init(bi);
+	control_saved_init(bi);
 }

@@ -72,6 +72,8 @@ void control_vm_follow_events(void);
 struct vm *vm_named(const char *name);
 /* The `vm` tag of the request, which must name an existing VM. */
 int need_vm(struct call *c, uint16_t request, struct vm **vm);
+/* vm_id, vm and state: how an answer names a VM. */
+void put_vm_id(struct call *c, const struct vm *vm);
 int create_vm(struct call *c);
 int delete_vm(struct call *c);
 int list_vms(struct call *c);
@@ -116,5 +118,11 @@ void console_input_feed(void);
 void console_input_discard(unsigned vm_id);
 int console_read(struct call *c);
 int console_write(struct call *c);
+
+/* --- control_saved.c ------------------------------------------------------- */
+
+void control_saved_init(const struct boot_info *bi);
+int export_saved_state(struct call *c);
+int import_vm(struct call *c);
 
 #endif

@@ -95,7 +95,7 @@ static int library_path(struct call *c, uint8_t tag, char *path, const struct bo
 	return 0;
 }
 
-static void put_vm_id(struct call *c, const struct vm *vm)
+void put_vm_id(struct call *c, const struct vm *vm)
 {
 	tlv_put_u32(&c->w, API_TAG_VM_ID, vm->id);
 	tlv_put_str(&c->w, API_TAG_VM, vm->cfg->name);
@@ -185,8 +185,9 @@ int create_vm(struct call *c)
 	}
 	log_info("vm '%s': created through the management API (%llu MiB, image %s)",
 		 cfg.name, (unsigned long long)(cfg.memory_bytes / MIB), cfg.image);
+	/* A start that fails is in the VM's events and GetState's reason. */
 	if (cfg.autostart && vm->state == VM_STATE_TURNED_OFF)
-		vm_control(vm, VM_OP_STARTUP, NULL);
+		vm_control_why(vm, VM_OP_STARTUP, NULL, why, sizeof(why));
 	put_vm_id(c, vm);
 	return 0;
 }
@@ -283,14 +284,17 @@ static int state_op(struct call *c, enum vm_op op)
 	if (op == VM_OP_TURN_OFF)
 		tlv_get_str(c->req, c->len, API_TAG_REASON, reason, sizeof(reason));
 	enum vm_state before = vm->state;
-	if (vm_control(vm, op, reason[0] ? reason : NULL)) {
-		if (vm->state == before && op == VM_OP_SAVE)
-			return fail(c, API_E_NO_RESOURCES, "Save: %s keeps running: no memory for "
-				    "its saved state", vm->cfg->name);
+	char why[VM_REASON_MAX];
+	int rc = vm_control_why(vm, op, reason[0] ? reason : NULL, why, sizeof(why));
+	if (rc) {
 		control_vm_follow_events(); /* picks up why it ended */
+		if (rc == VM_CONTROL_NO_MEMORY)
+			return fail(c, API_E_NO_RESOURCES, "%s: %s is %s as it was: %s",
+				    request_name(rq), vm->cfg->name, vm_state_name(vm->state), why);
 		return fail(c, API_E_INTERNAL, "%s: %s could not %s: %s", request_name(rq),
-			    vm->cfg->name, before == VM_STATE_SAVED ? "be restored" : "start",
-			    extra[vm->id].reason);
+			    vm->cfg->name,
+			    op == VM_OP_SAVE ? "be saved" :
+			    before == VM_STATE_SAVED ? "be restored" : "start", why);
 	}
 	tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
 	tlv_put_u64(&c->w, API_TAG_SEQ, vm_event_seq());

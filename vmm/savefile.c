@@ -47,7 +47,8 @@ static const struct header_field header_fields[TAG_COUNT] = {
 	[TAG_BOOT_MODE] = { "boot_mode", 1, 1, true, false },
 	[TAG_VCPUS] = { "vcpus", 4, 4, true, false },
 	[TAG_CPU_FEATURES] = { "cpu_features", 8, 8, true, false },
-	[TAG_NIC] = { "nic", 6 + 1, 6 + SAVEFILE_NAME_MAX - 1, false, true },
+	/* The network's name may be empty: the adapter is detached. */
+	[TAG_NIC] = { "nic", 6, 6 + SAVEFILE_NAME_MAX - 1, false, true },
 	[TAG_SAVED_AT] = { "saved_at", 8, 8, false, false },
 };
 
@@ -159,6 +160,8 @@ static const char *type_name(uint16_t type)
 		return "memory";
 	case SAVEFILE_CONSOLE:
 		return "console";
+	case SAVEFILE_CONFIG:
+		return "config";
 	case SAVEFILE_FOOTER:
 		return "footer";
 	}
@@ -402,6 +405,11 @@ static bool check_record(struct savefile_walk *walk, uint16_t type, uint16_t fla
 		if (walk->console_seen)
 			return fail(err, "%s: a second console history", what);
 		walk->console_seen = true;
+		return true;
+	case SAVEFILE_CONFIG:
+		if (walk->config_seen)
+			return fail(err, "%s: a second configuration", what);
+		walk->config_seen = true;
 		return true;
 	case SAVEFILE_FOOTER:
 		return fail(err, "%s: a footer is written by savefile_finish", what);

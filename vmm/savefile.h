@@ -38,6 +38,12 @@ enum savefile_record_type {
 	SAVEFILE_DEVICE = 0x0003,
 	SAVEFILE_MEMORY = 0x0004,
 	SAVEFILE_CONSOLE = 0x0005,
+	/*
+	 * The VM's configuration as the management API's CreateVirtualMachine
+	 * tags (include/abi/api.h), for a hypervisor that imports the file;
+	 * not must-understand: a restore does without it.
+	 */
+	SAVEFILE_CONFIG = 0x0006,
 	SAVEFILE_FOOTER = 0xffff,
 };
 
@@ -135,6 +141,7 @@ struct savefile_walk {
 	unsigned devices;
 	char device_names[SAVEFILE_DEVICES_MAX][SAVEFILE_DEVICE_NAME_MAX + 1];
 	bool console_seen;
+	bool config_seen;
 };
 
 struct savefile_writer {

@@ -514,25 +514,39 @@ static int end_failed_start(struct vm *vm, bool restore, const char *why)
 
 int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 {
-	const struct vm_transition *t = vm_transition_for(op, vm->state);
 	char why[VM_REASON_MAX];
 
+	return vm_control_why(vm, op, reason, why, sizeof(why));
+}
+
+int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
+		   size_t why_size)
+{
+	const struct vm_transition *t = vm_transition_for(op, vm->state);
+
+	fmt_snprintf(why, why_size, "%s", "");
 	if (!t) {
+		fmt_snprintf(why, why_size, "%s is not valid in state %s", vm_op_name(op),
+			     vm_state_name(vm->state));
 		log_warn("vm '%s': %s refused in state %s", vm->cfg->name, vm_op_name(op),
 			 vm_state_name(vm->state));
 		return -1;
 	}
-	if (op == VM_OP_SAVE && vm_save_capture(vm, why, sizeof(why))) {
-		log_err("vm '%s': Save refused: %s", vm->cfg->name, why);
-		return -1;
+	if (op == VM_OP_SAVE) {
+		int rc = vm_save_capture(vm, why, why_size);
+		if (rc) {
+			log_err("vm '%s': Save refused: %s", vm->cfg->name, why);
+			return rc;
+		}
 	}
 	if (op == VM_OP_PAUSE && park_vcpu(vm)) {
+		fmt_snprintf(why, why_size, "no memory to park its vCPU state in");
 		log_err("vm '%s': Pause refused: no memory to park its vCPU state in",
 			vm->cfg->name);
-		return -1;
+		return VM_CONTROL_NO_MEMORY;
 	}
 	bool restore = vm->state == VM_STATE_SAVED;
-	if (op == VM_OP_RESUME && unpark_vcpu(vm, why, sizeof(why))) {
+	if (op == VM_OP_RESUME && unpark_vcpu(vm, why, why_size)) {
 		log_err("vm '%s': Resume refused, its parked vCPU state does not load: %s",
 			vm->cfg->name, why);
 		return -1;
@@ -544,10 +558,10 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 		if (next == VM_STATE_TURNING_OFF)
 			platform_report_device_work(vm);
 		if (next == VM_STATE_TURNING_ON &&
-		    power_on(vm, op == VM_OP_STARTUP, why, sizeof(why)))
+		    power_on(vm, op == VM_OP_STARTUP, why, why_size))
 			return end_failed_start(vm, restore, why);
 		if (next == VM_STATE_RESTORING) {
-			if (vm_save_restore(vm, why, sizeof(why)))
+			if (vm_save_restore(vm, why, why_size))
 				return end_failed_start(vm, restore, why);
 			apply_tsc_offset(vm); /* the loaded clock's */
 		}
@@ -558,6 +572,15 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 		vm->state = VM_STATE_SAVED; /* after its TurnedOff event, as the state table has it */
 	if (restore)
 		vm_save_discard(vm); /* the guest runs on from it: the file is no longer its state */
+	return 0;
+}
+
+int vm_adopt_saved_state(struct vm *vm, const struct vm_saved *saved)
+{
+	if (vm->state != VM_STATE_TURNED_OFF || vm->saved.pages)
+		return -1;
+	vm->saved = *saved;
+	vm->state = VM_STATE_SAVED;
 	return 0;
 }
 

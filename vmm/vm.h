@@ -225,6 +225,19 @@ void vm_delete(struct vm *vm);
  * the file and the VM Saved.
  */
 int vm_control(struct vm *vm, enum vm_op op, const char *reason);
+/*
+ * The same, with the reason of a failure in why; VM_CONTROL_NO_MEMORY when
+ * it failed for memory with the VM as it was (Save, Pause).
+ */
+#define VM_CONTROL_NO_MEMORY (-2)
+int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
+		   size_t why_size);
+
+/*
+ * A TurnedOff VM takes a save file made elsewhere (ImportVirtualMachine)
+ * and is Saved: Startup restores it. -1 if it is not TurnedOff.
+ */
+int vm_adopt_saved_state(struct vm *vm, const struct vm_saved *saved);
 
 /* Saved -> TurnedOff, the saved state dropped (DiscardSavedState); -1 if not Saved. */
 int vm_discard_saved_state(struct vm *vm);

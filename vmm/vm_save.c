@@ -1,7 +1,9 @@
 #include "vmm/vm_save.h"
 
 #include "devices/devstate.h"
+#include "abi/api.h"
 #include "lib/fmt.h"
+#include "mgmt/proto.h"
 #include "vmm/clock.h"
 #include "vmm/cpuid_policy.h"
 #include "vmm/log.h"
@@ -181,6 +183,33 @@ static void fill_header(const struct vm *vm, struct savefile_header *h)
 	}
 }
 
+/*
+ * The configuration record: the CreateVirtualMachine tags that make this
+ * VM (docs/savefile.md), for a hypervisor that imports the file. Its
+ * adapters are the header's.
+ */
+static size_t encode_config(const struct cfg_vm *cfg, uint8_t *out, size_t cap)
+{
+	struct tlv_writer w;
+
+	tlv_writer_init(&w, out, cap);
+	tlv_put_str(&w, API_TAG_VM, cfg->name);
+	tlv_put_u64(&w, API_TAG_MEMORY, cfg->memory_bytes);
+	tlv_put_str(&w, API_TAG_IMAGE, cfg->image);
+	tlv_put_str(&w, API_TAG_BOOT, config_boot_mode_name(cfg->boot));
+	if (cfg->load_set)
+		tlv_put_u64(&w, API_TAG_LOAD, cfg->load);
+	if (cfg->entry_set)
+		tlv_put_u64(&w, API_TAG_ENTRY, cfg->entry);
+	if (cfg->cmdline[0])
+		tlv_put_str(&w, API_TAG_CMDLINE, cfg->cmdline);
+	if (cfg->initrd[0])
+		tlv_put_str(&w, API_TAG_INITRD, cfg->initrd);
+	if (cfg->disk[0])
+		tlv_put_str(&w, API_TAG_DISK, cfg->disk);
+	return tlv_writer_ok(&w) ? w.len : 0;
+}
+
 /* Working memory of one Save: the LZ workspace, a run's scratch, one record. */
 struct save_scratch {
 	struct lz_workspace ws;
@@ -202,7 +231,10 @@ static bool write_state(struct vm *vm, struct savefile_writer *w, struct save_sc
 	lz_workspace_init(&s->ws);
 	if (!savefile_write_header(w, h))
 		return false;
-	size_t len = devstate_save(&cpu_record, 1, s->record, sizeof(s->record));
+	size_t len = encode_config(vm->cfg, s->record, sizeof(s->record));
+	if (!len || !savefile_write_record(w, SAVEFILE_CONFIG, 0, s->record, len))
+		return false;
+	len = devstate_save(&cpu_record, 1, s->record, sizeof(s->record));
 	if (!len || !savefile_write_vcpu(w, 0, s->record, len))
 		return false;
 	for (unsigned i = 0; i < count; i++) {
@@ -259,7 +291,7 @@ int vm_save_capture(struct vm *vm, char *why, size_t why_size)
 
 	if (page_alloc_alloc(vm->pages, SAVE_SCRATCH_PAGES, 1, &scratch_pa)) {
 		fmt_snprintf(why, why_size, "no memory to compress the state in");
-		return -1;
+		return VM_CONTROL_NO_MEMORY;
 	}
 	struct save_scratch *s = (struct save_scratch *)(uintptr_t)scratch_pa;
 	fill_header(vm, &h);
@@ -274,7 +306,8 @@ int vm_save_capture(struct vm *vm, char *why, size_t why_size)
 	if (page_alloc_alloc(vm->pages, bound_pages, 1, &file_pa)) {
 		fmt_snprintf(why, why_size, "no memory for a save file of up to %llu KiB",
 			     (unsigned long long)(bound / 1024));
-		goto free_scratch;
+		page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
+		return VM_CONTROL_NO_MEMORY;
 	}
 	struct savefile_buffer file = { (uint8_t *)(uintptr_t)file_pa, bound, 0 };
 	savefile_writer_init(&w, savefile_buffer_sink, &file);
@@ -357,6 +390,39 @@ static int load_records(struct vm *vm, struct savefile_reader *r, struct vcpu_st
 	return 0;
 }
 
+/*
+ * After a restore the VM may sit behind another switch port (a move) or
+ * have been away long enough for the switch to forget it: each attached
+ * adapter announces its MAC with a broadcast RARP, as QEMU's self-announce
+ * does, so that switches learn where it is without waiting for the guest
+ * to send (docs/savefile.md).
+ */
+#define ETHERTYPE_RARP 0x8035
+#define RARP_REQUEST_REVERSE 3
+#define ETH_MIN_FRAME 60
+
+static void announce_adapters(const struct vm *vm)
+{
+	for (unsigned i = 0; i < CFG_MAX_NICS; i++) {
+		const struct nic_info *nic = nic_get(vm->id, i);
+		uint8_t f[ETH_MIN_FRAME] = { 0 };
+		if (!nic || !nic->present || nic->net < 0)
+			continue;
+		memset(f, 0xff, 6);                       /* to every port */
+		memcpy(f + 6, nic->mac, 6);
+		f[12] = ETHERTYPE_RARP >> 8;
+		f[13] = ETHERTYPE_RARP & 0xff;
+		f[15] = 1;                                /* Ethernet */
+		f[16] = 0x08;                             /* IPv4 */
+		f[18] = 6;
+		f[19] = 4;
+		f[21] = RARP_REQUEST_REVERSE;
+		memcpy(f + 22, nic->mac, 6);              /* sender's hardware address */
+		memcpy(f + 32, nic->mac, 6);              /* target's: the same, as RFC 903 asks */
+		nic_transmit(vm->id, i, f, sizeof(f));
+	}
+}
+
 int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 {
 	uint64_t started = clock_ns(), scratch_pa;
@@ -404,6 +470,7 @@ int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 		return -1;
 	}
 	vm_clock_load(&vm->clock, rdtsc(), own.ns, own.tsc);
+	announce_adapters(vm);
 	vm->vcpu.upcall_vector = own.upcall_vector;
 	vm->vcpu.upcall_pending = own.upcall_pending;
 	vm->vcpu.timer_deadline = own.timer_deadline;

@@ -25,8 +25,9 @@ struct vm_saved {
 /*
  * Writes the VM's state into a new save file (replacing an older one).
  * The VM must not run meanwhile (it is Running or Paused, between its
- * slices). Returns -1 with the reason, the VM unchanged, when memory is
- * short.
+ * slices). Returns VM_CONTROL_NO_MEMORY (vmm/vm.h) when memory is short,
+ * -1 when the state does not encode (a bug), with the reason; the VM is
+ * unchanged either way.
  */
 int vm_save_capture(struct vm *vm, char *why, size_t why_size);
 

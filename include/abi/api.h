@@ -57,6 +57,7 @@
 	X(DELETE_VIRTUAL_NETWORK,     0x16, "DeleteVirtualNetwork")        \
 	X(LIST_VIRTUAL_NETWORKS,      0x17, "ListVirtualNetworks")         \
 	X(SUBSCRIBE_EVENTS,           0x18, "SubscribeEvents")             \
+	X(IMPORT_VIRTUAL_MACHINE,     0x19, "ImportVirtualMachine")        \
 	/* IVMVirtualMachine */                                            \
 	X(GET_STATE,                  0x20, "GetState")                    \
 	X(STARTUP,                    0x21, "Startup")                     \
@@ -71,6 +72,7 @@
 	X(CONSOLE_READ,               0x2a, "ConsoleRead")                 \
 	X(CONSOLE_WRITE,              0x2b, "ConsoleWrite")                \
 	X(DISCARD_SAVED_STATE,        0x2c, "DiscardSavedState")           \
+	X(EXPORT_SAVED_STATE,         0x2d, "ExportSavedState")            \
 	/* IVMNetworkAdapter */                                            \
 	X(GET_MAC_ADDRESS,            0x30, "GetMacAddress")               \
 	X(ATTACH_TO_VIRTUAL_NETWORK,  0x31, "AttachToVirtualNetwork")      \

@@ -95,6 +95,7 @@ int main(int argc, char **argv)
 	env.connect = connect_line;
 	env.console_in = STDIN_FILENO;
 	env.console_tty = isatty(STDIN_FILENO);
+	env.progress_tty = isatty(STDERR_FILENO);
 	rc = vmmctl_run(&p, &env);
 	vmmctl_tty_restore();
 	memset(key, 0, sizeof(key));

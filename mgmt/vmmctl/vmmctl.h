@@ -252,6 +252,8 @@ enum vmmctl_kind {
 	VK_EVENTS,
 	VK_WAIT,
 	VK_CONSOLE,
+	VK_EXPORT,      /* ExportSavedState in chunks into a file */
+	VK_IMPORT,      /* ImportVirtualMachine in chunks from a file */
 	VK_AUTH_ANSWER, /* offline: HMAC of a nonce */
 	VK_HELP,
 };
@@ -282,6 +284,8 @@ struct vmmctl_local {
 	bool no_newline;
 	uint8_t escape;       /* console escape key */
 	const char *nonce;    /* auth-answer */
+	const char *file;     /* export, import */
+	bool resume;          /* import: go on with the hypervisor's unfinished import */
 };
 
 struct vmmctl_parsed {
@@ -316,6 +320,7 @@ struct vmmctl_env {
 	const uint8_t *key;
 	size_t key_len;
 	bool console_tty;       /* console: stdin is a terminal to put in raw mode */
+	bool progress_tty;      /* export, import: err is a terminal for a progress bar */
 	int console_in;         /* console: fd of the keys (stdin) */
 	uint32_t first_id;      /* 0: random */
 };

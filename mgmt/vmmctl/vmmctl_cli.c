@@ -45,6 +45,10 @@ const struct vmmctl_sub vmmctl_subs[] = {
 	  "Power a VM off without asking the guest" },
 	{ "reset", NULL, S("vm", "reset"), VK_STATE_OP, "VM", "Reset a running or paused VM" },
 	{ "save", NULL, S("vm", "save"), VK_STATE_OP, "VM", "Save a VM's state and turn it off" },
+	{ "export", NULL, S(NULL, NULL), VK_EXPORT, "VM FILE",
+	  "Copy a saved VM (configuration and state) into FILE on this host" },
+	{ "import", NULL, S(NULL, NULL), VK_IMPORT, "FILE [--name NAME] [--resume]",
+	  "Make a saved VM of FILE (an export); start then restores it" },
 	{ "discard", NULL, S("vm", "discard"), VK_STATE_OP, "VM",
 	  "Drop a saved VM's state (it is then TurnedOff)" },
 	{ "pause", NULL, S("vm", "pause"), VK_STATE_OP, "VM", "Pause a running VM" },
@@ -203,6 +207,11 @@ static const struct {
 		      "                       characters other than CR, LF, TAB escaped)\n"
 		      "  --send TEXT          type TEXT into the console (\\n \\r \\t \\\\ \\xHH)\n"
 		      "  --escape ^X          another escape key (^A..^_)\n" },
+	{ VK_EXPORT, "  FILE                 written as FILE.part, renamed when complete and\n"
+		     "                       checked; a FILE.part left by a dropped line is\n"
+		     "                       continued\n" },
+	{ VK_IMPORT, "  --name NAME          the VM's name here (default: its name in FILE)\n"
+		     "  --resume             go on with an import the line dropped\n" },
 	{ VK_AUTH_ANSWER, "  -k, --key-file FILE  the key (hex)\n" },
 };
 
@@ -436,6 +445,11 @@ static int local_option(struct vmmctl_parsed *p, int argc, char **argv, int *i)
 	FLAG(VK_EVENTS, "follow", follow);
 	FLAG(VK_CONSOLE, "dump", dump);
 	FLAG(VK_CONSOLE, "raw", raw);
+	FLAG(VK_IMPORT, "resume", resume);
+	if (VALUE(VK_IMPORT, "name")) {
+		l->vm = value;
+		return 1;
+	}
 	if (VALUE(VK_EVENTS, "count")) {
 		if (!parse_long(value, 1, 1000000000L, &v))
 			return usage_error(p, "--count: '%s' is not a positive number%s", value, NULL),
@@ -621,8 +635,10 @@ static int parse_local(struct vmmctl_parsed *p, int argc, char **argv, int first
 
 	switch (p->sub->kind) {
 	case VK_WAIT:
+	case VK_EXPORT:
 		max = 2;
 		break;
+	case VK_IMPORT:
 	case VK_CONSOLE:
 	case VK_NET_SHOW:
 	case VK_AUTH_ANSWER:
@@ -680,6 +696,19 @@ static int parse_local(struct vmmctl_parsed *p, int argc, char **argv, int first
 					   NULL);
 		if (p->local.raw && !p->local.dump)
 			return usage_error(p, "console: --raw goes with --dump%s%s", NULL, NULL);
+		break;
+	case VK_EXPORT:
+		if (npos < 2)
+			return usage_error(p, "export: needs VM and FILE (try 'vmmctl export --help')%s%s",
+					   NULL, NULL);
+		p->local.vm = pos[0];
+		p->local.file = pos[1];
+		break;
+	case VK_IMPORT:
+		if (npos < 1)
+			return usage_error(p, "import: needs FILE (try 'vmmctl import --help')%s%s", NULL,
+					   NULL);
+		p->local.file = pos[0];
 		break;
 	case VK_NET_SHOW:
 		if (npos < 1)

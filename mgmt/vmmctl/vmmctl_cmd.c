@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "mgmt/vmmctl/vmmctl.h"
+#include "vmm/savefile.h"
 
 struct run {
 	const struct vmmctl_parsed *p;
@@ -851,6 +852,232 @@ static int cmd_console(struct run *r)
 	return console_interactive(r, l->vm);
 }
 
+/* ---- export, import: a saved VM as a file ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Bytes, rate and time left on one terminal line, at most five times a second. */
+struct progress {
+	const char *what;
+	double started, shown;
+	uint64_t first; /* bytes already there when this run began (a resumed transfer) */
+};
+
+static void progress_show(struct run *r, struct progress *pg, uint64_t done, uint64_t total,
+			  bool last)
+{
+	double t = now_s();
+
+	if (!r->env->progress_tty || r->p->opts.json || (!last && t - pg->shown < 0.2))
+		return;
+	pg->shown = t;
+	double rate = t > pg->started ? (double)(done - pg->first) / (t - pg->started) : 0;
+	double left = rate > 0 ? (double)(total - done) / rate : 0;
+	fprintf(r->env->err, "\r%s: %llu of %llu KiB (%u%%), %.1f KiB/s, %.0f s left  %s",
+		pg->what, (unsigned long long)(done / 1024), (unsigned long long)(total / 1024),
+		total ? (unsigned)(done * 100 / total) : 100, rate / 1024, left, last ? "\n" : "");
+	fflush(r->env->err);
+}
+
+static void transfer_done(struct run *r, const char *vm, const char *file, uint64_t bytes,
+			  double started)
+{
+	double secs = now_s() - started;
+
+	if (r->p->opts.json)
+		fprintf(r->env->out, "{\"vm\":\"%s\",\"file\":\"%s\",\"bytes\":%llu,"
+			"\"seconds\":%.2f}\n", vm, file, (unsigned long long)bytes, secs);
+	else
+		fprintf(r->env->out, "%s: %llu KiB, %s, in %.1f s\n", vm,
+			(unsigned long long)(bytes / 1024), file, secs);
+}
+
+/* The whole file is one save file (docs/savefile.md), else a message and false. */
+static bool file_checks(struct run *r, const char *what, const uint8_t *data, size_t size,
+			struct savefile_header *h)
+{
+	struct savefile_reader rd;
+	struct savefile_error err;
+
+	if (!savefile_open(&rd, data, size, &err)) {
+		fprintf(r->env->err, "vmmctl: %s: not a whole save file: %s\n", what, err.text);
+		return false;
+	}
+	*h = rd.walk.header;
+	return true;
+}
+
+#define EXPORT_MAX (64ull << 30)
+
+static int cmd_export(struct run *r)
+{
+	const char *vm = r->p->local.vm, *file = r->p->local.file;
+	char part[4096];
+	struct savefile_header h;
+	uint64_t size = 0, have = 0;
+	uint8_t *data = NULL;
+
+	snprintf(part, sizeof(part), "%s.part", file);
+	/* A transfer the line cut goes on from what FILE.part holds. */
+	FILE *f = fopen(part, "ab+");
+	if (!f) {
+		fprintf(r->env->err, "vmmctl: export: %s: %s\n", part, strerror(errno));
+		return VMMCTL_EXIT_USAGE;
+	}
+	fseek(f, 0, SEEK_END);
+	have = (uint64_t)ftell(f);
+	struct progress pg = { "export", now_s(), 0, have };
+	for (;;) {
+		uint8_t buf[128];
+		struct tlv_writer w;
+		const uint8_t *d;
+		size_t n;
+		uint64_t next;
+
+		tlv_writer_init(&w, buf, sizeof(buf));
+		tlv_put_str(&w, API_TAG_VM, vm);
+		tlv_put_u64(&w, API_TAG_OFFSET, have);
+		enum vmmctl_call c = vmmctl_call(&r->c, API_REQ_EXPORT_SAVED_STATE, buf, w.len);
+		if (c != VMMCTL_CALL_OK) {
+			fclose(f);
+			return report(r, c, "ExportSavedState");
+		}
+		const uint8_t *p = r->c.resp.payload;
+		size_t len = r->c.resp.length;
+		if (tlv_get_u64(p, len, API_TAG_SAVED_SIZE, &size) != TLV_OK ||
+		    tlv_get_bytes(p, len, API_TAG_DATA, &d, &n) != TLV_OK ||
+		    tlv_get_u64(p, len, API_TAG_NEXT_OFFSET, &next) != TLV_OK ||
+		    next != have + n || size > EXPORT_MAX || next > size || (n == 0 && next < size)) {
+			fclose(f);
+			return report(r, VMMCTL_CALL_PROTO, "ExportSavedState");
+		}
+		if (n && fwrite(d, 1, n, f) != n) {
+			fprintf(r->env->err, "vmmctl: export: %s: %s\n", part, strerror(errno));
+			fclose(f);
+			return VMMCTL_EXIT_USAGE;
+		}
+		have = next;
+		progress_show(r, &pg, have, size, have == size);
+		if (have == size)
+			break;
+		if (interrupted(r)) {
+			fclose(f);
+			fprintf(r->env->err, "vmmctl: export: interrupted at %llu of %llu bytes; run it "
+				"again to go on\n", (unsigned long long)have, (unsigned long long)size);
+			return 130;
+		}
+	}
+	/* Checked whole before it takes FILE's name: a damaged transfer never looks complete. */
+	data = malloc(size ? size : 1);
+	bool ok = data && fseek(f, 0, SEEK_SET) == 0 && fread(data, 1, size, f) == size &&
+		  file_checks(r, "export", data, size, &h);
+	fclose(f);
+	free(data);
+	if (!ok) {
+		unlink(part);
+		fprintf(r->env->err, "vmmctl: export: %s removed; run it again\n", part);
+		return VMMCTL_EXIT_PROTO;
+	}
+	if (rename(part, file) != 0) {
+		fprintf(r->env->err, "vmmctl: export: %s: %s\n", file, strerror(errno));
+		return VMMCTL_EXIT_USAGE;
+	}
+	transfer_done(r, vm, file, size, pg.started);
+	return VMMCTL_EXIT_OK;
+}
+
+/* Chunks of ImportVirtualMachine: the frame less the name, size and offset tags. */
+#define IMPORT_CHUNK (PROTO_MAX_PAYLOAD - 128)
+
+static enum vmmctl_call import_send(struct run *r, const char *vm, uint64_t size,
+				    uint64_t offset, const uint8_t *d, size_t n)
+{
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+	struct tlv_writer w;
+
+	tlv_writer_init(&w, buf, sizeof(buf));
+	tlv_put_str(&w, API_TAG_VM, vm);
+	tlv_put_u64(&w, API_TAG_SAVED_SIZE, size);
+	tlv_put_u64(&w, API_TAG_OFFSET, offset);
+	tlv_put(&w, API_TAG_DATA, d, n);
+	return vmmctl_call(&r->c, API_REQ_IMPORT_VIRTUAL_MACHINE, buf, w.len);
+}
+
+static int cmd_import(struct run *r)
+{
+	const char *file = r->p->local.file;
+	struct savefile_header h;
+	enum vmmctl_call c;
+	uint64_t next = 0;
+	long size;
+	FILE *f = fopen(file, "rb");
+
+	if (!f || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0) {
+		fprintf(r->env->err, "vmmctl: import: %s: %s\n", file, strerror(errno));
+		if (f)
+			fclose(f);
+		return VMMCTL_EXIT_USAGE;
+	}
+	uint8_t *data = malloc(size ? (size_t)size : 1);
+	bool ok = data && fseek(f, 0, SEEK_SET) == 0 &&
+		  fread(data, 1, (size_t)size, f) == (size_t)size;
+	fclose(f);
+	if (!ok || !file_checks(r, "import", data, (size_t)size, &h)) {
+		if (!ok)
+			fprintf(r->env->err, "vmmctl: import: %s: cannot read it\n", file);
+		free(data);
+		return VMMCTL_EXIT_USAGE;
+	}
+	const char *vm = r->p->local.vm ? r->p->local.vm : h.name;
+	if (r->p->local.resume) {
+		/* Asking past what was received: the answer says how much was. */
+		c = import_send(r, vm, (uint64_t)size, (uint64_t)size, data, 0);
+		if (c == VMMCTL_CALL_ERROR && tlv_get_u64(r->c.resp.payload, r->c.resp.length,
+							  API_TAG_NEXT_OFFSET, &next) == TLV_OK)
+			fprintf(r->env->err, "vmmctl: import: going on from byte %llu\n",
+				(unsigned long long)next);
+		else
+			next = 0;
+	}
+	struct progress pg = { "import", now_s(), 0, next };
+	uint64_t at = next;
+	do {
+		size_t n = (uint64_t)size - at < IMPORT_CHUNK ? (size_t)((uint64_t)size - at)
+							       : IMPORT_CHUNK;
+		c = import_send(r, vm, (uint64_t)size, at, data + at, n);
+		if (c != VMMCTL_CALL_OK) {
+			free(data);
+			if (c == VMMCTL_CALL_TIMEOUT || c == VMMCTL_CALL_CLOSED)
+				fprintf(r->env->err, "vmmctl: import: stopped at byte %llu of %ld; "
+					"'vmmctl import --resume' goes on\n", (unsigned long long)at,
+					size);
+			return report(r, c, "ImportVirtualMachine");
+		}
+		if (tlv_get_u64(r->c.resp.payload, r->c.resp.length, API_TAG_NEXT_OFFSET, &next) !=
+			    TLV_OK || next != at + n) {
+			free(data);
+			return report(r, VMMCTL_CALL_PROTO, "ImportVirtualMachine");
+		}
+		at = next;
+		progress_show(r, &pg, at, (uint64_t)size, at == (uint64_t)size);
+		if (interrupted(r)) {
+			free(data);
+			fprintf(r->env->err, "vmmctl: import: interrupted at byte %llu; 'vmmctl import "
+				"--resume' goes on\n", (unsigned long long)at);
+			return 130;
+		}
+	} while (at < (uint64_t)size);
+	free(data);
+	transfer_done(r, vm, file, (uint64_t)size, pg.started);
+	return VMMCTL_EXIT_OK;
+}
+
 /* ---- auth-answer (offline) ---- */
 
 static int cmd_auth_answer(struct run *r)
@@ -930,6 +1157,12 @@ int vmmctl_run(const struct vmmctl_parsed *p, struct vmmctl_env *env)
 			break;
 		case VK_WAIT:
 			rc = cmd_wait(r);
+			break;
+		case VK_EXPORT:
+			rc = cmd_export(r);
+			break;
+		case VK_IMPORT:
+			rc = cmd_import(r);
 			break;
 		case VK_CONSOLE:
 			rc = cmd_console(r);

@@ -25,7 +25,8 @@ fail() { echo "FAIL $1"; failed=$((failed + 1)); }
 	--megs 640 --timeout 1700 --extra "$linux/vmlinuz" --extra "$linux/initrd.img" \
 	--extra "$linux/disk.img" >"$work/run-bochs.out" 2>&1 &
 bochs=$!
-trap 'kill $bochs 2>/dev/null; wait $bochs 2>/dev/null' EXIT
+# run-bochs.sh ends Bochs and drops its disk lock on its way out; wait for that.
+trap 'kill $bochs 2>/dev/null; wait $bochs 2>/dev/null; rm -f "$work/disk.img.lock"' EXIT
 
 ctl() { timeout 120 "$root/build/vmmctl" -c "unix:$work/line.sock" -t 5 -r 6 "$@"; }
 # wait_for REGEX SECONDS: the serial output matches REGEX within SECONDS.

@@ -26,6 +26,7 @@
 #include "vmm/mgmt.h"
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
+#include "vmm/savefile.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -226,6 +227,7 @@ void vm_delete(struct vm *vm)
 	unsigned index = 0;
 
 	push_event(vm, VM_STATE_INVALID, NULL);
+	nic_remove_all(vm->id);
 	while (vms[index] != vm)
 		index++;
 	memmove(&vms[index], &vms[index + 1], (vms_used - index - 1) * sizeof(vms[0]));
@@ -235,7 +237,8 @@ void vm_delete(struct vm *vm)
 		page_alloc_free(vm->pages, vm->boot->ram_base, vm->boot->ram_bytes / PAGE_SIZE);
 }
 
-int vm_control(struct vm *vm, enum vm_op op, const char *reason)
+int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
+		   size_t why_size)
 {
 	static const enum vm_state after[VM_OP_COUNT] = {
 		[VM_OP_STARTUP] = VM_STATE_RUNNING, [VM_OP_TURN_OFF] = VM_STATE_TURNED_OFF,
@@ -246,10 +249,20 @@ int vm_control(struct vm *vm, enum vm_op op, const char *reason)
 	if (op == VM_OP_STARTUP || op == VM_OP_RESET)
 		push_event(vm, VM_STATE_TURNING_ON, NULL);
 	if (op == VM_OP_STARTUP && startup_fails) {
-		push_event(vm, VM_STATE_TURNED_OFF, "the image is not bootable");
+		snprintf(why, why_size, "the image is not bootable");
+		push_event(vm, VM_STATE_TURNED_OFF, why);
 		return -1;
 	}
 	push_event(vm, after[op], op == VM_OP_TURN_OFF ? reason : NULL);
+	return 0;
+}
+
+int vm_adopt_saved_state(struct vm *vm, const struct vm_saved *saved)
+{
+	if (vm->state != VM_STATE_TURNED_OFF)
+		return -1;
+	vm->saved = *saved;
+	vm->state = VM_STATE_SAVED;
 	return 0;
 }
 
@@ -833,6 +846,147 @@ static void test_networks(void **state)
 	assert_int_equal(call(API_REQ_ATTACH_TO_VIRTUAL_NETWORK), API_E_OK);
 }
 
+/* --- Moving a VM: ExportSavedState, ImportVirtualMachine -------------------------- */
+
+/* A save file as vmm/vm_save.c writes one: header, configuration, a vCPU, RAM. */
+static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes)
+{
+	struct savefile_header h = { .name = "guest", .ram_bytes = ram_bytes, .vcpus = 1,
+				     .boot_mode = SAVEFILE_BOOT_LONG, .saved_at = 1767225600,
+				     .nic_count = 1,
+				     .nics = { { .mac = { 2, 0, 0, 0, 0, 0x77 }, .network = "lan" } } };
+	static uint8_t ram[4 * MIB];
+	static struct lz_workspace ws;
+	static uint8_t scratch[SAVEFILE_SCRATCH_SIZE];
+	uint8_t config[256], vcpu[16] = { 1 };
+	struct tlv_writer cw;
+	struct savefile_buffer file = { out, cap, 0 };
+	struct savefile_writer sw;
+
+	assert_true(ram_bytes <= sizeof(ram));
+	memset(ram, 0, sizeof(ram));
+	strcpy((char *)ram + 8192, "the guest's memory");
+	for (unsigned i = 0; i < 4 * 4096; i++) /* pages that do not compress: a file of chunks */
+		ram[16384 + i] = (uint8_t)((i * 2654435761u) >> 24);
+	tlv_writer_init(&cw, config, sizeof(config));
+	tlv_put_str(&cw, API_TAG_VM, "guest");
+	tlv_put_u64(&cw, API_TAG_MEMORY, ram_bytes);
+	tlv_put_str(&cw, API_TAG_IMAGE, "\\img\\guest.bin");
+	tlv_put_str(&cw, API_TAG_NIC_SPEC, "lan"); /* ignored: the header's adapters count */
+	lz_workspace_init(&ws);
+	assert_true(savefile_writer_init(&sw, savefile_buffer_sink, &file));
+	assert_true(savefile_write_header(&sw, &h));
+	assert_true(savefile_write_record(&sw, SAVEFILE_CONFIG, 0, config, cw.len));
+	assert_true(savefile_write_vcpu(&sw, 0, vcpu, sizeof(vcpu)));
+	assert_true(savefile_write_memory(&sw, ram, ram_bytes / 4096, &ws, scratch));
+	assert_true(savefile_finish(&sw));
+	return file.size;
+}
+
+static uint16_t import_chunk(const char *vm, uint64_t size, uint64_t offset, const uint8_t *data,
+			     size_t n)
+{
+	begin();
+	tlv_put_str(&w, API_TAG_VM, vm);
+	tlv_put_u64(&w, API_TAG_SAVED_SIZE, size);
+	tlv_put_u64(&w, API_TAG_OFFSET, offset);
+	tlv_put(&w, API_TAG_DATA, data, n);
+	return call(API_REQ_IMPORT_VIRTUAL_MACHINE);
+}
+
+/* Sends data[from..size) in chunks; returns the first error, or the last answer's. */
+static uint16_t import_rest(const char *vm, const uint8_t *data, size_t size, size_t from)
+{
+	uint16_t e = API_E_OK;
+
+	for (size_t at = from; at < size && e == API_E_OK; at += 800)
+		e = import_chunk(vm, size, at, data + at, size - at < 800 ? size - at : 800);
+	return e;
+}
+
+static void test_export_and_import(void **state)
+{
+	static uint8_t file[64 * 1024], got[64 * 1024];
+	struct vm *guest = vm_called("guest");
+	size_t size = make_save_file(file, sizeof(file), guest->boot->ram_bytes), have = 0;
+	(void)state;
+
+	/* Only a saved VM has a file to export. */
+	assert_int_equal(call_vm(API_REQ_EXPORT_SAVED_STATE, "guest"), API_E_INVALID_STATE);
+	assert_message("not Saved");
+	if (guest->state == VM_STATE_TURNED_OFF)
+		assert_int_equal(call_vm(API_REQ_STARTUP, "guest"), API_E_OK);
+	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_OK);
+	guest->saved = (struct vm_saved){ .base = (uint64_t)(uintptr_t)file, .bytes = size };
+
+	/* In chunks by offset, as a dropped line would resume. */
+	while (have < size) {
+		begin();
+		tlv_put_str(&w, API_TAG_VM, "guest");
+		tlv_put_u64(&w, API_TAG_OFFSET, have);
+		assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_OK);
+		const uint8_t *data;
+		size_t n;
+		assert_int_equal(tlv_get_bytes(last()->payload, last()->len, API_TAG_DATA, &data, &n),
+				 TLV_OK);
+		assert_true(n > 0 && n <= PROTO_MAX_PAYLOAD);
+		assert_int_equal(answer_uint(API_TAG_SAVED_SIZE), size);
+		assert_int_equal(answer_uint(API_TAG_NEXT_OFFSET), have + n);
+		memcpy(got + have, data, n);
+		have += n;
+	}
+	assert_memory_equal(got, file, size);
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "guest");
+	tlv_put_u64(&w, API_TAG_OFFSET, size + 1);
+	assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_INVALID_ARGUMENT);
+	assert_message("past the file");
+
+	/* A damaged file is refused whole, and its memory comes back. */
+	uint64_t free_before = pages.free_pages;
+	got[size / 2] ^= 1;
+	assert_int_equal(import_chunk("moved", size, 0, got, 700), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_NEXT_OFFSET), 700);
+	assert_int_equal(import_rest("moved", got, size, 700), API_E_INVALID_ARGUMENT);
+	assert_message("the file is refused");
+	assert_int_equal(pages.free_pages, free_before);
+	got[size / 2] ^= 1;
+
+	/* Out of order is refused with where to go on; a chunk sent again is taken. */
+	assert_int_equal(import_chunk("moved", size, 0, got, 700), API_E_OK);
+	assert_int_equal(import_chunk("moved", size, 900, got + 900, 100), API_E_INVALID_ARGUMENT);
+	assert_int_equal(answer_uint(API_TAG_NEXT_OFFSET), 700);
+	assert_int_equal(import_chunk("moved", size, 500, got + 500, 400), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_NEXT_OFFSET), 900);
+	assert_int_equal(import_chunk("other", size, 900, got + 900, 10), API_E_INVALID_STATE);
+	assert_message("no import of 'other'");
+	assert_int_equal(import_rest("moved", got, size, 900), API_E_OK);
+	struct vm *moved = vm_called("moved");
+	assert_int_equal(moved->state, VM_STATE_SAVED);
+	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_SAVED);
+	assert_memory_equal((const void *)(uintptr_t)moved->saved.base, file, size);
+	assert_int_equal(moved->boot->ram_bytes, guest->boot->ram_bytes);
+	const struct nic_info *nic = nic_get(moved->id, 0);
+	assert_non_null(nic);
+	assert_int_equal(nic->mac[5], 0x77);
+	assert_int_equal(nic->net, network_find("lan"));
+
+	/* A name in use, and the same MAC again, are refused before anything stays. */
+	assert_int_equal(import_chunk("moved", size, 0, got, 10), API_E_ALREADY_EXISTS);
+	free_before = pages.free_pages;
+	assert_int_equal(import_rest("copy", got, size, 0), API_E_ALREADY_EXISTS);
+	assert_message("MAC");
+	assert_int_equal(pages.free_pages, free_before);
+	for (unsigned i = 0; i < vms_used; i++)
+		assert_string_not_equal(vms[i]->cfg->name, "copy");
+
+	/* Tidy up for the tests after. */
+	moved->state = VM_STATE_TURNED_OFF;
+	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_OK);
+	guest->saved = (struct vm_saved){ 0 };
+	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
+}
+
 /* --- IVMVirtualMachine ------------------------------------------------------- */
 
 static void test_state_changes(void **state)
@@ -1313,6 +1467,7 @@ int main(void)
 		cmocka_unit_test(test_delete_list_find_vm),
 		cmocka_unit_test(test_networks),
 		cmocka_unit_test(test_state_changes),
+		cmocka_unit_test(test_export_and_import),
 		cmocka_unit_test(test_get_state),
 		cmocka_unit_test(test_adapters),
 		cmocka_unit_test(test_cabling),

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "vmm/guest_boot.h"
+#include "vmm/network.h"
 #include "vmm/page_alloc.h"
 #include "vmm/sched.h"
 #include "vmm/virt.h"
@@ -346,6 +347,13 @@ static void test_save_and_restore(void **state)
 	struct vm *vm = vm_a();
 	(void)state;
 
+	/* An adapter on a network: after the restore it announces itself there. */
+	static const uint8_t mac[6] = { 2, 0, 0, 0, 0, 0x42 };
+	network_init(&pages);
+	int net = network_create("lan", 1500);
+	assert_true(net >= 0);
+	assert_int_equal(nic_add(vm->id, mac), 0);
+	assert_int_equal(nic_attach(vm->id, 0, (unsigned)net), 0);
 	fill_guest(vm);
 	uint8_t *want = malloc(vm->boot->ram_bytes);
 	assert_non_null(want);
@@ -378,9 +386,14 @@ static void test_save_and_restore(void **state)
 	struct vm_time after = vm_now(vm);
 	assert_true(after.tsc >= before.tsc && after.ns >= before.ns);
 	assert_true(hardware_tsc_offset == vm_clock_tsc_offset(&vm->clock));
+	struct vnet_counters lan;
+	vnet_switch_stats(network_get((unsigned)net), &lan);
+	assert_int_equal(lan.rx_frames, 1); /* the RARP, from the adapter's MAC */
 	/* The guest runs on from the file, which is no longer its state. */
 	assert_int_equal(vm->saved.pages, 0);
 	assert_int_equal(pages.free_pages, free_before);
+	nic_remove_all(vm->id);
+	assert_int_equal(network_delete((unsigned)net), 0);
 	free(want);
 }
 

@@ -341,6 +341,18 @@ static void test_parse_every_subcommand(void **state)
 	covered[API_REQ_AUTH_CHALLENGE] = covered[API_REQ_AUTH_RESPONSE] = true;
 	covered[API_REQ_CONSOLE_READ] = covered[API_REQ_CONSOLE_WRITE] = true;
 	covered[API_REQ_SUBSCRIBE_EVENTS] = true;
+	/* export and import send theirs in chunks (mgmt-boot.sh moves a VM with them). */
+	covered[API_REQ_EXPORT_SAVED_STATE] = covered[API_REQ_IMPORT_VIRTUAL_MACHINE] = true;
+	assert_int_equal(PARSE("export", "web", "web.vmsave"), VMMCTL_EXIT_OK);
+	assert_string_equal(parsed.local.vm, "web");
+	assert_string_equal(parsed.local.file, "web.vmsave");
+	assert_int_equal(PARSE("export", "web"), VMMCTL_EXIT_USAGE);
+	assert_int_equal(PARSE("import", "web.vmsave", "--name", "web2", "--resume"),
+			 VMMCTL_EXIT_OK);
+	assert_string_equal(parsed.local.file, "web.vmsave");
+	assert_string_equal(parsed.local.vm, "web2");
+	assert_true(parsed.local.resume);
+	assert_int_equal(PARSE("import"), VMMCTL_EXIT_USAGE);
 	for (unsigned code = 1; code < 256; code++)
 		if (api_request_name((uint16_t)code))
 			assert_true(covered[code]);

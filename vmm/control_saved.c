@@ -1,0 +1,221 @@
+/*
+ * A saved VM as one file over the line (docs/protocol.md, "Moving a VM"):
+ * ExportSavedState reads a Saved VM's file in chunks by offset, so that a
+ * dropped line resumes where it stopped; ImportVirtualMachine writes a
+ * file in chunks into hypervisor memory and, with its last byte, checks
+ * it whole and makes a Saved VM of it, which Startup restores.
+ */
+#include "vmm/control_internal.h"
+
+#include "boot/boot_info.h"
+#include "lib/fmt.h"
+#include "vmm/log.h"
+#include "vmm/network.h"
+#include "vmm/page_alloc.h"
+#include "vmm/savefile.h"
+#include "vmm/vm.h"
+
+#include <string.h>
+
+/* The data of one answer: the frame less the other tags of an export answer. */
+#define CHUNK_MAX (PROTO_MAX_PAYLOAD - 4 * (TLV_HEADER_SIZE + 8) - TLV_HEADER_SIZE)
+
+static const struct boot_info *boot;
+
+/*
+ * The one import under way: the file so far in host pages. A new import
+ * (offset 0) replaces one that was left unfinished.
+ */
+static struct {
+	char name[API_NAME_MAX + 1];
+	uint64_t base, pages, size, received;
+} import;
+
+void control_saved_init(const struct boot_info *bi)
+{
+	boot = bi;
+}
+
+static void import_drop(void)
+{
+	if (import.pages)
+		page_alloc_free(boot->host_pages, import.base, import.pages);
+	memset(&import, 0, sizeof(import));
+}
+
+int export_saved_state(struct call *c)
+{
+	const uint16_t rq = API_REQ_EXPORT_SAVED_STATE;
+	uint64_t offset = 0;
+	uint32_t max = CHUNK_MAX;
+	struct vm *vm;
+
+	if (need_vm(c, rq, &vm))
+		return -1;
+	if (vm->state != VM_STATE_SAVED) {
+		fail(c, API_E_INVALID_STATE, "ExportSavedState: %s is %s, not Saved", vm->cfg->name,
+		     vm_state_name(vm->state));
+		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+		return -1;
+	}
+	tlv_get_u64(c->req, c->len, API_TAG_OFFSET, &offset);
+	tlv_get_u32(c->req, c->len, API_TAG_MAX_BYTES, &max);
+	if (max > CHUNK_MAX)
+		max = CHUNK_MAX;
+	if (offset > vm->saved.bytes)
+		return fail(c, API_E_INVALID_ARGUMENT, "ExportSavedState: offset %llu is past the "
+			    "file's %llu bytes", (unsigned long long)offset,
+			    (unsigned long long)vm->saved.bytes);
+	uint64_t n = vm->saved.bytes - offset < max ? vm->saved.bytes - offset : max;
+	tlv_put_u64(&c->w, API_TAG_SAVED_SIZE, vm->saved.bytes);
+	tlv_put_u64(&c->w, API_TAG_OFFSET, offset);
+	tlv_put(&c->w, API_TAG_DATA, (const uint8_t *)(uintptr_t)(vm->saved.base + offset),
+		(size_t)n);
+	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, offset + n);
+	return 0;
+}
+
+/* The adapters of the file's header, with their MACs, on the networks of the same names. */
+static int add_saved_nics(struct call *c, const struct vm *vm, const struct savefile_header *h)
+{
+	for (unsigned i = 0; i < h->nic_count; i++) {
+		const struct savefile_nic *nic = &h->nics[i];
+		int net = nic->network[0] ? network_find(nic->network) : -1;
+		if (nic->network[0] && net < 0)
+			return fail(c, API_E_NOT_FOUND, "ImportVirtualMachine: adapter %u's network "
+				    "'%s' does not exist here", i, nic->network);
+		int index = nic_add(vm->id, nic->mac);
+		if (index == NET_E_EXISTS)
+			return fail(c, API_E_ALREADY_EXISTS, "ImportVirtualMachine: adapter %u's MAC "
+				    "is in use here", i);
+		if (index < 0 || (net >= 0 && nic_attach(vm->id, (unsigned)index, (unsigned)net)))
+			return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no room for "
+				    "adapter %u", i);
+	}
+	return 0;
+}
+
+/*
+ * The file is all there: checked whole, its configuration record made into
+ * a CreateVirtualMachine of the import's name, its adapters added, and the
+ * file handed to the new VM, which is then Saved.
+ */
+static int import_commit(struct call *c)
+{
+	struct savefile_reader r;
+	struct savefile_error err;
+	struct savefile_record rec;
+	const uint8_t *file = (const uint8_t *)(uintptr_t)import.base;
+
+	if (!savefile_open(&r, file, import.size, &err))
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the file is refused: "
+			    "%s", err.text);
+	bool found = false;
+	while (!found && savefile_next(&r, &rec))
+		found = rec.type == SAVEFILE_CONFIG;
+	if (!found)
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the file has no "
+			    "configuration record");
+
+	/* Its own name, not the file's; no adapters (the header's are added after), no autostart. */
+	uint8_t request[PROTO_MAX_PAYLOAD];
+	struct tlv_writer w;
+	struct tlv_reader tr;
+	struct tlv t;
+	uint64_t memory = 0;
+	tlv_writer_init(&w, request, sizeof(request));
+	tlv_put_str(&w, API_TAG_VM, import.name);
+	tlv_reader_init(&tr, rec.payload, rec.size);
+	while (tlv_next(&tr, &t))
+		if (t.tag != API_TAG_VM && t.tag != API_TAG_NIC_SPEC && t.tag != API_TAG_AUTOSTART)
+			tlv_put(&w, t.tag, t.value, t.len);
+	tlv_get_u64(request, w.len, API_TAG_MEMORY, &memory);
+	if (!tlv_writer_ok(&w) || tr.malformed || memory != r.walk.header.ram_bytes)
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the configuration "
+			    "record does not match the file");
+
+	const uint8_t *req = c->req;
+	size_t len = c->len;
+	c->req = request;
+	c->len = w.len;
+	int rc = create_vm(c);
+	c->req = req;
+	c->len = len;
+	if (rc)
+		return rc;
+	struct vm *vm = vm_named(import.name);
+	if (add_saved_nics(c, vm, &r.walk.header)) {
+		vm_delete(vm);
+		return -1;
+	}
+	struct vm_saved saved = { .base = import.base, .pages = import.pages, .bytes = import.size,
+				  .saved_at = r.walk.header.saved_at };
+	vm_adopt_saved_state(vm, &saved);
+	log_info("vm '%s': imported, Saved: %llu KiB (saved as '%s')", vm->cfg->name,
+		 (unsigned long long)(import.size / 1024), r.walk.header.name);
+	/* The answer: the whole file taken, and the VM as it is now (create_vm's said TurnedOff). */
+	c->w.len = 0;
+	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.size);
+	put_vm_id(c, vm);
+	memset(&import, 0, sizeof(import)); /* the VM owns the pages now */
+	return 0;
+}
+
+int import_vm(struct call *c)
+{
+	const uint16_t rq = API_REQ_IMPORT_VIRTUAL_MACHINE;
+	char name[API_NAME_MAX + 1];
+	uint64_t size, offset;
+	const uint8_t *data;
+	size_t n;
+
+	if (need_str(c, rq, API_TAG_VM, name, sizeof(name)))
+		return -1;
+	if (tlv_get_u64(c->req, c->len, API_TAG_SAVED_SIZE, &size) != TLV_OK ||
+	    tlv_get_u64(c->req, c->len, API_TAG_OFFSET, &offset) != TLV_OK ||
+	    tlv_get_bytes(c->req, c->len, API_TAG_DATA, &data, &n) != TLV_OK)
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: needs saved_size, "
+			    "offset and data");
+	if (offset == 0) {
+		if (vm_named(name))
+			return fail(c, API_E_ALREADY_EXISTS, "ImportVirtualMachine: a VM named '%s' "
+				    "exists", name);
+		if (size < SAVEFILE_PREFIX_SIZE || size > SAVEFILE_RAM_MAX)
+			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: %llu bytes "
+				    "cannot be a save file", (unsigned long long)size);
+		import_drop();
+		uint64_t pages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
+		if (page_alloc_alloc(boot->host_pages, pages, 1, &import.base))
+			return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no memory for "
+				    "%llu KiB", (unsigned long long)(size / 1024));
+		import.pages = pages;
+		import.size = size;
+		fmt_snprintf(import.name, sizeof(import.name), "%s", name);
+		log_info("vm '%s': import of %llu KiB begins", name,
+			 (unsigned long long)(size / 1024));
+	} else if (!import.pages || strcmp(import.name, name) || import.size != size) {
+		fail(c, API_E_INVALID_STATE, "ImportVirtualMachine: no import of '%s' (%llu bytes) "
+		     "under way: begin at offset 0", name, (unsigned long long)size);
+		tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, 0);
+		return -1;
+	}
+	/* In order; a chunk sent again (the answer was lost) is taken as already there. */
+	if (offset > import.received || n > import.size - offset) {
+		fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: %zu bytes at %llu do not "
+		     "follow the %llu received of %llu", n, (unsigned long long)offset,
+		     (unsigned long long)import.received, (unsigned long long)import.size);
+		tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.received);
+		return -1;
+	}
+	memcpy((uint8_t *)(uintptr_t)import.base + offset, data, n);
+	if (offset + n > import.received)
+		import.received = offset + n;
+	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.received);
+	if (import.received < import.size)
+		return 0;
+	if (import_commit(c)) {
+		import_drop();
+		return -1;
+	}
+	return 0;
+}
