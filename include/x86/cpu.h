@@ -161,6 +161,7 @@ static inline bool x86_pat_valid(uint64_t pat)
 
 #define CR4_PSE (1ULL << 4)
 #define CR4_PAE (1ULL << 5)
+#define CR4_PCE (1ULL << 8)
 #define CR4_PGE (1ULL << 7)
 #define CR4_LA57 (1ULL << 12)
 #define CR4_VMXE (1ULL << 13)

@@ -55,6 +55,25 @@ int main(void)
 	check(wrmsr_safe(0x3a, 5) == 13, "msr: IA32_FEATURE_CONTROL is not writable");
 
 	/*
+	 * Nothing here may run natively: MONITOR/MWAIT (hidden from CPUID) are
+	 * #UD, RDPMC is #GP as no counter exists for guests, even with CR4.PCE
+	 * set, which the guest sees as it wrote it.
+	 */
+	static volatile uint64_t line;
+	check(!(cpuid(1, 0).ecx & (1U << 3)), "cpuid: MONITOR/MWAIT hidden");
+	check(monitor_safe((const void *)&line) == 6, "insn: MONITOR is #UD");
+	check(mwait_safe() == 6, "insn: MWAIT is #UD");
+	check(rdpmc_safe(0) == 13, "insn: RDPMC is #GP");
+	uint64_t cr4;
+	__asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+	__asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | (1ULL << 8)));
+	uint64_t cr4_pce;
+	__asm__ volatile("mov %%cr4, %0" : "=r"(cr4_pce));
+	check(cr4_pce & (1ULL << 8), "cr4: PCE reads back as the guest set it");
+	check(rdpmc_safe(0) == 13, "insn: RDPMC is #GP with CR4.PCE set too");
+	__asm__ volatile("mov %0, %%cr4" : : "r"(cr4));
+
+	/*
 	 * Round trip of one CPUID exit as the guest sees it, minus the cost of
 	 * the two RDTSCs around it. Under Bochs one TSC tick is one emulated
 	 * instruction, so the difference counts the instructions of the exit

@@ -35,6 +35,13 @@ static enum exit_action inject_ud(struct vcpu *vcpu)
 	return EXIT_CONTINUE;
 }
 
+/* RDPMC: guests are shown no performance counters (CPUID leaf 0AH), so every index is #GP. */
+static enum exit_action inject_gp(struct vcpu *vcpu)
+{
+	virt_inject_exception(vcpu, VECTOR_GP, true, 0);
+	return EXIT_CONTINUE;
+}
+
 static enum exit_action handle_exception_nmi(struct vcpu *vcpu)
 {
 	uint32_t info = (uint32_t)vmcs_read(VMCS_EXIT_INTR_INFO);
@@ -339,6 +346,10 @@ static const exit_handler exit_table[EXIT_REASON_COUNT] = {
 	[EXIT_GETSEC] = inject_ud,
 	[EXIT_HLT] = handle_hlt,
 	[EXIT_INVD] = handle_skip,
+	[EXIT_RDPMC] = inject_gp,
+	/* CPUID.01H:ECX.MONITOR is 0: both are #UD (SDM vol. 2, MONITOR and MWAIT). */
+	[EXIT_MWAIT] = inject_ud,
+	[EXIT_MONITOR] = inject_ud,
 	[EXIT_VMCALL] = handle_vmcall,
 	/* No nested virtualization: every VMX instruction is undefined. */
 	[EXIT_VMCLEAR] = inject_ud,

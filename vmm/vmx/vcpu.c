@@ -247,9 +247,15 @@ static uint64_t cr0_host_owned(void)
 	return fixed & ~(CR0_PE | CR0_PG);
 }
 
+/*
+ * CR4.PCE is the guest's to set, as any CPU allows, but never reaches the
+ * register: the guest sees its own value in the read shadow, and RDPMC
+ * exits whatever it is (the host's counters are not the guest's).
+ */
 static uint64_t cr4_host_owned(void)
 {
-	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1 | CR4_HIDDEN_FROM_GUESTS;
+	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1 | CR4_HIDDEN_FROM_GUESTS |
+	       CR4_PCE;
 }
 
 /*
@@ -269,7 +275,7 @@ static uint64_t cr0_actual(uint64_t guest_view)
 
 static uint64_t cr4_actual(uint64_t guest_view)
 {
-	return (guest_view | vmx_host_msrs.cr4_fixed0) & vmx_host_msrs.cr4_fixed1;
+	return ((guest_view & ~CR4_PCE) | vmx_host_msrs.cr4_fixed0) & vmx_host_msrs.cr4_fixed1;
 }
 
 static void write_host_state(void)
@@ -326,8 +332,15 @@ static void write_controls(struct vcpu *vcpu)
 	 * TSC offsetting without RDTSC exiting: the guest's RDTSC and RDMSR of
 	 * IA32_TIME_STAMP_COUNTER read the host TSC plus the VMCS TSC offset
 	 * (SDM 24.6.5, 25.3), the VM's clock (vmm/vm_clock.h), at no exit.
+	 * MWAIT and MONITOR exit (and are #UD, as CPUID hides MONITOR/MWAIT):
+	 * run natively, MWAIT could put the only physical CPU into a deep
+	 * C-state where the preemption timer stops (SDM 25.5.1). RDPMC exits
+	 * (and is #GP): it would read the host's performance counters.
 	 */
 	v->proc_controls = adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_TSC_OFFSETTING |
+						   PROC_CTL_MWAIT_EXITING |
+						   PROC_CTL_MONITOR_EXITING |
+						   PROC_CTL_RDPMC_EXITING |
 						   PROC_CTL_USE_IO_BITMAPS |
 						   PROC_CTL_USE_MSR_BITMAPS |
 						   PROC_CTL_CR8_LOAD_EXITING |

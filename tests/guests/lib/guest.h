@@ -62,6 +62,9 @@ static inline long vmcall(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
 unsigned rdmsr_safe(uint32_t msr, uint64_t *value);
 unsigned wrmsr_safe(uint32_t msr, uint64_t value);
 unsigned vmxon_safe(uint64_t region);
+unsigned rdpmc_safe(uint32_t counter);
+unsigned monitor_safe(const void *address);
+unsigned mwait_safe(void);
 
 bool streq(const char *a, const char *b);
 

@@ -92,6 +92,48 @@ wrmsr_safe:
 1:	movl fault_vector(%rip), %eax
 	ret
 
+/* unsigned rdpmc_safe(uint32_t counter) */
+	.globl rdpmc_safe
+rdpmc_safe:
+	leaq 1f(%rip), %rax
+	movq %rax, fault_resume(%rip)
+	movl %edi, %ecx
+	rdpmc
+	movq $0, fault_resume(%rip)
+	movl $0xff, %eax
+	ret
+1:	movl fault_vector(%rip), %eax
+	ret
+
+/* unsigned monitor_safe(const void *address) */
+	.globl monitor_safe
+monitor_safe:
+	leaq 1f(%rip), %rax
+	movq %rax, fault_resume(%rip)
+	movq %rdi, %rax
+	xorl %ecx, %ecx
+	xorl %edx, %edx
+	monitor
+	movq $0, fault_resume(%rip)
+	movl $0xff, %eax
+	ret
+1:	movl fault_vector(%rip), %eax
+	ret
+
+/* unsigned mwait_safe(void) */
+	.globl mwait_safe
+mwait_safe:
+	leaq 1f(%rip), %rax
+	movq %rax, fault_resume(%rip)
+	xorl %eax, %eax
+	xorl %ecx, %ecx
+	mwait
+	movq $0, fault_resume(%rip)
+	movl $0xff, %eax
+	ret
+1:	movl fault_vector(%rip), %eax
+	ret
+
 /* unsigned vmxon_safe(uint64_t region) */
 	.globl vmxon_safe
 vmxon_safe:
