@@ -48,13 +48,6 @@
 #define PDPTE_RESERVED_LOW 0x1e6ULL
 #define MAXPHYADDR_ARCH 52
 #define FOP_BITS 0x7ffULL /* the last x87 opcode: 11 bits */
-#define VECTOR_DB 1
-#define VECTOR_NMI 2
-#define VECTOR_DF 8
-#define VECTOR_TS 10
-#define VECTOR_NP 11
-#define VECTOR_SS 12
-#define VECTOR_AC 17
 #define INSTRUCTION_MAX 15
 
 #define F(member, type, lo, hi) DEVSTATE_FIELD(struct vcpu_state, member, type, lo, hi, 1)

@@ -255,11 +255,12 @@ static void debug_console_write(void *ctx, uint16_t offset, unsigned size, uint3
 	vm_console_putc(ctx, (uint8_t)value);
 }
 
+/* A 1-, 2- or 4-byte write to 0xf4 (QEMU's isa-debug-exit with iosize 4); the status is its low byte. */
 static void debug_exit_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 {
-	(void)offset;
 	(void)size;
-	vm_request_end(ctx, "guest exited with status %u", value & 0xff);
+	if (offset == 0)
+		vm_request_end(ctx, "guest exited with status %u", value & 0xff);
 }
 
 static int attach_devices(struct vm *vm)
@@ -283,7 +284,7 @@ static int attach_devices(struct vm *vm)
 		  .write = rtc_port_write, .ctx = vm },
 		{ .base = PORT_DEBUG_CONSOLE, .count = 1, .name = "debug-console",
 		  .write = debug_console_write, .ctx = vm },
-		{ .base = PORT_DEBUG_EXIT, .count = 1, .name = "debug-exit",
+		{ .base = PORT_DEBUG_EXIT, .count = 4, .name = "debug-exit",
 		  .write = debug_exit_write, .ctx = vm },
 	};
 

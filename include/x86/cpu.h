@@ -136,10 +136,23 @@ static inline bool x86_pat_valid(uint64_t pat)
 }
 
 /* Exception vectors (SDM Vol. 3A, 6.3.1). */
+#define VECTOR_DE 0
+#define VECTOR_DB 1
+#define VECTOR_NMI 2
+#define VECTOR_BR 5
 #define VECTOR_UD 6
+#define VECTOR_NM 7
+#define VECTOR_DF 8
+#define VECTOR_TS 10
+#define VECTOR_NP 11
+#define VECTOR_SS 12
 #define VECTOR_GP 13
 #define VECTOR_PF 14
+#define VECTOR_MF 16
+#define VECTOR_AC 17
 #define VECTOR_MC 18
+#define VECTOR_XM 19
+#define VECTOR_VE 20
 
 /* RFLAGS (SDM Vol. 1, 3.4.3); the status flags are the ones arithmetic sets. */
 #define RFLAGS_CF (1ULL << 0)
@@ -150,6 +163,7 @@ static inline bool x86_pat_valid(uint64_t pat)
 #define RFLAGS_IF (1ULL << 9)
 #define RFLAGS_DF (1ULL << 10)
 #define RFLAGS_OF (1ULL << 11)
+#define RFLAGS_RF (1ULL << 16)
 #define RFLAGS_STATUS (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 
 #define CR0_PE (1ULL << 0)

@@ -35,6 +35,8 @@ int main(void)
 	check(rdmsr_safe(0x3a, &v) == NO_FAULT && v == 1,
 	      "msr: IA32_FEATURE_CONTROL reads locked, VMX off");
 	check(rdmsr_safe(0x480, &v) == 13, "msr: IA32_VMX_BASIC is #GP");
+	/* A fault pushes RF=1 (SDM 18.3.1.1), injected by the hypervisor as well. */
+	check(fault_rflags & (1ULL << 16), "exceptions: an injected #GP pushes RFLAGS.RF");
 	check(rdmsr_safe(0xc0000080, &v) == NO_FAULT && (v & 0x500) == 0x500,
 	      "msr: EFER shows long mode (LME, LMA)");
 	check(wrmsr_safe(0x277, 0x0007040600070406ULL) == NO_FAULT &&

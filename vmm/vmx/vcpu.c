@@ -612,11 +612,43 @@ void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *s)
 	memcpy(&s->fpu, vcpu->fpu, sizeof(s->fpu));
 }
 
+/* Exceptions of the fault class (SDM table 6-1); #DB is injected only as a trap. */
+static bool is_fault(unsigned vector)
+{
+	switch (vector) {
+	case VECTOR_DE:
+	case VECTOR_BR:
+	case VECTOR_UD:
+	case VECTOR_NM:
+	case VECTOR_TS:
+	case VECTOR_NP:
+	case VECTOR_SS:
+	case VECTOR_GP:
+	case VECTOR_PF:
+	case VECTOR_MF:
+	case VECTOR_AC:
+	case VECTOR_XM:
+	case VECTOR_VE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_code,
 			   uint32_t error_code)
 {
 	struct vmx_vcpu *v = to_vmx(vcpu);
 
+	/*
+	 * Delivery pushes the guest-state RFLAGS: a fault's image must have RF
+	 * set (SDM 18.3.1.1), so that the restarted instruction does not raise
+	 * its instruction breakpoint again after the handler's IRET.
+	 */
+	if (is_fault(vector)) {
+		vmcs_load(v->vmcs_pa);
+		vmcs_write(VMCS_GUEST_RFLAGS, vmcs_read(VMCS_GUEST_RFLAGS) | RFLAGS_RF);
+	}
 	/* Real-mode delivery pushes no error code (SDM 26.2.1.3). */
 	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PE))
 		has_error_code = false;

@@ -63,6 +63,8 @@ unsigned rdmsr_safe(uint32_t msr, uint64_t *value);
 unsigned wrmsr_safe(uint32_t msr, uint64_t value);
 unsigned vmxon_safe(uint64_t region);
 unsigned rdpmc_safe(uint32_t counter);
+/* The RFLAGS image the last fault a *_safe wrapper caught pushed. */
+extern uint64_t fault_rflags;
 unsigned monitor_safe(const void *address);
 unsigned mwait_safe(void);
 

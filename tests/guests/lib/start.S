@@ -28,6 +28,8 @@ exception_common:
 	jz 1f
 	movq (%rsp), %rcx
 	movl %ecx, fault_vector(%rip)
+	movq 32(%rsp), %rcx	/* the RFLAGS the exception pushed */
+	movq %rcx, fault_rflags(%rip)
 	movq $0, fault_resume(%rip)
 	addq $16, %rsp		/* vector and error code */
 	movq %rax, (%rsp)	/* iret to the wrapper's recovery point */
@@ -153,6 +155,8 @@ vmxon_safe:
 	.balign 8
 	.globl fault_resume
 fault_resume: .quad 0
+	.globl fault_rflags
+fault_rflags: .quad 0
 fault_vector: .long 0
 	.balign 8
 	.globl boot_cmdline
