@@ -2,6 +2,7 @@
  * The hypervisor proper, entered on its own stack once the firmware is gone.
  */
 #include "boot/handover.h"
+#include "boot/quiesce.h"
 #include "vmm/clock.h"
 #include "vmm/control.h"
 #include "vmm/mgmt.h"
@@ -73,6 +74,10 @@ void vmm_main(struct boot_info *bi)
 		 (unsigned long long)(bi->identity_map_top >> 30),
 		 bi->identity_map_1g && bi->identity_map_top > (4ULL << 30)
 			 ? " (1-GiB pages above 4 GiB)" : "");
+	/* On the hypervisor's own page tables, which map the APICs' MMIO 1:1. */
+	char masked[160];
+	quiesce_interrupt_sources(&bi->acpi, masked, sizeof(masked));
+	log_info("hand-over: host interrupt sources masked: %s", masked);
 	adopt_free_memory(bi);
 	report_memory(bi);
 

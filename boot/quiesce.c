@@ -1,0 +1,111 @@
+#include "boot/quiesce.h"
+
+#include "lib/fmt.h"
+#include "x86/cpu.h"
+#include "x86/msr.h"
+
+/* 8259A OCW1 (the interrupt mask) of the master and the slave. */
+#define PIC_MASTER_DATA 0x21
+#define PIC_SLAVE_DATA 0xa1
+
+/* I/O APIC (82093AA datasheet 3.0): index and data window, version, redirection table. */
+#define IOAPIC_IOREGSEL 0x00
+#define IOAPIC_IOWIN 0x10
+#define IOAPIC_REG_VERSION 0x01
+#define IOAPIC_REG_REDTBL 0x10
+#define IOAPIC_MASKED (1U << 16)
+
+/* Local APIC registers (SDM Vol. 3A, table 10-1) and the LVT mask bit (10.5.1). */
+#define LAPIC_VERSION 0x030
+#define LAPIC_LVT_CMCI 0x2f0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_THERMAL 0x330
+#define LAPIC_LVT_PERF 0x340
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
+#define LAPIC_LVT_ERROR 0x370
+#define LVT_MASKED (1U << 16)
+#define APIC_BASE_EXTD (1ULL << 10) /* x2APIC mode */
+#define APIC_BASE_ENABLE (1ULL << 11)
+#define APIC_BASE_ADDRESS 0x000ffffffffff000ULL
+
+static uint32_t mmio_read32(uint64_t address)
+{
+	return *(volatile uint32_t *)(uintptr_t)address;
+}
+
+static void mmio_write32(uint64_t address, uint32_t value)
+{
+	*(volatile uint32_t *)(uintptr_t)address = value;
+}
+
+/* Every redirection entry of one I/O APIC; returns how many it has. */
+static unsigned mask_ioapic(uint64_t base)
+{
+	mmio_write32(base + IOAPIC_IOREGSEL, IOAPIC_REG_VERSION);
+	unsigned entries = ((mmio_read32(base + IOAPIC_IOWIN) >> 16) & 0xff) + 1;
+
+	for (unsigned i = 0; i < entries; i++) {
+		mmio_write32(base + IOAPIC_IOREGSEL, IOAPIC_REG_REDTBL + 2 * i);
+		mmio_write32(base + IOAPIC_IOWIN, mmio_read32(base + IOAPIC_IOWIN) | IOAPIC_MASKED);
+	}
+	return entries;
+}
+
+/* The local APIC's register at offset, by MMIO or (x2APIC) its MSR (SDM 10.12.1.2). */
+static uint32_t lapic_read(uint64_t base, bool x2apic, unsigned offset)
+{
+	return x2apic ? (uint32_t)rdmsr(MSR_IA32_X2APIC_FIRST + (offset >> 4))
+		      : mmio_read32(base + offset);
+}
+
+static void lapic_write(uint64_t base, bool x2apic, unsigned offset, uint32_t value)
+{
+	if (x2apic)
+		wrmsr(MSR_IA32_X2APIC_FIRST + (offset >> 4), value);
+	else
+		mmio_write32(base + offset, value);
+}
+
+/*
+ * The LVTs the local APIC has: the version register's "max LVT entry"
+ * counts them (SDM 10.4.8), in the order timer, thermal, performance
+ * counters, LINT0, LINT1, error, CMCI; the first four the architecture
+ * guarantees, thermal and CMCI only where that count reaches them.
+ */
+static unsigned mask_lapic(uint64_t base, bool x2apic)
+{
+	unsigned max_lvt = (lapic_read(base, x2apic, LAPIC_VERSION) >> 16) & 0xff;
+	unsigned lvts[7], n = 0;
+
+	lvts[n++] = LAPIC_LVT_TIMER;
+	lvts[n++] = LAPIC_LVT_PERF;
+	lvts[n++] = LAPIC_LVT_LINT0;
+	lvts[n++] = LAPIC_LVT_LINT1;
+	lvts[n++] = LAPIC_LVT_ERROR;
+	if (max_lvt >= 5)
+		lvts[n++] = LAPIC_LVT_THERMAL;
+	if (max_lvt >= 6)
+		lvts[n++] = LAPIC_LVT_CMCI;
+	for (unsigned i = 0; i < n; i++)
+		lapic_write(base, x2apic, lvts[i], lapic_read(base, x2apic, lvts[i]) | LVT_MASKED);
+	return n;
+}
+
+void quiesce_interrupt_sources(const struct acpi_info *acpi, char *report, size_t report_size)
+{
+	unsigned entries = 0, lvts = 0;
+
+	/* Even where the MADT says there are none: the write then goes nowhere. */
+	outb(PIC_MASTER_DATA, 0xff);
+	outb(PIC_SLAVE_DATA, 0xff);
+	for (unsigned i = 0; i < acpi->ioapic_count; i++)
+		entries += mask_ioapic(acpi->ioapics[i].address);
+	uint64_t apic_base = rdmsr(MSR_IA32_APIC_BASE);
+	if (apic_base & APIC_BASE_ENABLE)
+		lvts = mask_lapic(apic_base & APIC_BASE_ADDRESS, apic_base & APIC_BASE_EXTD);
+	fmt_snprintf(report, report_size,
+		     "the 8259s, %u redirection entries of %u I/O APIC(s), %u local APIC LVTs%s",
+		     entries, acpi->ioapic_count, lvts,
+		     apic_base & APIC_BASE_EXTD ? " (x2APIC)" : "");
+}
