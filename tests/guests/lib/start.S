@@ -61,86 +61,77 @@ guest_irq_stub:
 	popq %rax
 	iretq
 
+/*
+ * The *_safe wrappers: SAFE_ARM points fault_resume at the wrapper's label
+ * 1, where a fault resumes; SAFE_RETURN returns NO_FAULT (0xff) when the
+ * instruction went through, the vector otherwise.
+ */
+.macro SAFE_ARM
+	leaq 1f(%rip), %rax
+	movq %rax, fault_resume(%rip)
+.endm
+.macro SAFE_RETURN
+	movq $0, fault_resume(%rip)
+	movl $0xff, %eax
+	ret
+1:	movl fault_vector(%rip), %eax
+	ret
+.endm
+
 /* unsigned rdmsr_safe(uint32_t msr, uint64_t *value) */
 	.globl rdmsr_safe
 rdmsr_safe:
-	leaq 1f(%rip), %rax
-	movq %rax, fault_resume(%rip)
+	SAFE_ARM
 	movl %edi, %ecx
 	rdmsr
 	shlq $32, %rdx
 	movl %eax, %eax
 	orq %rdx, %rax
 	movq %rax, (%rsi)
-	movq $0, fault_resume(%rip)
-	movl $0xff, %eax
-	ret
-1:	movl fault_vector(%rip), %eax
-	ret
+	SAFE_RETURN
 
 /* unsigned wrmsr_safe(uint32_t msr, uint64_t value) */
 	.globl wrmsr_safe
 wrmsr_safe:
-	leaq 1f(%rip), %rax
-	movq %rax, fault_resume(%rip)
+	SAFE_ARM
 	movl %edi, %ecx
 	movl %esi, %eax
 	movq %rsi, %rdx
 	shrq $32, %rdx
 	wrmsr
-	movq $0, fault_resume(%rip)
-	movl $0xff, %eax
-	ret
-1:	movl fault_vector(%rip), %eax
-	ret
+	SAFE_RETURN
 
 /* unsigned rdpmc_safe(uint32_t counter) */
 	.globl rdpmc_safe
 rdpmc_safe:
-	leaq 1f(%rip), %rax
-	movq %rax, fault_resume(%rip)
+	SAFE_ARM
 	movl %edi, %ecx
 	rdpmc
-	movq $0, fault_resume(%rip)
-	movl $0xff, %eax
-	ret
-1:	movl fault_vector(%rip), %eax
-	ret
+	SAFE_RETURN
 
 /* unsigned monitor_safe(const void *address) */
 	.globl monitor_safe
 monitor_safe:
-	leaq 1f(%rip), %rax
-	movq %rax, fault_resume(%rip)
+	SAFE_ARM
 	movq %rdi, %rax
 	xorl %ecx, %ecx
 	xorl %edx, %edx
 	monitor
-	movq $0, fault_resume(%rip)
-	movl $0xff, %eax
-	ret
-1:	movl fault_vector(%rip), %eax
-	ret
+	SAFE_RETURN
 
 /* unsigned mwait_safe(void) */
 	.globl mwait_safe
 mwait_safe:
-	leaq 1f(%rip), %rax
-	movq %rax, fault_resume(%rip)
+	SAFE_ARM
 	xorl %eax, %eax
 	xorl %ecx, %ecx
 	mwait
-	movq $0, fault_resume(%rip)
-	movl $0xff, %eax
-	ret
-1:	movl fault_vector(%rip), %eax
-	ret
+	SAFE_RETURN
 
 /* unsigned vmxon_safe(uint64_t region) */
 	.globl vmxon_safe
 vmxon_safe:
-	leaq 1f(%rip), %rax
-	movq %rax, fault_resume(%rip)
+	SAFE_ARM
 	pushq %rdi
 	vmxon (%rsp)
 	popq %rdi
