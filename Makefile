@@ -53,7 +53,7 @@ SHARED_SRCS := boot/config.c lib/crc32c.c lib/lz.c vmm/savefile.c boot/memmap.c 
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
-	vmm/main.c vmm/percpu.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
+	vmm/main.c vmm/percpu.c vmm/nmi.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	$(VIRT_SRCS) \
 	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \

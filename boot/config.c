@@ -184,6 +184,7 @@ static const struct word boot_modes[] = {
 static const struct word selftests[] = {
 	{ "none", CFG_SELFTEST_NONE },
 	{ "exception", CFG_SELFTEST_EXCEPTION },
+	{ "nmi", CFG_SELFTEST_NMI },
 };
 
 /* Matched as words, so that a refused rate is answered with the whole list. */

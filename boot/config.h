@@ -19,7 +19,7 @@
  *   serial    = com1             com1..com4, or an I/O port 0x1..0xfff8
  *   baud      = 115200           9600 | 19200 | 38400 | 57600 | 115200
  *   heap      = 16M              1 MiB..1 GiB, a multiple of 4 KiB
- *   selftest  = none             none | exception
+ *   selftest  = none             none | exception | nmi
  *
  *   [network NAME]               at most CFG_MAX_NETWORKS
  *   mtu       = 1500             68..9000 (the switch's jumbo-frame limit)
@@ -129,7 +129,7 @@ struct cfg_network {
 	bool dhcp;                      /* its DHCP server starts on; default off */
 };
 
-enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION };
+enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION, CFG_SELFTEST_NMI };
 
 struct cfg_hypervisor {
 	enum log_level log_level;       /* default LOG_INFO */

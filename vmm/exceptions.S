@@ -36,6 +36,23 @@ exception_common:
 	movq %rsp, %rdi
 	cld
 	call exception_dispatch
-	ud2
+	/* It returned: an NMI, counted (vmm/nmi.c); back where it struck. */
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rbp
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rbx
+	popq %rax
+	addq $16, %rsp		/* vector and error code */
+	iretq
 
 	.section .note.GNU-stack, "", @progbits

@@ -9,6 +9,7 @@
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
+#include "vmm/nmi.h"
 #include "vmm/percpu.h"
 #include "vmm/sched.h"
 #include "vmm/virt.h"
@@ -89,6 +90,12 @@ void vmm_main(struct boot_info *bi)
 		volatile uint8_t *code = (volatile uint8_t *)(uintptr_t)&vmm_main;
 		log_info("selftest: writing to the hypervisor's own code at %p", (void *)code);
 		*code = *code;
+	}
+
+	if (bi->config->hv.selftest == CFG_SELFTEST_NMI) {
+		/* Counted by its handler, reported by the scheduler; everything goes on. */
+		log_info("selftest: this CPU sends itself an NMI");
+		nmi_send_self();
 	}
 
 	clock_init(bi->tsc_hz, bi->wallclock_s, bi->wallclock_tsc);

@@ -2,6 +2,7 @@
 
 #include "lib/fmt.h"
 #include "vmm/log.h"
+#include "vmm/nmi.h"
 #include "vmm/percpu.h"
 #include "x86/cpu.h"
 
@@ -142,6 +143,10 @@ void exception_dispatch(struct exception_frame *f)
 {
 	const char *name = f->vector < 32 ? exception_names[f->vector] : NULL;
 
+	if (f->vector == VECTOR_NMI && !panicking) {
+		nmi_in_root_mode();
+		return;
+	}
 	enter_panic();
 	log_err("PANIC: exception in the hypervisor: vector %llu (%s), error code 0x%llx",
 		(unsigned long long)f->vector, name ? name : "unexpected interrupt",

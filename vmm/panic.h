@@ -20,7 +20,10 @@ _Static_assert(sizeof(struct exception_frame) == 22 * 8, "matches exceptions.S")
 
 __attribute__((noreturn, format(printf, 1, 2))) void panic(const char *format, ...);
 
-/* Called by the exception stubs for every vector taken in root mode. */
-__attribute__((noreturn)) void exception_dispatch(struct exception_frame *frame);
+/*
+ * Called by the exception stubs for every vector taken in root mode; it
+ * returns only for an NMI (vmm/nmi.h), which is not an error.
+ */
+void exception_dispatch(struct exception_frame *frame);
 
 #endif

@@ -1,6 +1,7 @@
 #include "vmm/sched.h"
 
 #include "vmm/log.h"
+#include "vmm/nmi.h"
 #include "vmm/mgmt.h"
 #include "vmm/percpu.h"
 #include "vmm/sched_policy.h"
@@ -179,6 +180,7 @@ void sched_run(uint64_t tsc_hz)
 		uint64_t now = rdtsc();
 		run_timers(cpu, now);
 		struct vcpu *vcpu = pick_next(cpu);
+		nmi_report();
 		log_drain();
 		if (!vcpu) {
 			uint64_t next_timer = earliest_event(cpu, VM_MAX);

@@ -111,6 +111,10 @@ expect_order "demo: boot phases in order" demo \
 expect "demo: I/O APIC reported" demo 'acpi: I/O APIC id [0-9]+ at 0xfec00000, GSI base 0'
 expect "demo: the firmware's interrupt sources are masked at the hand-over" demo \
 	'hand-over: host interrupt sources masked: the 8259s, [1-9][0-9]* redirection entries of 1 I/O APIC\(s\), [4-7] local APIC LVTs'
+expect_order "demo: an NMI in root mode is counted, and the guests run after it" demo \
+	'selftest: this CPU sends itself an NMI' \
+	'host NMI in root mode: 1 so far; the last one from LINT1 or an IPI' \
+	'\[gamma\]'
 expect "demo: capability report complete" demo \
 	'EPT=yes \(2M=yes 1G=yes A/D=yes INVEPT=yes\) VPID=yes \(INVVPID=yes\) unrestricted-guest=yes preemption-timer=yes'
 expect "demo: guest RAM is 2-MiB aligned" demo "vm 'beta': 32 MiB RAM at 0x[0-9a-f]*[02468ace]00000,"

@@ -710,7 +710,7 @@ static void test_bad_words(void **state)
 	check_hypervisor_value("log_level", "verbose",
 			       "bad value 'verbose' for 'log_level' in [hypervisor]: expected "
 			       "error, warn, info or debug");
-	check_hypervisor_value("selftest", "panic", "expected none or exception");
+	check_hypervisor_value("selftest", "panic", "expected none, exception or nmi");
 	check_hypervisor_value("baud", "9601", "expected 9600, 19200, 38400, 57600 or 115200");
 	check_hypervisor_value("baud", "0x2580", "bad value '0x2580' for 'baud'");
 	check_vm_value("boot", "protected", "bad value 'protected' for 'boot' in [vm a]: expected "
