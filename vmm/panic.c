@@ -2,6 +2,7 @@
 
 #include "lib/fmt.h"
 #include "vmm/log.h"
+#include "vmm/mce.h"
 #include "vmm/nmi.h"
 #include "vmm/percpu.h"
 #include "x86/cpu.h"
@@ -147,11 +148,17 @@ void exception_dispatch(struct exception_frame *f)
 		nmi_in_root_mode();
 		return;
 	}
+	if (f->vector == VECTOR_MC && !panicking) {
+		if (mce_in_root_mode())
+			return;
+	}
 	enter_panic();
 	log_err("PANIC: exception in the hypervisor: vector %llu (%s), error code 0x%llx",
 		(unsigned long long)f->vector, name ? name : "unexpected interrupt",
 		(unsigned long long)f->error_code);
 	print_frame(f);
+	if (f->vector == VECTOR_MC)
+		mce_log_fatal();
 	backtrace(f->rbp);
 	halt();
 }

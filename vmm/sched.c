@@ -1,6 +1,7 @@
 #include "vmm/sched.h"
 
 #include "vmm/log.h"
+#include "vmm/mce.h"
 #include "vmm/nmi.h"
 #include "vmm/mgmt.h"
 #include "vmm/percpu.h"
@@ -181,6 +182,7 @@ void sched_run(uint64_t tsc_hz)
 		run_timers(cpu, now);
 		struct vcpu *vcpu = pick_next(cpu);
 		nmi_report();
+		mce_report();
 		log_drain();
 		if (!vcpu) {
 			uint64_t next_timer = earliest_event(cpu, VM_MAX);

@@ -5,7 +5,9 @@
  * the VM with its reason; the hypervisor and the other VMs go on.
  */
 #include "vmm/log.h"
+#include "vmm/mce.h"
 #include "vmm/mmio.h"
+#include "vmm/panic.h"
 #include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "vmm/vmx/vmx.h"
@@ -42,6 +44,38 @@ static enum exit_action inject_gp(struct vcpu *vcpu)
 	return EXIT_CONTINUE;
 }
 
+/*
+ * A #MC while a guest ran (an exception exit, SDM 25.2) or during its VM
+ * entry (exit reason 41): a corrected or deferred error is cleared and the
+ * guest goes on; a fatal one whose address lies in this VM's RAM ends
+ * only this VM (15.9.3); any other fatal one stops the host.
+ */
+static enum exit_action machine_check(struct vcpu *vcpu, const char *when)
+{
+	struct vm *vm = vcpu->vm;
+	struct mce_record r;
+	const char *why;
+	uint64_t addr;
+
+	mce_read(&r);
+	if (mce_judge(&r, &why) == MCE_CONTINUE) {
+		mce_clear(&r);
+		log_warn("vm '%s': machine check %s, %s: %u bank(s), the VM goes on",
+			 vm->cfg->name, when, why, r.count);
+		return EXIT_CONTINUE;
+	}
+	uint64_t ram = vm->boot->ram_base;
+	if (mce_failing_address(&r, &addr) && addr >= ram && addr - ram < vm->boot->ram_bytes) {
+		mce_clear(&r);
+		log_err("vm '%s': machine check %s in its own memory (host 0x%llx, guest 0x%llx): %s",
+			vm->cfg->name, when, (unsigned long long)addr,
+			(unsigned long long)(addr - ram), why);
+		return end_vm(vcpu, "machine check in its memory");
+	}
+	panic("machine check %s vm '%s', not in its memory: %s (MCG_STATUS 0x%llx, %u bank(s))",
+	      when, vm->cfg->name, why, (unsigned long long)r.mcg_status, r.count);
+}
+
 static enum exit_action handle_exception_nmi(struct vcpu *vcpu)
 {
 	uint32_t info = (uint32_t)vmcs_read(VMCS_EXIT_INTR_INFO);
@@ -51,11 +85,8 @@ static enum exit_action handle_exception_nmi(struct vcpu *vcpu)
 		log_warn("vmx: host NMI while running vm '%s'", vcpu->vm->cfg->name);
 		return EXIT_CONTINUE;
 	}
-	if ((info & INTR_INFO_VECTOR_MASK) == VECTOR_MC) {
-		/* The hardware is failing; the VM it hit cannot be trusted to go on. */
-		log_err("vmx: machine check while vm '%s' ran", vcpu->vm->cfg->name);
-		return end_vm(vcpu, "host machine check");
-	}
+	if ((info & INTR_INFO_VECTOR_MASK) == VECTOR_MC)
+		return machine_check(vcpu, "while it ran");
 	vm_request_end(vcpu->vm, "unexpected exception exit (vector %u)",
 		       info & INTR_INFO_VECTOR_MASK);
 	return EXIT_STOP;
@@ -295,8 +326,7 @@ static enum exit_action handle_msr_loading(struct vcpu *vcpu)
 
 static enum exit_action handle_machine_check(struct vcpu *vcpu)
 {
-	log_err("vmx: machine check during VM entry of vm '%s'", vcpu->vm->cfg->name);
-	return end_vm(vcpu, "machine check during VM entry");
+	return machine_check(vcpu, "during its VM entry");
 }
 
 static enum exit_action handle_ept_violation(struct vcpu *vcpu)
