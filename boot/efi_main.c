@@ -221,6 +221,31 @@ static int reserve_heap(void)
 }
 
 /*
+ * Room for the host memory map, sized from the firmware's (a server's map
+ * has thousands of descriptors), taken while allocation is still possible:
+ * after ExitBootServices a map that did not fit could only panic.
+ */
+static int reserve_memmap(void)
+{
+	struct efi_raw_map m = { 0 };
+	void *room = NULL;
+
+	if (efi_get_memory_map(&m) != EFI_SUCCESS) {
+		log_err("memory: GetMemoryMap failed");
+		return -1;
+	}
+	unsigned capacity = memmap_ranges_for(m.size, m.desc_size);
+	efi_bs->FreePool(m.buf);
+	if (efi_bs->AllocatePool(EfiLoaderData, capacity * sizeof(struct mem_range), &room) !=
+	    EFI_SUCCESS) {
+		log_err("memory: no room for a memory map of %u ranges", capacity);
+		return -1;
+	}
+	boot.memmap = (struct mem_map){ .ranges = room, .capacity = capacity };
+	return 0;
+}
+
+/*
  * UEFI spec 7.4, ExitBootServices(): a stale map key fails with
  * EFI_INVALID_PARAMETER; after that first call only the memory allocation
  * services may be used, so the loop neither logs to the firmware console
@@ -296,7 +321,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		log_err("%u problem(s) with the configured VMs; nothing was started", problems);
 		return give_up(EFI_LOAD_ERROR, "configuration error");
 	}
-	if (reserve_heap())
+	if (reserve_heap() || reserve_memmap())
 		return give_up(EFI_OUT_OF_RESOURCES, "not enough memory");
 
 	log_info("taking over the machine: exiting boot services");
@@ -309,9 +334,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	const char *bad_map;
 	if (memmap_from_uefi(map.buf, map.size, map.desc_size, &boot.memmap, &bad_map))
 		panic("unusable UEFI memory map: %s", bad_map);
-	log_info("boot services exited (%u attempt(s)); memory map: %u ranges, %llu MiB "
-		 "usable, top of RAM 0x%llx",
-		 boot.exit_attempts, boot.memmap.count,
+	log_info("boot services exited (%u attempt(s)); memory map: %u ranges (room for %u), "
+		 "%llu MiB usable, top of RAM 0x%llx",
+		 boot.exit_attempts, boot.memmap.count, boot.memmap.capacity,
 		 (unsigned long long)(memmap_total_pages(&boot.memmap, MEM_USABLE) * PAGE_SIZE / MIB),
 		 (unsigned long long)memmap_top_address(&boot.memmap));
 	handover(&boot);

@@ -65,7 +65,7 @@ static unsigned upper_bound(const struct mem_map *map, uint64_t base)
 /*
  * Inserts r keeping the map sorted and merged. Merging as we go keeps the
  * table at the size of the result rather than of the raw descriptor count,
- * which is often several times MEMMAP_MAX on large machines.
+ * which is often several times smaller than the raw descriptor count.
  */
 static const char *insert_range(struct mem_map *map, const struct mem_range *r)
 {
@@ -91,7 +91,7 @@ static const char *insert_range(struct mem_map *map, const struct mem_range *r)
 		next->base = r->base;
 		next->pages += r->pages;
 	} else {
-		if (map->count == MEMMAP_MAX)
+		if (map->count == map->capacity)
 			return "too many memory map ranges";
 		for (unsigned j = map->count; j > i; j--)
 			map->ranges[j] = map->ranges[j - 1];
@@ -99,6 +99,11 @@ static const char *insert_range(struct mem_map *map, const struct mem_range *r)
 		map->count++;
 	}
 	return NULL;
+}
+
+unsigned memmap_ranges_for(size_t map_size, size_t desc_size)
+{
+	return (unsigned)(desc_size ? map_size / desc_size : 0) + MEMMAP_SLACK;
 }
 
 static const char *convert(const unsigned char *buf, size_t map_size,

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MEMMAP_MAX 256
 #define MEMMAP_PAGE_SHIFT 12
 #define MEMMAP_PAGE_SIZE (1ULL << MEMMAP_PAGE_SHIFT)
 
@@ -80,16 +79,30 @@ struct mem_range {
 	enum mem_kind kind;
 };
 
-/* Sorted by base, non-overlapping, adjacent ranges always of different kinds. */
+/*
+ * Sorted by base, non-overlapping, adjacent ranges always of different
+ * kinds, in room for capacity ranges that the caller provides: sized from
+ * the firmware's map (memmap_ranges_for), as a big server's has thousands
+ * of descriptors.
+ */
 struct mem_map {
-	struct mem_range ranges[MEMMAP_MAX];
+	struct mem_range *ranges;
+	unsigned capacity;
 	unsigned count;
 };
 
 /*
+ * Room for the ranges of a firmware map of map_size bytes: one per
+ * descriptor at most, with slack for the descriptors allocating this room
+ * and exiting boot services may still add.
+ */
+#define MEMMAP_SLACK 64
+unsigned memmap_ranges_for(size_t map_size, size_t desc_size);
+
+/*
  * Converts the buffer GetMemoryMap() returned (map_size bytes, descriptors
  * desc_size bytes apart) into *out. Descriptors of zero pages describe
- * nothing and are skipped. The MEMMAP_MAX limit applies to the merged ranges
+ * nothing and are skipped. The capacity applies to the merged ranges
  * held while the descriptors are inserted one by one; for a map the firmware
  * hands over sorted, as EDK2 does, that is the final count.
  * Returns 0, or -1 with *why set to a static string and out->count = 0.

@@ -23,7 +23,10 @@ struct raw {
 };
 
 static unsigned char buf[MAX_RAW * OVMF_DESC_SIZE];
-static struct mem_map map;
+/* A map with room for MEMMAP_TEST_ROOM ranges, as efi_main sizes one from the firmware's. */
+#define MEMMAP_TEST_ROOM 256
+static struct mem_range room[MEMMAP_TEST_ROOM];
+static struct mem_map map = { room, MEMMAP_TEST_ROOM, 0 };
 
 /*
  * Lays descriptors out desc_size bytes apart, filling the bytes past the
@@ -265,7 +268,7 @@ static void test_empty_map(void **state)
 }
 
 /*
- * Many more raw descriptors than MEMMAP_MAX, merging into two ranges, in
+ * Many more raw descriptors than the map has room for, merging into two ranges, in
  * the out-of-order shapes firmware produces: descending, and ascending
  * with neighbours swapped.
  */
@@ -301,24 +304,33 @@ static void fill_disjoint(struct raw *raw, unsigned n)
 
 static void test_max_ranges(void **state)
 {
-	static struct raw raw[MEMMAP_MAX];
+	static struct raw raw[MEMMAP_TEST_ROOM];
 	const char *why;
 
 	(void)state;
-	fill_disjoint(raw, MEMMAP_MAX);
-	assert_int_equal(convert(raw, MEMMAP_MAX, OVMF_DESC_SIZE, &why), 0);
-	assert_int_equal(map.count, MEMMAP_MAX);
-	expect_range(MEMMAP_MAX - 1, (MEMMAP_MAX - 1) * 0x2000ULL,
-		     (MEMMAP_MAX - 1) * 0x2000ULL + 0x1000, MEM_USABLE);
+	fill_disjoint(raw, MEMMAP_TEST_ROOM);
+	assert_int_equal(convert(raw, MEMMAP_TEST_ROOM, OVMF_DESC_SIZE, &why), 0);
+	assert_int_equal(map.count, MEMMAP_TEST_ROOM);
+	expect_range(MEMMAP_TEST_ROOM - 1, (MEMMAP_TEST_ROOM - 1) * 0x2000ULL,
+		     (MEMMAP_TEST_ROOM - 1) * 0x2000ULL + 0x1000, MEM_USABLE);
 }
 
 static void test_too_many_ranges(void **state)
 {
-	static struct raw raw[MEMMAP_MAX + 1];
+	static struct raw raw[MEMMAP_TEST_ROOM + 1];
 
 	(void)state;
-	fill_disjoint(raw, MEMMAP_MAX + 1);
-	expect_error(raw, MEMMAP_MAX + 1, OVMF_DESC_SIZE, "too many memory map ranges");
+	fill_disjoint(raw, MEMMAP_TEST_ROOM + 1);
+	expect_error(raw, MEMMAP_TEST_ROOM + 1, OVMF_DESC_SIZE, "too many memory map ranges");
+}
+
+/* Room for every descriptor of the firmware's map, and slack for those still to come. */
+static void test_room_from_the_firmware_map(void **state)
+{
+	(void)state;
+	assert_int_equal(memmap_ranges_for(3000 * OVMF_DESC_SIZE, OVMF_DESC_SIZE),
+			 3000 + MEMMAP_SLACK);
+	assert_int_equal(memmap_ranges_for(0, 0), MEMMAP_SLACK);
 }
 
 static void test_desc_size_too_small(void **state)
@@ -488,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_many_descriptors_merge),
 		cmocka_unit_test(test_max_ranges),
 		cmocka_unit_test(test_too_many_ranges),
+		cmocka_unit_test(test_room_from_the_firmware_map),
 		cmocka_unit_test(test_desc_size_too_small),
 		cmocka_unit_test(test_map_size_not_multiple),
 		cmocka_unit_test(test_misaligned),
