@@ -25,6 +25,12 @@
 #define LAPIC_LVT_LINT1 0x360
 #define LAPIC_LVT_ERROR 0x370
 #define LVT_MASKED (1U << 16)
+#define LAPIC_ICR_LOW 0x300
+#define ICR_DELIVERY_INIT (5U << 8)
+#define ICR_DELIVERY_PENDING (1U << 12)
+#define ICR_LEVEL_ASSERT (1U << 14)
+#define ICR_ALL_BUT_SELF (3U << 18)
+#define ICR_WAIT_LOOPS 1000000
 #define APIC_BASE_EXTD (1ULL << 10) /* x2APIC mode */
 #define APIC_BASE_ENABLE (1ULL << 11)
 #define APIC_BASE_ADDRESS 0x000ffffffffff000ULL
@@ -92,7 +98,26 @@ static unsigned mask_lapic(uint64_t base, bool x2apic)
 	return n;
 }
 
-void quiesce_interrupt_sources(const struct acpi_info *acpi, char *report, size_t report_size)
+/*
+ * The application processors: the firmware parks them in a loop of its
+ * own, in boot-services memory the hypervisor takes over. INIT puts them
+ * in wait-for-SIPI (SDM 8.4.1), where they execute nothing until the
+ * hypervisor starts them itself (10.6.1: INIT, level assert, to all but
+ * self).
+ */
+static void park_application_processors(uint64_t base, bool x2apic)
+{
+	uint32_t icr = ICR_ALL_BUT_SELF | ICR_LEVEL_ASSERT | ICR_DELIVERY_INIT;
+
+	lapic_write(base, x2apic, LAPIC_ICR_LOW, icr);
+	if (x2apic)
+		return; /* no delivery status in x2APIC mode (10.12.9) */
+	for (unsigned i = 0; i < ICR_WAIT_LOOPS; i++)
+		if (!(lapic_read(base, false, LAPIC_ICR_LOW) & ICR_DELIVERY_PENDING))
+			return;
+}
+
+void quiesce_platform(const struct acpi_info *acpi, char *report, size_t report_size)
 {
 	unsigned entries = 0, lvts = 0;
 
@@ -102,10 +127,18 @@ void quiesce_interrupt_sources(const struct acpi_info *acpi, char *report, size_
 	for (unsigned i = 0; i < acpi->ioapic_count; i++)
 		entries += mask_ioapic(acpi->ioapics[i].address);
 	uint64_t apic_base = rdmsr(MSR_IA32_APIC_BASE);
-	if (apic_base & APIC_BASE_ENABLE)
+	bool parked = false;
+	if (apic_base & APIC_BASE_ENABLE) {
 		lvts = mask_lapic(apic_base & APIC_BASE_ADDRESS, apic_base & APIC_BASE_EXTD);
+		if (acpi->cpu_count > 1) {
+			park_application_processors(apic_base & APIC_BASE_ADDRESS,
+						    apic_base & APIC_BASE_EXTD);
+			parked = true;
+		}
+	}
 	fmt_snprintf(report, report_size,
-		     "the 8259s, %u redirection entries of %u I/O APIC(s), %u local APIC LVTs%s",
-		     entries, acpi->ioapic_count, lvts,
-		     apic_base & APIC_BASE_EXTD ? " (x2APIC)" : "");
+		     "the 8259s, %u redirection entries of %u I/O APIC(s), %u local APIC LVTs%s; "
+		     "%s", entries, acpi->ioapic_count, lvts,
+		     apic_base & APIC_BASE_EXTD ? " (x2APIC)" : "",
+		     parked ? "the other CPUs sent INIT (wait-for-SIPI)" : "no other CPU");
 }

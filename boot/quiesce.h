@@ -13,7 +13,10 @@
 
 #include "boot/acpi.h"
 
-/* Masks them all; report says what was masked, for the boot log. */
-void quiesce_interrupt_sources(const struct acpi_info *acpi, char *report, size_t report_size);
+/*
+ * Masks them all and puts the other CPUs into wait-for-SIPI, out of the
+ * firmware's parking loop; report says what was done, for the boot log.
+ */
+void quiesce_platform(const struct acpi_info *acpi, char *report, size_t report_size);
 
 #endif

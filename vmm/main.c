@@ -77,8 +77,8 @@ void vmm_main(struct boot_info *bi)
 			 ? " (1-GiB pages above 4 GiB)" : "");
 	/* On the hypervisor's own page tables, which map the APICs' MMIO 1:1. */
 	char masked[160];
-	quiesce_interrupt_sources(&bi->acpi, masked, sizeof(masked));
-	log_info("hand-over: host interrupt sources masked: %s", masked);
+	quiesce_platform(&bi->acpi, masked, sizeof(masked));
+	log_info("hand-over: firmware leftovers: masked %s", masked);
 	adopt_free_memory(bi);
 	report_memory(bi);
 

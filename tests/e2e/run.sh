@@ -110,7 +110,7 @@ expect_order "demo: boot phases in order" demo \
 	'sched: nothing left to run'
 expect "demo: I/O APIC reported" demo 'acpi: I/O APIC id [0-9]+ at 0xfec00000, GSI base 0'
 expect "demo: the firmware's interrupt sources are masked at the hand-over" demo \
-	'hand-over: host interrupt sources masked: the 8259s, [1-9][0-9]* redirection entries of 1 I/O APIC\(s\), [4-7] local APIC LVTs'
+	'hand-over: firmware leftovers: masked the 8259s, [1-9][0-9]* redirection entries of 1 I/O APIC\(s\), [4-7] local APIC LVTs; (no other CPU|the other CPUs sent INIT)'
 expect_order "demo: an NMI in root mode is counted, and the guests run after it" demo \
 	'selftest: this CPU sends itself an NMI' \
 	'host NMI in root mode: 1 so far; the last one from LINT1 or an IPI' \
