@@ -312,9 +312,9 @@ static unsigned forward(struct vnet_switch *sw, unsigned src_port, const void *f
 unsigned vnet_switch_send(struct vnet_switch *sw, unsigned src_port, const void *frame,
 			  size_t len, uint64_t now_ms)
 {
-	spin_lock(&sw->lock);
+	spin_lock_hot(&sw->lock);
 	unsigned sent = forward(sw, src_port, frame, len, now_ms);
-	spin_unlock(&sw->lock);
+	spin_unlock_hot(&sw->lock);
 	return sent;
 }
 

@@ -215,18 +215,19 @@ struct vnet_switch {
 	uint32_t storm_pps;             /* 0: no limit */
 	uint32_t storm_burst;
 	uint32_t attached;              /* bit n: port n has an adapter */
-	struct vnet_port port[VNET_MAX_PORTS];
-	struct vnet_mac_entry mac_table[VNET_MAC_TABLE_SIZE];
-	struct vnet_counters stats;
-	struct dhcp_server dhcp;
 	/*
 	 * Held by every call below that reads or changes the ports, the MAC
 	 * table, the statistics or the DHCP server, so senders on several CPUs
-	 * later need no other change. A port's ring is not under it: it has one
+	 * later need no other change; beside the fields every frame reads, in
+	 * the same cache line. A port's ring is not under it: it has one
 	 * producer (the switch, under the lock) and one consumer (the port's
 	 * VM), which synchronize through its indices.
 	 */
 	struct spinlock lock;
+	struct vnet_port port[VNET_MAX_PORTS];
+	struct vnet_mac_entry mac_table[VNET_MAC_TABLE_SIZE];
+	struct vnet_counters stats;
+	struct dhcp_server dhcp;
 };
 
 /* Errors of the calls that return int. */
