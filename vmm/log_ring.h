@@ -49,6 +49,13 @@ bool log_ring_put(struct log_ring *r, const char *s, size_t len, enum log_ring_k
 /* Takes up to max of the oldest bytes into out; returns how many. */
 size_t log_ring_take(struct log_ring *r, char *out, size_t max);
 
+/* Bytes queued; a hint without the lock, as log_ring_empty. */
+static inline uint64_t log_ring_used(const struct log_ring *r)
+{
+	return __atomic_load_n(&r->head, __ATOMIC_RELAXED) -
+	       __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
+}
+
 /* A hint without the lock: another CPU may be adding or taking bytes. */
 static inline bool log_ring_empty(const struct log_ring *r)
 {
