@@ -1,6 +1,7 @@
 #include "boot/quiesce.h"
 
 #include "lib/fmt.h"
+#include "x86/apic.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 
@@ -15,25 +16,8 @@
 #define IOAPIC_REG_REDTBL 0x10
 #define IOAPIC_MASKED (1U << 16)
 
-/* Local APIC registers (SDM Vol. 3A, table 10-1) and the LVT mask bit (10.5.1). */
-#define LAPIC_VERSION 0x030
-#define LAPIC_LVT_CMCI 0x2f0
-#define LAPIC_LVT_TIMER 0x320
-#define LAPIC_LVT_THERMAL 0x330
-#define LAPIC_LVT_PERF 0x340
-#define LAPIC_LVT_LINT0 0x350
-#define LAPIC_LVT_LINT1 0x360
-#define LAPIC_LVT_ERROR 0x370
-#define LVT_MASKED (1U << 16)
-#define LAPIC_ICR_LOW 0x300
-#define ICR_DELIVERY_INIT (5U << 8)
-#define ICR_DELIVERY_PENDING (1U << 12)
-#define ICR_LEVEL_ASSERT (1U << 14)
-#define ICR_ALL_BUT_SELF (3U << 18)
+/* How long an INIT may stay pending before the hand-over goes on without waiting. */
 #define ICR_WAIT_LOOPS 1000000
-#define APIC_BASE_EXTD (1ULL << 10) /* x2APIC mode */
-#define APIC_BASE_ENABLE (1ULL << 11)
-#define APIC_BASE_ADDRESS 0x000ffffffffff000ULL
 
 static uint32_t mmio_read32(uint64_t address)
 {
@@ -58,43 +42,28 @@ static unsigned mask_ioapic(uint64_t base)
 	return entries;
 }
 
-/* The local APIC's register at offset, by MMIO or (x2APIC) its MSR (SDM 10.12.1.2). */
-static uint32_t lapic_read(uint64_t base, bool x2apic, unsigned offset)
-{
-	return x2apic ? (uint32_t)rdmsr(MSR_IA32_X2APIC_FIRST + (offset >> 4))
-		      : mmio_read32(base + offset);
-}
-
-static void lapic_write(uint64_t base, bool x2apic, unsigned offset, uint32_t value)
-{
-	if (x2apic)
-		wrmsr(MSR_IA32_X2APIC_FIRST + (offset >> 4), value);
-	else
-		mmio_write32(base + offset, value);
-}
-
 /*
  * The LVTs the local APIC has: the version register's "max LVT entry"
  * counts them (SDM 10.4.8), in the order timer, thermal, performance
  * counters, LINT0, LINT1, error, CMCI; the first four the architecture
  * guarantees, thermal and CMCI only where that count reaches them.
  */
-static unsigned mask_lapic(uint64_t base, bool x2apic)
+static unsigned mask_lapic(uint64_t apic_base)
 {
-	unsigned max_lvt = (lapic_read(base, x2apic, LAPIC_VERSION) >> 16) & 0xff;
+	unsigned max_lvt = (apic_read(apic_base, APIC_REG_VERSION) >> 16) & 0xff;
 	unsigned lvts[7], n = 0;
 
-	lvts[n++] = LAPIC_LVT_TIMER;
-	lvts[n++] = LAPIC_LVT_PERF;
-	lvts[n++] = LAPIC_LVT_LINT0;
-	lvts[n++] = LAPIC_LVT_LINT1;
-	lvts[n++] = LAPIC_LVT_ERROR;
+	lvts[n++] = APIC_REG_LVT_TIMER;
+	lvts[n++] = APIC_REG_LVT_PERF;
+	lvts[n++] = APIC_REG_LVT_LINT0;
+	lvts[n++] = APIC_REG_LVT_LINT1;
+	lvts[n++] = APIC_REG_LVT_ERROR;
 	if (max_lvt >= 5)
-		lvts[n++] = LAPIC_LVT_THERMAL;
+		lvts[n++] = APIC_REG_LVT_THERMAL;
 	if (max_lvt >= 6)
-		lvts[n++] = LAPIC_LVT_CMCI;
+		lvts[n++] = APIC_REG_LVT_CMCI;
 	for (unsigned i = 0; i < n; i++)
-		lapic_write(base, x2apic, lvts[i], lapic_read(base, x2apic, lvts[i]) | LVT_MASKED);
+		apic_write(apic_base, lvts[i], apic_read(apic_base, lvts[i]) | APIC_LVT_MASKED);
 	return n;
 }
 
@@ -105,15 +74,14 @@ static unsigned mask_lapic(uint64_t base, bool x2apic)
  * hypervisor starts them itself (10.6.1: INIT, level assert, to all but
  * self).
  */
-static void park_application_processors(uint64_t base, bool x2apic)
+static void park_application_processors(uint64_t apic_base)
 {
-	uint32_t icr = ICR_ALL_BUT_SELF | ICR_LEVEL_ASSERT | ICR_DELIVERY_INIT;
-
-	lapic_write(base, x2apic, LAPIC_ICR_LOW, icr);
-	if (x2apic)
+	apic_send_ipi(apic_base, 0,
+		      APIC_ICR_ALL_BUT_SELF | APIC_ICR_LEVEL_ASSERT | APIC_ICR_DELIVERY_INIT);
+	if (apic_x2(apic_base))
 		return; /* no delivery status in x2APIC mode (10.12.9) */
 	for (unsigned i = 0; i < ICR_WAIT_LOOPS; i++)
-		if (!(lapic_read(base, false, LAPIC_ICR_LOW) & ICR_DELIVERY_PENDING))
+		if (!(apic_read(apic_base, APIC_REG_ICR_LOW) & APIC_ICR_PENDING))
 			return;
 }
 
@@ -129,16 +97,15 @@ void quiesce_platform(const struct acpi_info *acpi, char *report, size_t report_
 	uint64_t apic_base = rdmsr(MSR_IA32_APIC_BASE);
 	bool parked = false;
 	if (apic_base & APIC_BASE_ENABLE) {
-		lvts = mask_lapic(apic_base & APIC_BASE_ADDRESS, apic_base & APIC_BASE_EXTD);
+		lvts = mask_lapic(apic_base);
 		if (acpi->cpu_count > 1) {
-			park_application_processors(apic_base & APIC_BASE_ADDRESS,
-						    apic_base & APIC_BASE_EXTD);
+			park_application_processors(apic_base);
 			parked = true;
 		}
 	}
 	fmt_snprintf(report, report_size,
 		     "the 8259s, %u redirection entries of %u I/O APIC(s), %u local APIC LVTs%s; "
 		     "%s", entries, acpi->ioapic_count, lvts,
-		     apic_base & APIC_BASE_EXTD ? " (x2APIC)" : "",
+		     apic_x2(apic_base) ? " (x2APIC)" : "",
 		     parked ? "the other CPUs sent INIT (wait-for-SIPI)" : "no other CPU");
 }

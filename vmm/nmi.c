@@ -1,6 +1,7 @@
 #include "vmm/nmi.h"
 
 #include "vmm/log.h"
+#include "x86/apic.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 
@@ -38,28 +39,10 @@ void nmi_report(void)
 	nmi_reported = count;
 }
 
-/* Local APIC: ID and interrupt command registers (SDM 10.6.1), by MMIO or x2APIC MSR. */
-#define APIC_BASE_EXTD (1ULL << 10)
-#define APIC_BASE_ADDRESS 0x000ffffffffff000ULL
-#define LAPIC_ID 0x020
-#define LAPIC_ICR_LOW 0x300
-#define LAPIC_ICR_HIGH 0x310
-#define ICR_DELIVERY_NMI (4U << 8)
-#define ICR_LEVEL_ASSERT (1U << 14)
-#define MSR_X2APIC_ID (MSR_IA32_X2APIC_FIRST + (LAPIC_ID >> 4))
-#define MSR_X2APIC_ICR (MSR_IA32_X2APIC_FIRST + (LAPIC_ICR_LOW >> 4))
-
 void nmi_send_self(void)
 {
-	uint64_t base = rdmsr(MSR_IA32_APIC_BASE);
+	uint64_t apic_base = rdmsr(MSR_IA32_APIC_BASE);
 
-	if (base & APIC_BASE_EXTD) {
-		uint64_t id = rdmsr(MSR_X2APIC_ID);
-		wrmsr(MSR_X2APIC_ICR, id << 32 | ICR_DELIVERY_NMI | ICR_LEVEL_ASSERT);
-		return;
-	}
-	volatile uint32_t *apic = (volatile uint32_t *)(uintptr_t)(base & APIC_BASE_ADDRESS);
-	uint32_t id = apic[LAPIC_ID / 4] >> 24;
-	apic[LAPIC_ICR_HIGH / 4] = id << 24;
-	apic[LAPIC_ICR_LOW / 4] = ICR_DELIVERY_NMI | ICR_LEVEL_ASSERT;
+	apic_send_ipi(apic_base, apic_id(apic_base),
+		      APIC_ICR_DELIVERY_NMI | APIC_ICR_LEVEL_ASSERT);
 }

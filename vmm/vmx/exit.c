@@ -11,6 +11,7 @@
 #include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "vmm/vmx/vmx.h"
+#include "x86/apic.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 
@@ -19,8 +20,6 @@
 #define PDPTE_PRESENT 1ULL
 /* PAE PDPTE bits that must be 0 (SDM 4.4.1): 2:1, 8:5 and above MAXPHYADDR. */
 #define PDPTE_RESERVED 0xfff00000000001e6ULL
-#define LAPIC_EOI_OFFSET 0xb0
-#define APIC_BASE_X2APIC (1ULL << 10)
 
 typedef enum exit_action (*exit_handler)(struct vcpu *);
 
@@ -94,12 +93,7 @@ static enum exit_action handle_exception_nmi(struct vcpu *vcpu)
 
 static void lapic_eoi(void)
 {
-	uint64_t base = rdmsr(MSR_IA32_APIC_BASE);
-
-	if (base & APIC_BASE_X2APIC)
-		wrmsr(MSR_IA32_X2APIC_EOI, 0);
-	else
-		*(volatile uint32_t *)(uintptr_t)((base & ~0xfffULL) + LAPIC_EOI_OFFSET) = 0;
+	apic_write(rdmsr(MSR_IA32_APIC_BASE), APIC_REG_EOI, 0);
 }
 
 static enum exit_action handle_external_interrupt(struct vcpu *vcpu)
