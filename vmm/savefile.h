@@ -184,6 +184,14 @@ bool savefile_write_record(struct savefile_writer *w, uint16_t type, uint16_t fl
 bool savefile_write_memory(struct savefile_writer *w, const uint8_t *pages, uint64_t page_count,
 			   struct lz_workspace *ws, uint8_t *scratch);
 
+/*
+ * The most savefile_write_memory() can write for these pages: every page
+ * that is not zero stored raw (a run is stored raw when compressing would
+ * not save), and a run and a record header for each and for each zero
+ * stretch between them. Reads the pages once; compresses nothing.
+ */
+uint64_t savefile_memory_bound(const uint8_t *pages, uint64_t page_count);
+
 /* The footer: refused unless the memory runs covered all RAM. */
 bool savefile_finish(struct savefile_writer *w);
 

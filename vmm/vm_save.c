@@ -247,33 +247,15 @@ static bool write_state(struct vm *vm, struct savefile_writer *w, struct save_sc
 	       savefile_finish(w);
 }
 
-static uint64_t nonzero_pages(const uint8_t *ram, uint64_t pages)
-{
-	uint64_t n = 0;
-
-	for (uint64_t p = 0; p < pages; p++) {
-		const uint64_t *q = (const uint64_t *)(const void *)(ram + p * PAGE_SIZE);
-		uint64_t any = 0;
-		for (unsigned i = 0; i < PAGE_SIZE / sizeof(*q); i++)
-			any |= q[i];
-		n += any != 0;
-	}
-	return n;
-}
-
 /*
- * The most a file of this VM can take: its data pages raw (the writer
- * stores a run raw when compressing would not save), a run and a record
- * header for each of them and each zero stretch between, and room for
- * the header, vCPU and device records and the footer.
+ * The most a file of this VM can take: savefile_memory_bound for its RAM,
+ * and room for the header, configuration, vCPU and device records and the
+ * footer.
  */
 #define SAVE_RECORDS_ROOM (64 * 1024)
 static uint64_t file_bound(const struct vm *vm)
 {
-	uint64_t data = nonzero_pages(vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE);
-
-	return data * PAGE_SIZE +
-	       (2 * data + 2) * (SAVEFILE_RUN_HEADER_SIZE + SAVEFILE_RECORD_HEADER_SIZE) +
+	return savefile_memory_bound(vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE) +
 	       SAVE_RECORDS_ROOM;
 }
 

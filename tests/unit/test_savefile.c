@@ -189,6 +189,37 @@ static void test_incompressible_is_raw(void **state)
 	assert_non_null(strstr(err.text, "pages, not 4096 bytes"));
 }
 
+/*
+ * savefile_memory_bound is never short of what the writer writes, for the
+ * worst layout (data and zero pages alternating, none compressible) and a
+ * mix, and is exact about the data: the raw pages are all in it.
+ */
+static void test_memory_bound(void **state)
+{
+	static const unsigned layouts = 3, pages = 64;
+
+	(void)state;
+	for (unsigned layout = 0; layout < layouts; layout++) {
+		for (unsigned p = 0; p < pages; p++)
+			for (size_t i = 0; i < PAGE; i++)
+				ram[p * PAGE + i] = layout == 0 ? (p % 2 ? random_byte() : 0) :
+						    layout == 1 ? random_byte() :
+						    (p % 5 == 0 ? 0 : (uint8_t)(i % 7));
+		uint64_t bound = savefile_memory_bound(ram, pages);
+		start(pages * PAGE);
+		assert_true(savefile_write_vcpu(&w, 0, vcpu_state, sizeof(vcpu_state)));
+		uint64_t before = w.offset;
+		assert_true(savefile_write_memory(&w, ram, pages, &ws, scratch));
+		assert_true(w.offset - before <= bound);
+		if (layout == 1)
+			assert_true(bound - (w.offset - before) <
+				    (2 * pages + 2) * (SAVEFILE_RUN_HEADER_SIZE +
+						       SAVEFILE_RECORD_HEADER_SIZE));
+	}
+	assert_int_equal(savefile_memory_bound(ram, 0),
+			 2 * (SAVEFILE_RUN_HEADER_SIZE + SAVEFILE_RECORD_HEADER_SIZE));
+}
+
 /* 256 MiB of zero RAM is a few records: zero runs carry no data. */
 static void test_zero_pages_take_no_space(void **state)
 {
@@ -540,6 +571,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_incompressible_is_raw),
+		cmocka_unit_test(test_memory_bound),
 		cmocka_unit_test(test_zero_pages_take_no_space),
 		cmocka_unit_test(test_truncated_at_every_byte),
 		cmocka_unit_test(test_every_bit_flipped),
