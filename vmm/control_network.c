@@ -77,6 +77,11 @@ int add_nics(struct call *c, const struct vm *vm, const struct cfg_nic *nics,
 		    unsigned count)
 {
 	for (unsigned i = 0; i < count; i++) {
+		/* No network: the adapter is there, its cable out (a saved VM's may be). */
+		int net = nics[i].network[0] ? network_find(nics[i].network) : -1;
+		if (nics[i].network[0] && net < 0)
+			return fail(c, API_E_NOT_FOUND, "%s: adapter %u's network '%s' does not "
+				    "exist", vm->cfg->name, i, nics[i].network);
 		int index = nic_add(vm->id, nics[i].mac_set ? nics[i].mac : NULL);
 		if (index == NET_E_EXISTS)
 			return fail(c, API_E_ALREADY_EXISTS, "%s: MAC of adapter %u is in use",
@@ -85,8 +90,7 @@ int add_nics(struct call *c, const struct vm *vm, const struct cfg_nic *nics,
 			return fail(c, API_E_INVALID_ARGUMENT, "%s: MAC of adapter %u is multicast "
 				    "or zero", vm->cfg->name, i);
 		if (index < 0 || nic_allow_macs(vm->id, (unsigned)index, nics[i].allow_macs) ||
-		    nic_attach(vm->id, (unsigned)index,
-					    (unsigned)network_find(nics[i].network)))
+		    (net >= 0 && nic_attach(vm->id, (unsigned)index, (unsigned)net)))
 			return fail(c, API_E_NO_RESOURCES, "%s: no room for adapter %u",
 				    vm->cfg->name, i);
 	}

@@ -8,6 +8,7 @@
 #include "vmm/control_internal.h"
 
 #include "boot/boot_info.h"
+#include "boot/config.h"
 #include "lib/fmt.h"
 #include "vmm/log.h"
 #include "vmm/network.h"
@@ -78,21 +79,14 @@ int export_saved_state(struct call *c)
 /* The adapters of the file's header, with their MACs, on the networks of the same names. */
 static int add_saved_nics(struct call *c, const struct vm *vm, const struct savefile_header *h)
 {
+	struct cfg_nic nics[SAVEFILE_NICS_MAX];
+
 	for (unsigned i = 0; i < h->nic_count; i++) {
-		const struct savefile_nic *nic = &h->nics[i];
-		int net = nic->network[0] ? network_find(nic->network) : -1;
-		if (nic->network[0] && net < 0)
-			return fail(c, API_E_NOT_FOUND, "ImportVirtualMachine: adapter %u's network "
-				    "'%s' does not exist here", i, nic->network);
-		int index = nic_add(vm->id, nic->mac);
-		if (index == NET_E_EXISTS)
-			return fail(c, API_E_ALREADY_EXISTS, "ImportVirtualMachine: adapter %u's MAC "
-				    "is in use here", i);
-		if (index < 0 || (net >= 0 && nic_attach(vm->id, (unsigned)index, (unsigned)net)))
-			return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no room for "
-				    "adapter %u", i);
+		nics[i] = (struct cfg_nic){ .mac_set = true };
+		memcpy(nics[i].mac, h->nics[i].mac, sizeof(nics[i].mac));
+		fmt_snprintf(nics[i].network, sizeof(nics[i].network), "%s", h->nics[i].network);
 	}
-	return 0;
+	return add_nics(c, vm, nics, h->nic_count);
 }
 
 /*

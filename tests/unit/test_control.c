@@ -849,12 +849,12 @@ static void test_networks(void **state)
 /* --- Moving a VM: ExportSavedState, ImportVirtualMachine -------------------------- */
 
 /* A save file as vmm/vm_save.c writes one: header, configuration, a vCPU, RAM. */
-static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes)
+static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes, const char *network)
 {
 	struct savefile_header h = { .name = "guest", .ram_bytes = ram_bytes, .vcpus = 1,
 				     .boot_mode = SAVEFILE_BOOT_LONG, .saved_at = 1767225600,
 				     .nic_count = 1,
-				     .nics = { { .mac = { 2, 0, 0, 0, 0, 0x77 }, .network = "lan" } } };
+				     .nics = { { .mac = { 2, 0, 0, 0, 0, 0x77 } } } };
 	static uint8_t ram[4 * MIB];
 	static struct lz_workspace ws;
 	static uint8_t scratch[SAVEFILE_SCRATCH_SIZE];
@@ -863,6 +863,7 @@ static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes)
 	struct savefile_buffer file = { out, cap, 0 };
 	struct savefile_writer sw;
 
+	snprintf(h.nics[0].network, sizeof(h.nics[0].network), "%s", network);
 	assert_true(ram_bytes <= sizeof(ram));
 	memset(ram, 0, sizeof(ram));
 	strcpy((char *)ram + 8192, "the guest's memory");
@@ -908,7 +909,7 @@ static void test_export_and_import(void **state)
 {
 	static uint8_t file[64 * 1024], got[64 * 1024];
 	struct vm *guest = vm_called("guest");
-	size_t size = make_save_file(file, sizeof(file), guest->boot->ram_bytes), have = 0;
+	size_t size = make_save_file(file, sizeof(file), guest->boot->ram_bytes, "lan"), have = 0;
 	(void)state;
 
 	/* Only a saved VM has a file to export. */
@@ -979,6 +980,15 @@ static void test_export_and_import(void **state)
 	assert_int_equal(pages.free_pages, free_before);
 	for (unsigned i = 0; i < vms_used; i++)
 		assert_string_not_equal(vms[i]->cfg->name, "copy");
+
+	/* An adapter's network must exist here; nothing stays when it does not. */
+	static uint8_t elsewhere[64 * 1024];
+	size_t other = make_save_file(elsewhere, sizeof(elsewhere), guest->boot->ram_bytes, "wan");
+	assert_int_equal(import_rest("far", elsewhere, other, 0), API_E_NOT_FOUND);
+	assert_message("network 'wan' does not exist");
+	assert_int_equal(pages.free_pages, free_before);
+	for (unsigned i = 0; i < vms_used; i++)
+		assert_string_not_equal(vms[i]->cfg->name, "far");
 
 	/* Tidy up for the tests after. */
 	moved->state = VM_STATE_TURNED_OFF;
