@@ -34,8 +34,12 @@ void mce_clear(const struct mce_record *r)
 {
 	for (unsigned i = 0; i < r->count; i++)
 		wrmsr(MSR_IA32_MC0_STATUS + 4 * r->banks[i].index, 0);
-	if (cpuid(1, 0).edx & CPUID1_EDX_MCA)
-		wrmsr(MSR_IA32_MCG_STATUS, 0); /* MCIP: another #MC would now shut the CPU down */
+	/*
+	 * MCIP is in the record only where mce_read found machine-check
+	 * architecture; while it is set, another #MC shuts the CPU down.
+	 */
+	if (r->mcg_status & MCG_STATUS_MCIP)
+		wrmsr(MSR_IA32_MCG_STATUS, 0);
 }
 
 /* What the #MC entry handled, for the scheduler to log outside the exception. */
