@@ -299,10 +299,11 @@ ok "vmmctl net-show: lan's adapters without web2 again" net-show \
 	"'web2' not in __import__('json').dumps(d)" net-show lan
 
 # console: output history and input to the guest's COM1
-console_has() { # STEP TEXT: console --dump shows TEXT within 30 s
+console_has() { # STEP TEXT [VM]: VM's (web2's) console --dump shows TEXT within 30 s
 	local deadline=$((SECONDS + 30))
 	while :; do
-		ctl console web2 --dump >"$out/$1.out" 2>"$out/$1.err" && grep -q "$2" "$out/$1.out" && return 0
+		ctl console "${3:-web2}" --dump >"$out/$1.out" 2>"$out/$1.err" &&
+			grep -q "$2" "$out/$1.out" && return 0
 		[ $SECONDS -lt $deadline ] || return 1
 		sleep 1
 	done
@@ -530,10 +531,7 @@ ok "vmmctl state: the imported web3 is Saved, its file whole" import-state \
 ok "vmmctl start: web3 restores from the imported file" import-start "d['state'] == 'Running'" \
 	start web3
 ctl console web3 --send 'moved\r' >/dev/null 2>&1
-deadline=$((SECONDS + 30))
-until ctl console web3 --dump >"$out/web3.out" 2>&1 && grep -q 'echo: moved' "$out/web3.out" ||
-	[ $SECONDS -ge $deadline ]; do sleep 1; done
-if grep -q 'echo: moved' "$out/web3.out" && ! grep -q 'echo: ready' "$out/web3.out"; then
+if console_has web3 'echo: moved' web3 && ! grep -q 'echo: ready' "$out/web3.out"; then
 	pass "move: web3 goes on where web2 stopped (answers 'moved', was not booted again)"
 else
 	fail "move: web3's console ($(tail -c 200 "$out/web3.out"))"
