@@ -345,12 +345,17 @@ static bool in_page(uint64_t gpa, unsigned size, uint64_t base, uint64_t page_si
 	return gpa >= base && gpa - base < page_size && size <= page_size - (gpa - base);
 }
 
+static bool in_lapic_page(const struct platform *p, uint64_t gpa, unsigned size)
+{
+	return in_page(gpa, size, p->lapic.apic_base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1),
+		       LAPIC_MMIO_SIZE);
+}
+
 /* The local APIC page moves with IA32_APIC_BASE and vanishes in x2APIC mode or when disabled. */
 static bool lapic_mmio(const struct platform *p, uint64_t gpa, unsigned size)
 {
 	uint64_t base = p->lapic.apic_base;
-	return (base & LAPIC_BASE_EN) && !(base & LAPIC_BASE_EXTD) &&
-	       in_page(gpa, size, base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1), LAPIC_MMIO_SIZE);
+	return (base & LAPIC_BASE_EN) && !(base & LAPIC_BASE_EXTD) && in_lapic_page(p, gpa, size);
 }
 
 /* The device a guest-physical access lands on, if any, performs it. */
@@ -368,6 +373,14 @@ static int mmio_access(struct vm *vm, uint64_t gpa, unsigned size, bool write, u
 			lapic_mmio_write(&p->lapic, offset, size, (uint32_t)*value, now.ns, now.tsc);
 		else
 			*value = lapic_mmio_read(&p->lapic, offset, size, now.ns);
+	} else if (in_lapic_page(p, gpa, size)) {
+		/*
+		 * A globally disabled APIC (or one in x2APIC mode) no longer
+		 * claims its page (SDM 11.4.3, 11.12.1): the access goes to the
+		 * bus, where nothing answers it; reads float to all ones.
+		 */
+		if (!write)
+			*value = ~0ULL;
 	} else if (in_page(gpa, size, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE)) {
 		offset = gpa - IOAPIC_DEFAULT_BASE;
 		if (write)

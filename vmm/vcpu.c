@@ -40,6 +40,30 @@ static uint32_t host_max_basic_leaf(void)
 	return max;
 }
 
+static bool apic_enabled(struct vcpu *vcpu)
+{
+	uint64_t base;
+
+	return platform_rdmsr(vcpu->vm, MSR_IA32_APIC_BASE, &base) && (base & LAPIC_BASE_EN);
+}
+
+/*
+ * What the guest's own MSRs change in CPUID: IA32_MISC_ENABLE's limit-CPUID
+ * and XD-disable bits (SDM Vol. 4, table 2-2) and IA32_APIC_BASE.EN (a
+ * globally disabled APIC is absent from CPUID.01H:EDX, SDM 11.4.3).
+ */
+static struct cpuid_result guest_msr_view(struct vcpu *vcpu, uint32_t leaf,
+					  struct cpuid_result r)
+{
+	if (leaf == 0 && (vcpu->misc_enable & MISC_ENABLE_LIMIT_CPUID))
+		r.eax = 2;
+	if (leaf == 1 && !apic_enabled(vcpu))
+		r.edx &= ~CPUID_01_EDX_APIC;
+	if (leaf == 0x80000001U && (vcpu->misc_enable & MISC_ENABLE_XD_DISABLE))
+		r.edx &= ~CPUID_80000001_EDX_NX;
+	return r;
+}
+
 void vcpu_cpuid(struct vcpu *vcpu)
 {
 	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
@@ -56,6 +80,9 @@ void vcpu_cpuid(struct vcpu *vcpu)
 			r = (struct cpuid_result){ 0 };
 	}
 
+	if (leaf <= 1 || leaf == 0x80000001U)
+		r = guest_msr_view(vcpu, leaf, r);
+
 	vcpu->regs.rax = r.eax;
 	vcpu->regs.rbx = r.ebx;
 	vcpu->regs.rcx = r.ecx;
@@ -63,7 +90,42 @@ void vcpu_cpuid(struct vcpu *vcpu)
 }
 
 #define FEATURE_CONTROL_LOCKED 1ULL
-#define MISC_ENABLE_FAST_STRINGS 1ULL
+
+/*
+ * IA32_MISC_ENABLE: besides the bits a guest may change, the ones it may write but
+ * that stay as CPUID and the VM have them (no thermal control, PMU,
+ * Enhanced SpeedStep, MONITOR or xTPR), and the read-only ones that say
+ * no BTS and no PEBS. Any other bit is reserved: #GP.
+ */
+#define MISC_ENABLE_IGNORED_BITS                                                   \
+	(MISC_ENABLE_AUTO_THERMAL | MISC_ENABLE_PERF_MON | MISC_ENABLE_BTS_UNAVAILABLE | \
+	 MISC_ENABLE_PEBS_UNAVAILABLE | MISC_ENABLE_EIST | MISC_ENABLE_MONITOR |         \
+	 MISC_ENABLE_XTPR_DISABLE)
+#define MISC_ENABLE_READ_ONLY_SET (MISC_ENABLE_BTS_UNAVAILABLE | MISC_ENABLE_PEBS_UNAVAILABLE)
+
+static bool host_has_nx(void)
+{
+	static int nx = -1;
+
+	if (nx < 0)
+		nx = (cpuid(0x80000001U, 0).edx & CPUID_80000001_EDX_NX) != 0;
+	return nx;
+}
+
+static int write_misc_enable(struct vcpu *vcpu, uint64_t value)
+{
+	if (value & ~(VCPU_MISC_ENABLE_BITS | MISC_ENABLE_IGNORED_BITS))
+		return -1;
+	/*
+	 * XD disable exists where the CPU has NX; with EFER.NXE set the
+	 * guest's page tables rely on NX, so it must clear NXE first.
+	 */
+	if ((value & MISC_ENABLE_XD_DISABLE) &&
+	    (!host_has_nx() || (virt_guest_reg(vcpu, GUEST_REG_EFER) & EFER_NXE)))
+		return -1;
+	vcpu->misc_enable = value & VCPU_MISC_ENABLE_BITS;
+	return 0;
+}
 
 /* MSRs that live in hardware guest state, by number. */
 static const struct {
@@ -115,7 +177,7 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 		*value = 0;
 		return 0;
 	case MSR_IA32_MISC_ENABLE:
-		*value = MISC_ENABLE_FAST_STRINGS;
+		*value = vcpu->misc_enable | MISC_ENABLE_READ_ONLY_SET;
 		return 0;
 	case MSR_IA32_PAT:
 		*value = virt_guest_reg(vcpu, GUEST_REG_PAT);
@@ -153,6 +215,9 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 			return -1;
 		/* LMA is the CPU's to set; LME may not change under paging. */
 		value = (value & ~EFER_LMA) | (old & EFER_LMA);
+		/* NXE is reserved while CPUID shows no NX (SDM Vol. 4, IA32_EFER). */
+		if ((value & EFER_NXE) && (vcpu->misc_enable & MISC_ENABLE_XD_DISABLE))
+			return -1;
 		if ((value ^ old) & EFER_LME && (virt_guest_reg(vcpu, GUEST_REG_CR0) & CR0_PG))
 			return -1;
 		virt_set_guest_reg(vcpu, GUEST_REG_EFER, value);
@@ -168,6 +233,8 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	case MSR_IA32_BIOS_SIGN_ID:
 		/* Accepted and ignored: there is no microcode to update. */
 		return 0;
+	case MSR_IA32_MISC_ENABLE:
+		return write_misc_enable(vcpu, value);
 	default:
 		log_debug("vm '%s': WRMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
 		return -1;

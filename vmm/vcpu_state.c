@@ -1,6 +1,7 @@
 #include "vmm/vcpu_state.h"
 
 #include "x86/cpu.h"
+#include "x86/msr.h"
 #include "x86/segment.h"
 
 #include <stddef.h>
@@ -24,7 +25,6 @@
 
 /* Bits of RFLAGS that are reserved: 63:22, 15, 5, 3 zero; 1 one (SDM 26.3.1.4). */
 #define RFLAGS_RESERVED_0 (~0x3fffffULL | (1ULL << 15) | (1ULL << 5) | (1ULL << 3))
-#define RFLAGS_TF (1ULL << 8)
 #define RFLAGS_VM (1ULL << 17)
 /* EFER bits the guest may have: vcpu_wrmsr refuses the rest. */
 #define EFER_GUEST_BITS (EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)
@@ -74,6 +74,7 @@ static const struct devstate_field vcpu_state_fields[] = {
 	 * record into host MSRs no one switches: it is always 0.
 	 */
 	F(debugctl, DEVSTATE_U64, 0, 0),
+	DEVSTATE_FIELD(struct vcpu_state, misc_enable, DEVSTATE_U64, 0, VCPU_MISC_ENABLE_BITS, 2),
 	F(sysenter_cs, DEVSTATE_U64, 0, U16_MAX),
 	F(sysenter_esp, DEVSTATE_U64, 0, U64_MAX),
 	F(sysenter_eip, DEVSTATE_U64, 0, U64_MAX),
@@ -161,6 +162,10 @@ static bool check_control_registers(const struct vcpu_state *s, struct devstate_
 		return refuse(err, "cr4", 0, "PCIDE outside IA-32e mode", s->cr4);
 	if (!x86_pat_valid(s->pat))
 		return refuse(err, "pat", 0, "an entry is not a memory type", s->pat);
+	if ((s->misc_enable & ~VCPU_MISC_ENABLE_BITS) ||
+	    ((s->misc_enable & MISC_ENABLE_XD_DISABLE) && (s->efer & EFER_NXE)))
+		return refuse(err, "misc_enable", 0, "a bit no guest can set, or XD disabled with "
+			      "EFER.NXE set", s->misc_enable);
 	return true;
 }
 
@@ -447,6 +452,7 @@ void vcpu_state_power_on(struct vcpu_state *s)
 		.dr6 = DR6_POWER_ON,
 		.dr7 = DR7_POWER_ON,
 		.pat = PAT_POWER_ON,
+		.misc_enable = MISC_ENABLE_FAST_STRINGS,
 		.gdtr_limit = 0xffff,
 		.idtr_limit = 0xffff,
 		.fpu = { .fcw = FCW_POWER_ON, .mxcsr = MXCSR_POWER_ON },
@@ -475,7 +481,7 @@ static void reset_record(void *state)
 }
 
 const struct devstate_desc vcpu_state_desc = DEVSTATE_DESC(
-	struct vcpu_state, VCPU_STATE_RECORD_NAME, 1, vcpu_state_fields, reset_record,
+	struct vcpu_state, VCPU_STATE_RECORD_NAME, 2, vcpu_state_fields, reset_record,
 	check_architectural);
 
 void vcpu_state_from_boot(const struct vcpu_boot_state *boot, struct vcpu_state *s)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "x86/msr.h"
 #include "x86/segment.h"
 
 struct page_alloc;
@@ -158,6 +159,10 @@ _Static_assert(offsetof(struct vcpu_fxsave, mxcsr) == 24 &&
 		       offsetof(struct vcpu_fxsave, xmm) == 160,
 	       "SDM Vol. 1 table 10-2");
 
+/* The IA32_MISC_ENABLE bits a guest may change (vmm/vcpu.c has the rest). */
+#define VCPU_MISC_ENABLE_BITS \
+	(MISC_ENABLE_FAST_STRINGS | MISC_ENABLE_LIMIT_CPUID | MISC_ENABLE_XD_DISABLE)
+
 struct vcpu_state {
 	/* Instruction-encoding order: 0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, ... 15 R15. */
 	uint64_t gpr[16];
@@ -165,6 +170,7 @@ struct vcpu_state {
 	uint64_t cr0, cr2, cr3, cr4; /* as the guest reads them */
 	uint64_t dr[4], dr6, dr7;
 	uint64_t efer, pat, debugctl;
+	uint64_t misc_enable; /* VCPU_MISC_ENABLE_BITS of IA32_MISC_ENABLE; version 2 on */
 	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
 	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
 	struct vcpu_segment seg[SEG_COUNT]; /* FS and GS base: the MSRs too */

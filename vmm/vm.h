@@ -52,6 +52,7 @@ struct vcpu {
 	uint8_t fpu[512] __attribute__((aligned(16)));
 	/* Debug registers the VMCS does not hold (DR7 is in it). */
 	uint64_t dr[4], dr6;
+	uint64_t misc_enable; /* VCPU_MISC_ENABLE_BITS of IA32_MISC_ENABLE */
 	bool fpu_fresh;        /* fpu[] and dr[] hold a state the CPU has not loaded */
 	bool halted;           /* HLT with nothing to wake it */
 	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */

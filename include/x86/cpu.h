@@ -17,6 +17,8 @@ struct cpuid_regs {
 
 /* CPUID leaf 80000008H: EAX[7:0] is MAXPHYADDR (SDM Vol. 2A, CPUID). */
 #define CPUID_ADDRESS_SIZES 0x80000008U
+/* CPUID.01H:EDX.APIC[bit 9]: an on-chip local APIC, present only while enabled (SDM 11.4.3). */
+#define CPUID_01_EDX_APIC (1U << 9)
 /* CPUID.80000001h:EDX.NX[bit 20]: execute-disable in the host's own tables. */
 #define CPUID_80000001_EDX_NX (1U << 20)
 /* CPUID.80000001h:EDX.Page1GB[bit 26]: 1-GiB pages in the host's own tables. */
@@ -163,6 +165,7 @@ static inline bool x86_pat_valid(uint64_t pat)
 #define RFLAGS_IF (1ULL << 9)
 #define RFLAGS_DF (1ULL << 10)
 #define RFLAGS_OF (1ULL << 11)
+#define RFLAGS_TF (1ULL << 8)
 #define RFLAGS_RF (1ULL << 16)
 #define RFLAGS_STATUS (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 

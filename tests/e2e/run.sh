@@ -138,6 +138,12 @@ for check in 'cpuid: VMX hidden from the guest' 'cpuid: hypervisor-present bit s
 	'msr: IA32_FEATURE_CONTROL is not writable' "msr: a TSC write sets the guest's TSC"; do
 	expect "guests: $check" guests "\\[cpuid\\] PASS $check"
 done
+# The conformance guest counts its own checks; any FAIL line names the rule.
+expect_order "guests: conform ran every check and exited with status 0" guests \
+	"vm 'conform': Running" '\[conform\] PASS modes: ' '\[conform\] PASS step: ' \
+	'\[conform\] conform: [1-9][0-9]* passed, 0 failed' \
+	"vm 'conform': TurnedOff \\(guest exited with status 0\\)"
+expect_not "guests: conform: no check failed" guests '\[conform\] FAIL'
 for a in attack attack-read attack-triple attack-mmio; do
 	for check in 'unassigned ports read as all ones' 'RDMSR of a VMX MSR is #GP' \
 		'WRMSR of an unknown MSR is #GP' 'non-canonical LSTAR is #GP' 'VMXON is #UD' \

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "vmm/clock.h"
+#include "vmm/cpuid_policy.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/virt.h"
@@ -48,11 +49,13 @@ void virt_set_guest_reg(struct vcpu *vcpu, enum guest_reg reg, uint64_t value)
 	guest_reg[reg] = value;
 }
 
+static uint64_t lapic_msr_value;
+
 bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
 {
 	(void)vm;
 	lapic_msr_seen = msr;
-	*value = 0x1234;
+	*value = lapic_msr_value;
 	return true;
 }
 
@@ -81,7 +84,9 @@ static int setup(void **state)
 	memset(guest_reg, 0, sizeof(guest_reg));
 	vm.vcpu.vm = &vm;
 	lapic_msr_seen = 0;
+	lapic_msr_value = 0xfee00000ULL | LAPIC_BASE_EN | LAPIC_BASE_BSP;
 	guest_tsc = 0;
+	vm.vcpu.misc_enable = MISC_ENABLE_FAST_STRINGS;
 	return 0;
 }
 
@@ -204,6 +209,73 @@ static void test_lapic_msrs_go_to_the_platform(void **state)
 	assert_int_equal(lapic_msr_seen, MSR_IA32_TSC_DEADLINE);
 }
 
+static uint64_t misc_enable(void)
+{
+	uint64_t v = 0;
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE, &v), 0);
+	return v;
+}
+
+static void test_misc_enable(void **state)
+{
+	(void)state;
+	/* Fast strings on; BTS and PEBS unavailable (no debug store), read-only. */
+	assert_int_equal(misc_enable(), MISC_ENABLE_FAST_STRINGS | MISC_ENABLE_BTS_UNAVAILABLE |
+						MISC_ENABLE_PEBS_UNAVAILABLE);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE, misc_enable()), 0);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE, 0), 0);
+	assert_int_equal(misc_enable(), MISC_ENABLE_BTS_UNAVAILABLE | MISC_ENABLE_PEBS_UNAVAILABLE);
+	/* Writable bits whose features the VM lacks stay clear. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE,
+				    MISC_ENABLE_MONITOR | MISC_ENABLE_EIST | MISC_ENABLE_AUTO_THERMAL |
+					    MISC_ENABLE_XTPR_DISABLE | MISC_ENABLE_LIMIT_CPUID),
+			 0);
+	assert_int_equal(misc_enable(), MISC_ENABLE_LIMIT_CPUID | MISC_ENABLE_BTS_UNAVAILABLE |
+						MISC_ENABLE_PEBS_UNAVAILABLE);
+	/* Reserved bits: #GP, nothing changes. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE, 1ULL << 1), -1);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE, 1ULL << 63), -1);
+	assert_int_equal(vm.vcpu.misc_enable, MISC_ENABLE_LIMIT_CPUID);
+	/* XD disable and EFER.NXE exclude each other (where the host has NX at all). */
+	if (!(cpuid(0x80000001U, 0).edx & CPUID_80000001_EDX_NX))
+		return;
+	guest_reg[GUEST_REG_EFER] = EFER_NXE;
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE, MISC_ENABLE_XD_DISABLE), -1);
+	guest_reg[GUEST_REG_EFER] = 0;
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_MISC_ENABLE, MISC_ENABLE_XD_DISABLE), 0);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_EFER, EFER_NXE), -1);
+	assert_int_equal(guest_reg[GUEST_REG_EFER], 0);
+}
+
+static struct cpuid_regs guest_cpuid(uint32_t leaf)
+{
+	vm.vcpu.regs.rax = leaf;
+	vm.vcpu.regs.rcx = 0;
+	vcpu_cpuid(&vm.vcpu);
+	return (struct cpuid_regs){ (uint32_t)vm.vcpu.regs.rax, (uint32_t)vm.vcpu.regs.rbx,
+				    (uint32_t)vm.vcpu.regs.rcx, (uint32_t)vm.vcpu.regs.rdx };
+}
+
+static void test_cpuid_follows_the_guests_msrs(void **state)
+{
+	(void)state;
+	assert_true(guest_cpuid(0).eax >= CPUID_TSC_LEAF);
+	assert_true(guest_cpuid(1).edx & CPUID_01_EDX_APIC);
+	bool nx = guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_NX;
+
+	vm.vcpu.misc_enable |= MISC_ENABLE_LIMIT_CPUID | MISC_ENABLE_XD_DISABLE;
+	lapic_msr_value &= ~LAPIC_BASE_EN;
+	assert_int_equal(guest_cpuid(0).eax, 2);
+	assert_false(guest_cpuid(1).edx & CPUID_01_EDX_APIC);
+	assert_false(guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_NX);
+
+	vm.vcpu.misc_enable = MISC_ENABLE_FAST_STRINGS;
+	lapic_msr_value |= LAPIC_BASE_EN;
+	assert_true(guest_cpuid(0).eax >= CPUID_TSC_LEAF);
+	assert_true(guest_cpuid(1).edx & CPUID_01_EDX_APIC);
+	assert_int_equal(!!(guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_NX), nx);
+}
+
 static void test_everything_else_is_general_protection(void **state)
 {
 	/*
@@ -240,6 +312,8 @@ int main(void)
 		cmocka_unit_test_setup(test_fixed_answers, setup),
 		cmocka_unit_test_setup(test_tsc_is_the_vms_clock, setup),
 		cmocka_unit_test_setup(test_lapic_msrs_go_to_the_platform, setup),
+		cmocka_unit_test_setup(test_misc_enable, setup),
+		cmocka_unit_test_setup(test_cpuid_follows_the_guests_msrs, setup),
 		cmocka_unit_test_setup(test_everything_else_is_general_protection, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

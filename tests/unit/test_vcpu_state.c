@@ -14,6 +14,7 @@
 #include "lib/le.h"
 #include "vmm/vcpu_state.h"
 #include "x86/cpu.h"
+#include "x86/msr.h"
 #include "x86/segment.h"
 
 #define RECORD_HEADER (1 + sizeof(VCPU_STATE_RECORD_NAME) - 1 + 2 + 4)
@@ -50,6 +51,7 @@ static struct vcpu_state long_mode_state(void)
 		.dr7 = 0x401,
 		.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE,
 		.pat = 0x0007010600070106ULL,
+		.misc_enable = MISC_ENABLE_LIMIT_CPUID,
 		.sysenter_cs = 0x10,
 		.sysenter_esp = 0xfffffe0000002000ULL,
 		.sysenter_eip = 0xffffffff81800000ULL,
@@ -222,7 +224,17 @@ static void test_record_fits_the_parking_space(void **state)
 	assert_true(devstate_saved_size(&record, 1) <= VCPU_STATE_RECORD_MAX);
 }
 
-/* Version 1 is the first: 0 and a newer one are refused, not guessed at. */
+/* Where element e of field f is in a record's payload. */
+static size_t payload_offset(const struct devstate_field *f, unsigned e)
+{
+	size_t at = RECORD_HEADER;
+
+	for (const struct devstate_field *g = vcpu_state_desc.fields; g != f; g++)
+		at += (size_t)g->count * DEVSTATE_TYPE_SIZE(g->type);
+	return at + (size_t)e * DEVSTATE_TYPE_SIZE(f->type);
+}
+
+/* Version 2 is the newest: 0 and a newer one are refused, not guessed at. */
 static void test_unknown_versions_are_refused(void **state)
 {
 	(void)state;
@@ -232,23 +244,47 @@ static void test_unknown_versions_are_refused(void **state)
 	struct vcpu_state loaded;
 
 	size_t n = save(&s, record);
-	assert_int_equal(le_get(record + RECORD_HEADER - 6, 2), 1);
-	le_put(record + RECORD_HEADER - 6, 2, 2);
+	assert_int_equal(le_get(record + RECORD_HEADER - 6, 2), 2);
+	le_put(record + RECORD_HEADER - 6, 3, 2);
 	assert_false(load(record, n, &loaded, &err));
-	assert_non_null(strstr(err.text, "version 2 unknown"));
+	assert_non_null(strstr(err.text, "version 3 unknown"));
 	le_put(record + RECORD_HEADER - 6, 0, 2);
 	assert_false(load(record, n, &loaded, &err));
 	assert_false(load(record, n - 1, &loaded, &err));
 }
 
-/* Where element e of field f is in a record's payload. */
-static size_t payload_offset(const struct devstate_field *f, unsigned e)
+static const struct devstate_field *field_named(const char *name)
 {
-	size_t at = RECORD_HEADER;
+	for (unsigned i = 0; i < vcpu_state_desc.field_count; i++)
+		if (strcmp(vcpu_state_desc.fields[i].name, name) == 0)
+			return &vcpu_state_desc.fields[i];
+	fail_msg("no field %s", name);
+	return NULL;
+}
 
-	for (const struct devstate_field *g = vcpu_state_desc.fields; g != f; g++)
-		at += (size_t)g->count * DEVSTATE_TYPE_SIZE(g->type);
-	return at + (size_t)e * DEVSTATE_TYPE_SIZE(f->type);
+/*
+ * A version-1 record (written before IA32_MISC_ENABLE was state) loads, and
+ * the vCPU gets the power-on value of what it lacks.
+ */
+static void test_version_1_records_load(void **state)
+{
+	(void)state;
+	const struct vcpu_state s = long_mode_state();
+	uint8_t record[VCPU_STATE_RECORD_MAX];
+	struct devstate_error err = { "" };
+	struct vcpu_state loaded;
+
+	size_t n = save(&s, record);
+	size_t at = payload_offset(field_named("misc_enable"), 0);
+	memmove(record + at, record + at + 8, n - at - 8);
+	n -= 8;
+	le_put(record + RECORD_HEADER - 6, 1, 2);
+	le_put(record + RECORD_HEADER - 4, le_get(record + RECORD_HEADER - 4, 4) - 8, 4);
+	if (!load(record, n, &loaded, &err))
+		fail_msg("refused: %s", err.text);
+	assert_int_equal(loaded.misc_enable, MISC_ENABLE_FAST_STRINGS);
+	loaded.misc_enable = s.misc_enable;
+	assert_memory_equal(&loaded, &s, sizeof(s));
 }
 
 /* Each field narrower than its type refuses max + 1 in its first and last element. */
@@ -347,6 +383,7 @@ MUTATION(interrupt_with_if_clear, (s->event.type = VCPU_EVENT_EXTERNAL_INTERRUPT
 MUTATION(nmi_while_blocked, (s->event.type = VCPU_EVENT_NMI, s->event.vector = 2, s->event.has_error_code = false))
 MUTATION(hlt_with_gp, (s->activity = VCPU_ACTIVITY_HLT, s->event.vector = VECTOR_GP))
 MUTATION(pdpte_outside_pae, s->pdpte[0] = 1)
+MUTATION(xd_disabled_with_nxe, s->misc_enable |= MISC_ENABLE_XD_DISABLE)
 #undef MUTATION
 
 static const struct mutation long_mode_rules[] = {
@@ -396,6 +433,7 @@ static const struct mutation long_mode_rules[] = {
 	RULE(nmi_while_blocked, "event.type", 0),
 	RULE(hlt_with_gp, "event.type", 0),
 	RULE(pdpte_outside_pae, "pdpte[]", 0),
+	RULE(xd_disabled_with_nxe, "misc_enable", 0),
 #undef RULE
 };
 
@@ -495,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_field_by_field),
 		cmocka_unit_test(test_record_fits_the_parking_space),
 		cmocka_unit_test(test_unknown_versions_are_refused),
+		cmocka_unit_test(test_version_1_records_load),
 		cmocka_unit_test(test_each_range_rule_names_its_field),
 		cmocka_unit_test(test_mxcsr_reserved_bits_are_refused),
 		cmocka_unit_test(test_each_cross_field_rule_names_its_field),

@@ -496,6 +496,7 @@ static void write_guest_state(struct vcpu *vcpu, const struct vcpu_state *s)
 	memcpy(vcpu->fpu, &s->fpu, sizeof(vcpu->fpu));
 	memcpy(vcpu->dr, s->dr, sizeof(vcpu->dr));
 	vcpu->dr6 = s->dr6;
+	vcpu->misc_enable = s->misc_enable;
 	vcpu->fpu_fresh = true;
 	/* Paging may have changed under cached translations. */
 	vmx_flush_guest_tlb(vcpu);
@@ -573,6 +574,7 @@ void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *s)
 	s->efer = vmcs_read(VMCS_GUEST_EFER);
 	s->pat = vmcs_read(VMCS_GUEST_PAT);
 	s->debugctl = vmcs_read(VMCS_GUEST_DEBUGCTL);
+	s->misc_enable = vcpu->misc_enable;
 	s->sysenter_cs = vmcs_read(VMCS_GUEST_SYSENTER_CS);
 	s->sysenter_esp = vmcs_read(VMCS_GUEST_SYSENTER_ESP);
 	s->sysenter_eip = vmcs_read(VMCS_GUEST_SYSENTER_EIP);
@@ -687,7 +689,8 @@ static void deliver_interrupt(struct vcpu *vcpu, struct vmx_vcpu *v)
 	if (!vcpu_interrupt_possible(vcpu) || vcpu_interrupt_pending(vcpu) < 0)
 		return;
 	bool open = !v->inject_pending && (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_IF) &&
-		    !(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3);
+		    !(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3) &&
+		    !(vmcs_read(VMCS_GUEST_PENDING_DBG) & VMX_PENDING_DBG_BS);
 	if (!open) {
 		vmx_set_interrupt_window(v, true);
 		return;
@@ -697,13 +700,22 @@ static void deliver_interrupt(struct vcpu *vcpu, struct vmx_vcpu *v)
 	vmx_set_interrupt_window(v, false);
 }
 
+/*
+ * Completes an instruction for the guest as the CPU would have: RIP moves
+ * on, STI/MOV-SS blocking ends (SDM 24.4.2), and with RFLAGS.TF set the
+ * single-step trap is left pending (BS, SDM 24.4.2 table 24-4), so that
+ * the CPU delivers #DB with DR6.BS right after VM entry (SDM 26.7.3) and
+ * before any interrupt (deliver_interrupt waits for it).
+ */
 static void skip_guest_instruction(uint64_t len)
 {
 	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + len);
-	/* Stepping over an instruction ends STI/MOV-SS blocking (SDM 24.4.2). */
 	uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
 	if (intr & 3)
 		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, intr & ~3ULL);
+	if (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_TF)
+		vmcs_write(VMCS_GUEST_PENDING_DBG,
+			   vmcs_read(VMCS_GUEST_PENDING_DBG) | VMX_PENDING_DBG_BS);
 }
 
 void vmx_advance_rip(void)

@@ -228,6 +228,9 @@ enum vmx_exit_reason {
 #define EXIT_REASON_ENTRY_FAILURE (1U << 31)
 #define EXIT_REASON_BASIC_MASK 0xffffU
 
+/* Pending debug exceptions: BS, a single-step trap (SDM 24.4.2, table 24-4). */
+#define VMX_PENDING_DBG_BS (1ULL << 14)
+
 /* VM-entry/exit interruption information (SDM 24.8.3, 24.9.2). */
 #define INTR_INFO_VALID (1U << 31)
 #define INTR_INFO_DELIVER_ERROR (1U << 11)

@@ -63,8 +63,11 @@ unsigned rdmsr_safe(uint32_t msr, uint64_t *value);
 unsigned wrmsr_safe(uint32_t msr, uint64_t value);
 unsigned vmxon_safe(uint64_t region);
 unsigned rdpmc_safe(uint32_t counter);
-/* The RFLAGS image the last fault a *_safe wrapper caught pushed. */
-extern uint64_t fault_rflags;
+unsigned write_cr0_safe(uint64_t value);
+unsigned write_cr4_safe(uint64_t value);
+unsigned write32_safe(volatile uint32_t *address, uint32_t value);
+/* The RIP and RFLAGS images the last exception a *_safe wrapper caught pushed. */
+extern uint64_t fault_rip, fault_rflags;
 unsigned monitor_safe(const void *address);
 unsigned mwait_safe(void);
 

@@ -28,8 +28,12 @@ exception_common:
 	jz 1f
 	movq (%rsp), %rcx
 	movl %ecx, fault_vector(%rip)
+	movq 16(%rsp), %rcx	/* the RIP the exception pushed */
+	movq %rcx, fault_rip(%rip)
 	movq 32(%rsp), %rcx	/* the RFLAGS the exception pushed */
 	movq %rcx, fault_rflags(%rip)
+	/* The recovery point runs without single-stepping (a caught #DB trap). */
+	andq $~0x100, 32(%rsp)
 	movq $0, fault_resume(%rip)
 	addq $16, %rsp		/* vector and error code */
 	movq %rax, (%rsp)	/* iret to the wrapper's recovery point */
@@ -128,6 +132,26 @@ mwait_safe:
 	mwait
 	SAFE_RETURN
 
+/* unsigned write_cr0_safe(uint64_t value), write_cr4_safe(uint64_t value) */
+	.globl write_cr0_safe
+write_cr0_safe:
+	SAFE_ARM
+	movq %rdi, %cr0
+	SAFE_RETURN
+
+	.globl write_cr4_safe
+write_cr4_safe:
+	SAFE_ARM
+	movq %rdi, %cr4
+	SAFE_RETURN
+
+/* unsigned write32_safe(volatile uint32_t *address, uint32_t value) */
+	.globl write32_safe
+write32_safe:
+	SAFE_ARM
+	movl %esi, (%rdi)
+	SAFE_RETURN
+
 /* unsigned vmxon_safe(uint64_t region) */
 	.globl vmxon_safe
 vmxon_safe:
@@ -148,6 +172,9 @@ vmxon_safe:
 fault_resume: .quad 0
 	.globl fault_rflags
 fault_rflags: .quad 0
+	.globl fault_rip
+fault_rip: .quad 0
+	.globl fault_vector
 fault_vector: .long 0
 	.balign 8
 	.globl boot_cmdline

@@ -1,0 +1,376 @@
+/*
+ * Architectural conformance: what a guest sees must be what an x86 CPU
+ * does (Intel SDM Vol. 3A), wherever the hypervisor takes part. Each area
+ * checks the rules a guest OS other than our Linux relies on: leaving and
+ * re-entering long mode and the 32-bit paging modes (CR0/CR4 as one
+ * register, whoever owns a bit), CR0/CR4 reserved bits, CR0.WP,
+ * IA32_MISC_ENABLE, disabling and re-enabling the local APIC, and the
+ * single-step trap after each instruction the hypervisor completes for the
+ * guest. Ends with "conform: N passed, N failed".
+ */
+#include "guest.h"
+
+#include "x86/msr.h"
+
+#define APIC_BASE_EN (1ULL << 11)
+#define APIC_BASE_EXTD (1ULL << 10)
+#define APIC_VERSION_REG 0xfee00030U
+#define APIC_TPR_REG 0xfee00080U
+#define DR6_BS (1ULL << 14)
+#define PTE_RW 2ULL
+
+static unsigned passed, failed_count;
+
+static void expect(bool ok, const char *name)
+{
+	if (check(ok, name))
+		passed++;
+	else
+		failed_count++;
+}
+
+/* ---- Modes: long mode off and on again, 32-bit and PAE paging between ---- */
+
+/*
+ * mode_trip(pd32, pae_pdpt, results): from 64-bit mode to compatibility
+ * mode (a 32-bit code segment of our own GDT), paging off (which leaves
+ * IA-32e mode), EFER.LME off, 32-bit paging with 4-MiB pages, paging off,
+ * PAE paging, paging off, then back the way it came. Each CR0 write that
+ * turns paging on clears CR0.NE, a bit the hypervisor owns, so it exits
+ * and is applied by the hypervisor; the ones that turn it off set NE
+ * again. results[]: EFER after LME off, CR0 and a marker under 32-bit
+ * paging, CR0 and a marker under PAE paging, EFER after LME on again.
+ */
+__asm__(
+	"	.text\n"
+	"	.code64\n"
+	"	.globl mode_trip\n"
+	"mode_trip:\n"
+	"	pushq %rbx\n"
+	"	pushq %rbp\n"
+	"	movq %rsp, trip_rsp(%rip)\n"
+	"	movq %cr3, %rax\n"
+	"	movq %rax, trip_cr3(%rip)\n"
+	"	movq %cr0, %rax\n"
+	"	movq %rax, trip_cr0(%rip)\n"
+	"	movq %cr4, %rax\n"
+	"	movq %rax, trip_cr4(%rip)\n"
+	"	movl %edx, %ebp\n"
+	"	lgdt trip_gdtr(%rip)\n"
+	"	pushq $0x18\n"
+	"	leaq 1f(%rip), %rax\n"
+	"	pushq %rax\n"
+	"	lretq\n"
+	"	.code32\n"
+	"1:	movl %cr0, %eax\n"
+	"	andl $0x7fffffff, %eax\n"
+	"	movl %eax, %cr0\n"
+	"	movl $0xc0000080, %ecx\n"
+	"	rdmsr\n"
+	"	andl $0xfffffeff, %eax\n"
+	"	wrmsr\n"
+	"	rdmsr\n"
+	"	movl %eax, 0(%ebp)\n"
+	"	movl %cr4, %eax\n"
+	"	andl $0xffffffdf, %eax\n"
+	"	orl $0x10, %eax\n"
+	"	movl %eax, %cr4\n"
+	"	movl %edi, %cr3\n"
+	"	movl $0x80010001, %eax\n"
+	"	movl %eax, %cr0\n"
+	"	movl %cr0, %eax\n"
+	"	movl %eax, 4(%ebp)\n"
+	"	movl $0x32, 8(%ebp)\n"
+	"	movl $0x00010031, %eax\n"
+	"	movl %eax, %cr0\n"
+	"	movl %cr4, %eax\n"
+	"	orl $0x20, %eax\n"
+	"	movl %eax, %cr4\n"
+	"	movl %esi, %cr3\n"
+	"	movl $0x80010001, %eax\n"
+	"	movl %eax, %cr0\n"
+	"	movl %cr0, %eax\n"
+	"	movl %eax, 12(%ebp)\n"
+	"	movl $0xae, 16(%ebp)\n"
+	"	movl $0x00010031, %eax\n"
+	"	movl %eax, %cr0\n"
+	"	movl trip_cr4, %eax\n"
+	"	movl %eax, %cr4\n"
+	"	movl trip_cr3, %eax\n"
+	"	movl %eax, %cr3\n"
+	"	movl $0xc0000080, %ecx\n"
+	"	rdmsr\n"
+	"	orl $0x100, %eax\n"
+	"	wrmsr\n"
+	"	rdmsr\n"
+	"	movl %eax, 20(%ebp)\n"
+	"	movl trip_cr0, %eax\n"
+	"	movl %eax, %cr0\n"
+	"	ljmp $0x08, $2f\n"
+	"	.code64\n"
+	"2:	movq trip_rsp(%rip), %rsp\n"
+	"	popq %rbp\n"
+	"	popq %rbx\n"
+	"	ret\n"
+	"	.data\n"
+	"	.balign 8\n"
+	"trip_gdt:\n"
+	"	.quad 0\n"
+	"	.quad 0x00af9b000000ffff\n" /* 0x08: 64-bit code, as the boot GDT */
+	"	.quad 0x00cf93000000ffff\n" /* 0x10: flat data, as the boot GDT */
+	"	.quad 0x00cf9b000000ffff\n" /* 0x18: 32-bit code */
+	"trip_gdtr:\n"
+	"	.word 4 * 8 - 1\n"
+	"	.quad trip_gdt\n"
+	"	.balign 8\n"
+	"trip_rsp: .quad 0\n"
+	"trip_cr0: .quad 0\n"
+	"trip_cr3: .quad 0\n"
+	"trip_cr4: .quad 0\n"
+	"	.text\n");
+
+void mode_trip(uint32_t pd32, uint32_t pae_pdpt, volatile uint32_t *results);
+
+static uint32_t pd32[1024] __attribute__((aligned(4096)));
+static uint64_t pae_pdpt[4] __attribute__((aligned(32)));
+static volatile uint32_t trip_results[6];
+
+/* The boot page tables' directory for the first GiB (vmm/guest_boot.c): PML4[0] -> PDPT[0]. */
+static uint64_t *first_gib_directory(void)
+{
+	const uint64_t *pml4 = (const uint64_t *)(read_cr3() & ~0xfffULL);
+	const uint64_t *pdpt = (const uint64_t *)(pml4[0] & 0xffffffffff000ULL);
+	return (uint64_t *)(pdpt[0] & 0xffffffffff000ULL);
+}
+
+static void check_modes(void)
+{
+	uint64_t cr0 = read_cr0(), cr4 = read_cr4(), efer;
+
+	for (uint32_t i = 0; i < 1024; i++)
+		pd32[i] = (i << 22) | 0x83; /* present, writable, 4 MiB */
+	pae_pdpt[0] = ((uint64_t)first_gib_directory()) | 1;
+	mode_trip((uint32_t)(uintptr_t)pd32, (uint32_t)(uintptr_t)pae_pdpt, trip_results);
+	rdmsr_safe(MSR_IA32_EFER, &efer);
+	expect(!(trip_results[0] & (EFER_LME | EFER_LMA)),
+	       "modes: CR0.PG off leaves IA-32e mode, then EFER.LME clears");
+	expect((trip_results[1] & ~0x10U) == 0x80010001U && trip_results[2] == 0x32,
+	       "modes: 32-bit paging with CR4.PAE changed natively (CR0 = 80010001)");
+	expect((trip_results[3] & ~0x10U) == 0x80010001U && trip_results[4] == 0xae,
+	       "modes: PAE paging outside long mode, its PDPTEs loaded at the CR0 write");
+	expect((trip_results[5] & (EFER_LME | EFER_LMA)) == EFER_LME,
+	       "modes: EFER.LME set again with paging off, LMA still clear");
+	expect((efer & (EFER_LME | EFER_LMA)) == (EFER_LME | EFER_LMA) && read_cr0() == cr0 &&
+		       read_cr4() == cr4,
+	       "modes: back in 64-bit mode with CR0, CR4 and EFER as before");
+}
+
+/* ---- Control registers: reserved bits and CR0.WP ---- */
+
+static void check_control_registers(void)
+{
+	uint64_t cr0 = read_cr0(), cr4 = read_cr4();
+
+	expect(write_cr4_safe(cr4 | (1ULL << 32)) == VECTOR_GP && read_cr4() == cr4,
+	       "cr4: a reserved bit (32) is #GP and changes nothing");
+	expect(write_cr4_safe(cr4 | CR4_VMXE) == VECTOR_GP, "cr4: VMXE is #GP (CPUID shows no VMX)");
+	expect(write_cr4_safe(cr4 ^ CR4_PCE) == NO_FAULT && read_cr4() == (cr4 ^ CR4_PCE) &&
+		       write_cr4_safe(cr4) == NO_FAULT && read_cr4() == cr4,
+	       "cr4: a host-owned bit (PCE) is written and read back as the guest set it");
+	expect(write_cr0_safe(cr0 | (1ULL << 40)) == VECTOR_GP, "cr0: bits 63:32 are #GP");
+	expect(write_cr0_safe((cr0 | CR0_NW) & ~CR0_CD) == VECTOR_GP, "cr0: NW without CD is #GP");
+	expect(write_cr0_safe(cr0 & ~1ULL) == VECTOR_GP, "cr0: PG without PE is #GP");
+	expect(read_cr0() == cr0, "cr0: unchanged by the refused writes");
+
+	/* The 2-MiB page at 2 MiB (unused by this 4-MiB guest) made read-only. */
+	uint64_t *pd = first_gib_directory();
+	volatile uint32_t *target = (volatile uint32_t *)(uintptr_t)0x200000;
+	pd[1] &= ~PTE_RW;
+	__asm__ volatile("invlpg (%0)" : : "r"(target) : "memory");
+	expect(write32_safe(target, 1) == VECTOR_PF, "cr0: WP set, a kernel write to a read-only page is #PF");
+	write_cr0(cr0 & ~CR0_WP);
+	expect(write32_safe(target, 2) == NO_FAULT && *target == 2,
+	       "cr0: WP clear, the same write goes through");
+	write_cr0(cr0);
+	pd[1] |= PTE_RW;
+	__asm__ volatile("invlpg (%0)" : : "r"(target) : "memory");
+}
+
+/* ---- IA32_MISC_ENABLE ---- */
+
+static void check_misc_enable(void)
+{
+	uint64_t v, efer;
+	bool host_nx = cpuid(0x80000001U, 0).edx & (1U << 20);
+
+	expect(rdmsr_safe(MSR_IA32_MISC_ENABLE, &v) == NO_FAULT &&
+		       (v & (MISC_ENABLE_FAST_STRINGS | MISC_ENABLE_BTS_UNAVAILABLE |
+			     MISC_ENABLE_PEBS_UNAVAILABLE)) ==
+			       (MISC_ENABLE_FAST_STRINGS | MISC_ENABLE_BTS_UNAVAILABLE |
+				MISC_ENABLE_PEBS_UNAVAILABLE) &&
+		       !(v & MISC_ENABLE_MONITOR),
+	       "misc_enable: fast strings on, no BTS, no PEBS, MONITOR off as CPUID hides it");
+	uint64_t initial = v;
+	expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial) == NO_FAULT,
+	       "misc_enable: writing back what was read is accepted");
+	expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial & ~MISC_ENABLE_FAST_STRINGS) == NO_FAULT &&
+		       rdmsr_safe(MSR_IA32_MISC_ENABLE, &v) == NO_FAULT &&
+		       !(v & MISC_ENABLE_FAST_STRINGS),
+	       "misc_enable: fast strings can be turned off");
+	wrmsr_safe(MSR_IA32_MISC_ENABLE, initial);
+	expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial | MISC_ENABLE_MONITOR) == NO_FAULT &&
+		       rdmsr_safe(MSR_IA32_MISC_ENABLE, &v) == NO_FAULT && v == initial,
+	       "misc_enable: a write to MONITOR enable is ignored");
+	expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial | (1ULL << 40)) == VECTOR_GP,
+	       "misc_enable: a reserved bit is #GP");
+	uint32_t max_leaf = cpuid(0, 0).eax;
+	expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial | MISC_ENABLE_LIMIT_CPUID) == NO_FAULT &&
+		       cpuid(0, 0).eax == 2,
+	       "misc_enable: limit CPUID makes leaf 0 report 2");
+	wrmsr_safe(MSR_IA32_MISC_ENABLE, initial);
+	expect(cpuid(0, 0).eax == max_leaf, "misc_enable: clearing it restores the leaf range");
+
+	rdmsr_safe(MSR_IA32_EFER, &efer);
+	if (!host_nx) {
+		expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial | MISC_ENABLE_XD_DISABLE) == VECTOR_GP,
+		       "misc_enable: XD disable is #GP where the CPU has no NX");
+		return;
+	}
+	expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial | MISC_ENABLE_XD_DISABLE) == NO_FAULT &&
+		       !(cpuid(0x80000001U, 0).edx & (1U << 20)),
+	       "misc_enable: XD disable hides NX from CPUID");
+	expect(wrmsr_safe(MSR_IA32_EFER, efer | EFER_NXE) == VECTOR_GP,
+	       "misc_enable: with XD disabled EFER.NXE is #GP");
+	wrmsr_safe(MSR_IA32_MISC_ENABLE, initial);
+	expect((cpuid(0x80000001U, 0).edx & (1U << 20)) &&
+		       wrmsr_safe(MSR_IA32_EFER, efer | EFER_NXE) == NO_FAULT,
+	       "misc_enable: XD enabled again, NX is back and EFER.NXE sets");
+	expect(wrmsr_safe(MSR_IA32_MISC_ENABLE, initial | MISC_ENABLE_XD_DISABLE) == VECTOR_GP,
+	       "misc_enable: XD disable is #GP while EFER.NXE is set");
+	wrmsr_safe(MSR_IA32_EFER, efer);
+}
+
+/* ---- The local APIC: disabled and enabled again through IA32_APIC_BASE ---- */
+
+static void check_apic_enable(void)
+{
+	uint64_t base, v;
+	volatile uint32_t *version = (volatile uint32_t *)(uintptr_t)APIC_VERSION_REG;
+	volatile uint32_t *tpr = (volatile uint32_t *)(uintptr_t)APIC_TPR_REG;
+
+	rdmsr_safe(MSR_IA32_APIC_BASE, &base);
+	uint32_t version_value = *version;
+	expect((base & APIC_BASE_EN) && (cpuid(1, 0).edx & (1U << 9)) && (version_value & 0xff) &&
+		       version_value != 0xffffffffU,
+	       "apic: enabled at boot, in CPUID, its version register reads");
+	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base & ~APIC_BASE_EN) == NO_FAULT &&
+		       rdmsr_safe(MSR_IA32_APIC_BASE, &v) == NO_FAULT && !(v & APIC_BASE_EN),
+	       "apic: IA32_APIC_BASE.EN clears");
+	expect(!(cpuid(1, 0).edx & (1U << 9)), "apic: disabled, CPUID.01H:EDX.APIC is clear");
+	expect(*version == 0xffffffffU, "apic: disabled, its page no longer decodes (reads all ones)");
+	*tpr = 0x20;
+	expect(*tpr == 0xffffffffU, "apic: disabled, a write to its page goes nowhere");
+	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base | APIC_BASE_EXTD) == VECTOR_GP,
+	       "apic: x2APIC mode is #GP (CPUID shows no x2APIC)");
+	expect(wrmsr_safe(MSR_IA32_APIC_BASE, (base & ~APIC_BASE_EN) | APIC_BASE_EXTD) == VECTOR_GP,
+	       "apic: EXTD without EN is #GP");
+	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base) == NO_FAULT && (cpuid(1, 0).edx & (1U << 9)) &&
+		       *version == version_value,
+	       "apic: enabled again, in CPUID and decoding its page");
+}
+
+/* ---- Single-step over every kind of instruction the hypervisor completes ---- */
+
+/*
+ * STEP(name, setup, insn): name_step() sets RFLAGS.TF with POPF, so the
+ * single-step trap comes after the instruction that follows (insn), then
+ * runs two NOPs with TF still set; name_after is the address right after
+ * insn. Returns the vector of the exception it caught (NO_FAULT: none).
+ */
+#define STEP(name, setup, insn)                                   \
+	__asm__("	.text\n"                                     \
+		"	.globl " #name "_step\n"                     \
+		#name "_step:\n"                                     \
+		"	pushq %rbx\n"                                \
+		"	leaq 1f(%rip), %rax\n"                       \
+		"	movq %rax, fault_resume(%rip)\n"             \
+		setup                                                \
+		"	pushfq\n"                                    \
+		"	orq $0x100, (%rsp)\n"                        \
+		"	popfq\n"                                     \
+		insn                                                 \
+		"	.globl " #name "_after\n"                    \
+		#name "_after:\n"                                    \
+		"	nop\n"                                       \
+		"	nop\n"                                       \
+		"	pushfq\n"                                    \
+		"	andq $~0x100, (%rsp)\n"                      \
+		"	popfq\n"                                     \
+		"	movq $0, fault_resume(%rip)\n"               \
+		"	popq %rbx\n"                                 \
+		"	movl $0xff, %eax\n"                          \
+		"	ret\n"                                       \
+		"1:	popq %rbx\n"                                 \
+		"	movl fault_vector(%rip), %eax\n"             \
+		"	ret\n");                                     \
+	unsigned name##_step(void);                                  \
+	extern const char name##_after[];
+
+STEP(cpuid, "	xorl %eax, %eax\n", "	cpuid\n")
+STEP(rdmsr, "	movl $0x277, %ecx\n", "	rdmsr\n")
+STEP(in, "", "	inb $0x61, %al\n")
+STEP(mmio, "	movl $0xfee00030, %ecx\n", "	movl (%rcx), %eax\n")
+STEP(cr4, "	movq %cr4, %rcx\n	xorq $0x100, %rcx\n", "	movq %rcx, %cr4\n")
+STEP(vmcall, "	xorl %eax, %eax\n", "	vmcall\n")
+/* MOV SS holds the trap for itself back until after the next instruction (SDM 6.8.3). */
+STEP(movss, "	movw %ss, %dx\n	xorl %eax, %eax\n", "	movw %dx, %ss\n	cpuid\n")
+
+static void check_step(const char *check_name, unsigned (*step)(void), const char *after)
+{
+	write_dr6(0);
+	unsigned vector = step();
+	uint64_t dr6 = read_dr6();
+	bool ok = vector == VECTOR_DB && fault_rip == (uint64_t)(uintptr_t)after && (dr6 & DR6_BS);
+	if (!ok) {
+		put("conform: vector ");
+		put_u64(vector);
+		put(", RIP ");
+		put_hex(fault_rip);
+		put(" (expected ");
+		put_hex((uint64_t)(uintptr_t)after);
+		put("), DR6 ");
+		put_hex(dr6);
+		put("\n");
+	}
+	expect(ok, check_name);
+}
+
+static void check_single_step(void)
+{
+	uint64_t cr4 = read_cr4();
+
+	check_step("step: CPUID traps right after it (DR6.BS)", cpuid_step, cpuid_after);
+	check_step("step: RDMSR traps right after it", rdmsr_step, rdmsr_after);
+	check_step("step: IN traps right after it", in_step, in_after);
+	check_step("step: an emulated MMIO read traps right after it", mmio_step, mmio_after);
+	check_step("step: MOV to CR4 traps right after it", cr4_step, cr4_after);
+	write_cr4(cr4);
+	check_step("step: VMCALL traps right after it", vmcall_step, vmcall_after);
+	check_step("step: MOV SS holds the trap until after the CPUID that follows",
+		   movss_step, movss_after);
+}
+
+int main(void)
+{
+	check_modes();
+	check_control_registers();
+	check_misc_enable();
+	check_apic_enable();
+	check_single_step();
+	put("conform: ");
+	put_u64(passed);
+	put(" passed, ");
+	put_u64(failed_count);
+	put(" failed\n");
+	return 0;
+}
