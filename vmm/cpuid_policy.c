@@ -1,6 +1,7 @@
 #include "vmm/cpuid_policy.h"
 
 #include "abi/hypercall.h"
+#include "x86/cpu.h"
 
 #include <string.h>
 
@@ -26,14 +27,15 @@
 #define C1_EDX_HTT (1U << 28)
 #define C1_EDX_TM (1U << 29)
 #define C1_EDX_PBE (1U << 31)
-#define C80000001_EDX_RDTSCP (1U << 27)
 
 /*
- * Leaf 7 subleaf 0 EBX: only features that need no hypervisor support and
- * no XSAVE state: FSGSBASE, BMI1, SMEP, BMI2, ERMS, ADX, SMAP, CLFLUSHOPT.
+ * Leaf 7 subleaf 0 EBX: features that need no hypervisor support and no
+ * XSAVE state (FSGSBASE, BMI1, SMEP, BMI2, ERMS, ADX, SMAP, CLFLUSHOPT),
+ * and IA32_TSC_ADJUST, which vmm/vcpu.c keeps per vCPU.
  */
-#define C7_EBX_ALLOWED ((1U << 0) | (1U << 3) | (1U << 7) | (1U << 8) | (1U << 9) | \
-			(1U << 19) | (1U << 20) | (1U << 23))
+#define C7_EBX_TSC_ADJUST (1U << 1)
+#define C7_EBX_ALLOWED ((1U << 0) | C7_EBX_TSC_ADJUST | (1U << 3) | (1U << 7) | (1U << 8) | \
+			(1U << 9) | (1U << 19) | (1U << 20) | (1U << 23))
 
 #define HOST_CPU_FEATURES_HIDDEN_ECX                                                   \
 	(C1_ECX_MONITOR | C1_ECX_DS_CPL | C1_ECX_VMX | C1_ECX_SMX | C1_ECX_EST |        \
@@ -41,6 +43,20 @@
 #define HOST_CPU_FEATURES_HIDDEN_EDX                                              \
 	(C1_EDX_MCE | C1_EDX_MTRR | C1_EDX_MCA | C1_EDX_DS | C1_EDX_ACPI | C1_EDX_HTT | \
 	 C1_EDX_TM | C1_EDX_PBE)
+
+/*
+ * Leaf 7 subleaf 0. Out of line: inlined, the compiler computes its masks
+ * ahead of the switch, on the path of every leaf (eleven instructions on
+ * each CPUID exit, cpuid_exit_root_instr).
+ */
+__attribute__((noinline)) static struct cpuid_result structured_features(struct cpuid_result host)
+{
+	host.ebx &= C7_EBX_ALLOWED;
+	/* RDPID reads IA32_TSC_AUX; vcpu_cpuid() hides it as it hides RDTSCP. */
+	host.ecx &= CPUID_07_ECX_RDPID;
+	host.edx = 0;
+	return host;
+}
 
 struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_result host)
 {
@@ -79,15 +95,9 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 	case 0x1f:
 		return zero;
 	case 7:
-		if (subleaf != 0)
-			return zero;
-		host.ebx &= C7_EBX_ALLOWED;
-		host.ecx = 0;
-		host.edx = 0;
-		return host;
+		return subleaf == 0 ? structured_features(host) : zero;
 	case 0x80000001:
-		/* RDTSCP is not enabled in the VMX controls: it would #UD. */
-		host.edx &= ~C80000001_EDX_RDTSCP;
+		/* RDTSCP stays: vcpu_cpuid() hides it where guests cannot run it. */
 		return host;
 	case CPUID_HV_BASE: {
 		struct cpuid_result r = { .eax = CPUID_HV_VERSION };

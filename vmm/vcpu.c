@@ -50,17 +50,32 @@ static bool apic_enabled(struct vcpu *vcpu)
 /*
  * What the guest's own MSRs change in CPUID: IA32_MISC_ENABLE's limit-CPUID
  * and XD-disable bits (SDM Vol. 4, table 2-2) and IA32_APIC_BASE.EN (a
- * globally disabled APIC is absent from CPUID.01H:EDX, SDM 11.4.3).
+ * globally disabled APIC is absent from CPUID.01H:EDX, SDM 11.4.3); and
+ * RDTSCP/RDPID only where the guest has IA32_TSC_AUX.
  */
-static struct cpuid_result guest_msr_view(struct vcpu *vcpu, uint32_t leaf,
+__attribute__((noinline)) static struct cpuid_result guest_msr_view(struct vcpu *vcpu, uint32_t leaf,
 					  struct cpuid_result r)
 {
-	if (leaf == 0 && (vcpu->misc_enable & MISC_ENABLE_LIMIT_CPUID))
-		r.eax = 2;
-	if (leaf == 1 && !apic_enabled(vcpu))
-		r.edx &= ~CPUID_01_EDX_APIC;
-	if (leaf == 0x80000001U && (vcpu->misc_enable & MISC_ENABLE_XD_DISABLE))
-		r.edx &= ~CPUID_80000001_EDX_NX;
+	switch (leaf) {
+	case 0:
+		if (vcpu->misc_enable & MISC_ENABLE_LIMIT_CPUID)
+			r.eax = 2;
+		break;
+	case 1:
+		if (!apic_enabled(vcpu))
+			r.edx &= ~CPUID_01_EDX_APIC;
+		break;
+	case 7:
+		if (!virt_guest_has_tsc_aux())
+			r.ecx &= ~CPUID_07_ECX_RDPID;
+		break;
+	case 0x80000001U:
+		if (vcpu->misc_enable & MISC_ENABLE_XD_DISABLE)
+			r.edx &= ~CPUID_80000001_EDX_NX;
+		if (!virt_guest_has_tsc_aux())
+			r.edx &= ~CPUID_80000001_EDX_RDTSCP;
+		break;
+	}
 	return r;
 }
 
@@ -80,7 +95,8 @@ void vcpu_cpuid(struct vcpu *vcpu)
 			r = (struct cpuid_result){ 0 };
 	}
 
-	if (leaf <= 1 || leaf == 0x80000001U)
+	/* Only once the MSRs made a leaf differ: the common exits pay one test. */
+	if (vcpu->cpuid_edited)
 		r = guest_msr_view(vcpu, leaf, r);
 
 	vcpu->regs.rax = r.eax;
@@ -112,6 +128,23 @@ static bool host_has_nx(void)
 	return nx;
 }
 
+/*
+ * Whether guest_msr_view has anything to change. The MSRs it reads change
+ * only through vcpu_wrmsr and a loaded state (after the platform's, whose
+ * IA32_APIC_BASE it reads here).
+ */
+static void note_cpuid_edits(struct vcpu *vcpu)
+{
+	vcpu->cpuid_edited = (vcpu->misc_enable & (MISC_ENABLE_LIMIT_CPUID | MISC_ENABLE_XD_DISABLE)) ||
+			     !apic_enabled(vcpu) || !virt_guest_has_tsc_aux();
+}
+
+void vcpu_set_misc_enable(struct vcpu *vcpu, uint64_t value)
+{
+	vcpu->misc_enable = value & VCPU_MISC_ENABLE_BITS;
+	note_cpuid_edits(vcpu);
+}
+
 static int write_misc_enable(struct vcpu *vcpu, uint64_t value)
 {
 	if (value & ~(VCPU_MISC_ENABLE_BITS | MISC_ENABLE_IGNORED_BITS))
@@ -123,7 +156,7 @@ static int write_misc_enable(struct vcpu *vcpu, uint64_t value)
 	if ((value & MISC_ENABLE_XD_DISABLE) &&
 	    (!host_has_nx() || (virt_guest_reg(vcpu, GUEST_REG_EFER) & EFER_NXE)))
 		return -1;
-	vcpu->misc_enable = value & VCPU_MISC_ENABLE_BITS;
+	vcpu_set_misc_enable(vcpu, value);
 	return 0;
 }
 
@@ -168,6 +201,9 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 		/* The same as the guest's RDTSC: the VM's clock, not the host's. */
 		*value = vm_now(vcpu->vm).tsc;
 		return 0;
+	case MSR_IA32_TSC_ADJUST:
+		*value = vcpu->tsc_adjust;
+		return 0;
 	case MSR_IA32_FEATURE_CONTROL:
 		/* Locked with VMX off, as CPUID shows no VMX. */
 		*value = FEATURE_CONTROL_LOCKED;
@@ -201,8 +237,13 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		virt_set_guest_reg(vcpu, hardware_msrs[hw].reg, value);
 		return 0;
 	}
-	if (lapic_is_msr(msr))
-		return platform_wrmsr(vcpu->vm, msr, value) ? 0 : -1;
+	if (lapic_is_msr(msr)) {
+		if (!platform_wrmsr(vcpu->vm, msr, value))
+			return -1;
+		if (msr == MSR_IA32_APIC_BASE)
+			note_cpuid_edits(vcpu);
+		return 0;
+	}
 	switch (msr) {
 	case MSR_IA32_PAT:
 		if (!x86_pat_valid(value))
@@ -224,17 +265,29 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		return 0;
 	}
 	case MSR_IA32_TIME_STAMP_COUNTER:
+	case MSR_IA32_TSC_ADJUST: {
 		/*
 		 * The TSC is writable (SDM 17.17): the guest moves its own
-		 * offset, never the host TSC nor its device timers.
+		 * offset, never the host TSC nor its device timers. A write of
+		 * either MSR moves the other by the same amount (SDM 17.17.3).
 		 */
-		vm_set_guest_tsc(vcpu->vm, value);
+		uint64_t tsc = vm_now(vcpu->vm).tsc;
+		uint64_t delta = msr == MSR_IA32_TSC_ADJUST ? value - vcpu->tsc_adjust : value - tsc;
+		vcpu->tsc_adjust += delta;
+		vm_set_guest_tsc(vcpu->vm, tsc + delta);
 		return 0;
+	}
 	case MSR_IA32_BIOS_SIGN_ID:
 		/* Accepted and ignored: there is no microcode to update. */
 		return 0;
 	case MSR_IA32_MISC_ENABLE:
 		return write_misc_enable(vcpu, value);
+	case MSR_IA32_TSC_AUX:
+		/* Reads run in the guest; bits 63:32 are reserved (SDM Vol. 4). */
+		if (!virt_guest_has_tsc_aux() || (value >> 32))
+			return -1;
+		virt_set_guest_reg(vcpu, GUEST_REG_TSC_AUX, value);
+		return 0;
 	default:
 		log_debug("vm '%s': WRMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
 		return -1;

@@ -15,6 +15,12 @@
 /* CPUID with the guest's RAX/RCX in vcpu->regs; writes RAX..RDX. */
 void vcpu_cpuid(struct vcpu *vcpu);
 
+/*
+ * Sets IA32_MISC_ENABLE (VCPU_MISC_ENABLE_BITS), for WRMSR and a loaded
+ * state (loaded after the platform's: CPUID follows its IA32_APIC_BASE too).
+ */
+void vcpu_set_misc_enable(struct vcpu *vcpu, uint64_t value);
+
 /* RDMSR/WRMSR: 0, or -1 when the guest must get #GP. */
 int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
 int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value);

@@ -75,6 +75,7 @@ static const struct devstate_field vcpu_state_fields[] = {
 	 */
 	F(debugctl, DEVSTATE_U64, 0, 0),
 	DEVSTATE_FIELD(struct vcpu_state, misc_enable, DEVSTATE_U64, 0, VCPU_MISC_ENABLE_BITS, 2),
+	DEVSTATE_FIELD(struct vcpu_state, tsc_adjust, DEVSTATE_U64, 0, U64_MAX, 2),
 	F(sysenter_cs, DEVSTATE_U64, 0, U16_MAX),
 	F(sysenter_esp, DEVSTATE_U64, 0, U64_MAX),
 	F(sysenter_eip, DEVSTATE_U64, 0, U64_MAX),
@@ -83,6 +84,8 @@ static const struct devstate_field vcpu_state_fields[] = {
 	F(cstar, DEVSTATE_U64, 0, U64_MAX),
 	F(sfmask, DEVSTATE_U64, 0, U32_MAX),
 	F(kernel_gs_base, DEVSTATE_U64, 0, U64_MAX),
+	/* IA32_TSC_AUX bits 63:32 are reserved (WRMSR #GP). */
+	DEVSTATE_FIELD(struct vcpu_state, tsc_aux, DEVSTATE_U64, 0, U32_MAX, 2),
 	SEG(selector, DEVSTATE_U16, 0, U16_MAX),
 	SEG(base, DEVSTATE_U64, 0, U64_MAX),
 	SEG(limit, DEVSTATE_U32, 0, U32_MAX),

@@ -14,7 +14,7 @@
 #include "devices/devstate.h"
 #include "vmm/virt.h"
 
-/* The record's name and its descriptor; version 2 added misc_enable. */
+/* The record's name and its descriptor; version 2 added misc_enable, tsc_adjust and tsc_aux. */
 #define VCPU_STATE_RECORD_NAME "vcpu"
 extern const struct devstate_desc vcpu_state_desc;
 

@@ -171,8 +171,10 @@ struct vcpu_state {
 	uint64_t dr[4], dr6, dr7;
 	uint64_t efer, pat, debugctl;
 	uint64_t misc_enable; /* VCPU_MISC_ENABLE_BITS of IA32_MISC_ENABLE; version 2 on */
+	uint64_t tsc_adjust;  /* IA32_TSC_ADJUST; version 2 on */
 	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
 	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
+	uint64_t tsc_aux; /* IA32_TSC_AUX (RDTSCP, RDPID); version 2 on */
 	struct vcpu_segment seg[SEG_COUNT]; /* FS and GS base: the MSRs too */
 	uint64_t gdtr_base, idtr_base;
 	uint32_t gdtr_limit, idtr_limit;
@@ -228,6 +230,13 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc);
  */
 void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset);
 
+/*
+ * Whether guests run RDTSCP and RDPID and have IA32_TSC_AUX per vCPU (for
+ * VT-x: the CPU has RDTSCP and the "enable RDTSCP" control); else CPUID
+ * hides them, both instructions are #UD and the MSR is #GP.
+ */
+bool virt_guest_has_tsc_aux(void);
+
 /* Queues a hardware exception for delivery at the next VM entry. */
 void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_code,
 			   uint32_t error_code);
@@ -245,6 +254,7 @@ enum guest_reg {
 	GUEST_REG_FS_BASE,
 	GUEST_REG_GS_BASE,
 	GUEST_REG_KERNEL_GS_BASE,
+	GUEST_REG_TSC_AUX, /* only where virt_guest_has_tsc_aux() */
 	GUEST_REG_STAR,
 	GUEST_REG_LSTAR,
 	GUEST_REG_CSTAR,

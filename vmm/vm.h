@@ -52,7 +52,9 @@ struct vcpu {
 	uint8_t fpu[512] __attribute__((aligned(16)));
 	/* Debug registers the VMCS does not hold (DR7 is in it). */
 	uint64_t dr[4], dr6;
-	uint64_t misc_enable; /* VCPU_MISC_ENABLE_BITS of IA32_MISC_ENABLE */
+	uint64_t misc_enable; /* VCPU_MISC_ENABLE_BITS of IA32_MISC_ENABLE (vcpu_set_misc_enable) */
+	bool cpuid_edited;    /* CPUID differs from the policy's (vcpu.c: guest_msr_view) */
+	uint64_t tsc_adjust;  /* IA32_TSC_ADJUST: what guest writes added to its TSC */
 	bool fpu_fresh;        /* fpu[] and dr[] hold a state the CPU has not loaded */
 	bool halted;           /* HLT with nothing to wake it */
 	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */

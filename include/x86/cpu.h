@@ -21,6 +21,9 @@ struct cpuid_regs {
 #define CPUID_01_EDX_APIC (1U << 9)
 /* CPUID.80000001h:EDX.NX[bit 20]: execute-disable in the host's own tables. */
 #define CPUID_80000001_EDX_NX (1U << 20)
+/* CPUID.80000001h:EDX.RDTSCP[bit 27] and CPUID.(EAX=7,ECX=0):ECX.RDPID[bit 22]. */
+#define CPUID_80000001_EDX_RDTSCP (1U << 27)
+#define CPUID_07_ECX_RDPID (1U << 22)
 /* CPUID.80000001h:EDX.Page1GB[bit 26]: 1-GiB pages in the host's own tables. */
 #define CPUID_80000001_EDX_PAGE1GB (1U << 26)
 

@@ -4,7 +4,8 @@
  * checks the rules a guest OS other than our Linux relies on: leaving and
  * re-entering long mode and the 32-bit paging modes (CR0/CR4 as one
  * register, whoever owns a bit), CR0/CR4 reserved bits, CR0.WP,
- * IA32_MISC_ENABLE, disabling and re-enabling the local APIC, and the
+ * IA32_MISC_ENABLE, disabling and re-enabling the local APIC,
+ * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, and the
  * single-step trap after each instruction the hypervisor completes for the
  * guest. Ends with "conform: N passed, N failed".
  */
@@ -279,6 +280,89 @@ static void check_apic_enable(void)
 	       "apic: enabled again, in CPUID and decoding its page");
 }
 
+/* ---- IA32_TSC_ADJUST and TSC writes (SDM 17.17.3) ---- */
+
+static void check_tsc_adjust(void)
+{
+	uint64_t adjust = 1, v = 0;
+	const uint64_t step = 1ULL << 40;
+
+	expect((cpuid(7, 0).ebx & (1U << 1)) && rdmsr_safe(MSR_IA32_TSC_ADJUST, &adjust) == NO_FAULT,
+	       "tsc_adjust: in CPUID and readable");
+	uint64_t before = rdtsc();
+	expect(wrmsr_safe(MSR_IA32_TSC_ADJUST, adjust + step) == NO_FAULT && rdtsc() - before >= step &&
+		       rdtsc() - before < step + (1ULL << 32),
+	       "tsc_adjust: a write moves the TSC by the same amount");
+	uint64_t tsc = rdtsc();
+	expect(wrmsr_safe(MSR_IA32_TIME_STAMP_COUNTER, tsc - step) == NO_FAULT &&
+		       rdmsr_safe(MSR_IA32_TSC_ADJUST, &v) == NO_FAULT && adjust - v < (1ULL << 32),
+	       "tsc_adjust: a TSC write moves IA32_TSC_ADJUST back by what it took");
+}
+
+/* ---- RDTSCP, RDPID and IA32_TSC_AUX ---- */
+
+/* rdtscp_safe(&tsc, &aux), rdpid_safe(&aux): the vector of a fault, or NO_FAULT. */
+__asm__("	.text\n"
+	"	.globl rdtscp_safe\n"
+	"rdtscp_safe:\n"
+	"	leaq 1f(%rip), %rax\n"
+	"	movq %rax, fault_resume(%rip)\n"
+	"	rdtscp\n"
+	"	shlq $32, %rdx\n"
+	"	movl %eax, %eax\n"
+	"	orq %rdx, %rax\n"
+	"	movq %rax, (%rdi)\n"
+	"	movl %ecx, (%rsi)\n"
+	"	movq $0, fault_resume(%rip)\n"
+	"	movl $0xff, %eax\n"
+	"	ret\n"
+	"1:	movl fault_vector(%rip), %eax\n"
+	"	ret\n"
+	"	.globl rdpid_safe\n"
+	"rdpid_safe:\n"
+	"	leaq 1f(%rip), %rax\n"
+	"	movq %rax, fault_resume(%rip)\n"
+	"	rdpid %rax\n"
+	"	movq %rax, (%rdi)\n"
+	"	movq $0, fault_resume(%rip)\n"
+	"	movl $0xff, %eax\n"
+	"	ret\n"
+	"1:	movl fault_vector(%rip), %eax\n"
+	"	ret\n");
+unsigned rdtscp_safe(uint64_t *tsc, uint32_t *aux);
+unsigned rdpid_safe(uint64_t *aux);
+
+static void check_tsc_aux(void)
+{
+	bool rdtscp = cpuid(0x80000001U, 0).edx & CPUID_80000001_EDX_RDTSCP;
+	bool rdpid = cpuid(7, 0).ecx & CPUID_07_ECX_RDPID;
+	uint64_t tsc = 0, v = 0;
+	uint32_t aux = 0;
+
+	if (!rdtscp) {
+		expect(rdtscp_safe(&tsc, &aux) == VECTOR_UD && rdmsr_safe(MSR_IA32_TSC_AUX, &v) == VECTOR_GP,
+		       "tsc_aux: hidden from CPUID, RDTSCP is #UD and IA32_TSC_AUX #GP");
+		return;
+	}
+	expect(wrmsr_safe(MSR_IA32_TSC_AUX, 0x5a5a1234) == NO_FAULT &&
+		       rdmsr_safe(MSR_IA32_TSC_AUX, &v) == NO_FAULT && v == 0x5a5a1234,
+	       "tsc_aux: IA32_TSC_AUX round-trips");
+	expect(wrmsr_safe(MSR_IA32_TSC_AUX, 1ULL << 32) == VECTOR_GP, "tsc_aux: bits 63:32 are #GP");
+	uint64_t before = rdtsc();
+	expect(rdtscp_safe(&tsc, &aux) == NO_FAULT && aux == 0x5a5a1234 && tsc >= before &&
+		       rdtsc() >= tsc,
+	       "tsc_aux: RDTSCP returns the guest TSC and IA32_TSC_AUX");
+	/* Long enough for other VMs to run, each with its own IA32_TSC_AUX. */
+	for (uint64_t end = rdtsc() + 50 * 1000 * 1000; rdtsc() < end;)
+		;
+	expect(rdtscp_safe(&tsc, &aux) == NO_FAULT && aux == 0x5a5a1234,
+	       "tsc_aux: the value survives the other VMs' slices");
+	if (rdpid)
+		expect(rdpid_safe(&v) == NO_FAULT && v == 0x5a5a1234, "tsc_aux: RDPID reads it");
+	else
+		expect(rdpid_safe(&v) == VECTOR_UD, "tsc_aux: RDPID, hidden from CPUID, is #UD");
+}
+
 /* ---- Single-step over every kind of instruction the hypervisor completes ---- */
 
 /*
@@ -366,6 +450,8 @@ int main(void)
 	check_control_registers();
 	check_misc_enable();
 	check_apic_enable();
+	check_tsc_adjust();
+	check_tsc_aux();
 	check_single_step();
 	put("conform: ");
 	put_u64(passed);

@@ -57,10 +57,13 @@ static void test_leaf7_keeps_only_the_allow_list(void **state)
 
 	assert_true(r.ebx & (1U << 7));   /* SMEP */
 	assert_true(r.ebx & (1U << 20));  /* SMAP */
+	assert_true(r.ebx & (1U << 1));   /* IA32_TSC_ADJUST, kept per vCPU */
 	assert_false(r.ebx & (1U << 5));  /* AVX2 needs XSAVE */
 	assert_false(r.ebx & (1U << 10)); /* INVPCID is not enabled in VMX */
 	assert_false(r.ebx & (1U << 16)); /* AVX-512 */
-	assert_int_equal(r.ecx | r.edx, 0);
+	/* RDPID alone in ECX: vcpu_cpuid() keeps it only where IA32_TSC_AUX is the guest's. */
+	assert_int_equal(r.ecx, 1U << 22);
+	assert_int_equal(r.edx, 0);
 	r = cpuid_policy(7, 1, all_ones);
 	assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
 }
@@ -75,11 +78,11 @@ static void test_emptied_leaves(void **state)
 	}
 }
 
-static void test_rdtscp_hidden_and_other_leaves_pass(void **state)
+static void test_extended_and_other_leaves_pass(void **state)
 {
 	(void)state;
 	struct cpuid_result r = cpuid_policy(0x80000001, 0, all_ones);
-	assert_false(r.edx & (1U << 27)); /* RDTSCP is not enabled in VMX */
+	assert_true(r.edx & (1U << 27)); /* RDTSCP: vcpu_cpuid() decides */
 	assert_true(r.edx & (1U << 29));  /* long mode */
 	r = cpuid_policy(0, 0, (struct cpuid_result){ 0x1b, 1, 2, 3 });
 	assert_int_equal(r.eax, 0x1b);
@@ -111,7 +114,7 @@ int main(void)
 		cmocka_unit_test(test_hypervisor_leaves),
 		cmocka_unit_test(test_leaf7_keeps_only_the_allow_list),
 		cmocka_unit_test(test_emptied_leaves),
-		cmocka_unit_test(test_rdtscp_hidden_and_other_leaves_pass),
+		cmocka_unit_test(test_extended_and_other_leaves_pass),
 	};
 	return cmocka_run_group_tests_name("cpuid_policy", tests, NULL, NULL);
 }

@@ -62,9 +62,16 @@ bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
 bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
 {
 	(void)vm;
-	(void)value;
 	lapic_msr_seen = msr;
+	lapic_msr_value = value;
 	return true;
+}
+
+/* Whether the backend gives guests IA32_TSC_AUX (RDTSCP, RDPID). */
+static bool tsc_aux = true;
+bool virt_guest_has_tsc_aux(void)
+{
+	return tsc_aux;
 }
 
 /* Not reached by the MSR paths; the linker needs them for vcpu.c's CPUID and logging. */
@@ -86,7 +93,7 @@ static int setup(void **state)
 	lapic_msr_seen = 0;
 	lapic_msr_value = 0xfee00000ULL | LAPIC_BASE_EN | LAPIC_BASE_BSP;
 	guest_tsc = 0;
-	vm.vcpu.misc_enable = MISC_ENABLE_FAST_STRINGS;
+	vcpu_set_misc_enable(&vm.vcpu, MISC_ENABLE_FAST_STRINGS);
 	return 0;
 }
 
@@ -196,6 +203,28 @@ static void test_tsc_is_the_vms_clock(void **state)
 		assert_int_equal(guest_reg[r], 0);
 }
 
+/* IA32_TSC_ADJUST counts what the guest's writes moved its TSC by (SDM 17.17.3). */
+static void test_tsc_adjust_follows_tsc_writes(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	vm.vcpu.tsc_adjust = 0;
+	guest_tsc = 1000;
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_TSC_ADJUST, &v), 0);
+	assert_int_equal(v, 0);
+	/* TSC 1000 -> 400: the adjustment is -600. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_TIME_STAMP_COUNTER, 400), 0);
+	assert_int_equal(guest_tsc, 400);
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_TSC_ADJUST, &v), 0);
+	assert_true(v == (uint64_t)-600);
+	/* Adjustment -600 -> +100 moves the TSC by 700. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_TSC_ADJUST, 100), 0);
+	assert_int_equal(guest_tsc, 1100);
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_TSC_ADJUST, &v), 0);
+	assert_int_equal(v, 100);
+}
+
 static void test_lapic_msrs_go_to_the_platform(void **state)
 {
 	uint64_t v;
@@ -263,17 +292,44 @@ static void test_cpuid_follows_the_guests_msrs(void **state)
 	assert_true(guest_cpuid(1).edx & CPUID_01_EDX_APIC);
 	bool nx = guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_NX;
 
-	vm.vcpu.misc_enable |= MISC_ENABLE_LIMIT_CPUID | MISC_ENABLE_XD_DISABLE;
-	lapic_msr_value &= ~LAPIC_BASE_EN;
+	vcpu_set_misc_enable(&vm.vcpu, MISC_ENABLE_LIMIT_CPUID | MISC_ENABLE_XD_DISABLE);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_APIC_BASE, lapic_msr_value & ~LAPIC_BASE_EN), 0);
 	assert_int_equal(guest_cpuid(0).eax, 2);
 	assert_false(guest_cpuid(1).edx & CPUID_01_EDX_APIC);
 	assert_false(guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_NX);
 
-	vm.vcpu.misc_enable = MISC_ENABLE_FAST_STRINGS;
-	lapic_msr_value |= LAPIC_BASE_EN;
+	vcpu_set_misc_enable(&vm.vcpu, MISC_ENABLE_FAST_STRINGS);
+	/* The APIC stays out of CPUID until IA32_APIC_BASE enables it again. */
+	assert_false(guest_cpuid(1).edx & CPUID_01_EDX_APIC);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_APIC_BASE, lapic_msr_value | LAPIC_BASE_EN), 0);
 	assert_true(guest_cpuid(0).eax >= CPUID_TSC_LEAF);
 	assert_true(guest_cpuid(1).edx & CPUID_01_EDX_APIC);
 	assert_int_equal(!!(guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_NX), nx);
+}
+
+static void test_rdtscp_and_rdpid_only_with_tsc_aux(void **state)
+{
+	(void)state;
+	bool rdtscp = cpuid(0x80000001U, 0).edx & CPUID_80000001_EDX_RDTSCP;
+	bool rdpid = cpuid(0, 0).eax >= 7 && (cpuid(7, 0).ecx & CPUID_07_ECX_RDPID);
+
+	tsc_aux = true;
+	assert_int_equal(!!(guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_RDTSCP), rdtscp);
+	assert_int_equal(!!(guest_cpuid(7).ecx & CPUID_07_ECX_RDPID), rdpid);
+	/* Reads run in the guest; a write reaches the vCPU's register, bits 63:32 #GP. */
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_TSC_AUX, 0xffffffffULL), 0);
+	assert_int_equal(guest_reg[GUEST_REG_TSC_AUX], 0xffffffffULL);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_TSC_AUX, 1ULL << 32), -1);
+	assert_int_equal(guest_reg[GUEST_REG_TSC_AUX], 0xffffffffULL);
+
+	tsc_aux = false;
+	vcpu_set_misc_enable(&vm.vcpu, MISC_ENABLE_FAST_STRINGS);
+	assert_false(guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_RDTSCP);
+	assert_false(guest_cpuid(7).ecx & CPUID_07_ECX_RDPID);
+	uint64_t v;
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_TSC_AUX, &v), -1);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_TSC_AUX, 1), -1);
+	tsc_aux = true;
 }
 
 static void test_everything_else_is_general_protection(void **state)
@@ -288,7 +344,7 @@ static void test_everything_else_is_general_protection(void **state)
 		0x200 /* MTRR_PHYSBASE0 */, 0x2ff /* MTRR_DEF_TYPE */, 0xc1 /* PMC0 */,
 		0x186 /* PERFEVTSEL0 */, MSR_IA32_VMX_BASIC, MSR_IA32_VMX_EPT_VPID_CAP,
 		MSR_IA32_PRED_CMD, MSR_IA32_FLUSH_CMD, 0x48 /* SPEC_CTRL */,
-		0x79 /* BIOS_UPDT_TRIG */, 0x199 /* PERF_CTL */, 0xc0000103 /* TSC_AUX */,
+		0x79 /* BIOS_UPDT_TRIG */, 0x199 /* PERF_CTL */,
 	};
 	uint64_t v = 0x5a5a;
 
@@ -311,9 +367,11 @@ int main(void)
 		cmocka_unit_test_setup(test_efer_rules, setup),
 		cmocka_unit_test_setup(test_fixed_answers, setup),
 		cmocka_unit_test_setup(test_tsc_is_the_vms_clock, setup),
+		cmocka_unit_test_setup(test_tsc_adjust_follows_tsc_writes, setup),
 		cmocka_unit_test_setup(test_lapic_msrs_go_to_the_platform, setup),
 		cmocka_unit_test_setup(test_misc_enable, setup),
 		cmocka_unit_test_setup(test_cpuid_follows_the_guests_msrs, setup),
+		cmocka_unit_test_setup(test_rdtscp_and_rdpid_only_with_tsc_aux, setup),
 		cmocka_unit_test_setup(test_everything_else_is_general_protection, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,6 +52,7 @@ static struct vcpu_state long_mode_state(void)
 		.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE,
 		.pat = 0x0007010600070106ULL,
 		.misc_enable = MISC_ENABLE_LIMIT_CPUID,
+		.tsc_adjust = (uint64_t)-5000,
 		.sysenter_cs = 0x10,
 		.sysenter_esp = 0xfffffe0000002000ULL,
 		.sysenter_eip = 0xffffffff81800000ULL,
@@ -60,6 +61,7 @@ static struct vcpu_state long_mode_state(void)
 		.cstar = 0xffffffff81a00100ULL,
 		.sfmask = 0x47700,
 		.kernel_gs_base = 0x7f0000001000ULL,
+		.tsc_aux = 0x1234,
 		.gdtr_base = 0xfffffe0000001000ULL,
 		.gdtr_limit = 0x7f,
 		.idtr_base = 0xfffffe0000000000ULL,
@@ -253,18 +255,10 @@ static void test_unknown_versions_are_refused(void **state)
 	assert_false(load(record, n - 1, &loaded, &err));
 }
 
-static const struct devstate_field *field_named(const char *name)
-{
-	for (unsigned i = 0; i < vcpu_state_desc.field_count; i++)
-		if (strcmp(vcpu_state_desc.fields[i].name, name) == 0)
-			return &vcpu_state_desc.fields[i];
-	fail_msg("no field %s", name);
-	return NULL;
-}
-
 /*
- * A version-1 record (written before IA32_MISC_ENABLE was state) loads, and
- * the vCPU gets the power-on value of what it lacks.
+ * A version-1 record (written before IA32_MISC_ENABLE, IA32_TSC_ADJUST and
+ * IA32_TSC_AUX were state) loads, and the vCPU gets the power-on values of
+ * what it lacks.
  */
 static void test_version_1_records_load(void **state)
 {
@@ -274,16 +268,28 @@ static void test_version_1_records_load(void **state)
 	struct devstate_error err = { "" };
 	struct vcpu_state loaded;
 
-	size_t n = save(&s, record);
-	size_t at = payload_offset(field_named("misc_enable"), 0);
-	memmove(record + at, record + at + 8, n - at - 8);
-	n -= 8;
+	size_t n = save(&s, record), cut = 0;
+	/* Back to front, so that the offsets of the fields still to cut hold. */
+	for (unsigned i = vcpu_state_desc.field_count; i-- > 0;) {
+		const struct devstate_field *f = &vcpu_state_desc.fields[i];
+		if (f->since < 2)
+			continue;
+		size_t at = payload_offset(f, 0), len = (size_t)f->count * DEVSTATE_TYPE_SIZE(f->type);
+		memmove(record + at, record + at + len, n - at - len);
+		n -= len;
+		cut += len;
+	}
+	assert_int_equal(cut, 24);
 	le_put(record + RECORD_HEADER - 6, 1, 2);
-	le_put(record + RECORD_HEADER - 4, le_get(record + RECORD_HEADER - 4, 4) - 8, 4);
+	le_put(record + RECORD_HEADER - 4, le_get(record + RECORD_HEADER - 4, 4) - cut, 4);
 	if (!load(record, n, &loaded, &err))
 		fail_msg("refused: %s", err.text);
 	assert_int_equal(loaded.misc_enable, MISC_ENABLE_FAST_STRINGS);
+	assert_int_equal(loaded.tsc_aux, 0);
+	assert_int_equal(loaded.tsc_adjust, 0);
 	loaded.misc_enable = s.misc_enable;
+	loaded.tsc_aux = s.tsc_aux;
+	loaded.tsc_adjust = s.tsc_adjust;
 	assert_memory_equal(&loaded, &s, sizeof(s));
 }
 

@@ -33,6 +33,7 @@ struct vmx_caps {
 	bool ept;
 	bool vpid;
 	bool unrestricted_guest;
+	bool rdtscp; /* "enable RDTSCP": RDTSCP and RDPID run in the guest (else #UD) */
 	bool preemption_timer;
 	unsigned preemption_timer_shift; /* timer counts down every 2^shift TSC ticks */
 	bool ept_walk4, ept_wb, ept_2m, ept_1g, ept_ad, invept, invept_single, invvpid;

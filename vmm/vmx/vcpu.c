@@ -36,6 +36,7 @@ static const uint32_t swapped_msr_index[SWAP_COUNT] = {
 	[SWAP_CSTAR] = 0xc0000083,
 	[SWAP_SFMASK] = 0xc0000084,
 	[SWAP_KERNEL_GS_BASE] = MSR_IA32_KERNEL_GS_BASE,
+	[SWAP_TSC_AUX] = MSR_IA32_TSC_AUX,
 };
 
 /* Shared by every vCPU: all ports and all MSRs exit unless opened below. */
@@ -114,14 +115,30 @@ static uint64_t alloc_page_filled(struct page_alloc *pa, unsigned pages, int byt
 	return base;
 }
 
-/* Opens an MSR in the bitmap for both reads and writes (SDM 24.6.9). */
-static void msr_bitmap_pass_through(uint8_t *bitmap, uint32_t msr)
+bool virt_guest_has_tsc_aux(void)
+{
+	static int host_rdtscp = -1;
+
+	/* The MSR exists with RDTSCP (SDM Vol. 4, IA32_TSC_AUX); the control lets the guest run it. */
+	if (host_rdtscp < 0)
+		host_rdtscp = (cpuid(0x80000001U, 0).edx & CPUID_80000001_EDX_RDTSCP) != 0;
+	return vmx_host_caps.rdtscp && host_rdtscp;
+}
+
+static unsigned swapped_count(void)
+{
+	return virt_guest_has_tsc_aux() ? SWAP_COUNT : SWAP_TSC_AUX;
+}
+
+/* Opens an MSR in the bitmap for reads, and for writes too if asked (SDM 24.6.9). */
+static void msr_bitmap_pass_through(uint8_t *bitmap, uint32_t msr, bool writes)
 {
 	unsigned base = msr >= 0xc0000000 ? 1024 : 0;
 	uint32_t bit = msr & 0x1fff;
 
-	bitmap[base + bit / 8] &= (uint8_t)~(1U << (bit % 8));        /* read */
-	bitmap[2048 + base + bit / 8] &= (uint8_t)~(1U << (bit % 8)); /* write */
+	bitmap[base + bit / 8] &= (uint8_t)~(1U << (bit % 8));
+	if (writes)
+		bitmap[2048 + base + bit / 8] &= (uint8_t)~(1U << (bit % 8));
 }
 
 int vmx_init_bitmaps(struct page_alloc *pa)
@@ -132,13 +149,15 @@ int vmx_init_bitmaps(struct page_alloc *pa)
 		return -1;
 	/*
 	 * FS/GS base live in the VMCS guest state and the swapped MSRs in the
-	 * per-vCPU MSR areas, so the guest may access them directly.
+	 * per-vCPU MSR areas, so the guest may access them directly. Writes of
+	 * IA32_TSC_AUX exit: not every CPU (nor Bochs) refuses its reserved
+	 * bits 63:32 as the SDM says, vcpu_wrmsr does.
 	 */
 	uint8_t *bitmap = (uint8_t *)(uintptr_t)msr_bitmap_pa;
-	msr_bitmap_pass_through(bitmap, 0xc0000100);
-	msr_bitmap_pass_through(bitmap, 0xc0000101);
-	for (unsigned i = 0; i < SWAP_COUNT; i++)
-		msr_bitmap_pass_through(bitmap, swapped_msr_index[i]);
+	msr_bitmap_pass_through(bitmap, MSR_IA32_FS_BASE, true);
+	msr_bitmap_pass_through(bitmap, MSR_IA32_GS_BASE, true);
+	for (unsigned i = 0; i < swapped_count(); i++)
+		msr_bitmap_pass_through(bitmap, swapped_msr_index[i], i != SWAP_TSC_AUX);
 	return 0;
 }
 
@@ -353,7 +372,9 @@ static void write_controls(struct vcpu *vcpu)
 	vmcs_write(VMCS_PROC2_CONTROLS,
 		   adjust_controls(PROC2_CTL_ENABLE_EPT | PROC2_CTL_UNRESTRICTED_GUEST |
 					   PROC2_CTL_WBINVD_EXITING,
-				   v->vpid ? PROC2_CTL_ENABLE_VPID : 0, m->procbased2,
+				   (v->vpid ? PROC2_CTL_ENABLE_VPID : 0) |
+					   (virt_guest_has_tsc_aux() ? PROC2_CTL_ENABLE_RDTSCP : 0),
+				   m->procbased2,
 				   "secondary"));
 	/*
 	 * Debug controls: the guest's DR7 and DEBUGCTL live in the VMCS
@@ -390,8 +411,8 @@ static void write_controls(struct vcpu *vcpu)
 	vmcs_write(VMCS_CR4_MASK, cr4_host_owned());
 	vmcs_write(VMCS_EXIT_MSR_STORE_ADDR, v->msr_area_pa);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, v->msr_area_pa);
-	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, SWAP_COUNT);
-	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, SWAP_COUNT);
+	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, swapped_count());
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, swapped_count());
 	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
 	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 }
@@ -461,6 +482,7 @@ static void write_guest_state(struct vcpu *vcpu, const struct vcpu_state *s)
 	const uint64_t swapped[SWAP_COUNT] = {
 		[SWAP_STAR] = s->star,   [SWAP_LSTAR] = s->lstar,   [SWAP_CSTAR] = s->cstar,
 		[SWAP_SFMASK] = s->sfmask, [SWAP_KERNEL_GS_BASE] = s->kernel_gs_base,
+		[SWAP_TSC_AUX] = s->tsc_aux,
 	};
 	for (unsigned i = 0; i < SWAP_COUNT; i++)
 		v->msr_area[i] = (struct vmx_msr_entry){ .index = swapped_msr_index[i],
@@ -496,7 +518,8 @@ static void write_guest_state(struct vcpu *vcpu, const struct vcpu_state *s)
 	memcpy(vcpu->fpu, &s->fpu, sizeof(vcpu->fpu));
 	memcpy(vcpu->dr, s->dr, sizeof(vcpu->dr));
 	vcpu->dr6 = s->dr6;
-	vcpu->misc_enable = s->misc_enable;
+	vcpu_set_misc_enable(vcpu, s->misc_enable);
+	vcpu->tsc_adjust = s->tsc_adjust;
 	vcpu->fpu_fresh = true;
 	/* Paging may have changed under cached translations. */
 	vmx_flush_guest_tlb(vcpu);
@@ -575,6 +598,7 @@ void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *s)
 	s->pat = vmcs_read(VMCS_GUEST_PAT);
 	s->debugctl = vmcs_read(VMCS_GUEST_DEBUGCTL);
 	s->misc_enable = vcpu->misc_enable;
+	s->tsc_adjust = vcpu->tsc_adjust;
 	s->sysenter_cs = vmcs_read(VMCS_GUEST_SYSENTER_CS);
 	s->sysenter_esp = vmcs_read(VMCS_GUEST_SYSENTER_ESP);
 	s->sysenter_eip = vmcs_read(VMCS_GUEST_SYSENTER_EIP);
@@ -583,6 +607,7 @@ void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *s)
 	s->cstar = v->msr_area[SWAP_CSTAR].value;
 	s->sfmask = v->msr_area[SWAP_SFMASK].value;
 	s->kernel_gs_base = v->msr_area[SWAP_KERNEL_GS_BASE].value;
+	s->tsc_aux = v->msr_area[SWAP_TSC_AUX].value;
 	for (unsigned i = 0; i < SEG_COUNT; i++) {
 		uint32_t ar = (uint32_t)vmcs_read(VMCS_GUEST_ES_AR + 2 * i);
 		/*
@@ -707,7 +732,7 @@ static void deliver_interrupt(struct vcpu *vcpu, struct vmx_vcpu *v)
  * the CPU delivers #DB with DR6.BS right after VM entry (SDM 26.7.3) and
  * before any interrupt (deliver_interrupt waits for it).
  */
-static void skip_guest_instruction(uint64_t len)
+static inline __attribute__((always_inline)) void skip_guest_instruction(uint64_t len)
 {
 	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + len);
 	uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
@@ -849,6 +874,7 @@ static int swapped_slot(enum guest_reg reg)
 	case GUEST_REG_CSTAR: return SWAP_CSTAR;
 	case GUEST_REG_SFMASK: return SWAP_SFMASK;
 	case GUEST_REG_KERNEL_GS_BASE: return SWAP_KERNEL_GS_BASE;
+	case GUEST_REG_TSC_AUX: return SWAP_TSC_AUX;
 	default: return -1;
 	}
 }

@@ -11,7 +11,16 @@
 #include "vmm/vmx/vmx_defs.h"
 
 /* MSRs swapped through the VM-entry load / VM-exit store area (SDM 24.7.2). */
-enum vmx_swapped_msr { SWAP_STAR, SWAP_LSTAR, SWAP_CSTAR, SWAP_SFMASK, SWAP_KERNEL_GS_BASE, SWAP_COUNT };
+/* TSC_AUX last: it is swapped only where guests have it (virt_guest_has_tsc_aux). */
+enum vmx_swapped_msr {
+	SWAP_STAR,
+	SWAP_LSTAR,
+	SWAP_CSTAR,
+	SWAP_SFMASK,
+	SWAP_KERNEL_GS_BASE,
+	SWAP_TSC_AUX,
+	SWAP_COUNT
+};
 
 struct vmx_vcpu {
 	uint64_t vmcs_pa;
@@ -53,8 +62,10 @@ extern struct vmx_msrs vmx_host_msrs;
 
 /*
  * VMREAD/VMWRITE on the current VMCS, inline because every exit does
- * several. A failure means the hypervisor used a field the CPU does not
- * have or no VMCS is current: a bug, so the out-of-line path panics.
+ * several. A failure (VMfailInvalid sets CF, VMfailValid ZF: SDM 31.2)
+ * means the hypervisor used a field the CPU does not have or no VMCS is
+ * current: a bug, so the out-of-line path panics. The check is one JNA
+ * to it (asm goto), not a SETNA and a test on every access.
  */
 __attribute__((noreturn, cold)) void vmcs_access_failed(enum vmcs_field field, bool write,
 							 uint64_t value);
@@ -62,27 +73,27 @@ __attribute__((noreturn, cold)) void vmcs_access_failed(enum vmcs_field field, b
 static inline uint64_t vmcs_read(enum vmcs_field field)
 {
 	uint64_t value;
-	uint8_t failed;
 
-	__asm__ volatile("vmread %2, %0; setna %1"
-			 : "=r"(value), "=r"(failed)
-			 : "r"((uint64_t)field)
-			 : "cc");
-	if (__builtin_expect(failed, 0))
-		vmcs_access_failed(field, false, 0);
+	__asm__ goto("vmread %1, %0\n\tjna %l[failed]"
+		     : "=r"(value)
+		     : "r"((uint64_t)field)
+		     : "cc"
+		     : failed);
 	return value;
+failed:
+	vmcs_access_failed(field, false, 0);
 }
 
 static inline void vmcs_write(enum vmcs_field field, uint64_t value)
 {
-	uint8_t failed;
-
-	__asm__ volatile("vmwrite %1, %2; setna %0"
-			 : "=r"(failed)
-			 : "r"(value), "r"((uint64_t)field)
-			 : "cc");
-	if (__builtin_expect(failed, 0))
-		vmcs_access_failed(field, true, value);
+	__asm__ goto("vmwrite %0, %1\n\tjna %l[failed]"
+		     :
+		     : "r"(value), "r"((uint64_t)field)
+		     : "cc"
+		     : failed);
+	return;
+failed:
+	vmcs_access_failed(field, true, value);
 }
 
 static inline struct vmx_vcpu *to_vmx(struct vcpu *vcpu)

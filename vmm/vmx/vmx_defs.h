@@ -61,6 +61,7 @@
 #define PROC_CTL_SECONDARY_CONTROLS (1U << 31)
 /* Secondary processor-based VM-execution controls (SDM 24.6.2, table 24-7). */
 #define PROC2_CTL_ENABLE_EPT (1U << 1)
+#define PROC2_CTL_ENABLE_RDTSCP (1U << 3)
 #define PROC2_CTL_ENABLE_VPID (1U << 5)
 #define PROC2_CTL_WBINVD_EXITING (1U << 6)
 #define PROC2_CTL_UNRESTRICTED_GUEST (1U << 7)
