@@ -50,6 +50,7 @@ SHARED_SRCS := boot/config.c lib/crc32c.c lib/lz.c vmm/savefile.c vmm/mce.c boot
 	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c vmm/vm_clock.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
 	devices/devstate.c devices/device_table.c vmm/vcpu_state.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
+	vmm/task_switch.c \
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
@@ -67,7 +68,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
-	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce
+	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood conform
@@ -209,6 +210,7 @@ $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $
 $(BUILD)/unit/test_vcpu_state: tests/unit/test_vcpu_state.c vmm/vcpu_state.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_mce: tests/unit/test_mce.c vmm/mce.c
+$(BUILD)/unit/test_task_switch: tests/unit/test_task_switch.c vmm/task_switch.c
 $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
 $(BUILD)/unit/test_lz: tests/unit/test_lz.c lib/lz.c lib/crc32c.c
 $(BUILD)/unit/test_savefile: tests/unit/test_savefile.c vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c

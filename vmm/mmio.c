@@ -25,16 +25,6 @@ struct mmio_ctx {
 	uint64_t fault_address;
 };
 
-static int read_guest_ram(void *ctx, uint64_t gpa, void *buf, unsigned len)
-{
-	const struct vm *vm = ctx;
-
-	if (!vm_gpa_is_ram(vm, gpa, len))
-		return -1;
-	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
-	return 0;
-}
-
 static int bus_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *value)
 {
 	return vm_mmio_read(((struct mmio_ctx *)ctx)->vcpu->vm, gpa, size, value);
@@ -159,7 +149,7 @@ void vcpu_mmio_access(struct vcpu *vcpu, uint64_t gpa, bool write)
 			.efer = efer,
 			.maxphyaddr = cpuid(CPUID_ADDRESS_SIZES, 0).eax & 0xff,
 		},
-		.mem = { vm, read_guest_ram },
+		.mem = { vm, vm_read_ram },
 		/* CPL is SS.DPL (SDM Vol. 3A 5.5). */
 		.user = ((ss.attributes >> 5) & 3) == 3,
 	};

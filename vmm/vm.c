@@ -72,6 +72,14 @@ void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa)
 	return (void *)(uintptr_t)(vm->boot->ram_base + gpa);
 }
 
+int vm_read_ram(void *vm, uint64_t gpa, void *buf, unsigned len)
+{
+	if (!vm_gpa_is_ram(vm, gpa, len))
+		return -1;
+	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
+	return 0;
+}
+
 void vm_request_end(struct vm *vm, const char *format, ...)
 {
 	va_list ap;

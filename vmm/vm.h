@@ -263,5 +263,7 @@ struct vm *vm_by_index(unsigned index);
 bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len);
 /* Host pointer for guest RAM; @pre vm_gpa_is_ram(vm, gpa, len). */
 void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa);
+/* Copies guest RAM out (vm: a struct vm, as guest_walk's read_gpa takes it): 0, or -1 outside RAM. */
+int vm_read_ram(void *vm, uint64_t gpa, void *buf, unsigned len);
 
 #endif

@@ -173,6 +173,7 @@ static inline bool x86_pat_valid(uint64_t pat)
 #define RFLAGS_STATUS (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 
 #define CR0_PE (1ULL << 0)
+#define CR0_TS (1ULL << 3)
 #define CR0_NE (1ULL << 5)
 #define CR0_WP (1ULL << 16)
 #define CR0_NW (1ULL << 29)

@@ -3,7 +3,8 @@
  * does (Intel SDM Vol. 3A), wherever the hypervisor takes part. Each area
  * checks the rules a guest OS other than our Linux relies on: leaving and
  * re-entering long mode and the 32-bit paging modes (CR0/CR4 as one
- * register, whoever owns a bit), CR0/CR4 reserved bits, CR0.WP,
+ * register, whoever owns a bit), 32-bit hardware task switches, CR0/CR4
+ * reserved bits, CR0.WP,
  * IA32_MISC_ENABLE, disabling and re-enabling the local APIC,
  * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, and the
  * single-step trap after each instruction the hypervisor completes for the
@@ -33,6 +34,20 @@ static void expect(bool ok, const char *name)
 /* ---- Modes: long mode off and on again, 32-bit and PAE paging between ---- */
 
 /*
+ * From 64-bit code to the 32-bit code segment 0x18 of the GDT just loaded
+ * (a far return), then paging off, which leaves IA-32e mode (SDM 9.8.5.4).
+ */
+#define FROM_64BIT_TO_32BIT_WITHOUT_PAGING \
+	"	pushq $0x18\n"                    \
+	"	leaq 1f(%rip), %rax\n"            \
+	"	pushq %rax\n"                     \
+	"	lretq\n"                          \
+	"	.code32\n"                        \
+	"1:	movl %cr0, %eax\n"                \
+	"	andl $0x7fffffff, %eax\n"         \
+	"	movl %eax, %cr0\n"
+
+/*
  * mode_trip(pd32, pae_pdpt, results): from 64-bit mode to compatibility
  * mode (a 32-bit code segment of our own GDT), paging off (which leaves
  * IA-32e mode), EFER.LME off, 32-bit paging with 4-MiB pages, paging off,
@@ -58,14 +73,7 @@ __asm__(
 	"	movq %rax, trip_cr4(%rip)\n"
 	"	movl %edx, %ebp\n"
 	"	lgdt trip_gdtr(%rip)\n"
-	"	pushq $0x18\n"
-	"	leaq 1f(%rip), %rax\n"
-	"	pushq %rax\n"
-	"	lretq\n"
-	"	.code32\n"
-	"1:	movl %cr0, %eax\n"
-	"	andl $0x7fffffff, %eax\n"
-	"	movl %eax, %cr0\n"
+	FROM_64BIT_TO_32BIT_WITHOUT_PAGING
 	"	movl $0xc0000080, %ecx\n"
 	"	rdmsr\n"
 	"	andl $0xfffffeff, %eax\n"
@@ -164,6 +172,163 @@ static void check_modes(void)
 	expect((efer & (EFER_LME | EFER_LMA)) == (EFER_LME | EFER_LMA) && read_cr0() == cr0 &&
 		       read_cr4() == cr4,
 	       "modes: back in 64-bit mode with CR0, CR4 and EFER as before");
+}
+
+/* ---- 32-bit hardware task switches ---- */
+
+/*
+ * task_trip(gdtr, idtr32): into 32-bit protected mode with paging off
+ * (which leaves IA-32e mode; EFER.LME stays set), then task A (LTR 0x20):
+ * CALL to task B, which IRETs back (NT, back link); JMP to B, which JMPs
+ * back to A; INT 0x40 through a task gate in the IDT to task C, which
+ * IRETs back; a #GP (a selector past the GDT limit) through a task gate to
+ * task D, which takes the error code from its stack, moves A past the
+ * faulting instruction and IRETs. Then TR into task_tr, paging on again
+ * (IA-32e mode), back to 64-bit code.
+ */
+__asm__(
+	"	.text\n"
+	"	.code64\n"
+	"	.globl task_trip\n"
+	"task_trip:\n"
+	"	pushq %rbx\n"
+	"	pushq %rbp\n"
+	"	pushq %r12\n"
+	"	pushq %r13\n"
+	"	pushq %r14\n"
+	"	pushq %r15\n"
+	"	movq %rsp, task_rsp(%rip)\n"
+	"	sidt task_idtr64(%rip)\n"
+	"	movq %cr0, %rax\n"
+	"	movq %rax, task_cr0(%rip)\n"
+	"	lgdt (%rdi)\n"
+	"	movq %rsi, %rbx\n"
+	FROM_64BIT_TO_32BIT_WITHOUT_PAGING
+	"	movw $0x10, %ax\n"
+	"	movw %ax, %ds\n"
+	"	movw %ax, %es\n"
+	"	movw %ax, %ss\n"
+	"	movw %ax, %fs\n"
+	"	movw %ax, %gs\n"
+	"	lidt (%ebx)\n"
+	"	movw $0x20, %ax\n"
+	"	ltr %ax\n"
+	"	lcall $0x28, $0\n"
+	"	ljmp $0x28, $0\n"
+	"	int $0x40\n"
+	"	movw $0x7f8, %ax\n"
+	"	movw %ax, %ds\n"
+	"	movw $0x10, %ax\n"
+	"	movw %ax, %ds\n"
+	"	str %ax\n"
+	"	movzwl %ax, %eax\n"
+	"	movl %eax, task_tr\n"
+	"	movl task_cr0, %eax\n"
+	"	movl %eax, %cr0\n"
+	"	ljmp $0x08, $2f\n"
+	/* Task B: entered by CALL, back by IRET; entered again by JMP, back by JMP. */
+	"	.globl task_b_entry\n"
+	"task_b_entry:\n"
+	"	incl task_b_runs\n"
+	"	iretl\n"
+	"	incl task_b_runs\n"
+	"	ljmp $0x20, $0\n"
+	/* Task C: INT 0x40 through a task gate. */
+	"	.globl task_c_entry\n"
+	"task_c_entry:\n"
+	"	incl task_c_runs\n"
+	"	iretl\n"
+	"	jmp task_c_entry\n"
+	/* Task D: #GP through a task gate, its error code on D's stack. */
+	"	.globl task_d_entry\n"
+	"task_d_entry:\n"
+	"	popl task_gp_error\n"
+	"	addl $2, tss_a + 32\n"
+	"	iretl\n"
+	"	jmp task_d_entry\n"
+	"	.code64\n"
+	"2:	lidt task_idtr64(%rip)\n"
+	"	movq task_rsp(%rip), %rsp\n"
+	"	popq %r15\n"
+	"	popq %r14\n"
+	"	popq %r13\n"
+	"	popq %r12\n"
+	"	popq %rbp\n"
+	"	popq %rbx\n"
+	"	ret\n"
+	"	.data\n"
+	"	.balign 8\n"
+	"task_rsp: .quad 0\n"
+	"task_cr0: .quad 0\n"
+	"task_idtr64: .quad 0, 0\n"
+	"	.text\n");
+
+struct pseudo_descriptor {
+	uint16_t limit;
+	uint64_t base;
+} __attribute__((packed));
+
+void task_trip(const struct pseudo_descriptor *gdtr, const struct pseudo_descriptor *idtr32);
+extern const char task_b_entry[], task_c_entry[], task_d_entry[];
+
+enum { TSS_WORDS = 26, TSS_EIP = 8, TSS_EFLAGS = 9, TSS_ESP = 14, TSS_ES = 18, TSS_LDT = 24 };
+uint32_t tss_a[TSS_WORDS], tss_b[TSS_WORDS], tss_c[TSS_WORDS], tss_d[TSS_WORDS];
+volatile uint32_t task_b_runs, task_c_runs, task_gp_error, task_tr;
+static uint64_t task_gdt[8];
+static uint64_t idt32[0x41];
+static uint8_t task_stacks[3][512] __attribute__((aligned(16)));
+
+static uint64_t tss_descriptor(const uint32_t *tss)
+{
+	uint64_t base = (uint64_t)(uintptr_t)tss;
+	/* Limit 0x67, base, present 32-bit available TSS (type 9), DPL 0. */
+	return 0x67 | (base & 0xffffff) << 16 | 0x89ULL << 40 | (base >> 24) << 56;
+}
+
+static void task_init(uint32_t *tss, const char *entry, uint8_t *stack_top)
+{
+	for (unsigned i = 0; i < TSS_WORDS; i++)
+		tss[i] = 0;
+	tss[TSS_EIP] = (uint32_t)(uintptr_t)entry;
+	tss[TSS_EFLAGS] = 2;
+	tss[TSS_ESP] = (uint32_t)(uintptr_t)stack_top;
+	for (unsigned s = 0; s < 6; s++)
+		tss[TSS_ES + s] = s == 1 ? 0x18 : 0x10; /* ES CS SS DS FS GS */
+}
+
+static unsigned tss_type(unsigned index)
+{
+	return (unsigned)(task_gdt[index] >> 40) & 0xf;
+}
+
+static void check_task_switches(void)
+{
+	task_gdt[1] = 0x00af9b000000ffffULL; /* 0x08: 64-bit code */
+	task_gdt[2] = 0x00cf93000000ffffULL; /* 0x10: flat data */
+	task_gdt[3] = 0x00cf9b000000ffffULL; /* 0x18: 32-bit code */
+	task_gdt[4] = tss_descriptor(tss_a);
+	task_gdt[5] = tss_descriptor(tss_b);
+	task_gdt[6] = tss_descriptor(tss_c);
+	task_gdt[7] = tss_descriptor(tss_d);
+	task_init(tss_b, task_b_entry, task_stacks[0] + sizeof(task_stacks[0]));
+	task_init(tss_c, task_c_entry, task_stacks[1] + sizeof(task_stacks[1]));
+	task_init(tss_d, task_d_entry, task_stacks[2] + sizeof(task_stacks[2]));
+	/* Task gates (type 5, present): INT 0x40 to C (0x30), #GP to D (0x38). */
+	idt32[0x40] = 0x30ULL << 16 | 0x85ULL << 40;
+	idt32[VECTOR_GP] = 0x38ULL << 16 | 0x85ULL << 40;
+	const struct pseudo_descriptor gdtr = { sizeof(task_gdt) - 1, (uint64_t)(uintptr_t)task_gdt };
+	const struct pseudo_descriptor idtr = { sizeof(idt32) - 1, (uint64_t)(uintptr_t)idt32 };
+
+	task_trip(&gdtr, &idtr);
+	expect(task_b_runs == 2 && tss_b[0] == 0x20,
+	       "tasks: CALL to a TSS links back, IRET returns; JMP there and back");
+	expect(task_c_runs == 1 && tss_c[0] == 0x20, "tasks: INT 0x40 through a task gate and back");
+	expect(task_gp_error == 0x7f8, "tasks: #GP through a task gate pushes its error code");
+	expect(task_tr == 0x20 && tss_type(4) == 0xb && tss_type(5) == 0x9 && tss_type(6) == 0x9 &&
+		       tss_type(7) == 0x9,
+	       "tasks: back in task A, busy; B, C and D available again");
+	expect(tss_a[TSS_ES + 1] == 0x18 && tss_a[TSS_ES + 3] == 0x10,
+	       "tasks: the old task's selectors saved in its TSS");
 }
 
 /* ---- Control registers: reserved bits and CR0.WP ---- */
@@ -447,6 +612,7 @@ static void check_single_step(void)
 int main(void)
 {
 	check_modes();
+	check_task_switches();
 	check_control_registers();
 	check_misc_enable();
 	check_apic_enable();

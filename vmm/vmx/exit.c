@@ -128,11 +128,6 @@ static enum exit_action handle_ignored_signal(struct vcpu *vcpu)
 	return EXIT_CONTINUE;
 }
 
-static enum exit_action handle_task_switch(struct vcpu *vcpu)
-{
-	return end_vm(vcpu, "hardware task switch (not emulated)");
-}
-
 static enum exit_action handle_cpuid(struct vcpu *vcpu)
 {
 	vcpu_cpuid(vcpu);
@@ -168,12 +163,7 @@ static bool in_64bit_mode(void)
 	       (vmcs_read(VMCS_GUEST_ES_AR + 2 * SEG_CS) & SEG_ATTR_LONG);
 }
 
-/*
- * With EPT, VM entry into PAE paging takes the four PDPTEs from the VMCS
- * (SDM 26.3.2.4), so a MOV to CR0/CR4 that enables PAE paging must load
- * them from guest memory, as the CPU would. Returns -1 for #GP.
- */
-static int load_pae_pdptes(struct vcpu *vcpu)
+int vmx_load_pae_pdptes(struct vcpu *vcpu)
 {
 	uint64_t base = vmcs_read(VMCS_GUEST_CR3) & 0xffffffe0ULL;
 	uint64_t pdpte[4];
@@ -214,7 +204,7 @@ static int write_paging_control(struct vcpu *vcpu, unsigned cr, uint64_t value)
 	/* Long mode needs PAE; PAE may not go while long mode is active. */
 	if (paging && (efer & EFER_LME) && !(cr4 & CR4_PAE))
 		return -1;
-	if (paging && (cr4 & CR4_PAE) && !(efer & EFER_LME) && load_pae_pdptes(vcpu))
+	if (paging && (cr4 & CR4_PAE) && !(efer & EFER_LME) && vmx_load_pae_pdptes(vcpu))
 		return -1;
 
 	virt_set_guest_reg(vcpu, cr == 0 ? GUEST_REG_CR0 : GUEST_REG_CR4, value);
@@ -365,7 +355,7 @@ static const exit_handler exit_table[EXIT_REASON_COUNT] = {
 	[EXIT_INTERRUPT_WINDOW] = handle_interrupt_window,
 	[EXIT_INIT] = handle_ignored_signal,
 	[EXIT_SIPI] = handle_ignored_signal,
-	[EXIT_TASK_SWITCH] = handle_task_switch,
+	[EXIT_TASK_SWITCH] = vmx_handle_task_switch,
 	[EXIT_CPUID] = handle_cpuid,
 	[EXIT_GETSEC] = inject_ud,
 	[EXIT_HLT] = handle_hlt,

@@ -56,6 +56,17 @@ int vmx_init_bitmaps(struct page_alloc *pa);
  */
 enum exit_action vmx_handle_exit(struct vcpu *vcpu, uint32_t reason);
 
+/* A task-switch exit (vmm/vmx/task.c, the switch itself in vmm/task_switch.c). */
+enum exit_action vmx_handle_task_switch(struct vcpu *vcpu);
+
+/*
+ * With EPT, VM entry into PAE paging takes the four PDPTEs from the VMCS
+ * (SDM 26.3.2.4), so whatever enables PAE paging or loads CR3 under it
+ * (MOV to CR0/CR4, a task switch) must load them from guest memory, as
+ * the CPU would. Returns -1 for #GP.
+ */
+int vmx_load_pae_pdptes(struct vcpu *vcpu);
+
 /* The capabilities read at VMXON, for the control settings. */
 extern struct vmx_caps vmx_host_caps;
 extern struct vmx_msrs vmx_host_msrs;

@@ -1,0 +1,319 @@
+/*
+ * The 32-bit hardware task switch (vmm/task_switch.c) on a fake flat
+ * guest memory: what each source (CALL, JMP, IRET, a task gate) saves,
+ * loads, links and marks busy, and which fault every bad TSS, descriptor
+ * or selector gets, before the commit (old task unchanged) and after it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vmm/task_switch.h"
+#include "x86/cpu.h"
+
+#define GDT 0x1000u
+#define TSS_A 0x2000u
+#define TSS_B 0x2100u
+#define TSS_16 0x2200u
+#define STACK_B 0x3000u
+#define MEM_SIZE 0x4000u
+#define SEL_CODE 0x08
+#define SEL_DATA 0x10
+#define SEL_A 0x18
+#define SEL_B 0x20
+#define SEL_16 0x28
+#define SEL_CODE_ABSENT 0x30
+#define SEL_DATA_ABSENT 0x38
+#define GDT_ENTRIES 8
+
+static uint8_t mem[MEM_SIZE];
+static uint32_t fault_page = ~0u; /* accesses to this 4-KiB page are #PF */
+
+static int access(uint32_t linear, unsigned len, uint32_t *pf_error)
+{
+	if ((linear & ~0xfffu) == fault_page || ((linear + len - 1) & ~0xfffu) == fault_page) {
+		*pf_error = 2;
+		return -1;
+	}
+	return linear + len <= MEM_SIZE ? 0 : -2;
+}
+
+static int mem_read(void *ctx, const struct task_cpu *cpu, uint32_t linear, void *buf,
+		    unsigned len, uint32_t *pf_error)
+{
+	(void)ctx;
+	(void)cpu;
+	int status = access(linear, len, pf_error);
+	if (!status)
+		memcpy(buf, mem + linear, len);
+	return status;
+}
+
+static int mem_write(void *ctx, const struct task_cpu *cpu, uint32_t linear, const void *buf,
+		     unsigned len, uint32_t *pf_error)
+{
+	(void)ctx;
+	(void)cpu;
+	int status = access(linear, len, pf_error);
+	if (!status)
+		memcpy(mem + linear, buf, len);
+	return status;
+}
+
+static const struct task_mem task_mem = { NULL, mem_read, mem_write };
+
+static uint32_t get32(uint32_t at)
+{
+	uint32_t v;
+	memcpy(&v, mem + at, 4);
+	return v;
+}
+
+static void put32(uint32_t at, uint32_t v)
+{
+	memcpy(mem + at, &v, 4);
+}
+
+static void put_descriptor(uint16_t selector, uint32_t base, uint32_t limit, uint8_t access_byte,
+			   uint8_t flags)
+{
+	uint8_t *d = mem + GDT + (selector & ~7u);
+	d[0] = (uint8_t)limit;
+	d[1] = (uint8_t)(limit >> 8);
+	d[2] = (uint8_t)base;
+	d[3] = (uint8_t)(base >> 8);
+	d[4] = (uint8_t)(base >> 16);
+	d[5] = access_byte;
+	d[6] = (uint8_t)(flags | ((limit >> 16) & 0xf));
+	d[7] = (uint8_t)(base >> 24);
+}
+
+static unsigned type_at(uint16_t selector)
+{
+	return mem[GDT + (selector & ~7u) + 5] & 0xf;
+}
+
+static void tss_init(uint32_t base, uint32_t eip, uint32_t esp, uint16_t cs, uint16_t ss)
+{
+	memset(mem + base, 0, TSS32_MIN_LIMIT + 1);
+	put32(base + TSS32_EIP, eip);
+	put32(base + TSS32_EFLAGS, 0x2);
+	for (unsigned i = 0; i < 8; i++)
+		put32(base + TSS32_GPR + 4 * i, 0x100 + i);
+	put32(base + TSS32_GPR + 4 * 4, esp);
+	for (unsigned i = 0; i < 6; i++)
+		put32(base + TSS32_SEG + 4 * i, i == 1 ? cs : i == 2 ? ss : SEL_DATA);
+}
+
+/* Task A running (TR = A, busy), flat 32-bit protected mode, no paging. */
+static struct task_cpu cpu;
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(mem, 0, sizeof(mem));
+	fault_page = ~0u;
+	put_descriptor(SEL_CODE, 0, 0xfffff, 0x9b, 0xc0);
+	put_descriptor(SEL_DATA, 0, 0xfffff, 0x93, 0xc0);
+	put_descriptor(SEL_A, TSS_A, TSS32_MIN_LIMIT, 0x8b, 0);
+	put_descriptor(SEL_B, TSS_B, TSS32_MIN_LIMIT, 0x89, 0);
+	put_descriptor(SEL_16, TSS_16, 0x2b, 0x81, 0);
+	put_descriptor(SEL_CODE_ABSENT, 0, 0xfffff, 0x1b, 0xc0);
+	put_descriptor(SEL_DATA_ABSENT, 0, 0xfffff, 0x13, 0xc0);
+	tss_init(TSS_B, 0xb000, STACK_B, SEL_CODE, SEL_DATA);
+	cpu = (struct task_cpu){ .eip = 0xa000, .eflags = 0x202, .cr0 = CR0_PE,
+				 .gdtr_base = GDT, .gdtr_limit = GDT_ENTRIES * 8 - 1 };
+	for (unsigned i = 0; i < 8; i++)
+		cpu.gpr[i] = 0xa0 + i;
+	for (unsigned i = 0; i < SEG_COUNT; i++)
+		cpu.seg[i] = (struct segment_state){ SEL_DATA, 0, 0xffffffff, 0xc093 };
+	cpu.seg[SEG_CS] = (struct segment_state){ SEL_CODE, 0, 0xffffffff, 0xc09b };
+	cpu.seg[SEG_LDTR] = (struct segment_state){ 0 };
+	cpu.seg[SEG_TR] = (struct segment_state){ SEL_A, TSS_A, TSS32_MIN_LIMIT, 0x8b };
+	return 0;
+}
+
+static enum task_switch_result run(uint16_t selector, enum task_switch_source source,
+				   struct task_switch_fault *fault)
+{
+	return task_switch(&cpu, selector, source, 0xa005, false, 0, &task_mem, fault);
+}
+
+static void test_call_links_and_iret_returns(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCHED);
+	/* The old task saved: where it resumes, its flags, registers and selectors. */
+	assert_int_equal(get32(TSS_A + TSS32_EIP), 0xa005);
+	assert_int_equal(get32(TSS_A + TSS32_EFLAGS), 0x202);
+	assert_int_equal(get32(TSS_A + TSS32_GPR + 4 * 3), 0xa3);
+	assert_int_equal(get32(TSS_A + TSS32_SEG + 4), SEL_CODE);
+	/* The new one: loaded, linked back, NT set, busy; A stays busy; CR0.TS set. */
+	assert_int_equal(cpu.eip, 0xb000);
+	assert_int_equal(cpu.gpr[4], STACK_B);
+	assert_int_equal(cpu.eflags, 0x2 | (1u << 14));
+	assert_int_equal(get32(TSS_B + TSS32_LINK) & 0xffff, SEL_A);
+	assert_int_equal(cpu.seg[SEG_TR].selector, SEL_B);
+	assert_int_equal(cpu.seg[SEG_TR].base, TSS_B);
+	assert_int_equal(cpu.seg[SEG_TR].attributes & 0xf, 0xb);
+	assert_int_equal(type_at(SEL_B), 0xb);
+	assert_int_equal(type_at(SEL_A), 0xb);
+	assert_true(cpu.cr0 & CR0_TS);
+	assert_int_equal(cpu.seg[SEG_CS].selector, SEL_CODE);
+	assert_int_equal(cpu.seg[SEG_SS].limit, 0xffffffff);
+	assert_int_equal(cpu.seg[SEG_LDTR].attributes, 0);
+
+	/* IRET goes back to the linked task: B not busy, NT clear in B's saved flags. */
+	cpu.eip = 0xb010;
+	assert_int_equal(task_switch(&cpu, SEL_A, TASK_SWITCH_IRET, 0xb011, false, 0, &task_mem,
+				     &fault),
+			 TASK_SWITCHED);
+	assert_int_equal(cpu.eip, 0xa005);
+	assert_int_equal(cpu.eflags, 0x202);
+	assert_int_equal(cpu.gpr[3], 0xa3);
+	assert_int_equal(type_at(SEL_B), 0x9);
+	assert_int_equal(type_at(SEL_A), 0xb);
+	assert_int_equal(get32(TSS_B + TSS32_EFLAGS), 0x2);
+	assert_int_equal(get32(TSS_B + TSS32_EIP), 0xb011);
+}
+
+static void test_jmp_frees_the_old_task(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	assert_int_equal(run(SEL_B, TASK_SWITCH_JMP, &fault), TASK_SWITCHED);
+	assert_int_equal(type_at(SEL_A), 0x9);
+	assert_int_equal(type_at(SEL_B), 0xb);
+	assert_int_equal(get32(TSS_B + TSS32_LINK), 0);
+	assert_false(cpu.eflags & (1u << 14));
+}
+
+static void test_gate_pushes_the_error_code(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	assert_int_equal(task_switch(&cpu, SEL_B, TASK_SWITCH_GATE, 0xa000, true, 0x7f8, &task_mem,
+				     &fault),
+			 TASK_SWITCHED);
+	assert_int_equal(cpu.gpr[4], STACK_B - 4);
+	assert_int_equal(get32(STACK_B - 4), 0x7f8);
+	assert_int_equal(get32(TSS_B + TSS32_LINK) & 0xffff, SEL_A);
+	assert_int_equal(get32(TSS_A + TSS32_EIP), 0xa000);
+}
+
+static void assert_fault_before_commit(uint16_t selector, enum task_switch_source source,
+				       unsigned vector, uint32_t error_code)
+{
+	struct task_switch_fault fault;
+	const struct task_cpu before = cpu;
+
+	assert_int_equal(run(selector, source, &fault), TASK_SWITCH_FAULT);
+	assert_int_equal(fault.vector, vector);
+	assert_true(fault.has_error_code);
+	assert_int_equal(fault.error_code, error_code);
+	assert_memory_equal(&cpu, &before, sizeof(cpu));
+}
+
+static void test_bad_new_tss_faults_in_the_old_task(void **state)
+{
+	(void)state;
+	/* A busy TSS for CALL, a free one for IRET. */
+	assert_fault_before_commit(SEL_A, TASK_SWITCH_CALL, VECTOR_GP, SEL_A);
+	assert_fault_before_commit(SEL_B, TASK_SWITCH_IRET, VECTOR_TS, SEL_B);
+	/* Past the GDT, in the LDT, not a TSS. */
+	assert_fault_before_commit(0x48, TASK_SWITCH_JMP, VECTOR_GP, 0x48);
+	assert_fault_before_commit(0x48, TASK_SWITCH_GATE, VECTOR_TS, 0x48);
+	assert_fault_before_commit(SEL_B | 4, TASK_SWITCH_CALL, VECTOR_GP, SEL_B | 4);
+	assert_fault_before_commit(SEL_CODE, TASK_SWITCH_CALL, VECTOR_GP, SEL_CODE);
+	/* Not present, too small. */
+	mem[GDT + SEL_B + 5] &= 0x7f;
+	assert_fault_before_commit(SEL_B, TASK_SWITCH_CALL, VECTOR_NP, SEL_B);
+	mem[GDT + SEL_B + 5] |= 0x80;
+	mem[GDT + SEL_B] = 0x60;
+	assert_fault_before_commit(SEL_B, TASK_SWITCH_CALL, VECTOR_TS, SEL_B);
+}
+
+static void test_page_fault_and_16_bit_tss(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	fault_page = TSS_B & ~0xfffu;
+	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAULT);
+	assert_int_equal(fault.vector, VECTOR_PF);
+	assert_int_equal(fault.address, TSS_B);
+	fault_page = ~0u;
+	assert_int_equal(run(SEL_16, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAILED);
+	assert_non_null(strstr(fault.why, "16-bit"));
+	/* A task that would start in virtual-8086 mode. */
+	put32(TSS_B + TSS32_EFLAGS, 0x20002);
+	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAILED);
+}
+
+/* Segment faults come after the commit: the new task is in, and takes them. */
+static void test_bad_segments_fault_in_the_new_task(void **state)
+{
+	struct task_switch_fault fault;
+	static const struct {
+		unsigned slot; /* in the TSS: ES CS SS DS FS GS */
+		uint16_t selector;
+		unsigned vector;
+	} cases[] = {
+		{ 1, 0, VECTOR_TS },                   /* null CS */
+		{ 1, SEL_DATA, VECTOR_TS },            /* data as CS */
+		{ 1, SEL_CODE_ABSENT, VECTOR_NP },     /* CS not present */
+		{ 2, SEL_CODE, VECTOR_TS },            /* code as SS */
+		{ 2, SEL_DATA_ABSENT, VECTOR_SS },     /* SS not present */
+		{ 2, SEL_DATA | 3, VECTOR_TS },        /* SS RPL is not the CPL */
+		{ 3, SEL_DATA_ABSENT, VECTOR_NP },     /* DS not present */
+		{ 3, SEL_A, VECTOR_TS },               /* a TSS as DS */
+	};
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setup(NULL);
+		put32(TSS_B + TSS32_SEG + 4 * cases[i].slot, cases[i].selector);
+		assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAULT);
+		assert_int_equal(fault.vector, cases[i].vector);
+		assert_int_equal(fault.error_code, cases[i].selector & 0xfffc);
+		assert_int_equal(cpu.seg[SEG_TR].selector, SEL_B);
+		assert_int_equal(cpu.eip, 0xb000);
+	}
+	/* A null DS is fine: it becomes unusable. */
+	setup(NULL);
+	put32(TSS_B + TSS32_SEG + 4 * 3, 0);
+	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCHED);
+	assert_int_equal(cpu.seg[SEG_DS].attributes, 0);
+}
+
+static void test_accessed_bits_are_set(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	mem[GDT + SEL_CODE + 5] &= (uint8_t)~1u;
+	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCHED);
+	assert_true(mem[GDT + SEL_CODE + 5] & 1);
+	assert_true(cpu.seg[SEG_CS].attributes & 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_call_links_and_iret_returns, setup),
+		cmocka_unit_test_setup(test_jmp_frees_the_old_task, setup),
+		cmocka_unit_test_setup(test_gate_pushes_the_error_code, setup),
+		cmocka_unit_test_setup(test_bad_new_tss_faults_in_the_old_task, setup),
+		cmocka_unit_test_setup(test_page_fault_and_16_bit_tss, setup),
+		cmocka_unit_test_setup(test_bad_segments_fault_in_the_new_task, setup),
+		cmocka_unit_test_setup(test_accessed_bits_are_set, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
