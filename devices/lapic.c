@@ -203,12 +203,17 @@ int lapic_pending(const struct lapic *l)
 	return vector;
 }
 
-uint8_t lapic_acknowledge(struct lapic *l)
+uint8_t lapic_acknowledge(struct lapic *l, uint64_t now_tsc)
 {
 	int vector = lapic_pending(l);
 
 	if (vector < 0)
 		return (uint8_t)l->regs.svr;
+	if (l->timer_due_tsc && (unsigned)vector == (l->regs.lvt[LAPIC_LVT_TIMER] & 0xff)) {
+		if (now_tsc > l->timer_due_tsc && now_tsc - l->timer_due_tsc > l->timer_late_max_tsc)
+			l->timer_late_max_tsc = now_tsc - l->timer_due_tsc;
+		l->timer_due_tsc = 0;
+	}
 	set_vector(l->regs.irr, (unsigned)vector, false);
 	l->regs.irr_nonzero = highest_vector(l->regs.irr) >= 0;
 	set_vector(l->regs.isr, (unsigned)vector, true);
@@ -420,6 +425,7 @@ static bool timer_quiet(const struct lapic *l, uint64_t now_ns)
 bool lapic_timer_run(struct lapic *l, uint64_t now_ns, uint64_t now_tsc)
 {
 	uint32_t lvt = l->regs.lvt[LAPIC_LVT_TIMER];
+	uint64_t deadline = timer_mode(l) == TIMER_TSC_DEADLINE ? l->regs.tsc_deadline : 0;
 
 	/* Expiries within the floor stay pending: they are seen at the floor. */
 	if (timer_quiet(l, now_ns))
@@ -428,7 +434,10 @@ bool lapic_timer_run(struct lapic *l, uint64_t now_ns, uint64_t now_tsc)
 	if (!timer_expired(l, now_ns, now_tsc) || (lvt & LAPIC_LVT_MASKED))
 		return false;
 	l->timer_fired_ns = now_ns;
-	return lapic_accept(l, (uint8_t)lvt, false);
+	if (!lapic_accept(l, (uint8_t)lvt, false))
+		return false;
+	l->timer_due_tsc = deadline;
+	return true;
 }
 
 static uint64_t event_at(uint64_t at, uint64_t now_ns)
@@ -830,6 +839,23 @@ bool lapic_msr_write(struct lapic *l, uint32_t msr, uint64_t value, uint64_t now
 	else if (value >> 32)
 		return false;
 	return reg_write(l, reg, (uint32_t)value, now_ns, now_tsc) == ACCESS_OK;
+}
+
+static bool timer_register(unsigned reg)
+{
+	return reg == REG_LVT_TIMER || reg == REG_TIMER_INITIAL || reg == REG_TIMER_DIVIDE;
+}
+
+bool lapic_mmio_moves_timer(unsigned offset)
+{
+	return timer_register(offset >> 4);
+}
+
+bool lapic_msr_moves_timer(uint32_t msr)
+{
+	return msr == LAPIC_MSR_TSC_DEADLINE ||
+	       (msr >= LAPIC_MSR_X2APIC_FIRST && msr <= LAPIC_MSR_X2APIC_LAST &&
+		timer_register(msr - LAPIC_MSR_X2APIC_FIRST));
 }
 
 /* --- Device state ---------------------------------------------------------- */

@@ -144,6 +144,13 @@ struct lapic {
 	 * later at the earliest. Outside regs: a reset of the APIC keeps it.
 	 */
 	uint64_t timer_fired_ns;
+	/*
+	 * Statistics, not device state: the deadline whose interrupt waits in
+	 * IRR (0: none), and the longest any waited from its deadline to its
+	 * delivery (guest TSC ticks), what a guest sees of the timer's latency.
+	 */
+	uint64_t timer_due_tsc;
+	uint64_t timer_late_max_tsc;
 
 	/*
 	 * Wiring, set by the caller after lapic_init; not device state (a
@@ -242,9 +249,10 @@ static inline bool lapic_may_interrupt(const struct lapic *l)
 /*
  * The CPU's interrupt acknowledge: lapic_pending()'s vector moves from IRR
  * to ISR and is returned; with none, the spurious vector (SDM 11.9), which
- * needs no EOI.
+ * needs no EOI. now_tsc (the guest TSC) dates the delivery of a
+ * TSC-deadline timer interrupt (timer_late_max_tsc).
  */
-uint8_t lapic_acknowledge(struct lapic *l);
+uint8_t lapic_acknowledge(struct lapic *l, uint64_t now_tsc);
 
 /*
  * Whether the 8259's INTR reaches the CPU through LINT0: when the APIC is
@@ -254,6 +262,13 @@ uint8_t lapic_acknowledge(struct lapic *l);
  * software-disabling the APIC masks every LVT entry, SDM 11.4.7.2).
  */
 bool lapic_extint_enabled(const struct lapic *l);
+
+/*
+ * Whether a write of this register (xAPIC offset, or MSR) may arm, move or
+ * stop the timer: the caller's next timer event is then to be asked again.
+ */
+bool lapic_mmio_moves_timer(unsigned offset);
+bool lapic_msr_moves_timer(uint32_t msr);
 
 /*
  * Turns timer expiries up to now into a timer interrupt in IRR; any number

@@ -89,6 +89,7 @@ static long set_timer(struct vcpu *vcpu, uint64_t deadline, uint64_t unused1, ui
 	 */
 	vcpu->timer_deadline = sched_timer_deadline(deadline, vm_now(vcpu->vm).tsc,
 						    timer_floor_tsc());
+	vcpu->timers_moved = true;
 	return 0;
 }
 

@@ -315,7 +315,7 @@ uint8_t platform_interrupt_acknowledge(struct vm *vm)
 
 	if (lapic_extint_enabled(&p->lapic) && pic_pending(&vm->pic) >= 0)
 		return pic_acknowledge(&vm->pic);
-	return lapic_acknowledge(&p->lapic);
+	return lapic_acknowledge(&p->lapic, vm_now(vm).tsc);
 }
 
 bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
@@ -327,6 +327,8 @@ bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
 {
 	struct vm_time now = vm_now(vm);
 
+	if (lapic_msr_moves_timer(msr))
+		vm->vcpu.timers_moved = true;
 	return lapic_msr_write(&vm->platform.lapic, msr, value, now.ns, now.tsc);
 }
 
@@ -369,6 +371,8 @@ static int mmio_access(struct vm *vm, uint64_t gpa, unsigned size, bool write, u
 	if (lapic_mmio(p, gpa, size)) {
 		offset = gpa & (LAPIC_MMIO_SIZE - 1);
 		struct vm_time now = vm_now(vm);
+		if (write && lapic_mmio_moves_timer((unsigned)offset))
+			vm->vcpu.timers_moved = true;
 		if (write)
 			lapic_mmio_write(&p->lapic, offset, size, (uint32_t)*value, now.ns, now.tsc);
 		else

@@ -38,14 +38,17 @@ static bool runnable(const struct vm *vm)
 	return vm->state == VM_STATE_RUNNING && !vm->vcpu.halted;
 }
 
-static struct vcpu *pick_next(struct sched_cpu *cpu)
+/* *count: how many vCPUs are runnable (they share the period, sched_slice). */
+static struct vcpu *pick_next(struct sched_cpu *cpu, unsigned *count)
 {
 	struct sched_entity *entities[VM_MAX];
 	unsigned n = vm_count();
 
+	*count = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct vm *vm = vm_by_index(i);
 		vm->vcpu.sched.runnable = runnable(vm);
+		*count += vm->vcpu.sched.runnable;
 		entities[i] = &vm->vcpu.sched;
 	}
 	int picked = sched_pick(&cpu->queue, entities, n);
@@ -171,8 +174,8 @@ void sched_run(uint64_t tsc_hz)
 		cpu->ibpb = edx & CPUID7_EDX_IBRS_IBPB;
 		cpu->l1d_flush = edx & CPUID7_EDX_L1D_FLUSH;
 	}
-	log_info("sched: fair share, %llu-ms slices, other VMs' timers cut them to %llu us at "
-		 "the least; between VMs: IBPB %s, L1D flush %s",
+	log_info("sched: fair share, a %llu-ms period shared by the runnable vCPUs, slices of "
+		 "%llu us at the least; between VMs: IBPB %s, L1D flush %s",
 		 (unsigned long long)(SCHED_SLICE_NS / 1000000),
 		 (unsigned long long)(SCHED_MIN_SLICE_NS / 1000), cpu->ibpb ? "on" : "not available",
 		 cpu->l1d_flush ? "on" : "not available");
@@ -180,7 +183,8 @@ void sched_run(uint64_t tsc_hz)
 		mgmt_poll();
 		uint64_t now = rdtsc();
 		run_timers(cpu, now);
-		struct vcpu *vcpu = pick_next(cpu);
+		unsigned runnable_count;
+		struct vcpu *vcpu = pick_next(cpu, &runnable_count);
 		nmi_report();
 		mce_report();
 		log_drain();
@@ -206,7 +210,7 @@ void sched_run(uint64_t tsc_hz)
 		 * down to the minimum slice (sched_policy.h).
 		 */
 		unsigned id = vcpu->vm->id;
-		uint64_t slice = sched_slice(&cpu->limits, now, cpu->next_event[id],
+		uint64_t slice = sched_slice(&cpu->limits, runnable_count, now, cpu->next_event[id],
 					     earliest_event(cpu, id));
 		slice = mgmt_slice_limit(slice);
 		switch_cpu_state(cpu, vcpu);
@@ -219,10 +223,13 @@ void sched_run(uint64_t tsc_hz)
 			vcpu->halted = true;
 		struct vm *vm = vcpu->vm;
 		if (vm->op_pending) {
-			log_info("vm '%s': ran %llu slice(s), %llu exit(s), preempted %llu time(s)",
+			log_info("vm '%s': ran %llu slice(s), %llu exit(s), preempted %llu time(s); "
+				 "TSC-deadline interrupts %llu us late at most",
 				 vm->cfg->name, (unsigned long long)vcpu->slices,
 				 (unsigned long long)vcpu->exits,
-				 (unsigned long long)vcpu->preemptions);
+				 (unsigned long long)vcpu->preemptions,
+				 (unsigned long long)(vm->platform.lapic.timer_late_max_tsc /
+						      (tsc_hz / 1000000)));
 			vm_control(vm, vm->pending_op, vm->op_reason);
 		}
 	}

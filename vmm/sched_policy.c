@@ -33,11 +33,13 @@ static uint64_t until(uint64_t at, uint64_t now)
 	return at > now ? at - now : 1;
 }
 
-uint64_t sched_slice(const struct sched_slice_limits *l, uint64_t now, uint64_t own_next,
-		     uint64_t others_next)
+uint64_t sched_slice(const struct sched_slice_limits *l, unsigned runnable, uint64_t now,
+		     uint64_t own_next, uint64_t others_next)
 {
-	uint64_t slice = l->slice;
+	uint64_t slice = runnable > 1 ? l->slice / runnable : l->slice;
 
+	if (slice < l->min_slice)
+		slice = l->min_slice;
 	/* Its own timer: rate-limited by the device floors already. */
 	if (own_next && until(own_next, now) < slice)
 		slice = until(own_next, now);

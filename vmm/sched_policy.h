@@ -6,9 +6,13 @@
  * wake-ups. A vCPU that slept comes back at most a bounded credit behind
  * the queue (CFS's sleeper credit): a woken idle guest runs first, once,
  * so its timer tick is not lost behind busy guests, but halting does not
- * bank time. Slices are cut short by timers, another VM's only down to a
- * floor, so a guest storming its timer cannot make the scheduler switch
- * more often than that floor allows.
+ * bank time. The slice is the period shared by the runnable vCPUs, never
+ * below a floor (CFS's latency target and minimum granularity), so every
+ * runnable vCPU runs at least once a period or once a floor per neighbour:
+ * a guest that spins, never halting, takes its timer interrupt within that,
+ * not after a whole slice of each busy neighbour. Slices are cut short by
+ * timers, another VM's only down to the floor, so a guest storming its
+ * timer cannot make the scheduler switch more often than that floor allows.
  */
 #ifndef VMM_SCHED_POLICY_H
 #define VMM_SCHED_POLICY_H
@@ -16,12 +20,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* 10 ms: short enough for interactive guests, long against exit costs. */
+/*
+ * 10 ms: short enough for interactive guests, long against exit costs; the
+ * period runnable vCPUs share, each its part of it.
+ */
 #define SCHED_SLICE_NS 10000000ULL
 /*
- * 1 ms: another VM's timer cuts the running slice no shorter, so at most
- * 1000 switches a second are forced by timers, and an idle Linux guest's
- * tick (4 ms at HZ=250) is late by less than a tick, never lost.
+ * 1 ms: no slice is shorter (however many vCPUs share the period, and
+ * whatever another VM's timer says), so at most 1000 switches a second,
+ * and an idle Linux guest's tick (4 ms at HZ=250) is late by less than a
+ * tick, never lost.
  */
 #define SCHED_MIN_SLICE_NS 1000000ULL
 /* How far behind the queue a sleeper comes back: one minimum slice. */
@@ -59,12 +67,13 @@ struct sched_slice_limits {
 };
 
 /*
- * The TSC ticks the picked vCPU may run from now: one slice, cut short by
- * its own VM's next timer event (own_next) and by any other VM's
- * (others_next), the latter no shorter than min_slice. 0: no event.
+ * The TSC ticks the picked vCPU may run from now: its part of the slice
+ * among `runnable` vCPUs (at least min_slice), cut short by its own VM's
+ * next timer event (own_next) and by any other VM's (others_next), the
+ * latter no shorter than min_slice. 0: no event.
  */
-uint64_t sched_slice(const struct sched_slice_limits *l, uint64_t now, uint64_t own_next,
-		     uint64_t others_next);
+uint64_t sched_slice(const struct sched_slice_limits *l, unsigned runnable, uint64_t now,
+		     uint64_t own_next, uint64_t others_next);
 
 /*
  * A guest's timer deadline (TSC) as armed: 0 (cancel) stays 0; one in the

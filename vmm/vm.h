@@ -60,6 +60,12 @@ struct vcpu {
 	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */
 	uint64_t timer_deadline; /* guest TSC value of the next timer upcall, 0: none */
+	/*
+	 * The guest armed, moved or stopped a timer during its slice: the
+	 * backend asks vm_run_timers() again, so that a deadline inside the
+	 * slice ends it there, not at its end.
+	 */
+	bool timers_moved;
 	struct sched_entity sched; /* its fair share (vmm/sched_policy.h) */
 	uint64_t exits;
 	uint64_t slices;       /* times the scheduler ran it */

@@ -50,6 +50,16 @@ fairness() { # STORM-PHASE: the ratio for the windows inside that phase
 echo "BENCH fairness_ratio $(fairness set-timer-past) x"
 echo "BENCH fairness_ratio_lapic $(fairness lapic-periodic-1) x"
 
+# How late a guest's local APIC TSC-deadline timer reaches it at most while
+# ten busy guests share the CPU, by the hypervisor's clock: from the
+# deadline to the interrupt's delivery (tests/guests/deadline.c, busy.c).
+# Goal: under one 10-ms slice.
+tools/run-bochs.sh --workdir "$out/timer-latency" --config tests/bench/timer-latency.conf \
+	--until "vm 'deadline': TurnedOff|PANIC" --timeout 600 >/dev/null
+late=$(grep -ao "vm 'deadline': ran .*TSC-deadline interrupts [0-9]* us late at most" \
+	"$out/timer-latency/serial.out" | sed -n 's/.*interrupts \([0-9]*\) us late.*/\1/p')
+echo "BENCH guest_timer_latency_max_us ${late:-nan} us"
+
 # The longest single virtio-blk notification handling (hypervisor's TSC
 # clock, in Bochs one tick per instruction) while a hostile driver fills
 # its ring with 256 copies of one whole-disk read, then of one largest

@@ -80,7 +80,7 @@ static void exercise(struct machine *x)
 		if (lapic_msr_read(&x->lapic, msr, &v, now))
 			sink += (uint32_t)v;
 	}
-	sink += (uint32_t)lapic_pending(&x->lapic) + lapic_acknowledge(&x->lapic);
+	sink += (uint32_t)lapic_pending(&x->lapic) + lapic_acknowledge(&x->lapic, 0);
 	lapic_mmio_write(&x->lapic, 0xb0, 4, 0, now, now);
 	lapic_mmio_write(&x->lapic, 0x380, 4, 7, now, now);
 	sink += lapic_accept(&x->lapic, 0x41, true) + lapic_extint_enabled(&x->lapic);

@@ -246,7 +246,7 @@ static void lapic_drive(void *s)
 	lapic_write(l, 0x380, 100000, t);       /* 16 ms */
 	lapic_accept(l, 0x51, true);
 	lapic_accept(l, 0x61, false);
-	lapic_acknowledge(l);                   /* 0x61 in service */
+	lapic_acknowledge(l, 0);                   /* 0x61 in service */
 	lapic_accept(l, 0x31, false);
 	lapic_write(l, 0x310, 0x01000000, t);
 	lapic_write(l, 0x300, 0x00004005, t);   /* fixed IPI, vector 5: send illegal vector */
@@ -283,7 +283,7 @@ static size_t lapic_probe(void *s, uint8_t *out)
 	n += 8;
 	lapic_write(l, 0x0b0, 0, NOW_NS); /* EOI of 0x61 */
 	out[n++] = (uint8_t)lapic_pending(l);
-	out[n++] = lapic_acknowledge(l);
+	out[n++] = lapic_acknowledge(l, 0);
 	return n;
 }
 

@@ -368,13 +368,13 @@ static void test_with_the_local_apic(void **state)
 	program(20, ACTIVE_LOW | LEVEL | 0x71, 0);
 	ioapic_set_irq(&io, 20, false); /* asserted */
 	assert_int_equal(lapic_pending(&lapic), 0x71);
-	assert_int_equal(lapic_acknowledge(&lapic), 0x71);
+	assert_int_equal(lapic_acknowledge(&lapic, 0), 0x71);
 	assert_true(entry(20) & REMOTE_IRR);
 	/* The handler has not quietened the device: the EOI brings it back. */
 	lapic_mmio_write(&lapic, 0xb0, 4, 0, 0, 0);
 	assert_int_equal(lapic_pending(&lapic), 0x71);
 	assert_true(entry(20) & REMOTE_IRR);
-	assert_int_equal(lapic_acknowledge(&lapic), 0x71);
+	assert_int_equal(lapic_acknowledge(&lapic, 0), 0x71);
 	ioapic_set_irq(&io, 20, true);
 	lapic_mmio_write(&lapic, 0xb0, 4, 0, 0, 0);
 	assert_int_equal(lapic_pending(&lapic), -1);

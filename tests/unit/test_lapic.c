@@ -296,7 +296,7 @@ static void test_esr_write_then_read(void **state)
 	wr(ICR_LOW, SELF | 0x02);
 	assert_int_equal(lapic_pending(&l), 0xfe);
 	assert_int_equal(esr(), LAPIC_ESR_SEND_ILLEGAL_VECTOR);
-	assert_int_equal(lapic_acknowledge(&l), 0xfe);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0xfe);
 	wr(EOI, 0);
 
 	/* An error LVT with an illegal vector adds its own error, and nothing loops. */
@@ -315,7 +315,7 @@ static void test_tpr_and_ppr(void **state)
 	/* The same priority class as the TPR is held back... */
 	assert_int_equal(lapic_pending(&l), -1);
 	/* ...and so its acknowledge is spurious, leaving IRR alone. */
-	assert_int_equal(lapic_acknowledge(&l), 0xff);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0xff);
 	assert_true(bit_set(IRR, 0x41));
 	assert_false(bit_set(ISR, 0x41));
 	/* APR is the TPR while neither IRR nor ISR outranks it. */
@@ -325,7 +325,7 @@ static void test_tpr_and_ppr(void **state)
 	assert_int_equal(rd(PPR), 0x3f);
 	assert_int_equal(rd(APR), 0x40);
 	/* In service, the class of the ISR vector rules PPR when above the TPR. */
-	assert_int_equal(lapic_acknowledge(&l), 0x41);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x41);
 	assert_int_equal(rd(PPR), 0x40);
 	assert_int_equal(rd(APR), 0x40);
 	wr(TPR, 0x55);
@@ -352,12 +352,12 @@ static void test_nested_interrupts_and_eoi_order(void **state)
 	assert_true(lapic_accept(&l, 0x30, false));
 	assert_true(lapic_accept(&l, 0x31, false));
 	/* The highest vector first. */
-	assert_int_equal(lapic_acknowledge(&l), 0x31);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x31);
 	/* 0x30 is in the same class as 0x31 in service: it waits. */
 	assert_int_equal(lapic_pending(&l), -1);
 	/* A higher class preempts. */
 	assert_true(lapic_accept(&l, 0x45, false));
-	assert_int_equal(lapic_acknowledge(&l), 0x45);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x45);
 	assert_true(bit_set(ISR, 0x31) && bit_set(ISR, 0x45));
 	assert_int_equal(rd(ISR + 0x10), 1U << 17);
 	assert_int_equal(rd(ISR + 0x20), 1U << 5);
@@ -368,11 +368,11 @@ static void test_nested_interrupts_and_eoi_order(void **state)
 	assert_false(bit_set(ISR, 0x45));
 	assert_true(bit_set(ISR, 0x31));
 	assert_int_equal(lapic_pending(&l), 0x44);
-	assert_int_equal(lapic_acknowledge(&l), 0x44);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x44);
 	wr(EOI, 0);
 	assert_int_equal(lapic_pending(&l), -1);
 	wr(EOI, 0);
-	assert_int_equal(lapic_acknowledge(&l), 0x30);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x30);
 	wr(EOI, 0);
 	assert_int_equal(rd(ISR + 0x10), 0);
 	assert_int_equal(rd(ISR + 0x20), 0);
@@ -382,12 +382,12 @@ static void test_nested_interrupts_and_eoi_order(void **state)
 	/* A vector raised twice before acknowledge is delivered once. */
 	assert_true(lapic_accept(&l, 0x80, false));
 	assert_true(lapic_accept(&l, 0x80, false));
-	assert_int_equal(lapic_acknowledge(&l), 0x80);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x80);
 	assert_int_equal(lapic_pending(&l), -1);
 	/* Acknowledge with nothing pending gives the spurious vector and no ISR bit. */
 	wr(EOI, 0);
 	wr(SVR, 0x1ef);
-	assert_int_equal(lapic_acknowledge(&l), 0xef);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0xef);
 	assert_false(bit_set(ISR, 0xef));
 }
 
@@ -396,20 +396,20 @@ static void test_level_triggered_eoi_broadcast(void **state)
 	(void)state;
 	assert_true(lapic_accept(&l, 0x61, true));
 	assert_true(bit_set(TMR, 0x61));
-	assert_int_equal(lapic_acknowledge(&l), 0x61);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x61);
 	wr(EOI, 0);
 	assert_int_equal(eoi_count, 1);
 	assert_int_equal(eoi_vectors[0], 0x61);
 	/* An edge-triggered vector ends without a broadcast, and clears TMR. */
 	assert_true(lapic_accept(&l, 0x61, false));
 	assert_false(bit_set(TMR, 0x61));
-	lapic_acknowledge(&l);
+	lapic_acknowledge(&l, 0);
 	wr(EOI, 0);
 	assert_int_equal(eoi_count, 1);
 	/* No callback wired: no crash. */
 	l.eoi_broadcast = NULL;
 	lapic_accept(&l, 0x62, true);
-	lapic_acknowledge(&l);
+	lapic_acknowledge(&l, 0);
 	wr(EOI, 0);
 	assert_int_equal(eoi_count, 1);
 }
@@ -653,7 +653,7 @@ static void test_timer_periodic_and_divide(void **state)
 	now = 1600;
 	assert_true(timer_run());
 	assert_int_equal(rd(TIMER_CURRENT), 100); /* reloaded */
-	assert_int_equal(lapic_acknowledge(&l), 0xef);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0xef);
 	wr(EOI, 0);
 	assert_int_equal(next_event(), 3200);
 	/* Missed periods coalesce into one interrupt. */
@@ -762,7 +762,11 @@ static void test_timer_tsc_deadline(void **state)
 	assert_false(timer_run());
 
 	/* Masked: the deadline passes without an interrupt, also after unmasking. */
-	assert_true(lapic_acknowledge(&l) == 0xeb);
+	/* Delivered 700 TSC ticks after its deadline: the lateness statistic says so. */
+	assert_int_equal(l.timer_late_max_tsc, 0);
+	assert_true(lapic_acknowledge(&l, deadline + 700) == 0xeb);
+	assert_int_equal(l.timer_late_max_tsc, 700);
+	assert_int_equal(l.timer_due_tsc, 0);
 	wr(EOI, 0);
 	wr(LVT_TIMER, MASKED | DEADLINE | 0xeb);
 	assert_true(msr_write(LAPIC_MSR_TSC_DEADLINE, now * TSC_PER_NS + 10));
@@ -804,7 +808,7 @@ static unsigned storm_fires(void (*rearm)(void))
 		if (!timer_run())
 			continue;
 		fires++;
-		assert_int_equal(lapic_acknowledge(&l), 0xe0);
+		assert_int_equal(lapic_acknowledge(&l, 0), 0xe0);
 		wr(EOI, 0);
 		rearm();
 		uint64_t next = next_event();
@@ -905,7 +909,7 @@ static void test_x2apic_msrs(void **state)
 	assert_int_equal(msr_read(0x828), LAPIC_ESR_SEND_ILLEGAL_VECTOR);
 
 	/* EOI: only 0 may be written. */
-	assert_int_equal(lapic_acknowledge(&l), 0x43);
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x43);
 	assert_false(msr_write(0x80b, 1));
 	assert_int_equal(msr_read(0x810 + 0x43 / 32), 1U << (0x43 % 32));
 	assert_true(msr_write(0x80b, 0));

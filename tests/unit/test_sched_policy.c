@@ -35,18 +35,19 @@ static unsigned busy_share_beside_storm(uint64_t storm_run, uint64_t switch_cost
 		}
 		storm.runnable = !storm_halted;
 		busy.runnable = true;
+		unsigned runnable = 1 + storm.runnable;
 		int picked = sched_pick(&queue, entities, 2);
 		assert_true(picked >= 0);
 		uint64_t ran;
 		if (picked == 0) {
-			uint64_t slice = sched_slice(&limits, now, 0, 0);
+			uint64_t slice = sched_slice(&limits, runnable, now, 0, 0);
 			ran = storm_run < slice ? storm_run : slice;
 			/* SET_TIMER(past); sti; hlt */
 			storm_deadline = sched_timer_deadline(now + ran - 1, now + ran,
 							      SCHED_TIMER_FLOOR_NS);
 			storm_halted = true;
 		} else {
-			ran = sched_slice(&limits, now, 0, storm_halted ? storm_deadline : 0);
+			ran = sched_slice(&limits, runnable, now, 0, storm_halted ? storm_deadline : 0);
 			busy_ran += ran;
 		}
 		sched_charge(entities[picked], ran);
@@ -105,24 +106,95 @@ static void test_sleeper_runs_first_with_bounded_credit(void **state)
 	assert_int_equal(sched_pick(&queue, entities, 2), -1);
 }
 
+#define BUSY_NEIGHBOURS 10
+
+/*
+ * Issue 20, point 10: a vCPU that spins (it never halts) with a timer due
+ * every `period`, beside ten vCPUs that use every slice they get. Returns
+ * the longest a due timer waited for its vCPU to run; *share is the
+ * spinner's share of the CPU, in per mille.
+ */
+static uint64_t due_timer_wait(uint64_t period, unsigned *share)
+{
+	struct sched_entity e[BUSY_NEIGHBOURS + 1] = { 0 };
+	struct sched_entity *entities[BUSY_NEIGHBOURS + 1];
+	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS };
+	uint64_t now = 0, deadline = period, due_at = 0, longest = 0, spinner_ran = 0;
+	const unsigned spinner = BUSY_NEIGHBOURS, runnable = BUSY_NEIGHBOURS + 1;
+
+	for (unsigned i = 0; i < runnable; i++) {
+		e[i].runnable = true;
+		entities[i] = &e[i];
+	}
+	while (now < SECOND) {
+		if (!due_at && now >= deadline) {
+			due_at = deadline;
+			deadline += period;
+		}
+		int picked = sched_pick(&queue, entities, runnable);
+		uint64_t ran;
+		if (picked == (int)spinner) {
+			if (due_at && now - due_at > longest)
+				longest = now - due_at;
+			due_at = 0;
+			ran = sched_slice(&limits, runnable, now, deadline, 0);
+			spinner_ran += ran;
+		} else {
+			ran = sched_slice(&limits, runnable, now, 0, due_at ? 0 : deadline);
+		}
+		sched_charge(entities[picked], ran);
+		now += ran;
+	}
+	*share = (unsigned)(spinner_ran * 1000 / now);
+	return longest;
+}
+
+/* Within a floor per neighbour (ten of them: one default slice), at its fair share. */
+static void test_spinning_vcpu_takes_its_timer_within_a_period(void **state)
+{
+	unsigned share;
+
+	(void)state;
+	uint64_t wait = due_timer_wait(2 * MS, &share);
+	print_message("timer due beside ten busy vCPUs: waited %llu us at most, share %u per mille\n",
+		      (unsigned long long)(wait / US), share);
+	assert_true(wait <= BUSY_NEIGHBOURS * SCHED_MIN_SLICE_NS);
+	assert_true(share >= 80 && share <= 100); /* 1/11: 91 per mille */
+}
+
+/* The period is shared by the runnable vCPUs, each part no shorter than the floor. */
+static void test_slice_is_a_share_of_the_period(void **state)
+{
+	(void)state;
+	uint64_t now = 5 * SECOND;
+
+	assert_int_equal(sched_slice(&limits, 0, now, 0, 0), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, 2, now, 0, 0), SCHED_SLICE_NS / 2);
+	assert_int_equal(sched_slice(&limits, 5, now, 0, 0), SCHED_SLICE_NS / 5);
+	assert_int_equal(sched_slice(&limits, 11, now, 0, 0), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, 64, now, 0, 0), SCHED_MIN_SLICE_NS);
+	/* Its own timer still cuts below the floor. */
+	assert_int_equal(sched_slice(&limits, 64, now, now + 200 * US, 0), 200 * US);
+}
+
 /* Another VM's timer cuts the slice only down to the floor; its own does not wait. */
 static void test_slice_floor(void **state)
 {
 	(void)state;
 	uint64_t now = 5 * SECOND;
 
-	assert_int_equal(sched_slice(&limits, now, 0, 0), SCHED_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, now, 0, now + 10), SCHED_MIN_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, now, 0, now - 10), SCHED_MIN_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, now, 0, now + 3 * MS), 3 * MS);
-	assert_int_equal(sched_slice(&limits, now, 0, now + 30 * MS), SCHED_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, now, now + 200 * US, now + 10), 200 * US);
-	assert_int_equal(sched_slice(&limits, now, now - 5, 0), 1);
+	assert_int_equal(sched_slice(&limits, 1, now, 0, 0), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, 1, now, 0, now + 10), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, 1, now, 0, now - 10), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, 1, now, 0, now + 3 * MS), 3 * MS);
+	assert_int_equal(sched_slice(&limits, 1, now, 0, now + 30 * MS), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, 1, now, now + 200 * US, now + 10), 200 * US);
+	assert_int_equal(sched_slice(&limits, 1, now, now - 5, 0), 1);
 
 	/* A neighbour's timer due every microsecond forces at most 1000 passes a second. */
 	unsigned passes = 0;
 	for (now = 0; now < SECOND; passes++)
-		now += sched_slice(&limits, now, 0, now + US);
+		now += sched_slice(&limits, 1, now, 0, now + US);
 	assert_true(passes <= SECOND / SCHED_MIN_SLICE_NS);
 }
 
@@ -152,6 +224,8 @@ int main(void)
 		cmocka_unit_test(test_busy_vcpu_beside_a_halting_timer_storm),
 		cmocka_unit_test(test_woken_vcpu_does_not_take_more_than_its_share),
 		cmocka_unit_test(test_sleeper_runs_first_with_bounded_credit),
+		cmocka_unit_test(test_spinning_vcpu_takes_its_timer_within_a_period),
+		cmocka_unit_test(test_slice_is_a_share_of_the_period),
 		cmocka_unit_test(test_slice_floor),
 		cmocka_unit_test(test_timer_deadline_floor),
 	};

@@ -798,11 +798,32 @@ static void report_entry_failure(struct vcpu *vcpu, int failure)
 			       (unsigned long long)vmcs_read(VMCS_INSTR_ERROR));
 }
 
+/*
+ * The guest armed, moved or stopped a timer: its VM's timers run now (one
+ * already due raises its interrupt for the next entry), and a next event
+ * inside the slice ends the slice there instead of at its end.
+ */
+static uint64_t rerun_timers(struct vcpu *vcpu, uint64_t slice_end)
+{
+	uint64_t now = rdtsc();
+	uint64_t next = vm_run_timers(vcpu->vm, now);
+
+	vcpu->timers_moved = false;
+	if (next && next < slice_end) {
+		slice_end = next;
+		vmcs_write(VMCS_PREEMPTION_TIMER,
+			   next > now ? (next - now) >> vmx_host_caps.preemption_timer_shift : 0);
+	}
+	return slice_end;
+}
+
 enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 {
 	struct vmx_vcpu *v = to_vmx(vcpu);
 
 	uint64_t slice_end = rdtsc() + slice_tsc;
+	/* The scheduler ran the VM's timers for this slice. */
+	vcpu->timers_moved = false;
 
 	vmcs_load(v->vmcs_pa);
 	vmcs_write(VMCS_PREEMPTION_TIMER, slice_tsc >> vmx_host_caps.preemption_timer_shift);
@@ -835,6 +856,8 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 		requeue_interrupted_event(v);
 		switch (vmx_handle_exit(vcpu, (uint32_t)vmcs_read(VMCS_EXIT_REASON))) {
 		case EXIT_CONTINUE:
+			if (vcpu->timers_moved)
+				slice_end = rerun_timers(vcpu, slice_end);
 			continue;
 		case EXIT_PREEMPT:
 			return VCPU_RUN_PREEMPTED;
