@@ -280,6 +280,11 @@ bool lapic_is_destination(const struct lapic *l, uint32_t dest, bool logical)
 	return self;
 }
 
+void lapic_deliver_nmi(struct lapic *l)
+{
+	l->regs.nmi_pending = true;
+}
+
 /* SDM 11.6.1: an ICR write sends the IPI at once; delivery status never reads busy. */
 static void send_ipi(struct lapic *l, uint32_t icr, uint32_t dest)
 {
@@ -317,6 +322,10 @@ static void send_ipi(struct lapic *l, uint32_t icr, uint32_t dest)
 	if (self && fixed) {
 		/* IPIs are edge-triggered: the ICR trigger bit only qualifies INIT. */
 		lapic_accept(l, vector, false);
+		self = false;
+	}
+	if (self && mode == LAPIC_DM_NMI) {
+		lapic_deliver_nmi(l);
 		self = false;
 	}
 	if ((self || others) && l->ipi) {
@@ -1003,7 +1012,8 @@ static const struct devstate_field lapic_fields[] = {
 	DEVSTATE_FIELD(struct lapic, regs.timer_base_ticks, DEVSTATE_U64, 0, UINT64_MAX, 1),
 	DEVSTATE_FIELD(struct lapic, regs.timer_expiries, DEVSTATE_U64, 0, UINT64_MAX, 1),
 	DEVSTATE_FIELD(struct lapic, timer_fired_ns, DEVSTATE_U64, 0, UINT64_MAX, 1),
+	DEVSTATE_FIELD(struct lapic, regs.nmi_pending, DEVSTATE_BOOL, 0, 1, 2),
 };
 
 const struct devstate_desc lapic_state_desc = DEVSTATE_DESC(
-	struct lapic, "lapic", 1, lapic_fields, lapic_state_reset, lapic_state_check);
+	struct lapic, "lapic", 2, lapic_fields, lapic_state_reset, lapic_state_check);

@@ -104,6 +104,7 @@ struct lapic_regs {
 	uint32_t svr;
 	uint32_t irr[8], isr[8], tmr[8];
 	bool irr_nonzero;       /* some IRR bit is set: the entry path's cheap test */
+	bool nmi_pending;       /* an NMI delivered to this APIC that the CPU has not taken */
 	uint32_t esr;           /* what the last ESR write latched */
 	uint32_t esr_pending;   /* errors since then */
 	uint32_t icr_low;
@@ -244,6 +245,21 @@ int lapic_pending(const struct lapic *l);
 static inline bool lapic_may_interrupt(const struct lapic *l)
 {
 	return l->regs.irr_nonzero;
+}
+
+/*
+ * NMIs bypass IRR and priorities (SDM 11.6.1, delivery mode NMI): one is
+ * latched until the CPU takes it; a second before then is the same NMI.
+ */
+void lapic_deliver_nmi(struct lapic *l);
+static inline bool lapic_nmi_pending(const struct lapic *l)
+{
+	return l->regs.nmi_pending;
+}
+/* The CPU takes the latched NMI (the backend injects it). */
+static inline void lapic_take_nmi(struct lapic *l)
+{
+	l->regs.nmi_pending = false;
 }
 
 /*

@@ -74,11 +74,16 @@ static bool ioapic_deliver(void *ctx, uint8_t vector, bool level_triggered, uint
 {
 	struct lapic *lapic = &((struct vm *)ctx)->platform.lapic;
 
-	/* ExtINT pins are the 8259s' path, which LINT0 models; NMI is not injected yet. */
-	if (delivery_mode != IOAPIC_DM_FIXED && delivery_mode != IOAPIC_DM_LOWEST)
+	/* ExtINT pins are the 8259s' path, which LINT0 models. */
+	if (delivery_mode != IOAPIC_DM_FIXED && delivery_mode != IOAPIC_DM_LOWEST &&
+	    delivery_mode != IOAPIC_DM_NMI)
 		return false;
 	if (!lapic_is_destination(lapic, dest, dest_mode))
 		return false;
+	if (delivery_mode == IOAPIC_DM_NMI) {
+		lapic_deliver_nmi(lapic);
+		return true;
+	}
 	return lapic_accept(lapic, vector, level_triggered);
 }
 
@@ -102,10 +107,13 @@ static void virtio_msi(void *ctx, uint64_t address, uint32_t data)
 
 	/* A message outside the interrupt address range is a write to nowhere (no IOMMU). */
 	if ((address & MSI_ADDRESS_MASK) != MSI_ADDRESS_BASE ||
-	    (mode != LAPIC_DM_FIXED && mode != LAPIC_DM_LOWEST) ||
+	    (mode != LAPIC_DM_FIXED && mode != LAPIC_DM_LOWEST && mode != LAPIC_DM_NMI) ||
 	    !lapic_is_destination(lapic, dest, address & (1u << 2)))
 		return;
-	lapic_accept(lapic, (uint8_t)(data & MSI_DATA_VECTOR), false);
+	if (mode == LAPIC_DM_NMI)
+		lapic_deliver_nmi(lapic);
+	else
+		lapic_accept(lapic, (uint8_t)(data & MSI_DATA_VECTOR), false);
 }
 
 static void virtio_intx(void *ctx, bool level)

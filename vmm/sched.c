@@ -219,7 +219,7 @@ void sched_run(uint64_t tsc_hz)
 		enum vcpu_run_result r = virt_vcpu_run(vcpu, slice);
 		sched_charge(&vcpu->sched, rdtsc() - entered);
 		/* HLT with an interrupt waiting: the next entry delivers it instead. */
-		if (r == VCPU_RUN_HALTED && vcpu_interrupt_pending(vcpu) < 0)
+		if (r == VCPU_RUN_HALTED && !vcpu_wakes(vcpu))
 			vcpu->halted = true;
 		struct vm *vm = vcpu->vm;
 		if (vm->op_pending) {

@@ -373,7 +373,7 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t host_tsc)
 	 * last ran wake it like an interrupt.
 	 */
 	platform_poll_devices(vm);
-	if (vcpu->halted && vcpu_interrupt_pending(vcpu) >= 0)
+	if (vcpu->halted && vcpu_wakes(vcpu))
 		vcpu->halted = false;
 
 	uint64_t upcall = vcpu->timer_deadline

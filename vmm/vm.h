@@ -151,12 +151,31 @@ void vm_set_guest_tsc(struct vm *vm, uint64_t guest_tsc);
 int vcpu_interrupt_pending(const struct vcpu *vcpu);
 uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu);
 
-/* False when vcpu_interrupt_pending() is -1; inline for the exit path. */
+/* An NMI for the vCPU (its local APIC latched one), and the backend taking it to inject. */
+static inline bool vcpu_nmi_pending(const struct vcpu *vcpu)
+{
+	return lapic_nmi_pending(&vcpu->vm->platform.lapic);
+}
+static inline void vcpu_take_nmi(struct vcpu *vcpu)
+{
+	lapic_take_nmi(&vcpu->vm->platform.lapic);
+}
+
+/*
+ * False when neither an NMI nor an interrupt (vcpu_interrupt_pending() is
+ * -1) waits; inline for the exit path.
+ */
 static inline bool vcpu_interrupt_possible(const struct vcpu *vcpu)
 {
 	const struct vm *vm = vcpu->vm;
 	return vcpu->upcall_pending || pic_may_interrupt(&vm->pic) ||
-	       lapic_may_interrupt(&vm->platform.lapic);
+	       lapic_may_interrupt(&vm->platform.lapic) || lapic_nmi_pending(&vm->platform.lapic);
+}
+
+/* Whether an NMI or an interrupt would wake the vCPU from HLT. */
+static inline bool vcpu_wakes(const struct vcpu *vcpu)
+{
+	return vcpu_nmi_pending(vcpu) || vcpu_interrupt_pending(vcpu) >= 0;
 }
 
 /* One byte of guest console output (COM1, the debug port or a hypercall). */

@@ -5,7 +5,7 @@
  * re-entering long mode and the 32-bit paging modes (CR0/CR4 as one
  * register, whoever owns a bit), 32-bit hardware task switches, CR0/CR4
  * reserved bits, CR0.WP,
- * IA32_MISC_ENABLE, disabling and re-enabling the local APIC,
+ * IA32_MISC_ENABLE, NMIs, disabling and re-enabling the local APIC,
  * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, and the
  * single-step trap after each instruction the hypervisor completes for the
  * guest. Ends with "conform: N passed, N failed".
@@ -416,6 +416,53 @@ static void check_misc_enable(void)
 	wrmsr_safe(MSR_IA32_EFER, efer);
 }
 
+/* ---- NMIs: delivered whatever RFLAGS.IF says, blocked until the handler's IRET ---- */
+
+#define LAPIC_REG(offset) (*(volatile uint32_t *)(uintptr_t)(0xfee00000U + (offset)))
+#define LAPIC_SVR_REG 0xf0
+#define LAPIC_ICR_LOW 0x300
+#define LAPIC_ICR_HIGH 0x310
+#define ICR_DELIVERY_NMI 0x400
+
+static volatile unsigned nmi_count, nmi_depth, nmi_count_inside;
+static volatile bool nmi_nested, nmi_send_another;
+
+/* An NMI IPI to this CPU: physical destination 0 (its APIC ID), no shorthand. */
+static void send_self_nmi(void)
+{
+	LAPIC_REG(LAPIC_ICR_HIGH) = 0;
+	LAPIC_REG(LAPIC_ICR_LOW) = ICR_DELIVERY_NMI;
+}
+
+static void on_nmi(void)
+{
+	if (nmi_depth)
+		nmi_nested = true;
+	nmi_depth++;
+	nmi_count++;
+	if (nmi_send_another) {
+		nmi_send_another = false;
+		send_self_nmi();
+		for (volatile unsigned i = 0; i < 1000; i++)
+			cpuid(0, 0);
+		nmi_count_inside = nmi_count;
+	}
+	nmi_depth--;
+}
+
+static void check_nmi(void)
+{
+	set_irq_handler(VECTOR_NMI, on_nmi);
+	LAPIC_REG(LAPIC_SVR_REG) = 0x1ff;
+	__asm__ volatile("cli");
+	send_self_nmi();
+	expect(nmi_count == 1, "nmi: a self-NMI arrives at once, RFLAGS.IF clear or not");
+	nmi_send_another = true;
+	send_self_nmi();
+	expect(nmi_count_inside == 2 && nmi_count == 3 && !nmi_nested,
+	       "nmi: one sent inside the handler waits for its IRET, then arrives");
+}
+
 /* ---- The local APIC: disabled and enabled again through IA32_APIC_BASE ---- */
 
 static void check_apic_enable(void)
@@ -615,6 +662,7 @@ int main(void)
 	check_task_switches();
 	check_control_registers();
 	check_misc_enable();
+	check_nmi();
 	check_apic_enable();
 	check_tsc_adjust();
 	check_tsc_aux();

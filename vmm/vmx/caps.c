@@ -17,6 +17,8 @@ void vmx_caps_decode(const struct vmx_msrs *m, struct vmx_caps *c)
 	c->preemption_timer = VMX_CTL_ALLOWED1(m->pinbased) & PIN_CTL_PREEMPTION_TIMER;
 	c->preemption_timer_shift = (unsigned)(m->misc & VMX_MISC_PREEMPTION_RATE_MASK);
 	c->save_preemption_timer = VMX_CTL_ALLOWED1(m->exit) & EXIT_CTL_SAVE_PREEMPTION_TIMER;
+	c->virtual_nmis = (VMX_CTL_ALLOWED1(m->pinbased) & PIN_CTL_VIRTUAL_NMIS) &&
+			  (VMX_CTL_ALLOWED1(m->procbased) & PROC_CTL_NMI_WINDOW);
 
 	/*
 	 * IA32_VMX_PROCBASED_CTLS2 only exists when the primary controls allow

@@ -116,6 +116,13 @@ static enum exit_action handle_interrupt_window(struct vcpu *vcpu)
 	return EXIT_CONTINUE;
 }
 
+static enum exit_action handle_nmi_window(struct vcpu *vcpu)
+{
+	/* The guest can take its NMI now; the next entry injects it (deliver_interrupt). */
+	vmx_set_nmi_window(to_vmx(vcpu), false);
+	return EXIT_CONTINUE;
+}
+
 static enum exit_action handle_triple_fault(struct vcpu *vcpu)
 {
 	return end_vm(vcpu, "triple fault");
@@ -150,11 +157,22 @@ static enum exit_action handle_skip(struct vcpu *vcpu)
 	return EXIT_CONTINUE;
 }
 
+/*
+ * After a request that may end the VM or arm its timers (a hypercall, an
+ * MSR or MMIO write): whether it goes on, and how.
+ */
+static enum exit_action after_request(const struct vcpu *vcpu)
+{
+	if (vcpu->vm->op_pending)
+		return EXIT_STOP;
+	return vcpu->timers_moved ? EXIT_TIMERS_MOVED : EXIT_CONTINUE;
+}
+
 static enum exit_action handle_vmcall(struct vcpu *vcpu)
 {
 	vcpu_hypercall(vcpu, vmx_guest_cpl());
 	vmx_advance_rip();
-	return vcpu->vm->op_pending ? EXIT_STOP : EXIT_CONTINUE;
+	return after_request(vcpu);
 }
 
 static bool in_64bit_mode(void)
@@ -295,7 +313,7 @@ static enum exit_action handle_wrmsr(struct vcpu *vcpu)
 		return EXIT_CONTINUE;
 	}
 	vmx_advance_rip();
-	return EXIT_CONTINUE;
+	return after_request(vcpu);
 }
 
 static enum exit_action handle_invalid_state(struct vcpu *vcpu)
@@ -325,7 +343,7 @@ static enum exit_action handle_ept_violation(struct vcpu *vcpu)
 		return EXIT_STOP;
 	}
 	vcpu_mmio_access(vcpu, gpa, q & EPT_QUAL_WRITE);
-	return vcpu->vm->op_pending ? EXIT_STOP : EXIT_CONTINUE;
+	return after_request(vcpu);
 }
 
 static enum exit_action handle_ept_misconfig(struct vcpu *vcpu)
@@ -353,6 +371,7 @@ static const exit_handler exit_table[EXIT_REASON_COUNT] = {
 	[EXIT_EXTERNAL_INTERRUPT] = handle_external_interrupt,
 	[EXIT_TRIPLE_FAULT] = handle_triple_fault,
 	[EXIT_INTERRUPT_WINDOW] = handle_interrupt_window,
+	[EXIT_NMI_WINDOW] = handle_nmi_window,
 	[EXIT_INIT] = handle_ignored_signal,
 	[EXIT_SIPI] = handle_ignored_signal,
 	[EXIT_TASK_SWITCH] = vmx_handle_task_switch,

@@ -703,15 +703,61 @@ void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
 	}
 }
 
+void vmx_set_nmi_window(struct vmx_vcpu *v, bool on)
+{
+	uint32_t controls = on ? v->proc_controls | PROC_CTL_NMI_WINDOW
+			       : v->proc_controls & ~PROC_CTL_NMI_WINDOW;
+
+	if (controls != v->proc_controls) {
+		v->proc_controls = controls;
+		vmcs_write(VMCS_PROC_CONTROLS, controls);
+	}
+}
+
 /*
- * Delivers the vCPU's next interrupt (vcpu_interrupt_pending) as an
- * external interrupt when the guest can take one (RFLAGS.IF set, no
+ * Injects the vCPU's NMI when the guest can take one: no other event
+ * being injected, no STI/MOV-SS blocking and no NMI blocking, which with
+ * virtual NMIs the CPU sets at the injection and clears at the guest's
+ * IRET (SDM 25.3, 26.3.1.5, 26.6.1); otherwise asks for an exit as soon as
+ * it can (NMI-window exiting). Returns whether it injected.
+ */
+static bool deliver_nmi(struct vcpu *vcpu, struct vmx_vcpu *v)
+{
+	if (!vcpu_nmi_pending(vcpu))
+		return false;
+	if (!vmx_host_caps.virtual_nmis) {
+		/* Without virtual NMIs the guest's NMI blocking cannot be kept. */
+		vcpu_take_nmi(vcpu);
+		log_warn("vm '%s': NMI dropped: this CPU has no virtual NMIs", vcpu->vm->cfg->name);
+		return false;
+	}
+	bool open = !v->inject_pending && !(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) &
+					    (VCPU_BLOCKING_STI | VCPU_BLOCKING_MOV_SS | VCPU_BLOCKING_NMI));
+	vmx_set_nmi_window(v, !open);
+	if (!open)
+		return false;
+	vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_NMI | VECTOR_NMI);
+	vcpu_take_nmi(vcpu);
+	return true;
+}
+
+/*
+ * Delivers the vCPU's NMI, else its next interrupt (vcpu_interrupt_pending)
+ * as an external interrupt when the guest can take one (RFLAGS.IF set, no
  * STI/MOV-SS blocking, no other event being injected: SDM 26.3.1.5, 26.6);
  * otherwise asks for an exit as soon as it can (interrupt-window exiting).
  */
 static void deliver_interrupt(struct vcpu *vcpu, struct vmx_vcpu *v)
 {
-	if (!vcpu_interrupt_possible(vcpu) || vcpu_interrupt_pending(vcpu) < 0)
+	if (!vcpu_interrupt_possible(vcpu))
+		return;
+	if (deliver_nmi(vcpu, v)) {
+		/* One event per entry: an interrupt waits for the handler's IRET. */
+		if (vcpu_interrupt_pending(vcpu) >= 0)
+			vmx_set_interrupt_window(v, true);
+		return;
+	}
+	if (vcpu_interrupt_pending(vcpu) < 0)
 		return;
 	bool open = !v->inject_pending && (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_IF) &&
 		    !(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3) &&
@@ -854,10 +900,15 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 		vcpu->exits++;
 
 		requeue_interrupted_event(v);
-		switch (vmx_handle_exit(vcpu, (uint32_t)vmcs_read(VMCS_EXIT_REASON))) {
+		enum exit_action action = vmx_handle_exit(vcpu, (uint32_t)vmcs_read(VMCS_EXIT_REASON));
+		/* The common case first: one test on the hot exits' path. */
+		if (action == EXIT_CONTINUE)
+			continue;
+		switch (action) {
 		case EXIT_CONTINUE:
-			if (vcpu->timers_moved)
-				slice_end = rerun_timers(vcpu, slice_end);
+			continue;
+		case EXIT_TIMERS_MOVED:
+			slice_end = rerun_timers(vcpu, slice_end);
 			continue;
 		case EXIT_PREEMPT:
 			return VCPU_RUN_PREEMPTED;

@@ -43,6 +43,7 @@ enum exit_action {
 	EXIT_PREEMPT,  /* slice over: back to the scheduler */
 	EXIT_HALT,     /* HLT */
 	EXIT_STOP,     /* the VM must end (vm_request_end was called) */
+	EXIT_TIMERS_MOVED, /* re-enter once the VM's timers ran again (vcpu->timers_moved) */
 };
 
 struct page_alloc;
@@ -128,6 +129,8 @@ void vmx_flush_guest_tlb(struct vcpu *vcpu);
 
 /* Turns interrupt-window exiting on or off (SDM 25.2, 26.7.5). */
 void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on);
+/* Turns NMI-window exiting on or off (SDM 25.2, 26.7.6). */
+void vmx_set_nmi_window(struct vmx_vcpu *v, bool on);
 
 /* Steps the guest over the instruction that exited. */
 void vmx_advance_rip(void);
