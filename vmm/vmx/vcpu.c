@@ -692,10 +692,10 @@ void vmx_flush_guest_tlb(struct vcpu *vcpu)
 	invept_single(vv->eptp);
 }
 
-void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
+/* Turns one primary processor-based control on or off, writing the VMCS only on a change. */
+static void set_proc_control(struct vmx_vcpu *v, uint32_t control, bool on)
 {
-	uint32_t controls = on ? v->proc_controls | PROC_CTL_INTERRUPT_WINDOW
-			       : v->proc_controls & ~PROC_CTL_INTERRUPT_WINDOW;
+	uint32_t controls = on ? v->proc_controls | control : v->proc_controls & ~control;
 
 	if (controls != v->proc_controls) {
 		v->proc_controls = controls;
@@ -703,15 +703,14 @@ void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
 	}
 }
 
+void vmx_set_interrupt_window(struct vmx_vcpu *v, bool on)
+{
+	set_proc_control(v, PROC_CTL_INTERRUPT_WINDOW, on);
+}
+
 void vmx_set_nmi_window(struct vmx_vcpu *v, bool on)
 {
-	uint32_t controls = on ? v->proc_controls | PROC_CTL_NMI_WINDOW
-			       : v->proc_controls & ~PROC_CTL_NMI_WINDOW;
-
-	if (controls != v->proc_controls) {
-		v->proc_controls = controls;
-		vmcs_write(VMCS_PROC_CONTROLS, controls);
-	}
+	set_proc_control(v, PROC_CTL_NMI_WINDOW, on);
 }
 
 /*
