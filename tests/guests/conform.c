@@ -16,8 +16,6 @@
 
 #define APIC_BASE_EN (1ULL << 11)
 #define APIC_BASE_EXTD (1ULL << 10)
-#define APIC_VERSION_REG 0xfee00030U
-#define APIC_TPR_REG 0xfee00080U
 #define DR6_BS (1ULL << 14)
 #define PTE_RW 2ULL
 
@@ -418,10 +416,6 @@ static void check_misc_enable(void)
 
 /* ---- NMIs: delivered whatever RFLAGS.IF says, blocked until the handler's IRET ---- */
 
-#define LAPIC_REG(offset) (*(volatile uint32_t *)(uintptr_t)(0xfee00000U + (offset)))
-#define LAPIC_SVR_REG 0xf0
-#define LAPIC_ICR_LOW 0x300
-#define LAPIC_ICR_HIGH 0x310
 #define ICR_DELIVERY_NMI 0x400
 
 static volatile unsigned nmi_count, nmi_depth, nmi_count_inside;
@@ -430,8 +424,8 @@ static volatile bool nmi_nested, nmi_send_another;
 /* An NMI IPI to this CPU: physical destination 0 (its APIC ID), no shorthand. */
 static void send_self_nmi(void)
 {
-	LAPIC_REG(LAPIC_ICR_HIGH) = 0;
-	LAPIC_REG(LAPIC_ICR_LOW) = ICR_DELIVERY_NMI;
+	LAPIC[LAPIC_ICR_HIGH] = 0;
+	LAPIC[LAPIC_ICR_LOW] = ICR_DELIVERY_NMI;
 }
 
 static void on_nmi(void)
@@ -453,7 +447,7 @@ static void on_nmi(void)
 static void check_nmi(void)
 {
 	set_irq_handler(VECTOR_NMI, on_nmi);
-	LAPIC_REG(LAPIC_SVR_REG) = 0x1ff;
+	LAPIC[LAPIC_SVR] = LAPIC_SVR_ENABLE | 0xff;
 	__asm__ volatile("cli");
 	send_self_nmi();
 	expect(nmi_count == 1, "nmi: a self-NMI arrives at once, RFLAGS.IF clear or not");
@@ -468,8 +462,8 @@ static void check_nmi(void)
 static void check_apic_enable(void)
 {
 	uint64_t base, v;
-	volatile uint32_t *version = (volatile uint32_t *)(uintptr_t)APIC_VERSION_REG;
-	volatile uint32_t *tpr = (volatile uint32_t *)(uintptr_t)APIC_TPR_REG;
+	volatile uint32_t *version = &LAPIC[LAPIC_VERSION];
+	volatile uint32_t *tpr = &LAPIC[LAPIC_TPR];
 
 	rdmsr_safe(MSR_IA32_APIC_BASE, &base);
 	uint32_t version_value = *version;

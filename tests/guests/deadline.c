@@ -16,12 +16,6 @@
 #define TIMER_VECTOR 0x41
 #define CPUID_01_ECX_TSC_DEADLINE (1U << 24)
 
-/* xAPIC registers at the default base (SDM table 11-1); the guest maps 4 GiB 1:1. */
-#define LAPIC ((volatile uint32_t *)0xfee00000UL)
-#define LAPIC_EOI (0xb0 / 4)
-#define LAPIC_SVR (0xf0 / 4)
-#define LAPIC_LVT_TIMER (0x320 / 4)
-#define SVR_ENABLE 0x100
 #define LVT_TSC_DEADLINE 0x40000
 
 static volatile uint64_t fired_tsc;
@@ -40,7 +34,7 @@ int main(void)
 		   "deadline: TSC rate in CPUID leaf 15H, TSC-deadline timer in leaf 1"))
 		return 0;
 	set_irq_handler(TIMER_VECTOR, on_timer);
-	LAPIC[LAPIC_SVR] = SVR_ENABLE | 0xff;
+	LAPIC[LAPIC_SVR] = LAPIC_SVR_ENABLE | 0xff;
 	LAPIC[LAPIC_LVT_TIMER] = LVT_TSC_DEADLINE | TIMER_VECTOR;
 	for (unsigned i = 0; i < ROUNDS; i++) {
 		uint64_t deadline = rdtsc() + TIMER_GAP_US * us;

@@ -14,14 +14,6 @@
 #define UPCALL_VECTOR 0x40
 #define LAPIC_VECTOR 0x41
 
-/* xAPIC registers at the default base (SDM table 11-1); the guest maps 4 GiB 1:1. */
-#define LAPIC ((volatile uint32_t *)0xfee00000UL)
-#define LAPIC_EOI (0xb0 / 4)
-#define LAPIC_SVR (0xf0 / 4)
-#define LAPIC_LVT_TIMER (0x320 / 4)
-#define LAPIC_TIMER_INITIAL (0x380 / 4)
-#define LAPIC_TIMER_DIVIDE (0x3e0 / 4)
-#define SVR_ENABLE 0x100
 #define LVT_PERIODIC 0x20000
 #define LVT_MASKED 0x10000
 #define DIVIDE_1 0xb
@@ -74,7 +66,7 @@ int main(void)
 	to = from + STORM_MS * ms;
 	wakes = 0;
 	lapic_phase = true;
-	LAPIC[LAPIC_SVR] = SVR_ENABLE | 0xff;
+	LAPIC[LAPIC_SVR] = LAPIC_SVR_ENABLE | 0xff;
 	LAPIC[LAPIC_TIMER_DIVIDE] = DIVIDE_1;
 	LAPIC[LAPIC_LVT_TIMER] = LVT_PERIODIC | LAPIC_VECTOR;
 	LAPIC[LAPIC_TIMER_INITIAL] = 1;

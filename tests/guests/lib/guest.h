@@ -18,6 +18,22 @@
 #define TEST_EXIT_PORT 0xf4
 #define NO_FAULT 0xff
 
+/*
+ * The local APIC's xAPIC registers at the default base, as 32-bit words
+ * (SDM table 11-1); the test guests map 4 GiB 1:1.
+ */
+#define LAPIC ((volatile uint32_t *)0xfee00000UL)
+#define LAPIC_VERSION (0x30 / 4)
+#define LAPIC_TPR (0x80 / 4)
+#define LAPIC_EOI (0xb0 / 4)
+#define LAPIC_SVR (0xf0 / 4)
+#define LAPIC_ICR_LOW (0x300 / 4)
+#define LAPIC_ICR_HIGH (0x310 / 4)
+#define LAPIC_LVT_TIMER (0x320 / 4)
+#define LAPIC_TIMER_INITIAL (0x380 / 4)
+#define LAPIC_TIMER_DIVIDE (0x3e0 / 4)
+#define LAPIC_SVR_ENABLE 0x100
+
 extern const char *guest_cmdline; /* "" when none */
 extern uint64_t guest_ram_bytes;
 
