@@ -69,22 +69,36 @@ int platform_attach_ports(struct vm *vm, struct port_bus *ports)
 	return 0;
 }
 
-static bool ioapic_deliver(void *ctx, uint8_t vector, bool level_triggered, uint8_t dest,
-			   uint8_t dest_mode, uint8_t delivery_mode)
+/*
+ * An interrupt message (an I/O APIC entry or an MSI, whose delivery modes
+ * share the local APIC's encoding, SDM 11.11.2) for the one local APIC:
+ * fixed and lowest priority go to IRR, NMI is latched. ExtINT is the
+ * 8259s' path, which LINT0 models; SMI, INIT and the reserved modes reach
+ * nothing. Returns whether the APIC took it.
+ */
+static bool lapic_message(struct lapic *lapic, unsigned delivery_mode, uint8_t vector,
+			  bool level_triggered, uint8_t dest, bool logical)
 {
-	struct lapic *lapic = &((struct vm *)ctx)->platform.lapic;
-
-	/* ExtINT pins are the 8259s' path, which LINT0 models. */
-	if (delivery_mode != IOAPIC_DM_FIXED && delivery_mode != IOAPIC_DM_LOWEST &&
-	    delivery_mode != IOAPIC_DM_NMI)
+	if (delivery_mode != LAPIC_DM_FIXED && delivery_mode != LAPIC_DM_LOWEST &&
+	    delivery_mode != LAPIC_DM_NMI)
 		return false;
-	if (!lapic_is_destination(lapic, dest, dest_mode))
+	if (!lapic_is_destination(lapic, dest, logical))
 		return false;
-	if (delivery_mode == IOAPIC_DM_NMI) {
+	if (delivery_mode == LAPIC_DM_NMI) {
 		lapic_deliver_nmi(lapic);
 		return true;
 	}
 	return lapic_accept(lapic, vector, level_triggered);
+}
+
+static bool ioapic_deliver(void *ctx, uint8_t vector, bool level_triggered, uint8_t dest,
+			   uint8_t dest_mode, uint8_t delivery_mode)
+{
+	_Static_assert(IOAPIC_DM_FIXED == LAPIC_DM_FIXED && IOAPIC_DM_LOWEST == LAPIC_DM_LOWEST &&
+			       IOAPIC_DM_NMI == LAPIC_DM_NMI,
+		       "one delivery-mode encoding (SDM 11.11.2, I/O APIC redirection entries)");
+	return lapic_message(&((struct vm *)ctx)->platform.lapic, delivery_mode, vector,
+			     level_triggered, dest, dest_mode);
 }
 
 static void lapic_eoi_broadcast(void *ctx, uint8_t vector)
@@ -106,14 +120,9 @@ static void virtio_msi(void *ctx, uint64_t address, uint32_t data)
 	uint8_t dest = (uint8_t)(address >> 12);
 
 	/* A message outside the interrupt address range is a write to nowhere (no IOMMU). */
-	if ((address & MSI_ADDRESS_MASK) != MSI_ADDRESS_BASE ||
-	    (mode != LAPIC_DM_FIXED && mode != LAPIC_DM_LOWEST && mode != LAPIC_DM_NMI) ||
-	    !lapic_is_destination(lapic, dest, address & (1u << 2)))
-		return;
-	if (mode == LAPIC_DM_NMI)
-		lapic_deliver_nmi(lapic);
-	else
-		lapic_accept(lapic, (uint8_t)(data & MSI_DATA_VECTOR), false);
+	if ((address & MSI_ADDRESS_MASK) == MSI_ADDRESS_BASE)
+		lapic_message(lapic, mode, (uint8_t)(data & MSI_DATA_VECTOR), false, dest,
+			      address & (1u << 2));
 }
 
 static void virtio_intx(void *ctx, bool level)
@@ -379,12 +388,13 @@ static int mmio_access(struct vm *vm, uint64_t gpa, unsigned size, bool write, u
 	if (lapic_mmio(p, gpa, size)) {
 		offset = gpa & (LAPIC_MMIO_SIZE - 1);
 		struct vm_time now = vm_now(vm);
-		if (write && lapic_mmio_moves_timer((unsigned)offset))
-			vm->vcpu.timers_moved = true;
-		if (write)
+		if (write) {
+			if (lapic_mmio_moves_timer((unsigned)offset))
+				vm->vcpu.timers_moved = true;
 			lapic_mmio_write(&p->lapic, offset, size, (uint32_t)*value, now.ns, now.tsc);
-		else
+		} else {
 			*value = lapic_mmio_read(&p->lapic, offset, size, now.ns);
+		}
 	} else if (in_lapic_page(p, gpa, size)) {
 		/*
 		 * A globally disabled APIC (or one in x2APIC mode) no longer
