@@ -49,14 +49,14 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 SHARED_SRCS := boot/config.c lib/crc32c.c lib/lz.c vmm/savefile.c vmm/mce.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/sched_policy.c vmm/vm_clock.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
-	devices/devstate.c devices/device_table.c vmm/vcpu_state.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
+	devices/devstate.c devices/device_table.c vmm/vcpu_state.c vmm/xstate.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
 	vmm/task_switch.c \
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
 	vmm/main.c vmm/percpu.c vmm/nmi.c vmm/mce_cpu.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	$(VIRT_SRCS) \
-	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
+	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
 	vmm/control_console.c vmm/control_saved.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
 	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c
@@ -68,7 +68,8 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vm_lifecycle vuart port_bus pic pit rtc proto session shell switch dhcp sha256 network \
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
-	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch
+	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch \
+	xstate
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood conform \
@@ -172,7 +173,7 @@ $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/vm_clock.c vmm/page_alloc.c vmm/platform.c \
 	$(PLATFORM_SRCS) boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c \
-	vmm/vcpu_state.c vmm/vm_save.c vmm/savefile.c lib/lz.c lib/crc32c.c vmm/cpuid_policy.c \
+	vmm/vcpu_state.c vmm/xstate.c vmm/vm_save.c vmm/savefile.c lib/lz.c lib/crc32c.c vmm/cpuid_policy.c \
 	mgmt/proto.c boot/config.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c
@@ -208,14 +209,15 @@ $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $
 	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c \
 	devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c \
 	devices/virtio_blk.c devices/virtio_net.c devices/disk.c
-$(BUILD)/unit/test_vcpu_state: tests/unit/test_vcpu_state.c vmm/vcpu_state.c $(DEVSTATE_SRCS)
+$(BUILD)/unit/test_vcpu_state: tests/unit/test_vcpu_state.c vmm/vcpu_state.c vmm/xstate.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_mce: tests/unit/test_mce.c vmm/mce.c
 $(BUILD)/unit/test_task_switch: tests/unit/test_task_switch.c vmm/task_switch.c
+$(BUILD)/unit/test_xstate: tests/unit/test_xstate.c vmm/xstate.c
 $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
 $(BUILD)/unit/test_lz: tests/unit/test_lz.c lib/lz.c lib/crc32c.c
 $(BUILD)/unit/test_savefile: tests/unit/test_savefile.c vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c
-$(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid_policy.c \
+$(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid_policy.c vmm/xstate.c \
 	vmm/sched_policy.c devices/port_bus.c
 $(BUILD)/unit/test_session: tests/unit/test_session.c mgmt/session.c mgmt/proto.c mgmt/sha256.c
 $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_alloc.c \

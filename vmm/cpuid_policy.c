@@ -12,12 +12,14 @@
 #define C1_ECX_SMX (1U << 6)
 #define C1_ECX_EST (1U << 7)
 #define C1_ECX_TM2 (1U << 8)
+#define C1_ECX_FMA (1U << 12)
 #define C1_ECX_PDCM (1U << 15)
 #define C1_ECX_X2APIC (1U << 21)
 #define C1_ECX_TSC_DEADLINE (1U << 24)
 #define C1_ECX_XSAVE (1U << 26)
 #define C1_ECX_OSXSAVE (1U << 27)
 #define C1_ECX_AVX (1U << 28)
+#define C1_ECX_F16C (1U << 29)
 #define C1_ECX_HYPERVISOR (1U << 31)
 #define C1_EDX_MCE (1U << 7)
 #define C1_EDX_MTRR (1U << 12)
@@ -39,7 +41,8 @@
 
 #define HOST_CPU_FEATURES_HIDDEN_ECX                                                   \
 	(C1_ECX_MONITOR | C1_ECX_DS_CPL | C1_ECX_VMX | C1_ECX_SMX | C1_ECX_EST |        \
-	 C1_ECX_TM2 | C1_ECX_PDCM | C1_ECX_X2APIC | C1_ECX_XSAVE | C1_ECX_OSXSAVE | C1_ECX_AVX)
+	 C1_ECX_TM2 | C1_ECX_PDCM | C1_ECX_X2APIC | C1_ECX_XSAVE | C1_ECX_OSXSAVE | C1_ECX_AVX | \
+	 C1_ECX_FMA | C1_ECX_F16C)
 #define HOST_CPU_FEATURES_HIDDEN_EDX                                              \
 	(C1_EDX_MCE | C1_EDX_MTRR | C1_EDX_MCA | C1_EDX_DS | C1_EDX_ACPI | C1_EDX_HTT | \
 	 C1_EDX_TM | C1_EDX_PBE)
@@ -65,8 +68,9 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 	switch (leaf) {
 	case 1:
 		/*
-		 * VMX/SMX: no nested virtualization. XSAVE/AVX: XSETBV is not
-		 * emulated, so guests keep to FXSAVE state. x2APIC (Linux uses it
+		 * VMX/SMX: no nested virtualization. XSAVE and what needs its
+		 * state (AVX, FMA, F16C; AVX2 and AVX-512 in leaf 7; leaf 0DH):
+		 * per host and vCPU, vmm/xstate.c adds them. x2APIC (Linux uses it
 		 * only under hypervisors it knows), MONITOR, thermal and
 		 * debug-store features: not emulated. MCE/MCA and MTRRs: their
 		 * MSR banks are not emulated and a guest that sees the bits
@@ -91,7 +95,7 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 	case 6:  /* thermal and power management */
 	case 0xa: /* performance monitoring: no PMU is virtualized */
 	case 0xb: /* x2APIC topology */
-	case 0xd: /* XSAVE state components */
+	case 0xd: /* XSAVE state components: vmm/xstate.c */
 	case 0x1f:
 		return zero;
 	case 7:

@@ -80,6 +80,19 @@ static const char *const cpu_feature_names[SAVEFILE_CPU_FEATURE_COUNT] = {
 	[SAVEFILE_CPU_LZCNT] = "lzcnt",
 	[SAVEFILE_CPU_PAGE1GB] = "page1gb",
 	[SAVEFILE_CPU_NX] = "nx",
+	[SAVEFILE_CPU_XSAVE] = "xsave",
+	[SAVEFILE_CPU_AVX] = "avx",
+	[SAVEFILE_CPU_FMA] = "fma",
+	[SAVEFILE_CPU_F16C] = "f16c",
+	[SAVEFILE_CPU_AVX2] = "avx2",
+	[SAVEFILE_CPU_AVX512F] = "avx512f",
+	[SAVEFILE_CPU_AVX512DQ] = "avx512dq",
+	[SAVEFILE_CPU_AVX512CD] = "avx512cd",
+	[SAVEFILE_CPU_AVX512BW] = "avx512bw",
+	[SAVEFILE_CPU_AVX512VL] = "avx512vl",
+	[SAVEFILE_CPU_XSAVEOPT] = "xsaveopt",
+	[SAVEFILE_CPU_XSAVEC] = "xsavec",
+	[SAVEFILE_CPU_XSAVES] = "xsaves",
 };
 
 _Static_assert(SAVEFILE_CPU_FEATURE_COUNT <= 64, "CPU features are a 64-bit set");

@@ -62,8 +62,9 @@ enum savefile_record_type {
 enum savefile_boot_mode { SAVEFILE_BOOT_REAL, SAVEFILE_BOOT_LONG, SAVEFILE_BOOT_LINUX };
 
 /*
- * The CPU features a saved state may rely on: what the CPUID policy can
- * show a guest (vmm/cpuid_policy.c). The bit numbers are part of the
+ * The CPU features a saved state may rely on: what the CPUID policy and
+ * the XSAVE components offered can show a guest (vmm/cpuid_policy.c,
+ * vmm/xstate.c). The bit numbers are part of the
  * format: append, never renumber.
  */
 enum savefile_cpu_feature {
@@ -88,6 +89,19 @@ enum savefile_cpu_feature {
 	SAVEFILE_CPU_LZCNT,
 	SAVEFILE_CPU_PAGE1GB,
 	SAVEFILE_CPU_NX,
+	SAVEFILE_CPU_XSAVE,
+	SAVEFILE_CPU_AVX,
+	SAVEFILE_CPU_FMA,
+	SAVEFILE_CPU_F16C,
+	SAVEFILE_CPU_AVX2,
+	SAVEFILE_CPU_AVX512F,
+	SAVEFILE_CPU_AVX512DQ,
+	SAVEFILE_CPU_AVX512CD,
+	SAVEFILE_CPU_AVX512BW,
+	SAVEFILE_CPU_AVX512VL,
+	SAVEFILE_CPU_XSAVEOPT,
+	SAVEFILE_CPU_XSAVEC,
+	SAVEFILE_CPU_XSAVES,
 	SAVEFILE_CPU_FEATURE_COUNT
 };
 

@@ -59,11 +59,8 @@ static struct vcpu *pick_next(struct sched_cpu *cpu, unsigned *count)
  * The owner's registers back into its struct, unless its struct holds a
  * newer state (a reset or a loaded state) the CPU has not taken yet.
  */
-static void save_owner_state(struct vcpu *owner)
+static void save_debug_registers(struct vcpu *owner)
 {
-	if (owner->fpu_fresh)
-		return;
-	__asm__ volatile("fxsave64 %0" : "=m"(owner->fpu));
 	owner->dr[0] = read_dr0();
 	owner->dr[1] = read_dr1();
 	owner->dr[2] = read_dr2();
@@ -73,12 +70,14 @@ static void save_owner_state(struct vcpu *owner)
 
 void sched_save_cpu_state(struct vcpu *vcpu)
 {
-	if (this_cpu()->current == vcpu)
-		save_owner_state(vcpu);
+	if (this_cpu()->current != vcpu || vcpu->fpu_fresh)
+		return;
+	xstate_save(vcpu);
+	save_debug_registers(vcpu);
 }
 
 /*
- * The hypervisor itself never uses x87/SSE (-mgeneral-regs-only) or the
+ * The hypervisor itself never uses x87/SSE/AVX (-mgeneral-regs-only) or the
  * debug registers, so the hardware holds the state of the last vCPU that
  * ran; swap only when another one runs (or this one was reset or loaded).
  * DR7 and DEBUGCTL are switched by the VMCS.
@@ -89,16 +88,19 @@ static void switch_cpu_state(struct sched_cpu *cpu, struct vcpu *next)
 
 	if (prev == next && !next->fpu_fresh)
 		return;
-	if (prev && prev != next)
-		save_owner_state(prev);
+	/* A struct newer than the registers (a reset or a loaded state) is not overwritten. */
+	struct vcpu *keep = prev && prev != next && !prev->fpu_fresh ? prev : NULL;
+	if (keep)
+		save_debug_registers(keep);
+	xstate_switch(keep, next);
+	next->fpu_fresh = false;
+	/* After the switch: what the flush drops includes the outgoing VM's saved registers. */
 	if (prev && prev->vm != next->vm) {
 		if (cpu->ibpb)
 			wrmsr(MSR_IA32_PRED_CMD, PRED_CMD_IBPB);
 		if (cpu->l1d_flush)
 			wrmsr(MSR_IA32_FLUSH_CMD, FLUSH_CMD_L1D);
 	}
-	__asm__ volatile("fxrstor64 %0" : : "m"(next->fpu));
-	next->fpu_fresh = false;
 	write_dr0(next->dr[0]);
 	write_dr1(next->dr[1]);
 	write_dr2(next->dr[2]);

@@ -246,6 +246,7 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 	uint32_t pf_error = 0;
 	int status;
 
+	cpu->debug_trap = false;
 	if ((old_tr.attributes & 0xf) != TYPE_TSS32_BUSY)
 		return failed(fault, "task switch from a 16-bit or no TSS (not emulated)");
 	enum task_switch_result r = check_new_tss(cpu, mem, selector, source, &new_desc, fault);
@@ -312,6 +313,7 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 		cpu->cr3 = le32(new_tss + TSS32_CR3);
 	cpu->eip = le32(new_tss + TSS32_EIP);
 	cpu->eflags = new_eflags;
+	cpu->debug_trap = new_tss[TSS32_T] & 1;
 	for (unsigned i = 0; i < 8; i++)
 		cpu->gpr[i] = le32(new_tss + TSS32_GPR + 4 * i);
 	uint16_t selectors[6];

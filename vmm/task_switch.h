@@ -27,6 +27,11 @@ struct task_cpu {
 	struct segment_state seg[SEG_COUNT]; /* attributes 0: unusable */
 	uint64_t gdtr_base;
 	uint32_t gdtr_limit;
+	/*
+	 * Out: the new TSS has its T bit set, so a debug exception with DR6.BT
+	 * comes before the new task's first instruction (SDM 17.2.3, 8.2.1).
+	 */
+	bool debug_trap;
 };
 
 /* Why the switch happens: the encoding of the exit qualification's bits 31:30. */
@@ -86,6 +91,7 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 #define TSS32_GPR 40 /* EAX..EDI, 4 bytes each */
 #define TSS32_SEG 72 /* ES, CS, SS, DS, FS, GS, 4 bytes each */
 #define TSS32_LDT 96
+#define TSS32_T 100 /* bit 0: the debug trap flag */
 #define TSS32_MIN_LIMIT 0x67
 
 #endif

@@ -5,6 +5,7 @@
 #include "abi/hypercall.h"
 #include "vmm/log.h"
 #include "vmm/virt.h"
+#include "vmm/xstate.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 
@@ -79,6 +80,31 @@ __attribute__((noinline)) static struct cpuid_result guest_msr_view(struct vcpu 
 	return r;
 }
 
+/*
+ * The basic leaves whose answer is not the policy's alone: leaf 15H, the
+ * leaves the policy raised the range over, and what the XSAVE components
+ * this host offers add for this vCPU's XCR0 and CR4 (leaves 1, 7, 0DH).
+ * Out of line, asking the host again rather than keeping its answer live
+ * across the policy: leaf 0 and the hypervisor's leaves, the frequent
+ * ones, pay one compare (cpuid_exit_root_instr).
+ */
+__attribute__((noinline)) static struct cpuid_result basic_leaf_view(struct vcpu *vcpu,
+								      uint32_t leaf,
+								      uint32_t subleaf,
+								      struct cpuid_result r)
+{
+	if (leaf == CPUID_TSC_LEAF)
+		return cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ);
+	if (leaf > host_max_basic_leaf())
+		return (struct cpuid_result){ 0 };
+	if (leaf != 1 && leaf != 7 && leaf != 0xd)
+		return r;
+	struct cpuid_regs h = cpuid(leaf, subleaf);
+	bool osxsave = leaf == 1 && (virt_guest_reg(vcpu, GUEST_REG_CR4) & CR4_OSXSAVE);
+	return xstate_cpuid(xstate_host_layout(), leaf, subleaf,
+			    (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx }, r, vcpu->xcr0, osxsave);
+}
+
 void vcpu_cpuid(struct vcpu *vcpu)
 {
 	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
@@ -86,14 +112,9 @@ void vcpu_cpuid(struct vcpu *vcpu)
 	struct cpuid_result r =
 		cpuid_policy(leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
 
-	/* One compare on the common path: the basic leaves the host has below 15H. */
-	if (leaf >= CPUID_TSC_LEAF && leaf < CPUID_HV_BASE) {
-		if (leaf == CPUID_TSC_LEAF)
-			r = cpuid_tsc_leaf(clock_tsc_hz(), PLATFORM_LAPIC_HZ);
-		else if (leaf > host_max_basic_leaf())
-			/* Leaves the policy raised the range over exist, but are empty. */
-			r = (struct cpuid_result){ 0 };
-	}
+	/* One compare: leaf 0, the hypervisor's and the extended leaves skip it. */
+	if (leaf - 1 < CPUID_HV_BASE - 1)
+		r = basic_leaf_view(vcpu, leaf, subleaf, r);
 
 	/* Only once the MSRs made a leaf differ: the common exits pay one test. */
 	if (vcpu->cpuid_edited)
@@ -221,6 +242,9 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 	case MSR_IA32_EFER:
 		*value = virt_guest_reg(vcpu, GUEST_REG_EFER);
 		return 0;
+	case MSR_IA32_XSS:
+		*value = 0;
+		return xstate_offers_xsaves(xstate_host_layout()) ? 0 : -1;
 	default:
 		log_debug("vm '%s': RDMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
 		return -1;
@@ -288,6 +312,9 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 			return -1;
 		virt_set_guest_reg(vcpu, GUEST_REG_TSC_AUX, value);
 		return 0;
+	case MSR_IA32_XSS:
+		/* No supervisor component is offered (CPUID.(0DH,1):ECX/EDX are 0). */
+		return xstate_offers_xsaves(xstate_host_layout()) && value == 0 ? 0 : -1;
 	default:
 		log_debug("vm '%s': WRMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
 		return -1;

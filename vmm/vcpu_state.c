@@ -1,5 +1,6 @@
 #include "vmm/vcpu_state.h"
 
+#include "vmm/xstate.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 #include "x86/segment.h"
@@ -116,6 +117,11 @@ static const struct devstate_field vcpu_state_fields[] = {
 	F(fpu.mxcsr, DEVSTATE_U32, 0, U16_MAX),
 	A(fpu.st, DEVSTATE_U64, 0, U64_MAX),
 	A(fpu.xmm, DEVSTATE_U64, 0, U64_MAX),
+	DEVSTATE_FIELD(struct vcpu_state, xcr0, DEVSTATE_U64, XSTATE_X87, XSTATE_GUEST_MAX, 3),
+	DEVSTATE_ARRAY(struct vcpu_state, ymm_hi, DEVSTATE_U64, 0, U64_MAX, 3),
+	DEVSTATE_ARRAY(struct vcpu_state, opmask, DEVSTATE_U64, 0, U64_MAX, 3),
+	DEVSTATE_ARRAY(struct vcpu_state, zmm_hi256, DEVSTATE_U64, 0, U64_MAX, 3),
+	DEVSTATE_ARRAY(struct vcpu_state, hi16_zmm, DEVSTATE_U64, 0, U64_MAX, 3),
 };
 
 static bool refuse(struct devstate_error *err, const char *field, unsigned index,
@@ -165,6 +171,8 @@ static bool check_control_registers(const struct vcpu_state *s, struct devstate_
 		return refuse(err, "cr4", 0, "PCIDE outside IA-32e mode", s->cr4);
 	if (!x86_pat_valid(s->pat))
 		return refuse(err, "pat", 0, "an entry is not a memory type", s->pat);
+	if (!xstate_xcr0_valid(s->xcr0, XSTATE_GUEST_MAX))
+		return refuse(err, "xcr0", 0, "a value XSETBV refuses", s->xcr0);
 	if ((s->misc_enable & ~VCPU_MISC_ENABLE_BITS) ||
 	    ((s->misc_enable & MISC_ENABLE_XD_DISABLE) && (s->efer & EFER_NXE)))
 		return refuse(err, "misc_enable", 0, "a bit no guest can set, or XD disabled with "
@@ -443,6 +451,8 @@ bool vcpu_state_check(const struct vcpu_state *s, const struct vcpu_state_limits
 	if (s->fpu.mxcsr & ~limits->mxcsr_allowed)
 		return refuse(err, "fpu.mxcsr", 0, "bits this CPU's MXCSR_MASK lacks (FXRSTOR #GP)",
 			      s->fpu.mxcsr);
+	if (s->xcr0 & ~limits->xcr0_allowed)
+		return refuse(err, "xcr0", 0, "enables XSAVE state this CPU does not offer", s->xcr0);
 	return check_pdptes(s, limits->maxphyaddr, err);
 }
 
@@ -459,6 +469,7 @@ void vcpu_state_power_on(struct vcpu_state *s)
 		.gdtr_limit = 0xffff,
 		.idtr_limit = 0xffff,
 		.fpu = { .fcw = FCW_POWER_ON, .mxcsr = MXCSR_POWER_ON },
+		.xcr0 = XSTATE_X87,
 	};
 	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
 		s->seg[i] = (struct vcpu_segment){
@@ -484,7 +495,7 @@ static void reset_record(void *state)
 }
 
 const struct devstate_desc vcpu_state_desc = DEVSTATE_DESC(
-	struct vcpu_state, VCPU_STATE_RECORD_NAME, 2, vcpu_state_fields, reset_record,
+	struct vcpu_state, VCPU_STATE_RECORD_NAME, 3, vcpu_state_fields, reset_record,
 	check_architectural);
 
 void vcpu_state_from_boot(const struct vcpu_boot_state *boot, struct vcpu_state *s)

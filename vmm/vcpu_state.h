@@ -14,22 +14,26 @@
 #include "devices/devstate.h"
 #include "vmm/virt.h"
 
-/* The record's name and its descriptor; version 2 added misc_enable, tsc_adjust and tsc_aux. */
+/*
+ * The record's name and its descriptor; version 2 added misc_enable,
+ * tsc_adjust and tsc_aux, version 3 XCR0 and the AVX/AVX-512 registers.
+ */
 #define VCPU_STATE_RECORD_NAME "vcpu"
 extern const struct devstate_desc vcpu_state_desc;
 
 /* Bytes devstate_save() writes for one vCPU record. */
-#define VCPU_STATE_RECORD_MAX 1024
+#define VCPU_STATE_RECORD_MAX 4096
 
 /*
  * What the CPU that would run the state allows; the backend reads them
  * from the hardware (for VT-x: IA32_VMX_CR4_FIXED1, CPUID 80000008H, the
- * MXCSR_MASK of an FXSAVE).
+ * MXCSR_MASK of an FXSAVE, the XSAVE components offered: vmm/xstate.h).
  */
 struct vcpu_state_limits {
 	uint64_t cr4_allowed;   /* CR4 bits a guest may set */
 	unsigned maxphyaddr;    /* physical-address width the guest sees */
 	uint32_t mxcsr_allowed; /* MXCSR bits FXRSTOR accepts (SDM Vol. 1, 11.6.6) */
+	uint64_t xcr0_allowed;  /* XCR0 bits a guest may set (at least x87) */
 };
 
 /*

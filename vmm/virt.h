@@ -85,9 +85,8 @@ struct vcpu_boot_state {
  *
  * Not here, on purpose: CR8 (the TPR is the local APIC model's register,
  * devices/lapic.h: CR8 reads TPR >> 4); the TSC (guests read the host's,
- * offset 0: moving a VM needs a TSC offset, issue 13); TSC_AUX (RDTSCP is
- * hidden); XCR0 and XSAVE state (CPUID hides XSAVE/AVX, XSETBV is #UD, so
- * the FXSAVE area is all the extended state a guest can have); MTRRs and
+ * offset 0: moving a VM needs a TSC offset, issue 13); supervisor XSAVE
+ * state (IA32_XSS is always 0, vmm/xstate.h); MTRRs and
  * machine-check banks (not emulated: #GP). The constant MSRs
  * (FEATURE_CONTROL, MISC_ENABLE) are properties of the hypervisor.
  */
@@ -189,6 +188,15 @@ struct vcpu_state {
 	uint64_t pdpte[4];
 	struct vcpu_event event;
 	struct vcpu_fxsave fpu;
+	/*
+	 * XCR0 and the XSAVE state beyond the FXSAVE image (SDM Vol. 1, 13.5),
+	 * in the order of each component's standard-format data; version 3 on.
+	 */
+	uint64_t xcr0;
+	uint64_t ymm_hi[32];    /* AVX: YMM0..15 bits 255:128, two quadwords each */
+	uint64_t opmask[8];     /* AVX-512: k0..k7 */
+	uint64_t zmm_hi256[64]; /* AVX-512: ZMM0..15 bits 511:256, four quadwords each */
+	uint64_t hi16_zmm[128]; /* AVX-512: ZMM16..31, eight quadwords each */
 };
 
 /*

@@ -23,6 +23,7 @@
 #include "vmm/vm_clock.h"
 #include "vmm/vcpu_state.h"
 #include "vmm/vm_save.h"
+#include "vmm/xstate.h"
 #include "abi/vm_state.h"
 
 #define VM_MAX CFG_MAX_VMS
@@ -48,14 +49,18 @@ struct pic_port {
 struct vcpu {
 	struct vm *vm;
 	struct guest_regs regs;
-	/* x87/SSE state: guests use it, the hypervisor never does (FXSAVE format). */
-	uint8_t fpu[512] __attribute__((aligned(16)));
+	/*
+	 * x87, SSE, AVX and AVX-512 state: guests use it, the hypervisor never
+	 * does (vmm/xstate.h: XSAVE standard format, or FXSAVE's without XSAVE).
+	 */
+	uint8_t xsave[XSAVE_AREA_SIZE] __attribute__((aligned(64)));
+	uint64_t xcr0;
 	/* Debug registers the VMCS does not hold (DR7 is in it). */
 	uint64_t dr[4], dr6;
 	uint64_t misc_enable; /* VCPU_MISC_ENABLE_BITS of IA32_MISC_ENABLE (vcpu_set_misc_enable) */
 	bool cpuid_edited;    /* CPUID differs from the policy's (vcpu.c: guest_msr_view) */
 	uint64_t tsc_adjust;  /* IA32_TSC_ADJUST: what guest writes added to its TSC */
-	bool fpu_fresh;        /* fpu[] and dr[] hold a state the CPU has not loaded */
+	bool fpu_fresh;        /* xsave[], xcr0 and dr[] hold a state the CPU has not loaded */
 	bool halted;           /* HLT with nothing to wake it */
 	uint8_t upcall_vector; /* 0: no upcalls (include/abi/hypercall.h) */
 	bool upcall_pending;   /* raised, not yet delivered */

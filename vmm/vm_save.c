@@ -120,7 +120,7 @@ uint64_t vm_save_cpu_features(void)
 {
 	static const struct {
 		uint32_t leaf;
-		uint8_t reg; /* 0 EBX, 1 ECX, 2 EDX */
+		uint8_t reg; /* 0 EBX, 1 ECX, 2 EDX, 3 EAX of subleaf 1 */
 		uint8_t bit;
 		uint8_t feature;
 	} map[] = {
@@ -136,6 +136,13 @@ uint64_t vm_save_cpu_features(void)
 		{ 0x80000001, 1, 5, SAVEFILE_CPU_LZCNT },
 		{ 0x80000001, 2, 26, SAVEFILE_CPU_PAGE1GB },
 		{ 0x80000001, 2, 20, SAVEFILE_CPU_NX },
+		{ 1, 1, 26, SAVEFILE_CPU_XSAVE },      { 1, 1, 28, SAVEFILE_CPU_AVX },
+		{ 1, 1, 12, SAVEFILE_CPU_FMA },        { 1, 1, 29, SAVEFILE_CPU_F16C },
+		{ 7, 0, 5, SAVEFILE_CPU_AVX2 },        { 7, 0, 16, SAVEFILE_CPU_AVX512F },
+		{ 7, 0, 17, SAVEFILE_CPU_AVX512DQ },   { 7, 0, 28, SAVEFILE_CPU_AVX512CD },
+		{ 7, 0, 30, SAVEFILE_CPU_AVX512BW },   { 7, 0, 31, SAVEFILE_CPU_AVX512VL },
+		{ 0xd, 3, 0, SAVEFILE_CPU_XSAVEOPT },  { 0xd, 3, 1, SAVEFILE_CPU_XSAVEC },
+		{ 0xd, 3, 3, SAVEFILE_CPU_XSAVES },
 	};
 	uint32_t max_basic = cpuid(0, 0).eax, max_ext = cpuid(0x80000000, 0).eax;
 	uint64_t features = 0;
@@ -144,11 +151,18 @@ uint64_t vm_save_cpu_features(void)
 		uint32_t leaf = map[i].leaf;
 		if (leaf > (leaf & 0x80000000 ? max_ext : max_basic))
 			continue;
-		/* What a guest is shown, not what the host has: the policy decides. */
-		struct cpuid_regs host = cpuid(leaf, 0);
-		struct cpuid_result r = cpuid_policy(
-			leaf, 0, (struct cpuid_result){ host.eax, host.ebx, host.ecx, host.edx });
-		uint32_t reg = map[i].reg == 0 ? r.ebx : map[i].reg == 1 ? r.ecx : r.edx;
+		/*
+		 * What a guest is shown, not what the host has: the policy and
+		 * the XSAVE components offered decide.
+		 */
+		uint32_t subleaf = map[i].reg == 3 ? 1 : 0;
+		struct cpuid_regs h = cpuid(leaf, subleaf);
+		struct cpuid_result host = { h.eax, h.ebx, h.ecx, h.edx };
+		struct cpuid_result r = xstate_cpuid(xstate_host_layout(), leaf, subleaf, host,
+						     cpuid_policy(leaf, subleaf, host), XSTATE_X87,
+						     false);
+		const uint32_t regs[] = { r.ebx, r.ecx, r.edx, r.eax };
+		uint32_t reg = regs[map[i].reg];
 		if (reg >> map[i].bit & 1)
 			features |= 1ULL << map[i].feature;
 	}

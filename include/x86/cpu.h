@@ -17,6 +17,8 @@ struct cpuid_regs {
 
 /* CPUID leaf 80000008H: EAX[7:0] is MAXPHYADDR (SDM Vol. 2A, CPUID). */
 #define CPUID_ADDRESS_SIZES 0x80000008U
+/* CPUID.01H:ECX.XSAVE[bit 26]: XSAVE/XRSTOR, XSETBV/XGETBV and XCR0. */
+#define CPUID_01_ECX_XSAVE (1U << 26)
 /* CPUID.01H:EDX.APIC[bit 9]: an on-chip local APIC, present only while enabled (SDM 11.4.3). */
 #define CPUID_01_EDX_APIC (1U << 9)
 /* CPUID.80000001h:EDX.NX[bit 20]: execute-disable in the host's own tables. */
@@ -48,6 +50,22 @@ static inline void wrmsr(uint32_t msr, uint64_t value)
 	__asm__ volatile("wrmsr"
 			 :
 			 : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32))
+			 : "memory");
+}
+
+/* XCR0 (SDM Vol. 2C, XGETBV/XSETBV); both need CR4.OSXSAVE. */
+static inline uint64_t xgetbv(uint32_t index)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(index));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void xsetbv(uint32_t index, uint64_t value)
+{
+	__asm__ volatile("xsetbv"
+			 :
+			 : "c"(index), "a"((uint32_t)value), "d"((uint32_t)(value >> 32))
 			 : "memory");
 }
 
@@ -180,6 +198,8 @@ static inline bool x86_pat_valid(uint64_t pat)
 #define CR0_CD (1ULL << 30)
 #define CR0_PG (1ULL << 31)
 
+/* DR6.BT: the debug exception came from a task switch to a TSS with T set (SDM 17.2.3). */
+#define DR6_BT (1ULL << 15)
 #define CR4_PSE (1ULL << 4)
 #define CR4_PAE (1ULL << 5)
 #define CR4_PCE (1ULL << 8)

@@ -57,6 +57,8 @@
 #define MSR_IA32_X2APIC_FIRST 0x00000800
 #define MSR_IA32_X2APIC_EOI 0x0000080b
 #define MSR_IA32_X2APIC_LAST 0x000008ff
+/* Supervisor state components XSAVES saves (SDM Vol. 1, 13.3). */
+#define MSR_IA32_XSS 0x00000da0
 #define MSR_IA32_EFER 0xc0000080
 #define MSR_IA32_STAR 0xc0000081
 #define MSR_IA32_LSTAR 0xc0000082

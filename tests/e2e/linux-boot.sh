@@ -83,6 +83,22 @@ if run lin1 'echo CMD-$((6*7))' 'CMD-42'; then
 else
 	fail "linux: console input to lin1"
 fi
+# The XSAVE components the hypervisor offers reach Linux's feature flags:
+# with AVX offered (its boot log says so), /proc/cpuinfo names avx2 where
+# the CPU has it (Bochs' Skylake-X does) and xsave.
+offered=$(grep -aoE 'xstate: guests may enable XCR0 0x[0-9a-f]+' "$serial" | head -1 | awk '{print $NF}')
+if [ -n "$offered" ] && (( offered & 4 )); then
+	# One flag a line: busybox's grep -o prints one match a line. The \\n
+	# reaches the guest as \n (vmmctl's --send takes escapes).
+	if run lin1 'echo CPU-FLAGS-$((1 + 1)) $(grep -m1 ^flags /proc/cpuinfo | tr " " "\\n" | grep -x -e avx2 -e xsave | sort -u) END' \
+		'CPU-FLAGS-2 .*END' && grep -aqE '\[lin1\] CPU-FLAGS-2 avx2 xsave END' "$serial"; then
+		pass "linux: lin1's /proc/cpuinfo shows avx2 and xsave (XCR0 up to $offered offered)"
+	else
+		fail "linux: lin1's CPU flags ($(grep -aoE '\[lin1\] CPU-FLAGS-2 .*END' "$serial" | tail -1))"
+	fi
+else
+	fail "linux: the hypervisor offered no AVX (${offered:-no xstate line})"
+fi
 if result lin1 PING12 "reach $ip2"; then
 	pass "linux: lin1 pings lin2 over lan"
 else

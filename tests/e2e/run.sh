@@ -144,6 +144,10 @@ expect_order "guests: conform ran every check and exited with status 0" guests \
 	'\[conform\] conform: [1-9][0-9]* passed, 0 failed' \
 	"vm 'conform': TurnedOff \\(guest exited with status 0\\)"
 expect_not "guests: conform: no check failed" guests '\[conform\] FAIL'
+expect "guests: conform's vector registers outlived every check beside busy's" guests \
+	'\[conform\] PASS xsave: (ZMM0-31 and k0-7|YMM0-15) kept their values'
+expect "guests: busy's vector registers kept their values across its slices" guests \
+	'\[busy\] PASS busy: its vector registers kept their values across every slice'
 for a in attack attack-read attack-triple attack-mmio; do
 	for check in 'unassigned ports read as all ones' 'RDMSR of a VMX MSR is #GP' \
 		'WRMSR of an unknown MSR is #GP' 'non-canonical LSTAR is #GP' 'VMXON is #UD' \

@@ -6,9 +6,12 @@
  * register, whoever owns a bit), 32-bit hardware task switches, CR0/CR4
  * reserved bits, CR0.WP,
  * IA32_MISC_ENABLE, NMIs, disabling and re-enabling the local APIC,
- * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, and the
+ * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, the
  * single-step trap after each instruction the hypervisor completes for the
- * guest. Ends with "conform: N passed, N failed".
+ * guest (and a data breakpoint held by MOV SS across one), the TSS T bit,
+ * and XSAVE: XSETBV's rules, leaf 0DH, IA32_XSS, and AVX/AVX-512
+ * registers that stay the guest's through the whole run while other VMs
+ * use theirs. Ends with "conform: N passed, N failed".
  */
 #include "guest.h"
 
@@ -17,6 +20,7 @@
 #define APIC_BASE_EN (1ULL << 11)
 #define APIC_BASE_EXTD (1ULL << 10)
 #define DR6_BS (1ULL << 14)
+#define DR6_B0 (1ULL << 0)
 #define PTE_RW 2ULL
 
 static unsigned passed, failed_count;
@@ -179,7 +183,9 @@ static void check_modes(void)
  * (which leaves IA-32e mode; EFER.LME stays set), then task A (LTR 0x20):
  * CALL to task B, which IRETs back (NT, back link); JMP to B, which JMPs
  * back to A; INT 0x40 through a task gate in the IDT to task C, which
- * IRETs back; a #GP (a selector past the GDT limit) through a task gate to
+ * IRETs back (C's TSS has its T bit set: a #DB with DR6.BT comes before
+ * C's first instruction, taken by an interrupt gate); a #GP (a selector
+ * past the GDT limit) through a task gate to
  * task D, which takes the error code from its stack, moves A past the
  * faulting instruction and IRETs. Then TR into task_tr, paging on again
  * (IA-32e mode), back to 64-bit code.
@@ -231,12 +237,24 @@ __asm__(
 	"	iretl\n"
 	"	incl task_b_runs\n"
 	"	ljmp $0x20, $0\n"
-	/* Task C: INT 0x40 through a task gate. */
+	/* Task C: INT 0x40 through a task gate; its TSS's T bit raises #DB first. */
 	"	.globl task_c_entry\n"
 	"task_c_entry:\n"
 	"	incl task_c_runs\n"
 	"	iretl\n"
 	"	jmp task_c_entry\n"
+	/* #DB through an interrupt gate, in the task it hit: DR6 and EIP kept, DR6 cleared. */
+	"	.globl task_db_handler\n"
+	"task_db_handler:\n"
+	"	pushl %eax\n"
+	"	movl %dr6, %eax\n"
+	"	movl %eax, task_db_dr6\n"
+	"	movl 4(%esp), %eax\n"
+	"	movl %eax, task_db_eip\n"
+	"	xorl %eax, %eax\n"
+	"	movl %eax, %dr6\n"
+	"	popl %eax\n"
+	"	iretl\n"
 	/* Task D: #GP through a task gate, its error code on D's stack. */
 	"	.globl task_d_entry\n"
 	"task_d_entry:\n"
@@ -267,11 +285,12 @@ struct pseudo_descriptor {
 } __attribute__((packed));
 
 void task_trip(const struct pseudo_descriptor *gdtr, const struct pseudo_descriptor *idtr32);
-extern const char task_b_entry[], task_c_entry[], task_d_entry[];
+extern const char task_b_entry[], task_c_entry[], task_d_entry[], task_db_handler[];
 
-enum { TSS_WORDS = 26, TSS_EIP = 8, TSS_EFLAGS = 9, TSS_ESP = 14, TSS_ES = 18, TSS_LDT = 24 };
+enum { TSS_WORDS = 26, TSS_EIP = 8, TSS_EFLAGS = 9, TSS_ESP = 14, TSS_ES = 18, TSS_LDT = 24,
+       TSS_T = 25 };
 uint32_t tss_a[TSS_WORDS], tss_b[TSS_WORDS], tss_c[TSS_WORDS], tss_d[TSS_WORDS];
-volatile uint32_t task_b_runs, task_c_runs, task_gp_error, task_tr;
+volatile uint32_t task_b_runs, task_c_runs, task_gp_error, task_tr, task_db_dr6, task_db_eip;
 static uint64_t task_gdt[8];
 static uint64_t idt32[0x41];
 static uint8_t task_stacks[3][512] __attribute__((aligned(16)));
@@ -314,6 +333,10 @@ static void check_task_switches(void)
 	/* Task gates (type 5, present): INT 0x40 to C (0x30), #GP to D (0x38). */
 	idt32[0x40] = 0x30ULL << 16 | 0x85ULL << 40;
 	idt32[VECTOR_GP] = 0x38ULL << 16 | 0x85ULL << 40;
+	/* #DB: a 32-bit interrupt gate (type 14, present) to code segment 0x18. */
+	uint64_t db = (uint64_t)(uintptr_t)task_db_handler;
+	idt32[VECTOR_DB] = (db & 0xffff) | 0x18ULL << 16 | 0x8eULL << 40 | (db >> 16) << 48;
+	tss_c[TSS_T] = 1;
 	const struct pseudo_descriptor gdtr = { sizeof(task_gdt) - 1, (uint64_t)(uintptr_t)task_gdt };
 	const struct pseudo_descriptor idtr = { sizeof(idt32) - 1, (uint64_t)(uintptr_t)idt32 };
 
@@ -321,6 +344,8 @@ static void check_task_switches(void)
 	expect(task_b_runs == 2 && tss_b[0] == 0x20,
 	       "tasks: CALL to a TSS links back, IRET returns; JMP there and back");
 	expect(task_c_runs == 1 && tss_c[0] == 0x20, "tasks: INT 0x40 through a task gate and back");
+	expect((task_db_dr6 & DR6_BT) && task_db_eip == (uint32_t)(uintptr_t)task_c_entry,
+	       "tasks: a TSS with its T bit set raises #DB (DR6.BT) before the task's first instruction");
 	expect(task_gp_error == 0x7f8, "tasks: #GP through a task gate pushes its error code");
 	expect(task_tr == 0x20 && tss_type(4) == 0xb && tss_type(5) == 0x9 && tss_type(6) == 0x9 &&
 		       tss_type(7) == 0x9,
@@ -615,12 +640,52 @@ STEP(vmcall, "	xorl %eax, %eax\n", "	vmcall\n")
 /* MOV SS holds the trap for itself back until after the next instruction (SDM 6.8.3). */
 STEP(movss, "	movw %ss, %dx\n	xorl %eax, %eax\n", "	movw %dx, %ss\n	cpuid\n")
 
-static void check_step(const char *check_name, unsigned (*step)(void), const char *after)
+/*
+ * databp_step(): a data breakpoint (DR0, read or write, 2 bytes) hit by a
+ * MOV SS is held back, as MOV SS holds every debug exception, until after
+ * the instruction that follows (SDM 6.8.3), here a CPUID the hypervisor
+ * completes; databp_after is right after the CPUID. Returns the vector it
+ * caught (NO_FAULT: none).
+ */
+__asm__("	.text\n"
+	"	.globl databp_step\n"
+	"databp_step:\n"
+	"	pushq %rbx\n"
+	"	leaq 1f(%rip), %rax\n"
+	"	movq %rax, fault_resume(%rip)\n"
+	"	movw %ss, databp_ss(%rip)\n"
+	"	leaq databp_ss(%rip), %rax\n"
+	"	movq %rax, %dr0\n"
+	"	movq $0x70401, %rax\n" /* L0, RW0 = read/write, LEN0 = 2 bytes */
+	"	movq %rax, %dr7\n"
+	"	xorl %eax, %eax\n"
+	"	movw databp_ss(%rip), %ss\n"
+	"	cpuid\n"
+	"	.globl databp_after\n"
+	"databp_after:\n"
+	"	nop\n"
+	"	movq $0, fault_resume(%rip)\n"
+	"	movl $0xff, %ebx\n"
+	"	jmp 2f\n"
+	"1:	movl fault_vector(%rip), %ebx\n"
+	"2:	movq $0x400, %rax\n"
+	"	movq %rax, %dr7\n"
+	"	movl %ebx, %eax\n"
+	"	popq %rbx\n"
+	"	ret\n"
+	"	.data\n"
+	"databp_ss: .word 0\n"
+	"	.text\n");
+unsigned databp_step(void);
+extern const char databp_after[];
+
+static void check_step(const char *check_name, unsigned (*step)(void), const char *after,
+		       uint64_t dr6_status)
 {
 	write_dr6(0);
 	unsigned vector = step();
 	uint64_t dr6 = read_dr6();
-	bool ok = vector == VECTOR_DB && fault_rip == (uint64_t)(uintptr_t)after && (dr6 & DR6_BS);
+	bool ok = vector == VECTOR_DB && fault_rip == (uint64_t)(uintptr_t)after && (dr6 & dr6_status);
 	if (!ok) {
 		put("conform: vector ");
 		put_u64(vector);
@@ -639,19 +704,125 @@ static void check_single_step(void)
 {
 	uint64_t cr4 = read_cr4();
 
-	check_step("step: CPUID traps right after it (DR6.BS)", cpuid_step, cpuid_after);
-	check_step("step: RDMSR traps right after it", rdmsr_step, rdmsr_after);
-	check_step("step: IN traps right after it", in_step, in_after);
-	check_step("step: an emulated MMIO read traps right after it", mmio_step, mmio_after);
-	check_step("step: MOV to CR4 traps right after it", cr4_step, cr4_after);
+	check_step("step: CPUID traps right after it (DR6.BS)", cpuid_step, cpuid_after, DR6_BS);
+	check_step("step: RDMSR traps right after it", rdmsr_step, rdmsr_after, DR6_BS);
+	check_step("step: IN traps right after it", in_step, in_after, DR6_BS);
+	check_step("step: an emulated MMIO read traps right after it", mmio_step, mmio_after, DR6_BS);
+	check_step("step: MOV to CR4 traps right after it", cr4_step, cr4_after, DR6_BS);
 	write_cr4(cr4);
-	check_step("step: VMCALL traps right after it", vmcall_step, vmcall_after);
+	check_step("step: VMCALL traps right after it", vmcall_step, vmcall_after, DR6_BS);
 	check_step("step: MOV SS holds the trap until after the CPUID that follows",
-		   movss_step, movss_after);
+		   movss_step, movss_after, DR6_BS);
+	check_step("step: a data breakpoint on MOV SS is held until after the CPUID that follows "
+		   "(DR6.B0)",
+		   databp_step, databp_after, DR6_B0);
+}
+
+/* ---- XSAVE: XCR0, leaf 0DH, IA32_XSS, vector registers that stay ours ---- */
+
+#define CPUID_01_ECX_XSAVE (1U << 26)
+#define CPUID_01_ECX_OSXSAVE (1U << 27)
+#define CPUID_01_ECX_AVX (1U << 28)
+#define CPUID_0D_1_XSAVES (1U << 3)
+#define XSAVE_AREA_LEGACY_AND_HEADER 576
+#define GAP_TICKS 200000ULL
+#define VECTOR_SEED 0xc0f0ULL
+
+static uint64_t run_xcr0; /* what main()'s vector registers were filled under */
+
+/* Spins until another VM has run (a jump in the TSC), or about a second. */
+static void wait_for_another_vm(void)
+{
+	uint64_t start = rdtsc(), last = start;
+
+	while (last - start < tsc_hz()) {
+		uint64_t now = rdtsc();
+		if (now - last > GAP_TICKS)
+			return;
+		last = now;
+	}
+}
+
+static bool vector_registers_zero(uint64_t xcr0)
+{
+	static uint64_t regs[32][8];
+	static uint16_t masks[8];
+	unsigned n = vector_store(xcr0, regs, masks);
+	uint64_t bits = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned j = 0; j < (n == 32 ? 8U : 4U); j++)
+			bits |= regs[i][j];
+	for (unsigned i = 0; n == 32 && i < 8; i++)
+		bits |= masks[i];
+	return n && !bits;
+}
+
+static void check_xss(void)
+{
+	uint64_t v;
+
+	if (!(cpuid(0xd, 1).eax & CPUID_0D_1_XSAVES)) {
+		expect(rdmsr_safe(MSR_IA32_XSS, &v) == VECTOR_GP, "xsave: no XSAVES, IA32_XSS is #GP");
+		return;
+	}
+	expect(rdmsr_safe(MSR_IA32_XSS, &v) == NO_FAULT && v == 0 &&
+		       wrmsr_safe(MSR_IA32_XSS, 0) == NO_FAULT,
+	       "xsave: IA32_XSS reads 0 and takes 0");
+	expect(wrmsr_safe(MSR_IA32_XSS, 1ULL << 8) == VECTOR_GP && cpuid(0xd, 1).ecx == 0,
+	       "xsave: IA32_XSS: a supervisor component not offered (bit 8) is #GP");
+}
+
+static void check_xsave(void)
+{
+	uint64_t cr4 = read_cr4();
+
+	if (!(cpuid(1, 0).ecx & CPUID_01_ECX_XSAVE)) {
+		expect(write_cr4_safe(cr4 | CR4_OSXSAVE) == VECTOR_GP,
+		       "xsave: not offered by this host, CR4.OSXSAVE is #GP");
+		return;
+	}
+	expect(!(cpuid(1, 0).ecx & CPUID_01_ECX_OSXSAVE) && xsetbv_safe(0, 1) == VECTOR_UD,
+	       "xsave: CR4.OSXSAVE clear, CPUID.1:ECX.OSXSAVE is clear and XSETBV is #UD");
+	write_cr4(cr4 | CR4_OSXSAVE);
+	struct cpuid_regs d0 = cpuid(0xd, 0);
+	expect((cpuid(1, 0).ecx & CPUID_01_ECX_OSXSAVE) && xgetbv(0) == 1,
+	       "xsave: CR4.OSXSAVE set, CPUID shows it and XCR0 is 1 from reset");
+	expect((d0.eax & 3) == 3 && d0.ebx == XSAVE_AREA_LEGACY_AND_HEADER && d0.ecx >= d0.ebx,
+	       "xsave: leaf 0DH offers x87 and SSE, 576 bytes for XCR0 = 1");
+	expect(xsetbv_safe(1, 1) == VECTOR_GP, "xsave: XSETBV of XCR1 is #GP");
+	expect(xsetbv_safe(0, 0) == VECTOR_GP && xsetbv_safe(0, 2) == VECTOR_GP,
+	       "xsave: XCR0 without x87 is #GP");
+	expect(xsetbv_safe(0, 1 | XCR0_AVX) == VECTOR_GP, "xsave: AVX without SSE is #GP");
+	expect(xsetbv_safe(0, 3 | (1ULL << 9)) == VECTOR_GP && xsetbv_safe(0, 3 | (1ULL << 63)) == VECTOR_GP,
+	       "xsave: a component not offered (PKRU, bit 63) is #GP");
+	expect(xgetbv(0) == 1, "xsave: the refused XSETBVs left XCR0 as it was");
+	check_xss();
+	if (!(d0.eax & XCR0_AVX))
+		return;
+
+	/* Another VM's registers were in the CPU since; AVX enabled now must show ours. */
+	wait_for_another_vm();
+	struct cpuid_regs avx = cpuid(0xd, 2);
+	expect(xsetbv_safe(0, 3 | XCR0_AVX) == NO_FAULT && xgetbv(0) == (3 | XCR0_AVX) &&
+		       cpuid(0xd, 0).ebx == avx.ebx + avx.eax && (cpuid(1, 0).ecx & CPUID_01_ECX_AVX),
+	       "xsave: XCR0 = x87|SSE|AVX, leaf 0DH sizes the area for it");
+	expect(vector_registers_zero(3 | XCR0_AVX),
+	       "xsave: AVX enabled late reads its initial state, not another VM's registers");
+	if ((d0.eax & XCR0_AVX512) == XCR0_AVX512) {
+		expect(xsetbv_safe(0, 3 | XCR0_AVX | (1ULL << 5)) == VECTOR_GP,
+		       "xsave: one AVX-512 component without the other two is #GP");
+		expect(xsetbv_safe(0, 3 | XCR0_AVX512) == VECTOR_GP, "xsave: AVX-512 without AVX is #GP");
+	}
+	run_xcr0 = xstate_enable();
+	expect(run_xcr0 == (d0.eax & (3 | XCR0_AVX | XCR0_AVX512)) && cpuid(0xd, 0).ebx == d0.ecx,
+	       "xsave: every offered component enabled, leaf 0DH EBX grows to ECX");
+	vector_fill(run_xcr0, VECTOR_SEED);
 }
 
 int main(void)
 {
+	check_xsave();
 	check_modes();
 	check_task_switches();
 	check_control_registers();
@@ -661,6 +832,11 @@ int main(void)
 	check_tsc_adjust();
 	check_tsc_aux();
 	check_single_step();
+	if (run_xcr0)
+		expect(vector_intact(run_xcr0, VECTOR_SEED),
+		       (run_xcr0 & XCR0_AVX512) == XCR0_AVX512
+			       ? "xsave: ZMM0-31 and k0-7 kept their values through every check, other VMs using theirs"
+			       : "xsave: YMM0-15 kept their values through every check, other VMs using theirs");
 	put("conform: ");
 	put_u64(passed);
 	put(" passed, ");

@@ -74,6 +74,23 @@ bool virt_guest_has_tsc_aux(void)
 	return tsc_aux;
 }
 
+/* What the host offers of XSAVE: a fake layout, x87, SSE and AVX at their usual offsets. */
+static struct xstate_layout xstate;
+const struct xstate_layout *xstate_host_layout(void)
+{
+	return &xstate;
+}
+
+static void offer_xsave(bool on)
+{
+	struct cpuid_result leaf_d[XSTATE_COMPONENTS] = {
+		[0] = { .eax = (uint32_t)(XSTATE_X87 | XSTATE_SSE | XSTATE_AVX) },
+		[1] = { .eax = CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XSAVES },
+		[2] = { .eax = 256, .ebx = 576 },
+	};
+	xstate_layout_init(&xstate, on, leaf_d, true);
+}
+
 /* Not reached by the MSR paths; the linker needs them for vcpu.c's CPUID and logging. */
 void log_printf(enum log_level level, const char *format, ...)
 {
@@ -94,6 +111,8 @@ static int setup(void **state)
 	lapic_msr_value = 0xfee00000ULL | LAPIC_BASE_EN | LAPIC_BASE_BSP;
 	guest_tsc = 0;
 	vcpu_set_misc_enable(&vm.vcpu, MISC_ENABLE_FAST_STRINGS);
+	vm.vcpu.xcr0 = XSTATE_X87;
+	offer_xsave(true);
 	return 0;
 }
 
@@ -307,6 +326,57 @@ static void test_cpuid_follows_the_guests_msrs(void **state)
 	assert_int_equal(!!(guest_cpuid(0x80000001U).edx & CPUID_80000001_EDX_NX), nx);
 }
 
+#define C1_ECX_XSAVE (1U << 26)
+#define C1_ECX_OSXSAVE (1U << 27)
+#define C1_ECX_AVX (1U << 28)
+
+static struct cpuid_regs guest_cpuid_subleaf(uint32_t leaf, uint32_t subleaf)
+{
+	vm.vcpu.regs.rax = leaf;
+	vm.vcpu.regs.rcx = subleaf;
+	vcpu_cpuid(&vm.vcpu);
+	return (struct cpuid_regs){ (uint32_t)vm.vcpu.regs.rax, (uint32_t)vm.vcpu.regs.rbx,
+				    (uint32_t)vm.vcpu.regs.rcx, (uint32_t)vm.vcpu.regs.rdx };
+}
+
+/* CPUID.1:ECX.OSXSAVE is the guest's CR4 bit, leaf 0DH sizes the guest's XCR0. */
+static void test_xsave_cpuid_follows_cr4_and_xcr0(void **state)
+{
+	(void)state;
+	bool host_avx = cpuid(1, 0).ecx & C1_ECX_AVX;
+
+	uint32_t ecx = guest_cpuid(1).ecx;
+	assert_true(ecx & C1_ECX_XSAVE);
+	assert_false(ecx & C1_ECX_OSXSAVE);
+	assert_int_equal(!!(ecx & C1_ECX_AVX), host_avx);
+	guest_reg[GUEST_REG_CR4] = CR4_OSXSAVE;
+	assert_true(guest_cpuid(1).ecx & C1_ECX_OSXSAVE);
+	assert_int_equal(guest_cpuid_subleaf(0xd, 0).ebx, 576);
+	vm.vcpu.xcr0 = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX;
+	assert_int_equal(guest_cpuid_subleaf(0xd, 0).ebx, 832);
+	assert_int_equal(guest_cpuid_subleaf(0xd, 2).eax, 256);
+
+	offer_xsave(false);
+	ecx = guest_cpuid(1).ecx;
+	assert_false(ecx & (C1_ECX_XSAVE | C1_ECX_OSXSAVE | C1_ECX_AVX));
+	assert_int_equal(guest_cpuid_subleaf(0xd, 0).eax, 0);
+}
+
+/* IA32_XSS exists with XSAVES and holds 0: no supervisor component is offered. */
+static void test_xss(void **state)
+{
+	(void)state;
+	uint64_t v = 1;
+
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_XSS, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_XSS, 0), 0);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_XSS, 1ULL << 8), -1);
+	offer_xsave(false);
+	assert_int_equal(vcpu_rdmsr(&vm.vcpu, MSR_IA32_XSS, &v), -1);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_XSS, 0), -1);
+}
+
 static void test_rdtscp_and_rdpid_only_with_tsc_aux(void **state)
 {
 	(void)state;
@@ -371,6 +441,8 @@ int main(void)
 		cmocka_unit_test_setup(test_lapic_msrs_go_to_the_platform, setup),
 		cmocka_unit_test_setup(test_misc_enable, setup),
 		cmocka_unit_test_setup(test_cpuid_follows_the_guests_msrs, setup),
+		cmocka_unit_test_setup(test_xsave_cpuid_follows_cr4_and_xcr0, setup),
+		cmocka_unit_test_setup(test_xss, setup),
 		cmocka_unit_test_setup(test_rdtscp_and_rdpid_only_with_tsc_aux, setup),
 		cmocka_unit_test_setup(test_everything_else_is_general_protection, setup),
 	};

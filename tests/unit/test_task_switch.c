@@ -182,6 +182,25 @@ static void test_call_links_and_iret_returns(void **state)
 	assert_int_equal(get32(TSS_B + TSS32_EIP), 0xb011);
 }
 
+/* A new TSS with its T bit asks for the #DB with DR6.BT; without it, none. */
+static void test_debug_trap_bit(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	cpu.debug_trap = true;
+	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCHED);
+	assert_false(cpu.debug_trap);
+	mem[TSS_A + TSS32_T] = 1;
+	assert_int_equal(task_switch(&cpu, SEL_A, TASK_SWITCH_IRET, 0xb011, false, 0, &task_mem,
+				     &fault),
+			 TASK_SWITCHED);
+	assert_true(cpu.debug_trap);
+	/* A switch refused before its commit raises no trap. */
+	assert_int_equal(run(SEL_16, TASK_SWITCH_JMP, &fault), TASK_SWITCH_FAILED);
+	assert_false(cpu.debug_trap);
+}
+
 static void test_jmp_frees_the_old_task(void **state)
 {
 	struct task_switch_fault fault;
@@ -308,6 +327,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_call_links_and_iret_returns, setup),
+		cmocka_unit_test_setup(test_debug_trap_bit, setup),
 		cmocka_unit_test_setup(test_jmp_frees_the_old_task, setup),
 		cmocka_unit_test_setup(test_gate_pushes_the_error_code, setup),
 		cmocka_unit_test_setup(test_bad_new_tss_faults_in_the_old_task, setup),

@@ -13,6 +13,7 @@
 
 #include "lib/le.h"
 #include "vmm/vcpu_state.h"
+#include "vmm/xstate.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 #include "x86/segment.h"
@@ -28,6 +29,7 @@ static const struct vcpu_state_limits limits = {
 	.cr4_allowed = 0x3fffffULL & ~(CR4_VMXE | CR4_SMXE),
 	.maxphyaddr = 46,
 	.mxcsr_allowed = 0xffbf, /* no DAZ */
+	.xcr0_allowed = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX, /* no AVX-512 */
 };
 
 static struct vcpu_segment flat(uint16_t selector, uint32_t attributes)
@@ -80,6 +82,15 @@ static struct vcpu_state long_mode_state(void)
 		s.fpu.st[i] = 0x0101010101010101ULL * (i + 1);
 	for (unsigned i = 0; i < 32; i++)
 		s.fpu.xmm[i] = 0x0202020202020202ULL * (i + 1);
+	s.xcr0 = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX;
+	for (unsigned i = 0; i < 32; i++)
+		s.ymm_hi[i] = 0x0303030303030303ULL * (i + 1);
+	for (unsigned i = 0; i < 8; i++)
+		s.opmask[i] = 0x0404040404040404ULL * (i + 1);
+	for (unsigned i = 0; i < 64; i++)
+		s.zmm_hi256[i] = 0x0505050505050505ULL * (i + 1);
+	for (unsigned i = 0; i < 128; i++)
+		s.hi16_zmm[i] = 0x0606060606060606ULL * (i + 1);
 	for (unsigned i = SEG_ES; i <= SEG_GS; i++)
 		s.seg[i] = flat(0x18, 0xc093); /* data, present, D, G */
 	s.seg[SEG_CS] = flat(0x10, 0xa09b); /* 64-bit code: L, G */
@@ -236,7 +247,7 @@ static size_t payload_offset(const struct devstate_field *f, unsigned e)
 	return at + (size_t)e * DEVSTATE_TYPE_SIZE(f->type);
 }
 
-/* Version 2 is the newest: 0 and a newer one are refused, not guessed at. */
+/* Version 3 is the newest: 0 and a newer one are refused, not guessed at. */
 static void test_unknown_versions_are_refused(void **state)
 {
 	(void)state;
@@ -246,51 +257,65 @@ static void test_unknown_versions_are_refused(void **state)
 	struct vcpu_state loaded;
 
 	size_t n = save(&s, record);
-	assert_int_equal(le_get(record + RECORD_HEADER - 6, 2), 2);
-	le_put(record + RECORD_HEADER - 6, 3, 2);
+	assert_int_equal(le_get(record + RECORD_HEADER - 6, 2), 3);
+	le_put(record + RECORD_HEADER - 6, 4, 2);
 	assert_false(load(record, n, &loaded, &err));
-	assert_non_null(strstr(err.text, "version 3 unknown"));
+	assert_non_null(strstr(err.text, "version 4 unknown"));
 	le_put(record + RECORD_HEADER - 6, 0, 2);
 	assert_false(load(record, n, &loaded, &err));
 	assert_false(load(record, n - 1, &loaded, &err));
 }
 
-/*
- * A version-1 record (written before IA32_MISC_ENABLE, IA32_TSC_ADJUST and
- * IA32_TSC_AUX were state) loads, and the vCPU gets the power-on values of
- * what it lacks.
- */
-static void test_version_1_records_load(void **state)
+/* A record cut down to an older version: without the fields added since. */
+static size_t cut_to_version(uint8_t *record, size_t n, unsigned version)
 {
-	(void)state;
-	const struct vcpu_state s = long_mode_state();
-	uint8_t record[VCPU_STATE_RECORD_MAX];
-	struct devstate_error err = { "" };
-	struct vcpu_state loaded;
+	size_t cut = 0;
 
-	size_t n = save(&s, record), cut = 0;
 	/* Back to front, so that the offsets of the fields still to cut hold. */
 	for (unsigned i = vcpu_state_desc.field_count; i-- > 0;) {
 		const struct devstate_field *f = &vcpu_state_desc.fields[i];
-		if (f->since < 2)
+		if (f->since <= version)
 			continue;
 		size_t at = payload_offset(f, 0), len = (size_t)f->count * DEVSTATE_TYPE_SIZE(f->type);
 		memmove(record + at, record + at + len, n - at - len);
 		n -= len;
 		cut += len;
 	}
-	assert_int_equal(cut, 24);
-	le_put(record + RECORD_HEADER - 6, 1, 2);
+	le_put(record + RECORD_HEADER - 6, version, 2);
 	le_put(record + RECORD_HEADER - 4, le_get(record + RECORD_HEADER - 4, 4) - cut, 4);
-	if (!load(record, n, &loaded, &err))
-		fail_msg("refused: %s", err.text);
-	assert_int_equal(loaded.misc_enable, MISC_ENABLE_FAST_STRINGS);
-	assert_int_equal(loaded.tsc_aux, 0);
-	assert_int_equal(loaded.tsc_adjust, 0);
-	loaded.misc_enable = s.misc_enable;
-	loaded.tsc_aux = s.tsc_aux;
-	loaded.tsc_adjust = s.tsc_adjust;
-	assert_memory_equal(&loaded, &s, sizeof(s));
+	return n;
+}
+
+/*
+ * Records of versions 1 (before IA32_MISC_ENABLE, IA32_TSC_ADJUST and
+ * IA32_TSC_AUX were state) and 2 (before XCR0 and the AVX/AVX-512
+ * registers) load, and the vCPU gets the power-on values of what they lack.
+ */
+static void test_older_records_load(void **state)
+{
+	(void)state;
+	const struct vcpu_state s = long_mode_state();
+	uint8_t record[VCPU_STATE_RECORD_MAX];
+	struct devstate_error err = { "" };
+	struct vcpu_state loaded, want;
+
+	for (unsigned version = 1; version <= 2; version++) {
+		size_t n = cut_to_version(record, save(&s, record), version);
+		if (!load(record, n, &loaded, &err))
+			fail_msg("version %u refused: %s", version, err.text);
+		want = s;
+		want.xcr0 = XSTATE_X87;
+		memset(want.ymm_hi, 0, sizeof(want.ymm_hi));
+		memset(want.opmask, 0, sizeof(want.opmask));
+		memset(want.zmm_hi256, 0, sizeof(want.zmm_hi256));
+		memset(want.hi16_zmm, 0, sizeof(want.hi16_zmm));
+		if (version == 1) {
+			want.misc_enable = MISC_ENABLE_FAST_STRINGS;
+			want.tsc_aux = 0;
+			want.tsc_adjust = 0;
+		}
+		assert_memory_equal(&loaded, &want, sizeof(want));
+	}
 }
 
 /* Each field narrower than its type refuses max + 1 in its first and last element. */
@@ -390,6 +415,8 @@ MUTATION(nmi_while_blocked, (s->event.type = VCPU_EVENT_NMI, s->event.vector = 2
 MUTATION(hlt_with_gp, (s->activity = VCPU_ACTIVITY_HLT, s->event.vector = VECTOR_GP))
 MUTATION(pdpte_outside_pae, s->pdpte[0] = 1)
 MUTATION(xd_disabled_with_nxe, s->misc_enable |= MISC_ENABLE_XD_DISABLE)
+MUTATION(xcr0_avx_without_sse, s->xcr0 = XSTATE_X87 | XSTATE_AVX)
+MUTATION(xcr0_one_avx512_component, s->xcr0 |= XSTATE_OPMASK)
 #undef MUTATION
 
 static const struct mutation long_mode_rules[] = {
@@ -440,6 +467,8 @@ static const struct mutation long_mode_rules[] = {
 	RULE(hlt_with_gp, "event.type", 0),
 	RULE(pdpte_outside_pae, "pdpte[]", 0),
 	RULE(xd_disabled_with_nxe, "misc_enable", 0),
+	RULE(xcr0_avx_without_sse, "xcr0", 0),
+	RULE(xcr0_one_avx512_component, "xcr0", 0),
 #undef RULE
 };
 
@@ -499,6 +528,11 @@ static void test_limits_of_this_cpu(void **state)
 	s.pdpte[3] |= 1ULL << 46;
 	assert_false(vcpu_state_check(&s, &limits, &err));
 	assert_names(&err, "pdpte[]", 3);
+
+	s = long_mode_state();
+	s.xcr0 |= XSTATE_AVX512;
+	assert_false(vcpu_state_check(&s, &limits, &err));
+	assert_names(&err, "xcr0", 0);
 }
 
 /* A boot mode's state: its registers over the power-on ones, an unusable segment marked so. */
@@ -539,7 +573,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_field_by_field),
 		cmocka_unit_test(test_record_fits_the_parking_space),
 		cmocka_unit_test(test_unknown_versions_are_refused),
-		cmocka_unit_test(test_version_1_records_load),
+		cmocka_unit_test(test_older_records_load),
 		cmocka_unit_test(test_each_range_rule_names_its_field),
 		cmocka_unit_test(test_mxcsr_reserved_bits_are_refused),
 		cmocka_unit_test(test_each_cross_field_rule_names_its_field),

@@ -100,6 +100,13 @@ int virt_vcpu_set_state(struct vcpu *vcpu, const struct vcpu_state *state,
 /* The TSC offset the hardware would add to the host TSC for the guest's RDTSC. */
 static uint64_t hardware_tsc_offset;
 
+/* A host without XSAVE: the saved CPU features are the policy's alone. */
+const struct xstate_layout *xstate_host_layout(void)
+{
+	static const struct xstate_layout none;
+	return &none;
+}
+
 void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset)
 {
 	(void)vcpu;

@@ -30,6 +30,7 @@ void vmx_caps_decode(const struct vmx_msrs *m, struct vmx_caps *c)
 	c->vpid = proc2 & PROC2_CTL_ENABLE_VPID;
 	c->unrestricted_guest = proc2 & PROC2_CTL_UNRESTRICTED_GUEST;
 	c->rdtscp = proc2 & PROC2_CTL_ENABLE_RDTSCP;
+	c->xsaves = proc2 & PROC2_CTL_ENABLE_XSAVES;
 
 	/* IA32_VMX_EPT_VPID_CAP exists only if EPT or VPID can be enabled (SDM A.10). */
 	uint64_t ev = (c->ept || c->vpid) ? m->ept_vpid : 0;

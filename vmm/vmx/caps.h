@@ -34,6 +34,7 @@ struct vmx_caps {
 	bool vpid;
 	bool unrestricted_guest;
 	bool rdtscp; /* "enable RDTSCP": RDTSCP and RDPID run in the guest (else #UD) */
+	bool xsaves; /* "enable XSAVES/XRSTORS": they run in the guest (else #UD) */
 	bool virtual_nmis; /* with NMI-window exiting: guests get NMIs of their own (SDM 25.3, 26.7.1) */
 	bool preemption_timer;
 	unsigned preemption_timer_shift; /* timer counts down every 2^shift TSC ticks */

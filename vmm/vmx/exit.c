@@ -36,7 +36,10 @@ static enum exit_action inject_ud(struct vcpu *vcpu)
 	return EXIT_CONTINUE;
 }
 
-/* RDPMC: guests are shown no performance counters (CPUID leaf 0AH), so every index is #GP. */
+/*
+ * #GP(0): for RDPMC, as guests are shown no performance counters (CPUID
+ * leaf 0AH) and every index is invalid; for an XSETBV its checks refuse.
+ */
 static enum exit_action inject_gp(struct vcpu *vcpu)
 {
 	virt_inject_exception(vcpu, VECTOR_GP, true, 0);
@@ -216,7 +219,7 @@ static int write_paging_control(struct vcpu *vcpu, unsigned cr, uint64_t value)
 	if (cr == 0 && ((value >> 32) || ((value & CR0_PG) && !(value & CR0_PE)) ||
 			((value & CR0_NW) && !(value & CR0_CD))))
 		return -1;
-	if (cr == 4 && ((value & (CR4_VMXE | CR4_HIDDEN_FROM_GUESTS)) ||
+	if (cr == 4 && ((value & (CR4_VMXE | vmx_cr4_hidden_from_guests())) ||
 			(value & ~vmx_host_msrs.cr4_fixed1)))
 		return -1;
 	/* Long mode needs PAE; PAE may not go while long mode is active. */
@@ -360,10 +363,19 @@ static enum exit_action handle_preemption_timer(struct vcpu *vcpu)
 	return EXIT_PREEMPT;
 }
 
+/*
+ * XSETBV exits whatever it loads. Its #UD (CR4.OSXSAVE clear) and its #GP
+ * at CPL > 0 come before the exit (SDM 26.1.1); what is left are the
+ * checks on ECX and the value (SDM Vol. 2C, XSETBV).
+ */
 static enum exit_action handle_xsetbv(struct vcpu *vcpu)
 {
-	/* CPUID hides XSAVE, so XSETBV is undefined for the guest. */
-	return inject_ud(vcpu);
+	uint64_t value = (vcpu->regs.rdx << 32) | (uint32_t)vcpu->regs.rax;
+
+	if ((uint32_t)vcpu->regs.rcx != 0 || xstate_set_xcr0(vcpu, value))
+		return inject_gp(vcpu);
+	vmx_advance_rip();
+	return EXIT_CONTINUE;
 }
 
 static const exit_handler exit_table[EXIT_REASON_COUNT] = {

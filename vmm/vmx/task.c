@@ -172,6 +172,14 @@ enum exit_action vmx_handle_task_switch(struct vcpu *vcpu)
 		if (fault.vector == VECTOR_PF)
 			vcpu->regs.cr2 = fault.address;
 		virt_inject_exception(vcpu, fault.vector, fault.has_error_code, fault.error_code);
+	} else if (cpu.debug_trap) {
+		/*
+		 * The T bit's #DB: an injected #DB leaves DR6 as it is (event
+		 * injection, SDM Vol. 3C 27.6.1), so BT goes in here; the
+		 * guest's DR6 is the CPU's while it runs.
+		 */
+		write_dr6(read_dr6() | DR6_BT);
+		virt_inject_exception(vcpu, VECTOR_DB, false, 0);
 	}
 	return EXIT_CONTINUE;
 }

@@ -273,7 +273,7 @@ static uint64_t cr0_host_owned(void)
  */
 static uint64_t cr4_host_owned(void)
 {
-	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1 | CR4_HIDDEN_FROM_GUESTS |
+	return vmx_host_msrs.cr4_fixed0 | ~vmx_host_msrs.cr4_fixed1 | vmx_cr4_hidden_from_guests() |
 	       CR4_PCE;
 }
 
@@ -373,9 +373,13 @@ static void write_controls(struct vcpu *vcpu)
 		   adjust_controls(PROC2_CTL_ENABLE_EPT | PROC2_CTL_UNRESTRICTED_GUEST |
 					   PROC2_CTL_WBINVD_EXITING,
 				   (v->vpid ? PROC2_CTL_ENABLE_VPID : 0) |
-					   (virt_guest_has_tsc_aux() ? PROC2_CTL_ENABLE_RDTSCP : 0),
+					   (virt_guest_has_tsc_aux() ? PROC2_CTL_ENABLE_RDTSCP : 0) |
+					   (xstate_offers_xsaves(xstate_host_layout()) ? PROC2_CTL_ENABLE_XSAVES : 0),
 				   m->procbased2,
 				   "secondary"));
+	/* IA32_XSS is 0 for host and guests alike: no XSAVES exits (SDM 25.1.3). */
+	if (xstate_offers_xsaves(xstate_host_layout()))
+		vmcs_write(VMCS_XSS_EXIT_BITMAP, 0);
 	/*
 	 * Debug controls: the guest's DR7 and DEBUGCTL live in the VMCS
 	 * (DR0-3/DR6 are switched by the scheduler). The preemption timer keeps
@@ -444,9 +448,11 @@ static unsigned guest_maxphyaddr(void)
 static struct vcpu_state_limits state_limits(void)
 {
 	return (struct vcpu_state_limits){
-		.cr4_allowed = vmx_host_msrs.cr4_fixed1 & ~(CR4_VMXE | CR4_HIDDEN_FROM_GUESTS),
+		.cr4_allowed = vmx_host_msrs.cr4_fixed1 & ~(CR4_VMXE | vmx_cr4_hidden_from_guests()),
 		.maxphyaddr = guest_maxphyaddr(),
 		.mxcsr_allowed = host_mxcsr_mask(),
+		.xcr0_allowed = xstate_host_layout()->components ? xstate_host_layout()->components
+								  : XSTATE_X87,
 	};
 }
 
@@ -514,8 +520,8 @@ static void write_guest_state(struct vcpu *vcpu, const struct vcpu_state *s)
 			 (s->event.has_error_code ? INTR_INFO_DELIVER_ERROR : 0);
 	v->inject_error = s->event.error_code;
 	vmcs_write(VMCS_ENTRY_INSTR_LEN, s->event.instruction_length);
-	_Static_assert(sizeof(vcpu->fpu) == sizeof(s->fpu), "the FXSAVE area");
-	memcpy(vcpu->fpu, &s->fpu, sizeof(vcpu->fpu));
+	xstate_area_from_state(xstate_host_layout(), s, vcpu->xsave);
+	vcpu->xcr0 = s->xcr0;
 	memcpy(vcpu->dr, s->dr, sizeof(vcpu->dr));
 	vcpu->dr6 = s->dr6;
 	vcpu_set_misc_enable(vcpu, s->misc_enable);
@@ -636,7 +642,8 @@ void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *s)
 			s->pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
 	/* An event an exit interrupted is already queued again (requeue_interrupted_event). */
 	s->event = pending_event(v);
-	memcpy(&s->fpu, vcpu->fpu, sizeof(s->fpu));
+	xstate_state_from_area(xstate_host_layout(), vcpu->xsave, s);
+	s->xcr0 = vcpu->xcr0;
 }
 
 /* Exceptions of the fault class (SDM table 6-1); #DB is injected only as a trap. */

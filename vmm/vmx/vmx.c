@@ -10,6 +10,7 @@
 #include "vmm/page_alloc.h"
 #include "vmm/percpu.h"
 #include "vmm/vmx/caps.h"
+#include "vmm/xstate.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 #include "vmm/vmx/vmx_defs.h"
@@ -145,6 +146,8 @@ int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size)
 	/* VMXON requires CR0/CR4 to honour the fixed bits (SDM 23.8, A.7, A.8). */
 	write_cr0((read_cr0() | msrs.cr0_fixed0) & msrs.cr0_fixed1);
 	write_cr4(((read_cr4() | msrs.cr4_fixed0) & msrs.cr4_fixed1) | CR4_VMXE);
+	/* Before any VMCS takes CR4 as its host CR4: OSXSAVE is set there. */
+	xstate_cpu_init(caps.xsaves);
 
 	uint64_t region;
 	if (page_alloc_alloc(pa, 1, 1, &region)) {

@@ -119,10 +119,14 @@ static inline uint64_t vmx_exit_qualification(void)
 }
 
 /*
- * CR4 bits whose features CPUID hides from guests (XSAVE, SMX, protection
- * keys, CET): host-owned, so setting one exits and is refused with #GP.
+ * CR4 bits whose features CPUID hides from guests (SMX, protection keys,
+ * CET, and XSAVE where the host has none): host-owned, so setting one
+ * exits and is refused with #GP. CR4.OSXSAVE is otherwise the guest's.
  */
-#define CR4_HIDDEN_FROM_GUESTS (CR4_OSXSAVE | CR4_SMXE | CR4_PKE | CR4_CET)
+static inline uint64_t vmx_cr4_hidden_from_guests(void)
+{
+	return CR4_SMXE | CR4_PKE | CR4_CET | (xstate_host_layout()->components ? 0 : CR4_OSXSAVE);
+}
 
 /* Drops the VM's cached translations (all its VPIDs), e.g. after a CR0/CR4 change. */
 void vmx_flush_guest_tlb(struct vcpu *vcpu);

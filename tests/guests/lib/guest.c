@@ -134,3 +134,100 @@ uint64_t tsc_hz(void)
 
 	return r.eax ? (uint64_t)r.ecx * r.ebx / r.eax : 0;
 }
+
+#define CPUID_01_ECX_XSAVE_BIT (1U << 26)
+#define CR4_OSXSAVE_BIT (1ULL << 18)
+#define XCR0_OFFERED_MAX (3ULL | XCR0_AVX | XCR0_AVX512)
+
+uint64_t xstate_enable(void)
+{
+	if (!(cpuid(1, 0).ecx & CPUID_01_ECX_XSAVE_BIT))
+		return 0;
+	write_cr4(read_cr4() | CR4_OSXSAVE_BIT);
+	uint64_t xcr0 = cpuid(0xd, 0).eax & XCR0_OFFERED_MAX;
+	if ((xcr0 & XCR0_AVX512) != XCR0_AVX512)
+		xcr0 &= ~XCR0_AVX512;
+	xsetbv(0, xcr0);
+	return xcr0;
+}
+
+/* ZMM0-31 (or YMM0-15: the first 32 bytes of the first 16) and k0-7. */
+static uint64_t vector_image[32][8] __attribute__((aligned(64)));
+static uint16_t mask_image[8];
+
+static void vector_pattern(uint64_t seed, uint64_t regs[32][8], uint16_t masks[8])
+{
+	for (unsigned i = 0; i < 32; i++)
+		for (unsigned j = 0; j < 8; j++)
+			regs[i][j] = (seed + i * 8 + j) * 0x9e3779b97f4a7c15ULL;
+	for (unsigned i = 0; i < 8; i++)
+		masks[i] = (uint16_t)(seed * 31 + i * 0x1111);
+}
+
+#define REGS_0_15 "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15"
+#define REGS_16_31 "16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31"
+
+void vector_fill(uint64_t xcr0, uint64_t seed)
+{
+	vector_pattern(seed, vector_image, mask_image);
+	if ((xcr0 & XCR0_AVX512) == XCR0_AVX512)
+		__asm__ volatile(".irp n," REGS_0_15 "," REGS_16_31 "\n"
+				 "vmovdqu64 \\n*64(%0), %%zmm\\n\n"
+				 ".endr\n"
+				 ".irp n,0,1,2,3,4,5,6,7\n"
+				 "kmovw \\n*2(%1), %%k\\n\n"
+				 ".endr\n"
+				 :
+				 : "r"(vector_image), "r"(mask_image)
+				 : "memory");
+	else if (xcr0 & XCR0_AVX)
+		__asm__ volatile(".irp n," REGS_0_15 "\n"
+				 "vmovdqu \\n*64(%0), %%ymm\\n\n"
+				 ".endr\n"
+				 :
+				 : "r"(vector_image)
+				 : "memory");
+}
+
+unsigned vector_store(uint64_t xcr0, uint64_t regs[32][8], uint16_t masks[8])
+{
+	if ((xcr0 & XCR0_AVX512) == XCR0_AVX512) {
+		__asm__ volatile(".irp n," REGS_0_15 "," REGS_16_31 "\n"
+				 "vmovdqu64 %%zmm\\n, \\n*64(%0)\n"
+				 ".endr\n"
+				 ".irp n,0,1,2,3,4,5,6,7\n"
+				 "kmovw %%k\\n, \\n*2(%1)\n"
+				 ".endr\n"
+				 :
+				 : "r"(regs), "r"(masks)
+				 : "memory");
+		return 32;
+	}
+	if (!(xcr0 & XCR0_AVX))
+		return 0;
+	__asm__ volatile(".irp n," REGS_0_15 "\n"
+			 "vmovdqu %%ymm\\n, \\n*64(%0)\n"
+			 ".endr\n"
+			 :
+			 : "r"(regs)
+			 : "memory");
+	return 16;
+}
+
+bool vector_intact(uint64_t xcr0, uint64_t seed)
+{
+	static uint64_t expected[32][8];
+	static uint16_t expected_masks[8];
+	unsigned regs = vector_store(xcr0, vector_image, mask_image);
+	unsigned words = regs == 32 ? 8 : 4;
+
+	vector_pattern(seed, expected, expected_masks);
+	for (unsigned i = 0; i < regs; i++)
+		for (unsigned j = 0; j < words; j++)
+			if (vector_image[i][j] != expected[i][j])
+				return false;
+	for (unsigned i = 0; regs == 32 && i < 8; i++)
+		if (mask_image[i] != expected_masks[i])
+			return false;
+	return regs != 0;
+}

@@ -82,6 +82,7 @@ unsigned rdpmc_safe(uint32_t counter);
 unsigned write_cr0_safe(uint64_t value);
 unsigned write_cr4_safe(uint64_t value);
 unsigned write32_safe(volatile uint32_t *address, uint32_t value);
+unsigned xsetbv_safe(uint32_t index, uint64_t value);
 /* The RIP and RFLAGS images the last exception a *_safe wrapper caught pushed. */
 extern uint64_t fault_rip, fault_rflags;
 unsigned monitor_safe(const void *address);
@@ -91,6 +92,23 @@ bool streq(const char *a, const char *b);
 
 /* The TSC rate the hypervisor reports in CPUID leaf 15H (its own clock), in Hz. */
 uint64_t tsc_hz(void);
+
+/*
+ * The vector registers beyond SSE, for checks that a guest's state is its
+ * own. xstate_enable sets CR4.OSXSAVE and XCR0 to every component CPUID
+ * offers of x87, SSE, AVX and AVX-512; it returns that XCR0 (0: no XSAVE).
+ * vector_fill loads YMM0-15 (with AVX), or ZMM0-31 and k0-7 (with
+ * AVX-512), with values made from seed; vector_intact says whether they
+ * still hold them; vector_store copies them out (YMMi to regs[i][0..3])
+ * and returns how many there are (0 without AVX). The runtime's own code never touches them
+ * (-mgeneral-regs-only).
+ */
+#define XCR0_AVX (1ULL << 2)
+#define XCR0_AVX512 (7ULL << 5)
+uint64_t xstate_enable(void);
+void vector_fill(uint64_t xcr0, uint64_t seed);
+bool vector_intact(uint64_t xcr0, uint64_t seed);
+unsigned vector_store(uint64_t xcr0, uint64_t regs[32][8], uint16_t masks[8]);
 
 /* One interrupt handler, for the hypervisor's upcall vector. */
 void set_irq_handler(uint8_t vector, void (*handler)(void));

@@ -145,6 +145,17 @@ write_cr4_safe:
 	movq %rdi, %cr4
 	SAFE_RETURN
 
+/* unsigned xsetbv_safe(uint32_t index, uint64_t value) */
+	.globl xsetbv_safe
+xsetbv_safe:
+	SAFE_ARM
+	movl %edi, %ecx
+	movl %esi, %eax
+	movq %rsi, %rdx
+	shrq $32, %rdx
+	xsetbv
+	SAFE_RETURN
+
 /* unsigned write32_safe(volatile uint32_t *address, uint32_t value) */
 	.globl write32_safe
 write32_safe:
