@@ -56,7 +56,7 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
 	vmm/main.c vmm/percpu.c vmm/nmi.c vmm/mce_cpu.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	$(VIRT_SRCS) \
-	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
+	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/host_irq.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
 	vmm/control_console.c vmm/control_saved.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
 	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c

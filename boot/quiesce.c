@@ -3,41 +3,24 @@
 #include "lib/fmt.h"
 #include "x86/apic.h"
 #include "x86/cpu.h"
+#include "x86/ioapic.h"
 #include "x86/msr.h"
 
 /* 8259A OCW1 (the interrupt mask) of the master and the slave. */
 #define PIC_MASTER_DATA 0x21
 #define PIC_SLAVE_DATA 0xa1
 
-/* I/O APIC (82093AA datasheet 3.0): index and data window, version, redirection table. */
-#define IOAPIC_IOREGSEL 0x00
-#define IOAPIC_IOWIN 0x10
-#define IOAPIC_REG_VERSION 0x01
-#define IOAPIC_REG_REDTBL 0x10
-#define IOAPIC_MASKED (1U << 16)
-
 /* How long an INIT may stay pending before the hand-over goes on without waiting. */
 #define ICR_WAIT_LOOPS 1000000
-
-static uint32_t mmio_read32(uint64_t address)
-{
-	return *(volatile uint32_t *)(uintptr_t)address;
-}
-
-static void mmio_write32(uint64_t address, uint32_t value)
-{
-	*(volatile uint32_t *)(uintptr_t)address = value;
-}
 
 /* Every redirection entry of one I/O APIC; returns how many it has. */
 static unsigned mask_ioapic(uint64_t base)
 {
-	mmio_write32(base + IOAPIC_IOREGSEL, IOAPIC_REG_VERSION);
-	unsigned entries = ((mmio_read32(base + IOAPIC_IOWIN) >> 16) & 0xff) + 1;
+	unsigned entries = ioapic_entries(base);
 
 	for (unsigned i = 0; i < entries; i++) {
-		mmio_write32(base + IOAPIC_IOREGSEL, IOAPIC_REG_REDTBL + 2 * i);
-		mmio_write32(base + IOAPIC_IOWIN, mmio_read32(base + IOAPIC_IOWIN) | IOAPIC_MASKED);
+		unsigned reg = IOAPIC_REG_REDTBL + 2 * i;
+		ioapic_write(base, reg, ioapic_read(base, reg) | IOAPIC_MASKED);
 	}
 	return entries;
 }

@@ -20,7 +20,11 @@
 # socket SOCKET (vmmctl -c unix:SOCKET), or to all at once with
 # --share-line (line-relay.py --share).
 # Whatever happens, Bochs and its helpers are killed and the disk lock is
-# removed.
+# removed. The emulated clock never runs ahead of the real one (clock:
+# sync=slowdown): the hypervisor halts when idle, and Bochs would otherwise
+# skip through the halt, so that its timeouts, the management VM's session
+# expiry among them, would pass faster than the admin tool's, as no real
+# server's do.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 config="" disk="" workdir="" timeout=120 until="" megs=256 interactive=0 extras=()
@@ -68,6 +72,7 @@ megs: $megs
 romimage: file=$ovmf, address=0xffe00000
 vgaromimage: file=/usr/share/vgabios/vgabios.bin
 cpu: model=corei7_skylake_x, count=1, ips=200000000
+clock: sync=slowdown
 pci: enabled=1, chipset=i440fx
 ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
 ata0-master: type=disk, path=$workdir/disk.img, mode=flat, cylinders=65, heads=16, spt=63

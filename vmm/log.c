@@ -97,6 +97,11 @@ void log_drain(void)
 	uart_tx_fill(&console, chunk, (unsigned)log_ring_take(&ring, chunk, sizeof(chunk)));
 }
 
+bool log_pending(void)
+{
+	return buffered && !log_ring_empty(&ring);
+}
+
 void log_flush(void)
 {
 	/*

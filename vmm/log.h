@@ -44,6 +44,8 @@ struct uart;
 void log_set_buffer(char *memory);
 void log_drain(void);
 void log_flush(void);
+/* Whether buffered output still waits for the UART (log_drain sends it). */
+bool log_pending(void);
 
 /*
  * The management line (vmm/mgmt.c) shares the console: a frame or a

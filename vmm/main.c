@@ -6,6 +6,7 @@
 #include "vmm/clock.h"
 #include "vmm/control.h"
 #include "vmm/mgmt.h"
+#include "vmm/host_irq.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/panic.h"
@@ -99,6 +100,7 @@ void vmm_main(struct boot_info *bi)
 	}
 
 	clock_init(bi->tsc_hz, bi->wallclock_s, bi->wallclock_tsc);
+	host_irq_init(&bi->acpi);
 	uint64_t ring;
 	if (page_alloc_alloc(bi->host_pages, LOG_RING_SIZE / PAGE_SIZE, 1, &ring) == 0)
 		log_set_buffer((char *)(uintptr_t)ring);

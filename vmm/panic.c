@@ -1,6 +1,7 @@
 #include "vmm/panic.h"
 
 #include "lib/fmt.h"
+#include "vmm/host_irq.h"
 #include "vmm/log.h"
 #include "vmm/mce.h"
 #include "vmm/nmi.h"
@@ -9,6 +10,9 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+
+/* Vectors 0-31 are the architecture's exceptions (SDM 6.3.1). */
+#define FIRST_INTERRUPT_VECTOR 32
 
 #define BACKTRACE_MAX_FRAMES 16
 
@@ -151,6 +155,19 @@ void exception_dispatch(struct exception_frame *f)
 	if (f->vector == VECTOR_MC && !panicking) {
 		if (mce_in_root_mode())
 			return;
+	}
+	/* Interrupts are on only across the idle HLT (vmm/host_irq.h). */
+	if (f->vector >= FIRST_INTERRUPT_VECTOR && !panicking) {
+		static uint64_t strays;
+		if (host_irq_taken((unsigned)f->vector))
+			return;
+		strays++;
+		/* Logged at 1, 2, 4, 8, ...: a stuck source cannot flood the line. */
+		if (!(strays & (strays - 1)))
+			log_warn("host: interrupt vector %llu from a source the hypervisor did not arm "
+				 "(%llu in all)", (unsigned long long)f->vector,
+				 (unsigned long long)strays);
+		return;
 	}
 	enter_panic();
 	log_err("PANIC: exception in the hypervisor: vector %llu (%s), error code 0x%llx",

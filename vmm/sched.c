@@ -1,5 +1,7 @@
 #include "vmm/sched.h"
 
+#include "vmm/clock.h"
+#include "vmm/host_irq.h"
 #include "vmm/log.h"
 #include "vmm/mce.h"
 #include "vmm/nmi.h"
@@ -29,6 +31,7 @@ struct sched_cpu {
 	/* Each VM's next timer event (host TSC, 0: none), by VM id. */
 	uint64_t next_event[VM_MAX];
 	bool ibpb, l1d_flush;
+	uint64_t idle_tsc; /* time with nothing to run */
 };
 
 static struct sched_cpu sched_cpus[VMM_CPUS];
@@ -139,9 +142,11 @@ static uint64_t earliest_event(const struct sched_cpu *cpu, unsigned skip)
 	return earliest;
 }
 
-static void report_idle(void)
+static void report_idle(const struct sched_cpu *cpu)
 {
 	unsigned off = 0, halted = 0;
+	struct host_idle_stats idle;
+	uint64_t us = clock_tsc_hz() / 1000000;
 
 	for (unsigned i = 0; i < vm_count(); i++) {
 		const struct vm *vm = vm_by_index(i);
@@ -151,6 +156,31 @@ static void report_idle(void)
 			off++;
 	}
 	log_info("sched: nothing left to run (%u VM(s) halted, %u not running)", halted, off);
+	host_idle_stats(&idle);
+	log_info("sched: idle %llu us, the CPU halted for %llu us of it (%llu%%) in %llu HLT(s), "
+		 "woken %llu time(s) by its timer and %llu by the UART",
+		 (unsigned long long)(cpu->idle_tsc / us),
+		 (unsigned long long)(idle.halted_tsc / us),
+		 (unsigned long long)(cpu->idle_tsc ? idle.halted_tsc * 100 / cpu->idle_tsc : 0),
+		 (unsigned long long)idle.halts, (unsigned long long)idle.timer_wakeups,
+		 (unsigned long long)idle.uart_wakeups);
+}
+
+/*
+ * Nothing to run until next_timer (0: none) or the management line: the
+ * CPU halts where an interrupt can wake it in time (vmm/host_irq.h),
+ * woken also to send more of the log; it polls otherwise.
+ */
+static void idle_until(struct sched_cpu *cpu, uint64_t next_timer)
+{
+	uint64_t start = rdtsc();
+
+	while ((!next_timer || rdtsc() < next_timer) && !mgmt_poll()) {
+		log_drain();
+		if (!host_idle(next_timer, mgmt_line_active(), log_pending()))
+			cpu_relax();
+	}
+	cpu->idle_tsc += rdtsc() - start;
 }
 
 void sched_forget_vcpu(const struct vcpu *vcpu)
@@ -194,16 +224,12 @@ void sched_run(uint64_t tsc_hz)
 			uint64_t next_timer = earliest_event(cpu, VM_MAX);
 			/* The management line must be served even when every VM sleeps. */
 			if (!next_timer && !mgmt_line_active()) {
-				report_idle();
+				report_idle(cpu);
 				log_flush();
-				/* No host interrupt source is wired to the scheduler yet. */
+				/* Nothing can wake a vCPU any more. */
 				cpu_halt_forever();
 			}
-			/* Only timers can wake a vCPU: wait for the earliest. */
-			while ((!next_timer || rdtsc() < next_timer) && !mgmt_poll()) {
-				log_drain();
-				cpu_relax();
-			}
+			idle_until(cpu, next_timer);
 			continue;
 		}
 		/*

@@ -18,6 +18,9 @@ enum {
 #define LCR_DLAB 0x80
 #define FCR_ENABLE_CLEAR 0x07
 #define MCR_DTR_RTS 0x03
+#define MCR_OUT2 0x08
+#define IER_RX_DATA 0x01
+#define IER_TX_EMPTY 0x02
 #define LSR_DATA_READY 0x01
 #define LSR_OVERRUN 0x02
 #define LSR_THR_EMPTY 0x20
@@ -55,6 +58,19 @@ static void uart_putc(const struct uart *u, char c)
 		cpu_relax();
 	}
 	outb(u->port + UART_THR, (uint8_t)c);
+}
+
+bool uart_rx_ready(const struct uart *u)
+{
+	return u->present && (inb(u->port + UART_LSR) & LSR_DATA_READY);
+}
+
+void uart_set_interrupts(const struct uart *u, bool tx)
+{
+	if (!u->present)
+		return;
+	outb(u->port + UART_MCR, MCR_DTR_RTS | MCR_OUT2);
+	outb(u->port + UART_IER, IER_RX_DATA | (tx ? IER_TX_EMPTY : 0));
 }
 
 bool uart_tx_empty(const struct uart *u)

@@ -1,4 +1,7 @@
-/* Polled driver for the host's 16550-compatible serial port (the console). */
+/*
+ * Driver for the host's 16550-compatible serial port (the console): polled,
+ * with the receive interrupt only to wake an idle CPU (vmm/host_irq.c).
+ */
 #ifndef VMM_UART16550_H
 #define VMM_UART16550_H
 
@@ -25,5 +28,13 @@ void uart_tx_fill(const struct uart *u, const char *s, unsigned len);
  * UART lost bytes since the last call (LSR.OE: its receive FIFO was full).
  */
 unsigned uart_rx(const struct uart *u, uint8_t *buf, unsigned cap, bool *overrun);
+/* True when a received byte waits (LSR.DR). */
+bool uart_rx_ready(const struct uart *u);
+/*
+ * Raises the UART's interrupt line while a received byte waits (IER.ERBFI),
+ * and with tx also once the transmitter has room (IER.ETBEI), and connects
+ * it to the board (MCR.OUT2, which PC serial ports gate their IRQ with).
+ */
+void uart_set_interrupts(const struct uart *u, bool tx);
 
 #endif

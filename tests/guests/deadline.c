@@ -5,7 +5,9 @@
  * halts, so the scheduler cannot treat it as a sleeper), and does that
  * ROUNDS times. It prints how late the interrupt came at most, by its own
  * clock; the hypervisor reports the same from its side when the VM ends
- * ("TSC-deadline interrupts N us late at most").
+ * ("TSC-deadline interrupts N us late at most"). With the command line
+ * "wait=halt" it halts for each interrupt instead (tests/bench/idle.conf):
+ * a guest that sleeps, so that the host is idle between its timers.
  */
 #include "guest.h"
 
@@ -29,6 +31,7 @@ static void on_timer(void)
 int main(void)
 {
 	uint64_t us = tsc_hz() / 1000000, late_max = 0;
+	bool halt = streq(guest_cmdline, "wait=halt");
 
 	if (!check(us && (cpuid(1, 0).ecx & CPUID_01_ECX_TSC_DEADLINE),
 		   "deadline: TSC rate in CPUID leaf 15H, TSC-deadline timer in leaf 1"))
@@ -41,8 +44,12 @@ int main(void)
 		fired_tsc = 0;
 		wrmsr_safe(MSR_IA32_TSC_DEADLINE, deadline);
 		__asm__ volatile("sti");
-		while (!fired_tsc)
-			__asm__ volatile("pause");
+		while (!fired_tsc) {
+			if (halt)
+				__asm__ volatile("hlt");
+			else
+				__asm__ volatile("pause");
+		}
 		__asm__ volatile("cli");
 		if (fired_tsc > deadline && fired_tsc - deadline > late_max)
 			late_max = fired_tsc - deadline;

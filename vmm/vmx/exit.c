@@ -4,6 +4,7 @@
  * policy to the generic code in vmm/vcpu.c. An exit without a handler ends
  * the VM with its reason; the hypervisor and the other VMs go on.
  */
+#include "vmm/host_irq.h"
 #include "vmm/log.h"
 #include "vmm/mce.h"
 #include "vmm/mmio.h"
@@ -11,7 +12,6 @@
 #include "vmm/vcpu.h"
 #include "vmm/virt.h"
 #include "vmm/vmx/vmx.h"
-#include "x86/apic.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
 
@@ -94,21 +94,16 @@ static enum exit_action handle_exception_nmi(struct vcpu *vcpu)
 	return EXIT_STOP;
 }
 
-static void lapic_eoi(void)
-{
-	apic_write(rdmsr(MSR_IA32_APIC_BASE), APIC_REG_EOI, 0);
-}
-
 static enum exit_action handle_external_interrupt(struct vcpu *vcpu)
 {
 	/*
 	 * "Acknowledge interrupt on exit" took the vector from the interrupt
-	 * controller; no host device uses interrupts yet, so it only gets its EOI.
+	 * controller. The line's byte is read by the scheduler, which the
+	 * slice's end brings back to (vmm/host_irq.h).
 	 */
-	log_debug("vmx: host interrupt vector %llu during vm '%s'",
-		  (unsigned long long)(vmcs_read(VMCS_EXIT_INTR_INFO) & INTR_INFO_VECTOR_MASK),
-		  vcpu->vm->cfg->name);
-	lapic_eoi();
+	unsigned vector = (unsigned)(vmcs_read(VMCS_EXIT_INTR_INFO) & INTR_INFO_VECTOR_MASK);
+	if (!host_irq_taken(vector))
+		log_debug("vmx: host interrupt vector %u during vm '%s'", vector, vcpu->vm->cfg->name);
 	return EXIT_PREEMPT;
 }
 
