@@ -504,6 +504,16 @@ static int set_selftest(struct parser *p, const struct key *k, struct span v)
 	return 0;
 }
 
+static int set_xsave_compacted(struct parser *p, const struct key *k, struct span v)
+{
+	unsigned on;
+
+	if (get_word(p, k, v, booleans, ARRAY_SIZE(booleans), &on))
+		return -1;
+	p->cfg->hv.xsave_compacted = on;
+	return 0;
+}
+
 static int set_mtu(struct parser *p, const struct key *k, struct span v)
 {
 	uint64_t mtu;
@@ -712,6 +722,7 @@ static const struct key hypervisor_keys[] = {
 	{ "baud", set_baud, 1 },
 	{ "heap", set_heap, 1 },
 	{ "selftest", set_selftest, 1 },
+	{ "xsave_compacted", set_xsave_compacted, 1 },
 };
 
 static const struct key network_keys[] = {
@@ -1015,6 +1026,7 @@ int config_parse(const char *text, size_t len, struct config *out, struct cfg_di
 	out->hv.baud = 115200;
 	out->hv.heap_bytes = 16 * MIB;
 	out->hv.selftest = CFG_SELFTEST_NONE;
+	out->hv.xsave_compacted = true;
 	memset(diag, 0, sizeof(*diag));
 	if (len > CFG_TEXT_MAX)
 		return fail(&p, 0, "config is %zu bytes, more than the %u allowed", len,

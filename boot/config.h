@@ -20,6 +20,7 @@
  *   baud      = 115200           9600 | 19200 | 38400 | 57600 | 115200
  *   heap      = 16M              1 MiB..1 GiB, a multiple of 4 KiB
  *   selftest  = none             none | exception | nmi
+ *   xsave_compacted = on         on | off: off hides XSAVEC and XSAVES from guests
  *
  *   [network NAME]               at most CFG_MAX_NETWORKS
  *   mtu       = 1500             68..9000 (the switch's jumbo-frame limit)
@@ -137,6 +138,7 @@ struct cfg_hypervisor {
 	uint32_t baud;                  /* default 115200 */
 	uint64_t heap_bytes;            /* default 16 MiB */
 	enum cfg_selftest selftest;     /* default none */
+	bool xsave_compacted;           /* guests get XSAVEC/XSAVES where the CPU has them; default on */
 };
 
 struct config {

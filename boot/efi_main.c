@@ -301,8 +301,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		log_err("%s", why);
 		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");
 	}
-	log_info("cpu: VT-x with EPT and unrestricted guest present; TSC at %llu MHz",
-		 (unsigned long long)(boot.tsc_hz / 1000000));
+	/* kHz, as guests are told in CPUID leaf 15H and Linux reports it. */
+	log_info("cpu: VT-x with EPT and unrestricted guest present; TSC at %llu.%03llu MHz",
+		 (unsigned long long)(boot.tsc_hz / 1000000),
+		 (unsigned long long)(boot.tsc_hz / 1000 % 1000));
 
 	if (efi_open_boot_volume(image, &root) != EFI_SUCCESS)
 		return give_up(EFI_LOAD_ERROR, "cannot open the boot volume");

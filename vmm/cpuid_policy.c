@@ -120,17 +120,61 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 	}
 }
 
+/*
+ * The fraction num/den nearest to a/b with num <= max_num and den <= max_den
+ * (a, b > 0): the last continued-fraction convergent within the bounds, or
+ * the semiconvergent past it where that is nearer (it is when its
+ * coefficient is more than half the full one). Every step's products are
+ * bounded before they are formed, so nothing overflows.
+ */
+static void nearest_fraction(uint64_t a, uint64_t b, uint64_t max_num, uint64_t max_den,
+			     uint64_t *num, uint64_t *den)
+{
+	uint64_t h1 = 1, h2 = 0, k1 = 0, k2 = 1;
+
+	while (b) {
+		uint64_t t = a / b;
+		uint64_t fit = (max_num - h2) / h1;
+		if (k1 && (max_den - k2) / k1 < fit)
+			fit = (max_den - k2) / k1;
+		if (t > fit) {
+			/* The bounds end the expansion: a semiconvergent, if it is nearer. */
+			if (2 * fit > t) {
+				h1 = fit * h1 + h2;
+				k1 = fit * k1 + k2;
+			}
+			break;
+		}
+		uint64_t h = t * h1 + h2, k = t * k1 + k2, r = a - t * b;
+		h2 = h1;
+		h1 = h;
+		k2 = k1;
+		k1 = k;
+		a = b;
+		b = r;
+	}
+	*num = h1;
+	*den = k1;
+}
+
 struct cpuid_result cpuid_tsc_leaf(uint64_t tsc_hz, uint64_t crystal_hz)
 {
 	/*
-	 * TSC = crystal * EBX / EAX (SDM Vol. 2A, CPUID leaf 15H), in kHz so
-	 * that both fit 32 bits; Linux takes the TSC rate and, with the crystal
-	 * as the local APIC's clock, its timer period from here instead of
-	 * calibrating against the PIT.
+	 * TSC = crystal * EBX / EAX (SDM Vol. 2A, CPUID leaf 15H). Linux
+	 * forms crystal_kHz * EBX in 32 bits (native_calibrate_tsc), so EBX
+	 * stays below 2^32 / crystal_kHz: with a 25-MHz crystal and a
+	 * 199.998-MHz TSC, EBX = 199998 and EAX = 25000 wrapped there to a
+	 * 28.199-MHz TSC and a guest clock seven times too fast. The ratio is
+	 * the nearest fraction within that bound (exact for the usual rates,
+	 * a few ppm off for any other). With the crystal as the local APIC's
+	 * clock, Linux takes its timer period from here too.
 	 */
-	uint64_t crystal_khz = crystal_hz / 1000, tsc_khz = tsc_hz / 1000;
-	if (!crystal_khz || !tsc_khz || tsc_khz > 0xffffffffULL || crystal_hz > 0xffffffffULL)
+	uint64_t crystal_khz = crystal_hz / 1000, num, den;
+	if (!crystal_khz || tsc_hz < crystal_hz || crystal_hz > 0xffffffffULL ||
+	    tsc_hz / crystal_hz >= 0xffffffffULL / crystal_khz)
 		return (struct cpuid_result){ 0 };
-	return (struct cpuid_result){ .eax = (uint32_t)crystal_khz, .ebx = (uint32_t)tsc_khz,
+	nearest_fraction(tsc_hz, crystal_hz, 0xffffffffULL / crystal_khz, 0xffffffffULL, &num,
+			 &den);
+	return (struct cpuid_result){ .eax = (uint32_t)den, .ebx = (uint32_t)num,
 				      .ecx = (uint32_t)crystal_hz };
 }

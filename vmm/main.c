@@ -83,7 +83,7 @@ void vmm_main(struct boot_info *bi)
 	adopt_free_memory(bi);
 	report_memory(bi);
 
-	if (virt_enable_cpu(bi->host_pages, why, sizeof(why)))
+	if (virt_enable_cpu(bi->host_pages, bi->config->hv.xsave_compacted, why, sizeof(why)))
 		panic("cannot enter VMX operation: %s", why);
 
 	if (bi->config->hv.selftest == CFG_SELFTEST_EXCEPTION) {

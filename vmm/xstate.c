@@ -47,7 +47,7 @@ static bool has(uint64_t set, unsigned component)
 }
 
 void xstate_layout_init(struct xstate_layout *l, bool host_xsave,
-			const struct cpuid_result leaf_d[XSTATE_COMPONENTS], bool xsaves_allowed)
+			const struct cpuid_result leaf_d[XSTATE_COMPONENTS], uint32_t allowed)
 {
 	*l = (struct xstate_layout){ 0 };
 	if (!host_xsave)
@@ -76,8 +76,8 @@ void xstate_layout_init(struct xstate_layout *l, bool host_xsave,
 	if ((offered & XSTATE_AVX512) != XSTATE_AVX512 || !(offered & XSTATE_AVX))
 		offered &= ~XSTATE_AVX512;
 	l->components = offered;
-	l->instructions = leaf_d[1].eax & (CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XSAVEC | CPUID_0D_1_XGETBV1 |
-					   (xsaves_allowed ? CPUID_0D_1_XSAVES : 0));
+	l->instructions = leaf_d[1].eax & allowed &
+			  (CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XSAVEC | CPUID_0D_1_XGETBV1 | CPUID_0D_1_XSAVES);
 }
 
 bool xstate_xcr0_valid(uint64_t value, uint64_t allowed)

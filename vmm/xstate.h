@@ -64,13 +64,14 @@ static inline bool xstate_offers_xsaves(const struct xstate_layout *l)
 
 /*
  * The layout from the host's CPUID: host_xsave is CPUID.01H:ECX.XSAVE,
- * leaf_d[i] the host's CPUID.(0DH,i) (0 and 1 included), xsaves_allowed
- * whether guests may run XSAVES/XRSTORS (the virtualization backend's
- * control). A component whose size is not the architectural one or that
+ * leaf_d[i] the host's CPUID.(0DH,i) (0 and 1 included), allowed the
+ * CPUID.(0DH,1):EAX instructions guests may be offered where the host has
+ * them (XSAVES only with the virtualization backend's control; XSAVEC and
+ * XSAVES not where the configuration turns the compacted format off). A component whose size is not the architectural one or that
  * would not fit XSAVE_AREA_SIZE is not offered, nor what depends on it.
  */
 void xstate_layout_init(struct xstate_layout *l, bool host_xsave,
-			const struct cpuid_result leaf_d[XSTATE_COMPONENTS], bool xsaves_allowed);
+			const struct cpuid_result leaf_d[XSTATE_COMPONENTS], uint32_t allowed);
 
 /*
  * Whether XSETBV may load value into XCR0 (SDM Vol. 2C, XSETBV): x87 set,
@@ -118,7 +119,7 @@ void xstate_state_from_area(const struct xstate_layout *l, const uint8_t *area,
 struct vcpu;
 
 /* Sets CR4.OSXSAVE and IA32_XSS = 0 on this CPU and reads the layout. */
-void xstate_cpu_init(bool xsaves_allowed);
+void xstate_cpu_init(uint32_t allowed);
 const struct xstate_layout *xstate_host_layout(void);
 
 /*

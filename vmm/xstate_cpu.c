@@ -7,7 +7,7 @@
 
 static struct xstate_layout host_layout;
 
-void xstate_cpu_init(bool xsaves_allowed)
+void xstate_cpu_init(uint32_t allowed)
 {
 	struct cpuid_result leaf_d[XSTATE_COMPONENTS] = { { 0 } };
 	bool host_xsave = cpuid(1, 0).ecx & CPUID_01_ECX_XSAVE;
@@ -19,7 +19,7 @@ void xstate_cpu_init(bool xsaves_allowed)
 			leaf_d[i] = (struct cpuid_result){ r.eax, r.ebx, r.ecx, r.edx };
 		}
 	}
-	xstate_layout_init(&host_layout, host_xsave, leaf_d, xsaves_allowed);
+	xstate_layout_init(&host_layout, host_xsave, leaf_d, allowed);
 	if (!host_layout.components) {
 		log_info("xstate: no XSAVE; guests get x87 and SSE state (FXSAVE)");
 		return;

@@ -93,3 +93,4 @@ tests/bench/linux.sh "$out"
 # Two Linux guests on one network: a 512-KiB TCP transfer (the Linux e2e boot).
 tests/e2e/linux-boot.sh "$out/linux-net" tests/e2e/configs/linux.conf >"$out/linux-net.out" 2>&1 || true
 grep -a "^BENCH guest_to_guest_kbps " "$out/linux-net.out" || echo "BENCH guest_to_guest_kbps nan KB/s"
+grep -a "^BENCH guest_tsc_error_ppm " "$out/linux-net.out" || echo "BENCH guest_tsc_error_ppm nan ppm"

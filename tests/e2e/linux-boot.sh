@@ -76,6 +76,31 @@ for vm in lin1 lin2; do
 	check "linux: $vm got an address on lan" "\[$vm\] vmmtest: dhcp eth0 192\.168\.100\." 1
 done
 check "linux: lin3 got an address on dmz" "\[lin3\] vmmtest: dhcp eth0 192\.168\.101\." 1
+# The guests' clocks (issue 17): each kernel takes the TSC rate from CPUID
+# leaf 15H (tsc_known_freq), equal to the hypervisor's within 0.1%, and
+# keeps the TSC as its clocksource.
+host_khz=$(grep -aoE 'TSC at [0-9]+\.[0-9]{3} MHz' "$serial" | head -1 | tr -dc '0-9')
+for vm in lin1 lin2 lin3; do
+	# "Detected N MHz processor" is the CPU clock; a TSC of another rate
+	# follows as "Detected N MHz TSC".
+	detected=$(grep -aoE "\[$vm\] vmmtest: dmesg .*tsc: Detected [0-9]+\.[0-9]{3} MHz (processor|TSC)" "$serial")
+	guest_khz=$( (grep -a 'MHz TSC' <<<"$detected" || echo "$detected") | head -1 |
+		sed 's/.*Detected //; s/ MHz.*//' | tr -dc '0-9')
+	if [ -n "$host_khz" ] && [ -n "$guest_khz" ]; then
+		ppm=$(( (guest_khz - host_khz) * 1000000 / host_khz ))
+		ppm=${ppm#-}
+		[ "$vm" = lin1 ] && echo "BENCH guest_tsc_error_ppm $ppm ppm"
+		if [ "$ppm" -lt 1000 ]; then
+			pass "linux: $vm detected its TSC at $guest_khz kHz, the host's is $host_khz kHz ($ppm ppm)"
+		else
+			fail "linux: $vm detected its TSC at $guest_khz kHz, the host's is $host_khz kHz ($ppm ppm)"
+		fi
+	else
+		[ "$vm" = lin1 ] && echo "BENCH guest_tsc_error_ppm nan ppm"
+		fail "linux: $vm's TSC rate (guest: ${guest_khz:-no 'tsc: Detected' line}, host: ${host_khz:-none} kHz)"
+	fi
+	check "linux: $vm booted on the TSC clocksource" "\[$vm\] vmmtest: clocksource tsc" 1
+done
 ip1=$(ip_of lin1) ip2=$(ip_of lin2)
 
 if run lin1 'echo CMD-$((6*7))' 'CMD-42'; then
@@ -243,6 +268,19 @@ if [ -n "$now1" ] && [ "$now1" = "$wrote1" ] && [ "$now1" != "$wrote4" ]; then
 else
 	fail "linux: lin1 reads ${now1:-nothing}, wrote $wrote1, lin4 wrote ${wrote4:-nothing}"
 fi
+
+# Minutes of traffic, a Save and a Restore later, the clocks were never
+# found to disagree: still the TSC, and no clocksource marked unstable.
+for vm in lin1 lin2 lin3; do
+	run "$vm" 'echo CLOCK-$((1 + 1)) $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) $(dmesg | grep -c unstable) END' \
+		'CLOCK-2 .*END' >/dev/null
+	clock=$(grep -aoE "\[$vm\] CLOCK-2 .*END" "$serial" | tail -1)
+	if [ "${clock#*CLOCK-2 }" = "tsc 0 END" ]; then
+		pass "linux: $vm still keeps the TSC as its clocksource, nothing marked unstable"
+	else
+		fail "linux: $vm's clock at the end: ${clock:-no answer} (want: tsc 0)"
+	fi
+done
 
 for vm in lin1 lin2 lin3 lin4; do
 	ctl console "$vm" --send 'poweroff -f\n' >/dev/null

@@ -399,6 +399,14 @@ if console_has save-2 'echo: after restore'; then
 else
 	fail "restore: no 'echo: after restore' ($(tail -c 200 "$out/save-2.out"))"
 fi
+# The YMM/ZMM and k registers the echo guest filled at start came back with
+# the rest of the vCPU (vCPU record version 3, docs/savefile.md).
+ctl console web2 --send 'vectors\r' >/dev/null 2>&1
+if console_has save-vectors 'echo: vectors intact'; then
+	pass "restore: the echo guest's vector registers kept their values"
+else
+	fail "restore: the echo guest's vector registers ($(grep -a 'echo: vectors' "$out/save-vectors.out" | tail -1))"
+fi
 ctl console web2 --send 'clock\r' >/dev/null 2>&1
 clock_restored=$(guest_clock_ms 4)
 ready_after=$(grep -ac 'echo: ready' "$out/clock.out")
@@ -535,6 +543,12 @@ if console_has web3 'echo: moved' web3 && ! grep -q 'echo: ready' "$out/web3.out
 	pass "move: web3 goes on where web2 stopped (answers 'moved', was not booted again)"
 else
 	fail "move: web3's console ($(tail -c 200 "$out/web3.out"))"
+fi
+ctl console web3 --send 'vectors\r' >/dev/null 2>&1
+if console_has web3-vectors 'echo: vectors intact' web3; then
+	pass "move: web3's vector registers are web2's"
+else
+	fail "move: web3's vector registers ($(grep -a 'echo: vectors' "$out/web3-vectors.out" | tail -1))"
 fi
 ctl turnoff web3 >/dev/null 2>&1
 ok "vmmctl delete: the moved web3" delete-web3 "True" delete web3

@@ -181,9 +181,11 @@ expect "guests: hello64: output through the virtual COM1" guests \
 	'\[hello64\] hello64: this line came through the virtual 16550 on COM1'
 for check in 'COM1 answers the loopback probe' \
 	'long mode with paging at the entry point' 'CR4.VMXE reads as clear' \
-	'RDI holds the RAM size' 'RSI points at the command line'; do
+	'RDI holds the RAM size'; do
 	expect "guests: hello64: $check" guests "\\[hello64\\] PASS hello64: $check"
 done
+expect "guests: hello64: RDI and RSI carry its RAM size and command line" guests \
+	'\[hello64\] hello64: RAM 4 MiB, command line "hello from the config"'
 for check in 'refused before an upcall vector is set' 'an exception vector is refused' \
 	'HLT woken by the timer upcall' 'nothing delivered while RFLAGS.IF is clear' \
 	'delivered through the interrupt window at STI' 'a cancelled timer stays silent'; do

@@ -3,7 +3,10 @@
  * its COM1 and answers every line typed into COM1 (console input through
  * the management API) with "echo: <line>"; the line "clock" also gets its
  * guest time, "echo: clock <ms>" from its TSC, for the test that a paused
- * VM's clock stands still (tests/e2e/mgmt-boot.sh). It sleeps on the
+ * VM's clock stands still (tests/e2e/mgmt-boot.sh); the line "vectors"
+ * gets "echo: vectors intact" while the YMM/ZMM and k registers it filled
+ * at start still hold their values (across Save and Restore, and a move to
+ * another host), "echo: vectors LOST" otherwise. It sleeps on the
  * paravirtual timer between looks at the UART, so it costs little while it
  * waits.
  */
@@ -12,6 +15,9 @@
 #define UPCALL_VECTOR 0x40
 /* Far below the TSC rate of any machine: a few ms between looks. */
 #define POLL_TSC 2000000
+#define VECTOR_SEED 0xec40ULL
+
+static uint64_t run_xcr0;
 
 static void on_upcall(void)
 {
@@ -27,6 +33,10 @@ static void answer(const char *line)
 		com1_puts(" ");
 		com1_puts(u64_decimal(rdtsc() / (tsc_hz() / 1000), ms));
 	}
+	if (streq(line, "vectors"))
+		com1_puts(!(run_xcr0 & XCR0_AVX)		   ? " not offered"
+			  : vector_intact(run_xcr0, VECTOR_SEED) ? " intact"
+								  : " LOST");
 	com1_puts("\n");
 }
 
@@ -37,6 +47,8 @@ int main(void)
 
 	set_irq_handler(UPCALL_VECTOR, on_upcall);
 	vmcall(HC_SET_UPCALL_VECTOR, UPCALL_VECTOR, 0, 0);
+	run_xcr0 = xstate_enable();
+	vector_fill(run_xcr0, VECTOR_SEED);
 	com1_puts("echo: ready\n");
 	for (;;) {
 		while (inb(COM1 + COM1_LSR) & LSR_DATA_READY) {

@@ -85,6 +85,7 @@ static void test_full_config(void **state)
 		"baud = 57600\r\n"
 		"heap = 32MiB\r\n"
 		"selftest = exception\r\n"
+		"xsave_compacted = off\r\n"
 		"\r\n"
 		"[vm web]  # front end\r\n"
 		"\tmemory\t=\t1G\t\r\n"
@@ -112,10 +113,11 @@ static void test_full_config(void **state)
 	assert_int_equal(cfg.hv.baud, 57600);
 	assert_int_equal(cfg.hv.heap_bytes, 32ULL << 20);
 	assert_int_equal(cfg.hv.selftest, CFG_SELFTEST_EXCEPTION);
+	assert_false(cfg.hv.xsave_compacted);
 
 	assert_int_equal(cfg.vm_count, 1);
 	assert_string_equal(vm->name, "web");
-	assert_int_equal(vm->line, 9);
+	assert_int_equal(vm->line, 10);
 	assert_int_equal(vm->memory_bytes, 1ULL << 30);
 	assert_string_equal(vm->image, "\\guests\\web.bin");
 	assert_int_equal(vm->boot, VM_BOOT_LINUX);
@@ -136,7 +138,7 @@ static void test_full_config(void **state)
 
 	assert_int_equal(cfg.network_count, 2);
 	assert_string_equal(cfg.networks[0].name, "lan");
-	assert_int_equal(cfg.networks[0].line, 21);
+	assert_int_equal(cfg.networks[0].line, 22);
 	assert_int_equal(cfg.networks[0].mtu, 9000);
 	assert_true(cfg.networks[0].dhcp);
 	assert_string_equal(cfg.networks[1].name, "wan");
@@ -158,6 +160,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.hv.baud, 115200);
 	assert_int_equal(cfg.hv.heap_bytes, 16ULL << 20);
 	assert_int_equal(cfg.hv.selftest, CFG_SELFTEST_NONE);
+	assert_true(cfg.hv.xsave_compacted);
 	assert_int_equal(vm->boot, VM_BOOT_LONG);
 	assert_false(vm->load_set);
 	assert_false(vm->entry_set);
@@ -711,6 +714,7 @@ static void test_bad_words(void **state)
 			       "bad value 'verbose' for 'log_level' in [hypervisor]: expected "
 			       "error, warn, info or debug");
 	check_hypervisor_value("selftest", "panic", "expected none, exception or nmi");
+	check_hypervisor_value("xsave_compacted", "maybe", "bad value 'maybe' for 'xsave_compacted'");
 	check_hypervisor_value("baud", "9601", "expected 9600, 19200, 38400, 57600 or 115200");
 	check_hypervisor_value("baud", "0x2580", "bad value '0x2580' for 'baud'");
 	check_vm_value("boot", "protected", "bad value 'protected' for 'boot' in [vm a]: expected "

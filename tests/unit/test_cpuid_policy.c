@@ -91,13 +91,29 @@ static void test_extended_and_other_leaves_pass(void **state)
 	assert_int_equal(cpuid_policy(0, 0, (struct cpuid_result){ 0xd, 1, 2, 3 }).eax, 0x15);
 }
 
+/* The TSC rate as Linux's native_calibrate_tsc() computes it: 32-bit products, in kHz. */
+static uint32_t linux_tsc_khz(struct cpuid_result r)
+{
+	uint32_t crystal_khz = r.ecx / 1000;
+	return crystal_khz * r.ebx / r.eax;
+}
+
+static uint64_t ppm_off(uint64_t got, uint64_t want)
+{
+	return (got > want ? got - want : want - got) * 1000000 / want;
+}
+
 static void test_tsc_leaf_reports_the_measured_rate(void **state)
 {
 	(void)state;
-	struct cpuid_result r = cpuid_tsc_leaf(2999999000ULL, 25000000ULL);
+	struct cpuid_result r = cpuid_tsc_leaf(199998000ULL, 25000000ULL);
 	assert_int_equal(r.ecx, 25000000);
-	/* TSC = crystal * EBX / EAX, to the kHz. */
-	assert_int_equal((uint64_t)r.ecx * r.ebx / r.eax, 2999999000ULL);
+	/* Bochs' rate: exact, and exact in Linux's 32-bit arithmetic (it read 28.199 MHz). */
+	assert_int_equal((uint64_t)r.ecx * r.ebx / r.eax, 199998000ULL);
+	assert_int_equal(linux_tsc_khz(r), 199998);
+	r = cpuid_tsc_leaf(3000000000ULL, 25000000ULL);
+	assert_int_equal(r.ebx, 120);
+	assert_int_equal(r.eax, 1);
 	/* Rates that do not fit report "unknown", never a wrong figure. */
 	r = cpuid_tsc_leaf(0, 25000000ULL);
 	assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
@@ -106,10 +122,31 @@ static void test_tsc_leaf_reports_the_measured_rate(void **state)
 	assert_int_equal(cpuid_policy(CPUID_TSC_LEAF, 0, all_ones).ebx, 0);
 }
 
+/* Any measured rate: within a few ppm as Linux computes it, and as the SDM does. */
+static void test_tsc_leaf_is_near_for_any_rate(void **state)
+{
+	(void)state;
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	for (unsigned i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* 25 MHz to 10 GHz, in Hz. */
+		uint64_t tsc_hz = 25000000ULL + x % 9975000000ULL;
+		struct cpuid_result r = cpuid_tsc_leaf(tsc_hz, 25000000ULL);
+		assert_true(r.eax && r.ebx);
+		assert_true((uint64_t)(r.ecx / 1000) * r.ebx <= 0xffffffffULL);
+		assert_true(ppm_off((uint64_t)r.ecx * r.ebx / r.eax, tsc_hz) <= 10);
+		if (tsc_hz >= 100000000ULL)
+			assert_true(ppm_off(linux_tsc_khz(r), tsc_hz / 1000) <= 20);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tsc_leaf_reports_the_measured_rate),
+		cmocka_unit_test(test_tsc_leaf_is_near_for_any_rate),
 		cmocka_unit_test(test_leaf1_hides_vmx_and_unemulated_features),
 		cmocka_unit_test(test_hypervisor_leaves),
 		cmocka_unit_test(test_leaf7_keeps_only_the_allow_list),

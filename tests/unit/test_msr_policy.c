@@ -88,7 +88,7 @@ static void offer_xsave(bool on)
 		[1] = { .eax = CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XSAVES },
 		[2] = { .eax = 256, .ebx = 576 },
 	};
-	xstate_layout_init(&xstate, on, leaf_d, true);
+	xstate_layout_init(&xstate, on, leaf_d, ~0U);
 }
 
 /* Not reached by the MSR paths; the linker needs them for vcpu.c's CPUID and logging. */

@@ -38,11 +38,11 @@ static void skylake_server(struct cpuid_result leaf_d[XSTATE_COMPONENTS])
 }
 
 static struct xstate_layout layout_of(const struct cpuid_result leaf_d[XSTATE_COMPONENTS],
-				      bool xsaves_allowed)
+				      uint32_t allowed)
 {
 	struct xstate_layout l;
 
-	xstate_layout_init(&l, true, leaf_d, xsaves_allowed);
+	xstate_layout_init(&l, true, leaf_d, allowed);
 	return l;
 }
 
@@ -52,16 +52,20 @@ static void test_offers_avx_and_avx512_not_mpx_or_pkru(void **state)
 	struct cpuid_result leaf_d[XSTATE_COMPONENTS];
 
 	skylake_server(leaf_d);
-	struct xstate_layout l = layout_of(leaf_d, true);
+	struct xstate_layout l = layout_of(leaf_d, ~0U);
 	assert_int_equal(l.components, XSTATE_GUEST_MAX);
 	assert_int_equal(l.instructions, CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XSAVEC |
 						 CPUID_0D_1_XGETBV1 | CPUID_0D_1_XSAVES);
 	assert_int_equal(l.offset[XSTATE_COMPONENTS - 1], 1664);
 
-	l = layout_of(leaf_d, false);
+	l = layout_of(leaf_d, ~CPUID_0D_1_XSAVES);
 	assert_false(l.instructions & CPUID_0D_1_XSAVES);
+	/* xsave_compacted = off: neither compacting instruction, the rest as before. */
+	l = layout_of(leaf_d, ~(CPUID_0D_1_XSAVEC | CPUID_0D_1_XSAVES));
+	assert_int_equal(l.instructions, CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XGETBV1);
+	assert_int_equal(l.components, XSTATE_GUEST_MAX);
 
-	xstate_layout_init(&l, false, leaf_d, true);
+	xstate_layout_init(&l, false, leaf_d, ~0U);
 	assert_int_equal(l.components, 0);
 }
 
@@ -73,19 +77,19 @@ static void test_drops_what_does_not_fit(void **state)
 
 	skylake_server(leaf_d);
 	leaf_d[6].eax = 256;
-	assert_int_equal(layout_of(leaf_d, true).components, XSTATE_X87 | XSTATE_SSE | XSTATE_AVX);
+	assert_int_equal(layout_of(leaf_d, ~0U).components, XSTATE_X87 | XSTATE_SSE | XSTATE_AVX);
 
 	skylake_server(leaf_d);
 	leaf_d[7].ebx = XSAVE_AREA_SIZE - 512;
-	assert_int_equal(layout_of(leaf_d, true).components, XSTATE_X87 | XSTATE_SSE | XSTATE_AVX);
+	assert_int_equal(layout_of(leaf_d, ~0U).components, XSTATE_X87 | XSTATE_SSE | XSTATE_AVX);
 
 	skylake_server(leaf_d);
 	leaf_d[2].ebx = 0; /* AVX over the legacy area */
-	assert_int_equal(layout_of(leaf_d, true).components, XSTATE_X87 | XSTATE_SSE);
+	assert_int_equal(layout_of(leaf_d, ~0U).components, XSTATE_X87 | XSTATE_SSE);
 
 	skylake_server(leaf_d);
 	leaf_d[0].eax = 1; /* no SSE: no XSAVE for guests at all */
-	assert_int_equal(layout_of(leaf_d, true).components, 0);
+	assert_int_equal(layout_of(leaf_d, ~0U).components, 0);
 }
 
 static void test_xsetbv_rules(void **state)
@@ -112,7 +116,7 @@ static void test_sizes(void **state)
 	struct cpuid_result leaf_d[XSTATE_COMPONENTS];
 
 	skylake_server(leaf_d);
-	struct xstate_layout l = layout_of(leaf_d, true);
+	struct xstate_layout l = layout_of(leaf_d, ~0U);
 	assert_int_equal(xstate_standard_size(&l, XSTATE_X87), 576);
 	assert_int_equal(xstate_standard_size(&l, XSTATE_X87 | XSTATE_SSE | XSTATE_AVX), 832);
 	assert_int_equal(xstate_standard_size(&l, XSTATE_GUEST_MAX), 2688);
@@ -124,7 +128,7 @@ static void test_sizes(void **state)
 	 * makes the alignment show.
 	 */
 	leaf_d[5].ecx = 2;
-	l = layout_of(leaf_d, true);
+	l = layout_of(leaf_d, ~0U);
 	l.size[2] = 255;
 	assert_int_equal(xstate_compacted_size(&l, XSTATE_GUEST_MAX), 2432);
 	l.aligned64 = 0;
@@ -142,7 +146,7 @@ static void test_cpuid_bits_follow_the_components(void **state)
 	const struct cpuid_result policy7 = { .ebx = C7_EBX_BMI2 };
 
 	skylake_server(leaf_d);
-	struct xstate_layout l = layout_of(leaf_d, true);
+	struct xstate_layout l = layout_of(leaf_d, ~0U);
 	struct cpuid_result r = xstate_cpuid(&l, 1, 0, host1, policy1, XSTATE_X87, false);
 	assert_int_equal(r.ecx, C1_ECX_SSE3 | C1_ECX_FMA | C1_ECX_XSAVE | C1_ECX_AVX);
 	r = xstate_cpuid(&l, 1, 0, host1, policy1, XSTATE_X87, true);
@@ -152,11 +156,11 @@ static void test_cpuid_bits_follow_the_components(void **state)
 	assert_int_equal(xstate_cpuid(&l, 7, 1, host7, policy7, XSTATE_X87, false).ebx, C7_EBX_BMI2);
 
 	leaf_d[0].eax &= ~(uint32_t)XSTATE_AVX512;
-	l = layout_of(leaf_d, true);
+	l = layout_of(leaf_d, ~0U);
 	r = xstate_cpuid(&l, 7, 0, host7, policy7, XSTATE_X87, false);
 	assert_int_equal(r.ebx, C7_EBX_AVX2 | C7_EBX_BMI2);
 
-	xstate_layout_init(&l, false, leaf_d, true);
+	xstate_layout_init(&l, false, leaf_d, ~0U);
 	r = xstate_cpuid(&l, 1, 0, host1, policy1, XSTATE_X87, true);
 	assert_int_equal(r.ecx, C1_ECX_SSE3);
 	r = xstate_cpuid(&l, 0xd, 0, leaf_d[0], (struct cpuid_result){ 0 }, XSTATE_X87, true);
@@ -171,7 +175,7 @@ static void test_leaf_0d(void **state)
 	uint64_t avx = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX;
 
 	skylake_server(leaf_d);
-	struct xstate_layout l = layout_of(leaf_d, false);
+	struct xstate_layout l = layout_of(leaf_d, ~CPUID_0D_1_XSAVES);
 	struct cpuid_result r = xstate_cpuid(&l, 0xd, 0, leaf_d[0], zero, avx, true);
 	assert_int_equal(r.eax, XSTATE_GUEST_MAX);
 	assert_int_equal(r.ebx, 832);
@@ -221,7 +225,7 @@ static void test_area_round_trip(void **state)
 	struct vcpu_state s, back;
 
 	skylake_server(leaf_d);
-	struct xstate_layout l = layout_of(leaf_d, true);
+	struct xstate_layout l = layout_of(leaf_d, ~0U);
 	fill(&s);
 	memset(area, 0xcc, sizeof(area));
 	xstate_area_from_state(&l, &s, area);
@@ -249,7 +253,7 @@ static void test_components_in_init_state(void **state)
 	uint64_t xstate_bv = XSTATE_SSE | XSTATE_OPMASK;
 
 	skylake_server(leaf_d);
-	struct xstate_layout l = layout_of(leaf_d, true);
+	struct xstate_layout l = layout_of(leaf_d, ~0U);
 	fill(&s);
 	xstate_area_from_state(&l, &s, area);
 	memcpy(area + 512, &xstate_bv, 8);
@@ -276,7 +280,7 @@ static void test_fxsave_only(void **state)
 	struct vcpu_state s, back;
 
 	skylake_server(leaf_d);
-	xstate_layout_init(&l, false, leaf_d, true);
+	xstate_layout_init(&l, false, leaf_d, ~0U);
 	fill(&s);
 	memset(area, 0xcc, sizeof(area));
 	xstate_area_from_state(&l, &s, area);

@@ -111,7 +111,7 @@ static bool vmxon(uint64_t region_pa)
 	return !failed;
 }
 
-int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size)
+int virt_enable_cpu(struct page_alloc *pa, bool xsave_compacted, char *why, size_t why_size)
 {
 	struct vmx_msrs msrs;
 	struct vmx_caps caps;
@@ -147,7 +147,10 @@ int virt_enable_cpu(struct page_alloc *pa, char *why, size_t why_size)
 	write_cr0((read_cr0() | msrs.cr0_fixed0) & msrs.cr0_fixed1);
 	write_cr4(((read_cr4() | msrs.cr4_fixed0) & msrs.cr4_fixed1) | CR4_VMXE);
 	/* Before any VMCS takes CR4 as its host CR4: OSXSAVE is set there. */
-	xstate_cpu_init(caps.xsaves);
+	uint32_t allowed = CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XGETBV1;
+	if (xsave_compacted)
+		allowed |= CPUID_0D_1_XSAVEC | (caps.xsaves ? CPUID_0D_1_XSAVES : 0);
+	xstate_cpu_init(allowed);
 
 	uint64_t region;
 	if (page_alloc_alloc(pa, 1, 1, &region)) {
