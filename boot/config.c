@@ -265,6 +265,17 @@ static int get_word(struct parser *p, const struct key *k, struct span v,
 	return bad_value(p, k, v, expected);
 }
 
+/* yes/no, true/false, on/off. */
+static int get_boolean(struct parser *p, const struct key *k, struct span v, bool *value)
+{
+	unsigned on;
+
+	if (get_word(p, k, v, booleans, ARRAY_SIZE(booleans), &on))
+		return -1;
+	*value = on;
+	return 0;
+}
+
 enum num { NUM_OK, NUM_BAD, NUM_OVERFLOW };
 
 /* Reads the leading decimal digits of v; *used says how many there were. */
@@ -506,12 +517,7 @@ static int set_selftest(struct parser *p, const struct key *k, struct span v)
 
 static int set_xsave_compacted(struct parser *p, const struct key *k, struct span v)
 {
-	unsigned on;
-
-	if (get_word(p, k, v, booleans, ARRAY_SIZE(booleans), &on))
-		return -1;
-	p->cfg->hv.xsave_compacted = on;
-	return 0;
+	return get_boolean(p, k, v, &p->cfg->hv.xsave_compacted);
 }
 
 static int set_mtu(struct parser *p, const struct key *k, struct span v)
@@ -526,12 +532,7 @@ static int set_mtu(struct parser *p, const struct key *k, struct span v)
 
 static int set_dhcp(struct parser *p, const struct key *k, struct span v)
 {
-	unsigned on;
-
-	if (get_word(p, k, v, booleans, ARRAY_SIZE(booleans), &on))
-		return -1;
-	p->cfg->networks[p->cfg->network_count - 1].dhcp = on;
-	return 0;
+	return get_boolean(p, k, v, &p->cfg->networks[p->cfg->network_count - 1].dhcp);
 }
 
 static int set_memory(struct parser *p, const struct key *k, struct span v)
@@ -681,12 +682,7 @@ static int set_nic(struct parser *p, const struct key *k, struct span v)
 
 static int set_autostart(struct parser *p, const struct key *k, struct span v)
 {
-	unsigned autostart;
-
-	if (get_word(p, k, v, booleans, ARRAY_SIZE(booleans), &autostart))
-		return -1;
-	current_vm(p)->autostart = autostart;
-	return 0;
+	return get_boolean(p, k, v, &current_vm(p)->autostart);
 }
 
 static int set_role(struct parser *p, const struct key *k, struct span v)

@@ -8,9 +8,6 @@
 #include "x86/ioapic.h"
 #include "x86/msr.h"
 
-#define APIC_REG_SVR 0x0f0
-#define APIC_SVR_ENABLE (1U << 8)
-#define APIC_LVT_TSC_DEADLINE (2U << 17) /* timer mode 10b (SDM 10.5.1) */
 #define CPUID_01_ECX_TSC_DEADLINE (1U << 24)
 /* MADT interrupt source override flags (ACPI 5.2.12.5): polarity 1:0, trigger mode 3:2. */
 #define MPS_POLARITY_MASK 3U
@@ -71,7 +68,7 @@ static bool route_isa_irq(const struct acpi_info *acpi, unsigned irq, uint8_t ve
 
 void host_irq_init(const struct acpi_info *acpi)
 {
-	const struct uart *line = log_uart();
+	struct uart *line = log_uart();
 	uint32_t gsi = 0;
 
 	host.apic_base = rdmsr(MSR_IA32_APIC_BASE);
@@ -116,7 +113,7 @@ bool host_irq_taken(unsigned vector)
 
 bool host_idle(uint64_t wake_tsc, bool line_wakes, bool tx_pending)
 {
-	const struct uart *line = log_uart();
+	struct uart *line = log_uart();
 
 	if (!host.timer || ((line_wakes || tx_pending) && !host.uart) || uart_rx_ready(line))
 		return false;

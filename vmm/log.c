@@ -64,7 +64,7 @@ int log_put_chunk(const char *s, size_t len, bool frame)
 	return 0;
 }
 
-const struct uart *log_uart(void)
+struct uart *log_uart(void)
 {
 	return &console;
 }

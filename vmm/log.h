@@ -56,7 +56,7 @@ bool log_pending(void);
  */
 int log_put_chunk(const char *s, size_t len, bool frame);
 /* The console UART, whose receive side the management line polls. */
-const struct uart *log_uart(void);
+struct uart *log_uart(void);
 
 void log_printf(enum log_level level, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -50,19 +50,31 @@ void uart_init(struct uart *u, uint16_t port, uint32_t baud)
 	outb(port + UART_MCR, MCR_DTR_RTS);
 }
 
-static void uart_putc(const struct uart *u, char c)
+/*
+ * Every read of LSR clears OE, whatever it was read for, so each one keeps
+ * OE for uart_rx() to report: no lost byte goes unnoticed.
+ */
+static uint8_t line_status(struct uart *u)
+{
+	uint8_t lsr = inb(u->port + UART_LSR);
+
+	u->overrun |= (lsr & LSR_OVERRUN) != 0;
+	return lsr;
+}
+
+static void uart_putc(struct uart *u, char c)
 {
 	for (unsigned i = 0; i < UART_TX_POLL_LIMIT; i++) {
-		if (inb(u->port + UART_LSR) & LSR_THR_EMPTY)
+		if (line_status(u) & LSR_THR_EMPTY)
 			break;
 		cpu_relax();
 	}
 	outb(u->port + UART_THR, (uint8_t)c);
 }
 
-bool uart_rx_ready(const struct uart *u)
+bool uart_rx_ready(struct uart *u)
 {
-	return u->present && (inb(u->port + UART_LSR) & LSR_DATA_READY);
+	return u->present && (line_status(u) & LSR_DATA_READY);
 }
 
 void uart_set_interrupts(const struct uart *u, bool tx)
@@ -73,9 +85,9 @@ void uart_set_interrupts(const struct uart *u, bool tx)
 	outb(u->port + UART_IER, IER_RX_DATA | (tx ? IER_TX_EMPTY : 0));
 }
 
-bool uart_tx_empty(const struct uart *u)
+bool uart_tx_empty(struct uart *u)
 {
-	return u->present && (inb(u->port + UART_LSR) & LSR_THR_EMPTY);
+	return u->present && (line_status(u) & LSR_THR_EMPTY);
 }
 
 void uart_tx_fill(const struct uart *u, const char *s, unsigned len)
@@ -84,25 +96,20 @@ void uart_tx_fill(const struct uart *u, const char *s, unsigned len)
 		outb(u->port + UART_THR, (uint8_t)s[i]);
 }
 
-unsigned uart_rx(const struct uart *u, uint8_t *buf, unsigned cap, bool *overrun)
+unsigned uart_rx(struct uart *u, uint8_t *buf, unsigned cap, bool *overrun)
 {
 	unsigned n = 0;
 
-	*overrun = false;
-	if (!u->present)
-		return 0;
-	while (n < cap) {
-		/* Reading LSR clears OE, so it is collected on every read. */
-		uint8_t lsr = inb(u->port + UART_LSR);
-		*overrun |= (lsr & LSR_OVERRUN) != 0;
-		if (!(lsr & LSR_DATA_READY))
-			break;
-		buf[n++] = inb(u->port + UART_THR);
+	if (u->present) {
+		while (n < cap && (line_status(u) & LSR_DATA_READY))
+			buf[n++] = inb(u->port + UART_THR);
 	}
+	*overrun = u->overrun;
+	u->overrun = false;
 	return n;
 }
 
-void uart_write(const struct uart *u, const char *s, unsigned long len)
+void uart_write(struct uart *u, const char *s, unsigned long len)
 {
 	if (!u->present)
 		return;

@@ -11,6 +11,7 @@
 struct uart {
 	uint16_t port;
 	bool present;
+	bool overrun; /* LSR.OE seen since uart_rx() last reported it */
 };
 
 #define UART_TX_FIFO 16
@@ -18,18 +19,18 @@ struct uart {
 /* Programs 8N1 at baud with FIFOs on and interrupts off. */
 void uart_init(struct uart *u, uint16_t port, uint32_t baud);
 /* Writes every byte, waiting for the transmitter ("\n" becomes "\r\n"). */
-void uart_write(const struct uart *u, const char *s, unsigned long len);
+void uart_write(struct uart *u, const char *s, unsigned long len);
 /* True when the transmit FIFO is empty: UART_TX_FIFO bytes may go without waiting. */
-bool uart_tx_empty(const struct uart *u);
+bool uart_tx_empty(struct uart *u);
 /* Puts raw bytes (at most UART_TX_FIFO) into an empty transmit FIFO. */
 void uart_tx_fill(const struct uart *u, const char *s, unsigned len);
 /*
  * Takes up to cap received bytes without waiting. *overrun is set when the
  * UART lost bytes since the last call (LSR.OE: its receive FIFO was full).
  */
-unsigned uart_rx(const struct uart *u, uint8_t *buf, unsigned cap, bool *overrun);
+unsigned uart_rx(struct uart *u, uint8_t *buf, unsigned cap, bool *overrun);
 /* True when a received byte waits (LSR.DR). */
-bool uart_rx_ready(const struct uart *u);
+bool uart_rx_ready(struct uart *u);
 /*
  * Raises the UART's interrupt line while a received byte waits (IER.ERBFI),
  * and with tx also once the transmitter has room (IER.ETBEI), and connects

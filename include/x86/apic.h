@@ -22,6 +22,7 @@
 #define APIC_REG_ID 0x020
 #define APIC_REG_VERSION 0x030
 #define APIC_REG_EOI 0x0b0
+#define APIC_REG_SVR 0x0f0
 #define APIC_REG_LVT_CMCI 0x2f0
 #define APIC_REG_ICR_LOW 0x300
 #define APIC_REG_ICR_HIGH 0x310
@@ -33,6 +34,8 @@
 #define APIC_REG_LVT_ERROR 0x370
 
 #define APIC_LVT_MASKED (1U << 16)
+#define APIC_LVT_TSC_DEADLINE (2U << 17) /* timer mode 10b (10.5.1) */
+#define APIC_SVR_ENABLE (1U << 8)
 
 /* Interrupt command (10.6.1). */
 #define APIC_ICR_DELIVERY_NMI (4U << 8)
