@@ -54,6 +54,26 @@ static const struct table_kind madt_kind = {
 };
 
 /*
+ * The FADT (ACPI 6.5, 5.2.9), for the PM timer only: PM_TMR_BLK (a port,
+ * ACPI 1.0's 116 bytes hold it) and, in the 6.x layout, X_PM_TMR_BLK and
+ * the flags' TMR_VAL_EXT (a 32-bit counter; else 24 bits).
+ */
+#define FADT_PM_TMR_BLK 76
+#define FADT_FLAGS 112
+#define FADT_X_PM_TMR_BLK 208
+#define FADT_MIN_LENGTH 116
+#define FADT_FLAG_TMR_VAL_EXT (1U << 8)
+#define GAS_SYSTEM_IO 1
+
+static const struct table_kind fadt_kind = {
+	.signature = "FACP",
+	.min_length = FADT_MIN_LENGTH,
+	.bad_signature = "FADT signature mismatch",
+	.bad_length = "FADT length out of range",
+	.bad_checksum = "FADT checksum mismatch",
+};
+
+/*
  * Checks the table at addr against kind. Only the header is read until the
  * length has been bounded; then the checksum covers every byte the caller
  * may go on to read, which is at most *length.
@@ -98,8 +118,9 @@ static const char *check_rsdp(const unsigned char *p, struct acpi_rsdp *rsdp)
 	return NULL;
 }
 
-/* Finds the first MADT the XSDT (or, failing that, the RSDT) lists. */
-static const char *find_madt(const struct acpi_rsdp *rsdp, uint64_t *madt)
+/* Finds the first table of kind the XSDT (or, failing that, the RSDT) lists; 0 if none. */
+static const char *find_table(const struct acpi_rsdp *rsdp, const struct table_kind *kind,
+			      uint64_t *found)
 {
 	bool xsdt = rsdp->revision >= ACPI_RSDP_REVISION_2 && rsdp->xsdt_address;
 	uint64_t root = xsdt ? rsdp->xsdt_address : rsdp->rsdt_address;
@@ -133,12 +154,34 @@ static const char *find_madt(const struct acpi_rsdp *rsdp, uint64_t *madt)
 		if (!addr)
 			continue;
 		memcpy(&h, phys_to_ptr(addr), sizeof(h));
-		if (!memcmp(h.signature, madt_kind.signature, sizeof(h.signature))) {
-			*madt = addr;
+		if (!memcmp(h.signature, kind->signature, sizeof(h.signature))) {
+			*found = addr;
 			return NULL;
 		}
 	}
-	return "no MADT";
+	*found = 0;
+	return NULL;
+}
+
+/* The PM timer's port from a checked FADT, where it has one in I/O space. */
+static void parse_fadt(const unsigned char *t, uint32_t length, struct acpi_info *out)
+{
+	uint32_t port, flags;
+
+	memcpy(&port, t + FADT_PM_TMR_BLK, sizeof(port));
+	memcpy(&flags, t + FADT_FLAGS, sizeof(flags));
+	if (length >= FADT_X_PM_TMR_BLK + 12) {
+		uint8_t space = t[FADT_X_PM_TMR_BLK];
+		uint64_t address;
+		memcpy(&address, t + FADT_X_PM_TMR_BLK + 4, sizeof(address));
+		/* X_PM_TMR_BLK wins where it is set (5.2.9, table 5.9). */
+		if (address)
+			port = space == GAS_SYSTEM_IO && address <= 0xfffc ? (uint32_t)address : 0;
+	}
+	if (port && port <= 0xfffc) {
+		out->pm_timer_port = (uint16_t)port;
+		out->pm_timer_32bit = flags & FADT_FLAG_TMR_VAL_EXT;
+	}
 }
 
 static void add_cpu(struct acpi_info *out, uint32_t apic_id, uint32_t acpi_uid,
@@ -267,13 +310,23 @@ static const char *parse(const unsigned char *p, struct acpi_info *out)
 	out->revision = rsdp.revision;
 	memcpy(out->oem_id, rsdp.oem_id, sizeof(rsdp.oem_id));
 
-	err = find_madt(&rsdp, &madt);
+	err = find_table(&rsdp, &madt_kind, &madt);
 	if (err)
 		return err;
+	if (!madt)
+		return "no MADT";
 	err = check_table(madt, &madt_kind, &length);
 	if (err)
 		return err;
-	return parse_madt(phys_to_ptr(madt), length, out);
+	err = parse_madt(phys_to_ptr(madt), length, out);
+	if (err)
+		return err;
+	/* The FADT is optional here: without it the TSC is timed another way. */
+	uint64_t fadt;
+	if (!find_table(&rsdp, &fadt_kind, &fadt) && fadt &&
+	    !check_table(fadt, &fadt_kind, &length))
+		parse_fadt(phys_to_ptr(fadt), length, out);
+	return NULL;
 }
 
 int acpi_parse(const void *rsdp, struct acpi_info *out, const char **why)

@@ -1,5 +1,6 @@
 /*
- * Discovery of the processors and interrupt controllers from the ACPI MADT.
+ * Discovery of the processors and interrupt controllers from the ACPI MADT,
+ * and of the PM timer from the FADT.
  * The tables come from firmware and are treated as untrusted: each one is
  * checked (signature, length, checksum) before any field past its header
  * is read, and every MADT entry is bounded by the table length.
@@ -175,6 +176,9 @@ struct acpi_info {
 	unsigned ioapics_ignored; /* I/O APICs beyond ACPI_MAX_IOAPICS */
 	struct acpi_override overrides[ACPI_MAX_OVERRIDES];
 	unsigned override_count;
+	/* From the FADT, if it is there and checks out: the ACPI PM timer (3.579545 MHz). */
+	uint16_t pm_timer_port; /* 0: none */
+	bool pm_timer_32bit;    /* TMR_VAL_EXT; else the counter has 24 bits */
 };
 
 /*

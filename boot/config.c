@@ -520,6 +520,11 @@ static int set_xsave_compacted(struct parser *p, const struct key *k, struct spa
 	return get_boolean(p, k, v, &p->cfg->hv.xsave_compacted);
 }
 
+static int set_speculation_defences(struct parser *p, const struct key *k, struct span v)
+{
+	return get_boolean(p, k, v, &p->cfg->hv.speculation_defences);
+}
+
 static int set_mtu(struct parser *p, const struct key *k, struct span v)
 {
 	uint64_t mtu;
@@ -719,6 +724,7 @@ static const struct key hypervisor_keys[] = {
 	{ "heap", set_heap, 1 },
 	{ "selftest", set_selftest, 1 },
 	{ "xsave_compacted", set_xsave_compacted, 1 },
+	{ "speculation_defences", set_speculation_defences, 1 },
 };
 
 static const struct key network_keys[] = {
@@ -1023,6 +1029,7 @@ int config_parse(const char *text, size_t len, struct config *out, struct cfg_di
 	out->hv.heap_bytes = 16 * MIB;
 	out->hv.selftest = CFG_SELFTEST_NONE;
 	out->hv.xsave_compacted = true;
+	out->hv.speculation_defences = true;
 	memset(diag, 0, sizeof(*diag));
 	if (len > CFG_TEXT_MAX)
 		return fail(&p, 0, "config is %zu bytes, more than the %u allowed", len,

@@ -21,6 +21,7 @@
  *   heap      = 16M              1 MiB..1 GiB, a multiple of 4 KiB
  *   selftest  = none             none | exception | nmi
  *   xsave_compacted = on         on | off: off hides XSAVEC and XSAVES from guests
+ *   speculation_defences = on    on | off: off drops the host's own (vmm/speculation.h)
  *
  *   [network NAME]               at most CFG_MAX_NETWORKS
  *   mtu       = 1500             68..9000 (the switch's jumbo-frame limit)
@@ -139,6 +140,7 @@ struct cfg_hypervisor {
 	uint64_t heap_bytes;            /* default 16 MiB */
 	enum cfg_selftest selftest;     /* default none */
 	bool xsave_compacted;           /* guests get XSAVEC/XSAVES where the CPU has them; default on */
+	bool speculation_defences;      /* the host defends itself (vmm/speculation.h); default on */
 };
 
 struct config {

@@ -6,6 +6,7 @@
  * hand-over to the hypervisor's own environment.
  */
 #include "boot/acpi.h"
+#include "boot/tsc.h"
 #include "boot/config.h"
 #include "boot/efi.h"
 #include "boot/handover.h"
@@ -44,6 +45,127 @@ static uint64_t calibrate_tsc(void)
 	uint64_t t0 = rdtsc();
 	efi_bs->Stall(20000);
 	return (rdtsc() - t0) * 50;
+}
+
+/* A free-running counter the TSC is timed against, counting up modulo mask + 1. */
+struct reference_counter {
+	uint32_t (*read)(uint16_t port);
+	uint16_t port;
+	uint32_t mask;
+	uint32_t hz;
+	const char *name;
+};
+
+static uint32_t pm_timer_count(uint16_t port)
+{
+	return inl(port);
+}
+
+/*
+ * PIT channel 2 (8254 data sheet): mode 2 with count 0 (65536) runs
+ * through every 16-bit value, one per tick, counting down; gated by port
+ * 61H bit 0, the speaker (bit 1) off. Latching freezes the count for two
+ * reads, low byte first. Negated, it counts up.
+ */
+#define PIT_CHANNEL2 0x42
+#define PIT_COMMAND 0x43
+#define PIT_CH2_MODE2_LOHI 0xb4
+#define PIT_CH2_LATCH 0x80
+#define PORT_B 0x61
+#define PORT_B_GATE2 0x01
+#define PORT_B_SPEAKER 0x02
+
+static uint32_t pit_count(uint16_t port)
+{
+	outb(PIT_COMMAND, PIT_CH2_LATCH);
+	uint32_t low = inb(port);
+	uint32_t count = low | (uint32_t)inb(port) << 8;
+	return (0x10000 - count) & 0xffff;
+}
+
+static void pit_start_channel2(void)
+{
+	outb(PORT_B, (inb(PORT_B) & ~PORT_B_SPEAKER) | PORT_B_GATE2);
+	outb(PIT_COMMAND, PIT_CH2_MODE2_LOHI);
+	outb(PIT_CHANNEL2, 0);
+	outb(PIT_CHANNEL2, 0);
+}
+
+/*
+ * Counts TSC ticks over TSC_COUNT_WINDOW_MS of the counter, from one of
+ * its edges to another, with interrupts held off (TPL_HIGH_LEVEL) so that
+ * no handler widens the gap between two reads. false if it does not tick
+ * on within twice the window by the coarse clock (absent, or a port that
+ * reads one value), or if one gap between reads, the edge-finding ones
+ * included, was a quarter of the counter's period or more (an SMI, say):
+ * the count may then have lost a wrap.
+ */
+static bool time_tsc(const struct reference_counter *c, uint64_t coarse_hz, struct tsc_rate *out)
+{
+	const uint64_t target = (uint64_t)c->hz * TSC_COUNT_WINDOW_MS / 1000;
+	const uint64_t give_up = coarse_hz / 1000 * TSC_COUNT_WINDOW_MS * 2;
+	const uint64_t gap_limit = ((uint64_t)c->mask + 1) / 4 * (coarse_hz / c->hz);
+	EFI_TPL tpl = efi_bs->RaiseTPL(TPL_HIGH_LEVEL);
+	uint64_t longest_gap = 0, ticks = 0;
+	bool counting = false;
+
+	uint32_t last = c->read(c->port) & c->mask, now;
+	uint64_t start = rdtsc(), prev = start, edge = start;
+	for (;;) {
+		now = c->read(c->port) & c->mask;
+		uint64_t at = rdtsc();
+		if (at - prev > longest_gap)
+			longest_gap = at - prev;
+		prev = at;
+		if (!counting) {
+			/* Counting starts at the first edge seen. */
+			counting = now != last;
+			edge = at;
+		} else {
+			ticks += (now - last) & c->mask;
+		}
+		last = now;
+		if (ticks >= target || at - start >= give_up + (counting ? give_up : 0))
+			break;
+	}
+	efi_bs->RestoreTPL(tpl);
+	if (ticks < target || longest_gap >= gap_limit)
+		return false;
+	*out = tsc_rate_from_counter(prev - edge, ticks, c->hz, longest_gap, c->name);
+	return true;
+}
+
+/*
+ * The TSC's rate for the hypervisor's clock and the guests' leaf 15H: what
+ * the CPU states, else counted against the PM timer, else the PIT, else
+ * the coarse Stall() one.
+ */
+static void measure_tsc(void)
+{
+	struct tsc_rate rate = { boot.tsc_hz, TSC_STALL_ERROR_PPM, "the firmware's Stall()" };
+	uint32_t max_leaf = cpuid(0, 0).eax;
+	struct cpuid_regs leaf = max_leaf >= 0x15 ? cpuid(0x15, 0) : (struct cpuid_regs){ 0 };
+	const struct reference_counter pm_timer = {
+		pm_timer_count, boot.acpi.pm_timer_port,
+		boot.acpi.pm_timer_32bit ? 0xffffffffU : 0xffffffU, ACPI_PM_TIMER_FREQUENCY,
+		"the ACPI PM timer"
+	};
+	const struct reference_counter pit = { pit_count, PIT_CHANNEL2, 0xffff, PIT_FREQUENCY,
+					       "the PIT" };
+
+	if (!tsc_rate_from_cpuid(max_leaf, leaf.eax, leaf.ebx, leaf.ecx, &rate) &&
+	    !(pm_timer.port && time_tsc(&pm_timer, boot.tsc_hz, &rate))) {
+		pit_start_channel2();
+		time_tsc(&pit, boot.tsc_hz, &rate);
+	}
+	boot.tsc_hz = rate.hz;
+	log_set_clock(boot.tsc_hz);
+	if (rate.error_ppm)
+		log_info("clock: TSC at %llu Hz by %s, within %u ppm", (unsigned long long)rate.hz,
+			 rate.source, rate.error_ppm);
+	else
+		log_info("clock: TSC at %llu Hz, as %s states", (unsigned long long)rate.hz,
+			 rate.source);
 }
 
 /*
@@ -297,6 +419,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	/* Described first, so that even a refusal below says what the machine is. */
 	if (read_acpi())
 		return give_up(EFI_LOAD_ERROR, "cannot describe this machine's CPUs");
+	measure_tsc();
 	if (virt_probe(why, sizeof(why))) {
 		log_err("%s", why);
 		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");

@@ -98,7 +98,8 @@ static uint64_t table_end(struct out *o, size_t start)
 
 /*
  * AML (ACPI 6.5, chapter 20). Only what the DSDT below needs: names,
- * integers, packages, buffers, scopes and devices.
+ * integers, packages, buffers, scopes, devices, and the two methods that
+ * choose the PCI routing for the interrupt model OSPM picked.
  */
 #define AML_ZERO 0x00
 #define AML_NAME 0x08
@@ -107,7 +108,13 @@ static uint64_t table_end(struct out *o, size_t start)
 #define AML_SCOPE 0x10
 #define AML_BUFFER 0x11
 #define AML_PACKAGE 0x12
+#define AML_METHOD 0x14
 #define AML_EXT_PREFIX 0x5b
+#define AML_ROOT_CHAR 0x5c
+#define AML_ARG0 0x68
+#define AML_STORE 0x70
+#define AML_IF 0xa0
+#define AML_RETURN 0xa4
 #define AML_EXT_DEVICE 0x82
 
 static void aml_nameseg(struct out *o, const char name[4])
@@ -254,6 +261,8 @@ static void root_bridge_crs(struct out *o, const struct acpi_tables_config *cfg)
  * DefinitionBlock ("", "DSDT", 2, "VMM   ", "VMM DSDT", 1)
  * {
  *     Name (_S5, Package (4) { 5, 0, 0, 0 })
+ *     Name (PICM, 0)
+ *     Method (_PIC, 1) { Store (Arg0, \PICM) }
  *     Scope (\_SB) {
  *         Device (PCI0) {
  *             Name (_HID, EisaId ("PNP0A03"))
@@ -267,6 +276,12 @@ static void root_bridge_crs(struct out *o, const struct acpi_tables_config *cfg)
  *                 DWordMemory (..., NonCacheable, ReadWrite, 0, mem_base,
  *                              mem_max, 0, mem_size)
  *             })
+ *             Name (PRTP, Package (n) { Package (4) { 0xDDDDFFFF, 0, 0, isa_irq }, ... })
+ *             Name (PRTA, Package (n) { Package (4) { 0xDDDDFFFF, 0, 0, gsi }, ... })
+ *             Method (_PRT, 0) {
+ *                 If (\PICM) { Return (PRTA) }
+ *                 Return (PRTP)
+ *             }
  *         }
  *     }
  * }
@@ -274,13 +289,83 @@ static void root_bridge_crs(struct out *o, const struct acpi_tables_config *cfg)
  * \_S5 is the only sleep state: its first element is SLP_TYPa, what OSPM
  * writes to PM1a_CNT.SLP_TYP with SLP_EN to power off (7.4.2); the second
  * is SLP_TYPb for a PM1b block that does not exist, the rest reserved.
- * There is no _PRT: Linux then routes a PCI interrupt to the ISA IRQ in the
- * function's Interrupt Line register, level-triggered and active-low
- * (acpi_pci_irq_enable, "PCI INT A: no GSI - using ISA IRQ n"), so the
- * hypervisor assigns Interrupt Line and models the pin that way.
+ *
+ * PCI interrupts follow the interrupt model OSPM announces through \_PIC
+ * (5.8.1: 0 PIC, 1 APIC), as on a PC whose chipset steers each INTx# either
+ * to an 8259 input or to an I/O APIC input of its own. _PRT (6.2.13) lists,
+ * per device, INTA# with Source 0, so Source Index is the GSI itself:
+ * PRTP gives the ISA IRQ of the function's Interrupt Line register, PRTA
+ * an I/O APIC input from 16 up, which nothing else shares. OSPM makes both
+ * level-triggered and active-low (6.2.13: "non-ISA" GSIs), what PCI INTx#
+ * is on the wire.
  */
 #define EISA_ID_PNP0A03 0x030ad041U /* "PNP" compressed, then 0x0A03, big-endian */
 #define S5_PACKAGE_ELEMENTS 4
+#define PRT_ALL_FUNCTIONS 0xffffU /* _PRT Address: device in the high word */
+#define PCI_INTA 0
+
+static void aml_name_integer(struct out *o, const char name[4], uint32_t value)
+{
+	put_byte(o, AML_NAME);
+	aml_nameseg(o, name);
+	aml_integer(o, value);
+}
+
+static void aml_root_name(struct out *o, const char name[4])
+{
+	put_byte(o, AML_ROOT_CHAR);
+	aml_nameseg(o, name);
+}
+
+/* Method (name, args) { ... }: the body follows, closed by aml_pkg_end. */
+static size_t aml_method_begin(struct out *o, const char name[4], uint8_t args)
+{
+	put_byte(o, AML_METHOD);
+	size_t method = o->len;
+	aml_nameseg(o, name);
+	put_byte(o, args); /* MethodFlags: ArgCount in bits 0-2, not serialized */
+	return method;
+}
+
+/* Name (name, Package () { one Package (4) per function }) for one interrupt model. */
+static void prt_table(struct out *o, const char name[4], const struct acpi_tables_config *cfg,
+		      bool apic)
+{
+	put_byte(o, AML_NAME);
+	aml_nameseg(o, name);
+	put_byte(o, AML_PACKAGE);
+	size_t package = o->len;
+	put_byte(o, (uint8_t)cfg->pci_route_count);
+	for (unsigned i = 0; i < cfg->pci_route_count; i++) {
+		const struct acpi_pci_route *r = &cfg->pci_routes[i];
+		put_byte(o, AML_PACKAGE);
+		size_t entry = o->len;
+		put_byte(o, 4);
+		aml_integer(o, (uint32_t)r->device << 16 | PRT_ALL_FUNCTIONS);
+		aml_integer(o, PCI_INTA);
+		aml_integer(o, 0); /* Source: none, so Source Index is a GSI */
+		aml_integer(o, apic ? r->gsi : r->isa_irq);
+		aml_pkg_end(o, entry);
+	}
+	aml_pkg_end(o, package);
+}
+
+static void pci_routing(struct out *o, const struct acpi_tables_config *cfg)
+{
+	prt_table(o, "PRTP", cfg, false);
+	prt_table(o, "PRTA", cfg, true);
+
+	size_t method = aml_method_begin(o, "_PRT", 0);
+	put_byte(o, AML_IF);
+	size_t apic = o->len;
+	aml_root_name(o, "PICM");
+	put_byte(o, AML_RETURN);
+	aml_nameseg(o, "PRTA");
+	aml_pkg_end(o, apic);
+	put_byte(o, AML_RETURN);
+	aml_nameseg(o, "PRTP");
+	aml_pkg_end(o, method);
+}
 
 static uint64_t build_dsdt(struct out *o, const struct acpi_tables_config *cfg)
 {
@@ -296,6 +381,13 @@ static uint64_t build_dsdt(struct out *o, const struct acpi_tables_config *cfg)
 		aml_integer(o, 0);
 	aml_pkg_end(o, package);
 
+	aml_name_integer(o, "PICM", 0);
+	size_t pic = aml_method_begin(o, "_PIC", 1);
+	put_byte(o, AML_STORE);
+	put_byte(o, AML_ARG0);
+	aml_root_name(o, "PICM");
+	aml_pkg_end(o, pic);
+
 	put_byte(o, AML_SCOPE);
 	size_t scope = o->len;
 	put_byte(o, '\\');
@@ -305,16 +397,11 @@ static uint64_t build_dsdt(struct out *o, const struct acpi_tables_config *cfg)
 	put_byte(o, AML_EXT_DEVICE);
 	size_t device = o->len;
 	aml_nameseg(o, "PCI0");
-	put_byte(o, AML_NAME);
-	aml_nameseg(o, "_HID");
-	aml_integer(o, EISA_ID_PNP0A03);
-	put_byte(o, AML_NAME);
-	aml_nameseg(o, "_UID");
-	aml_integer(o, 0);
-	put_byte(o, AML_NAME);
-	aml_nameseg(o, "_BBN");
-	aml_integer(o, 0);
+	aml_name_integer(o, "_HID", EISA_ID_PNP0A03);
+	aml_name_integer(o, "_UID", 0);
+	aml_name_integer(o, "_BBN", 0);
 	root_bridge_crs(o, cfg);
+	pci_routing(o, cfg);
 	aml_pkg_end(o, device);
 	aml_pkg_end(o, scope);
 
@@ -506,6 +593,14 @@ static const char *check_config(uint64_t gpa, const struct acpi_tables_config *c
 	     ranges_overlap(c->pci_mem_base, c->pci_mem_size, LAPIC_DEFAULT_BASE,
 			    LAPIC_MMIO_SIZE)))
 		return "PCI memory window must lie below 4 GiB, clear of the APICs";
+	if (c->pci_route_count > ACPI_PCI_ROUTES_MAX)
+		return "at most 8 PCI interrupt routes";
+	for (unsigned i = 0; i < c->pci_route_count; i++) {
+		const struct acpi_pci_route *r = &c->pci_routes[i];
+		if (r->device < 1 || r->device > 31 || r->isa_irq < 3 ||
+		    r->isa_irq > 15 || r->gsi < ACPI_PCI_GSI_FIRST || r->gsi >= IOAPIC_PINS)
+			return "a PCI interrupt route needs device 1-31, ISA IRQ 3-15, GSI 16-23";
+	}
 	return NULL;
 }
 

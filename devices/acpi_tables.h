@@ -199,6 +199,20 @@ _Static_assert(sizeof(struct acpi_madt_lapic_nmi) == 6, "Local APIC NMI entry is
 #define ACPI_INTI_ACTIVE_HIGH 0x1
 #define ACPI_INTI_LEVEL 0xc
 
+/*
+ * Where a PCI function's INTA# goes (\_SB.PCI0._PRT, ACPI 6.5, 6.2.13):
+ * the 8259 input it shares in PIC mode (its Interrupt Line register) and
+ * the I/O APIC input of its own in APIC mode. Every function uses INTA#.
+ */
+struct acpi_pci_route {
+	uint8_t device;   /* 1-31 on bus 0 */
+	uint8_t isa_irq;  /* 3-15, level-triggered through the ELCR */
+	uint8_t gsi;      /* 16-23: an I/O APIC input of its own, level, active low */
+};
+
+#define ACPI_PCI_ROUTES_MAX 8 /* one per I/O APIC input from 16 to 23 */
+#define ACPI_PCI_GSI_FIRST 16
+
 /* What the platform offers; ports are I/O port numbers. */
 struct acpi_tables_config {
 	uint16_t pm1a_evt_port; /* ACPI_PM1_EVT_LEN ports */
@@ -207,6 +221,8 @@ struct acpi_tables_config {
 	/* PCI BAR windows of the root bridge's _CRS; size 0 leaves one out. */
 	uint32_t pci_io_base, pci_io_size;   /* within 0x0000-0xffff */
 	uint32_t pci_mem_base, pci_mem_size; /* below 4 GiB */
+	const struct acpi_pci_route *pci_routes;
+	unsigned pci_route_count; /* at most ACPI_PCI_ROUTES_MAX */
 };
 
 /* Where each table went, as guest-physical addresses. */

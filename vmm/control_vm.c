@@ -256,6 +256,7 @@ int get_state(struct call *c)
 	if (extra[vm->id].reason[0])
 		tlv_put_str(&c->w, API_TAG_REASON, extra[vm->id].reason);
 	tlv_put_u32(&c->w, API_TAG_CONTROL_DENIED, mgmt_denied(vm->id));
+	tlv_put_u64(&c->w, API_TAG_VM_EXITS, vm->vcpu.exits);
 	if (vm->state == VM_STATE_SAVED) {
 		tlv_put_u64(&c->w, API_TAG_SAVED_SIZE, vm->saved.bytes);
 		tlv_put_u64(&c->w, API_TAG_SAVED_AT, vm->saved.saved_at);

@@ -1,6 +1,7 @@
 #include "vmm/cpuid_policy.h"
 
 #include "abi/hypercall.h"
+#include "vmm/speculation.h"
 #include "x86/cpu.h"
 
 #include <string.h>
@@ -57,7 +58,8 @@ __attribute__((noinline)) static struct cpuid_result structured_features(struct 
 	host.ebx &= C7_EBX_ALLOWED;
 	/* RDPID reads IA32_TSC_AUX; vcpu_cpuid() hides it as it hides RDTSCP. */
 	host.ecx &= CPUID_07_ECX_RDPID;
-	host.edx = 0;
+	/* The speculation controls guests defend themselves with (vmm/speculation.h). */
+	host.edx = speculation_guest_cpuid7_edx(host.edx);
 	return host;
 }
 
@@ -98,6 +100,14 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 	case 0xd: /* XSAVE state components: vmm/xstate.c */
 	case 0x1f:
 		return zero;
+	case 4:
+		/*
+		 * Deterministic cache parameters: the caches are the host's, the
+		 * sharing one vCPU's. EAX[31:26] (cores per package - 1) and
+		 * EAX[25:14] (logical processors sharing the cache - 1) are 0.
+		 */
+		host.eax &= ~(0x3fU << 26 | 0xfffU << 14);
+		return host;
 	case 7:
 		return subleaf == 0 ? structured_features(host) : zero;
 	case 0x80000001:

@@ -165,12 +165,15 @@ static int prepare_long(struct vm *vm, struct vcpu_boot_state *s, char *why, siz
 static int prepare_linux(struct vm *vm, struct vcpu_boot_state *s, char *why, size_t n)
 {
 	const struct boot_vm *boot = vm->boot;
+	struct acpi_pci_route routes[PLATFORM_VIRTIO_MAX];
 	const struct acpi_tables_config tables = {
 		.pm1a_evt_port = ACPI_PM1A_EVT_PORT,
 		.pm1a_cnt_port = ACPI_PM1A_CNT_PORT,
 		.pm_tmr_port = ACPI_PM_TMR_PORT,
 		.pci_mem_base = PLATFORM_PCI_MEM_BASE,
 		.pci_mem_size = PLATFORM_PCI_MEM_SIZE,
+		.pci_routes = routes,
+		.pci_route_count = platform_pci_routes(vm, routes),
 	};
 	const struct linux_mmio mmio[] = {
 		/* The APIC pages are linux_boot's own; BARs stay out of the map. */

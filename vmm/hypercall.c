@@ -9,6 +9,7 @@
 #include "vmm/mgmt.h"
 #include "vmm/sched_policy.h"
 #include "vmm/vcpu.h"
+#include "x86/cpu.h"
 
 #include <string.h>
 
@@ -108,15 +109,15 @@ static const struct hypercall_type hypercalls[HC_COUNT] = {
 void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)
 {
 	struct guest_regs *r = &vcpu->regs;
-	const uint64_t nr = r->rax;
+	const uint64_t nr = index_nospec(r->rax, HC_COUNT);
 	long ret;
 
 	if (cpl != 0)
 		ret = HC_EPERM;
 	/* A number the table skips (none today) must not call through NULL. */
-	else if (nr >= HC_COUNT || !hypercalls[nr].handler) {
+	else if (r->rax >= HC_COUNT || !hypercalls[nr].handler) {
 		log_debug("vm '%s': unknown hypercall %llu", vcpu->vm->cfg->name,
-			  (unsigned long long)nr);
+			  (unsigned long long)r->rax);
 		ret = HC_ENOSYS;
 	} else if (hypercalls[nr].caller == HC_MANAGEMENT_VM && !mgmt_is_management_vm(vcpu->vm))
 		ret = mgmt_refuse(vcpu->vm, nr);

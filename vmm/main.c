@@ -13,6 +13,7 @@
 #include "vmm/nmi.h"
 #include "vmm/percpu.h"
 #include "vmm/sched.h"
+#include "vmm/speculation.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 
@@ -83,6 +84,7 @@ void vmm_main(struct boot_info *bi)
 	adopt_free_memory(bi);
 	report_memory(bi);
 
+	speculation_init(bi->config->hv.speculation_defences);
 	if (virt_enable_cpu(bi->host_pages, bi->config->hv.xsave_compacted, why, sizeof(why)))
 		panic("cannot enter VMX operation: %s", why);
 

@@ -112,6 +112,16 @@ void platform_set_irq(struct vm *vm, unsigned irq, bool level)
 	ioapic_set_irq(&vm->platform.ioapic, irq == ISA_IRQ_PIT ? GSI_PIT : irq, level);
 }
 
+unsigned platform_pci_routes(const struct vm *vm, struct acpi_pci_route *routes)
+{
+	const struct platform *p = &vm->platform;
+
+	for (unsigned n = 0; n < p->virtio_count; n++)
+		routes[n] = (struct acpi_pci_route){ p->pins[n].device, p->pins[n].isa_irq,
+						     p->pins[n].gsi };
+	return p->virtio_count;
+}
+
 static void virtio_msi(void *ctx, uint64_t address, uint32_t data)
 {
 	struct platform_pin *pin = ctx;
@@ -125,25 +135,35 @@ static void virtio_msi(void *ctx, uint64_t address, uint32_t data)
 			      address & (1u << 2));
 }
 
-static void virtio_intx(void *ctx, bool level)
+/*
+ * INTx# is active low and open drain (PCI 3.0, 2.2.6): the I/O APIC input
+ * sees the wire, which idles high. The 8259 input sees it through the
+ * chipset's PIRQ steering, active high, level through the ELCR.
+ */
+static void virtio_intx(void *ctx, bool asserted)
 {
 	struct platform_pin *pin = ctx;
-	platform_set_irq(pin->vm, pin->irq, level);
+
+	pic_set_irq(&pin->vm->pic, pin->isa_irq, asserted);
+	ioapic_set_irq(&pin->vm->platform.ioapic, pin->gsi, !asserted);
 }
 
 /* Puts a virtio device on the bus with its BAR assigned, as the firmware would. */
-static int add_virtio(struct vm *vm, struct virtio_device *dev, unsigned irq)
+static int add_virtio(struct vm *vm, struct virtio_device *dev, unsigned isa_irq)
 {
 	struct platform *p = &vm->platform;
 	unsigned n = p->virtio_count;
 
 	if (n == PLATFORM_VIRTIO_MAX)
 		return -1;
-	p->pins[n] = (struct platform_pin){ vm, irq };
+	p->pins[n] = (struct platform_pin){ vm, 0, (uint8_t)isa_irq,
+					    (uint8_t)(ACPI_PCI_GSI_FIRST + n) };
 	const struct virtio_pci_irq wiring = { virtio_msi, virtio_intx, &p->pins[n] };
-	if (virtio_pci_init(&p->virtio[n], &p->pci, dev, (uint8_t)irq, &wiring))
+	if (virtio_pci_init(&p->virtio[n], &p->pci, dev, (uint8_t)isa_irq, &wiring))
 		return -1;
+	virtio_intx(&p->pins[n], false);
 	struct pci_function *fn = p->virtio[n].pci;
+	p->pins[n].device = (uint8_t)(fn - p->pci.devices);
 	uint32_t bar = PLATFORM_PCI_MEM_BASE + n * VIRTIO_PCI_BAR_SIZE;
 	pci_config_write(fn, PCI_BAR0 + 4 * VIRTIO_PCI_BAR, 4, bar);
 	pci_config_write(fn, PCI_BAR0 + 4 * (VIRTIO_PCI_BAR + 1), 4, 0);

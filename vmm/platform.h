@@ -13,6 +13,7 @@
 
 #include "boot/config.h"
 #include "devices/acpi_pm.h"
+#include "devices/acpi_tables.h"
 #include "devices/ioapic.h"
 #include "devices/lapic.h"
 #include "devices/pci.h"
@@ -27,14 +28,21 @@
 #define PLATFORM_IRQ_BLK 10
 #define PLATFORM_VIRTIO_MAX (1 + CFG_MAX_NICS)
 _Static_assert(PLATFORM_VIRTIO_MAX <= PCI_MAX_DEVICES, "every virtio transport has a PCI slot");
+_Static_assert(PLATFORM_VIRTIO_MAX <= ACPI_PCI_ROUTES_MAX,
+	       "every virtio transport has an I/O APIC input of its own");
 
 struct vm;
 struct port_bus;
 
-/* Interrupt wiring of one virtio-pci function: its VM and its legacy IRQ. */
+/*
+ * Interrupt wiring of one virtio-pci function's INTA#: its VM, the 8259
+ * input it shares (its Interrupt Line) and the I/O APIC input of its own.
+ */
 struct platform_pin {
 	struct vm *vm;
-	unsigned irq;
+	uint8_t device; /* on bus 0 */
+	uint8_t isa_irq;
+	uint8_t gsi;
 };
 
 /* A virtio-net device's back end: adapter `slot` of the VM (vmm/network.h). */
@@ -73,6 +81,13 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size);
 
 /* Drives a legacy interrupt line (ISA IRQ 0-15) into both the 8259s and the I/O APIC. */
 void platform_set_irq(struct vm *vm, unsigned irq, bool level);
+
+/*
+ * The INTx routes of the PCI functions platform_power_on built, for the
+ * guest's ACPI _PRT; routes[] has room for PLATFORM_VIRTIO_MAX. Returns
+ * how many.
+ */
+unsigned platform_pci_routes(const struct vm *vm, struct acpi_pci_route *routes);
 
 /*
  * Once per scheduler pass: the virtio queues get their work budget back

@@ -93,6 +93,11 @@ static const char *const cpu_feature_names[SAVEFILE_CPU_FEATURE_COUNT] = {
 	[SAVEFILE_CPU_XSAVEOPT] = "xsaveopt",
 	[SAVEFILE_CPU_XSAVEC] = "xsavec",
 	[SAVEFILE_CPU_XSAVES] = "xsaves",
+	[SAVEFILE_CPU_SPEC_CTRL] = "spec_ctrl",
+	[SAVEFILE_CPU_STIBP] = "stibp",
+	[SAVEFILE_CPU_SSBD] = "ssbd",
+	[SAVEFILE_CPU_L1D_FLUSH] = "flush_l1d",
+	[SAVEFILE_CPU_ARCH_CAPABILITIES] = "arch_capabilities",
 };
 
 _Static_assert(SAVEFILE_CPU_FEATURE_COUNT <= 64, "CPU features are a 64-bit set");

@@ -8,21 +8,11 @@
 #include "vmm/mgmt.h"
 #include "vmm/percpu.h"
 #include "vmm/sched_policy.h"
+#include "vmm/speculation.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
-
-/*
- * Speculation barriers between VMs, where the CPU has them (CPUID.7.0:EDX,
- * Intel's "Speculative Execution Side Channel Mitigations"): IBPB so one
- * VM's branch predictions cannot steer another's, and an L1D flush so a
- * VM cannot read another's data left in L1 (L1TF).
- */
-#define CPUID7_EDX_IBRS_IBPB (1U << 26)
-#define CPUID7_EDX_L1D_FLUSH (1U << 28)
-#define PRED_CMD_IBPB 1
-#define FLUSH_CMD_L1D 1
 
 /* The scheduler's part of a CPU (its vCPU queue, by this_cpu()->index). */
 struct sched_cpu {
@@ -30,7 +20,6 @@ struct sched_cpu {
 	struct sched_slice_limits limits;
 	/* Each VM's next timer event (host TSC, 0: none), by VM id. */
 	uint64_t next_event[VM_MAX];
-	bool ibpb, l1d_flush;
 	uint64_t idle_tsc; /* time with nothing to run */
 };
 
@@ -85,7 +74,7 @@ void sched_save_cpu_state(struct vcpu *vcpu)
  * ran; swap only when another one runs (or this one was reset or loaded).
  * DR7 and DEBUGCTL are switched by the VMCS.
  */
-static void switch_cpu_state(struct sched_cpu *cpu, struct vcpu *next)
+static void switch_cpu_state(struct vcpu *next)
 {
 	struct vcpu *prev = this_cpu()->current;
 
@@ -97,11 +86,16 @@ static void switch_cpu_state(struct sched_cpu *cpu, struct vcpu *next)
 		save_debug_registers(keep);
 	xstate_switch(keep, next);
 	next->fpu_fresh = false;
-	/* After the switch: what the flush drops includes the outgoing VM's saved registers. */
+	/*
+	 * Speculation barriers between VMs (vmm/speculation.h): IBPB so one
+	 * VM's branch predictions cannot steer another's; an L1D flush, after
+	 * the switch so that it drops the outgoing VM's saved registers too,
+	 * unless every entry flushes anyway.
+	 */
 	if (prev && prev->vm != next->vm) {
-		if (cpu->ibpb)
+		if (speculation.ibpb_between_vms)
 			wrmsr(MSR_IA32_PRED_CMD, PRED_CMD_IBPB);
-		if (cpu->l1d_flush)
+		if (speculation.l1d_flush_between_vms && !speculation.l1d_flush_on_entry)
 			wrmsr(MSR_IA32_FLUSH_CMD, FLUSH_CMD_L1D);
 	}
 	write_dr0(next->dr[0]);
@@ -201,16 +195,13 @@ void sched_run(uint64_t tsc_hz)
 	cpu->limits.slice = ns_to_tsc(SCHED_SLICE_NS, tsc_hz);
 	cpu->limits.min_slice = ns_to_tsc(SCHED_MIN_SLICE_NS, tsc_hz);
 	cpu->queue.wake_credit = ns_to_tsc(SCHED_WAKE_CREDIT_NS, tsc_hz);
-	if (cpuid(0, 0).eax >= 7) {
-		uint32_t edx = cpuid(7, 0).edx;
-		cpu->ibpb = edx & CPUID7_EDX_IBRS_IBPB;
-		cpu->l1d_flush = edx & CPUID7_EDX_L1D_FLUSH;
-	}
 	log_info("sched: fair share, a %llu-ms period shared by the runnable vCPUs, slices of "
 		 "%llu us at the least; between VMs: IBPB %s, L1D flush %s",
 		 (unsigned long long)(SCHED_SLICE_NS / 1000000),
-		 (unsigned long long)(SCHED_MIN_SLICE_NS / 1000), cpu->ibpb ? "on" : "not available",
-		 cpu->l1d_flush ? "on" : "not available");
+		 (unsigned long long)(SCHED_MIN_SLICE_NS / 1000),
+		 speculation.ibpb_between_vms ? "on" : "off",
+		 speculation.l1d_flush_on_entry ? "at every entry"
+		 : speculation.l1d_flush_between_vms ? "on" : "off");
 	for (;;) {
 		mgmt_poll();
 		uint64_t now = rdtsc();
@@ -241,7 +232,7 @@ void sched_run(uint64_t tsc_hz)
 		uint64_t slice = sched_slice(&cpu->limits, runnable_count, now, cpu->next_event[id],
 					     earliest_event(cpu, id));
 		slice = mgmt_slice_limit(slice);
-		switch_cpu_state(cpu, vcpu);
+		switch_cpu_state(vcpu);
 		vcpu->slices++;
 		uint64_t entered = rdtsc();
 		enum vcpu_run_result r = virt_vcpu_run(vcpu, slice);

@@ -4,6 +4,7 @@
 #include "vmm/cpuid_policy.h"
 #include "abi/hypercall.h"
 #include "vmm/log.h"
+#include "vmm/speculation.h"
 #include "vmm/virt.h"
 #include "vmm/xstate.h"
 #include "x86/cpu.h"
@@ -105,12 +106,44 @@ __attribute__((noinline)) static struct cpuid_result basic_leaf_view(struct vcpu
 			    (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx }, r, vcpu->xcr0, osxsave);
 }
 
-void vcpu_cpuid(struct vcpu *vcpu)
+/*
+ * The policy's answers that can be kept (cpuid_policy_slot), each from the
+ * first exit that asked: a host CPUID serializes and costs hundreds of
+ * cycles, and nested under another hypervisor it is an exit of its own.
+ * The answer is stored before its flag, and x86 keeps stores in order.
+ */
+static struct cpuid_result policy_answers[CPUID_POLICY_SLOTS];
+static volatile bool policy_answered[CPUID_POLICY_SLOTS];
+
+/* Out of line, so that a kept answer's path saves no registers for CPUID. */
+__attribute__((noinline)) static struct cpuid_result ask_host(uint32_t leaf, uint32_t subleaf,
+							       int slot)
 {
-	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
 	struct cpuid_regs h = cpuid(leaf, subleaf);
 	struct cpuid_result r =
 		cpuid_policy(leaf, subleaf, (struct cpuid_result){ h.eax, h.ebx, h.ecx, h.edx });
+
+	if (slot >= 0) {
+		policy_answers[slot] = r;
+		__asm__ volatile("" ::: "memory"); /* the compiler keeps the order too */
+		policy_answered[slot] = true;
+	}
+	return r;
+}
+
+static struct cpuid_result policy_answer(uint32_t leaf, uint32_t subleaf)
+{
+	int slot = cpuid_policy_slot(leaf);
+
+	if (slot >= 0 && policy_answered[slot])
+		return policy_answers[slot];
+	return ask_host(leaf, subleaf, slot);
+}
+
+void vcpu_cpuid(struct vcpu *vcpu)
+{
+	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
+	struct cpuid_result r = policy_answer(leaf, subleaf);
 
 	/* One compare: leaf 0, the hypervisor's and the extended leaves skip it. */
 	if (leaf - 1 < CPUID_HV_BASE - 1)
@@ -245,6 +278,10 @@ int vcpu_rdmsr(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 	case MSR_IA32_XSS:
 		*value = 0;
 		return xstate_offers_xsaves(xstate_host_layout()) ? 0 : -1;
+	case MSR_IA32_ARCH_CAPABILITIES:
+		/* Read-only: a write is #GP, as on the CPU. */
+		*value = speculation.guest_arch_caps;
+		return speculation.guest_arch_caps_msr ? 0 : -1;
 	default:
 		log_debug("vm '%s': RDMSR 0x%x refused (#GP)", vcpu->vm->cfg->name, msr);
 		return -1;

@@ -87,6 +87,7 @@ static const struct devstate_field vcpu_state_fields[] = {
 	F(kernel_gs_base, DEVSTATE_U64, 0, U64_MAX),
 	/* IA32_TSC_AUX bits 63:32 are reserved (WRMSR #GP). */
 	DEVSTATE_FIELD(struct vcpu_state, tsc_aux, DEVSTATE_U64, 0, U32_MAX, 2),
+	DEVSTATE_FIELD(struct vcpu_state, spec_ctrl, DEVSTATE_U64, 0, U64_MAX, 4),
 	SEG(selector, DEVSTATE_U16, 0, U16_MAX),
 	SEG(base, DEVSTATE_U64, 0, U64_MAX),
 	SEG(limit, DEVSTATE_U32, 0, U32_MAX),
@@ -453,6 +454,9 @@ bool vcpu_state_check(const struct vcpu_state *s, const struct vcpu_state_limits
 			      s->fpu.mxcsr);
 	if (s->xcr0 & ~limits->xcr0_allowed)
 		return refuse(err, "xcr0", 0, "enables XSAVE state this CPU does not offer", s->xcr0);
+	if (s->spec_ctrl & ~limits->spec_ctrl_allowed)
+		return refuse(err, "spec_ctrl", 0,
+			      "sets IA32_SPEC_CTRL bits this CPU does not offer guests", s->spec_ctrl);
 	return check_pdptes(s, limits->maxphyaddr, err);
 }
 
@@ -495,7 +499,7 @@ static void reset_record(void *state)
 }
 
 const struct devstate_desc vcpu_state_desc = DEVSTATE_DESC(
-	struct vcpu_state, VCPU_STATE_RECORD_NAME, 3, vcpu_state_fields, reset_record,
+	struct vcpu_state, VCPU_STATE_RECORD_NAME, 4, vcpu_state_fields, reset_record,
 	check_architectural);
 
 void vcpu_state_from_boot(const struct vcpu_boot_state *boot, struct vcpu_state *s)

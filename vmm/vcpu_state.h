@@ -16,7 +16,8 @@
 
 /*
  * The record's name and its descriptor; version 2 added misc_enable,
- * tsc_adjust and tsc_aux, version 3 XCR0 and the AVX/AVX-512 registers.
+ * tsc_adjust and tsc_aux, version 3 XCR0 and the AVX/AVX-512 registers,
+ * version 4 IA32_SPEC_CTRL.
  */
 #define VCPU_STATE_RECORD_NAME "vcpu"
 extern const struct devstate_desc vcpu_state_desc;
@@ -34,6 +35,7 @@ struct vcpu_state_limits {
 	unsigned maxphyaddr;    /* physical-address width the guest sees */
 	uint32_t mxcsr_allowed; /* MXCSR bits FXRSTOR accepts (SDM Vol. 1, 11.6.6) */
 	uint64_t xcr0_allowed;  /* XCR0 bits a guest may set (at least x87) */
+	uint64_t spec_ctrl_allowed; /* IA32_SPEC_CTRL bits guests are offered (0: no MSR) */
 };
 
 /*

@@ -175,6 +175,7 @@ struct vcpu_state {
 	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
 	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
 	uint64_t tsc_aux; /* IA32_TSC_AUX (RDTSCP, RDPID); version 2 on */
+	uint64_t spec_ctrl; /* IA32_SPEC_CTRL, where guests have it; version 4 on */
 	struct vcpu_segment seg[SEG_COUNT]; /* FS and GS base: the MSRs too */
 	uint64_t gdtr_base, idtr_base;
 	uint32_t gdtr_limit, idtr_limit;

@@ -394,8 +394,6 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	struct vcpu_state state;
 	struct devstate_error err;
 
-	if (guest_boot_prepare(vm, &boot, why, why_size))
-		return -1;
 	struct vcpu *vcpu = &vm->vcpu;
 	vcpu->upcall_vector = 0;
 	vcpu->upcall_pending = false;
@@ -407,7 +405,8 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	vuart_init(&vm->com1, com1_tx, vm);
 	pic_init(&vm->pic);
 	pit_init(&vm->pit);
-	if (platform_power_on(vm, why, why_size))
+	/* The devices first: the boot tables describe them (_PRT). */
+	if (platform_power_on(vm, why, why_size) || guest_boot_prepare(vm, &boot, why, why_size))
 		return -1;
 	/*
 	 * A cold start begins guest time anew; a reset keeps it, as the CMOS

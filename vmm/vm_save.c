@@ -143,6 +143,9 @@ uint64_t vm_save_cpu_features(void)
 		{ 7, 0, 30, SAVEFILE_CPU_AVX512BW },   { 7, 0, 31, SAVEFILE_CPU_AVX512VL },
 		{ 0xd, 3, 0, SAVEFILE_CPU_XSAVEOPT },  { 0xd, 3, 1, SAVEFILE_CPU_XSAVEC },
 		{ 0xd, 3, 3, SAVEFILE_CPU_XSAVES },
+		{ 7, 2, 26, SAVEFILE_CPU_SPEC_CTRL },  { 7, 2, 27, SAVEFILE_CPU_STIBP },
+		{ 7, 2, 31, SAVEFILE_CPU_SSBD },       { 7, 2, 28, SAVEFILE_CPU_L1D_FLUSH },
+		{ 7, 2, 29, SAVEFILE_CPU_ARCH_CAPABILITIES },
 	};
 	uint32_t max_basic = cpuid(0, 0).eax, max_ext = cpuid(0x80000000, 0).eax;
 	uint64_t features = 0;

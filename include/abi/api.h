@@ -200,6 +200,8 @@ enum api_type {
 	/* Saved state (GetState of a Saved VM) */                          \
 	X(SAVED_SIZE,        0x38, API_T_SIZE,       "saved_size")         \
 	X(SAVED_AT,          0x39, API_T_U64,        "saved_at")           \
+	/* VM exits of its vCPU since the VM was created (GetState) */     \
+	X(VM_EXITS,          0x3a, API_T_U64,        "exits")              \
 	/* Network adapter */                                              \
 	X(NIC,               0x40, API_T_U8,         "nic")                \
 	X(NIC_ENTRY,         0x41, API_T_LIST,       "nic_entry")          \

@@ -26,8 +26,42 @@ struct cpuid_regs {
 /* CPUID.80000001h:EDX.RDTSCP[bit 27] and CPUID.(EAX=7,ECX=0):ECX.RDPID[bit 22]. */
 #define CPUID_80000001_EDX_RDTSCP (1U << 27)
 #define CPUID_07_ECX_RDPID (1U << 22)
+/*
+ * CPUID.(EAX=7,ECX=0):EDX, the speculative-execution controls (Intel,
+ * "Speculative Execution Side Channel Mitigations", and SDM Vol. 2A CPUID):
+ * VERW clears CPU buffers (MD_CLEAR), IA32_SPEC_CTRL with IBRS and
+ * IA32_PRED_CMD with IBPB, STIBP, IA32_FLUSH_CMD, IA32_ARCH_CAPABILITIES,
+ * and SSBD in IA32_SPEC_CTRL.
+ */
+#define CPUID_07_EDX_MD_CLEAR (1U << 10)
+#define CPUID_07_EDX_SPEC_CTRL (1U << 26)
+#define CPUID_07_EDX_STIBP (1U << 27)
+#define CPUID_07_EDX_L1D_FLUSH (1U << 28)
+#define CPUID_07_EDX_ARCH_CAPS (1U << 29)
+#define CPUID_07_EDX_SSBD (1U << 31)
+/* CPUID.(EAX=7,ECX=2):EDX: more IA32_SPEC_CTRL controls. */
+#define CPUID_07_2_EDX_PSFD (1U << 0)
+#define CPUID_07_2_EDX_IPRED_CTRL (1U << 1)
+#define CPUID_07_2_EDX_RRSBA_CTRL (1U << 2)
+#define CPUID_07_2_EDX_DDPD_U (1U << 3)
+#define CPUID_07_2_EDX_BHI_CTRL (1U << 4)
+/* CPUID.(EAX=7,ECX=0):EBX.RTM[bit 11]: TSX, what TAA needs. */
+#define CPUID_07_EBX_RTM (1U << 11)
 /* CPUID.80000001h:EDX.Page1GB[bit 26]: 1-GiB pages in the host's own tables. */
 #define CPUID_80000001_EDX_PAGE1GB (1U << 26)
+
+/*
+ * index when index < size, else 0, without a branch the CPU could
+ * mispredict (Spectre v1): for a table indexed by a guest-chosen number
+ * after its bounds check. CMP's carry is index < size; SBB spreads it.
+ */
+static inline uint64_t index_nospec(uint64_t index, uint64_t size)
+{
+	uint64_t mask;
+
+	__asm__("cmp %2, %1\n\tsbb %0, %0" : "=r"(mask) : "r"(index), "r"(size) : "cc");
+	return index & mask;
+}
 
 static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t subleaf)
 {
@@ -115,6 +149,13 @@ static inline uint8_t inb(uint16_t port)
 {
 	uint8_t v;
 	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
 }
 

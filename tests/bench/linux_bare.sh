@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The reference for linux_boot_ratio: the same kernel, initramfs and command
-# line booted in Bochs without the hypervisor (OVMF's shell runs a
-# startup.nsh that starts the EFI-stub kernel). Prints the seconds from
-# Bochs start to the guest's "vmmtest: ready" line.
+# The reference for linux_init_ratio: the same kernel and initramfs booted
+# in Bochs without the hypervisor (OVMF's shell runs a startup.nsh that
+# starts the EFI-stub kernel), until the guest's "vmmtest: ready" line in
+# WORKDIR/run/serial.out.
 #   tests/bench/linux_bare.sh LINUX_DIR WORKDIR CMDLINE
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -240,6 +240,24 @@ static const void *xsdt_with(const struct table *madt)
 	return rsdp_v2(place(root.bytes, root.len));
 }
 
+/* A FADT of length len with PM_TMR_BLK, its flags and (len >= 220) X_PM_TMR_BLK. */
+static uint64_t place_fadt(uint32_t len, uint32_t pm_tmr_blk, uint32_t flags, uint8_t x_space,
+			   uint64_t x_address)
+{
+	struct table t;
+
+	table_begin(&t, "FACP", len);
+	memcpy(t.bytes + 76, &pm_tmr_blk, 4);
+	memcpy(t.bytes + 112, &flags, 4);
+	if (len >= 220) {
+		t.bytes[208] = x_space;
+		t.bytes[209] = 32;
+		memcpy(t.bytes + 212, &x_address, 8);
+	}
+	table_finish(&t);
+	return place(t.bytes, t.len);
+}
+
 static void expect_ok(const void *rsdp)
 {
 	why = NULL;
@@ -280,6 +298,43 @@ static void build_full_madt(struct table *t)
 	table_finish(t);
 }
 
+/*
+ * The PM timer from the FADT: PM_TMR_BLK in ACPI 1.0's layout, X_PM_TMR_BLK
+ * over it where set, none where it is not in I/O space, and the 32-bit
+ * counter from TMR_VAL_EXT.
+ */
+static void test_fadt_pm_timer(void **state)
+{
+	static const struct {
+		uint32_t len, pm_tmr_blk, flags;
+		uint8_t x_space;
+		uint64_t x_address;
+		uint16_t port;
+		bool wide;
+	} cases[] = {
+		{ 116, 0x608, 1U << 8, 0, 0, 0x608, true },
+		{ 276, 0x608, 0, 1, 0xb008, 0xb008, false },
+		{ 276, 0x608, 0, 1, 0, 0x608, false },
+		{ 276, 0x608, 0, 0, 0xfed00000, 0, false },
+		{ 276, 0x10000, 0, 0, 0, 0, false },
+	};
+	struct table madt;
+
+	(void)state;
+	build_full_madt(&madt);
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t addrs[] = { place_fadt(cases[i].len, cases[i].pm_tmr_blk, cases[i].flags,
+						cases[i].x_space, cases[i].x_address),
+				     place(madt.bytes, madt.len) };
+		struct table root;
+		root_build(&root, true, addrs, 2);
+		expect_ok(rsdp_v2(place(root.bytes, root.len)));
+		assert_int_equal(info.pm_timer_port, cases[i].port);
+		assert_int_equal(info.pm_timer_32bit, cases[i].port && cases[i].wide);
+		teardown(NULL);
+	}
+}
+
 static void test_xsdt_full(void **state)
 {
 	struct table madt;
@@ -287,6 +342,8 @@ static void test_xsdt_full(void **state)
 	(void)state;
 	build_full_madt(&madt);
 	expect_ok(xsdt_with(&madt));
+	/* Its FADT fails its checksum: no PM timer, the MADT still read. */
+	assert_int_equal(info.pm_timer_port, 0);
 
 	assert_int_equal(info.revision, 2);
 	assert_string_equal(info.oem_id, "TESTOE");
@@ -688,6 +745,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_xsdt_full, teardown),
+		cmocka_unit_test_teardown(test_fadt_pm_timer, teardown),
 		cmocka_unit_test_teardown(test_no_lapic_override, teardown),
 		cmocka_unit_test_teardown(test_longer_entries, teardown),
 		cmocka_unit_test_teardown(test_rsdt_revision_0, teardown),

@@ -23,7 +23,12 @@
 #define MEM_BASE 0xc0000000U
 #define MEM_SIZE 0x3ec00000U /* up to the I/O APIC */
 
+/* A disk at device 1 and an adapter at device 2, as a Linux VM has them. */
+static const struct acpi_pci_route routes[] = { { 1, 10, 16 }, { 2, 11, 17 } };
+
 static const struct acpi_tables_config config = {
+	.pci_routes = routes,
+	.pci_route_count = 2,
 	.pm1a_evt_port = PM1A_EVT,
 	.pm1a_cnt_port = PM1A_CNT,
 	.pm_tmr_port = PM_TMR,
@@ -274,6 +279,9 @@ static void test_host_parser_reads_tables(void **state)
 	assert_int_equal(info.overrides[1].source_irq, 9);
 	assert_int_equal(info.overrides[1].gsi, 9);
 	assert_int_equal(info.overrides[1].flags, 0xd); /* active high, level */
+	/* The FADT's PM timer (X_PM_TMR_BLK), 24 bits as TMR_VAL_EXT is clear. */
+	assert_int_equal(info.pm_timer_port, PM_TMR);
+	assert_false(info.pm_timer_32bit);
 	free(buf);
 }
 
@@ -336,12 +344,36 @@ static uint32_t get32(const unsigned char *p)
 	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
 }
 
-/* Walks \_SB.PCI0 down to its _CRS buffer; returns the buffer's data and length. */
-static const unsigned char *pci0_crs(size_t *crs_len)
+/*
+ * Name (PICM, 0)
+ * Method (_PIC, 1) { Store (Arg0, \PICM) }:
+ *   08 "PICM" 00       NameOp, ZeroOp
+ *   14 0D "_PIC" 01    MethodOp, PkgLength 13, one argument
+ *   70 68 5C "PICM"    StoreOp Arg0Op \PICM
+ */
+static const unsigned char pic_method[] = {
+	0x08, 'P', 'I', 'C', 'M', 0x00,
+	0x14, 0x0d, '_', 'P', 'I', 'C', 0x01, 0x70, 0x68, 0x5c, 'P', 'I', 'C', 'M',
+};
+
+static void test_dsdt_pic_method(void **state)
+{
+	size_t len;
+	const unsigned char *a = aml(&len);
+
+	(void)state;
+	assert_memory_equal(a + 13, pic_method, sizeof(pic_method));
+}
+
+/*
+ * Walks \_SB.PCI0 down to its _CRS buffer; returns the buffer's data and
+ * length, and in *after what follows the buffer.
+ */
+static const unsigned char *pci0_crs(size_t *crs_len, const unsigned char **after)
 {
 	size_t len, n;
 	const unsigned char *a = aml(&len);
-	const unsigned char *p = a + 13; /* after Name (_S5, ...) */
+	const unsigned char *p = a + 13 + sizeof(pic_method); /* after _S5, PICM and _PIC */
 
 	assert_int_equal(p[0], 0x10); /* ScopeOp */
 	size_t scope = pkg_length(p + 1, &n);
@@ -368,7 +400,7 @@ static const unsigned char *pci0_crs(size_t *crs_len)
 	p += sizeof(names);
 
 	size_t buffer = pkg_length(p, &n);
-	assert_int_equal(p + buffer, a + len);
+	*after = p + buffer;
 	assert_int_equal(p[n], 0x0a); /* BufferSize as a ByteConst */
 	*crs_len = p[n + 1];
 	assert_int_equal(n + 2 + *crs_len, buffer);
@@ -395,7 +427,8 @@ static const unsigned char config_ports[] = { 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c
 static void test_dsdt_pci_root_bridge(void **state)
 {
 	size_t len;
-	const unsigned char *d = pci0_crs(&len);
+	const unsigned char *after;
+	const unsigned char *d = pci0_crs(&len, &after);
 
 	(void)state;
 	assert_int_equal(len, 16 + 8 + 16 + 26 + 2);
@@ -424,6 +457,7 @@ static void test_dsdt_without_windows(void **state)
 {
 	struct acpi_tables_config c = config;
 	const char *why;
+	const unsigned char *after;
 	size_t len;
 
 	(void)state;
@@ -431,11 +465,65 @@ static void test_dsdt_without_windows(void **state)
 	c.pci_mem_size = 0;
 	assert_int_equal(acpi_tables_build(ram + TABLES_GPA, TABLES_SIZE, TABLES_GPA, &c, &layout,
 					   &why), 0);
-	const unsigned char *d = pci0_crs(&len);
+	const unsigned char *d = pci0_crs(&len, &after);
 	assert_int_equal(len, 16 + 8 + 2);
 	assert_memory_equal(d + 16, config_ports, sizeof(config_ports));
 	assert_int_equal(d[24], 0x79);
 	check_table(layout.dsdt, "DSDT", 2, table_header(layout.dsdt).length);
+}
+
+/*
+ * After _CRS, to the end of \_SB.PCI0 and of the DSDT:
+ *   Name (PRTP, Package (2) {
+ *       Package (4) { 0x0001FFFF, 0, 0, 10 },   12 0B 04 0C FFFF0100 00 00 0A 0A
+ *       Package (4) { 0x0002FFFF, 0, 0, 11 } })
+ *   Name (PRTA, ...) the same with GSIs 16 and 17
+ *   Method (_PRT, 0) {                           14 17 "_PRT" 00
+ *       If (\PICM) { Return (PRTA) }             A0 0B 5C "PICM" A4 "PRTA"
+ *       Return (PRTP) }                          A4 "PRTP"
+ */
+static void test_dsdt_pci_routing(void **state)
+{
+	static const unsigned char expected[] = {
+		0x08, 'P', 'R', 'T', 'P', 0x12, 0x1a, 0x02,
+		0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x0a, 10,
+		0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x0a, 11,
+		0x08, 'P', 'R', 'T', 'A', 0x12, 0x1a, 0x02,
+		0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x0a, 16,
+		0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x0a, 17,
+		0x14, 0x17, '_', 'P', 'R', 'T', 0x00,
+		0xa0, 0x0b, 0x5c, 'P', 'I', 'C', 'M', 0xa4, 'P', 'R', 'T', 'A',
+		0xa4, 'P', 'R', 'T', 'P',
+	};
+	size_t len, crs_len;
+	const unsigned char *a = aml(&len);
+	const unsigned char *after;
+
+	(void)state;
+	pci0_crs(&crs_len, &after);
+	assert_int_equal(after + sizeof(expected), a + len);
+	assert_memory_equal(after, expected, sizeof(expected));
+}
+
+/* Without PCI functions both tables are empty packages and _PRT stays. */
+static void test_dsdt_no_pci_routes(void **state)
+{
+	static const unsigned char empty[] = { 0x08, 'P', 'R', 'T', 'P', 0x12, 0x02, 0x00,
+					       0x08, 'P', 'R', 'T', 'A', 0x12, 0x02, 0x00,
+					       0x14, 0x17, '_', 'P', 'R', 'T' };
+	struct acpi_tables_config c = config;
+	const unsigned char *after;
+	const char *why;
+	size_t len, crs_len;
+
+	(void)state;
+	c.pci_route_count = 0;
+	assert_int_equal(acpi_tables_build(ram + TABLES_GPA, TABLES_SIZE, TABLES_GPA, &c, &layout,
+					   &why), 0);
+	const unsigned char *a = aml(&len);
+	pci0_crs(&crs_len, &after);
+	assert_memory_equal(after, empty, sizeof(empty));
+	assert_int_equal(after + 2 * 8 + 1 + 0x17, a + len); /* two Names, then the method */
 }
 
 static void expect_error(const struct acpi_tables_config *c, uint64_t gpa, size_t size,
@@ -474,6 +562,20 @@ static void test_refusals(void **state)
 	c.pci_io_size = IO_SIZE + 1;
 	expect_error(&c, TABLES_GPA, TABLES_SIZE, io);
 
+	static const char *route = "a PCI interrupt route needs device 1-31, ISA IRQ 3-15, GSI 16-23";
+	static const struct acpi_pci_route bad[] = {
+		{ 0, 10, 16 }, { 32, 10, 16 }, { 1, 2, 16 }, { 1, 16, 16 }, { 1, 10, 15 }, { 1, 10, 24 },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = config;
+		c.pci_routes = &bad[i];
+		c.pci_route_count = 1;
+		expect_error(&c, TABLES_GPA, TABLES_SIZE, route);
+	}
+	c = config;
+	c.pci_route_count = ACPI_PCI_ROUTES_MAX + 1;
+	expect_error(&c, TABLES_GPA, TABLES_SIZE, "at most 8 PCI interrupt routes");
+
 	static const char *mem = "PCI memory window must lie below 4 GiB, clear of the APICs";
 	c = config;
 	c.pci_mem_size = MEM_SIZE + 0x1000; /* onto the I/O APIC page */
@@ -495,7 +597,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_madt_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_parser_reads_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dsdt_s5, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dsdt_pic_method, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dsdt_pci_root_bridge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dsdt_pci_routing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dsdt_no_pci_routes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dsdt_without_windows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	};

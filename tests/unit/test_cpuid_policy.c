@@ -7,6 +7,7 @@
 
 #include "vmm/cpuid_policy.h"
 #include "abi/hypercall.h"
+#include "x86/cpu.h"
 
 static const struct cpuid_result all_ones = { ~0U, ~0U, ~0U, ~0U };
 
@@ -63,7 +64,10 @@ static void test_leaf7_keeps_only_the_allow_list(void **state)
 	assert_false(r.ebx & (1U << 16)); /* AVX-512 */
 	/* RDPID alone in ECX: vcpu_cpuid() keeps it only where IA32_TSC_AUX is the guest's. */
 	assert_int_equal(r.ecx, 1U << 22);
-	assert_int_equal(r.edx, 0);
+	/* EDX: the speculation controls guests defend themselves with, nothing else. */
+	assert_int_equal(r.edx, CPUID_07_EDX_MD_CLEAR | CPUID_07_EDX_SPEC_CTRL | CPUID_07_EDX_STIBP |
+				       CPUID_07_EDX_L1D_FLUSH | CPUID_07_EDX_ARCH_CAPS |
+				       CPUID_07_EDX_SSBD);
 	r = cpuid_policy(7, 1, all_ones);
 	assert_int_equal(r.eax | r.ebx | r.ecx | r.edx, 0);
 }
@@ -89,6 +93,51 @@ static void test_extended_and_other_leaves_pass(void **state)
 	assert_int_equal(r.ebx, 1);
 	/* The range always reaches the TSC leaf. */
 	assert_int_equal(cpuid_policy(0, 0, (struct cpuid_result){ 0xd, 1, 2, 3 }).eax, 0x15);
+}
+
+/*
+ * Kept answers: each kept leaf has a slot of its own; leaves that take a
+ * subleaf (4, 7, 0BH, 0DH, 0FH, 10H, 12H, 14H, 17H, 18H, 1FH, 8000001DH)
+ * or differ per core (1AH) are asked every time; and for a kept leaf the
+ * policy's answer does not depend on the subleaf.
+ */
+static void test_kept_leaves(void **state)
+{
+	static const uint32_t kept[] = { 0, 1, 2, 3, 5, 6, 0xa, 0x15, 0x16, 0x80000000,
+					 0x80000001, 0x80000004, 0x80000007, 0x80000008,
+					 CPUID_HV_BASE, CPUID_HV_BASE + 1 };
+	static const uint32_t asked[] = { 4, 7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18,
+					  0x1a, 0x1f, 0x20, 0x80000009, 0x8000001d, 0x80000020,
+					  CPUID_HV_BASE + 2, 0x4fffffff, 0xffffffff };
+	unsigned char used[CPUID_POLICY_SLOTS] = { 0 };
+	const struct cpuid_result host = { 0x1b, 0x12345678, 0x9abcdef0, 0x0fedcba9 };
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		int slot = cpuid_policy_slot(kept[i]);
+		assert_true(slot >= 0 && slot < CPUID_POLICY_SLOTS);
+		assert_int_equal(used[slot]++, 0);
+		struct cpuid_result a = cpuid_policy(kept[i], 0, host);
+		struct cpuid_result b = cpuid_policy(kept[i], 3, host);
+		assert_memory_equal(&a, &b, sizeof(a));
+	}
+	for (unsigned i = 0; i < sizeof(asked) / sizeof(asked[0]); i++)
+		assert_int_equal(cpuid_policy_slot(asked[i]), -1);
+	/* Leaf 1's APIC ID is not in a kept answer. */
+	assert_int_equal(cpuid_policy(1, 0, host).ebx >> 24, 0);
+}
+
+/* Leaf 4 describes the host's caches, shared by one vCPU in a one-core package. */
+static void test_cache_leaf_has_one_core(void **state)
+{
+	(void)state;
+	/* An L2 shared by 2 threads in a 28-core package: type 2, level 2, and the counts. */
+	const struct cpuid_result host = { 27U << 26 | 1U << 14 | 2U << 5 | 2, 0x3c0003f, 1023, 0 };
+	struct cpuid_result r = cpuid_policy(4, 2, host);
+
+	assert_int_equal(r.eax, 2U << 5 | 2);
+	assert_int_equal(r.ebx, host.ebx);
+	assert_int_equal(r.ecx, host.ecx);
 }
 
 /* The TSC rate as Linux's native_calibrate_tsc() computes it: 32-bit products, in kHz. */
@@ -152,6 +201,8 @@ int main(void)
 		cmocka_unit_test(test_leaf7_keeps_only_the_allow_list),
 		cmocka_unit_test(test_emptied_leaves),
 		cmocka_unit_test(test_extended_and_other_leaves_pass),
+		cmocka_unit_test(test_kept_leaves),
+		cmocka_unit_test(test_cache_leaf_has_one_core),
 	};
 	return cmocka_run_group_tests_name("cpuid_policy", tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@ static const struct vcpu_state_limits limits = {
 	.maxphyaddr = 46,
 	.mxcsr_allowed = 0xffbf, /* no DAZ */
 	.xcr0_allowed = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX, /* no AVX-512 */
+	.spec_ctrl_allowed = SPEC_CTRL_IBRS | SPEC_CTRL_SSBD, /* no STIBP */
 };
 
 static struct vcpu_segment flat(uint16_t selector, uint32_t attributes)
@@ -64,6 +65,7 @@ static struct vcpu_state long_mode_state(void)
 		.sfmask = 0x47700,
 		.kernel_gs_base = 0x7f0000001000ULL,
 		.tsc_aux = 0x1234,
+		.spec_ctrl = SPEC_CTRL_IBRS,
 		.gdtr_base = 0xfffffe0000001000ULL,
 		.gdtr_limit = 0x7f,
 		.idtr_base = 0xfffffe0000000000ULL,
@@ -247,7 +249,7 @@ static size_t payload_offset(const struct devstate_field *f, unsigned e)
 	return at + (size_t)e * DEVSTATE_TYPE_SIZE(f->type);
 }
 
-/* Version 3 is the newest: 0 and a newer one are refused, not guessed at. */
+/* Version 4 is the newest: 0 and a newer one are refused, not guessed at. */
 static void test_unknown_versions_are_refused(void **state)
 {
 	(void)state;
@@ -257,10 +259,10 @@ static void test_unknown_versions_are_refused(void **state)
 	struct vcpu_state loaded;
 
 	size_t n = save(&s, record);
-	assert_int_equal(le_get(record + RECORD_HEADER - 6, 2), 3);
-	le_put(record + RECORD_HEADER - 6, 4, 2);
+	assert_int_equal(le_get(record + RECORD_HEADER - 6, 2), 4);
+	le_put(record + RECORD_HEADER - 6, 5, 2);
 	assert_false(load(record, n, &loaded, &err));
-	assert_non_null(strstr(err.text, "version 4 unknown"));
+	assert_non_null(strstr(err.text, "version 5 unknown"));
 	le_put(record + RECORD_HEADER - 6, 0, 2);
 	assert_false(load(record, n, &loaded, &err));
 	assert_false(load(record, n - 1, &loaded, &err));
@@ -288,8 +290,9 @@ static size_t cut_to_version(uint8_t *record, size_t n, unsigned version)
 
 /*
  * Records of versions 1 (before IA32_MISC_ENABLE, IA32_TSC_ADJUST and
- * IA32_TSC_AUX were state) and 2 (before XCR0 and the AVX/AVX-512
- * registers) load, and the vCPU gets the power-on values of what they lack.
+ * IA32_TSC_AUX were state), 2 (before XCR0 and the AVX/AVX-512 registers)
+ * and 3 (before IA32_SPEC_CTRL) load, and the vCPU gets the power-on values
+ * of what they lack.
  */
 static void test_older_records_load(void **state)
 {
@@ -299,16 +302,19 @@ static void test_older_records_load(void **state)
 	struct devstate_error err = { "" };
 	struct vcpu_state loaded, want;
 
-	for (unsigned version = 1; version <= 2; version++) {
+	for (unsigned version = 1; version <= 3; version++) {
 		size_t n = cut_to_version(record, save(&s, record), version);
 		if (!load(record, n, &loaded, &err))
 			fail_msg("version %u refused: %s", version, err.text);
 		want = s;
-		want.xcr0 = XSTATE_X87;
-		memset(want.ymm_hi, 0, sizeof(want.ymm_hi));
-		memset(want.opmask, 0, sizeof(want.opmask));
-		memset(want.zmm_hi256, 0, sizeof(want.zmm_hi256));
-		memset(want.hi16_zmm, 0, sizeof(want.hi16_zmm));
+		want.spec_ctrl = 0;
+		if (version <= 2) {
+			want.xcr0 = XSTATE_X87;
+			memset(want.ymm_hi, 0, sizeof(want.ymm_hi));
+			memset(want.opmask, 0, sizeof(want.opmask));
+			memset(want.zmm_hi256, 0, sizeof(want.zmm_hi256));
+			memset(want.hi16_zmm, 0, sizeof(want.hi16_zmm));
+		}
 		if (version == 1) {
 			want.misc_enable = MISC_ENABLE_FAST_STRINGS;
 			want.tsc_aux = 0;
@@ -533,6 +539,12 @@ static void test_limits_of_this_cpu(void **state)
 	s.xcr0 |= XSTATE_AVX512;
 	assert_false(vcpu_state_check(&s, &limits, &err));
 	assert_names(&err, "xcr0", 0);
+
+	/* IA32_SPEC_CTRL holds only the controls this CPU offers guests (vmm/speculation.h). */
+	s = long_mode_state();
+	s.spec_ctrl |= SPEC_CTRL_STIBP;
+	assert_false(vcpu_state_check(&s, &limits, &err));
+	assert_names(&err, "spec_ctrl", 0);
 }
 
 /* A boot mode's state: its registers over the power-on ones, an unusable segment marked so. */

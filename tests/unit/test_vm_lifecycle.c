@@ -565,6 +565,43 @@ static void test_disk_writes_are_the_vms_own(void **state)
 }
 
 /*
+ * The disk's INTA# as its _PRT entries say: ISA IRQ 10 for the 8259s, and
+ * I/O APIC input 16, which idles high and goes low while the disk
+ * interrupts (PCI INTx# is active low); I/O APIC input 10 stays out of it.
+ */
+static void test_disk_inta_follows_the_pci_routing(void **state)
+{
+	static uint8_t file[DISK_CHUNK_SIZE];
+	const struct cfg_vm c = { .name = "intx", .memory_bytes = 1 << 20 };
+	struct boot_vm b = { .ram_bytes = 1 << 20,
+			     .disk = { (uint64_t)(uintptr_t)file, sizeof(file), 1 } };
+	struct acpi_pci_route routes[PLATFORM_VIRTIO_MAX];
+	char why[VM_REASON_MAX];
+
+	(void)state;
+	struct vm *vm = vm_create(&c, &b, VM_RAM_RESERVED, &pages, why, sizeof(why));
+	assert_non_null(vm);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	assert_int_equal(platform_pci_routes(vm, routes), 1);
+	assert_int_equal(routes[0].device, 1);
+	assert_int_equal(routes[0].isa_irq, PLATFORM_IRQ_BLK);
+	assert_int_equal(routes[0].gsi, ACPI_PCI_GSI_FIRST);
+
+	struct pci_function *fn = vm->platform.virtio[0].pci;
+	const struct ioapic *io = &vm->platform.ioapic;
+	assert_int_equal(io->lines, 1U << 16);
+	pci_set_intx(fn, true);
+	assert_int_equal(io->lines, 0);
+	assert_int_equal(vm->pic.chip[1].irr, 1U << (PLATFORM_IRQ_BLK - 8));
+	pci_set_intx(fn, false);
+	assert_int_equal(io->lines, 1U << 16);
+
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+	vm_delete(vm);
+	seen = vm_event_seq();
+}
+
+/*
  * A VM with a one-chunk disk and 1 MiB of RAM: like CreateVirtualMachine's
  * from the pool, or like a config file's from reserved memory.
  */
@@ -692,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_event_ring_keeps_the_newest),
 		cmocka_unit_test(test_each_vm_takes_its_state_and_backend_pages),
 		cmocka_unit_test(test_disk_writes_are_the_vms_own),
+		cmocka_unit_test(test_disk_inta_follows_the_pci_routing),
 		cmocka_unit_test(test_delete_raises_invalid_and_leaves_the_list),
 		cmocka_unit_test(test_a_thousand_lives_give_every_page_back),
 		cmocka_unit_test(test_slots_fill_and_are_reused),

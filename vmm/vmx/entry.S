@@ -56,6 +56,15 @@ vmx_enter_guest:
 	movq R_CR2(%rdi), %rax
 	movq %rax, %cr2
 2:
+	/*
+	 * MDS/TAA: with MD_CLEAR microcode, VERW with a memory operand
+	 * overwrites the CPU's buffers; past it only the guest's own registers
+	 * are loaded (vmm/speculation.h).
+	 */
+	cmpb $0, vmx_clear_buffers(%rip)
+	je 4f
+	verw vmx_verw_selector(%rip)
+4:
 	testl %esi, %esi
 	movq R_RAX(%rdi), %rax
 	movq R_RBX(%rdi), %rbx
@@ -105,6 +114,28 @@ vmx_exit_entry:
 	movq %rax, R_RDI(%rdi)
 	movq %cr2, %rax
 	movq %rax, R_CR2(%rdi)
+	/*
+	 * Before root mode's first RET: overwrite the return predictions the
+	 * guest's CALLs left, all 32 without eIBRS, the one PBRSB leaves with
+	 * it. Each CALL's own return address is the int3 that stops a
+	 * speculative RET; the stack gets its room back at the end.
+	 */
+	movl vmx_rsb_fill_entries(%rip), %ecx
+	cmpl $1, %ecx
+	jb 7f
+	je 6f
+	.rept 32
+	call 5f
+	int3
+5:
+	.endr
+	addq $(8 * 32), %rsp
+	jmp 8f
+6:	call 5f
+	int3
+5:	addq $8, %rsp
+8:	lfence
+7:
 	popq %rdi
 	xorl %eax, %eax
 restore_host:
@@ -115,5 +146,21 @@ restore_host:
 	popq %rbx
 	popq %rbp
 	ret
+
+	/* The defences' switches, set at VMXON (vmm/vmx/vmx.h). */
+	.data
+	.balign 4
+	.globl vmx_rsb_fill_entries
+	.hidden vmx_rsb_fill_entries
+vmx_rsb_fill_entries:
+	.long 0
+	.globl vmx_verw_selector
+	.hidden vmx_verw_selector
+vmx_verw_selector:
+	.word 0
+	.globl vmx_clear_buffers
+	.hidden vmx_clear_buffers
+vmx_clear_buffers:
+	.byte 0
 
 	.section .note.GNU-stack, "", @progbits

@@ -421,7 +421,8 @@ static const exit_handler exit_table[EXIT_REASON_COUNT] = {
 enum exit_action vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
 {
 	uint32_t basic = reason & EXIT_REASON_BASIC_MASK;
-	exit_handler handler = basic < EXIT_REASON_COUNT ? exit_table[basic] : NULL;
+	exit_handler handler =
+		basic < EXIT_REASON_COUNT ? exit_table[index_nospec(basic, EXIT_REASON_COUNT)] : NULL;
 
 	if (!handler) {
 		vm_request_end(vcpu->vm, "unhandled VM exit, reason %u%s", basic,

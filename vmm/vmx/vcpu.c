@@ -9,6 +9,7 @@
 #include "vmm/panic.h"
 #include "vmm/percpu.h"
 #include "vmm/sched.h"
+#include "vmm/speculation.h"
 #include "vmm/vcpu.h"
 #include "vmm/vcpu_state.h"
 #include "vmm/vmx/ept.h"
@@ -37,10 +38,18 @@ static const uint32_t swapped_msr_index[SWAP_COUNT] = {
 	[SWAP_SFMASK] = 0xc0000084,
 	[SWAP_KERNEL_GS_BASE] = MSR_IA32_KERNEL_GS_BASE,
 	[SWAP_TSC_AUX] = MSR_IA32_TSC_AUX,
+	[SWAP_SPEC_CTRL] = MSR_IA32_SPEC_CTRL,
 };
+
+uint8_t vmx_swap_position[SWAP_COUNT];
+static unsigned swapped_listed; /* the area's first entries, which the CPU swaps */
 
 /* Shared by every vCPU: all ports and all MSRs exit unless opened below. */
 static uint64_t io_bitmap_pa, msr_bitmap_pa;
+/* Loaded at every VM exit: root mode's IA32_SPEC_CTRL (SDM 27.6). */
+static uint64_t host_msr_area_pa;
+/* Root mode's GDTR and IDTR as set up, before any exit set their limits to FFFFH. */
+static struct descriptor_table_register host_gdtr, host_idtr;
 static uint64_t current_vmcs;
 
 void vmcs_access_failed(enum vmcs_field field, bool write, uint64_t value)
@@ -125,20 +134,53 @@ bool virt_guest_has_tsc_aux(void)
 	return vmx_host_caps.rdtscp && host_rdtscp;
 }
 
-static unsigned swapped_count(void)
+static bool swapped_on_this_cpu(enum vmx_swapped_msr msr)
 {
-	return virt_guest_has_tsc_aux() ? SWAP_COUNT : SWAP_TSC_AUX;
+	switch (msr) {
+	case SWAP_TSC_AUX:
+		return virt_guest_has_tsc_aux();
+	case SWAP_SPEC_CTRL:
+		return speculation.spec_ctrl;
+	default:
+		return true;
+	}
+}
+
+/* The MSRs this CPU has first, in enum order, then the rest, kept but not swapped. */
+static void place_swapped_msrs(void)
+{
+	unsigned n = 0;
+
+	for (unsigned pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < SWAP_COUNT; i++)
+			if (swapped_on_this_cpu(i) == (pass == 0))
+				vmx_swap_position[i] = (uint8_t)n++;
+		if (pass == 0)
+			swapped_listed = n;
+	}
 }
 
 /* Opens an MSR in the bitmap for reads, and for writes too if asked (SDM 24.6.9). */
-static void msr_bitmap_pass_through(uint8_t *bitmap, uint32_t msr, bool writes)
+static void msr_bitmap_open(uint8_t *bitmap, uint32_t msr, bool reads, bool writes)
 {
 	unsigned base = msr >= 0xc0000000 ? 1024 : 0;
 	uint32_t bit = msr & 0x1fff;
 
-	bitmap[base + bit / 8] &= (uint8_t)~(1U << (bit % 8));
+	if (reads)
+		bitmap[base + bit / 8] &= (uint8_t)~(1U << (bit % 8));
 	if (writes)
 		bitmap[2048 + base + bit / 8] &= (uint8_t)~(1U << (bit % 8));
+}
+
+static void msr_bitmap_pass_through(uint8_t *bitmap, uint32_t msr, bool writes)
+{
+	msr_bitmap_open(bitmap, msr, true, writes);
+}
+
+/* A write-only command MSR: reads still exit, to be refused as the CPU does (#GP). */
+static void msr_bitmap_write_through(uint8_t *bitmap, uint32_t msr)
+{
+	msr_bitmap_open(bitmap, msr, false, true);
 }
 
 int vmx_init_bitmaps(struct page_alloc *pa)
@@ -156,8 +198,34 @@ int vmx_init_bitmaps(struct page_alloc *pa)
 	uint8_t *bitmap = (uint8_t *)(uintptr_t)msr_bitmap_pa;
 	msr_bitmap_pass_through(bitmap, MSR_IA32_FS_BASE, true);
 	msr_bitmap_pass_through(bitmap, MSR_IA32_GS_BASE, true);
-	for (unsigned i = 0; i < swapped_count(); i++)
-		msr_bitmap_pass_through(bitmap, swapped_msr_index[i], i != SWAP_TSC_AUX);
+	place_swapped_msrs();
+	for (unsigned i = 0; i < SWAP_COUNT; i++)
+		if (swapped_on_this_cpu(i))
+			msr_bitmap_pass_through(bitmap, swapped_msr_index[i], i != SWAP_TSC_AUX);
+	/*
+	 * A guest's own speculation controls (vmm/speculation.h): its
+	 * IA32_SPEC_CTRL is swapped, the CPU checks what it writes; IBPB and
+	 * the L1D flush act on the guest's own predictions and data. Root mode
+	 * gets its IA32_SPEC_CTRL back at every exit.
+	 */
+	if (speculation.guest_cpuid7_edx & CPUID_07_EDX_SPEC_CTRL)
+		msr_bitmap_write_through(bitmap, MSR_IA32_PRED_CMD);
+	if (speculation.guest_cpuid7_edx & CPUID_07_EDX_L1D_FLUSH)
+		msr_bitmap_write_through(bitmap, MSR_IA32_FLUSH_CMD);
+	if (speculation.spec_ctrl) {
+		host_msr_area_pa = alloc_page_filled(pa, 1, 0);
+		if (!host_msr_area_pa)
+			return -1;
+		*(struct vmx_msr_entry *)(uintptr_t)host_msr_area_pa = (struct vmx_msr_entry){
+			.index = MSR_IA32_SPEC_CTRL, .value = speculation.host_spec_ctrl
+		};
+	}
+	__asm__ volatile("sgdt %0" : "=m"(host_gdtr));
+	__asm__ volatile("sidt %0" : "=m"(host_idtr));
+	vmx_rsb_fill_entries = speculation.rsb_fill;
+	vmx_clear_buffers = speculation.clear_buffers_on_entry;
+	/* VERW's operand: any selector clears the buffers; a valid one keeps it quick. */
+	__asm__ volatile("mov %%ds, %0" : "=r"(vmx_verw_selector));
 	return 0;
 }
 
@@ -175,7 +243,8 @@ int virt_vm_init(struct vm *vm, struct page_alloc *pa)
 	static struct vmx_vm vmx_vms[VM_MAX];
 	uint64_t pml4;
 
-	if (vmx_ept_build(pa, vm->boot->ram_base, vm->boot->ram_bytes, vmx_host_caps.ept_2m,
+	if (vmx_ept_build(pa, vm->boot->ram_base, vm->boot->ram_bytes,
+			  vmx_host_caps.ept_2m && !speculation.exec_4k_pages,
 			  &pml4))
 		return -1;
 	struct vmx_vm *v = &vmx_vms[vm->id];
@@ -403,7 +472,7 @@ static void write_controls(struct vcpu *vcpu)
 	vmcs_write(VMCS_PF_ERROR_MATCH, 0);
 	vmcs_write(VMCS_CR3_TARGET_COUNT, 0);
 	vmcs_write(VMCS_TSC_OFFSET, 0);
-	vmcs_write(VMCS_EXIT_MSR_LOAD_ADDR, 0);
+	vmcs_write(VMCS_EXIT_MSR_LOAD_ADDR, host_msr_area_pa);
 	vmcs_write(VMCS_IO_BITMAP_A, io_bitmap_pa);
 	vmcs_write(VMCS_IO_BITMAP_B, io_bitmap_pa + PAGE_SIZE);
 	vmcs_write(VMCS_MSR_BITMAP, msr_bitmap_pa);
@@ -415,9 +484,9 @@ static void write_controls(struct vcpu *vcpu)
 	vmcs_write(VMCS_CR4_MASK, cr4_host_owned());
 	vmcs_write(VMCS_EXIT_MSR_STORE_ADDR, v->msr_area_pa);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, v->msr_area_pa);
-	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, swapped_count());
-	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, swapped_count());
-	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
+	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, swapped_listed);
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, swapped_listed);
+	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, host_msr_area_pa ? 1 : 0);
 	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 }
 
@@ -453,6 +522,7 @@ static struct vcpu_state_limits state_limits(void)
 		.mxcsr_allowed = host_mxcsr_mask(),
 		.xcr0_allowed = xstate_host_layout()->components ? xstate_host_layout()->components
 								  : XSTATE_X87,
+		.spec_ctrl_allowed = speculation.guest_spec_ctrl_bits,
 	};
 }
 
@@ -488,11 +558,11 @@ static void write_guest_state(struct vcpu *vcpu, const struct vcpu_state *s)
 	const uint64_t swapped[SWAP_COUNT] = {
 		[SWAP_STAR] = s->star,   [SWAP_LSTAR] = s->lstar,   [SWAP_CSTAR] = s->cstar,
 		[SWAP_SFMASK] = s->sfmask, [SWAP_KERNEL_GS_BASE] = s->kernel_gs_base,
-		[SWAP_TSC_AUX] = s->tsc_aux,
+		[SWAP_TSC_AUX] = s->tsc_aux, [SWAP_SPEC_CTRL] = s->spec_ctrl,
 	};
 	for (unsigned i = 0; i < SWAP_COUNT; i++)
-		v->msr_area[i] = (struct vmx_msr_entry){ .index = swapped_msr_index[i],
-							 .value = swapped[i] };
+		*vmx_swapped(v, i) = (struct vmx_msr_entry){ .index = swapped_msr_index[i],
+							     .value = swapped[i] };
 	for (unsigned i = 0; i < SEG_COUNT; i++) {
 		const struct vcpu_segment *seg = &s->seg[i];
 		vmcs_write(VMCS_GUEST_ES_SEL + 2 * i, seg->selector);
@@ -608,12 +678,13 @@ void virt_vcpu_get_state(struct vcpu *vcpu, struct vcpu_state *s)
 	s->sysenter_cs = vmcs_read(VMCS_GUEST_SYSENTER_CS);
 	s->sysenter_esp = vmcs_read(VMCS_GUEST_SYSENTER_ESP);
 	s->sysenter_eip = vmcs_read(VMCS_GUEST_SYSENTER_EIP);
-	s->star = v->msr_area[SWAP_STAR].value;
-	s->lstar = v->msr_area[SWAP_LSTAR].value;
-	s->cstar = v->msr_area[SWAP_CSTAR].value;
-	s->sfmask = v->msr_area[SWAP_SFMASK].value;
-	s->kernel_gs_base = v->msr_area[SWAP_KERNEL_GS_BASE].value;
-	s->tsc_aux = v->msr_area[SWAP_TSC_AUX].value;
+	s->star = vmx_swapped(v, SWAP_STAR)->value;
+	s->lstar = vmx_swapped(v, SWAP_LSTAR)->value;
+	s->cstar = vmx_swapped(v, SWAP_CSTAR)->value;
+	s->sfmask = vmx_swapped(v, SWAP_SFMASK)->value;
+	s->kernel_gs_base = vmx_swapped(v, SWAP_KERNEL_GS_BASE)->value;
+	s->tsc_aux = vmx_swapped(v, SWAP_TSC_AUX)->value;
+	s->spec_ctrl = vmx_swapped(v, SWAP_SPEC_CTRL)->value;
 	for (unsigned i = 0; i < SEG_COUNT; i++) {
 		uint32_t ar = (uint32_t)vmcs_read(VMCS_GUEST_ES_AR + 2 * i);
 		/*
@@ -869,7 +940,7 @@ static uint64_t rerun_timers(struct vcpu *vcpu, uint64_t slice_end)
 	return slice_end;
 }
 
-enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
+static enum vcpu_run_result run_slice(struct vcpu *vcpu, uint64_t slice_tsc)
 {
 	struct vmx_vcpu *v = to_vmx(vcpu);
 
@@ -892,6 +963,9 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 					   : 0);
 		}
 		deliver_interrupt(vcpu, v);
+		/* L1TF: nothing of root mode's or another VM's is left in the L1D for the guest. */
+		if (speculation.l1d_flush_on_entry)
+			wrmsr(MSR_IA32_FLUSH_CMD, FLUSH_CMD_L1D);
 		if (v->inject_pending) {
 			vmcs_write(VMCS_ENTRY_INTR_INFO, v->inject_info);
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->inject_error);
@@ -924,6 +998,21 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 			return VCPU_RUN_STOPPED;
 		}
 	}
+}
+
+/*
+ * A VM exit leaves the GDTR and IDTR limits at FFFFH (SDM 27.5.2): a
+ * selector or vector past the tables would read beyond them instead of
+ * faulting. Nothing between exits of one slice loads a selector, so the
+ * limits are put back once, when the slice ends.
+ */
+enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
+{
+	enum vcpu_run_result result = run_slice(vcpu, slice_tsc);
+
+	__asm__ volatile("lgdt %0" : : "m"(host_gdtr));
+	__asm__ volatile("lidt %0" : : "m"(host_idtr));
+	return result;
 }
 
 void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset)
@@ -964,7 +1053,7 @@ uint64_t virt_guest_reg(struct vcpu *vcpu, enum guest_reg reg)
 	int slot = swapped_slot(reg);
 
 	if (slot >= 0)
-		return to_vmx(vcpu)->msr_area[slot].value;
+		return vmx_swapped(to_vmx(vcpu), slot)->value;
 	vmcs_load(to_vmx(vcpu)->vmcs_pa);
 	switch (reg) {
 	case GUEST_REG_CR0:
@@ -981,7 +1070,7 @@ void virt_set_guest_reg(struct vcpu *vcpu, enum guest_reg reg, uint64_t value)
 	int slot = swapped_slot(reg);
 
 	if (slot >= 0) {
-		to_vmx(vcpu)->msr_area[slot].value = value;
+		vmx_swapped(to_vmx(vcpu), slot)->value = value;
 		return;
 	}
 	vmcs_load(to_vmx(vcpu)->vmcs_pa);

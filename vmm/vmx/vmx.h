@@ -10,8 +10,11 @@
 #include "x86/cpu.h"
 #include "vmm/vmx/vmx_defs.h"
 
-/* MSRs swapped through the VM-entry load / VM-exit store area (SDM 24.7.2). */
-/* TSC_AUX last: it is swapped only where guests have it (virt_guest_has_tsc_aux). */
+/*
+ * MSRs swapped through the VM-entry load / VM-exit store area (SDM 24.7.2).
+ * TSC_AUX and SPEC_CTRL only where the CPU has them: the area keeps every
+ * value, those the CPU swaps first (vmx_swapped).
+ */
 enum vmx_swapped_msr {
 	SWAP_STAR,
 	SWAP_LSTAR,
@@ -19,6 +22,7 @@ enum vmx_swapped_msr {
 	SWAP_SFMASK,
 	SWAP_KERNEL_GS_BASE,
 	SWAP_TSC_AUX,
+	SWAP_SPEC_CTRL,
 	SWAP_COUNT
 };
 
@@ -46,8 +50,25 @@ enum exit_action {
 	EXIT_TIMERS_MOVED, /* re-enter once the VM's timers ran again (vcpu->timers_moved) */
 };
 
+/* Where each swapped MSR's entry is in a vCPU's area (vmm/vmx/vcpu.c). */
+extern uint8_t vmx_swap_position[SWAP_COUNT];
+
+static inline struct vmx_msr_entry *vmx_swapped(struct vmx_vcpu *v, enum vmx_swapped_msr msr)
+{
+	return &v->msr_area[vmx_swap_position[msr]];
+}
+
+/*
+ * The defences entry.S applies (vmm/speculation.h), from the choice at
+ * VMXON: return-stack entries overwritten after each exit (0, 1 or 32),
+ * VERW before each entry, and the selector VERW checks.
+ */
+extern __attribute__((visibility("hidden"))) uint32_t vmx_rsb_fill_entries;
+extern __attribute__((visibility("hidden"))) uint8_t vmx_clear_buffers;
+extern __attribute__((visibility("hidden"))) uint16_t vmx_verw_selector;
+
 struct page_alloc;
-/* The I/O and MSR bitmaps all vCPUs share; once, at VMXON. */
+/* The I/O and MSR bitmaps and the host MSR-load area all vCPUs share; once, at VMXON. */
 int vmx_init_bitmaps(struct page_alloc *pa);
 
 /*

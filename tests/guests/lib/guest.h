@@ -60,13 +60,6 @@ static inline uint16_t inw(uint16_t port)
 	return v;
 }
 
-static inline uint32_t inl(uint16_t port)
-{
-	uint32_t v;
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static inline long vmcall(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
 {
 	long ret;
