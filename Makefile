@@ -46,7 +46,7 @@ PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi
 	devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c \
 	devices/disk.c devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
-SHARED_SRCS := boot/config.c boot/tsc.c lib/crc32c.c lib/lz.c vmm/savefile.c vmm/mce.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
+SHARED_SRCS := boot/config.c boot/tsc.c boot/smbios.c boot/ipmi.c boot/tco.c lib/crc32c.c lib/lz.c vmm/savefile.c vmm/mce.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/speculation.c vmm/sched_policy.c \
 	vmm/vm_clock.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
@@ -54,7 +54,7 @@ SHARED_SRCS := boot/config.c boot/tsc.c lib/crc32c.c lib/lz.c vmm/savefile.c vmm
 	vmm/task_switch.c \
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
-	boot/efi_file.c boot/efi_memory.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
+	boot/efi_file.c boot/efi_memory.c boot/ipmi_kcs.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
 	vmm/main.c vmm/percpu.c vmm/nmi.c vmm/mce_cpu.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	$(VIRT_SRCS) \
 	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/speculation_cpu.c vmm/host_irq.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
@@ -70,7 +70,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
 	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch \
-	xstate speculation tsc
+	xstate speculation tsc smbios ipmi tco
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood conform \
@@ -169,6 +169,9 @@ $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c mgmt/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c vmm/speculation.c
 $(BUILD)/unit/test_speculation: tests/unit/test_speculation.c vmm/speculation.c
 $(BUILD)/unit/test_tsc: tests/unit/test_tsc.c boot/tsc.c
+$(BUILD)/unit/test_smbios: tests/unit/test_smbios.c boot/smbios.c
+$(BUILD)/unit/test_ipmi: tests/unit/test_ipmi.c boot/ipmi.c
+$(BUILD)/unit/test_tco: tests/unit/test_tco.c boot/tco.c
 $(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy.c
 # The VM clock with the timer models that read it.
 $(BUILD)/unit/test_vm_clock: tests/unit/test_vm_clock.c vmm/vm_clock.c devices/pit.c devices/lapic.c devices/devstate.c lib/fmt.c

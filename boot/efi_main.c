@@ -6,6 +6,10 @@
  * hand-over to the hypervisor's own environment.
  */
 #include "boot/acpi.h"
+#include "boot/ipmi.h"
+#include "boot/ipmi_kcs.h"
+#include "boot/smbios.h"
+#include "boot/tco.h"
 #include "boot/tsc.h"
 #include "boot/config.h"
 #include "boot/efi.h"
@@ -293,20 +297,27 @@ static void describe_without_acpi(struct acpi_info *a)
 	}
 }
 
-static int read_acpi(void)
+/* A UEFI configuration table: the newer kind where the firmware has both, else the older. */
+static const void *firmware_table(EFI_GUID newer, EFI_GUID older)
 {
-	EFI_GUID acpi20 = ACPI_20_TABLE_GUID, acpi10 = ACPI_TABLE_GUID;
-	const void *rsdp = NULL;
-	const char *why;
+	const void *found = NULL;
 
-	/* Prefer the ACPI 2.0+ RSDP (XSDT with 64-bit pointers) when both exist. */
 	for (UINTN i = 0; i < efi_st->NumberOfTableEntries; i++) {
 		EFI_CONFIGURATION_TABLE *t = &efi_st->ConfigurationTable[i];
-		if (!memcmp(&t->VendorGuid, &acpi20, sizeof(EFI_GUID)))
-			rsdp = t->VendorTable;
-		else if (!rsdp && !memcmp(&t->VendorGuid, &acpi10, sizeof(EFI_GUID)))
-			rsdp = t->VendorTable;
+		if (!memcmp(&t->VendorGuid, &newer, sizeof(EFI_GUID)))
+			return t->VendorTable;
+		if (!found && !memcmp(&t->VendorGuid, &older, sizeof(EFI_GUID)))
+			found = t->VendorTable;
 	}
+	return found;
+}
+
+static int read_acpi(void)
+{
+	/* The ACPI 2.0+ RSDP has the XSDT, with 64-bit pointers. */
+	const void *rsdp = firmware_table((EFI_GUID)ACPI_20_TABLE_GUID, (EFI_GUID)ACPI_TABLE_GUID);
+	const char *why;
+
 	if (!rsdp) {
 		log_warn("acpi: the firmware publishes no ACPI tables; describing this CPU alone "
 			 "from CPUID, IA32_APIC_BASE and the PC-AT I/O APIC address");
@@ -325,6 +336,106 @@ static int read_acpi(void)
 		log_info("acpi: I/O APIC id %u at 0x%x, GSI base %u", a->ioapics[i].id,
 			 a->ioapics[i].address, a->ioapics[i].gsi_base);
 	return 0;
+}
+
+/*
+ * A BMC watchdog the firmware armed ("OS watchdog" in the setup) resets
+ * the server minutes after boot unless the OS services it; the
+ * hypervisor has no such agent, so it stops the timer and says so. The
+ * BMC is the one SMBIOS describes (type 38), over KCS in I/O space.
+ */
+#define BMC_TIMEOUT_MS 100
+
+static void stop_bmc_watchdog(void)
+{
+	const void *entry = firmware_table((EFI_GUID)SMBIOS3_TABLE_GUID, (EFI_GUID)SMBIOS_TABLE_GUID);
+	uint64_t table;
+	uint32_t length;
+	struct ipmi_device bmc;
+	const char *why;
+
+	if (!entry || !smbios_table(entry, &table, &length, &why) ||
+	    !smbios_find_ipmi((const uint8_t *)(uintptr_t)table, length, &bmc)) {
+		log_info("ipmi: no BMC described (SMBIOS type 38): no watchdog to stop");
+		return;
+	}
+	if (bmc.type != IPMI_KCS || !bmc.io || bmc.address > 0xffff - 16 ||
+	    !ipmi_kcs_present((uint16_t)bmc.address, bmc.spacing)) {
+		log_warn("ipmi: BMC (interface type %u at 0x%llx) not reachable by KCS in I/O "
+			 "space: its watchdog, if armed, is left running",
+			 bmc.type, (unsigned long long)bmc.address);
+		return;
+	}
+	uint16_t base = (uint16_t)bmc.address;
+	uint64_t timeout = boot.tsc_hz / 1000 * BMC_TIMEOUT_MS;
+	uint8_t request[IPMI_MESSAGE_MAX], response[IPMI_MESSAGE_MAX];
+	size_t got;
+	struct ipmi_watchdog w;
+	size_t n = ipmi_request(IPMI_NETFN_APP, IPMI_CMD_GET_WATCHDOG, NULL, 0, request);
+	why = ipmi_kcs_transfer(base, bmc.spacing, timeout, request, n, response,
+				sizeof(response), &got);
+	if (why || !ipmi_parse_watchdog(response, got, &w, &why)) {
+		log_warn("ipmi: BMC at KCS 0x%x: %s; its watchdog, if armed, is left running",
+			 base, why);
+		return;
+	}
+	if (!(w.use & IPMI_WATCHDOG_RUNNING)) {
+		log_info("ipmi: BMC at KCS 0x%x: watchdog not running", base);
+		return;
+	}
+	n = ipmi_stop_watchdog_request(&w, request);
+	why = ipmi_kcs_transfer(base, bmc.spacing, timeout, request, n, response,
+				sizeof(response), &got);
+	if (why || !ipmi_response_ok(response, got, IPMI_CMD_SET_WATCHDOG)) {
+		log_warn("ipmi: BMC at KCS 0x%x: watchdog running (%u.%u s left, then %s) and NOT "
+			 "stopped: %s", base, w.present_ds / 10, w.present_ds % 10,
+			 ipmi_watchdog_action(&w), why ? why : "the BMC refused Set Watchdog Timer");
+		return;
+	}
+	log_info("ipmi: BMC at KCS 0x%x: watchdog was running (%u.%u s left, then %s): stopped",
+		 base, w.present_ds / 10, w.present_ds % 10, ipmi_watchdog_action(&w));
+}
+
+/* PCI configuration mechanism #1, bus 0, for the chipset's own registers. */
+static uint32_t pci0_read(unsigned dev, unsigned fn, unsigned reg)
+{
+	outl(0xcf8, 0x80000000U | dev << 11 | fn << 8 | (reg & 0xfc));
+	return inl(0xcfc);
+}
+
+/*
+ * The chipset's TCO watchdog, which firmware may leave running: halted
+ * (TCO1_CNT.TCO_TMR_HLT), as the hypervisor has nothing to reload it.
+ */
+static void halt_tco_watchdog(void)
+{
+	const struct tco_pci pci = {
+		.lpc_id = pci0_read(31, 0, 0), .lpc_class = pci0_read(31, 0, 8),
+		.lpc_acpi_base = pci0_read(31, 0, TCO_LPC_ACPI_BASE),
+		.lpc_acpi_ctl = pci0_read(31, 0, TCO_LPC_ACPI_CTL),
+		.smbus_id = pci0_read(31, 4, 0), .smbus_class = pci0_read(31, 4, 8),
+		.smbus_tco_base = pci0_read(31, 4, TCO_SMBUS_BASE),
+		.smbus_tco_ctl = pci0_read(31, 4, TCO_SMBUS_CTL),
+	};
+	uint16_t base = tco_base(&pci);
+
+	if (!base) {
+		log_info("tco: no Intel TCO watchdog enabled on this chipset");
+		return;
+	}
+	uint16_t cnt = inw(base + TCO1_CNT);
+	unsigned timeout_ds = (inw(base + TCO_TMR) & 0x3ff) * TCO_TICK_DS;
+	if (cnt & TCO1_CNT_TMR_HLT) {
+		log_info("tco: TCO watchdog at 0x%x already halted", base);
+		return;
+	}
+	outw(base + TCO1_CNT, cnt | TCO1_CNT_TMR_HLT);
+	if (inw(base + TCO1_CNT) & TCO1_CNT_TMR_HLT)
+		log_info("tco: TCO watchdog at 0x%x was running (a %u.%u-s timeout): halted", base,
+			 timeout_ds / 10, timeout_ds % 10);
+	else
+		log_warn("tco: TCO watchdog at 0x%x is running (a %u.%u-s timeout) and would not "
+			 "halt: the server may reset", base, timeout_ds / 10, timeout_ds % 10);
 }
 
 static int reserve_heap(void)
@@ -420,6 +531,19 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	if (read_acpi())
 		return give_up(EFI_LOAD_ERROR, "cannot describe this machine's CPUs");
 	measure_tsc();
+	stop_bmc_watchdog();
+	halt_tco_watchdog();
+	/*
+	 * The hand-over loads 4-level page tables (boot/handover.c). With
+	 * 5-level paging on, CR4.LA57 cannot change while long mode is active
+	 * (SDM 4.1.1: MOV to CR4 with LA57 changed is #GP), and a 4-level CR3
+	 * would be read as a PML5: refuse before anything is taken over.
+	 */
+	if (read_cr4() & CR4_LA57) {
+		log_err("the firmware runs with 5-level paging (CR4.LA57); this hypervisor uses "
+			"4-level page tables: turn 5-level paging off in the firmware setup");
+		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");
+	}
 	if (virt_probe(why, sizeof(why))) {
 		log_err("%s", why);
 		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");

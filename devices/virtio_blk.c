@@ -196,7 +196,7 @@ int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk
 	memset(blk, 0, sizeof(*blk));
 	blk->dev.device_id = VIRTIO_ID_BLOCK;
 	blk->dev.device_features = 1ULL << VIRTIO_F_VERSION_1 |
-				   1ULL << VIRTIO_RING_F_INDIRECT_DESC |
+				   1ULL << VIRTIO_RING_F_INDIRECT_DESC | 1ULL << VIRTIO_RING_F_EVENT_IDX |
 				   1ULL << VIRTIO_BLK_F_SIZE_MAX | 1ULL << VIRTIO_BLK_F_SEG_MAX |
 				   1ULL << VIRTIO_BLK_F_BLK_SIZE |
 				   1ULL << VIRTIO_BLK_F_FLUSH |

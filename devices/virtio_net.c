@@ -223,7 +223,8 @@ int virtio_net_init(struct virtio_net *net, struct guest_memory mem, const uint8
 	memset(net, 0, sizeof(*net));
 	net->dev.device_id = VIRTIO_ID_NET;
 	net->dev.device_features = 1ULL << VIRTIO_F_VERSION_1 |
-				   1ULL << VIRTIO_RING_F_INDIRECT_DESC | 1ULL << VIRTIO_NET_F_MTU |
+				   1ULL << VIRTIO_RING_F_INDIRECT_DESC | 1ULL << VIRTIO_RING_F_EVENT_IDX |
+				   1ULL << VIRTIO_NET_F_MTU |
 				   1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS;
 	net->dev.num_queues = 2;
 	net->dev.queue_max_size = VIRTQ_MAX_SIZE;

@@ -61,6 +61,20 @@ static bool map_rings(const struct guest_memory *mem, const struct virtq_config 
 	return true;
 }
 
+static bool event_idx(const struct virtio_device *dev)
+{
+	return dev->driver_features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+}
+
+/*
+ * 2.6.7.2: whether the entries pushed from old to new_idx cross the event
+ * index the other side named (its vring_need_event), modulo 2^16.
+ */
+static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
 void virtq_reset(struct virtq *vq)
 {
 	struct virtq_budget left = vq->left;
@@ -231,6 +245,19 @@ enum virtq_pop_result virtq_pop(struct virtio_device *dev, unsigned qi, struct v
 	 * plus a compiler barrier: no ring or descriptor read moves above it.
 	 */
 	avail_idx = __atomic_load_n(&r.avail[1], __ATOMIC_ACQUIRE);
+	if (avail_idx == vq->last_avail && event_idx(dev)) {
+		/*
+		 * Found empty: the next entry the driver makes available is the
+		 * one to notify about (avail_event, after the used ring). The
+		 * driver writes avail->idx and then reads avail_event; the device
+		 * writes avail_event and then reads avail->idx again, with a full
+		 * fence between, so one of them sees the other (2.6.10.2).
+		 */
+		__atomic_store_n(&r.used[2 + 4 * (size_t)cfg->size], vq->last_avail,
+				 __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = __atomic_load_n(&r.avail[1], __ATOMIC_ACQUIRE);
+	}
 	/* More than a queue's worth ahead: the driver made up entries (2.6.6). */
 	if ((uint16_t)(avail_idx - vq->last_avail) > cfg->size)
 		return break_queue(dev, vq);
@@ -346,6 +373,18 @@ void virtq_interrupt(struct virtio_device *dev, unsigned qi, struct virtq *vq)
 	 * fence (mfence), not just a compiler barrier (2.6.7.2).
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (event_idx(dev)) {
+		/* used_event, after the available ring (2.6.7.2): interrupt once past it. */
+		uint16_t used_event =
+			__atomic_load_n(&r.avail[2 + dev->queues[qi].size], __ATOMIC_RELAXED);
+		bool need = !vq->signalled_valid ||
+			    need_event(used_event, vq->used_idx, vq->signalled_used);
+		vq->signalled_used = vq->used_idx;
+		vq->signalled_valid = true;
+		if (need && dev->interrupt)
+			dev->interrupt(dev, qi);
+		return;
+	}
 	flags = __atomic_load_n(&r.avail[0], __ATOMIC_RELAXED);
 	if (!(flags & VIRTQ_AVAIL_F_NO_INTERRUPT) && dev->interrupt)
 		dev->interrupt(dev, qi);

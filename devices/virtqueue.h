@@ -17,10 +17,13 @@
  *
  * Offered ring features: VIRTIO_RING_F_INDIRECT_DESC (2.6.5.3), because
  * drivers then post a request as one ring slot however many segments it
- * has. Not offered: VIRTIO_RING_F_EVENT_IDX (2.6.7, 2.6.10), so
- * interrupts are suppressed with VIRTQ_AVAIL_F_NO_INTERRUPT only (2.6.7.2);
- * and the device never sets VIRTQ_USED_F_NO_NOTIFY, so the driver
- * notifies after every batch (2.6.10: the device MAY leave it clear).
+ * has; and VIRTIO_RING_F_EVENT_IDX (2.6.7.2, 2.6.10.2): the driver says
+ * after which used entry it wants its next interrupt (used_event), the
+ * device after which available entry its next notification
+ * (avail_event: the first it has not taken, written whenever it finds the
+ * ring empty). Without it, interrupts are suppressed with
+ * VIRTQ_AVAIL_F_NO_INTERRUPT only, and the device never sets
+ * VIRTQ_USED_F_NO_NOTIFY (2.6.10: it MAY leave it clear).
  *
  * Work per notification is bounded (virtq_process): a queue serves chains
  * only while its budget lasts, and gets the budget back once per
@@ -80,6 +83,14 @@ struct virtq {
 	bool broken;                    /* the driver broke the ring: NEEDS_RESET */
 	bool pending;                   /* the budget ran out with chains maybe waiting */
 	struct virtq_budget left;       /* of this scheduler pass */
+	/*
+	 * EVENT_IDX: used_idx when the driver was last considered for an
+	 * interrupt. Not state: after a reset or a load the next interrupt is
+	 * sent whatever used_event says, which the driver takes as spurious at
+	 * worst.
+	 */
+	uint16_t signalled_used;
+	bool signalled_valid;
 };
 
 /* One buffer of a chain, inside guest RAM (checked when the chain was taken). */

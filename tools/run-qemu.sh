@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# Boots the hypervisor image in QEMU's software CPU (no VT-x) with OVMF.
-# Used to test the loader and the "no VT-x" path.
+# Boots the hypervisor image in QEMU with OVMF: in its software CPU (no
+# VT-x), to test the loader and the "no VT-x" path; or, with --kvm, nested
+# in KVM on an Intel host with nested VMX (tools/test-kvm.sh).
 #
 # usage: tools/run-qemu.sh --config FILE [--workdir DIR] [--timeout SEC]
-#                          [--until REGEX]
+#                          [--until REGEX] [--kvm] [--qemu-arg ARG]...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-config="" workdir="" timeout=60 until=""
+config="" workdir="" timeout=60 until="" kvm=0 extra=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--config) config=$2; shift 2 ;;
 	--workdir) workdir=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--until) until=$2; shift 2 ;;
+	--kvm) kvm=1; shift ;;
+	--qemu-arg) extra+=("$2"); shift 2 ;;
 	*) echo "run-qemu: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
 [ -n "$config" ] || { echo "run-qemu: --config FILE is required" >&2; exit 2; }
+cpu=(-cpu max -smp 2 -m 256)
+if [ "$kvm" = 1 ]; then
+	[ -w /dev/kvm ] || { echo "run-qemu: --kvm needs /dev/kvm (an Intel host with VT-x)" >&2; exit 2; }
+	nested=$(cat /sys/module/kvm_intel/parameters/nested 2>/dev/null || echo N)
+	case $nested in
+	Y | y | 1) ;;
+	*) echo "run-qemu: --kvm needs nested VMX (kvm_intel nested=1)" >&2; exit 2 ;;
+	esac
+	cpu=(-enable-kvm -cpu host,+vmx -smp 1 -m 1G)
+fi
 code=/usr/share/OVMF/OVMF_CODE.fd vars=/usr/share/OVMF/OVMF_VARS.fd
 [ -r "$code" ] || { echo "run-qemu: $code not found (apt-get install ovmf)" >&2; exit 2; }
 auto_workdir=0
@@ -39,9 +52,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 emulator_start "$workdir/qemu.out" timeout -k 5 "$timeout" \
-	qemu-system-x86_64 -cpu max -smp 2 -m 256 -machine q35 \
+	qemu-system-x86_64 "${cpu[@]}" -machine q35 \
 	-drive if=pflash,format=raw,readonly=on,file="$code" \
 	-drive if=pflash,format=raw,file="$workdir/vars.fd" \
 	-drive format=raw,file="$workdir/disk.img" \
-	-serial file:"$workdir/serial.out" -display none -monitor none -no-reboot
+	-serial file:"$workdir/serial.out" -display none -monitor none -no-reboot \
+	${extra[@]+"${extra[@]}"}
 emulator_wait "$workdir/serial.out" "$until"

@@ -293,7 +293,8 @@ int vcpu_wrmsr(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	int hw = hardware_msr_index(msr);
 
 	if (hw >= 0) {
-		if (hardware_msrs[hw].address && !x86_canonical(value, X86_VA_BITS_4LEVEL))
+		if (hardware_msrs[hw].address &&
+		    !x86_canonical(value, virt_guest_linear_address_bits()))
 			return -1;
 		virt_set_guest_reg(vcpu, hardware_msrs[hw].reg, value);
 		return 0;

@@ -181,22 +181,37 @@ static bool check_control_registers(const struct vcpu_state *s, struct devstate_
 	return true;
 }
 
-/* MSRs and table registers that hold linear addresses: canonical (SDM 26.3.1.1-3, 26.4). */
-static bool check_addresses(const struct vcpu_state *s, struct devstate_error *err)
+/*
+ * What holds a linear address must be canonical for the CPU's linear-address
+ * width, va_bits (CPUID.80000008H:EAX[15:8]; 57 on CPUs with 5-level paging,
+ * whatever CR4.LA57 is): MSRs and table registers, the FS, GS, TR and LDTR
+ * bases, and RIP in 64-bit code (SDM 26.3.1.1-4).
+ */
+static bool check_addresses(const struct vcpu_state *s, unsigned va_bits,
+			    struct devstate_error *err)
 {
 	const struct {
 		const char *name;
+		unsigned index;
 		uint64_t value;
 	} addresses[] = {
-		{ "sysenter_esp", s->sysenter_esp }, { "sysenter_eip", s->sysenter_eip },
-		{ "lstar", s->lstar },               { "cstar", s->cstar },
-		{ "kernel_gs_base", s->kernel_gs_base },
-		{ "gdtr_base", s->gdtr_base },       { "idtr_base", s->idtr_base },
+		{ "sysenter_esp", 0, s->sysenter_esp }, { "sysenter_eip", 0, s->sysenter_eip },
+		{ "lstar", 0, s->lstar },               { "cstar", 0, s->cstar },
+		{ "kernel_gs_base", 0, s->kernel_gs_base },
+		{ "gdtr_base", 0, s->gdtr_base },       { "idtr_base", 0, s->idtr_base },
+		{ "seg[].base", SEG_FS, s->seg[SEG_FS].base },
+		{ "seg[].base", SEG_GS, s->seg[SEG_GS].base },
+		{ "seg[].base", SEG_TR, s->seg[SEG_TR].base },
+		{ "seg[].base", SEG_LDTR, s->seg[SEG_LDTR].base },
 	};
 
 	for (unsigned i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++)
-		if (!x86_canonical(addresses[i].value, X86_VA_BITS_4LEVEL))
-			return refuse(err, addresses[i].name, 0, "not canonical", addresses[i].value);
+		if (!x86_canonical(addresses[i].value, va_bits))
+			return refuse(err, addresses[i].name, addresses[i].index, "not canonical",
+				      addresses[i].value);
+	bool code64 = long_mode_active(s) && (s->seg[SEG_CS].attributes & SEG_ATTR_LONG);
+	if (code64 && !x86_canonical(s->rip, va_bits))
+		return refuse(err, "rip", 0, "not canonical", s->rip);
 	return true;
 }
 
@@ -287,9 +302,6 @@ static bool check_segments(const struct vcpu_state *s, struct devstate_error *er
 
 		if (ar & SEG_ATTR_RESERVED)
 			return refuse(err, "seg[].attributes", i, "reserved bits set", ar);
-		if ((i == SEG_FS || i == SEG_GS || i == SEG_TR || i == SEG_LDTR) &&
-		    !x86_canonical(seg->base, X86_VA_BITS_4LEVEL))
-			return refuse(err, "seg[].base", i, "not canonical", seg->base);
 		if (v8086 && i <= SEG_GS) {
 			if (seg->base != (uint64_t)seg->selector << 4 || seg->limit != 0xffff ||
 			    ar != SEG_ATTR_V8086)
@@ -321,9 +333,8 @@ static bool check_rip_rflags(const struct vcpu_state *s, struct devstate_error *
 {
 	bool code64 = long_mode_active(s) && (s->seg[SEG_CS].attributes & SEG_ATTR_LONG);
 
-	if (code64 ? !x86_canonical(s->rip, X86_VA_BITS_4LEVEL) : (s->rip >> 32) != 0)
-		return refuse(err, "rip", 0, code64 ? "not canonical" : "above 4 GiB outside 64-bit code",
-			      s->rip);
+	if (!code64 && (s->rip >> 32) != 0)
+		return refuse(err, "rip", 0, "above 4 GiB outside 64-bit code", s->rip);
 	if ((s->rflags & RFLAGS_RESERVED_0) || !(s->rflags & RFLAGS_RESERVED_1))
 		return refuse(err, "rflags", 0, "reserved bits wrong (1 set, 3, 5, 15 clear)", s->rflags);
 	if ((s->rflags & RFLAGS_VM) && (long_mode_active(s) || !(s->cr0 & CR0_PE)))
@@ -434,7 +445,7 @@ static bool check_architectural(const void *state, const void *live, const char 
 	/* Nothing of a vCPU is fixed by wiring: live has nothing to compare. */
 	(void)live;
 	(void)device;
-	return check_control_registers(s, err) && check_addresses(s, err) &&
+	return check_control_registers(s, err) && check_addresses(s, X86_VA_BITS_5LEVEL, err) &&
 	       check_rip_rflags(s, err) && check_segments(s, err) &&
 	       check_non_register_state(s, err) && check_event(s, err) &&
 	       check_pdptes(s, MAXPHYADDR_ARCH, err);
@@ -457,7 +468,8 @@ bool vcpu_state_check(const struct vcpu_state *s, const struct vcpu_state_limits
 	if (s->spec_ctrl & ~limits->spec_ctrl_allowed)
 		return refuse(err, "spec_ctrl", 0,
 			      "sets IA32_SPEC_CTRL bits this CPU does not offer guests", s->spec_ctrl);
-	return check_pdptes(s, limits->maxphyaddr, err);
+	return check_addresses(s, limits->linear_address_bits, err) &&
+	       check_pdptes(s, limits->maxphyaddr, err);
 }
 
 void vcpu_state_power_on(struct vcpu_state *s)

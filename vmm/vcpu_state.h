@@ -33,6 +33,7 @@ extern const struct devstate_desc vcpu_state_desc;
 struct vcpu_state_limits {
 	uint64_t cr4_allowed;   /* CR4 bits a guest may set */
 	unsigned maxphyaddr;    /* physical-address width the guest sees */
+	unsigned linear_address_bits; /* CPUID.80000008H:EAX[15:8]: 48, or 57 with LA57 */
 	uint32_t mxcsr_allowed; /* MXCSR bits FXRSTOR accepts (SDM Vol. 1, 11.6.6) */
 	uint64_t xcr0_allowed;  /* XCR0 bits a guest may set (at least x87) */
 	uint64_t spec_ctrl_allowed; /* IA32_SPEC_CTRL bits guests are offered (0: no MSR) */

@@ -247,6 +247,13 @@ void virt_set_tsc_offset(struct vcpu *vcpu, uint64_t offset);
  */
 bool virt_guest_has_tsc_aux(void);
 
+/*
+ * The linear-address width guests have, the CPU's (CPUID.80000008H:EAX
+ * [15:8], which guests see): 57 where it has 5-level paging, even with
+ * CR4.LA57 clear, else 48. What holds a linear address is canonical for it.
+ */
+unsigned virt_guest_linear_address_bits(void);
+
 /* Queues a hardware exception for delivery at the next VM entry. */
 void virt_inject_exception(struct vcpu *vcpu, unsigned vector, bool has_error_code,
 			   uint32_t error_code);

@@ -152,11 +152,28 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
 static inline uint32_t inl(uint16_t port)
 {
 	uint32_t v;
 	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
 }
 
 static inline void cpu_relax(void)
@@ -181,6 +198,7 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
  * 63:va_bits-1 are all equal (SDM Vol. 1, 3.3.7.1): 48 with 4-level paging.
  */
 #define X86_VA_BITS_4LEVEL 48
+#define X86_VA_BITS_5LEVEL 57
 static inline bool x86_canonical(uint64_t va, unsigned va_bits)
 {
 	uint64_t top = va >> (va_bits - 1);

@@ -53,10 +53,13 @@ boot_bochs() { # NAME CONFIG UNTIL [where the config goes on the disk]
 		--config-dest "${4:-/vmm.conf}" --timeout 300 >"$out/$1.run" 2>&1
 	echo $? >"$out/$1.rc"
 }
-boot_qemu() { # NAME CONFIG UNTIL
-	tools/run-qemu.sh --workdir "$out/$1" --config "$2" --until "$3" \
-		--timeout 120 >"$out/$1.run" 2>&1
-	echo $? >"$out/$1.rc"
+boot_qemu() { # NAME CONFIG UNTIL [QEMU ARG...]
+	local name=$1 config=$2 until=$3 args=()
+	shift 3
+	for a in "$@"; do args+=(--qemu-arg "$a"); done
+	tools/run-qemu.sh --workdir "$out/$name" --config "$config" --until "$until" \
+		--timeout 120 ${args[@]+"${args[@]}"} >"$out/$name.run" 2>&1
+	echo $? >"$out/$name.rc"
 }
 
 halted='system halted|returning to the firmware|nothing left to run'
@@ -72,7 +75,9 @@ boot_bochs bad-syntax tests/e2e/configs/bad-syntax.conf "$halted" &
 wait
 boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" \
 	/EFI/BOOT/vmm.conf &
-boot_qemu no-vtx tests/e2e/configs/boot-path.conf "$halted" &
+# With a BMC (QEMU's simulated one, over KCS, described by SMBIOS type 38).
+boot_qemu no-vtx tests/e2e/configs/boot-path.conf "$halted" \
+	-device ipmi-bmc-sim,id=bmc0 -device isa-ipmi-kcs,bmc=bmc0 &
 wait
 # The management boot ends when its client is done with the line.
 tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.client" 2>&1
@@ -262,6 +267,12 @@ expect "selftest: the fault is the write to code (CR2 = ${code:-?})" selftest \
 expect "no-vtx: MADT parsed (2 CPUs, I/O APIC, overrides, 8259s)" no-vtx \
 	'acpi: BOCHS +rev 2: 2 CPU\(s\), local APIC at 0xfee00000, 1 I/O APIC\(s\), 5 interrupt override\(s\), dual 8259'
 expect "no-vtx: says VT-x is missing" no-vtx 'has no Intel VT-x \(CPUID.1:ECX.VMX=0\)'
+expect "no-vtx: asks the BMC found in SMBIOS for its watchdog over KCS" no-vtx \
+	'ipmi: BMC at KCS 0xca2: watchdog not running'
+expect "no-vtx: finds q35's TCO watchdog (ICH9 LPC) and leaves it halted" no-vtx \
+	'tco: TCO watchdog at 0x660 (was running .*: halted|already halted)'
+expect "no-vtx: times the TSC against the ACPI PM timer, with its error" no-vtx \
+	'clock: TSC at [0-9]+ Hz by the ACPI PM timer, within [0-9]+ ppm'
 expect "no-vtx: returns to the firmware" no-vtx \
 	'the hypervisor cannot run on this machine; returning to the firmware'
 

@@ -75,11 +75,6 @@ struct desc {
 	uint16_t next;
 };
 
-static void outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
 static uint32_t pci_read(unsigned dev, unsigned off)
 {
 	outl(PCI_ADDR, 0x80000000u | dev << 11 | (off & 0xfc));

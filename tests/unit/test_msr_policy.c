@@ -74,6 +74,13 @@ bool virt_guest_has_tsc_aux(void)
 	return tsc_aux;
 }
 
+/* The CPU's linear-address width: 48, or 57 with 5-level paging. */
+static unsigned linear_bits = 48;
+unsigned virt_guest_linear_address_bits(void)
+{
+	return linear_bits;
+}
+
 /* What the host offers of XSAVE: a fake layout, x87, SSE and AVX at their usual offsets. */
 static struct xstate_layout xstate;
 const struct xstate_layout *xstate_host_layout(void)
@@ -154,6 +161,12 @@ static void test_non_canonical_addresses_are_refused(void **state)
 	}
 	for (unsigned r = 0; r < GUEST_REG_COUNT; r++)
 		assert_int_equal(guest_reg[r], 0);
+	/* On a CPU with 57-bit linear addresses, 57 bits count, LA57 on or not. */
+	linear_bits = 57;
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_LSTAR, 0x0000800000000000ULL), 0);
+	assert_int_equal(guest_reg[GUEST_REG_LSTAR], 0x0000800000000000ULL);
+	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_LSTAR, 0x0100000000000000ULL), -1);
+	linear_bits = 48;
 	/* STAR and FMASK hold selectors and flags, not addresses. */
 	assert_int_equal(vcpu_wrmsr(&vm.vcpu, MSR_IA32_STAR, 0x8000000000000000ULL), 0);
 }

@@ -28,6 +28,7 @@
 static const struct vcpu_state_limits limits = {
 	.cr4_allowed = 0x3fffffULL & ~(CR4_VMXE | CR4_SMXE),
 	.maxphyaddr = 46,
+	.linear_address_bits = 48,
 	.mxcsr_allowed = 0xffbf, /* no DAZ */
 	.xcr0_allowed = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX, /* no AVX-512 */
 	.spec_ctrl_allowed = SPEC_CTRL_IBRS | SPEC_CTRL_SSBD, /* no STIBP */
@@ -377,14 +378,14 @@ MUTATION(lma_without_paging, s->cr0 &= ~CR0_PG)
 MUTATION(lma_without_lme, s->efer &= ~EFER_LME)
 MUTATION(pcide_outside_long_mode, (s->efer = 0, s->cr0 &= ~CR0_PG, s->cr4 |= CR4_PCIDE))
 MUTATION(pat_undefined_type, s->pat = 0x0007040600070402ULL)
-MUTATION(lstar_not_canonical, s->lstar = 0x0000800000000000ULL)
+MUTATION(lstar_not_canonical, s->lstar = 0x0100000000000000ULL)
 MUTATION(gdtr_not_canonical, s->gdtr_base = 0x8000000000000000ULL)
-MUTATION(rip_not_canonical, s->rip = 0x0000800000000000ULL)
+MUTATION(rip_not_canonical, s->rip = 0x0100000000000000ULL)
 MUTATION(rflags_bit1_clear, s->rflags &= ~RFLAGS_RESERVED_1)
 MUTATION(rflags_bit3_set, s->rflags |= 1ULL << 3)
 MUTATION(rflags_vm_in_long_mode, s->rflags |= RFLAGS_VM)
 MUTATION(attributes_reserved, s->seg[SEG_DS].attributes |= 1U << 8)
-MUTATION(fs_base_not_canonical, s->seg[SEG_FS].base = 1ULL << 47)
+MUTATION(fs_base_not_canonical, s->seg[SEG_FS].base = 1ULL << 56)
 MUTATION(tr_unusable, s->seg[SEG_TR].attributes = VCPU_SEG_UNUSABLE)
 MUTATION(cs_not_present, s->seg[SEG_CS].attributes &= ~SEG_ATTR_PRESENT)
 MUTATION(cs_data_type_5, s->seg[SEG_CS].attributes ^= 0xe)
@@ -539,6 +540,18 @@ static void test_limits_of_this_cpu(void **state)
 	s.xcr0 |= XSTATE_AVX512;
 	assert_false(vcpu_state_check(&s, &limits, &err));
 	assert_names(&err, "xcr0", 0);
+
+	/* Canonical for this CPU's linear-address width: 48 bits here, 57 where it has LA57. */
+	s = long_mode_state();
+	s.lstar = 0x0000800000000000ULL;
+	assert_false(vcpu_state_check(&s, &limits, &err));
+	assert_names(&err, "lstar", 0);
+	struct vcpu_state_limits wide = limits;
+	wide.linear_address_bits = 57;
+	assert_true(vcpu_state_check(&s, &wide, &err));
+	s.seg[SEG_GS].base = 0x0100000000000000ULL;
+	assert_false(vcpu_state_check(&s, &wide, &err));
+	assert_names(&err, "seg[].base", SEG_GS);
 
 	/* IA32_SPEC_CTRL holds only the controls this CPU offers guests (vmm/speculation.h). */
 	s = long_mode_state();

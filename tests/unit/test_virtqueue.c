@@ -173,6 +173,75 @@ static void test_no_interrupt_flag(void **state)
 	assert_int_equal(used_idx(&q), 1);
 }
 
+/*
+ * EVENT_IDX (2.6.7.2): the first interrupt always; then only once used->idx
+ * passes the used_event the driver wrote after its ring.
+ */
+static void test_event_idx_interrupts(void **state)
+{
+	(void)state;
+	dev.driver_features |= 1ULL << VIRTIO_RING_F_EVENT_IDX;
+	const uint64_t used_event = q.avail + 4 + 2 * QSIZE;
+	for (unsigned i = 0; i < 4; i++)
+		post_chain(&q, (uint16_t)i, (struct buf[]){ { DATA_BASE + 16 * i, 16, true } }, 1);
+
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	virtq_push(&dev, 0, &vq, chain.head, 0);
+	virtq_interrupt(&dev, 0, &vq);
+	assert_int_equal(irqs[0], 1);
+	/* "Interrupt me once entry 2 is used": not for entry 1, then for 2. */
+	wr16(used_event, 2);
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	virtq_push(&dev, 0, &vq, chain.head, 0);
+	virtq_interrupt(&dev, 0, &vq);
+	assert_int_equal(irqs[0], 1);
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	virtq_push(&dev, 0, &vq, chain.head, 0);
+	virtq_interrupt(&dev, 0, &vq);
+	assert_int_equal(irqs[0], 2);
+	/* A used_event already behind: nothing until it is moved. */
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	virtq_push(&dev, 0, &vq, chain.head, 0);
+	virtq_interrupt(&dev, 0, &vq);
+	assert_int_equal(irqs[0], 2);
+	/* A reset forgets what was signalled: the next interrupt goes out. */
+	virtq_reset(&vq);
+	vq.used_idx = 4;
+	vq.last_avail = 4;
+	post_chain(&q, 4, (struct buf[]){ { DATA_BASE, 16, true } }, 1);
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	virtq_push(&dev, 0, &vq, chain.head, 0);
+	virtq_interrupt(&dev, 0, &vq);
+	assert_int_equal(irqs[0], 3);
+}
+
+/*
+ * EVENT_IDX: a device that finds the ring empty asks to be notified of
+ * the next entry (avail_event, after the used ring), and takes an entry
+ * made available meanwhile.
+ */
+static void test_event_idx_avail_event(void **state)
+{
+	(void)state;
+	dev.driver_features |= 1ULL << VIRTIO_RING_F_EVENT_IDX;
+	const uint64_t avail_event = q.used + 4 + 8 * QSIZE;
+	wr16(avail_event, 0xbeef);
+	assert_int_equal(pop(), VIRTQ_EMPTY);
+	assert_int_equal(rd16(avail_event), 0);
+	post_chain(&q, 0, (struct buf[]){ { DATA_BASE, 16, true } }, 1);
+	post_chain(&q, 1, (struct buf[]){ { DATA_BASE, 16, true } }, 1);
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	assert_int_equal(rd16(avail_event), 0); /* written only when found empty */
+	assert_int_equal(pop(), VIRTQ_EMPTY);
+	assert_int_equal(rd16(avail_event), 2);
+	/* Without EVENT_IDX the field is the driver's padding: untouched. */
+	dev.driver_features &= ~(1ULL << VIRTIO_RING_F_EVENT_IDX);
+	wr16(avail_event, 0xbeef);
+	assert_int_equal(pop(), VIRTQ_EMPTY);
+	assert_int_equal(rd16(avail_event), 0xbeef);
+}
+
 static void test_indexes_wrap(void **state)
 {
 	(void)state;
@@ -585,6 +654,8 @@ int main(void)
 		cmocka_unit_test_setup(test_copy_rechecks_guest_ram, setup),
 		cmocka_unit_test_setup(test_push_and_interrupt, setup),
 		cmocka_unit_test_setup(test_no_interrupt_flag, setup),
+		cmocka_unit_test_setup(test_event_idx_interrupts, setup),
+		cmocka_unit_test_setup(test_event_idx_avail_event, setup),
 		cmocka_unit_test_setup(test_indexes_wrap, setup),
 		cmocka_unit_test_setup(test_full_queue_accepted, setup),
 		cmocka_unit_test_setup(test_avail_idx_jump, setup),

@@ -334,6 +334,18 @@ static enum exit_action handle_ept_violation(struct vcpu *vcpu)
 	uint64_t q = vmx_exit_qualification();
 	uint64_t gpa = vmcs_read(VMCS_GUEST_PHYSICAL_ADDR);
 
+	/*
+	 * An IRET that unblocked NMIs faulted before it completed: with
+	 * virtual NMIs, blocking by NMI holds again until the IRET is done,
+	 * and the VM exit leaves setting it to the VMM (SDM Vol. 3C,
+	 * "Information About NMI Unblocking Due to IRET"). Not on an exit
+	 * during event delivery, where the bit is undefined.
+	 */
+	if ((q & EPT_QUAL_NMI_UNBLOCKED) && vmx_host_caps.virtual_nmis &&
+	    !(vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
+			   vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) | VCPU_BLOCKING_NMI);
+
 	/* The EPT maps all of the VM's RAM: whatever else it touches is a device or nothing. */
 	if (q & EPT_QUAL_FETCH) {
 		vm_request_end(vcpu->vm, "instruction fetch at guest-physical 0x%llx, outside its "

@@ -513,12 +513,26 @@ static unsigned guest_maxphyaddr(void)
 	return cpuid(CPUID_ADDRESS_SIZES, 0).eax & 0xff;
 }
 
+unsigned virt_guest_linear_address_bits(void)
+{
+	static unsigned bits;
+
+	if (!bits)
+		bits = cpuid(CPUID_EXTENDED_MAX, 0).eax >= CPUID_ADDRESS_SIZES &&
+				       (cpuid(CPUID_ADDRESS_SIZES, 0).eax >> 8 & 0xff) >=
+					       X86_VA_BITS_5LEVEL
+			       ? X86_VA_BITS_5LEVEL
+			       : X86_VA_BITS_4LEVEL;
+	return bits;
+}
+
 /* What this CPU lets a loaded state hold (vmm/vcpu_state.h). */
 static struct vcpu_state_limits state_limits(void)
 {
 	return (struct vcpu_state_limits){
 		.cr4_allowed = vmx_host_msrs.cr4_fixed1 & ~(CR4_VMXE | vmx_cr4_hidden_from_guests()),
 		.maxphyaddr = guest_maxphyaddr(),
+		.linear_address_bits = virt_guest_linear_address_bits(),
 		.mxcsr_allowed = host_mxcsr_mask(),
 		.xcr0_allowed = xstate_host_layout()->components ? xstate_host_layout()->components
 								  : XSTATE_X87,
@@ -857,7 +871,16 @@ static void deliver_interrupt(struct vcpu *vcpu, struct vmx_vcpu *v)
  */
 static inline __attribute__((always_inline)) void skip_guest_instruction(uint64_t len)
 {
-	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + len);
+	uint64_t rip = vmcs_read(VMCS_GUEST_RIP), next = rip + len;
+
+	/*
+	 * Outside 64-bit mode EIP wraps at 4 GiB: the carry out of bit 31 is
+	 * the rare case that pays for reading CS (the L bit, SDM 3.4.5).
+	 */
+	if (((rip ^ next) >> 32) &&
+	    !(vmcs_read(VMCS_GUEST_ES_AR + 2 * SEG_CS) & SEG_ATTR_LONG))
+		next = (uint32_t)next;
+	vmcs_write(VMCS_GUEST_RIP, next);
 	uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
 	if (intr & 3)
 		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, intr & ~3ULL);

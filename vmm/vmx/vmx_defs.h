@@ -254,6 +254,7 @@ enum vmx_exit_reason {
 #define EPT_QUAL_READ (1ULL << 0)
 #define EPT_QUAL_WRITE (1ULL << 1)
 #define EPT_QUAL_FETCH (1ULL << 2)
+#define EPT_QUAL_NMI_UNBLOCKED (1ULL << 12) /* by an IRET that then faulted */
 
 /* Exit qualification of control-register accesses (SDM table 27-3). */
 #define CR_QUAL_NUMBER(q) ((unsigned)((q) & 0xf))

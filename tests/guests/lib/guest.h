@@ -53,13 +53,6 @@ void put_hex(uint64_t v);
 bool check(bool ok, const char *name);
 __attribute__((noreturn)) void guest_exit(void);
 
-static inline uint16_t inw(uint16_t port)
-{
-	uint16_t v;
-	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static inline long vmcall(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
 {
 	long ret;
