@@ -101,7 +101,8 @@ tests/bench/linux.sh "$out"
 # on one network against the same over loopback in one, the TSC rate the
 # guests detected, and an idle guest's exits.
 tests/e2e/linux-boot.sh "$out/linux-net" tests/e2e/configs/linux.conf >"$out/linux-net.out" 2>&1 || true
-for b in guest_to_guest_kbps:KB/s loopback_kbps:KB/s net_vs_loopback_ratio:x \
+for b in guest_to_guest_kbps:KB/s guest_to_guest_exits_per_kb:exits/KB loopback_kbps:KB/s \
+	net_vs_loopback_ratio:x \
 	guest_tsc_error_ppm:ppm idle_linux_exits_per_s:exits/s; do
 	grep -a "^BENCH ${b%%:*} " "$out/linux-net.out" || echo "BENCH ${b%%:*} nan ${b#*:}"
 done

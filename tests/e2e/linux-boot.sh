@@ -167,7 +167,17 @@ fi
 # A file from lin2 to lin1 over TCP; its checksum must match.
 run lin1 'nc -l -p 5000 >/tmp/got & echo LISTEN-$((1 + 1))' 'LISTEN-2' >/dev/null
 run lin2 'dd if=/dev/urandom of=/tmp/f bs=1k count=512 2>/dev/null; md5sum /tmp/f | sed "s/ .*/ SENT/"' '[0-9a-f]{32} SENT'
+exits_of() { # VM...: their VM exits so far, summed (0 for one GetState cannot give)
+	local sum=0 e vm
+	for vm in "$@"; do
+		e=$(exits_uptime "$vm" | cut -d' ' -f1)
+		sum=$((sum + ${e:-0}))
+	done
+	echo "$sum"
+}
+exits_before=$(exits_of lin1 lin2)
 run lin2 "t0=\$(centis); nc -w 3 $ip1 5000 </tmp/f; t1=\$(centis); echo XFER-CS \$((t1 - t0))" 'XFER-CS [0-9]+' 300
+exits_after=$(exits_of lin1 lin2)
 run lin1 'sleep 1; md5sum /tmp/got | sed "s/ .*/ RECEIVED/"' '[0-9a-f]{32} RECEIVED'
 sent=$(grep -aoE '\[lin2\] [0-9a-f]{32} SENT' "$serial" | tail -1 | awk '{print $2}')
 got=$(grep -aoE '\[lin1\] [0-9a-f]{32} RECEIVED' "$serial" | tail -1 | awk '{print $2}')
@@ -179,6 +189,8 @@ fi
 cs=$(grep -aoE '\[lin2\] XFER-CS [0-9]+' "$serial" | tail -1 | awk '{print $3}')
 if [ -n "$cs" ] && [ "$cs" -gt 0 ]; then
 	echo "BENCH guest_to_guest_kbps $((512 * 100 / cs)) KB/s"
+	# Both guests' VM exits over the transfer (and the commands around it).
+	echo "BENCH guest_to_guest_exits_per_kb $(( (exits_after - exits_before) / 512 )) exits/KB"
 else
 	echo "BENCH guest_to_guest_kbps nan KB/s"
 fi
