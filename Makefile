@@ -169,7 +169,7 @@ $(BUILD)/unit/test_vm_state: tests/unit/test_vm_state.c mgmt/vm_state.c
 $(BUILD)/unit/test_cpuid_policy: tests/unit/test_cpuid_policy.c vmm/cpuid_policy.c vmm/speculation.c
 $(BUILD)/unit/test_speculation: tests/unit/test_speculation.c vmm/speculation.c
 $(BUILD)/unit/test_tsc: tests/unit/test_tsc.c boot/tsc.c
-$(BUILD)/unit/test_smbios: tests/unit/test_smbios.c boot/smbios.c
+$(BUILD)/unit/test_smbios: tests/unit/test_smbios.c boot/smbios.c boot/acpi.c lib/fmt.c
 $(BUILD)/unit/test_ipmi: tests/unit/test_ipmi.c boot/ipmi.c
 $(BUILD)/unit/test_tco: tests/unit/test_tco.c boot/tco.c
 $(BUILD)/unit/test_sched_policy: tests/unit/test_sched_policy.c vmm/sched_policy.c

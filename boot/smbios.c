@@ -1,5 +1,7 @@
 #include "boot/smbios.h"
 
+#include "boot/acpi.h"
+
 #include <string.h>
 
 #define TYPE_IPMI_DEVICE 38
@@ -12,15 +14,6 @@
 #define IPMI_MODIFIER_LSB (1U << 4)
 #define IPMI_MODIFIER_SPACING_SHIFT 6
 
-static uint8_t byte_sum(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-
-	while (n--)
-		s += *p++;
-	return s;
-}
-
 bool smbios_table(const void *entry_point, uint64_t *table, uint32_t *length, const char **why)
 {
 	const uint8_t *ep = entry_point;
@@ -28,7 +21,7 @@ bool smbios_table(const void *entry_point, uint64_t *table, uint32_t *length, co
 	if (!memcmp(ep, "_SM3_", 5)) {
 		/* 3.x (5.2.2): length at 6, maximum table size at 0x0c, address at 0x10. */
 		uint32_t size;
-		if (ep[6] < 0x18 || byte_sum(ep, ep[6])) {
+		if (ep[6] < 0x18 || acpi_byte_sum(ep, ep[6])) {
 			*why = "SMBIOS 3 entry point checksum or length wrong";
 			return false;
 		}
@@ -39,8 +32,8 @@ bool smbios_table(const void *entry_point, uint64_t *table, uint32_t *length, co
 		/* 2.1 (5.2.1): length at 5; "_DMI_" at 0x10, table length 0x16, address 0x18. */
 		uint16_t size;
 		uint32_t address;
-		if (ep[5] < 0x1f || byte_sum(ep, ep[5]) || memcmp(ep + 0x10, "_DMI_", 5) ||
-		    byte_sum(ep + 0x10, 0x0f)) {
+		if (ep[5] < 0x1f || acpi_byte_sum(ep, ep[5]) || memcmp(ep + 0x10, "_DMI_", 5) ||
+		    acpi_byte_sum(ep + 0x10, 0x0f)) {
 			*why = "SMBIOS 2 entry point checksum or length wrong";
 			return false;
 		}

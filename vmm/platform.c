@@ -116,9 +116,10 @@ unsigned platform_pci_routes(const struct vm *vm, struct acpi_pci_route *routes)
 {
 	const struct platform *p = &vm->platform;
 
+	/* A function's device number is its slot on the bus. */
 	for (unsigned n = 0; n < p->virtio_count; n++)
-		routes[n] = (struct acpi_pci_route){ p->pins[n].device, p->pins[n].isa_irq,
-						     p->pins[n].gsi };
+		routes[n] = (struct acpi_pci_route){ (uint8_t)(p->virtio[n].pci - p->pci.devices),
+						     p->pins[n].isa_irq, p->pins[n].gsi };
 	return p->virtio_count;
 }
 
@@ -156,14 +157,13 @@ static int add_virtio(struct vm *vm, struct virtio_device *dev, unsigned isa_irq
 
 	if (n == PLATFORM_VIRTIO_MAX)
 		return -1;
-	p->pins[n] = (struct platform_pin){ vm, 0, (uint8_t)isa_irq,
+	p->pins[n] = (struct platform_pin){ vm, (uint8_t)isa_irq,
 					    (uint8_t)(ACPI_PCI_GSI_FIRST + n) };
 	const struct virtio_pci_irq wiring = { virtio_msi, virtio_intx, &p->pins[n] };
 	if (virtio_pci_init(&p->virtio[n], &p->pci, dev, (uint8_t)isa_irq, &wiring))
 		return -1;
 	virtio_intx(&p->pins[n], false);
 	struct pci_function *fn = p->virtio[n].pci;
-	p->pins[n].device = (uint8_t)(fn - p->pci.devices);
 	uint32_t bar = PLATFORM_PCI_MEM_BASE + n * VIRTIO_PCI_BAR_SIZE;
 	pci_config_write(fn, PCI_BAR0 + 4 * VIRTIO_PCI_BAR, 4, bar);
 	pci_config_write(fn, PCI_BAR0 + 4 * (VIRTIO_PCI_BAR + 1), 4, 0);

@@ -40,7 +40,6 @@ struct port_bus;
  */
 struct platform_pin {
 	struct vm *vm;
-	uint8_t device; /* on bus 0 */
 	uint8_t isa_irq;
 	uint8_t gsi;
 };

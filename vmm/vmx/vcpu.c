@@ -502,27 +502,30 @@ static uint32_t host_mxcsr_mask(void)
 	return mask;
 }
 
-/*
- * CPUID policy passes leaf 80000008H through: the guest's physical-address
- * width is the host's; 36 where the leaf is missing (SDM Vol. 3A, 4.1.4).
- */
-static unsigned guest_maxphyaddr(void)
+/* CPUID leaf 80000008H's EAX, which guests see as it is; 0 where the leaf is missing. */
+static uint32_t address_sizes(void)
 {
 	if (cpuid(CPUID_EXTENDED_MAX, 0).eax < CPUID_ADDRESS_SIZES)
-		return MAXPHYADDR_WITHOUT_LEAF;
-	return cpuid(CPUID_ADDRESS_SIZES, 0).eax & 0xff;
+		return 0;
+	return cpuid(CPUID_ADDRESS_SIZES, 0).eax;
+}
+
+/* The physical-address width, bits 7:0; 36 where the leaf is missing (SDM Vol. 3A, 4.1.4). */
+static unsigned guest_maxphyaddr(void)
+{
+	uint32_t sizes = address_sizes();
+
+	return sizes ? sizes & 0xff : MAXPHYADDR_WITHOUT_LEAF;
 }
 
 unsigned virt_guest_linear_address_bits(void)
 {
 	static unsigned bits;
 
+	/* The linear-address width, bits 15:8. */
 	if (!bits)
-		bits = cpuid(CPUID_EXTENDED_MAX, 0).eax >= CPUID_ADDRESS_SIZES &&
-				       (cpuid(CPUID_ADDRESS_SIZES, 0).eax >> 8 & 0xff) >=
-					       X86_VA_BITS_5LEVEL
-			       ? X86_VA_BITS_5LEVEL
-			       : X86_VA_BITS_4LEVEL;
+		bits = (address_sizes() >> 8 & 0xff) >= X86_VA_BITS_5LEVEL ? X86_VA_BITS_5LEVEL
+									 : X86_VA_BITS_4LEVEL;
 	return bits;
 }
 
