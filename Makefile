@@ -44,7 +44,7 @@ VIRT_SRCS := $(filter-out $(VIRT_SHARED_SRCS),$(wildcard vmm/$(VIRT)/*.c)) $(wil
 # Linux loader: shared, so that cmocka and the fuzzers exercise them.
 PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi_tables.c \
 	devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c \
-	devices/disk.c devices/virtio_net.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
+	devices/disk.c devices/virtio_net.c devices/virtio_console.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/tsc.c boot/smbios.c boot/ipmi.c boot/tco.c lib/crc32c.c lib/lz.c vmm/savefile.c vmm/mce.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/speculation.c vmm/sched_policy.c \
@@ -70,7 +70,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
 	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch \
-	xstate speculation tsc smbios ipmi tco
+	xstate speculation tsc smbios ipmi tco json base64 vmm_agent virtio_console guest_agent
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood conform \
@@ -149,10 +149,11 @@ $(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST64_DEPS)
 	$(call link_guest64,$<)
 
 # The management VM: the line's protocol and shell on the guest runtime.
-MGMT_VM_SRCS := mgmt/vm/mgmt_vm.c mgmt/proto.c mgmt/session.c mgmt/vm/shell.c mgmt/sha256.c mgmt/vm_state.c \
-	lib/fmt.c lib/string.c
+MGMT_VM_SRCS := mgmt/vm/mgmt_vm.c mgmt/vm/guest_os.c mgmt/guest_agent.c mgmt/proto.c mgmt/session.c \
+	mgmt/vm/shell.c mgmt/sha256.c mgmt/vm_state.c lib/fmt.c lib/string.c lib/json.c lib/base64.c
 $(BUILD)/guests/mgmt.bin: $(MGMT_VM_SRCS) $(GUEST64_DEPS) include/abi/api.h mgmt/proto.h mgmt/vm/shell.h \
-		mgmt/sha256.h mgmt/session.h
+		mgmt/sha256.h mgmt/session.h mgmt/guest_agent.h mgmt/vm/guest_os.h mgmt/vm/mgmt_vm.h \
+		lib/json.h lib/base64.h
 	$(call link_guest64,$(MGMT_VM_SRCS))
 
 # Unit tests: each test file plus the shared sources it exercises. A device
@@ -208,13 +209,16 @@ $(BUILD)/unit/test_disk: tests/unit/test_disk.c devices/disk.c
 $(BUILD)/unit/test_library: tests/unit/test_library.c vmm/library.c
 $(BUILD)/unit/test_virtio_net: tests/unit/test_virtio_net.c devices/virtio_net.c devices/virtqueue.c \
 	$(DEVSTATE_SRCS)
+$(BUILD)/unit/test_guest_agent: tests/unit/test_guest_agent.c mgmt/guest_agent.c lib/json.c lib/fmt.c
+$(BUILD)/unit/test_virtio_console: tests/unit/test_virtio_console.c devices/virtio_console.c \
+	devices/virtqueue.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
 $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $(DEVSTATE_SRCS) \
 	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c \
 	devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c \
-	devices/virtio_blk.c devices/virtio_net.c devices/disk.c
+	devices/virtio_blk.c devices/virtio_net.c devices/virtio_console.c devices/disk.c
 $(BUILD)/unit/test_vcpu_state: tests/unit/test_vcpu_state.c vmm/vcpu_state.c vmm/xstate.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_mce: tests/unit/test_mce.c vmm/mce.c
@@ -222,6 +226,12 @@ $(BUILD)/unit/test_task_switch: tests/unit/test_task_switch.c vmm/task_switch.c
 $(BUILD)/unit/test_xstate: tests/unit/test_xstate.c vmm/xstate.c
 $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
 $(BUILD)/unit/test_lz: tests/unit/test_lz.c lib/lz.c lib/crc32c.c
+$(BUILD)/unit/test_json: tests/unit/test_json.c lib/json.c lib/fmt.c
+$(BUILD)/unit/test_base64: tests/unit/test_base64.c lib/base64.c
+# Runs the built agent (the order-only prerequisite): host code around a guest program.
+$(BUILD)/unit/test_vmm_agent: HOST_CFLAGS += -DVMM_AGENT='"$(abspath $(BUILD))/additions/vmm-agent"'
+$(BUILD)/unit/test_vmm_agent: tests/unit/test_vmm_agent.c lib/json.c lib/fmt.c lib/base64.c | \
+	$(BUILD)/additions/vmm-agent
 $(BUILD)/unit/test_savefile: tests/unit/test_savefile.c vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c
 $(BUILD)/unit/test_msr_policy: tests/unit/test_msr_policy.c vmm/vcpu.c vmm/cpuid_policy.c vmm/speculation.c \
 	vmm/xstate.c \
@@ -252,6 +262,16 @@ $(BUILD)/vmmctl: mgmt/vmmctl/vmmctl.c $(VMMCTL_SRCS) mgmt/vmmctl/vmmctl.h includ
 		$(VMMCTL_SRCS) -o $@
 
 $(BUILD)/unit/test_vmmctl: tests/unit/test_vmmctl.c $(VMMCTL_SRCS)
+
+# vmm-agent, the guest agent (docs/guest-agent.md): a static Linux program
+# for the guests, speaking the QEMU guest agent protocol.
+AGENT_SRCS := mgmt/additions/vmm_agent.c lib/json.c lib/fmt.c lib/base64.c
+$(BUILD)/additions/vmm-agent: $(AGENT_SRCS) lib/json.h lib/base64.h lib/fmt.h
+	@mkdir -p $(dir $@)
+	@echo "  AGENT   $@"
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Os -s -static -I. -Iinclude $(AGENT_SRCS) -o $@
+
+image: $(BUILD)/additions/vmm-agent
 
 .PHONY: tools
 tools: $(BUILD)/vmmctl

@@ -101,6 +101,10 @@ enum vm_key {
 	VM_KEY_AUTOSTART,
 	VM_KEY_ROLE,
 	VM_KEY_AUTH_KEY,
+	VM_KEY_GUEST_AGENT,
+	VM_KEY_TIME_SYNC,
+	VM_KEY_ON_HEARTBEAT_LOSS,
+	VM_KEY_HEARTBEAT_GRACE,
 	VM_KEY_COUNT,
 };
 
@@ -215,6 +219,12 @@ static const struct word booleans[] = {
 };
 
 /* Each with the power of two it multiplies by; "" is plain bytes. */
+static const struct word heartbeat_actions[] = {
+	{ "none", CFG_HEARTBEAT_NONE },
+	{ "reset", CFG_HEARTBEAT_RESET },
+	{ "turnoff", CFG_HEARTBEAT_TURN_OFF },
+};
+
 static const struct word roles[] = {
 	{ "guest", CFG_ROLE_GUEST },
 	{ "management", CFG_ROLE_MANAGEMENT },
@@ -366,6 +376,12 @@ static const struct number_rule memory_rule = {
 static const struct number_rule port_rule = {
 	.parse = parse_number, .syntax = "com1..com4 or an I/O port number",
 	.min = 1, .max = 0xfff8, .range = "0x1..0xfff8", .align = 1,
+};
+
+static const struct number_rule heartbeat_grace_rule = {
+	.parse = parse_number, .syntax = "a number of seconds",
+	.min = CFG_HEARTBEAT_GRACE_MIN_S, .max = CFG_HEARTBEAT_GRACE_MAX_S, .range = "15..3600",
+	.align = 1,
 };
 
 /* 68 is the least MTU IPv4 requires every link to carry. */
@@ -690,6 +706,36 @@ static int set_autostart(struct parser *p, const struct key *k, struct span v)
 	return get_boolean(p, k, v, &current_vm(p)->autostart);
 }
 
+static int set_guest_agent(struct parser *p, const struct key *k, struct span v)
+{
+	return get_boolean(p, k, v, &current_vm(p)->guest_agent);
+}
+
+static int set_time_sync(struct parser *p, const struct key *k, struct span v)
+{
+	return get_boolean(p, k, v, &current_vm(p)->time_sync);
+}
+
+static int set_on_heartbeat_loss(struct parser *p, const struct key *k, struct span v)
+{
+	unsigned action;
+
+	if (get_word(p, k, v, heartbeat_actions, ARRAY_SIZE(heartbeat_actions), &action))
+		return -1;
+	current_vm(p)->on_heartbeat_loss = (enum cfg_heartbeat_action)action;
+	return 0;
+}
+
+static int set_heartbeat_grace(struct parser *p, const struct key *k, struct span v)
+{
+	uint64_t s;
+
+	if (get_number(p, k, v, &heartbeat_grace_rule, &s))
+		return -1;
+	current_vm(p)->heartbeat_grace_s = (uint32_t)s;
+	return 0;
+}
+
 static int set_role(struct parser *p, const struct key *k, struct span v)
 {
 	unsigned role;
@@ -745,6 +791,10 @@ static const struct key vm_keys[VM_KEY_COUNT] = {
 	[VM_KEY_AUTOSTART] = { "autostart", set_autostart, 1 },
 	[VM_KEY_ROLE] = { "role", set_role, 1 },
 	[VM_KEY_AUTH_KEY] = { "auth_key", set_auth_key, 1 },
+	[VM_KEY_GUEST_AGENT] = { "guest_agent", set_guest_agent, 1 },
+	[VM_KEY_TIME_SYNC] = { "time_sync", set_time_sync, 1 },
+	[VM_KEY_ON_HEARTBEAT_LOSS] = { "on_heartbeat_loss", set_on_heartbeat_loss, 1 },
+	[VM_KEY_HEARTBEAT_GRACE] = { "heartbeat_grace", set_heartbeat_grace, 1 },
 };
 
 _Static_assert(ARRAY_SIZE(hypervisor_keys) <= SECTION_KEYS_MAX, "[hypervisor] keys");
@@ -809,6 +859,9 @@ static int vm_open(struct parser *p, struct span name)
 	vm->line = p->line;
 	vm->boot = VM_BOOT_LONG;
 	vm->autostart = true;
+	vm->guest_agent = true;
+	vm->time_sync = true;
+	vm->heartbeat_grace_s = CFG_HEARTBEAT_GRACE_DEFAULT_S;
 	return 0;
 }
 
@@ -1052,4 +1105,22 @@ const char *config_boot_mode_name(enum vm_boot_mode mode)
 		if (boot_modes[i].value == (unsigned)mode)
 			return boot_modes[i].name;
 	return "unknown";
+}
+
+const char *config_heartbeat_action_name(enum cfg_heartbeat_action action)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(heartbeat_actions); i++)
+		if (heartbeat_actions[i].value == (unsigned)action)
+			return heartbeat_actions[i].name;
+	return "unknown";
+}
+
+bool config_heartbeat_action_parse(const char *name, enum cfg_heartbeat_action *action)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(heartbeat_actions); i++)
+		if (!strcmp(heartbeat_actions[i].name, name)) {
+			*action = (enum cfg_heartbeat_action)heartbeat_actions[i].value;
+			return true;
+		}
+	return false;
 }

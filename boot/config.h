@@ -39,6 +39,13 @@
  *   nic       = lan,mac=02:00:00:00:00:01   up to CFG_MAX_NICS times
  *               lan,allow_macs=4            a bridge: 4 more source MACs
  *   autostart = yes              a boolean
+ *   guest_agent = yes            a boolean: the guest agent's virtio-console
+ *                                port (docs/guest-agent.md)
+ *   time_sync = yes              a boolean: the guest agent keeps the guest's
+ *                                clock on the host's
+ *   on_heartbeat_loss = none     none | reset | turnoff: what happens to a VM
+ *                                whose agent stopped answering
+ *   heartbeat_grace = 30         seconds of silence first: 15..3600
  *   role      = guest            guest | management: the management VM owns
  *                                the serial line and may use the control
  *                                hypercalls (at most one VM)
@@ -89,6 +96,11 @@
 
 enum vm_boot_mode { VM_BOOT_REAL, VM_BOOT_LONG, VM_BOOT_LINUX };
 enum cfg_role { CFG_ROLE_GUEST, CFG_ROLE_MANAGEMENT };
+/* What the management VM does when a guest agent stops answering (docs/guest-agent.md). */
+enum cfg_heartbeat_action { CFG_HEARTBEAT_NONE, CFG_HEARTBEAT_RESET, CFG_HEARTBEAT_TURN_OFF };
+#define CFG_HEARTBEAT_GRACE_DEFAULT_S 30
+#define CFG_HEARTBEAT_GRACE_MIN_S 15   /* three missed pings, 5 s apart */
+#define CFG_HEARTBEAT_GRACE_MAX_S 3600
 
 #define CFG_AUTH_KEY_MIN 16
 #define CFG_AUTH_KEY_MAX 64
@@ -119,6 +131,10 @@ struct cfg_vm {
 	struct cfg_nic nics[CFG_MAX_NICS];
 	unsigned nic_count;
 	bool autostart;                 /* default true */
+	bool guest_agent;               /* the agent's virtio-console port; default true */
+	bool time_sync;                 /* its agent keeps the guest's clock on the host's; default true */
+	enum cfg_heartbeat_action on_heartbeat_loss; /* default none */
+	uint32_t heartbeat_grace_s;     /* silence before it acts; default 30 */
 	enum cfg_role role;             /* default guest */
 	uint8_t auth_key[CFG_AUTH_KEY_MAX];
 	unsigned auth_key_len;          /* 0: no authentication */
@@ -166,6 +182,9 @@ int config_parse(const char *text, size_t len, struct config *out, struct cfg_di
 
 /* Human-readable name of a boot mode ("real", "long", "linux"). */
 const char *config_boot_mode_name(enum vm_boot_mode mode);
+/* "none", "reset", "turnoff"; and back (false: no such action). */
+const char *config_heartbeat_action_name(enum cfg_heartbeat_action action);
+bool config_heartbeat_action_parse(const char *name, enum cfg_heartbeat_action *action);
 
 /*
  * Parses s[0..n) as XX:XX:XX:XX:XX:XX (hex digits in either case) into

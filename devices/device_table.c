@@ -8,6 +8,7 @@
 #include "devices/pit.h"
 #include "devices/rtc.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_pci.h"
 #include "devices/vuart.h"
@@ -29,6 +30,7 @@ const struct devstate_desc *const device_table[] = {
 	&virtio_pci_state_desc,
 	&virtio_blk_state_desc,
 	&virtio_net_state_desc,
+	&virtio_console_state_desc,
 };
 
 const unsigned device_table_count = sizeof(device_table) / sizeof(device_table[0]);

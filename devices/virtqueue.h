@@ -172,6 +172,14 @@ enum virtq_pop_result virtq_pop(struct virtio_device *dev, unsigned qi, struct v
 void virtq_break(struct virtio_device *dev, struct virtq *vq);
 
 /*
+ * Gives back the chain virtq_pop just returned, unused: the next pop
+ * takes the same ring entry again. It is read and checked afresh then,
+ * nothing of this pop is kept, so a driver that rewrites it meanwhile
+ * gains nothing. For a device that can take a chain only whole.
+ */
+void virtq_unpop(struct virtq *vq);
+
+/*
  * Copy len bytes between buf and the chain's readable (gather) or
  * writable (scatter) bytes, starting offset bytes into them. Return the
  * bytes copied: fewer when the chain's buffers end first.

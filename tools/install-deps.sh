@@ -13,6 +13,7 @@ packages=(
 	qemu-system-x86              # the no-VT-x path
 	util-linux procps gawk       # script, setsid, pgrep, awk
 	python3                      # the console server, initramfs packer, e2e clients
+	libglib2.0-0 libnuma1 liburing2 libudev1  # what the Linux test guest's qemu-ga links
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,15 @@ uint64_t clock_wallclock_s(void)
 	return wall_s + (rdtsc() - wall_tsc) / hz;
 }
 
+uint64_t clock_wallclock_ns(void)
+{
+	uint64_t t = rdtsc() - wall_tsc;
+
+	if (!wall_s)
+		return 0;
+	return wall_s * NS_PER_S + t / hz * NS_PER_S + t % hz * NS_PER_S / hz;
+}
+
 uint64_t clock_tsc_hz(void)
 {
 	return hz;

@@ -15,6 +15,8 @@ uint64_t clock_tsc_hz(void);
 uint64_t clock_ns(void);
 /* UTC seconds since 1970 now (from 0 when the firmware had no time). */
 uint64_t clock_wallclock_s(void);
+/* UTC nanoseconds since 1970, as exact as the firmware's second allows; 0 if unknown. */
+uint64_t clock_wallclock_ns(void);
 
 /* The TSC value at which clock_ns() reaches ns. */
 uint64_t clock_ns_to_tsc(uint64_t ns);

@@ -67,7 +67,7 @@ static const struct request_type request_types[] = {
 	{ API_REQ_SHUTDOWN, CONTROL_PRIV_OPERATE, guest_os },
 	{ API_REQ_GET_OS_NAME, CONTROL_PRIV_READ, guest_os },
 	{ API_REQ_GET_ADDITIONS_VERSION, CONTROL_PRIV_READ, guest_os },
-	{ API_REQ_SYNC_TIME, CONTROL_PRIV_OPERATE, guest_os },
+	{ API_REQ_SYNC_TIME, CONTROL_PRIV_OPERATE, sync_time_setting },
 	/* Code run inside a guest, and the guest's own settings, are the guest's owner's. */
 	{ API_REQ_EXECUTE_COMMAND, CONTROL_PRIV_ADMIN, guest_os },
 	{ API_REQ_SET_PARAMETER, CONTROL_PRIV_ADMIN, guest_os },

@@ -54,6 +54,9 @@ int host_info(struct call *c)
 	tlv_put_u64(&c->w, API_TAG_MEMORY_FREE, free);
 	tlv_put_u64(&c->w, API_TAG_MEMORY_USED, total - free);
 	tlv_put_u64(&c->w, API_TAG_UPTIME_MS, clock_ns() / 1000000);
+	uint64_t now = clock_wallclock_ns();
+	if (now)
+		tlv_put_u64(&c->w, API_TAG_HOST_TIME_NS, now);
 	tlv_put_u32(&c->w, API_TAG_VM_COUNT, vm_count());
 	tlv_put_u32(&c->w, API_TAG_NET_COUNT, network_count());
 	tlv_put_u32(&c->w, API_TAG_CONTROL_DENIED, mgmt_denied_total());

@@ -88,6 +88,7 @@ int pause_vm(struct call *c);
 int resume_vm(struct call *c);
 /* IVMGuestOS */
 int guest_os(struct call *c);
+int sync_time_setting(struct call *c);
 
 /* --- control_network.c ----------------------------------------------------- */
 

@@ -123,6 +123,9 @@ static int import_commit(struct call *c)
 	while (tlv_next(&tr, &t))
 		if (t.tag != API_TAG_VM && t.tag != API_TAG_NIC_SPEC && t.tag != API_TAG_AUTOSTART)
 			tlv_put(&w, t.tag, t.value, t.len);
+	/* A file from before the agent's port had none: the VM must match its device records. */
+	if (tlv_find(rec.payload, rec.size, API_TAG_GUEST_AGENT, &t) != TLV_OK)
+		tlv_put_u8(&w, API_TAG_GUEST_AGENT, 0);
 	tlv_get_u64(request, w.len, API_TAG_MEMORY, &memory);
 	if (!tlv_writer_ok(&w) || tr.malformed || memory != r.walk.header.ram_bytes)
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the configuration "

@@ -109,7 +109,7 @@ int create_vm(struct call *c)
 	struct cfg_vm cfg = { .boot = VM_BOOT_LONG };
 	const struct boot_file *image, *initrd, *disk;
 	char mode[API_STR_MAX + 1];
-	uint8_t autostart = 0;
+	uint8_t autostart = 0, guest_agent = 1, time_sync = 1;
 	struct tlv t;
 
 	if (need_str(c, rq, API_TAG_VM, cfg.name, sizeof(cfg.name)))
@@ -142,6 +142,21 @@ int create_vm(struct call *c)
 		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: cmdline is too long");
 	tlv_get_u8(c->req, c->len, API_TAG_AUTOSTART, &autostart);
 	cfg.autostart = autostart;
+	tlv_get_u8(c->req, c->len, API_TAG_GUEST_AGENT, &guest_agent);
+	cfg.guest_agent = guest_agent;
+	tlv_get_u8(c->req, c->len, API_TAG_TIME_SYNC, &time_sync);
+	cfg.time_sync = time_sync;
+	cfg.heartbeat_grace_s = CFG_HEARTBEAT_GRACE_DEFAULT_S;
+	if (tlv_get_str(c->req, c->len, API_TAG_ON_HEARTBEAT_LOSS, mode, sizeof(mode)) == TLV_OK &&
+	    !config_heartbeat_action_parse(mode, &cfg.on_heartbeat_loss))
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: on_heartbeat_loss must "
+			    "be none, reset or turnoff");
+	if (tlv_get_u32(c->req, c->len, API_TAG_HEARTBEAT_GRACE_S, &cfg.heartbeat_grace_s) ==
+		    TLV_OK &&
+	    (cfg.heartbeat_grace_s < CFG_HEARTBEAT_GRACE_MIN_S ||
+	     cfg.heartbeat_grace_s > CFG_HEARTBEAT_GRACE_MAX_S))
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: heartbeat_grace_s must "
+			    "be 15..3600");
 
 	struct tlv_reader r;
 	tlv_reader_init(&r, c->req, c->len);
@@ -223,6 +238,13 @@ static void put_vm_entry(struct call *c, unsigned i)
 	const struct vm *vm = vm_by_index(i);
 	size_t list = tlv_list_begin(&c->w, API_TAG_VM_ENTRY);
 	put_vm_id(c, vm);
+	/* The management VM's heartbeat and time sync read what to do from here. */
+	tlv_put_u8(&c->w, API_TAG_TIME_SYNC, vm->cfg->time_sync);
+	if (vm->cfg->on_heartbeat_loss != CFG_HEARTBEAT_NONE) {
+		tlv_put_str(&c->w, API_TAG_ON_HEARTBEAT_LOSS,
+			    config_heartbeat_action_name(vm->cfg->on_heartbeat_loss));
+		tlv_put_u32(&c->w, API_TAG_HEARTBEAT_GRACE_S, vm->cfg->heartbeat_grace_s);
+	}
 	tlv_list_end(&c->w, list);
 }
 
@@ -282,7 +304,7 @@ static int state_op(struct call *c, enum vm_op op)
 		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
 		return -1;
 	}
-	if (op == VM_OP_TURN_OFF)
+	if (op == VM_OP_TURN_OFF || op == VM_OP_RESET)
 		tlv_get_str(c->req, c->len, API_TAG_REASON, reason, sizeof(reason));
 	enum vm_state before = vm->state;
 	char why[VM_REASON_MAX];
@@ -350,7 +372,30 @@ int resume_vm(struct call *c)
 	return state_op(c, VM_OP_RESUME);
 }
 
-/* IVMGuestOS: part of the API, refused until the guest additions exist. */
+/*
+ * IsHostTimeSyncEnabled lives with the VM's configuration, so it outlives
+ * a Save and a restart of the management VM; the management VM sets and
+ * reads it here, then sets the guest's clock through the agent.
+ */
+int sync_time_setting(struct call *c)
+{
+	uint8_t on;
+	struct vm *vm;
+
+	if (need_vm(c, API_REQ_SYNC_TIME, &vm))
+		return -1;
+	if (tlv_get_u8(c->req, c->len, API_TAG_TIME_SYNC, &on) == TLV_OK)
+		vm->own_cfg.time_sync = on;
+	tlv_put_str(&c->w, API_TAG_VM, vm->cfg->name);
+	tlv_put_u8(&c->w, API_TAG_TIME_SYNC, vm->cfg->time_sync);
+	return 0;
+}
+
+/*
+ * IVMGuestOS is answered by the management VM through the guest agent
+ * (mgmt/vm/guest_os.c): the hypervisor never parses what a guest's agent
+ * writes. A caller that reaches this table anyway gets a clear refusal.
+ */
 int guest_os(struct call *c)
 {
 	const uint16_t rq = c->request;
@@ -358,8 +403,8 @@ int guest_os(struct call *c)
 
 	if (need_vm(c, rq, &vm))
 		return -1;
-	return fail(c, API_E_NOT_SUPPORTED, "%s: the guest additions do not exist yet",
-		    request_name(rq));
+	return fail(c, API_E_NOT_SUPPORTED, "%s: answered by the management VM's guest agent "
+		    "client, not the hypervisor", request_name(rq));
 }
 
 void control_vm_follow_events(void)

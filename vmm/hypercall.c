@@ -104,6 +104,7 @@ static const struct hypercall_type hypercalls[HC_COUNT] = {
 	[HC_LINE_READ] = { mgmt_hc_line_read, HC_MANAGEMENT_VM },
 	[HC_EVENTS] = { mgmt_hc_events, HC_MANAGEMENT_VM },
 	[HC_MGMT_INFO] = { mgmt_hc_info, HC_MANAGEMENT_VM },
+	[HC_AGENT] = { mgmt_hc_agent, HC_MANAGEMENT_VM },
 };
 
 void vcpu_hypercall(struct vcpu *vcpu, unsigned cpl)

@@ -33,6 +33,7 @@ static uint64_t rx_dropped, rx_overruns;
 static uint32_t denied[VM_MAX];
 static uint32_t denied_total;
 static uint64_t events_notified;
+static bool agent_activity;
 
 /*
  * HC_CONTROL is executed between vCPU runs (vmm/control.h says why), and
@@ -215,6 +216,71 @@ long mgmt_hc_info(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t un
 	return 0;
 }
 
+/* The VM of that name, if it exists; ids are reused, names are what the caller knows. */
+static struct vm *vm_of_name(const char *name)
+{
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (!strcmp(vm->cfg->name, name))
+			return vm;
+	}
+	return NULL;
+}
+
+static uint32_t agent_status(const struct vm *vm)
+{
+	const struct platform *p = &vm->platform;
+
+	if (vm->state != VM_STATE_RUNNING)
+		return 0;
+	if (!p->agent_present)
+		return HC_AGENT_RUNNING;
+	return HC_AGENT_RUNNING | HC_AGENT_PORT | (p->agent.port_ready ? HC_AGENT_READY : 0) |
+	       (p->agent.guest_open ? HC_AGENT_OPEN : 0);
+}
+
+long mgmt_hc_agent(struct vcpu *vcpu, uint64_t gpa, uint64_t write_gpa, uint64_t read_gpa)
+{
+	const struct vm *caller = vcpu->vm;
+	struct hc_agent a;
+	struct vm *vm;
+
+	if (!guest_range(caller, gpa, sizeof(a)))
+		return HC_EFAULT;
+	memcpy(&a, vm_gpa_to_host(caller, gpa), sizeof(a));
+	if (a.write_len > HC_AGENT_IO_MAX || a.read_cap > HC_AGENT_IO_MAX ||
+	    a.vm[sizeof(a.vm) - 1] != '\0')
+		return HC_EINVAL;
+	if (!guest_range(caller, write_gpa, a.write_len) || !guest_range(caller, read_gpa, a.read_cap))
+		return HC_EFAULT;
+	vm = vm_of_name(a.vm);
+	if (!vm || vm == caller)
+		return HC_ENOENT;
+	a.written = a.read = 0;
+	a.status = agent_status(vm);
+	if (a.status & HC_AGENT_PORT) {
+		/*
+		 * Straight between the two guests' memories: the guest's own
+		 * rings are the queues, so a guest that floods its port only
+		 * fills its own ring. The device reads each descriptor once.
+		 */
+		struct virtio_console *con = &vm->platform.agent;
+		a.written = (uint32_t)virtio_console_give(con, vm_gpa_to_host(caller, write_gpa),
+							  a.write_len);
+		a.read = (uint32_t)virtio_console_take(con, vm_gpa_to_host(caller, read_gpa),
+						       a.read_cap);
+		a.status = agent_status(vm);
+	}
+	memcpy(vm_gpa_to_host(caller, gpa), &a, sizeof(a));
+	return 0;
+}
+
+void mgmt_agent_notify(void *ctx)
+{
+	(void)ctx;
+	agent_activity = true;
+}
+
 static void drain_uart(void)
 {
 	uint8_t buf[64];
@@ -308,8 +374,8 @@ bool mgmt_poll(void)
 	drain_uart();
 	if (control_stage == CONTROL_QUEUED)
 		execute_control();
-	if (answered) {
-		answered = false;
+	if (answered || agent_activity) {
+		answered = agent_activity = false;
 		work = true;
 	}
 	uint64_t seq = vm_event_seq();

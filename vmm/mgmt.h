@@ -28,6 +28,13 @@ long mgmt_hc_line_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len, uint64_t 
 long mgmt_hc_line_read(struct vcpu *vcpu, uint64_t gpa, uint64_t cap, uint64_t unused);
 long mgmt_hc_events(struct vcpu *vcpu, uint64_t after, uint64_t gpa, uint64_t max);
 long mgmt_hc_info(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t unused2);
+long mgmt_hc_agent(struct vcpu *vcpu, uint64_t gpa, uint64_t write_gpa, uint64_t read_gpa);
+
+/*
+ * A guest's agent port has something for the management VM (bytes,
+ * buffers, opened or closed): it is woken to look. ctx is the VM.
+ */
+void mgmt_agent_notify(void *ctx);
 
 bool mgmt_is_management_vm(const struct vm *vm);
 /* A management call from another VM: counted, logged now and then; HC_EPERM. */

@@ -4,6 +4,7 @@
 #include "lib/fmt.h"
 #include "vmm/clock.h"
 #include "vmm/log.h"
+#include "vmm/mgmt.h"
 #include "vmm/mmio.h"
 #include "vmm/network.h"
 #include "vmm/vm.h"
@@ -220,6 +221,8 @@ void platform_poll_devices(struct vm *vm)
 		virtio_blk_new_pass(&p->blk);
 		p->blk_pass_max_tsc = longest(p->blk_pass_max_tsc, start);
 	}
+	if (p->agent_present)
+		virtio_console_new_pass(&p->agent);
 	for (unsigned k = 0; k < p->net_count; k++)
 		virtio_net_new_pass(&p->net[k]);
 	poll_network(vm);
@@ -284,6 +287,7 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 	p->virtio_count = 0;
 	p->net_count = 0;
 	p->blk_pci = NULL;
+	p->agent_present = false;
 	p->blk_notify_max_tsc = p->blk_pass_max_tsc = 0;
 
 	const struct boot_file *disk = &vm->boot->disk;
@@ -297,6 +301,15 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 			return -1;
 		}
 		p->blk_pci = p->virtio[p->virtio_count - 1].pci;
+	}
+	if (vm->cfg->guest_agent && vm->cfg->role != CFG_ROLE_MANAGEMENT) {
+		const struct virtio_console_host host = { mgmt_agent_notify, vm };
+		virtio_console_init(&p->agent, mem, &host);
+		if (add_virtio(vm, &p->agent.dev, PLATFORM_IRQ_AGENT)) {
+			fmt_snprintf(why, why_size, "the guest agent's port cannot be attached");
+			return -1;
+		}
+		p->agent_present = true;
 	}
 	for (unsigned slot = 0; slot < CFG_MAX_NICS; slot++) {
 		const struct nic_info *nic = nic_get(vm->id, slot);

@@ -18,6 +18,7 @@
 #include "devices/lapic.h"
 #include "devices/pci.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_pci.h"
 
@@ -26,7 +27,9 @@
 #define PLATFORM_PCI_MEM_SIZE 0x10000000U
 /* Legacy IRQ lines of the virtio devices when a driver uses INTx, not MSI-X. */
 #define PLATFORM_IRQ_BLK 10
-#define PLATFORM_VIRTIO_MAX (1 + CFG_MAX_NICS)
+#define PLATFORM_IRQ_AGENT 5
+/* The disk, the guest agent's port and the adapters. */
+#define PLATFORM_VIRTIO_MAX (2 + CFG_MAX_NICS)
 _Static_assert(PLATFORM_VIRTIO_MAX <= PCI_MAX_DEVICES, "every virtio transport has a PCI slot");
 _Static_assert(PLATFORM_VIRTIO_MAX <= ACPI_PCI_ROUTES_MAX,
 	       "every virtio transport has an I/O APIC input of its own");
@@ -59,6 +62,8 @@ struct platform {
 	struct platform_pin pins[PLATFORM_VIRTIO_MAX];
 	unsigned virtio_count;
 	struct virtio_blk blk;
+	struct virtio_console agent;    /* the guest agent's port, when agent_present */
+	bool agent_present;
 	struct virtio_net net[CFG_MAX_NICS];
 	struct platform_nic net_port[CFG_MAX_NICS];
 	unsigned net_count;

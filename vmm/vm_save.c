@@ -70,7 +70,7 @@ static const struct devstate_desc saved_vm_desc = DEVSTATE_DESC(
 static const char *const pci_names[] = { "pci0", "pci1", "pci2", "pci3",
 					 "pci4", "pci5", "pci6", "pci7" };
 static const char *const virtio_names[] = { "virtio_pci0", "virtio_pci1", "virtio_pci2",
-					    "virtio_pci3", "virtio_pci4" };
+					    "virtio_pci3", "virtio_pci4", "virtio_pci5" };
 static const char *const net_names[] = { "virtio_net0", "virtio_net1", "virtio_net2",
 					 "virtio_net3" };
 _Static_assert(sizeof(pci_names) / sizeof(pci_names[0]) == 1 + PCI_MAX_DEVICES, "a name per function");
@@ -78,7 +78,7 @@ _Static_assert(sizeof(virtio_names) / sizeof(virtio_names[0]) == PLATFORM_VIRTIO
 	       "a name per transport");
 _Static_assert(sizeof(net_names) / sizeof(net_names[0]) == CFG_MAX_NICS, "a name per adapter");
 
-#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 1 + CFG_MAX_NICS)
+#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 2 + CFG_MAX_NICS)
 _Static_assert(VM_DEVICES_MAX <= SAVEFILE_DEVICES_MAX && VM_DEVICES_MAX <= DEVSTATE_MAX_DEVICES,
 	       "a VM's devices fit one save file");
 
@@ -109,6 +109,8 @@ static unsigned vm_devices(struct vm *vm, struct saved_vm *own, struct devstate_
 						       virtio_names[i] };
 	if (p->blk_pci)
 		out[n++] = (struct devstate_instance){ &virtio_blk_state_desc, &p->blk, NULL };
+	if (p->agent_present)
+		out[n++] = (struct devstate_instance){ &virtio_console_state_desc, &p->agent, NULL };
 	for (unsigned i = 0; i < p->net_count; i++)
 		out[n++] = (struct devstate_instance){ &virtio_net_state_desc, &p->net[i],
 						       net_names[i] };
@@ -224,6 +226,10 @@ static size_t encode_config(const struct cfg_vm *cfg, uint8_t *out, size_t cap)
 		tlv_put_str(&w, API_TAG_INITRD, cfg->initrd);
 	if (cfg->disk[0])
 		tlv_put_str(&w, API_TAG_DISK, cfg->disk);
+	tlv_put_u8(&w, API_TAG_GUEST_AGENT, cfg->guest_agent);
+	tlv_put_u8(&w, API_TAG_TIME_SYNC, cfg->time_sync);
+	tlv_put_str(&w, API_TAG_ON_HEARTBEAT_LOSS, config_heartbeat_action_name(cfg->on_heartbeat_loss));
+	tlv_put_u32(&w, API_TAG_HEARTBEAT_GRACE_S, cfg->heartbeat_grace_s);
 	return tlv_writer_ok(&w) ? w.len : 0;
 }
 

@@ -34,7 +34,7 @@
  * API_E_UNKNOWN_REQUEST or skips (unknown tags), so additions stay
  * compatible. Exchanged in Hello.
  */
-#define API_VERSION 3
+#define API_VERSION 4
 
 /*
  * Requests, grouped by the object they act on (high nibble). The response
@@ -83,7 +83,7 @@
 	X(GET_DHCP_SETTINGS,          0x42, "GetDhcpSettings")             \
 	X(SET_DHCP_SETTINGS,          0x43, "SetDhcpSettings")             \
 	X(GET_LEASES,                 0x44, "GetLeases")                   \
-	/* IVMGuestOS: refused with API_E_NOT_SUPPORTED until the additions exist */ \
+	/* IVMGuestOS: answered by the management VM through the guest agent */ \
 	X(GET_HEARTBEAT,              0x50, "GetHeartbeat")                \
 	X(SHUTDOWN,                   0x51, "Shutdown")                    \
 	X(GET_OS_NAME,                0x52, "GetOsName")                   \
@@ -107,7 +107,9 @@ enum api_request {
 	/* Output of the VM whose console the subscriber follows */       \
 	X(CONSOLE_OUTPUT,             0x02, "ConsoleOutput")               \
 	/* The subscriber fell behind the event ring: events were dropped */ \
-	X(EVENTS_LOST,                0x03, "EventsLost")
+	X(EVENTS_LOST,                0x03, "EventsLost")                  \
+	/* A guest agent stopped answering (and what its policy did) */   \
+	X(HEARTBEAT_LOST,             0x04, "HeartbeatLost")
 
 /* 0 is not an event, nor a tag: a zeroed field never names one. */
 #define API_ENUM_EVENT(sym, code, name) API_EVENT_##sym = code,
@@ -174,6 +176,8 @@ enum api_type {
 	X(NET_COUNT,         0x16, API_T_U32,        "net_count")          \
 	/* Control hypercalls refused to non-management VMs (host total, or per VM) */ \
 	X(CONTROL_DENIED,    0x17, API_T_U32,        "control_denied")     \
+	/* The host's wall clock: UTC ns since 1970 (absent: unknown) */   \
+	X(HOST_TIME_NS,      0x18, API_T_U64,        "host_time_ns")       \
 	/* Virtual machine */                                              \
 	X(VM,                0x20, API_T_NAME,       "vm")                 \
 	X(VM_ID,             0x21, API_T_U32,        "vm_id")              \
@@ -202,6 +206,11 @@ enum api_type {
 	X(SAVED_AT,          0x39, API_T_U64,        "saved_at")           \
 	/* VM exits of its vCPU since the VM was created (GetState) */     \
 	X(VM_EXITS,          0x3a, API_T_U64,        "exits")              \
+	/* The VM has the guest agent's port (CreateVirtualMachine, default on) */ \
+	X(GUEST_AGENT,       0x3b, API_T_BOOL,       "guest_agent")        \
+	/* What the management VM does when the VM's agent stops answering */ \
+	X(ON_HEARTBEAT_LOSS, 0x3c, API_T_STR,        "on_heartbeat_loss")  \
+	X(HEARTBEAT_GRACE_S, 0x3d, API_T_U32,        "heartbeat_grace_s")  \
 	/* Network adapter */                                              \
 	X(NIC,               0x40, API_T_U8,         "nic")                \
 	X(NIC_ENTRY,         0x41, API_T_LIST,       "nic_entry")          \
@@ -236,7 +245,16 @@ enum api_type {
 	X(TIME_SYNC,         0x75, API_T_BOOL,       "time_sync")          \
 	X(COMMAND,           0x76, API_T_STR,        "command")            \
 	X(PARAMETER,         0x77, API_T_STR,        "parameter")          \
-	X(VALUE,             0x78, API_T_STR,        "value")
+	X(VALUE,             0x78, API_T_STR,        "value")              \
+	/* ExecuteCommand: how the command ended and what it printed */   \
+	X(EXIT_CODE,         0x79, API_T_U32,        "exit_code")          \
+	X(SIGNAL,            0x7a, API_T_U32,        "signal")             \
+	X(STDOUT,            0x7b, API_T_BYTES,      "stdout")             \
+	X(STDERR,            0x7c, API_T_BYTES,      "stderr")             \
+	X(TRUNCATED,         0x7d, API_T_BOOL,       "truncated")          \
+	X(TIMEOUT_MS,        0x7e, API_T_U32,        "timeout_ms")         \
+	/* GetHeartbeat: since the agent last answered (absent: never) */  \
+	X(HEARTBEAT_AGE_MS,  0x7f, API_T_U64,        "heartbeat_age_ms")
 
 #define API_ENUM_TAG(sym, tag, type, name) API_TAG_##sym = tag,
 enum api_tag {
@@ -265,7 +283,11 @@ enum api_tag {
 	X(BAD_FRAME,         9, "bad frame")                               \
 	X(UNKNOWN_REQUEST,  10, "unknown request")                         \
 	/* A limit was reached: VM or network count, memory, adapters */   \
-	X(NO_RESOURCES,     11, "out of resources")
+	X(NO_RESOURCES,     11, "out of resources")                       \
+	/* IVMGuestOS: no agent runs in the guest (docs/guest-agent.md) */ \
+	X(NO_ADDITIONS,     12, "no guest additions")                     \
+	/* The guest agent did not answer in time */                     \
+	X(TIMED_OUT,        13, "timed out")
 
 #define API_ENUM_ERROR(sym, code, name) API_E_##sym = code,
 enum api_error {

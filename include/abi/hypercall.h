@@ -12,7 +12,7 @@
 #ifndef ABI_HYPERCALL_H
 #define ABI_HYPERCALL_H
 
-#define HYPERCALL_ABI_VERSION 2
+#define HYPERCALL_ABI_VERSION 3
 
 #include <stdint.h>
 
@@ -47,6 +47,12 @@ enum hypercall {
 	HC_LINE_READ = 6,         /* RBX: GPA, RCX: room -> bytes read from the line (0: none) */
 	HC_EVENTS = 7,            /* RBX: after seq, RCX: GPA, RDX: max -> struct hc_event count */
 	HC_MGMT_INFO = 8,         /* RBX: GPA of a struct hc_mgmt_info -> 0 */
+	/*
+	 * ABI 3. RBX: GPA of a struct hc_agent, RCX: GPA of the bytes to
+	 * write, RDX: GPA of the room to read into -> 0, or HC_ENOENT (no
+	 * such VM), HC_EFAULT, HC_EINVAL.
+	 */
+	HC_AGENT = 9,
 	HC_COUNT,
 };
 
@@ -122,7 +128,35 @@ struct hc_mgmt_info {
 };
 _Static_assert(sizeof(struct hc_mgmt_info) == 80, "ABI layout");
 
+/*
+ * HC_AGENT: moves bytes between the management VM and one VM's guest
+ * agent port (devices/virtio_console.h), writing first, then reading:
+ * whole guest writes, as many as fit in read_cap (a guest write larger
+ * than read_cap is dropped, so read with HC_AGENT_IO_MAX of room). Bytes
+ * go to the guest only while a program there has the port open; what
+ * did not fit in its receive buffers is left for a later call (written
+ * says how much went in). The guest agent protocol is spoken in the
+ * management VM: the hypervisor never parses it (docs/guest-agent.md).
+ */
+#define HC_AGENT_IO_MAX 65536
+#define HC_AGENT_RUNNING 1u  /* the VM is running */
+#define HC_AGENT_PORT 2u     /* it has the agent's port (guest_agent = yes) */
+#define HC_AGENT_READY 4u    /* its driver set the port up */
+#define HC_AGENT_OPEN 8u     /* a program in the guest has the port open */
+
+struct hc_agent {
+	char vm[32];        /* in: NUL-terminated name */
+	uint32_t write_len; /* in: bytes at RCX, <= HC_AGENT_IO_MAX */
+	uint32_t read_cap;  /* in: room at RDX, <= HC_AGENT_IO_MAX */
+	uint32_t written;   /* out: bytes the guest's buffers took */
+	uint32_t read;      /* out: bytes put at RDX */
+	uint32_t status;    /* out: HC_AGENT_* */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct hc_agent) == 56, "ABI layout");
+
 #define HC_EPERM (-1L)
+#define HC_ENOENT (-2L)
 #define HC_EAGAIN (-11L)
 #define HC_EFAULT (-14L)
 #define HC_EINVAL (-22L)

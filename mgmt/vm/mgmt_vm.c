@@ -19,6 +19,8 @@
 #include "mgmt/proto.h"
 #include "mgmt/session.h"
 #include "mgmt/sha256.h"
+#include "mgmt/vm/guest_os.h"
+#include "mgmt/vm/mgmt_vm.h"
 #include "mgmt/vm/shell.h"
 
 #include <stdarg.h>
@@ -96,18 +98,17 @@ static uint64_t ms_to_tsc(uint64_t ms)
 	return info.tsc_hz / 1000 * ms;
 }
 
-static uint64_t now_ms(void)
+uint64_t mgmt_now_ms(void)
 {
 	return rdtsc() / (info.tsc_hz / 1000);
 }
 
 static void on_upcall(void)
 {
-	/* Only wakes the HLT in wait(); the loop looks at everything. */
+	/* Only wakes the HLT in mgmt_wait(); the loop looks at everything. */
 }
 
-/* Sleeps until the hypervisor wakes the VM (line input, an answer) or a tick passes. */
-static void wait(void)
+void mgmt_wait(void)
 {
 	vmcall(HC_SET_TIMER, rdtsc() + ms_to_tsc(TICK_MS), 0, 0);
 	__asm__ volatile("sti; hlt" ::: "memory");
@@ -117,7 +118,7 @@ static void line_put(const void *p, size_t n, uint64_t kind)
 {
 	/* The console queue is full while the UART catches up: wait for it. */
 	while (vmcall(HC_LINE_WRITE, (uint64_t)(uintptr_t)p, n, kind) == HC_EAGAIN)
-		wait();
+		mgmt_wait();
 }
 
 static void text_flush(void)
@@ -171,8 +172,8 @@ static void send_frame(uint8_t type, uint32_t id, uint16_t code, const uint8_t *
 		line_put(wire, (size_t)n, HC_LINE_FRAME);
 }
 
-static uint16_t local_error(uint8_t *out, size_t *len, uint16_t error, const char *message,
-			    uint32_t retry_after_ms)
+uint16_t mgmt_error(uint8_t *out, size_t *len, uint16_t error, const char *message,
+		    uint32_t retry_after_ms)
 {
 	struct tlv_writer w;
 
@@ -186,24 +187,24 @@ static uint16_t local_error(uint8_t *out, size_t *len, uint16_t error, const cha
 }
 
 /* HC_CONTROL: the hypervisor executes the request between two vCPU runs. */
-static uint16_t control(uint16_t request, const uint8_t *payload, size_t len, uint8_t *out,
-			size_t *out_len)
+uint16_t mgmt_control(uint16_t request, const uint8_t *payload, size_t len, uint8_t *out,
+		      size_t *out_len)
 {
 	long r;
 
 	if (len > sizeof(ctl.payload))
-		return local_error(out, out_len, API_E_BAD_FRAME, "payload too long", 0);
+		return mgmt_error(out, out_len, API_E_BAD_FRAME, "payload too long", 0);
 	ctl.version = HC_CONTROL_VERSION;
 	ctl.request = request;
 	ctl.length = (uint16_t)len;
 	memcpy(ctl.payload, payload, len);
 	__atomic_store_n(&ctl.error, HC_CONTROL_UNANSWERED, __ATOMIC_RELEASE);
 	while ((r = vmcall(HC_CONTROL, (uint64_t)(uintptr_t)&ctl, 0, 0)) == HC_EAGAIN)
-		wait();
+		mgmt_wait();
 	if (r < 0)
-		return local_error(out, out_len, API_E_INTERNAL, "HC_CONTROL refused", 0);
+		return mgmt_error(out, out_len, API_E_INTERNAL, "HC_CONTROL refused", 0);
 	while (__atomic_load_n(&ctl.error, __ATOMIC_ACQUIRE) == HC_CONTROL_UNANSWERED)
-		wait();
+		mgmt_wait();
 	/* The hypervisor is trusted, but a length is bounded by its destination all the same. */
 	*out_len = ctl.length < PROTO_MAX_PAYLOAD ? ctl.length : PROTO_MAX_PAYLOAD;
 	memcpy(out, ctl.payload, *out_len);
@@ -260,6 +261,16 @@ static bool anyone_follows_state(void)
 	return false;
 }
 
+void mgmt_guest_event(uint16_t code, const uint8_t *payload, size_t len, const char *text)
+{
+	if (!anyone_follows_state())
+		return;
+	if (framed)
+		send_event(code, payload, len);
+	else
+		textf("event: %s\n", text);
+}
+
 /* Everything after seq_seen: sent when someone is subscribed, skipped otherwise. */
 static void pump_events(void)
 {
@@ -302,7 +313,7 @@ static void pump_console(struct subscription *sub)
 	tlv_put_str(&w, API_TAG_VM, sub->console);
 	tlv_put_u64(&w, API_TAG_OFFSET, sub->console_offset);
 	tlv_put_u32(&w, API_TAG_MAX_BYTES, CONSOLE_CHUNK);
-	if (control(API_REQ_CONSOLE_READ, req, w.len, answer, &len) != API_E_OK ||
+	if (mgmt_control(API_REQ_CONSOLE_READ, req, w.len, answer, &len) != API_E_OK ||
 	    tlv_get_bytes(answer, len, API_TAG_DATA, &data, &n) != TLV_OK || !n ||
 	    tlv_get_u64(answer, len, API_TAG_OFFSET, &offset) != TLV_OK ||
 	    tlv_get_u64(answer, len, API_TAG_NEXT_OFFSET, &next) != TLV_OK)
@@ -364,7 +375,7 @@ static uint16_t auth_challenge(const struct client *cl, uint8_t *out, size_t *le
 	struct tlv_writer w;
 
 	if (!info.auth_key_len)
-		return local_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
+		return mgmt_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
 	fresh_nonce(nonce);
 	tlv_writer_init(&w, out, PROTO_MAX_PAYLOAD);
 	tlv_put(&w, API_TAG_NONCE, nonce, sizeof(nonce));
@@ -373,7 +384,7 @@ static uint16_t auth_challenge(const struct client *cl, uint8_t *out, size_t *le
 		memcpy(shell_nonce, nonce, sizeof(nonce));
 		shell_nonce_valid = true;
 	} else {
-		unsigned slot = session_open(&sessions, nonce, now_ms());
+		unsigned slot = session_open(&sessions, nonce, mgmt_now_ms());
 		subs[slot] = (struct subscription){ 0 };
 		tlv_put_u32(&w, API_TAG_SESSION, sessions.slot[slot].id);
 	}
@@ -405,20 +416,20 @@ static uint16_t auth_response(const struct client *cl, const uint8_t *p, size_t 
 	unsigned slot;
 
 	if (!info.auth_key_len)
-		return local_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
+		return mgmt_error(out, len, API_E_NOT_SUPPORTED, "no key is configured", 0);
 	if (now < auth_blocked_until)
-		return local_error(out, len, API_E_BUSY, "AuthResponse: too many wrong answers",
+		return mgmt_error(out, len, API_E_BUSY, "AuthResponse: too many wrong answers",
 				   (uint32_t)((auth_blocked_until - now) / ms_to_tsc(1)) + 1);
 	if (tlv_get_bytes(p, n, API_TAG_AUTH_MAC, &mac, &mac_len) != TLV_OK)
-		return local_error(out, len, API_E_INVALID_ARGUMENT, "AuthResponse: missing auth_mac",
+		return mgmt_error(out, len, API_E_INVALID_ARGUMENT, "AuthResponse: missing auth_mac",
 				   0);
 	*len = 0;
 	if (cl->kind != CLIENT_SHELL) {
 		if (tlv_get_u32(p, n, API_TAG_SESSION, &id) != TLV_OK)
-			return local_error(out, len, API_E_INVALID_ARGUMENT,
+			return mgmt_error(out, len, API_E_INVALID_ARGUMENT,
 					   "AuthResponse: missing session", 0);
 		enum session_verdict v = session_answer(&sessions, id, info.auth_key,
-							info.auth_key_len, mac, mac_len, now_ms(),
+							info.auth_key_len, mac, mac_len, mgmt_now_ms(),
 							&slot);
 		if (v == SESSION_OK) {
 			auth_backoff_ms = 0;
@@ -426,10 +437,10 @@ static uint16_t auth_response(const struct client *cl, const uint8_t *p, size_t 
 		}
 		if (v == SESSION_BAD_MAC)
 			auth_failed();
-		return local_error(out, len, API_E_PERMISSION_DENIED, session_verdict_text(v), 0);
+		return mgmt_error(out, len, API_E_PERMISSION_DENIED, session_verdict_text(v), 0);
 	}
 	if (!shell_nonce_valid)
-		return local_error(out, len, API_E_PERMISSION_DENIED,
+		return mgmt_error(out, len, API_E_PERMISSION_DENIED,
 				   "AuthResponse: ask for a challenge first", 0);
 	shell_nonce_valid = false;
 	hmac_sha256(info.auth_key, info.auth_key_len, shell_nonce, sizeof(shell_nonce), want);
@@ -439,7 +450,7 @@ static uint16_t auth_response(const struct client *cl, const uint8_t *p, size_t 
 		return API_E_OK;
 	}
 	auth_failed();
-	return local_error(out, len, API_E_PERMISSION_DENIED, "AuthResponse: wrong answer", 0);
+	return mgmt_error(out, len, API_E_PERMISSION_DENIED, "AuthResponse: wrong answer", 0);
 }
 
 static bool authenticated(const struct client *cl)
@@ -465,7 +476,7 @@ static uint16_t subscribe(struct subscription *sub, const uint8_t *p, size_t n, 
 	uint64_t seq;
 	size_t found_len;
 	struct tlv_writer w;
-	uint16_t e = control(API_REQ_SUBSCRIBE_EVENTS, p, n, out, len);
+	uint16_t e = mgmt_control(API_REQ_SUBSCRIBE_EVENTS, p, n, out, len);
 
 	if (e != API_E_OK)
 		return e;
@@ -473,7 +484,7 @@ static uint16_t subscribe(struct subscription *sub, const uint8_t *p, size_t n, 
 	if (tlv_get_str(p, n, API_TAG_CONSOLE_VM, name, sizeof(name)) == TLV_OK) {
 		tlv_writer_init(&w, req, sizeof(req));
 		tlv_put_str(&w, API_TAG_VM, name);
-		if (control(API_REQ_FIND_VIRTUAL_MACHINE, req, w.len, found, &found_len) == API_E_OK)
+		if (mgmt_control(API_REQ_FIND_VIRTUAL_MACHINE, req, w.len, found, &found_len) == API_E_OK)
 			tlv_get_u32(found, found_len, API_TAG_VM_ID, &id);
 	}
 	/* The next event sent is the one after the answer's seq. */
@@ -497,11 +508,11 @@ static uint16_t execute(const struct client *cl, uint16_t rq, const uint8_t *p, 
 	struct tlv_writer w;
 
 	if (!api_payload_valid(p, n))
-		return local_error(out, len, API_E_BAD_FRAME, "malformed payload", 0);
+		return mgmt_error(out, len, API_E_BAD_FRAME, "malformed payload", 0);
 	if (!api_request_name(rq))
-		return local_error(out, len, API_E_UNKNOWN_REQUEST, "unknown request", 0);
+		return mgmt_error(out, len, API_E_UNKNOWN_REQUEST, "unknown request", 0);
 	if (info.auth_key_len && !authenticated(cl) && !session_open_request(rq))
-		return local_error(out, len, API_E_PERMISSION_DENIED, "authentication required", 0);
+		return mgmt_error(out, len, API_E_PERMISSION_DENIED, "authentication required", 0);
 	switch (rq) {
 	case API_REQ_AUTH_CHALLENGE:
 		return auth_challenge(cl, out, len);
@@ -513,7 +524,7 @@ static uint16_t execute(const struct client *cl, uint16_t rq, const uint8_t *p, 
 	case API_REQ_SUBSCRIBE_EVENTS:
 		return subscribe(cl->sub, p, n, out, len);
 	case API_REQ_HELLO: {
-		uint16_t e = control(rq, p, n, out, len);
+		uint16_t e = mgmt_control(rq, p, n, out, len);
 		if (e != API_E_OK)
 			return e;
 		w = (struct tlv_writer){ .buf = out, .cap = PROTO_MAX_PAYLOAD, .len = *len };
@@ -522,7 +533,10 @@ static uint16_t execute(const struct client *cl, uint16_t rq, const uint8_t *p, 
 		return API_E_OK;
 	}
 	default:
-		return control(rq, p, n, out, len);
+		/* IVMGuestOS is spoken here, with the agent: the hypervisor never parses it. */
+		if (guest_os_handles(rq))
+			return guest_os_request(rq, p, n, out, len);
+		return mgmt_control(rq, p, n, out, len);
 	}
 }
 
@@ -566,7 +580,7 @@ static void on_frame(const struct proto_frame *f)
 
 	if (f->type != PROTO_REQUEST)
 		return;
-	switch (session_admit(&sessions, &replay, f, info.auth_key_len != 0, now_ms(), &a)) {
+	switch (session_admit(&sessions, &replay, f, info.auth_key_len != 0, mgmt_now_ms(), &a)) {
 	case SESSION_ADMIT_REFUSE:
 		e = a.why == SESSION_MALFORMED ? API_E_BAD_FRAME : API_E_PERMISSION_DENIED;
 		/* Counted, and said when the count reaches a power of two: a flood cannot fill the log. */
@@ -577,7 +591,7 @@ static void on_frame(const struct proto_frame *f)
 			put_u64(refused_unauthenticated);
 			put(" so far)\n");
 		}
-		local_error(answer, &len, e, session_verdict_text(a.why), 0);
+		mgmt_error(answer, &len, e, session_verdict_text(a.why), 0);
 		send_wire(encode_answer(f, e, len));
 		return;
 	case SESSION_ADMIT_REPLAY:
@@ -587,7 +601,7 @@ static void on_frame(const struct proto_frame *f)
 	case SESSION_ADMIT_DROP:
 		return;
 	case SESSION_ADMIT_STALE:
-		e = local_error(answer, &len, API_E_PERMISSION_DENIED, session_verdict_text(a.why), 0);
+		e = mgmt_error(answer, &len, API_E_PERMISSION_DENIED, session_verdict_text(a.why), 0);
 		break;
 	case SESSION_ADMIT_EXECUTE:
 		if (a.signed_by_session)
@@ -618,7 +632,7 @@ static void on_frame(const struct proto_frame *f)
 		session_close(&sessions, cl.slot);
 		subs[cl.slot] = (struct subscription){ 0 };
 	}
-	if (!session_any_active(&sessions, now_ms()))
+	if (!session_any_active(&sessions, mgmt_now_ms()))
 		set_mode(false);
 }
 
@@ -723,7 +737,7 @@ static void run_line(const char *line, size_t n)
 	}
 	if (cmd.kind != SHELL_REQUEST)
 		return;
-	uint64_t now = now_ms();
+	uint64_t now = mgmt_now_ms();
 	if (shell_authed && now - shell_last_ms > SHELL_IDLE_MS) {
 		end_shell_auth();
 		textf("authentication ended: idle for over %u minutes\n", SHELL_IDLE_MS / 60000);
@@ -811,12 +825,13 @@ int main(void)
 			proto_decoder_reset(&dec);
 		}
 		pump_events();
+		guest_os_poll();
 		if (now >= next_tick) {
 			pump_consoles();
 			next_tick = now + ms_to_tsc(TICK_MS);
 		}
 		text_flush();
 		if (n <= 0)
-			wait();
+			mgmt_wait();
 	}
 }

@@ -24,7 +24,8 @@ const struct vmmctl_sub vmmctl_subs[] = {
 	{ "find", NULL, S("vm", "find"), VK_REQUEST, "VM", "Look a VM up by name" },
 	{ "create", NULL, S("vm", "create"), VK_REQUEST,
 	  "VM --memory SIZE --image PATH [--boot real|long|linux] [--load ADDR] [--entry ADDR] "
-	  "[--cmdline TEXT] [--initrd PATH] [--disk PATH] [--nic NET[,mac=MAC]]... [--autostart]",
+	  "[--cmdline TEXT] [--initrd PATH] [--disk PATH] [--nic NET[,mac=MAC]]... [--autostart] "
+	  "[--guest_agent on|off] [--on_heartbeat_loss none|reset|turnoff] [--heartbeat_grace SECONDS]",
 	  "Create a VM (turned off unless --autostart)" },
 	{ "delete", "destroy", S("vm", "delete"), VK_REQUEST, "VM", "Delete a turned-off VM" },
 	{ "net-create", NULL, S("net", "create"), VK_REQUEST, "NET [--mtu N]",
@@ -91,7 +92,7 @@ const struct vmmctl_sub vmmctl_subs[] = {
 	  "Install the guest additions" },
 	{ "guest-timesync", NULL, S("guest", "timesync"), VK_REQUEST, "VM [on|off]",
 	  "Show or set host time synchronisation" },
-	{ "guest-exec", NULL, S("guest", "exec"), VK_REQUEST, "VM COMMAND",
+	{ "guest-exec", NULL, S("guest", "exec"), VK_REQUEST, "VM COMMAND [--timeout_ms N]",
 	  "Run a program in the guest OS" },
 	{ "guest-set", NULL, S("guest", "set"), VK_REQUEST, "VM PARAMETER VALUE",
 	  "Set a parameter in the guest OS" },

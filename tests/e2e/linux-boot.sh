@@ -343,7 +343,108 @@ for vm in lin1 lin2 lin3; do
 	fi
 done
 
-for vm in lin1 lin2 lin3 lin4; do
+# IVMGuestOS through the guest agents (issue 15): lin1 runs Debian's
+# qemu-guest-agent, lin2 the project's vmm-agent, lin3 none.
+check "linux: lin1 started qemu-ga on the agent port" "\[lin1\] vmmtest: agent qemu-ga on /dev/vport" 1
+check "linux: lin2 started vmm-agent on the agent port" "\[lin2\] vmmtest: agent vmm-agent on /dev/vport" 1
+field() { # KEY VMMCTL-ARGS...: one field of vmmctl's JSON answer
+	local key=$1
+	shift
+	ctl --json "$@" 2>/dev/null |
+		python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$key"
+}
+for pair in "lin1 qemu-guest-agent [0-9]" "lin2 vmm-agent [0-9]"; do
+	set -- $pair
+	v=$(field additions_version guest-additions "$1")
+	if [[ "$v" =~ ^$2\ $3 ]]; then
+		pass "linux: vmmctl guest-additions $1: $v"
+	else
+		fail "linux: guest-additions $1 gave '${v}'"
+	fi
+	os=$(field os_name guest-os "$1")
+	if [[ "$os" == "vmm test guest 1 (busybox) (kernel 6."* ]]; then
+		pass "linux: vmmctl guest-os $1: $os"
+	else
+		fail "linux: guest-os $1 gave '${os}'"
+	fi
+	if [ "$(field heartbeating guest-heartbeat "$1")" = True ]; then
+		pass "linux: vmmctl guest-heartbeat $1: heartbeating ($(field heartbeat_percent guest-heartbeat "$1")% over the last minute)"
+	else
+		fail "linux: guest-heartbeat $1 ($(ctl guest-heartbeat "$1" 2>&1 | tr '\n' ' '))"
+	fi
+	ctl --json guest-exec "$1" 'uname -s; echo oops >&2; exit 3' >"$work/exec-$1.json" 2>&1
+	if python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+assert d["exit_code"] == 3 and d["stdout"] == "Linux\n" and d["stderr"] == "oops\n", d' \
+		"$work/exec-$1.json" 2>"$work/exec-$1.err"; then
+		pass "linux: vmmctl guest-exec $1: stdout, stderr and exit code 3 of a shell command"
+	else
+		fail "linux: guest-exec $1 ($(tail -1 "$work/exec-$1.err"))"
+	fi
+	ctl guest-set "$1" greeting "hello-$1" >"$work/set-$1.out" 2>&1
+	if run "$1" 'echo PARAM-$((1 + 1)) $(cat /run/vmm-parameter-greeting) END' 'PARAM-2 .*END' &&
+		grep -aq "\[$1\] PARAM-2 hello-$1 END" "$serial"; then
+		pass "linux: vmmctl guest-set $1: the guest reads the parameter in /run/vmm-parameter-greeting"
+	else
+		fail "linux: guest-set $1 ($(tail -1 "$work/set-$1.out"))"
+	fi
+done
+if ! ctl guest-os lin3 >"$work/noagent.out" 2>&1 && grep -q NO_ADDITIONS "$work/noagent.out"; then
+	pass "linux: vmmctl guest-os of lin3, which runs no agent, is NO_ADDITIONS at once"
+else
+	fail "linux: guest-os lin3 ($(tail -1 "$work/noagent.out"))"
+fi
+# agent_ping_ms: a request that reaches the agent and back (a sync and
+# guest-info) against a state query, both from vmmctl over the same line.
+ms_of() { # VMMCTL-ARGS...: milliseconds of 5 calls, each
+	local t0 t1
+	t0=$(date +%s%N)
+	for _ in 1 2 3 4 5; do ctl "$@" >/dev/null 2>&1; done
+	t1=$(date +%s%N)
+	echo $(( (t1 - t0) / 5000000 ))
+}
+agent_ms=$(ms_of guest-additions lin2) state_ms=$(ms_of state lin2)
+echo "BENCH agent_ping_ms $agent_ms ms"
+echo "BENCH agent_ping_vs_state_ratio $(awk -v a="$agent_ms" -v b="$state_ms" 'BEGIN { printf "%.2f", b ? a / b : 0 }') x"
+# Heartbeat loss: lin2's agent is killed; the management VM says so.
+run lin2 'kill $(cat /run/vmm-agent.pid); echo KILLED-$((1 + 1))' 'KILLED-2' >/dev/null
+check "linux: lin2's heartbeat loss is reported when its agent dies" \
+	"mgmt: vm 'lin2': heartbeat lost \(last seen [0-9]+ s ago\)" 120
+if [ "$(field heartbeating guest-heartbeat lin2)" = False ]; then
+	pass "linux: vmmctl guest-heartbeat lin2: not heartbeating, last seen $(field heartbeat_age_ms guest-heartbeat lin2) ms ago"
+else
+	fail "linux: guest-heartbeat lin2 after its agent died ($(ctl guest-heartbeat lin2 2>&1 | tr '\n' ' '))"
+fi
+# Its on_heartbeat_loss = reset acts after the 20-s grace, like a watchdog:
+# lin2 boots again, its agent starts and answers.
+check "linux: lin2's on_heartbeat_loss = reset resets it (the reason in its state change)" \
+	"vm 'lin2': TurningOff \(heartbeat lost for [0-9]+ s \(on_heartbeat_loss = reset\)\)" 120
+deadline=$((SECONDS + 900))
+while [ "$(grep -ac '\[lin2\] vmmtest: ready' "$serial")" -lt 2 ] && [ $SECONDS -lt $deadline ]; do
+	sleep 5
+done
+check "linux: after the reset lin2's agent answers again (heartbeat back)" \
+	"mgmt: vm 'lin2': heartbeat back" 120
+# Time sync: lin1's clock set wrong in the guest, then SyncTime (time_sync
+# on) sets it to the host's through qemu-ga's guest-set-time.
+run lin1 'date -s "2001-02-03 04:05:06" >/dev/null; echo WRONG-$(date +%Y)' 'WRONG-[0-9]+' >/dev/null
+if ctl guest-timesync lin1 on >"$work/timesync.out" 2>&1 &&
+	run lin1 'echo YEAR-$((1 + 1)) $(date +%Y) END' 'YEAR-2 [0-9]+ END' &&
+	grep -aq "\[lin1\] YEAR-2 $(date +%Y) END" "$serial"; then
+	pass "linux: vmmctl guest-timesync lin1 on: its clock, set to 2001, is the host's again ($(grep -aoE "vm 'lin1': clock set to the host's \(it was -?[0-9]+ ms off\)" "$serial" | tail -1 | sed 's/.*(//; s/)//'))"
+else
+	fail "linux: guest-timesync lin1 ($(tail -1 "$work/timesync.out"); $(grep -aoE '\[lin1\] YEAR-2 .*END' "$serial" | tail -1))"
+fi
+# An orderly shutdown: qemu-ga runs lin1's /sbin/shutdown, which powers off.
+if ctl guest-shutdown lin1 >"$work/shutdown.out" 2>&1; then
+	pass "linux: vmmctl guest-shutdown lin1 is accepted"
+else
+	fail "linux: guest-shutdown lin1 ($(tail -1 "$work/shutdown.out"))"
+fi
+check "linux: lin1's own shutdown ran" "\[lin1\] vmmtest: shutdown scripts ran \(-h -P \+0" 120
+check "linux: lin1 powered off after guest-shutdown (state change reported)" \
+	"vm 'lin1': TurnedOff \(powered off by the guest \(ACPI S5\)\)" 180
+
+for vm in lin2 lin3 lin4; do
 	ctl console "$vm" --send 'poweroff -f\n' >/dev/null
 	check "linux: $vm powers off through ACPI (state change reported)" \
 		"vm '$vm': TurnedOff \(powered off by the guest \(ACPI S5\)\)" 180

@@ -426,7 +426,8 @@ refused "vmmctl discard: Discard without a saved state is INVALID_STATE" discard
 ok "vmmctl start: after Discard, Startup boots afresh" start-fresh "d['state'] == 'Running'" \
 	start web2
 events_are "vmmctl events: a fresh Startup is TurningOn, Running" start-fresh TurningOn Running
-refused "vmmctl guest-heartbeat: GetHeartbeat is NOT_SUPPORTED" heartbeat NOT_SUPPORTED guest-heartbeat web2
+refused "vmmctl guest-heartbeat: GetHeartbeat without an agent in the guest is NO_ADDITIONS" heartbeat \
+	NO_ADDITIONS guest-heartbeat web2
 refused "vmmctl delete: DeleteVirtualMachine of a running VM is INVALID_STATE" delete-run INVALID_STATE delete web2
 events_are "vmmctl events: refused operations on a running VM change nothing" -
 # Human output too: "VM: State" (docs/vmmctl.md).

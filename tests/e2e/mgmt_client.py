@@ -48,7 +48,7 @@ T = dict(error=0x01, message=0x02, api_version=0x04, nonce=0x07, auth_mac=0x08, 
          net_entry=0x51, mtu=0x52, rx_frames=0x53, dhcp_enabled=0x60, dhcp_range=0x61,
          lease_time_s=0x65)
 E = dict(OK=0, INVALID_ARGUMENT=1, NOT_FOUND=2, ALREADY_EXISTS=3, INVALID_STATE=4,
-         NOT_SUPPORTED=5, PERMISSION_DENIED=6, BAD_FRAME=9, UNKNOWN_REQUEST=10)
+         NOT_SUPPORTED=5, PERMISSION_DENIED=6, BAD_FRAME=9, UNKNOWN_REQUEST=10, NO_ADDITIONS=12, TIMED_OUT=13)
 TURNED_OFF, TURNING_ON, RUNNING, PAUSED, TURNING_OFF, DELETE_MACHINE = 1, 3, 5, 6, 8, 10
 
 passed = failed = 0
@@ -279,9 +279,9 @@ def main():
           "shell: a typo is refused by the parser")
 
     # --- framed mode, frame by frame ----------------------------------------------
-    e, p, _ = c.call(RQ["HELLO"], u("api_version", 3, 2))
-    check(e == 0 and num(p, "api_version") == 3 and num(p, "auth_required") == 1,
-          "framed: Hello switches modes (API version 3, authentication required)")
+    e, p, _ = c.call(RQ["HELLO"], u("api_version", 4, 2))
+    check(e == 0 and num(p, "api_version") == 4 and num(p, "auth_required") == 1,
+          "framed: Hello switches modes (API version 4, authentication required)")
     e, p, _ = c.call(RQ["GET_HOST_INFO"])
     check(e == E["PERMISSION_DENIED"], "framed: an unsigned request is refused")
     check(c.authenticate(key) == 0, "framed: AuthChallenge and AuthResponse open a session")

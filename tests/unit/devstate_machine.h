@@ -17,6 +17,7 @@
 #include "devices/pit.h"
 #include "devices/rtc.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_pci.h"
 #include "devices/vuart.h"
@@ -29,7 +30,8 @@
 #define MACHINE_DISK_BYTES 0x4000
 #define MACHINE_BLK_LINE 11
 #define MACHINE_NET_LINE 10
-#define MACHINE_DEVICES 15
+#define MACHINE_AGENT_LINE 5
+#define MACHINE_DEVICES 18
 
 /* Guest RAM and the disk's bytes: outside the state, shared by every machine. */
 static _Alignas(4096) uint8_t machine_ram[MACHINE_RAM_BYTES];
@@ -44,9 +46,10 @@ struct machine {
 	struct pit pit;
 	struct lapic lapic;
 	struct pci_bus pci;
-	struct virtio_pci virtio[2]; /* on PCI devices 1 (blk) and 2 (net) */
+	struct virtio_pci virtio[3]; /* on PCI devices 1 (blk), 2 (net) and 3 (agent port) */
 	struct virtio_blk blk;
 	struct virtio_net net;
+	struct virtio_console agent;
 	struct disk disk;
 	uint8_t *disk_chunks[1];
 };
@@ -96,6 +99,8 @@ static inline void machine_power_on(struct machine *m, void (*tx)(void *ctx, uin
 	virtio_pci_init(&m->virtio[0], &m->pci, &m->blk.dev, MACHINE_BLK_LINE, &irq);
 	virtio_net_init(&m->net, ram, mac, 1500, &backend);
 	virtio_pci_init(&m->virtio[1], &m->pci, &m->net.dev, MACHINE_NET_LINE, &irq);
+	virtio_console_init(&m->agent, ram, NULL);
+	virtio_pci_init(&m->virtio[2], &m->pci, &m->agent.dev, MACHINE_AGENT_LINE, &irq);
 }
 
 static inline void machine_instances(struct machine *m, struct devstate_instance *devs)
@@ -115,6 +120,9 @@ static inline void machine_instances(struct machine *m, struct devstate_instance
 	devs[12] = (struct devstate_instance){ &virtio_pci_state_desc, &m->virtio[1], "virtio_pci2" };
 	devs[13] = (struct devstate_instance){ &virtio_blk_state_desc, &m->blk, NULL };
 	devs[14] = (struct devstate_instance){ &virtio_net_state_desc, &m->net, "virtio_net0" };
+	devs[15] = (struct devstate_instance){ &pci_function_state_desc, &m->pci.devices[3], "pci3" };
+	devs[16] = (struct devstate_instance){ &virtio_pci_state_desc, &m->virtio[2], "virtio_pci3" };
+	devs[17] = (struct devstate_instance){ &virtio_console_state_desc, &m->agent, NULL };
 }
 
 #endif

@@ -169,7 +169,28 @@ static void test_defaults(void **state)
 	assert_string_equal(vm->disk, "");
 	assert_int_equal(vm->nic_count, 0);
 	assert_true(vm->autostart);
+	assert_true(vm->guest_agent);
+	assert_int_equal(vm->on_heartbeat_loss, CFG_HEARTBEAT_NONE);
+	assert_int_equal(vm->heartbeat_grace_s, CFG_HEARTBEAT_GRACE_DEFAULT_S);
 	assert_int_equal(cfg.networks[0].mtu, 1500);
+}
+
+static void test_guest_agent_keys(void **state)
+{
+	(void)state;
+	parse_ok(VM_A "guest_agent = off\non_heartbeat_loss = TurnOff\nheartbeat_grace = 90\n");
+	assert_false(cfg.vms[0].guest_agent);
+	assert_int_equal(cfg.vms[0].on_heartbeat_loss, CFG_HEARTBEAT_TURN_OFF);
+	assert_int_equal(cfg.vms[0].heartbeat_grace_s, 90);
+	assert_string_equal(config_heartbeat_action_name(CFG_HEARTBEAT_RESET), "reset");
+	enum cfg_heartbeat_action a;
+	assert_true(config_heartbeat_action_parse("turnoff", &a));
+	assert_int_equal(a, CFG_HEARTBEAT_TURN_OFF);
+	assert_false(config_heartbeat_action_parse("reboot", &a));
+	check_vm_value("on_heartbeat_loss", "reboot", "expected none, reset or turnoff");
+	check_vm_value("heartbeat_grace", "14", "out of range: 14 (expected 15..3600)");
+	check_vm_value("heartbeat_grace", "3601", "out of range");
+	check_vm_value("guest_agent", "maybe", "expected yes, no, true, false, on, off, 1 or 0");
 }
 
 static void test_output_fully_overwritten(void **state)
@@ -779,6 +800,7 @@ int main(void)
 		cmocka_unit_test(test_bad_management),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_output_fully_overwritten),
+		cmocka_unit_test(test_guest_agent_keys),
 		cmocka_unit_test(test_boot_mode_names),
 		cmocka_unit_test(test_size_suffixes),
 		cmocka_unit_test(test_booleans),

@@ -57,6 +57,12 @@ uint64_t clock_ns_to_tsc(uint64_t ns)
 	return ns;
 }
 
+/* 2026-01-01 00:00:00 UTC, as the firmware would have said at boot. */
+uint64_t clock_wallclock_ns(void)
+{
+	return 1767225600ULL * 1000000000 + now_ns;
+}
+
 void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up)
 {
 	(void)vm_id;
@@ -137,6 +143,13 @@ long mgmt_hc_info(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t un
 {
 	(void)unused1;
 	(void)unused2;
+	return management_call(vcpu, gpa);
+}
+
+long mgmt_hc_agent(struct vcpu *vcpu, uint64_t gpa, uint64_t write_gpa, uint64_t read_gpa)
+{
+	(void)write_gpa;
+	(void)read_gpa;
 	return management_call(vcpu, gpa);
 }
 
@@ -1387,7 +1400,7 @@ static void test_guest_os_requests(void **state)
 {
 	static const uint16_t guest_os[] = {
 		API_REQ_GET_HEARTBEAT,  API_REQ_SHUTDOWN,        API_REQ_GET_OS_NAME,
-		API_REQ_GET_ADDITIONS_VERSION, API_REQ_SYNC_TIME, API_REQ_EXECUTE_COMMAND,
+		API_REQ_GET_ADDITIONS_VERSION, API_REQ_EXECUTE_COMMAND,
 		API_REQ_SET_PARAMETER, API_REQ_INSTALL_ADDITIONS,
 	};
 
@@ -1397,6 +1410,17 @@ static void test_guest_os_requests(void **state)
 		assert_message(api_request_name(guest_os[i]));
 		assert_int_equal(call_vm(guest_os[i], "nobody"), API_E_NOT_FOUND);
 	}
+	/* IsHostTimeSyncEnabled is the VM's setting, kept here; the clock is the agent's business. */
+	assert_int_equal(call_vm(API_REQ_SYNC_TIME, "guest"), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_TIME_SYNC), 1);
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "guest");
+	tlv_put_u8(&w, API_TAG_TIME_SYNC, 0);
+	assert_int_equal(call(API_REQ_SYNC_TIME), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_TIME_SYNC), 0);
+	assert_int_equal(call_vm(API_REQ_SYNC_TIME, "guest"), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_TIME_SYNC), 0);
+	assert_int_equal(call_vm(API_REQ_SYNC_TIME, "nobody"), API_E_NOT_FOUND);
 }
 
 /* --- the hypercall table ----------------------------------------------------- */

@@ -565,6 +565,37 @@ static size_t virtio_net_probe(void *s, uint8_t *out)
 	return n + used_ring(NET_TX_RING, out + n);
 }
 
+#define AGENT_RING 0xa000
+#define AGENT_TX_RING (AGENT_RING + 0x1000)
+static const struct segment control_msg[] = { { AGENT_RING + 0x400, VIRTIO_CONSOLE_CONTROL_SIZE,
+						false } };
+
+/* DEVICE_READY sent on the control queue, no control buffer posted: DEVICE_ADD is owed. */
+static void virtio_console_drive(void *s)
+{
+	struct virtio_console *con = s;
+	struct virtio_pci *vp = con->dev.interrupt_ctx;
+
+	virtio_negotiate(vp, 1ULL << VIRTIO_CONSOLE_F_MULTIPORT);
+	virtio_queue(vp, VIRTIO_CONSOLE_CTRL_RXQ, AGENT_RING);
+	virtio_queue(vp, VIRTIO_CONSOLE_CTRL_TXQ, AGENT_TX_RING);
+	ram_put(AGENT_RING + 0x400, 0xffffffffu, 4);
+	ram_put(AGENT_RING + 0x404, VIRTIO_CONSOLE_DEVICE_READY, 2);
+	ram_put(AGENT_RING + 0x406, 1, 2);
+	virtio_post(vp, VIRTIO_CONSOLE_CTRL_TXQ, AGENT_TX_RING, control_msg, 1, 0);
+}
+/* The same message again: taken from the next slot; what is owed stays owed. */
+static size_t virtio_console_probe(void *s, uint8_t *out)
+{
+	struct virtio_console *con = s;
+	size_t n = virtio_device_probe(con->dev.interrupt_ctx, out, VIRTIO_CONSOLE_CTRL_TXQ,
+				       AGENT_TX_RING, control_msg, 1);
+
+	out[n++] = con->control_due;
+	out[n++] = con->driver_ready;
+	return n + used_ring(AGENT_TX_RING, out + n);
+}
+
 static const struct subject subjects[] = {
 	{ &pic_state_desc, pic_drive, pic_probe },
 	{ &rtc_state_desc, rtc_drive, rtc_probe },
@@ -581,6 +612,9 @@ static const struct subject subjects[] = {
 	{ &virtio_pci_state_desc, virtio_pci_drive, virtio_pci_probe },
 	{ &virtio_blk_state_desc, virtio_blk_drive, virtio_blk_probe },
 	{ &virtio_net_state_desc, virtio_net_drive, virtio_net_probe },
+	{ &pci_function_state_desc, pci_function_drive, pci_function_probe },
+	{ &virtio_pci_state_desc, virtio_pci_drive, virtio_pci_probe },
+	{ &virtio_console_state_desc, virtio_console_drive, virtio_console_probe },
 };
 #define SUBJECTS (sizeof(subjects) / sizeof(subjects[0]))
 _Static_assert(SUBJECTS == MACHINE_DEVICES, "a subject for every device of the machine");

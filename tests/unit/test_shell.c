@@ -589,7 +589,7 @@ static void test_help_all_group_and_command(void **state)
 	assert_int_equal(shell_help(topic, 2, collect, &o), SHELL_OK);
 	assert_non_null(strstr(o.text, "usage: vm create <name> memory=<size> image=<text> "
 					"[boot=<text>]"));
-	assert_non_null(strstr(o.text, "[nic=<text>]... [autostart=<on|off>]\n"));
+	assert_non_null(strstr(o.text, "[nic=<text>]... [autostart=<on|off>] [guest_agent=<on|off>] "));
 	assert_non_null(strstr(o.text, "CreateVirtualMachine"));
 	assert_non_null(strstr(o.text, "memory     a size such as 64M, 512K or 1G, required"));
 	assert_non_null(strstr(o.text, "nic        printable text of at most 255 characters, may be repeated"));
