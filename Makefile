@@ -271,7 +271,16 @@ $(BUILD)/additions/vmm-agent: $(AGENT_SRCS) lib/json.h lib/base64.h lib/fmt.h
 	@echo "  AGENT   $@"
 	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Os -s -static -I. -Iinclude $(AGENT_SRCS) -o $@
 
-image: $(BUILD)/additions/vmm-agent
+# The guest additions' disk (InstallAdditions, docs/guest-agent.md): a FAT
+# image with the agent and its installer, made without root by mtools.
+$(BUILD)/additions/additions.img: $(BUILD)/additions/vmm-agent mgmt/additions/install.sh
+	@echo "  IMG     $@"
+	$(Q)rm -f $@.tmp && dd if=/dev/zero of=$@.tmp bs=1M count=2 status=none
+	$(Q)mformat -i $@.tmp -v VMMADDITION ::
+	$(Q)mcopy -i $@.tmp $(BUILD)/additions/vmm-agent mgmt/additions/install.sh ::/
+	$(Q)mv $@.tmp $@
+
+image: $(BUILD)/additions/vmm-agent $(BUILD)/additions/additions.img
 
 .PHONY: tools
 tools: $(BUILD)/vmmctl
@@ -311,8 +320,8 @@ bench:
 	@$(BUILD)/bench/savefile_bench
 	@tests/bench/run.sh
 
-run: image
-	@tools/run-bochs.sh --config tests/e2e/configs/demo.conf --interactive
+run:
+	@tools/demo.sh
 
 clean:
 	rm -rf $(BUILD)

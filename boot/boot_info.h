@@ -21,6 +21,9 @@ struct boot_file {
 	uint64_t pages; /* 4-KiB pages allocated */
 };
 
+/* The guest additions' image: a small read-only disk every VM may be given. */
+#define BOOT_ADDITIONS_MAX (16ULL << 20)
+
 /* A configured VM's memory, reserved before the firmware let go. */
 struct boot_vm {
 	uint64_t ram_base; /* host-physical, 2-MiB aligned for EPT large pages */
@@ -34,6 +37,7 @@ struct boot_vm {
 struct boot_info {
 	const struct config *config;
 	struct boot_vm vms[CFG_MAX_VMS];
+	struct boot_file additions;      /* [hypervisor] additions, read whole; size 0: none */
 	struct acpi_info acpi;
 	struct mem_map memmap;           /* after ExitBootServices */
 	uint64_t heap_base, heap_bytes;  /* the hypervisor's first page pool */

@@ -521,6 +521,11 @@ static int set_heap(struct parser *p, const struct key *k, struct span v)
 	return get_number(p, k, v, &heap_rule, &p->cfg->hv.heap_bytes);
 }
 
+static int set_additions(struct parser *p, const struct key *k, struct span v)
+{
+	return get_path(p, k, v, p->cfg->hv.additions);
+}
+
 static int set_selftest(struct parser *p, const struct key *k, struct span v)
 {
 	unsigned selftest;
@@ -768,6 +773,7 @@ static const struct key hypervisor_keys[] = {
 	{ "serial", set_serial, 1 },
 	{ "baud", set_baud, 1 },
 	{ "heap", set_heap, 1 },
+	{ "additions", set_additions, 1 },
 	{ "selftest", set_selftest, 1 },
 	{ "xsave_compacted", set_xsave_compacted, 1 },
 	{ "speculation_defences", set_speculation_defences, 1 },

@@ -22,6 +22,7 @@
  *   selftest  = none             none | exception | nmi
  *   xsave_compacted = on         on | off: off hides XSAVEC and XSAVES from guests
  *   speculation_defences = on    on | off: off drops the host's own (vmm/speculation.h)
+ *   additions = \additions.img   the guest additions' disk image (InstallAdditions)
  *
  *   [network NAME]               at most CFG_MAX_NETWORKS
  *   mtu       = 1500             68..9000 (the switch's jumbo-frame limit)
@@ -157,6 +158,7 @@ struct cfg_hypervisor {
 	enum cfg_selftest selftest;     /* default none */
 	bool xsave_compacted;           /* guests get XSAVEC/XSAVES where the CPU has them; default on */
 	bool speculation_defences;      /* the host defends itself (vmm/speculation.h); default on */
+	char additions[CFG_PATH_MAX];   /* the guest additions' disk image; "" if none */
 };
 
 struct config {

@@ -570,6 +570,17 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		log_err("%u problem(s) with the configured VMs; nothing was started", problems);
 		return give_up(EFI_LOAD_ERROR, "configuration error");
 	}
+	if (config.hv.additions[0]) {
+		EFI_STATUS st = efi_read_file(root, config.hv.additions, BOOT_ADDITIONS_MAX,
+					      &boot.additions);
+		if (st != EFI_SUCCESS || !boot.additions.size) {
+			log_err("additions '%s': cannot read it from the boot volume: %s",
+				config.hv.additions, st != EFI_SUCCESS ? efi_status_name(st) : "empty");
+			return give_up(EFI_LOAD_ERROR, "configuration error");
+		}
+		log_info("additions '%s': %llu KiB, inserted into a VM by InstallAdditions",
+			 config.hv.additions, (unsigned long long)(boot.additions.size / 1024));
+	}
 	if (reserve_heap() || reserve_memmap())
 		return give_up(EFI_OUT_OF_RESOURCES, "not enough memory");
 

@@ -191,7 +191,7 @@ static const struct virtio_device_ops blk_ops = {
 int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk *disk,
 		    bool read_only, const char *serial)
 {
-	if (!disk || !disk->size || disk->size % VIRTIO_BLK_SECTOR_SIZE)
+	if (!disk || disk->size % VIRTIO_BLK_SECTOR_SIZE)
 		return -1;
 	memset(blk, 0, sizeof(*blk));
 	blk->dev.device_id = VIRTIO_ID_BLOCK;
@@ -212,6 +212,16 @@ int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk
 	virtq_new_pass(&blk->vq, &budget);
 	for (unsigned i = 0; serial && i < VIRTIO_BLK_ID_BYTES && serial[i]; i++)
 		blk->serial[i] = serial[i];
+	return 0;
+}
+
+int virtio_blk_change_medium(struct virtio_blk *blk, struct disk *disk)
+{
+	if (!disk || disk->size % VIRTIO_BLK_SECTOR_SIZE)
+		return -1;
+	blk->disk = disk;
+	/* The capacity in the configuration changed: the driver reads it again (5.2.4). */
+	virtio_config_changed(&blk->dev);
 	return 0;
 }
 

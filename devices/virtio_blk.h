@@ -123,4 +123,11 @@ int virtio_blk_init(struct virtio_blk *blk, struct guest_memory mem, struct disk
  */
 bool virtio_blk_new_pass(struct virtio_blk *blk);
 
+/*
+ * A medium put in (or taken out: a disk of size 0, which every request
+ * finds too small), like a CD in a drive: the driver is told through a
+ * configuration change and reads the new capacity.
+ */
+int virtio_blk_change_medium(struct virtio_blk *blk, struct disk *disk);
+
 #endif

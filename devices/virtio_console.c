@@ -32,9 +32,11 @@ static void tell_host(struct virtio_console *con)
 		con->host.notify(con->host.ctx);
 }
 
-/* One owed message into a control receive buffer; false when none is posted. */
-static bool send_control(struct virtio_console *con, uint16_t event, uint16_t value,
-			 const char *extra)
+enum sent { SENT, NO_BUFFER, BUFFER_TOO_SMALL };
+
+/* One owed message into the next control receive buffer. */
+static enum sent send_control(struct virtio_console *con, uint16_t event, uint16_t value,
+			      const char *extra)
 {
 	struct virtq *vq = &con->vq[VIRTIO_CONSOLE_CTRL_RXQ];
 	const struct control_msg m = { 0, event, value };
@@ -46,11 +48,14 @@ static bool send_control(struct virtio_console *con, uint16_t event, uint16_t va
 		break;
 	case VIRTQ_MALFORMED:
 		con->stats.resets_needed++;
-		return false;
+		return NO_BUFFER;
 	default:
-		return false;
+		return NO_BUFFER;
 	}
-	/* A buffer too small for the message comes back empty, as virtio-net does. */
+	/*
+	 * A buffer too small for the message comes back empty, as virtio-net
+	 * does; the message stays owed for the next one.
+	 */
 	if (chain.writable_len >= sizeof(m) + extra_len) {
 		virtq_scatter(&con->dev.mem, &chain, 0, &m, sizeof(m));
 		if (extra_len)
@@ -59,7 +64,7 @@ static bool send_control(struct virtio_console *con, uint16_t event, uint16_t va
 	}
 	virtq_push(&con->dev, VIRTIO_CONSOLE_CTRL_RXQ, vq, chain.head, written);
 	virtq_interrupt(&con->dev, VIRTIO_CONSOLE_CTRL_RXQ, vq);
-	return true;
+	return written ? SENT : BUFFER_TOO_SMALL;
 }
 
 /*
@@ -82,7 +87,11 @@ static void send_due(struct virtio_console *con)
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		if (!(con->control_due & order[i].bit))
 			continue;
-		if (!send_control(con, order[i].event, 1, order[i].name))
+		enum sent r;
+		/* A buffer too small is used up: the ring runs empty, so this ends. */
+		while ((r = send_control(con, order[i].event, 1, order[i].name)) == BUFFER_TOO_SMALL)
+			;
+		if (r == NO_BUFFER)
 			return;
 		con->control_due &= (uint8_t)~order[i].bit;
 	}
@@ -94,8 +103,11 @@ static int64_t serve_control(void *ctx, const struct virtq_chain *c)
 	struct virtio_console *con = ctx;
 	struct control_msg m;
 
+	size_t got = virtq_gather(&con->dev.mem, c, 0, &m, sizeof(m));
+
+	/* Read, then given back: the driver may reuse the buffer at once. */
 	virtq_push(&con->dev, VIRTIO_CONSOLE_CTRL_TXQ, &con->vq[VIRTIO_CONSOLE_CTRL_TXQ], c->head, 0);
-	if (virtq_gather(&con->dev.mem, c, 0, &m, sizeof(m)) < sizeof(m)) {
+	if (got < sizeof(m)) {
 		con->stats.bad_control++;
 		return 0;
 	}
@@ -175,12 +187,12 @@ size_t virtio_console_take(struct virtio_console *con, uint8_t *out, size_t cap)
 		if (r != VIRTQ_CHAIN)
 			break;
 		if (chain.readable_len > cap - n) {
-			if (n) {
-				/* The next read takes it whole. */
+			if (chain.readable_len <= VIRTIO_CONSOLE_WRITE_MAX) {
+				/* A later read with room takes it whole. */
 				virtq_unpop(vq);
 				break;
 			}
-			/* Larger than the reader's whole room: it could never be taken. */
+			/* Larger than any read may be: it could never be taken. */
 			con->stats.oversize++;
 		} else {
 			n += virtq_gather(&con->dev.mem, &chain, 0, out + n, chain.readable_len);

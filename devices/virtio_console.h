@@ -49,6 +49,9 @@
 #define VIRTIO_CONSOLE_CONFIG_SIZE 12   /* le16 cols, le16 rows, le32 max_nr_ports, le32 emerg_wr */
 #define VIRTIO_CONSOLE_AGENT_PORT_NAME "org.qemu.guest_agent.0"
 
+/* The largest guest write taken (whole); Linux writes at most 32 KiB at once. */
+#define VIRTIO_CONSOLE_WRITE_MAX 65536
+
 #define VIRTIO_CONSOLE_BUDGET_CHAINS 64
 #define VIRTIO_CONSOLE_BUDGET_BYTES (64 * 1024)
 
@@ -89,9 +92,10 @@ void virtio_console_init(struct virtio_console *con, struct guest_memory mem,
 			 const struct virtio_console_host *host);
 
 /*
- * Moves whole guest writes, in order, into out[0..cap) while they fit;
- * a write larger than cap itself is dropped (counted). Returns the bytes
- * moved; the guest's buffers go back used.
+ * Moves whole guest writes, in order, into out[0..cap) while they fit
+ * (a write that does not waits for a read with more room); a write
+ * larger than VIRTIO_CONSOLE_WRITE_MAX is dropped (counted). Returns the
+ * bytes moved; the guest's buffers go back used.
  */
 size_t virtio_console_take(struct virtio_console *con, uint8_t *out, size_t cap);
 

@@ -272,17 +272,17 @@ enum virtq_pop_result virtq_pop(struct virtio_device *dev, unsigned qi, struct v
 	return VIRTQ_CHAIN;
 }
 
+void virtq_unpop(struct virtq *vq)
+{
+	vq->last_avail--;
+}
+
 /*
  * Copies between host memory and the chain's segments [first, end),
  * skipping offset bytes: into out (gather) when it is set, else from in
  * (scatter). Each segment is checked against RAM again, so a chain that
  * did not come from virtq_pop on this memory still cannot escape it.
  */
-void virtq_unpop(struct virtq *vq)
-{
-	vq->last_avail--;
-}
-
 static size_t copy_chain(const struct guest_memory *mem, const struct virtq_chain *c,
 			 unsigned first, unsigned end, uint64_t offset, uint8_t *out,
 			 const uint8_t *in, size_t len)

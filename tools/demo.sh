@@ -20,8 +20,10 @@ demo: in another terminal:
   build/vmmctl -c unix:$work/line.sock list
   build/vmmctl -c unix:$work/line.sock console web1      (Ctrl-] leaves)
   build/vmmctl -c unix:$work/line.sock net-show lan
+  build/vmmctl -c unix:$work/line.sock guest-exec web1 'uname -a'   (through its guest agent)
 EOF
 exec tools/run-bochs.sh --config "${1:-configs/demo.conf}" --workdir "$work" \
 	--console-server "$work/line.sock" --interactive --megs 512 \
 	--timeout "${DEMO_TIMEOUT:-3600}" --extra build/linux/vmlinuz \
-	--extra build/linux/initrd.img --extra build/linux/disk.img
+	--extra build/linux/initrd.img --extra build/linux/disk.img \
+	--extra build/additions/additions.img

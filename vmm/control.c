@@ -71,7 +71,7 @@ static const struct request_type request_types[] = {
 	/* Code run inside a guest, and the guest's own settings, are the guest's owner's. */
 	{ API_REQ_EXECUTE_COMMAND, CONTROL_PRIV_ADMIN, guest_os },
 	{ API_REQ_SET_PARAMETER, CONTROL_PRIV_ADMIN, guest_os },
-	{ API_REQ_INSTALL_ADDITIONS, CONTROL_PRIV_ADMIN, guest_os },
+	{ API_REQ_INSTALL_ADDITIONS, CONTROL_PRIV_ADMIN, install_additions },
 };
 
 static const char *const privilege_names[] = {

@@ -89,6 +89,7 @@ int resume_vm(struct call *c);
 /* IVMGuestOS */
 int guest_os(struct call *c);
 int sync_time_setting(struct call *c);
+int install_additions(struct call *c);
 
 /* --- control_network.c ----------------------------------------------------- */
 

@@ -392,6 +392,30 @@ int sync_time_setting(struct call *c)
 }
 
 /*
+ * InstallAdditions needs no agent (it is how one gets there): the
+ * additions image goes into the VM's additions drive; the guest mounts it
+ * and runs its installer (docs/guest-agent.md).
+ */
+int install_additions(struct call *c)
+{
+	struct vm *vm;
+
+	if (need_vm(c, API_REQ_INSTALL_ADDITIONS, &vm))
+		return -1;
+	if (vm->state != VM_STATE_RUNNING)
+		return fail(c, API_E_INVALID_STATE, "InstallAdditions: %s is %s", vm->cfg->name,
+			    vm_state_name(vm->state));
+	if (platform_insert_additions(vm))
+		return fail(c, API_E_NOT_FOUND, "InstallAdditions: %s", !vm->platform.additions_present
+			    ? "the VM has no additions drive (guest_agent = no, or no [hypervisor] "
+			      "additions image)" : "no additions image");
+	log_info("vm '%s': guest additions inserted into its additions drive (serial "
+		 "vmm-additions): mount it and run install.sh", vm->cfg->name);
+	tlv_put_str(&c->w, API_TAG_VM, vm->cfg->name);
+	return 0;
+}
+
+/*
  * IVMGuestOS is answered by the management VM through the guest agent
  * (mgmt/vm/guest_os.c): the hypervisor never parses what a guest's agent
  * writes. A caller that reaches this table anyway gets a clear refusal.

@@ -108,6 +108,7 @@ void vmm_main(struct boot_info *bi)
 		log_set_buffer((char *)(uintptr_t)ring);
 	else
 		log_warn("log: no memory for the log ring; writing to the UART directly");
+	platform_init_additions((const uint8_t *)(uintptr_t)bi->additions.base, bi->additions.size);
 	vm_create_all(bi);
 	control_init(bi);
 	vm_start_autostart();

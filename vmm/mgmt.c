@@ -239,6 +239,9 @@ static uint32_t agent_status(const struct vm *vm)
 	       (p->agent.guest_open ? HC_AGENT_OPEN : 0);
 }
 
+_Static_assert(HC_AGENT_IO_MAX >= VIRTIO_CONSOLE_WRITE_MAX,
+	       "a read with all the room takes any write the port accepts");
+
 long mgmt_hc_agent(struct vcpu *vcpu, uint64_t gpa, uint64_t write_gpa, uint64_t read_gpa)
 {
 	const struct vm *caller = vcpu->vm;

@@ -25,6 +25,29 @@
 #define GSI_PIT 2
 #define PLATFORM_IRQ_NET_FIRST 11
 
+/* Shared by every VM's additions drive: read-only, so never written. */
+static struct disk additions_disk, no_medium;
+static uint8_t *additions_chunks[BOOT_ADDITIONS_MAX / DISK_CHUNK_SIZE];
+
+void platform_init_additions(const uint8_t *base, uint64_t size)
+{
+	const struct disk_chunk_alloc none = { NULL, NULL, NULL };
+
+	if (size > BOOT_ADDITIONS_MAX)
+		size = 0;
+	disk_init(&additions_disk, base, size - size % VIRTIO_BLK_SECTOR_SIZE, additions_chunks,
+		  &none);
+}
+
+int platform_insert_additions(struct vm *vm)
+{
+	struct platform *p = &vm->platform;
+
+	if (!p->additions_present || !additions_disk.size)
+		return -1;
+	return virtio_blk_change_medium(&p->additions, &additions_disk);
+}
+
 static void reset_control_write(void *ctx, uint16_t offset, unsigned size, uint32_t value)
 {
 	(void)offset;
@@ -223,6 +246,8 @@ void platform_poll_devices(struct vm *vm)
 	}
 	if (p->agent_present)
 		virtio_console_new_pass(&p->agent);
+	if (p->additions_present)
+		virtio_blk_new_pass(&p->additions);
 	for (unsigned k = 0; k < p->net_count; k++)
 		virtio_net_new_pass(&p->net[k]);
 	poll_network(vm);
@@ -287,13 +312,14 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 	p->virtio_count = 0;
 	p->net_count = 0;
 	p->blk_pci = NULL;
-	p->agent_present = false;
+	p->agent_present = p->additions_present = false;
 	p->blk_notify_max_tsc = p->blk_pass_max_tsc = 0;
 
 	const struct boot_file *disk = &vm->boot->disk;
 	if (disk->size) {
 		/* The VM's own disk (vm.h), writes kept since it was created. */
-		if (virtio_blk_init(&p->blk, mem, &vm->disk, false, vm->cfg->name) ||
+		if (vm->disk.size < VIRTIO_BLK_SECTOR_SIZE ||
+		    virtio_blk_init(&p->blk, mem, &vm->disk, false, vm->cfg->name) ||
 		    add_virtio(vm, &p->blk.dev, PLATFORM_IRQ_BLK)) {
 			fmt_snprintf(why, why_size, "its disk (%llu bytes) cannot be attached: "
 				     "it must hold at least one 512-byte sector",
@@ -301,15 +327,6 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 			return -1;
 		}
 		p->blk_pci = p->virtio[p->virtio_count - 1].pci;
-	}
-	if (vm->cfg->guest_agent && vm->cfg->role != CFG_ROLE_MANAGEMENT) {
-		const struct virtio_console_host host = { mgmt_agent_notify, vm };
-		virtio_console_init(&p->agent, mem, &host);
-		if (add_virtio(vm, &p->agent.dev, PLATFORM_IRQ_AGENT)) {
-			fmt_snprintf(why, why_size, "the guest agent's port cannot be attached");
-			return -1;
-		}
-		p->agent_present = true;
 	}
 	for (unsigned slot = 0; slot < CFG_MAX_NICS; slot++) {
 		const struct nic_info *nic = nic_get(vm->id, slot);
@@ -329,6 +346,25 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 		/* An adapter on no network is a NIC with its cable out. */
 		virtio_net_set_link(&p->net[k], nic->net >= 0);
 		p->net_count++;
+	}
+	/* After the adapters, so a VM's NICs keep the slots and GSIs they always had. */
+	if (vm->cfg->guest_agent && vm->cfg->role != CFG_ROLE_MANAGEMENT) {
+		const struct virtio_console_host host = { mgmt_agent_notify, vm };
+		virtio_console_init(&p->agent, mem, &host);
+		if (add_virtio(vm, &p->agent.dev, PLATFORM_IRQ_AGENT)) {
+			fmt_snprintf(why, why_size, "the guest agent's port cannot be attached");
+			return -1;
+		}
+		p->agent_present = true;
+		/* The additions drive comes with the agent's port, empty. */
+		if (additions_disk.size) {
+			if (virtio_blk_init(&p->additions, mem, &no_medium, true, "vmm-additions") ||
+			    add_virtio(vm, &p->additions.dev, PLATFORM_IRQ_ADDITIONS)) {
+				fmt_snprintf(why, why_size, "the additions drive cannot be attached");
+				return -1;
+			}
+			p->additions_present = true;
+		}
 	}
 	return 0;
 }

@@ -28,8 +28,9 @@
 /* Legacy IRQ lines of the virtio devices when a driver uses INTx, not MSI-X. */
 #define PLATFORM_IRQ_BLK 10
 #define PLATFORM_IRQ_AGENT 5
-/* The disk, the guest agent's port and the adapters. */
-#define PLATFORM_VIRTIO_MAX (2 + CFG_MAX_NICS)
+#define PLATFORM_IRQ_ADDITIONS 15
+/* The disk, the guest agent's port, the additions drive and the adapters. */
+#define PLATFORM_VIRTIO_MAX (3 + CFG_MAX_NICS)
 _Static_assert(PLATFORM_VIRTIO_MAX <= PCI_MAX_DEVICES, "every virtio transport has a PCI slot");
 _Static_assert(PLATFORM_VIRTIO_MAX <= ACPI_PCI_ROUTES_MAX,
 	       "every virtio transport has an I/O APIC input of its own");
@@ -64,6 +65,9 @@ struct platform {
 	struct virtio_blk blk;
 	struct virtio_console agent;    /* the guest agent's port, when agent_present */
 	bool agent_present;
+	/* A read-only drive, empty until InstallAdditions puts the additions in. */
+	struct virtio_blk additions;
+	bool additions_present;
 	struct virtio_net net[CFG_MAX_NICS];
 	struct platform_nic net_port[CFG_MAX_NICS];
 	unsigned net_count;
@@ -72,6 +76,18 @@ struct platform {
 	uint64_t blk_notify_max_tsc;    /* of one notification (an MMIO write) */
 	uint64_t blk_pass_max_tsc;      /* of one pass's resume of waiting requests */
 };
+
+/*
+ * The guest additions' image (boot_info.additions; size 0: none), shared
+ * read-only by every VM's additions drive. Once, before any VM starts.
+ */
+void platform_init_additions(const uint8_t *base, uint64_t size);
+
+/*
+ * InstallAdditions: the additions go into the VM's additions drive, as a
+ * CD into a drive. -1 when there is no image or the VM has no drive.
+ */
+int platform_insert_additions(struct vm *vm);
 
 /* Registers the platform's ports; done once when the VM is created. */
 int platform_attach_ports(struct vm *vm, struct port_bus *ports);

@@ -70,7 +70,7 @@ static const struct devstate_desc saved_vm_desc = DEVSTATE_DESC(
 static const char *const pci_names[] = { "pci0", "pci1", "pci2", "pci3",
 					 "pci4", "pci5", "pci6", "pci7" };
 static const char *const virtio_names[] = { "virtio_pci0", "virtio_pci1", "virtio_pci2",
-					    "virtio_pci3", "virtio_pci4", "virtio_pci5" };
+					    "virtio_pci3", "virtio_pci4", "virtio_pci5", "virtio_pci6" };
 static const char *const net_names[] = { "virtio_net0", "virtio_net1", "virtio_net2",
 					 "virtio_net3" };
 _Static_assert(sizeof(pci_names) / sizeof(pci_names[0]) == 1 + PCI_MAX_DEVICES, "a name per function");
@@ -78,7 +78,7 @@ _Static_assert(sizeof(virtio_names) / sizeof(virtio_names[0]) == PLATFORM_VIRTIO
 	       "a name per transport");
 _Static_assert(sizeof(net_names) / sizeof(net_names[0]) == CFG_MAX_NICS, "a name per adapter");
 
-#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 2 + CFG_MAX_NICS)
+#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 3 + CFG_MAX_NICS)
 _Static_assert(VM_DEVICES_MAX <= SAVEFILE_DEVICES_MAX && VM_DEVICES_MAX <= DEVSTATE_MAX_DEVICES,
 	       "a VM's devices fit one save file");
 
@@ -111,6 +111,10 @@ static unsigned vm_devices(struct vm *vm, struct saved_vm *own, struct devstate_
 		out[n++] = (struct devstate_instance){ &virtio_blk_state_desc, &p->blk, NULL };
 	if (p->agent_present)
 		out[n++] = (struct devstate_instance){ &virtio_console_state_desc, &p->agent, NULL };
+	/* Restored empty, like a drive after a power cut: the medium is not state. */
+	if (p->additions_present)
+		out[n++] = (struct devstate_instance){ &virtio_blk_state_desc, &p->additions,
+						       "virtio_blk1" };
 	for (unsigned i = 0; i < p->net_count; i++)
 		out[n++] = (struct devstate_instance){ &virtio_net_state_desc, &p->net[i],
 						       net_names[i] };

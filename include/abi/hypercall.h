@@ -131,8 +131,8 @@ _Static_assert(sizeof(struct hc_mgmt_info) == 80, "ABI layout");
 /*
  * HC_AGENT: moves bytes between the management VM and one VM's guest
  * agent port (devices/virtio_console.h), writing first, then reading:
- * whole guest writes, as many as fit in read_cap (a guest write larger
- * than read_cap is dropped, so read with HC_AGENT_IO_MAX of room). Bytes
+ * whole guest writes, as many as fit in read_cap (a write that does not
+ * fit waits: read with HC_AGENT_IO_MAX of room, the largest write taken). Bytes
  * go to the guest only while a program there has the port open; what
  * did not fit in its receive buffers is left for a later call (written
  * says how much went in). The guest agent protocol is spoken in the

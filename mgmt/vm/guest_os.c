@@ -33,12 +33,11 @@
 #define SHUTDOWN_ERROR_WAIT_MS 1000
 #define HEARTBEAT_PERIOD_MS 5000
 #define HEARTBEAT_WINDOW 12             /* pings in a minute */
-#define HEARTBEAT_LOST_MS (3 * HEARTBEAT_PERIOD_MS)
+#define HEARTBEAT_LOST_PINGS 3
 #define HEARTBEAT_VMS 16
 /* qemu-ga's exec output is up to 16 MiB; ours 64 KiB a stream, base64 in one reply. */
 #define REPLY_MAX (200 * 1024)
 #define REQUEST_MAX 2048
-#define OUTPUT_MAX (64 * 1024)
 /* Of an answer's payload: what stdout and stderr may take together. */
 #define ANSWER_OUTPUT_MAX 760
 #define PARAMETER_PATH "/run/vmm-parameter-"
@@ -50,7 +49,7 @@ static uint8_t io_buf[HC_AGENT_IO_MAX];
 static uint8_t reply_buf[REPLY_MAX];
 static struct json_token tok[AGENT_REPLY_TOKENS];
 static char request[REQUEST_MAX];
-static uint8_t out_data[OUTPUT_MAX], err_data[OUTPUT_MAX];
+static uint8_t out_data[ANSWER_OUTPUT_MAX], err_data[ANSWER_OUTPUT_MAX];
 static uint32_t sync_id;
 
 struct heartbeat {
@@ -60,6 +59,7 @@ struct heartbeat {
 	uint16_t history;               /* bit per ping, newest in bit 0: 1 answered */
 	uint8_t pings;                  /* in history, up to HEARTBEAT_WINDOW */
 	uint64_t last_seen_ms;          /* 0: never */
+	unsigned missed;                /* pings since the last answer (port closed: passes) */
 	bool lost_said;
 	/* The VM's on_heartbeat_loss, as ListVirtualMachines gives it, and whether it acted. */
 	char action[16];
@@ -87,6 +87,12 @@ struct exchange {
 	uint8_t *out;
 	size_t *out_len;
 };
+
+/* Milliseconds from then to now; 0 when then was read after now. */
+static uint64_t since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
 
 static struct heartbeat *beat_of(const char *vm, bool create)
 {
@@ -118,6 +124,7 @@ static void heartbeat_seen(const char *vm)
 		put("': heartbeat back\n");
 	}
 	b->last_seen_ms = mgmt_now_ms();
+	b->missed = 0;
 	b->lost_said = b->acted = false;
 	if (b->in_flight) {
 		b->in_flight = false;
@@ -377,8 +384,9 @@ static uint16_t shutdown(struct exchange *x)
 	e = receive(x, &kind);
 	x->out = answer;
 	x->out_len = answer_len;
-	/* No error in time, or the guest is already off: it is shutting down. */
-	if (e == API_E_TIMED_OUT || !(x->status & HC_AGENT_RUNNING))
+	/* No error in time, the agent gone or the guest already off: it is shutting down. */
+	if (e == API_E_TIMED_OUT || !(x->status & HC_AGENT_RUNNING) ||
+	    !(x->status & HC_AGENT_OPEN))
 		return API_E_OK;
 	if (e != API_E_OK) {
 		memcpy(answer, aside, aside_len);
@@ -390,17 +398,27 @@ static uint16_t shutdown(struct exchange *x)
 	return API_E_OK;
 }
 
-/* out-data or err-data of guest-exec-status, decoded; -1 when malformed. */
-static long exec_output(struct exchange *x, const char *key, uint8_t *out)
+/*
+ * The start of out-data or err-data of guest-exec-status: what one answer
+ * can carry, decoded from whole 4-character groups of the base64 text as
+ * it lies in the reply (base64 needs no JSON escapes); *cut when there
+ * was more. -1 when it is not base64.
+ */
+static long exec_output(struct exchange *x, const char *key, uint8_t *out, bool *cut)
 {
-	static char text[BASE64_ENCODED_LEN(OUTPUT_MAX) + 1];
 	int t = json_get(&x->doc, x->value, key);
-	long n;
 
 	if (t < 0)
 		return 0;
-	n = json_string(&x->doc, t, text, sizeof(text));
-	return n < 0 ? -1 : base64_decode(text, (size_t)n, out, OUTPUT_MAX);
+	const struct json_token *k = &x->doc.tok[t];
+	size_t len = k->end - k->start, take = ANSWER_OUTPUT_MAX / 3 * 4;
+	if (k->type != JSON_STRING)
+		return -1;
+	if (len > take)
+		*cut = true;
+	else
+		take = len;
+	return base64_decode(x->doc.text + k->start, take, out, ANSWER_OUTPUT_MAX);
 }
 
 static uint16_t execute_command(struct exchange *x, const char *command, uint32_t timeout_ms,
@@ -445,13 +463,13 @@ static uint16_t execute_command(struct exchange *x, const char *command, uint32_
 		while (mgmt_now_ms() < until)
 			mgmt_wait();
 	}
-	long out_n = exec_output(x, "out-data", out_data);
-	long err_n = exec_output(x, "err-data", err_data);
+	long out_n = exec_output(x, "out-data", out_data, &cut);
+	long err_n = exec_output(x, "err-data", err_data, &cut);
 	if (out_n < 0 || err_n < 0)
 		return fail(x, API_E_INTERNAL, "the command's output from '%s' is not base64", x->vm);
 	bool flag;
-	cut = (json_bool(&x->doc, json_get(&x->doc, x->value, "out-truncated"), &flag) && flag) ||
-	      (json_bool(&x->doc, json_get(&x->doc, x->value, "err-truncated"), &flag) && flag);
+	cut |= (json_bool(&x->doc, json_get(&x->doc, x->value, "out-truncated"), &flag) && flag) ||
+	       (json_bool(&x->doc, json_get(&x->doc, x->value, "err-truncated"), &flag) && flag);
 	/* One answer holds both: stderr keeps a third of the room when both need it. */
 	size_t err_room = (size_t)err_n < ANSWER_OUTPUT_MAX / 3 ? (size_t)err_n
 								  : ANSWER_OUTPUT_MAX / 3;
@@ -490,7 +508,8 @@ static uint16_t set_guest_clock(struct exchange *x, int64_t tolerance_ms, int64_
 	at_ms = mgmt_now_ms();
 	if ((e = simple_call(x, "guest-get-time")) != API_E_OK)
 		return e;
-	if (!json_int(&x->doc, x->value, &guest_ns))
+	/* Both non-negative below 2^63: their difference cannot overflow. */
+	if (!json_int(&x->doc, x->value, &guest_ns) || guest_ns < 0)
 		return fail(x, API_E_INTERNAL, "guest-get-time in '%s' gave no time", x->vm);
 	uint64_t now_ns = host_ns + (mgmt_now_ms() - at_ms) * 1000000;
 	*off_ms = (guest_ns - (int64_t)now_ns) / 1000000;
@@ -578,7 +597,14 @@ static uint16_t set_parameter(struct exchange *x, const char *name, const char *
 	json_key(&jw, "buf-b64");
 	json_put_string(&jw, b64, strlen(b64));
 	uint16_t written = call(x, agent_request_end(&jw));
-	/* Closed whether the write worked or not: a handle is the guest's resource. */
+	/*
+	 * Closed whether the write worked or not: a handle is the guest's
+	 * resource. After a failed write, a fresh deadline and a sync, so a
+	 * late answer to the write is not taken for the close's.
+	 */
+	x->deadline = mgmt_now_ms() + CALL_TIMEOUT_MS;
+	if (written != API_E_OK && (e = sync(x)) != API_E_OK)
+		return e;
 	agent_request_begin(&jw, request, sizeof(request), "guest-file-close");
 	json_key(&jw, "handle");
 	json_put_int(&jw, handle);
@@ -591,7 +617,6 @@ static uint16_t heartbeat(struct exchange *x, struct tlv_writer *w)
 	uint32_t taken;
 	long r = agent_io(x->vm, NULL, 0, &taken, &x->status);
 	const struct heartbeat *b = beat_of(x->vm, false);
-	uint64_t now = mgmt_now_ms();
 	unsigned answered = 0;
 
 	if (r == HC_ENOENT || (r >= 0 && !(x->status & HC_AGENT_RUNNING)))
@@ -603,7 +628,7 @@ static uint16_t heartbeat(struct exchange *x, struct tlv_writer *w)
 	if (!b && refusal(x, r) != API_E_OK)
 		return refusal(x, r);
 	bool open = r >= 0 && (x->status & HC_AGENT_OPEN);
-	bool alive = open && b && b->last_seen_ms && now - b->last_seen_ms < HEARTBEAT_LOST_MS;
+	bool alive = open && b && b->last_seen_ms && b->missed < HEARTBEAT_LOST_PINGS;
 	if (b)
 		for (unsigned i = 0; i < b->pings; i++)
 			answered += (b->history >> i) & 1;
@@ -612,7 +637,7 @@ static uint16_t heartbeat(struct exchange *x, struct tlv_writer *w)
 		   (uint8_t)(b && b->pings ? answered * 100 / b->pings : 0));
 	tlv_put_u8(w, API_TAG_CAN_SHUTDOWN, alive);
 	if (b && b->last_seen_ms)
-		tlv_put_u64(w, API_TAG_HEARTBEAT_AGE_MS, now - b->last_seen_ms);
+		tlv_put_u64(w, API_TAG_HEARTBEAT_AGE_MS, since(mgmt_now_ms(), b->last_seen_ms));
 	return API_E_OK;
 }
 
@@ -684,7 +709,6 @@ bool guest_os_handles(uint16_t rq)
 	case API_REQ_EXECUTE_COMMAND:
 	case API_REQ_SET_PARAMETER:
 	case API_REQ_SYNC_TIME:
-	case API_REQ_INSTALL_ADDITIONS:
 		return true;
 	default:
 		return false;
@@ -743,6 +767,9 @@ static void ping(struct heartbeat *b)
 	uint32_t taken, status;
 	size_t n;
 
+	/* The last one is still unanswered, a whole pass later. */
+	if (b->in_flight)
+		b->missed++;
 	b->history <<= 1;
 	if (b->pings < HEARTBEAT_WINDOW)
 		b->pings++;
@@ -766,7 +793,7 @@ static void report_loss(const struct heartbeat *b, uint64_t now, const char *don
 	char line[200];
 	uint8_t payload[128];
 	struct tlv_writer w;
-	uint64_t age = now - b->last_seen_ms;
+	uint64_t age = since(now, b->last_seen_ms);
 
 	fmt_snprintf(line, sizeof(line), "vm '%s': heartbeat lost (last seen %llu s ago)%s%s",
 		     b->vm, (unsigned long long)(age / 1000), done ? ": " : "", done ? done : "");
@@ -797,11 +824,12 @@ static void act_on_loss(struct heartbeat *b, uint64_t now)
 	struct tlv_writer w;
 	size_t len = 0;
 
-	if (rq == API_REQ_NONE || b->acted || now - b->last_seen_ms < b->grace_s * 1000ULL)
+	if (rq == API_REQ_NONE || b->acted ||
+	    (uint64_t)b->missed * HEARTBEAT_PERIOD_MS < b->grace_s * 1000ULL)
 		return;
 	b->acted = true;
 	fmt_snprintf(reason, sizeof(reason), "heartbeat lost for %llu s (on_heartbeat_loss = %s)",
-		     (unsigned long long)((now - b->last_seen_ms) / 1000), b->action);
+		     (unsigned long long)(since(now, b->last_seen_ms) / 1000), b->action);
 	tlv_writer_init(&w, req, sizeof(req));
 	tlv_put_str(&w, API_TAG_VM, b->vm);
 	tlv_put_str(&w, API_TAG_REASON, reason);
@@ -809,14 +837,63 @@ static void act_on_loss(struct heartbeat *b, uint64_t now)
 	report_loss(b, now, e == API_E_OK ? reason : "the policy's request was refused");
 }
 
+/* A VM of one ListVirtualMachines entry: its record updated, pinged, its misses judged. */
+static void heartbeat_pass_vm(const struct tlv *t, bool *listed)
+{
+	char vm[API_NAME_MAX + 1];
+	uint32_t taken, status;
+	uint8_t sync_on = 0;
+	long r;
+
+	if (t->tag != API_TAG_VM_ENTRY ||
+	    tlv_get_str(t->value, t->len, API_TAG_VM, vm, sizeof(vm)) != TLV_OK)
+		return;
+	r = agent_io(vm, NULL, 0, &taken, &status);
+	if (r < 0 || !(status & HC_AGENT_RUNNING))
+		return;
+	if (r > 0)
+		guest_os_poll_bytes(vm, io_buf, (size_t)r);
+	/* An agent that closed its port (it died, or was stopped) misses its pings. */
+	bool open = status & HC_AGENT_OPEN;
+	struct heartbeat *b = beat_of(vm, open);
+	if (!b)
+		return;
+	listed[b - beats] = true;
+	if (tlv_get_str(t->value, t->len, API_TAG_ON_HEARTBEAT_LOSS, b->action,
+			sizeof(b->action)) != TLV_OK)
+		memcpy(b->action, "none", 5);
+	b->grace_s = 0;
+	tlv_get_u32(t->value, t->len, API_TAG_HEARTBEAT_GRACE_S, &b->grace_s);
+	tlv_get_u8(t->value, t->len, API_TAG_TIME_SYNC, &sync_on);
+	b->time_sync = sync_on;
+	if (open) {
+		ping(b);
+	} else {
+		b->history <<= 1;
+		b->pings += b->pings < HEARTBEAT_WINDOW;
+		b->missed++;
+		b->in_flight = false;
+	}
+	/*
+	 * A loss is pings sent and not answered, not time: a pass that comes
+	 * late (this VM was busy with a call) costs no VM a ping.
+	 */
+	if (!b->last_seen_ms || b->missed < HEARTBEAT_LOST_PINGS)
+		return;
+	uint64_t now = mgmt_now_ms();
+	if (!b->lost_said)
+		report_loss(b, now, NULL);
+	b->lost_said = true;
+	act_on_loss(b, now);
+}
+
 /*
  * Every HEARTBEAT_PERIOD_MS: the running VMs whose agent has its port
- * open are pinged; between, their answers are read as they come.
+ * open are pinged; between, their answers are read as they come. Clocks
+ * are checked after the pings, only where the agent answers them.
  */
 void guest_os_poll(void)
 {
-	uint64_t now = mgmt_now_ms();
-
 	for (unsigned i = 0; i < HEARTBEAT_VMS; i++) {
 		struct heartbeat *b = &beats[i];
 		uint32_t taken, status;
@@ -827,56 +904,34 @@ void guest_os_poll(void)
 		if (r > 0)
 			guest_os_poll_bytes(b->vm, io_buf, (size_t)r);
 	}
-	if (now < next_ping_ms)
+	if (mgmt_now_ms() < next_ping_ms)
 		return;
-	next_ping_ms = now + HEARTBEAT_PERIOD_MS;
+	next_ping_ms = mgmt_now_ms() + HEARTBEAT_PERIOD_MS;
 
-	uint8_t list[PROTO_MAX_PAYLOAD];
-	size_t len = 0;
-	if (mgmt_control(API_REQ_LIST_VIRTUAL_MACHINES, NULL, 0, list, &len) != API_E_OK)
-		return;
-	struct tlv_reader r;
-	struct tlv t;
+	uint8_t list[PROTO_MAX_PAYLOAD], req[16];
 	bool listed[HEARTBEAT_VMS] = { false };
-	tlv_reader_init(&r, list, len);
-	while (tlv_next(&r, &t)) {
-		char vm[API_NAME_MAX + 1];
-		uint32_t taken, status;
-		if (t.tag != API_TAG_VM_ENTRY ||
-		    tlv_get_str(t.value, t.len, API_TAG_VM, vm, sizeof(vm)) != TLV_OK ||
-		    agent_io(vm, NULL, 0, &taken, &status) < 0 || !(status & HC_AGENT_RUNNING))
-			continue;
-		/* An agent that closed its port (it died, or was stopped) misses its pings. */
-		bool open = status & HC_AGENT_OPEN;
-		struct heartbeat *b = beat_of(vm, open);
-		if (!b)
-			continue;
-		listed[b - beats] = true;
-		if (tlv_get_str(t.value, t.len, API_TAG_ON_HEARTBEAT_LOSS, b->action,
-				sizeof(b->action)) != TLV_OK)
-			memcpy(b->action, "none", 5);
-		b->grace_s = 0;
-		tlv_get_u32(t.value, t.len, API_TAG_HEARTBEAT_GRACE_S, &b->grace_s);
-		uint8_t sync_on = 0;
-		tlv_get_u8(t.value, t.len, API_TAG_TIME_SYNC, &sync_on);
-		b->time_sync = sync_on;
-		if (b->last_seen_ms && now - b->last_seen_ms >= HEARTBEAT_LOST_MS) {
-			if (!b->lost_said)
-				report_loss(b, now, NULL);
-			b->lost_said = true;
-			act_on_loss(b, now);
-		}
-		if (open) {
-			check_clock(b, now);
-			ping(b);
-		} else {
-			b->history <<= 1;
-			b->pings += b->pings < HEARTBEAT_WINDOW;
-			b->in_flight = false;
-		}
+	uint32_t cursor = 0;
+	/* Page by page: a full page ends with where the next one starts. */
+	for (unsigned page = 0; page < HEARTBEAT_VMS; page++) {
+		struct tlv_writer w;
+		struct tlv_reader r;
+		struct tlv t;
+		size_t len = 0;
+		tlv_writer_init(&w, req, sizeof(req));
+		tlv_put_u32(&w, API_TAG_CURSOR, cursor);
+		if (mgmt_control(API_REQ_LIST_VIRTUAL_MACHINES, req, w.len, list, &len) != API_E_OK)
+			return;
+		tlv_reader_init(&r, list, len);
+		while (tlv_next(&r, &t))
+			heartbeat_pass_vm(&t, listed);
+		if (tlv_get_u32(list, len, API_TAG_CURSOR, &cursor) != TLV_OK)
+			break;
 	}
-	/* A VM deleted or not running starts its record afresh. */
-	for (unsigned i = 0; i < HEARTBEAT_VMS; i++)
+	for (unsigned i = 0; i < HEARTBEAT_VMS; i++) {
+		/* A VM deleted or not running starts its record afresh. */
 		if (!listed[i])
 			beats[i].vm[0] = '\0';
+		else if (!beats[i].missed && beats[i].last_seen_ms)
+			check_clock(&beats[i], mgmt_now_ms());
+	}
 }

@@ -99,10 +99,12 @@ done
 tests/bench/linux.sh "$out"
 # The Linux e2e boot's figures: a 512-KiB TCP transfer between two guests
 # on one network against the same over loopback in one, the TSC rate the
-# guests detected, and an idle guest's exits.
+# guests detected, an idle guest's exits, and the guest agent's round trip
+# and heartbeat cost.
 tests/e2e/linux-boot.sh "$out/linux-net" tests/e2e/configs/linux.conf >"$out/linux-net.out" 2>&1 || true
 for b in guest_to_guest_kbps:KB/s guest_to_guest_exits_per_kb:exits/KB loopback_kbps:KB/s \
 	net_vs_loopback_ratio:x \
-	guest_tsc_error_ppm:ppm idle_linux_exits_per_s:exits/s; do
+	guest_tsc_error_ppm:ppm idle_linux_exits_per_s:exits/s heartbeat_exits_per_s:exits/s \
+	agent_ping_ms:ms agent_ping_vs_state_ratio:x; do
 	grep -a "^BENCH ${b%%:*} " "$out/linux-net.out" || echo "BENCH ${b%%:*} nan ${b#*:}"
 done

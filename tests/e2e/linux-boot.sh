@@ -23,7 +23,7 @@ fail() { echo "FAIL $1"; failed=$((failed + 1)); }
 
 "$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --console-server "$work/line.sock" \
 	--megs 640 --timeout 1700 --extra "$linux/vmlinuz" --extra "$linux/initrd.img" \
-	--extra "$linux/disk.img" >"$work/run-bochs.out" 2>&1 &
+	--extra "$linux/disk.img" --extra "$root/build/additions/additions.img" >"$work/run-bochs.out" 2>&1 &
 bochs=$!
 # run-bochs.sh ends Bochs and drops its disk lock on its way out; wait for that.
 trap 'kill $bochs 2>/dev/null; wait $bochs 2>/dev/null; rm -f "$work/disk.img.lock"' EXIT
@@ -83,12 +83,15 @@ exits_uptime() { # VM: "EXITS UPTIME_MS" from GetState
 	ctl --json state "$1" 2>/dev/null |
 		python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["exits"], d["vm_uptime_ms"])'
 }
+rate() { # "EXITS UPTIME_MS" before and after -> exits per second
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		if (y[2] > x[2]) printf "%d", (y[1] - x[1]) * 1000 / (y[2] - x[2]); else print "nan" }'
+}
 idle_from=$(exits_uptime lin3)
 sleep 30
 idle_to=$(exits_uptime lin3)
-idle_rate=$(awk -v a="$idle_from" -v b="$idle_to" 'BEGIN {
-	split(a, x, " "); split(b, y, " ")
-	if (y[2] > x[2]) printf "%d", (y[1] - x[1]) * 1000 / (y[2] - x[2]); else print "nan" }')
+idle_rate=$(rate "$idle_from" "$idle_to")
 echo "BENCH idle_linux_exits_per_s ${idle_rate:-nan} exits/s"
 if [ -n "$idle_rate" ] && [ "$idle_rate" != nan ]; then
 	pass "linux: idle lin3 exits $idle_rate times a second (GetState's exits over vm_uptime_ms)"
@@ -392,6 +395,40 @@ if ! ctl guest-os lin3 >"$work/noagent.out" 2>&1 && grep -q NO_ADDITIONS "$work/
 	pass "linux: vmmctl guest-os of lin3, which runs no agent, is NO_ADDITIONS at once"
 else
 	fail "linux: guest-os lin3 ($(tail -1 "$work/noagent.out"))"
+fi
+# InstallAdditions: lin3, which runs no agent, gets the additions in its
+# additions drive; it mounts the drive, runs the installer, and vmm-agent
+# answers from then on.
+if ctl guest-install lin3 >"$work/install.out" 2>&1; then
+	pass "linux: vmmctl guest-install lin3 puts the additions into its additions drive"
+else
+	fail "linux: guest-install lin3 ($(tail -1 "$work/install.out"))"
+fi
+run lin3 'for d in /sys/block/vd*; do [ "$(cat $d/serial)" = vmm-additions ] && dev=/dev/${d##*/}; done; mount -t vfat -o ro $dev /mnt && sh /mnt/install.sh; echo INSTALLED-$((1 + 1))' \
+	'INSTALLED-2' >/dev/null
+check "linux: lin3 mounted the additions and its installer started vmm-agent" \
+	"\[lin3\] vmm-agent: started" 1
+v=
+for _ in $(seq 24); do
+	v=$(field additions_version guest-additions lin3)
+	[ -n "$v" ] && break
+	sleep 5
+done
+if [[ "$v" == "vmm-agent "* ]]; then
+	pass "linux: after InstallAdditions lin3 answers guest-additions: $v"
+else
+	fail "linux: guest-additions lin3 after InstallAdditions ($(ctl guest-additions lin3 2>&1 | tail -1))"
+fi
+# The heartbeat's cost: lin3 idle again, now with an agent the management
+# VM pings every 5 s, against lin3 idle without one (idle_linux_exits_per_s).
+beat_from=$(exits_uptime lin3)
+sleep 30
+beat_to=$(exits_uptime lin3)
+beat_rate=$(rate "$beat_from" "$beat_to")
+if [ -n "$idle_rate" ] && [ "$idle_rate" != nan ] && [ -n "$beat_rate" ] && [ "$beat_rate" != nan ]; then
+	echo "BENCH heartbeat_exits_per_s $((beat_rate - idle_rate)) exits/s"
+else
+	echo "BENCH heartbeat_exits_per_s nan exits/s"
 fi
 # agent_ping_ms: a request that reaches the agent and back (a sync and
 # guest-info) against a state query, both from vmmctl over the same line.

@@ -32,6 +32,7 @@ fuzzers=(
 	"savefile 65536 vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c"
 	"json 4096 lib/json.c lib/fmt.c lib/base64.c"
 	"agent 4096 mgmt/guest_agent.c lib/json.c lib/fmt.c"
+	"console 16384 devices/virtio_console.c devices/virtqueue.c devices/devstate.c lib/fmt.c"
 )
 
 status=0

@@ -63,6 +63,18 @@ uint64_t clock_wallclock_ns(void)
 	return 1767225600ULL * 1000000000 + now_ns;
 }
 
+static bool additions_drive;
+static unsigned additions_inserted;
+
+int platform_insert_additions(struct vm *vm)
+{
+	if (!additions_drive)
+		return -1;
+	vm->platform.additions_present = true;
+	additions_inserted++;
+	return 0;
+}
+
 void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up)
 {
 	(void)vm_id;
@@ -1401,7 +1413,7 @@ static void test_guest_os_requests(void **state)
 	static const uint16_t guest_os[] = {
 		API_REQ_GET_HEARTBEAT,  API_REQ_SHUTDOWN,        API_REQ_GET_OS_NAME,
 		API_REQ_GET_ADDITIONS_VERSION, API_REQ_EXECUTE_COMMAND,
-		API_REQ_SET_PARAMETER, API_REQ_INSTALL_ADDITIONS,
+		API_REQ_SET_PARAMETER,
 	};
 
 	(void)state;
@@ -1421,6 +1433,18 @@ static void test_guest_os_requests(void **state)
 	assert_int_equal(call_vm(API_REQ_SYNC_TIME, "guest"), API_E_OK);
 	assert_int_equal(answer_uint(API_TAG_TIME_SYNC), 0);
 	assert_int_equal(call_vm(API_REQ_SYNC_TIME, "nobody"), API_E_NOT_FOUND);
+}
+
+static void test_install_additions(void **state)
+{
+	(void)state;
+	additions_drive = false;
+	assert_int_equal(call_vm(API_REQ_INSTALL_ADDITIONS, "guest"), API_E_NOT_FOUND);
+	assert_message("no additions drive");
+	additions_drive = true;
+	assert_int_equal(call_vm(API_REQ_INSTALL_ADDITIONS, "guest"), API_E_OK);
+	assert_int_equal(additions_inserted, 1);
+	assert_int_equal(call_vm(API_REQ_INSTALL_ADDITIONS, "nobody"), API_E_NOT_FOUND);
 }
 
 /* --- the hypercall table ----------------------------------------------------- */
@@ -1513,6 +1537,7 @@ int main(void)
 		cmocka_unit_test(test_pending_console_write_sees_the_vm_turn_off),
 		cmocka_unit_test(test_no_wait_for_a_paused_guest_or_without_a_slot),
 		cmocka_unit_test(test_guest_os_requests),
+		cmocka_unit_test(test_install_additions),
 		cmocka_unit_test(test_hypercalls_of_every_guest),
 		cmocka_unit_test(test_management_hypercalls),
 	};

@@ -117,11 +117,32 @@ static void test_init_checks_disk_size(void **state)
 	struct guest_memory m = { guest, GUEST_SIZE };
 
 	(void)state;
-	new_disk(0);
-	assert_int_equal(virtio_blk_init(&blk, m, &disk, false, NULL), -1);
 	new_disk(1000);
 	assert_int_equal(virtio_blk_init(&blk, m, &disk, false, NULL), -1);
 	assert_int_equal(virtio_blk_init(&blk, m, NULL, false, NULL), -1);
+}
+
+/* A drive without a medium, then with one: InstallAdditions' additions drive. */
+static void test_medium_change(void **state)
+{
+	static struct disk empty;
+	const struct virtio_device_ops *ops = blk.dev.ops;
+
+	(void)state;
+	disk_init(&empty, NULL, 0, NULL, &heap_chunks);
+	assert_int_equal(virtio_blk_change_medium(&blk, &empty), 0);
+	assert_int_equal(config_irqs, 1);
+	assert_int_equal(ops->config_read(&blk.dev, 0, 4), 0);
+	request(VIRTIO_BLK_T_IN, 0, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(virtio_blk_change_medium(&blk, &disk), 0);
+	assert_int_equal(config_irqs, 2);
+	assert_int_equal(ops->config_read(&blk.dev, 0, 4), sizeof(pristine) / VIRTIO_BLK_SECTOR_SIZE);
+	guest[STATUS] = 0xee;
+	request(VIRTIO_BLK_T_IN, 1, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_memory_equal(guest + DATA, sector_ptr(1), 512);
+	assert_int_equal(virtio_blk_change_medium(&blk, NULL), -1);
 }
 
 static void test_config_and_features(void **state)
@@ -533,6 +554,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_init_checks_disk_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_and_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_medium_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_framing, setup, teardown),

@@ -121,6 +121,25 @@ static void test_announcement_waits_for_buffers(void **state)
 	assert_int_equal(con.control_due, 0);
 }
 
+/* A control buffer too small for the port's name comes back empty; the name goes in the next. */
+static void test_small_control_buffer(void **state)
+{
+	const struct buf tiny = { DATA_BASE + 0x40000u + 64, 8, true };
+	const struct buf room = { DATA_BASE + 0x40000u + 128, 64, true };
+
+	(void)state;
+	control_buffers(1);
+	control_out(0, 0xffffffffu, VIRTIO_CONSOLE_DEVICE_READY, 1);
+	post_chain(&q[VIRTIO_CONSOLE_CTRL_RXQ], 1, &tiny, 1);
+	control_out(1, 0, VIRTIO_CONSOLE_PORT_READY, 1);
+	assert_int_equal(used_len(&q[VIRTIO_CONSOLE_CTRL_RXQ], 1), 0);
+	assert_true(con.control_due & VIRTIO_CONSOLE_DUE_NAME);
+	post_chain(&q[VIRTIO_CONSOLE_CTRL_RXQ], 2, &room, 1);
+	virtio_console_new_pass(&con);
+	assert_int_equal(control_event(2), VIRTIO_CONSOLE_PORT_NAME);
+	assert_false(con.control_due & VIRTIO_CONSOLE_DUE_NAME);
+}
+
 static void test_hostile_control_messages(void **state)
 {
 	const struct buf short_msg = { DATA_BASE, 4, false };
@@ -169,11 +188,18 @@ static void test_take_moves_whole_writes(void **state)
 	assert_int_equal(out[299], 'c');
 	assert_int_equal(virtio_console_take(&con, out, 350), 0);
 	assert_int_equal(con.stats.to_host_bytes, 600);
-	/* A write larger than the whole room could never go: dropped and counted. */
+	/* A write larger than this read's room waits, whole, for a read with room. */
 	guest_write(3, 'd', 400);
 	assert_int_equal(virtio_console_take(&con, out, 350), 0);
+	assert_int_equal(virtio_console_take(&con, out, 0), 0);
+	assert_int_equal(con.stats.oversize, 0);
+	assert_int_equal(used_idx(&q[VIRTIO_CONSOLE_TXQ]), 3);
+	assert_int_equal(virtio_console_take(&con, out, sizeof(out)), 400);
+	/* One larger than any read may be could never go: dropped and counted. */
+	guest_write(4, 'e', VIRTIO_CONSOLE_WRITE_MAX + 1);
+	assert_int_equal(virtio_console_take(&con, out, sizeof(out)), 0);
 	assert_int_equal(con.stats.oversize, 1);
-	assert_int_equal(used_idx(&q[VIRTIO_CONSOLE_TXQ]), 4);
+	assert_int_equal(used_idx(&q[VIRTIO_CONSOLE_TXQ]), 5);
 }
 
 static void test_give_fills_posted_buffers(void **state)
@@ -226,6 +252,7 @@ int main(void)
 		cmocka_unit_test_setup(test_announces_the_named_port, setup),
 		cmocka_unit_test_setup(test_announcement_waits_for_buffers, setup),
 		cmocka_unit_test_setup(test_hostile_control_messages, setup),
+		cmocka_unit_test_setup(test_small_control_buffer, setup),
 		cmocka_unit_test_setup(test_take_moves_whole_writes, setup),
 		cmocka_unit_test_setup(test_give_fills_posted_buffers, setup),
 		cmocka_unit_test_setup(test_give_needs_an_open_port, setup),

@@ -165,6 +165,8 @@ static void setup_two_vms(bool autostart)
 		strcpy(cfg.vms[i].name, i ? "b" : "a");
 		cfg.vms[i].memory_bytes = 1 << 20;
 		cfg.vms[i].autostart = autostart;
+		/* The guest agent's port and the additions drive: their state is saved too. */
+		cfg.vms[i].guest_agent = true;
 		bi.vms[i].ram_bytes = 1 << 20;
 		/* Reserved RAM as the firmware would have left it: Save reads it, Restore writes it. */
 		bi.vms[i].ram_base = (uint64_t)(uintptr_t)aligned_alloc(PAGE_SIZE, 1 << 20);
@@ -178,6 +180,8 @@ static void setup_two_vms(bool autostart)
 	arena_free_at_start = pages.free_pages;
 	bi.config = &cfg;
 	bi.host_pages = &pages;
+	static uint8_t additions[4096];
+	platform_init_additions(additions, sizeof(additions));
 	vm_create_all(&bi);
 	vm_start_autostart();
 }
@@ -367,6 +371,12 @@ static void test_save_and_restore(void **state)
 	assert_true(net >= 0);
 	assert_int_equal(nic_add(vm->id, mac), 0);
 	assert_int_equal(nic_attach(vm->id, 0, (unsigned)net), 0);
+	/* Its devices are built at power-on, as when the API adds an adapter to a VM that is off. */
+	assert_int_equal(vm_control(vm, VM_OP_RESET, NULL), 0);
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNING_ON, VM_STATE_RUNNING },
+		      4, NULL);
 	fill_guest(vm);
 	uint8_t *want = malloc(vm->boot->ram_bytes);
 	assert_non_null(want);
