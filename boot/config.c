@@ -103,6 +103,7 @@ enum vm_key {
 	VM_KEY_AUTH_KEY,
 	VM_KEY_GUEST_AGENT,
 	VM_KEY_TIME_SYNC,
+	VM_KEY_WATCHDOG,
 	VM_KEY_ON_HEARTBEAT_LOSS,
 	VM_KEY_HEARTBEAT_GRACE,
 	VM_KEY_COUNT,
@@ -219,6 +220,11 @@ static const struct word booleans[] = {
 };
 
 /* Each with the power of two it multiplies by; "" is plain bytes. */
+static const struct word watchdogs[] = {
+	{ "none", CFG_WATCHDOG_NONE },
+	{ "i6300esb", CFG_WATCHDOG_I6300ESB },
+};
+
 static const struct word heartbeat_actions[] = {
 	{ "none", CFG_HEARTBEAT_NONE },
 	{ "reset", CFG_HEARTBEAT_RESET },
@@ -721,6 +727,16 @@ static int set_time_sync(struct parser *p, const struct key *k, struct span v)
 	return get_boolean(p, k, v, &current_vm(p)->time_sync);
 }
 
+static int set_watchdog(struct parser *p, const struct key *k, struct span v)
+{
+	unsigned w;
+
+	if (get_word(p, k, v, watchdogs, ARRAY_SIZE(watchdogs), &w))
+		return -1;
+	current_vm(p)->watchdog = (enum cfg_watchdog)w;
+	return 0;
+}
+
 static int set_on_heartbeat_loss(struct parser *p, const struct key *k, struct span v)
 {
 	unsigned action;
@@ -799,6 +815,7 @@ static const struct key vm_keys[VM_KEY_COUNT] = {
 	[VM_KEY_AUTH_KEY] = { "auth_key", set_auth_key, 1 },
 	[VM_KEY_GUEST_AGENT] = { "guest_agent", set_guest_agent, 1 },
 	[VM_KEY_TIME_SYNC] = { "time_sync", set_time_sync, 1 },
+	[VM_KEY_WATCHDOG] = { "watchdog", set_watchdog, 1 },
 	[VM_KEY_ON_HEARTBEAT_LOSS] = { "on_heartbeat_loss", set_on_heartbeat_loss, 1 },
 	[VM_KEY_HEARTBEAT_GRACE] = { "heartbeat_grace", set_heartbeat_grace, 1 },
 };
@@ -1126,6 +1143,24 @@ bool config_heartbeat_action_parse(const char *name, enum cfg_heartbeat_action *
 	for (size_t i = 0; i < ARRAY_SIZE(heartbeat_actions); i++)
 		if (!strcmp(heartbeat_actions[i].name, name)) {
 			*action = (enum cfg_heartbeat_action)heartbeat_actions[i].value;
+			return true;
+		}
+	return false;
+}
+
+const char *config_watchdog_name(enum cfg_watchdog watchdog)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(watchdogs); i++)
+		if (watchdogs[i].value == (unsigned)watchdog)
+			return watchdogs[i].name;
+	return "unknown";
+}
+
+bool config_watchdog_parse(const char *name, enum cfg_watchdog *watchdog)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(watchdogs); i++)
+		if (!strcmp(watchdogs[i].name, name)) {
+			*watchdog = (enum cfg_watchdog)watchdogs[i].value;
 			return true;
 		}
 	return false;

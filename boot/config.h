@@ -44,6 +44,8 @@
  *                                port (docs/guest-agent.md)
  *   time_sync = yes              a boolean: the guest agent keeps the guest's
  *                                clock on the host's
+ *   watchdog  = none             none | i6300esb: an emulated watchdog that
+ *                                resets the VM when the guest stops feeding it
  *   on_heartbeat_loss = none     none | reset | turnoff: what happens to a VM
  *                                whose agent stopped answering
  *   heartbeat_grace = 30         seconds of silence first: 15..3600
@@ -97,6 +99,8 @@
 
 enum vm_boot_mode { VM_BOOT_REAL, VM_BOOT_LONG, VM_BOOT_LINUX };
 enum cfg_role { CFG_ROLE_GUEST, CFG_ROLE_MANAGEMENT };
+/* An emulated watchdog device (docs/guest-agent.md). */
+enum cfg_watchdog { CFG_WATCHDOG_NONE, CFG_WATCHDOG_I6300ESB };
 /* What the management VM does when a guest agent stops answering (docs/guest-agent.md). */
 enum cfg_heartbeat_action { CFG_HEARTBEAT_NONE, CFG_HEARTBEAT_RESET, CFG_HEARTBEAT_TURN_OFF };
 #define CFG_HEARTBEAT_GRACE_DEFAULT_S 30
@@ -134,6 +138,7 @@ struct cfg_vm {
 	bool autostart;                 /* default true */
 	bool guest_agent;               /* the agent's virtio-console port; default true */
 	bool time_sync;                 /* its agent keeps the guest's clock on the host's; default true */
+	enum cfg_watchdog watchdog;     /* default none */
 	enum cfg_heartbeat_action on_heartbeat_loss; /* default none */
 	uint32_t heartbeat_grace_s;     /* silence before it acts; default 30 */
 	enum cfg_role role;             /* default guest */
@@ -187,6 +192,9 @@ const char *config_boot_mode_name(enum vm_boot_mode mode);
 /* "none", "reset", "turnoff"; and back (false: no such action). */
 const char *config_heartbeat_action_name(enum cfg_heartbeat_action action);
 bool config_heartbeat_action_parse(const char *name, enum cfg_heartbeat_action *action);
+/* "none", "i6300esb"; and back. */
+const char *config_watchdog_name(enum cfg_watchdog watchdog);
+bool config_watchdog_parse(const char *name, enum cfg_watchdog *watchdog);
 
 /*
  * Parses s[0..n) as XX:XX:XX:XX:XX:XX (hex digits in either case) into

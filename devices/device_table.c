@@ -1,6 +1,7 @@
 #include "devices/device_table.h"
 
 #include "devices/acpi_pm.h"
+#include "devices/i6300esb.h"
 #include "devices/ioapic.h"
 #include "devices/lapic.h"
 #include "devices/pci.h"
@@ -31,6 +32,7 @@ const struct devstate_desc *const device_table[] = {
 	&virtio_blk_state_desc,
 	&virtio_net_state_desc,
 	&virtio_console_state_desc,
+	&i6300esb_state_desc,
 };
 
 const unsigned device_table_count = sizeof(device_table) / sizeof(device_table[0]);

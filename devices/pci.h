@@ -25,7 +25,7 @@
  * four adapters, and room for two more (each slot is ~600 bytes of every
  * VM's state).
  */
-#define PCI_MAX_DEVICES 7
+#define PCI_MAX_DEVICES 8
 #define PCI_CONFIG_SIZE 256
 #define PCI_NUM_BARS 6
 

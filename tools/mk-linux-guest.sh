@@ -56,7 +56,7 @@ mkdir -p "$ir"/{bin,sbin,dev,etc,proc,sys,tmp,mnt,run,lib/modules}
 cp "$work/bb/bin/busybox" "$ir/bin/busybox"
 for applet in sh mount umount insmod cat echo dd md5sum sha256sum poweroff reboot \
 	ip ifconfig udhcpc setsid cttyhack sed ping nc wc head sleep ls sync uname hexdump cmp seq \
-	date hwclock cp chmod mv mkdir dirname; do
+	date hwclock cp chmod mv mkdir dirname watchdog kill pidof; do
 	ln -s busybox "$ir/bin/$applet"
 done
 # qemu-ga's guest-set-time writes the RTC with /sbin/hwclock -w.
@@ -67,7 +67,7 @@ for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
 	drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko \
 	net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko \
 	drivers/char/virtio_console.ko fs/fat/fat.ko fs/fat/vfat.ko fs/nls/nls_cp437.ko \
-	fs/nls/nls_utf8.ko; do
+	fs/nls/nls_utf8.ko drivers/watchdog/watchdog.ko drivers/watchdog/i6300esb.ko; do
 	cp "$mods/$m" "$ir/lib/modules/"
 done
 # The guest agents: Debian's qemu-ga with the shared libraries it needs

@@ -147,6 +147,10 @@ int create_vm(struct call *c)
 	tlv_get_u8(c->req, c->len, API_TAG_TIME_SYNC, &time_sync);
 	cfg.time_sync = time_sync;
 	cfg.heartbeat_grace_s = CFG_HEARTBEAT_GRACE_DEFAULT_S;
+	if (tlv_get_str(c->req, c->len, API_TAG_WATCHDOG, mode, sizeof(mode)) == TLV_OK &&
+	    !config_watchdog_parse(mode, &cfg.watchdog))
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: watchdog must be none "
+			    "or i6300esb");
 	if (tlv_get_str(c->req, c->len, API_TAG_ON_HEARTBEAT_LOSS, mode, sizeof(mode)) == TLV_OK &&
 	    !config_heartbeat_action_parse(mode, &cfg.on_heartbeat_loss))
 		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: on_heartbeat_loss must "

@@ -39,6 +39,68 @@ void platform_init_additions(const uint8_t *base, uint64_t size)
 		  &none);
 }
 
+/* The 6300ESB's registers in configuration space: the device keeps them as state. */
+static void watchdog_config_write(void *ctx, unsigned offset, unsigned size)
+{
+	struct vm *vm = ctx;
+	struct platform *p = &vm->platform;
+
+	(void)offset;
+	(void)size;
+	i6300esb_config_write(&p->watchdog,
+			      (uint16_t)pci_config_get(p->watchdog_pci, I6300ESB_CONFIG_REG, 2),
+			      (uint8_t)pci_config_get(p->watchdog_pci, I6300ESB_LOCK_REG, 1),
+			      vm_now(vm).ns);
+	/* What a locked register kept is what the guest reads back. */
+	pci_config_set(p->watchdog_pci, I6300ESB_LOCK_REG, 1, p->watchdog.lock);
+}
+
+static uint64_t watchdog_bar_read(void *ctx, unsigned bar, uint64_t offset, unsigned size)
+{
+	(void)bar;
+	return i6300esb_read(&((struct vm *)ctx)->platform.watchdog, offset, size);
+}
+
+static void watchdog_bar_write(void *ctx, unsigned bar, uint64_t offset, unsigned size,
+			       uint64_t value)
+{
+	struct vm *vm = ctx;
+
+	(void)bar;
+	i6300esb_write(&vm->platform.watchdog, offset, size, (uint32_t)value, vm_now(vm).ns);
+}
+
+static const struct pci_function_ops watchdog_ops = {
+	.config_write = watchdog_config_write,
+	.bar_read = watchdog_bar_read,
+	.bar_write = watchdog_bar_write,
+};
+
+/* The watchdog after the virtio functions, its BAR after theirs; no interrupt pin. */
+static int add_watchdog(struct vm *vm)
+{
+	struct platform *p = &vm->platform;
+	const struct pci_function_info info = {
+		.vendor_id = I6300ESB_VENDOR_ID, .device_id = I6300ESB_DEVICE_ID,
+		.subsystem_vendor_id = I6300ESB_VENDOR_ID, .subsystem_id = I6300ESB_DEVICE_ID,
+		.class_code = I6300ESB_CLASS,
+		.bars = { [0] = { PCI_BAR_MEM32, false, I6300ESB_BAR_SIZE } },
+		.ops = &watchdog_ops, .ctx = vm,
+	};
+
+	i6300esb_init(&p->watchdog, p->watchdog_fired);
+	p->watchdog_fired = false;
+	p->watchdog_pci = pci_add_function(&p->pci, &info);
+	if (!p->watchdog_pci)
+		return -1;
+	pci_config_set_wmask(p->watchdog_pci, I6300ESB_CONFIG_REG, 2, I6300ESB_CONFIG_WRITABLE);
+	pci_config_set_wmask(p->watchdog_pci, I6300ESB_LOCK_REG, 1, I6300ESB_LOCK_WRITABLE);
+	pci_config_write(p->watchdog_pci, PCI_BAR0, 4,
+			 PLATFORM_PCI_MEM_BASE + PLATFORM_VIRTIO_MAX * VIRTIO_PCI_BAR_SIZE);
+	pci_config_write(p->watchdog_pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	return 0;
+}
+
 int platform_insert_additions(struct vm *vm)
 {
 	struct platform *p = &vm->platform;
@@ -366,6 +428,11 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 			p->additions_present = true;
 		}
 	}
+	p->watchdog_pci = NULL;
+	if (vm->cfg->watchdog == CFG_WATCHDOG_I6300ESB && add_watchdog(vm)) {
+		fmt_snprintf(why, why_size, "the watchdog has no PCI slot left");
+		return -1;
+	}
 	return 0;
 }
 
@@ -374,7 +441,17 @@ uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc)
 	struct lapic *lapic = &vm->platform.lapic;
 
 	lapic_timer_run(lapic, now_ns, now_tsc);
-	return lapic_next_event_ns(lapic, now_ns, now_tsc);
+	uint64_t next = lapic_next_event_ns(lapic, now_ns, now_tsc);
+	struct platform *p = &vm->platform;
+	if (!p->watchdog_pci)
+		return next;
+	if (i6300esb_run(&p->watchdog, now_ns)) {
+		/* The guest stopped feeding it: reset, and the driver finds TIMEOUT set after. */
+		p->watchdog_fired = true;
+		vm_request_reset(vm, "the watchdog (i6300esb) expired");
+	}
+	uint64_t w = i6300esb_next_event(&p->watchdog);
+	return w && (!next || w < next) ? w : next;
 }
 
 /*

@@ -14,6 +14,7 @@
 #include "boot/config.h"
 #include "devices/acpi_pm.h"
 #include "devices/acpi_tables.h"
+#include "devices/i6300esb.h"
 #include "devices/ioapic.h"
 #include "devices/lapic.h"
 #include "devices/pci.h"
@@ -31,7 +32,8 @@
 #define PLATFORM_IRQ_ADDITIONS 15
 /* The disk, the guest agent's port, the additions drive and the adapters. */
 #define PLATFORM_VIRTIO_MAX (3 + CFG_MAX_NICS)
-_Static_assert(PLATFORM_VIRTIO_MAX <= PCI_MAX_DEVICES, "every virtio transport has a PCI slot");
+_Static_assert(PLATFORM_VIRTIO_MAX + 1 <= PCI_MAX_DEVICES,
+	       "every virtio transport and the watchdog have a PCI slot");
 _Static_assert(PLATFORM_VIRTIO_MAX <= ACPI_PCI_ROUTES_MAX,
 	       "every virtio transport has an I/O APIC input of its own");
 
@@ -68,6 +70,10 @@ struct platform {
 	/* A read-only drive, empty until InstallAdditions puts the additions in. */
 	struct virtio_blk additions;
 	bool additions_present;
+	/* watchdog = i6300esb: the device, and whether it caused the last reset. */
+	struct i6300esb watchdog;
+	struct pci_function *watchdog_pci;
+	bool watchdog_fired;
 	struct virtio_net net[CFG_MAX_NICS];
 	struct platform_nic net_port[CFG_MAX_NICS];
 	unsigned net_count;

@@ -68,7 +68,7 @@ static const struct devstate_desc saved_vm_desc = DEVSTATE_DESC(
 
 /* Record names of the devices a VM has several of (devices/devstate.h). */
 static const char *const pci_names[] = { "pci0", "pci1", "pci2", "pci3",
-					 "pci4", "pci5", "pci6", "pci7" };
+					 "pci4", "pci5", "pci6", "pci7", "pci8" };
 static const char *const virtio_names[] = { "virtio_pci0", "virtio_pci1", "virtio_pci2",
 					    "virtio_pci3", "virtio_pci4", "virtio_pci5", "virtio_pci6" };
 static const char *const net_names[] = { "virtio_net0", "virtio_net1", "virtio_net2",
@@ -78,7 +78,7 @@ _Static_assert(sizeof(virtio_names) / sizeof(virtio_names[0]) == PLATFORM_VIRTIO
 	       "a name per transport");
 _Static_assert(sizeof(net_names) / sizeof(net_names[0]) == CFG_MAX_NICS, "a name per adapter");
 
-#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 3 + CFG_MAX_NICS)
+#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 4 + CFG_MAX_NICS)
 _Static_assert(VM_DEVICES_MAX <= SAVEFILE_DEVICES_MAX && VM_DEVICES_MAX <= DEVSTATE_MAX_DEVICES,
 	       "a VM's devices fit one save file");
 
@@ -111,6 +111,8 @@ static unsigned vm_devices(struct vm *vm, struct saved_vm *own, struct devstate_
 		out[n++] = (struct devstate_instance){ &virtio_blk_state_desc, &p->blk, NULL };
 	if (p->agent_present)
 		out[n++] = (struct devstate_instance){ &virtio_console_state_desc, &p->agent, NULL };
+	if (p->watchdog_pci)
+		out[n++] = (struct devstate_instance){ &i6300esb_state_desc, &p->watchdog, NULL };
 	/* Restored empty, like a drive after a power cut: the medium is not state. */
 	if (p->additions_present)
 		out[n++] = (struct devstate_instance){ &virtio_blk_state_desc, &p->additions,
@@ -232,6 +234,8 @@ static size_t encode_config(const struct cfg_vm *cfg, uint8_t *out, size_t cap)
 		tlv_put_str(&w, API_TAG_DISK, cfg->disk);
 	tlv_put_u8(&w, API_TAG_GUEST_AGENT, cfg->guest_agent);
 	tlv_put_u8(&w, API_TAG_TIME_SYNC, cfg->time_sync);
+	if (cfg->watchdog != CFG_WATCHDOG_NONE)
+		tlv_put_str(&w, API_TAG_WATCHDOG, config_watchdog_name(cfg->watchdog));
 	tlv_put_str(&w, API_TAG_ON_HEARTBEAT_LOSS, config_heartbeat_action_name(cfg->on_heartbeat_loss));
 	tlv_put_u32(&w, API_TAG_HEARTBEAT_GRACE_S, cfg->heartbeat_grace_s);
 	return tlv_writer_ok(&w) ? w.len : 0;

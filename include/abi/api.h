@@ -211,6 +211,8 @@ enum api_type {
 	/* What the management VM does when the VM's agent stops answering */ \
 	X(ON_HEARTBEAT_LOSS, 0x3c, API_T_STR,        "on_heartbeat_loss")  \
 	X(HEARTBEAT_GRACE_S, 0x3d, API_T_U32,        "heartbeat_grace_s")  \
+	/* An emulated watchdog device: none, i6300esb */                  \
+	X(WATCHDOG,          0x3e, API_T_STR,        "watchdog")           \
 	/* Network adapter */                                              \
 	X(NIC,               0x40, API_T_U8,         "nic")                \
 	X(NIC_ENTRY,         0x41, API_T_LIST,       "nic_entry")          \

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "devices/acpi_pm.h"
+#include "devices/i6300esb.h"
 #include "devices/devstate.h"
 #include "devices/ioapic.h"
 #include "devices/lapic.h"
@@ -31,7 +32,7 @@
 #define MACHINE_BLK_LINE 11
 #define MACHINE_NET_LINE 10
 #define MACHINE_AGENT_LINE 5
-#define MACHINE_DEVICES 18
+#define MACHINE_DEVICES 19
 
 /* Guest RAM and the disk's bytes: outside the state, shared by every machine. */
 static _Alignas(4096) uint8_t machine_ram[MACHINE_RAM_BYTES];
@@ -50,6 +51,7 @@ struct machine {
 	struct virtio_blk blk;
 	struct virtio_net net;
 	struct virtio_console agent;
+	struct i6300esb watchdog;
 	struct disk disk;
 	uint8_t *disk_chunks[1];
 };
@@ -101,6 +103,7 @@ static inline void machine_power_on(struct machine *m, void (*tx)(void *ctx, uin
 	virtio_pci_init(&m->virtio[1], &m->pci, &m->net.dev, MACHINE_NET_LINE, &irq);
 	virtio_console_init(&m->agent, ram, NULL);
 	virtio_pci_init(&m->virtio[2], &m->pci, &m->agent.dev, MACHINE_AGENT_LINE, &irq);
+	i6300esb_init(&m->watchdog, false);
 }
 
 static inline void machine_instances(struct machine *m, struct devstate_instance *devs)
@@ -123,6 +126,7 @@ static inline void machine_instances(struct machine *m, struct devstate_instance
 	devs[15] = (struct devstate_instance){ &pci_function_state_desc, &m->pci.devices[3], "pci3" };
 	devs[16] = (struct devstate_instance){ &virtio_pci_state_desc, &m->virtio[2], "virtio_pci3" };
 	devs[17] = (struct devstate_instance){ &virtio_console_state_desc, &m->agent, NULL };
+	devs[18] = (struct devstate_instance){ &i6300esb_state_desc, &m->watchdog, NULL };
 }
 
 #endif

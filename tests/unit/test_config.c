@@ -191,6 +191,10 @@ static void test_guest_agent_keys(void **state)
 	check_vm_value("heartbeat_grace", "14", "out of range: 14 (expected 15..3600)");
 	check_vm_value("heartbeat_grace", "3601", "out of range");
 	check_vm_value("guest_agent", "maybe", "expected yes, no, true, false, on, off, 1 or 0");
+	parse_ok(VM_A "watchdog = i6300esb\n");
+	assert_int_equal(cfg.vms[0].watchdog, CFG_WATCHDOG_I6300ESB);
+	assert_string_equal(config_watchdog_name(CFG_WATCHDOG_I6300ESB), "i6300esb");
+	check_vm_value("watchdog", "ib700", "expected none or i6300esb");
 }
 
 static void test_output_fully_overwritten(void **state)

@@ -596,6 +596,30 @@ static size_t virtio_console_probe(void *s, uint8_t *out)
 	return n + used_ring(AGENT_TX_RING, out + n);
 }
 
+/* Armed with a 1-s heartbeat as Linux's driver does it, the first stage under way. */
+static void i6300esb_drive(void *s)
+{
+	struct i6300esb *w = s;
+
+	i6300esb_config_write(w, 0x0003, 0, 0);
+	for (unsigned t = 0; t < 2; t++) {
+		i6300esb_write(w, I6300ESB_RELOAD, 2, I6300ESB_UNLOCK1, 0);
+		i6300esb_write(w, I6300ESB_RELOAD, 2, I6300ESB_UNLOCK2, 0);
+		i6300esb_write(w, t ? I6300ESB_TIMER2 : I6300ESB_TIMER1, 4, 1 << 9, 0);
+	}
+	i6300esb_config_write(w, 0x0003, I6300ESB_LOCK_ENABLE, 1000);
+	i6300esb_run(w, 600000000);
+}
+/* When the stages end and what the guest reads: both follow from the saved counts. */
+static size_t i6300esb_probe(void *s, uint8_t *out)
+{
+	struct i6300esb *w = s;
+	size_t n = put_u32(out, (uint32_t)i6300esb_next_event(w));
+
+	out[n++] = i6300esb_run(w, 2000000000);
+	return n + put_u32(out + n, i6300esb_read(w, I6300ESB_RELOAD, 2));
+}
+
 static const struct subject subjects[] = {
 	{ &pic_state_desc, pic_drive, pic_probe },
 	{ &rtc_state_desc, rtc_drive, rtc_probe },
@@ -615,6 +639,7 @@ static const struct subject subjects[] = {
 	{ &pci_function_state_desc, pci_function_drive, pci_function_probe },
 	{ &virtio_pci_state_desc, virtio_pci_drive, virtio_pci_probe },
 	{ &virtio_console_state_desc, virtio_console_drive, virtio_console_probe },
+	{ &i6300esb_state_desc, i6300esb_drive, i6300esb_probe },
 };
 #define SUBJECTS (sizeof(subjects) / sizeof(subjects[0]))
 _Static_assert(SUBJECTS == MACHINE_DEVICES, "a subject for every device of the machine");

@@ -165,8 +165,9 @@ static void setup_two_vms(bool autostart)
 		strcpy(cfg.vms[i].name, i ? "b" : "a");
 		cfg.vms[i].memory_bytes = 1 << 20;
 		cfg.vms[i].autostart = autostart;
-		/* The guest agent's port and the additions drive: their state is saved too. */
+		/* The guest agent's port, the additions drive and a watchdog: their state is saved too. */
 		cfg.vms[i].guest_agent = true;
+		cfg.vms[i].watchdog = CFG_WATCHDOG_I6300ESB;
 		bi.vms[i].ram_bytes = 1 << 20;
 		/* Reserved RAM as the firmware would have left it: Save reads it, Restore writes it. */
 		bi.vms[i].ram_base = (uint64_t)(uintptr_t)aligned_alloc(PAGE_SIZE, 1 << 20);
