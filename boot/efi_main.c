@@ -573,9 +573,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	if (config.hv.additions[0]) {
 		EFI_STATUS st = efi_read_file(root, config.hv.additions, BOOT_ADDITIONS_MAX,
 					      &boot.additions);
-		if (st != EFI_SUCCESS || !boot.additions.size) {
-			log_err("additions '%s': cannot read it from the boot volume: %s",
-				config.hv.additions, st != EFI_SUCCESS ? efi_status_name(st) : "empty");
+		if (st != EFI_SUCCESS || !boot.additions.size || boot.additions.size % 512) {
+			log_err("additions '%s': %s", config.hv.additions,
+				st != EFI_SUCCESS ? efi_status_name(st)
+						  : "not a disk image (a whole number of 512-byte sectors)");
 			return give_up(EFI_LOAD_ERROR, "configuration error");
 		}
 		log_info("additions '%s': %llu KiB, inserted into a VM by InstallAdditions",

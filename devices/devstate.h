@@ -22,7 +22,7 @@
 
 #define DEVSTATE_NAME_MAX 16   /* bytes in a device name */
 #define DEVSTATE_MAX_STATE 4096 /* bytes in a described structure (a vCPU: 3.1 KiB) */
-#define DEVSTATE_MAX_DEVICES 32
+#define DEVSTATE_MAX_DEVICES 40
 #define DEVSTATE_ERROR_MAX 128
 #define DEVSTATE_HEADER_MAX (1 + DEVSTATE_NAME_MAX + 2 + 4)
 

@@ -8,12 +8,16 @@ void i6300esb_init(struct i6300esb *w, bool timed_out)
 	w->timed_out = timed_out;
 }
 
-/* How long a stage of `ticks` counts: 2^15 or 2^5 PCI clocks a tick. */
+/*
+ * How long a stage of `ticks` counts: 2^15 or 2^5 PCI clocks a tick. A
+ * preload of 0 counts one tick, so every stage takes time and the
+ * catch-up in i6300esb_run ends.
+ */
 static uint64_t stage_ns(const struct i6300esb *w, uint32_t ticks)
 {
 	unsigned shift = w->config & I6300ESB_CONFIG_FREQ ? 5 : 15;
 
-	return ((uint64_t)ticks << shift) * I6300ESB_PCI_CLOCK_NS;
+	return ((uint64_t)(ticks ? ticks : 1) << shift) * I6300ESB_PCI_CLOCK_NS;
 }
 
 static bool counting(const struct i6300esb *w)
@@ -56,8 +60,13 @@ void i6300esb_write(struct i6300esb *w, uint64_t offset, unsigned size, uint32_t
 {
 	bool unlocked = w->unlock == 2;
 
-	if (offset == I6300ESB_RELOAD && size == 2) {
-		if (value == I6300ESB_UNLOCK1 && w->unlock == 0) {
+	/*
+	 * The first unlock value starts the sequence whatever came before, as
+	 * in QEMU's model: Linux unlocks, reads RELOAD, and unlocks again.
+	 * Older drivers wrote it with byte accesses.
+	 */
+	if (offset == I6300ESB_RELOAD && (size == 1 || size == 2)) {
+		if (value == I6300ESB_UNLOCK1) {
 			w->unlock = 1;
 			return;
 		}
@@ -88,16 +97,14 @@ bool i6300esb_run(struct i6300esb *w, uint64_t now_ns)
 			w->deadline_ns += stage_ns(w, w->preload[1]);
 			continue;
 		}
-		w->timed_out = true;
 		if (!(w->config & I6300ESB_CONFIG_NO_REBOOT)) {
+			w->timed_out = true;
 			w->stage = 0;
 			w->deadline_ns = 0;
 			return true;
 		}
-		/* The output is off: it counts on, as QEMU's does, and resets nothing. */
-		restart(w, w->deadline_ns);
-		if (!w->preload[0] && !w->preload[1])
-			w->stage = 0;
+		/* The output is off: it counts on from now, as QEMU's does, and resets nothing. */
+		restart(w, now_ns);
 	}
 	return false;
 }
@@ -120,6 +127,13 @@ static bool i6300esb_state_check(const void *state, const void *live, const char
 	(void)live;
 	if (w->stage > 2)
 		return devstate_refuse(err, device, "stage", 0, "= %u: 0, 1 or 2", w->stage);
+	if ((w->stage != 0) != counting(w))
+		return devstate_refuse(err, device, "stage", 0, "= %u with the watchdog %s", w->stage,
+				       counting(w) ? "enabled" : "stopped");
+	/* Guest time in ns is far below 2^62 (146 years); the clock's arithmetic needs room. */
+	if (w->deadline_ns >> 62)
+		return devstate_refuse(err, device, "deadline_ns", 0, "= %llu: too far",
+				       (unsigned long long)w->deadline_ns);
 	return true;
 }
 

@@ -107,6 +107,7 @@ int platform_insert_additions(struct vm *vm)
 
 	if (!p->additions_present || !additions_disk.size)
 		return -1;
+	p->additions_inserted = true;
 	return virtio_blk_change_medium(&p->additions, &additions_disk);
 }
 
@@ -420,7 +421,8 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 		p->agent_present = true;
 		/* The additions drive comes with the agent's port, empty. */
 		if (additions_disk.size) {
-			if (virtio_blk_init(&p->additions, mem, &no_medium, true, "vmm-additions") ||
+			struct disk *medium = p->additions_inserted ? &additions_disk : &no_medium;
+			if (virtio_blk_init(&p->additions, mem, medium, true, "vmm-additions") ||
 			    add_virtio(vm, &p->additions.dev, PLATFORM_IRQ_ADDITIONS)) {
 				fmt_snprintf(why, why_size, "the additions drive cannot be attached");
 				return -1;

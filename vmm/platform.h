@@ -70,6 +70,7 @@ struct platform {
 	/* A read-only drive, empty until InstallAdditions puts the additions in. */
 	struct virtio_blk additions;
 	bool additions_present;
+	bool additions_inserted;        /* stays in, like a CD, across resets and power cycles */
 	/* watchdog = i6300esb: the device, and whether it caused the last reset. */
 	struct i6300esb watchdog;
 	struct pci_function *watchdog_pci;

@@ -56,7 +56,7 @@ enum savefile_record_type {
 /* Pages in one compressed or raw run: one LZ block, 64 KiB. */
 #define SAVEFILE_RUN_PAGES_MAX (LZ_BLOCK_MAX / SAVEFILE_PAGE_SIZE)
 #define SAVEFILE_RUN_HEADER_SIZE 16u
-#define SAVEFILE_DEVICES_MAX 32u
+#define SAVEFILE_DEVICES_MAX 40u
 #define SAVEFILE_DEVICE_NAME_MAX 16u /* as devices/devstate.h's DEVSTATE_NAME_MAX */
 
 enum savefile_boot_mode { SAVEFILE_BOOT_REAL, SAVEFILE_BOOT_LONG, SAVEFILE_BOOT_LINUX };

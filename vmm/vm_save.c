@@ -78,7 +78,13 @@ _Static_assert(sizeof(virtio_names) / sizeof(virtio_names[0]) == PLATFORM_VIRTIO
 	       "a name per transport");
 _Static_assert(sizeof(net_names) / sizeof(net_names[0]) == CFG_MAX_NICS, "a name per adapter");
 
-#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 4 + CFG_MAX_NICS)
+/*
+ * The fixed eight, the host bridge and every PCI function (pci_add_function
+ * refuses more), the transports, the four device models (disk, agent port,
+ * additions drive, watchdog), the adapters and the hypervisor's own record:
+ * every instance vm_devices() can list, so its callers' arrays hold them.
+ */
+#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 4 + CFG_MAX_NICS + 1)
 _Static_assert(VM_DEVICES_MAX <= SAVEFILE_DEVICES_MAX && VM_DEVICES_MAX <= DEVSTATE_MAX_DEVICES,
 	       "a VM's devices fit one save file");
 

@@ -60,6 +60,7 @@ struct heartbeat {
 	uint8_t pings;                  /* in history, up to HEARTBEAT_WINDOW */
 	uint64_t last_seen_ms;          /* 0: never */
 	unsigned missed;                /* pings since the last answer (port closed: passes) */
+	unsigned unlisted;              /* passes in a row that did not list the VM */
 	bool lost_said;
 	/* The VM's on_heartbeat_loss, as ListVirtualMachines gives it, and whether it acted. */
 	char action[16];
@@ -781,8 +782,10 @@ static void ping(struct heartbeat *b)
 	n = agent_request_end(&w) + 1;
 	agent_stream_expect_sync(&b->stream);
 	long r = agent_io(b->vm, request, n, &taken, &status);
-	/* A ping the receive buffers cannot take whole is not sent: it counts as unanswered. */
+	/* A ping the receive buffers cannot take whole is not sent: it is missed at once. */
 	b->in_flight = r >= 0 && taken == n;
+	if (!b->in_flight)
+		b->missed++;
 	if (r > 0)
 		guest_os_poll_bytes(b->vm, io_buf, (size_t)r);
 }
@@ -859,6 +862,7 @@ static void heartbeat_pass_vm(const struct tlv *t, bool *listed)
 	if (!b)
 		return;
 	listed[b - beats] = true;
+	b->unlisted = 0;
 	if (tlv_get_str(t->value, t->len, API_TAG_ON_HEARTBEAT_LOSS, b->action,
 			sizeof(b->action)) != TLV_OK)
 		memcpy(b->action, "none", 5);
@@ -928,10 +932,13 @@ void guest_os_poll(void)
 			break;
 	}
 	for (unsigned i = 0; i < HEARTBEAT_VMS; i++) {
-		/* A VM deleted or not running starts its record afresh. */
-		if (!listed[i])
+		/*
+		 * A VM deleted or not running starts its record afresh; two
+		 * passes, as a deletion between two pages can skip one once.
+		 */
+		if (!listed[i] && beats[i].vm[0] && ++beats[i].unlisted >= 2)
 			beats[i].vm[0] = '\0';
-		else if (!beats[i].missed && beats[i].last_seen_ms)
+		else if (listed[i] && !beats[i].missed && beats[i].last_seen_ms)
 			check_clock(&beats[i], mgmt_now_ms());
 	}
 }

@@ -35,6 +35,9 @@ static void set_heartbeat(unsigned seconds, uint64_t now)
 static void linux_start(uint64_t now)
 {
 	i6300esb_config_write(&w, 0x0003, 0, now);
+	/* It reads RELOAD behind an unlock (was it the watchdog's reset?), then clears it. */
+	unlock(now);
+	i6300esb_read(&w, I6300ESB_RELOAD, 2);
 	unlock(now);
 	i6300esb_write(&w, I6300ESB_RELOAD, 2, I6300ESB_RELOAD_TIMEOUT | I6300ESB_RELOAD_KICK, now);
 	set_heartbeat(10, now);
@@ -63,9 +66,21 @@ static void test_expires_after_both_stages(void **state)
 	assert_true(i6300esb_run(&w, 2 * stage));
 	assert_int_equal(i6300esb_read(&w, I6300ESB_RELOAD, 2), I6300ESB_RELOAD_TIMEOUT);
 	assert_int_equal(i6300esb_next_event(&w), 0);
-	/* After the reset the driver finds the TIMEOUT bit: bootstatus CARDRESET. */
+	/* After the reset the driver finds the TIMEOUT bit: bootstatus CARDRESET; then clears it. */
 	i6300esb_init(&w, true);
 	assert_int_equal(i6300esb_read(&w, I6300ESB_RELOAD, 2), I6300ESB_RELOAD_TIMEOUT);
+	linux_start(0);
+	assert_int_equal(i6300esb_read(&w, I6300ESB_RELOAD, 2), 0);
+}
+
+/* A preload of 0 still takes time: the catch-up after a long pause ends. */
+static void test_zero_preload_terminates(void **state)
+{
+	(void)state;
+	i6300esb_config_write(&w, 0x0003 | I6300ESB_CONFIG_NO_REBOOT | I6300ESB_CONFIG_FREQ,
+			      I6300ESB_LOCK_ENABLE, 0);
+	assert_false(i6300esb_run(&w, 1000000000000ULL));
+	assert_true(i6300esb_next_event(&w) > 1000000000000ULL);
 }
 
 static void test_keepalive_restarts_stage_one(void **state)
@@ -117,7 +132,9 @@ static void test_output_off_resets_nothing(void **state)
 	linux_start(0);
 	i6300esb_config_write(&w, 0x0003 | I6300ESB_CONFIG_NO_REBOOT, I6300ESB_LOCK_ENABLE, 0);
 	assert_false(i6300esb_run(&w, 100000 * MS));
-	assert_int_equal(i6300esb_read(&w, I6300ESB_RELOAD, 2), I6300ESB_RELOAD_TIMEOUT);
+	/* Nothing was reset, so nothing says it was. */
+	assert_int_equal(i6300esb_read(&w, I6300ESB_RELOAD, 2), 0);
+	assert_true(i6300esb_next_event(&w) > 100000 * MS);
 	/* The fast clock: 2^5 PCI clocks a tick. */
 	i6300esb_config_write(&w, 0x0003 | I6300ESB_CONFIG_FREQ, 0, 0);
 	i6300esb_config_write(&w, 0x0003 | I6300ESB_CONFIG_FREQ, I6300ESB_LOCK_ENABLE, 0);
@@ -132,6 +149,7 @@ int main(void)
 		cmocka_unit_test_setup(test_reload_needs_the_unlock_sequence, setup),
 		cmocka_unit_test_setup(test_stop_and_lock, setup),
 		cmocka_unit_test_setup(test_output_off_resets_nothing, setup),
+		cmocka_unit_test_setup(test_zero_preload_terminates, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
