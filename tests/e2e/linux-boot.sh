@@ -22,7 +22,7 @@ fail() { echo "FAIL $1"; failed=$((failed + 1)); }
 	{ fail "linux: guest build ($(tail -1 "$work/mk-linux.out"))"; exit 1; }
 
 "$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --console-server "$work/line.sock" \
-	--megs 640 --timeout 1700 --extra "$linux/vmlinuz" --extra "$linux/initrd.img" \
+	--megs 640 --timeout 2400 --extra "$linux/vmlinuz" --extra "$linux/initrd.img" \
 	--extra "$linux/disk.img" --extra "$root/build/additions/additions.img" >"$work/run-bochs.out" 2>&1 &
 bochs=$!
 # run-bochs.sh ends Bochs and drops its disk lock on its way out; wait for that.
@@ -452,15 +452,9 @@ else
 	fail "linux: guest-heartbeat lin2 after its agent died ($(ctl guest-heartbeat lin2 2>&1 | tr '\n' ' '))"
 fi
 # Its on_heartbeat_loss = reset acts after the 20-s grace, like a watchdog:
-# lin2 boots again, its agent starts and answers.
+# lin2 boots again (meanwhile the tests below go on) and its agent answers.
 check "linux: lin2's on_heartbeat_loss = reset resets it (the reason in its state change)" \
 	"vm 'lin2': Running \(heartbeat lost for [0-9]+ s \(on_heartbeat_loss = reset\)\)" 120
-deadline=$((SECONDS + 900))
-while [ "$(grep -ac '\[lin2\] vmmtest: ready' "$serial")" -lt 2 ] && [ $SECONDS -lt $deadline ]; do
-	sleep 5
-done
-check "linux: after the reset lin2's agent answers again (heartbeat back)" \
-	"mgmt: vm 'lin2': heartbeat back" 120
 # Time sync: lin1's clock set wrong in the guest, then SyncTime (time_sync
 # on) sets it to the host's through qemu-ga's guest-set-time.
 run lin1 'date -s "2001-02-03 04:05:06" >/dev/null; echo WRONG-$(date +%Y)' 'WRONG-[0-9]+' >/dev/null
@@ -477,7 +471,7 @@ if ctl guest-shutdown lin1 >"$work/shutdown.out" 2>&1; then
 else
 	fail "linux: guest-shutdown lin1 ($(tail -1 "$work/shutdown.out"))"
 fi
-check "linux: lin1's own shutdown ran" "\[lin1\] vmmtest: shutdown scripts ran \(-h -P \+0" 120
+check "linux: lin1's own shutdown ran" "\[lin1\] .*vmmtest: shutdown scripts ran \(-h -P \+0" 120
 check "linux: lin1 powered off after guest-shutdown (state change reported)" \
 	"vm 'lin1': TurnedOff \(powered off by the guest \(ACPI S5\)\)" 180
 
@@ -494,12 +488,16 @@ fi
 ctl console lin3 --send 'kill -9 $(pidof watchdog)\n' >/dev/null
 check "linux: lin3's i6300esb resets it once nothing feeds it (reason in its state change)" \
 	"vm 'lin3': Running \(the watchdog \(i6300esb\) expired\)" 90
-deadline=$((SECONDS + 900))
-while [ "$(grep -ac '\[lin3\] vmmtest: ready' "$serial")" -lt 2 ] && [ $SECONDS -lt $deadline ]; do
-	sleep 5
-done
+# lin3 boots again; it is turned off from outside rather than waited for.
+if ctl turnoff lin3 >"$work/turnoff3.out" 2>&1 && grep -q 'lin3: TurnedOff' "$work/turnoff3.out"; then
+	pass "linux: vmmctl turnoff lin3 while it boots again"
+else
+	fail "linux: turnoff lin3 ($(tail -1 "$work/turnoff3.out"))"
+fi
+check "linux: after the reset lin2's agent answers again (heartbeat back)" \
+	"mgmt: vm 'lin2': heartbeat back" 600
 
-for vm in lin2 lin3 lin4; do
+for vm in lin2 lin4; do
 	ctl console "$vm" --send 'poweroff -f\n' >/dev/null
 	check "linux: $vm powers off through ACPI (state change reported)" \
 		"vm '$vm': TurnedOff \(powered off by the guest \(ACPI S5\)\)" 180
