@@ -1122,46 +1122,57 @@ int config_parse(const char *text, size_t len, struct config *out, struct cfg_di
 	return finish(&p);
 }
 
+/* A word's name in its table, or "unknown". */
+static const char *word_name(const struct word *words, size_t n, unsigned value)
+{
+	for (size_t i = 0; i < n; i++)
+		if (words[i].value == value)
+			return words[i].name;
+	return "unknown";
+}
+
+/* The value of a word named exactly (lowercase, as the API spells it); false: none. */
+static bool word_value(const struct word *words, size_t n, const char *name, unsigned *value)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(words[i].name, name)) {
+			*value = words[i].value;
+			return true;
+		}
+	return false;
+}
+
 const char *config_boot_mode_name(enum vm_boot_mode mode)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(boot_modes); i++)
-		if (boot_modes[i].value == (unsigned)mode)
-			return boot_modes[i].name;
-	return "unknown";
+	return word_name(boot_modes, ARRAY_SIZE(boot_modes), (unsigned)mode);
 }
 
 const char *config_heartbeat_action_name(enum cfg_heartbeat_action action)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(heartbeat_actions); i++)
-		if (heartbeat_actions[i].value == (unsigned)action)
-			return heartbeat_actions[i].name;
-	return "unknown";
+	return word_name(heartbeat_actions, ARRAY_SIZE(heartbeat_actions), (unsigned)action);
 }
 
 bool config_heartbeat_action_parse(const char *name, enum cfg_heartbeat_action *action)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(heartbeat_actions); i++)
-		if (!strcmp(heartbeat_actions[i].name, name)) {
-			*action = (enum cfg_heartbeat_action)heartbeat_actions[i].value;
-			return true;
-		}
-	return false;
+	unsigned v;
+
+	if (!word_value(heartbeat_actions, ARRAY_SIZE(heartbeat_actions), name, &v))
+		return false;
+	*action = (enum cfg_heartbeat_action)v;
+	return true;
 }
 
 const char *config_watchdog_name(enum cfg_watchdog watchdog)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(watchdogs); i++)
-		if (watchdogs[i].value == (unsigned)watchdog)
-			return watchdogs[i].name;
-	return "unknown";
+	return word_name(watchdogs, ARRAY_SIZE(watchdogs), (unsigned)watchdog);
 }
 
 bool config_watchdog_parse(const char *name, enum cfg_watchdog *watchdog)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(watchdogs); i++)
-		if (!strcmp(watchdogs[i].name, name)) {
-			*watchdog = (enum cfg_watchdog)watchdogs[i].value;
-			return true;
-		}
-	return false;
+	unsigned v;
+
+	if (!word_value(watchdogs, ARRAY_SIZE(watchdogs), name, &v))
+		return false;
+	*watchdog = (enum cfg_watchdog)v;
+	return true;
 }

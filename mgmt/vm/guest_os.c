@@ -242,26 +242,32 @@ static uint16_t receive(struct exchange *x, enum agent_reply *kind)
 	}
 }
 
+/* 0xff and guest-sync-delimited with id, in `request`; its length. */
+static size_t sync_request(uint32_t id)
+{
+	struct json_writer w;
+
+	request[0] = (char)AGENT_SYNC_BYTE;
+	agent_request_begin(&w, request + 1, sizeof(request) - 1, "guest-sync-delimited");
+	json_key(&w, "id");
+	json_put_int(&w, id);
+	return agent_request_end(&w) + 1;
+}
+
 /*
  * 0xff and guest-sync-delimited with a fresh id: the agent drops any
  * half request, and everything it wrote before its answer is skipped.
  */
 static uint16_t sync(struct exchange *x)
 {
-	struct json_writer w;
 	uint32_t id = ++sync_id;
-	size_t n;
+	size_t n = sync_request(id);
 	int64_t got;
 	enum agent_reply kind;
 	uint16_t e;
 
-	request[0] = (char)AGENT_SYNC_BYTE;
-	agent_request_begin(&w, request + 1, sizeof(request) - 1, "guest-sync-delimited");
-	json_key(&w, "id");
-	json_put_int(&w, id);
-	n = agent_request_end(&w);
 	agent_stream_expect_sync(&x->stream);
-	if ((e = send_all(x, request, n + 1)) != API_E_OK)
+	if ((e = send_all(x, request, n)) != API_E_OK)
 		return e;
 	for (;;) {
 		if ((e = receive(x, &kind)) != API_E_OK)
@@ -762,24 +768,25 @@ static void check_clock(struct heartbeat *b, uint64_t now)
 		say_clock_set(b->vm, off_ms);
 }
 
+/* A pass's ping slot in the minute's history, unanswered until heartbeat_seen. */
+static void next_ping_slot(struct heartbeat *b)
+{
+	b->history <<= 1;
+	if (b->pings < HEARTBEAT_WINDOW)
+		b->pings++;
+}
+
 static void ping(struct heartbeat *b)
 {
-	struct json_writer w;
 	uint32_t taken, status;
 	size_t n;
 
 	/* The last one is still unanswered, a whole pass later. */
 	if (b->in_flight)
 		b->missed++;
-	b->history <<= 1;
-	if (b->pings < HEARTBEAT_WINDOW)
-		b->pings++;
+	next_ping_slot(b);
 	b->id = ++sync_id;
-	request[0] = (char)AGENT_SYNC_BYTE;
-	agent_request_begin(&w, request + 1, sizeof(request) - 1, "guest-sync-delimited");
-	json_key(&w, "id");
-	json_put_int(&w, b->id);
-	n = agent_request_end(&w) + 1;
+	n = sync_request(b->id);
 	agent_stream_expect_sync(&b->stream);
 	long r = agent_io(b->vm, request, n, &taken, &status);
 	/* A ping the receive buffers cannot take whole is not sent: it is missed at once. */
@@ -873,8 +880,7 @@ static void heartbeat_pass_vm(const struct tlv *t, bool *listed)
 	if (open) {
 		ping(b);
 	} else {
-		b->history <<= 1;
-		b->pings += b->pings < HEARTBEAT_WINDOW;
+		next_ping_slot(b);
 		b->missed++;
 		b->in_flight = false;
 	}
