@@ -51,7 +51,7 @@ SHARED_SRCS := boot/config.c boot/tsc.c boot/smbios.c boot/ipmi.c boot/tco.c lib
 	vmm/vm_clock.c \
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c devices/rtc.c \
 	devices/devstate.c devices/device_table.c vmm/vcpu_state.c vmm/xstate.c lib/calendar.c lib/fmt.c vmm/log_ring.c \
-	vmm/task_switch.c \
+	vmm/task_switch.c boot/fat.c lib/store.c vmm/storage/ata.c \
 	$(PLATFORM_SRCS)
 IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/ipmi_kcs.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
@@ -60,7 +60,7 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/speculation_cpu.c vmm/host_irq.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
 	vmm/control_console.c vmm/control_saved.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
-	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c
+	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c boot/store_locate.c vmm/storage/store_host.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \
@@ -70,11 +70,12 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
 	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch \
-	xstate speculation tsc smbios ipmi tco json base64 vmm_agent virtio_console guest_agent i6300esb
+	xstate speculation tsc smbios ipmi tco json base64 vmm_agent virtio_console guest_agent i6300esb \
+	fiber store ata fat
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood conform \
-	deadline
+	deadline agent
 GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64)) \
 	$(BUILD)/guests/mgmt.bin $(BUILD)/guests/flood-disk.bin
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
@@ -148,12 +149,23 @@ GUEST64_DEPS := $(GUEST_LIB) tests/guests/guest64.ld include/x86/cpu.h include/x
 $(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST64_DEPS)
 	$(call link_guest64,$<)
 
+# Guests with a virtio driver of the runtime's; the agent guest with the additions' library.
+GUEST_VIRTIO := tests/guests/lib/virtio_pci.c tests/guests/lib/virtio_pci.h
+$(BUILD)/guests/blk_flood.bin: tests/guests/blk_flood.c $(GUEST_VIRTIO) $(GUEST64_DEPS)
+	$(call link_guest64,$< tests/guests/lib/virtio_pci.c)
+GUEST_AGENT_SRCS := tests/guests/lib/agent.c tests/guests/lib/virtio_pci.c lib/json.c lib/fmt.c \
+	lib/string.c
+$(BUILD)/guests/agent.bin: tests/guests/agent.c $(GUEST_AGENT_SRCS) tests/guests/lib/agent.h \
+		$(GUEST_VIRTIO) lib/json.h $(GUEST64_DEPS)
+	$(call link_guest64,$< $(GUEST_AGENT_SRCS))
+
 # The management VM: the line's protocol and shell on the guest runtime.
 MGMT_VM_SRCS := mgmt/vm/mgmt_vm.c mgmt/vm/guest_os.c mgmt/guest_agent.c mgmt/proto.c mgmt/session.c \
-	mgmt/vm/shell.c mgmt/sha256.c mgmt/vm_state.c lib/fmt.c lib/string.c lib/json.c lib/base64.c
+	mgmt/vm/shell.c mgmt/sha256.c mgmt/vm_state.c lib/fmt.c lib/string.c lib/json.c lib/base64.c \
+	lib/fiber.c
 $(BUILD)/guests/mgmt.bin: $(MGMT_VM_SRCS) $(GUEST64_DEPS) include/abi/api.h mgmt/proto.h mgmt/vm/shell.h \
 		mgmt/sha256.h mgmt/session.h mgmt/guest_agent.h mgmt/vm/guest_os.h mgmt/vm/mgmt_vm.h \
-		lib/json.h lib/base64.h
+		lib/json.h lib/base64.h lib/fiber.h
 	$(call link_guest64,$(MGMT_VM_SRCS))
 
 # Unit tests: each test file plus the shared sources it exercises. A device
@@ -229,6 +241,14 @@ $(BUILD)/unit/test_spinlock: tests/unit/test_spinlock.c
 $(BUILD)/unit/test_lz: tests/unit/test_lz.c lib/lz.c lib/crc32c.c
 $(BUILD)/unit/test_json: tests/unit/test_json.c lib/json.c lib/fmt.c
 $(BUILD)/unit/test_base64: tests/unit/test_base64.c lib/base64.c
+$(BUILD)/unit/test_fiber: tests/unit/test_fiber.c lib/fiber.c
+$(BUILD)/unit/test_store: tests/unit/test_store.c lib/store.c lib/crc32c.c lib/fmt.c
+$(BUILD)/unit/test_ata: tests/unit/test_ata.c vmm/storage/ata.c lib/fmt.c
+# FAT volumes made by mtools, read by the test (the order-only prerequisite).
+$(BUILD)/unit/fat/vmmstore.ref: tests/unit/make_fat_images.sh
+	$(Q)tests/unit/make_fat_images.sh $(BUILD)/unit/fat
+$(BUILD)/unit/test_fat: HOST_CFLAGS += -DFAT_IMAGES='"$(abspath $(BUILD))/unit/fat"'
+$(BUILD)/unit/test_fat: tests/unit/test_fat.c boot/fat.c lib/fmt.c | $(BUILD)/unit/fat/vmmstore.ref
 # Runs the built agent (the order-only prerequisite): host code around a guest program.
 $(BUILD)/unit/test_vmm_agent: HOST_CFLAGS += -DVMM_AGENT='"$(abspath $(BUILD))/additions/vmm-agent"'
 $(BUILD)/unit/test_vmm_agent: tests/unit/test_vmm_agent.c lib/json.c lib/fmt.c lib/base64.c | \
@@ -283,8 +303,15 @@ $(BUILD)/additions/additions.img: $(BUILD)/additions/vmm-agent mgmt/additions/in
 
 image: $(BUILD)/additions/vmm-agent $(BUILD)/additions/additions.img
 
+# vmm-store, the store's admin tool (docs/store.md): plain C11 + POSIX.
+VMM_STORE_SRCS := tools/vmm-store.c lib/store.c lib/crc32c.c lib/fmt.c
+$(BUILD)/vmm-store: $(VMM_STORE_SRCS) lib/store.h
+	@mkdir -p $(dir $@)
+	@echo "  HOSTCC  $@"
+	$(Q)$(CC) -std=c11 $(WARN) -O2 -I. -Iinclude $(VMM_STORE_SRCS) -o $@
+
 .PHONY: tools
-tools: $(BUILD)/vmmctl
+tools: $(BUILD)/vmmctl $(BUILD)/vmm-store
 image: tools
 test: tools
 

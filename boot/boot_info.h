@@ -12,6 +12,7 @@ struct page_alloc;
 
 #include "boot/acpi.h"
 #include "boot/config.h"
+#include "boot/fat.h"
 #include "boot/memmap.h"
 
 /* A file read whole from the boot volume into page-aligned memory. */
@@ -34,10 +35,25 @@ struct boot_vm {
 	struct boot_file disk;
 };
 
+/*
+ * The store's container file as the disk sees it (docs/store.md), found
+ * before ExitBootServices: which drive, and the file's sectors on it.
+ */
+enum boot_store_bus { BOOT_STORE_NONE, BOOT_STORE_ATA };
+
+struct boot_store {
+	enum boot_store_bus bus;
+	uint8_t ata_channel;            /* 0 primary, 1 secondary */
+	bool ata_slave;
+	uint64_t bytes;
+	struct fat_file_map map;        /* sectors from the disk's first */
+};
+
 struct boot_info {
 	const struct config *config;
 	struct boot_vm vms[CFG_MAX_VMS];
 	struct boot_file additions;      /* [hypervisor] additions, read whole; size 0: none */
+	struct boot_store store;         /* [hypervisor] store, located; bus NONE: none */
 	struct acpi_info acpi;
 	struct mem_map memmap;           /* after ExitBootServices */
 	uint64_t heap_base, heap_bytes;  /* the hypervisor's first page pool */

@@ -190,6 +190,7 @@ static const struct word selftests[] = {
 	{ "none", CFG_SELFTEST_NONE },
 	{ "exception", CFG_SELFTEST_EXCEPTION },
 	{ "nmi", CFG_SELFTEST_NMI },
+	{ "store", CFG_SELFTEST_STORE },
 };
 
 /* Matched as words, so that a refused rate is answered with the whole list. */
@@ -532,6 +533,11 @@ static int set_additions(struct parser *p, const struct key *k, struct span v)
 	return get_path(p, k, v, p->cfg->hv.additions);
 }
 
+static int set_store(struct parser *p, const struct key *k, struct span v)
+{
+	return get_path(p, k, v, p->cfg->hv.store);
+}
+
 static int set_selftest(struct parser *p, const struct key *k, struct span v)
 {
 	unsigned selftest;
@@ -790,6 +796,7 @@ static const struct key hypervisor_keys[] = {
 	{ "baud", set_baud, 1 },
 	{ "heap", set_heap, 1 },
 	{ "additions", set_additions, 1 },
+	{ "store", set_store, 1 },
 	{ "selftest", set_selftest, 1 },
 	{ "xsave_compacted", set_xsave_compacted, 1 },
 	{ "speculation_defences", set_speculation_defences, 1 },

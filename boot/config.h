@@ -19,10 +19,12 @@
  *   serial    = com1             com1..com4, or an I/O port 0x1..0xfff8
  *   baud      = 115200           9600 | 19200 | 38400 | 57600 | 115200
  *   heap      = 16M              1 MiB..1 GiB, a multiple of 4 KiB
- *   selftest  = none             none | exception | nmi
+ *   selftest  = none             none | exception | nmi | store
  *   xsave_compacted = on         on | off: off hides XSAVEC and XSAVES from guests
  *   speculation_defences = on    on | off: off drops the host's own (vmm/speculation.h)
  *   additions = \additions.img   the guest additions' disk image (InstallAdditions)
+ *   store     = \vmmstore.img    the store's container file (docs/store.md): an 8.3 name
+ *                                in the boot volume's root
  *
  *   [network NAME]               at most CFG_MAX_NETWORKS
  *   mtu       = 1500             68..9000 (the switch's jumbo-frame limit)
@@ -153,7 +155,8 @@ struct cfg_network {
 	bool dhcp;                      /* its DHCP server starts on; default off */
 };
 
-enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION, CFG_SELFTEST_NMI };
+enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION, CFG_SELFTEST_NMI,
+		    CFG_SELFTEST_STORE };
 
 struct cfg_hypervisor {
 	enum log_level log_level;       /* default LOG_INFO */
@@ -164,6 +167,7 @@ struct cfg_hypervisor {
 	bool xsave_compacted;           /* guests get XSAVEC/XSAVES where the CPU has them; default on */
 	bool speculation_defences;      /* the host defends itself (vmm/speculation.h); default on */
 	char additions[CFG_PATH_MAX];   /* the guest additions' disk image; "" if none */
+	char store[CFG_PATH_MAX];       /* the store's container file; "" if none */
 };
 
 struct config {

@@ -15,6 +15,7 @@
 #include "boot/efi.h"
 #include "boot/handover.h"
 #include "boot/memmap.h"
+#include "boot/store_locate.h"
 #include "boot/vm_loader.h"
 #include "lib/calendar.h"
 #include "lib/fmt.h"
@@ -582,6 +583,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		log_info("additions '%s': %llu KiB, inserted into a VM by InstallAdditions",
 			 config.hv.additions, (unsigned long long)(boot.additions.size / 1024));
 	}
+	if (config.hv.store[0])
+		store_locate(image, config.hv.store, &boot.store);
 	if (reserve_heap() || reserve_memmap())
 		return give_up(EFI_OUT_OF_RESOURCES, "not enough memory");
 

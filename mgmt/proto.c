@@ -558,6 +558,21 @@ const char *api_tag_name(uint8_t tag)
 	return NULL;
 }
 
+bool api_request_waits_for_agent(uint16_t request)
+{
+	switch (request) {
+	case API_REQ_GET_OS_NAME:
+	case API_REQ_GET_ADDITIONS_VERSION:
+	case API_REQ_SHUTDOWN:
+	case API_REQ_EXECUTE_COMMAND:
+	case API_REQ_SET_PARAMETER:
+	case API_REQ_SYNC_TIME:
+		return true;
+	default:
+		return false;
+	}
+}
+
 bool api_tag_type(uint8_t tag, enum api_type *type)
 {
 	switch (tag) {

@@ -10,6 +10,7 @@
 #include "vmm/mgmt.h"
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
+#include "vmm/storage/store_host.h"
 #include "vmm/vm.h"
 
 /* The page pool and the configured VMs, for the host's memory figures. */
@@ -60,6 +61,7 @@ int host_info(struct call *c)
 	tlv_put_u32(&c->w, API_TAG_VM_COUNT, vm_count());
 	tlv_put_u32(&c->w, API_TAG_NET_COUNT, network_count());
 	tlv_put_u32(&c->w, API_TAG_CONTROL_DENIED, mgmt_denied_total());
+	tlv_put_str(&c->w, API_TAG_STORE, store_host_status());
 	return 0;
 }
 

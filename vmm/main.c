@@ -14,6 +14,7 @@
 #include "vmm/percpu.h"
 #include "vmm/sched.h"
 #include "vmm/speculation.h"
+#include "vmm/storage/store_host.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 
@@ -108,6 +109,7 @@ void vmm_main(struct boot_info *bi)
 		log_set_buffer((char *)(uintptr_t)ring);
 	else
 		log_warn("log: no memory for the log ring; writing to the UART directly");
+	store_host_init(bi);
 	platform_init_additions((const uint8_t *)(uintptr_t)bi->additions.base, bi->additions.size);
 	vm_create_all(bi);
 	control_init(bi);

@@ -178,6 +178,8 @@ enum api_type {
 	X(CONTROL_DENIED,    0x17, API_T_U32,        "control_denied")     \
 	/* The host's wall clock: UTC ns since 1970 (absent: unknown) */   \
 	X(HOST_TIME_NS,      0x18, API_T_U64,        "host_time_ns")       \
+	/* The store of disks and saved states (docs/store.md), or why there is none */ \
+	X(STORE,             0x19, API_T_STR,        "store")              \
 	/* Virtual machine */                                              \
 	X(VM,                0x20, API_T_NAME,       "vm")                 \
 	X(VM_ID,             0x21, API_T_U32,        "vm_id")              \
@@ -308,6 +310,13 @@ const char *api_request_name(uint16_t request); /* NULL when unknown */
 const char *api_event_name(uint16_t event);     /* NULL when unknown */
 const char *api_tag_name(uint8_t tag);          /* NULL when unknown */
 const char *api_error_name(uint16_t error);     /* "unknown error" when unknown */
+
+/*
+ * The IVMGuestOS requests the management VM answers only when the guest
+ * agent has (docs/guest-agent.md): others go on meanwhile, and a client
+ * waits longer for these.
+ */
+bool api_request_waits_for_agent(uint16_t request);
 
 /* Value type of a known tag; false for an unknown tag (to be skipped). */
 bool api_tag_type(uint8_t tag, enum api_type *type);

@@ -7,13 +7,18 @@
  *
  * A call is one exchange at a time with one VM: 0xff and
  * guest-sync-delimited to resynchronise, then the command, each waited
- * for until a deadline. The heartbeat pings every VM whose agent has its
- * port open with the same sync, without waiting: answers are collected
- * as they arrive.
+ * for until a deadline. Each call runs on a fiber of its own (lib/fiber.h):
+ * while it waits for its agent, the main loop goes on reading the line,
+ * answering other requests and calling other VMs' agents; its answer is
+ * sent when it ends (mgmt_answer_later). Calls to one VM run one after
+ * the other, as they share its byte stream. The heartbeat pings every VM
+ * whose agent has its port open and no call running with the same sync,
+ * without waiting: answers are collected as they arrive.
  */
 #include "guest.h"
 
 #include "lib/base64.h"
+#include "lib/fiber.h"
 #include "lib/fmt.h"
 #include "abi/api.h"
 #include "mgmt/guest_agent.h"
@@ -31,8 +36,9 @@
 #define EXEC_POLL_MS 100
 /* guest-shutdown answers only when it fails (qemu-ga's success-response false). */
 #define SHUTDOWN_ERROR_WAIT_MS 1000
-#define HEARTBEAT_PERIOD_MS 5000
-#define HEARTBEAT_WINDOW 12             /* pings in a minute */
+/* docs/guest-agent.md: about a dozen exits a ping in an idle Linux guest, under 2 a second. */
+#define HEARTBEAT_PERIOD_MS 10000
+#define HEARTBEAT_WINDOW 6              /* pings in a minute */
 #define HEARTBEAT_LOST_PINGS 3
 #define HEARTBEAT_VMS 16
 /* qemu-ga's exec output is up to 16 MiB; ours 64 KiB a stream, base64 in one reply. */
@@ -44,12 +50,14 @@
 /* Time sync: how often a guest's clock is checked, and how far off it may be. */
 #define TIME_CHECK_MS 60000
 #define TIME_TOLERANCE_MS 200
+/* Calls in progress at once, over all VMs; one more is refused as busy. */
+#define CALLS_MAX 4
+/* A call's deepest frames (a control request and an answer, 1 KiB each) and an interrupt's. */
+#define CALL_STACK (32 * 1024)
 
-static uint8_t io_buf[HC_AGENT_IO_MAX];
-static uint8_t reply_buf[REPLY_MAX];
-static struct json_token tok[AGENT_REPLY_TOKENS];
-static char request[REQUEST_MAX];
-static uint8_t out_data[ANSWER_OUTPUT_MAX], err_data[ANSWER_OUTPUT_MAX];
+/* The heartbeat's reads and its ping, from the main loop only. */
+static uint8_t beat_io[HC_AGENT_IO_MAX];
+static char beat_request[REQUEST_MAX];
 static uint32_t sync_id;
 
 struct heartbeat {
@@ -75,19 +83,48 @@ struct heartbeat {
 static struct heartbeat beats[HEARTBEAT_VMS];
 static uint64_t next_ping_ms;
 
-/* One exchange with one VM's agent. */
+static void guest_os_poll_bytes(const char *vm, const uint8_t *p, size_t n);
+
+/* One exchange with one VM's agent, with buffers of its own: calls to several VMs interleave. */
 struct exchange {
 	const char *vm;
 	uint64_t deadline;
 	uint32_t status;
 	struct agent_stream stream;
-	size_t pending, pending_len;    /* bytes of io_buf not fed yet */
+	size_t pending, pending_len;    /* bytes of io not fed yet */
 	struct json_doc doc;
 	int value;
 	char error[API_STR_MAX + 1];
 	uint8_t *out;
 	size_t *out_len;
+	uint8_t io[HC_AGENT_IO_MAX];
+	uint8_t reply[REPLY_MAX];
+	struct json_token tok[AGENT_REPLY_TOKENS];
+	char request[REQUEST_MAX];
+	uint8_t out_data[ANSWER_OUTPUT_MAX], err_data[ANSWER_OUTPUT_MAX];
 };
+
+/* A GuestOS request in progress on its fiber, or the time sync's own clock check. */
+struct guest_call {
+	bool active;
+	bool clock_check;               /* answered to nobody */
+	uint64_t order;                 /* calls to one VM run in this order */
+	uint16_t rq;
+	char vm[API_NAME_MAX + 1];
+	uint8_t payload[PROTO_MAX_PAYLOAD];
+	size_t payload_len;
+	uint8_t origin[GUEST_OS_ORIGIN_MAX];
+	uint8_t answer[PROTO_MAX_PAYLOAD];
+	size_t answer_len;
+	uint16_t error;
+	struct fiber fiber;
+	struct exchange x;
+	_Alignas(16) uint8_t stack[CALL_STACK];
+};
+
+static struct guest_call calls[CALLS_MAX];
+static struct guest_call *current_call;  /* the one whose fiber runs now */
+static uint64_t calls_started;
 
 /* Milliseconds from then to now; 0 when then was read after now. */
 static uint64_t since(uint64_t now, uint64_t then)
@@ -133,10 +170,11 @@ static void heartbeat_seen(const char *vm)
 	}
 }
 
-/* One HC_AGENT: writes w[0..n), reads into io_buf. Bytes read, or HC_E*. */
-static long agent_io(const char *vm, const void *w, size_t n, uint32_t *taken, uint32_t *status)
+/* One HC_AGENT: writes w[0..n), reads into io[0..cap). Bytes read, or HC_E*. */
+static long agent_io(const char *vm, const void *w, size_t n, uint8_t *io, size_t cap,
+		     uint32_t *taken, uint32_t *status)
 {
-	struct hc_agent a = { .write_len = (uint32_t)n, .read_cap = sizeof(io_buf) };
+	struct hc_agent a = { .write_len = (uint32_t)n, .read_cap = (uint32_t)cap };
 	size_t len = strlen(vm);
 	long r;
 
@@ -144,7 +182,7 @@ static long agent_io(const char *vm, const void *w, size_t n, uint32_t *taken, u
 		return HC_ENOENT;
 	memcpy(a.vm, vm, len);
 	r = vmcall(HC_AGENT, (uint64_t)(uintptr_t)&a, (uint64_t)(uintptr_t)w,
-		   (uint64_t)(uintptr_t)io_buf);
+		   (uint64_t)(uintptr_t)io);
 	if (r < 0)
 		return r;
 	*taken = a.written;
@@ -152,9 +190,9 @@ static long agent_io(const char *vm, const void *w, size_t n, uint32_t *taken, u
 	return a.read;
 }
 
-static uint16_t fail(struct exchange *x, uint16_t code, const char *format, ...)
-	__attribute__((format(printf, 3, 4)));
-static uint16_t fail(struct exchange *x, uint16_t code, const char *format, ...)
+static uint16_t fail_to(uint8_t *out, size_t *len, uint16_t code, const char *format, ...)
+	__attribute__((format(printf, 4, 5)));
+static uint16_t fail_to(uint8_t *out, size_t *len, uint16_t code, const char *format, ...)
 {
 	char message[API_STR_MAX + 1];
 	va_list ap;
@@ -162,25 +200,32 @@ static uint16_t fail(struct exchange *x, uint16_t code, const char *format, ...)
 	va_start(ap, format);
 	fmt_vsnprintf(message, sizeof(message), format, ap);
 	va_end(ap);
-	return mgmt_error(x->out, x->out_len, code, message, 0);
+	return mgmt_error(out, len, code, message, 0);
 }
 
-/* Why the VM cannot take a request now, as an answer; API_E_OK when it can. */
-static uint16_t refusal(struct exchange *x, long r)
+#define fail(x, code, ...) fail_to((x)->out, (x)->out_len, code, __VA_ARGS__)
+
+/* Why vm cannot take a request now (r and status of an HC_AGENT), as an answer; API_E_OK when it can. */
+static uint16_t refuse(const char *vm, long r, uint32_t status, uint8_t *out, size_t *len)
 {
 	if (r == HC_ENOENT)
-		return fail(x, API_E_NOT_FOUND, "no VM named '%s'", x->vm);
+		return fail_to(out, len, API_E_NOT_FOUND, "no VM named '%s'", vm);
 	if (r < 0)
-		return fail(x, API_E_INTERNAL, "HC_AGENT failed (%ld)", r);
-	if (!(x->status & HC_AGENT_RUNNING))
-		return fail(x, API_E_INVALID_STATE, "VM '%s' is not running", x->vm);
-	if (!(x->status & HC_AGENT_PORT))
-		return fail(x, API_E_NO_ADDITIONS, "VM '%s' has no guest agent port "
-			    "(guest_agent = no in its configuration)", x->vm);
-	if (!(x->status & HC_AGENT_OPEN))
-		return fail(x, API_E_NO_ADDITIONS, "no guest agent runs in VM '%s' (nothing in "
-			    "the guest has its port open)", x->vm);
+		return fail_to(out, len, API_E_INTERNAL, "HC_AGENT failed (%ld)", r);
+	if (!(status & HC_AGENT_RUNNING))
+		return fail_to(out, len, API_E_INVALID_STATE, "VM '%s' is not running", vm);
+	if (!(status & HC_AGENT_PORT))
+		return fail_to(out, len, API_E_NO_ADDITIONS, "VM '%s' has no guest agent port "
+			       "(guest_agent = no in its configuration)", vm);
+	if (!(status & HC_AGENT_OPEN))
+		return fail_to(out, len, API_E_NO_ADDITIONS, "no guest agent runs in VM '%s' "
+			       "(nothing in the guest has its port open)", vm);
 	return API_E_OK;
+}
+
+static uint16_t refusal(struct exchange *x, long r)
+{
+	return refuse(x->vm, r, x->status, x->out, x->out_len);
 }
 
 /* Writes all of p[0..n) before the deadline, feeding what is read meanwhile. */
@@ -194,7 +239,7 @@ static uint16_t send_all(struct exchange *x, const void *p, size_t n)
 		if (x->pending_len)
 			/* Bytes read earlier are not wanted now: the next sync skips them. */
 			x->stream.skipped += x->pending_len, x->pending_len = 0;
-		r = agent_io(x->vm, b, n, &taken, &x->status);
+		r = agent_io(x->vm, b, n, x->io, sizeof(x->io), &taken, &x->status);
 		if (r < 0 || refusal(x, r) != API_E_OK)
 			return refusal(x, r);
 		x->pending = 0;
@@ -215,7 +260,7 @@ static uint16_t receive(struct exchange *x, enum agent_reply *kind)
 	for (;;) {
 		bool complete = false;
 		while (x->pending_len && !complete) {
-			size_t used = agent_stream_feed(&x->stream, io_buf + x->pending,
+			size_t used = agent_stream_feed(&x->stream, x->io + x->pending,
 							x->pending_len, &complete);
 			x->pending += used;
 			x->pending_len -= used;
@@ -224,7 +269,7 @@ static uint16_t receive(struct exchange *x, enum agent_reply *kind)
 			if (x->stream.overflow)
 				return fail(x, API_E_NO_RESOURCES, "the guest agent's reply is larger "
 					    "than %u KiB", REPLY_MAX / 1024);
-			*kind = agent_reply_read(&x->doc, x->stream.buf, x->stream.len, tok,
+			*kind = agent_reply_read(&x->doc, x->stream.buf, x->stream.len, x->tok,
 						 &x->value, x->error, sizeof(x->error));
 			return API_E_OK;
 		}
@@ -232,7 +277,7 @@ static uint16_t receive(struct exchange *x, enum agent_reply *kind)
 			return fail(x, API_E_TIMED_OUT, "the guest agent in '%s' did not answer "
 				    "in time", x->vm);
 		uint32_t taken;
-		long r = agent_io(x->vm, NULL, 0, &taken, &x->status);
+		long r = agent_io(x->vm, NULL, 0, x->io, sizeof(x->io), &taken, &x->status);
 		if (r < 0 || refusal(x, r) != API_E_OK)
 			return refusal(x, r);
 		x->pending = 0;
@@ -242,13 +287,13 @@ static uint16_t receive(struct exchange *x, enum agent_reply *kind)
 	}
 }
 
-/* 0xff and guest-sync-delimited with id, in `request`; its length. */
-static size_t sync_request(uint32_t id)
+/* 0xff and guest-sync-delimited with id, in request[0..REQUEST_MAX); its length. */
+static size_t sync_request(char *request, uint32_t id)
 {
 	struct json_writer w;
 
 	request[0] = (char)AGENT_SYNC_BYTE;
-	agent_request_begin(&w, request + 1, sizeof(request) - 1, "guest-sync-delimited");
+	agent_request_begin(&w, request + 1, REQUEST_MAX - 1, "guest-sync-delimited");
 	json_key(&w, "id");
 	json_put_int(&w, id);
 	return agent_request_end(&w) + 1;
@@ -261,13 +306,13 @@ static size_t sync_request(uint32_t id)
 static uint16_t sync(struct exchange *x)
 {
 	uint32_t id = ++sync_id;
-	size_t n = sync_request(id);
+	size_t n = sync_request(x->request, id);
 	int64_t got;
 	enum agent_reply kind;
 	uint16_t e;
 
 	agent_stream_expect_sync(&x->stream);
-	if ((e = send_all(x, request, n)) != API_E_OK)
+	if ((e = send_all(x, x->request, n)) != API_E_OK)
 		return e;
 	for (;;) {
 		if ((e = receive(x, &kind)) != API_E_OK)
@@ -282,7 +327,7 @@ static uint16_t sync(struct exchange *x)
 	return API_E_OK;
 }
 
-/* Sends the request in `request` (n bytes) and reads its reply. */
+/* Sends the request in x->request (n bytes) and reads its reply. */
 static uint16_t call(struct exchange *x, size_t n)
 {
 	enum agent_reply kind;
@@ -291,7 +336,7 @@ static uint16_t call(struct exchange *x, size_t n)
 	if (!n)
 		return fail(x, API_E_INVALID_ARGUMENT, "the request does not fit %u bytes",
 			    REQUEST_MAX);
-	if ((e = send_all(x, request, n)) != API_E_OK || (e = receive(x, &kind)) != API_E_OK)
+	if ((e = send_all(x, x->request, n)) != API_E_OK || (e = receive(x, &kind)) != API_E_OK)
 		return e;
 	agent_stream_next(&x->stream);
 	if (kind == AGENT_REPLY_MALFORMED)
@@ -311,7 +356,7 @@ static uint16_t simple_call(struct exchange *x, const char *command)
 
 	if (e != API_E_OK)
 		return e;
-	agent_request_begin(&w, request, sizeof(request), command);
+	agent_request_begin(&w, x->request, REQUEST_MAX, command);
 	return call(x, agent_request_end(&w));
 }
 
@@ -375,16 +420,15 @@ static uint16_t shutdown(struct exchange *x)
 
 	if (e != API_E_OK)
 		return e;
-	agent_request_begin(&w, request, sizeof(request), "guest-shutdown");
+	agent_request_begin(&w, x->request, REQUEST_MAX, "guest-shutdown");
 	json_key(&w, "mode");
 	json_put_string(&w, "powerdown", 9);
 	size_t n = agent_request_end(&w);
-	if ((e = send_all(x, request, n)) != API_E_OK)
+	if ((e = send_all(x, x->request, n)) != API_E_OK)
 		return e;
 	/* The wait's own failures are not the answer: kept aside until it is known. */
-	uint8_t *answer = x->out;
+	uint8_t *answer = x->out, aside[PROTO_MAX_PAYLOAD];
 	size_t *answer_len = x->out_len, aside_len = 0;
-	static uint8_t aside[PROTO_MAX_PAYLOAD];
 	x->out = aside;
 	x->out_len = &aside_len;
 	x->deadline = mgmt_now_ms() + SHUTDOWN_ERROR_WAIT_MS;
@@ -438,7 +482,7 @@ static uint16_t execute_command(struct exchange *x, const char *command, uint32_
 
 	if (e != API_E_OK)
 		return e;
-	agent_request_begin(&jw, request, sizeof(request), "guest-exec");
+	agent_request_begin(&jw, x->request, REQUEST_MAX, "guest-exec");
 	json_key(&jw, "path");
 	json_put_string(&jw, "/bin/sh", 7);
 	json_key(&jw, "arg");
@@ -455,7 +499,7 @@ static uint16_t execute_command(struct exchange *x, const char *command, uint32_
 	uint64_t end = mgmt_now_ms() + timeout_ms;
 	while (!exited) {
 		x->deadline = mgmt_now_ms() + CALL_TIMEOUT_MS;
-		agent_request_begin(&jw, request, sizeof(request), "guest-exec-status");
+		agent_request_begin(&jw, x->request, REQUEST_MAX, "guest-exec-status");
 		json_key(&jw, "pid");
 		json_put_int(&jw, pid);
 		if ((e = call(x, agent_request_end(&jw))) != API_E_OK)
@@ -470,8 +514,8 @@ static uint16_t execute_command(struct exchange *x, const char *command, uint32_
 		while (mgmt_now_ms() < until)
 			mgmt_wait();
 	}
-	long out_n = exec_output(x, "out-data", out_data, &cut);
-	long err_n = exec_output(x, "err-data", err_data, &cut);
+	long out_n = exec_output(x, "out-data", x->out_data, &cut);
+	long err_n = exec_output(x, "err-data", x->err_data, &cut);
 	if (out_n < 0 || err_n < 0)
 		return fail(x, API_E_INTERNAL, "the command's output from '%s' is not base64", x->vm);
 	bool flag;
@@ -488,8 +532,8 @@ static uint16_t execute_command(struct exchange *x, const char *command, uint32_
 		tlv_put_u32(w, API_TAG_EXIT_CODE, (uint32_t)code);
 	if (json_int(&x->doc, json_get(&x->doc, x->value, "signal"), &code))
 		tlv_put_u32(w, API_TAG_SIGNAL, (uint32_t)code);
-	tlv_put(w, API_TAG_STDOUT, out_data, (size_t)out_n < out_room ? (size_t)out_n : out_room);
-	tlv_put(w, API_TAG_STDERR, err_data, (size_t)err_n < err_room ? (size_t)err_n : err_room);
+	tlv_put(w, API_TAG_STDOUT, x->out_data, (size_t)out_n < out_room ? (size_t)out_n : out_room);
+	tlv_put(w, API_TAG_STDERR, x->err_data, (size_t)err_n < err_room ? (size_t)err_n : err_room);
 	tlv_put_u8(w, API_TAG_TRUNCATED, cut);
 	return API_E_OK;
 }
@@ -522,7 +566,7 @@ static uint16_t set_guest_clock(struct exchange *x, int64_t tolerance_ms, int64_
 	*off_ms = (guest_ns - (int64_t)now_ns) / 1000000;
 	if (*off_ms <= tolerance_ms && *off_ms >= -tolerance_ms)
 		return API_E_OK;
-	agent_request_begin(&jw, request, sizeof(request), "guest-set-time");
+	agent_request_begin(&jw, x->request, REQUEST_MAX, "guest-set-time");
 	json_key(&jw, "time");
 	json_put_int(&jw, (int64_t)(host_ns + (mgmt_now_ms() - at_ms) * 1000000));
 	return call(x, agent_request_end(&jw));
@@ -537,30 +581,31 @@ static void say_clock_set(const char *vm, int64_t off_ms)
 	put(line);
 }
 
-/* The setting lives in the hypervisor (it outlives a Save); the clock is set here. */
-static uint16_t sync_time(struct exchange *x, const uint8_t *p, size_t n, struct tlv_writer *w)
+/* SyncTime turned on: the clock is set at once, then checked every TIME_CHECK_MS. */
+static uint16_t set_clock_now(struct exchange *x, struct tlv_writer *w)
 {
-	uint8_t answer[PROTO_MAX_PAYLOAD];
-	size_t len = 0;
-	uint8_t on = 0;
+	struct heartbeat *b = beat_of(x->vm, false);
 	int64_t off_ms;
-	uint16_t e = mgmt_control(API_REQ_SYNC_TIME, p, n, answer, &len);
+	uint16_t e = set_guest_clock(x, 0, &off_ms);
 
-	if (e != API_E_OK) {
-		memcpy(x->out, answer, len);
-		*x->out_len = len;
-		return e;
-	}
-	tlv_get_u8(answer, len, API_TAG_TIME_SYNC, &on);
-	tlv_put_u8(w, API_TAG_TIME_SYNC, on);
-	if (!on)
-		return API_E_OK;
-	if ((e = set_guest_clock(x, 0, &off_ms)) != API_E_OK)
+	if (e != API_E_OK)
 		return e;
 	say_clock_set(x->vm, off_ms);
-	if (beat_of(x->vm, false))
-		beat_of(x->vm, false)->next_time_check_ms = mgmt_now_ms() + TIME_CHECK_MS;
+	if (b)
+		b->next_time_check_ms = mgmt_now_ms() + TIME_CHECK_MS;
+	tlv_put_u8(w, API_TAG_TIME_SYNC, 1);
 	return API_E_OK;
+}
+
+/* The time sync's own check: a clock off by more than the tolerance is set. */
+static uint16_t check_clock_now(struct exchange *x)
+{
+	int64_t off_ms;
+	uint16_t e = set_guest_clock(x, TIME_TOLERANCE_MS, &off_ms);
+
+	if (e == API_E_OK && (off_ms > TIME_TOLERANCE_MS || off_ms < -TIME_TOLERANCE_MS))
+		say_clock_set(x->vm, off_ms);
+	return e;
 }
 
 static bool parameter_name_valid(const char *s)
@@ -582,13 +627,10 @@ static uint16_t set_parameter(struct exchange *x, const char *name, const char *
 	int64_t handle;
 	uint16_t e;
 
-	if (!parameter_name_valid(name))
-		return fail(x, API_E_INVALID_ARGUMENT, "a parameter name is 1 to 64 of A-Z a-z "
-			    "0-9 _ - . and does not start with '.'");
 	if ((e = sync(x)) != API_E_OK)
 		return e;
 	fmt_snprintf(path, sizeof(path), PARAMETER_PATH "%s", name);
-	agent_request_begin(&jw, request, sizeof(request), "guest-file-open");
+	agent_request_begin(&jw, x->request, REQUEST_MAX, "guest-file-open");
 	json_key(&jw, "path");
 	json_put_string(&jw, path, strlen(path));
 	json_key(&jw, "mode");
@@ -598,7 +640,7 @@ static uint16_t set_parameter(struct exchange *x, const char *name, const char *
 	if (!json_int(&x->doc, x->value, &handle))
 		return fail(x, API_E_INTERNAL, "guest-file-open in '%s' gave no handle", x->vm);
 	base64_encode((const uint8_t *)value, strlen(value), b64, sizeof(b64));
-	agent_request_begin(&jw, request, sizeof(request), "guest-file-write");
+	agent_request_begin(&jw, x->request, REQUEST_MAX, "guest-file-write");
 	json_key(&jw, "handle");
 	json_put_int(&jw, handle);
 	json_key(&jw, "buf-b64");
@@ -612,29 +654,159 @@ static uint16_t set_parameter(struct exchange *x, const char *name, const char *
 	x->deadline = mgmt_now_ms() + CALL_TIMEOUT_MS;
 	if (written != API_E_OK && (e = sync(x)) != API_E_OK)
 		return e;
-	agent_request_begin(&jw, request, sizeof(request), "guest-file-close");
+	agent_request_begin(&jw, x->request, REQUEST_MAX, "guest-file-close");
 	json_key(&jw, "handle");
 	json_put_int(&jw, handle);
 	e = call(x, agent_request_end(&jw));
 	return written != API_E_OK ? written : e;
 }
 
-static uint16_t heartbeat(struct exchange *x, struct tlv_writer *w)
+/* --- Calls ----------------------------------------------------------------- */
+
+static bool vm_has_call(const char *vm)
 {
-	uint32_t taken;
-	long r = agent_io(x->vm, NULL, 0, &taken, &x->status);
-	const struct heartbeat *b = beat_of(x->vm, false);
+	for (unsigned i = 0; i < CALLS_MAX; i++)
+		if (calls[i].active && !strcmp(calls[i].vm, vm))
+			return true;
+	return false;
+}
+
+static struct guest_call *free_call(void)
+{
+	for (unsigned i = 0; i < CALLS_MAX; i++)
+		if (!calls[i].active)
+			return &calls[i];
+	return NULL;
+}
+
+static bool earlier_call_to(const struct guest_call *c)
+{
+	for (unsigned i = 0; i < CALLS_MAX; i++)
+		if (calls[i].active && &calls[i] != c && calls[i].order < c->order &&
+		    !strcmp(calls[i].vm, c->vm))
+			return true;
+	return false;
+}
+
+/* A call's fiber: waits for the VM's earlier calls, then speaks with its agent. */
+static void run_call(void *arg)
+{
+	struct guest_call *c = arg;
+	struct exchange *x = &c->x;
+	char name[API_STR_MAX + 1], value[API_STR_MAX + 1];
+	uint32_t timeout_ms = EXEC_TIMEOUT_DEFAULT_MS;
+	struct tlv_writer w;
+	uint16_t e;
+
+	while (earlier_call_to(c))
+		mgmt_wait();
+	x->vm = c->vm;
+	x->deadline = mgmt_now_ms() + CALL_TIMEOUT_MS;
+	x->status = 0;
+	x->pending = x->pending_len = 0;
+	x->error[0] = '\0';
+	x->out = c->answer;
+	x->out_len = &c->answer_len;
+	agent_stream_init(&x->stream, x->reply, sizeof(x->reply));
+	tlv_writer_init(&w, c->answer, PROTO_MAX_PAYLOAD);
+	tlv_put_str(&w, API_TAG_VM, c->vm);
+	/* The arguments were checked when the request came. */
+	switch (c->rq) {
+	case API_REQ_GET_OS_NAME:
+		e = os_name(x, &w);
+		break;
+	case API_REQ_GET_ADDITIONS_VERSION:
+		e = additions_version(x, &w);
+		break;
+	case API_REQ_SHUTDOWN:
+		e = shutdown(x);
+		break;
+	case API_REQ_EXECUTE_COMMAND:
+		tlv_get_str(c->payload, c->payload_len, API_TAG_COMMAND, name, sizeof(name));
+		tlv_get_u32(c->payload, c->payload_len, API_TAG_TIMEOUT_MS, &timeout_ms);
+		e = execute_command(x, name, timeout_ms, &w);
+		break;
+	case API_REQ_SYNC_TIME:
+		e = set_clock_now(x, &w);
+		break;
+	case API_REQ_SET_PARAMETER:
+		tlv_get_str(c->payload, c->payload_len, API_TAG_PARAMETER, name, sizeof(name));
+		tlv_get_str(c->payload, c->payload_len, API_TAG_VALUE, value, sizeof(value));
+		e = set_parameter(x, name, value);
+		break;
+	default:
+		e = check_clock_now(x);
+		break;
+	}
+	if (e == API_E_OK && !tlv_writer_ok(&w))
+		e = mgmt_error(c->answer, &c->answer_len, API_E_INTERNAL, "the answer does not fit", 0);
+	else if (e == API_E_OK)
+		c->answer_len = w.len;
+	c->error = e;
+}
+
+/* rq API_REQ_NONE is the time sync's own check, answered to nobody. */
+static void start_call(struct guest_call *c, const char *vm, uint16_t rq, const uint8_t *p,
+		       size_t n, const void *origin, size_t origin_size)
+{
+	c->active = true;
+	c->order = ++calls_started;
+	c->rq = rq;
+	memcpy(c->vm, vm, strlen(vm) + 1);
+	c->payload_len = n < sizeof(c->payload) ? n : sizeof(c->payload);
+	memcpy(c->payload, p, c->payload_len);
+	memcpy(c->origin, origin, origin_size < sizeof(c->origin) ? origin_size : sizeof(c->origin));
+	c->answer_len = 0;
+	fiber_init(&c->fiber, c->stack, sizeof(c->stack), run_call, c);
+}
+
+void guest_os_run(void)
+{
+	for (unsigned i = 0; i < CALLS_MAX; i++) {
+		struct guest_call *c = &calls[i];
+		if (!c->active)
+			continue;
+		current_call = c;
+		bool more = fiber_resume(&c->fiber);
+		current_call = NULL;
+		if (more)
+			continue;
+		if (c->rq != API_REQ_NONE)
+			mgmt_answer_later(c->origin, c->rq, c->payload, c->payload_len, c->error,
+					  c->answer, c->answer_len);
+		c->active = false;
+	}
+}
+
+bool guest_os_yield(void)
+{
+	if (!current_call)
+		return false;
+	fiber_yield(&current_call->fiber);
+	return true;
+}
+
+/*
+ * GetHeartbeat, from the records alone. The port's status is read without
+ * its bytes while a call to the VM runs: they are the call's.
+ */
+static uint16_t heartbeat(const char *vm, uint8_t *out, size_t *len, struct tlv_writer *w)
+{
+	bool busy = vm_has_call(vm);
+	uint32_t taken, status = 0;
+	long r = agent_io(vm, NULL, 0, beat_io, busy ? 0 : sizeof(beat_io), &taken, &status);
+	const struct heartbeat *b = beat_of(vm, false);
 	unsigned answered = 0;
 
-	if (r == HC_ENOENT || (r >= 0 && !(x->status & HC_AGENT_RUNNING)))
-		return refusal(x, r);
+	if (r == HC_ENOENT || (r >= 0 && !(status & HC_AGENT_RUNNING)))
+		return refuse(vm, r, status, out, len);
 	/* What the read took is an agent's answer to a ping: the poll loop's business. */
 	if (r > 0)
-		guest_os_poll_bytes(x->vm, io_buf, (size_t)r);
+		guest_os_poll_bytes(vm, beat_io, (size_t)r);
 	/* An agent never seen is no agent; one that stopped answering is a lost heartbeat. */
-	if (!b && refusal(x, r) != API_E_OK)
-		return refusal(x, r);
-	bool open = r >= 0 && (x->status & HC_AGENT_OPEN);
+	if (!b && refuse(vm, r, status, out, len) != API_E_OK)
+		return refuse(vm, r, status, out, len);
+	bool open = r >= 0 && (status & HC_AGENT_OPEN);
 	bool alive = open && b && b->last_seen_ms && b->missed < HEARTBEAT_LOST_PINGS;
 	if (b)
 		for (unsigned i = 0; i < b->pings; i++)
@@ -648,83 +820,106 @@ static uint16_t heartbeat(struct exchange *x, struct tlv_writer *w)
 	return API_E_OK;
 }
 
-uint16_t guest_os_request(uint16_t rq, const uint8_t *p, size_t n, uint8_t *out, size_t *len)
+/* Whether the agent of vm can take a call, at once: no call to it may hang on its absence. */
+static uint16_t probe(const char *vm, uint8_t *out, size_t *len)
 {
-	char vm[API_NAME_MAX + 1], command[API_STR_MAX + 1], value[API_STR_MAX + 1];
-	struct exchange x = { .vm = vm, .deadline = mgmt_now_ms() + CALL_TIMEOUT_MS,
-			      .out = out, .out_len = len };
-	struct tlv_writer w;
-	uint32_t timeout_ms = EXEC_TIMEOUT_DEFAULT_MS;
-	uint16_t e;
+	uint32_t taken, status = 0;
+	long r = agent_io(vm, NULL, 0, beat_io, sizeof(beat_io), &taken, &status);
 
-	agent_stream_init(&x.stream, reply_buf, sizeof(reply_buf));
-	if (tlv_get_str(p, n, API_TAG_VM, vm, sizeof(vm)) != TLV_OK)
-		return mgmt_error(out, len, API_E_INVALID_ARGUMENT, "missing vm", 0);
-	tlv_writer_init(&w, out, PROTO_MAX_PAYLOAD);
-	tlv_put_str(&w, API_TAG_VM, vm);
-	switch (rq) {
-	case API_REQ_GET_HEARTBEAT:
-		e = heartbeat(&x, &w);
-		break;
-	case API_REQ_GET_OS_NAME:
-		e = os_name(&x, &w);
-		break;
-	case API_REQ_GET_ADDITIONS_VERSION:
-		e = additions_version(&x, &w);
-		break;
-	case API_REQ_SHUTDOWN:
-		e = shutdown(&x);
-		break;
-	case API_REQ_EXECUTE_COMMAND:
-		if (tlv_get_str(p, n, API_TAG_COMMAND, command, sizeof(command)) != TLV_OK)
-			return mgmt_error(out, len, API_E_INVALID_ARGUMENT, "missing command", 0);
-		tlv_get_u32(p, n, API_TAG_TIMEOUT_MS, &timeout_ms);
-		if (!timeout_ms || timeout_ms > EXEC_TIMEOUT_MAX_MS)
-			return fail(&x, API_E_INVALID_ARGUMENT, "timeout_ms is 1 to %u",
-				    EXEC_TIMEOUT_MAX_MS);
-		e = execute_command(&x, command, timeout_ms, &w);
-		break;
-	case API_REQ_SYNC_TIME:
-		e = sync_time(&x, p, n, &w);
-		break;
-	case API_REQ_SET_PARAMETER:
-		if (tlv_get_str(p, n, API_TAG_PARAMETER, command, sizeof(command)) != TLV_OK ||
-		    tlv_get_str(p, n, API_TAG_VALUE, value, sizeof(value)) != TLV_OK)
-			return mgmt_error(out, len, API_E_INVALID_ARGUMENT,
-					  "missing parameter or value", 0);
-		e = set_parameter(&x, command, value);
-		break;
-	default:
-		return fail(&x, API_E_NOT_SUPPORTED, "%s is not supported yet",
-			    api_request_name(rq));
-	}
+	if (r > 0)
+		guest_os_poll_bytes(vm, beat_io, (size_t)r);
+	return refuse(vm, r, status, out, len);
+}
+
+/* SyncTime's setting, in the hypervisor (it outlives a Save); an answer when it is turned off. */
+static uint16_t sync_setting(const uint8_t *p, size_t n, const char *vm, uint8_t *out,
+			     size_t *len, bool *on)
+{
+	struct tlv_writer w;
+	uint8_t value = 0;
+	uint16_t e = mgmt_control(API_REQ_SYNC_TIME, p, n, out, len);
+
 	if (e != API_E_OK)
 		return e;
-	if (!tlv_writer_ok(&w))
-		return mgmt_error(out, len, API_E_INTERNAL, "the answer does not fit", 0);
+	tlv_get_u8(out, *len, API_TAG_TIME_SYNC, &value);
+	*on = value;
+	tlv_writer_init(&w, out, PROTO_MAX_PAYLOAD);
+	tlv_put_str(&w, API_TAG_VM, vm);
+	tlv_put_u8(&w, API_TAG_TIME_SYNC, 0);
 	*len = w.len;
 	return API_E_OK;
 }
 
-bool guest_os_handles(uint16_t rq)
+uint16_t guest_os_request(uint16_t rq, const uint8_t *p, size_t n, uint8_t *out, size_t *len,
+			  const void *origin, size_t origin_size)
 {
+	char vm[API_NAME_MAX + 1], text[API_STR_MAX + 1], value[API_STR_MAX + 1];
+	uint32_t timeout_ms = EXEC_TIMEOUT_DEFAULT_MS;
+	struct guest_call *c;
+	struct tlv_writer w;
+	bool on;
+	uint16_t e;
+
+	if (tlv_get_str(p, n, API_TAG_VM, vm, sizeof(vm)) != TLV_OK)
+		return mgmt_error(out, len, API_E_INVALID_ARGUMENT, "missing vm", 0);
 	switch (rq) {
 	case API_REQ_GET_HEARTBEAT:
+		tlv_writer_init(&w, out, PROTO_MAX_PAYLOAD);
+		tlv_put_str(&w, API_TAG_VM, vm);
+		if ((e = heartbeat(vm, out, len, &w)) != API_E_OK)
+			return e;
+		*len = w.len;
+		return API_E_OK;
+	case API_REQ_EXECUTE_COMMAND:
+		if (tlv_get_str(p, n, API_TAG_COMMAND, text, sizeof(text)) != TLV_OK)
+			return mgmt_error(out, len, API_E_INVALID_ARGUMENT, "missing command", 0);
+		tlv_get_u32(p, n, API_TAG_TIMEOUT_MS, &timeout_ms);
+		if (!timeout_ms || timeout_ms > EXEC_TIMEOUT_MAX_MS)
+			return fail_to(out, len, API_E_INVALID_ARGUMENT, "timeout_ms is 1 to %u",
+				       EXEC_TIMEOUT_MAX_MS);
+		break;
+	case API_REQ_SET_PARAMETER:
+		if (tlv_get_str(p, n, API_TAG_PARAMETER, text, sizeof(text)) != TLV_OK ||
+		    tlv_get_str(p, n, API_TAG_VALUE, value, sizeof(value)) != TLV_OK)
+			return mgmt_error(out, len, API_E_INVALID_ARGUMENT,
+					  "missing parameter or value", 0);
+		if (!parameter_name_valid(text))
+			return mgmt_error(out, len, API_E_INVALID_ARGUMENT, "a parameter name is 1 "
+					  "to 64 of A-Z a-z 0-9 _ - . and does not start with '.'",
+					  0);
+		break;
+	case API_REQ_SYNC_TIME:
+		/* Turned off, nothing more; turned on, the clock is set through the agent. */
+		if ((e = sync_setting(p, n, vm, out, len, &on)) != API_E_OK || !on)
+			return e;
+		break;
 	case API_REQ_GET_OS_NAME:
 	case API_REQ_GET_ADDITIONS_VERSION:
 	case API_REQ_SHUTDOWN:
-	case API_REQ_EXECUTE_COMMAND:
-	case API_REQ_SET_PARAMETER:
-	case API_REQ_SYNC_TIME:
-		return true;
+		break;
 	default:
-		return false;
+		return fail_to(out, len, API_E_NOT_SUPPORTED, "%s is not supported yet",
+			       api_request_name(rq));
 	}
+	/* Behind a call already running the agent was there: this one waits its turn. */
+	if (!vm_has_call(vm) && (e = probe(vm, out, len)) != API_E_OK)
+		return e;
+	if (!(c = free_call()))
+		return fail_to(out, len, API_E_BUSY, "%u calls to guest agents are in progress",
+			       CALLS_MAX);
+	start_call(c, vm, rq, p, n, origin, origin_size);
+	return GUEST_OS_LATER;
+}
+
+bool guest_os_handles(uint16_t rq)
+{
+	return rq == API_REQ_GET_HEARTBEAT || api_request_waits_for_agent(rq);
 }
 
 /* --- The heartbeat ---------------------------------------------------------- */
 
-void guest_os_poll_bytes(const char *vm, const uint8_t *p, size_t n)
+/* Bytes read from vm's agent port outside a call: a ping's answer, perhaps. */
+static void guest_os_poll_bytes(const char *vm, const uint8_t *p, size_t n)
 {
 	struct heartbeat *b = beat_of(vm, false);
 
@@ -750,22 +945,20 @@ void guest_os_poll_bytes(const char *vm, const uint8_t *p, size_t n)
 	}
 }
 
-/* Every TIME_CHECK_MS, and at once for a VM first seen: a clock off by more than the tolerance is set. */
+/*
+ * Every TIME_CHECK_MS, and at once for a VM first seen: a call of its own
+ * sets a clock off by more than the tolerance. With every call slot taken
+ * it waits for the next pass.
+ */
 static void check_clock(struct heartbeat *b, uint64_t now)
 {
-	uint8_t scratch[PROTO_MAX_PAYLOAD];
-	size_t len;
-	struct exchange x = { .vm = b->vm, .deadline = now + CALL_TIMEOUT_MS, .out = scratch,
-			      .out_len = &len };
-	int64_t off_ms;
+	struct guest_call *c;
 
-	if (!b->time_sync || now < b->next_time_check_ms)
+	if (!b->time_sync || now < b->next_time_check_ms || vm_has_call(b->vm) ||
+	    !(c = free_call()))
 		return;
 	b->next_time_check_ms = now + TIME_CHECK_MS;
-	agent_stream_init(&x.stream, reply_buf, sizeof(reply_buf));
-	if (set_guest_clock(&x, TIME_TOLERANCE_MS, &off_ms) == API_E_OK &&
-	    (off_ms > TIME_TOLERANCE_MS || off_ms < -TIME_TOLERANCE_MS))
-		say_clock_set(b->vm, off_ms);
+	start_call(c, b->vm, API_REQ_NONE, NULL, 0, NULL, 0);
 }
 
 /* A pass's ping slot in the minute's history, unanswered until heartbeat_seen. */
@@ -786,15 +979,15 @@ static void ping(struct heartbeat *b)
 		b->missed++;
 	next_ping_slot(b);
 	b->id = ++sync_id;
-	n = sync_request(b->id);
+	n = sync_request(beat_request, b->id);
 	agent_stream_expect_sync(&b->stream);
-	long r = agent_io(b->vm, request, n, &taken, &status);
+	long r = agent_io(b->vm, beat_request, n, beat_io, sizeof(beat_io), &taken, &status);
 	/* A ping the receive buffers cannot take whole is not sent: it is missed at once. */
 	b->in_flight = r >= 0 && taken == n;
 	if (!b->in_flight)
 		b->missed++;
 	if (r > 0)
-		guest_os_poll_bytes(b->vm, io_buf, (size_t)r);
+		guest_os_poll_bytes(b->vm, beat_io, (size_t)r);
 }
 
 /* The log line and a HeartbeatLost event; `done` is what the policy did, or NULL. */
@@ -853,16 +1046,19 @@ static void heartbeat_pass_vm(const struct tlv *t, bool *listed)
 	char vm[API_NAME_MAX + 1];
 	uint32_t taken, status;
 	uint8_t sync_on = 0;
+	bool busy;
 	long r;
 
 	if (t->tag != API_TAG_VM_ENTRY ||
 	    tlv_get_str(t->value, t->len, API_TAG_VM, vm, sizeof(vm)) != TLV_OK)
 		return;
-	r = agent_io(vm, NULL, 0, &taken, &status);
+	/* A VM with a call running: its bytes are the call's, and its syncs its heartbeat. */
+	busy = vm_has_call(vm);
+	r = agent_io(vm, NULL, 0, beat_io, busy ? 0 : sizeof(beat_io), &taken, &status);
 	if (r < 0 || !(status & HC_AGENT_RUNNING))
 		return;
 	if (r > 0)
-		guest_os_poll_bytes(vm, io_buf, (size_t)r);
+		guest_os_poll_bytes(vm, beat_io, (size_t)r);
 	/* An agent that closed its port (it died, or was stopped) misses its pings. */
 	bool open = status & HC_AGENT_OPEN;
 	struct heartbeat *b = beat_of(vm, open);
@@ -877,6 +1073,8 @@ static void heartbeat_pass_vm(const struct tlv *t, bool *listed)
 	tlv_get_u32(t->value, t->len, API_TAG_HEARTBEAT_GRACE_S, &b->grace_s);
 	tlv_get_u8(t->value, t->len, API_TAG_TIME_SYNC, &sync_on);
 	b->time_sync = sync_on;
+	if (busy)
+		return;
 	if (open) {
 		ping(b);
 	} else {
@@ -908,11 +1106,11 @@ void guest_os_poll(void)
 		struct heartbeat *b = &beats[i];
 		uint32_t taken, status;
 		long r;
-		if (!b->vm[0] || !b->in_flight)
+		if (!b->vm[0] || !b->in_flight || vm_has_call(b->vm))
 			continue;
-		r = agent_io(b->vm, NULL, 0, &taken, &status);
+		r = agent_io(b->vm, NULL, 0, beat_io, sizeof(beat_io), &taken, &status);
 		if (r > 0)
-			guest_os_poll_bytes(b->vm, io_buf, (size_t)r);
+			guest_os_poll_bytes(b->vm, beat_io, (size_t)r);
 	}
 	if (mgmt_now_ms() < next_ping_ms)
 		return;

@@ -40,7 +40,6 @@
 #define PROMPT "vmm> "
 
 static struct hc_mgmt_info info;
-static struct hc_control ctl;
 static struct proto_decoder dec;
 static struct proto_replay replay;
 static struct shell_line editor;
@@ -49,6 +48,8 @@ static uint8_t wire[PROTO_MAX_WIRE];
 static uint8_t answer[PROTO_MAX_PAYLOAD];
 
 static bool framed;
+/* Counts the line's changes of hands: an answer that comes later goes to the hands it came from. */
+static uint32_t line_epoch;
 static uint64_t nonce_count;
 static uint64_t auth_blocked_until;
 static uint32_t auth_backoff_ms;
@@ -90,6 +91,14 @@ struct client {
 	struct subscription *sub;
 };
 
+/* What a request answered later (a guest agent call) needs kept to be answered. */
+struct origin {
+	uint32_t epoch;
+	uint32_t frame_id;
+	bool shell;
+};
+_Static_assert(sizeof(struct origin) <= GUEST_OS_ORIGIN_MAX, "origin fits guest_os's room");
+
 static char text_buf[HC_LINE_MAX];
 static size_t text_len;
 
@@ -110,6 +119,8 @@ static void on_upcall(void)
 
 void mgmt_wait(void)
 {
+	if (guest_os_yield())
+		return;
 	vmcall(HC_SET_TIMER, rdtsc() + ms_to_tsc(TICK_MS), 0, 0);
 	__asm__ volatile("sti; hlt" ::: "memory");
 }
@@ -190,6 +201,8 @@ uint16_t mgmt_error(uint8_t *out, size_t *len, uint16_t error, const char *messa
 uint16_t mgmt_control(uint16_t request, const uint8_t *payload, size_t len, uint8_t *out,
 		      size_t *out_len)
 {
+	/* The caller's own: calls on fibers wait for their answers side by side. */
+	struct hc_control ctl;
 	long r;
 
 	if (len > sizeof(ctl.payload))
@@ -352,6 +365,7 @@ static void end_all_sessions(void)
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
 		subs[i] = (struct subscription){ 0 };
 	end_shell_auth();
+	line_epoch++;
 }
 
 /*
@@ -502,8 +516,8 @@ static uint16_t subscribe(struct subscription *sub, const uint8_t *p, size_t n, 
  * One request, however it arrived, checked in the order docs/protocol.md
  * gives: payload, code, authentication, then the call itself.
  */
-static uint16_t execute(const struct client *cl, uint16_t rq, const uint8_t *p, size_t n,
-			uint8_t *out, size_t *len)
+static uint16_t execute(const struct client *cl, const struct origin *origin, uint16_t rq,
+			const uint8_t *p, size_t n, uint8_t *out, size_t *len)
 {
 	struct tlv_writer w;
 
@@ -535,7 +549,7 @@ static uint16_t execute(const struct client *cl, uint16_t rq, const uint8_t *p, 
 	default:
 		/* IVMGuestOS is spoken here, with the agent: the hypervisor never parses it. */
 		if (guest_os_handles(rq))
-			return guest_os_request(rq, p, n, out, len);
+			return guest_os_request(rq, p, n, out, len, origin, sizeof(*origin));
 		return mgmt_control(rq, p, n, out, len);
 	}
 }
@@ -553,12 +567,13 @@ static void set_mode(bool to_framed)
 		text(PROMPT, sizeof(PROMPT) - 1);
 }
 
-/* The answer to f, from `answer`, encoded into `wire`: its length, or negative. */
-static int encode_answer(const struct proto_frame *f, uint16_t e, size_t len)
+/* The answer to f, payload[0..len), encoded into `wire`: its length, or negative. */
+static int encode_answer(const struct proto_frame *f, uint16_t e, const uint8_t *payload,
+			 size_t len)
 {
 	struct proto_frame a = { .type = e == API_E_OK ? PROTO_RESPONSE : PROTO_ERROR,
 				 .id = f->id, .code = f->code, .length = (uint16_t)len,
-				 .payload = answer };
+				 .payload = payload };
 
 	return proto_encode(wire, sizeof(wire), &a);
 }
@@ -571,10 +586,24 @@ static void send_wire(int n)
 	line_put(wire, (size_t)n, HC_LINE_FRAME);
 }
 
+/* The answer to request f, after every event up to it, kept for a retransmission. */
+static void answer_frame(const struct proto_frame *f, uint16_t e, const uint8_t *payload,
+			 size_t len)
+{
+	/* A subscriber sees every event up to the answer's seq before the answer. */
+	pump_events();
+	int n = encode_answer(f, e, payload, len);
+	if (n < 0)
+		return;
+	proto_replay_store(&replay, f, wire, (size_t)n);
+	send_wire(n);
+}
+
 static void on_frame(const struct proto_frame *f)
 {
 	struct session_admission a;
 	struct client cl = { .kind = CLIENT_LINE, .sub = LINE_SUB };
+	struct origin origin;
 	size_t len = 0;
 	uint16_t e = API_E_INTERNAL;
 
@@ -592,7 +621,7 @@ static void on_frame(const struct proto_frame *f)
 			put(" so far)\n");
 		}
 		mgmt_error(answer, &len, e, session_verdict_text(a.why), 0);
-		send_wire(encode_answer(f, e, len));
+		send_wire(encode_answer(f, e, answer, len));
 		return;
 	case SESSION_ADMIT_REPLAY:
 		text_flush();
@@ -609,7 +638,11 @@ static void on_frame(const struct proto_frame *f)
 					      .sub = &subs[a.slot] };
 		else if (info.auth_key_len)
 			cl = (struct client){ .kind = CLIENT_UNSIGNED };
-		e = execute(&cl, f->code, f->payload, f->length, answer, &len);
+		origin = (struct origin){ .epoch = line_epoch, .frame_id = f->id };
+		e = execute(&cl, &origin, f->code, f->payload, f->length, answer, &len);
+		/* Its replay slot stays executing: a retransmission meanwhile is dropped. */
+		if (e == GUEST_OS_LATER)
+			return;
 		break;
 	}
 	if (f->code == API_REQ_HELLO && e == API_E_OK && !framed) {
@@ -618,13 +651,7 @@ static void on_frame(const struct proto_frame *f)
 		framed = true;
 		shell_line_init(&editor, NULL, NULL);
 	}
-	/* A subscriber sees every event up to the answer's seq before the answer. */
-	pump_events();
-	int n = encode_answer(f, e, len);
-	if (n < 0)
-		return;
-	proto_replay_store(&replay, f, wire, (size_t)n);
-	send_wire(n);
+	answer_frame(f, e, answer, len);
 	if (f->code != API_REQ_GOODBYE || e != API_E_OK || !framed)
 		return;
 	/* Goodbye ends its sender's session; the shell comes back when nobody is left. */
@@ -721,22 +748,61 @@ static void put_value(enum api_type type, uint8_t tag, const uint8_t *v, size_t 
 	}
 }
 
-static void run_line(const char *line, size_t n)
+/* The shell's answer to request rq. */
+static void show_answer(uint16_t rq, uint16_t e, const uint8_t *payload, size_t len)
+{
+	char message[API_STR_MAX + 1];
+
+	pump_events();
+	if (e != API_E_OK) {
+		if (tlv_get_str(payload, len, API_TAG_MESSAGE, message, sizeof(message)) != TLV_OK)
+			message[0] = '\0';
+		textf("error: %s: %s\n", api_error_name(e), message);
+		return;
+	}
+	if (rq == API_REQ_GOODBYE) {
+		end_shell_auth();
+		*SHELL_SUB = (struct subscription){ 0 };
+	}
+	print_tlvs(payload, len, 0);
+	if (!len)
+		text("ok\n", 3);
+}
+
+void mgmt_answer_later(const void *origin, uint16_t rq, const uint8_t *payload, size_t n,
+		       uint16_t e, const uint8_t *answer_payload, size_t len)
+{
+	struct origin o;
+
+	memcpy(&o, origin, sizeof(o));
+	/* The line changed hands meanwhile: nobody there waits for this answer. */
+	if (o.epoch != line_epoch || o.shell == framed)
+		return;
+	if (o.shell) {
+		show_answer(rq, e, answer_payload, len);
+		text(PROMPT, sizeof(PROMPT) - 1);
+		return;
+	}
+	struct proto_frame f = { .type = PROTO_REQUEST, .id = o.frame_id, .code = rq,
+				 .length = (uint16_t)n, .payload = payload };
+	answer_frame(&f, e, answer_payload, len);
+}
+
+/* Runs a shell line; false when its answer comes later (with the prompt after it). */
+static bool run_line(const char *line, size_t n)
 {
 	size_t len;
-	uint16_t msg_error;
-	char message[API_STR_MAX + 1];
 
 	if (shell_parse(&cmd, line, n) != SHELL_OK) {
 		textf("%s\n", cmd.error);
-		return;
+		return true;
 	}
 	if (cmd.kind == SHELL_HELP) {
 		shell_help(cmd.topic, cmd.topic_count, text_out, NULL);
-		return;
+		return true;
 	}
 	if (cmd.kind != SHELL_REQUEST)
-		return;
+		return true;
 	uint64_t now = mgmt_now_ms();
 	if (shell_authed && now - shell_last_ms > SHELL_IDLE_MS) {
 		end_shell_auth();
@@ -744,22 +810,13 @@ static void run_line(const char *line, size_t n)
 	}
 	shell_last_ms = now;
 	struct client shell = { .kind = CLIENT_SHELL, .sub = SHELL_SUB };
-	uint16_t e = execute(&shell, cmd.request, cmd.payload, cmd.payload_len, answer, &len);
-	pump_events();
-	if (e != API_E_OK) {
-		if (tlv_get_str(answer, len, API_TAG_MESSAGE, message, sizeof(message)) != TLV_OK)
-			message[0] = '\0';
-		msg_error = e;
-		textf("error: %s: %s\n", api_error_name(msg_error), message);
-		return;
-	}
-	if (cmd.request == API_REQ_GOODBYE) {
-		end_shell_auth();
-		*SHELL_SUB = (struct subscription){ 0 };
-	}
-	print_tlvs(answer, len, 0);
-	if (!len)
-		text("ok\n", 3);
+	struct origin origin = { .epoch = line_epoch, .shell = true };
+	uint16_t e = execute(&shell, &origin, cmd.request, cmd.payload, cmd.payload_len, answer,
+			     &len);
+	if (e == GUEST_OS_LATER)
+		return false;
+	show_answer(cmd.request, e, answer, len);
+	return true;
 }
 
 static void on_text(void *ctx, const uint8_t *s, size_t n)
@@ -777,8 +834,8 @@ static void on_text(void *ctx, const uint8_t *s, size_t n)
 					text("framed mode: type 'shell' and Enter for the shell\n", 51);
 				break;
 			}
-			run_line(editor.buf, editor.len);
-			text(PROMPT, sizeof(PROMPT) - 1);
+			if (run_line(editor.buf, editor.len))
+				text(PROMPT, sizeof(PROMPT) - 1);
 			break;
 		case SHELL_LINE_CANCELLED:
 			if (!framed)
@@ -825,6 +882,7 @@ int main(void)
 			proto_decoder_reset(&dec);
 		}
 		pump_events();
+		guest_os_run();
 		guest_os_poll();
 		if (now >= next_tick) {
 			pump_consoles();

@@ -45,6 +45,13 @@ enum vmmctl_exit {
 /* Protocol defaults (docs/protocol.md, "Retries and idempotency"). */
 #define VMMCTL_TIMEOUT_MS 1000
 #define VMMCTL_SLOW_TIMEOUT_MS 5000
+/*
+ * A call to a guest agent is answered when it ends: a command may run its
+ * 60 s (ExecuteCommand's largest timeout_ms) and every attempt
+ * (VMMCTL_RETRIES + 1) together wait longer; a retransmission meanwhile
+ * is dropped as in progress, never run twice.
+ */
+#define VMMCTL_AGENT_TIMEOUT_MS 20000
 #define VMMCTL_RETRIES 3
 #define VMMCTL_INTERBYTE_MS 500 /* silence inside a frame: drop it */
 #define VMMCTL_EVENT_QUEUE 64

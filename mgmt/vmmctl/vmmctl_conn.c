@@ -68,6 +68,8 @@ void vmmctl_conn_init(struct vmmctl_conn *c, int fd, uint32_t first_id)
 
 int vmmctl_default_timeout_ms(uint16_t request)
 {
+	if (api_request_waits_for_agent(request))
+		return VMMCTL_AGENT_TIMEOUT_MS;
 	switch (request) {
 	case API_REQ_STARTUP:
 	case API_REQ_RESET:

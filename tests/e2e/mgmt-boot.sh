@@ -148,18 +148,37 @@ fi
 
 # --- the server ---------------------------------------------------------------------
 ok "vmmctl info: GetHostInfo (CPUs, memory, VM count)" info \
-	"d['cpus'] == 1 and d['vm_count'] == 3 and d['memory_free'] > 0" info
+	"d['cpus'] == 1 and d['vm_count'] == 4 and d['memory_free'] > 0" info
 ok "vmmctl events: the event cursor (SubscribeEvents)" seq "d['seq'] > 0" events
 # exec:COMMAND: the line through a program's stdin and stdout, as a BMC's SOL client is.
 timeout 60 "$vmmctl" -c "exec:python3 $root/tests/e2e/stdio_bridge.py $sock" -t 5 -r 4 --json \
 	info >"$out/exec.json" 2>"$out/exec.err"
 rc=$?
-[ $rc = 0 ] && holds exec "d['vm_count'] == 3" &&
+[ $rc = 0 ] && holds exec "d['vm_count'] == 4" &&
 	pass "vmmctl -c exec:COMMAND: GetHostInfo through a program as the line" ||
 	fail "vmmctl -c exec:COMMAND ($(why exec))"
 wait_for "vm 'rogue': control hypercall [0-9]+ refused" 60
 ok "vmmctl state: the rogue guest's control hypercalls were refused and counted" rogue \
 	"d['control_denied'] >= 2" state rogue
+
+# The guest additions' minimal library (tests/guests/lib/agent.h) in a
+# freestanding guest, answering through the noise it writes before each sync.
+if wait_for "\[agent\] agent: port org.qemu.guest_agent.0 open" 60; then
+	pass "agent guest: the port org.qemu.guest_agent.0 opened through the control handshake"
+else
+	fail "agent guest: the port never opened ($(grep -a '\[agent\]' "$serial" | tail -1))"
+fi
+ok "vmmctl guest-additions: the freestanding agent, past 4 KiB of junk and a stale reply" \
+	agent-additions "d['additions_version'] == 'vmm-test-agent 1.0'" guest-additions agent
+ok "vmmctl guest-os: the freestanding agent's OS name" agent-os \
+	"d['os_name'] == 'vmm test guest (freestanding) (kernel none)'" guest-os agent
+refused "vmmctl guest-exec: a command the agent lacks is refused with its words" agent-exec \
+	INTERNAL guest-exec agent true
+if grep -q "no such command" "$out/agent-exec.err"; then
+	pass "vmmctl guest-exec: the refusal quotes the agent (CommandNotFound's desc)"
+else
+	fail "vmmctl guest-exec: the agent's words ($(why agent-exec))"
+fi
 refused "vmmctl pause: the management VM cannot pause itself (PERMISSION_DENIED)" \
 	pause-mgmt PERMISSION_DENIED pause mgmt
 
@@ -265,7 +284,7 @@ ok "vmmctl create: CreateVirtualMachine (TurnedOff)" create "d['state'] == 'Turn
 refused "vmmctl create: a second web2 is ALREADY_EXISTS" create-2 ALREADY_EXISTS \
 	create web2 --memory 4M --image /guests/echo.bin
 ok "vmmctl list: ListVirtualMachines" list \
-	"[v['vm'] for v in d['vms']] == ['mgmt', 'echo', 'rogue', 'web2']" list
+	"[v['vm'] for v in d['vms']] == ['mgmt', 'echo', 'rogue', 'agent', 'web2']" list
 ok "vmmctl find: FindVirtualMachine" find "d['vm_id'] > 0 and d['state'] == 'TurnedOff'" find web2
 refused "vmmctl pause: Pause of a turned-off VM is INVALID_STATE" pause-off INVALID_STATE pause web2
 if holds pause-off "d['error']['state'] == 'TurnedOff'" && grep -q 'state: TurnedOff' "$out/pause-off.err"; then
@@ -555,7 +574,10 @@ ctl turnoff web3 >/dev/null 2>&1
 ok "vmmctl delete: the moved web3" delete-web3 "True" delete web3
 ok "vmmctl net-delete: DeleteVirtualNetwork" net-delete "True" net-delete net2
 ok "vmmctl list: back to the configured VMs" list-end \
-	"[v['vm'] for v in d['vms']] == ['mgmt', 'echo', 'rogue']" list
+	"[v['vm'] for v in d['vms']] == ['mgmt', 'echo', 'rogue', 'agent']" list
+# By now the management VM has pinged the agent guest for minutes.
+ok "vmmctl guest-heartbeat: the freestanding agent is heartbeating" agent-beat \
+	"d['heartbeating'] in (1, True) and d['heartbeat_percent'] > 0" guest-heartbeat agent
 
 # The life of a VM gives every page back (vm_create, vm_delete): 20 lives, every
 # fifth one started and turned off, with an adapter and pool RAM, then the
@@ -582,7 +604,7 @@ if $life_ok && python3 - "$out/life-free-before.json" "$out/life-free-after.json
 import json, sys
 before, after = (json.load(open(p)) for p in sys.argv[1:3])
 print("life: memory_free %d bytes before, %d after" % (before["memory_free"], after["memory_free"]))
-sys.exit(0 if before["memory_free"] == after["memory_free"] and after["vm_count"] == 3 else 1)
+sys.exit(0 if before["memory_free"] == after["memory_free"] and after["vm_count"] == 4 else 1)
 PY
 then
 	pass "vmmctl create/delete: $lives VM lives give every page back (GetHostInfo memory_free)"

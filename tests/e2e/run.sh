@@ -48,10 +48,24 @@ expect_order() {
 	pass "$name"
 }
 
-boot_bochs() { # NAME CONFIG UNTIL [where the config goes on the disk]
-	tools/run-bochs.sh --workdir "$out/$1" --config "$2" --until "$3" \
-		--config-dest "${4:-/vmm.conf}" --timeout 300 >"$out/$1.run" 2>&1
-	echo $? >"$out/$1.rc"
+boot_bochs() { # NAME CONFIG UNTIL [where the config goes on the disk [RUN-BOCHS ARG...]]
+	local name=$1 config=$2 until=$3 dest=${4:-/vmm.conf}
+	shift 3
+	[ $# -gt 0 ] && shift
+	tools/run-bochs.sh --workdir "$out/$name" --config "$config" --until "$until" \
+		--config-dest "$dest" --timeout 300 "$@" >"$out/$name.run" 2>&1
+	echo $? >"$out/$name.rc"
+}
+# The store's second boot: the guests boot's disk, the store as it left it,
+# with a configuration of one small VM (the store self-test reads back what
+# the first boot wrote, as after a server's restart).
+reboot_store() {
+	mkdir -p "$out/reboot"
+	cp "$out/guests/disk.img" "$out/reboot-disk.img"
+	mcopy -o -i "$out/reboot-disk.img" tests/e2e/configs/store-reboot.conf ::/vmm.conf
+	tools/run-bochs.sh --workdir "$out/reboot" --disk "$out/reboot-disk.img" --until "$halted" \
+		--timeout 300 >"$out/reboot.run" 2>&1
+	echo $? >"$out/reboot.rc"
 }
 boot_qemu() { # NAME CONFIG UNTIL [QEMU ARG...]
 	local name=$1 config=$2 until=$3 args=()
@@ -68,13 +82,16 @@ echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest, mgmt; QE
 tests/e2e/linux-boot.sh "$out/linux" tests/e2e/configs/linux.conf >"$out/linux.client" 2>&1 &
 linux_boot=$!
 boot_bochs demo tests/e2e/configs/boot-path.conf "$halted" &
-boot_bochs guests tests/e2e/configs/guests.conf "$halted" &
+# The store the guests boot writes to (docs/store.md): an empty one of 1 MiB.
+build/vmm-store create --size 1M "$out/vmmstore.img" >/dev/null
+boot_bochs guests tests/e2e/configs/guests.conf "$halted" /vmm.conf --extra "$out/vmmstore.img" &
 wait
 boot_bochs bad-vms tests/e2e/configs/bad-vms.conf "$halted" &
 boot_bochs bad-syntax tests/e2e/configs/bad-syntax.conf "$halted" &
 wait
 boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" \
 	/EFI/BOOT/vmm.conf &
+reboot_store &
 # With a BMC (QEMU's simulated one, over KCS, described by SMBIOS type 38).
 boot_qemu no-vtx tests/e2e/configs/boot-path.conf "$halted" \
 	-device ipmi-bmc-sim,id=bmc0 -device isa-ipmi-kcs,bmc=bmc0 &
@@ -84,7 +101,7 @@ tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.clien
 echo $? >"$out/mgmt.rc"
 wait $linux_boot
 
-for b in demo guests bad-vms bad-syntax selftest no-vtx; do
+for b in demo guests bad-vms bad-syntax selftest no-vtx reboot; do
 	if [ "$(cat "$out/$b.rc")" = 0 ]; then
 		pass "$b: boot ended with a final message"
 	else
@@ -298,6 +315,28 @@ expect "mgmt: log lines go on between frames" mgmt "vm 'web2': TurnedOff"
 # The line also carries frames: an exported VM's memory holds the echo
 # guest's own "PASS FAIL" strings. Errors and guest failures are log lines.
 expect_not "mgmt: no panic, no error, no FAIL" mgmt 'PANIC|\] ERROR |\] [A-Z]+ +\[[^]]*\] FAIL'
+
+# --- the store: written through the hypervisor's ATA driver, kept on the disk ---
+expect_order "store: located on the boot disk, opened, self-tested (a committed object)" guests \
+	"store '\\\\vmmstore.img': 1024 KiB in [0-9]+ piece\\(s\\) from sector [0-9]+ of the ATA primary master drive" \
+	"store: '\\\\vmmstore.img' on '.*' \\([0-9]+ MiB drive\\): generation 1, 0 object\\(s\\)" \
+	'store selftest: 64 KiB written, flushed, committed \(generation 2\) and read back'
+rm -f "$out/store-after.img" "$out/store-selftest.bin"
+if mcopy -i "$out/guests/disk.img" ::/vmmstore.img "$out/store-after.img" 2>/dev/null &&
+	build/vmm-store list "$out/store-after.img" >"$out/store-list.out" 2>&1 &&
+	grep -q 'generation 2, 1 MiB, 920 KiB free, 1 object' "$out/store-list.out" &&
+	build/vmm-store export "$out/store-after.img" selftest "$out/store-selftest.bin" &&
+	python3 -c 'import sys
+d = open(sys.argv[1], "rb").read()
+sys.exit(0 if len(d) == 65536 and all(b == (i * 7 + (i >> 12) + 0x5a) & 0xff for i, b in enumerate(d)) else 1)' \
+		"$out/store-selftest.bin"; then
+	pass "store: vmm-store reads the committed generation and the object's pattern from the disk image"
+else
+	fail "store: the disk image after the boot ($(tail -2 "$out/store-list.out" 2>/dev/null | tr '\n' ' '))"
+fi
+expect "store: a second boot of that disk reads the object back" reboot \
+	'store selftest: the 64 KiB a previous boot wrote read back intact'
+expect_not "store: the second boot has no error" reboot 'PANIC|ERROR|FAIL'
 
 # --- hygiene: no emulator left behind, no lock files -----------------------------
 if pgrep -f "$out/.*/bochsrc" >/dev/null || pgrep -f "$out/.*/vars.fd" >/dev/null; then

@@ -33,6 +33,7 @@ fuzzers=(
 	"json 4096 lib/json.c lib/fmt.c lib/base64.c"
 	"agent 4096 mgmt/guest_agent.c lib/json.c lib/fmt.c"
 	"console 16384 devices/virtio_console.c devices/virtqueue.c devices/devstate.c lib/fmt.c"
+	"store 65536 lib/store.c lib/crc32c.c lib/fmt.c"
 )
 
 status=0

@@ -14,44 +14,14 @@
  * at used->idx, which gives the hypervisor those passes.
  */
 #include "guest.h"
+#include "virtio_pci.h"
 
-#define PCI_ADDR 0xcf8
-#define PCI_DATA 0xcfc
-#define VIRTIO_VENDOR 0x1af4
-#define VIRTIO_BLK_DEVICE 0x1042
-#define PCI_STATUS_CAPS 0x10
-#define PCI_CAP_VNDR 0x09
-
-/* virtio_pci_cap cfg_type (4.1.4) and the common configuration (4.1.4.3). */
-#define CAP_COMMON 1
-#define CAP_NOTIFY 2
-#define CAP_DEVICE 4
-#define DFSELECT 0x00
-#define GFSELECT 0x08
-#define GF 0x0c
-#define STATUS 0x14
-#define Q_SELECT 0x16
-#define Q_SIZE 0x18
-#define Q_ENABLE 0x1c
-#define Q_NOFF 0x1e
-#define Q_DESC 0x20
-#define Q_AVAIL 0x28
-#define Q_USED 0x30
-
-#define S_ACK 1
-#define S_DRIVER 2
-#define S_DRIVER_OK 4
-#define S_FEATURES_OK 8
-#define F_INDIRECT (1u << 28)   /* bit 28 */
-#define F_VERSION_1 1u          /* bit 32: bit 0 of the high half */
+#define F_INDIRECT (1ULL << 28)
 #define CFG_CAPACITY 0
 #define CFG_SIZE_MAX 8
 #define CFG_SEG_MAX 12
 
 #define QSIZE 256
-#define DESC_F_NEXT 1
-#define DESC_F_WRITE 2
-#define DESC_F_INDIRECT 4
 #define BLK_T_IN 0
 #define BLK_S_OK 0
 #define BLK_S_IOERR 1
@@ -68,69 +38,13 @@
 #define STATUS_BYTE (RING_BASE + 0x6100)
 #define DATA (RING_BASE + 0x10000)
 
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-static uint32_t pci_read(unsigned dev, unsigned off)
-{
-	outl(PCI_ADDR, 0x80000000u | dev << 11 | (off & 0xfc));
-	return inl(PCI_DATA);
-}
-
-/* MMIO through the emulator: plain MOVs, one access each. */
-static void mmio_write8(uint64_t a, uint8_t v)
-{
-	__asm__ volatile("movb %1, (%0)" : : "r"(a), "q"(v) : "memory");
-}
-
-static void mmio_write16(uint64_t a, uint16_t v)
-{
-	__asm__ volatile("movw %1, (%0)" : : "r"(a), "r"(v) : "memory");
-}
-
-static void mmio_write32(uint64_t a, uint32_t v)
-{
-	__asm__ volatile("movl %1, (%0)" : : "r"(a), "r"(v) : "memory");
-}
-
-static uint16_t mmio_read16(uint64_t a)
-{
-	uint16_t v;
-	__asm__ volatile("movw (%1), %0" : "=r"(v) : "r"(a) : "memory");
-	return v;
-}
-
-static uint32_t mmio_read32(uint64_t a)
-{
-	uint32_t v;
-	__asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(a) : "memory");
-	return v;
-}
-
-static uint8_t mmio_read8(uint64_t a)
-{
-	uint8_t v;
-	__asm__ volatile("movb (%1), %0" : "=q"(v) : "r"(a) : "memory");
-	return v;
-}
-
-static void mmio_write64(uint64_t a, uint64_t v)
-{
-	mmio_write32(a, (uint32_t)v);
-	mmio_write32(a + 4, (uint32_t)(v >> 32));
-}
-
 static volatile uint16_t *const avail = (volatile uint16_t *)AVAIL_RING;
 static volatile uint16_t *const used = (volatile uint16_t *)USED_RING;
 static volatile uint8_t *const status_byte = (volatile uint8_t *)STATUS_BYTE;
 
-/* The device: its BAR and where its structures are. */
 struct blk {
-	uint64_t common, notify, device;
+	struct vpci_dev dev;
+	uint64_t notify;
 	uint16_t avail_idx;
 };
 
@@ -138,69 +52,11 @@ static void on_upcall(void)
 {
 }
 
-/* One HLT: the hypervisor runs a scheduler pass, the timer wakes us. */
-static void one_pass(void)
-{
-	vmcall(HC_SET_TIMER, rdtsc() + 20000, 0, 0);
-	__asm__ volatile("sti; hlt; cli");
-}
-
-static bool find(struct blk *b)
-{
-	for (unsigned dev = 0; dev < 32; dev++) {
-		uint32_t id = pci_read(dev, 0);
-		if ((id & 0xffff) != VIRTIO_VENDOR || id >> 16 != VIRTIO_BLK_DEVICE)
-			continue;
-		uint64_t bar = (pci_read(dev, 0x10) & ~0xfu) | (uint64_t)pci_read(dev, 0x14) << 32;
-		if (!(pci_read(dev, 0x04) >> 16 & PCI_STATUS_CAPS))
-			return false;
-		uint32_t notify_mult = 0, notify_off = 0;
-		for (unsigned cap = pci_read(dev, 0x34) & 0xfc; cap; cap = pci_read(dev, cap) >> 8 & 0xfc) {
-			uint32_t head = pci_read(dev, cap);
-			if ((head & 0xff) != PCI_CAP_VNDR)
-				continue;
-			uint32_t offset = pci_read(dev, cap + 8);
-			switch (head >> 24) {
-			case CAP_COMMON:
-				b->common = bar + offset;
-				break;
-			case CAP_NOTIFY:
-				notify_off = offset;
-				notify_mult = pci_read(dev, cap + 16);
-				break;
-			case CAP_DEVICE:
-				b->device = bar + offset;
-				break;
-			}
-		}
-		b->notify = bar + notify_off;
-		/* Queue 0's slot: queue_notify_off times the multiplier (4.1.4.4). */
-		mmio_write16(b->common + Q_SELECT, 0);
-		b->notify += (uint64_t)mmio_read16(b->common + Q_NOFF) * notify_mult;
-		return b->common && b->device;
-	}
-	return false;
-}
-
 static bool setup(struct blk *b)
 {
-	mmio_write8(b->common + STATUS, 0);
-	mmio_write8(b->common + STATUS, S_ACK | S_DRIVER);
-	mmio_write32(b->common + GFSELECT, 0);
-	mmio_write32(b->common + GF, F_INDIRECT);
-	mmio_write32(b->common + GFSELECT, 1);
-	mmio_write32(b->common + GF, F_VERSION_1);
-	mmio_write8(b->common + STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-	if (!(mmio_read8(b->common + STATUS) & S_FEATURES_OK))
-		return false;
-	mmio_write16(b->common + Q_SELECT, 0);
-	mmio_write16(b->common + Q_SIZE, QSIZE);
-	mmio_write64(b->common + Q_DESC, DESC_TABLE);
-	mmio_write64(b->common + Q_AVAIL, AVAIL_RING);
-	mmio_write64(b->common + Q_USED, USED_RING);
-	mmio_write16(b->common + Q_ENABLE, 1);
-	mmio_write8(b->common + STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-	return mmio_read8(b->common + STATUS) & S_DRIVER_OK;
+	return vpci_start(&b->dev, F_INDIRECT | VIRTIO_F_VERSION_1) &&
+	       vpci_queue(&b->dev, 0, QSIZE, DESC_TABLE, AVAIL_RING, USED_RING, &b->notify) &&
+	       vpci_driver_ok(&b->dev);
 }
 
 /*
@@ -209,18 +65,18 @@ static bool setup(struct blk *b)
  */
 static void build_chain(unsigned segments, uint32_t seg)
 {
-	volatile struct desc *t = (volatile struct desc *)INDIRECT;
+	volatile struct virtq_desc *t = (volatile struct virtq_desc *)INDIRECT;
 	volatile uint32_t *hdr = (volatile uint32_t *)HEADER;
-	volatile struct desc *d = (volatile struct desc *)DESC_TABLE;
+	volatile struct virtq_desc *d = (volatile struct virtq_desc *)DESC_TABLE;
 
 	hdr[0] = BLK_T_IN;
 	hdr[1] = 0;
 	hdr[2] = hdr[3] = 0;            /* sector 0 */
-	t[0] = (struct desc){ HEADER, 16, DESC_F_NEXT, 1 };
+	t[0] = (struct virtq_desc){ HEADER, 16, VIRTQ_DESC_F_NEXT, 1 };
 	for (unsigned i = 1; i <= segments; i++)
-		t[i] = (struct desc){ DATA, seg, DESC_F_WRITE | DESC_F_NEXT, (uint16_t)(i + 1) };
-	t[segments + 1] = (struct desc){ STATUS_BYTE, 1, DESC_F_WRITE, 0 };
-	d[0] = (struct desc){ INDIRECT, 16 * (segments + 2), DESC_F_INDIRECT, 0 };
+		t[i] = (struct virtq_desc){ DATA, seg, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, (uint16_t)(i + 1) };
+	t[segments + 1] = (struct virtq_desc){ STATUS_BYTE, 1, VIRTQ_DESC_F_WRITE, 0 };
+	d[0] = (struct virtq_desc){ INDIRECT, 16 * (segments + 2), VIRTQ_DESC_F_INDIRECT, 0 };
 }
 
 /*
@@ -243,7 +99,7 @@ static unsigned flood(struct blk *b, unsigned *passes)
 	mmio_write16(b->notify, 0);
 	unsigned at_return = (uint16_t)(used[1] - start);
 	for (*passes = 0; used[1] != b->avail_idx && *passes < 100000; ++*passes)
-		one_pass();
+		guest_nap(20000);
 	return at_return;
 }
 
@@ -269,12 +125,12 @@ int main(void)
 
 	set_irq_handler(UPCALL_VECTOR, on_upcall);
 	vmcall(HC_SET_UPCALL_VECTOR, UPCALL_VECTOR, 0, 0);
-	if (!check(find(&b), "blk-flood: virtio-blk found on PCI") ||
+	if (!check(vpci_find(VIRTIO_PCI_BLK, &b.dev), "blk-flood: virtio-blk found on PCI") ||
 	    !check(setup(&b), "blk-flood: queue 0 set up, DRIVER_OK"))
 		return 0;
-	uint64_t disk = (uint64_t)mmio_read32(b.device + CFG_CAPACITY) * 512;
-	uint32_t size_max = mmio_read32(b.device + CFG_SIZE_MAX);
-	uint32_t seg_max = mmio_read32(b.device + CFG_SEG_MAX);
+	uint64_t disk = (uint64_t)mmio_read32(b.dev.device + CFG_CAPACITY) * 512;
+	uint32_t size_max = mmio_read32(b.dev.device + CFG_SIZE_MAX);
+	uint32_t seg_max = mmio_read32(b.dev.device + CFG_SEG_MAX);
 	uint64_t largest = (uint64_t)size_max * seg_max;
 	/* The whole disk (as far as whole sectors per segment go) in up to 254 segments. */
 	unsigned segments = disk / 512 < 254 ? (unsigned)(disk / 512) : 254;

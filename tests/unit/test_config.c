@@ -86,7 +86,7 @@ static void test_full_config(void **state)
 		"heap = 32MiB\r\n"
 		"selftest = exception\r\n"
 		"xsave_compacted = off\r\n"
-		"\r\n"
+		"store = \\vmmstore.img\r\n"
 		"[vm web]  # front end\r\n"
 		"\tmemory\t=\t1G\t\r\n"
 		"image = /guests/web.bin\r\n"
@@ -113,6 +113,7 @@ static void test_full_config(void **state)
 	assert_int_equal(cfg.hv.baud, 57600);
 	assert_int_equal(cfg.hv.heap_bytes, 32ULL << 20);
 	assert_int_equal(cfg.hv.selftest, CFG_SELFTEST_EXCEPTION);
+	assert_string_equal(cfg.hv.store, "\\vmmstore.img");
 	assert_false(cfg.hv.xsave_compacted);
 
 	assert_int_equal(cfg.vm_count, 1);
@@ -738,7 +739,7 @@ static void test_bad_words(void **state)
 	check_hypervisor_value("log_level", "verbose",
 			       "bad value 'verbose' for 'log_level' in [hypervisor]: expected "
 			       "error, warn, info or debug");
-	check_hypervisor_value("selftest", "panic", "expected none, exception or nmi");
+	check_hypervisor_value("selftest", "panic", "expected none, exception, nmi or store");
 	check_hypervisor_value("xsave_compacted", "maybe", "bad value 'maybe' for 'xsave_compacted'");
 	check_hypervisor_value("baud", "9601", "expected 9600, 19200, 38400, 57600 or 115200");
 	check_hypervisor_value("baud", "0x2580", "bad value '0x2580' for 'baud'");

@@ -96,6 +96,11 @@ uint32_t mgmt_denied_total(void)
 	return DENIED_TOTAL;
 }
 
+const char *store_host_status(void)
+{
+	return "none: no store configured (disks are RAM copies)";
+}
+
 /* VM slots as vmm/vm.c keeps them: by id, reused after a delete; vms lists the living. */
 static struct vm slots[VM_MAX];
 static bool slot_used[VM_MAX];
@@ -646,6 +651,9 @@ static void test_hello_goodbye_host_info(void **state)
 	assert_int_equal(answer_uint(API_TAG_VM_COUNT), 2);
 	assert_int_equal(answer_uint(API_TAG_NET_COUNT), 1);
 	assert_int_equal(answer_uint(API_TAG_CONTROL_DENIED), DENIED_TOTAL);
+	assert_int_equal(tlv_get_str(last()->payload, last()->len, API_TAG_STORE, software,
+				     sizeof(software)), TLV_OK);
+	assert_memory_equal(software, "none: ", 6);
 	/* The configured VMs' RAM counts as used: it is outside the pool. */
 	assert_int_equal(answer_uint(API_TAG_MEMORY_TOTAL) - answer_uint(API_TAG_MEMORY_USED),
 			 answer_uint(API_TAG_MEMORY_FREE));

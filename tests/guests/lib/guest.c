@@ -110,6 +110,25 @@ void guest_exit(void)
 		__asm__ volatile("cli; hlt");
 }
 
+void guest_nap(uint64_t ticks)
+{
+	vmcall(HC_SET_TIMER, rdtsc() + ticks, 0, 0);
+	__asm__ volatile("sti; hlt; cli");
+}
+
+/* From _start, before anything beyond the image is touched: no static variable here. */
+void ram_too_small(void)
+{
+	extern char __bss_end[];
+
+	put("FAIL the guest's memory ends below its data (needs ");
+	put_u64((uint64_t)(uintptr_t)__bss_end);
+	put(" bytes)\n");
+	__asm__ volatile("outl %0, %1" : : "a"(1u), "Nd"((uint16_t)TEST_EXIT_PORT));
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
 void unexpected_exception(uint64_t vector)
 {
 	put("FAIL unexpected exception ");

@@ -52,6 +52,7 @@ void put_hex(uint64_t v);
 /* "PASS name" or "FAIL name"; returns ok. Any FAIL makes the exit status 1. */
 bool check(bool ok, const char *name);
 __attribute__((noreturn)) void guest_exit(void);
+__attribute__((noreturn)) void ram_too_small(void);
 
 static inline long vmcall(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
 {
@@ -95,6 +96,13 @@ uint64_t xstate_enable(void);
 void vector_fill(uint64_t xcr0, uint64_t seed);
 bool vector_intact(uint64_t xcr0, uint64_t seed);
 unsigned vector_store(uint64_t xcr0, uint64_t regs[32][8], uint16_t masks[8]);
+
+/*
+ * One HLT until the hypervisor's timer fires ticks TSC ticks from now:
+ * it runs a scheduler pass meanwhile. Needs an upcall vector and its
+ * handler (HC_SET_UPCALL_VECTOR, set_irq_handler).
+ */
+void guest_nap(uint64_t ticks);
 
 /* One interrupt handler, for the hypervisor's upcall vector. */
 void set_irq_handler(uint8_t vector, void (*handler)(void));

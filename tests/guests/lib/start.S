@@ -7,11 +7,16 @@
 	.code64
 	.globl _start
 _start:
+	/* RAM (RDI bytes from 0) must hold the zeroed data beyond the image. */
+	leaq __bss_end(%rip), %rax
+	cmpq %rdi, %rax
+	ja 1f
 	movq %rsi, boot_cmdline(%rip)
 	movq %rdi, guest_ram_bytes(%rip)
 	call idt_install
 	call main
 	call guest_exit
+1:	call ram_too_small
 
 #include "x86/exception_stubs.S"
 

@@ -1,0 +1,355 @@
+/*
+ * The ATA PIO driver (vmm/storage/ata.c) against a model of a drive: its
+ * task file (48-bit registers as two-deep FIFOs), IDENTIFY, READ/WRITE
+ * SECTORS (EXT) a DRQ block per sector, FLUSH CACHE (EXT). Checked:
+ * what is written reads back across commands, 28-bit and 48-bit drives,
+ * a request beyond the drive never reaches it, a drive's ERR is an error
+ * and not a death, one that stays busy times out and is dead from then on
+ * (no more port accesses), an empty channel is absent.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/storage/ata.h"
+
+#define SECTORS 1024
+#define CMD ATA_PRIMARY_CMD
+#define CTL ATA_PRIMARY_CTL
+
+struct reg {
+	uint8_t cur, prev;              /* 48-bit: prev is the "previous content" (HOB) */
+};
+
+struct fake {
+	uint8_t disk[SECTORS][ATA_SECTOR];
+	bool lba48, absent, hang;
+	uint64_t bad_lba;               /* ERR on this sector; 0: none */
+	struct reg count, lba_low, lba_mid, lba_high;
+	uint8_t device, status, error;
+	enum { IDLE, DATA_IN, DATA_OUT } phase;
+	uint64_t lba;
+	uint32_t left;
+	uint16_t buf[256];
+	unsigned word;
+	unsigned flushes, port_accesses, commands;
+	uint8_t last_command;
+	uint64_t clock;
+};
+
+static struct fake f;
+
+static void put_string(uint16_t *words, const char *s, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char a = *s ? *s++ : ' ', b = *s ? *s++ : ' ';
+		words[i] = (uint16_t)((uint8_t)a << 8 | (uint8_t)b);
+	}
+}
+
+static void load_sector(void)
+{
+	if (f.bad_lba && f.lba == f.bad_lba) {
+		f.status = 0x41;        /* DRDY | ERR */
+		f.error = 0x40;         /* UNC */
+		f.phase = IDLE;
+		return;
+	}
+	memcpy(f.buf, f.disk[f.lba], ATA_SECTOR);
+	f.word = 0;
+	f.status = 0x48;                /* DRDY | DRQ */
+}
+
+static void command(uint8_t c)
+{
+	bool ext = c == 0x24 || c == 0x34;
+	uint64_t lba;
+	uint32_t count;
+
+	f.commands++;
+	f.last_command = c;
+	if (f.hang) {
+		f.status = 0x80;
+		return;
+	}
+	if (ext) {
+		lba = (uint64_t)f.lba_low.cur | (uint64_t)f.lba_mid.cur << 8 |
+		      (uint64_t)f.lba_high.cur << 16 | (uint64_t)f.lba_low.prev << 24 |
+		      (uint64_t)f.lba_mid.prev << 32 | (uint64_t)f.lba_high.prev << 40;
+		count = (uint32_t)f.count.cur | (uint32_t)f.count.prev << 8;
+		if (!count)
+			count = 65536;
+	} else {
+		lba = (uint64_t)f.lba_low.cur | (uint64_t)f.lba_mid.cur << 8 |
+		      (uint64_t)f.lba_high.cur << 16 | (uint64_t)(f.device & 0x0f) << 24;
+		count = f.count.cur ? f.count.cur : 256;
+	}
+	switch (c) {
+	case 0xec:
+		memset(f.buf, 0, sizeof(f.buf));
+		put_string(&f.buf[27], "FAKE ATA DISK", 20);
+		f.buf[60] = SECTORS & 0xffff;
+		f.buf[61] = SECTORS >> 16;
+		if (f.lba48) {
+			f.buf[83] = 1u << 10 | 1u << 13;
+			f.buf[100] = SECTORS;
+		}
+		f.word = 0;
+		f.left = 1;
+		f.phase = DATA_IN;
+		f.lba = SECTORS;        /* nothing to advance through */
+		f.status = 0x48;
+		return;
+	case 0x20:
+	case 0x24:
+	case 0x30:
+	case 0x34:
+		if (ext != f.lba48 || lba + count > SECTORS) {
+			f.status = 0x41;
+			f.error = 0x10; /* IDNF */
+			return;
+		}
+		f.lba = lba;
+		f.left = count;
+		f.phase = c == 0x20 || c == 0x24 ? DATA_IN : DATA_OUT;
+		if (f.phase == DATA_IN)
+			load_sector();
+		else
+			f.word = 0, f.status = 0x48;
+		return;
+	case 0xe7:
+	case 0xea:
+		f.flushes++;
+		f.status = 0x40;
+		return;
+	default:
+		f.status = 0x41;
+		f.error = 0x04;         /* ABRT */
+	}
+}
+
+static void sector_done(void)
+{
+	if (f.phase == DATA_OUT) {
+		if (f.bad_lba && f.lba == f.bad_lba) {
+			f.status = 0x41;
+			f.error = 0x40;
+			f.phase = IDLE;
+			return;
+		}
+		memcpy(f.disk[f.lba], f.buf, ATA_SECTOR);
+	}
+	f.lba++;
+	if (--f.left == 0) {
+		f.phase = IDLE;
+		f.status = 0x40;
+		return;
+	}
+	if (f.phase == DATA_IN)
+		load_sector();
+	else
+		f.word = 0;
+}
+
+static uint8_t in8(void *ctx, uint16_t port)
+{
+	(void)ctx;
+	f.port_accesses++;
+	if (f.absent)
+		return 0xff;
+	if (port == CTL || port == CMD + 7)
+		return f.status;
+	if (port == CMD + 1)
+		return f.error;
+	return 0;
+}
+
+static void write_reg(struct reg *r, uint8_t v)
+{
+	r->prev = r->cur;
+	r->cur = v;
+}
+
+static void out8(void *ctx, uint16_t port, uint8_t v)
+{
+	(void)ctx;
+	f.port_accesses++;
+	switch (port - CMD) {
+	case 2: write_reg(&f.count, v); break;
+	case 3: write_reg(&f.lba_low, v); break;
+	case 4: write_reg(&f.lba_mid, v); break;
+	case 5: write_reg(&f.lba_high, v); break;
+	case 6: f.device = v; break;
+	case 7: command(v); break;
+	}
+}
+
+static uint16_t in16(void *ctx, uint16_t port)
+{
+	(void)ctx;
+	f.port_accesses++;
+	if (port != CMD || f.phase != DATA_IN)
+		return 0xffff;
+	uint16_t v = f.buf[f.word++];
+	if (f.word == 256)
+		sector_done();
+	return v;
+}
+
+static void out16(void *ctx, uint16_t port, uint16_t v)
+{
+	(void)ctx;
+	f.port_accesses++;
+	if (port != CMD || f.phase != DATA_OUT)
+		return;
+	f.buf[f.word++] = v;
+	if (f.word == 256)
+		sector_done();
+}
+
+static uint64_t now(void *ctx)
+{
+	(void)ctx;
+	return f.clock++;
+}
+
+static const struct ata_io io = { NULL, in8, out8, in16, out16, now, 10 };
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.lba48 = true;
+	f.status = 0x40;
+	return 0;
+}
+
+static void fill(uint8_t *buf, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)(i * 7 + seed + (i >> 9));
+}
+
+static void test_identify(void **state)
+{
+	struct ata_drive d;
+
+	(void)state;
+	assert_int_equal(ata_identify(&d, &io, CMD, CTL, false), ATA_OK);
+	assert_string_equal(d.model, "FAKE ATA DISK");
+	assert_true(d.lba48);
+	assert_true(d.flush_ext);
+	assert_int_equal(d.sectors, SECTORS);
+}
+
+static void round_trip(bool lba48)
+{
+	static uint8_t out[300 * ATA_SECTOR], in[300 * ATA_SECTOR];
+	struct ata_drive d;
+
+	f.lba48 = lba48;
+	assert_int_equal(ata_identify(&d, &io, CMD, CTL, false), ATA_OK);
+	assert_int_equal(d.lba48, lba48);
+	fill(out, sizeof(out), lba48);
+	/* 300 sectors: two commands, the first of 256 (a count of 0 in 28-bit). */
+	assert_int_equal(ata_write(&d, SECTORS - 300, 300, out), ATA_OK);
+	assert_int_equal(f.commands, 3);
+	assert_int_equal(ata_flush(&d), ATA_OK);
+	assert_int_equal(f.flushes, 1);
+	assert_int_equal(f.last_command, lba48 ? 0xea : 0xe7);
+	assert_int_equal(ata_read(&d, SECTORS - 300, 300, in), ATA_OK);
+	assert_memory_equal(in, out, sizeof(out));
+	assert_memory_equal(f.disk[SECTORS - 300], out, sizeof(out));
+}
+
+static void test_round_trip_48(void **state)
+{
+	(void)state;
+	round_trip(true);
+}
+
+static void test_round_trip_28(void **state)
+{
+	(void)state;
+	round_trip(false);
+}
+
+static void test_range(void **state)
+{
+	uint8_t buf[2 * ATA_SECTOR];
+	struct ata_drive d;
+
+	(void)state;
+	ata_identify(&d, &io, CMD, CTL, false);
+	unsigned commands = f.commands;
+	assert_int_equal(ata_read(&d, SECTORS - 1, 2, buf), ATA_RANGE);
+	assert_int_equal(ata_write(&d, UINT64_MAX, 1, buf), ATA_RANGE);
+	assert_int_equal(f.commands, commands);
+	assert_non_null(strstr(d.why, "beyond the drive"));
+}
+
+static void test_device_error(void **state)
+{
+	uint8_t buf[4 * ATA_SECTOR];
+	struct ata_drive d;
+
+	(void)state;
+	ata_identify(&d, &io, CMD, CTL, false);
+	f.bad_lba = 6;
+	assert_int_equal(ata_read(&d, 4, 4, buf), ATA_DEVICE_ERROR);
+	assert_non_null(strstr(d.why, "error 0x40"));
+	assert_false(d.dead);
+	assert_int_equal(ata_write(&d, 4, 4, buf), ATA_DEVICE_ERROR);
+	f.bad_lba = 0;
+	assert_int_equal(ata_read(&d, 4, 4, buf), ATA_OK);
+}
+
+static void test_timeout(void **state)
+{
+	uint8_t buf[ATA_SECTOR];
+	struct ata_drive d;
+
+	(void)state;
+	ata_identify(&d, &io, CMD, CTL, false);
+	f.hang = true;
+	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_TIMEOUT);
+	assert_true(d.dead);
+	assert_non_null(strstr(d.why, "READ SECTORS"));
+	/* Bounded: about the command's 5 s of this clock, not forever. */
+	assert_true(f.clock < 2 * 5000 * 10 + 1000);
+	unsigned accesses = f.port_accesses;
+	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_DEAD);
+	assert_int_equal(ata_write(&d, 0, 1, buf), ATA_DEAD);
+	assert_int_equal(ata_flush(&d), ATA_DEAD);
+	assert_int_equal(f.port_accesses, accesses);
+}
+
+static void test_absent(void **state)
+{
+	struct ata_drive d;
+
+	(void)state;
+	f.absent = true;
+	assert_int_equal(ata_identify(&d, &io, CMD, CTL, false), ATA_ABSENT);
+	assert_false(d.dead);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_identify, setup),
+		cmocka_unit_test_setup(test_round_trip_48, setup),
+		cmocka_unit_test_setup(test_round_trip_28, setup),
+		cmocka_unit_test_setup(test_range, setup),
+		cmocka_unit_test_setup(test_device_error, setup),
+		cmocka_unit_test_setup(test_timeout, setup),
+		cmocka_unit_test_setup(test_absent, setup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
