@@ -75,7 +75,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood conform \
-	deadline agent
+	deadline agent persist
 GUEST_BINS := $(BUILD)/guests/hello.bin $(patsubst %,$(BUILD)/guests/%.bin,$(GUESTS_64)) \
 	$(BUILD)/guests/mgmt.bin $(BUILD)/guests/flood-disk.bin
 GUEST_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
@@ -153,6 +153,8 @@ $(BUILD)/guests/%.bin: tests/guests/%.c $(GUEST64_DEPS)
 GUEST_VIRTIO := tests/guests/lib/virtio_pci.c tests/guests/lib/virtio_pci.h
 $(BUILD)/guests/blk_flood.bin: tests/guests/blk_flood.c $(GUEST_VIRTIO) $(GUEST64_DEPS)
 	$(call link_guest64,$< tests/guests/lib/virtio_pci.c)
+$(BUILD)/guests/persist.bin: tests/guests/persist.c $(GUEST_VIRTIO) $(GUEST64_DEPS)
+	$(call link_guest64,$< tests/guests/lib/virtio_pci.c lib/string.c)
 GUEST_AGENT_SRCS := tests/guests/lib/agent.c tests/guests/lib/virtio_pci.c lib/json.c lib/fmt.c \
 	lib/string.c
 $(BUILD)/guests/agent.bin: tests/guests/agent.c $(GUEST_AGENT_SRCS) tests/guests/lib/agent.h \

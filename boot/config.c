@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lib/fmt.h"
+#include "lib/store.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB 1024ULL
@@ -97,6 +98,7 @@ enum vm_key {
 	VM_KEY_CMDLINE,
 	VM_KEY_INITRD,
 	VM_KEY_DISK,
+	VM_KEY_STORE_DISK,
 	VM_KEY_NIC,
 	VM_KEY_AUTOSTART,
 	VM_KEY_ROLE,
@@ -624,6 +626,18 @@ static int set_disk(struct parser *p, const struct key *k, struct span v)
 	return get_path(p, k, v, current_vm(p)->disk);
 }
 
+static int set_store_disk(struct parser *p, const struct key *k, struct span v)
+{
+	char *dst = current_vm(p)->store_disk;
+
+	if (get_text(p, k, v, dst, CFG_NAME_MAX))
+		return -1;
+	if (!store_name_valid(dst))
+		return fail(p, p->line, "'store_disk' in %s is a store object's name: 1 to %u of "
+			    "A-Z a-z 0-9 . _ -, not first . or -", p->label, STORE_NAME_MAX);
+	return 0;
+}
+
 bool config_parse_mac(const char *s, size_t n, uint8_t mac[6])
 {
 	if (n != 17)
@@ -816,6 +830,7 @@ static const struct key vm_keys[VM_KEY_COUNT] = {
 	[VM_KEY_CMDLINE] = { "cmdline", set_cmdline, 1 },
 	[VM_KEY_INITRD] = { "initrd", set_initrd, 1 },
 	[VM_KEY_DISK] = { "disk", set_disk, 1 },
+	[VM_KEY_STORE_DISK] = { "store_disk", set_store_disk, 1 },
 	[VM_KEY_NIC] = { "nic", set_nic, CFG_MAX_NICS },
 	[VM_KEY_AUTOSTART] = { "autostart", set_autostart, 1 },
 	[VM_KEY_ROLE] = { "role", set_role, 1 },
@@ -917,6 +932,9 @@ static int vm_close(struct parser *p)
 		return fail(p, vm->line, "%s has no 'image'", p->label);
 	if (check_in_ram(p, vm, VM_KEY_LOAD, vm->load_set, vm->load))
 		return -1;
+	if (vm->disk[0] && vm->store_disk[0])
+		return fail(p, p->key_line[VM_KEY_STORE_DISK], "%s has both 'disk' and "
+			    "'store_disk': a VM has one disk", p->label);
 	if (vm->auth_key_len && vm->role != CFG_ROLE_MANAGEMENT)
 		return fail(p, p->key_line[VM_KEY_AUTH_KEY], "'auth_key' in %s needs "
 			    "'role = management'", p->label);

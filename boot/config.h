@@ -39,6 +39,7 @@
  *   cmdline   = "console=ttyS0"  up to 255 characters
  *   initrd    = /guests/a.img    a path
  *   disk      = /guests/a.disk   a path
+ *   store_disk = web1            a disk object of the store instead (docs/store.md)
  *   nic       = lan,mac=02:00:00:00:00:01   up to CFG_MAX_NICS times
  *               lan,allow_macs=4            a bridge: 4 more source MACs
  *   autostart = yes              a boolean
@@ -135,6 +136,7 @@ struct cfg_vm {
 	char cmdline[CFG_CMDLINE_MAX];  /* optional, "" if absent */
 	char initrd[CFG_PATH_MAX];      /* optional, "" if absent */
 	char disk[CFG_PATH_MAX];        /* optional, "" if absent */
+	char store_disk[CFG_NAME_MAX];  /* a store object as the disk (docs/store.md); "" if none */
 	struct cfg_nic nics[CFG_MAX_NICS];
 	unsigned nic_count;
 	bool autostart;                 /* default true */

@@ -14,6 +14,7 @@
 #define ENTRY_END 0x00
 /* FAT12 and FAT16 by cluster count (the specification's only rule, 3.5). */
 #define FAT12_CLUSTERS 4085u
+#define DIR_MAX_BYTES (65536u * DIR_ENTRY)
 #define FAT16_CLUSTERS 65525u
 
 struct volume {
@@ -95,6 +96,13 @@ static int parse_boot_sector(struct volume *v, uint64_t volume_sectors, char *wh
 		v->root_cluster = (uint32_t)le_get(b + 44, 4);
 		if (root_entries)
 			return fail(why, n, "a FAT32 boot sector with a fixed root directory");
+		/* BPB_ExtFlags: with mirroring off (bit 7) only FAT number bits 3:0 is current. */
+		uint32_t ext_flags = (uint32_t)le_get(b + 40, 2);
+		if (ext_flags & 0x80) {
+			if ((ext_flags & 0x0f) >= fats)
+				return fail(why, n, "FAT32's active FAT %u of %u", ext_flags & 0x0f, fats);
+			v->fat_start += (ext_flags & 0x0f) * fat_size;
+		}
 	} else if (!root_entries) {
 		return fail(why, n, "a FAT%u boot sector without a root directory", v->bits);
 	}
@@ -210,9 +218,13 @@ int fat_map_file(fat_read_fn read, void *ctx, uint64_t volume_sectors, const cha
 			found = find_in_sector(dir, want, &first, &bytes, v.bits);
 		}
 	} else {
-		/* The root's chain, bounded by the volume's clusters (a loop ends there). */
+		/*
+		 * The root's chain, bounded as the specification bounds a
+		 * directory (65536 entries, 2 MiB): a loop ends there.
+		 */
 		uint32_t c = v.root_cluster;
-		for (uint32_t i = 0; i < v.clusters && !found && !end_of_chain(&v, c); i++) {
+		uint64_t max_clusters = DIR_MAX_BYTES / ((uint64_t)v.sectors_per_cluster * FAT_SECTOR);
+		for (uint64_t i = 0; i < max_clusters + 1 && !found && !end_of_chain(&v, c); i++) {
 			if (!valid_cluster(&v, c))
 				return fail(why, why_size, "the root directory's chain leaves the volume");
 			uint64_t base = v.data_start + (uint64_t)(c - 2) * v.sectors_per_cluster;

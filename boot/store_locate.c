@@ -13,6 +13,7 @@
 #include "lib/fmt.h"
 #include "lib/le.h"
 #include "vmm/log.h"
+#include "x86/cpu.h"
 
 #include <string.h>
 
@@ -36,10 +37,35 @@ static bool read_volume(void *ctx, uint64_t sector, uint32_t count, void *buf)
  * Ata() node names channel and drive; a HardDrive() node the partition's
  * first sector. false, with why, for a disk this hypervisor cannot drive.
  */
+/*
+ * The controller's programming interface (PCI class 01h subclass 01h): a
+ * channel in native mode has its ports in BARs, not at the legacy
+ * addresses this driver uses (PCI IDE Controller Specification 1.0, 2).
+ */
+static bool legacy_channel(unsigned device, unsigned function, unsigned channel, char *why,
+			   size_t n)
+{
+	outl(0xcf8, 0x80000000u | device << 11 | function << 8 | 0x08);
+	uint32_t class = inl(0xcfc);
+
+	if ((class >> 16) != 0x0101) {
+		fmt_snprintf(why, n, "the boot disk's controller (PCI 00:%02x.%u, class %06x) is "
+			     "not an IDE controller", device, function, class >> 8);
+		return false;
+	}
+	if (class >> 8 & (channel ? 0x04 : 0x01)) {
+		fmt_snprintf(why, n, "the boot disk's IDE channel runs in PCI native mode: no "
+			     "driver for it yet");
+		return false;
+	}
+	return true;
+}
+
 static bool disk_of(EFI_DEVICE_PATH *path, struct boot_store *s, uint64_t *partition_start,
 		    char *why, size_t n)
 {
 	bool ata = false;
+	unsigned pci_nodes = 0, pci_device = 0, pci_function = 0;
 
 	*partition_start = 0;
 	for (unsigned i = 0; i < 32 && DevicePathType(path) != END_DEVICE_PATH_TYPE; i++) {
@@ -47,6 +73,19 @@ static bool disk_of(EFI_DEVICE_PATH *path, struct boot_store *s, uint64_t *parti
 		unsigned len = DevicePathNodeLength(path);
 		if (len < 4)
 			break;
+		/* PciRoot(UID): only the first root bridge's bus is known to be bus 0. */
+		if (DevicePathType(path) == ACPI_DEVICE_PATH && DevicePathSubType(path) == ACPI_DP &&
+		    len >= 12 && le_get(node + 8, 4) != 0) {
+			fmt_snprintf(why, n, "the boot disk is under PCI root bridge %u: no driver for "
+				     "it there yet", (unsigned)le_get(node + 8, 4));
+			return false;
+		}
+		if (DevicePathType(path) == HARDWARE_DEVICE_PATH &&
+		    DevicePathSubType(path) == HW_PCI_DP && len >= 6) {
+			pci_nodes++;
+			pci_function = node[4];
+			pci_device = node[5];
+		}
 		if (DevicePathType(path) == MESSAGING_DEVICE_PATH) {
 			/* Fields by their byte offsets: device path nodes are packed. */
 			if (DevicePathSubType(path) == MSG_ATAPI_DP && len >= 8) {
@@ -73,6 +112,14 @@ static bool disk_of(EFI_DEVICE_PATH *path, struct boot_store *s, uint64_t *parti
 			     "none): no driver for it yet");
 		return false;
 	}
+	/* On the root bus its configuration space is known without the firmware's bus numbers. */
+	if (pci_nodes != 1) {
+		fmt_snprintf(why, n, "the boot disk's controller is behind a PCI bridge: no driver "
+			     "for it there yet");
+		return false;
+	}
+	if (!legacy_channel(pci_device & 31, pci_function & 7, s->ata_channel, why, n))
+		return false;
 	s->bus = BOOT_STORE_ATA;
 	return true;
 }

@@ -15,6 +15,11 @@ void disk_init(struct disk *d, const uint8_t *base, uint64_t size, uint8_t **tab
 		table[i] = NULL;
 }
 
+void disk_init_medium(struct disk *d, uint64_t size, const struct disk_medium *medium)
+{
+	*d = (struct disk){ .medium = medium, .size = size };
+}
+
 bool disk_range_ok(const struct disk *d, uint64_t offset, uint64_t len)
 {
 	return offset <= d->size && len <= d->size - offset;
@@ -70,6 +75,9 @@ uint8_t *disk_write_span(struct disk *d, uint64_t offset, uint64_t *len)
 
 void disk_discard_writes(struct disk *d)
 {
+	/* A medium keeps what was written: that is what it is for. */
+	if (d->medium)
+		return;
 	for (uint64_t i = 0; i < disk_chunk_count(d->size) && d->chunks_written; i++) {
 		if (!d->chunks[i])
 			continue;

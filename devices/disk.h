@@ -7,8 +7,13 @@
  * library disk, its configured owner included, sees only its own writes,
  * and no two VMs ever write the same bytes.
  *
- * Plain C with the allocator behind callbacks: the hypervisor hands out
- * host pages, the unit tests heap blocks.
+ * Or a disk on a medium (a store object, docs/store.md): then every read
+ * and write goes to the medium through its callbacks, and FLUSH reaches
+ * its drive's cache. Such a disk keeps its writes across a host reboot.
+ *
+ * Plain C with the allocator and the medium behind callbacks: the
+ * hypervisor hands out host pages and drives the store, the unit tests
+ * use heap blocks and memory.
  */
 #ifndef DEVICES_DISK_H
 #define DEVICES_DISK_H
@@ -25,7 +30,16 @@ struct disk_chunk_alloc {
 	void *ctx;
 };
 
+/* Byte offsets and lengths are whole sectors; each returns false on an I/O error. */
+struct disk_medium {
+	void *ctx;
+	bool (*read)(void *ctx, uint64_t offset, void *buf, uint64_t len);
+	bool (*write)(void *ctx, uint64_t offset, const void *buf, uint64_t len);
+	bool (*flush)(void *ctx);
+};
+
 struct disk {
+	const struct disk_medium *medium;  /* NULL: the copy-on-write disk below */
 	const uint8_t *base;               /* the pristine bytes, size of them */
 	uint64_t size;                     /* what the guest sees */
 	uint8_t **chunks;                  /* disk_chunk_count(size) entries; NULL: pristine */
@@ -42,6 +56,9 @@ uint64_t disk_chunk_count(uint64_t size);
  */
 void disk_init(struct disk *d, const uint8_t *base, uint64_t size, uint8_t **table,
 	       const struct disk_chunk_alloc *alloc);
+
+/* A disk of size bytes on a medium; the chunk calls below are not for it. */
+void disk_init_medium(struct disk *d, uint64_t size, const struct disk_medium *medium);
 
 /* True when [offset, offset + len) lies on the disk. */
 bool disk_range_ok(const struct disk *d, uint64_t offset, uint64_t len);

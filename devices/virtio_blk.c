@@ -7,6 +7,8 @@
  * runs every device model, one request at a time, so all disks share it.
  */
 static struct virtq_chain chain;
+/* A disk on a medium is copied through this: one request's data fits it whole. */
+static uint8_t bounce[VIRTIO_BLK_MAX_DATA];
 
 /* Byte offsets in the configuration (5.2.4). */
 #define CFG_CAPACITY 0
@@ -42,14 +44,59 @@ static void blk_reset(struct virtio_device *dev)
 }
 
 /*
- * Moves len bytes between the chain's data buffers and the disk at sector,
- * a chunk of the disk at a time (devices/disk.h).
+ * Moves len bytes between the chain's data buffers and a disk on a medium
+ * at offset, through the bounce buffer. A medium's error is the guest's
+ * IOERR; a write may then have landed in part, as on a real disk. A
+ * driver without VIRTIO_BLK_F_FLUSH takes the disk for write-through
+ * (5.2.5.2; Linux then never flushes): its writes are flushed before they
+ * are done.
  */
+static bool medium_transfer(struct virtio_blk *blk, uint64_t offset, uint64_t len, bool write)
+{
+	const struct disk_medium *m = blk->disk->medium;
+	bool write_through = !(blk->dev.driver_features & 1ULL << VIRTIO_BLK_F_FLUSH);
+
+	for (uint64_t done = 0, n; done < len; done += n) {
+		n = len - done < sizeof(bounce) ? len - done : sizeof(bounce);
+		if (write) {
+			virtq_gather(&blk->dev.mem, &chain, VIRTIO_BLK_REQ_HDR + done, bounce, n);
+			if (!m->write(m->ctx, offset + done, bounce, n))
+				return false;
+			if (write_through && !m->flush(m->ctx))
+				return false;
+		} else {
+			if (!m->read(m->ctx, offset + done, bounce, n))
+				return false;
+			virtq_scatter(&blk->dev.mem, &chain, done, bounce, n);
+		}
+	}
+	return true;
+}
+
+/* The same for a disk in host RAM, a chunk of it at a time (devices/disk.h). */
+static bool ram_transfer(struct virtio_blk *blk, uint64_t offset, uint64_t len, bool write)
+{
+	/* No host memory for the copy-on-write chunks: the write fails, not the host. */
+	if (write && disk_prepare_write(blk->disk, offset, len))
+		return false;
+	/* The lengths are the chain's own, so the copies move exactly len bytes. */
+	for (uint64_t done = 0, n; done < len; done += n) {
+		n = len - done;
+		if (write)
+			virtq_gather(&blk->dev.mem, &chain, VIRTIO_BLK_REQ_HDR + done,
+				     disk_write_span(blk->disk, offset + done, &n), n);
+		else
+			virtq_scatter(&blk->dev.mem, &chain, done,
+				      disk_read_span(blk->disk, offset + done, &n), n);
+	}
+	return true;
+}
+
+/* Moves len bytes between the chain's data buffers and the disk at sector. */
 static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, bool write)
 {
-	const struct virtq_chain *c = &chain;
 	uint64_t sectors = blk->disk->size / VIRTIO_BLK_SECTOR_SIZE;
-	uint64_t offset = sector * VIRTIO_BLK_SECTOR_SIZE, n;
+	uint64_t offset = sector * VIRTIO_BLK_SECTOR_SIZE;
 
 	/* 5.2.6.2: a device MUST answer a write to a read-only disk IOERR and write nothing. */
 	if (write && blk->read_only)
@@ -57,19 +104,8 @@ static uint8_t transfer(struct virtio_blk *blk, uint64_t sector, uint64_t len, b
 	if (len % VIRTIO_BLK_SECTOR_SIZE || len > MAX_TRANSFER || sector > sectors ||
 	    len / VIRTIO_BLK_SECTOR_SIZE > sectors - sector)
 		return VIRTIO_BLK_S_IOERR;
-	/* No host memory for the copy-on-write chunks: the write fails, not the host. */
-	if (write && disk_prepare_write(blk->disk, offset, len))
+	if (!(blk->disk->medium ? medium_transfer : ram_transfer)(blk, offset, len, write))
 		return VIRTIO_BLK_S_IOERR;
-	/* The lengths are the chain's own, so the copies move exactly len bytes. */
-	for (uint64_t done = 0; done < len; done += n) {
-		n = len - done;
-		if (write)
-			virtq_gather(&blk->dev.mem, c, VIRTIO_BLK_REQ_HDR + done,
-				     disk_write_span(blk->disk, offset + done, &n), n);
-		else
-			virtq_scatter(&blk->dev.mem, c, done,
-				      disk_read_span(blk->disk, offset + done, &n), n);
-	}
 	if (write) {
 		blk->stats.writes++;
 		blk->stats.written_bytes += len;
@@ -140,10 +176,13 @@ static int64_t serve(void *ctx, const struct virtq_chain *c)
 			break;
 		case VIRTIO_BLK_T_FLUSH:
 			/*
-			 * The disk is host RAM: there is no slower medium to
-			 * flush to, and nothing persists across a host reboot.
+			 * On a medium: done when the medium's drive has its
+			 * cache on the platters (5.2.6.1). A disk in host RAM
+			 * has no slower medium to flush to.
 			 */
-			status = VIRTIO_BLK_S_OK;
+			status = !blk->disk->medium ||
+					 blk->disk->medium->flush(blk->disk->medium->ctx)
+				 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
 			blk->stats.flushes++;
 			break;
 		case VIRTIO_BLK_T_GET_ID:

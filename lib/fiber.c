@@ -12,7 +12,7 @@ void fiber_switch(void **save_sp, void *load_sp);
 void fiber_trampoline(void);
 void fiber_run(struct fiber *f);
 
-__asm__(".text\n"
+__asm__(".pushsection .text\n"
 	".globl fiber_switch\n"
 	".type fiber_switch, @function\n"
 	"fiber_switch:\n"
@@ -39,7 +39,8 @@ __asm__(".text\n"
 	"	movq %rbx, %rdi\n"
 	"	call fiber_run\n"
 	"	ud2\n"
-	".size fiber_trampoline, . - fiber_trampoline\n");
+	".size fiber_trampoline, . - fiber_trampoline\n"
+	".popsection\n");
 
 /* Callee-saved registers fiber_switch pops, then its return address. */
 enum { SAVED_REGS = 6 };

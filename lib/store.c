@@ -49,20 +49,6 @@ static uint64_t blocks_for(uint64_t bytes)
 	return bytes / STORE_BLOCK + (bytes % STORE_BLOCK != 0);
 }
 
-bool store_name_valid(const char *name)
-{
-	size_t n = 0;
-
-	for (; name[n]; n++) {
-		char c = name[n];
-		if (n >= STORE_NAME_MAX ||
-		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return n >= 1 && name[0] != '.' && name[0] != '-';
-}
-
 void store_super_encode(const struct store_super *sb, uint8_t *buf)
 {
 	memset(buf, 0, STORE_BLOCK);
@@ -116,7 +102,8 @@ enum store_result store_super_decode(const uint8_t *buf, size_t len, uint32_t sl
 		return STORE_REFUSED;
 	}
 	/* Generation g lives in slot g % 2: anything else is not what a commit writes. */
-	if (sb->slot != slot || sb->generation % 2 != slot) {
+	if (sb->slot != slot || sb->generation % 2 != slot ||
+	    sb->generation >= STORE_GENERATION_MAX) {
 		fmt_snprintf(why, why_size, "superblock %s: slot %u and generation %llu do not "
 			     "match its place", name, sb->slot, (unsigned long long)sb->generation);
 		return STORE_REFUSED;
@@ -268,6 +255,15 @@ static enum store_result commit(struct store *s, const struct store_table *t, ch
 	struct store_super sb = s->super;
 	size_t len = store_table_encode(t, table_buf, sizeof(table_buf));
 
+	if (s->uncertain) {
+		fmt_snprintf(why, why_size, "an earlier commit's end is unknown: open the store "
+			     "again first");
+		return STORE_IO_ERROR;
+	}
+	if (sb.generation + 1 >= STORE_GENERATION_MAX) {
+		fmt_snprintf(why, why_size, "the store is at its last generation");
+		return STORE_NO_SPACE;
+	}
 	sb.generation++;
 	sb.slot = (uint32_t)(sb.generation % 2);
 	sb.table_bytes = (uint32_t)len;
@@ -275,10 +271,18 @@ static enum store_result commit(struct store *s, const struct store_table *t, ch
 	memset(table_buf + len, 0, sizeof(table_buf) - len);
 	store_super_encode(&sb, super_buf);
 	if (!d->write(d->ctx, table_block(sb.slot), STORE_TABLE_BLOCKS, table_buf) ||
-	    !d->flush(d->ctx) || !d->write(d->ctx, sb.slot, 1, super_buf) || !d->flush(d->ctx)) {
+	    !d->flush(d->ctx)) {
 		fmt_snprintf(why, why_size, "writing generation %llu failed (generation %llu "
 			     "stays)", (unsigned long long)sb.generation,
 			     (unsigned long long)s->super.generation);
+		return STORE_IO_ERROR;
+	}
+	/* From the superblock's write on, the new generation may be on the medium. */
+	if (!d->write(d->ctx, sb.slot, 1, super_buf) || !d->flush(d->ctx)) {
+		s->uncertain = true;
+		fmt_snprintf(why, why_size, "generation %llu may or may not be on the medium (its "
+			     "superblock's write or flush failed): open the store again",
+			     (unsigned long long)sb.generation);
 		return STORE_IO_ERROR;
 	}
 	s->super = sb;
@@ -337,10 +341,26 @@ enum store_result store_open(struct store *s, const struct store_dev *dev, char 
 			     (unsigned long long)dev->blocks);
 		return STORE_DAMAGED;
 	}
+	bool unreadable[2] = { false, false };
+
 	for (uint32_t slot = 0; slot < 2; slot++) {
-		r[slot] = read_slot(dev, slot, &sb[slot], &tables[slot], reason[slot],
-				    sizeof(reason[slot]));
-		/* Consistent but not usable, or unreadable: the store is refused whole. */
+		/* Read twice before a slot counts as unreadable: an error may pass. */
+		for (int attempt = 0; attempt < 2; attempt++) {
+			r[slot] = read_slot(dev, slot, &sb[slot], &tables[slot], reason[slot],
+					    sizeof(reason[slot]));
+			if (r[slot] != STORE_IO_ERROR)
+				break;
+		}
+		/*
+		 * An unreadable slot (a write cut by a power loss can leave
+		 * one) may hold the newer generation: the other is used, but
+		 * read-only (uncertain), so no commit overwrites it.
+		 */
+		if (r[slot] == STORE_IO_ERROR) {
+			r[slot] = STORE_DAMAGED;
+			unreadable[slot] = true;
+		}
+		/* Consistent but not usable: the store is refused whole. */
 		if (r[slot] != STORE_OK && r[slot] != STORE_DAMAGED) {
 			fmt_snprintf(why, why_size, "%s", reason[slot]);
 			return r[slot];
@@ -361,8 +381,12 @@ enum store_result store_open(struct store *s, const struct store_dev *dev, char 
 		fmt_snprintf(note, note_size, "generation %llu from superblock %s; %s passed over",
 			     (unsigned long long)sb[use].generation, use ? "B" : "A",
 			     reason[!use]);
-	*s = (struct store){ .dev = dev, .super = sb[use] };
+	*s = (struct store){ .dev = dev, .super = sb[use], .uncertain = unreadable[!use] };
 	s->table = tables[use];
+	if (unreadable[!use]) {
+		size_t n = strlen(note);
+		fmt_snprintf(note + n, note_size - n, "; nothing is committed until it reads");
+	}
 	return STORE_OK;
 }
 
@@ -399,6 +423,11 @@ enum store_result store_allocate(const struct store *s, const char *name, enum s
 	uint64_t need = blocks_for(bytes), at = STORE_DATA_START;
 	uint32_t n;
 
+	if (s->uncertain) {
+		fmt_snprintf(why, why_size, "an earlier commit's end is unknown: open the store "
+			     "again first");
+		return STORE_IO_ERROR;
+	}
 	if (!store_name_valid(name) || (kind != STORE_DISK && kind != STORE_SAVED_STATE) || !bytes) {
 		fmt_snprintf(why, why_size, "an object is a name of 1 to %u of A-Z a-z 0-9 . _ - "
 			     "(not first . or -), a kind and a size above 0", STORE_NAME_MAX);

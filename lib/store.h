@@ -88,7 +88,17 @@ struct store {
 	const struct store_dev *dev;
 	struct store_super super;       /* the last committed */
 	struct store_table table;
+	/*
+	 * A commit's superblock was written but its flush failed: whether
+	 * that generation is on the medium is unknown, so nothing more is
+	 * committed (or allocated from blocks it may own) until the store is
+	 * opened again and reads what is there.
+	 */
+	bool uncertain;
 };
+
+/* Generations stop below 2^63: a commit never wraps to an older-looking one. */
+#define STORE_GENERATION_MAX (UINT64_C(1) << 63)
 
 /* --- The on-disk format (pure: no device) ---------------------------------- */
 
@@ -129,8 +139,23 @@ enum store_result store_open(struct store *s, const struct store_dev *dev, char 
 
 const struct store_object *store_find(const struct store *s, const char *name);
 
-/* A name: 1 to STORE_NAME_MAX of A-Z a-z 0-9 . _ -, not starting with '.' or '-'. */
-bool store_name_valid(const char *name);
+/*
+ * A name: 1 to STORE_NAME_MAX of A-Z a-z 0-9 . _ -, not starting with '.'
+ * or '-'. Inline: the configuration parser checks names without the store.
+ */
+static inline bool store_name_valid(const char *name)
+{
+	size_t n = 0;
+
+	for (; name[n]; n++) {
+		char c = name[n];
+		if (n >= STORE_NAME_MAX ||
+		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return n >= 1 && name[0] != '.' && name[0] != '-';
+}
 
 /*
  * Room for a new object of bytes (rounded up to whole blocks) in at most

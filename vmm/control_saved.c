@@ -126,6 +126,13 @@ static int import_commit(struct call *c)
 	/* A file from before the agent's port had none: the VM must match its device records. */
 	if (tlv_find(rec.payload, rec.size, API_TAG_GUEST_AGENT, &t) != TLV_OK)
 		tlv_put_u8(&w, API_TAG_GUEST_AGENT, 0);
+	/*
+	 * Its disk is not in the file: the object in this store holds what was
+	 * written after the Save (or is another VM's), under RAM from before.
+	 */
+	if (tlv_find(rec.payload, rec.size, API_TAG_STORE_DISK, &t) == TLV_OK)
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the VM's disk is a "
+			    "store object, which the file does not carry (docs/store.md)");
 	tlv_get_u64(request, w.len, API_TAG_MEMORY, &memory);
 	if (!tlv_writer_ok(&w) || tr.malformed || memory != r.walk.header.ram_bytes)
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the configuration "

@@ -7,11 +7,13 @@
 
 #include "boot/boot_info.h"
 #include "lib/fmt.h"
+#include "lib/store.h"
 #include "vmm/clock.h"
 #include "vmm/library.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
 #include "vmm/network.h"
+#include "vmm/storage/store_host.h"
 #include "vmm/page_alloc.h"
 #include "vmm/vm.h"
 
@@ -140,6 +142,27 @@ int create_vm(struct call *c)
 	if (tlv_get_str(c->req, c->len, API_TAG_CMDLINE, cfg.cmdline, sizeof(cfg.cmdline)) ==
 	    TLV_BAD)
 		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: cmdline is too long");
+	enum tlv_result store_disk = tlv_get_str(c->req, c->len, API_TAG_STORE_DISK,
+						 cfg.store_disk, sizeof(cfg.store_disk));
+	if (store_disk == TLV_BAD || (store_disk == TLV_OK && !store_name_valid(cfg.store_disk)))
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: store_disk is a "
+			    "store object's name (docs/store.md)");
+	if (store_disk == TLV_OK && tlv_find(c->req, c->len, API_TAG_DISK, &t) == TLV_OK)
+		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: a VM has one disk: "
+			    "disk or store_disk");
+	switch (store_disk == TLV_OK ? store_host_disk_state(cfg.store_disk) : STORE_DISK_FREE) {
+	case STORE_DISK_NO_STORE:
+		return fail(c, API_E_INVALID_STATE, "CreateVirtualMachine: this server has no store "
+			    "(%s)", store_host_status());
+	case STORE_DISK_MISSING:
+		return fail(c, API_E_NOT_FOUND, "CreateVirtualMachine: the store holds no disk '%s'",
+			    cfg.store_disk);
+	case STORE_DISK_TAKEN:
+		return fail(c, API_E_INVALID_STATE, "CreateVirtualMachine: store disk '%s' is "
+			    "another VM's", cfg.store_disk);
+	case STORE_DISK_FREE:
+		break;
+	}
 	tlv_get_u8(c->req, c->len, API_TAG_AUTOSTART, &autostart);
 	cfg.autostart = autostart;
 	tlv_get_u8(c->req, c->len, API_TAG_GUEST_AGENT, &guest_agent);
@@ -279,6 +302,8 @@ int get_state(struct call *c)
 	tlv_put_u32(&c->w, API_TAG_NIC_COUNT, nic_count(vm->id));
 	tlv_put_str(&c->w, API_TAG_IMAGE, vm->cfg->image);
 	tlv_put_str(&c->w, API_TAG_BOOT, config_boot_mode_name(vm->cfg->boot));
+	if (vm->cfg->store_disk[0])
+		tlv_put_str(&c->w, API_TAG_STORE_DISK, vm->cfg->store_disk);
 	if (extra[vm->id].reason[0])
 		tlv_put_str(&c->w, API_TAG_REASON, extra[vm->id].reason);
 	tlv_put_u32(&c->w, API_TAG_CONTROL_DENIED, mgmt_denied(vm->id));

@@ -378,15 +378,15 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 	p->agent_present = p->additions_present = false;
 	p->blk_notify_max_tsc = p->blk_pass_max_tsc = 0;
 
-	const struct boot_file *disk = &vm->boot->disk;
-	if (disk->size) {
-		/* The VM's own disk (vm.h), writes kept since it was created. */
+	if (vm->boot->disk.size || vm->disk.medium) {
+		/* The VM's own disk (vm.h), writes kept since it was created, or a store object. */
 		if (vm->disk.size < VIRTIO_BLK_SECTOR_SIZE ||
 		    virtio_blk_init(&p->blk, mem, &vm->disk, false, vm->cfg->name) ||
 		    add_virtio(vm, &p->blk.dev, PLATFORM_IRQ_BLK)) {
 			fmt_snprintf(why, why_size, "its disk (%llu bytes) cannot be attached: "
 				     "it must hold at least one 512-byte sector",
-				     (unsigned long long)disk->size);
+				     (unsigned long long)(vm->disk.medium ? vm->disk.size
+								   : vm->boot->disk.size));
 			return -1;
 		}
 		p->blk_pci = p->virtio[p->virtio_count - 1].pci;

@@ -8,6 +8,7 @@
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
 #include "vmm/sched.h"
+#include "vmm/storage/store_host.h"
 #include "vmm/vcpu_state.h"
 #include "vmm/virt.h"
 #include "x86/cpu.h"
@@ -601,6 +602,8 @@ int vm_discard_saved_state(struct vm *vm)
 	return 0;
 }
 
+#define NO_BACKEND_MEMORY "no memory for the VM's VMCS and EPT tables"
+
 static void *disk_chunk_alloc(void *ctx)
 {
 	uint64_t pa;
@@ -622,20 +625,29 @@ static uint64_t disk_table_pages(const struct vm *vm)
 }
 
 /*
- * The disk over the library's bytes; only its chunk table is allocated
- * now. A partial last sector cannot be addressed, so the disk is whole sectors.
+ * The disk: a store object (docs/store.md), or the library's bytes under
+ * copy-on-write chunks, of which only the table is allocated now. A
+ * partial last sector cannot be addressed, so the disk is whole sectors.
  */
-static int disk_create(struct vm *vm, struct page_alloc *pages)
+static int disk_create(struct vm *vm, struct page_alloc *pages, char *why, size_t why_size)
 {
 	const struct disk_chunk_alloc chunks = { disk_chunk_alloc, disk_chunk_free, pages };
 	uint64_t size = vm->boot->disk.size & ~(uint64_t)(VIRTIO_BLK_SECTOR_SIZE - 1);
 	uint64_t table;
 
+	if (vm->cfg->store_disk[0]) {
+		const struct disk_medium *medium;
+		if (store_host_attach(vm->cfg->store_disk, vm->id, &medium, &size, why, why_size))
+			return -1;
+		disk_init_medium(&vm->disk, size & ~(uint64_t)(VIRTIO_BLK_SECTOR_SIZE - 1), medium);
+		return 0;
+	}
 	vm->disk.size = size;
 	if (!size)
 		return 0;
 	if (page_alloc_alloc(pages, disk_table_pages(vm), 1, &table)) {
 		vm->disk.size = 0;
+		fmt_snprintf(why, why_size, "no memory for the disk's chunk table");
 		return -1;
 	}
 	disk_init(&vm->disk, (const uint8_t *)(uintptr_t)vm->boot->disk.base, size,
@@ -643,9 +655,13 @@ static int disk_create(struct vm *vm, struct page_alloc *pages)
 	return 0;
 }
 
-/* Gives the disk's copy-on-write chunks and its chunk table back. */
+/* Gives the disk's copy-on-write chunks and its chunk table back, or its store object. */
 static void disk_delete(struct vm *vm)
 {
+	if (vm->disk.medium) {
+		store_host_detach(vm->id);
+		return;
+	}
 	if (!vm->disk.size)
 		return;
 	log_info("vm '%s': %llu KiB of disk writes given back", vm->cfg->name,
@@ -701,9 +717,11 @@ struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot, enum 
 	vm_clock_init(&vm->clock, clock_tsc_hz(), rdtsc());
 	if (attach_devices(vm) || virt_vm_init(vm, pages))
 		goto no_backend_memory;
-	if (virt_vcpu_init(&vm->vcpu, pages))
+	if (virt_vcpu_init(&vm->vcpu, pages)) {
+		fmt_snprintf(why, why_size, NO_BACKEND_MEMORY);
 		goto destroy_vm_backend;
-	if (disk_create(vm, pages))
+	}
+	if (disk_create(vm, pages, why, why_size))
 		goto destroy_vcpu_backend;
 	slots[id] = vm;
 	vms[vm_total++] = vm;
@@ -713,20 +731,26 @@ struct vm *vm_create(const struct cfg_vm *cfg, const struct boot_vm *boot, enum 
 	uint64_t overhead = (free_before - pages->free_pages - pool_ram) * PAGE_SIZE +
 			    virt_vm_state_bytes();
 	char disk[96] = "";
-	if (vm->disk.size)
+	if (vm->disk.medium)
+		fmt_snprintf(disk, sizeof(disk), "; its %llu-KiB disk is store object '%s'",
+			     (unsigned long long)(vm->disk.size / 1024), vm->cfg->store_disk);
+	else if (vm->disk.size)
 		fmt_snprintf(disk, sizeof(disk), "; its %llu-KiB disk is copy-on-write: 64 KiB "
 			     "more per chunk it writes", (unsigned long long)(vm->disk.size / 1024));
 	log_info("vm '%s': %llu MiB RAM, %llu bytes of hypervisor memory (VMCS, EPT, "
 		 "state%s)%s", vm->cfg->name, (unsigned long long)(vm->boot->ram_bytes >> 20),
-		 (unsigned long long)overhead, vm->disk.size ? ", disk chunk table" : "", disk);
+		 (unsigned long long)overhead,
+		 vm->disk.size && !vm->disk.medium ? ", disk chunk table" : "", disk);
 	return vm;
 
 destroy_vcpu_backend:
 	virt_vcpu_destroy(&vm->vcpu, pages);
 destroy_vm_backend:
 	virt_vm_destroy(vm, pages);
+	goto free_ram;
 no_backend_memory:
-	fmt_snprintf(why, why_size, "no memory for the VM's VMCS, EPT tables and disk chunk table");
+	fmt_snprintf(why, why_size, NO_BACKEND_MEMORY);
+free_ram:
 	if (ram == VM_RAM_FROM_POOL)
 		page_alloc_free(pages, ram_pa, ram_pages);
 free_state:

@@ -238,6 +238,8 @@ static size_t encode_config(const struct cfg_vm *cfg, uint8_t *out, size_t cap)
 		tlv_put_str(&w, API_TAG_INITRD, cfg->initrd);
 	if (cfg->disk[0])
 		tlv_put_str(&w, API_TAG_DISK, cfg->disk);
+	if (cfg->store_disk[0])
+		tlv_put_str(&w, API_TAG_STORE_DISK, cfg->store_disk);
 	tlv_put_u8(&w, API_TAG_GUEST_AGENT, cfg->guest_agent);
 	tlv_put_u8(&w, API_TAG_TIME_SYNC, cfg->time_sync);
 	if (cfg->watchdog != CFG_WATCHDOG_NONE)

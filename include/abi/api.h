@@ -203,6 +203,8 @@ enum api_type {
 	X(LOST,              0x32, API_T_U64,        "lost")               \
 	X(DATA,              0x33, API_T_BYTES,      "data")               \
 	X(MAX_BYTES,         0x34, API_T_U32,        "max_bytes")          \
+	/* A VM's disk as a store object (docs/store.md) */                \
+	X(STORE_DISK,        0x35, API_T_STR,        "store_disk")         \
 	/* Saved state (GetState of a Saved VM) */                          \
 	X(SAVED_SIZE,        0x38, API_T_SIZE,       "saved_size")         \
 	X(SAVED_AT,          0x39, API_T_U64,        "saved_at")           \

@@ -50,6 +50,8 @@
 /* Time sync: how often a guest's clock is checked, and how far off it may be. */
 #define TIME_CHECK_MS 60000
 #define TIME_TOLERANCE_MS 200
+/* How long a call waits behind earlier calls to its VM (vmmctl waits 20 s an attempt). */
+#define QUEUE_WAIT_MS 15000
 /* Calls in progress at once, over all VMs; one more is refused as busy. */
 #define CALLS_MAX 4
 /* A call's deepest frames (a control request and an answer, 1 KiB each) and an interrupt's. */
@@ -584,9 +586,10 @@ static void say_clock_set(const char *vm, int64_t off_ms)
 /* SyncTime turned on: the clock is set at once, then checked every TIME_CHECK_MS. */
 static uint16_t set_clock_now(struct exchange *x, struct tlv_writer *w)
 {
-	struct heartbeat *b = beat_of(x->vm, false);
 	int64_t off_ms;
 	uint16_t e = set_guest_clock(x, 0, &off_ms);
+	/* Looked up after the call's waits: the record may have changed hands meanwhile. */
+	struct heartbeat *b = beat_of(x->vm, false);
 
 	if (e != API_E_OK)
 		return e;
@@ -698,15 +701,27 @@ static void run_call(void *arg)
 	struct tlv_writer w;
 	uint16_t e;
 
-	while (earlier_call_to(c))
-		mgmt_wait();
+	uint64_t came = mgmt_now_ms();
 	x->vm = c->vm;
+	x->out = c->answer;
+	x->out_len = &c->answer_len;
+	/*
+	 * A client waits VMMCTL_AGENT_TIMEOUT_MS an attempt: a call still
+	 * queued after that is answered TIMED_OUT, never run late (a Shutdown
+	 * an hour after it was asked for, or twice when the client retried).
+	 */
+	while (earlier_call_to(c)) {
+		if (mgmt_now_ms() - came > QUEUE_WAIT_MS) {
+			c->error = fail(x, API_E_TIMED_OUT, "calls to the agent in '%s' that came "
+					"earlier still run after %u s", c->vm, QUEUE_WAIT_MS / 1000);
+			return;
+		}
+		mgmt_wait();
+	}
 	x->deadline = mgmt_now_ms() + CALL_TIMEOUT_MS;
 	x->status = 0;
 	x->pending = x->pending_len = 0;
 	x->error[0] = '\0';
-	x->out = c->answer;
-	x->out_len = &c->answer_len;
 	agent_stream_init(&x->stream, x->reply, sizeof(x->reply));
 	tlv_writer_init(&w, c->answer, PROTO_MAX_PAYLOAD);
 	tlv_put_str(&w, API_TAG_VM, c->vm);
@@ -754,8 +769,11 @@ static void start_call(struct guest_call *c, const char *vm, uint16_t rq, const 
 	c->rq = rq;
 	memcpy(c->vm, vm, strlen(vm) + 1);
 	c->payload_len = n < sizeof(c->payload) ? n : sizeof(c->payload);
-	memcpy(c->payload, p, c->payload_len);
-	memcpy(c->origin, origin, origin_size < sizeof(c->origin) ? origin_size : sizeof(c->origin));
+	if (c->payload_len)
+		memcpy(c->payload, p, c->payload_len);
+	if (origin_size)
+		memcpy(c->origin, origin,
+		       origin_size < sizeof(c->origin) ? origin_size : sizeof(c->origin));
 	c->answer_len = 0;
 	fiber_init(&c->fiber, c->stack, sizeof(c->stack), run_call, c);
 }

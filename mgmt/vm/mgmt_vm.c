@@ -586,17 +586,19 @@ static void send_wire(int n)
 	line_put(wire, (size_t)n, HC_LINE_FRAME);
 }
 
-/* The answer to request f, after every event up to it, kept for a retransmission. */
+/* The answer to request f, after every event up to it, kept for a retransmission; sent when send. */
 static void answer_frame(const struct proto_frame *f, uint16_t e, const uint8_t *payload,
-			 size_t len)
+			 size_t len, bool send)
 {
 	/* A subscriber sees every event up to the answer's seq before the answer. */
-	pump_events();
+	if (send)
+		pump_events();
 	int n = encode_answer(f, e, payload, len);
 	if (n < 0)
 		return;
 	proto_replay_store(&replay, f, wire, (size_t)n);
-	send_wire(n);
+	if (send)
+		send_wire(n);
 }
 
 static void on_frame(const struct proto_frame *f)
@@ -651,7 +653,7 @@ static void on_frame(const struct proto_frame *f)
 		framed = true;
 		shell_line_init(&editor, NULL, NULL);
 	}
-	answer_frame(f, e, answer, len);
+	answer_frame(f, e, answer, len, true);
 	if (f->code != API_REQ_GOODBYE || e != API_E_OK || !framed)
 		return;
 	/* Goodbye ends its sender's session; the shell comes back when nobody is left. */
@@ -775,17 +777,22 @@ void mgmt_answer_later(const void *origin, uint16_t rq, const uint8_t *payload, 
 	struct origin o;
 
 	memcpy(&o, origin, sizeof(o));
-	/* The line changed hands meanwhile: nobody there waits for this answer. */
-	if (o.epoch != line_epoch || o.shell == framed)
-		return;
+	/* The line changed hands meanwhile: nobody there waits for this answer now. */
+	bool same_hands = o.epoch == line_epoch && o.shell != framed;
 	if (o.shell) {
-		show_answer(rq, e, answer_payload, len);
-		text(PROMPT, sizeof(PROMPT) - 1);
+		if (same_hands) {
+			show_answer(rq, e, answer_payload, len);
+			text(PROMPT, sizeof(PROMPT) - 1);
+		}
 		return;
 	}
+	/*
+	 * Kept for a retransmission either way: its replay slot waits for it,
+	 * and a client that comes back with the same request gets the answer.
+	 */
 	struct proto_frame f = { .type = PROTO_REQUEST, .id = o.frame_id, .code = rq,
 				 .length = (uint16_t)n, .payload = payload };
-	answer_frame(&f, e, answer_payload, len);
+	answer_frame(&f, e, answer_payload, len, same_hands);
 }
 
 /* Runs a shell line; false when its answer comes later (with the prompt after it). */

@@ -39,6 +39,7 @@ const struct shell_command shell_commands[] = {
 	    { "cmdline", API_TAG_CMDLINE, 0 },
 	    { "initrd", API_TAG_INITRD, 0 },
 	    { "disk", API_TAG_DISK, 0 },
+	    { "store_disk", API_TAG_STORE_DISK, 0 },
 	    { "nic", API_TAG_NIC_SPEC, REP },
 	    { "autostart", API_TAG_AUTOSTART, 0 },
 	    { "guest_agent", API_TAG_GUEST_AGENT, 0 },

@@ -32,6 +32,27 @@ grep -ao 'BENCH cpuid_exit_root_instr [0-9]* instr' "$out/exit-undefended/serial
 	sed 's/root_instr/root_instr_undefended/' ||
 	echo "BENCH cpuid_exit_root_instr_undefended nan instr"
 
+# The store (docs/store.md), on Bochs' ATA disk in one boot: a guest's
+# sequential 16-KiB writes to its store disk (through virtio-blk, the
+# store's extents and the driver, flushed at the end) against the raw
+# driver's writes of the store self-test (flushed too), and the time of
+# one metadata commit, both on the hypervisor's clock.
+build/vmm-store create --size 2M "$out/vmmstore.img" >/dev/null
+head -c 524288 /dev/zero >"$out/pdisk.img"
+build/vmm-store import "$out/vmmstore.img" pdisk "$out/pdisk.img" >/dev/null
+rm -rf "$out/store"
+tools/run-bochs.sh --workdir "$out/store" --config tests/bench/store.conf \
+	--extra "$out/vmmstore.img" --until 'nothing left to run|PANIC' --timeout 300 >/dev/null
+grep -aoE '(raw writes|sequential writes) [0-9]+ KiB in [0-9]+ us|a commit in [0-9]+ us' \
+	"$out/store/serial.out" | awk '
+	/^raw/ { raw = $3 / $6 } /^sequential/ { guest = $3 / $6 } /^a commit/ { commit = $4 }
+	END {
+		if (raw && guest) printf "BENCH store_write_ratio %.2f x\n", guest / raw
+		else print "BENCH store_write_ratio nan x"
+		if (commit) printf "BENCH store_commit_ms %.2f ms\n", commit / 1000
+		else print "BENCH store_commit_ms nan ms"
+	}'
+
 # Fairness: a counting guest's rate (iterations per TSC tick, the
 # hypervisor's clock) beside a guest storming its timers and halting, over
 # its rate alone (tests/guests/count.c, storm.c). fairness_ratio is the

@@ -82,8 +82,11 @@ echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest, mgmt; QE
 tests/e2e/linux-boot.sh "$out/linux" tests/e2e/configs/linux.conf >"$out/linux.client" 2>&1 &
 linux_boot=$!
 boot_bochs demo tests/e2e/configs/boot-path.conf "$halted" &
-# The store the guests boot writes to (docs/store.md): an empty one of 1 MiB.
+# The store the guests boot writes to (docs/store.md): 1 MiB, with the
+# persist guest's disk of 64 KiB of zeros.
 build/vmm-store create --size 1M "$out/vmmstore.img" >/dev/null
+head -c 65536 /dev/zero >"$out/pdisk.img"
+build/vmm-store import "$out/vmmstore.img" pdisk "$out/pdisk.img" >/dev/null
 boot_bochs guests tests/e2e/configs/guests.conf "$halted" /vmm.conf --extra "$out/vmmstore.img" &
 wait
 boot_bochs bad-vms tests/e2e/configs/bad-vms.conf "$halted" &
@@ -319,12 +322,17 @@ expect_not "mgmt: no panic, no error, no FAIL" mgmt 'PANIC|\] ERROR |\] [A-Z]+ +
 # --- the store: written through the hypervisor's ATA driver, kept on the disk ---
 expect_order "store: located on the boot disk, opened, self-tested (a committed object)" guests \
 	"store '\\\\vmmstore.img': 1024 KiB in [0-9]+ piece\\(s\\) from sector [0-9]+ of the ATA primary master drive" \
-	"store: '\\\\vmmstore.img' on '.*' \\([0-9]+ MiB drive\\): generation 1, 0 object\\(s\\)" \
-	'store selftest: 64 KiB written, flushed, committed \(generation 2\) and read back'
+	"store: '\\\\vmmstore.img' on '.*' \\([0-9]+ MiB drive\\): generation 2, 1 object\\(s\\)" \
+	'store selftest: 64 KiB written, flushed, committed \(generation 3\) and read back'
+expect_order "store: the persist guest's store disk counts its first boot" guests \
+	"vm 'persist': 4 MiB RAM, [0-9]+ bytes of hypervisor memory .*its 64-KiB disk is store object 'pdisk'" \
+	'\[persist\] PASS persist: sector 0 reads back as written' \
+	'\[persist\] persist: boot 1 of this disk, counted, flushed' \
+	"vm 'persist': TurnedOff \(guest exited with status 0\)"
 rm -f "$out/store-after.img" "$out/store-selftest.bin"
 if mcopy -i "$out/guests/disk.img" ::/vmmstore.img "$out/store-after.img" 2>/dev/null &&
 	build/vmm-store list "$out/store-after.img" >"$out/store-list.out" 2>&1 &&
-	grep -q 'generation 2, 1 MiB, 920 KiB free, 1 object' "$out/store-list.out" &&
+	grep -q 'generation 3, 1 MiB, 856 KiB free, 2 object' "$out/store-list.out" &&
 	build/vmm-store export "$out/store-after.img" selftest "$out/store-selftest.bin" &&
 	python3 -c 'import sys
 d = open(sys.argv[1], "rb").read()
@@ -336,6 +344,19 @@ else
 fi
 expect "store: a second boot of that disk reads the object back" reboot \
 	'store selftest: the 64 KiB a previous boot wrote read back intact'
+expect "store: the persist guest's disk kept the first boot's count across the restart" reboot \
+	'\[persist\] persist: boot 2 of this disk, counted, flushed'
+rm -f "$out/store-rebooted.img" "$out/pdisk-after.img"
+if mcopy -i "$out/reboot/disk.img" ::/vmmstore.img "$out/store-rebooted.img" 2>/dev/null &&
+	build/vmm-store export "$out/store-rebooted.img" pdisk "$out/pdisk-after.img" &&
+	python3 -c 'import sys
+d = open(sys.argv[1], "rb").read()
+sys.exit(0 if d[:8] == b"VMMBOOTS" and int.from_bytes(d[8:12], "little") == 2 else 1)' \
+		"$out/pdisk-after.img"; then
+	pass "store: vmm-store finds the count 2 in the disk object after both boots"
+else
+	fail "store: the disk object after both boots ($(head -c 16 "$out/pdisk-after.img" 2>/dev/null | od -c | head -1))"
+fi
 expect_not "store: the second boot has no error" reboot 'PANIC|ERROR|FAIL'
 
 # --- hygiene: no emulator left behind, no lock files -----------------------------

@@ -29,6 +29,9 @@ struct reg {
 struct fake {
 	uint8_t disk[SECTORS][ATA_SECTOR];
 	bool lba48, absent, hang;
+	bool reset_cures;               /* a software reset ends the hang */
+	bool hang_every_command;        /* and the next command hangs again */
+	unsigned resets;
 	uint64_t bad_lba;               /* ERR on this sector; 0: none */
 	struct reg count, lba_low, lba_mid, lba_high;
 	uint8_t device, status, error;
@@ -73,6 +76,8 @@ static void command(uint8_t c)
 
 	f.commands++;
 	f.last_command = c;
+	if (f.hang_every_command)
+		f.hang = true;
 	if (f.hang) {
 		f.status = 0x80;
 		return;
@@ -96,7 +101,7 @@ static void command(uint8_t c)
 		f.buf[60] = SECTORS & 0xffff;
 		f.buf[61] = SECTORS >> 16;
 		if (f.lba48) {
-			f.buf[83] = 1u << 10 | 1u << 13;
+			f.buf[83] = 0x4000 | 1u << 10 | 1u << 13;
 			f.buf[100] = SECTORS;
 		}
 		f.word = 0;
@@ -179,6 +184,17 @@ static void out8(void *ctx, uint16_t port, uint8_t v)
 {
 	(void)ctx;
 	f.port_accesses++;
+	if (port == CTL) {
+		/* SRST set, then cleared: the drive resets, and is ready unless it stays hung. */
+		if (v & 0x04) {
+			f.resets++;
+			f.phase = IDLE;
+			if (f.reset_cures)
+				f.hang = false;
+		}
+		f.status = f.hang ? 0x80 : 0x50;
+		return;
+	}
 	switch (port - CMD) {
 	case 2: write_reg(&f.count, v); break;
 	case 3: write_reg(&f.lba_low, v); break;
@@ -320,13 +336,47 @@ static void test_timeout(void **state)
 	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_TIMEOUT);
 	assert_true(d.dead);
 	assert_non_null(strstr(d.why, "READ SECTORS"));
-	/* Bounded: about the command's 5 s of this clock, not forever. */
-	assert_true(f.clock < 2 * 5000 * 10 + 1000);
+	assert_int_equal(f.resets, 1);
+	assert_non_null(strstr(d.why, "no answer after a reset: dead"));
+	/* Bounded: the command's 30 s and the reset's 30 s of this clock, not forever. */
+	assert_true(f.clock < 2 * 30000 * 10 + 1000);
 	unsigned accesses = f.port_accesses;
 	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_DEAD);
 	assert_int_equal(ata_write(&d, 0, 1, buf), ATA_DEAD);
 	assert_int_equal(ata_flush(&d), ATA_DEAD);
 	assert_int_equal(f.port_accesses, accesses);
+}
+
+/* A drive that hangs once and answers after a software reset: the command failed, the drive lives. */
+static void test_reset_recovers(void **state)
+{
+	uint8_t buf[ATA_SECTOR];
+	struct ata_drive d;
+
+	(void)state;
+	ata_identify(&d, &io, CMD, CTL, false);
+	f.hang = f.reset_cures = true;
+	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_TIMEOUT);
+	assert_false(d.dead);
+	assert_non_null(strstr(d.why, "answered again after a reset"));
+	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_OK);
+}
+
+/* Every command hangs, every reset answers: the second timeout in a row is a dead drive. */
+static void test_two_timeouts_in_a_row(void **state)
+{
+	uint8_t buf[ATA_SECTOR];
+	struct ata_drive d;
+
+	(void)state;
+	ata_identify(&d, &io, CMD, CTL, false);
+	f.reset_cures = f.hang_every_command = true;
+	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_TIMEOUT);
+	assert_false(d.dead);
+	assert_int_equal(ata_flush(&d), ATA_TIMEOUT);
+	assert_true(d.dead);
+	assert_non_null(strstr(d.why, "a second timeout in a row: dead"));
+	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_DEAD);
 }
 
 static void test_absent(void **state)
@@ -348,6 +398,8 @@ int main(void)
 		cmocka_unit_test_setup(test_range, setup),
 		cmocka_unit_test_setup(test_device_error, setup),
 		cmocka_unit_test_setup(test_timeout, setup),
+		cmocka_unit_test_setup(test_reset_recovers, setup),
+		cmocka_unit_test_setup(test_two_timeouts_in_a_row, setup),
 		cmocka_unit_test_setup(test_absent, setup),
 	};
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "boot/boot_info.h"
+#include "vmm/storage/store_host.h"
 #include "abi/api.h"
 #include "mgmt/proto.h"
 #include "vmm/clock.h"
@@ -99,6 +100,12 @@ uint32_t mgmt_denied_total(void)
 const char *store_host_status(void)
 {
 	return "none: no store configured (disks are RAM copies)";
+}
+
+enum store_disk_state store_host_disk_state(const char *name)
+{
+	(void)name;
+	return STORE_DISK_NO_STORE;
 }
 
 /* VM slots as vmm/vm.c keeps them: by id, reused after a delete; vms lists the living. */
@@ -736,6 +743,21 @@ static void test_create_vm_refusals(void **state)
 	assert_message("missing image");
 	assert_int_equal(create("x", MIB + 1, "\\img\\guest.bin"), API_E_INVALID_ARGUMENT);
 	assert_message("whole MiB");
+	/* A store disk: a store name, one disk, and a server with a store (this one has none). */
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "x");
+	tlv_put_u64(&w, API_TAG_MEMORY, MIB);
+	tlv_put_str(&w, API_TAG_IMAGE, "\\img\\guest.bin");
+	tlv_put_str(&w, API_TAG_STORE_DISK, ".bad");
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_MACHINE), API_E_INVALID_ARGUMENT);
+	assert_message("store object's name");
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "x");
+	tlv_put_u64(&w, API_TAG_MEMORY, MIB);
+	tlv_put_str(&w, API_TAG_IMAGE, "\\img\\guest.bin");
+	tlv_put_str(&w, API_TAG_STORE_DISK, "web1");
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_MACHINE), API_E_INVALID_STATE);
+	assert_message("has no store");
 	assert_int_equal(create("x", 0, "\\img\\guest.bin"), API_E_INVALID_ARGUMENT);
 	assert_int_equal(create("x", 65 * 1024 * MIB, "\\img\\guest.bin"),
 			 API_E_INVALID_ARGUMENT);

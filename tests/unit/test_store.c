@@ -27,6 +27,8 @@ struct mem_dev {
 	long writes_left;               /* < 0: no limit */
 	bool torn;                      /* the write that hits the limit lands half */
 	unsigned writes, flushes;
+	long bad_block;                 /* reads of it fail; < 0: none */
+	unsigned failing_flush;         /* this flush (1: the first) fails; 0: none */
 };
 
 static struct mem_dev mem;
@@ -36,7 +38,9 @@ static bool mem_read(void *ctx, uint64_t block, uint32_t count, void *buf)
 {
 	struct mem_dev *m = ctx;
 
-	if (block + count > DEV_BLOCKS)
+	if (block + count > DEV_BLOCKS ||
+	    (m->bad_block >= 0 && (uint64_t)m->bad_block >= block &&
+	     (uint64_t)m->bad_block < block + count))
 		return false;
 	memcpy(buf, m->data[block], (size_t)count * STORE_BLOCK);
 	return true;
@@ -61,8 +65,9 @@ static bool mem_write(void *ctx, uint64_t block, uint32_t count, const void *buf
 
 static bool mem_flush(void *ctx)
 {
-	((struct mem_dev *)ctx)->flushes++;
-	return true;
+	struct mem_dev *m = ctx;
+
+	return ++m->flushes != m->failing_flush;
 }
 
 static const struct store_dev dev = { &mem, DEV_BLOCKS, mem_read, mem_write, mem_flush };
@@ -73,6 +78,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&mem, 0, sizeof(mem));
 	mem.writes_left = -1;
+	mem.bad_block = -1;
 	return 0;
 }
 
@@ -212,6 +218,58 @@ static void test_power_cut(void **state)
 		}
 }
 
+/* A slot that cannot be read is a damaged one: the other slot's generation is used. */
+static void test_unreadable_slot(void **state)
+{
+	struct store s, t;
+
+	(void)state;
+	store_format(&s, &dev, uuid, why, sizeof(why));
+	add(&s, "a", STORE_BLOCK);      /* generation 2, slot A */
+	mem.bad_block = 0;
+	assert_int_equal(store_open(&t, &dev, note, sizeof(note), why, sizeof(why)), STORE_OK);
+	assert_int_equal(t.super.generation, 1);
+	assert_non_null(strstr(note, "read error"));
+	/* It may hold the newer generation: nothing overwrites it until it reads again. */
+	assert_true(t.uncertain);
+	assert_int_equal(store_commit_delete(&t, "nothing", why, sizeof(why)), STORE_NOT_FOUND);
+	struct store_object o;
+	assert_int_equal(store_allocate(&t, "b", STORE_DISK, 1, 0, &o, why, sizeof(why)),
+			 STORE_IO_ERROR);
+	mem.bad_block = 6;              /* B's table */
+	assert_int_equal(store_open(&t, &dev, note, sizeof(note), why, sizeof(why)), STORE_OK);
+	assert_int_equal(t.super.generation, 2);
+	mem.bad_block = 1;
+	mem.data[0][40] ^= 1;           /* and A torn: nothing left */
+	assert_int_equal(store_open(&t, &dev, note, sizeof(note), why, sizeof(why)), STORE_DAMAGED);
+}
+
+/*
+ * The superblock written, its flush failed: the generation may or may not
+ * be on the medium. Nothing more is committed or allocated until the store
+ * is opened again; then it is one or the other, whole.
+ */
+static void test_uncertain_commit(void **state)
+{
+	struct store s, t;
+	struct store_object o;
+
+	(void)state;
+	store_format(&s, &dev, uuid, why, sizeof(why));
+	assert_int_equal(store_allocate(&s, "a", STORE_DISK, 1, 0, &o, why, sizeof(why)), STORE_OK);
+	mem.failing_flush = mem.flushes + 2;    /* the one after the superblock's write */
+	assert_int_equal(store_commit_add(&s, &o, why, sizeof(why)), STORE_IO_ERROR);
+	assert_non_null(strstr(why, "may or may not"));
+	assert_true(s.uncertain);
+	assert_int_equal(store_commit_delete(&s, "a", why, sizeof(why)), STORE_NOT_FOUND);
+	assert_int_equal(store_allocate(&s, "b", STORE_DISK, 1, 0, &o, why, sizeof(why)),
+			 STORE_IO_ERROR);
+	assert_int_equal(store_open(&t, &dev, note, sizeof(note), why, sizeof(why)), STORE_OK);
+	assert_false(t.uncertain);
+	assert_int_equal(t.super.generation, 2);
+	assert_non_null(store_find(&t, "a"));
+}
+
 /* Re-seals slot's superblock after an edit, as a deliberate writer would. */
 static void reseal_super(uint32_t slot)
 {
@@ -297,6 +355,12 @@ static void test_refusals(void **state)
 
 	setup(NULL);
 	store_format(&s, &dev, uuid, why, sizeof(why));
+	le_put(mem.data[1] + 32, STORE_GENERATION_MAX + 1, 8);   /* would outrank every commit */
+	reseal_super(1);
+	expect_refused(STORE_REFUSED, "do not match its place");
+
+	setup(NULL);
+	store_format(&s, &dev, uuid, why, sizeof(why));
 	mem.data[1][52] ^= 0xff;        /* another store's uuid in B */
 	reseal_super(1);
 	expect_refused(STORE_REFUSED, "two different stores");
@@ -312,6 +376,8 @@ int main(void)
 		cmocka_unit_test_setup(test_objects, setup),
 		cmocka_unit_test_setup(test_fragmented, setup),
 		cmocka_unit_test_setup(test_power_cut, setup),
+		cmocka_unit_test_setup(test_unreadable_slot, setup),
+		cmocka_unit_test_setup(test_uncertain_commit, setup),
 		cmocka_unit_test_setup(test_refusals, setup),
 	};
 

@@ -321,6 +321,96 @@ static void test_flush(void **state)
 	assert_int_equal(blk.stats.flushes, 1);
 }
 
+/* A disk on a medium (a store object): reads, writes and FLUSH go to it; its errors are IOERR. */
+static uint8_t medium_bytes[SECTORS * VIRTIO_BLK_SECTOR_SIZE];
+static unsigned medium_flushes, medium_calls;
+static bool medium_broken;
+
+static bool medium_read(void *ctx, uint64_t offset, void *buf, uint64_t len)
+{
+	(void)ctx;
+	medium_calls++;
+	assert_true(offset + len <= sizeof(medium_bytes) && len % VIRTIO_BLK_SECTOR_SIZE == 0);
+	memcpy(buf, medium_bytes + offset, len);
+	return !medium_broken;
+}
+
+static bool medium_write(void *ctx, uint64_t offset, const void *buf, uint64_t len)
+{
+	(void)ctx;
+	medium_calls++;
+	assert_true(offset + len <= sizeof(medium_bytes) && len % VIRTIO_BLK_SECTOR_SIZE == 0);
+	if (!medium_broken)
+		memcpy(medium_bytes + offset, buf, len);
+	return !medium_broken;
+}
+
+static bool medium_flush(void *ctx)
+{
+	(void)ctx;
+	medium_flushes++;
+	return !medium_broken;
+}
+
+static const struct disk_medium medium = { NULL, medium_read, medium_write, medium_flush };
+
+static void test_medium(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < sizeof(medium_bytes); i++)
+		medium_bytes[i] = (uint8_t)(i * 3);
+	medium_flushes = medium_calls = 0;
+	medium_broken = false;
+	disk_discard_writes(&disk);
+	disk_init_medium(&disk, sizeof(medium_bytes), &medium);
+	assert_int_equal(virtio_blk_change_medium(&blk, &disk), 0);
+
+	request(VIRTIO_BLK_T_IN, 7, 2048);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_memory_equal(guest + DATA, medium_bytes + 7 * 512, 2048);
+	memset(guest + DATA, 0x5e, 1024);
+	request(VIRTIO_BLK_T_OUT, SECTORS - 2, 1024);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(medium_bytes[(SECTORS - 2) * 512], 0x5e);
+	assert_int_equal(medium_bytes[SECTORS * 512 - 1], 0x5e);
+	header(HDR, VIRTIO_BLK_T_FLUSH, 0);
+	post_chain(&q, 0, (struct buf[]){ { HDR, 16, false }, { STATUS, 1, true } }, 2);
+	notify();
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(medium_flushes, 1);
+	/* A driver without VIRTIO_BLK_F_FLUSH: each write is flushed before it is done. */
+	blk.dev.driver_features &= ~(1ULL << VIRTIO_BLK_F_FLUSH);
+	request(VIRTIO_BLK_T_OUT, 1, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(medium_flushes, 2);
+	blk.dev.driver_features |= 1ULL << VIRTIO_BLK_F_FLUSH;
+	/* The largest request a driver may build, whole. */
+	request(VIRTIO_BLK_T_IN, 0, VIRTIO_BLK_MAX_DATA);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_OK);
+	assert_memory_equal(guest + DATA, medium_bytes, VIRTIO_BLK_MAX_DATA);
+	/* That used the pass's budget: the rest waits for the next pass. */
+	virtio_blk_new_pass(&blk);
+
+	/* Beyond the disk: refused before the medium sees it. */
+	unsigned calls = medium_calls;
+	request(VIRTIO_BLK_T_IN, SECTORS, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(medium_calls, calls);
+
+	medium_broken = true;
+	request(VIRTIO_BLK_T_IN, 0, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	request(VIRTIO_BLK_T_OUT, 0, 512);
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	header(HDR, VIRTIO_BLK_T_FLUSH, 0);
+	post_chain(&q, 0, (struct buf[]){ { HDR, 16, false }, { STATUS, 1, true } }, 2);
+	notify();
+	assert_int_equal(guest[STATUS], VIRTIO_BLK_S_IOERR);
+	/* teardown's discard leaves a medium alone. */
+	disk_discard_writes(&disk);
+	new_disk(sizeof(pristine));
+}
+
 static void test_get_id(void **state)
 {
 	(void)state;
@@ -556,6 +646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config_and_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_medium_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_medium, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_framing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_header_and_data_in_one_buffer, setup, teardown),

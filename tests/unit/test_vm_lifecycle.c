@@ -84,6 +84,51 @@ void sched_forget_vcpu(const struct vcpu *vcpu)
 	forgotten_vcpu = vcpu;
 }
 
+/* The store (vmm/storage/store_host.c): one disk object "sd1", 8 sectors, in memory. */
+static uint8_t store_sd1[8 * 512];
+static int store_sd1_vm = -1;
+
+static bool sd1_read(void *ctx, uint64_t offset, void *buf, uint64_t len)
+{
+	(void)ctx;
+	memcpy(buf, store_sd1 + offset, len);
+	return true;
+}
+
+static bool sd1_write(void *ctx, uint64_t offset, const void *buf, uint64_t len)
+{
+	(void)ctx;
+	memcpy(store_sd1 + offset, buf, len);
+	return true;
+}
+
+static bool sd1_flush(void *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+static const struct disk_medium sd1_medium = { NULL, sd1_read, sd1_write, sd1_flush };
+
+int store_host_attach(const char *name, unsigned vm_id, const struct disk_medium **medium,
+		      uint64_t *bytes, char *why, size_t why_size)
+{
+	if (strcmp(name, "sd1") || store_sd1_vm >= 0) {
+		snprintf(why, why_size, "the store holds no free disk '%s'", name);
+		return -1;
+	}
+	store_sd1_vm = (int)vm_id;
+	*medium = &sd1_medium;
+	*bytes = sizeof(store_sd1) + 100;       /* a partial last sector, never seen */
+	return 0;
+}
+
+void store_host_detach(unsigned vm_id)
+{
+	if (store_sd1_vm == (int)vm_id)
+		store_sd1_vm = -1;
+}
+
 size_t virt_vm_state_bytes(void)
 {
 	return 64;
@@ -582,6 +627,35 @@ static void test_disk_writes_are_the_vms_own(void **state)
 }
 
 /*
+ * A store disk (docs/store.md): the device works on the object, whole
+ * sectors of it; no chunk memory is taken; a second VM cannot have it
+ * while the first does, with the store's reason; deleting lets go of it.
+ */
+static void test_store_disk(void **state)
+{
+	struct cfg_vm c = { .name = "sd", .memory_bytes = 1 << 20, .store_disk = "sd1" };
+	struct boot_vm b = { .ram_bytes = 1 << 20 };
+	uint64_t free_before = pages.free_pages;
+	char why[VM_REASON_MAX];
+
+	(void)state;
+	struct vm *vm = vm_create(&c, &b, VM_RAM_RESERVED, &pages, why, sizeof(why));
+	assert_non_null(vm);
+	assert_ptr_equal(vm->disk.medium, &sd1_medium);
+	assert_int_equal(vm->disk.size, sizeof(store_sd1));
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	assert_ptr_equal(vm->platform.blk.disk, &vm->disk);
+	strcpy(c.name, "sd-twin");
+	assert_null(vm_create(&c, &b, VM_RAM_RESERVED, &pages, why, sizeof(why)));
+	assert_non_null(strstr(why, "no free disk 'sd1'"));
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+	vm_delete(vm);
+	assert_int_equal(store_sd1_vm, -1);
+	assert_int_equal(pages.free_pages, free_before);
+	seen = vm_event_seq();
+}
+
+/*
  * The disk's INTA# as its _PRT entries say: ISA IRQ 10 for the 8259s, and
  * I/O APIC input 16, which idles high and goes low while the disk
  * interrupts (PCI INTx# is active low); I/O APIC input 10 stays out of it.
@@ -735,6 +809,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_and_autostart),
 		cmocka_unit_test(test_pause_resume),
+		cmocka_unit_test(test_store_disk),
 		cmocka_unit_test(test_resume_loads_the_parked_state),
 		cmocka_unit_test(test_resume_refuses_a_bad_parked_state),
 		cmocka_unit_test(test_reset_reloads_the_vcpu),

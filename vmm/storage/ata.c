@@ -20,9 +20,12 @@
 #define ST_DF 0x20
 #define ST_BSY 0x80
 
-#define DEV_LBA 0x40
+/* Bits 7 and 5 are obsolete and set, as drives of every age accept (ACS-3 7.1.6.2). */
+#define DEV_LBA 0xe0
 #define DEV_SLAVE 0x10
 #define CTL_NIEN 0x02
+#define CTL_SRST 0x04
+#define ST_DRDY 0x40
 
 #define CMD_READ_SECTORS 0x20
 #define CMD_READ_SECTORS_EXT 0x24
@@ -32,9 +35,15 @@
 #define CMD_FLUSH_CACHE_EXT 0xea
 #define CMD_IDENTIFY 0xec
 
-/* ACS-3: most commands end within seconds; a flush may write a whole cache. */
-#define COMMAND_TIMEOUT_MS 5000
-#define FLUSH_TIMEOUT_MS 30000
+/*
+ * A drive in Standby spins up before its first media access (tens of
+ * seconds); ACS-3 warns that FLUSH CACHE may take longer than 30 s.
+ */
+#define COMMAND_TIMEOUT_MS 30000
+#define FLUSH_TIMEOUT_MS 60000
+/* After SRST: at least 5 us with it set (ATA-8 ATA/ATAPI-8 Parallel Transport 9.2). */
+#define RESET_HOLD_US 10
+#define RESET_SETTLE_MS 2
 #define LBA28_LIMIT (1ULL << 28)
 
 static uint8_t in8(const struct ata_drive *d, unsigned reg)
@@ -63,8 +72,6 @@ static void settle(const struct ata_drive *d)
 static enum ata_result failed(struct ata_drive *d, enum ata_result r, const char *what,
 			      uint8_t status)
 {
-	if (r == ATA_TIMEOUT)
-		d->dead = true;
 	fmt_snprintf(d->why, sizeof(d->why), "ata %s %s: %s (status 0x%02x, error 0x%02x)",
 		     d->cmd == ATA_PRIMARY_CMD ? "primary" : "secondary",
 		     d->slave ? "slave" : "master", what, status,
@@ -73,13 +80,11 @@ static enum ata_result failed(struct ata_drive *d, enum ata_result r, const char
 }
 
 /*
- * Waits until BSY clears and (when want_drq) DRQ is set, or ERR/DF shows;
- * *status is the last status seen. ERR and DF belong to the command just
- * issued: before one (selecting the drive) the last command's linger and
- * mean nothing, so a wait for an idle drive passes check_errors false.
+ * Polls the alternate status until (status & mask) == want, for at most
+ * timeout_ms; *status is the last seen. false when time ran out.
  */
-static enum ata_result wait_ready(struct ata_drive *d, bool want_drq, bool check_errors,
-				  unsigned timeout_ms, const char *what, uint8_t *status)
+static bool poll_status(const struct ata_drive *d, uint8_t mask, uint8_t want,
+			bool stop_on_error, unsigned timeout_ms, uint8_t *status)
 {
 	uint64_t start = d->io->now(d->io->ctx);
 	uint64_t limit = (uint64_t)timeout_ms * d->io->ticks_per_ms;
@@ -87,25 +92,90 @@ static enum ata_result wait_ready(struct ata_drive *d, bool want_drq, bool check
 	for (;;) {
 		uint8_t s = alt_status(d);
 		*status = s;
-		if (!(s & ST_BSY)) {
-			if (check_errors && (s & (ST_ERR | ST_DF)))
-				return failed(d, ATA_DEVICE_ERROR, what, s);
-			if (!want_drq || (s & ST_DRQ))
-				return ATA_OK;
-		}
+		if ((s & mask) == want ||
+		    (stop_on_error && !(s & ST_BSY) && (s & (ST_ERR | ST_DF))))
+			return true;
 		if (d->io->now(d->io->ctx) - start > limit)
-			return failed(d, ATA_TIMEOUT, what, s);
+			return false;
 	}
 }
 
-/* The drive selected, with LBA addressing, and idle. */
+static void spin(const struct ata_drive *d, uint64_t ticks)
+{
+	uint64_t start = d->io->now(d->io->ctx);
+
+	while (d->io->now(d->io->ctx) - start < ticks)
+		;
+}
+
+/*
+ * A drive that did not answer in time gets one software reset (SRST in
+ * the control block: held 5 us, then 2 ms before the status means
+ * anything, and DEV is 0 after it, so the drive is selected again before
+ * DRDY is awaited; ATA/ATAPI-8 parallel transport, the reset protocol).
+ * It resets both drives of the channel, as any host's error recovery
+ * does. If the drive comes back only the command failed, once: every
+ * wait stalls the hypervisor (PIO runs in the exit that asked for it), so
+ * a second timeout in a row, or no answer after the reset, is a dead drive.
+ */
+static enum ata_result timed_out(struct ata_drive *d, const char *what, uint8_t status)
+{
+	uint8_t after;
+	bool back;
+
+	d->io->out8(d->io->ctx, d->ctl, CTL_NIEN | CTL_SRST);
+	spin(d, d->io->ticks_per_ms * RESET_HOLD_US / 1000 + 1);
+	d->io->out8(d->io->ctx, d->ctl, CTL_NIEN);
+	spin(d, d->io->ticks_per_ms * RESET_SETTLE_MS);
+	back = poll_status(d, ST_BSY, 0, false, COMMAND_TIMEOUT_MS, &after);
+	if (back) {
+		out8(d, REG_DEVICE, (uint8_t)(DEV_LBA | (d->slave ? DEV_SLAVE : 0)));
+		settle(d);
+		back = poll_status(d, ST_BSY | ST_DRDY, ST_DRDY, false, COMMAND_TIMEOUT_MS, &after);
+	}
+	d->dead = !back || d->timed_out_last;
+	d->timed_out_last = true;
+	failed(d, ATA_TIMEOUT, what, status);
+	size_t n = strlen(d->why);
+	fmt_snprintf(d->why + n, sizeof(d->why) - n, !back ? "; no answer after a reset: dead"
+		     : d->dead ? "; a second timeout in a row: dead"
+			       : "; it answered again after a reset");
+	return ATA_TIMEOUT;
+}
+
+/*
+ * Waits until BSY clears and (when want_drq) DRQ is set, or ERR/DF shows:
+ * ERR and DF belong to the command just issued.
+ */
+static enum ata_result wait_ready(struct ata_drive *d, bool want_drq, unsigned timeout_ms,
+				  const char *what, uint8_t *status)
+{
+	uint8_t want = want_drq ? ST_DRQ : 0;
+
+	if (!poll_status(d, ST_BSY | want, want, true, timeout_ms, status))
+		return timed_out(d, what, *status);
+	if (*status & (ST_ERR | ST_DF))
+		return failed(d, ATA_DEVICE_ERROR, what, *status);
+	return ATA_OK;
+}
+
+/*
+ * The drive selected, with LBA addressing, and ready for a command: the
+ * device register is written only with BSY and DRQ clear, then DRDY is
+ * awaited (ACS-3, the device selection protocol). ERR and DF left over
+ * from the last command mean nothing here.
+ */
 static enum ata_result select_drive(struct ata_drive *d, uint8_t lba_top, const char *what)
 {
 	uint8_t status;
 
+	if (!poll_status(d, ST_BSY | ST_DRQ, 0, false, COMMAND_TIMEOUT_MS, &status))
+		return timed_out(d, what, status);
 	out8(d, REG_DEVICE, (uint8_t)(DEV_LBA | (d->slave ? DEV_SLAVE : 0) | (lba_top & 0x0f)));
 	settle(d);
-	return wait_ready(d, false, false, COMMAND_TIMEOUT_MS, what, &status);
+	if (!poll_status(d, ST_BSY | ST_DRDY, ST_DRDY, false, COMMAND_TIMEOUT_MS, &status))
+		return timed_out(d, what, status);
+	return ATA_OK;
 }
 
 /* The task file for count sectors at lba, then the command (48-bit: high bytes first). */
@@ -160,20 +230,24 @@ enum ata_result ata_identify(struct ata_drive *d, const struct ata_io *io, uint1
 	settle(d);
 	if (alt_status(d) == 0)
 		return failed(d, ATA_ABSENT, "no drive answers IDENTIFY", 0);
-	if ((r = wait_ready(d, true, true, COMMAND_TIMEOUT_MS, "IDENTIFY DEVICE", &status)) != ATA_OK)
+	if ((r = wait_ready(d, true, COMMAND_TIMEOUT_MS, "IDENTIFY DEVICE", &status)) != ATA_OK)
 		return r;
 	for (unsigned i = 0; i < 256; i++)
 		id[i] = io->in16(io->ctx, (uint16_t)(cmd + REG_DATA));
 	identify_string(&id[27], 20, d->model);
-	/* Word 83 bit 10: the 48-bit feature set; bit 13: FLUSH CACHE EXT. */
-	d->lba48 = id[83] & (1u << 10);
-	d->flush_ext = id[83] & (1u << 13);
+	/* Word 83 holds something only with bits 15:14 = 01b; bit 10: 48-bit, bit 13: FLUSH CACHE EXT. */
+	uint16_t w83 = (id[83] & 0xc000) == 0x4000 ? id[83] : 0;
+	d->lba48 = w83 & (1u << 10);
+	d->flush_ext = w83 & (1u << 13);
+	d->logical_per_physical = (id[106] & 0xc000) == 0x4000 && (id[106] & (1u << 13))
+					  ? 1u << (id[106] & 0x0f) : 1;
+	d->alignment_offset = (id[209] & 0xc000) == 0x4000 ? id[209] & 0x3fff : 0;
 	if (d->lba48)
 		d->sectors = (uint64_t)id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 |
 			     (uint64_t)id[103] << 48;
 	else
 		d->sectors = (uint64_t)id[60] | (uint64_t)id[61] << 16;
-	if (!d->sectors || (!d->lba48 && d->sectors > LBA28_LIMIT))
+	if (!d->sectors || (!d->lba48 && d->sectors >= LBA28_LIMIT))
 		return failed(d, ATA_DEVICE_ERROR, "IDENTIFY gives no usable size", status);
 	return ATA_OK;
 }
@@ -204,7 +278,7 @@ static enum ata_result transfer(struct ata_drive *d, bool write, uint64_t lba, u
 		       : (d->lba48 ? CMD_READ_SECTORS_EXT : CMD_READ_SECTORS),
 	      lba, count == ATA_SECTORS_PER_COMMAND && !d->lba48 ? 0 : count);
 	for (uint32_t s = 0; s < count; s++, buf += ATA_SECTOR) {
-		if ((r = wait_ready(d, true, true, COMMAND_TIMEOUT_MS, what, &status)) != ATA_OK)
+		if ((r = wait_ready(d, true, COMMAND_TIMEOUT_MS, what, &status)) != ATA_OK)
 			return r;
 		for (unsigned w = 0; w < ATA_SECTOR / 2; w++) {
 			uint16_t v;
@@ -219,10 +293,11 @@ static enum ata_result transfer(struct ata_drive *d, bool write, uint64_t lba, u
 		settle(d);
 	}
 	/* The last sector written (or read) and the command ended: ERR now is its failure. */
-	if ((r = wait_ready(d, false, true, COMMAND_TIMEOUT_MS, what, &status)) != ATA_OK)
+	if ((r = wait_ready(d, false, COMMAND_TIMEOUT_MS, what, &status)) != ATA_OK)
 		return r;
 	/* The regular status read acknowledges the command's end. */
 	in8(d, REG_STATUS);
+	d->timed_out_last = false;
 	return ATA_OK;
 }
 
@@ -266,8 +341,9 @@ enum ata_result ata_flush(struct ata_drive *d)
 		return r;
 	out8(d, REG_COMMAND, d->flush_ext ? CMD_FLUSH_CACHE_EXT : CMD_FLUSH_CACHE);
 	settle(d);
-	if ((r = wait_ready(d, false, true, FLUSH_TIMEOUT_MS, "FLUSH CACHE", &status)) != ATA_OK)
+	if ((r = wait_ready(d, false, FLUSH_TIMEOUT_MS, "FLUSH CACHE", &status)) != ATA_OK)
 		return r;
 	in8(d, REG_STATUS);
+	d->timed_out_last = false;
 	return ATA_OK;
 }

@@ -3,8 +3,9 @@
  * and control blocks of an IDE channel): the store's device where the
  * server (or Bochs, which has nothing else) has a parallel or legacy-mode
  * ATA controller. Polled with interrupts off at the drive (nIEN); every
- * wait is bounded by the TSC, and a drive that does not answer in time is
- * dead from then on: its callers get an error at once, never a hang.
+ * wait is bounded by the TSC. A drive that does not answer in time is
+ * reset once; one that stays silent, or times out twice in a row, is dead
+ * from then on: its callers get an error at once, never a hang.
  *
  * Plain C over an I/O interface, so the unit tests run it against a
  * model of a drive (tests/unit/test_ata.c).
@@ -43,9 +44,13 @@ struct ata_drive {
 	/* From IDENTIFY DEVICE. */
 	bool lba48, flush_ext;
 	uint64_t sectors;
+	/* Words 106 and 209: logical sectors a physical one, and LBA 0's place in the first. */
+	uint32_t logical_per_physical;
+	uint32_t alignment_offset;
 	char model[41];
-	/* Once a wait ran out: nothing more is sent to it. */
+	/* No answer after a reset, or two timeouts in a row: nothing more is sent to it. */
 	bool dead;
+	bool timed_out_last;            /* the last command timed out (and the reset worked) */
 	char why[128];                  /* the last failure */
 };
 
@@ -53,7 +58,7 @@ enum ata_result {
 	ATA_OK = 0,
 	ATA_ABSENT,                     /* nothing answers at the channel */
 	ATA_DEVICE_ERROR,               /* the drive said ERR or DF */
-	ATA_TIMEOUT,                    /* it stopped answering: now dead */
+	ATA_TIMEOUT,                    /* it stopped answering; reset, or dead (see dead) */
 	ATA_DEAD,
 	ATA_RANGE,                      /* beyond the drive's sectors */
 };
