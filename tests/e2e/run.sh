@@ -149,7 +149,7 @@ expect "demo: spinning guest was preempted by the timer" demo \
 	"vm 'gamma': ran [0-9]+ slice\\(s\\), [0-9]+ exit\\(s\\), preempted [1-9][0-9]* time"
 expect_not "demo: no panic, no error, no FAIL" demo 'PANIC|ERROR|FAIL'
 
-# --- guests: fourteen VMs on one CPU, five of them hostile --------------------
+# --- guests: fifteen VMs on one CPU, five of them hostile --------------------
 for g in hello hello64 cpuid busy timer pic-pit; do
 	expect_order "guests: $g ran, passed and exited with the event sequence" guests \
 		"vm '$g': TurningOn" "vm '$g': Running" "\\[$g\\] (PASS |busy: done)" \
@@ -245,7 +245,7 @@ expect_order "guests: blk-flood: bounded, reported when it turned off" guests \
 	"vm 'blk-flood': TurningOff" \
 	"vm 'blk-flood': virtio-blk: longest notification [0-9]+ us, longest pass [0-9]+ us; 768 request\\(s\\) too large refused" \
 	"vm 'blk-flood': TurnedOff \\(guest exited with status 0\\)"
-expect "guests: all fourteen ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 14 not running\)'
+expect "guests: all fifteen ended" guests 'sched: nothing left to run \(0 VM\(s\) halted, 15 not running\)'
 expect_not "guests: no guest FAIL, no panic" guests 'FAIL|PANIC|ERROR'
 
 # --- bad-vms: every problem reported, nothing taken over ---------------------
