@@ -19,6 +19,8 @@
 /* The self-test's object: written by one boot, checked by the next. */
 #define SELFTEST_NAME "selftest"
 #define SELFTEST_BYTES (64 * 1024)
+#define SELFTEST_PIECE (16 * 1024)
+_Static_assert(SELFTEST_BYTES % SELFTEST_PIECE == 0, "the self-test writes whole pieces");
 
 static const struct boot_store *where;
 static bool store_open_ok;
@@ -132,12 +134,10 @@ struct attachment {
 
 static struct attachment attached[STORE_OBJECTS_MAX];
 
-/* len bytes at offset of the attachment's object (whole sectors, checked by the device). */
-static bool object_io(struct attachment *a, uint64_t offset, uint8_t *buf, uint64_t len,
+/* len bytes at offset of object o, whole sectors: through its extents, piece by piece. */
+static bool object_io(const struct store_object *o, uint64_t offset, uint8_t *buf, uint64_t len,
 		      bool write)
 {
-	/* Looked up each time: no pointer into the table outlives a commit. */
-	const struct store_object *o = store_find(&store, a->name);
 	uint64_t block, run;
 
 	if (!o || offset > o->bytes || len > o->bytes - offset)
@@ -158,15 +158,21 @@ static bool object_io(struct attachment *a, uint64_t offset, uint8_t *buf, uint6
 	return true;
 }
 
+/* The attachment's object, looked up each time: no pointer into the table outlives a commit. */
+static const struct store_object *object_of(void *ctx)
+{
+	return store_find(&store, ((struct attachment *)ctx)->name);
+}
+
 static bool medium_read(void *ctx, uint64_t offset, void *buf, uint64_t len)
 {
-	return object_io(ctx, offset, buf, len, false);
+	return object_io(object_of(ctx), offset, buf, len, false);
 }
 
 static bool medium_write(void *ctx, uint64_t offset, const void *buf, uint64_t len)
 {
 	/* The buffer is only read: the cast serves the shared walk. */
-	return object_io(ctx, offset, (uint8_t *)(uintptr_t)buf, len, true);
+	return object_io(object_of(ctx), offset, (uint8_t *)(uintptr_t)buf, len, true);
 }
 
 static bool medium_flush(void *ctx)
@@ -243,16 +249,20 @@ static uint8_t pattern_byte(uint64_t i)
 	return (uint8_t)(i * 7 + (i >> 12) + 0x5a);
 }
 
-/* Reads object o whole and compares it with the pattern: the bytes that differ first, or -1. */
+/*
+ * Reads object o's whole sectors and compares them with the pattern: the
+ * byte that differs first, or -1.
+ */
 static int64_t check_pattern(const struct store_object *o)
 {
 	static uint8_t block_buf[STORE_BLOCK];
-	uint64_t block, run;
+	uint64_t sectors_bytes = o->bytes & ~(uint64_t)(ATA_SECTOR - 1);
 
-	for (uint64_t at = 0; at < o->bytes; at += STORE_BLOCK) {
-		if (!store_map(o, at, &block, &run) || !dev_read(NULL, block, 1, block_buf))
+	for (uint64_t at = 0, n; at < sectors_bytes; at += n) {
+		n = sectors_bytes - at < STORE_BLOCK ? sectors_bytes - at : STORE_BLOCK;
+		if (!object_io(o, at, block_buf, n, false))
 			return (int64_t)at;
-		for (uint64_t i = 0; i < STORE_BLOCK && at + i < o->bytes; i++)
+		for (uint64_t i = 0; i < n; i++)
 			if (block_buf[i] != pattern_byte(at + i))
 				return (int64_t)(at + i);
 	}
@@ -267,10 +277,9 @@ static int64_t check_pattern(const struct store_object *o)
 static void selftest(void)
 {
 	/* Written 16 KiB a time, as the guests' file systems write a stream. */
-	static uint8_t piece[4 * STORE_BLOCK];
+	static uint8_t piece[SELFTEST_PIECE];
 	const struct store_object *found = store_find(&store, SELFTEST_NAME);
 	struct store_object o;
-	uint64_t block, run;
 	char why[160];
 	int64_t bad;
 
@@ -291,18 +300,11 @@ static void selftest(void)
 	}
 	/* The raw driver's write rate and a commit's time: store_write_ratio and store_commit_ms. */
 	uint64_t write_ticks = 0;
-	for (uint64_t at = 0, n; at < SELFTEST_BYTES; at += n * STORE_BLOCK) {
-		if (!store_map(&o, at, &block, &run)) {
-			log_err("store selftest: the object does not cover its size");
-			return;
-		}
-		n = run < sizeof(piece) / STORE_BLOCK ? run : sizeof(piece) / STORE_BLOCK;
-		if (n > (SELFTEST_BYTES - at) / STORE_BLOCK)
-			n = (SELFTEST_BYTES - at) / STORE_BLOCK;
-		for (uint64_t i = 0; i < n * STORE_BLOCK; i++)
+	for (uint64_t at = 0; at < SELFTEST_BYTES; at += sizeof(piece)) {
+		for (uint64_t i = 0; i < sizeof(piece); i++)
 			piece[i] = pattern_byte(at + i);
 		uint64_t t0 = rdtsc();
-		if (!dev_write(NULL, block, (uint32_t)n, piece)) {
+		if (!object_io(&o, at, piece, sizeof(piece), true)) {
 			log_err("store selftest: writing the pattern failed");
 			return;
 		}
