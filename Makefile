@@ -60,7 +60,9 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/speculation_cpu.c vmm/host_irq.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
 	vmm/control_console.c vmm/control_saved.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
-	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c boot/store_locate.c vmm/storage/store_host.c
+	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c boot/store_locate.c vmm/storage/store_host.c \
+	vmm/storage/block.c vmm/storage/ata_disk.c vmm/storage/ahci.c vmm/storage/nvme.c \
+	vmm/storage/virtio_disk.c
 IMAGE_OBJS := $(patsubst %,$(BUILD)/image/%.o,$(IMAGE_SRCS))
 
 HOST_CFLAGS := -std=c11 $(WARN) -g -O1 -I. -Iinclude \

@@ -39,12 +39,22 @@ struct boot_vm {
  * The store's container file as the disk sees it (docs/store.md), found
  * before ExitBootServices: which drive, and the file's sectors on it.
  */
-enum boot_store_bus { BOOT_STORE_NONE, BOOT_STORE_ATA };
+enum boot_store_bus {
+	BOOT_STORE_NONE,
+	BOOT_STORE_ATA,                 /* a legacy-mode IDE channel */
+	BOOT_STORE_AHCI,                /* a SATA port of an AHCI controller */
+	BOOT_STORE_NVME,                /* a namespace of an NVMe controller */
+	BOOT_STORE_VIRTIO,              /* a virtio-blk PCI device */
+};
 
 struct boot_store {
 	enum boot_store_bus bus;
+	/* The controller (the IDE controller's too), bridges resolved to bus numbers. */
+	uint8_t pci_bus, pci_device, pci_function;
 	uint8_t ata_channel;            /* 0 primary, 1 secondary */
 	bool ata_slave;
+	uint16_t sata_port;             /* AHCI: the HBA port */
+	uint32_t nvme_namespace;        /* NVMe: the namespace ID */
 	uint64_t bytes;
 	struct fat_file_map map;        /* sectors from the disk's first */
 };
@@ -66,6 +76,12 @@ struct boot_info {
 	uint64_t wallclock_s;   /* UTC seconds since 1970 at wallclock_tsc (0: unknown) */
 	uint64_t wallclock_tsc;
 	unsigned exit_attempts;          /* ExitBootServices calls it took */
+	/*
+	 * No VT-x, and selftest = store: the machine is taken over for the
+	 * store's self-test alone, and no VM runs (a QEMU without VMX tests
+	 * the AHCI, NVMe and virtio-blk drivers so).
+	 */
+	bool store_test_only;
 };
 
 #endif

@@ -193,6 +193,7 @@ static const struct word selftests[] = {
 	{ "exception", CFG_SELFTEST_EXCEPTION },
 	{ "nmi", CFG_SELFTEST_NMI },
 	{ "store", CFG_SELFTEST_STORE },
+	{ "store-stress", CFG_SELFTEST_STORE_STRESS },
 };
 
 /* Matched as words, so that a refused rate is answered with the whole list. */
@@ -1104,7 +1105,8 @@ static int finish(struct parser *p)
 
 	if (close_section(p))
 		return -1;
-	if (!c->vm_count)
+	/* The store's self-test runs without VMs (on a machine without VT-x it must). */
+	if (!c->vm_count && !cfg_selftest_of_store(c->hv.selftest))
 		return fail(p, 0, "no [vm] section: nothing to run");
 	for (unsigned i = 0; i < c->vm_count; i++) {
 		for (unsigned j = 0; j < c->vms[i].nic_count; j++) {

@@ -158,7 +158,13 @@ struct cfg_network {
 };
 
 enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION, CFG_SELFTEST_NMI,
-		    CFG_SELFTEST_STORE };
+		    CFG_SELFTEST_STORE, CFG_SELFTEST_STORE_STRESS };
+
+/* The store's self-tests: they need no VM, and run without VT-x (docs/store.md). */
+static inline bool cfg_selftest_of_store(enum cfg_selftest s)
+{
+	return s == CFG_SELFTEST_STORE || s == CFG_SELFTEST_STORE_STRESS;
+}
 
 struct cfg_hypervisor {
 	enum log_level log_level;       /* default LOG_INFO */

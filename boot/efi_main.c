@@ -25,6 +25,7 @@
 #include "vmm/virt.h"
 #include "x86/cpu.h"
 #include "x86/msr.h"
+#include "x86/pci.h"
 
 #include <string.h>
 
@@ -397,11 +398,10 @@ static void stop_bmc_watchdog(void)
 		 base, w.present_ds / 10, w.present_ds % 10, ipmi_watchdog_action(&w));
 }
 
-/* PCI configuration mechanism #1, bus 0, for the chipset's own registers. */
+/* The chipset's own registers, on bus 0. */
 static uint32_t pci0_read(unsigned dev, unsigned fn, unsigned reg)
 {
-	outl(0xcf8, 0x80000000U | dev << 11 | fn << 8 | (reg & 0xfc));
-	return inl(0xcfc);
+	return pci_read32((struct pci_address){ 0, (uint8_t)dev, (uint8_t)fn }, reg);
 }
 
 /*
@@ -545,14 +545,14 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 			"4-level page tables: turn 5-level paging off in the firmware setup");
 		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");
 	}
-	if (virt_probe(why, sizeof(why))) {
+	bool virt = !virt_probe(why, sizeof(why));
+	if (virt)
+		/* kHz, as guests are told in CPUID leaf 15H and Linux reports it. */
+		log_info("cpu: VT-x with EPT and unrestricted guest present; TSC at "
+			 "%llu.%03llu MHz", (unsigned long long)(boot.tsc_hz / 1000000),
+			 (unsigned long long)(boot.tsc_hz / 1000 % 1000));
+	else
 		log_err("%s", why);
-		return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");
-	}
-	/* kHz, as guests are told in CPUID leaf 15H and Linux reports it. */
-	log_info("cpu: VT-x with EPT and unrestricted guest present; TSC at %llu.%03llu MHz",
-		 (unsigned long long)(boot.tsc_hz / 1000000),
-		 (unsigned long long)(boot.tsc_hz / 1000 % 1000));
 
 	if (efi_open_boot_volume(image, &root) != EFI_SUCCESS)
 		return give_up(EFI_LOAD_ERROR, "cannot open the boot volume");
@@ -565,8 +565,16 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		log_init_serial(config.hv.serial_port, config.hv.baud);
 	}
 	boot.config = &config;
+	if (!virt) {
+		if (!cfg_selftest_of_store(config.hv.selftest))
+			return give_up(EFI_UNSUPPORTED, "the hypervisor cannot run on this machine");
+		log_warn("selftest = store: taking over this machine for the store's self-test "
+			 "alone; no VM runs without VT-x");
+		boot.store_test_only = true;
+	}
 
-	unsigned problems = vm_loader_load_all(root, &config, boot.vms);
+	unsigned problems = boot.store_test_only ? 0
+						 : vm_loader_load_all(root, &config, boot.vms);
 	if (problems) {
 		log_err("%u problem(s) with the configured VMs; nothing was started", problems);
 		return give_up(EFI_LOAD_ERROR, "configuration error");

@@ -193,6 +193,38 @@ static void protect_image(uint64_t pml4, const struct boot_info *bi, uint64_t nx
 	}
 }
 
+int handover_map_mmio(uint64_t base, uint64_t bytes)
+{
+	static const unsigned shifts[] = { 39, 30, 21 };
+	uint64_t nx = rdmsr(MSR_IA32_EFER) & EFER_NXE ? PTE_NX : 0;
+
+	for (uint64_t va = base & ~(SIZE_4K - 1); va < base + bytes; va += SIZE_4K) {
+		pte_t *table = table_at(read_cr3() & PTE_ADDR_MASK);
+		for (unsigned level = 0; level < 3; level++) {
+			pte_t *e = &table[(va >> shifts[level]) & (PAGE_TABLE_ENTRIES - 1)];
+			if (*e & PTE_LARGE)
+				return -1;
+			if (!(*e & PTE_PRESENT)) {
+				uint64_t next;
+				if (page_alloc_alloc(&host_pages, 1, 1, &next))
+					return -1;
+				memset((void *)(uintptr_t)next, 0, PAGE_SIZE);
+				*e = next | PTE_PRESENT | PTE_WRITABLE;
+			}
+			table = table_at(*e & PTE_ADDR_MASK);
+		}
+		pte_t *pte = &table[(va >> 12) & (PAGE_TABLE_ENTRIES - 1)];
+		pte_t want = va | PTE_PRESENT | PTE_WRITABLE | PTE_PCD | PTE_PWT | nx;
+		/* The CPU sets Accessed and Dirty (bits 5, 6) in a page that was used. */
+		if ((*pte & PTE_PRESENT) && (*pte & ~(pte_t)0x60) != want)
+			return -1;
+		*pte = want;
+	}
+	/* Not-present entries are not cached, but paging-structure caches may be: drop them. */
+	write_cr3(read_cr3());
+	return 0;
+}
+
 void handover(struct boot_info *bi)
 {
 	page_alloc_init(&host_pages);

@@ -13,7 +13,7 @@
 #include "lib/fmt.h"
 #include "lib/le.h"
 #include "vmm/log.h"
-#include "x86/cpu.h"
+#include "x86/pci.h"
 
 #include <string.h>
 
@@ -32,28 +32,34 @@ static bool read_volume(void *ctx, uint64_t sector, uint32_t count, void *buf)
 				 (UINTN)count * FAT_SECTOR, buf) == EFI_SUCCESS;
 }
 
-/*
- * The disk under the volume from its device path (UEFI 2.10, 10.3): an
- * Ata() node names channel and drive; a HardDrive() node the partition's
- * first sector. false, with why, for a disk this hypervisor cannot drive.
- */
-/*
- * The controller's programming interface (PCI class 01h subclass 01h): a
- * channel in native mode has its ports in BARs, not at the legacy
- * addresses this driver uses (PCI IDE Controller Specification 1.0, 2).
- */
-static bool legacy_channel(unsigned device, unsigned function, unsigned channel, char *why,
-			   size_t n)
-{
-	outl(0xcf8, 0x80000000u | device << 11 | function << 8 | 0x08);
-	uint32_t class = inl(0xcfc);
+/* UEFI 2.10, 10.3.4.6: Sata(HBA port, port multiplier port, LUN); 0xffff: no multiplier. */
+#define SATA_NO_MULTIPLIER 0xffff
+/* Virtio's PCI vendor, and virtio-blk's transitional and modern device IDs (virtio 1.2, 4.1.2). */
+#define VIRTIO_VENDOR 0x1af4
+#define VIRTIO_BLK_TRANSITIONAL 0x1001
+#define VIRTIO_BLK_MODERN 0x1042
 
-	if ((class >> 16) != 0x0101) {
-		fmt_snprintf(why, n, "the boot disk's controller (PCI 00:%02x.%u, class %06x) is "
-			     "not an IDE controller", device, function, class >> 8);
+/* The function's class code: base class, subclass and programming interface. */
+static uint32_t class_of(struct pci_address a)
+{
+	return pci_read32(a, PCI_CLASS_REVISION) >> 8;
+}
+
+/*
+ * An IDE controller's channel must run in compatibility mode (PCI IDE
+ * Controller Specification 1.0, 2): in native mode its ports are in BARs,
+ * not at the legacy addresses this driver uses.
+ */
+static bool legacy_channel(struct pci_address a, unsigned channel, char *why, size_t n)
+{
+	uint32_t class = class_of(a);
+
+	if ((class >> 8) != 0x0101) {
+		fmt_snprintf(why, n, "the boot disk's controller (PCI %02x:%02x.%u, class %06x) is "
+			     "not an IDE controller", a.bus, a.device, a.function, class);
 		return false;
 	}
-	if (class >> 8 & (channel ? 0x04 : 0x01)) {
+	if (class & (channel ? 0x04 : 0x01)) {
 		fmt_snprintf(why, n, "the boot disk's IDE channel runs in PCI native mode: no "
 			     "driver for it yet");
 		return false;
@@ -61,67 +67,145 @@ static bool legacy_channel(unsigned device, unsigned function, unsigned channel,
 	return true;
 }
 
+/*
+ * The boot disk's controller, as the firmware's PCI bus driver knows it:
+ * the PCI I/O protocol on the device path's PCI device gives its segment,
+ * bus, device and function, bridges and root bridges resolved (UEFI 2.10,
+ * 14.4). Segment 0 only: configuration mechanism #1 reaches no other.
+ */
+static bool controller_of(EFI_DEVICE_PATH *path, struct pci_address *pci, char *why, size_t n)
+{
+	EFI_GUID pci_io_guid = EFI_PCI_IO_PROTOCOL_GUID;
+	EFI_DEVICE_PATH *rest = path;
+	EFI_HANDLE handle;
+	EFI_PCI_IO_PROTOCOL *io;
+	UINTN segment, bus, device, function;
+
+	if (efi_bs->LocateDevicePath(&pci_io_guid, &rest, &handle) != EFI_SUCCESS ||
+	    efi_bs->HandleProtocol(handle, &pci_io_guid, (void **)&io) != EFI_SUCCESS ||
+	    io->GetLocation(io, &segment, &bus, &device, &function) != EFI_SUCCESS) {
+		fmt_snprintf(why, n, "the boot disk's controller is no PCI device the firmware "
+			     "names");
+		return false;
+	}
+	if (segment != 0 || bus > 255 || device > 31 || function > 7) {
+		fmt_snprintf(why, n, "the boot disk's controller is in PCI segment %llu: no driver "
+			     "for it there yet", (unsigned long long)segment);
+		return false;
+	}
+	*pci = (struct pci_address){ (uint8_t)bus, (uint8_t)device, (uint8_t)function };
+	return true;
+}
+
+/*
+ * The disk under the volume from its device path (UEFI 2.10, 10.3): an
+ * Ata(), Sata() or NVMe() node names the disk behind the controller (a
+ * virtio-blk disk is the PCI function itself), a HardDrive() node the
+ * partition's first sector. The whole path is read, to its End node: a
+ * partition missed would put the store at the wrong sectors. false, with
+ * why, for a disk this hypervisor cannot drive.
+ */
 static bool disk_of(EFI_DEVICE_PATH *path, struct boot_store *s, uint64_t *partition_start,
 		    char *why, size_t n)
 {
-	bool ata = false;
-	unsigned pci_nodes = 0, pci_device = 0, pci_function = 0;
+	enum boot_store_bus bus = BOOT_STORE_NONE;
+	struct pci_address pci;
 
+	if (!controller_of(path, &pci, why, n))
+		return false;
 	*partition_start = 0;
-	for (unsigned i = 0; i < 32 && DevicePathType(path) != END_DEVICE_PATH_TYPE; i++) {
+	for (unsigned i = 0; DevicePathType(path) != END_DEVICE_PATH_TYPE; i++) {
 		const uint8_t *node = (const uint8_t *)path;
-		unsigned len = DevicePathNodeLength(path);
-		if (len < 4)
-			break;
-		/* PciRoot(UID): only the first root bridge's bus is known to be bus 0. */
-		if (DevicePathType(path) == ACPI_DEVICE_PATH && DevicePathSubType(path) == ACPI_DP &&
-		    len >= 12 && le_get(node + 8, 4) != 0) {
-			fmt_snprintf(why, n, "the boot disk is under PCI root bridge %u: no driver for "
-				     "it there yet", (unsigned)le_get(node + 8, 4));
+		unsigned len = DevicePathNodeLength(path), type = DevicePathType(path),
+			 sub = DevicePathSubType(path);
+		if (len < 4 || i == 32) {
+			fmt_snprintf(why, n, "the boot disk's device path does not read to its end");
 			return false;
 		}
-		if (DevicePathType(path) == HARDWARE_DEVICE_PATH &&
-		    DevicePathSubType(path) == HW_PCI_DP && len >= 6) {
-			pci_nodes++;
-			pci_function = node[4];
-			pci_device = node[5];
-		}
-		if (DevicePathType(path) == MESSAGING_DEVICE_PATH) {
-			/* Fields by their byte offsets: device path nodes are packed. */
-			if (DevicePathSubType(path) == MSG_ATAPI_DP && len >= 8) {
-				ata = true;
-				s->ata_channel = node[4] ? 1 : 0;
-				s->ata_slave = node[5] != 0;
-			} else if (DevicePathSubType(path) == MSG_SATA_DP) {
-				fmt_snprintf(why, n, "the boot disk is on a SATA (AHCI) port: no driver "
-					     "for it yet");
-				return false;
-			} else if (DevicePathSubType(path) == MSG_NVME_NAMESPACE_DP) {
-				fmt_snprintf(why, n, "the boot disk is an NVMe namespace: no driver "
-					     "for it yet");
+		/* Fields by their byte offsets: device path nodes are packed. */
+		if (type == MESSAGING_DEVICE_PATH && sub == MSG_ATAPI_DP && len >= 8) {
+			bus = BOOT_STORE_ATA;
+			s->ata_channel = node[4] ? 1 : 0;
+			s->ata_slave = node[5] != 0;
+		} else if (type == MESSAGING_DEVICE_PATH && sub == MSG_SATA_DP && len >= 10) {
+			bus = BOOT_STORE_AHCI;
+			s->sata_port = (uint16_t)le_get(node + 4, 2);
+			if (le_get(node + 6, 2) != SATA_NO_MULTIPLIER) {
+				fmt_snprintf(why, n, "the boot disk is behind a SATA port multiplier: "
+					     "no driver for it yet");
 				return false;
 			}
+		} else if (type == MESSAGING_DEVICE_PATH && sub == MSG_NVME_NAMESPACE_DP &&
+			   len >= 8) {
+			bus = BOOT_STORE_NVME;
+			s->nvme_namespace = (uint32_t)le_get(node + 4, 4);
 		}
-		if (DevicePathType(path) == MEDIA_DEVICE_PATH &&
-		    DevicePathSubType(path) == MEDIA_HARDDRIVE_DP && len >= 24)
+		if (type == MEDIA_DEVICE_PATH && sub == MEDIA_HARDDRIVE_DP && len >= 24)
 			*partition_start = le_get(node + 8, 8);
 		path = (EFI_DEVICE_PATH *)((uint8_t *)path + len);
 	}
-	if (!ata) {
-		fmt_snprintf(why, n, "the boot disk is on no ATA channel (its device path names "
-			     "none): no driver for it yet");
+	uint32_t id = pci_read32(pci, PCI_VENDOR_DEVICE), class = class_of(pci);
+	if (bus == BOOT_STORE_NONE && (id & 0xffff) == VIRTIO_VENDOR &&
+	    ((id >> 16) == VIRTIO_BLK_TRANSITIONAL || (id >> 16) == VIRTIO_BLK_MODERN))
+		bus = BOOT_STORE_VIRTIO;
+	s->pci_bus = pci.bus;
+	s->pci_device = pci.device;
+	s->pci_function = pci.function;
+	switch (bus) {
+	case BOOT_STORE_ATA:
+		if (!legacy_channel(pci, s->ata_channel, why, n))
+			return false;
+		break;
+	case BOOT_STORE_AHCI:
+		/* Mass storage, SATA, AHCI 1.0 (PCI Code and ID Assignment 1.11, D.2). */
+		if (class != 0x010601) {
+			fmt_snprintf(why, n, "the boot disk's SATA controller (PCI %02x:%02x.%u, "
+				     "class %06x) is not an AHCI one", pci.bus, pci.device,
+				     pci.function, class);
+			return false;
+		}
+		break;
+	case BOOT_STORE_NVME:
+		if (class != 0x010802) {
+			fmt_snprintf(why, n, "the boot disk's controller (PCI %02x:%02x.%u, class "
+				     "%06x) is not an NVMe one", pci.bus, pci.device, pci.function,
+				     class);
+			return false;
+		}
+		break;
+	case BOOT_STORE_VIRTIO:
+		break;
+	case BOOT_STORE_NONE:
+		fmt_snprintf(why, n, "the boot disk is on PCI %02x:%02x.%u (%04x:%04x, class %06x), "
+			     "which is no ATA, AHCI, NVMe or virtio-blk controller", pci.bus,
+			     pci.device, pci.function, id & 0xffff, id >> 16, class);
 		return false;
 	}
-	/* On the root bus its configuration space is known without the firmware's bus numbers. */
-	if (pci_nodes != 1) {
-		fmt_snprintf(why, n, "the boot disk's controller is behind a PCI bridge: no driver "
-			     "for it there yet");
-		return false;
-	}
-	if (!legacy_channel(pci_device & 31, pci_function & 7, s->ata_channel, why, n))
-		return false;
-	s->bus = BOOT_STORE_ATA;
+	s->bus = bus;
 	return true;
+}
+
+/* For the log: "the ATA primary master drive", "SATA port 0 of AHCI 00:1f.2". */
+static void describe(const struct boot_store *s, char *out, size_t n)
+{
+	switch (s->bus) {
+	case BOOT_STORE_ATA:
+		fmt_snprintf(out, n, "the ATA %s %s drive", s->ata_channel ? "secondary" : "primary",
+			     s->ata_slave ? "slave" : "master");
+		break;
+	case BOOT_STORE_AHCI:
+		fmt_snprintf(out, n, "SATA port %u of AHCI %02x:%02x.%u", s->sata_port, s->pci_bus,
+			     s->pci_device, s->pci_function);
+		break;
+	case BOOT_STORE_NVME:
+		fmt_snprintf(out, n, "namespace %u of NVMe %02x:%02x.%u", s->nvme_namespace,
+			     s->pci_bus, s->pci_device, s->pci_function);
+		break;
+	default:
+		fmt_snprintf(out, n, "virtio-blk %02x:%02x.%u", s->pci_bus, s->pci_device,
+			     s->pci_function);
+		break;
+	}
 }
 
 void store_locate(EFI_HANDLE image, const char *path, struct boot_store *out)
@@ -167,9 +251,9 @@ void store_locate(EFI_HANDLE image, const char *path, struct boot_store *out)
 	for (uint32_t i = 0; i < s.map.count; i++)
 		s.map.extent[i].sector += partition_start;
 	s.bytes = s.map.bytes;
-	log_info("store '%s': %llu KiB in %u piece(s) from sector %llu of the ATA %s %s drive",
-		 path, (unsigned long long)(s.bytes / 1024), s.map.count,
-		 (unsigned long long)s.map.extent[0].sector,
-		 s.ata_channel ? "secondary" : "primary", s.ata_slave ? "slave" : "master");
+	describe(&s, why, sizeof(why));
+	log_info("store '%s': %llu KiB in %u piece(s) from sector %llu of %s", path,
+		 (unsigned long long)(s.bytes / 1024), s.map.count,
+		 (unsigned long long)s.map.extent[0].sector, why);
 	*out = s;
 }

@@ -415,9 +415,10 @@ static uint32_t used_extents(const struct store_table *t,
 	return n;
 }
 
-enum store_result store_allocate(const struct store *s, const char *name, enum store_kind kind,
-				 uint64_t bytes, uint64_t created_s, struct store_object *o,
-				 char *why, size_t why_size)
+/* replacing: name is an object of kind that the new one will take the place of. */
+static enum store_result allocate(const struct store *s, const char *name, enum store_kind kind,
+				  uint64_t bytes, uint64_t created_s, bool replacing,
+				  struct store_object *o, char *why, size_t why_size)
 {
 	static struct store_extent used[STORE_OBJECTS_MAX * STORE_EXTENTS_MAX];
 	uint64_t need = blocks_for(bytes), at = STORE_DATA_START;
@@ -433,11 +434,17 @@ enum store_result store_allocate(const struct store *s, const char *name, enum s
 			     "(not first . or -), a kind and a size above 0", STORE_NAME_MAX);
 		return STORE_INVALID;
 	}
-	if (store_find(s, name)) {
+	const struct store_object *old = store_find(s, name);
+	if (replacing && (!old || old->kind != kind)) {
+		fmt_snprintf(why, why_size, "the store holds no %s '%s' to replace",
+			     kind == STORE_DISK ? "disk" : "saved state", name);
+		return STORE_NOT_FOUND;
+	}
+	if (!replacing && old) {
 		fmt_snprintf(why, why_size, "the store already holds '%s'", name);
 		return STORE_EXISTS;
 	}
-	if (s->table.count >= STORE_OBJECTS_MAX) {
+	if (!replacing && s->table.count >= STORE_OBJECTS_MAX) {
 		fmt_snprintf(why, why_size, "the store holds %u objects, its most", STORE_OBJECTS_MAX);
 		return STORE_NO_SPACE;
 	}
@@ -470,6 +477,21 @@ enum store_result store_allocate(const struct store *s, const char *name, enum s
 	return STORE_OK;
 }
 
+enum store_result store_allocate(const struct store *s, const char *name, enum store_kind kind,
+				 uint64_t bytes, uint64_t created_s, struct store_object *o,
+				 char *why, size_t why_size)
+{
+	return allocate(s, name, kind, bytes, created_s, false, o, why, why_size);
+}
+
+enum store_result store_allocate_replacement(const struct store *s, const char *name,
+					     enum store_kind kind, uint64_t bytes,
+					     uint64_t created_s, struct store_object *o, char *why,
+					     size_t why_size)
+{
+	return allocate(s, name, kind, bytes, created_s, true, o, why, why_size);
+}
+
 enum store_result store_commit_add(struct store *s, const struct store_object *o, char *why,
 				   size_t why_size)
 {
@@ -480,6 +502,21 @@ enum store_result store_commit_add(struct store *s, const struct store_object *o
 	}
 	next_table = s->table;
 	next_table.object[next_table.count++] = *o;
+	return commit(s, &next_table, why, why_size);
+}
+
+enum store_result store_commit_replace(struct store *s, const struct store_object *o, char *why,
+				       size_t why_size)
+{
+	const struct store_object *old = store_find(s, o->name);
+
+	if (!old || old->kind != o->kind) {
+		fmt_snprintf(why, why_size, "the store holds no object '%s' of that kind to replace",
+			     o->name);
+		return STORE_NOT_FOUND;
+	}
+	next_table = s->table;
+	next_table.object[old - s->table.object] = *o;
 	return commit(s, &next_table, why, why_size);
 }
 

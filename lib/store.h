@@ -166,9 +166,27 @@ enum store_result store_allocate(const struct store *s, const char *name, enum s
 				 uint64_t bytes, uint64_t created_s, struct store_object *o,
 				 char *why, size_t why_size);
 
+/*
+ * Room for the object that will replace name (of the same kind): as
+ * store_allocate, outside the blocks name holds, which stay its own until
+ * store_commit_replace() commits the new one in its place.
+ */
+enum store_result store_allocate_replacement(const struct store *s, const char *name,
+					     enum store_kind kind, uint64_t bytes,
+					     uint64_t created_s, struct store_object *o, char *why,
+					     size_t why_size);
+
 /* Adds o (from store_allocate) and commits the next generation. */
 enum store_result store_commit_add(struct store *s, const struct store_object *o, char *why,
 				   size_t why_size);
+
+/*
+ * o (from store_allocate_replacement) takes the place of the object of its
+ * name in one commit: a power cut leaves the old one or the new one, never
+ * neither. The old one's blocks are free after it.
+ */
+enum store_result store_commit_replace(struct store *s, const struct store_object *o, char *why,
+				       size_t why_size);
 
 /* Drops the object and commits the next generation; its blocks are free after it. */
 enum store_result store_commit_delete(struct store *s, const char *name, char *why,

@@ -5,9 +5,14 @@
 #
 # usage: tools/run-qemu.sh --config FILE [--workdir DIR] [--timeout SEC]
 #                          [--until REGEX] [--kvm] [--qemu-arg ARG]...
+#                          [--extra FILE]... [--disk-bus ahci|nvme|virtio]
+#       tools/run-qemu.sh --disk IMAGE ...   (boots a ready FAT disk, copied)
+#
+# The boot disk hangs on q35's AHCI controller (ICH9), an NVMe controller or
+# a virtio-blk device (--disk-bus; AHCI by default), as a server's would.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-config="" workdir="" timeout=60 until="" kvm=0 extra=()
+config="" disk="" workdir="" timeout=60 until="" kvm=0 extra=() extras=() bus=ahci
 while [ $# -gt 0 ]; do
 	case $1 in
 	--config) config=$2; shift 2 ;;
@@ -16,10 +21,13 @@ while [ $# -gt 0 ]; do
 	--until) until=$2; shift 2 ;;
 	--kvm) kvm=1; shift ;;
 	--qemu-arg) extra+=("$2"); shift 2 ;;
+	--extra) extras+=("$2"); shift 2 ;;
+	--disk) disk=$2; shift 2 ;;
+	--disk-bus) bus=$2; shift 2 ;;
 	*) echo "run-qemu: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-[ -n "$config" ] || { echo "run-qemu: --config FILE is required" >&2; exit 2; }
+[ -n "$config$disk" ] || { echo "run-qemu: --config FILE or --disk IMAGE is required" >&2; exit 2; }
 cpu=(-cpu max -smp 2 -m 256)
 if [ "$kvm" = 1 ]; then
 	[ -w /dev/kvm ] || { echo "run-qemu: --kvm needs /dev/kvm (an Intel host with VT-x)" >&2; exit 2; }
@@ -38,7 +46,18 @@ if [ -z "$workdir" ]; then
 	auto_workdir=1
 fi
 mkdir -p "$workdir"
-"$root/tools/mkdisk.sh" "$workdir/disk.img" "$config"
+if [ -n "$disk" ]; then
+	cp "$disk" "$workdir/disk.img"
+else
+	"$root/tools/mkdisk.sh" "$workdir/disk.img" "$config" ${extras[@]+"${extras[@]}"}
+fi
+boot_disk=format=raw,file=$workdir/disk.img
+case $bus in
+ahci) drive=(-drive "$boot_disk") ;; # if=ide: q35's ICH9 AHCI controller
+nvme) drive=(-drive "if=none,id=boot,$boot_disk" -device nvme,drive=boot,serial=vmm-boot) ;;
+virtio) drive=(-drive "if=virtio,$boot_disk") ;;
+*) echo "run-qemu: --disk-bus is ahci, nvme or virtio" >&2; exit 2 ;;
+esac
 cp "$vars" "$workdir/vars.fd"
 rm -f "$workdir/serial.out"
 touch "$workdir/serial.out"
@@ -55,7 +74,7 @@ emulator_start "$workdir/qemu.out" timeout -k 5 "$timeout" \
 	qemu-system-x86_64 "${cpu[@]}" -machine q35 \
 	-drive if=pflash,format=raw,readonly=on,file="$code" \
 	-drive if=pflash,format=raw,file="$workdir/vars.fd" \
-	-drive format=raw,file="$workdir/disk.img" \
+	"${drive[@]}" \
 	-serial file:"$workdir/serial.out" -display none -monitor none -no-reboot \
 	${extra[@]+"${extra[@]}"}
 emulator_wait "$workdir/serial.out" "$until"

@@ -14,7 +14,9 @@
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
 #include "vmm/savefile.h"
+#include "vmm/storage/store_host.h"
 #include "vmm/vm.h"
+#include "vmm/vm_save.h"
 
 #include <string.h>
 
@@ -31,11 +33,6 @@ static struct {
 	char name[API_NAME_MAX + 1];
 	uint64_t base, pages, size, received;
 } import;
-
-void control_saved_init(const struct boot_info *bi)
-{
-	boot = bi;
-}
 
 static void import_drop(void)
 {
@@ -90,18 +87,21 @@ static int add_saved_nics(struct call *c, const struct vm *vm, const struct save
 }
 
 /*
- * The file is all there: checked whole, its configuration record made into
- * a CreateVirtualMachine of the import's name, its adapters added, and the
- * file handed to the new VM, which is then Saved.
+ * A whole save file in host pages made a VM named name: the file checked
+ * whole, its configuration record made into a CreateVirtualMachine of that
+ * name, its adapters added, and the file handed to the new VM, which is
+ * then Saved. An import from the line (from_store false) cannot carry a
+ * store disk; a state the store kept across a reboot can, as it is the
+ * same store. On success the VM owns the file's pages.
  */
-static int import_commit(struct call *c)
+static int saved_vm_create(struct call *c, const char *name, const struct vm_saved *file,
+			   bool from_store)
 {
 	struct savefile_reader r;
 	struct savefile_error err;
 	struct savefile_record rec;
-	const uint8_t *file = (const uint8_t *)(uintptr_t)import.base;
 
-	if (!savefile_open(&r, file, import.size, &err))
+	if (!savefile_open(&r, (const uint8_t *)(uintptr_t)file->base, file->bytes, &err))
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the file is refused: "
 			    "%s", err.text);
 	bool found = false;
@@ -118,7 +118,7 @@ static int import_commit(struct call *c)
 	struct tlv t;
 	uint64_t memory = 0;
 	tlv_writer_init(&w, request, sizeof(request));
-	tlv_put_str(&w, API_TAG_VM, import.name);
+	tlv_put_str(&w, API_TAG_VM, name);
 	tlv_reader_init(&tr, rec.payload, rec.size);
 	while (tlv_next(&tr, &t))
 		if (t.tag != API_TAG_VM && t.tag != API_TAG_NIC_SPEC && t.tag != API_TAG_AUTOSTART)
@@ -130,7 +130,7 @@ static int import_commit(struct call *c)
 	 * Its disk is not in the file: the object in this store holds what was
 	 * written after the Save (or is another VM's), under RAM from before.
 	 */
-	if (tlv_find(rec.payload, rec.size, API_TAG_STORE_DISK, &t) == TLV_OK)
+	if (!from_store && tlv_find(rec.payload, rec.size, API_TAG_STORE_DISK, &t) == TLV_OK)
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the VM's disk is a "
 			    "store object, which the file does not carry (docs/store.md)");
 	tlv_get_u64(request, w.len, API_TAG_MEMORY, &memory);
@@ -147,21 +147,24 @@ static int import_commit(struct call *c)
 	c->len = len;
 	if (rc)
 		return rc;
-	struct vm *vm = vm_named(import.name);
+	struct vm *vm = vm_named(name);
 	if (add_saved_nics(c, vm, &r.walk.header)) {
 		vm_delete(vm);
 		return -1;
 	}
-	struct vm_saved saved = { .base = import.base, .pages = import.pages, .bytes = import.size,
-				  .saved_at = r.walk.header.saved_at };
+	struct vm_saved saved = *file;
+	saved.saved_at = r.walk.header.saved_at;
+	saved.in_store = from_store;
 	vm_adopt_saved_state(vm, &saved);
-	log_info("vm '%s': imported, Saved: %llu KiB (saved as '%s')", vm->cfg->name,
-		 (unsigned long long)(import.size / 1024), r.walk.header.name);
+	if (!from_store) {
+		log_info("vm '%s': imported, Saved: %llu KiB (saved as '%s')", vm->cfg->name,
+			 (unsigned long long)(file->bytes / 1024), r.walk.header.name);
+		vm_save_persist(vm);
+	}
 	/* The answer: the whole file taken, and the VM as it is now (create_vm's said TurnedOff). */
 	c->w.len = 0;
-	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.size);
+	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, file->bytes);
 	put_vm_id(c, vm);
-	memset(&import, 0, sizeof(import)); /* the VM owns the pages now */
 	return 0;
 }
 
@@ -217,9 +220,86 @@ int import_vm(struct call *c)
 	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.received);
 	if (import.received < import.size)
 		return 0;
-	if (import_commit(c)) {
+	const struct vm_saved file = { .base = import.base, .pages = import.pages,
+				       .bytes = import.size };
+	if (saved_vm_create(c, import.name, &file, false)) {
 		import_drop();
 		return -1;
 	}
+	memset(&import, 0, sizeof(import)); /* the VM owns the pages now */
 	return 0;
+}
+
+/*
+ * One saved state the store kept across a host reboot made its VM's
+ * again: a VM of the configuration takes it if it is TurnedOff and of the
+ * file's RAM size; one that was created through the API is created again
+ * from the file, as an import is. Refused, the state stays in the store
+ * untouched (the next Save of that VM replaces it).
+ */
+static void adopt_stored_state(const char *name, uint64_t bytes)
+{
+	struct vm_saved file = { .bytes = bytes, .in_store = true };
+	struct savefile_reader r;
+	struct savefile_error err;
+	char why[160];
+	struct vm *vm = vm_named(name);
+
+	if (bytes < SAVEFILE_PREFIX_SIZE || bytes > SAVEFILE_RAM_MAX) {
+		log_err("vm '%s': its saved state in the store (%llu bytes) cannot be a save file; "
+			"left there", name, (unsigned long long)bytes);
+		return;
+	}
+	file.pages = (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (page_alloc_alloc(boot->host_pages, file.pages, 1, &file.base)) {
+		log_err("vm '%s': no memory for its saved state (%llu KiB); left in the store",
+			name, (unsigned long long)(bytes / 1024));
+		return;
+	}
+	if (store_host_read_saved(name, (void *)(uintptr_t)file.base, bytes, why, sizeof(why))) {
+		log_err("vm '%s': its saved state is not read: %s; left in the store", name, why);
+		page_alloc_free(boot->host_pages, file.base, file.pages);
+		return;
+	}
+	if (vm) {
+		const char *refusal = NULL;
+		if (!savefile_open(&r, (const uint8_t *)(uintptr_t)file.base, bytes, &err))
+			refusal = err.text;
+		else if (r.walk.header.ram_bytes != vm->boot->ram_bytes)
+			refusal = "its RAM size is not the configuration's";
+		else
+			file.saved_at = r.walk.header.saved_at;
+		if (refusal || vm_adopt_saved_state(vm, &file)) {
+			log_err("vm '%s': its saved state in the store is not taken (%s); left there",
+				name, refusal ? refusal : "the VM is not TurnedOff");
+			page_alloc_free(boot->host_pages, file.base, file.pages);
+			return;
+		}
+	} else {
+		uint8_t scratch[PROTO_MAX_PAYLOAD];
+		struct call c = { 0 };
+		struct tlv t;
+		tlv_writer_init(&c.w, scratch, sizeof(scratch));
+		if (saved_vm_create(&c, name, &file, true)) {
+			bool said = tlv_find(scratch, c.w.len, API_TAG_MESSAGE, &t) == TLV_OK;
+			log_err("vm '%s': its saved state in the store does not make a VM again: "
+				"%.*s; left there", name, said ? (int)t.len : 0,
+				said ? (const char *)t.value : "");
+			page_alloc_free(boot->host_pages, file.base, file.pages);
+			return;
+		}
+	}
+	log_info("vm '%s': Saved, from the store: %llu KiB saved at %llu (Startup restores it)",
+		 name, (unsigned long long)(bytes / 1024),
+		 (unsigned long long)vm_named(name)->saved.saved_at);
+}
+
+void control_saved_init(const struct boot_info *bi)
+{
+	char name[API_NAME_MAX + 1];
+	uint64_t bytes;
+
+	boot = bi;
+	for (unsigned i = 0; store_host_saved_at(i, name, sizeof(name), &bytes); i++)
+		adopt_stored_state(name, bytes);
 }

@@ -311,6 +311,7 @@ int get_state(struct call *c)
 	if (vm->state == VM_STATE_SAVED) {
 		tlv_put_u64(&c->w, API_TAG_SAVED_SIZE, vm->saved.bytes);
 		tlv_put_u64(&c->w, API_TAG_SAVED_AT, vm->saved.saved_at);
+		tlv_put_u8(&c->w, API_TAG_SAVED_IN_STORE, vm->saved.in_store);
 	}
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "vmm/storage/store_host.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
+#include "x86/cpu.h"
 
 #define MIB (1024ULL * 1024)
 /*
@@ -84,6 +85,13 @@ void vmm_main(struct boot_info *bi)
 	log_info("hand-over: firmware leftovers: masked %s", masked);
 	adopt_free_memory(bi);
 	report_memory(bi);
+
+	if (bi->store_test_only) {
+		clock_init(bi->tsc_hz, bi->wallclock_s, bi->wallclock_tsc);
+		store_host_init(bi);
+		log_info("store selftest: over; without VT-x no VM runs: system halted");
+		cpu_halt_forever();
+	}
 
 	speculation_init(bi->config->hv.speculation_defences);
 	if (virt_enable_cpu(bi->host_pages, bi->config->hv.xsave_compacted, why, sizeof(why)))

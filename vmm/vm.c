@@ -794,10 +794,14 @@ void vm_create_all(const struct boot_info *bi)
 
 void vm_start_autostart(void)
 {
-	/* The management VM first: it owns the line the operator watches. */
+	/*
+	 * The management VM first: it owns the line the operator watches. A
+	 * VM saved before the host's reboot (from the store) is restored.
+	 */
 	for (unsigned pass = 0; pass < 2; pass++)
 		for (unsigned i = 0; i < vm_total; i++)
-			if (vms[i]->cfg->autostart && vms[i]->state == VM_STATE_TURNED_OFF &&
+			if (vms[i]->cfg->autostart &&
+			    (vms[i]->state == VM_STATE_TURNED_OFF || vms[i]->state == VM_STATE_SAVED) &&
 			    (vms[i]->cfg->role == CFG_ROLE_MANAGEMENT) == (pass == 0))
 				vm_control(vms[i], VM_OP_STARTUP, NULL);
 }

@@ -10,6 +10,7 @@
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
 #include "vmm/savefile.h"
+#include "vmm/storage/store_host.h"
 #include "vmm/vcpu_state.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
@@ -254,6 +255,7 @@ struct save_scratch {
 	struct lz_workspace ws;
 	uint8_t run[SAVEFILE_SCRATCH_SIZE];
 	uint8_t record[DEVSTATE_HEADER_MAX + DEVSTATE_MAX_STATE];
+	uint8_t console[CONSOLE_RING_SIZE];
 };
 #define SAVE_SCRATCH_PAGES ((sizeof(struct save_scratch) + PAGE_SIZE - 1) / PAGE_SIZE)
 
@@ -281,8 +283,13 @@ static bool write_state(struct vm *vm, struct savefile_writer *w, struct save_sc
 		if (!len || !savefile_write_device(w, s->record, len))
 			return false;
 	}
+	/* The history the ring still holds, oldest first: a VM made anew from the file shows it. */
+	uint64_t from = vm->console.written > CONSOLE_RING_SIZE
+				? vm->console.written - CONSOLE_RING_SIZE : 0;
+	len = console_ring_read(&vm->console, &from, s->console, sizeof(s->console));
 	return savefile_write_memory(w, vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE,
 				     &s->ws, s->run) &&
+	       (!len || savefile_write_record(w, SAVEFILE_CONSOLE, 0, s->console, len)) &&
 	       savefile_finish(w);
 }
 
@@ -296,6 +303,13 @@ static uint64_t file_bound(const struct vm *vm)
 {
 	return savefile_memory_bound(vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE) +
 	       SAVE_RECORDS_ROOM;
+}
+
+static void free_saved_pages(struct vm *vm)
+{
+	if (vm->saved.pages)
+		page_alloc_free(vm->pages, vm->saved.base, vm->saved.pages);
+	vm->saved = (struct vm_saved){ 0 };
 }
 
 int vm_save_capture(struct vm *vm, char *why, size_t why_size)
@@ -341,13 +355,15 @@ int vm_save_capture(struct vm *vm, char *why, size_t why_size)
 	if (pages < bound_pages)
 		page_alloc_free(vm->pages, file_pa + pages * PAGE_SIZE, bound_pages - pages);
 	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
-	vm_save_discard(vm);
+	/* The older file's copy in the store is replaced by vm_save_persist(). */
+	free_saved_pages(vm);
 	vm->saved = (struct vm_saved){ .base = file_pa, .pages = pages, .bytes = file.size,
 				       .saved_at = h.saved_at };
 	log_info("vm '%s': state saved: %llu KiB for %llu MiB of RAM, in %llu ms", vm->cfg->name,
 		 (unsigned long long)(file.size / 1024),
 		 (unsigned long long)(vm->boot->ram_bytes >> 20),
 		 (unsigned long long)((clock_ns() - started) / 1000000));
+	vm_save_persist(vm);
 	return 0;
 
 free_scratch:
@@ -399,6 +415,14 @@ static int load_records(struct vm *vm, struct savefile_reader *r, struct vcpu_st
 				fmt_snprintf(why, why_size, "memory: %s", err.text);
 				return -1;
 			}
+			break;
+		case SAVEFILE_CONSOLE:
+			/*
+			 * A VM that kept its history while Saved has it already;
+			 * one made anew (an import, a host reboot) has none.
+			 */
+			if (!vm->console.written)
+				console_ring_write(&vm->console, rec.payload, rec.size);
 			break;
 		default:
 			break;
@@ -501,9 +525,27 @@ int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 	return 0;
 }
 
+void vm_save_persist(struct vm *vm)
+{
+	char why[160];
+	uint64_t started = clock_ns();
+
+	vm->saved.in_store = !store_host_keep_saved(vm->cfg->name,
+						    (const void *)(uintptr_t)vm->saved.base,
+						    vm->saved.bytes, vm->saved.saved_at, why,
+						    sizeof(why));
+	if (vm->saved.in_store)
+		log_info("vm '%s': saved state kept in the store (%llu KiB in %llu ms)",
+			 vm->cfg->name, (unsigned long long)(vm->saved.bytes / 1024),
+			 (unsigned long long)((clock_ns() - started) / 1000000));
+	else
+		log_warn("vm '%s': saved state in host memory only, lost at a host reboot: %s",
+			 vm->cfg->name, why);
+}
+
 void vm_save_discard(struct vm *vm)
 {
-	if (vm->saved.pages)
-		page_alloc_free(vm->pages, vm->saved.base, vm->saved.pages);
-	vm->saved = (struct vm_saved){ 0 };
+	if (vm->saved.in_store)
+		store_host_drop_saved(vm->cfg->name);
+	free_saved_pages(vm);
 }

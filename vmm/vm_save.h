@@ -9,6 +9,7 @@
 #ifndef VMM_VM_SAVE_H
 #define VMM_VM_SAVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,7 @@ struct vm_saved {
 	uint64_t pages;    /* pages taken for it */
 	uint64_t bytes;    /* the file's length */
 	uint64_t saved_at; /* seconds since 1970 (UTC), from the host's clock */
+	bool in_store;     /* a copy is in the store (vmm/storage/store_host.h) */
 };
 
 /*
@@ -39,7 +41,18 @@ int vm_save_capture(struct vm *vm, char *why, size_t why_size);
  */
 int vm_save_restore(struct vm *vm, char *why, size_t why_size);
 
-/* Gives the saved state's pages back (Discard, Delete). */
+/*
+ * Writes the VM's saved state (just captured or imported) into the store
+ * too, so that Startup after a host reboot restores it. Without a store,
+ * or room in it, the state stays in host memory only and the log says so.
+ */
+void vm_save_persist(struct vm *vm);
+
+/*
+ * Gives the saved state's pages back and drops its copy in the store
+ * (restored, Discard, Delete): a state the guest has moved on from must
+ * not come back at the next boot.
+ */
 void vm_save_discard(struct vm *vm);
 
 /* The CPU features guests on this host are shown, as save file feature bits. */

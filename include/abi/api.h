@@ -205,6 +205,8 @@ enum api_type {
 	X(MAX_BYTES,         0x34, API_T_U32,        "max_bytes")          \
 	/* A VM's disk as a store object (docs/store.md) */                \
 	X(STORE_DISK,        0x35, API_T_STR,        "store_disk")         \
+	/* A Saved VM's state is in the store: it outlives a host reboot */ \
+	X(SAVED_IN_STORE,    0x36, API_T_BOOL,       "saved_in_store")     \
 	/* Saved state (GetState of a Saved VM) */                          \
 	X(SAVED_SIZE,        0x38, API_T_SIZE,       "saved_size")         \
 	X(SAVED_AT,          0x39, API_T_U64,        "saved_at")           \

@@ -12,6 +12,9 @@ _Static_assert(sizeof(pte_t) == 8, "SDM 4.5: 64-bit entries");
 #define PTE_USER (1ULL << 2)
 /* PS: a 2-MiB page in a PDE (4-MiB with 32-bit paging), 1-GiB in a PDPTE */
 #define PTE_LARGE (1ULL << 7)
+/* PWT and PCD: with the default PAT, both set select UC, whatever the MTRRs say (SDM 11.12.3). */
+#define PTE_PWT (1ULL << 3)
+#define PTE_PCD (1ULL << 4)
 #define PTE_NX (1ULL << 63)   /* execute-disable, with EFER.NXE (SDM 4.6) */
 #define PTE_ADDR_MASK 0x000ffffffffff000ULL
 

@@ -21,9 +21,17 @@ fail() { echo "FAIL $1"; failed=$((failed + 1)); }
 "$root/tools/mk-linux-guest.sh" "$linux" >"$work/mk-linux.out" 2>&1 ||
 	{ fail "linux: guest build ($(tail -1 "$work/mk-linux.out"))"; exit 1; }
 
+# The store (the configuration's store = \vmmstore.img) with lin3's disk,
+# 'proof': 1 MiB of an empty FAT file system.
+"$root/build/vmm-store" create --size 2M "$work/vmmstore.img" >/dev/null
+head -c 1048576 /dev/zero >"$work/proof.img"
+mformat -i "$work/proof.img" ::
+"$root/build/vmm-store" import "$work/vmmstore.img" proof "$work/proof.img" >/dev/null
+
 "$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --console-server "$work/line.sock" \
 	--share-line --megs 640 --timeout 2400 --extra "$linux/vmlinuz" --extra "$linux/initrd.img" \
-	--extra "$linux/disk.img" --extra "$root/build/additions/additions.img" >"$work/run-bochs.out" 2>&1 &
+	--extra "$linux/disk.img" --extra "$root/build/additions/additions.img" \
+	--extra "$work/vmmstore.img" >"$work/run-bochs.out" 2>&1 &
 bochs=$!
 # run-bochs.sh ends Bochs and drops its disk lock on its way out; wait for that.
 trap 'kill $bochs 2>/dev/null; wait $bochs 2>/dev/null; rm -f "$work/disk.img.lock"' EXIT
@@ -429,6 +437,14 @@ run lin3 'for d in /sys/block/vd*; do [ "$(cat $d/serial)" = vmm-additions ] && 
 	'INSTALLED-2' >/dev/null
 check "linux: lin3 mounted the additions and its installer started vmm-agent" \
 	"\[lin3\] vmm-agent: started" 1
+# lin3's disk is the store object 'proof' (its serial is the VM's name): a
+# file written and synced there must be on the drive when the power goes
+# (checked after the emulator is killed, at the end).
+run lin3 'for d in /sys/block/vd*; do [ "$(cat $d/serial)" = lin3 ] && dev=/dev/${d##*/}; done; mkdir -p /proof && mount -t vfat $dev /proof && echo "lin3 wrote this at $(date +%s)" >/proof/proof.txt && sync && echo PROOF-$((1 + 1)) $(md5sum </proof/proof.txt)' \
+	'PROOF-2 [0-9a-f]{32}' >/dev/null
+proof_md5=$(grep -aoE '\[lin3\] PROOF-2 [0-9a-f]{32}' "$serial" | tail -1 | awk '{print $NF}')
+[ -n "$proof_md5" ] && pass "linux: lin3 wrote and synced a file on its store disk (md5 $proof_md5)" ||
+	fail "linux: lin3's file on its store disk ($(grep -a '\[lin3\]' "$serial" | tail -2 | tr '\n' ' '))"
 v=
 for _ in $(seq 24); do
 	v=$(field additions_version guest-additions lin3)
@@ -536,4 +552,20 @@ else
 	fail "linux: delete lin4 ($(tail -1 "$work/delete.out"))"
 fi
 if grep -aEq 'PANIC|ERROR' "$serial"; then fail "linux: no panic or error in the log"; else pass "linux: no panic or error in the log"; fi
+
+# The power goes: the emulator is killed, no shutdown of any kind. lin3's
+# synced file is in its store disk on the drive.
+pkill -KILL -f "$work/bochsrc"
+wait $bochs 2>/dev/null
+got_md5=
+if mcopy -o -i "$work/disk.img" ::/vmmstore.img "$work/store-after.img" 2>/dev/null &&
+	"$root/build/vmm-store" export "$work/store-after.img" proof "$work/proof-after.img" >/dev/null &&
+	mcopy -o -i "$work/proof-after.img" ::/proof.txt "$work/proof-after.txt" 2>/dev/null; then
+	got_md5=$(md5sum <"$work/proof-after.txt" | awk '{print $1}')
+fi
+if [ -n "$proof_md5" ] && [ "$got_md5" = "$proof_md5" ]; then
+	pass "linux: after a hard kill, lin3's synced file is intact in the store ($(cat "$work/proof-after.txt"))"
+else
+	fail "linux: lin3's file after the kill: md5 '${got_md5:-none}', written '${proof_md5:-none}'"
+fi
 exit $((failed > 0))

@@ -9,6 +9,9 @@
 # noise, broken and duplicated frames) and the BENCH lines.
 # Prints one "PASS name" / "FAIL name" per check, the client's output and
 # a last line "mgmt-boot: N passed, N failed"; exits non-zero on a failure.
+# Then the server loses its power: the emulator is killed with two VMs
+# saved, and a second boot of the same disk finds them in the store and
+# restores them (docs/store.md).
 #
 # usage: tests/e2e/mgmt-boot.sh WORKDIR CONFIG
 set -u
@@ -22,8 +25,10 @@ passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; }
 
-"$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --console-server "$sock" \
-	--share-line --timeout 600 >"$work/run-bochs.out" 2>&1 &
+# The store the saved states go to (the configuration's store = \vmmstore.img).
+"$root/build/vmm-store" create --size 8M "$work/vmmstore.img" >/dev/null
+"$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --extra "$work/vmmstore.img" \
+	--console-server "$sock" --share-line --timeout 600 >"$work/run-bochs.out" 2>&1 &
 bochs=$!
 follower=
 cleanup() {
@@ -32,8 +37,9 @@ cleanup() {
 	wait "$bochs" 2>/dev/null
 	# run-bochs.sh stops the emulator's process group; see it gone.
 	local n=0
-	while pgrep -f "$work/bochsrc" >/dev/null && [ $n -lt 50 ]; do sleep 0.2; n=$((n + 1)); done
+	while pgrep -f "$emulator/bochsrc" >/dev/null && [ $n -lt 50 ]; do sleep 0.2; n=$((n + 1)); done
 }
+emulator=$work
 trap cleanup EXIT
 
 vmmctl=$root/build/vmmctl
@@ -45,7 +51,7 @@ ctl() { timeout 60 "$vmmctl" -c "unix:$sock" -t 5 -r 4 "$@"; }
 # wait_for REGEX SECONDS: the serial output matches REGEX within SECONDS.
 wait_for() {
 	local deadline=$((SECONDS + $2))
-	while ! grep -aEq -- "$1" "$serial"; do
+	while ! grep -aEq -- "$1" "$serial" 2>/dev/null; do
 		[ $SECONDS -lt $deadline ] || return 1
 		kill -0 $bochs 2>/dev/null || return 1
 		sleep 1
@@ -348,10 +354,10 @@ ok "vmmctl console --dump --json: the output as data" console-json \
 # vm_uptime_ms is the host's time; two more GetStates while paused bound a
 # stretch of host time the guest must not see.
 # guest_clock_ms N: the MS of web2's Nth "echo: clock MS" line (within 30 s).
-guest_clock_ms() {
+guest_clock_ms() { # N [VM]: the Nth "echo: clock" of VM (web2)
 	local deadline=$((SECONDS + 30)) ms
 	while :; do
-		ctl console web2 --dump >"$out/clock.out" 2>&1
+		ctl console "${2:-web2}" --dump >"$out/clock.out" 2>&1
 		ms=$(grep -ao 'echo: clock [0-9]*' "$out/clock.out" | sed -n "$1s/.* //p")
 		[ -n "$ms" ] && echo "$ms" && return 0
 		[ $SECONDS -lt $deadline ] || return 1
@@ -559,8 +565,10 @@ ok "vmmctl state: the imported web3 is Saved, its file whole" import-state \
 ok "vmmctl start: web3 restores from the imported file" import-start "d['state'] == 'Running'" \
 	start web3
 ctl console web3 --send 'moved\r' >/dev/null 2>&1
-if console_has web3 'echo: moved' web3 && ! grep -q 'echo: ready' "$out/web3.out"; then
-	pass "move: web3 goes on where web2 stopped (answers 'moved', was not booted again)"
+# Its console history came in the file: web2's last lines, then web3's own.
+if console_has web3 'echo: moved' web3 && grep -q 'echo: before move' "$out/web3.out" &&
+	! sed -n '/echo: before move/,$p' "$out/web3.out" | grep -q 'echo: ready'; then
+	pass "move: web3 goes on where web2 stopped (web2's history, then 'moved'; not booted again)"
 else
 	fail "move: web3's console ($(tail -c 200 "$out/web3.out"))"
 fi
@@ -635,6 +643,77 @@ crc=$?
 cat "$work/client.out"
 grep -aq '^mgmt-client: [0-9]* passed, 0 failed' "$work/client.out" && [ $crc = 0 ] ||
 	failed=$((failed + 1))
+
+# --- a power cut with saved VMs, and the boot after it ------------------------------
+# keep (created through the API) and echo (the configuration's) are saved
+# into the store; the emulator is then killed, no shutdown of any kind.
+ok "vmmctl create: keep, to be saved across a power cut" keep-create "d['state'] == 'TurnedOff'" \
+	create keep --memory 4M --image /guests/echo.bin --nic lan
+ctl start keep >/dev/null 2>&1
+console_has keep-ready 'echo: ready' keep || fail "reboot: keep did not start"
+ctl console keep --send 'clock\r' >/dev/null 2>&1
+keep_clock=$(guest_clock_ms 1 keep)
+ok "vmmctl save: keep's saved state is in the store" keep-save \
+	"d['state'] == 'Saved'" save keep
+ok "vmmctl state: a saved VM says its state outlives a host reboot (saved_in_store)" keep-saved \
+	"d['state'] == 'Saved' and d['saved_in_store'] in (1, True)" state keep
+ok "vmmctl save: echo (of the configuration) saved too" echo-save "d['state'] == 'Saved'" save echo
+grep -a "saved state kept in the store" "$serial" | tail -2 | sed 's/^/  /'
+pkill -KILL -f "$work/bochsrc"
+wait "$bochs" 2>/dev/null
+cp "$work/disk.img" "$work/disk-after-cut.img"
+
+# The same disk boots again: the store's saved states are the VMs' again.
+emulator=$work/reboot serial=$work/reboot/serial.out sock=$work/reboot/line.sock
+mkdir -p "$emulator"
+"$root/tools/run-bochs.sh" --workdir "$emulator" --disk "$work/disk-after-cut.img" \
+	--console-server "$sock" --share-line --timeout 300 >"$emulator/run-bochs.out" 2>&1 &
+bochs=$!
+if wait_for "mgmt: '[a-z]+' is the management VM" 240 && [ -S "$sock" ]; then
+	pass "reboot: the hypervisor came up again on the same disk"
+else
+	fail "reboot: the management VM did not come up ($(tail -1 "$emulator/run-bochs.out"))"
+fi
+if grep -aq "vm 'keep': Saved, from the store" "$serial" &&
+	grep -aq "vm 'echo': Saved, from the store" "$serial"; then
+	pass "reboot: both saved states were found in the store"
+else
+	fail "reboot: saved states in the store ($(grep -a "from the store\|saved state" "$serial" | head -3 | tr '\n' ' '))"
+fi
+# echo starts by itself (autostart): from its saved state, not afresh.
+if wait_for "vm 'echo': Running" 60 && grep -aq "vm 'echo': Restoring" "$serial"; then
+	pass "reboot: echo (autostart) was restored, not booted"
+else
+	fail "reboot: echo ($(grep -a "vm 'echo'" "$serial" | tr '\n' ' '))"
+fi
+ok "vmmctl state: keep, created through the API before the cut, is Saved" keep-back \
+	"d['state'] == 'Saved' and d['saved_in_store'] in (1, True)" state keep
+ok "vmmctl start: keep restores after the power cut" keep-restore "d['state'] == 'Running'" \
+	start keep
+ctl console keep --send 'clock\r' >/dev/null 2>&1
+keep_clock_after=$(guest_clock_ms 2 keep)
+ready=$(grep -ac 'echo: ready' "$out/clock.out")
+if [ -n "$keep_clock" ] && [ -n "$keep_clock_after" ] && [ "$keep_clock_after" -ge "$keep_clock" ] &&
+	[ "$ready" = 1 ]; then
+	pass "reboot: keep went on where it stopped (clock ${keep_clock} -> ${keep_clock_after} ms, 'echo: ready' once)"
+else
+	fail "reboot: keep's clock '$keep_clock' -> '$keep_clock_after', 'echo: ready' $ready times"
+fi
+ctl console echo --send 'after the cut\r' >/dev/null 2>&1
+console_has echo-after 'echo: after the cut' echo &&
+	pass "reboot: echo answers on its console after its restore" ||
+	fail "reboot: echo's console ($(tail -c 200 "$out/echo-after.out"))"
+# A restored state leaves the store: a later boot must not go back to it.
+ctl turnoff keep >/dev/null 2>&1
+pkill -KILL -f "$emulator/bochsrc"
+wait "$bochs" 2>/dev/null
+mcopy -o -i "$emulator/disk.img" ::/vmmstore.img "$work/store-after.img" 2>/dev/null
+"$root/build/vmm-store" list "$work/store-after.img" >"$work/store-after.list" 2>&1
+if [ -s "$work/store-after.list" ] && ! grep -q 'vsv' "$work/store-after.list"; then
+	pass "reboot: the restored states left the store ($(head -1 "$work/store-after.list"))"
+else
+	fail "reboot: the store after the restores ($(tr '\n' ' ' <"$work/store-after.list"))"
+fi
 
 echo "mgmt-boot: $passed passed, $failed failed"
 exit $((failed > 0))

@@ -76,35 +76,87 @@ boot_qemu() { # NAME CONFIG UNTIL [QEMU ARG...]
 	echo $? >"$out/$name.rc"
 }
 
+# The store's self-test on QEMU's AHCI, NVMe and virtio-blk disks: no VT-x
+# there, so the hypervisor takes the machine for it alone; each disk is
+# booted twice, the second boot reading what the first one wrote.
+store_qemu() {
+	mkdir -p "$out/qemu-store"
+	build/vmm-store create --size 1M "$out/qemu-store/vmmstore.img" >/dev/null
+	for bus in ahci nvme virtio; do
+		tools/run-qemu.sh --workdir "$out/store-$bus" --config tests/e2e/configs/store-qemu.conf \
+			--extra "$out/qemu-store/vmmstore.img" --disk-bus $bus --until "$halted" \
+			--timeout 120 >"$out/store-$bus.run" 2>&1
+		echo $? >"$out/store-$bus.rc"
+		tools/run-qemu.sh --workdir "$out/store-$bus-again" --disk "$out/store-$bus/disk.img" \
+			--disk-bus $bus --until "$halted" --timeout 120 >"$out/store-$bus-again.run" 2>&1
+		echo $? >"$out/store-$bus-again.rc"
+	done
+}
+
+# A power cut in the middle of a stream of data writes and commits
+# (store-stress.conf): the emulator is killed at a random commit; then the
+# same disk boots with the plain store self-test, which must open the store.
+stress_store() {
+	mkdir -p "$out/stress-store"
+	build/vmm-store create --size 1M "$out/stress-store/vmmstore.img" >/dev/null
+	echo $((RANDOM % 40 + 8)) >"$out/stress-cut-at"
+	tools/run-bochs.sh --workdir "$out/stress" --config tests/e2e/configs/store-stress.conf \
+		--extra "$out/stress-store/vmmstore.img" \
+		--until "store stress: stress-$(cat "$out/stress-cut-at") committed" \
+		--timeout 300 >"$out/stress.run" 2>&1
+	echo $? >"$out/stress.rc"
+	cp "$out/stress/disk.img" "$out/stress-cut.img"
+	mcopy -o -i "$out/stress-cut.img" tests/e2e/configs/store-qemu.conf ::/vmm.conf
+	tools/run-bochs.sh --workdir "$out/stress-again" --disk "$out/stress-cut.img" \
+		--until "$halted" --timeout 300 >"$out/stress-again.run" 2>&1
+	echo $? >"$out/stress-again.rc"
+}
+
 halted='system halted|returning to the firmware|nothing left to run'
 echo "e2e: booting (Bochs: demo, guests, bad-vms, bad-syntax, selftest, mgmt; QEMU: no-vtx)"
-# The Linux boot takes minutes: it runs beside all the others.
+# The Linux boot takes minutes: it runs beside all the others, which go in
+# groups (a group's boots at once, waited for by their own pids).
 tests/e2e/linux-boot.sh "$out/linux" tests/e2e/configs/linux.conf >"$out/linux.client" 2>&1 &
 linux_boot=$!
+group=()
 boot_bochs demo tests/e2e/configs/boot-path.conf "$halted" &
+group+=($!)
 # The store the guests boot writes to (docs/store.md): 1 MiB, with the
 # persist guest's disk of 64 KiB of zeros.
 build/vmm-store create --size 1M "$out/vmmstore.img" >/dev/null
 head -c 65536 /dev/zero >"$out/pdisk.img"
 build/vmm-store import "$out/vmmstore.img" pdisk "$out/pdisk.img" >/dev/null
 boot_bochs guests tests/e2e/configs/guests.conf "$halted" /vmm.conf --extra "$out/vmmstore.img" &
-wait
+group+=($!)
+wait "${group[@]}"
+group=()
 boot_bochs bad-vms tests/e2e/configs/bad-vms.conf "$halted" &
+group+=($!)
 boot_bochs bad-syntax tests/e2e/configs/bad-syntax.conf "$halted" &
-wait
+group+=($!)
+stress_store &
+group+=($!)
+wait "${group[@]}"
+group=()
 boot_bochs selftest tests/e2e/configs/selftest-exception.conf "$halted" \
 	/EFI/BOOT/vmm.conf &
+group+=($!)
 reboot_store &
+group+=($!)
 # With a BMC (QEMU's simulated one, over KCS, described by SMBIOS type 38).
 boot_qemu no-vtx tests/e2e/configs/boot-path.conf "$halted" \
 	-device ipmi-bmc-sim,id=bmc0 -device isa-ipmi-kcs,bmc=bmc0 &
-wait
+group+=($!)
+store_qemu &
+group+=($!)
+wait "${group[@]}"
 # The management boot ends when its client is done with the line.
 tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.client" 2>&1
 echo $? >"$out/mgmt.rc"
 wait $linux_boot
 
-for b in demo guests bad-vms bad-syntax selftest no-vtx reboot; do
+for b in demo guests bad-vms bad-syntax selftest no-vtx reboot stress stress-again store-ahci store-ahci-again \
+	store-nvme store-nvme-again store-virtio store-virtio-again; do
 	if [ "$(cat "$out/$b.rc")" = 0 ]; then
 		pass "$b: boot ended with a final message"
 	else
@@ -322,7 +374,7 @@ expect_not "mgmt: no panic, no error, no FAIL" mgmt 'PANIC|\] ERROR |\] [A-Z]+ +
 # --- the store: written through the hypervisor's ATA driver, kept on the disk ---
 expect_order "store: located on the boot disk, opened, self-tested (a committed object)" guests \
 	"store '\\\\vmmstore.img': 1024 KiB in [0-9]+ piece\\(s\\) from sector [0-9]+ of the ATA primary master drive" \
-	"store: '\\\\vmmstore.img' on '.*' \\([0-9]+ MiB drive\\): generation 2, 1 object\\(s\\)" \
+	"store: '\\\\vmmstore.img' on '.*' \\(the ATA primary master drive, [0-9]+ MiB\\): generation 2, 1 object\\(s\\)" \
 	'store selftest: 64 KiB written, flushed, committed \(generation 3\) and read back'
 expect_order "store: the persist guest's store disk counts its first boot" guests \
 	"vm 'persist': 4 MiB RAM, [0-9]+ bytes of hypervisor memory .*its 64-KiB disk is store object 'pdisk'" \
@@ -346,6 +398,56 @@ expect "store: a second boot of that disk reads the object back" reboot \
 	'store selftest: the 64 KiB a previous boot wrote read back intact'
 expect "store: the persist guest's disk kept the first boot's count across the restart" reboot \
 	'\[persist\] persist: boot 2 of this disk, counted, flushed'
+# The power cut in the middle of the stream: every commit logged before the
+# cut is on the disk (a line goes out only after its commit), every object
+# there holds its bytes, and the hypervisor opens the store again.
+logged=$(grep -aoE 'store stress: stress-[0-9]+ (committed|deleted) \(generation [0-9]+\)' \
+	"$out/stress/serial.out" | tail -1 | grep -oE '[0-9]+\)$' | tr -d ')')
+rm -f "$out"/stress-store.img*
+if mcopy -i "$out/stress/disk.img" ::/vmmstore.img "$out/stress-store.img" 2>/dev/null &&
+	build/vmm-store list "$out/stress-store.img" >"$out/stress-list.out" 2>&1 &&
+	python3 - "$out/stress-store.img" "$out/stress-list.out" "${logged:-0}" <<'PY'
+import re, subprocess, sys
+store, listing, logged = sys.argv[1], open(sys.argv[2]).read(), int(sys.argv[3])
+generation = int(re.search(r"generation (\d+)", listing).group(1))
+names = re.findall(r"^\s+(stress-\d+)\s", listing, re.M)
+print("stress: cut after generation %d was logged; the store is at %d with %s"
+      % (logged, generation, " ".join(names)))
+ok = logged > 0 and generation >= logged and names
+for name in names:
+    i = int(name.split("-")[1])
+    subprocess.run(["build/vmm-store", "export", store, name, store + "." + name], check=True,
+                   stdout=subprocess.DEVNULL)
+    data = open(store + "." + name, "rb").read()
+    ok = ok and len(data) == 16384 and all(
+        b == (i * 31 + k * 7 + (k >> 9)) & 0xff for k, b in enumerate(data))
+sys.exit(0 if ok else 1)
+PY
+then
+	pass "store: a power cut amid writes and commits leaves every logged commit, each object whole ($(sed -n 's/.*generation \([0-9]*\),.*/generation \1/p' "$out/stress-list.out"), cut at stress-$(cat "$out/stress-cut-at"))"
+else
+	fail "store: after the cut amid writes and commits (logged ${logged:-none}; $(head -3 "$out/stress-list.out" 2>/dev/null | tr '\n' ' '))"
+fi
+expect_order "store: the boot after the cut opens the store and commits on it" stress-again \
+	"store: '\\\\vmmstore.img' on '.*' \\(.*\\): generation [0-9]+, [0-9]+ object" \
+	'store selftest: 64 KiB written, flushed, committed \(generation [0-9]+\) and read back'
+
+# QEMU (no VT-x): the same self-test through the AHCI, NVMe and virtio-blk drivers.
+for bus in ahci nvme virtio; do
+	case $bus in
+	ahci) where='SATA port 0 of AHCI 00:1f\.2' ;;
+	nvme) where='namespace 1 of NVMe [0-9a-f]{2}:[0-9a-f]{2}\.[0-7]' ;;
+	virtio) where='virtio-blk [0-9a-f]{2}:[0-9a-f]{2}\.[0-7]' ;;
+	esac
+	expect_order "store on $bus (QEMU, no VT-x): found, driven, written, flushed, committed, read back" \
+		"store-$bus" 'selftest = store: taking over this machine for the store.s self-test alone' \
+		"store '\\\\vmmstore.img': 1024 KiB in [0-9]+ piece\\(s\\) from sector [0-9]+ of $where" \
+		"store: '\\\\vmmstore.img' on '.*' \\($where.*\\): generation 1, 0 object" \
+		'store selftest: 64 KiB written, flushed, committed \(generation 2\) and read back' \
+		'store selftest: over; without VT-x no VM runs: system halted'
+	expect "store on $bus (QEMU): a second boot of the disk reads the object back" "store-$bus-again" \
+		'store selftest: the 64 KiB a previous boot wrote read back intact'
+done
 rm -f "$out/store-rebooted.img" "$out/pdisk-after.img"
 if mcopy -i "$out/reboot/disk.img" ::/vmmstore.img "$out/store-rebooted.img" 2>/dev/null &&
 	build/vmm-store export "$out/store-rebooted.img" pdisk "$out/pdisk-after.img" &&

@@ -257,10 +257,10 @@ static void test_identify(void **state)
 
 	(void)state;
 	assert_int_equal(ata_identify(&d, &io, CMD, CTL, false), ATA_OK);
-	assert_string_equal(d.model, "FAKE ATA DISK");
-	assert_true(d.lba48);
-	assert_true(d.flush_ext);
-	assert_int_equal(d.sectors, SECTORS);
+	assert_string_equal(d.ident.model, "FAKE ATA DISK");
+	assert_true(d.ident.lba48);
+	assert_true(d.ident.flush_ext);
+	assert_int_equal(d.ident.sectors, SECTORS);
 }
 
 static void round_trip(bool lba48)
@@ -270,7 +270,7 @@ static void round_trip(bool lba48)
 
 	f.lba48 = lba48;
 	assert_int_equal(ata_identify(&d, &io, CMD, CTL, false), ATA_OK);
-	assert_int_equal(d.lba48, lba48);
+	assert_int_equal(d.ident.lba48, lba48);
 	fill(out, sizeof(out), lba48);
 	/* 300 sectors: two commands, the first of 256 (a count of 0 in 28-bit). */
 	assert_int_equal(ata_write(&d, SECTORS - 300, 300, out), ATA_OK);

@@ -344,6 +344,12 @@ static void test_no_vm(void **state)
 {
 	(void)state;
 	check_error("[hypervisor]\nlog_level = warn\n[network lan]\n", 0, "no [vm] section");
+	check_error("[hypervisor]\nselftest = nmi\n", 0, "no [vm] section");
+	/* The store's self-tests need no VM: a machine without VT-x runs them alone. */
+	parse_ok("[hypervisor]\nstore = \\vmmstore.img\nselftest = store\n");
+	assert_int_equal(cfg.vm_count, 0);
+	parse_ok("[hypervisor]\nstore = \\vmmstore.img\nselftest = store-stress\n");
+	assert_int_equal(cfg.hv.selftest, CFG_SELFTEST_STORE_STRESS);
 }
 
 static void test_text_too_large(void **state)
@@ -739,7 +745,8 @@ static void test_bad_words(void **state)
 	check_hypervisor_value("log_level", "verbose",
 			       "bad value 'verbose' for 'log_level' in [hypervisor]: expected "
 			       "error, warn, info or debug");
-	check_hypervisor_value("selftest", "panic", "expected none, exception, nmi or store");
+	check_hypervisor_value("selftest", "panic",
+			       "expected none, exception, nmi, store or store-stress");
 	check_hypervisor_value("xsave_compacted", "maybe", "bad value 'maybe' for 'xsave_compacted'");
 	check_hypervisor_value("baud", "9601", "expected 9600, 19200, 38400, 57600 or 115200");
 	check_hypervisor_value("baud", "0x2580", "bad value '0x2580' for 'baud'");

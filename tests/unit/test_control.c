@@ -108,6 +108,43 @@ enum store_disk_state store_host_disk_state(const char *name)
 	return STORE_DISK_NO_STORE;
 }
 
+/* The store's saved states, as the boot after a host reboot finds them. */
+struct stored_state {
+	const char *vm;
+	const uint8_t *file;
+	size_t bytes;
+};
+static struct stored_state stored[4];
+static unsigned stored_count, persisted;
+
+bool store_host_saved_at(unsigned index, char *vm_name, size_t cap, uint64_t *bytes)
+{
+	if (index >= stored_count)
+		return false;
+	snprintf(vm_name, cap, "%s", stored[index].vm);
+	*bytes = stored[index].bytes;
+	return true;
+}
+
+int store_host_read_saved(const char *vm_name, void *buf, uint64_t bytes, char *why,
+			  size_t why_size)
+{
+	for (unsigned i = 0; i < stored_count; i++)
+		if (!strcmp(stored[i].vm, vm_name) && stored[i].bytes == bytes) {
+			memcpy(buf, stored[i].file, bytes);
+			return 0;
+		}
+	snprintf(why, why_size, "no saved state for '%s'", vm_name);
+	return -1;
+}
+
+/* vmm/vm_save.c: an imported state goes to the store. */
+void vm_save_persist(struct vm *vm)
+{
+	vm->saved.in_store = true;
+	persisted++;
+}
+
 /* VM slots as vmm/vm.c keeps them: by id, reused after a delete; vms lists the living. */
 static struct vm slots[VM_MAX];
 static bool slot_used[VM_MAX];
@@ -1020,6 +1057,8 @@ static void test_export_and_import(void **state)
 	struct vm *moved = vm_called("moved");
 	assert_int_equal(moved->state, VM_STATE_SAVED);
 	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_SAVED);
+	assert_true(moved->saved.in_store);
+	assert_int_equal(persisted, 1);
 	assert_memory_equal((const void *)(uintptr_t)moved->saved.base, file, size);
 	assert_int_equal(moved->boot->ram_bytes, guest->boot->ram_bytes);
 	const struct nic_info *nic = nic_get(moved->id, 0);
@@ -1050,6 +1089,62 @@ static void test_export_and_import(void **state)
 	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_OK);
 	guest->saved = (struct vm_saved){ 0 };
 	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
+}
+
+/*
+ * After a host reboot, the store's saved states are their VMs' again: the
+ * configuration's VM takes its own; a VM the API had created is created
+ * again from its file; a state that cannot be taken stays in the store and
+ * costs no memory.
+ */
+/* vmm/control_internal.h, which cmocka's fail() macro keeps out of this file. */
+void control_saved_init(const struct boot_info *bi);
+
+static void test_saved_states_from_the_store(void **state)
+{
+	static uint8_t revived[64 * 1024], own[64 * 1024], far[64 * 1024];
+	struct vm *guest = vm_called("guest");
+	uint64_t ram = guest->boot->ram_bytes;
+	(void)state;
+
+	assert_int_equal(guest->state, VM_STATE_TURNED_OFF);
+	stored[0] = (struct stored_state){ "revived", revived,
+					 make_save_file(revived, sizeof(revived), ram, "lan") };
+	stored[1] = (struct stored_state){ "guest", own, make_save_file(own, sizeof(own), ram, "lan") };
+	stored[2] = (struct stored_state){ "far", far, make_save_file(far, sizeof(far), ram, "wan") };
+	stored[3] = (struct stored_state){ "mgmt", own, stored[1].bytes };
+	stored_count = 4;
+	unsigned persisted_before = persisted, vms_before = vms_used;
+	uint64_t free_before = pages.free_pages;
+
+	control_saved_init(&boot_info);
+	struct vm *back = vm_called("revived");
+	assert_int_equal(back->state, VM_STATE_SAVED);
+	assert_true(back->saved.in_store);
+	assert_int_equal(back->saved.saved_at, 1767225600);
+	assert_memory_equal((const void *)(uintptr_t)back->saved.base, revived, stored[0].bytes);
+	assert_int_equal(nic_get(back->id, 0)->mac[5], 0x77);
+	assert_int_equal(guest->state, VM_STATE_SAVED);
+	assert_true(guest->saved.in_store);
+	assert_memory_equal((const void *)(uintptr_t)guest->saved.base, own, stored[1].bytes);
+	/* Read from the store, not written back to it. */
+	assert_int_equal(persisted, persisted_before);
+	/* "far" names a network this host lacks; "mgmt" runs: neither is made or kept. */
+	assert_int_equal(vms_used, vms_before + 1);
+	assert_int_equal(call_vm(API_REQ_GET_STATE, "guest"), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_SAVED_IN_STORE), 1);
+
+	/* Tidy up for the tests after. */
+	stored_count = 0;
+	back->state = VM_STATE_TURNED_OFF;
+	page_alloc_free(&pages, back->saved.base, back->saved.pages);
+	back->saved = (struct vm_saved){ 0 };
+	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "revived"), API_E_OK);
+	page_alloc_free(&pages, guest->saved.base, guest->saved.pages);
+	guest->saved = (struct vm_saved){ 0 };
+	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
+	/* Nothing of the refused ones stayed. */
+	assert_int_equal(pages.free_pages, free_before);
 }
 
 /* --- IVMVirtualMachine ------------------------------------------------------- */
@@ -1556,6 +1651,7 @@ int main(void)
 		cmocka_unit_test(test_networks),
 		cmocka_unit_test(test_state_changes),
 		cmocka_unit_test(test_export_and_import),
+		cmocka_unit_test(test_saved_states_from_the_store),
 		cmocka_unit_test(test_get_state),
 		cmocka_unit_test(test_adapters),
 		cmocka_unit_test(test_cabling),

@@ -1,6 +1,6 @@
 /*
  * The store's format (lib/store.c): format and open, objects added and
- * deleted with first-fit extents, a power cut at every write of a commit
+ * deleted with first-fit extents, a saved state replaced in one commit, a power cut at every write of a commit
  * (the last committed generation always comes back, never a mix), and
  * refusals: a bad checksum in both superblocks, an unknown version,
  * overlapping extents, a name twice, extents outside the store.
@@ -218,6 +218,57 @@ static void test_power_cut(void **state)
 		}
 }
 
+/*
+ * A saved state replaced by the next Save: the new one lies outside the old
+ * one's blocks, and a power cut at any write of the commit leaves exactly
+ * one of them, whole.
+ */
+static void test_replace(void **state)
+{
+	(void)state;
+	for (long cut = 0; cut <= 2; cut++) {
+		struct store s, t;
+		struct store_object o;
+		setup(NULL);
+		store_format(&s, &dev, uuid, why, sizeof(why));
+		assert_int_equal(store_allocate(&s, "vm.vsv", STORE_SAVED_STATE, 2 * STORE_BLOCK, 0,
+						&o, why, sizeof(why)), STORE_OK);
+		assert_int_equal(store_commit_add(&s, &o, why, sizeof(why)), STORE_OK);
+		uint64_t old_start = store_find(&s, "vm.vsv")->extent[0].start;
+
+		assert_int_equal(store_allocate_replacement(&s, "vm.vsv", STORE_SAVED_STATE,
+							    3 * STORE_BLOCK, 0, &o, why,
+							    sizeof(why)), STORE_OK);
+		assert_int_equal(o.extent[0].start, old_start + 2);
+		mem.writes_left = cut;
+		store_commit_replace(&s, &o, why, sizeof(why));
+		assert_int_equal(store_open(&t, &dev, note, sizeof(note), why, sizeof(why)),
+				 STORE_OK);
+		assert_int_equal(t.table.count, 1);
+		const struct store_object *now = store_find(&t, "vm.vsv");
+		assert_non_null(now);
+		assert_int_equal(now->bytes, t.super.generation == 3 ? 3 * STORE_BLOCK
+								    : 2 * STORE_BLOCK);
+		assert_int_equal(now->extent[0].start, t.super.generation == 3 ? old_start + 2
+										: old_start);
+		if (cut == 2)
+			assert_int_equal(store_free_blocks(&t), DEV_BLOCKS - STORE_DATA_START - 3);
+	}
+	/* Only an object of the same kind is replaced. */
+	struct store s;
+	struct store_object o;
+	setup(NULL);
+	store_format(&s, &dev, uuid, why, sizeof(why));
+	add(&s, "disk", STORE_BLOCK);
+	assert_int_equal(store_allocate_replacement(&s, "disk", STORE_SAVED_STATE, 1, 0, &o, why,
+						    sizeof(why)), STORE_NOT_FOUND);
+	assert_int_equal(store_allocate_replacement(&s, "none", STORE_DISK, 1, 0, &o, why,
+						    sizeof(why)), STORE_NOT_FOUND);
+	o = (struct store_object){ .name = "none", .kind = STORE_DISK, .bytes = 1 };
+	assert_int_equal(store_commit_replace(&s, &o, why, sizeof(why)), STORE_NOT_FOUND);
+	assert_int_equal(s.super.generation, 2);
+}
+
 /* A slot that cannot be read is a damaged one: the other slot's generation is used. */
 static void test_unreadable_slot(void **state)
 {
@@ -376,6 +427,7 @@ int main(void)
 		cmocka_unit_test_setup(test_objects, setup),
 		cmocka_unit_test_setup(test_fragmented, setup),
 		cmocka_unit_test_setup(test_power_cut, setup),
+		cmocka_unit_test_setup(test_replace, setup),
 		cmocka_unit_test_setup(test_unreadable_slot, setup),
 		cmocka_unit_test_setup(test_uncertain_commit, setup),
 		cmocka_unit_test_setup(test_refusals, setup),

@@ -129,6 +129,35 @@ void store_host_detach(unsigned vm_id)
 		store_sd1_vm = -1;
 }
 
+/* Saved states in the store: the last one kept, and whether it was dropped since. */
+static struct {
+	char vm[32];
+	uint8_t file[64 * 1024];
+	uint64_t bytes;
+	bool kept;
+} store_saved;
+
+int store_host_keep_saved(const char *vm_name, const void *file, uint64_t bytes,
+			  uint64_t saved_at, char *why, size_t why_size)
+{
+	(void)saved_at;
+	if (bytes > sizeof(store_saved.file)) {
+		snprintf(why, why_size, "'%s' does not fit", vm_name);
+		return -1;
+	}
+	snprintf(store_saved.vm, sizeof(store_saved.vm), "%s", vm_name);
+	memcpy(store_saved.file, file, bytes);
+	store_saved.bytes = bytes;
+	store_saved.kept = true;
+	return 0;
+}
+
+void store_host_drop_saved(const char *vm_name)
+{
+	assert_string_equal(vm_name, store_saved.vm);
+	store_saved.kept = false;
+}
+
 size_t virt_vm_state_bytes(void)
 {
 	return 64;
@@ -431,6 +460,7 @@ static void test_save_and_restore(void **state)
 	uint64_t deadline = vm->vcpu.timer_deadline, free_before = pages.free_pages;
 	struct vm_time before = vm_now(vm);
 
+	console_ring_write(&vm->console, (const uint8_t *)"the guest's output\n", 19);
 	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
 	expect_events(vm->id, save_events, 4, "");
 	expect_no_events();
@@ -438,13 +468,25 @@ static void test_save_and_restore(void **state)
 	/* Zero pages take no room: 1 MiB of RAM with two pages of data is a few KiB. */
 	assert_true(vm->saved.bytes > 2 * 1024 && vm->saved.bytes < 16 * 1024);
 	assert_int_equal(pages.free_pages, free_before - vm->saved.pages);
+	/* The same file in the store, for Startup after a host reboot. */
+	assert_true(vm->saved.in_store && store_saved.kept);
+	assert_string_equal(store_saved.vm, vm->cfg->name);
+	assert_int_equal(store_saved.bytes, vm->saved.bytes);
+	assert_memory_equal(store_saved.file, (const void *)(uintptr_t)vm->saved.base,
+			    vm->saved.bytes);
 	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), -1);
 	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), -1);
 	expect_no_events();
 
 	clobber_guest(vm);
+	/* As a VM made anew from the file (after a host reboot): no history of its own. */
+	memset(&vm->console, 0, sizeof(vm->console));
 	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
 	expect_events(vm->id, restore_events, 3, "");
+	uint8_t history[64] = { 0 };
+	uint64_t from = 0;
+	assert_true(console_ring_read(&vm->console, &from, history, sizeof(history)) >= 19);
+	assert_non_null(strstr((const char *)history, "the guest's output"));
 	assert_int_equal(vm->state, VM_STATE_RUNNING);
 	assert_memory_equal(vm_gpa_to_host(vm, 0), want, vm->boot->ram_bytes);
 	assert_memory_equal(&loaded_state, &cpu, sizeof(cpu));
@@ -458,8 +500,9 @@ static void test_save_and_restore(void **state)
 	struct vnet_counters lan;
 	vnet_switch_stats(network_get((unsigned)net), &lan);
 	assert_int_equal(lan.rx_frames, 1); /* the RARP, from the adapter's MAC */
-	/* The guest runs on from the file, which is no longer its state. */
+	/* The guest runs on from the file, which is no longer its state, here or in the store. */
 	assert_int_equal(vm->saved.pages, 0);
+	assert_false(store_saved.kept);
 	assert_int_equal(pages.free_pages, free_before);
 	nic_remove_all(vm->id);
 	assert_int_equal(network_delete((unsigned)net), 0);
@@ -489,11 +532,13 @@ static void test_damaged_save_file_keeps_the_vm_saved(void **state)
 	seen += 5;
 	assert_int_equal(vm->state, VM_STATE_SAVED);
 	assert_int_not_equal(vm->saved.pages, 0);
+	assert_true(store_saved.kept);
 	file[vm->saved.bytes / 2] ^= 0x10;
 
 	assert_int_equal(vm_discard_saved_state(vm), 0);
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNED_OFF }, 1, "saved state discarded");
 	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
+	assert_false(store_saved.kept);
 	assert_int_equal(pages.free_pages, free_before);
 	assert_int_equal(vm_discard_saved_state(vm), -1);
 	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);

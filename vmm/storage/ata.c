@@ -181,7 +181,7 @@ static enum ata_result select_drive(struct ata_drive *d, uint8_t lba_top, const 
 /* The task file for count sectors at lba, then the command (48-bit: high bytes first). */
 static void issue(struct ata_drive *d, uint8_t command, uint64_t lba, uint32_t count)
 {
-	if (d->lba48) {
+	if (d->ident.lba48) {
 		out8(d, REG_COUNT, (uint8_t)(count >> 8));
 		out8(d, REG_LBA_LOW, (uint8_t)(lba >> 24));
 		out8(d, REG_LBA_MID, (uint8_t)(lba >> 32));
@@ -212,6 +212,25 @@ static void identify_string(const uint16_t *words, unsigned n, char *out)
 	out[len] = '\0';
 }
 
+bool ata_parse_identify(const uint16_t id[256], struct ata_identity *out)
+{
+	*out = (struct ata_identity){ 0 };
+	identify_string(&id[27], 20, out->model);
+	/* Word 83 holds something only with bits 15:14 = 01b; bit 10: 48-bit, bit 13: FLUSH CACHE EXT. */
+	uint16_t w83 = (id[83] & 0xc000) == 0x4000 ? id[83] : 0;
+	out->lba48 = w83 & (1u << 10);
+	out->flush_ext = w83 & (1u << 13);
+	out->logical_per_physical = (id[106] & 0xc000) == 0x4000 && (id[106] & (1u << 13))
+					    ? 1u << (id[106] & 0x0f) : 1;
+	out->alignment_offset = (id[209] & 0xc000) == 0x4000 ? id[209] & 0x3fff : 0;
+	if (out->lba48)
+		out->sectors = (uint64_t)id[100] | (uint64_t)id[101] << 16 |
+			       (uint64_t)id[102] << 32 | (uint64_t)id[103] << 48;
+	else
+		out->sectors = (uint64_t)id[60] | (uint64_t)id[61] << 16;
+	return out->sectors && (out->lba48 || out->sectors < LBA28_LIMIT);
+}
+
 enum ata_result ata_identify(struct ata_drive *d, const struct ata_io *io, uint16_t cmd,
 			     uint16_t ctl, bool slave)
 {
@@ -234,20 +253,7 @@ enum ata_result ata_identify(struct ata_drive *d, const struct ata_io *io, uint1
 		return r;
 	for (unsigned i = 0; i < 256; i++)
 		id[i] = io->in16(io->ctx, (uint16_t)(cmd + REG_DATA));
-	identify_string(&id[27], 20, d->model);
-	/* Word 83 holds something only with bits 15:14 = 01b; bit 10: 48-bit, bit 13: FLUSH CACHE EXT. */
-	uint16_t w83 = (id[83] & 0xc000) == 0x4000 ? id[83] : 0;
-	d->lba48 = w83 & (1u << 10);
-	d->flush_ext = w83 & (1u << 13);
-	d->logical_per_physical = (id[106] & 0xc000) == 0x4000 && (id[106] & (1u << 13))
-					  ? 1u << (id[106] & 0x0f) : 1;
-	d->alignment_offset = (id[209] & 0xc000) == 0x4000 ? id[209] & 0x3fff : 0;
-	if (d->lba48)
-		d->sectors = (uint64_t)id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 |
-			     (uint64_t)id[103] << 48;
-	else
-		d->sectors = (uint64_t)id[60] | (uint64_t)id[61] << 16;
-	if (!d->sectors || (!d->lba48 && d->sectors >= LBA28_LIMIT))
+	if (!ata_parse_identify(id, &d->ident))
 		return failed(d, ATA_DEVICE_ERROR, "IDENTIFY gives no usable size", status);
 	return ATA_OK;
 }
@@ -256,9 +262,9 @@ static enum ata_result check(struct ata_drive *d, uint64_t lba, uint32_t count)
 {
 	if (d->dead)
 		return ATA_DEAD;
-	if (lba > d->sectors || count > d->sectors - lba) {
+	if (lba > d->ident.sectors || count > d->ident.sectors - lba) {
 		fmt_snprintf(d->why, sizeof(d->why), "sectors %llu+%u beyond the drive's %llu",
-			     (unsigned long long)lba, count, (unsigned long long)d->sectors);
+			     (unsigned long long)lba, count, (unsigned long long)d->ident.sectors);
 		return ATA_RANGE;
 	}
 	return ATA_OK;
@@ -272,11 +278,11 @@ static enum ata_result transfer(struct ata_drive *d, bool write, uint64_t lba, u
 	uint8_t status;
 	enum ata_result r;
 
-	if ((r = select_drive(d, d->lba48 ? 0 : (uint8_t)(lba >> 24), what)) != ATA_OK)
+	if ((r = select_drive(d, d->ident.lba48 ? 0 : (uint8_t)(lba >> 24), what)) != ATA_OK)
 		return r;
-	issue(d, write ? (d->lba48 ? CMD_WRITE_SECTORS_EXT : CMD_WRITE_SECTORS)
-		       : (d->lba48 ? CMD_READ_SECTORS_EXT : CMD_READ_SECTORS),
-	      lba, count == ATA_SECTORS_PER_COMMAND && !d->lba48 ? 0 : count);
+	issue(d, write ? (d->ident.lba48 ? CMD_WRITE_SECTORS_EXT : CMD_WRITE_SECTORS)
+		       : (d->ident.lba48 ? CMD_READ_SECTORS_EXT : CMD_READ_SECTORS),
+	      lba, count == ATA_SECTORS_PER_COMMAND && !d->ident.lba48 ? 0 : count);
 	for (uint32_t s = 0; s < count; s++, buf += ATA_SECTOR) {
 		if ((r = wait_ready(d, true, COMMAND_TIMEOUT_MS, what, &status)) != ATA_OK)
 			return r;
@@ -309,7 +315,7 @@ static enum ata_result transfer_all(struct ata_drive *d, bool write, uint64_t lb
 	while (r == ATA_OK && count) {
 		uint32_t n = count < ATA_SECTORS_PER_COMMAND ? count : ATA_SECTORS_PER_COMMAND;
 		/* 28-bit commands cannot cross sector 2^28. */
-		if (!d->lba48 && lba + n > LBA28_LIMIT)
+		if (!d->ident.lba48 && lba + n > LBA28_LIMIT)
 			return check(d, LBA28_LIMIT, 1);
 		r = transfer(d, write, lba, n, buf);
 		lba += n;
@@ -339,7 +345,7 @@ enum ata_result ata_flush(struct ata_drive *d)
 		return ATA_DEAD;
 	if ((r = select_drive(d, 0, "FLUSH CACHE")) != ATA_OK)
 		return r;
-	out8(d, REG_COMMAND, d->flush_ext ? CMD_FLUSH_CACHE_EXT : CMD_FLUSH_CACHE);
+	out8(d, REG_COMMAND, d->ident.flush_ext ? CMD_FLUSH_CACHE_EXT : CMD_FLUSH_CACHE);
 	settle(d);
 	if ((r = wait_ready(d, false, FLUSH_TIMEOUT_MS, "FLUSH CACHE", &status)) != ATA_OK)
 		return r;

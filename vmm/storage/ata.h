@@ -37,17 +37,24 @@ struct ata_io {
 	uint64_t ticks_per_ms;
 };
 
-struct ata_drive {
-	const struct ata_io *io;
-	uint16_t cmd, ctl;              /* command and control block bases */
-	bool slave;
-	/* From IDENTIFY DEVICE. */
+/* What IDENTIFY DEVICE says of a drive, however it came (PIO here, a FIS in ahci.c). */
+struct ata_identity {
 	bool lba48, flush_ext;
 	uint64_t sectors;
 	/* Words 106 and 209: logical sectors a physical one, and LBA 0's place in the first. */
 	uint32_t logical_per_physical;
 	uint32_t alignment_offset;
 	char model[41];
+};
+
+/* IDENTIFY DEVICE's 256 words (ACS-3 7.12.7); false when they give no usable size. */
+bool ata_parse_identify(const uint16_t id[256], struct ata_identity *out);
+
+struct ata_drive {
+	const struct ata_io *io;
+	uint16_t cmd, ctl;              /* command and control block bases */
+	bool slave;
+	struct ata_identity ident;
 	/* No answer after a reset, or two timeouts in a row: nothing more is sent to it. */
 	bool dead;
 	bool timed_out_last;            /* the last command timed out (and the reset worked) */

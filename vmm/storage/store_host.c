@@ -1,21 +1,23 @@
 /*
- * The store on its ATA drive: store blocks are sectors of the container
- * file, which lie in the extents the loader resolved (boot/store_locate.c),
- * reached by PIO (vmm/storage/ata.c). Only those sectors are ever read or
- * written: the rest of the disk (the FAT, the firmware's files) is not
- * this hypervisor's.
+ * The store on its disk: store blocks are sectors of the container file,
+ * which lie in the extents the loader resolved (boot/store_locate.c),
+ * reached by the disk's driver (vmm/storage/block.h). Only those sectors
+ * are ever read or written: the rest of the disk (the FAT, the firmware's
+ * files, other partitions) is not this hypervisor's.
  */
 #include "vmm/storage/store_host.h"
 
+#include "boot/handover.h"
 #include "lib/fmt.h"
 #include "lib/store.h"
 #include "vmm/log.h"
-#include "vmm/storage/ata.h"
+#include "vmm/page_alloc.h"
+#include "vmm/storage/block.h"
 #include "x86/cpu.h"
 
 #include <string.h>
 
-#define SECTORS_PER_BLOCK (STORE_BLOCK / ATA_SECTOR)
+#define SECTORS_PER_BLOCK (STORE_BLOCK / BLOCK_SECTOR)
 /* The self-test's object: written by one boot, checked by the next. */
 #define SELFTEST_NAME "selftest"
 #define SELFTEST_BYTES (64 * 1024)
@@ -23,44 +25,15 @@
 _Static_assert(SELFTEST_BYTES % SELFTEST_PIECE == 0, "the self-test writes whole pieces");
 
 static const struct boot_store *where;
+static const char *store_path;
 static bool store_open_ok;
 /* The drive failed last time: said once, not at every guest retry. */
 static bool failing;
-static struct ata_drive drive;
+static struct block_disk disk;
+static uint64_t ticks_per_ms;
 static struct store store;
 static char status[160] = "none: no store configured (disks are RAM copies)";
 
-static uint8_t port_in8(void *ctx, uint16_t port)
-{
-	(void)ctx;
-	return inb(port);
-}
-
-static void port_out8(void *ctx, uint16_t port, uint8_t v)
-{
-	(void)ctx;
-	outb(port, v);
-}
-
-static uint16_t port_in16(void *ctx, uint16_t port)
-{
-	(void)ctx;
-	return inw(port);
-}
-
-static void port_out16(void *ctx, uint16_t port, uint16_t v)
-{
-	(void)ctx;
-	outw(port, v);
-}
-
-static uint64_t tsc_now(void *ctx)
-{
-	(void)ctx;
-	return rdtsc();
-}
-
-static struct ata_io io = { NULL, port_in8, port_out8, port_in16, port_out16, tsc_now, 0 };
 
 /* count sectors of the container file from sector on, through its extents, piece by piece. */
 static bool container_io(uint64_t sector, uint64_t left, uint8_t *buf, bool write)
@@ -78,11 +51,11 @@ static bool container_io(uint64_t sector, uint64_t left, uint8_t *buf, bool writ
 		if (!x)
 			return false;
 		uint64_t in = sector - base, run = x->sectors - in < left ? x->sectors - in : left;
-		enum ata_result r = write ? ata_write(&drive, x->sector + in, (uint32_t)run, buf)
-					  : ata_read(&drive, x->sector + in, (uint32_t)run, buf);
-		if (r != ATA_OK) {
+		bool done = write ? disk.write(disk.ctx, x->sector + in, (uint32_t)run, buf)
+				  : disk.read(disk.ctx, x->sector + in, (uint32_t)run, buf);
+		if (!done) {
 			if (!failing)
-				log_err("store: %s", drive.why);
+				log_err("store: %s", disk.why);
 			failing = true;
 			return false;
 		}
@@ -91,7 +64,7 @@ static bool container_io(uint64_t sector, uint64_t left, uint8_t *buf, bool writ
 		failing = false;
 		sector += run;
 		left -= run;
-		buf += run * ATA_SECTOR;
+		buf += run * BLOCK_SECTOR;
 	}
 	return true;
 }
@@ -114,12 +87,28 @@ static bool dev_write(void *ctx, uint64_t block, uint32_t count, const void *buf
 static bool dev_flush(void *ctx)
 {
 	(void)ctx;
-	if (ata_flush(&drive) == ATA_OK)
+	if (disk.flush(disk.ctx))
 		return true;
 	if (!failing)
-		log_err("store: %s", drive.why);
+		log_err("store: %s", disk.why);
 	failing = true;
 	return false;
+}
+
+/* DMA memory for the disk's controller: host pages, 1:1 mapped. */
+static void *dma_alloc(void *ctx, uint64_t pages, bool below_4g)
+{
+	uint64_t pa;
+
+	if (page_alloc_alloc(ctx, pages, 1, &pa))
+		return NULL;
+	/* The pool's pages lie where RAM is: the 4-GiB limit is checked, not asked for. */
+	if (below_4g && pa + pages * PAGE_SIZE > (UINT64_C(1) << 32)) {
+		page_alloc_free(ctx, pa, pages);
+		return NULL;
+	}
+	memset((void *)(uintptr_t)pa, 0, pages * PAGE_SIZE);
+	return (void *)(uintptr_t)pa;
 }
 
 static struct store_dev dev = { NULL, 0, dev_read, dev_write, dev_flush };
@@ -134,27 +123,53 @@ struct attachment {
 
 static struct attachment attached[STORE_OBJECTS_MAX];
 
-/* len bytes at offset of object o, whole sectors: through its extents, piece by piece. */
-static bool object_io(const struct store_object *o, uint64_t offset, uint8_t *buf, uint64_t len,
-		      bool write)
+/* len bytes (whole sectors) at offset of object o: through its extents, piece by piece. */
+static bool sectors_io(const struct store_object *o, uint64_t offset, uint8_t *buf, uint64_t len,
+		       bool write)
 {
 	uint64_t block, run;
 
-	if (!o || offset > o->bytes || len > o->bytes - offset)
-		return false;
 	while (len) {
 		if (!store_map(o, offset, &block, &run))
 			return false;
 		uint64_t in_block = offset % STORE_BLOCK, n = run * STORE_BLOCK - in_block;
 		if (n > len)
 			n = len;
-		if (!container_io(block * SECTORS_PER_BLOCK + in_block / ATA_SECTOR, n / ATA_SECTOR,
+		if (!container_io(block * SECTORS_PER_BLOCK + in_block / BLOCK_SECTOR, n / BLOCK_SECTOR,
 				  buf, write))
 			return false;
 		offset += n;
 		buf += n;
 		len -= n;
 	}
+	return true;
+}
+
+/*
+ * len bytes at offset (a sector's start) of object o. A last partial
+ * sector goes through a bounce sector: on a write, the rest of it (past
+ * the object's bytes, still inside its own block) is zeros.
+ */
+static bool object_io(const struct store_object *o, uint64_t offset, uint8_t *buf, uint64_t len,
+		      bool write)
+{
+	static uint8_t bounce[BLOCK_SECTOR];
+	uint64_t tail = len % BLOCK_SECTOR, whole = len - tail;
+
+	if (!o || offset % BLOCK_SECTOR || offset > o->bytes || len > o->bytes - offset)
+		return false;
+	if (!sectors_io(o, offset, buf, whole, write))
+		return false;
+	if (!tail)
+		return true;
+	if (write) {
+		memset(bounce, 0, sizeof(bounce));
+		memcpy(bounce, buf + whole, tail);
+	}
+	if (!sectors_io(o, offset + whole, bounce, BLOCK_SECTOR, write))
+		return false;
+	if (!write)
+		memcpy(buf + whole, bounce, tail);
 	return true;
 }
 
@@ -195,7 +210,7 @@ enum store_disk_state store_host_disk_state(const char *name)
 	if (!store_open_ok)
 		return STORE_DISK_NO_STORE;
 	/* A disk is whole sectors: an object under one is no disk. */
-	if (!(o = store_find(&store, name)) || o->kind != STORE_DISK || o->bytes < ATA_SECTOR)
+	if (!(o = store_find(&store, name)) || o->kind != STORE_DISK || o->bytes < BLOCK_SECTOR)
 		return STORE_DISK_MISSING;
 	return attachment_of(name) ? STORE_DISK_TAKEN : STORE_DISK_FREE;
 }
@@ -244,6 +259,116 @@ void store_host_detach(unsigned vm_id)
 			attached[i].used = false;
 }
 
+/*
+ * A VM's saved state is the object "NAME.vsv" (Virtual Server's name for
+ * a saved state file): a disk may have the VM's own name.
+ */
+#define SAVED_SUFFIX ".vsv"
+
+static bool saved_object_name(const char *vm_name, char *out, size_t cap)
+{
+	fmt_snprintf(out, cap, "%s" SAVED_SUFFIX, vm_name);
+	return strlen(vm_name) + sizeof(SAVED_SUFFIX) - 1 < cap && store_name_valid(out);
+}
+
+static bool writable(char *why, size_t why_size)
+{
+	if (!store_open_ok) {
+		fmt_snprintf(why, why_size, "there is no store (%s)", status);
+		return false;
+	}
+	if (store.uncertain) {
+		fmt_snprintf(why, why_size, "the store is read-only until the next boot (a "
+			     "superblock write did not finish)");
+		return false;
+	}
+	return true;
+}
+
+int store_host_keep_saved(const char *vm_name, const void *file, uint64_t bytes,
+			  uint64_t saved_at, char *why, size_t why_size)
+{
+	char name[STORE_NAME_MAX + 1];
+	struct store_object o;
+	enum store_result r;
+
+	if (!writable(why, why_size))
+		return -1;
+	if (!saved_object_name(vm_name, name, sizeof(name))) {
+		fmt_snprintf(why, why_size, "'%s' is no store name (at most %u characters of A-Z "
+			     "a-z 0-9 . _ - with '" SAVED_SUFFIX "')", vm_name, STORE_NAME_MAX);
+		return -1;
+	}
+	/* The older state stays committed until the new one is whole on the medium. */
+	bool replacing = store_find(&store, name) != NULL;
+	r = replacing ? store_allocate_replacement(&store, name, STORE_SAVED_STATE, bytes,
+						   saved_at, &o, why, why_size)
+		      : store_allocate(&store, name, STORE_SAVED_STATE, bytes, saved_at, &o, why,
+				       why_size);
+	if (r != STORE_OK)
+		return -1;
+	/* The buffer is only read: the cast serves the shared walk. */
+	if (!object_io(&o, 0, (uint8_t *)(uintptr_t)file, bytes, true) || !dev_flush(NULL)) {
+		fmt_snprintf(why, why_size, "writing it failed (%s)", disk.why);
+		return -1;
+	}
+	r = replacing ? store_commit_replace(&store, &o, why, why_size)
+		      : store_commit_add(&store, &o, why, why_size);
+	return r == STORE_OK ? 0 : -1;
+}
+
+void store_host_drop_saved(const char *vm_name)
+{
+	char name[STORE_NAME_MAX + 1], why[160];
+
+	if (!store_open_ok || !saved_object_name(vm_name, name, sizeof(name)) ||
+	    !store_find(&store, name))
+		return;
+	/*
+	 * Left behind, the state would come back as this VM's at the next
+	 * boot, older than the guest's disk: said loudly.
+	 */
+	if (store_commit_delete(&store, name, why, sizeof(why)) != STORE_OK)
+		log_err("store: vm '%s': its saved state '%s' could not be dropped: %s; it comes "
+			"back at the next boot (vmm-store delete)", vm_name, name, why);
+}
+
+bool store_host_saved_at(unsigned index, char *vm_name, size_t cap, uint64_t *bytes)
+{
+	const size_t suffix = sizeof(SAVED_SUFFIX) - 1;
+
+	for (unsigned i = 0, seen = 0; store_open_ok && i < store.table.count; i++) {
+		const struct store_object *o = &store.table.object[i];
+		size_t n = strlen(o->name);
+		if (o->kind != STORE_SAVED_STATE || n <= suffix ||
+		    strcmp(o->name + n - suffix, SAVED_SUFFIX) || seen++ != index)
+			continue;
+		fmt_snprintf(vm_name, cap, "%.*s", (int)(n - suffix), o->name);
+		*bytes = o->bytes;
+		return n - suffix < cap;
+	}
+	return false;
+}
+
+int store_host_read_saved(const char *vm_name, void *buf, uint64_t bytes, char *why,
+			  size_t why_size)
+{
+	char name[STORE_NAME_MAX + 1];
+	const struct store_object *o;
+
+	if (!store_open_ok || !saved_object_name(vm_name, name, sizeof(name)) ||
+	    !(o = store_find(&store, name)) || o->bytes != bytes) {
+		fmt_snprintf(why, why_size, "the store holds no saved state of %llu bytes for '%s'",
+			     (unsigned long long)bytes, vm_name);
+		return -1;
+	}
+	if (!object_io(o, 0, buf, bytes, false)) {
+		fmt_snprintf(why, why_size, "reading '%s' failed (%s)", name, disk.why);
+		return -1;
+	}
+	return 0;
+}
+
 static uint8_t pattern_byte(uint64_t i)
 {
 	return (uint8_t)(i * 7 + (i >> 12) + 0x5a);
@@ -256,7 +381,7 @@ static uint8_t pattern_byte(uint64_t i)
 static int64_t check_pattern(const struct store_object *o)
 {
 	static uint8_t block_buf[STORE_BLOCK];
-	uint64_t sectors_bytes = o->bytes & ~(uint64_t)(ATA_SECTOR - 1);
+	uint64_t sectors_bytes = o->bytes & ~(uint64_t)(BLOCK_SECTOR - 1);
 
 	for (uint64_t at = 0, n; at < sectors_bytes; at += n) {
 		n = sectors_bytes - at < STORE_BLOCK ? sectors_bytes - at : STORE_BLOCK;
@@ -324,8 +449,8 @@ static void selftest(void)
 	}
 	uint64_t commit_ticks = rdtsc() - t0;
 	log_info("store selftest: raw writes %u KiB in %llu us, a commit in %llu us",
-		 SELFTEST_BYTES / 1024, (unsigned long long)(write_ticks * 1000 / io.ticks_per_ms),
-		 (unsigned long long)(commit_ticks * 1000 / io.ticks_per_ms));
+		 SELFTEST_BYTES / 1024, (unsigned long long)(write_ticks * 1000 / ticks_per_ms),
+		 (unsigned long long)(commit_ticks * 1000 / ticks_per_ms));
 	bad = check_pattern(store_find(&store, SELFTEST_NAME));
 	if (bad < 0)
 		log_info("store selftest: %u KiB written, flushed, committed (generation %llu) and "
@@ -335,12 +460,66 @@ static void selftest(void)
 		log_err("store selftest: the pattern reads back wrong at byte %lld", (long long)bad);
 }
 
+/* Byte k of stress object i: every object's bytes its own. */
+static uint8_t stress_byte(uint64_t i, uint64_t k)
+{
+	return (uint8_t)(i * 31 + k * 7 + (k >> 9));
+}
+
+/*
+ * selftest = store-stress: objects written, flushed and committed one
+ * after another, the oldest deleted once STRESS_KEPT are there, until the
+ * power goes. The e2e test cuts it (kills the emulator) in the middle and
+ * checks that the store opens, that its generation is at least the last
+ * one logged (a line is on the wire only after its commit), and that every
+ * object in it holds its bytes. Nothing else runs: it never returns.
+ */
+#define STRESS_BYTES (16 * 1024)
+#define STRESS_KEPT 4
+
+static void stress(void)
+{
+	static uint8_t data[STRESS_BYTES];
+	char name[STORE_NAME_MAX + 1], why[160];
+	struct store_object o;
+
+	log_warn("store stress: writing and committing until the power goes; no VM runs");
+	for (uint64_t i = 1;; i++) {
+		fmt_snprintf(name, sizeof(name), "stress-%llu", (unsigned long long)i);
+		for (uint64_t k = 0; k < sizeof(data); k++)
+			data[k] = stress_byte(i, k);
+		if (store_allocate(&store, name, STORE_DISK, sizeof(data), 0, &o, why,
+				   sizeof(why)) != STORE_OK)
+			break;
+		if (!object_io(&o, 0, data, sizeof(data), true) || !dev_flush(NULL)) {
+			fmt_snprintf(why, sizeof(why), "%s", disk.why);
+			break;
+		}
+		if (store_commit_add(&store, &o, why, sizeof(why)) != STORE_OK)
+			break;
+		log_info("store stress: %s committed (generation %llu)", name,
+			 (unsigned long long)store.super.generation);
+		if (i > STRESS_KEPT) {
+			fmt_snprintf(name, sizeof(name), "stress-%llu",
+				     (unsigned long long)(i - STRESS_KEPT));
+			if (store_commit_delete(&store, name, why, sizeof(why)) != STORE_OK)
+				break;
+			log_info("store stress: %s deleted (generation %llu)", name,
+				 (unsigned long long)store.super.generation);
+		}
+		log_flush();
+	}
+	log_err("store stress: stopped: %s", why);
+	log_flush();
+	cpu_halt_forever();
+}
+
 void store_host_init(const struct boot_info *bi)
 {
 	const char *path = bi->config->hv.store;
 	char why[160], note[160];
 
-	if (bi->store.bus != BOOT_STORE_ATA) {
+	if (bi->store.bus == BOOT_STORE_NONE) {
 		if (path[0])
 			fmt_snprintf(status, sizeof(status), "none: '%s' was not found usable at boot "
 				     "(disks are RAM copies)", path);
@@ -348,13 +527,19 @@ void store_host_init(const struct boot_info *bi)
 		return;
 	}
 	where = &bi->store;
-	io.ticks_per_ms = bi->tsc_hz / 1000;
-	enum ata_result r = ata_identify(&drive, &io, where->ata_channel ? ATA_SECONDARY_CMD
-								    : ATA_PRIMARY_CMD,
-					 where->ata_channel ? ATA_SECONDARY_CTL : ATA_PRIMARY_CTL,
-					 where->ata_slave);
-	if (r != ATA_OK) {
-		fmt_snprintf(status, sizeof(status), "none: %s", drive.why);
+	store_path = path;
+	ticks_per_ms = bi->tsc_hz / 1000;
+	/* The drivers keep it: it outlives this call. */
+	static struct block_dma dma;
+	dma = (struct block_dma){ dma_alloc, bi->host_pages, bi->identity_map_top,
+				  handover_map_mmio, ticks_per_ms };
+	bool (*const open[])(const struct boot_store *, const struct block_dma *,
+			     struct block_disk *, char *, size_t) = {
+		[BOOT_STORE_ATA] = ata_disk_open, [BOOT_STORE_AHCI] = ahci_disk_open,
+		[BOOT_STORE_NVME] = nvme_disk_open, [BOOT_STORE_VIRTIO] = virtio_disk_open,
+	};
+	if (!open[where->bus](where, &dma, &disk, why, sizeof(why))) {
+		fmt_snprintf(status, sizeof(status), "none: %s", why);
 		log_err("store: %s", status);
 		return;
 	}
@@ -364,12 +549,12 @@ void store_host_init(const struct boot_info *bi)
 	 * other superblock too. Said, not refused: the admin can copy the file
 	 * anew (or use a partition) to align it.
 	 */
-	uint32_t per = drive.logical_per_physical;
+	uint32_t per = disk.logical_per_physical;
 	for (uint32_t k = 0; per > 1 && k < where->map.count; k++)
-		if ((where->map.extent[k].sector + drive.alignment_offset) % per) {
+		if ((where->map.extent[k].sector + disk.alignment_offset) % per) {
 			log_warn("store: '%s' is not aligned to the drive's %u-byte physical sectors: "
 				 "a power cut during a metadata write may damage both superblocks",
-				 path, per * ATA_SECTOR);
+				 path, per * BLOCK_SECTOR);
 			break;
 		}
 	dev.blocks = where->bytes / STORE_BLOCK;
@@ -382,19 +567,25 @@ void store_host_init(const struct boot_info *bi)
 	store_open_ok = true;
 	if (note[0])
 		log_warn("store: %s", note);
-	log_info("store: '%s' on '%s' (%llu MiB drive): generation %llu, %u object(s), %llu KiB "
-		 "free", path, drive.model, (unsigned long long)(drive.sectors / 2048),
+	log_info("store: '%s' on '%s' (%s, %llu MiB): generation %llu, %u object(s), %llu KiB "
+		 "free", path, disk.model, disk.where, (unsigned long long)(disk.sectors / 2048),
 		 (unsigned long long)store.super.generation, store.table.count,
 		 (unsigned long long)(store_free_blocks(&store) * (STORE_BLOCK / 1024)));
 	if (bi->config->hv.selftest == CFG_SELFTEST_STORE)
 		selftest();
-	fmt_snprintf(status, sizeof(status), "'%s': generation %llu, %u object(s), %llu KiB free%s",
-		     path, (unsigned long long)store.super.generation, store.table.count,
-		     (unsigned long long)(store_free_blocks(&store) * (STORE_BLOCK / 1024)),
-		     store.uncertain ? " (read-only: a superblock does not read)" : "");
+	if (bi->config->hv.selftest == CFG_SELFTEST_STORE_STRESS)
+		stress();
 }
 
 const char *store_host_status(void)
 {
+	/* As the store is now: every commit changes it. */
+	if (store_open_ok)
+		fmt_snprintf(status, sizeof(status), "'%s': generation %llu, %u object(s), %llu KiB "
+			     "free%s", store_path, (unsigned long long)store.super.generation,
+			     store.table.count,
+			     (unsigned long long)(store_free_blocks(&store) * (STORE_BLOCK / 1024)),
+			     store.uncertain ? " (read-only until the next boot: a superblock's "
+					       "state is unknown)" : "");
 	return status;
 }

@@ -32,6 +32,22 @@ enum store_disk_state store_host_disk_state(const char *name);
 /* VM vm_id lets go of its store disk, if it has one. */
 void store_host_detach(unsigned vm_id);
 
+/*
+ * Saved states (vmm/vm_save.c): a VM's file in the store, so that Startup
+ * after a host reboot restores it. keep writes it whole, flushes, then
+ * commits it in place of the VM's older one (a power cut leaves one of
+ * them); -1 with why when there is no store or it does not fit.
+ */
+int store_host_keep_saved(const char *vm_name, const void *file, uint64_t bytes,
+			  uint64_t saved_at, char *why, size_t why_size);
+/* The VM's saved state leaves the store (restored, discarded, deleted), if it is there. */
+void store_host_drop_saved(const char *vm_name);
+/* The index-th saved state in the store: its VM's name and size; false past the last. */
+bool store_host_saved_at(unsigned index, char *vm_name, size_t cap, uint64_t *bytes);
+/* Reads the VM's saved state of bytes into buf; -1 with why. */
+int store_host_read_saved(const char *vm_name, void *buf, uint64_t bytes, char *why,
+			  size_t why_size);
+
 /* One line for GetHostInfo and the log: the store's state, or why there is none. */
 const char *store_host_status(void);
 
