@@ -538,6 +538,10 @@ static int set_additions(struct parser *p, const struct key *k, struct span v)
 
 static int set_store(struct parser *p, const struct key *k, struct span v)
 {
+	if (v.n == strlen(CFG_STORE_PARTITION) && !memcmp(v.s, CFG_STORE_PARTITION, v.n)) {
+		memcpy(p->cfg->hv.store, CFG_STORE_PARTITION, sizeof(CFG_STORE_PARTITION));
+		return 0;
+	}
 	return get_path(p, k, v, p->cfg->hv.store);
 }
 

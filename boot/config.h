@@ -157,6 +157,9 @@ struct cfg_network {
 	bool dhcp;                      /* its DHCP server starts on; default off */
 };
 
+/* store = partition: the GPT partition of the store's type, on whichever disk holds it. */
+#define CFG_STORE_PARTITION "partition"
+
 enum cfg_selftest { CFG_SELFTEST_NONE, CFG_SELFTEST_EXCEPTION, CFG_SELFTEST_NMI,
 		    CFG_SELFTEST_STORE, CFG_SELFTEST_STORE_STRESS };
 

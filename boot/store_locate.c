@@ -8,10 +8,12 @@
  * never writes the FAT.
  */
 #include "boot/efi.h"
+#include <efigpt.h>
 #include "boot/store_locate.h"
 
 #include "lib/fmt.h"
 #include "lib/le.h"
+#include "lib/store.h"
 #include "vmm/log.h"
 #include "x86/pci.h"
 
@@ -208,7 +210,84 @@ static void describe(const struct boot_store *s, char *out, size_t n)
 	}
 }
 
-void store_locate(EFI_HANDLE image, const char *path, struct boot_store *out)
+/* UEFI 2.10, 13.18: EFI_PARTITION_INFO_PROTOCOL; not in gnu-efi's headers. */
+#define PARTITION_INFO_GUID                                                               \
+	{ 0x8cf2f62c, 0xbc9b, 0x4821, { 0x80, 0x8d, 0xec, 0x9e, 0xc4, 0x21, 0xa1, 0xa0 } }
+#define PARTITION_TYPE_GPT 0x02
+
+struct partition_info {
+	UINT32 revision;
+	UINT32 type;
+	UINT8 system;
+	UINT8 reserved[7];
+	union {
+		UINT8 mbr[16];
+		EFI_PARTITION_ENTRY gpt;
+	} info;
+} __attribute__((packed));
+_Static_assert(sizeof(EFI_PARTITION_ENTRY) == 128, "UEFI 2.10, 5.3.3");
+
+/* STORE_GPT_TYPE as a GUID in memory (the first three fields little-endian). */
+static const EFI_GUID store_type = { 0xc78ea6a6, 0x4a69, 0x4576,
+				     { 0x97, 0xfd, 0x0f, 0xa7, 0x45, 0xdc, 0x6d, 0xb4 } };
+
+/*
+ * store = partition: the one GPT partition of the store's type on any
+ * disk the firmware sees (its Partition Information protocol says the
+ * type). The store is the whole partition, one extent; nothing but its
+ * sectors is ever written.
+ */
+static bool locate_partition(struct boot_store *s, char *why, size_t n)
+{
+	EFI_GUID info_guid = PARTITION_INFO_GUID, block_io_guid = EFI_BLOCK_IO_PROTOCOL_GUID;
+	EFI_GUID device_path_guid = EFI_DEVICE_PATH_PROTOCOL_GUID;
+	EFI_HANDLE *handles, found = NULL;
+	UINTN count = 0;
+	unsigned matches = 0;
+	struct partition_info *info;
+	EFI_BLOCK_IO *io;
+	EFI_DEVICE_PATH *path;
+	uint64_t start;
+
+	if (efi_bs->LocateHandleBuffer(ByProtocol, &info_guid, NULL, &count, &handles) !=
+	    EFI_SUCCESS)
+		count = 0;
+	for (UINTN i = 0; i < count; i++)
+		if (efi_bs->HandleProtocol(handles[i], &info_guid, (void **)&info) == EFI_SUCCESS &&
+		    info->type == PARTITION_TYPE_GPT &&
+		    !memcmp(&info->info.gpt.PartitionTypeGUID, &store_type, sizeof(store_type)) &&
+		    !matches++)
+			found = handles[i];
+	if (count)
+		efi_bs->FreePool(handles);
+	if (!matches) {
+		fmt_snprintf(why, n, "no GPT partition of the store's type " STORE_GPT_TYPE " (or "
+			     "the firmware has no Partition Information protocol)");
+		return false;
+	}
+	if (matches > 1) {
+		fmt_snprintf(why, n, "%u GPT partitions are of the store's type " STORE_GPT_TYPE
+			     ": which one is meant is not clear", matches);
+		return false;
+	}
+	if (efi_bs->HandleProtocol(found, &block_io_guid, (void **)&io) != EFI_SUCCESS ||
+	    efi_bs->HandleProtocol(found, &device_path_guid, (void **)&path) != EFI_SUCCESS ||
+	    io->Media->BlockSize != FAT_SECTOR) {
+		fmt_snprintf(why, n, "the store partition offers no Block I/O of 512-byte blocks "
+			     "or no device path");
+		return false;
+	}
+	if (!disk_of(path, s, &start, why, n))
+		return false;
+	s->map.count = 1;
+	s->map.extent[0] = (struct fat_extent){ start, io->Media->LastBlock + 1 };
+	s->map.bytes = (io->Media->LastBlock + 1) * FAT_SECTOR;
+	return true;
+}
+
+/* store = \FILE: the container file in the boot volume's root, through the FAT. */
+static bool locate_file(EFI_HANDLE image, const char *path, struct boot_store *s, char *why,
+			size_t n)
 {
 	EFI_GUID loaded_image_guid = EFI_LOADED_IMAGE_PROTOCOL_GUID;
 	EFI_GUID block_io_guid = EFI_BLOCK_IO_PROTOCOL_GUID;
@@ -216,40 +295,47 @@ void store_locate(EFI_HANDLE image, const char *path, struct boot_store *out)
 	EFI_LOADED_IMAGE *loaded;
 	EFI_DEVICE_PATH *device_path;
 	struct volume_reader r;
-	struct boot_store s = { 0 };
 	uint64_t partition_start;
-	char why[160];
 
-	*out = (struct boot_store){ 0 };
 	/* A root file, '\' and an 8.3 name: the FAT walk looks there only. */
 	const char *name = path[0] == '\\' ? path + 1 : path;
-	bool in_root = true;
 	for (const char *c = name; *c; c++)
-		in_root &= *c != '\\' && *c != '/';
+		if (*c == '\\' || *c == '/') {
+			fmt_snprintf(why, n, "the store file lies in the root directory");
+			return false;
+		}
 	if (efi_bs->HandleProtocol(image, &loaded_image_guid, (void **)&loaded) != EFI_SUCCESS ||
 	    efi_bs->HandleProtocol(loaded->DeviceHandle, &block_io_guid, (void **)&r.io) !=
 		    EFI_SUCCESS ||
 	    efi_bs->HandleProtocol(loaded->DeviceHandle, &device_path_guid,
 				   (void **)&device_path) != EFI_SUCCESS) {
-		log_warn("store '%s': the boot volume offers no Block I/O or device path; "
-			 "running without a store", path);
-		return;
+		fmt_snprintf(why, n, "the boot volume offers no Block I/O or device path");
+		return false;
 	}
 	if (r.io->Media->BlockSize != FAT_SECTOR) {
-		log_warn("store '%s': the boot volume's blocks are %u bytes, not 512; running "
-			 "without a store", path, r.io->Media->BlockSize);
-		return;
+		fmt_snprintf(why, n, "the boot volume's blocks are %u bytes, not 512",
+			     r.io->Media->BlockSize);
+		return false;
 	}
-	if (!in_root || !disk_of(device_path, &s, &partition_start, why, sizeof(why)) ||
-	    fat_map_file(read_volume, &r, r.io->Media->LastBlock + 1, name, &s.map, why,
-			 sizeof(why))) {
-		if (!in_root)
-			fmt_snprintf(why, sizeof(why), "the store file lies in the root directory");
+	if (!disk_of(device_path, s, &partition_start, why, n) ||
+	    fat_map_file(read_volume, &r, r.io->Media->LastBlock + 1, name, &s->map, why, n))
+		return false;
+	for (uint32_t i = 0; i < s->map.count; i++)
+		s->map.extent[i].sector += partition_start;
+	return true;
+}
+
+void store_locate(EFI_HANDLE image, const char *path, struct boot_store *out)
+{
+	struct boot_store s = { 0 };
+	char why[160];
+
+	*out = (struct boot_store){ 0 };
+	if (!(strcmp(path, CFG_STORE_PARTITION) ? locate_file(image, path, &s, why, sizeof(why))
+						: locate_partition(&s, why, sizeof(why)))) {
 		log_warn("store '%s': %s; running without a store", path, why);
 		return;
 	}
-	for (uint32_t i = 0; i < s.map.count; i++)
-		s.map.extent[i].sector += partition_start;
 	s.bytes = s.map.bytes;
 	describe(&s, why, sizeof(why));
 	log_info("store '%s': %llu KiB in %u piece(s) from sector %llu of %s", path,

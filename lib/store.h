@@ -21,6 +21,11 @@
 #include <stdint.h>
 
 #define STORE_BLOCK 4096u
+/*
+ * The GPT partition type of a store partition (docs/store.md), as sfdisk,
+ * sgdisk and parted write it: c78ea6a6-4a69-4576-97fd-0fa745dc6db4.
+ */
+#define STORE_GPT_TYPE "c78ea6a6-4a69-4576-97fd-0fa745dc6db4"
 #define STORE_VERSION 1u
 #define STORE_OBJECTS_MAX 64u
 #define STORE_EXTENTS_MAX 8u

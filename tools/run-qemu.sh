@@ -6,13 +6,16 @@
 # usage: tools/run-qemu.sh --config FILE [--workdir DIR] [--timeout SEC]
 #                          [--until REGEX] [--kvm] [--qemu-arg ARG]...
 #                          [--extra FILE]... [--disk-bus ahci|nvme|virtio]
+#                          [--store-partition]
 #       tools/run-qemu.sh --disk IMAGE ...   (boots a ready FAT disk, copied)
 #
 # The boot disk hangs on q35's AHCI controller (ICH9), an NVMe controller or
-# a virtio-blk device (--disk-bus; AHCI by default), as a server's would.
+# a virtio-blk device (--disk-bus; AHCI by default), as a server's would;
+# with --store-partition it is a GPT disk with a store partition
+# (tools/mkdisk.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-config="" disk="" workdir="" timeout=60 until="" kvm=0 extra=() extras=() bus=ahci
+config="" disk="" workdir="" timeout=60 until="" kvm=0 extra=() extras=() bus=ahci mkdisk=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--config) config=$2; shift 2 ;;
@@ -24,6 +27,7 @@ while [ $# -gt 0 ]; do
 	--extra) extras+=("$2"); shift 2 ;;
 	--disk) disk=$2; shift 2 ;;
 	--disk-bus) bus=$2; shift 2 ;;
+	--store-partition) mkdisk=(--store-partition); shift ;;
 	*) echo "run-qemu: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -49,7 +53,8 @@ mkdir -p "$workdir"
 if [ -n "$disk" ]; then
 	cp "$disk" "$workdir/disk.img"
 else
-	"$root/tools/mkdisk.sh" "$workdir/disk.img" "$config" ${extras[@]+"${extras[@]}"}
+	"$root/tools/mkdisk.sh" ${mkdisk[@]+"${mkdisk[@]}"} "$workdir/disk.img" "$config" \
+		${extras[@]+"${extras[@]}"}
 fi
 boot_disk=format=raw,file=$workdir/disk.img
 case $bus in

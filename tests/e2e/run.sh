@@ -91,6 +91,14 @@ store_qemu() {
 			--disk-bus $bus --until "$halted" --timeout 120 >"$out/store-$bus-again.run" 2>&1
 		echo $? >"$out/store-$bus-again.rc"
 	done
+	# The server case: the store is a GPT partition of its own (on NVMe here).
+	tools/run-qemu.sh --workdir "$out/store-gpt" --config tests/e2e/configs/store-partition.conf \
+		--store-partition --disk-bus nvme --until "$halted" --timeout 120 \
+		>"$out/store-gpt.run" 2>&1
+	echo $? >"$out/store-gpt.rc"
+	tools/run-qemu.sh --workdir "$out/store-gpt-again" --disk "$out/store-gpt/disk.img" \
+		--disk-bus nvme --until "$halted" --timeout 120 >"$out/store-gpt-again.run" 2>&1
+	echo $? >"$out/store-gpt-again.rc"
 }
 
 # A power cut in the middle of a stream of data writes and commits
@@ -156,7 +164,7 @@ echo $? >"$out/mgmt.rc"
 wait $linux_boot
 
 for b in demo guests bad-vms bad-syntax selftest no-vtx reboot stress stress-again store-ahci store-ahci-again \
-	store-nvme store-nvme-again store-virtio store-virtio-again; do
+	store-nvme store-nvme-again store-virtio store-virtio-again store-gpt store-gpt-again; do
 	if [ "$(cat "$out/$b.rc")" = 0 ]; then
 		pass "$b: boot ended with a final message"
 	else
@@ -448,6 +456,12 @@ for bus in ahci nvme virtio; do
 	expect "store on $bus (QEMU): a second boot of the disk reads the object back" "store-$bus-again" \
 		'store selftest: the 64 KiB a previous boot wrote read back intact'
 done
+expect_order "store on a GPT partition of its type (QEMU, NVMe): found, opened, self-tested" \
+	store-gpt "store 'partition': [0-9]+ KiB in 1 piece\\(s\\) from sector 55296 of namespace 1 of NVMe" \
+	"store: 'partition' on '.*': generation 1, 0 object" \
+	'store selftest: 64 KiB written, flushed, committed \(generation 2\) and read back'
+expect "store on a GPT partition: a second boot reads the object back" store-gpt-again \
+	'store selftest: the 64 KiB a previous boot wrote read back intact'
 rm -f "$out/store-rebooted.img" "$out/pdisk-after.img"
 if mcopy -i "$out/reboot/disk.img" ::/vmmstore.img "$out/store-rebooted.img" 2>/dev/null &&
 	build/vmm-store export "$out/store-rebooted.img" pdisk "$out/pdisk-after.img" &&
