@@ -187,6 +187,10 @@ int import_vm(struct call *c)
 		if (vm_named(name))
 			return fail(c, API_E_ALREADY_EXISTS, "ImportVirtualMachine: a VM named '%s' "
 				    "exists", name);
+		/* One refused at boot: the admin decides about it (Startup, or vmm-store delete). */
+		if (store_host_has_saved(name))
+			return fail(c, API_E_ALREADY_EXISTS, "ImportVirtualMachine: the store keeps "
+				    "a saved state of '%s' that was not taken at boot", name);
 		if (size < SAVEFILE_PREFIX_SIZE || size > SAVEFILE_RAM_MAX)
 			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: %llu bytes "
 				    "cannot be a save file", (unsigned long long)size);
@@ -231,6 +235,31 @@ int import_vm(struct call *c)
 }
 
 /*
+ * Why a configured VM may not take a saved state: another RAM size, or
+ * another disk than the one the state was saved against (the guest's RAM
+ * holds that disk's caches). NULL when it may.
+ */
+static const char *config_mismatch(const struct vm *vm, struct savefile_reader *r)
+{
+	struct savefile_record rec;
+	struct tlv t;
+	char disk[API_NAME_MAX + 1] = "";
+
+	if (r->walk.header.ram_bytes != vm->boot->ram_bytes)
+		return "its RAM size is not the configuration's";
+	while (savefile_next(r, &rec))
+		if (rec.type == SAVEFILE_CONFIG) {
+			if (tlv_find(rec.payload, rec.size, API_TAG_DISK, &t) == TLV_OK)
+				return "it was saved with a RAM-copy disk";
+			tlv_get_str(rec.payload, rec.size, API_TAG_STORE_DISK, disk, sizeof(disk));
+			break;
+		}
+	if (vm->cfg->disk[0] || strcmp(disk, vm->cfg->store_disk))
+		return "its disk is not the configuration's";
+	return NULL;
+}
+
+/*
  * One saved state the store kept across a host reboot made its VM's
  * again: a VM of the configuration takes it if it is TurnedOff and of the
  * file's RAM size; one that was created through the API is created again
@@ -262,16 +291,16 @@ static void adopt_stored_state(const char *name, uint64_t bytes)
 		return;
 	}
 	if (vm) {
-		const char *refusal = NULL;
-		if (!savefile_open(&r, (const uint8_t *)(uintptr_t)file.base, bytes, &err))
-			refusal = err.text;
-		else if (r.walk.header.ram_bytes != vm->boot->ram_bytes)
-			refusal = "its RAM size is not the configuration's";
-		else
+		const char *refusal = !savefile_open(&r, (const uint8_t *)(uintptr_t)file.base,
+						     bytes, &err) ? err.text
+								  : config_mismatch(vm, &r);
+		if (!refusal)
 			file.saved_at = r.walk.header.saved_at;
 		if (refusal || vm_adopt_saved_state(vm, &file)) {
-			log_err("vm '%s': its saved state in the store is not taken (%s); left there",
-				name, refusal ? refusal : "the VM is not TurnedOff");
+			vm->stored_state_refused = true;
+			log_err("vm '%s': its saved state in the store is not taken (%s); left there, "
+				"and the VM is not started: Startup boots it afresh and drops that "
+				"state", name, refusal ? refusal : "the VM is not TurnedOff");
 			page_alloc_free(boot->host_pages, file.base, file.pages);
 			return;
 		}

@@ -379,11 +379,19 @@ int discard_saved_state(struct call *c)
 	const uint16_t rq = API_REQ_DISCARD_SAVED_STATE;
 	struct vm *vm;
 
+	char why[VM_REASON_MAX];
+
 	if (need_vm(c, rq, &vm))
 		return -1;
-	if (vm_discard_saved_state(vm)) {
+	if (vm->state != VM_STATE_SAVED) {
 		fail(c, API_E_INVALID_STATE, "DiscardSavedState: %s is %s, not Saved",
 		     vm->cfg->name, vm_state_name(vm->state));
+		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
+		return -1;
+	}
+	if (vm_discard_saved_state(vm, why, sizeof(why))) {
+		fail(c, API_E_INTERNAL, "DiscardSavedState: %s stays Saved: %s", vm->cfg->name,
+		     why);
 		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
 		return -1;
 	}

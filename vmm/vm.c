@@ -555,6 +555,16 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 		return VM_CONTROL_NO_MEMORY;
 	}
 	bool restore = vm->state == VM_STATE_SAVED;
+	/*
+	 * A VM never runs while the store keeps a saved state of its name: at
+	 * the next boot that state would come back, older than its disk. A
+	 * fresh start drops one left there (refused at boot) first; a restore
+	 * drops its own once it is loaded, below.
+	 */
+	if (op == VM_OP_STARTUP && !restore && store_host_drop_saved(vm->cfg->name, why, why_size)) {
+		log_err("vm '%s': Startup refused: %s", vm->cfg->name, why);
+		return -1;
+	}
 	if (op == VM_OP_RESUME && unpark_vcpu(vm, why, why_size)) {
 		log_err("vm '%s': Resume refused, its parked vCPU state does not load: %s",
 			vm->cfg->name, why);
@@ -570,7 +580,8 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 		    power_on(vm, op == VM_OP_STARTUP, why, why_size))
 			return end_failed_start(vm, restore, why);
 		if (next == VM_STATE_RESTORING) {
-			if (vm_save_restore(vm, why, why_size))
+			if (vm_save_restore(vm, why, why_size) ||
+			    store_host_drop_saved(vm->cfg->name, why, why_size))
 				return end_failed_start(vm, restore, why);
 			apply_tsc_offset(vm); /* the loaded clock's */
 		}
@@ -593,9 +604,13 @@ int vm_adopt_saved_state(struct vm *vm, const struct vm_saved *saved)
 	return 0;
 }
 
-int vm_discard_saved_state(struct vm *vm)
+int vm_discard_saved_state(struct vm *vm, char *why, size_t why_size)
 {
-	if (vm->state != VM_STATE_SAVED)
+	if (vm->state != VM_STATE_SAVED) {
+		fmt_snprintf(why, why_size, "it is %s, not Saved", vm_state_name(vm->state));
+		return -1;
+	}
+	if (store_host_drop_saved(vm->cfg->name, why, why_size))
 		return -1;
 	vm_save_discard(vm);
 	enter_state(vm, VM_STATE_TURNED_OFF, "saved state discarded");
@@ -774,6 +789,9 @@ void vm_delete(struct vm *vm)
 	slots[vm->id] = NULL;
 
 	vm_save_discard(vm);
+	char why[160];
+	if (store_host_drop_saved(vm->cfg->name, why, sizeof(why)))
+		log_err("vm '%s': deleted, but %s (vmm-store delete)", vm->cfg->name, why);
 	disk_delete(vm);
 	virt_vcpu_destroy(&vm->vcpu, pages);
 	virt_vm_destroy(vm, pages);
@@ -800,7 +818,7 @@ void vm_start_autostart(void)
 	 */
 	for (unsigned pass = 0; pass < 2; pass++)
 		for (unsigned i = 0; i < vm_total; i++)
-			if (vms[i]->cfg->autostart &&
+			if (vms[i]->cfg->autostart && !vms[i]->stored_state_refused &&
 			    (vms[i]->state == VM_STATE_TURNED_OFF || vms[i]->state == VM_STATE_SAVED) &&
 			    (vms[i]->cfg->role == CFG_ROLE_MANAGEMENT) == (pass == 0))
 				vm_control(vms[i], VM_OP_STARTUP, NULL);

@@ -92,6 +92,12 @@ struct vm {
 	struct cfg_vm own_cfg;
 	struct boot_vm own_boot;
 	bool ram_from_pool; /* vm_delete gives its RAM back (VM_RAM_FROM_POOL) */
+	/*
+	 * Its saved state in the store was not taken at boot: autostart leaves
+	 * it off, so that the admin decides (Startup boots it afresh and drops
+	 * that state).
+	 */
+	bool stored_state_refused;
 	struct page_alloc *pages; /* where its state, RAM and disk chunks came from */
 	struct vcpu vcpu;
 	/*
@@ -272,8 +278,11 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
  */
 int vm_adopt_saved_state(struct vm *vm, const struct vm_saved *saved);
 
-/* Saved -> TurnedOff, the saved state dropped (DiscardSavedState); -1 if not Saved. */
-int vm_discard_saved_state(struct vm *vm);
+/*
+ * Saved -> TurnedOff, the saved state dropped, here and in the store
+ * (DiscardSavedState); -1 with why if not Saved, or if the store keeps it.
+ */
+int vm_discard_saved_state(struct vm *vm, char *why, size_t why_size);
 
 /*
  * A guest-caused end (power-off, triple fault, fault the hypervisor cannot

@@ -530,10 +530,15 @@ void vm_save_persist(struct vm *vm)
 	char why[160];
 	uint64_t started = clock_ns();
 
-	vm->saved.in_store = !store_host_keep_saved(vm->cfg->name,
-						    (const void *)(uintptr_t)vm->saved.base,
-						    vm->saved.bytes, vm->saved.saved_at, why,
-						    sizeof(why));
+	/* Its disk's writes are in host RAM too: a state kept without them would lie. */
+	if (vm->cfg->disk[0])
+		fmt_snprintf(why, sizeof(why), "its disk is a RAM copy of '%s', whose writes a "
+			     "host reboot loses too", vm->cfg->disk);
+	else
+		vm->saved.in_store = !store_host_keep_saved(vm->cfg->name,
+							    (const void *)(uintptr_t)vm->saved.base,
+							    vm->saved.bytes, vm->saved.saved_at, why,
+							    sizeof(why));
 	if (vm->saved.in_store)
 		log_info("vm '%s': saved state kept in the store (%llu KiB in %llu ms)",
 			 vm->cfg->name, (unsigned long long)(vm->saved.bytes / 1024),
@@ -545,7 +550,5 @@ void vm_save_persist(struct vm *vm)
 
 void vm_save_discard(struct vm *vm)
 {
-	if (vm->saved.in_store)
-		store_host_drop_saved(vm->cfg->name);
 	free_saved_pages(vm);
 }

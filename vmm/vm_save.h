@@ -49,9 +49,9 @@ int vm_save_restore(struct vm *vm, char *why, size_t why_size);
 void vm_save_persist(struct vm *vm);
 
 /*
- * Gives the saved state's pages back and drops its copy in the store
- * (restored, Discard, Delete): a state the guest has moved on from must
- * not come back at the next boot.
+ * Gives the saved state's pages back (restored, Discard, Delete); its copy
+ * in the store is vm.c's to drop (store_host_drop_saved), before the VM
+ * can run again.
  */
 void vm_save_discard(struct vm *vm);
 

@@ -808,19 +808,29 @@ bool guest_os_yield(void)
  * GetHeartbeat, from the records alone. The port's status is read without
  * its bytes while a call to the VM runs: they are the call's.
  */
+/*
+ * The agent port's status, and what it holds (unless read_bytes is false)
+ * read and handed to the poll loop: an agent's answer to a ping.
+ */
+static long agent_status(const char *vm, bool read_bytes, uint32_t *status)
+{
+	uint32_t taken;
+	long r = agent_io(vm, NULL, 0, beat_io, read_bytes ? sizeof(beat_io) : 0, &taken, status);
+
+	if (r > 0)
+		guest_os_poll_bytes(vm, beat_io, (size_t)r);
+	return r;
+}
+
 static uint16_t heartbeat(const char *vm, uint8_t *out, size_t *len, struct tlv_writer *w)
 {
-	bool busy = vm_has_call(vm);
-	uint32_t taken, status = 0;
-	long r = agent_io(vm, NULL, 0, beat_io, busy ? 0 : sizeof(beat_io), &taken, &status);
+	uint32_t status = 0;
+	long r = agent_status(vm, !vm_has_call(vm), &status);
 	const struct heartbeat *b = beat_of(vm, false);
 	unsigned answered = 0;
 
 	if (r == HC_ENOENT || (r >= 0 && !(status & HC_AGENT_RUNNING)))
 		return refuse(vm, r, status, out, len);
-	/* What the read took is an agent's answer to a ping: the poll loop's business. */
-	if (r > 0)
-		guest_os_poll_bytes(vm, beat_io, (size_t)r);
 	/* An agent never seen is no agent; one that stopped answering is a lost heartbeat. */
 	if (!b && refuse(vm, r, status, out, len) != API_E_OK)
 		return refuse(vm, r, status, out, len);
@@ -841,11 +851,9 @@ static uint16_t heartbeat(const char *vm, uint8_t *out, size_t *len, struct tlv_
 /* Whether the agent of vm can take a call, at once: no call to it may hang on its absence. */
 static uint16_t probe(const char *vm, uint8_t *out, size_t *len)
 {
-	uint32_t taken, status = 0;
-	long r = agent_io(vm, NULL, 0, beat_io, sizeof(beat_io), &taken, &status);
+	uint32_t status = 0;
+	long r = agent_status(vm, true, &status);
 
-	if (r > 0)
-		guest_os_poll_bytes(vm, beat_io, (size_t)r);
 	return refuse(vm, r, status, out, len);
 }
 

@@ -152,10 +152,19 @@ int store_host_keep_saved(const char *vm_name, const void *file, uint64_t bytes,
 	return 0;
 }
 
-void store_host_drop_saved(const char *vm_name)
+/* drop_fails: the store cannot commit (its state stays, and would come back). */
+static bool drop_fails;
+
+int store_host_drop_saved(const char *vm_name, char *why, size_t why_size)
 {
-	assert_string_equal(vm_name, store_saved.vm);
+	if (!store_saved.kept || strcmp(vm_name, store_saved.vm))
+		return 0;
+	if (drop_fails) {
+		snprintf(why, why_size, "its saved state in the store cannot be dropped");
+		return -1;
+	}
 	store_saved.kept = false;
+	return 0;
 }
 
 size_t virt_vm_state_bytes(void)
@@ -478,6 +487,20 @@ static void test_save_and_restore(void **state)
 	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), -1);
 	expect_no_events();
 
+	/*
+	 * Restored, but its state cannot leave the store: it does not run (at
+	 * the next boot that state would come back, older than its disk).
+	 */
+	drop_fails = true;
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), -1);
+	struct vm_event got[8];
+	assert_int_equal(vm_events_since(seen, got, 8), 5);
+	assert_int_equal(got[1].state, VM_STATE_RESTORING);
+	assert_non_null(strstr(got[4].reason, "cannot be dropped"));
+	seen += 5;
+	assert_int_equal(vm->state, VM_STATE_SAVED);
+	assert_true(store_saved.kept);
+	drop_fails = false;
 	clobber_guest(vm);
 	/* As a VM made anew from the file (after a host reboot): no history of its own. */
 	memset(&vm->console, 0, sizeof(vm->console));
@@ -499,7 +522,8 @@ static void test_save_and_restore(void **state)
 	assert_true(hardware_tsc_offset == vm_clock_tsc_offset(&vm->clock));
 	struct vnet_counters lan;
 	vnet_switch_stats(network_get((unsigned)net), &lan);
-	assert_int_equal(lan.rx_frames, 1); /* the RARP, from the adapter's MAC */
+	/* The RARPs from the adapter's MAC: the restore that could not drop its state sent one too. */
+	assert_int_equal(lan.rx_frames, 2);
 	/* The guest runs on from the file, which is no longer its state, here or in the store. */
 	assert_int_equal(vm->saved.pages, 0);
 	assert_false(store_saved.kept);
@@ -535,12 +559,20 @@ static void test_damaged_save_file_keeps_the_vm_saved(void **state)
 	assert_true(store_saved.kept);
 	file[vm->saved.bytes / 2] ^= 0x10;
 
-	assert_int_equal(vm_discard_saved_state(vm), 0);
+	/* A store that cannot drop the state keeps the VM Saved: it would come back at boot. */
+	char why[128];
+	drop_fails = true;
+	assert_int_equal(vm_discard_saved_state(vm, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "cannot be dropped"));
+	assert_int_equal(vm->state, VM_STATE_SAVED);
+	assert_true(store_saved.kept);
+	drop_fails = false;
+	assert_int_equal(vm_discard_saved_state(vm, why, sizeof(why)), 0);
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNED_OFF }, 1, "saved state discarded");
 	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
 	assert_false(store_saved.kept);
 	assert_int_equal(pages.free_pages, free_before);
-	assert_int_equal(vm_discard_saved_state(vm), -1);
+	assert_int_equal(vm_discard_saved_state(vm, why, sizeof(why)), -1);
 	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
 }

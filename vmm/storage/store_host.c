@@ -317,20 +317,37 @@ int store_host_keep_saved(const char *vm_name, const void *file, uint64_t bytes,
 	return r == STORE_OK ? 0 : -1;
 }
 
-void store_host_drop_saved(const char *vm_name)
+/* The VM's saved state in the store, if there is one. */
+static const struct store_object *saved_of(const char *vm_name, char *name, size_t cap)
 {
-	char name[STORE_NAME_MAX + 1], why[160];
+	const struct store_object *o;
 
-	if (!store_open_ok || !saved_object_name(vm_name, name, sizeof(name)) ||
-	    !store_find(&store, name))
-		return;
-	/*
-	 * Left behind, the state would come back as this VM's at the next
-	 * boot, older than the guest's disk: said loudly.
-	 */
-	if (store_commit_delete(&store, name, why, sizeof(why)) != STORE_OK)
-		log_err("store: vm '%s': its saved state '%s' could not be dropped: %s; it comes "
-			"back at the next boot (vmm-store delete)", vm_name, name, why);
+	if (!store_open_ok || !saved_object_name(vm_name, name, cap) ||
+	    !(o = store_find(&store, name)) || o->kind != STORE_SAVED_STATE)
+		return NULL;
+	return o;
+}
+
+bool store_host_has_saved(const char *vm_name)
+{
+	char name[STORE_NAME_MAX + 1];
+
+	return saved_of(vm_name, name, sizeof(name)) != NULL;
+}
+
+int store_host_drop_saved(const char *vm_name, char *why, size_t why_size)
+{
+	char name[STORE_NAME_MAX + 1], detail[160];
+
+	if (!saved_of(vm_name, name, sizeof(name)))
+		return 0;
+	if (store_commit_delete(&store, name, detail, sizeof(detail)) == STORE_OK) {
+		log_info("store: vm '%s': its saved state '%s' dropped", vm_name, name);
+		return 0;
+	}
+	fmt_snprintf(why, why_size, "its saved state '%s' in the store cannot be dropped (%s), "
+		     "and would come back at the next boot, older than its disk", name, detail);
+	return -1;
 }
 
 bool store_host_saved_at(unsigned index, char *vm_name, size_t cap, uint64_t *bytes)

@@ -40,8 +40,13 @@ void store_host_detach(unsigned vm_id);
  */
 int store_host_keep_saved(const char *vm_name, const void *file, uint64_t bytes,
 			  uint64_t saved_at, char *why, size_t why_size);
-/* The VM's saved state leaves the store (restored, discarded, deleted), if it is there. */
-void store_host_drop_saved(const char *vm_name);
+/*
+ * The VM's saved state leaves the store, if it is there: 0, or -1 with
+ * why when the commit fails (the state would come back at the next boot).
+ */
+int store_host_drop_saved(const char *vm_name, char *why, size_t why_size);
+/* Whether the store keeps a saved state of that name (one not taken at boot, say). */
+bool store_host_has_saved(const char *vm_name);
 /* The index-th saved state in the store: its VM's name and size; false past the last. */
 bool store_host_saved_at(unsigned index, char *vm_name, size_t cap, uint64_t *bytes);
 /* Reads the VM's saved state of bytes into buf; -1 with why. */
