@@ -59,7 +59,8 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	$(VIRT_SRCS) \
 	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/speculation_cpu.c vmm/host_irq.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
-	vmm/control_console.c vmm/control_saved.c vmm/hypercall.c vmm/mgmt.c vmm/network.c mgmt/proto.c vnet/switch.c \
+	vmm/control_console.c vmm/control_saved.c vmm/control_disk.c vmm/hypercall.c vmm/mgmt.c \
+	vmm/network.c mgmt/proto.c vnet/switch.c \
 	vnet/dhcp.c vmm/mmio.c vmm/platform.c vmm/library.c boot/store_locate.c vmm/storage/store_host.c \
 	vmm/storage/block.c vmm/storage/ata_disk.c vmm/storage/ahci.c vmm/storage/nvme.c \
 	vmm/storage/virtio_disk.c
@@ -266,7 +267,8 @@ $(BUILD)/unit/test_network: tests/unit/test_network.c vmm/network.c vmm/page_all
 	vnet/switch.c vnet/dhcp.c lib/fmt.c vmm/clock.c
 $(BUILD)/unit/test_control: HOST_CFLAGS += -DVMM_VERSION='"test"' -DVMM_GIT_REV='"test"'
 $(BUILD)/unit/test_control: tests/unit/test_control.c vmm/control.c vmm/control_host.c \
-	vmm/control_vm.c vmm/control_network.c vmm/control_console.c vmm/control_saved.c vmm/hypercall.c \
+	vmm/control_vm.c vmm/control_network.c vmm/control_console.c vmm/control_saved.c \
+	vmm/control_disk.c vmm/hypercall.c \
 	vmm/network.c vmm/page_alloc.c vmm/library.c mgmt/vm_state.c vmm/sched_policy.c \
 	mgmt/proto.c vnet/switch.c vnet/dhcp.c boot/config.c devices/console.c lib/fmt.c \
 	vmm/savefile.c lib/lz.c lib/crc32c.c

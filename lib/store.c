@@ -168,7 +168,7 @@ static enum store_result decode_object(const uint8_t *e, const struct store_supe
 	o->extent_count = (uint32_t)le_get(e + E_EXTENT_COUNT, 4);
 	o->bytes = le_get(e + E_BYTES, 8);
 	o->created_s = le_get(e + E_CREATED, 8);
-	if (o->kind != STORE_DISK && o->kind != STORE_SAVED_STATE) {
+	if (!store_kind_valid(o->kind)) {
 		fmt_snprintf(why, why_size, "object '%s': unknown kind %u", o->name, o->kind);
 		return STORE_REFUSED;
 	}
@@ -429,7 +429,7 @@ static enum store_result allocate(const struct store *s, const char *name, enum 
 			     "again first");
 		return STORE_IO_ERROR;
 	}
-	if (!store_name_valid(name) || (kind != STORE_DISK && kind != STORE_SAVED_STATE) || !bytes) {
+	if (!store_name_valid(name) || !store_kind_valid(kind) || !bytes) {
 		fmt_snprintf(why, why_size, "an object is a name of 1 to %u of A-Z a-z 0-9 . _ - "
 			     "(not first . or -), a kind and a size above 0", STORE_NAME_MAX);
 		return STORE_INVALID;
@@ -437,7 +437,7 @@ static enum store_result allocate(const struct store *s, const char *name, enum 
 	const struct store_object *old = store_find(s, name);
 	if (replacing && (!old || old->kind != kind)) {
 		fmt_snprintf(why, why_size, "the store holds no %s '%s' to replace",
-			     kind == STORE_DISK ? "disk" : "saved state", name);
+			     kind == STORE_SAVED_STATE ? "saved state" : "disk", name);
 		return STORE_NOT_FOUND;
 	}
 	if (!replacing && old) {
@@ -517,6 +517,20 @@ enum store_result store_commit_replace(struct store *s, const struct store_objec
 	}
 	next_table = s->table;
 	next_table.object[old - s->table.object] = *o;
+	return commit(s, &next_table, why, why_size);
+}
+
+enum store_result store_commit_set_kind(struct store *s, const char *name, enum store_kind kind,
+					char *why, size_t why_size)
+{
+	const struct store_object *o = store_find(s, name);
+
+	if (!o || !store_kind_valid(kind)) {
+		fmt_snprintf(why, why_size, "the store holds no '%s'", name);
+		return STORE_NOT_FOUND;
+	}
+	next_table = s->table;
+	next_table.object[o - s->table.object].kind = kind;
 	return commit(s, &next_table, why, why_size);
 }
 

@@ -39,7 +39,18 @@
 enum store_kind {
 	STORE_DISK = 1,
 	STORE_SAVED_STATE = 2,
+	/*
+	 * A disk being made (CreateVirtualHardDisk): its blocks are zeroed
+	 * before it becomes a disk, so that no VM reads what an object that
+	 * was there before held. One found at boot was cut short: dropped.
+	 */
+	STORE_NEW_DISK = 3,
 };
+
+static inline bool store_kind_valid(uint32_t kind)
+{
+	return kind == STORE_DISK || kind == STORE_SAVED_STATE || kind == STORE_NEW_DISK;
+}
 
 struct store_extent {
 	uint64_t start;                 /* first block */
@@ -192,6 +203,10 @@ enum store_result store_commit_add(struct store *s, const struct store_object *o
  */
 enum store_result store_commit_replace(struct store *s, const struct store_object *o, char *why,
 				       size_t why_size);
+
+/* The object of that name becomes of kind, its extents as they are, in one commit. */
+enum store_result store_commit_set_kind(struct store *s, const char *name, enum store_kind kind,
+					char *why, size_t why_size);
 
 /* Drops the object and commits the next generation; its blocks are free after it. */
 enum store_result store_commit_delete(struct store *s, const char *name, char *why,

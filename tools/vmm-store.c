@@ -125,7 +125,8 @@ static bool size_of(int fd, uint64_t *bytes, bool *is_device)
 
 static const char *kind_name(uint32_t kind)
 {
-	return kind == STORE_DISK ? "disk" : kind == STORE_SAVED_STATE ? "saved-state" : "?";
+	return kind == STORE_DISK ? "disk" : kind == STORE_SAVED_STATE ? "saved-state"
+	       : kind == STORE_NEW_DISK ? "disk-being-made" : "?";
 }
 
 /* A line of progress on a terminal, rewritten in place: bytes, rate, time left. */

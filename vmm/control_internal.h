@@ -121,6 +121,12 @@ void console_input_discard(unsigned vm_id);
 int console_read(struct call *c);
 int console_write(struct call *c);
 
+/* --- control_disk.c -------------------------------------------------------- */
+
+int create_disk(struct call *c);
+int list_disks(struct call *c);
+int delete_disk(struct call *c);
+
 /* --- control_saved.c ------------------------------------------------------- */
 
 void control_saved_init(const struct boot_info *bi);

@@ -160,6 +160,9 @@ int create_vm(struct call *c)
 	case STORE_DISK_TAKEN:
 		return fail(c, API_E_INVALID_STATE, "CreateVirtualMachine: store disk '%s' is "
 			    "another VM's", cfg.store_disk);
+	case STORE_DISK_BEING_MADE:
+		return fail(c, API_E_INVALID_STATE, "CreateVirtualMachine: store disk '%s' is "
+			    "still being made (vmmctl disk-list)", cfg.store_disk);
 	case STORE_DISK_FREE:
 		break;
 	}

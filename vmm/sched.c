@@ -9,6 +9,7 @@
 #include "vmm/percpu.h"
 #include "vmm/sched_policy.h"
 #include "vmm/speculation.h"
+#include "vmm/storage/store_host.h"
 #include "vmm/virt.h"
 #include "vmm/vm.h"
 #include "x86/cpu.h"
@@ -171,7 +172,8 @@ static void idle_until(struct sched_cpu *cpu, uint64_t next_timer)
 
 	while ((!next_timer || rdtsc() < next_timer) && !mgmt_poll()) {
 		log_drain();
-		if (!host_idle(next_timer, mgmt_line_active(), log_pending()))
+		/* Work in the background (a disk being made) keeps the CPU from halting. */
+		if (!store_host_poll() && !host_idle(next_timer, mgmt_line_active(), log_pending()))
 			cpu_relax();
 	}
 	cpu->idle_tsc += rdtsc() - start;
@@ -204,6 +206,7 @@ void sched_run(uint64_t tsc_hz)
 		 : speculation.l1d_flush_between_vms ? "on" : "off");
 	for (;;) {
 		mgmt_poll();
+		store_host_poll();
 		uint64_t now = rdtsc();
 		run_timers(cpu, now);
 		unsigned runnable_count;

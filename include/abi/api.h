@@ -58,6 +58,10 @@
 	X(LIST_VIRTUAL_NETWORKS,      0x17, "ListVirtualNetworks")         \
 	X(SUBSCRIBE_EVENTS,           0x18, "SubscribeEvents")             \
 	X(IMPORT_VIRTUAL_MACHINE,     0x19, "ImportVirtualMachine")        \
+	/* Disks in the store (docs/store.md): Virtual Server's CreateVirtualHardDisk */ \
+	X(CREATE_VIRTUAL_HARD_DISK,   0x1a, "CreateVirtualHardDisk")       \
+	X(LIST_VIRTUAL_HARD_DISKS,    0x1b, "ListVirtualHardDisks")        \
+	X(DELETE_VIRTUAL_HARD_DISK,   0x1c, "DeleteVirtualHardDisk")       \
 	/* IVMVirtualMachine */                                            \
 	X(GET_STATE,                  0x20, "GetState")                    \
 	X(STARTUP,                    0x21, "Startup")                     \
@@ -207,6 +211,10 @@ enum api_type {
 	X(STORE_DISK,        0x35, API_T_STR,        "store_disk")         \
 	/* A Saved VM's state is in the store: it outlives a host reboot */ \
 	X(SAVED_IN_STORE,    0x36, API_T_BOOL,       "saved_in_store")     \
+	/* A disk of the store: its size, how much of it is made, one list entry */ \
+	X(DISK_SIZE,         0x37, API_T_SIZE,       "disk_size")          \
+	X(DISK_READY_PCT,    0x1a, API_T_U8,         "ready_percent")      \
+	X(DISK_ENTRY,        0x3f, API_T_LIST,       "disk_entry")         \
 	/* Saved state (GetState of a Saved VM) */                          \
 	X(SAVED_SIZE,        0x38, API_T_SIZE,       "saved_size")         \
 	X(SAVED_AT,          0x39, API_T_U64,        "saved_at")           \

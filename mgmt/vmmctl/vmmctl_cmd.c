@@ -137,6 +137,9 @@ static uint8_t list_tag_of(uint16_t request, bool *paged)
 	case API_REQ_GET_LEASES:
 		*paged = true;
 		return API_TAG_LEASE_ENTRY;
+	case API_REQ_LIST_VIRTUAL_HARD_DISKS:
+		*paged = true;
+		return API_TAG_DISK_ENTRY;
 	case API_REQ_LIST_NETWORK_ADAPTERS:
 	case API_REQ_GET_ADAPTERS:
 		return API_TAG_NIC_ENTRY;

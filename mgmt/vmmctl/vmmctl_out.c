@@ -249,6 +249,8 @@ static const char *list_key(uint8_t tag)
 		return "nics";
 	case API_TAG_LEASE_ENTRY:
 		return "leases";
+	case API_TAG_DISK_ENTRY:
+		return "disks";
 	}
 	return api_tag_name(tag);
 }

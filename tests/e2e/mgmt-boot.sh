@@ -644,6 +644,38 @@ cat "$work/client.out"
 grep -aq '^mgmt-client: [0-9]* passed, 0 failed' "$work/client.out" && [ $crc = 0 ] ||
 	failed=$((failed + 1))
 
+# --- disks made through the API (CreateVirtualHardDisk, docs/store.md) --------------
+# disk_ready NAME: disk-list shows NAME made (ready_percent 100) within 60 s.
+disk_ready() {
+	local deadline=$((SECONDS + 60))
+	until run disk-list disk-list && holds disk-list \
+		"any(x['store_disk'] == '$1' and x['ready_percent'] == 100 for x in d['disks'])"; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 1
+	done
+}
+ok "vmmctl disk-create: CreateVirtualHardDisk answers at once, the disk being made" \
+	disk-create "d['store_disk'] == 'data1' and d['disk_size'] == 1 << 20" \
+	disk-create data1 --size 1M
+disk_ready data1 && pass "vmmctl disk-list: data1 made (zeroed, 100%)" ||
+	fail "vmmctl disk-list: data1 ($(why disk-list))"
+ok "vmmctl disk-create: a second disk, blank, that no VM will write" disk-create-2 \
+	"d['store_disk'] == 'blank'" disk-create blank --size 256K
+disk_ready blank && pass "vmmctl disk-list: blank made" || fail "vmmctl disk-list: blank ($(why disk-list))"
+ok "vmmctl create: a VM whose disk is the new store disk" disk-vm "d['state'] == 'TurnedOff'" \
+	create pd --memory 4M --image /guests/echo.bin --store_disk data1
+ok "vmmctl disk-list: data1 is pd's" disk-owner \
+	"[x.get('vm') for x in d['disks'] if x['store_disk'] == 'data1'] == ['pd']" disk-list
+refused "vmmctl disk-delete: a VM's disk is kept (INVALID_STATE)" disk-delete-taken \
+	INVALID_STATE disk-delete data1
+ok "vmmctl start: pd starts with the new disk" disk-vm-start "d['state'] == 'Running'" start pd
+ctl turnoff pd >/dev/null 2>&1
+ok "vmmctl delete: pd" disk-vm-delete "True" delete pd
+ok "vmmctl disk-delete: DeleteVirtualHardDisk of a disk no VM has" disk-delete "True" \
+	disk-delete data1
+refused "vmmctl disk-delete: a disk not in the store is NOT_FOUND" disk-delete-none NOT_FOUND \
+	disk-delete data1
+
 # --- a power cut with saved VMs, and the boot after it ------------------------------
 # keep (created through the API) and echo (the configuration's) are saved
 # into the store; the emulator is then killed, no shutdown of any kind.
@@ -713,6 +745,14 @@ if [ -s "$work/store-after.list" ] && ! grep -q 'vsv' "$work/store-after.list"; 
 	pass "reboot: the restored states left the store ($(head -1 "$work/store-after.list"))"
 else
 	fail "reboot: the store after the restores ($(tr '\n' ' ' <"$work/store-after.list"))"
+fi
+# The disk made through the API lies where saved states were (first fit): zeros all the same.
+rm -f "$work/blank.img"
+if "$root/build/vmm-store" export "$work/store-after.img" blank "$work/blank.img" >/dev/null &&
+	[ "$(stat -c %s "$work/blank.img")" = 262144 ] && ! tr -d '\0' <"$work/blank.img" | grep -q .; then
+	pass "new store disk: blank holds 256 KiB of zeros, nothing of what its blocks held"
+else
+	fail "new store disk: blank is not zeros ($(od -A d -t x1 "$work/blank.img" 2>/dev/null | head -2 | tr '\n' ' '))"
 fi
 
 echo "mgmt-boot: $passed passed, $failed failed"

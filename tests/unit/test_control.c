@@ -146,6 +146,55 @@ bool store_host_has_saved(const char *vm_name)
 	return false;
 }
 
+/* The store's disks (vmm/storage/store_host.c): a list; "busy" while one is being made. */
+static struct store_host_disk disks[4];
+static unsigned disk_count;
+static bool disk_making;
+
+int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t why_size)
+{
+	for (unsigned i = 0; i < disk_count; i++)
+		if (!strcmp(disks[i].name, name)) {
+			snprintf(why, why_size, "the store already holds '%s'", name);
+			return STORE_HOST_EXISTS;
+		}
+	if (disk_making) {
+		snprintf(why, why_size, "a disk is being made: one at a time");
+		return STORE_HOST_BUSY;
+	}
+	if (bytes % 512) {
+		snprintf(why, why_size, "a disk is whole 512-byte sectors");
+		return STORE_HOST_INVALID;
+	}
+	disks[disk_count] = (struct store_host_disk){ .bytes = bytes, .vm_id = -1 };
+	snprintf(disks[disk_count++].name, sizeof(disks[0].name), "%s", name);
+	disk_making = true;
+	return 0;
+}
+
+bool store_host_disk_at(unsigned index, struct store_host_disk *out)
+{
+	if (index >= disk_count)
+		return false;
+	*out = disks[index];
+	return true;
+}
+
+int store_host_delete_disk(const char *name, char *why, size_t why_size)
+{
+	for (unsigned i = 0; i < disk_count; i++)
+		if (!strcmp(disks[i].name, name)) {
+			if (disks[i].vm_id >= 0) {
+				snprintf(why, why_size, "disk '%s' is a VM's", name);
+				return STORE_HOST_TAKEN;
+			}
+			disks[i] = disks[--disk_count];
+			return 0;
+		}
+	snprintf(why, why_size, "the store holds no disk '%s'", name);
+	return STORE_HOST_NOT_FOUND;
+}
+
 /* vmm/vm_save.c: an imported state goes to the store. */
 void vm_save_persist(struct vm *vm)
 {
@@ -1160,6 +1209,68 @@ static void test_saved_states_from_the_store(void **state)
 	assert_int_equal(pages.free_pages, free_before);
 }
 
+/*
+ * CreateVirtualHardDisk answers at once with the disk being made;
+ * ListVirtualHardDisks shows how far, and whose it is; a VM's disk is not
+ * deleted from under it.
+ */
+static void test_virtual_hard_disks(void **state)
+{
+	(void)state;
+	begin();
+	tlv_put_str(&w, API_TAG_STORE_DISK, "data1");
+	tlv_put_u64(&w, API_TAG_DISK_SIZE, 64 * MIB);
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_HARD_DISK), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_DISK_SIZE), 64 * MIB);
+	assert_int_equal(answer_uint(API_TAG_DISK_READY_PCT), 0);
+	/* One at a time, then: BUSY, with the store's words. */
+	begin();
+	tlv_put_str(&w, API_TAG_STORE_DISK, "data2");
+	tlv_put_u64(&w, API_TAG_DISK_SIZE, MIB);
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_HARD_DISK), API_E_BUSY);
+	assert_message("CreateVirtualHardDisk: a disk is being made");
+	disk_making = false;
+	disks[0].ready_percent = 100;
+	disks[0].vm_id = (int)vm_called("guest")->id;
+	/* A name the store cannot hold, a size missing or not in sectors, a name twice. */
+	begin();
+	tlv_put_str(&w, API_TAG_STORE_DISK, "-bad");
+	tlv_put_u64(&w, API_TAG_DISK_SIZE, MIB);
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_HARD_DISK), API_E_INVALID_ARGUMENT);
+	assert_message("no store name");
+	begin();
+	tlv_put_str(&w, API_TAG_STORE_DISK, "data2");
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_HARD_DISK), API_E_INVALID_ARGUMENT);
+	assert_message("missing disk_size");
+	begin();
+	tlv_put_str(&w, API_TAG_STORE_DISK, "data2");
+	tlv_put_u64(&w, API_TAG_DISK_SIZE, 1000);
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_HARD_DISK), API_E_INVALID_ARGUMENT);
+	begin();
+	tlv_put_str(&w, API_TAG_STORE_DISK, "data1");
+	tlv_put_u64(&w, API_TAG_DISK_SIZE, MIB);
+	assert_int_equal(call(API_REQ_CREATE_VIRTUAL_HARD_DISK), API_E_ALREADY_EXISTS);
+
+	begin();
+	assert_int_equal(call(API_REQ_LIST_VIRTUAL_HARD_DISKS), API_E_OK);
+	struct tlv entry, t;
+	assert_int_equal(tlv_find(last()->payload, last()->len, API_TAG_DISK_ENTRY, &entry),
+			 TLV_OK);
+	assert_int_equal(tlv_find(entry.value, entry.len, API_TAG_DISK_READY_PCT, &t), TLV_OK);
+	assert_int_equal(t.value[0], 100);
+	assert_int_equal(tlv_find(entry.value, entry.len, API_TAG_VM, &t), TLV_OK);
+	assert_memory_equal(t.value, "guest", 5);
+
+	begin();
+	tlv_put_str(&w, API_TAG_STORE_DISK, "data1");
+	assert_int_equal(call(API_REQ_DELETE_VIRTUAL_HARD_DISK), API_E_INVALID_STATE);
+	assert_message("is a VM's");
+	disks[0].vm_id = -1;
+	assert_int_equal(call(API_REQ_DELETE_VIRTUAL_HARD_DISK), API_E_OK);
+	assert_int_equal(call(API_REQ_DELETE_VIRTUAL_HARD_DISK), API_E_NOT_FOUND);
+	assert_int_equal(disk_count, 0);
+}
+
 /* --- IVMVirtualMachine ------------------------------------------------------- */
 
 static void test_state_changes(void **state)
@@ -1665,6 +1776,7 @@ int main(void)
 		cmocka_unit_test(test_state_changes),
 		cmocka_unit_test(test_export_and_import),
 		cmocka_unit_test(test_saved_states_from_the_store),
+		cmocka_unit_test(test_virtual_hard_disks),
 		cmocka_unit_test(test_get_state),
 		cmocka_unit_test(test_adapters),
 		cmocka_unit_test(test_cabling),

@@ -152,6 +152,18 @@ static void test_objects(void **state)
 					0, &o, why, sizeof(why)), STORE_NO_SPACE);
 	assert_non_null(strstr(why, "KiB free"));
 	assert_int_equal(store_commit_delete(&t, "nothere", why, sizeof(why)), STORE_NOT_FOUND);
+
+	/* A disk being made becomes a disk in one commit, its blocks where they were. */
+	assert_int_equal(store_allocate(&t, "made", STORE_NEW_DISK, STORE_BLOCK, 0, &o, why,
+					sizeof(why)), STORE_OK);
+	assert_int_equal(store_commit_add(&t, &o, why, sizeof(why)), STORE_OK);
+	assert_int_equal(store_commit_set_kind(&t, "made", STORE_DISK, why, sizeof(why)), STORE_OK);
+	assert_int_equal(store_open(&s, &dev, note, sizeof(note), why, sizeof(why)), STORE_OK);
+	assert_int_equal(store_find(&s, "made")->kind, STORE_DISK);
+	assert_int_equal(store_find(&s, "made")->extent[0].start, o.extent[0].start);
+	assert_int_equal(store_commit_set_kind(&s, "nothere", STORE_DISK, why, sizeof(why)),
+			 STORE_NOT_FOUND);
+	assert_int_equal(store_commit_set_kind(&s, "made", 9, why, sizeof(why)), STORE_NOT_FOUND);
 }
 
 static void test_fragmented(void **state)

@@ -313,6 +313,9 @@ static void test_parse_every_subcommand(void **state)
 		{ { "guest-timesync", "web" }, API_REQ_SYNC_TIME },
 		{ { "guest-exec", "web", "a=b c" }, API_REQ_EXECUTE_COMMAND },
 		{ { "guest-set", "web", "k", "v" }, API_REQ_SET_PARAMETER },
+		{ { "disk-create", "data1", "--size", "64M" }, API_REQ_CREATE_VIRTUAL_HARD_DISK },
+		{ { "disk-list" }, API_REQ_LIST_VIRTUAL_HARD_DISKS },
+		{ { "disk-delete", "data1" }, API_REQ_DELETE_VIRTUAL_HARD_DISK },
 	};
 	bool covered[256] = { false };
 

@@ -10,6 +10,7 @@
 #include "boot/handover.h"
 #include "lib/fmt.h"
 #include "lib/store.h"
+#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/page_alloc.h"
 #include "vmm/storage/block.h"
@@ -209,8 +210,10 @@ enum store_disk_state store_host_disk_state(const char *name)
 
 	if (!store_open_ok)
 		return STORE_DISK_NO_STORE;
+	if ((o = store_find(&store, name)) && o->kind == STORE_NEW_DISK)
+		return STORE_DISK_BEING_MADE;
 	/* A disk is whole sectors: an object under one is no disk. */
-	if (!(o = store_find(&store, name)) || o->kind != STORE_DISK || o->bytes < BLOCK_SECTOR)
+	if (!o || o->kind != STORE_DISK || o->bytes < BLOCK_SECTOR)
 		return STORE_DISK_MISSING;
 	return attachment_of(name) ? STORE_DISK_TAKEN : STORE_DISK_FREE;
 }
@@ -231,6 +234,9 @@ int store_host_attach(const char *name, unsigned vm_id, const struct disk_medium
 		return -1;
 	case STORE_DISK_TAKEN:
 		fmt_snprintf(why, why_size, "store disk '%s' is already another VM's", name);
+		return -1;
+	case STORE_DISK_BEING_MADE:
+		fmt_snprintf(why, why_size, "store disk '%s' is still being made", name);
 		return -1;
 	case STORE_DISK_FREE:
 		break;
@@ -384,6 +390,153 @@ int store_host_read_saved(const char *vm_name, void *buf, uint64_t bytes, char *
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Disks made through the API (CreateVirtualHardDisk): the object is
+ * committed at once as a disk being made, so that its blocks are taken,
+ * then zeroed a piece at a time from the scheduler's loop (no VM waits on
+ * a whole disk's writes), flushed, and committed as a disk. One at a time.
+ */
+#define ZERO_PIECE (64 * 1024)
+
+static struct making {
+	char name[STORE_NAME_MAX + 1];
+	uint64_t done;                  /* bytes zeroed */
+	bool active;
+} making;
+
+int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t why_size)
+{
+	struct store_object o;
+
+	if (!writable(why, why_size))
+		return STORE_HOST_NO_STORE;
+	if (making.active) {
+		fmt_snprintf(why, why_size, "disk '%s' is being made (%llu%%): one at a time",
+			     making.name,
+			     (unsigned long long)(making.done * 100 /
+						  store_find(&store, making.name)->bytes));
+		return STORE_HOST_BUSY;
+	}
+	if (bytes < BLOCK_SECTOR || bytes % BLOCK_SECTOR) {
+		fmt_snprintf(why, why_size, "a disk is whole 512-byte sectors, at least one");
+		return STORE_HOST_INVALID;
+	}
+	switch (store_allocate(&store, name, STORE_NEW_DISK, bytes, clock_wallclock_s(), &o, why,
+			       why_size)) {
+	case STORE_OK:
+		break;
+	case STORE_EXISTS:
+		return STORE_HOST_EXISTS;
+	case STORE_NO_SPACE:
+		return STORE_HOST_NO_SPACE;
+	case STORE_INVALID:
+		return STORE_HOST_INVALID;
+	default:
+		return STORE_HOST_NO_STORE;
+	}
+	if (store_commit_add(&store, &o, why, why_size) != STORE_OK)
+		return STORE_HOST_NO_STORE;
+	making = (struct making){ .active = true };
+	memcpy(making.name, name, strlen(name) + 1);
+	log_info("store: disk '%s' of %llu MiB being made (zeroed first)", name,
+		 (unsigned long long)(bytes >> 20));
+	return 0;
+}
+
+bool store_host_poll(void)
+{
+	static const uint8_t zeros[ZERO_PIECE];
+	const struct store_object *o;
+	char why[160];
+
+	if (!making.active)
+		return false;
+	if (!(o = store_find(&store, making.name)) || o->kind != STORE_NEW_DISK) {
+		making.active = false;          /* deleted meanwhile */
+		return false;
+	}
+	uint64_t n = o->bytes - making.done < ZERO_PIECE ? o->bytes - making.done : ZERO_PIECE;
+	if (n && !object_io(o, making.done, (uint8_t *)(uintptr_t)zeros, n, true)) {
+		log_err("store: disk '%s' cannot be made (%s); it stays a disk being made, dropped "
+			"at the next boot or by DeleteVirtualHardDisk", making.name, disk.why);
+		making.active = false;
+		return false;
+	}
+	making.done += n;
+	if (making.done < o->bytes)
+		return true;
+	making.active = false;
+	if (!dev_flush(NULL) ||
+	    store_commit_set_kind(&store, making.name, STORE_DISK, why, sizeof(why)) != STORE_OK) {
+		log_err("store: disk '%s' zeroed, but not committed as a disk (%s)", making.name,
+			disk.why);
+		return false;
+	}
+	log_info("store: disk '%s' made: %llu MiB, zeroed", making.name,
+		 (unsigned long long)(o->bytes >> 20));
+	return false;
+}
+
+bool store_host_disk_at(unsigned index, struct store_host_disk *out)
+{
+	for (unsigned i = 0, seen = 0; store_open_ok && i < store.table.count; i++) {
+		const struct store_object *o = &store.table.object[i];
+		if (o->kind == STORE_SAVED_STATE || seen++ != index)
+			continue;
+		const struct attachment *a = attachment_of(o->name);
+		*out = (struct store_host_disk){ .bytes = o->bytes, .vm_id = a ? (int)a->vm_id : -1,
+						 .ready_percent = 100 };
+		memcpy(out->name, o->name, sizeof(out->name));
+		if (o->kind == STORE_NEW_DISK)
+			out->ready_percent = making.active && !strcmp(making.name, o->name)
+						     ? (unsigned)(making.done * 100 / o->bytes) : 0;
+		return true;
+	}
+	return false;
+}
+
+int store_host_delete_disk(const char *name, char *why, size_t why_size)
+{
+	const struct store_object *o;
+
+	if (!writable(why, why_size))
+		return STORE_HOST_NO_STORE;
+	if (!(o = store_find(&store, name)) || o->kind == STORE_SAVED_STATE) {
+		fmt_snprintf(why, why_size, "the store holds no disk '%s'", name);
+		return STORE_HOST_NOT_FOUND;
+	}
+	if (attachment_of(name)) {
+		fmt_snprintf(why, why_size, "disk '%s' is a VM's: delete the VM first", name);
+		return STORE_HOST_TAKEN;
+	}
+	if (store_commit_delete(&store, name, why, why_size) != STORE_OK)
+		return STORE_HOST_NO_STORE;
+	log_info("store: disk '%s' deleted", name);
+	return 0;
+}
+
+/* Disks a boot finds half made: their zeroing was cut short, so they are not disks. */
+static void drop_unmade_disks(void)
+{
+	char why[160];
+
+	for (unsigned i = 0; i < store.table.count;) {
+		const struct store_object *o = &store.table.object[i];
+		char name[STORE_NAME_MAX + 1];
+		if (o->kind != STORE_NEW_DISK) {
+			i++;
+			continue;
+		}
+		memcpy(name, o->name, sizeof(name));
+		if (store_commit_delete(&store, name, why, sizeof(why)) != STORE_OK) {
+			log_err("store: disk '%s' was being made when the host stopped; not dropped: "
+				"%s", name, why);
+			return;
+		}
+		log_warn("store: disk '%s' was being made when the host stopped: dropped", name);
+	}
 }
 
 static uint8_t pattern_byte(uint64_t i)
@@ -584,6 +737,8 @@ void store_host_init(const struct boot_info *bi)
 	store_open_ok = true;
 	if (note[0])
 		log_warn("store: %s", note);
+	if (!store.uncertain)
+		drop_unmade_disks();
 	log_info("store: '%s' on '%s' (%s, %llu MiB): generation %llu, %u object(s), %llu KiB "
 		 "free", path, disk.model, disk.where, (unsigned long long)(disk.sectors / 2048),
 		 (unsigned long long)store.super.generation, store.table.count,

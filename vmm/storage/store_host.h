@@ -8,6 +8,7 @@
 
 #include "boot/boot_info.h"
 #include "devices/disk.h"
+#include "lib/store.h"
 
 /* Identifies the drive, opens the store, runs the store self-test when configured. */
 void store_host_init(const struct boot_info *bi);
@@ -26,6 +27,7 @@ enum store_disk_state {
 	STORE_DISK_NO_STORE,
 	STORE_DISK_MISSING,             /* no such disk object, or one under a sector */
 	STORE_DISK_TAKEN,               /* another VM's */
+	STORE_DISK_BEING_MADE,          /* CreateVirtualHardDisk's zeroing is not over */
 };
 enum store_disk_state store_host_disk_state(const char *name);
 
@@ -52,6 +54,40 @@ bool store_host_saved_at(unsigned index, char *vm_name, size_t cap, uint64_t *by
 /* Reads the VM's saved state of bytes into buf; -1 with why. */
 int store_host_read_saved(const char *vm_name, void *buf, uint64_t bytes, char *why,
 			  size_t why_size);
+
+/* What the disk calls return besides 0: the API's errors follow from them. */
+enum store_host_error {
+	STORE_HOST_NO_STORE = 1,        /* no store, a read-only one, or a commit that failed */
+	STORE_HOST_EXISTS,
+	STORE_HOST_NO_SPACE,
+	STORE_HOST_INVALID,
+	STORE_HOST_NOT_FOUND,
+	STORE_HOST_TAKEN,               /* a VM's disk */
+	STORE_HOST_BUSY,                /* another disk is being made */
+};
+
+/*
+ * CreateVirtualHardDisk: a disk object of bytes (whole sectors), zeroed
+ * in the background by store_host_poll() before it is one (its state in
+ * store_host_disk_at). 0, or an enum store_host_error with why.
+ */
+int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t why_size);
+/*
+ * A piece of the work in the background (zeroing a new disk), from the
+ * scheduler's loop; whether more is left.
+ */
+bool store_host_poll(void);
+
+struct store_host_disk {
+	char name[STORE_NAME_MAX + 1];
+	uint64_t bytes;
+	unsigned ready_percent;         /* 100: a disk; below: being made (zeroed so far) */
+	int vm_id;                      /* the VM it is attached to, or -1 */
+};
+/* The index-th disk object of the store; false past the last. */
+bool store_host_disk_at(unsigned index, struct store_host_disk *out);
+/* DeleteVirtualHardDisk: 0, or an enum store_host_error with why (a VM's disk is kept). */
+int store_host_delete_disk(const char *name, char *why, size_t why_size);
 
 /* One line for GetHostInfo and the log: the store's state, or why there is none. */
 const char *store_host_status(void);
