@@ -74,7 +74,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
 	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch \
 	xstate speculation tsc smbios ipmi tco json base64 vmm_agent virtio_console guest_agent i6300esb \
-	fiber store ata fat
+	fiber store ata fat store_host
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
 GUESTS_64 := hello64 cpuid_msr busy attack timer pic_pit reboot echo count storm blk_flood conform \
@@ -249,6 +249,8 @@ $(BUILD)/unit/test_base64: tests/unit/test_base64.c lib/base64.c
 $(BUILD)/unit/test_fiber: tests/unit/test_fiber.c lib/fiber.c
 $(BUILD)/unit/test_store: tests/unit/test_store.c lib/store.c lib/crc32c.c lib/fmt.c
 $(BUILD)/unit/test_ata: tests/unit/test_ata.c vmm/storage/ata.c lib/fmt.c
+$(BUILD)/unit/test_store_host: tests/unit/test_store_host.c vmm/storage/store_host.c lib/store.c \
+	lib/crc32c.c lib/fmt.c vmm/page_alloc.c
 # FAT volumes made by mtools, read by the test (the order-only prerequisite).
 $(BUILD)/unit/fat/vmmstore.ref: tests/unit/make_fat_images.sh
 	$(Q)tests/unit/make_fat_images.sh $(BUILD)/unit/fat
