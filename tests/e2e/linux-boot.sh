@@ -63,7 +63,8 @@ ip_of() {
 	grep -ao "\[$1\] vmmtest: dhcp eth0 [0-9.]*" "$serial" | tail -1 | awk '{print $NF}'
 }
 
-check "linux: the management VM is up" "mgmt: '[a-z]+' is the management VM" 120
+# Minutes when the other e2e boots share the CPUs with this one.
+check "linux: the management VM is up" "mgmt: '[a-z]+' is the management VM" 900
 # The networks' DHCP servers are off until an operator turns them on (as
 # in Virtual Server); the kernels ask for addresses a minute later.
 for net in lan dmz; do

@@ -458,7 +458,7 @@ for bus in ahci nvme virtio; do
 done
 expect_order "store on a GPT partition of its type (QEMU, NVMe): found, opened, self-tested" \
 	store-gpt "store 'partition': [0-9]+ KiB in 1 piece\\(s\\) from sector 55296 of namespace 1 of NVMe" \
-	"store: 'partition' on '.*': generation 1, 0 object" \
+	"store: 'partition' on '.*' \\(.*\\): generation 1, 0 object" \
 	'store selftest: 64 KiB written, flushed, committed \(generation 2\) and read back'
 expect "store on a GPT partition: a second boot reads the object back" store-gpt-again \
 	'store selftest: the 64 KiB a previous boot wrote read back intact'
