@@ -96,7 +96,9 @@ cleanup() {
 		pgrep -f "$workdir/bochsrc" >/dev/null || break
 		sleep 0.2
 	done
-	[ -z "$relay" ] || { kill "$relay" 2>/dev/null; wait "$relay" 2>/dev/null || true; }
+	# The relay ends by itself when Bochs' end closes its socket: a failed
+	# kill must not end this cleanup (set -e) before the lock goes.
+	[ -z "$relay" ] || { kill "$relay" 2>/dev/null || true; wait "$relay" 2>/dev/null || true; }
 	rm -f "$workdir/disk.img.lock"
 	# A directory we made ourselves is only scratch space.
 	[ "$auto_workdir" = 0 ] || rm -rf "$workdir"

@@ -693,8 +693,6 @@ ok "vmmctl save: echo (of the configuration) saved too" echo-save "d['state'] ==
 grep -a "saved state kept in the store" "$serial" | tail -2 | sed 's/^/  /'
 pkill -KILL -f "$work/bochsrc"
 wait "$bochs" 2>/dev/null
-# A Bochs killed outright leaves its disk lock behind.
-rm -f "$work/disk.img.lock"
 cp "$work/disk.img" "$work/disk-after-cut.img"
 
 # The same disk boots again: the store's saved states are the VMs' again.
@@ -741,7 +739,6 @@ console_has echo-after 'echo: after the cut' echo &&
 ctl turnoff keep >/dev/null 2>&1
 pkill -KILL -f "$emulator/bochsrc"
 wait "$bochs" 2>/dev/null
-rm -f "$emulator/disk.img.lock"
 mcopy -o -i "$emulator/disk.img" ::/vmmstore.img "$work/store-after.img" 2>/dev/null
 "$root/build/vmm-store" list "$work/store-after.img" >"$work/store-after.list" 2>&1
 if [ -s "$work/store-after.list" ] && ! grep -q 'vsv' "$work/store-after.list"; then
