@@ -379,10 +379,10 @@ expect "mgmt: log lines go on between frames" mgmt "vm 'web2': TurnedOff"
 # guest's own "PASS FAIL" strings. Errors and guest failures are log lines.
 expect_not "mgmt: no panic, no error, no FAIL" mgmt 'PANIC|\] ERROR |\] [A-Z]+ +\[[^]]*\] FAIL'
 
-# --- the store: written through the hypervisor's ATA driver, kept on the disk ---
-expect_order "store: located on the boot disk, opened, self-tested (a committed object)" guests \
+# --- the store: written through the hypervisor's ATA driver (by bus-master DMA), kept on the disk ---
+expect_order "store: located on the boot disk, opened by DMA, self-tested (a committed object)" guests \
 	"store '\\\\vmmstore.img': 1024 KiB in [0-9]+ piece\\(s\\) from sector [0-9]+ of the ATA primary master drive" \
-	"store: '\\\\vmmstore.img' on '.*' \\(the ATA primary master drive, [0-9]+ MiB\\): generation 2, 1 object\\(s\\)" \
+	"store: '\\\\vmmstore.img' on '.*' \\(the ATA primary master drive \\(bus-master DMA\\), [0-9]+ MiB\\): generation 2, 1 object\\(s\\)" \
 	'store selftest: 64 KiB written, flushed, committed \(generation 3\) and read back'
 expect_order "store: the persist guest's store disk counts its first boot" guests \
 	"vm 'persist': 4 MiB RAM, [0-9]+ bytes of hypervisor memory .*its 64-KiB disk is store object 'pdisk'" \

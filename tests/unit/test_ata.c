@@ -5,7 +5,10 @@
  * what is written reads back across commands, 28-bit and 48-bit drives,
  * a request beyond the drive never reaches it, a drive's ERR is an error
  * and not a death, one that stays busy times out and is dead from then on
- * (no more port accesses), an empty channel is absent.
+ * (no more port accesses), an empty channel is absent. And bus-master
+ * DMA (SFF-8038i) through a model of the controller's engine: the PRD
+ * table and bounce buffer it is given, the order of its registers, a DMA
+ * error that hands the transfer and the rest to PIO.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +24,12 @@
 #define SECTORS 1024
 #define CMD ATA_PRIMARY_CMD
 #define CTL ATA_PRIMARY_CTL
+#define BM 0xc000
+/* "Physical" addresses the driver hands the engine; the model maps them to these. */
+#define PRD_PHYS 0x1000u
+#define BUFFER_PHYS 0x10000u
+static uint32_t prd_table[2];
+static uint8_t bounce[ATA_DMA_BYTES];
 
 struct reg {
 	uint8_t cur, prev;              /* 48-bit: prev is the "previous content" (HOB) */
@@ -35,7 +44,12 @@ struct fake {
 	uint64_t bad_lba;               /* ERR on this sector; 0: none */
 	struct reg count, lba_low, lba_mid, lba_high;
 	uint8_t device, status, error;
-	enum { IDLE, DATA_IN, DATA_OUT } phase;
+	enum { IDLE, DATA_IN, DATA_OUT, DMA_IN, DMA_OUT } phase;
+	bool dma_capable;               /* IDENTIFY word 49 bit 8 */
+	bool dma_error_once;            /* the engine's next transfer fails (status bit 1) */
+	uint8_t bm_command, bm_status;
+	uint32_t bm_prd;
+	unsigned dma_commands, dma_bytes_last;
 	uint64_t lba;
 	uint32_t left;
 	uint16_t buf[256];
@@ -95,8 +109,25 @@ static void command(uint8_t c)
 		count = f.count.cur ? f.count.cur : 256;
 	}
 	switch (c) {
+	case 0xc8:
+	case 0x25:
+	case 0xca:
+	case 0x35:
+		if ((c == 0x25 || c == 0x35) != f.lba48 || lba + count > SECTORS) {
+			f.status = 0x41;
+			f.error = 0x10;
+			return;
+		}
+		f.dma_commands++;
+		f.lba = lba;
+		f.left = count;
+		f.phase = c == 0xc8 || c == 0x25 ? DMA_IN : DMA_OUT;
+		f.status = 0x48;        /* DRQ until the engine has moved the data */
+		return;
 	case 0xec:
 		memset(f.buf, 0, sizeof(f.buf));
+		if (f.dma_capable)
+			f.buf[49] = 1u << 8;
 		put_string(&f.buf[27], "FAKE ATA DISK", 20);
 		f.buf[60] = SECTORS & 0xffff;
 		f.buf[61] = SECTORS >> 16;
@@ -161,10 +192,63 @@ static void sector_done(void)
 		f.word = 0;
 }
 
+/*
+ * Start: the engine takes the one PRD (as the driver must build it: the
+ * bounce buffer, the transfer's exact byte count, end of table) and moves
+ * the data, in the direction the command register says; a direction
+ * against the command moves nothing (the drive waits, as Bochs' does).
+ */
+static void bm_start(void)
+{
+	bool to_memory = f.bm_command & 0x08;
+	uint32_t bytes = f.left * ATA_SECTOR;
+
+	assert_int_equal(f.bm_prd, PRD_PHYS);
+	assert_int_equal(prd_table[0], BUFFER_PHYS);
+	assert_int_equal(prd_table[1], 0x80000000u | (bytes & 0xffff));
+	f.dma_bytes_last = bytes;
+	if (f.phase != (to_memory ? DMA_IN : DMA_OUT))
+		return;
+	if (f.dma_error_once) {
+		f.dma_error_once = false;
+		f.bm_status = (uint8_t)((f.bm_status & ~1u) | 0x06);
+		f.status = 0x50;
+		f.phase = IDLE;
+		return;
+	}
+	if (to_memory)
+		memcpy(bounce, f.disk[f.lba], bytes);
+	else
+		memcpy(f.disk[f.lba], bounce, bytes);
+	f.phase = IDLE;
+	f.status = 0x50;
+	f.bm_status = (uint8_t)((f.bm_status & ~1u) | 0x04);
+}
+
+static void bm_out8(uint16_t reg, uint8_t v)
+{
+	if (reg == 0) {
+		if ((v & 1) && !(f.bm_command & 1)) {
+			f.bm_command = v;
+			f.bm_status |= 1;
+			bm_start();
+		}
+		f.bm_command = v;
+		if (!(v & 1))
+			f.bm_status &= (uint8_t)~1u;
+	} else if (reg == 2) {
+		f.bm_status &= (uint8_t)~(v & 0x06); /* write 1 to clear */
+	}
+}
+
 static uint8_t in8(void *ctx, uint16_t port)
 {
 	(void)ctx;
 	f.port_accesses++;
+	if (port == BM + 2)
+		return f.bm_status;
+	if (port == BM)
+		return f.bm_command;
 	if (f.absent)
 		return 0xff;
 	if (port == CTL || port == CMD + 7)
@@ -184,6 +268,10 @@ static void out8(void *ctx, uint16_t port, uint8_t v)
 {
 	(void)ctx;
 	f.port_accesses++;
+	if (port >= BM && port < BM + 8) {
+		bm_out8((uint16_t)(port - BM), v);
+		return;
+	}
 	if (port == CTL) {
 		/* SRST set, then cleared: the drive resets, and is ready unless it stays hung. */
 		if (v & 0x04) {
@@ -234,12 +322,26 @@ static uint64_t now(void *ctx)
 	return f.clock++;
 }
 
-static const struct ata_io io = { NULL, in8, out8, in16, out16, now, 10 };
+static void out32(void *ctx, uint16_t port, uint32_t v)
+{
+	(void)ctx;
+	f.port_accesses++;
+	if (port == BM + 4)
+		f.bm_prd = v;
+}
+
+static const struct ata_io io = { .in8 = in8, .out8 = out8, .in16 = in16, .out16 = out16,
+				  .now = now, .ticks_per_ms = 10 };
+static const struct ata_io io_dma = { .in8 = in8, .out8 = out8, .in16 = in16, .out16 = out16,
+				      .now = now, .ticks_per_ms = 10, .bus_master = BM,
+				      .out32 = out32, .prd = prd_table, .prd_phys = PRD_PHYS,
+				      .dma_buffer = bounce, .dma_buffer_phys = BUFFER_PHYS };
 
 static int setup(void **state)
 {
 	(void)state;
 	memset(&f, 0, sizeof(f));
+	memset(prd_table, 0, sizeof(prd_table));
 	f.lba48 = true;
 	f.status = 0x40;
 	return 0;
@@ -379,6 +481,84 @@ static void test_two_timeouts_in_a_row(void **state)
 	assert_int_equal(ata_read(&d, 0, 1, buf), ATA_DEAD);
 }
 
+/* 300 sectors by DMA: three commands of at most 64 KiB, each one PRD of its exact size. */
+static void dma_round_trip(bool lba48)
+{
+	static uint8_t out[300 * ATA_SECTOR], in[300 * ATA_SECTOR];
+	struct ata_drive d;
+
+	f.lba48 = lba48;
+	f.dma_capable = true;
+	assert_int_equal(ata_identify(&d, &io_dma, CMD, CTL, false), ATA_OK);
+	assert_true(d.dma);
+	fill(out, sizeof(out), 3);
+	assert_int_equal(ata_write(&d, SECTORS - 300, 300, out), ATA_OK);
+	assert_int_equal(f.dma_commands, 3);
+	assert_int_equal(f.dma_bytes_last, 44 * ATA_SECTOR);
+	assert_int_equal(f.last_command, lba48 ? 0x35 : 0xca);
+	assert_memory_equal(f.disk[SECTORS - 300], out, sizeof(out));
+	assert_int_equal(ata_read(&d, SECTORS - 300, 300, in), ATA_OK);
+	assert_int_equal(f.last_command, lba48 ? 0x25 : 0xc8);
+	assert_memory_equal(in, out, sizeof(out));
+	/* The engine is stopped and its status acknowledged after each. */
+	assert_int_equal(f.bm_command & 1, 0);
+	assert_int_equal(f.bm_status & 0x07, 0);
+	assert_true(d.dma);
+	assert_string_equal(d.dma_off_why, "");
+}
+
+static void test_dma_round_trip_48(void **state)
+{
+	(void)state;
+	dma_round_trip(true);
+}
+
+static void test_dma_round_trip_28(void **state)
+{
+	(void)state;
+	dma_round_trip(false);
+}
+
+/* DMA needs both: the controller's bus master and a drive that offers it. */
+static void test_dma_needs_both(void **state)
+{
+	struct ata_drive d;
+
+	(void)state;
+	f.dma_capable = true;
+	assert_int_equal(ata_identify(&d, &io, CMD, CTL, false), ATA_OK);
+	assert_false(d.dma);
+	f.dma_capable = false;
+	assert_int_equal(ata_identify(&d, &io_dma, CMD, CTL, false), ATA_OK);
+	assert_false(d.dma);
+	uint8_t buf[ATA_SECTOR] = { 1 };
+	assert_int_equal(ata_write(&d, 9, 1, buf), ATA_OK);
+	assert_int_equal(f.dma_commands, 0);
+	assert_int_equal(f.disk[9][0], 1);
+}
+
+/* The engine's error: the same transfer again by PIO, and PIO from then on. */
+static void test_dma_error_hands_over_to_pio(void **state)
+{
+	static uint8_t out[8 * ATA_SECTOR], in[8 * ATA_SECTOR];
+	struct ata_drive d;
+
+	(void)state;
+	f.dma_capable = true;
+	ata_identify(&d, &io_dma, CMD, CTL, false);
+	fill(out, sizeof(out), 9);
+	f.dma_error_once = true;
+	assert_int_equal(ata_write(&d, 100, 8, out), ATA_OK);
+	assert_false(d.dma);
+	assert_non_null(strstr(d.dma_off_why, "bus master reports an error"));
+	assert_memory_equal(f.disk[100], out, sizeof(out));
+	unsigned dma_commands = f.dma_commands;
+	assert_int_equal(ata_read(&d, 100, 8, in), ATA_OK);
+	assert_int_equal(f.dma_commands, dma_commands);
+	assert_int_equal(f.last_command, 0x24);
+	assert_memory_equal(in, out, sizeof(out));
+}
+
 static void test_absent(void **state)
 {
 	struct ata_drive d;
@@ -400,6 +580,10 @@ int main(void)
 		cmocka_unit_test_setup(test_timeout, setup),
 		cmocka_unit_test_setup(test_reset_recovers, setup),
 		cmocka_unit_test_setup(test_two_timeouts_in_a_row, setup),
+		cmocka_unit_test_setup(test_dma_round_trip_48, setup),
+		cmocka_unit_test_setup(test_dma_round_trip_28, setup),
+		cmocka_unit_test_setup(test_dma_needs_both, setup),
+		cmocka_unit_test_setup(test_dma_error_hands_over_to_pio, setup),
 		cmocka_unit_test_setup(test_absent, setup),
 	};
 

@@ -27,6 +27,10 @@
 #define CTL_SRST 0x04
 #define ST_DRDY 0x40
 
+#define CMD_READ_DMA 0xc8
+#define CMD_READ_DMA_EXT 0x25
+#define CMD_WRITE_DMA 0xca
+#define CMD_WRITE_DMA_EXT 0x35
 #define CMD_READ_SECTORS 0x20
 #define CMD_READ_SECTORS_EXT 0x24
 #define CMD_WRITE_SECTORS 0x30
@@ -45,6 +49,17 @@
 #define RESET_HOLD_US 10
 #define RESET_SETTLE_MS 2
 #define LBA28_LIMIT (1ULL << 28)
+
+/* SFF-8038i bus-master registers (offsets from the channel's base in BAR4). */
+#define BM_COMMAND 0
+#define BM_STATUS 2
+#define BM_PRD_TABLE 4
+#define BM_CMD_START 0x01
+#define BM_CMD_TO_MEMORY 0x08           /* the drive's data into memory: a read */
+#define BM_ST_ACTIVE 0x01
+#define BM_ST_ERROR 0x02
+#define BM_ST_INTERRUPT 0x04
+#define PRD_END_OF_TABLE 0x80000000u
 
 static uint8_t in8(const struct ata_drive *d, unsigned reg)
 {
@@ -218,6 +233,7 @@ bool ata_parse_identify(const uint16_t id[256], struct ata_identity *out)
 	identify_string(&id[27], 20, out->model);
 	/* Word 83 holds something only with bits 15:14 = 01b; bit 10: 48-bit, bit 13: FLUSH CACHE EXT. */
 	uint16_t w83 = (id[83] & 0xc000) == 0x4000 ? id[83] : 0;
+	out->dma = id[49] & (1u << 8);
 	out->lba48 = w83 & (1u << 10);
 	out->flush_ext = w83 & (1u << 13);
 	out->logical_per_physical = (id[106] & 0xc000) == 0x4000 && (id[106] & (1u << 13))
@@ -255,6 +271,7 @@ enum ata_result ata_identify(struct ata_drive *d, const struct ata_io *io, uint1
 		id[i] = io->in16(io->ctx, (uint16_t)(cmd + REG_DATA));
 	if (!ata_parse_identify(id, &d->ident))
 		return failed(d, ATA_DEVICE_ERROR, "IDENTIFY gives no usable size", status);
+	d->dma = io->bus_master && d->ident.dma;
 	return ATA_OK;
 }
 
@@ -307,17 +324,107 @@ static enum ata_result transfer(struct ata_drive *d, bool write, uint64_t lba, u
 	return ATA_OK;
 }
 
+static uint8_t bm_in8(const struct ata_drive *d, unsigned reg)
+{
+	return d->io->in8(d->io->ctx, (uint16_t)(d->io->bus_master + reg));
+}
+
+static void bm_out8(const struct ata_drive *d, unsigned reg, uint8_t v)
+{
+	d->io->out8(d->io->ctx, (uint16_t)(d->io->bus_master + reg), v);
+}
+
+/*
+ * One DMA command of at most ATA_DMA_BYTES through the bounce buffer,
+ * in the order SFF-8038i gives: the engine stopped, the PRD table's
+ * address, its status bits cleared, the direction; the command to the
+ * drive; then Start. The end is the engine idle (Active clear, or its
+ * Interrupt bit where the controller sets it with nIEN) and the drive
+ * neither busy nor asking for data. The PRD's byte count is the
+ * transfer's exactly: a controller may leave a longer table's rest
+ * unfilled.
+ */
+static enum ata_result transfer_dma(struct ata_drive *d, bool write, uint64_t lba,
+				    uint32_t count, uint8_t *buf)
+{
+	const char *what = write ? "WRITE DMA" : "READ DMA";
+	const struct ata_io *io = d->io;
+	uint32_t bytes = count * ATA_SECTOR;
+	uint8_t direction = write ? 0 : BM_CMD_TO_MEMORY, status, bm = 0;
+	enum ata_result r;
+
+	if (write)
+		memcpy(io->dma_buffer, buf, bytes);
+	io->prd[0] = io->dma_buffer_phys;
+	io->prd[1] = PRD_END_OF_TABLE | (bytes & 0xffffu); /* 0: 64 KiB */
+	bm_out8(d, BM_COMMAND, 0);
+	io->out32(io->ctx, (uint16_t)(io->bus_master + BM_PRD_TABLE), io->prd_phys);
+	bm_out8(d, BM_STATUS, (uint8_t)(bm_in8(d, BM_STATUS) | BM_ST_ERROR | BM_ST_INTERRUPT));
+	bm_out8(d, BM_COMMAND, direction);
+	if ((r = select_drive(d, d->ident.lba48 ? 0 : (uint8_t)(lba >> 24), what)) != ATA_OK)
+		return r;
+	issue(d, write ? (d->ident.lba48 ? CMD_WRITE_DMA_EXT : CMD_WRITE_DMA)
+		       : (d->ident.lba48 ? CMD_READ_DMA_EXT : CMD_READ_DMA),
+	      lba, count == ATA_SECTORS_PER_COMMAND && !d->ident.lba48 ? 0 : count);
+	bm_out8(d, BM_COMMAND, (uint8_t)(direction | BM_CMD_START));
+
+	uint64_t start = io->now(io->ctx), limit = (uint64_t)COMMAND_TIMEOUT_MS * io->ticks_per_ms;
+	bool done = false;
+	while (!done) {
+		bm = bm_in8(d, BM_STATUS);
+		status = alt_status(d);
+		done = (!(bm & BM_ST_ACTIVE) || (bm & BM_ST_INTERRUPT)) &&
+		       !(status & (ST_BSY | ST_DRQ));
+		if (!done && io->now(io->ctx) - start > limit)
+			break;
+	}
+	bm_out8(d, BM_COMMAND, direction);
+	if (!done)
+		return timed_out(d, what, status);
+	status = in8(d, REG_STATUS); /* acknowledges the command's end */
+	bm_out8(d, BM_STATUS, (uint8_t)(bm | BM_ST_ERROR | BM_ST_INTERRUPT));
+	if (status & (ST_ERR | ST_DF))
+		return failed(d, ATA_DEVICE_ERROR, what, status);
+	if (bm & BM_ST_ERROR) {
+		fmt_snprintf(d->why, sizeof(d->why), "ata: %s: the bus master reports an error "
+			     "(status 0x%02x)", what, bm);
+		return ATA_DEVICE_ERROR;
+	}
+	if (!write)
+		memcpy(buf, io->dma_buffer, bytes);
+	d->timed_out_last = false;
+	return ATA_OK;
+}
+
+/*
+ * A failed DMA transfer again by PIO, and PIO from then on; a drive that
+ * died meanwhile stays dead. The reason stays in dma_off_why.
+ */
+static enum ata_result transfer_by_dma_or_pio(struct ata_drive *d, bool write, uint64_t lba,
+					      uint32_t count, uint8_t *buf)
+{
+	if (!d->dma)
+		return transfer(d, write, lba, count, buf);
+	enum ata_result r = transfer_dma(d, write, lba, count, buf);
+	if (r == ATA_OK || r == ATA_RANGE || d->dead)
+		return r;
+	d->dma = false;
+	fmt_snprintf(d->dma_off_why, sizeof(d->dma_off_why), "%s", d->why);
+	return transfer(d, write, lba, count, buf);
+}
+
 static enum ata_result transfer_all(struct ata_drive *d, bool write, uint64_t lba,
 				    uint32_t count, uint8_t *buf)
 {
 	enum ata_result r = check(d, lba, count);
 
 	while (r == ATA_OK && count) {
-		uint32_t n = count < ATA_SECTORS_PER_COMMAND ? count : ATA_SECTORS_PER_COMMAND;
+		uint32_t most = d->dma ? ATA_DMA_BYTES / ATA_SECTOR : ATA_SECTORS_PER_COMMAND;
+		uint32_t n = count < most ? count : most;
 		/* 28-bit commands cannot cross sector 2^28. */
 		if (!d->ident.lba48 && lba + n > LBA28_LIMIT)
 			return check(d, LBA28_LIMIT, 1);
-		r = transfer(d, write, lba, n, buf);
+		r = transfer_by_dma_or_pio(d, write, lba, n, buf);
 		lba += n;
 		count -= n;
 		buf += (size_t)n * ATA_SECTOR;

@@ -1,11 +1,16 @@
 /*
- * An ATA disk driven by PIO from root mode (ATA/ATAPI-8 ACS, the command
- * and control blocks of an IDE channel): the store's device where the
- * server (or Bochs, which has nothing else) has a parallel or legacy-mode
- * ATA controller. Polled with interrupts off at the drive (nIEN); every
- * wait is bounded by the TSC. A drive that does not answer in time is
- * reset once; one that stays silent, or times out twice in a row, is dead
- * from then on: its callers get an error at once, never a hang.
+ * An ATA disk driven from root mode (ATA/ATAPI-8 ACS, the command and
+ * control blocks of an IDE channel): the store's device where the server
+ * (or Bochs, which has nothing else) has a parallel or legacy-mode ATA
+ * controller. By bus-master DMA (SFF-8038i: the PCI IDE controller's
+ * BAR4, a PRD table) where the controller and the drive offer it, else by
+ * PIO. Polled with interrupts off at the drive (nIEN); every wait is
+ * bounded by the TSC. A drive that does not answer in time is reset once;
+ * one that stays silent, or times out twice in a row, is dead from then
+ * on: its callers get an error at once, never a hang. A DMA transfer that
+ * fails (the controller's error bit, or a timeout the drive survives) is
+ * done again by PIO, and DMA stays off from then on: a controller whose
+ * timing the firmware did not set up for DMA still serves by PIO.
  *
  * Plain C over an I/O interface, so the unit tests run it against a
  * model of a drive (tests/unit/test_ata.c).
@@ -35,11 +40,27 @@ struct ata_io {
 	void (*out16)(void *ctx, uint16_t port, uint16_t value);
 	uint64_t (*now)(void *ctx);     /* a clock in ticks */
 	uint64_t ticks_per_ms;
+	/*
+	 * The channel's bus-master registers (BAR4, +8 for the secondary);
+	 * 0: PIO only. The PRD table and the bounce buffer of ATA_DMA_BYTES
+	 * (not crossing a 64-KiB boundary) lie below 4 GiB, as the 32-bit
+	 * PRD addresses need.
+	 */
+	uint16_t bus_master;
+	void (*out32)(void *ctx, uint16_t port, uint32_t value);
+	uint32_t *prd;
+	uint32_t prd_phys;
+	uint8_t *dma_buffer;
+	uint32_t dma_buffer_phys;
 };
+
+/* One PRD entry's most: a DMA command moves up to 64 KiB through the bounce buffer. */
+#define ATA_DMA_BYTES 65536u
 
 /* What IDENTIFY DEVICE says of a drive, however it came (PIO here, a FIS in ahci.c). */
 struct ata_identity {
 	bool lba48, flush_ext;
+	bool dma;                       /* word 49 bit 8: READ/WRITE DMA (EXT) */
 	uint64_t sectors;
 	/* Words 106 and 209: logical sectors a physical one, and LBA 0's place in the first. */
 	uint32_t logical_per_physical;
@@ -58,6 +79,8 @@ struct ata_drive {
 	/* No answer after a reset, or two timeouts in a row: nothing more is sent to it. */
 	bool dead;
 	bool timed_out_last;            /* the last command timed out (and the reset worked) */
+	bool dma;                       /* transfers by bus-master DMA (see above) */
+	char dma_off_why[128];          /* why a DMA transfer failed and PIO took over; "" */
 	char why[128];                  /* the last failure */
 };
 

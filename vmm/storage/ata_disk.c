@@ -1,13 +1,21 @@
 /*
  * The ATA driver (ata.c) on the machine's ports: a legacy-mode IDE
  * channel's command and control blocks at their fixed addresses, as the
- * loader found them (boot/store_locate.c checks the controller's mode).
+ * loader found them (boot/store_locate.c checks the controller's mode),
+ * and the controller's bus-master registers in its BAR4 (SFF-8038i).
  */
 #include "vmm/storage/block.h"
 
 #include "lib/fmt.h"
+#include "vmm/log.h"
 #include "vmm/storage/ata.h"
 #include "x86/cpu.h"
+#include "x86/pci.h"
+
+/* SFF-8038i: BAR4 holds 16 ports, the primary channel's 8 then the secondary's. */
+#define BUS_MASTER_BAR 4
+#define BUS_MASTER_CHANNEL_PORTS 8
+#define DMA_WINDOW (64u * 1024u)
 
 static uint8_t port_in8(void *ctx, uint16_t port)
 {
@@ -33,23 +41,68 @@ static void port_out16(void *ctx, uint16_t port, uint16_t v)
 	outw(port, v);
 }
 
+static void port_out32(void *ctx, uint16_t port, uint32_t v)
+{
+	(void)ctx;
+	outl(port, v);
+}
+
 static uint64_t tsc_now(void *ctx)
 {
 	(void)ctx;
 	return rdtsc();
 }
 
-static struct ata_io io = { NULL, port_in8, port_out8, port_in16, port_out16, tsc_now, 0 };
+static struct ata_io io = { .in8 = port_in8, .out8 = port_out8, .in16 = port_in16,
+			    .out16 = port_out16, .now = tsc_now, .out32 = port_out32 };
 static struct ata_drive drive;
+static bool dma_off_said;
+
+/* The moment DMA failed and PIO took over (ata.c), said once. */
+static bool said(bool ok)
+{
+	if (drive.dma_off_why[0] && !dma_off_said) {
+		dma_off_said = true;
+		log_warn("store: bus-master DMA failed, PIO from now on: %s", drive.dma_off_why);
+	}
+	return ok;
+}
 
 static bool disk_read(void *ctx, uint64_t lba, uint32_t count, void *buf)
 {
-	return ata_read(ctx, lba, count, buf) == ATA_OK;
+	return said(ata_read(ctx, lba, count, buf) == ATA_OK);
 }
 
 static bool disk_write(void *ctx, uint64_t lba, uint32_t count, const void *buf)
 {
-	return ata_write(ctx, lba, count, buf) == ATA_OK;
+	return said(ata_write(ctx, lba, count, buf) == ATA_OK);
+}
+
+/*
+ * The channel's bus-master registers and DMA memory in io, or none (PIO):
+ * BAR4 must be an I/O BAR the firmware assigned. The bounce buffer is the
+ * 64-KiB-aligned half of 128 KiB below 4 GiB (a PRD's buffer may not
+ * cross a 64-KiB boundary), the PRD table in the rest.
+ */
+static const char *bus_master_setup(const struct boot_store *where, const struct block_dma *dma)
+{
+	struct pci_address a = { where->pci_bus, where->pci_device, where->pci_function };
+	uint32_t bar = pci_read32(a, PCI_BAR0 + 4 * BUS_MASTER_BAR);
+
+	if (!(bar & 1) || !(bar & ~3u) || (bar & ~3u) > 0xffffu - 2 * BUS_MASTER_CHANNEL_PORTS)
+		return "no bus-master I/O BAR";
+	uint8_t *window = dma->alloc(dma->ctx, 2 * DMA_WINDOW / 4096, true);
+	if (!window)
+		return "no memory below 4 GiB for DMA";
+	uintptr_t base = (uintptr_t)window;
+	uintptr_t buffer = (base + DMA_WINDOW - 1) & ~(uintptr_t)(DMA_WINDOW - 1);
+	uintptr_t prd = buffer == base ? base + DMA_WINDOW : base;
+	io.bus_master = (uint16_t)((bar & ~3u) + where->ata_channel * BUS_MASTER_CHANNEL_PORTS);
+	io.dma_buffer = (uint8_t *)buffer;
+	io.dma_buffer_phys = (uint32_t)buffer;
+	io.prd = (uint32_t *)prd;
+	io.prd_phys = (uint32_t)prd;
+	return NULL;
 }
 
 static bool disk_flush(void *ctx)
@@ -61,6 +114,9 @@ bool ata_disk_open(const struct boot_store *where, const struct block_dma *dma,
 		   struct block_disk *disk, char *why, size_t why_size)
 {
 	io.ticks_per_ms = dma->ticks_per_ms;
+	/* Bus mastering on only now: the firmware's PRDs are in memory that is the hypervisor's. */
+	const char *no_dma = bus_master_setup(where, dma);
+	block_pci_enable(where, true, !no_dma);
 	if (ata_identify(&drive, &io, where->ata_channel ? ATA_SECONDARY_CMD : ATA_PRIMARY_CMD,
 			 where->ata_channel ? ATA_SECONDARY_CTL : ATA_PRIMARY_CTL,
 			 where->ata_slave) != ATA_OK) {
@@ -73,8 +129,11 @@ bool ata_disk_open(const struct boot_store *where, const struct block_dma *dma,
 				     .why = drive.why, .read = disk_read, .write = disk_write,
 				     .flush = disk_flush };
 	fmt_snprintf(disk->model, sizeof(disk->model), "%s", drive.ident.model);
-	fmt_snprintf(disk->where, sizeof(disk->where), "the ATA %s %s drive",
+	fmt_snprintf(disk->where, sizeof(disk->where), "the ATA %s %s drive (%s)",
 		     where->ata_channel ? "secondary" : "primary",
-		     where->ata_slave ? "slave" : "master");
+		     where->ata_slave ? "slave" : "master",
+		     drive.dma ? "bus-master DMA" : "PIO");
+	if (!drive.dma)
+		log_info("store: ATA by PIO: %s", no_dma ? no_dma : "the drive offers no DMA");
 	return true;
 }
