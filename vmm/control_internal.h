@@ -36,6 +36,12 @@ struct call {
 	uint16_t error; /* enum api_error */
 	bool waiting;           /* call_wait said yes once: this is a later try */
 	uint64_t wait_until_ns; /* when waiting ends, by clock_ns() */
+	/*
+	 * CreateVirtualMachine for an import: an image or initrd this library
+	 * lacks is no refusal, as the saved state restores without them (a
+	 * fresh start of the VM is refused instead, guest_boot_prepare).
+	 */
+	bool boot_files_may_be_absent;
 };
 
 /* --- control.c: answering -------------------------------------------------- */

@@ -31,6 +31,7 @@ static const struct boot_info *boot;
  */
 static struct {
 	char name[API_NAME_MAX + 1];
+	char network[API_NAME_MAX + 1]; /* every adapter's network here; "" keeps the file's */
 	uint64_t base, pages, size, received;
 } import;
 
@@ -73,17 +74,58 @@ int export_saved_state(struct call *c)
 	return 0;
 }
 
-/* The adapters of the file's header, with their MACs, on the networks of the same names. */
-static int add_saved_nics(struct call *c, const struct vm *vm, const struct savefile_header *h)
+/* Where adapter i of the file goes: the network of its name, or the one the import names. */
+static const char *saved_nic_network(const struct savefile_header *h, unsigned i,
+				     const char *network)
+{
+	return network[0] && h->nics[i].network[0] ? network : h->nics[i].network;
+}
+
+/* The adapters of the file's header, with their MACs, on their networks here. */
+static int add_saved_nics(struct call *c, const struct vm *vm, const struct savefile_header *h,
+			  const char *network)
 {
 	struct cfg_nic nics[SAVEFILE_NICS_MAX];
 
 	for (unsigned i = 0; i < h->nic_count; i++) {
 		nics[i] = (struct cfg_nic){ .mac_set = true };
 		memcpy(nics[i].mac, h->nics[i].mac, sizeof(nics[i].mac));
-		fmt_snprintf(nics[i].network, sizeof(nics[i].network), "%s", h->nics[i].network);
+		fmt_snprintf(nics[i].network, sizeof(nics[i].network), "%s",
+			     saved_nic_network(h, i, network));
 	}
 	return add_nics(c, vm, nics, h->nic_count);
+}
+
+/*
+ * An import refused from its first chunk, before anything is taken: what
+ * the file's header says must fit this hypervisor (RAM and the file in
+ * free memory, every adapter's network).
+ */
+static int import_refused_early(struct call *c, const uint8_t *start, size_t n, uint64_t size,
+				const char *network)
+{
+	struct savefile_header h;
+	struct savefile_error err;
+
+	if (!savefile_read_header(start, n, &h, &err))
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the file is refused: "
+			    "%s", err.text);
+	uint64_t needed = h.ram_bytes + (size + PAGE_SIZE - 1) / PAGE_SIZE * PAGE_SIZE;
+	uint64_t free = boot->host_pages->free_pages * PAGE_SIZE;
+	if (needed > free)
+		return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: the VM needs %llu KiB "
+			    "(%llu MiB of RAM and its file), %llu KiB are free",
+			    (unsigned long long)(needed / 1024),
+			    (unsigned long long)(h.ram_bytes >> 20),
+			    (unsigned long long)(free / 1024));
+	for (unsigned i = 0; i < h.nic_count; i++) {
+		const char *net = saved_nic_network(&h, i, network);
+		if (net[0] && network_find(net) < 0)
+			return fail(c, API_E_NOT_FOUND, "ImportVirtualMachine: adapter %u's network "
+				    "'%s' does not exist here (name one that does with --network)",
+				    i, net);
+	}
+	return 0;
 }
 
 /*
@@ -95,7 +137,7 @@ static int add_saved_nics(struct call *c, const struct vm *vm, const struct save
  * same store. On success the VM owns the file's pages.
  */
 static int saved_vm_create(struct call *c, const char *name, const struct vm_saved *file,
-			   bool from_store)
+			   bool from_store, const char *network)
 {
 	struct savefile_reader r;
 	struct savefile_error err;
@@ -128,11 +170,14 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 		tlv_put_u8(&w, API_TAG_GUEST_AGENT, 0);
 	/*
 	 * Its disk is not in the file: the object in this store holds what was
-	 * written after the Save (or is another VM's), under RAM from before.
+	 * written after the Save (or is another VM's), and a library disk here
+	 * lacks the VM's writes (its copy-on-write chunks stayed with it), under
+	 * RAM that caches them: a restore would corrupt the guest's file systems.
 	 */
-	if (!from_store && tlv_find(rec.payload, rec.size, API_TAG_STORE_DISK, &t) == TLV_OK)
-		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the VM's disk is a "
-			    "store object, which the file does not carry (docs/store.md)");
+	if (!from_store && (tlv_find(rec.payload, rec.size, API_TAG_STORE_DISK, &t) == TLV_OK ||
+			    tlv_find(rec.payload, rec.size, API_TAG_DISK, &t) == TLV_OK))
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the VM has a disk, "
+			    "which the file does not carry (docs/savefile.md)");
 	tlv_get_u64(request, w.len, API_TAG_MEMORY, &memory);
 	if (!tlv_writer_ok(&w) || tr.malformed || memory != r.walk.header.ram_bytes)
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the configuration "
@@ -142,13 +187,15 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 	size_t len = c->len;
 	c->req = request;
 	c->len = w.len;
+	c->boot_files_may_be_absent = true;
 	int rc = create_vm(c);
+	c->boot_files_may_be_absent = false;
 	c->req = req;
 	c->len = len;
 	if (rc)
 		return rc;
 	struct vm *vm = vm_named(name);
-	if (add_saved_nics(c, vm, &r.walk.header)) {
+	if (add_saved_nics(c, vm, &r.walk.header, network)) {
 		vm_delete(vm);
 		return -1;
 	}
@@ -171,12 +218,16 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 int import_vm(struct call *c)
 {
 	const uint16_t rq = API_REQ_IMPORT_VIRTUAL_MACHINE;
-	char name[API_NAME_MAX + 1];
+	char name[API_NAME_MAX + 1], network[API_NAME_MAX + 1] = "";
 	uint64_t size, offset;
 	const uint8_t *data;
 	size_t n;
 
 	if (need_str(c, rq, API_TAG_VM, name, sizeof(name)))
+		return -1;
+	struct tlv t;
+	if (tlv_find(c->req, c->len, API_TAG_NET, &t) == TLV_OK &&
+	    need_str(c, rq, API_TAG_NET, network, sizeof(network)))
 		return -1;
 	if (tlv_get_u64(c->req, c->len, API_TAG_SAVED_SIZE, &size) != TLV_OK ||
 	    tlv_get_u64(c->req, c->len, API_TAG_OFFSET, &offset) != TLV_OK ||
@@ -195,6 +246,8 @@ int import_vm(struct call *c)
 			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: %llu bytes "
 				    "cannot be a save file", (unsigned long long)size);
 		import_drop();
+		if (import_refused_early(c, data, n, size, network))
+			return -1;
 		uint64_t pages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
 		if (page_alloc_alloc(boot->host_pages, pages, 1, &import.base))
 			return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no memory for "
@@ -202,6 +255,7 @@ int import_vm(struct call *c)
 		import.pages = pages;
 		import.size = size;
 		fmt_snprintf(import.name, sizeof(import.name), "%s", name);
+		fmt_snprintf(import.network, sizeof(import.network), "%s", network);
 		log_info("vm '%s': import of %llu KiB begins", name,
 			 (unsigned long long)(size / 1024));
 	} else if (!import.pages || strcmp(import.name, name) || import.size != size) {
@@ -226,7 +280,7 @@ int import_vm(struct call *c)
 		return 0;
 	const struct vm_saved file = { .base = import.base, .pages = import.pages,
 				       .bytes = import.size };
-	if (saved_vm_create(c, import.name, &file, false)) {
+	if (saved_vm_create(c, import.name, &file, false, import.network)) {
 		import_drop();
 		return -1;
 	}
@@ -309,7 +363,7 @@ static void adopt_stored_state(const char *name, uint64_t bytes)
 		struct call c = { 0 };
 		struct tlv t;
 		tlv_writer_init(&c.w, scratch, sizeof(scratch));
-		if (saved_vm_create(&c, name, &file, true)) {
+		if (saved_vm_create(&c, name, &file, true, "")) {
 			bool said = tlv_find(scratch, c.w.len, API_TAG_MESSAGE, &t) == TLV_OK;
 			log_err("vm '%s': its saved state in the store does not make a VM again: "
 				"%.*s; left there", name, said ? (int)t.len : 0,

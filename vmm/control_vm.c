@@ -72,6 +72,7 @@ static uint64_t vm_uptime_ms(const struct vm *vm)
 
 static int library_path(struct call *c, uint8_t tag, char *path, const struct boot_file **file)
 {
+	bool may_be_absent = c->boot_files_may_be_absent && tag != API_TAG_DISK;
 	enum library_kind kind = tag == API_TAG_DISK ? LIBRARY_DISK : LIBRARY_BOOT_FILE;
 	int r = tlv_get_str(c->req, c->len, tag, path, CFG_PATH_MAX);
 
@@ -87,7 +88,7 @@ static int library_path(struct call *c, uint8_t tag, char *path, const struct bo
 		return fail(c, API_E_INVALID_ARGUMENT, "CreateVirtualMachine: disk '%s' is an "
 			    "image or initrd; a disk must be a file the boot configuration names "
 			    "with disk =", path);
-	if (!*file)
+	if (!*file && !may_be_absent)
 		return fail(c, API_E_NOT_FOUND, "CreateVirtualMachine: %s '%s' is not in the image "
 			    "library (%s named by the boot configuration)", api_tag_name(tag),
 			    path, kind == LIBRARY_DISK ? "disk = files" : "image = and initrd = files");
@@ -212,7 +213,9 @@ int create_vm(struct call *c)
 	 * the disk gets the VM's own copy-on-write chunks (vm_create), so the
 	 * library's bytes stay as they were loaded and no other VM sees its writes.
 	 */
-	struct boot_vm b = { .ram_bytes = cfg.memory_bytes, .image = *image };
+	struct boot_vm b = { .ram_bytes = cfg.memory_bytes };
+	if (image)
+		b.image = *image;
 	if (initrd)
 		b.initrd = *initrd;
 	if (disk)
@@ -228,8 +231,9 @@ int create_vm(struct call *c)
 		/* Keep the VM (it exists, TurnedOff) but say what went wrong. */
 		return -1;
 	}
-	log_info("vm '%s': created through the management API (%llu MiB, image %s)",
-		 cfg.name, (unsigned long long)(cfg.memory_bytes / MIB), cfg.image);
+	log_info("vm '%s': created through the management API (%llu MiB, image %s%s)",
+		 cfg.name, (unsigned long long)(cfg.memory_bytes / MIB), cfg.image,
+		 image ? "" : ", not in this library");
 	/* A start that fails is in the VM's events and GetState's reason. */
 	if (cfg.autostart && vm->state == VM_STATE_TURNED_OFF)
 		vm_control_why(vm, VM_OP_STARTUP, NULL, why, sizeof(why));

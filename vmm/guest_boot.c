@@ -215,6 +215,15 @@ static int prepare_linux(struct vm *vm, struct vcpu_boot_state *s, char *why, si
 int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why,
 		       size_t why_size)
 {
+	/* An imported VM whose boot files this library lacks runs only from its saved state. */
+	const char *absent = !vm->boot->image.size ? vm->cfg->image
+			     : vm->cfg->initrd[0] && !vm->boot->initrd.size ? vm->cfg->initrd
+									   : NULL;
+	if (absent) {
+		fmt_snprintf(why, why_size, "'%s' is not in this hypervisor's image library (the VM "
+			     "came with an import; only its saved state could run)", absent);
+		return -1;
+	}
 	/* Nothing of a previous run, or of the host, may show through. */
 	memset(vm_gpa_to_host(vm, 0), 0, vm->boot->ram_bytes);
 	switch (vm->cfg->boot) {

@@ -763,6 +763,60 @@ static bool check_footer(const struct savefile_walk *walk, const uint8_t *file, 
 	return check_complete(walk, err);
 }
 
+/* One record's frame as it lies at pos, its length and checksum checked. */
+struct framed_record {
+	uint16_t type, flags;
+	uint32_t len;
+	const uint8_t *payload;
+	char what[DESCRIPTION_MAX];
+};
+
+static bool record_at(const uint8_t *file, size_t size, size_t pos, uint32_t index,
+		      struct framed_record *rec, struct savefile_error *err)
+{
+	const uint8_t *h = file + pos;
+	size_t left = size - pos;
+
+	if (left < SAVEFILE_RECORD_HEADER_SIZE)
+		return fail(err, "truncated: %zu bytes where record %u should start, no footer", left,
+			    index);
+	/* 2^32 empty records are 48 GiB: a file of RAM's size could hold them. */
+	if (index == UINT32_MAX)
+		return fail(err, "more than %u records", UINT32_MAX - 1);
+	rec->type = (uint16_t)le_get(h, 2);
+	rec->flags = (uint16_t)le_get(h + 2, 2);
+	rec->len = (uint32_t)le_get(h + 4, 4);
+	/* Only now: a pointer past the file's end is undefined even unread. */
+	rec->payload = h + SAVEFILE_RECORD_HEADER_SIZE;
+	left -= SAVEFILE_RECORD_HEADER_SIZE;
+	describe(rec->what, index, rec->type, rec->payload, left < rec->len ? left : rec->len);
+	if (rec->len > SAVEFILE_RECORD_MAX)
+		return fail(err, "%s: length %u exceeds the limit of %u", rec->what, rec->len,
+			    SAVEFILE_RECORD_MAX);
+	if (rec->len > left)
+		return fail(err, "truncated: %s is %u bytes, %zu left, no footer", rec->what,
+			    rec->len, left);
+	if (crc32c(crc32c(CRC32C_INIT, h, RECORD_CHECKED_HEADER), rec->payload, rec->len) !=
+	    le_get(h + RECORD_CHECKED_HEADER, 4))
+		return fail(err, "%s: checksum mismatch", rec->what);
+	return true;
+}
+
+bool savefile_read_header(const uint8_t *start, size_t size, struct savefile_header *h,
+			  struct savefile_error *err)
+{
+	struct savefile_walk walk;
+	struct framed_record rec;
+
+	memset(&walk, 0, sizeof(walk));
+	if (!check_prefix(start, size, err) ||
+	    !record_at(start, size, SAVEFILE_PREFIX_SIZE, 0, &rec, err) ||
+	    !check_record(&walk, rec.type, rec.flags, rec.payload, rec.len, err))
+		return false;
+	*h = walk.header;
+	return true;
+}
+
 bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 		   struct savefile_error *err)
 {
@@ -773,44 +827,20 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 	if (!check_prefix(file, size, err))
 		return false;
 	for (;;) {
-		const uint8_t *h = file + pos, *p;
-		size_t left = size - pos;
-		uint16_t type, flags;
-		uint32_t len;
-		char what[DESCRIPTION_MAX];
+		struct framed_record rec;
 
-		if (left < SAVEFILE_RECORD_HEADER_SIZE)
-			return fail(err, "truncated: %zu bytes where record %u should start, no footer",
-				    left, walk->index);
-		/* 2^32 empty records are 48 GiB: a file of RAM's size could hold them. */
-		if (walk->index == UINT32_MAX)
-			return fail(err, "more than %u records", UINT32_MAX - 1);
-		type = (uint16_t)le_get(h, 2);
-		flags = (uint16_t)le_get(h + 2, 2);
-		len = (uint32_t)le_get(h + 4, 4);
-		/* Only now: a pointer past the file's end is undefined even unread. */
-		p = h + SAVEFILE_RECORD_HEADER_SIZE;
-		left -= SAVEFILE_RECORD_HEADER_SIZE;
-		describe(what, walk->index, type, p, left < len ? left : len);
-		if (len > SAVEFILE_RECORD_MAX)
-			return fail(err, "%s: length %u exceeds the limit of %u", what, len,
-				    SAVEFILE_RECORD_MAX);
-		if (len > left)
-			return fail(err, "truncated: %s is %u bytes, %zu left, no footer", what, len,
-				    left);
-		if (crc32c(crc32c(CRC32C_INIT, h, RECORD_CHECKED_HEADER), p, len) !=
-		    le_get(h + RECORD_CHECKED_HEADER, 4))
-			return fail(err, "%s: checksum mismatch", what);
-		if (type == SAVEFILE_FOOTER && walk->index > 0) {
-			if (!check_flags(what, flags, err) ||
-			    !check_footer(walk, file, size, pos, p, len, err))
+		if (!record_at(file, size, pos, walk->index, &rec, err))
+			return false;
+		if (rec.type == SAVEFILE_FOOTER && walk->index > 0) {
+			if (!check_flags(rec.what, rec.flags, err) ||
+			    !check_footer(walk, file, size, pos, rec.payload, rec.len, err))
 				return false;
 			r->footer_offset = pos;
 			break;
 		}
-		if (!check_record(walk, type, flags, p, len, err))
+		if (!check_record(walk, rec.type, rec.flags, rec.payload, rec.len, err))
 			return false;
-		pos += SAVEFILE_RECORD_HEADER_SIZE + len;
+		pos += SAVEFILE_RECORD_HEADER_SIZE + rec.len;
 		walk->index++;
 	}
 	r->file = file;

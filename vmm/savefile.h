@@ -262,6 +262,14 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 		   struct savefile_error *err);
 
 /*
+ * The header of a file of which only the start is at hand (an import's
+ * first chunk): the prefix and the header record, checked as
+ * savefile_open checks them. Nothing after the header is looked at.
+ */
+bool savefile_read_header(const uint8_t *start, size_t size, struct savefile_header *h,
+			  struct savefile_error *err);
+
+/*
  * The next record after the header that this build knows (skippable
  * unknown ones are passed over); false at the footer.
  */

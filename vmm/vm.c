@@ -387,9 +387,13 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t host_tsc)
 /*
  * TurningOn: fresh RAM, the pristine image, the vCPU at its boot state,
  * devices at power-on state. A reset (cold = false) keeps what survives a
- * PC's reboot: the battery-backed CMOS clock and RAM.
+ * PC's reboot: the battery-backed CMOS clock and RAM. Before a restore
+ * (Restoring comes next) the image is not loaded: the saved state writes
+ * every page of RAM (savefile_open holds its runs to cover the RAM) and
+ * the whole vCPU, so the load would be thrown away, and for a Linux
+ * guest it is most of TurningOn's time.
  */
-static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
+static int power_on(struct vm *vm, bool cold, bool restoring, char *why, size_t why_size)
 {
 	struct vcpu_boot_state boot;
 	struct vcpu_state state;
@@ -407,7 +411,11 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 	pic_init(&vm->pic);
 	pit_init(&vm->pit);
 	/* The devices first: the boot tables describe them (_PRT). */
-	if (platform_power_on(vm, why, why_size) || guest_boot_prepare(vm, &boot, why, why_size))
+	if (platform_power_on(vm, why, why_size))
+		return -1;
+	if (restoring)
+		vcpu_state_power_on(&state);
+	else if (guest_boot_prepare(vm, &boot, why, why_size))
 		return -1;
 	/*
 	 * A cold start begins guest time anew; a reset keeps it, as the CMOS
@@ -418,7 +426,8 @@ static int power_on(struct vm *vm, bool cold, char *why, size_t why_size)
 		rtc_init(&vm->rtc, clock_wallclock_s(), vm_now(vm).ns);
 	}
 	/* The boot mode's registers over the power-on state; x87, SSE and the rest as at power-on. */
-	vcpu_state_from_boot(&boot, &state);
+	if (!restoring)
+		vcpu_state_from_boot(&boot, &state);
 	if (virt_vcpu_reset(vcpu, &state, &err)) {
 		fmt_snprintf(why, why_size, "the initial register state is refused: %s", err.text);
 		return -1;
@@ -577,7 +586,7 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 		if (next == VM_STATE_TURNING_OFF)
 			platform_report_device_work(vm);
 		if (next == VM_STATE_TURNING_ON &&
-		    power_on(vm, op == VM_OP_STARTUP, why, why_size))
+		    power_on(vm, op == VM_OP_STARTUP, restore, why, why_size))
 			return end_failed_start(vm, restore, why);
 		if (next == VM_STATE_RESTORING) {
 			if (vm_save_restore(vm, why, why_size) ||

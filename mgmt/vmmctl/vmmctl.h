@@ -293,6 +293,7 @@ struct vmmctl_local {
 	const char *nonce;    /* auth-answer */
 	const char *file;     /* export, import */
 	bool resume;          /* import: go on with the hypervisor's unfinished import */
+	const char *network;  /* import: the network its adapters go on */
 };
 
 struct vmmctl_parsed {

@@ -55,7 +55,7 @@ const struct vmmctl_sub vmmctl_subs[] = {
 	{ "save", NULL, S("vm", "save"), VK_STATE_OP, "VM", "Save a VM's state and turn it off" },
 	{ "export", NULL, S(NULL, NULL), VK_EXPORT, "VM FILE",
 	  "Copy a saved VM (configuration and state) into FILE on this host" },
-	{ "import", NULL, S(NULL, NULL), VK_IMPORT, "FILE [--name NAME] [--resume]",
+	{ "import", NULL, S(NULL, NULL), VK_IMPORT, "FILE [--name NAME] [--network NET] [--resume]",
 	  "Make a saved VM of FILE (an export); start then restores it" },
 	{ "discard", NULL, S("vm", "discard"), VK_STATE_OP, "VM",
 	  "Drop a saved VM's state (it is then TurnedOff)" },
@@ -219,6 +219,8 @@ static const struct {
 		     "                       checked; a FILE.part left by a dropped line is\n"
 		     "                       continued\n" },
 	{ VK_IMPORT, "  --name NAME          the VM's name here (default: its name in FILE)\n"
+		     "  --network NET        its adapters on NET here (default: networks of the\n"
+		     "                       names in FILE)\n"
 		     "  --resume             go on with an import the line dropped\n" },
 	{ VK_AUTH_ANSWER, "  -k, --key-file FILE  the key (hex)\n" },
 };
@@ -456,6 +458,10 @@ static int local_option(struct vmmctl_parsed *p, int argc, char **argv, int *i)
 	FLAG(VK_IMPORT, "resume", resume);
 	if (VALUE(VK_IMPORT, "name")) {
 		l->vm = value;
+		return 1;
+	}
+	if (VALUE(VK_IMPORT, "network")) {
+		l->network = value;
 		return 1;
 	}
 	if (VALUE(VK_EVENTS, "count")) {

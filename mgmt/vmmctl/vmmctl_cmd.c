@@ -1006,6 +1006,8 @@ static enum vmmctl_call import_send(struct run *r, const char *vm, uint64_t size
 
 	tlv_writer_init(&w, buf, sizeof(buf));
 	tlv_put_str(&w, API_TAG_VM, vm);
+	if (r->p->local.network)
+		tlv_put_str(&w, API_TAG_NET, r->p->local.network);
 	tlv_put_u64(&w, API_TAG_SAVED_SIZE, size);
 	tlv_put_u64(&w, API_TAG_OFFSET, offset);
 	tlv_put(&w, API_TAG_DATA, d, n);

@@ -246,6 +246,24 @@ fi
 # Save lin2 and start it from its saved state (docs/savefile.md): its shell,
 # a background process, its files and its network go on where they were.
 run lin2 'sleep 100000 & echo $! >/tmp/bg; echo BG-$(cat /tmp/bg)' 'BG-[0-9]+' >/dev/null
+# An open TCP connection across the Save: lin1 takes one connection (nc -l
+# takes no second), lin2 writes into it through a FIFO its shell holds open
+# (fd 3), a line before the Save and one after the restore. A write into a
+# broken connection ends only its subshell. lin1's nc reads a pipe that
+# stays silent, not the console (a background read of it would stop nc).
+run lin1 "sleep 100000 | nc -l -p 5003 >/tmp/tcp.out & echo TCP-LISTEN-\$((1 + 2))" 'TCP-LISTEN-3' >/dev/null
+run lin2 "mkfifo /tmp/tcp.in; nc $ip1 5003 </tmp/tcp.in & exec 3>/tmp/tcp.in; (echo BEFORE-SAVE >&3); echo TCP-OPEN-\$((2 + 2))" \
+	'TCP-OPEN-4' >/dev/null
+tcp_got() { # N: what lin1 has received on the connection, as one line "TCP-GOT-N ... END"
+	run lin1 "echo TCP-GOT-\$(($1 + 0)) \$(cat /tmp/tcp.out) END" "TCP-GOT-$1 .*END" >/dev/null &&
+		grep -aoE "\[lin1\] TCP-GOT-$1 .*END" "$serial" | tail -1
+}
+sleep 2
+if tcp_got 1 | grep -q 'BEFORE-SAVE END'; then
+	pass "linux: a TCP connection from lin2 to lin1 is open before the Save"
+else
+	fail "linux: the TCP connection before the Save ($(grep -a 'TCP-' "$serial" | tail -2 | tr '\n' ' '))"
+fi
 save_ctl() { timeout 300 "$root/build/vmmctl" -c "unix:$work/line.sock" -t 120 "$@"; }
 if save_ctl save lin2 >"$work/save.out" 2>&1 && grep -q 'lin2: Saved' "$work/save.out"; then
 	pass "linux: vmmctl save lin2 ($(grep -ao "vm 'lin2': state saved: [^(]*" "$serial" | tail -1 | sed "s/vm 'lin2': //"))"
@@ -262,6 +280,26 @@ if run lin2 'kill -0 $(cat /tmp/bg) && echo ALIVE-$((2 + 3))' 'ALIVE-5' 300; the
 else
 	fail "linux: lin2's shell or process after Restore"
 fi
+run lin2 '(echo AFTER-RESTORE >&3); echo TCP-SENT-$((3 + 3))' 'TCP-SENT-6' >/dev/null
+sleep 2
+if tcp_got 2 | grep -q 'BEFORE-SAVE AFTER-RESTORE END'; then
+	pass "linux: the TCP connection opened before the Save carries data after the restore"
+else
+	fail "linux: the TCP connection after the restore ($(grep -a 'TCP-GOT' "$serial" | tail -1))"
+fi
+run lin2 'exec 3>&-; echo TCP-CLOSED-$((3 + 4))' 'TCP-CLOSED-7' >/dev/null
+# Save and restore figures (issue 13), in the hypervisor's clock: the file
+# against RAM, the Save, and the Startup from TurningOn to Running.
+saved_line=$(grep -ao "vm 'lin2': state saved: [0-9]* KiB for [0-9]* MiB of RAM, in [0-9]* ms" "$serial" | tail -1)
+if [ -n "$saved_line" ]; then
+	echo "$saved_line" | awk '{ printf "BENCH save_ratio_idle_linux %.3f x\nBENCH save_s_linux %.2f s\n", $5 / ($8 * 1024), $13 / 1000 }'
+else
+	echo "BENCH save_ratio_idle_linux nan x"
+	echo "BENCH save_s_linux nan s"
+fi
+restore_s=$(grep -aoE "\[ *[0-9.]+\] INFO  vm 'lin2': (TurningOn|Restoring|Running)" "$serial" | tr -d '[]' |
+	awk '/TurningOn/ { on = $1 } /Restoring/ { restoring = on } /Running/ && restoring { print $1 - restoring; exit }')
+echo "BENCH restore_s_linux ${restore_s:-nan} s"
 run lin2 'md5sum /tmp/f | sed "s/ .*/ KEPT/"' '[0-9a-f]{32} KEPT' >/dev/null
 kept=$(grep -aoE '\[lin2\] [0-9a-f]{32} KEPT' "$serial" | tail -1 | awk '{print $2}')
 if [ -n "$kept" ] && [ "$kept" = "$sent" ]; then

@@ -48,6 +48,8 @@ key_hex=$(sed -n 's/^auth_key *= *\([0-9a-fA-F]*\)$/\1/p' "$config")
 echo "$key_hex" >"$work/key"
 export VMMCTL_KEY_FILE=$work/key
 ctl() { timeout 60 "$vmmctl" -c "unix:$sock" -t 5 -r 4 "$@"; }
+# Exports and imports: tens of KiB at the line's pace, more under load.
+xfer() { timeout 300 "$vmmctl" -c "unix:$sock" -t 5 -r 4 "$@"; }
 # wait_for REGEX SECONDS: the serial output matches REGEX within SECONDS.
 wait_for() {
 	local deadline=$((SECONDS + $2))
@@ -500,26 +502,38 @@ fi
 # Moving a VM (docs/savefile.md): web2 is saved and exported into a file on
 # this host, deleted, and imported again as web3, which goes on where web2
 # stopped (no new "echo: ready"; it answers typed lines at once).
+ctl nic-attach web2 0 lan >/dev/null 2>&1
 ctl start web2 >/dev/null 2>&1
+# 32 KiB that do not compress in its RAM: a file that takes seconds on the line.
+ctl console web2 --send 'fill\r' >/dev/null 2>&1
+console_has move-fill 'echo: fill 32768' || fail "move: web2 did not fill its RAM"
 ctl console web2 --send 'before move\r' >/dev/null 2>&1
 console_has move-1 'echo: before move' || fail "move: web2 did not answer before Save"
+ctl console web2 --send 'count\r' >/dev/null 2>&1
+console_has move-count 'echo: count [0-9]' || fail "move: web2 did not count before Save"
+count_before=$(grep -ao 'echo: count [0-9]*' "$out/move-count.out" | tail -1 | awk '{print $3}')
 ok "vmmctl save: web2 saved to be moved" move-save "d['state'] == 'Saved'" save web2
 run move-state state web2
 saved_size=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["saved_size"])' \
 	"$out/move-state.json" 2>/dev/null)
 rm -f "$out/web2.vmsave" "$out/web2.vmsave.part"
-ctl export web2 "$out/web2.vmsave" >"$out/export.out" 2>&1
+xfer export web2 "$out/web2.vmsave" >"$out/export.out" 2>&1
 rc=$?
 if [ $rc = 0 ] && [ -n "$saved_size" ] && [ "$(stat -c %s "$out/web2.vmsave" 2>/dev/null)" = "$saved_size" ]; then
 	pass "vmmctl export: the saved web2 as one file on the admin host ($(cat "$out/export.out"))"
+	# Guest RAM moved per second against the emulated line's 11520 bytes/s.
+	sed -n 's/.* in \([0-9.]*\) s$/\1/p' "$out/export.out" |
+		awk '$1 > 0 { printf "BENCH export_vs_line_ratio %.1f x\n", 4 * 1048576 / $1 / 11520; done = 1 }
+		     END { if (!done) print "BENCH export_vs_line_ratio nan x" }'
 else
+	echo "BENCH export_vs_line_ratio nan x"
 	fail "vmmctl export (rc $rc, saved_size ${saved_size:-?}: $(tail -c 300 "$out/export.out"))"
 fi
 # A line that dropped mid-export left FILE.part: the next export goes on from
 # its end, and the whole is checked before it takes FILE's name; a .part that
 # is not the start of this file is caught by that check and removed.
 head -c 5000 "$out/web2.vmsave" >"$out/again.vmsave.part"
-ctl export web2 "$out/again.vmsave" >"$out/export-again.out" 2>&1
+xfer export web2 "$out/again.vmsave" >"$out/export-again.out" 2>&1
 rc=$?
 if [ $rc = 0 ] && cmp -s "$out/web2.vmsave" "$out/again.vmsave" && [ ! -e "$out/again.vmsave.part" ]; then
 	pass "vmmctl export: a transfer cut at 5000 bytes goes on from there to the same file"
@@ -527,7 +541,7 @@ else
 	fail "vmmctl export after a cut (rc $rc: $(tail -c 200 "$out/export-again.out"))"
 fi
 head -c 5000 /dev/urandom >"$out/junk.vmsave.part"
-ctl export web2 "$out/junk.vmsave" >"$out/export-junk.out" 2>&1
+xfer export web2 "$out/junk.vmsave" >"$out/export-junk.out" 2>&1
 rc=$?
 if [ $rc = 4 ] && [ ! -e "$out/junk.vmsave" ] && [ ! -e "$out/junk.vmsave.part" ] &&
 	grep -q 'not a whole save file' "$out/export-junk.out"; then
@@ -542,7 +556,7 @@ b = bytearray(open(sys.argv[1], 'rb').read())
 b[len(b) // 2] ^= 0x40
 open(sys.argv[2], 'wb').write(b)
 PY
-ctl import "$out/bad.vmsave" --name web4 >"$out/import-bad.out" 2>&1
+xfer import "$out/bad.vmsave" --name web4 >"$out/import-bad.out" 2>&1
 rc=$?
 if [ $rc = 2 ] && grep -q 'not a whole save file' "$out/import-bad.out"; then
 	pass "vmmctl import: a damaged file is refused by the tool ($(head -c 160 "$out/import-bad.out"))"
@@ -553,7 +567,7 @@ ok "vmmctl discard: web2's state dropped before it is deleted" move-discard \
 	"d['state'] == 'TurnedOff'" discard web2
 ok "vmmctl delete: DeleteVirtualMachine" delete "True" delete web2
 refused "vmmctl find: the deleted web2 is NOT_FOUND" find-gone NOT_FOUND find web2
-ctl import "$out/web2.vmsave" --name web3 >"$out/import.out" 2>&1
+xfer import "$out/web2.vmsave" --name web3 >"$out/import.out" 2>&1
 rc=$?
 if [ $rc = 0 ]; then
 	pass "vmmctl import: the file is web3 ($(cat "$out/import.out"))"
@@ -696,16 +710,25 @@ wait "$bochs" 2>/dev/null
 cp "$work/disk.img" "$work/disk-after-cut.img"
 
 # The same disk boots again: the store's saved states are the VMs' again.
-emulator=$work/reboot serial=$work/reboot/serial.out sock=$work/reboot/line.sock
-mkdir -p "$emulator"
-"$root/tools/run-bochs.sh" --workdir "$emulator" --disk "$work/disk-after-cut.img" \
-	--console-server "$sock" --share-line --timeout 300 >"$emulator/run-bochs.out" 2>&1 &
-bochs=$!
-if wait_for "mgmt: '[a-z]+' is the management VM" 240 && [ -S "$sock" ]; then
-	pass "reboot: the hypervisor came up again on the same disk"
-else
-	fail "reboot: the management VM did not come up ($(tail -1 "$emulator/run-bochs.out"))"
-fi
+# boot_another DIR CHECK RUN-BOCHS-ARGS...: a further Bochs in DIR; CHECK
+# passes when its management VM serves the line. emulator, serial, sock and
+# bochs are this one's from then on.
+boot_another() {
+	local dir=$1 check=$2
+	shift 2
+	emulator=$dir serial=$dir/serial.out sock=$dir/line.sock
+	mkdir -p "$emulator"
+	"$root/tools/run-bochs.sh" --workdir "$emulator" "$@" --console-server "$sock" \
+		--share-line >"$emulator/run-bochs.out" 2>&1 &
+	bochs=$!
+	if wait_for "mgmt: '[a-z]+' is the management VM" 240 && [ -S "$sock" ]; then
+		pass "$check"
+	else
+		fail "$check: the management VM did not come up ($(tail -1 "$emulator/run-bochs.out"))"
+	fi
+}
+boot_another "$work/reboot" "reboot: the hypervisor came up again on the same disk" \
+	--disk "$work/disk-after-cut.img" --timeout 300
 if grep -aq "vm 'keep': Saved, from the store" "$serial" &&
 	grep -aq "vm 'echo': Saved, from the store" "$serial"; then
 	pass "reboot: both saved states were found in the store"
@@ -753,6 +776,77 @@ if "$root/build/vmm-store" export "$work/store-after.img" blank "$work/blank.img
 	pass "new store disk: blank holds 256 KiB of zeros, nothing of what its blocks held"
 else
 	fail "new store disk: blank is not zeros ($(od -A d -t x1 "$work/blank.img" 2>/dev/null | head -2 | tr '\n' ' '))"
+fi
+
+# --- another hypervisor: web2 moves there ------------------------------------------
+# A second instance, booted from a disk of its own with its own key, no
+# store and one network, backbone: web2's file (saved on the first, its
+# adapter on lan) is imported there and web2 counts on.
+pkill -KILL -f "$emulator/bochsrc"
+wait "$bochs" 2>/dev/null
+second_config=$root/tests/e2e/configs/mgmt-second.conf
+sed -n 's/^auth_key *= *\([0-9a-fA-F]*\)$/\1/p' "$second_config" >"$work/key-second"
+export VMMCTL_KEY_FILE=$work/key-second
+boot_another "$work/second" "second: another hypervisor instance is up (its own disk and key)" \
+	--config "$second_config" --timeout 400
+only_mgmt() { # STEP: the second hypervisor has no VM but its management VM
+	run "$1" list && holds "$1" "[v['vm'] for v in d['vms']] == ['mgmt']"
+}
+# Its adapter's network (lan) is not here: refused at the first chunk.
+xfer import "$out/web2.vmsave" >"$out/second-nonet.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "network 'lan' does not exist here" "$out/second-nonet.out" &&
+	grep -q -- '--network' "$out/second-nonet.out" && only_mgmt second-list-1; then
+	pass "second: an import onto a network it lacks is refused at once, nothing made ($(head -c 160 "$out/second-nonet.out"))"
+else
+	fail "second: import without lan (rc $rc: $(tail -c 200 "$out/second-nonet.out"))"
+fi
+# The line drops mid-transfer (the tool killed): no VM is half there; the
+# next import --resume goes on from what the hypervisor received.
+size=$(stat -c %s "$out/web2.vmsave")
+timeout -s KILL 5 "$vmmctl" -c "unix:$sock" -t 5 -r 4 import "$out/web2.vmsave" --network backbone \
+	>"$out/second-cut.out" 2>&1
+rc=$?
+if [ $rc = 137 ] && only_mgmt second-list-2; then
+	pass "second: an import whose line dropped leaves no VM behind"
+else
+	fail "second: the cut import (rc $rc, $(why second-list-2))"
+fi
+xfer import "$out/web2.vmsave" --network backbone --resume >"$out/second-import.out" 2>&1
+rc=$?
+from=$(sed -n 's/.*going on from byte \([0-9]*\).*/\1/p' "$out/second-import.out")
+if [ $rc = 0 ] && [ -n "$from" ] && [ "$from" -gt 0 ] && [ "$from" -lt "$size" ]; then
+	pass "second: import --resume went on from byte $from of $size ($(tail -1 "$out/second-import.out"))"
+else
+	fail "second: import --resume (rc $rc, from '${from:-}' of $size: $(tail -c 200 "$out/second-import.out"))"
+fi
+ok "second: web2 is Saved here, its file whole" second-state \
+	"d['state'] == 'Saved' and d['saved_size'] == $size" state web2
+ok "second: its adapter is on backbone (--network)" second-net "'web2' in __import__('json').dumps(d)" \
+	net-show backbone
+# Its image is not in this hypervisor's library: only the saved state runs here.
+refused "second: a second import of web2 is ALREADY_EXISTS" second-again ALREADY_EXISTS \
+	import "$out/web2.vmsave" --network backbone
+ok "second: web2 starts from the moved state" second-start "d['state'] == 'Running'" start web2
+ctl console web2 --send 'count\r' >/dev/null 2>&1
+if [ -n "$count_before" ] && console_has second-count "echo: count $((count_before + 1))"; then
+	pass "second: web2's count goes on here ($count_before on the first, $((count_before + 1)) here)"
+else
+	fail "second: web2's count (was ${count_before:-none}: $(grep -a 'echo: count' "$out/second-count.out" | tail -1))"
+fi
+if grep -q 'echo: before move' "$out/second-count.out" &&
+	! sed -n '/echo: before move/,$p' "$out/second-count.out" | grep -q 'echo: ready'; then
+	pass "second: web2's console history came along, and it was not booted again"
+else
+	fail "second: web2's history ($(tail -c 200 "$out/second-count.out"))"
+fi
+# A fresh start would need the image: refused, saying so.
+ctl turnoff web2 >/dev/null 2>&1
+run second-fresh start web2
+if [ $rc = 1 ] && grep -q "not in this hypervisor's image library" "$out/second-fresh.err"; then
+	pass "second: a fresh start without the image here is refused ($(head -c 200 "$out/second-fresh.err"))"
+else
+	fail "second: a fresh start without the image ($(why second-fresh))"
 fi
 
 echo "mgmt-boot: $passed passed, $failed failed"

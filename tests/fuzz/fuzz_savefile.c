@@ -6,7 +6,8 @@
  * them. A file the reader accepts is walked record by record and every
  * memory run is decoded into a page buffer, as a restore would; nothing
  * may read or write out of bounds, and an accepted file's runs must
- * cover exactly its RAM.
+ * cover exactly its RAM. The header alone (an import's first chunk) is
+ * read from every prefix length too, and must agree with a whole file's.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,13 +26,23 @@ static void walk(const uint8_t *file, size_t size)
 	struct savefile_record rec;
 	struct savefile_run run;
 	struct savefile_error err;
+	struct savefile_header header;
 	uint64_t covered = 0;
 
+	bool header_read = savefile_read_header(file, size, &header, &err);
+	if (!header_read && err.text[0] == '\0')
+		abort();
 	if (!savefile_open(&r, file, size, &err)) {
 		if (err.text[0] == '\0')
 			abort(); /* every refusal says why */
 		return;
 	}
+	/* A whole file's header is what its start alone gives. */
+	if (!header_read || header.ram_bytes != r.walk.header.ram_bytes ||
+	    header.nic_count != r.walk.header.nic_count ||
+	    header.cpu_features != r.walk.header.cpu_features ||
+	    strcmp(header.name, r.walk.header.name) != 0)
+		abort();
 	while (savefile_next(&r, &rec)) {
 		if (rec.type != SAVEFILE_MEMORY)
 			continue;

@@ -6,7 +6,11 @@
  * VM's clock stands still (tests/e2e/mgmt-boot.sh); the line "vectors"
  * gets "echo: vectors intact" while the YMM/ZMM and k registers it filled
  * at start still hold their values (across Save and Restore, and a move to
- * another host), "echo: vectors LOST" otherwise. It sleeps on the
+ * another host), "echo: vectors LOST" otherwise; the line "count" gets the
+ * number of lines it has answered since it booted, "echo: count <n>", a
+ * count held in its RAM that goes on after a move; the line "fill" puts
+ * NOISE_BYTES of data that does not compress into its RAM, so that its save
+ * file takes a while on the line (a transfer to cut). It sleeps on the
  * paravirtual timer between looks at the UART, so it costs little while it
  * waits.
  */
@@ -16,8 +20,24 @@
 /* Far below the TSC rate of any machine: a few ms between looks. */
 #define POLL_TSC 2000000
 #define VECTOR_SEED 0xec40ULL
+#define NOISE_BYTES (32u * 1024u)
 
 static uint64_t run_xcr0;
+static uint64_t lines_answered;
+static volatile uint64_t noise[NOISE_BYTES / sizeof(uint64_t)]; /* written only: kept by volatile */
+
+/* xorshift64: each run of the guest fills the same bytes, none of which repeat nearby. */
+static void fill_noise(void)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+	for (unsigned i = 0; i < NOISE_BYTES / sizeof(uint64_t); i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		noise[i] = x;
+	}
+}
 
 static void on_upcall(void)
 {
@@ -25,13 +45,23 @@ static void on_upcall(void)
 
 static void answer(const char *line)
 {
-	char ms[21];
+	char digits[21];
 
+	lines_answered++;
 	com1_puts("echo: ");
 	com1_puts(line);
+	if (streq(line, "fill")) {
+		fill_noise();
+		com1_puts(" ");
+		com1_puts(u64_decimal(NOISE_BYTES, digits));
+	}
+	if (streq(line, "count")) {
+		com1_puts(" ");
+		com1_puts(u64_decimal(lines_answered, digits));
+	}
 	if (streq(line, "clock") && tsc_hz() >= 1000) {
 		com1_puts(" ");
-		com1_puts(u64_decimal(rdtsc() / (tsc_hz() / 1000), ms));
+		com1_puts(u64_decimal(rdtsc() / (tsc_hz() / 1000), digits));
 	}
 	if (streq(line, "vectors"))
 		com1_puts(!(run_xcr0 & XCR0_AVX)		   ? " not offered"

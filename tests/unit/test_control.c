@@ -999,6 +999,9 @@ static void test_networks(void **state)
 
 /* --- Moving a VM: ExportSavedState, ImportVirtualMachine -------------------------- */
 
+/* The configuration record's disk in the next save file made; NULL: none. */
+static const char *save_file_disk;
+
 /* A save file as vmm/vm_save.c writes one: header, configuration, a vCPU, RAM. */
 static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes, const char *network)
 {
@@ -1025,6 +1028,8 @@ static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes, const
 	tlv_put_u64(&cw, API_TAG_MEMORY, ram_bytes);
 	tlv_put_str(&cw, API_TAG_IMAGE, "\\img\\guest.bin");
 	tlv_put_str(&cw, API_TAG_NIC_SPEC, "lan"); /* ignored: the header's adapters count */
+	if (save_file_disk)
+		tlv_put_str(&cw, API_TAG_DISK, save_file_disk);
 	lz_workspace_init(&ws);
 	assert_true(savefile_writer_init(&sw, savefile_buffer_sink, &file));
 	assert_true(savefile_write_header(&sw, &h));
@@ -1033,6 +1038,12 @@ static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes, const
 	assert_true(savefile_write_memory(&sw, ram, ram_bytes / 4096, &ws, scratch));
 	assert_true(savefile_finish(&sw));
 	return file.size;
+}
+
+static void assert_no_vm_named(const char *name)
+{
+	for (unsigned i = 0; i < vms_used; i++)
+		assert_string_not_equal(vms[i]->cfg->name, name);
 }
 
 static uint16_t import_chunk(const char *vm, uint64_t size, uint64_t offset, const uint8_t *data,
@@ -1131,21 +1142,61 @@ static void test_export_and_import(void **state)
 	assert_int_equal(import_rest("copy", got, size, 0), API_E_ALREADY_EXISTS);
 	assert_message("MAC");
 	assert_int_equal(pages.free_pages, free_before);
-	for (unsigned i = 0; i < vms_used; i++)
-		assert_string_not_equal(vms[i]->cfg->name, "copy");
+	assert_no_vm_named("copy");
 
-	/* An adapter's network must exist here; nothing stays when it does not. */
+	/*
+	 * An adapter's network must exist here: refused from the first chunk,
+	 * which holds the header, before any memory is taken.
+	 */
 	static uint8_t elsewhere[64 * 1024];
 	size_t other = make_save_file(elsewhere, sizeof(elsewhere), guest->boot->ram_bytes, "wan");
-	assert_int_equal(import_rest("far", elsewhere, other, 0), API_E_NOT_FOUND);
-	assert_message("network 'wan' does not exist");
+	assert_int_equal(import_chunk("far", other, 0, elsewhere, 800), API_E_NOT_FOUND);
+	assert_message("network 'wan' does not exist here");
+	assert_message("--network");
 	assert_int_equal(pages.free_pages, free_before);
-	for (unsigned i = 0; i < vms_used; i++)
-		assert_string_not_equal(vms[i]->cfg->name, "far");
+	assert_no_vm_named("far");
+	/* A first chunk without the whole header cannot be checked: refused. */
+	assert_int_equal(import_chunk("far", other, 0, elsewhere, 20), API_E_INVALID_ARGUMENT);
+	assert_message("truncated");
 
 	/* Tidy up for the tests after. */
 	moved->state = VM_STATE_TURNED_OFF;
 	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_OK);
+
+	/* Too little memory for its RAM and the file: refused from the first chunk. */
+	uint64_t hoard, hoarded = pages.free_pages - guest->boot->ram_bytes / 4096;
+	assert_int_equal(page_alloc_alloc(&pages, hoarded, 1, &hoard), 0);
+	free_before = pages.free_pages;
+	assert_int_equal(import_chunk("far", other, 0, elsewhere, 800), API_E_NO_RESOURCES);
+	assert_message("KiB are free");
+	assert_int_equal(pages.free_pages, free_before);
+	page_alloc_free(&pages, hoard, hoarded);
+
+	/* --network puts the adapters on a network that is here. */
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "far");
+	tlv_put_str(&w, API_TAG_NET, "lan");
+	tlv_put_u64(&w, API_TAG_SAVED_SIZE, other);
+	tlv_put_u64(&w, API_TAG_OFFSET, 0);
+	tlv_put(&w, API_TAG_DATA, elsewhere, 800);
+	assert_int_equal(call(API_REQ_IMPORT_VIRTUAL_MACHINE), API_E_OK);
+	assert_int_equal(import_rest("far", elsewhere, other, 800), API_E_OK);
+	struct vm *far = vm_called("far");
+	nic = nic_get(far->id, 0);
+	assert_non_null(nic);
+	assert_int_equal(nic->net, network_find("lan"));
+	far->state = VM_STATE_TURNED_OFF;
+	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "far"), API_E_OK);
+
+	/* A VM with a disk: its writes are not in the file, so it is not imported. */
+	save_file_disk = "\\disk\\data.img";
+	other = make_save_file(elsewhere, sizeof(elsewhere), guest->boot->ram_bytes, "lan");
+	save_file_disk = NULL;
+	free_before = pages.free_pages;
+	assert_int_equal(import_rest("disked", elsewhere, other, 0), API_E_INVALID_ARGUMENT);
+	assert_message("has a disk, which the file does not carry");
+	assert_int_equal(pages.free_pages, free_before);
+	assert_no_vm_named("disked");
 	guest->saved = (struct vm_saved){ 0 };
 	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
 }

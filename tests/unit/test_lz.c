@@ -110,6 +110,21 @@ static void test_round_trips(void **state)
 	}
 }
 
+/*
+ * Overlapping matches of every short period, cut at every length: the
+ * decoder copies a match in doubling blocks, each of the repeat's phase.
+ */
+static void test_repeats_of_every_period(void **state)
+{
+	(void)state;
+	for (size_t period = 1; period <= 40; period++)
+		for (size_t size = period; size < 600; size += 37) {
+			for (size_t i = 0; i < size; i++)
+				src[i] = (uint8_t)(i % period * 7 + 1);
+			round_trip(size);
+		}
+}
+
 /* Many blocks through one workspace, and across the tag wrap. */
 static void test_workspace_reuse(void **state)
 {
@@ -212,6 +227,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c),
 		cmocka_unit_test_setup(test_round_trips, setup),
+		cmocka_unit_test_setup(test_repeats_of_every_period, setup),
 		cmocka_unit_test_setup(test_workspace_reuse, setup),
 		cmocka_unit_test_setup(test_compress_limits, setup),
 		cmocka_unit_test_setup(test_hostile_blocks, setup),

@@ -291,6 +291,31 @@ static void test_every_bit_flipped(void **state)
 	refused(copy, size, "record 2 (device 'pit'): checksum mismatch");
 }
 
+/* An import's first chunk: the header alone is read and checked, nothing after it. */
+static void test_header_from_the_start(void **state)
+{
+	struct savefile_header h;
+	size_t size, header_end;
+
+	(void)state;
+	size = write_small_file();
+	assert_true(savefile_open(&r, file, size, &err));
+	header_end = record_offset(file, 1);
+	assert_true(savefile_read_header(file, header_end, &h, &err));
+	assert_memory_equal(&h, &r.walk.header, sizeof(h));
+	assert_true(savefile_read_header(file, size, &h, &err));
+	assert_false(savefile_read_header(file, header_end - 1, &h, &err));
+	assert_non_null(strstr(err.text, "truncated"));
+	memcpy(copy, file, size);
+	copy[header_end - 1] ^= 1;
+	assert_false(savefile_read_header(copy, size, &h, &err));
+	assert_non_null(strstr(err.text, "checksum mismatch"));
+	assert_false(savefile_read_header((const uint8_t *)"hello", 5, &h, &err));
+	assert_non_null(strstr(err.text, "not a vmm save file"));
+	/* A file that does not begin with its header is refused as savefile_open refuses it. */
+	assert_false(savefile_read_header(file, SAVEFILE_PREFIX_SIZE, &h, &err));
+}
+
 static void test_foreign_and_newer_files(void **state)
 {
 	static const char elf[] = "\x7f" "ELF\2\1\1\0\0\0\0\0\0\0\0\0";
@@ -575,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_zero_pages_take_no_space),
 		cmocka_unit_test(test_truncated_at_every_byte),
 		cmocka_unit_test(test_every_bit_flipped),
+		cmocka_unit_test(test_header_from_the_start),
 		cmocka_unit_test(test_foreign_and_newer_files),
 		cmocka_unit_test(test_unknown_records),
 		cmocka_unit_test(test_bad_lengths),
