@@ -264,6 +264,7 @@ void control_poll(void)
 	control_vm_follow_events();
 	console_input_feed();
 	answer_pending();
+	control_saved_poll();
 }
 
 void control_init(const struct boot_info *bi)

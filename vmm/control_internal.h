@@ -136,6 +136,8 @@ int delete_disk(struct call *c);
 /* --- control_saved.c ------------------------------------------------------- */
 
 void control_saved_init(const struct boot_info *bi);
+/* An import no chunk has come for in IMPORT_ABANDONED_NS is dropped, its memory freed. */
+void control_saved_poll(void);
 int export_saved_state(struct call *c);
 int import_vm(struct call *c);
 

@@ -10,6 +10,7 @@
 #include "boot/boot_info.h"
 #include "boot/config.h"
 #include "lib/fmt.h"
+#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
@@ -27,12 +28,15 @@ static const struct boot_info *boot;
 
 /*
  * The one import under way: the file so far in host pages. A new import
- * (offset 0) replaces one that was left unfinished.
+ * (offset 0) replaces one that was left unfinished; one whose line
+ * dropped waits for `import --resume` this long, then its memory is freed.
  */
+#define IMPORT_ABANDONED_NS (10ull * 60 * 1000000000)
 static struct {
 	char name[API_NAME_MAX + 1];
 	char network[API_NAME_MAX + 1]; /* every adapter's network here; "" keeps the file's */
 	uint64_t base, pages, size, received;
+	uint64_t last_chunk_ns;
 } import;
 
 static void import_drop(void)
@@ -40,6 +44,17 @@ static void import_drop(void)
 	if (import.pages)
 		page_alloc_free(boot->host_pages, import.base, import.pages);
 	memset(&import, 0, sizeof(import));
+}
+
+void control_saved_poll(void)
+{
+	if (!import.pages || clock_ns() - import.last_chunk_ns < IMPORT_ABANDONED_NS)
+		return;
+	log_warn("vm '%s': import abandoned at %llu of %llu KiB (no chunk for %llu minutes), "
+		 "its memory freed", import.name, (unsigned long long)(import.received / 1024),
+		 (unsigned long long)(import.size / 1024),
+		 (unsigned long long)(IMPORT_ABANDONED_NS / 60000000000ull));
+	import_drop();
 }
 
 int export_saved_state(struct call *c)
@@ -97,9 +112,30 @@ static int add_saved_nics(struct call *c, const struct vm *vm, const struct save
 }
 
 /*
+ * Its disk is not in the file: the object in this store holds what was
+ * written after the Save (or is another VM's), and a library disk here
+ * lacks the VM's writes (its copy-on-write chunks stayed with it), under
+ * RAM that caches them: a restore would corrupt the guest's file systems.
+ */
+static bool config_has_disk(const struct savefile_record *config)
+{
+	struct tlv t;
+
+	return tlv_find(config->payload, config->size, API_TAG_STORE_DISK, &t) == TLV_OK ||
+	       tlv_find(config->payload, config->size, API_TAG_DISK, &t) == TLV_OK;
+}
+
+static int refuse_disk(struct call *c)
+{
+	return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the VM has a disk, which "
+		    "the file does not carry (docs/savefile.md)");
+}
+
+/*
  * An import refused from its first chunk, before anything is taken: what
  * the file's header says must fit this hypervisor (RAM and the file in
- * free memory, every adapter's network).
+ * free memory, every adapter's network), and a configuration record
+ * there (vm_save.c writes it next) must name no disk.
  */
 static int import_refused_early(struct call *c, const uint8_t *start, size_t n, uint64_t size,
 				const char *network)
@@ -107,9 +143,13 @@ static int import_refused_early(struct call *c, const uint8_t *start, size_t n, 
 	struct savefile_header h;
 	struct savefile_error err;
 
+	struct savefile_record config;
+
 	if (!savefile_read_header(start, n, &h, &err))
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the file is refused: "
 			    "%s", err.text);
+	if (savefile_read_config(start, n, &config) && config_has_disk(&config))
+		return refuse_disk(c);
 	uint64_t needed = h.ram_bytes + (size + PAGE_SIZE - 1) / PAGE_SIZE * PAGE_SIZE;
 	uint64_t free = boot->host_pages->free_pages * PAGE_SIZE;
 	if (needed > free)
@@ -168,16 +208,8 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 	/* A file from before the agent's port had none: the VM must match its device records. */
 	if (tlv_find(rec.payload, rec.size, API_TAG_GUEST_AGENT, &t) != TLV_OK)
 		tlv_put_u8(&w, API_TAG_GUEST_AGENT, 0);
-	/*
-	 * Its disk is not in the file: the object in this store holds what was
-	 * written after the Save (or is another VM's), and a library disk here
-	 * lacks the VM's writes (its copy-on-write chunks stayed with it), under
-	 * RAM that caches them: a restore would corrupt the guest's file systems.
-	 */
-	if (!from_store && (tlv_find(rec.payload, rec.size, API_TAG_STORE_DISK, &t) == TLV_OK ||
-			    tlv_find(rec.payload, rec.size, API_TAG_DISK, &t) == TLV_OK))
-		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the VM has a disk, "
-			    "which the file does not carry (docs/savefile.md)");
+	if (!from_store && config_has_disk(&rec))
+		return refuse_disk(c);
 	tlv_get_u64(request, w.len, API_TAG_MEMORY, &memory);
 	if (!tlv_writer_ok(&w) || tr.malformed || memory != r.walk.header.ram_bytes)
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the configuration "
@@ -275,6 +307,7 @@ int import_vm(struct call *c)
 	memcpy((uint8_t *)(uintptr_t)import.base + offset, data, n);
 	if (offset + n > import.received)
 		import.received = offset + n;
+	import.last_chunk_ns = clock_ns();
 	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.received);
 	if (import.received < import.size)
 		return 0;

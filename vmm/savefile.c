@@ -817,6 +817,22 @@ bool savefile_read_header(const uint8_t *start, size_t size, struct savefile_hea
 	return true;
 }
 
+bool savefile_read_config(const uint8_t *start, size_t size, struct savefile_record *config)
+{
+	struct framed_record rec;
+	struct savefile_error err;
+
+	/* The header record is whole here: savefile_read_header said so. */
+	size_t pos = SAVEFILE_PREFIX_SIZE + SAVEFILE_RECORD_HEADER_SIZE +
+		     le_get(start + SAVEFILE_PREFIX_SIZE + 4, 4);
+	if (pos > size || !record_at(start, size, pos, 1, &rec, &err) ||
+	    rec.type != SAVEFILE_CONFIG)
+		return false;
+	*config = (struct savefile_record){ .index = 1, .type = rec.type, .flags = rec.flags,
+					    .payload = rec.payload, .size = rec.len };
+	return true;
+}
+
 bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 		   struct savefile_error *err)
 {

@@ -270,6 +270,13 @@ bool savefile_read_header(const uint8_t *start, size_t size, struct savefile_hea
 			  struct savefile_error *err);
 
 /*
+ * After savefile_read_header accepted start: the configuration record,
+ * when it is the next record and lies whole (its checksum right) in the
+ * size bytes at hand, as vm_save.c writes it; false otherwise.
+ */
+bool savefile_read_config(const uint8_t *start, size_t size, struct savefile_record *config);
+
+/*
  * The next record after the header that this build knows (skippable
  * unknown ones are passed over); false at the footer.
  */

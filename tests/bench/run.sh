@@ -110,9 +110,11 @@ echo "BENCH blk_notify_max_us ${notify:-nan} us"
 
 # The management line in Bochs at 115200 baud: bytes of a GetState request
 # and its answer, their round trip (host wall clock, Bochs' speed included),
-# one VMStateChange event, and a Startup round trip.
+# one VMStateChange event, a Startup round trip, and an export's guest RAM
+# a second against the line's rate.
 tests/e2e/mgmt-boot.sh "$out/mgmt" tests/e2e/configs/mgmt.conf >"$out/mgmt.client" 2>&1
-for b in mgmt_state_query_bytes mgmt_state_query_ms mgmt_event_bytes mgmt_startup_ms; do
+for b in mgmt_state_query_bytes mgmt_state_query_ms mgmt_event_bytes mgmt_startup_ms \
+	export_vs_line_ratio; do
 	grep -a "^BENCH $b " "$out/mgmt.client" || echo "BENCH $b nan"
 done
 
@@ -121,11 +123,12 @@ tests/bench/linux.sh "$out"
 # The Linux e2e boot's figures: a 512-KiB TCP transfer between two guests
 # on one network against the same over loopback in one, the TSC rate the
 # guests detected, an idle guest's exits, and the guest agent's round trip
-# and heartbeat cost.
+# and heartbeat cost, and the Save and Startup-from-saved of lin2.
 tests/e2e/linux-boot.sh "$out/linux-net" tests/e2e/configs/linux.conf >"$out/linux-net.out" 2>&1 || true
 for b in guest_to_guest_kbps:KB/s guest_to_guest_exits_per_kb:exits/KB loopback_kbps:KB/s \
 	net_vs_loopback_ratio:x \
 	guest_tsc_error_ppm:ppm idle_linux_exits_per_s:exits/s heartbeat_exits_per_s:exits/s \
-	agent_ping_ms:ms agent_ping_vs_state_ratio:x; do
+	agent_ping_ms:ms agent_ping_vs_state_ratio:x \
+	save_ratio_idle_linux:x save_s_linux:s restore_s_linux:s; do
 	grep -a "^BENCH ${b%%:*} " "$out/linux-net.out" || echo "BENCH ${b%%:*} nan ${b#*:}"
 done

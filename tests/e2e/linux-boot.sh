@@ -251,15 +251,23 @@ run lin2 'sleep 100000 & echo $! >/tmp/bg; echo BG-$(cat /tmp/bg)' 'BG-[0-9]+' >
 # (fd 3), a line before the Save and one after the restore. A write into a
 # broken connection ends only its subshell. lin1's nc reads a pipe that
 # stays silent, not the console (a background read of it would stop nc).
-run lin1 "sleep 100000 | nc -l -p 5003 >/tmp/tcp.out & echo TCP-LISTEN-\$((1 + 2))" 'TCP-LISTEN-3' >/dev/null
+# The marker comes once the port listens (0x138B, state 0A in /proc/net/tcp).
+run lin1 "sleep 100000 | nc -l -p 5003 >/tmp/tcp.out & i=0; until grep -q ':138B 00000000:0000 0A' /proc/net/tcp || [ \$i -ge 50 ]; do sleep 0.2; i=\$((i + 1)); done; echo TCP-LISTEN-\$((1 + 2))" \
+	'TCP-LISTEN-3' >/dev/null
 run lin2 "mkfifo /tmp/tcp.in; nc $ip1 5003 </tmp/tcp.in & exec 3>/tmp/tcp.in; (echo BEFORE-SAVE >&3); echo TCP-OPEN-\$((2 + 2))" \
 	'TCP-OPEN-4' >/dev/null
-tcp_got() { # N: what lin1 has received on the connection, as one line "TCP-GOT-N ... END"
-	run lin1 "echo TCP-GOT-\$(($1 + 0)) \$(cat /tmp/tcp.out) END" "TCP-GOT-$1 .*END" >/dev/null &&
-		grep -aoE "\[lin1\] TCP-GOT-$1 .*END" "$serial" | tail -1
+# tcp_got N WANT: lin1 has received WANT on the connection, looked at up to
+# five times ("TCP-GOT-N<try> ... END" each time).
+tcp_got() {
+	local try
+	for try in 1 2 3 4 5; do
+		sleep 2
+		run lin1 "echo TCP-GOT-\$(($1$try + 0)) \$(cat /tmp/tcp.out) END" "TCP-GOT-$1$try .*END" >/dev/null &&
+			grep -aoE "\[lin1\] TCP-GOT-$1$try .*END" "$serial" | tail -1 | grep -q "$2" && return 0
+	done
+	return 1
 }
-sleep 2
-if tcp_got 1 | grep -q 'BEFORE-SAVE END'; then
+if tcp_got 1 'BEFORE-SAVE END'; then
 	pass "linux: a TCP connection from lin2 to lin1 is open before the Save"
 else
 	fail "linux: the TCP connection before the Save ($(grep -a 'TCP-' "$serial" | tail -2 | tr '\n' ' '))"
@@ -281,8 +289,7 @@ else
 	fail "linux: lin2's shell or process after Restore"
 fi
 run lin2 '(echo AFTER-RESTORE >&3); echo TCP-SENT-$((3 + 3))' 'TCP-SENT-6' >/dev/null
-sleep 2
-if tcp_got 2 | grep -q 'BEFORE-SAVE AFTER-RESTORE END'; then
+if tcp_got 2 'BEFORE-SAVE AFTER-RESTORE END'; then
 	pass "linux: the TCP connection opened before the Save carries data after the restore"
 else
 	fail "linux: the TCP connection after the restore ($(grep -a 'TCP-GOT' "$serial" | tail -1))"

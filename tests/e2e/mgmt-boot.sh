@@ -801,11 +801,16 @@ if [ $rc = 1 ] && grep -q "network 'lan' does not exist here" "$out/second-nonet
 else
 	fail "second: import without lan (rc $rc: $(tail -c 200 "$out/second-nonet.out"))"
 fi
-# The line drops mid-transfer (the tool killed): no VM is half there; the
-# next import --resume goes on from what the hypervisor received.
+# The line drops mid-transfer (the tool killed once the hypervisor took
+# the first chunk): no VM is half there; the next import --resume goes on
+# from what the hypervisor received.
 size=$(stat -c %s "$out/web2.vmsave")
-timeout -s KILL 5 "$vmmctl" -c "unix:$sock" -t 5 -r 4 import "$out/web2.vmsave" --network backbone \
-	>"$out/second-cut.out" 2>&1
+"$vmmctl" -c "unix:$sock" -t 5 -r 4 import "$out/web2.vmsave" --network backbone \
+	>"$out/second-cut.out" 2>&1 &
+importer=$!
+wait_for "vm 'web2': import of [0-9]+ KiB begins" 60
+kill -KILL $importer 2>/dev/null
+wait $importer
 rc=$?
 if [ $rc = 137 ] && only_mgmt second-list-2; then
 	pass "second: an import whose line dropped leaves no VM behind"

@@ -7,7 +7,8 @@
  * memory run is decoded into a page buffer, as a restore would; nothing
  * may read or write out of bounds, and an accepted file's runs must
  * cover exactly its RAM. The header alone (an import's first chunk) is
- * read from every prefix length too, and must agree with a whole file's.
+ * read too, with the configuration record after it, and must agree with a
+ * whole file's.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,8 +30,12 @@ static void walk(const uint8_t *file, size_t size)
 	struct savefile_header header;
 	uint64_t covered = 0;
 
+	struct savefile_record config;
 	bool header_read = savefile_read_header(file, size, &header, &err);
 	if (!header_read && err.text[0] == '\0')
+		abort();
+	if (header_read && savefile_read_config(file, size, &config) &&
+	    (config.type != SAVEFILE_CONFIG || config.payload + config.size > file + size))
 		abort();
 	if (!savefile_open(&r, file, size, &err)) {
 		if (err.text[0] == '\0')

@@ -47,6 +47,7 @@ struct fake {
 	enum { IDLE, DATA_IN, DATA_OUT, DMA_IN, DMA_OUT } phase;
 	bool dma_capable;               /* IDENTIFY word 49 bit 8 */
 	bool dma_error_once;            /* the engine's next transfer fails (status bit 1) */
+	bool dma_abort;                 /* the drive aborts DMA commands (no DMA mode set) */
 	uint8_t bm_command, bm_status;
 	uint32_t bm_prd;
 	unsigned dma_commands, dma_bytes_last;
@@ -209,6 +210,13 @@ static void bm_start(void)
 	f.dma_bytes_last = bytes;
 	if (f.phase != (to_memory ? DMA_IN : DMA_OUT))
 		return;
+	/* The drive ends the command early; the PRD is not used up: Active stays set. */
+	if ((f.bad_lba && f.bad_lba >= f.lba && f.bad_lba < f.lba + f.left) || f.dma_abort) {
+		f.status = 0x41;
+		f.error = f.dma_abort ? 0x04 : 0x40; /* ABRT, UNC */
+		f.phase = IDLE;
+		return;
+	}
 	if (f.dma_error_once) {
 		f.dma_error_once = false;
 		f.bm_status = (uint8_t)((f.bm_status & ~1u) | 0x06);
@@ -559,6 +567,36 @@ static void test_dma_error_hands_over_to_pio(void **state)
 	assert_memory_equal(in, out, sizeof(out));
 }
 
+/*
+ * A medium error under DMA ends at once with the drive's error (not after
+ * the 30-s wait: the engine stays Active), and DMA stays on; the drive
+ * aborting DMA commands hands the transfer to PIO.
+ */
+static void test_dma_drive_errors(void **state)
+{
+	static uint8_t buf[8 * ATA_SECTOR];
+	struct ata_drive d;
+
+	(void)state;
+	f.dma_capable = true;
+	ata_identify(&d, &io_dma, CMD, CTL, false);
+	f.bad_lba = 103;
+	uint64_t clock = f.clock;
+	assert_int_equal(ata_read(&d, 100, 8, buf), ATA_DEVICE_ERROR);
+	assert_true(f.clock - clock < 1000);
+	assert_non_null(strstr(d.why, "error 0x40"));
+	assert_false(d.dead);
+	assert_true(d.dma);
+	f.bad_lba = 0;
+	assert_int_equal(ata_read(&d, 100, 8, buf), ATA_OK);
+	f.dma_abort = true;
+	fill(buf, sizeof(buf), 5);
+	assert_int_equal(ata_write(&d, 200, 8, buf), ATA_OK);
+	assert_false(d.dma);
+	assert_non_null(strstr(d.dma_off_why, "error 0x04"));
+	assert_memory_equal(f.disk[200], buf, sizeof(buf));
+}
+
 static void test_absent(void **state)
 {
 	struct ata_drive d;
@@ -584,6 +622,7 @@ int main(void)
 		cmocka_unit_test_setup(test_dma_round_trip_28, setup),
 		cmocka_unit_test_setup(test_dma_needs_both, setup),
 		cmocka_unit_test_setup(test_dma_error_hands_over_to_pio, setup),
+		cmocka_unit_test_setup(test_dma_drive_errors, setup),
 		cmocka_unit_test_setup(test_absent, setup),
 	};
 

@@ -1115,6 +1115,18 @@ static void test_export_and_import(void **state)
 	assert_int_equal(pages.free_pages, free_before);
 	got[size / 2] ^= 1;
 
+	/* An import whose line dropped waits ten minutes for --resume, then is dropped. */
+	assert_int_equal(import_chunk("moved", size, 0, got, 700), API_E_OK);
+	assert_true(pages.free_pages < free_before);
+	now_ns += 9ull * 60 * 1000000000;
+	control_poll();
+	assert_int_equal(import_chunk("moved", size, 700, got + 700, 100), API_E_OK);
+	now_ns += 10ull * 60 * 1000000000 + 1;
+	control_poll();
+	assert_int_equal(pages.free_pages, free_before);
+	assert_int_equal(import_chunk("moved", size, 800, got + 800, 100), API_E_INVALID_STATE);
+	assert_message("begin at offset 0");
+
 	/* Out of order is refused with where to go on; a chunk sent again is taken. */
 	assert_int_equal(import_chunk("moved", size, 0, got, 700), API_E_OK);
 	assert_int_equal(import_chunk("moved", size, 900, got + 900, 100), API_E_INVALID_ARGUMENT);
@@ -1193,7 +1205,7 @@ static void test_export_and_import(void **state)
 	other = make_save_file(elsewhere, sizeof(elsewhere), guest->boot->ram_bytes, "lan");
 	save_file_disk = NULL;
 	free_before = pages.free_pages;
-	assert_int_equal(import_rest("disked", elsewhere, other, 0), API_E_INVALID_ARGUMENT);
+	assert_int_equal(import_chunk("disked", other, 0, elsewhere, 800), API_E_INVALID_ARGUMENT);
 	assert_message("has a disk, which the file does not carry");
 	assert_int_equal(pages.free_pages, free_before);
 	assert_no_vm_named("disked");

@@ -314,6 +314,27 @@ static void test_header_from_the_start(void **state)
 	assert_non_null(strstr(err.text, "not a vmm save file"));
 	/* A file that does not begin with its header is refused as savefile_open refuses it. */
 	assert_false(savefile_read_header(file, SAVEFILE_PREFIX_SIZE, &h, &err));
+
+	/* The configuration record, when it comes next and lies whole in what is at hand. */
+	struct savefile_record config;
+	assert_false(savefile_read_config(file, size, &config)); /* a vCPU record comes next */
+	start(4 * PAGE);
+	assert_true(savefile_write_record(&w, SAVEFILE_CONFIG, 0, (const uint8_t *)"cfg", 3));
+	assert_true(savefile_write_vcpu(&w, 0, vcpu_state, sizeof(vcpu_state)));
+	memset(ram, 0, 4 * PAGE);
+	assert_true(savefile_write_memory(&w, ram, 4, &ws, scratch));
+	assert_true(savefile_finish(&w));
+	size = buf.size;
+	size_t config_end = record_offset(file, 2);
+	assert_true(savefile_read_config(file, config_end, &config));
+	assert_int_equal(config.type, SAVEFILE_CONFIG);
+	assert_int_equal(config.size, 3);
+	assert_memory_equal(config.payload, "cfg", 3);
+	assert_false(savefile_read_config(file, config_end - 1, &config));
+	assert_false(savefile_read_config(file, record_offset(file, 1), &config));
+	memcpy(copy, file, size);
+	copy[config_end - 1] ^= 1;
+	assert_false(savefile_read_config(copy, size, &config));
 }
 
 static void test_foreign_and_newer_files(void **state)

@@ -50,15 +50,6 @@
 #define RESET_SETTLE_MS 2
 #define LBA28_LIMIT (1ULL << 28)
 
-/* SFF-8038i bus-master registers (offsets from the channel's base in BAR4). */
-#define BM_COMMAND 0
-#define BM_STATUS 2
-#define BM_PRD_TABLE 4
-#define BM_CMD_START 0x01
-#define BM_CMD_TO_MEMORY 0x08           /* the drive's data into memory: a read */
-#define BM_ST_ACTIVE 0x01
-#define BM_ST_ERROR 0x02
-#define BM_ST_INTERRUPT 0x04
 #define PRD_END_OF_TABLE 0x80000000u
 
 static uint8_t in8(const struct ata_drive *d, unsigned reg)
@@ -334,62 +325,78 @@ static void bm_out8(const struct ata_drive *d, unsigned reg, uint8_t v)
 	d->io->out8(d->io->ctx, (uint16_t)(d->io->bus_master + reg), v);
 }
 
+/* ATA error register bits that say the DMA transfer itself failed, not the medium. */
+#define ERR_ABRT 0x04
+#define ERR_ICRC 0x80
+
 /*
  * One DMA command of at most ATA_DMA_BYTES through the bounce buffer,
  * in the order SFF-8038i gives: the engine stopped, the PRD table's
  * address, its status bits cleared, the direction; the command to the
  * drive; then Start. The end is the engine idle (Active clear, or its
  * Interrupt bit where the controller sets it with nIEN) and the drive
- * neither busy nor asking for data. The PRD's byte count is the
+ * neither busy nor asking for data, or the drive ending the command
+ * with ERR or DF (Active then stays set: the PRD was not used up, and
+ * with nIEN no interrupt says so). The PRD's byte count is the
  * transfer's exactly: a controller may leave a longer table's rest
- * unfilled.
+ * unfilled. *dma_fault says the failure is DMA's own (the engine's error,
+ * a timeout, the drive's ABRT or interface CRC error), which PIO may not
+ * share; a medium error is the drive's either way.
  */
 static enum ata_result transfer_dma(struct ata_drive *d, bool write, uint64_t lba,
-				    uint32_t count, uint8_t *buf)
+				    uint32_t count, uint8_t *buf, bool *dma_fault)
 {
 	const char *what = write ? "WRITE DMA" : "READ DMA";
 	const struct ata_io *io = d->io;
 	uint32_t bytes = count * ATA_SECTOR;
-	uint8_t direction = write ? 0 : BM_CMD_TO_MEMORY, status, bm = 0;
+	uint8_t direction = write ? 0 : ATA_BM_CMD_TO_MEMORY, status, bm = 0;
 	enum ata_result r;
 
+	*dma_fault = false;
 	if (write)
 		memcpy(io->dma_buffer, buf, bytes);
 	io->prd[0] = io->dma_buffer_phys;
 	io->prd[1] = PRD_END_OF_TABLE | (bytes & 0xffffu); /* 0: 64 KiB */
-	bm_out8(d, BM_COMMAND, 0);
-	io->out32(io->ctx, (uint16_t)(io->bus_master + BM_PRD_TABLE), io->prd_phys);
-	bm_out8(d, BM_STATUS, (uint8_t)(bm_in8(d, BM_STATUS) | BM_ST_ERROR | BM_ST_INTERRUPT));
-	bm_out8(d, BM_COMMAND, direction);
+	bm_out8(d, ATA_BM_COMMAND, 0);
+	io->out32(io->ctx, (uint16_t)(io->bus_master + ATA_BM_PRD_TABLE), io->prd_phys);
+	bm_out8(d, ATA_BM_STATUS, (uint8_t)(bm_in8(d, ATA_BM_STATUS) | ATA_BM_ST_ERROR | ATA_BM_ST_INTERRUPT));
+	bm_out8(d, ATA_BM_COMMAND, direction);
 	if ((r = select_drive(d, d->ident.lba48 ? 0 : (uint8_t)(lba >> 24), what)) != ATA_OK)
 		return r;
 	issue(d, write ? (d->ident.lba48 ? CMD_WRITE_DMA_EXT : CMD_WRITE_DMA)
 		       : (d->ident.lba48 ? CMD_READ_DMA_EXT : CMD_READ_DMA),
 	      lba, count == ATA_SECTORS_PER_COMMAND && !d->ident.lba48 ? 0 : count);
-	bm_out8(d, BM_COMMAND, (uint8_t)(direction | BM_CMD_START));
+	bm_out8(d, ATA_BM_COMMAND, (uint8_t)(direction | ATA_BM_CMD_START));
 
 	uint64_t start = io->now(io->ctx), limit = (uint64_t)COMMAND_TIMEOUT_MS * io->ticks_per_ms;
 	bool done = false;
+	*dma_fault = true;
 	while (!done) {
-		bm = bm_in8(d, BM_STATUS);
+		bm = bm_in8(d, ATA_BM_STATUS);
 		status = alt_status(d);
-		done = (!(bm & BM_ST_ACTIVE) || (bm & BM_ST_INTERRUPT)) &&
-		       !(status & (ST_BSY | ST_DRQ));
+		done = (!(status & ST_BSY) && (status & (ST_ERR | ST_DF))) ||
+		       ((!(bm & ATA_BM_ST_ACTIVE) || (bm & ATA_BM_ST_INTERRUPT)) &&
+			!(status & (ST_BSY | ST_DRQ)));
 		if (!done && io->now(io->ctx) - start > limit)
 			break;
 	}
-	bm_out8(d, BM_COMMAND, direction);
+	bm_out8(d, ATA_BM_COMMAND, direction);
 	if (!done)
 		return timed_out(d, what, status);
 	status = in8(d, REG_STATUS); /* acknowledges the command's end */
-	bm_out8(d, BM_STATUS, (uint8_t)(bm | BM_ST_ERROR | BM_ST_INTERRUPT));
-	if (status & (ST_ERR | ST_DF))
+	bm_out8(d, ATA_BM_STATUS, (uint8_t)(bm | ATA_BM_ST_ERROR | ATA_BM_ST_INTERRUPT));
+	if (status & (ST_ERR | ST_DF)) {
+		*dma_fault = (in8(d, REG_ERROR) & (ERR_ABRT | ERR_ICRC)) != 0;
 		return failed(d, ATA_DEVICE_ERROR, what, status);
-	if (bm & BM_ST_ERROR) {
+	}
+	if (bm & ATA_BM_ST_ERROR) {
 		fmt_snprintf(d->why, sizeof(d->why), "ata: %s: the bus master reports an error "
 			     "(status 0x%02x)", what, bm);
 		return ATA_DEVICE_ERROR;
 	}
+	*dma_fault = false;
+	/* What the engine wrote is read after its end was seen (block.h's rule for DMA). */
+	__asm__ volatile("" ::: "memory");
 	if (!write)
 		memcpy(buf, io->dma_buffer, bytes);
 	d->timed_out_last = false;
@@ -397,16 +404,19 @@ static enum ata_result transfer_dma(struct ata_drive *d, bool write, uint64_t lb
 }
 
 /*
- * A failed DMA transfer again by PIO, and PIO from then on; a drive that
- * died meanwhile stays dead. The reason stays in dma_off_why.
+ * A transfer DMA itself failed again by PIO, and PIO from then on; a
+ * medium error is the caller's, and a drive that died meanwhile stays
+ * dead. The reason stays in dma_off_why.
  */
 static enum ata_result transfer_by_dma_or_pio(struct ata_drive *d, bool write, uint64_t lba,
 					      uint32_t count, uint8_t *buf)
 {
+	bool dma_fault;
+
 	if (!d->dma)
 		return transfer(d, write, lba, count, buf);
-	enum ata_result r = transfer_dma(d, write, lba, count, buf);
-	if (r == ATA_OK || r == ATA_RANGE || d->dead)
+	enum ata_result r = transfer_dma(d, write, lba, count, buf, &dma_fault);
+	if (r == ATA_OK || !dma_fault || d->dead)
 		return r;
 	d->dma = false;
 	fmt_snprintf(d->dma_off_why, sizeof(d->dma_off_why), "%s", d->why);

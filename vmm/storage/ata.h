@@ -54,6 +54,16 @@ struct ata_io {
 	uint32_t dma_buffer_phys;
 };
 
+/* SFF-8038i bus-master registers (offsets from the channel's base in BAR4). */
+#define ATA_BM_COMMAND 0
+#define ATA_BM_STATUS 2
+#define ATA_BM_PRD_TABLE 4
+#define ATA_BM_CMD_START 0x01
+#define ATA_BM_CMD_TO_MEMORY 0x08       /* the drive's data into memory: a read */
+#define ATA_BM_ST_ACTIVE 0x01
+#define ATA_BM_ST_ERROR 0x02            /* write 1 to clear */
+#define ATA_BM_ST_INTERRUPT 0x04        /* write 1 to clear */
+
 /* One PRD entry's most: a DMA command moves up to 64 KiB through the bounce buffer. */
 #define ATA_DMA_BYTES 65536u
 

@@ -97,6 +97,16 @@ static const char *bus_master_setup(const struct boot_store *where, const struct
 	uintptr_t base = (uintptr_t)window;
 	uintptr_t buffer = (base + DMA_WINDOW - 1) & ~(uintptr_t)(DMA_WINDOW - 1);
 	uintptr_t prd = buffer == base ? base + DMA_WINDOW : base;
+	/*
+	 * Both channels' engines stopped and their Error and Interrupt bits
+	 * cleared before bus mastering is on: the firmware's Start bit and PRD
+	 * pointer point into memory that is the hypervisor's now.
+	 */
+	for (unsigned channel = 0; channel < 2; channel++) {
+		uint16_t port = (uint16_t)((bar & ~3u) + channel * BUS_MASTER_CHANNEL_PORTS);
+		outb(port + ATA_BM_COMMAND, 0);
+		outb(port + ATA_BM_STATUS, ATA_BM_ST_ERROR | ATA_BM_ST_INTERRUPT);
+	}
 	io.bus_master = (uint16_t)((bar & ~3u) + where->ata_channel * BUS_MASTER_CHANNEL_PORTS);
 	io.dma_buffer = (uint8_t *)buffer;
 	io.dma_buffer_phys = (uint32_t)buffer;
@@ -114,7 +124,7 @@ bool ata_disk_open(const struct boot_store *where, const struct block_dma *dma,
 		   struct block_disk *disk, char *why, size_t why_size)
 {
 	io.ticks_per_ms = dma->ticks_per_ms;
-	/* Bus mastering on only now: the firmware's PRDs are in memory that is the hypervisor's. */
+	block_pci_enable(where, true, false);
 	const char *no_dma = bus_master_setup(where, dma);
 	block_pci_enable(where, true, !no_dma);
 	if (ata_identify(&drive, &io, where->ata_channel ? ATA_SECONDARY_CMD : ATA_PRIMARY_CMD,
