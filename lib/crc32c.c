@@ -1,13 +1,18 @@
 /*
- * CRC-32C, one table lookup per byte. Bytewise over bitwise: eight times
- * fewer steps for a 1-KiB constant table, and every byte of a save file
- * passes through here. Not slicing-by-8: its 8 KiB of tables would cost
- * more cache than the compressor's own working set in root mode, for a
- * checksum that is not the bottleneck (docs/savefile.md, "Checksums").
- * The table is constant data (no initialisation race between CPUs); the
- * unit test checks it against a bit-by-bit reference of the polynomial.
+ * CRC-32C. Where the CPU has SSE4.2, its CRC32 instruction, eight bytes a
+ * step: the polynomial is the one the instruction computes (Castagnoli),
+ * and every byte of a save file passes through here twice on a restore
+ * (each record's checksum, then the footer's over the stream). Elsewhere one
+ * table lookup per byte: eight times fewer steps than bitwise for a 1-KiB
+ * constant table, and not slicing-by-8, whose 8 KiB of tables would cost
+ * more cache than the compressor's own working set in root mode. The
+ * table is constant data and the CPU check's cache is written with the
+ * same value by whoever gets there first; the unit test checks both ways
+ * against a bit-by-bit reference of the polynomial.
  */
 #include "lib/crc32c.h"
+
+#include <stdbool.h>
 
 static const uint32_t crc32c_table[256] = {
 	0x00000000, 0xf26b8303, 0xe13b70f7, 0x1350f3f4, 0xc79a971f, 0x35f1141c,
@@ -55,12 +60,56 @@ static const uint32_t crc32c_table[256] = {
 	0xbe2da0a5, 0x4c4623a6, 0x5f16d052, 0xad7d5351,
 };
 
-uint32_t crc32c(uint32_t crc, const void *data, size_t size)
+static uint32_t crc32c_bytes(uint32_t crc, const uint8_t *p, size_t size)
 {
-	const uint8_t *p = data;
-
-	crc = ~crc;
 	for (size_t i = 0; i < size; i++)
 		crc = crc32c_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return crc;
+}
+
+#if defined(__x86_64__)
+#include <string.h>
+
+/* CPUID.1:ECX bit 20; 0 not asked yet, 1 no, 2 yes. */
+static volatile int sse42_state;
+
+static bool have_sse42(void)
+{
+	if (!sse42_state) {
+		uint32_t a = 1, b, c = 0, d;
+		__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+		sse42_state = (c >> 20) & 1 ? 2 : 1;
+	}
+	return sse42_state == 2;
+}
+
+static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t size)
+{
+	uint64_t state = crc;
+
+	for (; size >= 8; p += 8, size -= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8); /* no alignment assumed */
+		__asm__("crc32q %1, %0" : "+r"(state) : "rm"(v));
+	}
+	crc = (uint32_t)state;
+	for (; size; p++, size--)
+		__asm__("crc32b %1, %0" : "+r"(crc) : "rm"(*p));
+	return crc;
+}
+#endif
+
+uint32_t crc32c(uint32_t crc, const void *data, size_t size)
+{
+	crc = ~crc;
+#if defined(__x86_64__)
+	if (have_sse42())
+		return ~crc32c_sse42(crc, data, size);
+#endif
+	return ~crc32c_bytes(crc, data, size);
+}
+
+uint32_t crc32c_table_only(uint32_t crc, const void *data, size_t size)
+{
+	return ~crc32c_bytes(~crc, data, size);
 }
