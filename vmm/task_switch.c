@@ -125,15 +125,76 @@ static int write_access_byte(const struct task_cpu *cpu, const struct task_mem *
 			  1, pf_error);
 }
 
-static uint32_t le32(const uint8_t *p)
+/* A little-endian field of width bytes (2 or 4). */
+static uint32_t get_field(const uint8_t *p, unsigned width)
 {
-	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	uint32_t v = 0;
+	for (unsigned i = 0; i < width; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
+/* Only the low width bytes of v: a 16-bit TSS loses the upper halves (SDM 8.6). */
+static void put_field(uint8_t *p, unsigned width, uint32_t v)
 {
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < width; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * Where a TSS format keeps what a switch reads and writes. Both formats
+ * hold the same fields in the same order, every one width bytes wide
+ * (SDM Vol. 3A figure 8-2; 8.6, figure 8-10): the link, the instruction
+ * pointer, the flags, EAX..EDI, the segment selectors, the LDT selector.
+ */
+struct tss_layout {
+	unsigned width;
+	unsigned link, ip, flags, gpr, seg, ldt;
+	unsigned segments; /* ES CS SS DS, and FS GS in the 32-bit TSS */
+	unsigned cr3, t;   /* 0: not in this format */
+	uint32_t min_limit;
+	/*
+	 * What a general register's upper half becomes when the task is
+	 * loaded. From a 16-bit TSS the upper halves are "modified and not
+	 * maintained" (SDM 8.6), their value left open: ones here, as Bochs
+	 * and QEMU model the IA-32 processors.
+	 */
+	uint32_t gpr_upper;
+};
+
+static const struct tss_layout tss32 = {
+	.width = 4, .link = TSS32_LINK, .ip = TSS32_EIP, .flags = TSS32_EFLAGS,
+	.gpr = TSS32_GPR, .seg = TSS32_SEG, .ldt = TSS32_LDT, .segments = 6,
+	.cr3 = TSS32_CR3, .t = TSS32_T, .min_limit = TSS32_MIN_LIMIT, .gpr_upper = 0,
+};
+
+/*
+ * No CR3: a 16-bit task runs on the previous task's page tables; no T
+ * bit; a limit of at least 2BH, one less than the format's 44 bytes as
+ * 67H is for the 32-bit TSS's 104 (SDM 8.2.2; 8.6 and table 6-6 quote
+ * 2CH, the size itself).
+ */
+static const struct tss_layout tss16 = {
+	.width = 2, .link = TSS16_LINK, .ip = TSS16_IP, .flags = TSS16_FLAGS,
+	.gpr = TSS16_GPR, .seg = TSS16_SEG, .ldt = TSS16_LDT, .segments = 4,
+	.cr3 = 0, .t = 0, .min_limit = TSS16_MIN_LIMIT, .gpr_upper = 0xffff0000u,
+};
+
+/* task_switch() reads and saves either format in buffers sized for the 32-bit one. */
+_Static_assert(TSS16_MIN_LIMIT <= TSS32_MIN_LIMIT && TSS16_LDT - TSS16_IP <= TSS32_LDT - TSS32_EIP,
+	       "the 16-bit TSS fits the 32-bit TSS's buffers");
+
+/* The format a TSS descriptor type (available or busy) names, or NULL. */
+static const struct tss_layout *tss_layout_of(unsigned type)
+{
+	switch (type & ~TYPE_BUSY) {
+	case TYPE_TSS32_AVAILABLE:
+		return &tss32;
+	case TYPE_TSS16_AVAILABLE:
+		return &tss16;
+	default:
+		return NULL;
+	}
 }
 
 /*
@@ -202,10 +263,11 @@ static enum task_switch_result load_segment(struct task_cpu *cpu, const struct t
 	return TASK_SWITCHED;
 }
 
-/* The new task's TSS descriptor, checked as SDM 8.3 steps 2-3 say. */
+/* The new task's TSS descriptor, checked as SDM 8.3 steps 2-3 say; *layout is its format. */
 static enum task_switch_result check_new_tss(const struct task_cpu *cpu,
 					     const struct task_mem *mem, uint16_t selector,
 					     enum task_switch_source source, struct descriptor *d,
+					     const struct tss_layout **layout,
 					     struct task_switch_fault *f)
 {
 	/* CALL and JMP fault with #GP, IRET and task gates with #TS (Vol. 2, JMP, IRET, INT n). */
@@ -221,17 +283,39 @@ static enum task_switch_result check_new_tss(const struct task_cpu *cpu,
 	if (status)
 		return memory_fault(status, d->linear, pf_error, f);
 	unsigned type = type_of(d);
-	if (is_system(d) && (type == TYPE_TSS16_AVAILABLE || type == TYPE_TSS16_BUSY))
-		return failed(f, "task switch to a 16-bit TSS (not emulated)");
-	if (!is_system(d) || (type != TYPE_TSS32_AVAILABLE && type != TYPE_TSS32_BUSY))
+	*layout = is_system(d) ? tss_layout_of(type) : NULL;
+	if (!*layout)
 		return raise(f, bad_selector, selector);
 	/* IRET returns to a busy task; the others may not enter one. */
-	if ((source == TASK_SWITCH_IRET) != (type == TYPE_TSS32_BUSY))
+	if ((source == TASK_SWITCH_IRET) != ((type & TYPE_BUSY) != 0))
 		return raise(f, source == TASK_SWITCH_IRET ? VECTOR_TS : VECTOR_GP, selector);
 	if (!present(d))
 		return raise(f, VECTOR_NP, selector);
-	if (cache_of(d, selector).limit < TSS32_MIN_LIMIT)
+	if (cache_of(d, selector).limit < (*layout)->min_limit)
 		return raise(f, VECTOR_TS, selector);
+	return TASK_SWITCHED;
+}
+
+/*
+ * Pushes an exception's error code on the new task's stack (SDM 6.12.2):
+ * a word into a 16-bit task, a doubleword into a 32-bit one, as wide as
+ * the gate (6.13), which for a task gate is its TSS's format; SP or ESP
+ * as the stack segment's B flag says (3.4.5).
+ */
+static enum task_switch_result push_error_code_on(struct task_cpu *cpu,
+						  const struct task_mem *mem, unsigned width,
+						  uint32_t error_code, struct task_switch_fault *f)
+{
+	uint32_t sp_mask = (cpu->seg[SEG_SS].attributes & SEG_ATTR_DB) ? 0xffffffffu : 0xffffu;
+	uint32_t esp = (cpu->gpr[4] & ~sp_mask) | ((cpu->gpr[4] - width) & sp_mask);
+	uint32_t linear = (uint32_t)(cpu->seg[SEG_SS].base + (esp & sp_mask)), pf_error = 0;
+	uint8_t code[4];
+
+	put_field(code, width, error_code);
+	int status = mem->write(mem->ctx, cpu, linear, code, width, &pf_error);
+	if (status)
+		return memory_fault(status, linear, pf_error, f);
+	cpu->gpr[4] = esp;
 	return TASK_SWITCHED;
 }
 
@@ -242,42 +326,54 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 {
 	struct segment_state old_tr = cpu->seg[SEG_TR];
 	struct descriptor new_desc, old_desc;
+	const struct tss_layout *old_tss = tss_layout_of(old_tr.attributes & 0xf), *tss;
 	uint8_t new_tss[TSS32_MIN_LIMIT + 1], saved[TSS32_LDT - TSS32_EIP];
 	uint32_t pf_error = 0;
 	int status;
 
 	cpu->debug_trap = false;
-	if ((old_tr.attributes & 0xf) != TYPE_TSS32_BUSY)
-		return failed(fault, "task switch from a 16-bit or no TSS (not emulated)");
-	enum task_switch_result r = check_new_tss(cpu, mem, selector, source, &new_desc, fault);
+	if (!old_tss || !(old_tr.attributes & TYPE_BUSY))
+		return failed(fault, "task switch from a TR that is not a busy TSS (not emulated)");
+	enum task_switch_result r =
+		check_new_tss(cpu, mem, selector, source, &new_desc, &tss, fault);
 	if (r != TASK_SWITCHED)
 		return r;
 	struct segment_state new_tr = cache_of(&new_desc, selector);
-	status = mem->read(mem->ctx, cpu, (uint32_t)new_tr.base, new_tss, sizeof(new_tss),
+	status = mem->read(mem->ctx, cpu, (uint32_t)new_tr.base, new_tss, tss->min_limit + 1,
 			   &pf_error);
 	if (status)
 		return memory_fault(status, (uint32_t)new_tr.base, pf_error, fault);
-	/* Reserved EFLAGS bits are what the CPU makes them: 1 is set, 3, 5, 15, 31:22 clear. */
-	uint32_t new_eflags = (le32(new_tss + TSS32_EFLAGS) & EFLAGS_LOADABLE) | EFLAGS_FIXED_1;
+	/*
+	 * Reserved EFLAGS bits are what the CPU makes them: 1 is set, 3, 5,
+	 * 15, 31:22 clear. A 16-bit TSS's FLAGS word leaves VM clear (8.6).
+	 */
+	uint32_t new_eflags = (get_field(new_tss + tss->flags, tss->width) & EFLAGS_LOADABLE) |
+			      EFLAGS_FIXED_1;
 	if (new_eflags & EFLAGS_VM)
 		return failed(fault, "task switch into virtual-8086 mode (not emulated)");
 
-	/* The old task: saved into its TSS, not busy after JMP and IRET (SDM 8.3 steps 5-7). */
+	/*
+	 * The old task: saved into its TSS, not busy after JMP and IRET (SDM
+	 * 8.3 steps 5-7). Into a 16-bit TSS go the low halves of EIP, EFLAGS
+	 * and the registers, and no FS or GS: the rest is lost (8.6).
+	 */
 	uint32_t old_eflags = cpu->eflags;
 	if (source == TASK_SWITCH_IRET)
 		old_eflags &= ~EFLAGS_NT;
-	put_le32(saved, next_eip);
-	put_le32(saved + TSS32_EFLAGS - TSS32_EIP, old_eflags);
+	unsigned w = old_tss->width;
+	put_field(saved, w, next_eip);
+	put_field(saved + old_tss->flags - old_tss->ip, w, old_eflags);
 	for (unsigned i = 0; i < 8; i++)
-		put_le32(saved + TSS32_GPR - TSS32_EIP + 4 * i, cpu->gpr[i]);
+		put_field(saved + old_tss->gpr - old_tss->ip + w * i, w, cpu->gpr[i]);
 	static const enum x86_segment tss_order[6] = { SEG_ES, SEG_CS, SEG_SS,
 						       SEG_DS, SEG_FS, SEG_GS };
-	for (unsigned i = 0; i < 6; i++)
-		put_le32(saved + TSS32_SEG - TSS32_EIP + 4 * i, cpu->seg[tss_order[i]].selector);
-	status = mem->write(mem->ctx, cpu, (uint32_t)old_tr.base + TSS32_EIP, saved, sizeof(saved),
-			    &pf_error);
+	for (unsigned i = 0; i < old_tss->segments; i++)
+		put_field(saved + old_tss->seg - old_tss->ip + w * i, w,
+			  cpu->seg[tss_order[i]].selector);
+	uint32_t saved_at = (uint32_t)old_tr.base + old_tss->ip;
+	status = mem->write(mem->ctx, cpu, saved_at, saved, old_tss->ldt - old_tss->ip, &pf_error);
 	if (status)
-		return memory_fault(status, (uint32_t)old_tr.base + TSS32_EIP, pf_error, fault);
+		return memory_fault(status, saved_at, pf_error, fault);
 	if (source == TASK_SWITCH_JMP || source == TASK_SWITCH_IRET) {
 		status = read_descriptor(cpu, mem, old_tr.selector, &old_desc, &pf_error);
 		if (status == 0) {
@@ -293,7 +389,7 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 	if (source == TASK_SWITCH_CALL || source == TASK_SWITCH_GATE) {
 		uint8_t link[2] = { (uint8_t)old_tr.selector, (uint8_t)(old_tr.selector >> 8) };
 		new_eflags |= EFLAGS_NT;
-		status = mem->write(mem->ctx, cpu, (uint32_t)new_tr.base + TSS32_LINK, link,
+		status = mem->write(mem->ctx, cpu, (uint32_t)new_tr.base + tss->link, link,
 				    sizeof(link), &pf_error);
 		if (status)
 			return memory_fault(status, (uint32_t)new_tr.base, pf_error, fault);
@@ -306,40 +402,38 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 	}
 	new_tr.attributes |= TYPE_BUSY;
 
-	/* Committed: the new task's state; faults from here on are its own (step 11). */
+	/*
+	 * Committed: the new task's state; faults from here on are its own
+	 * (step 11). A 16-bit task keeps CR3 (its TSS has none: the previous
+	 * task's page tables stay, 8.6), starts at IP with EIP's upper half
+	 * clear, and has no trap bit.
+	 */
+	w = tss->width;
 	cpu->seg[SEG_TR] = new_tr;
 	cpu->cr0 |= CR0_TS;
-	if (cpu->cr0 & CR0_PG)
-		cpu->cr3 = le32(new_tss + TSS32_CR3);
-	cpu->eip = le32(new_tss + TSS32_EIP);
+	if (tss->cr3 && (cpu->cr0 & CR0_PG))
+		cpu->cr3 = get_field(new_tss + tss->cr3, 4);
+	cpu->eip = get_field(new_tss + tss->ip, w);
 	cpu->eflags = new_eflags;
-	cpu->debug_trap = new_tss[TSS32_T] & 1;
+	cpu->debug_trap = tss->t && (new_tss[tss->t] & 1);
 	for (unsigned i = 0; i < 8; i++)
-		cpu->gpr[i] = le32(new_tss + TSS32_GPR + 4 * i);
-	uint16_t selectors[6];
-	for (unsigned i = 0; i < 6; i++)
-		selectors[i] = (uint16_t)le32(new_tss + TSS32_SEG + 4 * i);
+		cpu->gpr[i] = tss->gpr_upper | get_field(new_tss + tss->gpr + w * i, w);
+	/*
+	 * A 16-bit TSS has no FS or GS: the task gets null ones (unusable),
+	 * so no segment of the old task stays reachable in the new one.
+	 */
+	uint16_t selectors[6] = { 0 };
+	for (unsigned i = 0; i < tss->segments; i++)
+		selectors[i] = (uint16_t)get_field(new_tss + tss->seg + w * i, w);
 	/* CS first: its RPL is the new CPL, which the checks of SS and the data segments use. */
 	cpu->seg[SEG_CS].selector = selectors[1];
-	r = load_segment(cpu, mem, SEG_LDTR, (uint16_t)le32(new_tss + TSS32_LDT), fault);
+	r = load_segment(cpu, mem, SEG_LDTR, (uint16_t)get_field(new_tss + tss->ldt, w), fault);
 	static const enum x86_segment load_order[6] = { SEG_CS, SEG_SS, SEG_ES,
 							SEG_DS, SEG_FS, SEG_GS };
 	static const unsigned tss_slot[6] = { 1, 2, 0, 3, 4, 5 };
 	for (unsigned i = 0; i < 6 && r == TASK_SWITCHED; i++)
 		r = load_segment(cpu, mem, load_order[i], selectors[tss_slot[i]], fault);
-	if (r != TASK_SWITCHED)
+	if (r != TASK_SWITCHED || !push_error_code)
 		return r;
-
-	/* An exception's error code goes on the new task's stack (SDM 6.12.2). */
-	if (push_error_code) {
-		uint32_t esp = cpu->gpr[4] - 4;
-		uint8_t code[4];
-		put_le32(code, error_code);
-		uint32_t linear = (uint32_t)(cpu->seg[SEG_SS].base + esp);
-		status = mem->write(mem->ctx, cpu, linear, code, sizeof(code), &pf_error);
-		if (status)
-			return memory_fault(status, linear, pf_error, fault);
-		cpu->gpr[4] = esp;
-	}
-	return TASK_SWITCHED;
+	return push_error_code_on(cpu, mem, w, error_code, fault);
 }

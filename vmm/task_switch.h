@@ -4,7 +4,8 @@
  * attempt (SDM Vol. 3C 26.4.2, 28.2.1 table 28-2): a CALL or JMP to a TSS
  * or task gate, an IRET with EFLAGS.NT set, and an interrupt or exception
  * through a task gate (32-bit Linux takes #DF, and Windows NMI and #DF,
- * that way). 32-bit TSSs only; a 16-bit TSS or a task that starts in
+ * that way). Both TSS formats, the 32-bit one and the 16-bit one of the
+ * 80286 (SDM 8.6), in either direction; a task that starts in
  * virtual-8086 mode is reported as not emulated.
  *
  * Plain C over a register set and the guest's linear memory, unit-tested
@@ -74,9 +75,9 @@ struct task_switch_fault {
  * where the old task resumes (after a CALL, JMP or IRET, at the
  * instruction's end; for an event, where the event happened). For an
  * exception with an error code through a task gate, error_code (when
- * push_error_code) goes on the new task's stack. Faults found before the
- * new task is committed leave cpu as it was (SDM 8.3 step 4 and before);
- * later ones are the new task's.
+ * push_error_code) goes on the new task's stack, a word for a 16-bit
+ * TSS. Faults found before the new task is committed leave cpu as it was
+ * (SDM 8.3 step 4 and before); later ones are the new task's.
  */
 enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 				    enum task_switch_source source, uint32_t next_eip,
@@ -93,5 +94,17 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 #define TSS32_LDT 96
 #define TSS32_T 100 /* bit 0: the debug trap flag */
 #define TSS32_MIN_LIMIT 0x67
+
+/*
+ * The 16-bit TSS (SDM Vol. 3A 8.6, figure 8-10): 44 bytes of words, with
+ * no CR3, FS, GS or T bit. SP0-SS2 (bytes 2-13) are the inner stacks.
+ */
+#define TSS16_LINK 0
+#define TSS16_IP 14
+#define TSS16_FLAGS 16
+#define TSS16_GPR 18 /* AX..DI, 2 bytes each */
+#define TSS16_SEG 34 /* ES, CS, SS, DS, 2 bytes each */
+#define TSS16_LDT 42
+#define TSS16_MIN_LIMIT 0x2b
 
 #endif

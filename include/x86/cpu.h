@@ -246,6 +246,7 @@ static inline bool x86_pat_valid(uint64_t pat)
 #define RFLAGS_DF (1ULL << 10)
 #define RFLAGS_OF (1ULL << 11)
 #define RFLAGS_TF (1ULL << 8)
+#define RFLAGS_NT (1ULL << 14)
 #define RFLAGS_RF (1ULL << 16)
 #define RFLAGS_STATUS (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 

@@ -3,7 +3,8 @@
  * does (Intel SDM Vol. 3A), wherever the hypervisor takes part. Each area
  * checks the rules a guest OS other than our Linux relies on: leaving and
  * re-entering long mode and the 32-bit paging modes (CR0/CR4 as one
- * register, whoever owns a bit), 32-bit hardware task switches, CR0/CR4
+ * register, whoever owns a bit), hardware task switches (32-bit TSSs, and
+ * a 32-bit task calling a 16-bit one), CR0/CR4
  * reserved bits, CR0.WP,
  * IA32_MISC_ENABLE, NMIs, disabling and re-enabling the local APIC,
  * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, the
@@ -176,7 +177,7 @@ static void check_modes(void)
 	       "modes: back in 64-bit mode with CR0, CR4 and EFER as before");
 }
 
-/* ---- 32-bit hardware task switches ---- */
+/* ---- Hardware task switches: 32-bit TSSs, and a 16-bit one ---- */
 
 /*
  * task_trip(gdtr, idtr32): into 32-bit protected mode with paging off
@@ -187,8 +188,12 @@ static void check_modes(void)
  * C's first instruction, taken by an interrupt gate); a #GP (a selector
  * past the GDT limit) through a task gate to
  * task D, which takes the error code from its stack, moves A past the
- * faulting instruction and IRETs. Then TR into task_tr, paging on again
- * (IA-32e mode), back to 64-bit code.
+ * faulting instruction and IRETs. Then a CALL to task E, whose TSS is a
+ * 16-bit one (SDM Vol. 3A 8.6) and whose code a 16-bit code segment
+ * based at task_e_entry (IP 0): it counts its run, records AX and FLAGS
+ * as it starts with them, scribbles on ESI, and IRETs back; A keeps ESI
+ * and EDI in task_a_esi/edi. Then TR into task_tr, paging on again (IA-32e
+ * mode), back to 64-bit code.
  */
 __asm__(
 	"	.text\n"
@@ -224,6 +229,11 @@ __asm__(
 	"	movw %ax, %ds\n"
 	"	movw $0x10, %ax\n"
 	"	movw %ax, %ds\n"
+	"	movl $0x89abcdef, %esi\n"
+	"	movl $0x01234567, %edi\n"
+	"	lcall $0x40, $0\n"
+	"	movl %esi, task_a_esi\n"
+	"	movl %edi, task_a_edi\n"
 	"	str %ax\n"
 	"	movzwl %ax, %eax\n"
 	"	movl %eax, task_tr\n"
@@ -262,6 +272,18 @@ __asm__(
 	"	addl $2, tss_a + 32\n"
 	"	iretl\n"
 	"	jmp task_d_entry\n"
+	/* Task E: 16-bit code; DS and SS are its 256-byte area (task_e_area). */
+	"	.code16\n"
+	"	.globl task_e_entry, task_e_resume\n"
+	"task_e_entry:\n"
+	"	incw 0\n"
+	"	movw %ax, 2\n"
+	"	pushfw\n"
+	"	popw 4\n"
+	"	movl $0x5555aaaa, %esi\n"
+	"	iret\n"
+	"task_e_resume:\n"
+	"	jmp task_e_entry\n"
 	"	.code64\n"
 	"2:	lidt task_idtr64(%rip)\n"
 	"	movq task_rsp(%rip), %rsp\n"
@@ -286,20 +308,36 @@ struct pseudo_descriptor {
 
 void task_trip(const struct pseudo_descriptor *gdtr, const struct pseudo_descriptor *idtr32);
 extern const char task_b_entry[], task_c_entry[], task_d_entry[], task_db_handler[];
+extern const char task_e_entry[], task_e_resume[];
 
 enum { TSS_WORDS = 26, TSS_EIP = 8, TSS_EFLAGS = 9, TSS_ESP = 14, TSS_ES = 18, TSS_LDT = 24,
        TSS_T = 25 };
 uint32_t tss_a[TSS_WORDS], tss_b[TSS_WORDS], tss_c[TSS_WORDS], tss_d[TSS_WORDS];
 volatile uint32_t task_b_runs, task_c_runs, task_gp_error, task_tr, task_db_dr6, task_db_eip;
-static uint64_t task_gdt[8];
+volatile uint32_t task_a_esi, task_a_edi;
+static uint64_t task_gdt[11];
+/* The 16-bit TSS (SDM 8.6), in words: IP, FLAGS, AX..DI, ES CS SS DS, LDT. */
+enum { TSS16_WORDS = 22, TSS16_IP = 7, TSS16_FLAGS = 8, TSS16_AX = 9, TSS16_SP = 13,
+       TSS16_ES = 17 };
+static uint16_t tss_e[TSS16_WORDS];
+/* Task E's data and stack: its run count, AX and FLAGS at words 0-2. */
+static volatile uint16_t task_e_area[128];
 static uint64_t idt32[0x41];
 static uint8_t task_stacks[3][512] __attribute__((aligned(16)));
 
+/* A descriptor (SDM 3.4.5) with a byte-granular limit and base below 4 GiB; flags: G D/B L AVL. */
+static uint64_t descriptor(const volatile void *at, uint32_t limit, unsigned access,
+			   unsigned flags)
+{
+	uint64_t base = (uint64_t)(uintptr_t)at;
+	return (limit & 0xffff) | (base & 0xffffff) << 16 | (uint64_t)access << 40 |
+	       (uint64_t)(((limit >> 16) & 0xf) | flags) << 48 | (base >> 24) << 56;
+}
+
 static uint64_t tss_descriptor(const uint32_t *tss)
 {
-	uint64_t base = (uint64_t)(uintptr_t)tss;
-	/* Limit 0x67, base, present 32-bit available TSS (type 9), DPL 0. */
-	return 0x67 | (base & 0xffffff) << 16 | 0x89ULL << 40 | (base >> 24) << 56;
+	/* Limit 0x67, present 32-bit available TSS (type 9), DPL 0. */
+	return descriptor(tss, 0x67, 0x89, 0);
 }
 
 static void task_init(uint32_t *tss, const char *entry, uint8_t *stack_top)
@@ -327,6 +365,20 @@ static void check_task_switches(void)
 	task_gdt[5] = tss_descriptor(tss_b);
 	task_gdt[6] = tss_descriptor(tss_c);
 	task_gdt[7] = tss_descriptor(tss_d);
+	/*
+	 * 0x40: task E's 16-bit TSS (type 1, limit 2BH: 44 bytes); 0x48 its
+	 * 16-bit code (D clear) and 0x50 its data and stack (B clear, so SP).
+	 */
+	task_gdt[8] = descriptor(tss_e, 0x2b, 0x81, 0);
+	task_gdt[9] = descriptor(task_e_entry, 0xffff, 0x9b, 0);
+	task_gdt[10] = descriptor(task_e_area, sizeof(task_e_area) - 1, 0x93, 0);
+	for (unsigned i = 0; i < TSS16_WORDS; i++)
+		tss_e[i] = 0;
+	tss_e[TSS16_FLAGS] = 2;
+	tss_e[TSS16_AX] = 0x1616;
+	tss_e[TSS16_SP] = sizeof(task_e_area);
+	for (unsigned s = 0; s < 4; s++)
+		tss_e[TSS16_ES + s] = s == 1 ? 0x48 : 0x50; /* ES CS SS DS */
 	task_init(tss_b, task_b_entry, task_stacks[0] + sizeof(task_stacks[0]));
 	task_init(tss_c, task_c_entry, task_stacks[1] + sizeof(task_stacks[1]));
 	task_init(tss_d, task_d_entry, task_stacks[2] + sizeof(task_stacks[2]));
@@ -352,6 +404,14 @@ static void check_task_switches(void)
 	       "tasks: back in task A, busy; B, C and D available again");
 	expect(tss_a[TSS_ES + 1] == 0x18 && tss_a[TSS_ES + 3] == 0x10,
 	       "tasks: the old task's selectors saved in its TSS");
+	expect(task_e_area[0] == 1 && tss_e[0] == 0x20 && task_e_area[1] == 0x1616 &&
+		       (task_e_area[2] & RFLAGS_NT) && tss_type(8) == 0x1 &&
+		       tss_e[TSS16_IP] == (uint16_t)(task_e_resume - task_e_entry) &&
+		       !(tss_e[TSS16_FLAGS] & RFLAGS_NT),
+	       "tasks: CALL to a 16-bit TSS links back (NT, AX loaded), its IRET returns to the "
+	       "32-bit task and saves IP and FLAGS");
+	expect(task_a_esi == 0x89abcdef && task_a_edi == 0x01234567,
+	       "tasks: the 32-bit task's registers come back whole after a 16-bit task");
 }
 
 /* ---- Control registers: reserved bits and CR0.WP ---- */

@@ -1,8 +1,10 @@
 /*
- * The 32-bit hardware task switch (vmm/task_switch.c) on a fake flat
- * guest memory: what each source (CALL, JMP, IRET, a task gate) saves,
- * loads, links and marks busy, and which fault every bad TSS, descriptor
- * or selector gets, before the commit (old task unchanged) and after it.
+ * The hardware task switch (vmm/task_switch.c) on a fake flat guest
+ * memory: what each source (CALL, JMP, IRET, a task gate) saves, loads,
+ * links and marks busy, and which fault every bad TSS, descriptor or
+ * selector gets, before the commit (old task unchanged) and after it;
+ * then the same between 32-bit and 16-bit TSSs (SDM Vol. 3A 8.6) and
+ * between two 16-bit ones.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +20,9 @@
 #define TSS_A 0x2000u
 #define TSS_B 0x2100u
 #define TSS_16 0x2200u
+#define TSS_16B 0x2300u
 #define STACK_B 0x3000u
+#define STACK_16 0x3400u
 #define MEM_SIZE 0x4000u
 #define SEL_CODE 0x08
 #define SEL_DATA 0x10
@@ -27,7 +31,10 @@
 #define SEL_16 0x28
 #define SEL_CODE_ABSENT 0x30
 #define SEL_DATA_ABSENT 0x38
-#define GDT_ENTRIES 8
+#define SEL_16B 0x40
+#define SEL_CODE16 0x48
+#define SEL_DATA16 0x50
+#define GDT_ENTRIES 11
 
 static uint8_t mem[MEM_SIZE];
 static uint32_t fault_page = ~0u; /* accesses to this 4-KiB page are #PF */
@@ -77,6 +84,17 @@ static void put32(uint32_t at, uint32_t v)
 	memcpy(mem + at, &v, 4);
 }
 
+static uint16_t get16(uint32_t at)
+{
+	return (uint16_t)get32(at);
+}
+
+static void put16(uint32_t at, uint16_t v)
+{
+	mem[at] = (uint8_t)v;
+	mem[at + 1] = (uint8_t)(v >> 8);
+}
+
 static void put_descriptor(uint16_t selector, uint32_t base, uint32_t limit, uint8_t access_byte,
 			   uint8_t flags)
 {
@@ -108,6 +126,19 @@ static void tss_init(uint32_t base, uint32_t eip, uint32_t esp, uint16_t cs, uin
 		put32(base + TSS32_SEG + 4 * i, i == 1 ? cs : i == 2 ? ss : SEL_DATA);
 }
 
+/* A 16-bit TSS: IP, FLAGS 2, AX..DI 0x1600 + i but SP, ES = DS = SS. */
+static void tss16_init(uint32_t base, uint16_t ip, uint16_t sp, uint16_t cs, uint16_t ss)
+{
+	memset(mem + base, 0, TSS16_MIN_LIMIT + 1);
+	put16(base + TSS16_IP, ip);
+	put16(base + TSS16_FLAGS, 0x2);
+	for (unsigned i = 0; i < 8; i++)
+		put16(base + TSS16_GPR + 2 * i, (uint16_t)(0x1600 + i));
+	put16(base + TSS16_GPR + 2 * 4, sp);
+	for (unsigned i = 0; i < 4; i++)
+		put16(base + TSS16_SEG + 2 * i, i == 1 ? cs : ss);
+}
+
 /* Task A running (TR = A, busy), flat 32-bit protected mode, no paging. */
 static struct task_cpu cpu;
 
@@ -123,7 +154,12 @@ static int setup(void **state)
 	put_descriptor(SEL_16, TSS_16, 0x2b, 0x81, 0);
 	put_descriptor(SEL_CODE_ABSENT, 0, 0xfffff, 0x1b, 0xc0);
 	put_descriptor(SEL_DATA_ABSENT, 0, 0xfffff, 0x13, 0xc0);
+	put_descriptor(SEL_16B, TSS_16B, 0x2b, 0x81, 0);
+	put_descriptor(SEL_CODE16, 0, 0xffff, 0x9b, 0);
+	put_descriptor(SEL_DATA16, 0, 0xffff, 0x93, 0);
 	tss_init(TSS_B, 0xb000, STACK_B, SEL_CODE, SEL_DATA);
+	tss16_init(TSS_16, 0x0100, STACK_16, SEL_CODE16, SEL_DATA16);
+	tss16_init(TSS_16B, 0x0200, STACK_16 - 0x100, SEL_CODE16, SEL_DATA16);
 	cpu = (struct task_cpu){ .eip = 0xa000, .eflags = 0x202, .cr0 = CR0_PE,
 				 .gdtr_base = GDT, .gdtr_limit = GDT_ENTRIES * 8 - 1 };
 	for (unsigned i = 0; i < 8; i++)
@@ -142,6 +178,15 @@ static enum task_switch_result run(uint16_t selector, enum task_switch_source so
 	return task_switch(&cpu, selector, source, 0xa005, false, 0, &task_mem, fault);
 }
 
+/* A switch that must succeed, the old task resuming at next_eip. */
+static void switch_ok(uint16_t selector, enum task_switch_source source, uint32_t next_eip)
+{
+	struct task_switch_fault fault;
+
+	assert_int_equal(task_switch(&cpu, selector, source, next_eip, false, 0, &task_mem, &fault),
+			 TASK_SWITCHED);
+}
+
 static void test_call_links_and_iret_returns(void **state)
 {
 	struct task_switch_fault fault;
@@ -156,7 +201,7 @@ static void test_call_links_and_iret_returns(void **state)
 	/* The new one: loaded, linked back, NT set, busy; A stays busy; CR0.TS set. */
 	assert_int_equal(cpu.eip, 0xb000);
 	assert_int_equal(cpu.gpr[4], STACK_B);
-	assert_int_equal(cpu.eflags, 0x2 | (1u << 14));
+	assert_int_equal(cpu.eflags, 0x2 | RFLAGS_NT);
 	assert_int_equal(get32(TSS_B + TSS32_LINK) & 0xffff, SEL_A);
 	assert_int_equal(cpu.seg[SEG_TR].selector, SEL_B);
 	assert_int_equal(cpu.seg[SEG_TR].base, TSS_B);
@@ -197,7 +242,7 @@ static void test_debug_trap_bit(void **state)
 			 TASK_SWITCHED);
 	assert_true(cpu.debug_trap);
 	/* A switch refused before its commit raises no trap. */
-	assert_int_equal(run(SEL_16, TASK_SWITCH_JMP, &fault), TASK_SWITCH_FAILED);
+	assert_int_equal(run(SEL_A, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAULT);
 	assert_false(cpu.debug_trap);
 }
 
@@ -210,7 +255,7 @@ static void test_jmp_frees_the_old_task(void **state)
 	assert_int_equal(type_at(SEL_A), 0x9);
 	assert_int_equal(type_at(SEL_B), 0xb);
 	assert_int_equal(get32(TSS_B + TSS32_LINK), 0);
-	assert_false(cpu.eflags & (1u << 14));
+	assert_false(cpu.eflags & RFLAGS_NT);
 }
 
 static void test_gate_pushes_the_error_code(void **state)
@@ -259,7 +304,7 @@ static void test_bad_new_tss_faults_in_the_old_task(void **state)
 	assert_fault_before_commit(SEL_B, TASK_SWITCH_CALL, VECTOR_TS, SEL_B);
 }
 
-static void test_page_fault_and_16_bit_tss(void **state)
+static void test_page_fault_and_virtual_8086(void **state)
 {
 	struct task_switch_fault fault;
 
@@ -269,11 +314,10 @@ static void test_page_fault_and_16_bit_tss(void **state)
 	assert_int_equal(fault.vector, VECTOR_PF);
 	assert_int_equal(fault.address, TSS_B);
 	fault_page = ~0u;
-	assert_int_equal(run(SEL_16, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAILED);
-	assert_non_null(strstr(fault.why, "16-bit"));
 	/* A task that would start in virtual-8086 mode. */
 	put32(TSS_B + TSS32_EFLAGS, 0x20002);
 	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAILED);
+	assert_non_null(strstr(fault.why, "virtual-8086"));
 }
 
 /* Segment faults come after the commit: the new task is in, and takes them. */
@@ -323,6 +367,168 @@ static void test_accessed_bits_are_set(void **state)
 	assert_true(cpu.seg[SEG_CS].attributes & 1);
 }
 
+/*
+ * A 32-bit task calls a 16-bit one, which IRETs back (SDM 8.6): the
+ * 32-bit task comes back whole from its TSS; the 16-bit TSS takes only
+ * the low halves, and nothing past its 44 bytes or before IP.
+ */
+static void test_16_bit_call_and_iret(void **state)
+{
+	(void)state;
+	cpu.cr0 |= CR0_PG;
+	cpu.cr3 = 0x7000;
+	put32(TSS_A + TSS32_CR3, 0x7000);
+	cpu.debug_trap = true;
+	mem[TSS_16 + TSS16_MIN_LIMIT + 1] = 0xcc;
+	put16(TSS_16 + 2, 0x5150); /* SP0 */
+	switch_ok(SEL_16, TASK_SWITCH_CALL, 0xa005);
+	/* A saved in its 32-bit TSS. */
+	assert_int_equal(get32(TSS_A + TSS32_EIP), 0xa005);
+	assert_int_equal(get32(TSS_A + TSS32_GPR + 4 * 7), 0xa7);
+	assert_int_equal(get32(TSS_A + TSS32_SEG + 4 * 5), SEL_DATA);
+	/* The 16-bit task: IP, FLAGS with NT, words in the registers' low halves. */
+	assert_int_equal(cpu.eip, 0x0100);
+	assert_int_equal(cpu.eflags, 0x2 | RFLAGS_NT);
+	assert_int_equal(cpu.gpr[0] & 0xffff, 0x1600);
+	assert_int_equal(cpu.gpr[4] & 0xffff, STACK_16);
+	assert_int_equal(cpu.gpr[7] & 0xffff, 0x1607);
+	assert_int_equal(cpu.seg[SEG_CS].selector, SEL_CODE16);
+	assert_int_equal(cpu.seg[SEG_CS].limit, 0xffff);
+	assert_int_equal(cpu.seg[SEG_SS].selector, SEL_DATA16);
+	assert_int_equal(cpu.seg[SEG_DS].selector, SEL_DATA16);
+	/* No FS or GS, CR3 or T bit in a 16-bit TSS: FS and GS null, CR3 kept, no trap. */
+	assert_int_equal(cpu.seg[SEG_FS].attributes, 0);
+	assert_int_equal(cpu.seg[SEG_GS].attributes, 0);
+	assert_int_equal(cpu.cr3, 0x7000);
+	assert_false(cpu.debug_trap);
+	/* Linked back to A, busy (type 3), A still busy; CR0.TS. */
+	assert_int_equal(get16(TSS_16 + TSS16_LINK), SEL_A);
+	assert_int_equal(type_at(SEL_16), 0x3);
+	assert_int_equal(type_at(SEL_A), 0xb);
+	assert_int_equal(cpu.seg[SEG_TR].selector, SEL_16);
+	assert_int_equal(cpu.seg[SEG_TR].attributes & 0xf, 0x3);
+	assert_int_equal(cpu.seg[SEG_TR].limit, 0x2b);
+	assert_true(cpu.cr0 & CR0_TS);
+
+	/* IRET: A's 32-bit registers, EIP, EFLAGS and FS/GS whole again. */
+	cpu.gpr[0] = 0x12345678;
+	cpu.gpr[6] = 0xfedcba98;
+	cpu.eflags |= 0x40000; /* AC: lost in the FLAGS word */
+	switch_ok(SEL_A, TASK_SWITCH_IRET, 0x10123);
+	assert_int_equal(cpu.eip, 0xa005);
+	assert_int_equal(cpu.eflags, 0x202);
+	for (unsigned i = 0; i < 8; i++)
+		assert_int_equal(cpu.gpr[i], 0xa0 + i);
+	assert_int_equal(cpu.seg[SEG_FS].selector, SEL_DATA);
+	assert_int_equal(cpu.seg[SEG_GS].attributes, 0xc093);
+	assert_int_equal(cpu.seg[SEG_CS].limit, 0xffffffff);
+	assert_int_equal(cpu.cr3, 0x7000);
+	/* The 16-bit task saved as words: IP, FLAGS without NT, AX, SI; upper halves lost. */
+	assert_int_equal(get16(TSS_16 + TSS16_IP), 0x0123);
+	assert_int_equal(get16(TSS_16 + TSS16_FLAGS), 0x2);
+	assert_int_equal(get16(TSS_16 + TSS16_GPR), 0x5678);
+	assert_int_equal(get16(TSS_16 + TSS16_GPR + 2 * 6), 0xba98);
+	assert_int_equal(get16(TSS_16 + TSS16_SEG + 2), SEL_CODE16);
+	assert_int_equal(get16(TSS_16 + TSS16_LDT), 0);
+	assert_int_equal(get16(TSS_16 + 2), 0x5150);
+	assert_int_equal(mem[TSS_16 + TSS16_MIN_LIMIT + 1], 0xcc);
+	assert_int_equal(type_at(SEL_16), 0x1);
+	assert_int_equal(type_at(SEL_A), 0xb);
+}
+
+/* 16-bit to 16-bit: a nested CALL links the inner TSS to the outer one. */
+static void test_16_bit_to_16_bit_call(void **state)
+{
+	(void)state;
+	switch_ok(SEL_16, TASK_SWITCH_CALL, 0xa005);
+	switch_ok(SEL_16B, TASK_SWITCH_CALL, 0x0105);
+	assert_int_equal(get16(TSS_16B + TSS16_LINK), SEL_16);
+	assert_int_equal(get16(TSS_16 + TSS16_IP), 0x0105);
+	assert_int_equal(get16(TSS_16 + TSS16_FLAGS), 0x2 | RFLAGS_NT);
+	assert_int_equal(cpu.eip, 0x0200);
+	assert_int_equal(type_at(SEL_16), 0x3);
+	assert_int_equal(type_at(SEL_16B), 0x3);
+	switch_ok(SEL_16, TASK_SWITCH_IRET, 0x0201);
+	assert_int_equal(cpu.eip, 0x0105);
+	assert_int_equal(cpu.eflags, 0x2 | RFLAGS_NT);
+	assert_int_equal(type_at(SEL_16B), 0x1);
+	assert_int_equal(type_at(SEL_16), 0x3);
+}
+
+/* JMP: 32 to 16, 16 to 16, 16 to 32; each frees the task it leaves, none links. */
+static void test_16_bit_jmp(void **state)
+{
+	(void)state;
+	switch_ok(SEL_16, TASK_SWITCH_JMP, 0xa005);
+	assert_int_equal(type_at(SEL_A), 0x9);
+	assert_int_equal(type_at(SEL_16), 0x3);
+	assert_int_equal(get16(TSS_16 + TSS16_LINK), 0);
+	assert_false(cpu.eflags & RFLAGS_NT);
+	switch_ok(SEL_16B, TASK_SWITCH_JMP, 0x12345);
+	assert_int_equal(type_at(SEL_16), 0x1);
+	assert_int_equal(type_at(SEL_16B), 0x3);
+	assert_int_equal(get16(TSS_16 + TSS16_IP), 0x2345);
+	assert_int_equal(cpu.eip, 0x0200);
+	switch_ok(SEL_A, TASK_SWITCH_JMP, 0x0210);
+	assert_int_equal(type_at(SEL_16B), 0x1);
+	assert_int_equal(type_at(SEL_A), 0xb);
+	assert_int_equal(get16(TSS_16B + TSS16_IP), 0x0210);
+	assert_int_equal(cpu.eip, 0xa005);
+	assert_int_equal(cpu.gpr[3], 0xa3);
+}
+
+/*
+ * An exception through a task gate into a 16-bit task pushes its error
+ * code as a word (SDM 6.13), at SP: the stack segment is 16-bit.
+ */
+static void test_16_bit_gate_pushes_a_word(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	put16(STACK_16 - 4, 0xcccc);
+	assert_int_equal(task_switch(&cpu, SEL_16, TASK_SWITCH_GATE, 0xa000, true, 0x7f8, &task_mem,
+				     &fault),
+			 TASK_SWITCHED);
+	assert_int_equal(cpu.gpr[4] & 0xffff, STACK_16 - 2);
+	assert_int_equal(get16(STACK_16 - 2), 0x7f8);
+	assert_int_equal(get16(STACK_16 - 4), 0xcccc);
+	assert_int_equal(get16(TSS_16 + TSS16_LINK), SEL_A);
+	assert_true(cpu.eflags & RFLAGS_NT);
+	assert_int_equal(get32(TSS_A + TSS32_EIP), 0xa000);
+	/* A 16-bit task's gate into a 32-bit one: a doubleword on the 32-bit stack. */
+	assert_int_equal(task_switch(&cpu, SEL_B, TASK_SWITCH_GATE, 0x0100, true, 0x10, &task_mem,
+				     &fault),
+			 TASK_SWITCHED);
+	assert_int_equal(cpu.gpr[4], STACK_B - 4);
+	assert_int_equal(get32(STACK_B - 4), 0x10);
+	assert_int_equal(get32(TSS_B + TSS32_LINK), SEL_16);
+}
+
+static void test_16_bit_tss_checks(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	/* Busy for CALL, available for IRET, as for a 32-bit TSS. */
+	mem[GDT + SEL_16 + 5] |= 2;
+	assert_fault_before_commit(SEL_16, TASK_SWITCH_CALL, VECTOR_GP, SEL_16);
+	mem[GDT + SEL_16 + 5] &= (uint8_t)~2u;
+	assert_fault_before_commit(SEL_16, TASK_SWITCH_IRET, VECTOR_TS, SEL_16);
+	/* A limit below 2BH (the 44-byte format less one) is #TS; 2BH itself is enough. */
+	mem[GDT + SEL_16] = 0x2a;
+	assert_fault_before_commit(SEL_16, TASK_SWITCH_CALL, VECTOR_TS, SEL_16);
+	assert_fault_before_commit(SEL_16, TASK_SWITCH_JMP, VECTOR_TS, SEL_16);
+	assert_int_equal(type_at(SEL_16), 0x1);
+	mem[GDT + SEL_16] = 0x2b;
+	/* A null CS in the 16-bit TSS: #TS in the new task, after the commit. */
+	put16(TSS_16 + TSS16_SEG + 2, 0);
+	assert_int_equal(run(SEL_16, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAULT);
+	assert_int_equal(fault.vector, VECTOR_TS);
+	assert_int_equal(fault.error_code, 0);
+	assert_int_equal(cpu.seg[SEG_TR].selector, SEL_16);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,9 +537,14 @@ int main(void)
 		cmocka_unit_test_setup(test_jmp_frees_the_old_task, setup),
 		cmocka_unit_test_setup(test_gate_pushes_the_error_code, setup),
 		cmocka_unit_test_setup(test_bad_new_tss_faults_in_the_old_task, setup),
-		cmocka_unit_test_setup(test_page_fault_and_16_bit_tss, setup),
+		cmocka_unit_test_setup(test_page_fault_and_virtual_8086, setup),
 		cmocka_unit_test_setup(test_bad_segments_fault_in_the_new_task, setup),
 		cmocka_unit_test_setup(test_accessed_bits_are_set, setup),
+		cmocka_unit_test_setup(test_16_bit_call_and_iret, setup),
+		cmocka_unit_test_setup(test_16_bit_to_16_bit_call, setup),
+		cmocka_unit_test_setup(test_16_bit_jmp, setup),
+		cmocka_unit_test_setup(test_16_bit_gate_pushes_a_word, setup),
+		cmocka_unit_test_setup(test_16_bit_tss_checks, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
