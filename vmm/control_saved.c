@@ -137,12 +137,11 @@ static int refuse_disk(struct call *c)
  * free memory, every adapter's network), and a configuration record
  * there (vm_save.c writes it next) must name no disk.
  */
-static int import_refused_early(struct call *c, const uint8_t *start, size_t n, uint64_t size,
-				const char *network)
+static int import_refused_early(struct call *c, const uint8_t *start, size_t n,
+				uint64_t file_pages, const char *network)
 {
 	struct savefile_header h;
 	struct savefile_error err;
-
 	struct savefile_record config;
 
 	if (!savefile_read_header(start, n, &h, &err))
@@ -150,7 +149,7 @@ static int import_refused_early(struct call *c, const uint8_t *start, size_t n, 
 			    "%s", err.text);
 	if (savefile_read_config(start, n, &config) && config_has_disk(&config))
 		return refuse_disk(c);
-	uint64_t needed = h.ram_bytes + (size + PAGE_SIZE - 1) / PAGE_SIZE * PAGE_SIZE;
+	uint64_t needed = h.ram_bytes + file_pages * PAGE_SIZE;
 	uint64_t free = boot->host_pages->free_pages * PAGE_SIZE;
 	if (needed > free)
 		return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: the VM needs %llu KiB "
@@ -278,9 +277,9 @@ int import_vm(struct call *c)
 			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: %llu bytes "
 				    "cannot be a save file", (unsigned long long)size);
 		import_drop();
-		if (import_refused_early(c, data, n, size, network))
-			return -1;
 		uint64_t pages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
+		if (import_refused_early(c, data, n, pages, network))
+			return -1;
 		if (page_alloc_alloc(boot->host_pages, pages, 1, &import.base))
 			return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no memory for "
 				    "%llu KiB", (unsigned long long)(size / 1024));

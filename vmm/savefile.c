@@ -763,11 +763,25 @@ static bool check_footer(const struct savefile_walk *walk, const uint8_t *file, 
 	return check_complete(walk, err);
 }
 
-/* One record's frame as it lies at pos, its length and checksum checked. */
+/* The record whose frame header is at h, as the header says (nothing checked). */
+static struct savefile_record frame_at(const uint8_t *h, uint32_t index)
+{
+	return (struct savefile_record){ .index = index, .type = (uint16_t)le_get(h, 2),
+					 .flags = (uint16_t)le_get(h + 2, 2),
+					 .payload = h + SAVEFILE_RECORD_HEADER_SIZE,
+					 .size = (uint32_t)le_get(h + 4, 4) };
+}
+
+/* Where the record after the header starts; the header record is whole in the file. */
+static size_t after_header(const uint8_t *file)
+{
+	return SAVEFILE_PREFIX_SIZE + SAVEFILE_RECORD_HEADER_SIZE +
+	       le_get(file + SAVEFILE_PREFIX_SIZE + 4, 4);
+}
+
+/* One record as it lies at pos, its length and checksum checked, and named for messages. */
 struct framed_record {
-	uint16_t type, flags;
-	uint32_t len;
-	const uint8_t *payload;
+	struct savefile_record r;
 	char what[DESCRIPTION_MAX];
 };
 
@@ -783,20 +797,18 @@ static bool record_at(const uint8_t *file, size_t size, size_t pos, uint32_t ind
 	/* 2^32 empty records are 48 GiB: a file of RAM's size could hold them. */
 	if (index == UINT32_MAX)
 		return fail(err, "more than %u records", UINT32_MAX - 1);
-	rec->type = (uint16_t)le_get(h, 2);
-	rec->flags = (uint16_t)le_get(h + 2, 2);
-	rec->len = (uint32_t)le_get(h + 4, 4);
 	/* Only now: a pointer past the file's end is undefined even unread. */
-	rec->payload = h + SAVEFILE_RECORD_HEADER_SIZE;
+	rec->r = frame_at(h, index);
+	uint32_t len = rec->r.size;
 	left -= SAVEFILE_RECORD_HEADER_SIZE;
-	describe(rec->what, index, rec->type, rec->payload, left < rec->len ? left : rec->len);
-	if (rec->len > SAVEFILE_RECORD_MAX)
-		return fail(err, "%s: length %u exceeds the limit of %u", rec->what, rec->len,
+	describe(rec->what, index, rec->r.type, rec->r.payload, left < len ? left : len);
+	if (len > SAVEFILE_RECORD_MAX)
+		return fail(err, "%s: length %u exceeds the limit of %u", rec->what, len,
 			    SAVEFILE_RECORD_MAX);
-	if (rec->len > left)
-		return fail(err, "truncated: %s is %u bytes, %zu left, no footer", rec->what,
-			    rec->len, left);
-	if (crc32c(crc32c(CRC32C_INIT, h, RECORD_CHECKED_HEADER), rec->payload, rec->len) !=
+	if (len > left)
+		return fail(err, "truncated: %s is %u bytes, %zu left, no footer", rec->what, len,
+			    left);
+	if (crc32c(crc32c(CRC32C_INIT, h, RECORD_CHECKED_HEADER), rec->r.payload, len) !=
 	    le_get(h + RECORD_CHECKED_HEADER, 4))
 		return fail(err, "%s: checksum mismatch", rec->what);
 	return true;
@@ -811,7 +823,7 @@ bool savefile_read_header(const uint8_t *start, size_t size, struct savefile_hea
 	memset(&walk, 0, sizeof(walk));
 	if (!check_prefix(start, size, err) ||
 	    !record_at(start, size, SAVEFILE_PREFIX_SIZE, 0, &rec, err) ||
-	    !check_record(&walk, rec.type, rec.flags, rec.payload, rec.len, err))
+	    !check_record(&walk, rec.r.type, rec.r.flags, rec.r.payload, rec.r.size, err))
 		return false;
 	*h = walk.header;
 	return true;
@@ -823,13 +835,11 @@ bool savefile_read_config(const uint8_t *start, size_t size, struct savefile_rec
 	struct savefile_error err;
 
 	/* The header record is whole here: savefile_read_header said so. */
-	size_t pos = SAVEFILE_PREFIX_SIZE + SAVEFILE_RECORD_HEADER_SIZE +
-		     le_get(start + SAVEFILE_PREFIX_SIZE + 4, 4);
+	size_t pos = after_header(start);
 	if (pos > size || !record_at(start, size, pos, 1, &rec, &err) ||
-	    rec.type != SAVEFILE_CONFIG)
+	    rec.r.type != SAVEFILE_CONFIG)
 		return false;
-	*config = (struct savefile_record){ .index = 1, .type = rec.type, .flags = rec.flags,
-					    .payload = rec.payload, .size = rec.len };
+	*config = rec.r;
 	return true;
 }
 
@@ -847,39 +857,31 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 
 		if (!record_at(file, size, pos, walk->index, &rec, err))
 			return false;
-		if (rec.type == SAVEFILE_FOOTER && walk->index > 0) {
-			if (!check_flags(rec.what, rec.flags, err) ||
-			    !check_footer(walk, file, size, pos, rec.payload, rec.len, err))
+		if (rec.r.type == SAVEFILE_FOOTER && walk->index > 0) {
+			if (!check_flags(rec.what, rec.r.flags, err) ||
+			    !check_footer(walk, file, size, pos, rec.r.payload, rec.r.size, err))
 				return false;
 			r->footer_offset = pos;
 			break;
 		}
-		if (!check_record(walk, rec.type, rec.flags, rec.payload, rec.len, err))
+		if (!check_record(walk, rec.r.type, rec.r.flags, rec.r.payload, rec.r.size, err))
 			return false;
-		pos += SAVEFILE_RECORD_HEADER_SIZE + rec.len;
+		pos += SAVEFILE_RECORD_HEADER_SIZE + rec.r.size;
 		walk->index++;
 	}
 	r->file = file;
 	r->size = size;
 	r->next_index = 1;
 	/* savefile_next() starts after the header, which r->walk.header holds. */
-	r->next = SAVEFILE_PREFIX_SIZE + SAVEFILE_RECORD_HEADER_SIZE +
-		  le_get(file + SAVEFILE_PREFIX_SIZE + 4, 4);
+	r->next = after_header(file);
 	return true;
 }
 
 bool savefile_next(struct savefile_reader *r, struct savefile_record *rec)
 {
 	while (r->next < r->footer_offset) {
-		const uint8_t *h = r->file + r->next;
-		uint32_t len = (uint32_t)le_get(h + 4, 4);
-
-		rec->index = r->next_index++;
-		rec->type = (uint16_t)le_get(h, 2);
-		rec->flags = (uint16_t)le_get(h + 2, 2);
-		rec->payload = h + SAVEFILE_RECORD_HEADER_SIZE;
-		rec->size = len;
-		r->next += SAVEFILE_RECORD_HEADER_SIZE + len;
+		*rec = frame_at(r->file + r->next, r->next_index++);
+		r->next += SAVEFILE_RECORD_HEADER_SIZE + rec->size;
 		if (type_name(rec->type))
 			return true;
 	}

@@ -395,7 +395,6 @@ uint64_t vm_run_timers(struct vm *vm, uint64_t host_tsc)
  */
 static int power_on(struct vm *vm, bool cold, bool restoring, char *why, size_t why_size)
 {
-	struct vcpu_boot_state boot;
 	struct vcpu_state state;
 	struct devstate_error err;
 
@@ -413,10 +412,15 @@ static int power_on(struct vm *vm, bool cold, bool restoring, char *why, size_t 
 	/* The devices first: the boot tables describe them (_PRT). */
 	if (platform_power_on(vm, why, why_size))
 		return -1;
-	if (restoring)
+	if (restoring) {
 		vcpu_state_power_on(&state);
-	else if (guest_boot_prepare(vm, &boot, why, why_size))
-		return -1;
+	} else {
+		struct vcpu_boot_state boot;
+		if (guest_boot_prepare(vm, &boot, why, why_size))
+			return -1;
+		/* The boot mode's registers over the power-on state; x87, SSE and the rest as then. */
+		vcpu_state_from_boot(&boot, &state);
+	}
 	/*
 	 * A cold start begins guest time anew; a reset keeps it, as the CMOS
 	 * clock and the TSC run through a PC's reboot.
@@ -425,9 +429,6 @@ static int power_on(struct vm *vm, bool cold, bool restoring, char *why, size_t 
 		vm_clock_init(&vm->clock, clock_tsc_hz(), rdtsc());
 		rtc_init(&vm->rtc, clock_wallclock_s(), vm_now(vm).ns);
 	}
-	/* The boot mode's registers over the power-on state; x87, SSE and the rest as at power-on. */
-	if (!restoring)
-		vcpu_state_from_boot(&boot, &state);
 	if (virt_vcpu_reset(vcpu, &state, &err)) {
 		fmt_snprintf(why, why_size, "the initial register state is refused: %s", err.text);
 		return -1;

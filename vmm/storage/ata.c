@@ -26,6 +26,9 @@
 #define CTL_NIEN 0x02
 #define CTL_SRST 0x04
 #define ST_DRDY 0x40
+/* Error register bits that say a DMA transfer itself failed, not the medium. */
+#define ERR_ABRT 0x04
+#define ERR_ICRC 0x80
 
 #define CMD_READ_DMA 0xc8
 #define CMD_READ_DMA_EXT 0x25
@@ -325,10 +328,6 @@ static void bm_out8(const struct ata_drive *d, unsigned reg, uint8_t v)
 	d->io->out8(d->io->ctx, (uint16_t)(d->io->bus_master + reg), v);
 }
 
-/* ATA error register bits that say the DMA transfer itself failed, not the medium. */
-#define ERR_ABRT 0x04
-#define ERR_ICRC 0x80
-
 /*
  * One DMA command of at most ATA_DMA_BYTES through the bounce buffer,
  * in the order SFF-8038i gives: the engine stopped, the PRD table's
@@ -359,7 +358,8 @@ static enum ata_result transfer_dma(struct ata_drive *d, bool write, uint64_t lb
 	io->prd[1] = PRD_END_OF_TABLE | (bytes & 0xffffu); /* 0: 64 KiB */
 	bm_out8(d, ATA_BM_COMMAND, 0);
 	io->out32(io->ctx, (uint16_t)(io->bus_master + ATA_BM_PRD_TABLE), io->prd_phys);
-	bm_out8(d, ATA_BM_STATUS, (uint8_t)(bm_in8(d, ATA_BM_STATUS) | ATA_BM_ST_ERROR | ATA_BM_ST_INTERRUPT));
+	bm_out8(d, ATA_BM_STATUS,
+		(uint8_t)(bm_in8(d, ATA_BM_STATUS) | ATA_BM_ST_ERROR | ATA_BM_ST_INTERRUPT));
 	bm_out8(d, ATA_BM_COMMAND, direction);
 	if ((r = select_drive(d, d->ident.lba48 ? 0 : (uint8_t)(lba >> 24), what)) != ATA_OK)
 		return r;

@@ -8,9 +8,10 @@
  * bounded by the TSC. A drive that does not answer in time is reset once;
  * one that stays silent, or times out twice in a row, is dead from then
  * on: its callers get an error at once, never a hang. A DMA transfer that
- * fails (the controller's error bit, or a timeout the drive survives) is
- * done again by PIO, and DMA stays off from then on: a controller whose
- * timing the firmware did not set up for DMA still serves by PIO.
+ * fails for DMA's own reasons (the controller's error bit, a timeout the
+ * drive survives, the drive's ABRT or interface CRC error) is done again
+ * by PIO, and DMA stays off from then on: a controller whose timing the
+ * firmware did not set up for DMA still serves by PIO.
  *
  * Plain C over an I/O interface, so the unit tests run it against a
  * model of a drive (tests/unit/test_ata.c).

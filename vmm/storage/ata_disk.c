@@ -89,7 +89,8 @@ static const char *bus_master_setup(const struct boot_store *where, const struct
 	struct pci_address a = { where->pci_bus, where->pci_device, where->pci_function };
 	uint32_t bar = pci_read32(a, PCI_BAR0 + 4 * BUS_MASTER_BAR);
 
-	if (!(bar & 1) || !(bar & ~3u) || (bar & ~3u) > 0xffffu - 2 * BUS_MASTER_CHANNEL_PORTS)
+	uint32_t ports = bar & ~3u;
+	if (!(bar & 1) || !ports || ports > 0xffffu - 2 * BUS_MASTER_CHANNEL_PORTS)
 		return "no bus-master I/O BAR";
 	uint8_t *window = dma->alloc(dma->ctx, 2 * DMA_WINDOW / 4096, true);
 	if (!window)
@@ -103,11 +104,11 @@ static const char *bus_master_setup(const struct boot_store *where, const struct
 	 * pointer point into memory that is the hypervisor's now.
 	 */
 	for (unsigned channel = 0; channel < 2; channel++) {
-		uint16_t port = (uint16_t)((bar & ~3u) + channel * BUS_MASTER_CHANNEL_PORTS);
+		uint16_t port = (uint16_t)(ports + channel * BUS_MASTER_CHANNEL_PORTS);
 		outb(port + ATA_BM_COMMAND, 0);
 		outb(port + ATA_BM_STATUS, ATA_BM_ST_ERROR | ATA_BM_ST_INTERRUPT);
 	}
-	io.bus_master = (uint16_t)((bar & ~3u) + where->ata_channel * BUS_MASTER_CHANNEL_PORTS);
+	io.bus_master = (uint16_t)(ports + where->ata_channel * BUS_MASTER_CHANNEL_PORTS);
 	io.dma_buffer = (uint8_t *)buffer;
 	io.dma_buffer_phys = (uint32_t)buffer;
 	io.prd = (uint32_t *)prd;
