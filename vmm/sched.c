@@ -110,13 +110,21 @@ static void switch_cpu_state(struct vcpu *next)
 /*
  * Runs every running VM's timers on its own clock, noting each VM's next
  * event as a host TSC value (0: none): the scheduler waits on host time.
+ * A VM whose event came due goes first if it is not too far ahead
+ * (sched_pick), so its interrupt does not wait for its turn.
  */
 static void run_timers(struct sched_cpu *cpu, uint64_t now)
 {
 	for (unsigned i = 0; i < vm_count(); i++) {
 		struct vm *vm = vm_by_index(i);
-		cpu->next_event[vm->id] =
-			vm->state == VM_STATE_RUNNING ? vm_run_timers(vm, now) : 0;
+		uint64_t due = cpu->next_event[vm->id];
+		if (vm->state != VM_STATE_RUNNING) {
+			cpu->next_event[vm->id] = 0;
+			continue;
+		}
+		if (due && due <= now)
+			vm->vcpu.sched.timer_due = true;
+		cpu->next_event[vm->id] = vm_run_timers(vm, now);
 	}
 }
 
@@ -196,7 +204,9 @@ void sched_run(uint64_t tsc_hz)
 
 	cpu->limits.slice = ns_to_tsc(SCHED_SLICE_NS, tsc_hz);
 	cpu->limits.min_slice = ns_to_tsc(SCHED_MIN_SLICE_NS, tsc_hz);
+	cpu->limits.ahead_slice = ns_to_tsc(SCHED_AHEAD_SLICE_NS, tsc_hz);
 	cpu->queue.wake_credit = ns_to_tsc(SCHED_WAKE_CREDIT_NS, tsc_hz);
+	cpu->queue.timer_lead = ns_to_tsc(SCHED_TIMER_LEAD_NS, tsc_hz);
 	log_info("sched: fair share, a %llu-ms period shared by the runnable vCPUs, slices of "
 		 "%llu us at the least; between VMs: IBPB %s, L1D flush %s",
 		 (unsigned long long)(SCHED_SLICE_NS / 1000000),
@@ -232,8 +242,8 @@ void sched_run(uint64_t tsc_hz)
 		 * down to the minimum slice (sched_policy.h).
 		 */
 		unsigned id = vcpu->vm->id;
-		uint64_t slice = sched_slice(&cpu->limits, runnable_count, now, cpu->next_event[id],
-					     earliest_event(cpu, id));
+		uint64_t slice = sched_slice(&cpu->limits, &vcpu->sched, runnable_count, now,
+					     cpu->next_event[id], earliest_event(cpu, id));
 		slice = mgmt_slice_limit(slice);
 		switch_cpu_state(vcpu);
 		vcpu->slices++;

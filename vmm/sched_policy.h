@@ -35,6 +35,23 @@
 /* How far behind the queue a sleeper comes back: one minimum slice. */
 #define SCHED_WAKE_CREDIT_NS SCHED_MIN_SLICE_NS
 /*
+ * How far ahead of the least runnable vCPU one whose timer came due may
+ * still run first: one period. Within it a due timer reaches a vCPU that
+ * spins (never halting, so it gets no sleeper's credit) at the next
+ * scheduling point, at most a minimum slice away, rather than after a turn
+ * of every busy neighbour; beyond it, it waits its turn, so a vCPU that
+ * keeps a timer due takes at most its share plus one period.
+ */
+#define SCHED_TIMER_LEAD_NS SCHED_SLICE_NS
+/*
+ * How long a vCPU run ahead of its turn for its timer runs: 100 µs, enough
+ * to take the interrupt and hand its work on, short enough that a guest
+ * spinning beside ten busy ones with a timer every few milliseconds stays
+ * within its share, so its lead never runs out and every timer comes on
+ * time (tests/unit/test_sched_policy.c).
+ */
+#define SCHED_AHEAD_SLICE_NS 100000ULL
+/*
  * The earliest a paravirtual timer (HC_SET_TIMER) fires after it is set:
  * 100 µs, the floor of the local APIC timer too (devices/lapic.h).
  */
@@ -43,18 +60,24 @@
 struct sched_entity {
 	uint64_t vruntime; /* TSC ticks run, lifted on waking (sched_pick) */
 	bool runnable;     /* set by the caller before each sched_pick */
+	bool timer_due;    /* set by the caller when its timer fires, cleared when picked */
+	bool ahead;        /* sched_pick chose it ahead of its turn for its timer */
 };
 
 struct sched_queue {
 	uint64_t min_vruntime; /* never decreases: the least runnable vruntime seen */
 	uint64_t wake_credit;  /* TSC ticks */
+	uint64_t timer_lead;   /* TSC ticks */
 };
 
 /*
  * The runnable entity with the least vruntime (the lowest index on a tie),
- * or -1 when none is runnable. A runnable entity more than wake_credit
- * behind min_vruntime (it slept, or its VM was paused) is first lifted to
- * min_vruntime - wake_credit.
+ * or -1 when none is runnable; but a runnable one whose timer is due and
+ * whose vruntime is at most timer_lead above that least goes first (the
+ * least such). A runnable entity more than wake_credit behind min_vruntime
+ * (it slept, or its VM was paused) is first lifted to min_vruntime -
+ * wake_credit. The picked entity's timer_due is cleared and its ahead set
+ * when it was not the least.
  */
 int sched_pick(struct sched_queue *q, struct sched_entity *const *entities, unsigned count);
 
@@ -62,18 +85,20 @@ int sched_pick(struct sched_queue *q, struct sched_entity *const *entities, unsi
 void sched_charge(struct sched_entity *e, uint64_t ran_tsc);
 
 struct sched_slice_limits {
-	uint64_t slice;     /* TSC ticks */
-	uint64_t min_slice; /* TSC ticks, at most slice */
+	uint64_t slice;       /* TSC ticks */
+	uint64_t min_slice;   /* TSC ticks, at most slice */
+	uint64_t ahead_slice; /* TSC ticks, at most min_slice */
 };
 
 /*
- * The TSC ticks the picked vCPU may run from now: its part of the slice
- * among `runnable` vCPUs (at least min_slice), cut short by its own VM's
- * next timer event (own_next) and by any other VM's (others_next), the
- * latter no shorter than min_slice. 0: no event.
+ * The TSC ticks the picked entity may run from now: its part of the slice
+ * among `runnable` vCPUs (at least min_slice; ahead_slice when it runs
+ * ahead of its turn), cut short by its own VM's next timer event
+ * (own_next) and by any other VM's (others_next), the latter no shorter
+ * than min_slice. 0: no event.
  */
-uint64_t sched_slice(const struct sched_slice_limits *l, unsigned runnable, uint64_t now,
-		     uint64_t own_next, uint64_t others_next);
+uint64_t sched_slice(const struct sched_slice_limits *l, const struct sched_entity *picked,
+		     unsigned runnable, uint64_t now, uint64_t own_next, uint64_t others_next);
 
 /*
  * A guest's timer deadline (TSC) as armed: 0 (cancel) stays 0; one in the

@@ -11,7 +11,9 @@
 #define MS 1000000ULL
 #define SECOND 1000000000ULL
 
-static const struct sched_slice_limits limits = { SCHED_SLICE_NS, SCHED_MIN_SLICE_NS };
+static const struct sched_slice_limits limits = { SCHED_SLICE_NS, SCHED_MIN_SLICE_NS,
+						  SCHED_AHEAD_SLICE_NS };
+static const struct sched_entity in_turn = { 0 };
 
 /*
  * One CPU, two vCPUs: a storm that runs `storm_run` ticks each time it is
@@ -24,13 +26,14 @@ static unsigned busy_share_beside_storm(uint64_t storm_run, uint64_t switch_cost
 {
 	struct sched_entity storm = { 0 }, busy = { 0 };
 	struct sched_entity *const entities[2] = { &storm, &busy };
-	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS };
+	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS, SCHED_TIMER_LEAD_NS };
 	uint64_t now = 0, busy_ran = 0, storm_deadline = 0;
 	bool storm_halted = false;
 
 	while (now < SECOND) {
 		if (storm_halted && storm_deadline && now >= storm_deadline) {
 			storm_halted = false;
+			storm.timer_due = true;
 			storm_deadline = 0;
 		}
 		storm.runnable = !storm_halted;
@@ -40,14 +43,14 @@ static unsigned busy_share_beside_storm(uint64_t storm_run, uint64_t switch_cost
 		assert_true(picked >= 0);
 		uint64_t ran;
 		if (picked == 0) {
-			uint64_t slice = sched_slice(&limits, runnable, now, 0, 0);
+			uint64_t slice = sched_slice(&limits, &storm, runnable, now, 0, 0);
 			ran = storm_run < slice ? storm_run : slice;
 			/* SET_TIMER(past); sti; hlt */
 			storm_deadline = sched_timer_deadline(now + ran - 1, now + ran,
 							      SCHED_TIMER_FLOOR_NS);
 			storm_halted = true;
 		} else {
-			ran = sched_slice(&limits, runnable, now, 0, storm_halted ? storm_deadline : 0);
+			ran = sched_slice(&limits, &busy, runnable, now, 0, storm_halted ? storm_deadline : 0);
 			busy_ran += ran;
 		}
 		sched_charge(entities[picked], ran);
@@ -83,7 +86,7 @@ static void test_sleeper_runs_first_with_bounded_credit(void **state)
 	(void)state;
 	struct sched_entity idle = { 0 }, busy = { 0 };
 	struct sched_entity *const entities[2] = { &idle, &busy };
-	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS };
+	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS, SCHED_TIMER_LEAD_NS };
 
 	idle.runnable = false;
 	busy.runnable = true;
@@ -118,7 +121,7 @@ static uint64_t due_timer_wait(uint64_t period, unsigned *share)
 {
 	struct sched_entity e[BUSY_NEIGHBOURS + 1] = { 0 };
 	struct sched_entity *entities[BUSY_NEIGHBOURS + 1];
-	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS };
+	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS, SCHED_TIMER_LEAD_NS };
 	uint64_t now = 0, deadline = period, due_at = 0, longest = 0, spinner_ran = 0;
 	const unsigned spinner = BUSY_NEIGHBOURS, runnable = BUSY_NEIGHBOURS + 1;
 
@@ -129,6 +132,7 @@ static uint64_t due_timer_wait(uint64_t period, unsigned *share)
 	while (now < SECOND) {
 		if (!due_at && now >= deadline) {
 			due_at = deadline;
+			e[spinner].timer_due = true;
 			deadline += period;
 		}
 		int picked = sched_pick(&queue, entities, runnable);
@@ -137,10 +141,11 @@ static uint64_t due_timer_wait(uint64_t period, unsigned *share)
 			if (due_at && now - due_at > longest)
 				longest = now - due_at;
 			due_at = 0;
-			ran = sched_slice(&limits, runnable, now, deadline, 0);
+			ran = sched_slice(&limits, &e[spinner], runnable, now, deadline, 0);
 			spinner_ran += ran;
 		} else {
-			ran = sched_slice(&limits, runnable, now, 0, due_at ? 0 : deadline);
+			ran = sched_slice(&limits, entities[picked], runnable, now, 0,
+					  due_at ? 0 : deadline);
 		}
 		sched_charge(entities[picked], ran);
 		now += ran;
@@ -149,8 +154,11 @@ static uint64_t due_timer_wait(uint64_t period, unsigned *share)
 	return longest;
 }
 
-/* Within a floor per neighbour (ten of them: one default slice), at its fair share. */
-static void test_spinning_vcpu_takes_its_timer_within_a_period(void **state)
+/*
+ * At the next scheduling point, within a minimum slice (a due timer goes
+ * first, sched_pick), and still at its fair share.
+ */
+static void test_spinning_vcpu_takes_its_timer_within_a_slice(void **state)
 {
 	unsigned share;
 
@@ -158,8 +166,39 @@ static void test_spinning_vcpu_takes_its_timer_within_a_period(void **state)
 	uint64_t wait = due_timer_wait(2 * MS, &share);
 	print_message("timer due beside ten busy vCPUs: waited %llu us at most, share %u per mille\n",
 		      (unsigned long long)(wait / US), share);
-	assert_true(wait <= BUSY_NEIGHBOURS * SCHED_MIN_SLICE_NS);
+	assert_true(wait <= SCHED_MIN_SLICE_NS);
 	assert_true(share >= 80 && share <= 100); /* 1/11: 91 per mille */
+}
+
+/*
+ * A vCPU whose timer is always due (a periodic local APIC timer at its
+ * floor, never halting) goes first only while it is less than a period
+ * ahead: the busy one beside it keeps its half.
+ */
+static void test_always_due_timer_does_not_take_more_than_its_share(void **state)
+{
+	struct sched_entity storm = { 0 }, busy = { 0 };
+	struct sched_entity *const entities[2] = { &storm, &busy };
+	struct sched_queue queue = { 0, SCHED_WAKE_CREDIT_NS, SCHED_TIMER_LEAD_NS };
+	uint64_t now = 0, ran[2] = { 0, 0 };
+
+	(void)state;
+	storm.runnable = busy.runnable = true;
+	while (now < SECOND) {
+		storm.timer_due = true;
+		int picked = sched_pick(&queue, entities, 2);
+		assert_true(picked >= 0);
+		uint64_t next = now + SCHED_TIMER_FLOOR_NS;
+		uint64_t slice = sched_slice(&limits, entities[picked], 2, now, picked == 0 ? next : 0,
+					     picked == 0 ? 0 : next);
+		sched_charge(entities[picked], slice);
+		ran[picked] += slice;
+		now += slice;
+		assert_true(storm.vruntime <= busy.vruntime + SCHED_TIMER_LEAD_NS + SCHED_MIN_SLICE_NS);
+	}
+	print_message("busy share beside an always-due timer: %llu per mille\n",
+		      (unsigned long long)(ran[1] * 1000 / now));
+	assert_true(ran[1] * 1000 / now >= 480);
 }
 
 /* The period is shared by the runnable vCPUs, each part no shorter than the floor. */
@@ -168,13 +207,17 @@ static void test_slice_is_a_share_of_the_period(void **state)
 	(void)state;
 	uint64_t now = 5 * SECOND;
 
-	assert_int_equal(sched_slice(&limits, 0, now, 0, 0), SCHED_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, 2, now, 0, 0), SCHED_SLICE_NS / 2);
-	assert_int_equal(sched_slice(&limits, 5, now, 0, 0), SCHED_SLICE_NS / 5);
-	assert_int_equal(sched_slice(&limits, 11, now, 0, 0), SCHED_MIN_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, 64, now, 0, 0), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 0, now, 0, 0), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 2, now, 0, 0), SCHED_SLICE_NS / 2);
+	assert_int_equal(sched_slice(&limits, &in_turn, 5, now, 0, 0), SCHED_SLICE_NS / 5);
+	assert_int_equal(sched_slice(&limits, &in_turn, 11, now, 0, 0), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 64, now, 0, 0), SCHED_MIN_SLICE_NS);
 	/* Its own timer still cuts below the floor. */
-	assert_int_equal(sched_slice(&limits, 64, now, now + 200 * US, 0), 200 * US);
+	assert_int_equal(sched_slice(&limits, &in_turn, 64, now, now + 200 * US, 0), 200 * US);
+	/* Ahead of its turn, it runs only to take its interrupt. */
+	const struct sched_entity ahead = { .ahead = true };
+	assert_int_equal(sched_slice(&limits, &ahead, 2, now, 0, 0), SCHED_AHEAD_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &ahead, 2, now, now + 50 * US, 0), 50 * US);
 }
 
 /* Another VM's timer cuts the slice only down to the floor; its own does not wait. */
@@ -183,18 +226,18 @@ static void test_slice_floor(void **state)
 	(void)state;
 	uint64_t now = 5 * SECOND;
 
-	assert_int_equal(sched_slice(&limits, 1, now, 0, 0), SCHED_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, 1, now, 0, now + 10), SCHED_MIN_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, 1, now, 0, now - 10), SCHED_MIN_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, 1, now, 0, now + 3 * MS), 3 * MS);
-	assert_int_equal(sched_slice(&limits, 1, now, 0, now + 30 * MS), SCHED_SLICE_NS);
-	assert_int_equal(sched_slice(&limits, 1, now, now + 200 * US, now + 10), 200 * US);
-	assert_int_equal(sched_slice(&limits, 1, now, now - 5, 0), 1);
+	assert_int_equal(sched_slice(&limits, &in_turn, 1, now, 0, 0), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 1, now, 0, now + 10), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 1, now, 0, now - 10), SCHED_MIN_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 1, now, 0, now + 3 * MS), 3 * MS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 1, now, 0, now + 30 * MS), SCHED_SLICE_NS);
+	assert_int_equal(sched_slice(&limits, &in_turn, 1, now, now + 200 * US, now + 10), 200 * US);
+	assert_int_equal(sched_slice(&limits, &in_turn, 1, now, now - 5, 0), 1);
 
 	/* A neighbour's timer due every microsecond forces at most 1000 passes a second. */
 	unsigned passes = 0;
 	for (now = 0; now < SECOND; passes++)
-		now += sched_slice(&limits, 1, now, 0, now + US);
+		now += sched_slice(&limits, &in_turn, 1, now, 0, now + US);
 	assert_true(passes <= SECOND / SCHED_MIN_SLICE_NS);
 }
 
@@ -224,7 +267,8 @@ int main(void)
 		cmocka_unit_test(test_busy_vcpu_beside_a_halting_timer_storm),
 		cmocka_unit_test(test_woken_vcpu_does_not_take_more_than_its_share),
 		cmocka_unit_test(test_sleeper_runs_first_with_bounded_credit),
-		cmocka_unit_test(test_spinning_vcpu_takes_its_timer_within_a_period),
+		cmocka_unit_test(test_spinning_vcpu_takes_its_timer_within_a_slice),
+		cmocka_unit_test(test_always_due_timer_does_not_take_more_than_its_share),
 		cmocka_unit_test(test_slice_is_a_share_of_the_period),
 		cmocka_unit_test(test_slice_floor),
 		cmocka_unit_test(test_timer_deadline_floor),
