@@ -263,6 +263,24 @@ static enum task_switch_result load_segment(struct task_cpu *cpu, const struct t
 	return TASK_SWITCHED;
 }
 
+/*
+ * A segment of a task that starts in virtual-8086 mode (its TSS's EFLAGS.VM,
+ * SDM Vol. 3A 20.2.1, 8.3 step 11): loaded as in real mode, base selector
+ * times 16 and a 64-KiB limit, with no descriptor and so no check, as a
+ * read/write data segment at privilege 3, the attributes VM entry demands
+ * of every segment register in virtual-8086 mode (Vol. 3C 26.3.1.2).
+ */
+static struct segment_state virtual_8086_segment(uint16_t selector)
+{
+	return (struct segment_state){
+		.selector = selector,
+		.base = (uint32_t)selector << 4,
+		.limit = 0xffff,
+		.attributes = SEG_ATTR_PRESENT | 3u << SEG_ATTR_DPL_SHIFT | SEG_ATTR_S |
+			      SEG_ATTR_TYPE_DATA_RW_ACCESSED,
+	};
+}
+
 /* The new task's TSS descriptor, checked as SDM 8.3 steps 2-3 say; *layout is its format. */
 static enum task_switch_result check_new_tss(const struct task_cpu *cpu,
 					     const struct task_mem *mem, uint16_t selector,
@@ -349,8 +367,6 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 	 */
 	uint32_t new_eflags = (get_field(new_tss + tss->flags, tss->width) & EFLAGS_LOADABLE) |
 			      EFLAGS_FIXED_1;
-	if (new_eflags & EFLAGS_VM)
-		return failed(fault, "task switch into virtual-8086 mode (not emulated)");
 
 	/*
 	 * The old task: saved into its TSS, not busy after JMP and IRET (SDM
@@ -431,8 +447,12 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 	static const enum x86_segment load_order[6] = { SEG_CS, SEG_SS, SEG_ES,
 							SEG_DS, SEG_FS, SEG_GS };
 	static const unsigned tss_slot[6] = { 1, 2, 0, 3, 4, 5 };
-	for (unsigned i = 0; i < 6 && r == TASK_SWITCHED; i++)
-		r = load_segment(cpu, mem, load_order[i], selectors[tss_slot[i]], fault);
+	for (unsigned i = 0; i < 6 && r == TASK_SWITCHED; i++) {
+		if (new_eflags & EFLAGS_VM)
+			cpu->seg[load_order[i]] = virtual_8086_segment(selectors[tss_slot[i]]);
+		else
+			r = load_segment(cpu, mem, load_order[i], selectors[tss_slot[i]], fault);
+	}
 	if (r != TASK_SWITCHED || !push_error_code)
 		return r;
 	return push_error_code_on(cpu, mem, w, error_code, fault);

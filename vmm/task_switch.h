@@ -5,8 +5,8 @@
  * or task gate, an IRET with EFLAGS.NT set, and an interrupt or exception
  * through a task gate (32-bit Linux takes #DF, and Windows NMI and #DF,
  * that way). Both TSS formats, the 32-bit one and the 16-bit one of the
- * 80286 (SDM 8.6), in either direction; a task that starts in
- * virtual-8086 mode is reported as not emulated.
+ * 80286 (SDM 8.6), in either direction; a 32-bit task may start in
+ * virtual-8086 mode (its TSS's EFLAGS.VM) or leave it through a task gate.
  *
  * Plain C over a register set and the guest's linear memory, unit-tested
  * on the host; the backend reads the exit, fills struct task_cpu, and

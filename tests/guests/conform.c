@@ -192,8 +192,11 @@ static void check_modes(void)
  * 16-bit one (SDM Vol. 3A 8.6) and whose code a 16-bit code segment
  * based at task_e_entry (IP 0): it counts its run, records AX and FLAGS
  * as it starts with them, scribbles on ESI, and IRETs back; A keeps ESI
- * and EDI in task_a_esi/edi. Then TR into task_tr, paging on again (IA-32e
- * mode), back to 64-bit code.
+ * and EDI in task_a_esi/edi. Then a JMP to task F, which starts in
+ * virtual-8086 mode (its TSS's EFLAGS.VM) and comes back by INT 0x41
+ * through a task gate to A, which notes its EFLAGS (NT set by the gate)
+ * and clears NT. Then TR into task_tr, paging on again (IA-32e mode), back
+ * to 64-bit code.
  */
 __asm__(
 	"	.text\n"
@@ -234,6 +237,12 @@ __asm__(
 	"	lcall $0x40, $0\n"
 	"	movl %esi, task_a_esi\n"
 	"	movl %edi, task_a_edi\n"
+	"	ljmp $0x58, $0\n"
+	"	pushfl\n"
+	"	popl task_a_eflags_after_v86\n"
+	"	pushfl\n"
+	"	andl $~0x4000, (%esp)\n"
+	"	popfl\n"
 	"	str %ax\n"
 	"	movzwl %ax, %eax\n"
 	"	movl %eax, task_tr\n"
@@ -284,6 +293,20 @@ __asm__(
 	"	iret\n"
 	"task_e_resume:\n"
 	"	jmp task_e_entry\n"
+	/*
+	 * Task F's code, copied below 1 MiB (V86_SEGMENT): virtual-8086 mode,
+	 * IOPL 3, so INT 0x41 goes through the IDT, to a task gate back to A.
+	 */
+	"	.globl task_f_code, task_f_after_int, task_f_code_end\n"
+	"task_f_code:\n"
+	"	movw $0x8086, %ax\n"
+	"	movw %ax, 0x80\n"
+	"	movw %cs, %ax\n"
+	"	movw %ax, 0x82\n"
+	"	int $0x41\n"
+	"task_f_after_int:\n"
+	"	jmp task_f_code\n"
+	"task_f_code_end:\n"
 	"	.code64\n"
 	"2:	lidt task_idtr64(%rip)\n"
 	"	movq task_rsp(%rip), %rsp\n"
@@ -309,20 +332,31 @@ struct pseudo_descriptor {
 void task_trip(const struct pseudo_descriptor *gdtr, const struct pseudo_descriptor *idtr32);
 extern const char task_b_entry[], task_c_entry[], task_d_entry[], task_db_handler[];
 extern const char task_e_entry[], task_e_resume[];
+extern const char task_f_code[], task_f_after_int[], task_f_code_end[];
 
 enum { TSS_WORDS = 26, TSS_EIP = 8, TSS_EFLAGS = 9, TSS_ESP = 14, TSS_ES = 18, TSS_LDT = 24,
        TSS_T = 25 };
 uint32_t tss_a[TSS_WORDS], tss_b[TSS_WORDS], tss_c[TSS_WORDS], tss_d[TSS_WORDS];
+static uint32_t tss_f[TSS_WORDS];
 volatile uint32_t task_b_runs, task_c_runs, task_gp_error, task_tr, task_db_dr6, task_db_eip;
-volatile uint32_t task_a_esi, task_a_edi;
-static uint64_t task_gdt[11];
+volatile uint32_t task_a_esi, task_a_edi, task_a_eflags_after_v86;
+static uint64_t task_gdt[12];
+/*
+ * Task F's segment in virtual-8086 mode: code at 0x9000, its data words
+ * at 0x9080, stack below 0x9100; free guest RAM under the 64-bit guest's
+ * stack, which grows down from 1 MiB (vmm/guest_boot.h).
+ */
+#define V86_SEGMENT 0x0900u
+#define V86_BASE ((uintptr_t)V86_SEGMENT << 4)
+#define RFLAGS_VM (1U << 17)
+#define RFLAGS_IOPL3 (3U << 12)
 /* The 16-bit TSS (SDM 8.6), in words: IP, FLAGS, AX..DI, ES CS SS DS, LDT. */
 enum { TSS16_WORDS = 22, TSS16_IP = 7, TSS16_FLAGS = 8, TSS16_AX = 9, TSS16_SP = 13,
        TSS16_ES = 17 };
 static uint16_t tss_e[TSS16_WORDS];
 /* Task E's data and stack: its run count, AX and FLAGS at words 0-2. */
 static volatile uint16_t task_e_area[128];
-static uint64_t idt32[0x41];
+static uint64_t idt32[0x42];
 static uint8_t task_stacks[3][512] __attribute__((aligned(16)));
 
 /* A descriptor (SDM 3.4.5) with a byte-granular limit and base below 4 GiB; flags: G D/B L AVL. */
@@ -389,6 +423,16 @@ static void check_task_switches(void)
 	uint64_t db = (uint64_t)(uintptr_t)task_db_handler;
 	idt32[VECTOR_DB] = (db & 0xffff) | 0x18ULL << 16 | 0x8eULL << 40 | (db >> 16) << 48;
 	tss_c[TSS_T] = 1;
+	/* 0x58: task F, whose TSS starts it in virtual-8086 mode; INT 0x41 (DPL 3) to task A. */
+	task_gdt[11] = tss_descriptor(tss_f);
+	task_init(tss_f, 0, (uint8_t *)0x100);
+	tss_f[TSS_EFLAGS] = RFLAGS_VM | RFLAGS_IOPL3 | 2;
+	for (unsigned s = 0; s < 6; s++)
+		tss_f[TSS_ES + s] = V86_SEGMENT;
+	volatile uint8_t *v86 = (volatile uint8_t *)V86_BASE;
+	for (unsigned i = 0; i < 0x100; i++)
+		v86[i] = i < (unsigned)(task_f_code_end - task_f_code) ? (uint8_t)task_f_code[i] : 0;
+	idt32[0x41] = 0x20ULL << 16 | 0xe5ULL << 40;
 	const struct pseudo_descriptor gdtr = { sizeof(task_gdt) - 1, (uint64_t)(uintptr_t)task_gdt };
 	const struct pseudo_descriptor idtr = { sizeof(idt32) - 1, (uint64_t)(uintptr_t)idt32 };
 
@@ -412,6 +456,19 @@ static void check_task_switches(void)
 	       "32-bit task and saves IP and FLAGS");
 	expect(task_a_esi == 0x89abcdef && task_a_edi == 0x01234567,
 	       "tasks: the 32-bit task's registers come back whole after a 16-bit task");
+	volatile uint16_t *v86_data = (volatile uint16_t *)(V86_BASE + 0x80);
+	expect(v86_data[0] == 0x8086 && v86_data[1] == V86_SEGMENT,
+	       "tasks: JMP to a TSS with EFLAGS.VM runs its task in virtual-8086 mode "
+	       "(segment bases selector * 16)");
+	expect((tss_f[TSS_EFLAGS] & RFLAGS_VM) &&
+		       tss_f[TSS_EIP] == (uint32_t)(task_f_after_int - task_f_code) &&
+		       tss_f[TSS_ES + 1] == V86_SEGMENT && tss_f[TSS_ES + 3] == V86_SEGMENT,
+	       "tasks: INT n through a task gate leaves virtual-8086 mode, VM, IP and the "
+	       "selectors saved in its TSS");
+	expect(tss_a[0] == 0x58 && (task_a_eflags_after_v86 & RFLAGS_NT) &&
+		       !(task_a_eflags_after_v86 & RFLAGS_VM) && tss_type(11) == 0xb,
+	       "tasks: back in the 32-bit task from virtual-8086 mode, linked back with NT, "
+	       "the virtual-8086 task still busy");
 }
 
 /* ---- Control registers: reserved bits and CR0.WP ---- */

@@ -304,7 +304,7 @@ static void test_bad_new_tss_faults_in_the_old_task(void **state)
 	assert_fault_before_commit(SEL_B, TASK_SWITCH_CALL, VECTOR_TS, SEL_B);
 }
 
-static void test_page_fault_and_virtual_8086(void **state)
+static void test_page_fault(void **state)
 {
 	struct task_switch_fault fault;
 
@@ -313,11 +313,71 @@ static void test_page_fault_and_virtual_8086(void **state)
 	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAULT);
 	assert_int_equal(fault.vector, VECTOR_PF);
 	assert_int_equal(fault.address, TSS_B);
-	fault_page = ~0u;
-	/* A task that would start in virtual-8086 mode. */
-	put32(TSS_B + TSS32_EFLAGS, 0x20002);
-	assert_int_equal(run(SEL_B, TASK_SWITCH_CALL, &fault), TASK_SWITCH_FAILED);
-	assert_non_null(strstr(fault.why, "virtual-8086"));
+}
+
+/*
+ * A task whose TSS has EFLAGS.VM starts in virtual-8086 mode: its segments
+ * real-mode style with no descriptor behind them (selectors that would
+ * fault as protected-mode ones), CPL 3; a gate's error code goes on its
+ * 16-bit stack. Its INT n through a task gate goes back, saving VM and the
+ * real-mode selectors, and the old task's selectors are checked again.
+ */
+static void test_virtual_8086_task(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	tss_init(TSS_B, 0x0010, 0x0200, 0x0300, 0x0380);
+	put32(TSS_B + TSS32_EFLAGS, 0x23002); /* VM, IOPL 3 */
+	put32(TSS_B + TSS32_SEG, 0x03a0);     /* ES */
+	assert_int_equal(task_switch(&cpu, SEL_B, TASK_SWITCH_GATE, 0xa000, true, 0x7f8,
+				     &task_mem, &fault),
+			 TASK_SWITCHED);
+	assert_int_equal(cpu.eflags, 0x23002 | RFLAGS_NT);
+	assert_int_equal(cpu.eip, 0x0010);
+	assert_int_equal(cpu.seg[SEG_CS].selector, 0x0300);
+	assert_int_equal(cpu.seg[SEG_CS].base, 0x3000);
+	assert_int_equal(cpu.seg[SEG_CS].limit, 0xffff);
+	assert_int_equal(cpu.seg[SEG_CS].attributes, 0xf3);
+	assert_int_equal(cpu.seg[SEG_ES].base, 0x3a00);
+	assert_int_equal(cpu.seg[SEG_SS].base, 0x3800);
+	assert_int_equal(cpu.seg[SEG_SS].attributes, 0xf3);
+	/* A word of SP on a 16-bit stack, but a doubleword: the gate's TSS is 32-bit. */
+	assert_int_equal(cpu.gpr[4], 0x01fc);
+	assert_int_equal(get32(0x3800 + 0x01fc), 0x7f8);
+
+	/* INT 0x41 in the virtual-8086 task, through a task gate to A. */
+	mem[GDT + SEL_A + 5] &= (uint8_t)~0x2; /* A as after a JMP away from it */
+	tss_init(TSS_A, 0xa005, 0x0f00, SEL_CODE, SEL_DATA);
+	cpu.eip = 0x0020;
+	assert_int_equal(task_switch(&cpu, SEL_A, TASK_SWITCH_GATE, 0x0022, false, 0, &task_mem,
+				     &fault),
+			 TASK_SWITCHED);
+	assert_int_equal(get32(TSS_B + TSS32_EFLAGS) & 0x20000, 0x20000);
+	assert_int_equal(get32(TSS_B + TSS32_EIP), 0x0022);
+	assert_int_equal(get32(TSS_B + TSS32_SEG + 4), 0x0300);
+	assert_int_equal(get32(TSS_B + TSS32_SEG), 0x03a0);
+	assert_int_equal(cpu.eip, 0xa005);
+	assert_int_equal(cpu.eflags, 0x2 | RFLAGS_NT);
+	assert_int_equal(cpu.seg[SEG_CS].selector, SEL_CODE);
+	assert_int_equal(cpu.seg[SEG_CS].attributes, 0xc09b);
+	assert_int_equal(cpu.seg[SEG_SS].limit, 0xffffffff);
+	assert_int_equal(get32(TSS_A + TSS32_LINK) & 0xffff, SEL_B);
+
+	/* A selector that is fine for virtual-8086 mode is checked in a protected-mode task. */
+	mem[GDT + SEL_A + 5] &= (uint8_t)~0x2;
+	put32(TSS_A + TSS32_SEG + 4 * 3, 0x0300); /* DS: past the GDT */
+	cpu = (struct task_cpu){ .eip = 0x20, .eflags = 0x23002, .cr0 = CR0_PE, .gdtr_base = GDT,
+				 .gdtr_limit = GDT_ENTRIES * 8 - 1 };
+	for (unsigned i = 0; i < SEG_TR; i++)
+		cpu.seg[i] = (struct segment_state){ 0x0300, 0x3000, 0xffff, 0xf3 };
+	cpu.seg[SEG_LDTR] = (struct segment_state){ 0 };
+	cpu.seg[SEG_TR] = (struct segment_state){ SEL_B, TSS_B, TSS32_MIN_LIMIT, 0x8b };
+	assert_int_equal(task_switch(&cpu, SEL_A, TASK_SWITCH_GATE, 0x22, false, 0, &task_mem,
+				     &fault),
+			 TASK_SWITCH_FAULT);
+	assert_int_equal(fault.vector, VECTOR_TS);
+	assert_int_equal(fault.error_code, 0x0300);
 }
 
 /* Segment faults come after the commit: the new task is in, and takes them. */
@@ -537,7 +597,8 @@ int main(void)
 		cmocka_unit_test_setup(test_jmp_frees_the_old_task, setup),
 		cmocka_unit_test_setup(test_gate_pushes_the_error_code, setup),
 		cmocka_unit_test_setup(test_bad_new_tss_faults_in_the_old_task, setup),
-		cmocka_unit_test_setup(test_page_fault_and_virtual_8086, setup),
+		cmocka_unit_test_setup(test_page_fault, setup),
+		cmocka_unit_test_setup(test_virtual_8086_task, setup),
 		cmocka_unit_test_setup(test_bad_segments_fault_in_the_new_task, setup),
 		cmocka_unit_test_setup(test_accessed_bits_are_set, setup),
 		cmocka_unit_test_setup(test_16_bit_call_and_iret, setup),
