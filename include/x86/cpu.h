@@ -221,6 +221,7 @@ static inline bool x86_pat_valid(uint64_t pat)
 #define VECTOR_DE 0
 #define VECTOR_DB 1
 #define VECTOR_NMI 2
+#define VECTOR_BP 3
 #define VECTOR_BR 5
 #define VECTOR_UD 6
 #define VECTOR_NM 7
