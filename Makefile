@@ -44,7 +44,7 @@ VIRT_SRCS := $(filter-out $(VIRT_SHARED_SRCS),$(wildcard vmm/$(VIRT)/*.c)) $(wil
 # Linux loader: shared, so that cmocka and the fuzzers exercise them.
 PLATFORM_SRCS := devices/lapic.c devices/ioapic.c devices/acpi_pm.c devices/acpi_tables.c \
 	devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c \
-	devices/disk.c devices/virtio_net.c devices/virtio_console.c devices/i6300esb.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
+	devices/disk.c devices/virtio_net.c devices/virtio_console.c devices/virtio_balloon.c devices/i6300esb.c vmm/insn_decode.c vmm/guest_walk.c vmm/linux_boot.c
 # Code shared with host tools and tests (no hardware access).
 SHARED_SRCS := boot/config.c boot/tsc.c boot/smbios.c boot/ipmi.c boot/tco.c lib/crc32c.c lib/lz.c vmm/savefile.c vmm/mce.c boot/memmap.c boot/acpi.c vmm/page_alloc.c \
 	$(VIRT_SHARED_SRCS) mgmt/vm_state.c vmm/cpuid_policy.c vmm/speculation.c vmm/sched_policy.c \
@@ -73,7 +73,7 @@ UNIT_TESTS := fmt config memmap page_alloc acpi vmx_caps ept vm_state cpuid_poli
 	vmmctl lapic ioapic acpi_pm acpi_tables pci virtio_pci virtqueue virtio_blk disk \
 	library virtio_net insn_decode guest_walk linux_boot sched_policy log_ring console \
 	devstate spinlock msr_policy control vm_clock vcpu_state lz savefile mce task_switch \
-	xstate speculation tsc smbios ipmi tco json base64 vmm_agent virtio_console guest_agent i6300esb \
+	xstate speculation tsc smbios ipmi tco json base64 vmm_agent virtio_console virtio_balloon guest_agent i6300esb \
 	fiber store ata fat store_host
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
@@ -230,13 +230,16 @@ $(BUILD)/unit/test_i6300esb: tests/unit/test_i6300esb.c devices/i6300esb.c $(DEV
 $(BUILD)/unit/test_guest_agent: tests/unit/test_guest_agent.c mgmt/guest_agent.c lib/json.c lib/fmt.c
 $(BUILD)/unit/test_virtio_console: tests/unit/test_virtio_console.c devices/virtio_console.c \
 	devices/virtqueue.c $(DEVSTATE_SRCS)
+$(BUILD)/unit/test_virtio_balloon: tests/unit/test_virtio_balloon.c devices/virtio_balloon.c \
+	devices/virtqueue.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_insn_decode: tests/unit/test_insn_decode.c vmm/insn_decode.c
 $(BUILD)/unit/test_guest_walk: tests/unit/test_guest_walk.c vmm/guest_walk.c
 $(BUILD)/unit/test_linux_boot: tests/unit/test_linux_boot.c vmm/linux_boot.c lib/fmt.c
 $(BUILD)/unit/test_devstate: tests/unit/test_devstate.c devices/device_table.c $(DEVSTATE_SRCS) \
 	devices/pic.c devices/rtc.c lib/calendar.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c \
 	devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c \
-	devices/virtio_blk.c devices/virtio_net.c devices/virtio_console.c devices/i6300esb.c devices/disk.c
+	devices/virtio_blk.c devices/virtio_net.c devices/virtio_console.c devices/virtio_balloon.c \
+	devices/i6300esb.c devices/disk.c
 $(BUILD)/unit/test_vcpu_state: tests/unit/test_vcpu_state.c vmm/vcpu_state.c vmm/xstate.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_sha256: tests/unit/test_sha256.c mgmt/sha256.c
 $(BUILD)/unit/test_mce: tests/unit/test_mce.c vmm/mce.c

@@ -106,6 +106,7 @@ enum vm_key {
 	VM_KEY_GUEST_AGENT,
 	VM_KEY_TIME_SYNC,
 	VM_KEY_WATCHDOG,
+	VM_KEY_FREE_PAGE_REPORTING,
 	VM_KEY_ON_HEARTBEAT_LOSS,
 	VM_KEY_HEARTBEAT_GRACE,
 	VM_KEY_COUNT,
@@ -752,6 +753,11 @@ static int set_time_sync(struct parser *p, const struct key *k, struct span v)
 	return get_boolean(p, k, v, &current_vm(p)->time_sync);
 }
 
+static int set_free_page_reporting(struct parser *p, const struct key *k, struct span v)
+{
+	return get_boolean(p, k, v, &current_vm(p)->free_page_reporting);
+}
+
 static int set_watchdog(struct parser *p, const struct key *k, struct span v)
 {
 	unsigned w;
@@ -843,6 +849,7 @@ static const struct key vm_keys[VM_KEY_COUNT] = {
 	[VM_KEY_GUEST_AGENT] = { "guest_agent", set_guest_agent, 1 },
 	[VM_KEY_TIME_SYNC] = { "time_sync", set_time_sync, 1 },
 	[VM_KEY_WATCHDOG] = { "watchdog", set_watchdog, 1 },
+	[VM_KEY_FREE_PAGE_REPORTING] = { "free_page_reporting", set_free_page_reporting, 1 },
 	[VM_KEY_ON_HEARTBEAT_LOSS] = { "on_heartbeat_loss", set_on_heartbeat_loss, 1 },
 	[VM_KEY_HEARTBEAT_GRACE] = { "heartbeat_grace", set_heartbeat_grace, 1 },
 };

@@ -49,6 +49,9 @@
  *                                clock on the host's
  *   watchdog  = none             none | i6300esb: an emulated watchdog that
  *                                resets the VM when the guest stops feeding it
+ *   free_page_reporting = no     a boolean: a virtio-balloon through which
+ *                                the guest reports free pages, which the
+ *                                hypervisor zeroes (a smaller save file)
  *   on_heartbeat_loss = none     none | reset | turnoff: what happens to a VM
  *                                whose agent stopped answering
  *   heartbeat_grace = 30         seconds of silence first: 15..3600
@@ -143,6 +146,7 @@ struct cfg_vm {
 	bool guest_agent;               /* the agent's virtio-console port; default true */
 	bool time_sync;                 /* its agent keeps the guest's clock on the host's; default true */
 	enum cfg_watchdog watchdog;     /* default none */
+	bool free_page_reporting;       /* virtio-balloon, free page reporting; default false */
 	enum cfg_heartbeat_action on_heartbeat_loss; /* default none */
 	uint32_t heartbeat_grace_s;     /* silence before it acts; default 30 */
 	enum cfg_role role;             /* default guest */

@@ -8,6 +8,7 @@
 #include "devices/pic.h"
 #include "devices/pit.h"
 #include "devices/rtc.h"
+#include "devices/virtio_balloon.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
@@ -33,6 +34,7 @@ const struct devstate_desc *const device_table[] = {
 	&virtio_net_state_desc,
 	&virtio_console_state_desc,
 	&i6300esb_state_desc,
+	&virtio_balloon_state_desc,
 };
 
 const unsigned device_table_count = sizeof(device_table) / sizeof(device_table[0]);

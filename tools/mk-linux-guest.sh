@@ -64,7 +64,7 @@ ln -s ../bin/busybox "$ir/sbin/hwclock"
 mods=$work/k/lib/modules/$kver/kernel
 for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
 	drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
-	drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko \
+	drivers/virtio/virtio_pci.ko drivers/virtio/virtio_balloon.ko drivers/block/virtio_blk.ko \
 	net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko \
 	drivers/char/virtio_console.ko fs/fat/fat.ko fs/fat/vfat.ko fs/nls/nls_cp437.ko \
 	fs/nls/nls_utf8.ko fs/nls/nls_ascii.ko drivers/watchdog/watchdog.ko drivers/watchdog/i6300esb.ko; do

@@ -98,15 +98,28 @@ static const char *saved_nic_network(const struct savefile_header *h, unsigned i
 
 /* The adapters of the file's header, with their MACs, on their networks here. */
 static int add_saved_nics(struct call *c, const struct vm *vm, const struct savefile_header *h,
-			  const char *network)
+			  const struct savefile_record *config, const char *network)
 {
 	struct cfg_nic nics[SAVEFILE_NICS_MAX];
+	struct tlv_reader r;
+	struct tlv t;
+	unsigned next = 0;
 
 	for (unsigned i = 0; i < h->nic_count; i++) {
 		nics[i] = (struct cfg_nic){ .mac_set = true };
 		memcpy(nics[i].mac, h->nics[i].mac, sizeof(nics[i].mac));
 		fmt_snprintf(nics[i].network, sizeof(nics[i].network), "%s",
 			     saved_nic_network(h, i, network));
+	}
+	/* Each adapter's further source MACs, in the header's order (vm_save.c: encode_config). */
+	tlv_reader_init(&r, config->payload, config->size);
+	while (tlv_next(&r, &t) && next < h->nic_count) {
+		if (t.tag != API_TAG_ALLOW_MACS)
+			continue;
+		if (t.len != 1 || t.value[0] > CFG_ALLOW_MACS_MAX)
+			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: adapter %u's "
+				    "allow_macs is not 0..%u", next, CFG_ALLOW_MACS_MAX);
+		nics[next++].allow_macs = t.value[0];
 	}
 	return add_nics(c, vm, nics, h->nic_count);
 }
@@ -202,7 +215,8 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 	tlv_put_str(&w, API_TAG_VM, name);
 	tlv_reader_init(&tr, rec.payload, rec.size);
 	while (tlv_next(&tr, &t))
-		if (t.tag != API_TAG_VM && t.tag != API_TAG_NIC_SPEC && t.tag != API_TAG_AUTOSTART)
+		if (t.tag != API_TAG_VM && t.tag != API_TAG_NIC_SPEC && t.tag != API_TAG_AUTOSTART &&
+		    t.tag != API_TAG_ALLOW_MACS)
 			tlv_put(&w, t.tag, t.value, t.len);
 	/* A file from before the agent's port had none: the VM must match its device records. */
 	if (tlv_find(rec.payload, rec.size, API_TAG_GUEST_AGENT, &t) != TLV_OK)
@@ -226,7 +240,7 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 	if (rc)
 		return rc;
 	struct vm *vm = vm_named(name);
-	if (add_saved_nics(c, vm, &r.walk.header, network)) {
+	if (add_saved_nics(c, vm, &r.walk.header, &rec, network)) {
 		vm_delete(vm);
 		return -1;
 	}

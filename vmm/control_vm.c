@@ -112,7 +112,7 @@ int create_vm(struct call *c)
 	struct cfg_vm cfg = { .boot = VM_BOOT_LONG };
 	const struct boot_file *image, *initrd, *disk;
 	char mode[API_STR_MAX + 1];
-	uint8_t autostart = 0, guest_agent = 1, time_sync = 1;
+	uint8_t autostart = 0, guest_agent = 1, time_sync = 1, free_page_reporting = 0;
 	struct tlv t;
 
 	if (need_str(c, rq, API_TAG_VM, cfg.name, sizeof(cfg.name)))
@@ -173,6 +173,8 @@ int create_vm(struct call *c)
 	cfg.guest_agent = guest_agent;
 	tlv_get_u8(c->req, c->len, API_TAG_TIME_SYNC, &time_sync);
 	cfg.time_sync = time_sync;
+	tlv_get_u8(c->req, c->len, API_TAG_FREE_PAGE_REPORTING, &free_page_reporting);
+	cfg.free_page_reporting = free_page_reporting;
 	cfg.heartbeat_grace_s = CFG_HEARTBEAT_GRACE_DEFAULT_S;
 	if (tlv_get_str(c->req, c->len, API_TAG_WATCHDOG, mode, sizeof(mode)) == TLV_OK &&
 	    !config_watchdog_parse(mode, &cfg.watchdog))

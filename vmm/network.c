@@ -26,7 +26,6 @@ _Static_assert(CFG_ALLOW_MACS_MAX <= VNET_ALLOW_MACS_MAX, "the switch holds what
 struct nic {
 	struct nic_info info;
 	int port;
-	uint32_t allow_macs;            /* port security: further source MACs (vnet/switch.h) */
 	struct vnet_ring *ring;
 };
 
@@ -262,7 +261,7 @@ int nic_attach(unsigned vm_id, unsigned nic, unsigned net)
 	if (n->info.net == (int)net)
 		return NET_OK;
 	nic_detach(vm_id, nic);
-	int port = vnet_port_attach(sw, n->info.mac, n->allow_macs, n->ring, NIC_RING_SLOTS);
+	int port = vnet_port_attach(sw, n->info.mac, n->info.allow_macs, n->ring, NIC_RING_SLOTS);
 	if (port == VNET_ERR_MAC_IN_USE)
 		return NET_E_EXISTS;
 	if (port < 0)
@@ -282,7 +281,7 @@ int nic_allow_macs(unsigned vm_id, unsigned nic, unsigned allow_macs)
 		return NET_E_NOT_FOUND;
 	if (allow_macs > CFG_ALLOW_MACS_MAX)
 		return NET_E_INVALID;
-	n->allow_macs = allow_macs;
+	n->info.allow_macs = allow_macs;
 	return NET_OK;
 }
 

@@ -34,6 +34,7 @@ struct nic_info {
 	bool present;
 	uint8_t mac[6];
 	int net;              /* network index, -1: detached */
+	uint32_t allow_macs;  /* port security: further source MACs (nic_allow_macs) */
 };
 
 void network_init(struct page_alloc *pages);

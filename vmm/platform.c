@@ -313,6 +313,8 @@ void platform_poll_devices(struct vm *vm)
 		virtio_blk_new_pass(&p->additions);
 	for (unsigned k = 0; k < p->net_count; k++)
 		virtio_net_new_pass(&p->net[k]);
+	if (p->balloon_present)
+		virtio_balloon_new_pass(&p->balloon);
 	poll_network(vm);
 }
 
@@ -434,6 +436,17 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 	if (vm->cfg->watchdog == CFG_WATCHDOG_I6300ESB && add_watchdog(vm)) {
 		fmt_snprintf(why, why_size, "the watchdog has no PCI slot left");
 		return -1;
+	}
+	/* Last, so that every other device keeps the slot it had before the balloon came. */
+	p->balloon_present = false;
+	if (vm->cfg->free_page_reporting) {
+		virtio_balloon_init(&p->balloon, mem);
+		if (add_virtio(vm, &p->balloon.dev, PLATFORM_IRQ_BALLOON)) {
+			fmt_snprintf(why, why_size, "free page reporting: no PCI slot left for its "
+				     "virtio-balloon (%u virtio devices already)", p->virtio_count);
+			return -1;
+		}
+		p->balloon_present = true;
 	}
 	return 0;
 }

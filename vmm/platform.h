@@ -18,6 +18,7 @@
 #include "devices/ioapic.h"
 #include "devices/lapic.h"
 #include "devices/pci.h"
+#include "devices/virtio_balloon.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
@@ -30,7 +31,12 @@
 #define PLATFORM_IRQ_BLK 10
 #define PLATFORM_IRQ_AGENT 5
 #define PLATFORM_IRQ_ADDITIONS 15
-/* The disk, the guest agent's port, the additions drive and the adapters. */
+#define PLATFORM_IRQ_BALLOON 6
+/*
+ * The disk, the guest agent's port, the additions drive and the adapters;
+ * the balloon takes a slot one of them leaves (platform_power_on says when
+ * none is left).
+ */
 #define PLATFORM_VIRTIO_MAX (3 + CFG_MAX_NICS)
 _Static_assert(PLATFORM_VIRTIO_MAX + 1 <= PCI_MAX_DEVICES,
 	       "every virtio transport and the watchdog have a PCI slot");
@@ -75,6 +81,9 @@ struct platform {
 	struct i6300esb watchdog;
 	struct pci_function *watchdog_pci;
 	bool watchdog_fired;
+	/* free_page_reporting = yes: the guest reports free pages, which are zeroed. */
+	struct virtio_balloon balloon;
+	bool balloon_present;
 	struct virtio_net net[CFG_MAX_NICS];
 	struct platform_nic net_port[CFG_MAX_NICS];
 	unsigned net_count;

@@ -81,11 +81,12 @@ _Static_assert(sizeof(net_names) / sizeof(net_names[0]) == CFG_MAX_NICS, "a name
 
 /*
  * The fixed eight, the host bridge and every PCI function (pci_add_function
- * refuses more), the transports, the four device models (disk, agent port,
- * additions drive, watchdog), the adapters and the hypervisor's own record:
- * every instance vm_devices() can list, so its callers' arrays hold them.
+ * refuses more), the transports, the five device models (disk, agent port,
+ * additions drive, watchdog, balloon), the adapters and the hypervisor's own
+ * record: every instance vm_devices() can list, so its callers' arrays hold
+ * them.
  */
-#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 4 + CFG_MAX_NICS + 1)
+#define VM_DEVICES_MAX (8 + 1 + PCI_MAX_DEVICES + PLATFORM_VIRTIO_MAX + 5 + CFG_MAX_NICS + 1)
 _Static_assert(VM_DEVICES_MAX <= SAVEFILE_DEVICES_MAX && VM_DEVICES_MAX <= DEVSTATE_MAX_DEVICES,
 	       "a VM's devices fit one save file");
 
@@ -120,6 +121,9 @@ static unsigned vm_devices(struct vm *vm, struct saved_vm *own, struct devstate_
 		out[n++] = (struct devstate_instance){ &virtio_console_state_desc, &p->agent, NULL };
 	if (p->watchdog_pci)
 		out[n++] = (struct devstate_instance){ &i6300esb_state_desc, &p->watchdog, NULL };
+	if (p->balloon_present)
+		out[n++] = (struct devstate_instance){ &virtio_balloon_state_desc, &p->balloon,
+						       NULL };
 	/* Restored empty, like a drive after a power cut: the medium is not state. */
 	if (p->additions_present)
 		out[n++] = (struct devstate_instance){ &virtio_blk_state_desc, &p->additions,
@@ -218,10 +222,13 @@ static void fill_header(const struct vm *vm, struct savefile_header *h)
 /*
  * The configuration record: the CreateVirtualMachine tags that make this
  * VM (docs/savefile.md), for a hypervisor that imports the file. Its
- * adapters are the header's.
+ * adapters are the header's; what the header does not hold of them, the
+ * further source MACs each may send with, follows as one `allow_macs`
+ * per adapter, in the header's order.
  */
-static size_t encode_config(const struct cfg_vm *cfg, uint8_t *out, size_t cap)
+static size_t encode_config(const struct vm *vm, uint8_t *out, size_t cap)
 {
+	const struct cfg_vm *cfg = vm->cfg;
 	struct tlv_writer w;
 
 	tlv_writer_init(&w, out, cap);
@@ -245,8 +252,15 @@ static size_t encode_config(const struct cfg_vm *cfg, uint8_t *out, size_t cap)
 	tlv_put_u8(&w, API_TAG_TIME_SYNC, cfg->time_sync);
 	if (cfg->watchdog != CFG_WATCHDOG_NONE)
 		tlv_put_str(&w, API_TAG_WATCHDOG, config_watchdog_name(cfg->watchdog));
+	if (cfg->free_page_reporting)
+		tlv_put_u8(&w, API_TAG_FREE_PAGE_REPORTING, 1);
 	tlv_put_str(&w, API_TAG_ON_HEARTBEAT_LOSS, config_heartbeat_action_name(cfg->on_heartbeat_loss));
 	tlv_put_u32(&w, API_TAG_HEARTBEAT_GRACE_S, cfg->heartbeat_grace_s);
+	for (unsigned i = 0; i < CFG_MAX_NICS; i++) {
+		const struct nic_info *nic = nic_get(vm->id, i);
+		if (nic && nic->present)
+			tlv_put_u8(&w, API_TAG_ALLOW_MACS, (uint8_t)nic->allow_macs);
+	}
 	return tlv_writer_ok(&w) ? w.len : 0;
 }
 
@@ -272,7 +286,7 @@ static bool write_state(struct vm *vm, struct savefile_writer *w, struct save_sc
 	lz_workspace_init(&s->ws);
 	if (!savefile_write_header(w, h))
 		return false;
-	size_t len = encode_config(vm->cfg, s->record, sizeof(s->record));
+	size_t len = encode_config(vm, s->record, sizeof(s->record));
 	if (!len || !savefile_write_record(w, SAVEFILE_CONFIG, 0, s->record, len))
 		return false;
 	len = devstate_save(&cpu_record, 1, s->record, sizeof(s->record));
@@ -363,6 +377,11 @@ int vm_save_capture(struct vm *vm, char *why, size_t why_size)
 		 (unsigned long long)(file.size / 1024),
 		 (unsigned long long)(vm->boot->ram_bytes >> 20),
 		 (unsigned long long)((clock_ns() - started) / 1000000));
+	if (vm->platform.balloon_present)
+		log_info("vm '%s': free page reporting: %llu report(s), %llu MiB zeroed since "
+			 "power-on", vm->cfg->name,
+			 (unsigned long long)vm->platform.balloon.stats.reports,
+			 (unsigned long long)(vm->platform.balloon.stats.zeroed_bytes >> 20));
 	vm_save_persist(vm);
 	return 0;
 

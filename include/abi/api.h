@@ -227,6 +227,10 @@ enum api_type {
 	X(HEARTBEAT_GRACE_S, 0x3d, API_T_U32,        "heartbeat_grace_s")  \
 	/* An emulated watchdog device: none, i6300esb */                  \
 	X(WATCHDOG,          0x3e, API_T_STR,        "watchdog")           \
+	/* A virtio-balloon for free page reporting (default off) */       \
+	X(FREE_PAGE_REPORTING, 0x1d, API_T_BOOL,     "free_page_reporting") \
+	/* A save file's configuration: each adapter's further source MACs, in order */ \
+	X(ALLOW_MACS,        0x1e, API_T_U8,         "allow_macs")         \
 	/* Network adapter */                                              \
 	X(NIC,               0x40, API_T_U8,         "nic")                \
 	X(NIC_ENTRY,         0x41, API_T_LIST,       "nic_entry")          \

@@ -44,6 +44,7 @@ const struct shell_command shell_commands[] = {
 	    { "autostart", API_TAG_AUTOSTART, 0 },
 	    { "guest_agent", API_TAG_GUEST_AGENT, 0 },
 	    { "watchdog", API_TAG_WATCHDOG, 0 },
+	    { "free_page_reporting", API_TAG_FREE_PAGE_REPORTING, 0 },
 	    { "on_heartbeat_loss", API_TAG_ON_HEARTBEAT_LOSS, 0 },
 	    { "heartbeat_grace", API_TAG_HEARTBEAT_GRACE_S, 0 } } },
 	{ { "vm", "delete" }, API_REQ_DELETE_VIRTUAL_MACHINE, 0,

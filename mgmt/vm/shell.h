@@ -30,7 +30,7 @@
 #define SHELL_WORD_MAX 300   /* characters of one word after quote removal */
 #define SHELL_ERROR_MAX 192
 #define SHELL_CMD_WORDS 2    /* "vm pause" */
-#define SHELL_CMD_ARGS 16
+#define SHELL_CMD_ARGS 17
 
 /* Output sink for echo and help; len bytes, not NUL-terminated. */
 typedef void (*shell_out_fn)(void *ctx, const char *s, size_t len);

@@ -25,7 +25,8 @@ const struct vmmctl_sub vmmctl_subs[] = {
 	{ "create", NULL, S("vm", "create"), VK_REQUEST,
 	  "VM --memory SIZE --image PATH [--boot real|long|linux] [--load ADDR] [--entry ADDR] "
 	  "[--cmdline TEXT] [--initrd PATH] [--disk PATH] [--nic NET[,mac=MAC]]... [--autostart] "
-	  "[--guest_agent on|off] [--watchdog none|i6300esb] [--on_heartbeat_loss none|reset|turnoff] "
+	  "[--guest_agent on|off] [--watchdog none|i6300esb] [--free_page_reporting on|off] "
+	  "[--on_heartbeat_loss none|reset|turnoff] "
 	  "[--heartbeat_grace SECONDS]",
 	  "Create a VM (turned off unless --autostart)" },
 	{ "delete", "destroy", S("vm", "delete"), VK_REQUEST, "VM", "Delete a turned-off VM" },

@@ -278,6 +278,13 @@ if save_ctl save lin2 >"$work/save.out" 2>&1 && grep -q 'lin2: Saved' "$work/sav
 else
 	fail "linux: vmmctl save lin2 ($(tail -1 "$work/save.out"))"
 fi
+# free_page_reporting = yes: Linux's virtio_balloon reported free pages before the Save.
+reported=$(grep -ao "vm 'lin2': free page reporting: [0-9]* report(s), [0-9]* MiB zeroed" "$serial" | tail -1)
+if [ -n "$reported" ] && ! echo "$reported" | grep -q ' 0 report'; then
+	pass "linux: lin2's free pages reported and zeroed before the Save (${reported#*reporting: })"
+else
+	fail "linux: lin2 reported no free pages (${reported:-no report line})"
+fi
 if save_ctl start lin2 >"$work/restore.out" 2>&1 && grep -q 'lin2: Running' "$work/restore.out"; then
 	pass "linux: vmmctl start lin2 restores it ($(grep -ao "vm 'lin2': state restored [^(]*" "$serial" | tail -1 | sed "s/vm 'lin2': //"))"
 else

@@ -27,7 +27,7 @@ fuzzers=(
 	"shell 4096 mgmt/vm/shell.c mgmt/proto.c lib/fmt.c"
 	"insn 32 vmm/insn_decode.c"
 	"virtq 65536 devices/virtqueue.c devices/virtio_blk.c devices/disk.c devices/virtio_net.c devices/devstate.c lib/fmt.c"
-	"devstate 4096 devices/devstate.c devices/pic.c devices/rtc.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c devices/virtio_net.c devices/virtio_console.c devices/i6300esb.c devices/disk.c lib/fmt.c lib/calendar.c"
+	"devstate 4096 devices/devstate.c devices/pic.c devices/rtc.c devices/vuart.c devices/ioapic.c devices/acpi_pm.c devices/pit.c devices/lapic.c devices/pci.c devices/virtio_pci.c devices/virtqueue.c devices/virtio_blk.c devices/virtio_net.c devices/virtio_console.c devices/virtio_balloon.c devices/i6300esb.c devices/disk.c lib/fmt.c lib/calendar.c"
 	"lz 65536 lib/lz.c"
 	"savefile 65536 vmm/savefile.c lib/lz.c lib/crc32c.c lib/fmt.c"
 	"json 4096 lib/json.c lib/fmt.c lib/base64.c"

@@ -17,6 +17,7 @@
 #include "devices/pic.h"
 #include "devices/pit.h"
 #include "devices/rtc.h"
+#include "devices/virtio_balloon.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
@@ -32,7 +33,8 @@
 #define MACHINE_BLK_LINE 11
 #define MACHINE_NET_LINE 10
 #define MACHINE_AGENT_LINE 5
-#define MACHINE_DEVICES 19
+#define MACHINE_BALLOON_LINE 6
+#define MACHINE_DEVICES 22
 
 /* Guest RAM and the disk's bytes: outside the state, shared by every machine. */
 static _Alignas(4096) uint8_t machine_ram[MACHINE_RAM_BYTES];
@@ -47,11 +49,12 @@ struct machine {
 	struct pit pit;
 	struct lapic lapic;
 	struct pci_bus pci;
-	struct virtio_pci virtio[3]; /* on PCI devices 1 (blk), 2 (net) and 3 (agent port) */
+	struct virtio_pci virtio[4]; /* on PCI devices 1 (blk), 2 (net), 3 (agent port), 4 (balloon) */
 	struct virtio_blk blk;
 	struct virtio_net net;
 	struct virtio_console agent;
 	struct i6300esb watchdog;
+	struct virtio_balloon balloon;
 	struct disk disk;
 	uint8_t *disk_chunks[1];
 };
@@ -104,6 +107,8 @@ static inline void machine_power_on(struct machine *m, void (*tx)(void *ctx, uin
 	virtio_console_init(&m->agent, ram, NULL);
 	virtio_pci_init(&m->virtio[2], &m->pci, &m->agent.dev, MACHINE_AGENT_LINE, &irq);
 	i6300esb_init(&m->watchdog, false);
+	virtio_balloon_init(&m->balloon, ram);
+	virtio_pci_init(&m->virtio[3], &m->pci, &m->balloon.dev, MACHINE_BALLOON_LINE, &irq);
 }
 
 static inline void machine_instances(struct machine *m, struct devstate_instance *devs)
@@ -127,6 +132,9 @@ static inline void machine_instances(struct machine *m, struct devstate_instance
 	devs[16] = (struct devstate_instance){ &virtio_pci_state_desc, &m->virtio[2], "virtio_pci3" };
 	devs[17] = (struct devstate_instance){ &virtio_console_state_desc, &m->agent, NULL };
 	devs[18] = (struct devstate_instance){ &i6300esb_state_desc, &m->watchdog, NULL };
+	devs[19] = (struct devstate_instance){ &pci_function_state_desc, &m->pci.devices[4], "pci4" };
+	devs[20] = (struct devstate_instance){ &virtio_pci_state_desc, &m->virtio[3], "virtio_pci4" };
+	devs[21] = (struct devstate_instance){ &virtio_balloon_state_desc, &m->balloon, NULL };
 }
 
 #endif

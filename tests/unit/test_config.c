@@ -196,6 +196,9 @@ static void test_guest_agent_keys(void **state)
 	assert_int_equal(cfg.vms[0].watchdog, CFG_WATCHDOG_I6300ESB);
 	assert_string_equal(config_watchdog_name(CFG_WATCHDOG_I6300ESB), "i6300esb");
 	check_vm_value("watchdog", "ib700", "expected none or i6300esb");
+	assert_false(cfg.vms[0].free_page_reporting);
+	parse_ok(VM_A "free_page_reporting = yes\n");
+	assert_true(cfg.vms[0].free_page_reporting);
 }
 
 static void test_output_fully_overwritten(void **state)

@@ -1028,6 +1028,7 @@ static size_t make_save_file(uint8_t *out, size_t cap, uint64_t ram_bytes, const
 	tlv_put_u64(&cw, API_TAG_MEMORY, ram_bytes);
 	tlv_put_str(&cw, API_TAG_IMAGE, "\\img\\guest.bin");
 	tlv_put_str(&cw, API_TAG_NIC_SPEC, "lan"); /* ignored: the header's adapters count */
+	tlv_put_u8(&cw, API_TAG_ALLOW_MACS, 3);
 	if (save_file_disk)
 		tlv_put_str(&cw, API_TAG_DISK, save_file_disk);
 	lz_workspace_init(&ws);
@@ -1147,6 +1148,7 @@ static void test_export_and_import(void **state)
 	assert_non_null(nic);
 	assert_int_equal(nic->mac[5], 0x77);
 	assert_int_equal(nic->net, network_find("lan"));
+	assert_int_equal(nic->allow_macs, 3); /* what the header does not hold moves too */
 
 	/* A name in use, and the same MAC again, are refused before anything stays. */
 	assert_int_equal(import_chunk("moved", size, 0, got, 10), API_E_ALREADY_EXISTS);

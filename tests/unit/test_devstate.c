@@ -620,6 +620,32 @@ static size_t i6300esb_probe(void *s, uint8_t *out)
 	return n + put_u32(out + n, i6300esb_read(w, I6300ESB_RELOAD, 2));
 }
 
+#define BALLOON_RING 0xc000
+static const struct segment free_pages[] = { { BALLOON_RING + 0x400, 0x100, true } };
+
+/* A report served (its bytes zeroed), `actual` written, a second report posted. */
+static void virtio_balloon_drive(void *s)
+{
+	struct virtio_balloon *b = s;
+	struct virtio_pci *vp = b->dev.interrupt_ctx;
+
+	virtio_negotiate(vp, 1ULL << VIRTIO_BALLOON_F_REPORTING);
+	virtio_queue(vp, VIRTIO_BALLOON_REPORTQ, BALLOON_RING);
+	bar_write(vp, VIRTIO_PCI_DEVICE_OFFSET + 4, 4, 0x1234);
+	virtio_post(vp, VIRTIO_BALLOON_REPORTQ, BALLOON_RING, free_pages, 1, 0);
+	virtio_balloon_new_pass(b);
+}
+/* The next report goes back in the next used slot; `actual` reads as written. */
+static size_t virtio_balloon_probe(void *s, uint8_t *out)
+{
+	struct virtio_balloon *b = s;
+	size_t n = virtio_device_probe(b->dev.interrupt_ctx, out, VIRTIO_BALLOON_REPORTQ,
+				       BALLOON_RING, free_pages, 1);
+
+	n += put_u32(out + n, bar_read(b->dev.interrupt_ctx, VIRTIO_PCI_DEVICE_OFFSET + 4, 4));
+	return n + used_ring(BALLOON_RING, out + n);
+}
+
 static const struct subject subjects[] = {
 	{ &pic_state_desc, pic_drive, pic_probe },
 	{ &rtc_state_desc, rtc_drive, rtc_probe },
@@ -640,6 +666,9 @@ static const struct subject subjects[] = {
 	{ &virtio_pci_state_desc, virtio_pci_drive, virtio_pci_probe },
 	{ &virtio_console_state_desc, virtio_console_drive, virtio_console_probe },
 	{ &i6300esb_state_desc, i6300esb_drive, i6300esb_probe },
+	{ &pci_function_state_desc, pci_function_drive, pci_function_probe },
+	{ &virtio_pci_state_desc, virtio_pci_drive, virtio_pci_probe },
+	{ &virtio_balloon_state_desc, virtio_balloon_drive, virtio_balloon_probe },
 };
 #define SUBJECTS (sizeof(subjects) / sizeof(subjects[0]))
 _Static_assert(SUBJECTS == MACHINE_DEVICES, "a subject for every device of the machine");
