@@ -10,24 +10,42 @@ static uint32_t balloon_config_read(struct virtio_device *dev, uint32_t offset, 
 	const struct virtio_balloon *b = dev->ctx;
 	uint8_t img[VIRTIO_BALLOON_CONFIG_SIZE] = { 0 }; /* num_pages 0: never inflate */
 
-	memcpy(img + 4, &b->actual, sizeof(b->actual));
+	memcpy(img + VIRTIO_BALLOON_CONFIG_ACTUAL, &b->actual, sizeof(b->actual));
+	memcpy(img + VIRTIO_BALLOON_CONFIG_POISON, &b->poison_val, sizeof(b->poison_val));
 	return virtio_config_image_read(img, sizeof(img), offset, size);
 }
 
-/* Only `actual` is the driver's to write (5.5.4); it means nothing to a balloon that stays empty. */
+/* `actual` and `poison_val` are the driver's to write (5.5.4); num_pages is not. */
 static void balloon_config_write(struct virtio_device *dev, uint32_t offset, unsigned size,
 				 uint32_t value)
 {
 	struct virtio_balloon *b = dev->ctx;
 
-	if (offset == 4 && size == 4)
+	if (offset == VIRTIO_BALLOON_CONFIG_ACTUAL && size == 4)
 		b->actual = value;
+	else if (offset == VIRTIO_BALLOON_CONFIG_POISON && size == 4)
+		b->poison_val = value;
 }
 
-/* Zeroes the chain's writable bytes from report_done on, at most `allowance` of them. */
-static uint64_t zero_reported(struct virtio_balloon *b, uint64_t allowance)
+/* [at, at + n) of guest RAM filled with the driver's poison_val, repeated from address 0. */
+static void fill(struct virtio_balloon *b, uint64_t at, uint64_t n)
 {
-	uint64_t skip = b->report_done, zeroed = 0;
+	uint8_t *p = b->dev.mem.base + at;
+	uint32_t v = b->poison_val;
+
+	/* Zero, or one byte four times as Linux's PAGE_POISON (0xaa): memset's speed. */
+	if (v == (v & 0xff) * 0x01010101u) {
+		memset(p, (int)(v & 0xff), n);
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * ((at + i) & 3)));
+}
+
+/* Clears the chain's writable bytes from report_done on, at most `allowance` of them. */
+static uint64_t clear_reported(struct virtio_balloon *b, uint64_t allowance)
+{
+	uint64_t skip = b->report_done, cleared = 0;
 
 	for (unsigned i = chain.n_readable; i < chain.n_readable + chain.n_writable; i++) {
 		const struct virtq_seg *s = &chain.seg[i];
@@ -36,18 +54,18 @@ static uint64_t zero_reported(struct virtio_balloon *b, uint64_t allowance)
 			continue;
 		}
 		uint64_t n = s->len - skip;
-		if (n > allowance - zeroed)
-			n = allowance - zeroed;
+		if (n > allowance - cleared)
+			n = allowance - cleared;
 		/* virtq_pop held the segment inside RAM; checked again before it is written. */
 		if (virtio_in_guest_memory(&b->dev.mem, s->gpa + skip, n))
-			memset(b->dev.mem.base + s->gpa + skip, 0, n);
-		zeroed += n;
+			fill(b, s->gpa + skip, n);
+		cleared += n;
 		skip = 0;
-		if (zeroed == allowance)
+		if (cleared == allowance)
 			break;
 	}
-	b->report_done += zeroed;
-	return zeroed;
+	b->report_done += cleared;
+	return cleared;
 }
 
 /*
@@ -58,15 +76,16 @@ static void serve_reports(struct virtio_balloon *b)
 {
 	struct virtq *vq = &b->vq[VIRTIO_BALLOON_REPORTQ];
 
-	while (b->zero_left) {
+	while (b->clear_left && b->chains_left) {
 		enum virtq_pop_result r = virtq_pop(&b->dev, VIRTIO_BALLOON_REPORTQ, vq, &chain);
 		if (r == VIRTQ_MALFORMED)
 			b->stats.resets_needed++;
 		if (r != VIRTQ_CHAIN)
 			break;
-		uint64_t zeroed = zero_reported(b, b->zero_left);
-		b->zero_left -= zeroed;
-		b->stats.zeroed_bytes += zeroed;
+		b->chains_left--;
+		uint64_t cleared = clear_reported(b, b->clear_left);
+		b->clear_left -= cleared;
+		b->stats.cleared_bytes += cleared;
 		if (b->report_done < chain.writable_len) {
 			virtq_unpop(vq);
 			break;
@@ -83,12 +102,13 @@ static void return_unused(struct virtio_balloon *b, unsigned queue)
 {
 	struct virtq *vq = &b->vq[queue];
 
-	for (;;) {
+	while (b->chains_left) {
 		enum virtq_pop_result r = virtq_pop(&b->dev, queue, vq, &chain);
 		if (r == VIRTQ_MALFORMED)
 			b->stats.resets_needed++;
 		if (r != VIRTQ_CHAIN)
 			break;
+		b->chains_left--;
 		virtq_push(&b->dev, queue, vq, chain.head, 0);
 	}
 	virtq_interrupt(&b->dev, queue, vq);
@@ -111,13 +131,17 @@ static void balloon_reset(struct virtio_device *dev)
 	for (unsigned q = 0; q < VIRTIO_BALLOON_QUEUES; q++)
 		virtq_reset(&b->vq[q]);
 	b->actual = 0;
+	b->poison_val = 0;
 	b->report_done = 0;
 }
 
 void virtio_balloon_new_pass(struct virtio_balloon *b)
 {
-	b->zero_left = VIRTIO_BALLOON_ZERO_PER_PASS;
+	b->clear_left = VIRTIO_BALLOON_CLEAR_PER_PASS;
+	b->chains_left = VIRTIO_BALLOON_CHAINS_PER_PASS;
 	serve_reports(b);
+	for (unsigned q = VIRTIO_BALLOON_INFLATEQ; q <= VIRTIO_BALLOON_DEFLATEQ; q++)
+		return_unused(b, q);
 }
 
 static const struct virtio_device_ops balloon_ops = {
@@ -133,6 +157,7 @@ void virtio_balloon_init(struct virtio_balloon *b, struct guest_memory mem)
 	b->dev.device_id = VIRTIO_ID_BALLOON;
 	b->dev.device_features = 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_RING_F_INDIRECT_DESC |
 				 1ULL << VIRTIO_RING_F_EVENT_IDX |
+				 1ULL << VIRTIO_BALLOON_F_PAGE_POISON |
 				 1ULL << VIRTIO_BALLOON_F_REPORTING;
 	b->dev.num_queues = VIRTIO_BALLOON_QUEUES;
 	b->dev.queue_max_size = VIRTQ_MAX_SIZE;
@@ -140,7 +165,8 @@ void virtio_balloon_init(struct virtio_balloon *b, struct guest_memory mem)
 	b->dev.ops = &balloon_ops;
 	b->dev.ctx = b;
 	b->dev.mem = mem;
-	b->zero_left = VIRTIO_BALLOON_ZERO_PER_PASS;
+	b->clear_left = VIRTIO_BALLOON_CLEAR_PER_PASS;
+	b->chains_left = VIRTIO_BALLOON_CHAINS_PER_PASS;
 }
 
 static void virtio_balloon_state_reset(void *state)
@@ -166,6 +192,7 @@ static const struct devstate_field virtio_balloon_fields[] = {
 	VIRTQ_STATE_FIELDS(struct virtio_balloon, vq[VIRTIO_BALLOON_DEFLATEQ]),
 	VIRTQ_STATE_FIELDS(struct virtio_balloon, vq[VIRTIO_BALLOON_REPORTQ]),
 	DEVSTATE_FIELD(struct virtio_balloon, actual, DEVSTATE_U32, 0, UINT32_MAX, 1),
+	DEVSTATE_FIELD(struct virtio_balloon, poison_val, DEVSTATE_U32, 0, UINT32_MAX, 1),
 	DEVSTATE_FIELD(struct virtio_balloon, report_done, DEVSTATE_U64, 0, UINT64_MAX, 1),
 };
 

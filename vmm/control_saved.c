@@ -119,6 +119,10 @@ static int add_saved_nics(struct call *c, const struct vm *vm, const struct save
 		if (t.len != 1 || t.value[0] > CFG_ALLOW_MACS_MAX)
 			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: adapter %u's "
 				    "allow_macs is not 0..%u", next, CFG_ALLOW_MACS_MAX);
+		/* Port security the file loosens is the admin's to see. */
+		if (t.value[0])
+			log_info("vm '%s': adapter %u may send with %u further source MAC(s), as "
+				 "its file says", vm->cfg->name, next, t.value[0]);
 		nics[next++].allow_macs = t.value[0];
 	}
 	return add_nics(c, vm, nics, h->nic_count);

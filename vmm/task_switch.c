@@ -441,18 +441,29 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 	uint16_t selectors[6] = { 0 };
 	for (unsigned i = 0; i < tss->segments; i++)
 		selectors[i] = (uint16_t)get_field(new_tss + tss->seg + w * i, w);
-	/* CS first: its RPL is the new CPL, which the checks of SS and the data segments use. */
-	cpu->seg[SEG_CS].selector = selectors[1];
-	r = load_segment(cpu, mem, SEG_LDTR, (uint16_t)get_field(new_tss + tss->ldt, w), fault);
 	static const enum x86_segment load_order[6] = { SEG_CS, SEG_SS, SEG_ES,
 							SEG_DS, SEG_FS, SEG_GS };
 	static const unsigned tss_slot[6] = { 1, 2, 0, 3, 4, 5 };
-	for (unsigned i = 0; i < 6 && r == TASK_SWITCHED; i++) {
-		if (new_eflags & EFLAGS_VM)
+	/*
+	 * Virtual-8086 segments have no descriptor to fault on: loaded first,
+	 * so that a bad LDT selector leaves them as VM entry wants them.
+	 */
+	if (new_eflags & EFLAGS_VM)
+		for (unsigned i = 0; i < 6; i++)
 			cpu->seg[load_order[i]] = virtual_8086_segment(selectors[tss_slot[i]]);
-		else
-			r = load_segment(cpu, mem, load_order[i], selectors[tss_slot[i]], fault);
-	}
+	/* CS first: its RPL is the new CPL, which the checks of SS and the data segments use. */
+	cpu->seg[SEG_CS].selector = selectors[1];
+	r = load_segment(cpu, mem, SEG_LDTR, (uint16_t)get_field(new_tss + tss->ldt, w), fault);
+	for (unsigned i = 0; i < 6 && r == TASK_SWITCHED && !(new_eflags & EFLAGS_VM); i++)
+		r = load_segment(cpu, mem, load_order[i], selectors[tss_slot[i]], fault);
+	/*
+	 * A fault half-way out of virtual-8086 mode would leave real-mode
+	 * segments (DPL 3, data) under a protected-mode task, a state VM entry
+	 * refuses (SDM Vol. 3C 26.3.1.2) and no handler could run in.
+	 */
+	if (r == TASK_SWITCH_FAULT && (old_eflags & EFLAGS_VM) && !(new_eflags & EFLAGS_VM))
+		return failed(fault, "loading the segments of a task after a virtual-8086 one "
+				     "faulted (not emulated)");
 	if (r != TASK_SWITCHED || !push_error_code)
 		return r;
 	return push_error_code_on(cpu, mem, w, error_code, fault);

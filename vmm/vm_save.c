@@ -378,10 +378,10 @@ int vm_save_capture(struct vm *vm, char *why, size_t why_size)
 		 (unsigned long long)(vm->boot->ram_bytes >> 20),
 		 (unsigned long long)((clock_ns() - started) / 1000000));
 	if (vm->platform.balloon_present)
-		log_info("vm '%s': free page reporting: %llu report(s), %llu MiB zeroed since "
+		log_info("vm '%s': free page reporting: %llu report(s), %llu MiB cleared since "
 			 "power-on", vm->cfg->name,
 			 (unsigned long long)vm->platform.balloon.stats.reports,
-			 (unsigned long long)(vm->platform.balloon.stats.zeroed_bytes >> 20));
+			 (unsigned long long)(vm->platform.balloon.stats.cleared_bytes >> 20));
 	vm_save_persist(vm);
 	return 0;
 

@@ -279,9 +279,9 @@ else
 	fail "linux: vmmctl save lin2 ($(tail -1 "$work/save.out"))"
 fi
 # free_page_reporting = yes: Linux's virtio_balloon reported free pages before the Save.
-reported=$(grep -ao "vm 'lin2': free page reporting: [0-9]* report(s), [0-9]* MiB zeroed" "$serial" | tail -1)
+reported=$(grep -ao "vm 'lin2': free page reporting: [0-9]* report(s), [0-9]* MiB cleared" "$serial" | tail -1)
 if [ -n "$reported" ] && ! echo "$reported" | grep -q ' 0 report'; then
-	pass "linux: lin2's free pages reported and zeroed before the Save (${reported#*reporting: })"
+	pass "linux: lin2's free pages reported and cleared before the Save (${reported#*reporting: })"
 else
 	fail "linux: lin2 reported no free pages (${reported:-no report line})"
 fi

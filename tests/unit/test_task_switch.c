@@ -364,7 +364,11 @@ static void test_virtual_8086_task(void **state)
 	assert_int_equal(cpu.seg[SEG_SS].limit, 0xffffffff);
 	assert_int_equal(get32(TSS_A + TSS32_LINK) & 0xffff, SEL_B);
 
-	/* A selector that is fine for virtual-8086 mode is checked in a protected-mode task. */
+	/*
+	 * A selector that is fine for virtual-8086 mode is checked in a
+	 * protected-mode task; its fault, with the real-mode segments still
+	 * loaded, ends the VM with the reason (see below).
+	 */
 	mem[GDT + SEL_A + 5] &= (uint8_t)~0x2;
 	put32(TSS_A + TSS32_SEG + 4 * 3, 0x0300); /* DS: past the GDT */
 	cpu = (struct task_cpu){ .eip = 0x20, .eflags = 0x23002, .cr0 = CR0_PE, .gdtr_base = GDT,
@@ -375,9 +379,29 @@ static void test_virtual_8086_task(void **state)
 	cpu.seg[SEG_TR] = (struct segment_state){ SEL_B, TSS_B, TSS32_MIN_LIMIT, 0x8b };
 	assert_int_equal(task_switch(&cpu, SEL_A, TASK_SWITCH_GATE, 0x22, false, 0, &task_mem,
 				     &fault),
-			 TASK_SWITCH_FAULT);
+			 TASK_SWITCH_FAILED);
+	assert_non_null(strstr(fault.why, "virtual-8086"));
+}
+
+/*
+ * A bad LDT selector faults in a task that starts in virtual-8086 mode
+ * with its segments already real-mode style: VM entry takes nothing else.
+ */
+static void test_virtual_8086_ldt_fault(void **state)
+{
+	struct task_switch_fault fault;
+
+	(void)state;
+	tss_init(TSS_B, 0x0010, 0x0200, 0x0300, 0x0380);
+	put32(TSS_B + TSS32_EFLAGS, 0x23002);
+	put32(TSS_B + TSS32_LDT, 0x0300); /* past the GDT */
+	assert_int_equal(run(SEL_B, TASK_SWITCH_JMP, &fault), TASK_SWITCH_FAULT);
 	assert_int_equal(fault.vector, VECTOR_TS);
-	assert_int_equal(fault.error_code, 0x0300);
+	assert_true(cpu.eflags & 0x20000);
+	for (unsigned i = 0; i < SEG_LDTR; i++) {
+		assert_int_equal(cpu.seg[i].base, (uint32_t)cpu.seg[i].selector << 4);
+		assert_int_equal(cpu.seg[i].attributes, 0xf3);
+	}
 }
 
 /* Segment faults come after the commit: the new task is in, and takes them. */
@@ -599,6 +623,7 @@ int main(void)
 		cmocka_unit_test_setup(test_bad_new_tss_faults_in_the_old_task, setup),
 		cmocka_unit_test_setup(test_page_fault, setup),
 		cmocka_unit_test_setup(test_virtual_8086_task, setup),
+		cmocka_unit_test_setup(test_virtual_8086_ldt_fault, setup),
 		cmocka_unit_test_setup(test_bad_segments_fault_in_the_new_task, setup),
 		cmocka_unit_test_setup(test_accessed_bits_are_set, setup),
 		cmocka_unit_test_setup(test_16_bit_call_and_iret, setup),

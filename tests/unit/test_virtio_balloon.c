@@ -1,7 +1,8 @@
 /*
  * virtio-balloon with free page reporting (devices/virtio_balloon.c)
  * against a driver written from the specification (5.5) and Linux's
- * virtio_balloon: reported pages are zeroed and the chain comes back; a
+ * virtio_balloon: reported pages are zeroed, or filled with the driver's
+ * poison value, and the chain comes back; a
  * report larger than a pass's zeroing spans passes; nothing else of the
  * guest's memory is touched, whatever the driver posts.
  */
@@ -51,15 +52,43 @@ static void test_offers_reporting_and_stays_empty(void **state)
 	(void)state;
 	assert_int_equal(b.dev.device_id, VIRTIO_ID_BALLOON);
 	assert_true(b.dev.device_features & (1ULL << VIRTIO_BALLOON_F_REPORTING));
+	assert_true(b.dev.device_features & (1ULL << VIRTIO_BALLOON_F_PAGE_POISON));
 	assert_int_equal(b.dev.num_queues, 3);
+	assert_int_equal(b.dev.config_size, 16);
 	assert_int_equal(b.dev.ops->config_read(&b.dev, 0, 4), 0); /* num_pages */
 	b.dev.ops->config_write(&b.dev, 4, 4, 77);
 	assert_int_equal(b.dev.ops->config_read(&b.dev, 4, 4), 77);
 	/* num_pages is the device's: a write there changes nothing. */
 	b.dev.ops->config_write(&b.dev, 0, 4, 1000);
 	assert_int_equal(b.dev.ops->config_read(&b.dev, 0, 4), 0);
+	b.dev.ops->config_write(&b.dev, 12, 4, 0xaaaaaaaa);
+	assert_int_equal(b.dev.ops->config_read(&b.dev, 12, 4), 0xaaaaaaaa);
+	assert_int_equal(b.dev.ops->config_read(&b.dev, 8, 4), 0); /* no free page hinting */
 	b.dev.ops->reset(&b.dev);
 	assert_int_equal(b.dev.ops->config_read(&b.dev, 4, 4), 0);
+	assert_int_equal(b.dev.ops->config_read(&b.dev, 12, 4), 0);
+}
+
+/*
+ * A driver that gave a poison value (Linux's 0xaa bytes when its kernel has
+ * page poisoning built in) finds it in its reported pages, never zeros.
+ */
+static void test_reported_pages_hold_the_poison_value(void **state)
+{
+	const struct buf pages[] = { { REPORT_AT, 0x1000, true }, { REPORT_AT + 0x2002, 6, true } };
+
+	(void)state;
+	b.dev.ops->config_write(&b.dev, 12, 4, 0xaaaaaaaa);
+	report(pages, 1);
+	assert_true(all(REPORT_AT, 0x1000, 0xaa));
+	/* Any other word repeats from address 0, whatever the buffer's alignment. */
+	b.dev.ops->config_write(&b.dev, 12, 4, 0x44332211);
+	post_chain(&q[VIRTIO_BALLOON_REPORTQ], 1, &pages[1], 1);
+	b.dev.ops->queue_notify(&b.dev, VIRTIO_BALLOON_REPORTQ);
+	static const uint8_t want[6] = { 0x33, 0x44, 0x11, 0x22, 0x33, 0x44 };
+	assert_memory_equal(guest + REPORT_AT + 0x2002, want, sizeof(want));
+	assert_true(all(REPORT_AT + 0x2008, 8, DIRTY));
+	assert_int_equal(used_idx(&q[VIRTIO_BALLOON_REPORTQ]), 2);
 }
 
 static void test_reported_pages_are_zeroed(void **state)
@@ -78,7 +107,7 @@ static void test_reported_pages_are_zeroed(void **state)
 	assert_true(all(REPORT_AT + 0x2000, 0x3000, DIRTY));
 	assert_true(all(REPORT_AT - 0x1000, 0x1000, DIRTY));
 	assert_int_equal(b.stats.reports, 1);
-	assert_int_equal(b.stats.zeroed_bytes, 0x3000);
+	assert_int_equal(b.stats.cleared_bytes, 0x3000);
 }
 
 /* Device-readable buffers are the driver's to keep: never written. */
@@ -94,32 +123,43 @@ static void test_readable_buffers_are_not_written(void **state)
 }
 
 /*
- * A chain larger than a pass's zeroing (Linux reports up to 32 runs of
+ * A chain larger than a pass's clearing (Linux reports up to 32 runs of
  * 2 MiB) is answered over several passes, the driver waiting meanwhile.
  */
 static void test_large_report_spans_passes(void **state)
 {
-	struct buf pages[8];
-	const uint32_t run = 0x80000; /* 512 KiB, eight times over the same pages: 4 MiB */
+	const struct buf pages[] = { { REPORT_AT, VIRTIO_BALLOON_CLEAR_PER_PASS, true },
+				     { REPORT_AT, 0x1000, true } };
 
 	(void)state;
-	for (unsigned i = 0; i < 8; i++)
-		pages[i] = (struct buf){ REPORT_AT, run, true };
-	pages[7].len = run + 0x1000; /* one page past a pass's allowance */
-	report(pages, 8);
+	report(pages, 2);
 	assert_int_equal(used_idx(&q[VIRTIO_BALLOON_REPORTQ]), 0);
-	assert_int_equal(b.report_done, VIRTIO_BALLOON_ZERO_PER_PASS);
+	assert_int_equal(b.report_done, VIRTIO_BALLOON_CLEAR_PER_PASS);
 	assert_int_equal(b.stats.reports, 0);
-	assert_true(all(REPORT_AT, run, 0));
+	assert_true(all(REPORT_AT, VIRTIO_BALLOON_CLEAR_PER_PASS, 0));
 	/* Rewritten by the guest meanwhile: the next pass takes it afresh and finishes it. */
-	memset(guest + REPORT_AT, DIRTY, run + 0x1000);
+	memset(guest + REPORT_AT, DIRTY, VIRTIO_BALLOON_CLEAR_PER_PASS);
 	virtio_balloon_new_pass(&b);
 	assert_int_equal(used_idx(&q[VIRTIO_BALLOON_REPORTQ]), 1);
 	assert_int_equal(b.report_done, 0);
-	assert_int_equal(b.stats.zeroed_bytes, 8ULL * run + 0x1000);
-	/* The pass zeroed only what was left: the last page of the longest run. */
-	assert_true(all(REPORT_AT, run, DIRTY));
-	assert_true(all(REPORT_AT + run, 0x1000, 0));
+	assert_int_equal(b.stats.cleared_bytes, VIRTIO_BALLOON_CLEAR_PER_PASS + 0x1000);
+	/* The pass cleared only what was left: the second run. */
+	assert_true(all(REPORT_AT, 0x1000, 0));
+	assert_true(all(REPORT_AT + 0x1000, VIRTIO_BALLOON_CLEAR_PER_PASS - 0x1000, DIRTY));
+}
+
+/* Chains that clear nothing still count: a ring of them takes several passes. */
+static void test_chains_per_pass(void **state)
+{
+	const struct buf nothing = { REPORT_AT, 16, false };
+
+	(void)state;
+	for (uint16_t i = 0; i < 12; i++)
+		post_chain(&q[VIRTIO_BALLOON_REPORTQ], i, &nothing, 1);
+	b.dev.ops->queue_notify(&b.dev, VIRTIO_BALLOON_REPORTQ);
+	assert_int_equal(used_idx(&q[VIRTIO_BALLOON_REPORTQ]), VIRTIO_BALLOON_CHAINS_PER_PASS);
+	virtio_balloon_new_pass(&b);
+	assert_int_equal(used_idx(&q[VIRTIO_BALLOON_REPORTQ]), 12);
 }
 
 /* Page numbers to inflate or deflate come back untouched: the balloon takes none. */
@@ -157,8 +197,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_offers_reporting_and_stays_empty, setup),
 		cmocka_unit_test_setup(test_reported_pages_are_zeroed, setup),
+		cmocka_unit_test_setup(test_reported_pages_hold_the_poison_value, setup),
 		cmocka_unit_test_setup(test_readable_buffers_are_not_written, setup),
 		cmocka_unit_test_setup(test_large_report_spans_passes, setup),
+		cmocka_unit_test_setup(test_chains_per_pass, setup),
 		cmocka_unit_test_setup(test_inflate_and_deflate_chains_come_back, setup),
 		cmocka_unit_test_setup(test_report_outside_ram, setup),
 	};
