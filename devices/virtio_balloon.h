@@ -25,9 +25,11 @@
  *
  * Linux reports from a zone only while it holds its low watermark plus
  * 32 blocks of the reporting order free (2-MiB blocks by default: 64 MiB),
- * so a small guest reports nothing unless it lowers the order
- * (page_reporting.page_reporting_order=5 on its command line: 128-KiB
- * blocks, 4 MiB).
+ * so a small guest reports nothing unless it lowers the order: 5 (128-KiB
+ * blocks, 4 MiB) into /sys/module/page_reporting/parameters/page_reporting_order
+ * once the driver is loaded (Linux 6.1 sets it when the balloon
+ * registers, over page_reporting.page_reporting_order= on the command
+ * line).
  *
  * A reported chain holds up to 32 runs of free pages (Linux: 2 MiB or
  * more each). Clearing one at once would stall the CPU for every VM, so a

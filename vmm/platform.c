@@ -313,8 +313,12 @@ void platform_poll_devices(struct vm *vm)
 		virtio_blk_new_pass(&p->additions);
 	for (unsigned k = 0; k < p->net_count; k++)
 		virtio_net_new_pass(&p->net[k]);
-	if (p->balloon_present)
+	if (p->balloon_present) {
+		uint64_t reports = p->balloon.stats.reports;
 		virtio_balloon_new_pass(&p->balloon);
+		if (!reports && p->balloon.stats.reports)
+			log_info("vm '%s': free page reporting: the guest's first report", vm->cfg->name);
+	}
 	poll_network(vm);
 }
 
