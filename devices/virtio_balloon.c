@@ -68,6 +68,20 @@ static uint64_t clear_reported(struct virtio_balloon *b, uint64_t allowance)
 	return cleared;
 }
 
+/* The next chain of the queue into `chain`, within the pass's chain budget. */
+static bool take_chain(struct virtio_balloon *b, unsigned queue)
+{
+	if (!b->chains_left)
+		return false;
+	enum virtq_pop_result r = virtq_pop(&b->dev, queue, &b->vq[queue], &chain);
+	if (r == VIRTQ_MALFORMED)
+		b->stats.resets_needed++;
+	if (r != VIRTQ_CHAIN)
+		return false;
+	b->chains_left--;
+	return true;
+}
+
 /*
  * Answers reported chains while the pass's allowance lasts; a chain it
  * cannot finish goes back to the ring for the next pass.
@@ -76,13 +90,7 @@ static void serve_reports(struct virtio_balloon *b)
 {
 	struct virtq *vq = &b->vq[VIRTIO_BALLOON_REPORTQ];
 
-	while (b->clear_left && b->chains_left) {
-		enum virtq_pop_result r = virtq_pop(&b->dev, VIRTIO_BALLOON_REPORTQ, vq, &chain);
-		if (r == VIRTQ_MALFORMED)
-			b->stats.resets_needed++;
-		if (r != VIRTQ_CHAIN)
-			break;
-		b->chains_left--;
+	while (b->clear_left && take_chain(b, VIRTIO_BALLOON_REPORTQ)) {
 		uint64_t cleared = clear_reported(b, b->clear_left);
 		b->clear_left -= cleared;
 		b->stats.cleared_bytes += cleared;
@@ -100,18 +108,9 @@ static void serve_reports(struct virtio_balloon *b)
 /* Page numbers to inflate or deflate: an empty balloon takes none, and hands them back. */
 static void return_unused(struct virtio_balloon *b, unsigned queue)
 {
-	struct virtq *vq = &b->vq[queue];
-
-	while (b->chains_left) {
-		enum virtq_pop_result r = virtq_pop(&b->dev, queue, vq, &chain);
-		if (r == VIRTQ_MALFORMED)
-			b->stats.resets_needed++;
-		if (r != VIRTQ_CHAIN)
-			break;
-		b->chains_left--;
-		virtq_push(&b->dev, queue, vq, chain.head, 0);
-	}
-	virtq_interrupt(&b->dev, queue, vq);
+	while (take_chain(b, queue))
+		virtq_push(&b->dev, queue, &b->vq[queue], chain.head, 0);
+	virtq_interrupt(&b->dev, queue, &b->vq[queue]);
 }
 
 static void balloon_queue_notify(struct virtio_device *dev, unsigned queue)
