@@ -758,89 +758,60 @@ STEP(vmcall, "	xorl %eax, %eax\n", "	vmcall\n")
 STEP(movss, "	movw %ss, %dx\n	xorl %eax, %eax\n", "	movw %dx, %ss\n	cpuid\n")
 
 /*
- * databp_step(): a data breakpoint (DR0, read or write, 2 bytes) hit by a
- * MOV SS is held back, as MOV SS holds every debug exception, until after
- * the instruction that follows (SDM 6.8.3), here a CPUID the hypervisor
- * completes; databp_after is right after the CPUID. Returns the vector it
- * caught (NO_FAULT: none).
+ * MOVSS_BREAK(name, setup, insn): name_movss() arms a data breakpoint
+ * (DR0, read or write, 2 bytes) on the word a MOV SS then loads SS from,
+ * runs setup, the MOV SS and insn in its shadow; name_after is right after
+ * insn. MOV SS holds every debug exception back until after the
+ * instruction that follows (SDM Vol. 3A 6.8.3). Returns the vector caught
+ * (NO_FAULT: none), with RSP restored whatever the handler left.
  */
-__asm__("	.text\n"
-	"	.globl databp_step\n"
-	"databp_step:\n"
-	"	pushq %rbx\n"
-	"	leaq 1f(%rip), %rax\n"
-	"	movq %rax, fault_resume(%rip)\n"
-	"	movw %ss, databp_ss(%rip)\n"
-	"	leaq databp_ss(%rip), %rax\n"
-	"	movq %rax, %dr0\n"
-	"	movq $0x70401, %rax\n" /* L0, RW0 = read/write, LEN0 = 2 bytes */
-	"	movq %rax, %dr7\n"
-	"	xorl %eax, %eax\n"
-	"	movw databp_ss(%rip), %ss\n"
-	"	cpuid\n"
-	"	.globl databp_after\n"
-	"databp_after:\n"
-	"	nop\n"
-	"	movq $0, fault_resume(%rip)\n"
-	"	movl $0xff, %ebx\n"
-	"	jmp 2f\n"
-	"1:	movl fault_vector(%rip), %ebx\n"
-	"2:	movq $0x400, %rax\n"
-	"	movq %rax, %dr7\n"
-	"	movl %ebx, %eax\n"
-	"	popq %rbx\n"
-	"	ret\n"
-	"	.data\n"
-	"databp_ss: .word 0\n"
-	"	.text\n");
-unsigned databp_step(void);
-extern const char databp_after[];
-
-/*
- * shadow_int(insn): a data breakpoint (DR0) hit by a MOV SS whose shadow
- * holds a software exception (INT3, or INT1, byte F1): the exception is
- * delivered, and the held #DB comes at its handler's first instruction
- * (SDM Vol. 3A 6.8.3; Vol. 2 MOV: "the debug exception is delivered after
- * the transfer"). None of these exits: the CPU's own behaviour, which the
- * hypervisor must leave intact (it intercepts neither #BP nor #DB).
- * name_after is right after insn. Returns the vector caught; fault_rip is
- * where (RSP restored after).
- */
-#define SHADOW_INT(name, insn)                                    \
+#define MOVSS_BREAK(name, setup, insn)                            \
 	__asm__("	.text\n"                                     \
-		"	.globl " #name "_shadow\n"                   \
-		#name "_shadow:\n"                                   \
+		"	.globl " #name "_movss\n"                    \
+		#name "_movss:\n"                                    \
 		"	pushq %rbx\n"                                \
-		"	movq %rsp, shadow_rsp(%rip)\n"               \
+		"	movq %rsp, movss_rsp(%rip)\n"                \
 		"	leaq 1f(%rip), %rax\n"                       \
 		"	movq %rax, fault_resume(%rip)\n"             \
-		"	movw %ss, databp_ss(%rip)\n"                 \
-		"	leaq databp_ss(%rip), %rax\n"                \
+		"	movw %ss, movss_ss(%rip)\n"                  \
+		"	leaq movss_ss(%rip), %rax\n"                 \
 		"	movq %rax, %dr0\n"                           \
-		"	movq $0x70401, %rax\n"                       \
+		"	movq $0x70401, %rax\n" /* L0, RW0 read/write, LEN0 2 */ \
 		"	movq %rax, %dr7\n"                           \
-		"	movw databp_ss(%rip), %ss\n"                 \
+		setup                                             \
+		"	movw movss_ss(%rip), %ss\n"                  \
 		insn                                              \
 		"	.globl " #name "_after\n"                    \
 		#name "_after:\n"                                    \
+		"	nop\n"                                       \
 		"	movq $0, fault_resume(%rip)\n"               \
 		"	movl $0xff, %ebx\n"                          \
 		"	jmp 2f\n"                                    \
-		"1:	movq shadow_rsp(%rip), %rsp\n"               \
+		"1:	movq movss_rsp(%rip), %rsp\n"                \
 		"	movl fault_vector(%rip), %ebx\n"             \
 		"2:	movq $0x400, %rax\n"                         \
 		"	movq %rax, %dr7\n"                           \
 		"	movl %ebx, %eax\n"                           \
 		"	popq %rbx\n"                                 \
 		"	ret\n");                                     \
-	unsigned name##_shadow(void);                                \
+	unsigned name##_movss(void);                                 \
 	extern const char name##_after[];
 
 __asm__("	.data\n"
-	"shadow_rsp: .quad 0\n"
+	"movss_rsp: .quad 0\n"
+	"movss_ss: .word 0\n"
 	"	.text\n");
-SHADOW_INT(int3, "	int3\n")
-SHADOW_INT(int1, "	.byte 0xf1\n")
+/* The breakpoint held until after a CPUID the hypervisor completes. */
+MOVSS_BREAK(databp, "	xorl %eax, %eax\n", "	cpuid\n")
+/*
+ * A software exception in the shadow (INT3, and INT1, byte F1): it is
+ * delivered, and the held #DB comes at its handler's first instruction
+ * (Vol. 2 MOV: "the debug exception is delivered after the transfer").
+ * None of this exits: the CPU's own behaviour, which the hypervisor must
+ * leave intact (it intercepts neither #BP nor #DB).
+ */
+MOVSS_BREAK(int3, "", "	int3\n")
+MOVSS_BREAK(int1, "", "	.byte 0xf1\n")
 
 extern const char guest_exception_stubs[];
 
@@ -908,11 +879,11 @@ static void check_single_step(void)
 		   movss_step, movss_after, DR6_BS);
 	check_step("step: a data breakpoint on MOV SS is held until after the CPUID that follows "
 		   "(DR6.B0)",
-		   databp_step, databp_after, DR6_B0);
+		   databp_movss, databp_after, DR6_B0);
 	check_shadow_int("step: INT3 in a MOV SS shadow with a data breakpoint is delivered",
-			 int3_shadow, int3_after, VECTOR_BP);
+			 int3_movss, int3_after, VECTOR_BP);
 	check_shadow_int("step: INT1 in a MOV SS shadow with a data breakpoint is delivered",
-			 int1_shadow, int1_after, VECTOR_DB);
+			 int1_movss, int1_after, VECTOR_DB);
 }
 
 /* ---- XSAVE: XCR0, leaf 0DH, IA32_XSS, vector registers that stay ours ---- */
