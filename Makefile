@@ -276,7 +276,7 @@ $(BUILD)/unit/test_control: tests/unit/test_control.c vmm/control.c vmm/control_
 	vmm/control_disk.c vmm/hypercall.c \
 	vmm/network.c vmm/page_alloc.c vmm/library.c mgmt/vm_state.c vmm/sched_policy.c \
 	mgmt/proto.c vnet/switch.c vnet/dhcp.c boot/config.c devices/console.c lib/fmt.c \
-	vmm/savefile.c lib/lz.c lib/crc32c.c
+	vmm/savefile.c lib/lz.c lib/crc32c.c devices/disk.c
 $(UNIT_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $^ -lcmocka -o $@

@@ -43,6 +43,26 @@ const uint8_t *disk_read_span(const struct disk *d, uint64_t offset, uint64_t *l
 	return chunk ? chunk + in_chunk : d->base + offset;
 }
 
+bool disk_read(const struct disk *d, uint64_t offset, void *buf, uint64_t len)
+{
+	uint8_t *out = buf;
+
+	if (!disk_range_ok(d, offset, len))
+		return false;
+	if (d->medium)
+		return d->medium->read(d->medium->ctx, offset, buf, len);
+	while (len) {
+		uint64_t n = len;
+		const uint8_t *span = disk_read_span(d, offset, &n);
+
+		memcpy(out, span, n);
+		out += n;
+		offset += n;
+		len -= n;
+	}
+	return true;
+}
+
 int disk_prepare_write(struct disk *d, uint64_t offset, uint64_t len)
 {
 	if (!disk_range_ok(d, offset, len))

@@ -70,6 +70,12 @@ bool disk_range_ok(const struct disk *d, uint64_t offset, uint64_t len);
 const uint8_t *disk_read_span(const struct disk *d, uint64_t offset, uint64_t *len);
 
 /*
+ * Copies len bytes at offset as the VM sees them into buf, from either
+ * kind of disk: false for a range off the disk or a medium's I/O error.
+ */
+bool disk_read(const struct disk *d, uint64_t offset, void *buf, uint64_t len);
+
+/*
  * Gives every chunk of [offset, offset + len) its own copy. Returns -1,
  * with nothing on the disk changed, for a range off the disk or when the
  * allocator has no chunk left (the chunks copied so far stay: they hold

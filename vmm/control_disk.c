@@ -10,8 +10,7 @@
 #include "vmm/storage/store_host.h"
 #include "vmm/vm.h"
 
-/* A store_host error as the API's: the request's name and the store's words. */
-static int refused(struct call *c, int e, const char *why)
+int store_refused(struct call *c, int e, const char *why)
 {
 	static const uint16_t api[] = {
 		[STORE_HOST_NO_STORE] = API_E_NOT_SUPPORTED,
@@ -41,7 +40,7 @@ int create_disk(struct call *c)
 			    "name (1 to %u of A-Z a-z 0-9 . _ -, not first . or -)", name,
 			    STORE_NAME_MAX);
 	if ((e = store_host_create_disk(name, bytes, why, sizeof(why))))
-		return refused(c, e, why);
+		return store_refused(c, e, why);
 	tlv_put_str(&c->w, API_TAG_STORE_DISK, name);
 	tlv_put_u64(&c->w, API_TAG_DISK_SIZE, bytes);
 	tlv_put_u8(&c->w, API_TAG_DISK_READY_PCT, 0);
@@ -77,7 +76,7 @@ int delete_disk(struct call *c)
 	if (need_str(c, c->request, API_TAG_STORE_DISK, name, sizeof(name)))
 		return -1;
 	if ((e = store_host_delete_disk(name, why, sizeof(why))))
-		return refused(c, e, why);
+		return store_refused(c, e, why);
 	tlv_put_str(&c->w, API_TAG_STORE_DISK, name);
 	return 0;
 }

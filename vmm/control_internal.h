@@ -132,6 +132,8 @@ int console_write(struct call *c);
 int create_disk(struct call *c);
 int list_disks(struct call *c);
 int delete_disk(struct call *c);
+/* A store_host error (enum store_host_error) as the API's: the request's name and the store's words. */
+int store_refused(struct call *c, int e, const char *why);
 
 /* --- control_saved.c ------------------------------------------------------- */
 

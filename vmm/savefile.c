@@ -180,6 +180,10 @@ static const char *type_name(uint16_t type)
 		return "console";
 	case SAVEFILE_CONFIG:
 		return "config";
+	case SAVEFILE_DISK:
+		return "disk";
+	case SAVEFILE_DISK_RUN:
+		return "disk run";
 	case SAVEFILE_FOOTER:
 		return "footer";
 	}
@@ -334,21 +338,48 @@ static bool check_device(struct savefile_walk *walk, const char *what, const uin
 	return true;
 }
 
-static bool check_run(struct savefile_walk *walk, const char *what, const struct savefile_run *run,
-		      struct savefile_error *err)
+/* A carried disk's whole pages: its runs cover them, the last one's tail zero. */
+static uint64_t disk_run_bytes(uint64_t disk_bytes)
 {
-	uint64_t ram = walk->header.ram_bytes, run_bytes = (uint64_t)run->pages * SAVEFILE_PAGE_SIZE;
+	return (disk_bytes + SAVEFILE_PAGE_SIZE - 1) / SAVEFILE_PAGE_SIZE * SAVEFILE_PAGE_SIZE;
+}
+
+/* Where runs of a record type go: RAM from GPA 0, or the carried disk from offset 0. */
+struct run_space {
+	const char *at;      /* "GPA", "disk offset" */
+	const char *of;      /* "RAM", "the disk" */
+	uint64_t size;
+	uint64_t *next;
+};
+
+static struct run_space run_space(struct savefile_walk *walk, uint16_t type)
+{
+	if (type == SAVEFILE_DISK_RUN)
+		return (struct run_space){ "disk offset", "the disk",
+					   disk_run_bytes(walk->disk_bytes), &walk->next_disk };
+	return (struct run_space){ "GPA", "RAM", walk->header.ram_bytes, &walk->next_gpa };
+}
+
+static bool check_run(struct savefile_walk *walk, uint16_t type, const char *what,
+		      const struct savefile_run *run, struct savefile_error *err)
+{
+	struct run_space space = run_space(walk, type);
+	uint64_t run_bytes = (uint64_t)run->pages * SAVEFILE_PAGE_SIZE;
 	size_t expected_min = 0, expected_max = 0;
 
+	if (type == SAVEFILE_DISK_RUN && !walk->disk_bytes)
+		return fail(err, "%s: a disk run without a disk record before it", what);
 	if (run->encoding != SAVEFILE_RUN_ZERO && run->pages > SAVEFILE_RUN_PAGES_MAX)
 		return fail(err, "%s: a data run of %u pages (at most %u)", what, run->pages,
 			    SAVEFILE_RUN_PAGES_MAX);
-	if (run->gpa != walk->next_gpa)
-		return fail(err, "%s: run at GPA 0x%llx, expected 0x%llx (runs go in order, no gaps)",
-			    what, (unsigned long long)run->gpa, (unsigned long long)walk->next_gpa);
-	if (run->pages == 0 || run_bytes > ram - run->gpa)
-		return fail(err, "%s: run of %u pages at GPA 0x%llx does not fit in %llu bytes of RAM",
-			    what, run->pages, (unsigned long long)run->gpa, (unsigned long long)ram);
+	if (run->gpa != *space.next)
+		return fail(err, "%s: run at %s 0x%llx, expected 0x%llx (runs go in order, no gaps)",
+			    what, space.at, (unsigned long long)run->gpa,
+			    (unsigned long long)*space.next);
+	if (run->pages == 0 || run_bytes > space.size - run->gpa)
+		return fail(err, "%s: run of %u pages at %s 0x%llx does not fit in %llu bytes of %s",
+			    what, run->pages, space.at, (unsigned long long)run->gpa,
+			    (unsigned long long)space.size, space.of);
 	switch (run->encoding) {
 	case SAVEFILE_RUN_ZERO:
 		break;
@@ -363,7 +394,23 @@ static bool check_run(struct savefile_walk *walk, const char *what, const struct
 	if (run->data_size < expected_min || run->data_size > expected_max)
 		return fail(err, "%s: %u bytes of data for %u pages", what, run->data_size,
 			    run->pages);
-	walk->next_gpa += run_bytes;
+	*space.next += run_bytes;
+	return true;
+}
+
+static bool check_disk(struct savefile_walk *walk, const char *what, const uint8_t *p,
+		       size_t size, struct savefile_error *err)
+{
+	if (walk->disk_bytes)
+		return fail(err, "%s: a second disk", what);
+	if (size != 8)
+		return fail(err, "%s: %zu bytes, not a disk size's 8", what, size);
+	uint64_t bytes = le_get(p, 8);
+	if (bytes < SAVEFILE_DISK_SECTOR || bytes > SAVEFILE_DISK_MAX || bytes % SAVEFILE_DISK_SECTOR)
+		return fail(err, "%s: a disk of %llu bytes (whole %u-byte sectors, at most %llu)",
+			    what, (unsigned long long)bytes, SAVEFILE_DISK_SECTOR,
+			    (unsigned long long)SAVEFILE_DISK_MAX);
+	walk->disk_bytes = bytes;
 	return true;
 }
 
@@ -418,7 +465,10 @@ static bool check_record(struct savefile_walk *walk, uint16_t type, uint16_t fla
 	case SAVEFILE_DEVICE:
 		return check_device(walk, what, p, size, err);
 	case SAVEFILE_MEMORY:
-		return parse_run(what, p, size, &run, err) && check_run(walk, what, &run, err);
+	case SAVEFILE_DISK_RUN:
+		return parse_run(what, p, size, &run, err) && check_run(walk, type, what, &run, err);
+	case SAVEFILE_DISK:
+		return check_disk(walk, what, p, size, err);
 	case SAVEFILE_CONSOLE:
 		if (walk->console_seen)
 			return fail(err, "%s: a second console history", what);
@@ -445,6 +495,10 @@ static bool check_complete(const struct savefile_walk *walk, struct savefile_err
 		return fail(err, "memory runs cover %llu of %llu bytes of RAM",
 			    (unsigned long long)walk->next_gpa,
 			    (unsigned long long)walk->header.ram_bytes);
+	if (walk->next_disk != disk_run_bytes(walk->disk_bytes))
+		return fail(err, "disk runs cover %llu of the disk's %llu bytes",
+			    (unsigned long long)walk->next_disk,
+			    (unsigned long long)disk_run_bytes(walk->disk_bytes));
 	for (uint32_t i = 0; i < walk->header.vcpus; i++)
 		if (!(walk->vcpus_seen >> i & 1))
 			return fail(err, "vCPU %u has no record", i);
@@ -613,12 +667,30 @@ bool savefile_write_record(struct savefile_writer *w, uint16_t type, uint16_t fl
 {
 	if (!writer_ready(w))
 		return false;
-	if (size > SAVEFILE_RECORD_MAX || type == SAVEFILE_MEMORY)
+	if (size > SAVEFILE_RECORD_MAX || type == SAVEFILE_MEMORY || type == SAVEFILE_DISK_RUN)
 		return writer_check(w, fail(&w->error, "record type 0x%04x of %zu bytes: use the "
 						       "type's own call, up to %u bytes",
 					    type, size, SAVEFILE_RECORD_MAX));
 	return writer_check(w, check_record(&w->walk, type, flags, payload, size, &w->error)) &&
 	       emit_record(w, type, flags, payload, size, NULL, 0);
+}
+
+bool savefile_copy_record(struct savefile_writer *w, const struct savefile_record *rec)
+{
+	/* A run is copied as it is: its encoding was chosen, and checked, where it was written. */
+	return writer_ready(w) &&
+	       writer_check(w, check_record(&w->walk, rec->type, rec->flags, rec->payload,
+					    rec->size, &w->error)) &&
+	       emit_record(w, rec->type, rec->flags, rec->payload, rec->size, NULL, 0);
+}
+
+bool savefile_write_disk(struct savefile_writer *w, uint64_t bytes)
+{
+	uint8_t size[8];
+
+	le_put(size, bytes, 8);
+	return savefile_write_record(w, SAVEFILE_DISK, SAVEFILE_FLAG_MUST_UNDERSTAND, size,
+				     sizeof(size));
 }
 
 static bool page_is_zero(const uint8_t *page)
@@ -644,20 +716,29 @@ uint64_t savefile_memory_bound(const uint8_t *pages, uint64_t page_count)
 	       (2 * data + 2) * (SAVEFILE_RUN_HEADER_SIZE + SAVEFILE_RECORD_HEADER_SIZE);
 }
 
-static bool write_run(struct savefile_writer *w, const struct savefile_run *run)
+uint64_t savefile_disk_bound(uint64_t bytes)
+{
+	uint64_t pages = disk_run_bytes(bytes) / SAVEFILE_PAGE_SIZE;
+
+	return SAVEFILE_RECORD_HEADER_SIZE + 8 + pages * SAVEFILE_PAGE_SIZE +
+	       (2 * pages + 2) * (SAVEFILE_RUN_HEADER_SIZE + SAVEFILE_RECORD_HEADER_SIZE);
+}
+
+static bool write_run(struct savefile_writer *w, uint16_t type, const struct savefile_run *run)
 {
 	uint8_t head[SAVEFILE_RUN_HEADER_SIZE] = { 0 };
 
 	le_put(head, run->gpa, 8);
 	le_put(head + 8, run->pages, 4);
 	head[12] = (uint8_t)run->encoding;
-	return writer_check(w, check_run(&w->walk, "memory", run, &w->error)) &&
-	       emit_record(w, SAVEFILE_MEMORY, SAVEFILE_FLAG_MUST_UNDERSTAND, head, sizeof(head),
-			   run->data, run->data_size);
+	return writer_check(w, check_run(&w->walk, type, type_name(type), run, &w->error)) &&
+	       emit_record(w, type, SAVEFILE_FLAG_MUST_UNDERSTAND, head, sizeof(head), run->data,
+			   run->data_size);
 }
 
-bool savefile_write_memory(struct savefile_writer *w, const uint8_t *pages, uint64_t page_count,
-			   struct lz_workspace *ws, uint8_t *scratch)
+/* Pages as runs of a record type (memory or disk) from where that type's runs are. */
+static bool write_pages(struct savefile_writer *w, uint16_t type, const uint8_t *pages,
+			uint64_t page_count, struct lz_workspace *ws, uint8_t *scratch)
 {
 	uint64_t done = 0;
 
@@ -667,7 +748,7 @@ bool savefile_write_memory(struct savefile_writer *w, const uint8_t *pages, uint
 		const uint8_t *first = pages + done * SAVEFILE_PAGE_SIZE;
 		bool zero = page_is_zero(first);
 		uint32_t limit = zero ? UINT32_MAX : SAVEFILE_RUN_PAGES_MAX;
-		struct savefile_run run = { .gpa = w->walk.next_gpa, .pages = 1 };
+		struct savefile_run run = { .gpa = *run_space(&w->walk, type).next, .pages = 1 };
 
 		while (run.pages < limit && done + run.pages < page_count &&
 		       page_is_zero(first + (size_t)run.pages * SAVEFILE_PAGE_SIZE) == zero)
@@ -683,11 +764,23 @@ bool savefile_write_memory(struct savefile_writer *w, const uint8_t *pages, uint
 			run.data = packed ? scratch : first;
 			run.data_size = (uint32_t)(packed ? packed : raw);
 		}
-		if (!write_run(w, &run))
+		if (!write_run(w, type, &run))
 			return false;
 		done += run.pages;
 	}
 	return true;
+}
+
+bool savefile_write_memory(struct savefile_writer *w, const uint8_t *pages, uint64_t page_count,
+			   struct lz_workspace *ws, uint8_t *scratch)
+{
+	return write_pages(w, SAVEFILE_MEMORY, pages, page_count, ws, scratch);
+}
+
+bool savefile_write_disk_pages(struct savefile_writer *w, const uint8_t *pages,
+			       uint64_t page_count, struct lz_workspace *ws, uint8_t *scratch)
+{
+	return write_pages(w, SAVEFILE_DISK_RUN, pages, page_count, ws, scratch);
 }
 
 bool savefile_finish(struct savefile_writer *w)
@@ -891,7 +984,8 @@ bool savefile_next(struct savefile_reader *r, struct savefile_record *rec)
 bool savefile_memory_run(const struct savefile_record *rec, struct savefile_run *run,
 			 struct savefile_error *err)
 {
-	return parse_run("memory", rec->payload, rec->size, run, err);
+	return parse_run(rec->type == SAVEFILE_DISK_RUN ? "disk run" : "memory", rec->payload,
+			 rec->size, run, err);
 }
 
 bool savefile_run_decode(const struct savefile_run *run, uint8_t *out, size_t out_size,
@@ -900,7 +994,7 @@ bool savefile_run_decode(const struct savefile_run *run, uint8_t *out, size_t ou
 	enum lz_status st;
 
 	if (out_size != (uint64_t)run->pages * SAVEFILE_PAGE_SIZE)
-		return fail(err, "memory run at GPA 0x%llx: %u pages, not %zu bytes",
+		return fail(err, "run at 0x%llx: %u pages, not %zu bytes",
 			    (unsigned long long)run->gpa, run->pages, out_size);
 	switch (run->encoding) {
 	case SAVEFILE_RUN_ZERO:
@@ -915,9 +1009,9 @@ bool savefile_run_decode(const struct savefile_run *run, uint8_t *out, size_t ou
 		st = lz_decompress(run->data, run->data_size, out, out_size);
 		if (st == LZ_OK)
 			return true;
-		return fail(err, "memory run at GPA 0x%llx: %s", (unsigned long long)run->gpa,
+		return fail(err, "run at 0x%llx: %s", (unsigned long long)run->gpa,
 			    lz_status_text(st));
 	}
-	return fail(err, "memory run at GPA 0x%llx: %u bytes of data for %u pages",
+	return fail(err, "run at 0x%llx: %u bytes of data for %u pages",
 		    (unsigned long long)run->gpa, run->data_size, run->pages);
 }

@@ -44,6 +44,13 @@ enum savefile_record_type {
 	 * not must-understand: a restore does without it.
 	 */
 	SAVEFILE_CONFIG = 0x0006,
+	/*
+	 * The VM's disk, carried by a move (`vmmctl export --with-disk`): its
+	 * size, then its contents as runs like memory's, at byte offsets on
+	 * the disk. Must-understand: a VM without its disk is not the VM.
+	 */
+	SAVEFILE_DISK = 0x0007,
+	SAVEFILE_DISK_RUN = 0x0008,
 	SAVEFILE_FOOTER = 0xffff,
 };
 
@@ -58,6 +65,9 @@ enum savefile_record_type {
 #define SAVEFILE_RUN_HEADER_SIZE 16u
 #define SAVEFILE_DEVICES_MAX 40u
 #define SAVEFILE_DEVICE_NAME_MAX 16u /* as devices/devstate.h's DEVSTATE_NAME_MAX */
+/* A carried disk: whole 512-byte sectors, up to 2 TiB; its runs cover it in whole pages. */
+#define SAVEFILE_DISK_SECTOR 512u
+#define SAVEFILE_DISK_MAX (2ull << 40)
 
 enum savefile_boot_mode { SAVEFILE_BOOT_REAL, SAVEFILE_BOOT_LONG, SAVEFILE_BOOT_LINUX };
 
@@ -156,6 +166,8 @@ struct savefile_walk {
 	struct savefile_header header;
 	uint32_t index;      /* of the next record */
 	uint64_t next_gpa;   /* where the next memory run must start */
+	uint64_t disk_bytes; /* the disk record's size; 0: no disk carried */
+	uint64_t next_disk;  /* where the next disk run must start */
 	uint64_t vcpus_seen; /* bit per vCPU index */
 	unsigned devices;
 	char device_names[SAVEFILE_DEVICES_MAX][SAVEFILE_DEVICE_NAME_MAX + 1];
@@ -187,6 +199,14 @@ bool savefile_write_vcpu(struct savefile_writer *w, uint32_t index, const uint8_
 /* One device record in the format of docs/devices.md (devstate_save's output). */
 bool savefile_write_device(struct savefile_writer *w, const uint8_t *devstate_record, size_t size);
 
+/*
+ * A record of another file (savefile_next's), unchanged: the rules a
+ * reader applies, here to the new file. Not the header or the footer:
+ * the writer writes those itself.
+ */
+struct savefile_record;
+bool savefile_copy_record(struct savefile_writer *w, const struct savefile_record *rec);
+
 /* Any other record (console history, a later type); flags as on the wire. */
 bool savefile_write_record(struct savefile_writer *w, uint16_t type, uint16_t flags,
 			   const uint8_t *payload, size_t size);
@@ -204,6 +224,16 @@ bool savefile_write_memory(struct savefile_writer *w, const uint8_t *pages, uint
 			   struct lz_workspace *ws, uint8_t *scratch);
 
 /*
+ * A disk carried by the file: the disk record of its size in bytes (whole
+ * sectors), then its contents from offset 0 with savefile_write_disk_pages,
+ * pieces as savefile_write_memory's, the last page's bytes past the size
+ * zero, until its whole pages are written.
+ */
+bool savefile_write_disk(struct savefile_writer *w, uint64_t bytes);
+bool savefile_write_disk_pages(struct savefile_writer *w, const uint8_t *pages,
+			       uint64_t page_count, struct lz_workspace *ws, uint8_t *scratch);
+
+/*
  * The most savefile_write_memory() can write for these pages: every page
  * that is not zero stored raw (a run is stored raw when compressing would
  * not save), and a run and a record header for each and for each zero
@@ -211,7 +241,13 @@ bool savefile_write_memory(struct savefile_writer *w, const uint8_t *pages, uint
  */
 uint64_t savefile_memory_bound(const uint8_t *pages, uint64_t page_count);
 
-/* The footer: refused unless the memory runs covered all RAM. */
+/*
+ * The most savefile_write_disk() and its pages can write for a disk of
+ * bytes, read nowhere: every page stored raw.
+ */
+uint64_t savefile_disk_bound(uint64_t bytes);
+
+/* The footer: refused unless the memory runs covered all RAM (and the disk runs the disk). */
 bool savefile_finish(struct savefile_writer *w);
 
 /* A sink into a caller buffer. */
@@ -234,9 +270,9 @@ struct savefile_record {
 
 enum savefile_run_encoding { SAVEFILE_RUN_ZERO, SAVEFILE_RUN_RAW, SAVEFILE_RUN_LZ };
 
-/* A memory record's run, as savefile_memory_run() reads it. */
+/* A memory or disk run record's run, as savefile_memory_run() reads it. */
 struct savefile_run {
-	uint64_t gpa;
+	uint64_t gpa;        /* a disk run's: its byte offset on the disk */
 	uint32_t pages;
 	enum savefile_run_encoding encoding;
 	const uint8_t *data; /* raw or compressed bytes; none for zero runs */
@@ -282,7 +318,10 @@ bool savefile_read_config(const uint8_t *start, size_t size, struct savefile_rec
  */
 bool savefile_next(struct savefile_reader *r, struct savefile_record *rec);
 
-/* A memory record's run (savefile_open has checked it; this checks its layout again). */
+/*
+ * A memory or disk run record's run (savefile_open has checked it; this
+ * checks its layout again).
+ */
 bool savefile_memory_run(const struct savefile_record *rec, struct savefile_run *run,
 			 struct savefile_error *err);
 

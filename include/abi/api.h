@@ -231,6 +231,8 @@ enum api_type {
 	X(FREE_PAGE_REPORTING, 0x1d, API_T_BOOL,     "free_page_reporting") \
 	/* A save file's configuration: each adapter's further source MACs, in order */ \
 	X(ALLOW_MACS,        0x1e, API_T_U8,         "allow_macs")         \
+	/* ExportSavedState: the file carries the VM's disk (vmmctl export --with-disk) */ \
+	X(WITH_DISK,         0x1f, API_T_BOOL,       "with_disk")          \
 	/* Network adapter */                                              \
 	X(NIC,               0x40, API_T_U8,         "nic")                \
 	X(NIC_ENTRY,         0x41, API_T_LIST,       "nic_entry")          \

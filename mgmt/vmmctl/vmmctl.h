@@ -294,6 +294,8 @@ struct vmmctl_local {
 	const char *file;     /* export, import */
 	bool resume;          /* import: go on with the hypervisor's unfinished import */
 	const char *network;  /* import: the network its adapters go on */
+	bool with_disk;       /* export: the file carries the VM's disk */
+	const char *disk;     /* import: the store disk a carried disk becomes */
 };
 
 struct vmmctl_parsed {

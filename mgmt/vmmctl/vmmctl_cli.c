@@ -54,9 +54,10 @@ const struct vmmctl_sub vmmctl_subs[] = {
 	  "Power a VM off without asking the guest" },
 	{ "reset", NULL, S("vm", "reset"), VK_STATE_OP, "VM", "Reset a running or paused VM" },
 	{ "save", NULL, S("vm", "save"), VK_STATE_OP, "VM", "Save a VM's state and turn it off" },
-	{ "export", NULL, S(NULL, NULL), VK_EXPORT, "VM FILE",
+	{ "export", NULL, S(NULL, NULL), VK_EXPORT, "VM FILE [--with-disk]",
 	  "Copy a saved VM (configuration and state) into FILE on this host" },
-	{ "import", NULL, S(NULL, NULL), VK_IMPORT, "FILE [--name NAME] [--network NET] [--resume]",
+	{ "import", NULL, S(NULL, NULL), VK_IMPORT,
+	  "FILE [--name NAME] [--network NET] [--disk NAME] [--resume]",
 	  "Make a saved VM of FILE (an export); start then restores it" },
 	{ "discard", NULL, S("vm", "discard"), VK_STATE_OP, "VM",
 	  "Drop a saved VM's state (it is then TurnedOff)" },
@@ -218,10 +219,15 @@ static const struct {
 		      "  --escape ^X          another escape key (^A..^_)\n" },
 	{ VK_EXPORT, "  FILE                 written as FILE.part, renamed when complete and\n"
 		     "                       checked; a FILE.part left by a dropped line is\n"
-		     "                       continued\n" },
+		     "                       continued\n"
+		     "  --with-disk          the VM's disk goes into FILE too (zero pages take\n"
+		     "                       no space, the rest is compressed), so that the VM\n"
+		     "                       can be imported where its disk is not\n" },
 	{ VK_IMPORT, "  --name NAME          the VM's name here (default: its name in FILE)\n"
 		     "  --network NET        its adapters on NET here (default: networks of the\n"
 		     "                       names in FILE)\n"
+		     "  --disk NAME          the store disk a disk carried by FILE becomes\n"
+		     "                       (default: its name in FILE, else the VM's name)\n"
 		     "  --resume             go on with an import the line dropped\n" },
 	{ VK_AUTH_ANSWER, "  -k, --key-file FILE  the key (hex)\n" },
 };
@@ -457,6 +463,11 @@ static int local_option(struct vmmctl_parsed *p, int argc, char **argv, int *i)
 	FLAG(VK_CONSOLE, "dump", dump);
 	FLAG(VK_CONSOLE, "raw", raw);
 	FLAG(VK_IMPORT, "resume", resume);
+	FLAG(VK_EXPORT, "with-disk", with_disk);
+	if (VALUE(VK_IMPORT, "disk")) {
+		l->disk = value;
+		return 1;
+	}
 	if (VALUE(VK_IMPORT, "name")) {
 		l->vm = value;
 		return 1;

@@ -946,6 +946,8 @@ static int cmd_export(struct run *r)
 		tlv_writer_init(&w, buf, sizeof(buf));
 		tlv_put_str(&w, API_TAG_VM, vm);
 		tlv_put_u64(&w, API_TAG_OFFSET, have);
+		if (r->p->local.with_disk)
+			tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
 		enum vmmctl_call c = vmmctl_call(&r->c, API_REQ_EXPORT_SAVED_STATE, buf, w.len);
 		if (c != VMMCTL_CALL_OK) {
 			fclose(f);
@@ -1008,6 +1010,8 @@ static enum vmmctl_call import_send(struct run *r, const char *vm, uint64_t size
 	tlv_put_str(&w, API_TAG_VM, vm);
 	if (r->p->local.network)
 		tlv_put_str(&w, API_TAG_NET, r->p->local.network);
+	if (r->p->local.disk)
+		tlv_put_str(&w, API_TAG_STORE_DISK, r->p->local.disk);
 	tlv_put_u64(&w, API_TAG_SAVED_SIZE, size);
 	tlv_put_u64(&w, API_TAG_OFFSET, offset);
 	tlv_put(&w, API_TAG_DATA, d, n);

@@ -25,8 +25,18 @@ passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; }
 
-# The store the saved states go to (the configuration's store = \vmmstore.img).
+# The store the saved states go to (the configuration's store = \vmmstore.img),
+# with a disk a VM carries to another store later (export --with-disk): 64
+# KiB of zeros, 32 KiB that do not compress, 32 KiB of text, zeros to 256 KiB.
 "$root/build/vmm-store" create --size 8M "$work/vmmstore.img" >/dev/null
+python3 - "$work/seed.img" <<'PY'
+import random, sys
+r = random.Random(7)
+text = b"a disk that moves with its VM\n" * 1200
+data = bytes(65536) + bytes(r.getrandbits(8) for _ in range(32768)) + text[:32768]
+open(sys.argv[1], "wb").write(data + bytes(262144 - len(data)))
+PY
+"$root/build/vmm-store" import "$work/vmmstore.img" seeded "$work/seed.img" >/dev/null
 "$root/tools/run-bochs.sh" --workdir "$work" --config "$config" --extra "$work/vmmstore.img" \
 	--console-server "$sock" --share-line --timeout 600 >"$work/run-bochs.out" 2>&1 &
 bochs=$!
@@ -690,6 +700,58 @@ ok "vmmctl disk-delete: DeleteVirtualHardDisk of a disk no VM has" disk-delete "
 refused "vmmctl disk-delete: a disk not in the store is NOT_FOUND" disk-delete-none NOT_FOUND \
 	disk-delete data1
 
+# --- a VM moved with its disk (vmmctl export --with-disk, docs/savefile.md) ---------
+# mover's disk is the store disk seeded; its export carries that disk, and
+# the import makes it a disk of the store again, under the name --disk gives.
+ok "vmmctl create: mover, whose disk is the store disk seeded" mover-create \
+	"d['state'] == 'TurnedOff'" create mover --memory 4M --image /guests/echo.bin --store_disk seeded
+ctl start mover >/dev/null 2>&1
+ctl console mover --send 'before carry\r' >/dev/null 2>&1
+console_has mover-1 'echo: before carry' mover || fail "carry: mover did not answer before Save"
+ok "vmmctl save: mover" mover-save "d['state'] == 'Saved'" save mover
+run mover-saved state mover
+mover_saved=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["saved_size"])' \
+	"$out/mover-saved.json" 2>/dev/null)
+xfer export mover "$out/mover.vmsave" --with-disk >"$out/export-disk.out" 2>&1
+rc=$?
+carried_size=$(stat -c %s "$out/mover.vmsave" 2>/dev/null || echo 0)
+# The 32 KiB that do not compress are in the file, the zeros are not.
+if [ $rc = 0 ] && [ -n "$mover_saved" ] && [ "$carried_size" -gt $((mover_saved + 32768)) ] &&
+	[ "$carried_size" -lt $((mover_saved + 131072)) ]; then
+	pass "vmmctl export --with-disk: the saved state ($mover_saved bytes) and the 256-KiB disk in $carried_size bytes ($(cat "$out/export-disk.out"))"
+else
+	fail "vmmctl export --with-disk (rc $rc, saved ${mover_saved:-?}, file $carried_size: $(tail -c 300 "$out/export-disk.out"))"
+fi
+xfer import "$out/mover.vmsave" --name mover2 >"$out/import-disk-taken.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "holds a disk 'seeded' already (name another with --disk)" \
+	"$out/import-disk-taken.out"; then
+	pass "vmmctl import: a carried disk does not take the name of a disk the store holds"
+else
+	fail "vmmctl import over seeded (rc $rc: $(tail -c 300 "$out/import-disk-taken.out"))"
+fi
+xfer import "$out/mover.vmsave" --name mover2 --disk carried >"$out/import-disk.out" 2>&1
+rc=$?
+[ $rc = 0 ] && pass "vmmctl import --disk: mover2 with its disk as store disk carried ($(cat "$out/import-disk.out"))" ||
+	fail "vmmctl import --disk (rc $rc: $(tail -c 300 "$out/import-disk.out"))"
+ok "vmmctl disk-list: carried, 256 KiB, is mover2's" carried-list \
+	"[(x['disk_size'], x.get('vm')) for x in d['disks'] if x['store_disk'] == 'carried'] == [(262144, 'mover2')]" \
+	disk-list
+ok "vmmctl start: mover2 restores from the carried state" mover2-start "d['state'] == 'Running'" \
+	start mover2
+ctl console mover2 --send 'carried\r' >/dev/null 2>&1
+if console_has mover2-1 'echo: carried' mover2 && grep -q 'echo: before carry' "$out/mover2-1.out" &&
+	! sed -n '/echo: before carry/,$p' "$out/mover2-1.out" | grep -q 'echo: ready'; then
+	pass "carry: mover2 goes on where mover stopped (its history, then 'carried')"
+else
+	fail "carry: mover2's console ($(tail -c 200 "$out/mover2-1.out"))"
+fi
+ctl turnoff mover2 >/dev/null 2>&1
+ctl discard mover >/dev/null 2>&1
+ok "vmmctl delete: mover and mover2; their disks stay in the store" carry-delete \
+	"True" delete mover
+ctl delete mover2 >/dev/null 2>&1
+
 # --- a power cut with saved VMs, and the boot after it ------------------------------
 # keep (created through the API) and echo (the configuration's) are saved
 # into the store; the emulator is then killed, no shutdown of any kind.
@@ -778,6 +840,15 @@ else
 	fail "new store disk: blank is not zeros ($(od -A d -t x1 "$work/blank.img" 2>/dev/null | head -2 | tr '\n' ' '))"
 fi
 
+# The disk mover2 was imported with holds the bytes seeded held before boot.
+rm -f "$work/carried.img"
+if "$root/build/vmm-store" export "$work/store-after.img" carried "$work/carried.img" >/dev/null &&
+	cmp -s "$work/carried.img" "$work/seed.img"; then
+	pass "carry: the store disk made by the import holds the exported disk's 256 KiB, byte for byte"
+else
+	fail "carry: carried is not seeded's bytes ($(cmp "$work/carried.img" "$work/seed.img" 2>&1 | head -1))"
+fi
+
 # --- another hypervisor: web2 moves there ------------------------------------------
 # A second instance, booted from a disk of its own with its own key, no
 # store and one network, backbone: web2's file (saved on the first, its
@@ -800,6 +871,14 @@ if [ $rc = 1 ] && grep -q "network 'lan' does not exist here" "$out/second-nonet
 	pass "second: an import onto a network it lacks is refused at once, nothing made ($(head -c 160 "$out/second-nonet.out"))"
 else
 	fail "second: import without lan (rc $rc: $(tail -c 200 "$out/second-nonet.out"))"
+fi
+# A file with its disk needs a store to put the disk in: this one has none.
+xfer import "$out/mover.vmsave" >"$out/second-nostore.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "no store here" "$out/second-nostore.out" && only_mgmt second-list-0; then
+	pass "second: an import with a disk where there is no store is refused at once, nothing made"
+else
+	fail "second: import with a disk, no store (rc $rc: $(tail -c 200 "$out/second-nostore.out"))"
 fi
 # The line drops mid-transfer (the tool killed once the hypervisor took
 # the first chunk): no VM is half there; the next import --resume goes on

@@ -28,7 +28,7 @@ static void walk(const uint8_t *file, size_t size)
 	struct savefile_run run;
 	struct savefile_error err;
 	struct savefile_header header;
-	uint64_t covered = 0;
+	uint64_t covered = 0, disk_covered = 0;
 
 	struct savefile_record config;
 	bool header_read = savefile_read_header(file, size, &header, &err);
@@ -49,16 +49,22 @@ static void walk(const uint8_t *file, size_t size)
 	    strcmp(header.name, r.walk.header.name) != 0)
 		abort();
 	while (savefile_next(&r, &rec)) {
-		if (rec.type != SAVEFILE_MEMORY)
+		if (rec.type != SAVEFILE_MEMORY && rec.type != SAVEFILE_DISK_RUN)
 			continue;
 		if (!savefile_memory_run(&rec, &run, &err))
 			abort(); /* savefile_open accepted it */
-		covered += (uint64_t)run.pages * SAVEFILE_PAGE_SIZE;
+		if (rec.type == SAVEFILE_MEMORY)
+			covered += (uint64_t)run.pages * SAVEFILE_PAGE_SIZE;
+		else
+			disk_covered += (uint64_t)run.pages * SAVEFILE_PAGE_SIZE;
 		if (run.encoding == SAVEFILE_RUN_ZERO)
 			continue;
 		savefile_run_decode(&run, pages, (size_t)run.pages * SAVEFILE_PAGE_SIZE, &err);
 	}
-	if (covered != r.walk.header.ram_bytes)
+	/* The disk's runs cover its whole pages, and a disk of none has none. */
+	if (covered != r.walk.header.ram_bytes ||
+	    disk_covered != (r.walk.disk_bytes + SAVEFILE_PAGE_SIZE - 1) / SAVEFILE_PAGE_SIZE *
+				    SAVEFILE_PAGE_SIZE)
 		abort();
 }
 

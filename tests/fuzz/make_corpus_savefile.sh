@@ -3,7 +3,8 @@
 # (tests/fuzz/corpus/savefile, tests/fuzz/corpus/lz) with the real writer
 # (vmm/savefile.c), built here on the host: small save files (one vCPU,
 # a device, console history, RAM of zero, text, page-table-like and random
-# pages; two vCPUs and four NICs; a skippable record of a later type) and
+# pages; two vCPUs and four NICs; a skippable record of a later type; a
+# disk carried after the memory, as export --with-disk writes it) and
 # the compressed blocks of their pages. Run it again after changing the
 # format.
 set -euo pipefail
@@ -45,7 +46,8 @@ static void fill(size_t pages, const int *kinds)
 					    kinds[p] == 2 ? (i % 8 == 0 ? (uint8_t)(p + i / 8) : 0) : (uint8_t)rand();
 }
 
-static void save(const char *path, size_t pages, unsigned vcpus, unsigned nics, int later)
+static void save(const char *path, size_t pages, unsigned vcpus, unsigned nics, int later,
+		 uint64_t disk_bytes)
 {
 	struct savefile_buffer buf = { .data = file, .capacity = sizeof(file) };
 	struct savefile_header h = { .name = "count", .ram_bytes = pages * PAGE, .vcpus = vcpus,
@@ -65,7 +67,17 @@ static void save(const char *path, size_t pages, unsigned vcpus, unsigned nics, 
 	if (!savefile_write_device(&w, pit, sizeof(pit)) ||
 	    !savefile_write_record(&w, SAVEFILE_CONSOLE, 0, (const uint8_t *)"$ ", 2) ||
 	    (later && !savefile_write_record(&w, 0x0100, 0, (const uint8_t *)"later", 5)) ||
-	    !savefile_write_memory(&w, ram, pages, &ws, scratch) || !savefile_finish(&w))
+	    !savefile_write_memory(&w, ram, pages, &ws, scratch))
+		exit(1);
+	/* The disk: RAM's first pages again, the last one's tail past the size zeroed. */
+	if (disk_bytes) {
+		uint64_t disk_pages = (disk_bytes + PAGE - 1) / PAGE;
+		memset(ram + disk_bytes, 0, disk_pages * PAGE - disk_bytes);
+		if (!savefile_write_disk(&w, disk_bytes) ||
+		    !savefile_write_disk_pages(&w, ram, disk_pages, &ws, scratch))
+			exit(1);
+	}
+	if (!savefile_finish(&w))
 		exit(1);
 	put(path, file, buf.size);
 }
@@ -81,12 +93,14 @@ int main(int argc, char **argv)
 	lz_workspace_init(&ws);
 	fill(4, small);
 	snprintf(path, sizeof(path), "%s/savefile/small", argv[1]);
-	save(path, 4, 1, 1, 0);
+	save(path, 4, 1, 1, 0, 0);
 	snprintf(path, sizeof(path), "%s/savefile/later_record", argv[1]);
-	save(path, 4, 2, 4, 1);
+	save(path, 4, 2, 4, 1, 0);
 	fill(8, mixed);
 	snprintf(path, sizeof(path), "%s/savefile/mixed", argv[1]);
-	save(path, 8, 1, 2, 0);
+	save(path, 8, 1, 2, 0, 0);
+	snprintf(path, sizeof(path), "%s/savefile/with_disk", argv[1]);
+	save(path, 8, 1, 1, 0, 3 * PAGE - 1536);
 	for (int kind = 1; kind <= 2; kind++) {
 		int kinds[4] = { kind, kind, kind, kind };
 

@@ -102,10 +102,53 @@ const char *store_host_status(void)
 	return "none: no store configured (disks are RAM copies)";
 }
 
+/* Whether there is a store: its disks are the list below. */
+static bool store_present;
+static struct store_host_disk disks[4];
+static unsigned disk_count;
+
 enum store_disk_state store_host_disk_state(const char *name)
 {
+	if (!store_present)
+		return STORE_DISK_NO_STORE;
+	for (unsigned i = 0; i < disk_count; i++)
+		if (!strcmp(disks[i].name, name))
+			return disks[i].vm_id >= 0 ? STORE_DISK_TAKEN : STORE_DISK_FREE;
+	return STORE_DISK_MISSING;
+}
+
+/* A disk an import writes: its bytes here; writes fail from write_fails_at on. */
+static uint8_t imported_disk[256 * 1024];
+static uint64_t write_fails_at = UINT64_MAX;
+
+int store_host_import_disk_begin(const char *name, uint64_t bytes, char *why, size_t why_size)
+{
+	if (!store_present || bytes > sizeof(imported_disk) || disk_count == 4) {
+		snprintf(why, why_size, "no room");
+		return STORE_HOST_NO_SPACE;
+	}
+	memset(imported_disk, 0xee, sizeof(imported_disk)); /* a store's blocks are not zeroed */
+	disks[disk_count] = (struct store_host_disk){ .bytes = bytes, .vm_id = -1 };
+	snprintf(disks[disk_count++].name, sizeof(disks[0].name), "%s", name);
+	return 0;
+}
+
+bool store_host_import_disk_write(const char *name, uint64_t offset, const void *buf,
+				  uint64_t len)
+{
 	(void)name;
-	return STORE_DISK_NO_STORE;
+	if (offset + len > write_fails_at || offset + len > sizeof(imported_disk))
+		return false;
+	memcpy(imported_disk + offset, buf, len);
+	return true;
+}
+
+int store_host_import_disk_end(const char *name, char *why, size_t why_size)
+{
+	(void)name;
+	(void)why;
+	(void)why_size;
+	return 0;
 }
 
 /* The store's saved states, as the boot after a host reboot finds them. */
@@ -147,8 +190,6 @@ bool store_host_has_saved(const char *vm_name)
 }
 
 /* The store's disks (vmm/storage/store_host.c): a list; "busy" while one is being made. */
-static struct store_host_disk disks[4];
-static unsigned disk_count;
 static bool disk_making;
 
 int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t why_size)
@@ -1058,6 +1099,19 @@ static uint16_t import_chunk(const char *vm, uint64_t size, uint64_t offset, con
 	return call(API_REQ_IMPORT_VIRTUAL_MACHINE);
 }
 
+/* The first chunk with an option of the import (tag API_TAG_NET: --network, STORE_DISK: --disk). */
+static uint16_t import_first_with(const char *vm, uint8_t tag, const char *value, uint64_t size,
+				  const uint8_t *data, size_t n)
+{
+	begin();
+	tlv_put_str(&w, API_TAG_VM, vm);
+	tlv_put_str(&w, tag, value);
+	tlv_put_u64(&w, API_TAG_SAVED_SIZE, size);
+	tlv_put_u64(&w, API_TAG_OFFSET, 0);
+	tlv_put(&w, API_TAG_DATA, data, n);
+	return call(API_REQ_IMPORT_VIRTUAL_MACHINE);
+}
+
 /* Sends data[from..size) in chunks; returns the first error, or the last answer's. */
 static uint16_t import_rest(const char *vm, const uint8_t *data, size_t size, size_t from)
 {
@@ -1187,13 +1241,8 @@ static void test_export_and_import(void **state)
 	page_alloc_free(&pages, hoard, hoarded);
 
 	/* --network puts the adapters on a network that is here. */
-	begin();
-	tlv_put_str(&w, API_TAG_VM, "far");
-	tlv_put_str(&w, API_TAG_NET, "lan");
-	tlv_put_u64(&w, API_TAG_SAVED_SIZE, other);
-	tlv_put_u64(&w, API_TAG_OFFSET, 0);
-	tlv_put(&w, API_TAG_DATA, elsewhere, 800);
-	assert_int_equal(call(API_REQ_IMPORT_VIRTUAL_MACHINE), API_E_OK);
+	assert_int_equal(import_first_with("far", API_TAG_NET, "lan", other, elsewhere, 800),
+			 API_E_OK);
 	assert_int_equal(import_rest("far", elsewhere, other, 800), API_E_OK);
 	struct vm *far = vm_called("far");
 	nic = nic_get(far->id, 0);
@@ -1211,6 +1260,155 @@ static void test_export_and_import(void **state)
 	assert_message("has a disk, which the file does not carry");
 	assert_int_equal(pages.free_pages, free_before);
 	assert_no_vm_named("disked");
+	guest->saved = (struct vm_saved){ 0 };
+	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
+}
+
+/* The chunks ExportSavedState gives for vm, with_disk or not, into out; the file's size. */
+static size_t export_all(const char *vm, bool with_disk, uint8_t *out, size_t cap)
+{
+	size_t have = 0, size = 1;
+
+	while (have < size) {
+		const uint8_t *data;
+		size_t n;
+		begin();
+		tlv_put_str(&w, API_TAG_VM, vm);
+		tlv_put_u64(&w, API_TAG_OFFSET, have);
+		if (with_disk)
+			tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
+		assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_OK);
+		assert_int_equal(tlv_get_bytes(last()->payload, last()->len, API_TAG_DATA, &data, &n),
+				 TLV_OK);
+		size = answer_uint(API_TAG_SAVED_SIZE);
+		assert_true(size <= cap && n > 0);
+		memcpy(out + have, data, n);
+		have += n;
+	}
+	return size;
+}
+
+/*
+ * A VM moved with its disk (export --with-disk): the exported file carries
+ * the disk after the saved state; an import makes it a store disk, which
+ * the new VM's configuration and saved file name, and keeps none of it
+ * when the store lacks room, writing fails, or there is no store.
+ */
+static void test_export_and_import_with_disk(void **state)
+{
+	static uint8_t file[64 * 1024], got[256 * 1024], disk_bytes[80 * 1024];
+	static uint8_t *chunk_table[2];
+	struct vm *guest = vm_called("guest");
+	const uint64_t disk_size = sizeof(disk_bytes) - 3 * 512; /* not whole pages */
+	struct savefile_reader r;
+	struct savefile_error err;
+	struct savefile_record rec;
+	struct tlv t;
+	(void)state;
+
+	save_file_disk = "data.img";
+	size_t size = make_save_file(file, sizeof(file), guest->boot->ram_bytes, "lan");
+	save_file_disk = NULL;
+	if (guest->state == VM_STATE_TURNED_OFF)
+		assert_int_equal(call_vm(API_REQ_STARTUP, "guest"), API_E_OK);
+	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_OK);
+	guest->saved = (struct vm_saved){ .base = (uint64_t)(uintptr_t)file, .bytes = size,
+					  .saved_at = 1767225600 };
+
+	/* A VM without a disk has none to carry. */
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "guest");
+	tlv_put_u64(&w, API_TAG_OFFSET, 0);
+	tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
+	assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_INVALID_ARGUMENT);
+	assert_message("has no disk to carry");
+
+	for (size_t i = 0; i < sizeof(disk_bytes); i++)
+		disk_bytes[i] = i < 8192 ? 0 : (uint8_t)((i * 2654435761u) >> 13);
+	const struct disk_chunk_alloc no_chunks = { 0 }; /* read only: the export writes nothing */
+	disk_init(&guest->disk, disk_bytes, disk_size, chunk_table, &no_chunks);
+	/* The file is made at offset 0, kept for the chunks after, dropped when abandoned. */
+	uint64_t free_before = pages.free_pages;
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "guest");
+	tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
+	assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_OK);
+	assert_true(pages.free_pages < free_before);
+	now_ns += 10ull * 60 * 1000000000 + 1;
+	control_poll();
+	assert_int_equal(pages.free_pages, free_before);
+	/* Whole, then dropped with its last chunk. */
+	size_t moved_size = export_all("guest", true, got, sizeof(got));
+	assert_int_equal(pages.free_pages, free_before);
+	assert_true(savefile_open(&r, got, moved_size, &err));
+	assert_int_equal(r.walk.disk_bytes, disk_size);
+	assert_true(moved_size < size + disk_size);
+	/* Without with_disk the same VM's file is the saved state alone. */
+	assert_int_equal(export_all("guest", false, got + moved_size, sizeof(got) - moved_size),
+			 size);
+	uint64_t said = 0;
+	while (savefile_next(&r, &rec))
+		if (rec.type == SAVEFILE_CONFIG)
+			tlv_get_u64(rec.payload, rec.size, API_TAG_DISK_SIZE, &said);
+	assert_int_equal(said, disk_size);
+
+	/* No store here: refused from the first chunk. */
+	assert_int_equal(import_chunk("moved", moved_size, 0, got, 800), API_E_NOT_SUPPORTED);
+	assert_message("no store here");
+	assert_int_equal(pages.free_pages, free_before);
+
+	/* The drive fails half-way: no disk, no VM, no memory kept. */
+	store_present = true;
+	unsigned disks_before = disk_count;
+	write_fails_at = 40 * 1024;
+	assert_int_equal(import_rest("moved", got, moved_size, 0), API_E_NO_RESOURCES);
+	assert_message("its disk 'moved' is not written");
+	assert_int_equal(disk_count, disks_before);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_no_vm_named("moved");
+	write_fails_at = UINT64_MAX;
+
+	/* The disk becomes store disk 'moved' (the VM's name: it was a library disk). */
+	assert_int_equal(import_rest("moved", got, moved_size, 0), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_NEXT_OFFSET), moved_size);
+	struct vm *moved = vm_called("moved");
+	assert_int_equal(moved->state, VM_STATE_SAVED);
+	assert_string_equal(moved->cfg->store_disk, "moved");
+	assert_string_equal(moved->cfg->disk, "");
+	assert_int_equal(disk_count, disks_before + 1);
+	assert_memory_equal(imported_disk, disk_bytes, disk_size);
+	/* Its saved file is what a Save here writes: no disk, the configuration naming its own. */
+	assert_true(savefile_open(&r, (const uint8_t *)(uintptr_t)moved->saved.base,
+				  moved->saved.bytes, &err));
+	assert_int_equal(r.walk.disk_bytes, 0);
+	while (savefile_next(&r, &rec))
+		if (rec.type == SAVEFILE_CONFIG) {
+			char name[32] = "";
+			assert_int_equal(tlv_get_str(rec.payload, rec.size, API_TAG_STORE_DISK, name,
+						     sizeof(name)), TLV_OK);
+			assert_string_equal(name, "moved");
+			assert_int_not_equal(tlv_find(rec.payload, rec.size, API_TAG_DISK, &t), TLV_OK);
+			assert_int_not_equal(tlv_find(rec.payload, rec.size, API_TAG_DISK_SIZE, &t),
+					     TLV_OK);
+		}
+
+	/* A second import may not take that disk's name; --disk gives another. */
+	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_INVALID_STATE);
+	moved->state = VM_STATE_TURNED_OFF;
+	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_OK);
+	assert_int_equal(import_chunk("moved", moved_size, 0, got, 800), API_E_ALREADY_EXISTS);
+	assert_message("name another with --disk");
+	assert_int_equal(import_first_with("moved", API_TAG_STORE_DISK, "moved-2", moved_size, got,
+					   800), API_E_OK);
+	assert_int_equal(import_rest("moved", got, moved_size, 800), API_E_OK);
+	assert_string_equal(vm_called("moved")->cfg->store_disk, "moved-2");
+	vm_called("moved")->state = VM_STATE_TURNED_OFF;
+	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_OK);
+
+	/* Tidy up. */
+	disk_count = disks_before;
+	store_present = false;
+	guest->disk = (struct disk){ 0 };
 	guest->saved = (struct vm_saved){ 0 };
 	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
 }
@@ -1840,6 +2038,7 @@ int main(void)
 		cmocka_unit_test(test_networks),
 		cmocka_unit_test(test_state_changes),
 		cmocka_unit_test(test_export_and_import),
+		cmocka_unit_test(test_export_and_import_with_disk),
 		cmocka_unit_test(test_saved_states_from_the_store),
 		cmocka_unit_test(test_virtual_hard_disks),
 		cmocka_unit_test(test_get_state),

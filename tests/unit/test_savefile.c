@@ -488,7 +488,7 @@ static void test_hostile_memory_run(void **state)
 	while (savefile_memory_run(&rec, &run, &err) && run.encoding != SAVEFILE_RUN_LZ)
 		assert_true(savefile_next(&r, &rec));
 	assert_false(savefile_run_decode(&run, restored, run.pages * PAGE, &err));
-	assert_non_null(strstr(err.text, "memory run at GPA 0x1000: "));
+	assert_non_null(strstr(err.text, "run at 0x1000: "));
 }
 
 static void test_header_rules(void **state)
@@ -594,6 +594,93 @@ static void test_writer_rules(void **state)
 	assert_true(tiny.size <= sizeof(small));
 }
 
+static uint8_t moved[FILE_MAX];
+static struct savefile_buffer moved_buf;
+
+/* A writer into moved with the file's records copied into it, footer not written. */
+static void copy_into_moved(struct savefile_writer *mw, size_t size)
+{
+	struct savefile_record rec;
+
+	moved_buf = (struct savefile_buffer){ .data = moved, .capacity = sizeof(moved) };
+	assert_true(savefile_open(&r, file, size, &err));
+	assert_true(savefile_writer_init(mw, savefile_buffer_sink, &moved_buf));
+	assert_true(savefile_write_header(mw, &r.walk.header));
+	while (savefile_next(&r, &rec))
+		assert_true(savefile_copy_record(mw, &rec));
+}
+
+/*
+ * A move with the disk (vmmctl export --with-disk): a file copied record
+ * by record, then a disk of 5 sectors and a half-zero page written after
+ * it, read back, and the disk records' rules.
+ */
+static void test_disk_carried(void **state)
+{
+	static uint8_t disk[3 * PAGE];
+	struct savefile_writer mw;
+	struct savefile_record rec;
+	struct savefile_run run;
+	uint64_t disk_bytes = 2 * PAGE + 5 * SAVEFILE_DISK_SECTOR, at = 0;
+	size_t size;
+	unsigned runs = 0;
+
+	(void)state;
+	size = write_small_file();
+	memset(disk, 0, sizeof(disk));
+	for (size_t i = 2 * PAGE; i < disk_bytes; i++)
+		disk[i] = random_byte();
+	lz_workspace_init(&ws);
+	copy_into_moved(&mw, size);
+	assert_true(savefile_write_disk(&mw, disk_bytes));
+	assert_true(savefile_write_disk_pages(&mw, disk, 1, &ws, scratch));
+	assert_true(savefile_write_disk_pages(&mw, disk + PAGE, 2, &ws, scratch));
+	assert_true(savefile_finish(&mw));
+	assert_true(moved_buf.size <= size + savefile_disk_bound(disk_bytes));
+
+	assert_true(savefile_open(&r, moved, moved_buf.size, &err));
+	assert_int_equal(r.walk.disk_bytes, disk_bytes);
+	while (savefile_next(&r, &rec)) {
+		if (rec.type != SAVEFILE_DISK_RUN)
+			continue;
+		assert_true(savefile_memory_run(&rec, &run, &err));
+		assert_int_equal(run.gpa, at);
+		if (run.encoding != SAVEFILE_RUN_ZERO)
+			assert_true(savefile_run_decode(&run, restored, run.pages * PAGE, &err));
+		else
+			memset(restored, 0, run.pages * PAGE);
+		assert_memory_equal(restored, disk + at, run.pages * PAGE);
+		at += run.pages * PAGE;
+		runs++;
+	}
+	assert_int_equal(at, 3 * PAGE);
+	assert_int_equal(runs, 3); /* two zero pages, one a piece (runs do not span pieces), data */
+
+	/* The footer wants the whole disk; runs want a disk record before them. */
+	copy_into_moved(&mw, size);
+	assert_false(savefile_write_disk_pages(&mw, disk, 1, &ws, scratch));
+	assert_string_equal(mw.error.text, "disk run: a disk run without a disk record before it");
+
+	copy_into_moved(&mw, size);
+	assert_true(savefile_write_disk(&mw, disk_bytes));
+	assert_true(savefile_write_disk_pages(&mw, disk, 2, &ws, scratch));
+	assert_false(savefile_finish(&mw));
+	assert_string_equal(mw.error.text, "disk runs cover 8192 of the disk's 12288 bytes");
+
+	copy_into_moved(&mw, size);
+	assert_false(savefile_write_disk(&mw, 1000));
+	assert_non_null(strstr(mw.error.text, "a disk of 1000 bytes (whole 512-byte sectors"));
+
+	copy_into_moved(&mw, size);
+	assert_true(savefile_write_disk(&mw, PAGE));
+	assert_false(savefile_write_disk(&mw, PAGE));
+	assert_non_null(strstr(mw.error.text, "a second disk"));
+
+	/* Runs go through their own calls, not as any record. */
+	copy_into_moved(&mw, size);
+	assert_false(savefile_write_record(&mw, SAVEFILE_DISK_RUN, 1, moved, 16));
+}
+
 static void test_cpu_features(void **state)
 {
 	uint64_t host = 1u << SAVEFILE_CPU_SSE4_2 | 1u << SAVEFILE_CPU_AES;
@@ -629,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_memory_run),
 		cmocka_unit_test(test_header_rules),
 		cmocka_unit_test(test_writer_rules),
+		cmocka_unit_test(test_disk_carried),
 		cmocka_unit_test(test_cpu_features),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -355,6 +355,11 @@ static void test_parse_every_subcommand(void **state)
 	assert_string_equal(parsed.local.file, "web.vmsave");
 	assert_string_equal(parsed.local.vm, "web2");
 	assert_true(parsed.local.resume);
+	assert_int_equal(PARSE("export", "web", "web.vmsave", "--with-disk"), VMMCTL_EXIT_OK);
+	assert_true(parsed.local.with_disk);
+	assert_int_equal(PARSE("import", "web.vmsave", "--disk", "web-disk"), VMMCTL_EXIT_OK);
+	assert_string_equal(parsed.local.disk, "web-disk");
+	assert_int_equal(PARSE("import", "web.vmsave", "--with-disk"), VMMCTL_EXIT_USAGE);
 	assert_int_equal(PARSE("import"), VMMCTL_EXIT_USAGE);
 	for (unsigned code = 1; code < 256; code++)
 		if (api_request_name((uint16_t)code))

@@ -406,19 +406,13 @@ static struct making {
 	bool active;
 } making;
 
-int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t why_size)
+/* A disk object of bytes, of kind STORE_NEW_DISK (a boot drops it) until made whole. */
+static int new_disk_object(const char *name, uint64_t bytes, char *why, size_t why_size)
 {
 	struct store_object o;
 
 	if (!writable(why, why_size))
 		return STORE_HOST_NO_STORE;
-	if (making.active) {
-		fmt_snprintf(why, why_size, "disk '%s' is being made (%llu%%): one at a time",
-			     making.name,
-			     (unsigned long long)(making.done * 100 /
-						  store_find(&store, making.name)->bytes));
-		return STORE_HOST_BUSY;
-	}
 	if (bytes < BLOCK_SECTOR || bytes % BLOCK_SECTOR) {
 		fmt_snprintf(why, why_size, "a disk is whole 512-byte sectors, at least one");
 		return STORE_HOST_INVALID;
@@ -438,10 +432,60 @@ int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t w
 	}
 	if (store_commit_add(&store, &o, why, why_size) != STORE_OK)
 		return STORE_HOST_NO_STORE;
+	return 0;
+}
+
+/* A disk object written whole: flushed, then committed as a disk. */
+static bool disk_made(const char *name, char *why, size_t why_size)
+{
+	if (!dev_flush(NULL)) {
+		fmt_snprintf(why, why_size, "the drive's cache was not flushed (%s)", disk.why);
+		return false;
+	}
+	return store_commit_set_kind(&store, name, STORE_DISK, why, why_size) == STORE_OK;
+}
+
+int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t why_size)
+{
+	int e;
+
+	if (!writable(why, why_size))
+		return STORE_HOST_NO_STORE;
+	if (making.active) {
+		fmt_snprintf(why, why_size, "disk '%s' is being made (%llu%%): one at a time",
+			     making.name,
+			     (unsigned long long)(making.done * 100 /
+						  store_find(&store, making.name)->bytes));
+		return STORE_HOST_BUSY;
+	}
+	if ((e = new_disk_object(name, bytes, why, why_size)))
+		return e;
 	making = (struct making){ .active = true };
 	memcpy(making.name, name, strlen(name) + 1);
 	log_info("store: disk '%s' of %llu MiB being made (zeroed first)", name,
 		 (unsigned long long)(bytes >> 20));
+	return 0;
+}
+
+int store_host_import_disk_begin(const char *name, uint64_t bytes, char *why, size_t why_size)
+{
+	return new_disk_object(name, bytes, why, why_size);
+}
+
+bool store_host_import_disk_write(const char *name, uint64_t offset, const void *buf,
+				  uint64_t len)
+{
+	const struct store_object *o = store_find(&store, name);
+
+	return o && o->kind == STORE_NEW_DISK &&
+	       object_io(o, offset, (uint8_t *)(uintptr_t)buf, len, true);
+}
+
+int store_host_import_disk_end(const char *name, char *why, size_t why_size)
+{
+	if (!disk_made(name, why, why_size))
+		return STORE_HOST_NO_STORE;
+	log_info("store: disk '%s' imported", name);
 	return 0;
 }
 
@@ -468,10 +512,9 @@ bool store_host_poll(void)
 	if (making.done < o->bytes)
 		return true;
 	making.active = false;
-	if (!dev_flush(NULL) ||
-	    store_commit_set_kind(&store, making.name, STORE_DISK, why, sizeof(why)) != STORE_OK) {
+	if (!disk_made(making.name, why, sizeof(why))) {
 		log_err("store: disk '%s' zeroed, but not committed as a disk (%s)", making.name,
-			disk.why);
+			why);
 		return false;
 	}
 	log_info("store: disk '%s' made: %llu MiB, zeroed", making.name,
