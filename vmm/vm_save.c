@@ -197,6 +197,12 @@ static enum savefile_boot_mode boot_mode(enum vm_boot_mode mode)
 	       mode == VM_BOOT_LINUX ? SAVEFILE_BOOT_LINUX : SAVEFILE_BOOT_LONG;
 }
 
+/*
+ * The header holds every adapter a VM can have, so encode_config's walk
+ * of the adapters gives one allow_macs per header adapter, in its order.
+ */
+_Static_assert(SAVEFILE_NICS_MAX == CFG_MAX_NICS, "the header holds every adapter");
+
 static void fill_header(const struct vm *vm, struct savefile_header *h)
 {
 	*h = (struct savefile_header){
@@ -207,7 +213,7 @@ static void fill_header(const struct vm *vm, struct savefile_header *h)
 		.saved_at = clock_wallclock_s(),
 	};
 	fmt_snprintf(h->name, sizeof(h->name), "%s", vm->cfg->name);
-	for (unsigned i = 0; i < CFG_MAX_NICS && h->nic_count < SAVEFILE_NICS_MAX; i++) {
+	for (unsigned i = 0; i < CFG_MAX_NICS; i++) {
 		const struct nic_info *nic = nic_get(vm->id, i);
 		if (!nic || !nic->present)
 			continue;
