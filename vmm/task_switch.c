@@ -17,6 +17,7 @@
 #define TYPE_DATA_WRITABLE 0x2
 #define TYPE_CODE_READABLE 0x2
 #define TYPE_CODE_CONFORMING 0x4
+#define TYPE_DATA_EXPAND_DOWN 0x4
 #define TYPE_CODE 0x8
 
 #define SELECTOR_RPL 3u
@@ -122,7 +123,7 @@ static int write_access_byte(const struct task_cpu *cpu, const struct task_mem *
 			     const struct descriptor *d, uint32_t *pf_error)
 {
 	return mem->write(mem->ctx, cpu, d->linear + DESC_ACCESS_BYTE, &d->raw[DESC_ACCESS_BYTE],
-			  1, pf_error);
+			  1, false, pf_error);
 }
 
 /* A little-endian field of width bytes (2 or 4). */
@@ -315,22 +316,47 @@ static enum task_switch_result check_new_tss(const struct task_cpu *cpu,
 }
 
 /*
+ * Whether width bytes at offset lie inside the stack segment (SDM Vol. 3A
+ * 5.3): an expand-up segment's offsets are 0..limit, an expand-down one's
+ * limit + 1 up to FFFFH, or FFFFFFFFH with its B flag.
+ */
+static bool on_stack(const struct segment_state *ss, uint32_t offset, unsigned width)
+{
+	uint64_t last = (uint64_t)offset + width - 1;
+
+	if (ss->attributes & TYPE_DATA_EXPAND_DOWN)
+		return offset > ss->limit &&
+		       last <= ((ss->attributes & SEG_ATTR_DB) ? 0xffffffffu : 0xffffu);
+	return last <= ss->limit;
+}
+
+/*
  * Pushes an exception's error code on the new task's stack (SDM 6.12.2):
  * a word into a 16-bit task, a doubleword into a 32-bit one, as wide as
  * the gate (6.13), which for a task gate is its TSS's format; SP or ESP
- * as the stack segment's B flag says (3.4.5).
+ * as the stack segment's B flag says (3.4.5). It is the new task's own
+ * push: checked against its stack's limit, #SS(EXT) past it (the INT n
+ * pseudocode's task-gate path: the error code is EXT, 1, as the fault
+ * comes while an exception is delivered), and a user access at CPL 3.
  */
 static enum task_switch_result push_error_code_on(struct task_cpu *cpu,
 						  const struct task_mem *mem, unsigned width,
 						  uint32_t error_code, struct task_switch_fault *f)
 {
-	uint32_t sp_mask = (cpu->seg[SEG_SS].attributes & SEG_ATTR_DB) ? 0xffffffffu : 0xffffu;
+	const struct segment_state *ss = &cpu->seg[SEG_SS];
+	uint32_t sp_mask = (ss->attributes & SEG_ATTR_DB) ? 0xffffffffu : 0xffffu;
 	uint32_t esp = (cpu->gpr[4] & ~sp_mask) | ((cpu->gpr[4] - width) & sp_mask);
-	uint32_t linear = (uint32_t)(cpu->seg[SEG_SS].base + (esp & sp_mask)), pf_error = 0;
+	uint32_t linear = (uint32_t)(ss->base + (esp & sp_mask)), pf_error = 0;
+	bool user = (cpu->seg[SEG_CS].selector & SELECTOR_RPL) == 3 || (cpu->eflags & EFLAGS_VM);
 	uint8_t code[4];
 
+	if (!on_stack(ss, esp & sp_mask, width)) {
+		*f = (struct task_switch_fault){ .vector = VECTOR_SS, .has_error_code = true,
+						 .error_code = 1 };
+		return TASK_SWITCH_FAULT;
+	}
 	put_field(code, width, error_code);
-	int status = mem->write(mem->ctx, cpu, linear, code, width, &pf_error);
+	int status = mem->write(mem->ctx, cpu, linear, code, width, user, &pf_error);
 	if (status)
 		return memory_fault(status, linear, pf_error, f);
 	cpu->gpr[4] = esp;
@@ -387,7 +413,8 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 		put_field(saved + old_tss->seg - old_tss->ip + w * i, w,
 			  cpu->seg[tss_order[i]].selector);
 	uint32_t saved_at = (uint32_t)old_tr.base + old_tss->ip;
-	status = mem->write(mem->ctx, cpu, saved_at, saved, old_tss->ldt - old_tss->ip, &pf_error);
+	status = mem->write(mem->ctx, cpu, saved_at, saved, old_tss->ldt - old_tss->ip, false,
+			    &pf_error);
 	if (status)
 		return memory_fault(status, saved_at, pf_error, fault);
 	if (source == TASK_SWITCH_JMP || source == TASK_SWITCH_IRET) {
@@ -406,7 +433,7 @@ enum task_switch_result task_switch(struct task_cpu *cpu, uint16_t selector,
 		uint8_t link[2] = { (uint8_t)old_tr.selector, (uint8_t)(old_tr.selector >> 8) };
 		new_eflags |= EFLAGS_NT;
 		status = mem->write(mem->ctx, cpu, (uint32_t)new_tr.base + tss->link, link,
-				    sizeof(link), &pf_error);
+				    sizeof(link), false, &pf_error);
 		if (status)
 			return memory_fault(status, (uint32_t)new_tr.base, pf_error, fault);
 	}

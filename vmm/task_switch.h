@@ -46,14 +46,17 @@ enum task_switch_source {
 /*
  * The guest's linear memory (with its paging as task_cpu says, by the
  * caller): 0, or -1 with *pf_error set for a page fault at that address,
- * or -2 when the bytes are not guest RAM.
+ * or -2 when the bytes are not guest RAM. Reads and writes of TSSs and
+ * descriptor tables are supervisor accesses whatever the CPL (SDM Vol. 3A
+ * 4.6); a write with user set is one the new task makes at CPL 3 (the
+ * error code pushed on its stack).
  */
 struct task_mem {
 	void *ctx;
 	int (*read)(void *ctx, const struct task_cpu *cpu, uint32_t linear, void *buf,
 		    unsigned len, uint32_t *pf_error);
 	int (*write)(void *ctx, const struct task_cpu *cpu, uint32_t linear, const void *buf,
-		     unsigned len, uint32_t *pf_error);
+		     unsigned len, bool user, uint32_t *pf_error);
 };
 
 enum task_switch_result {

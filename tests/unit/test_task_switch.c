@@ -34,7 +34,9 @@
 #define SEL_16B 0x40
 #define SEL_CODE16 0x48
 #define SEL_DATA16 0x50
-#define GDT_ENTRIES 11
+#define SEL_DATA_SMALL 0x58 /* 32-bit, expand-up, limit 0xfff */
+#define SEL_DATA_DOWN 0x60  /* 32-bit, expand-down, limit 0xfff: offsets 0x1000 and up */
+#define GDT_ENTRIES 13
 
 static uint8_t mem[MEM_SIZE];
 static uint32_t fault_page = ~0u; /* accesses to this 4-KiB page are #PF */
@@ -59,11 +61,15 @@ static int mem_read(void *ctx, const struct task_cpu *cpu, uint32_t linear, void
 	return status;
 }
 
+/* Whether the last write was the new task's own (a user access). */
+static bool last_write_user;
+
 static int mem_write(void *ctx, const struct task_cpu *cpu, uint32_t linear, const void *buf,
-		     unsigned len, uint32_t *pf_error)
+		     unsigned len, bool user, uint32_t *pf_error)
 {
 	(void)ctx;
 	(void)cpu;
+	last_write_user = user;
 	int status = access(linear, len, pf_error);
 	if (!status)
 		memcpy(mem + linear, buf, len);
@@ -157,6 +163,8 @@ static int setup(void **state)
 	put_descriptor(SEL_16B, TSS_16B, 0x2b, 0x81, 0);
 	put_descriptor(SEL_CODE16, 0, 0xffff, 0x9b, 0);
 	put_descriptor(SEL_DATA16, 0, 0xffff, 0x93, 0);
+	put_descriptor(SEL_DATA_SMALL, 0, 0xfff, 0x93, 0x40);
+	put_descriptor(SEL_DATA_DOWN, 0, 0xfff, 0x97, 0x40);
 	tss_init(TSS_B, 0xb000, STACK_B, SEL_CODE, SEL_DATA);
 	tss16_init(TSS_16, 0x0100, STACK_16, SEL_CODE16, SEL_DATA16);
 	tss16_init(TSS_16B, 0x0200, STACK_16 - 0x100, SEL_CODE16, SEL_DATA16);
@@ -268,8 +276,49 @@ static void test_gate_pushes_the_error_code(void **state)
 			 TASK_SWITCHED);
 	assert_int_equal(cpu.gpr[4], STACK_B - 4);
 	assert_int_equal(get32(STACK_B - 4), 0x7f8);
+	assert_false(last_write_user); /* CPL 0 */
 	assert_int_equal(get32(TSS_B + TSS32_LINK) & 0xffff, SEL_A);
 	assert_int_equal(get32(TSS_A + TSS32_EIP), 0xa000);
+}
+
+/*
+ * The error code is the new task's push: inside its stack segment's
+ * limit, expand-up or expand-down, else #SS with EXT after the commit
+ * (the new task holds the CPU; its stack pointer is as the TSS had it).
+ */
+static void test_error_code_push_checks_the_stack_limit(void **state)
+{
+	static const struct {
+		uint16_t ss;
+		uint32_t esp;
+		bool pushed;
+	} cases[] = {
+		{ SEL_DATA_SMALL, 0x1000, true },  /* the last doubleword, 0xffc..0xfff */
+		{ SEL_DATA_SMALL, 0x1002, false }, /* 0xffe..0x1001 crosses the limit */
+		{ SEL_DATA_DOWN, 0x2000, true },   /* 0x1ffc, above the limit */
+		{ SEL_DATA_DOWN, 0x1002, false },  /* 0xffe, at the limit */
+		{ SEL_DATA16, 0x0002, false },     /* a 16-bit SP wraps to 0xfffe, 0x10001 past it */
+	};
+	struct task_switch_fault fault;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setup(NULL);
+		tss_init(TSS_B, 0xb000, cases[i].esp, SEL_CODE, cases[i].ss);
+		enum task_switch_result r = task_switch(&cpu, SEL_B, TASK_SWITCH_GATE, 0xa000, true,
+							0x7f8, &task_mem, &fault);
+		if (cases[i].pushed) {
+			assert_int_equal(r, TASK_SWITCHED);
+			assert_int_equal(cpu.gpr[4], cases[i].esp - 4);
+			continue;
+		}
+		assert_int_equal(r, TASK_SWITCH_FAULT);
+		assert_int_equal(fault.vector, VECTOR_SS);
+		assert_true(fault.has_error_code);
+		assert_int_equal(fault.error_code, 1);
+		assert_int_equal(cpu.seg[SEG_TR].selector, SEL_B);
+		assert_int_equal(cpu.gpr[4], cases[i].esp);
+	}
 }
 
 static void assert_fault_before_commit(uint16_t selector, enum task_switch_source source,
@@ -345,6 +394,7 @@ static void test_virtual_8086_task(void **state)
 	/* A word of SP on a 16-bit stack, but a doubleword: the gate's TSS is 32-bit. */
 	assert_int_equal(cpu.gpr[4], 0x01fc);
 	assert_int_equal(get32(0x3800 + 0x01fc), 0x7f8);
+	assert_true(last_write_user); /* virtual-8086 mode: CPL 3 */
 
 	/* INT 0x41 in the virtual-8086 task, through a task gate to A. */
 	mem[GDT + SEL_A + 5] &= (uint8_t)~0x2; /* A as after a JMP away from it */
@@ -620,6 +670,7 @@ int main(void)
 		cmocka_unit_test_setup(test_debug_trap_bit, setup),
 		cmocka_unit_test_setup(test_jmp_frees_the_old_task, setup),
 		cmocka_unit_test_setup(test_gate_pushes_the_error_code, setup),
+		cmocka_unit_test_setup(test_error_code_push_checks_the_stack_limit, setup),
 		cmocka_unit_test_setup(test_bad_new_tss_faults_in_the_old_task, setup),
 		cmocka_unit_test_setup(test_page_fault, setup),
 		cmocka_unit_test_setup(test_virtual_8086_task, setup),

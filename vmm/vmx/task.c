@@ -29,9 +29,12 @@ struct linear_ctx {
 	unsigned maxphyaddr;
 };
 
-/* Supervisor accesses, as the CPU makes them to TSSs and descriptor tables. */
+/*
+ * Supervisor accesses, as the CPU makes them to TSSs and descriptor
+ * tables; a user one for the new task's own push at CPL 3.
+ */
 static int access_linear(struct linear_ctx *c, const struct task_cpu *cpu, uint32_t linear,
-			 uint8_t *buf, unsigned len, bool write, uint32_t *pf_error)
+			 uint8_t *buf, unsigned len, unsigned access, uint32_t *pf_error)
 {
 	const struct guest_paging pg = { cpu->cr0, cpu->cr3, c->cr4, c->efer, c->maxphyaddr };
 	const struct guest_mem mem = { c->vm, vm_read_ram };
@@ -41,13 +44,12 @@ static int access_linear(struct linear_ctx *c, const struct task_cpu *cpu, uint3
 		uint64_t gpa;
 		if (chunk > len)
 			chunk = len;
-		int status = guest_walk(&pg, &mem, linear, write ? GW_ACCESS_WRITE : 0, &gpa,
-					pf_error);
+		int status = guest_walk(&pg, &mem, linear, access, &gpa, pf_error);
 		if (status == GW_PAGE_FAULT)
 			return -1;
 		if (status != GW_OK || !vm_gpa_is_ram(c->vm, gpa, chunk))
 			return -2;
-		if (write)
+		if (access & GW_ACCESS_WRITE)
 			memcpy(vm_gpa_to_host(c->vm, gpa), buf, chunk);
 		else
 			memcpy(buf, vm_gpa_to_host(c->vm, gpa), chunk);
@@ -61,13 +63,14 @@ static int access_linear(struct linear_ctx *c, const struct task_cpu *cpu, uint3
 static int read_linear(void *ctx, const struct task_cpu *cpu, uint32_t linear, void *buf,
 		       unsigned len, uint32_t *pf_error)
 {
-	return access_linear(ctx, cpu, linear, buf, len, false, pf_error);
+	return access_linear(ctx, cpu, linear, buf, len, 0, pf_error);
 }
 
 static int write_linear(void *ctx, const struct task_cpu *cpu, uint32_t linear, const void *buf,
-			unsigned len, uint32_t *pf_error)
+			unsigned len, bool user, uint32_t *pf_error)
 {
-	return access_linear(ctx, cpu, linear, (uint8_t *)(uintptr_t)buf, len, true, pf_error);
+	return access_linear(ctx, cpu, linear, (uint8_t *)(uintptr_t)buf, len,
+			     GW_ACCESS_WRITE | (user ? GW_ACCESS_USER : 0), pf_error);
 }
 
 static void read_cpu(struct vcpu *vcpu, struct task_cpu *cpu)
