@@ -510,6 +510,7 @@ int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 		fmt_snprintf(why, why_size, "the saved state is damaged: %s", err.text);
 		return -1;
 	}
+	uint64_t checked = clock_ns();
 	if (r.walk.header.ram_bytes != vm->boot->ram_bytes) {
 		fmt_snprintf(why, why_size, "the saved state has %llu MiB of RAM, the VM %llu MiB",
 			     (unsigned long long)(r.walk.header.ram_bytes >> 20),
@@ -532,6 +533,7 @@ int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 	struct save_scratch *s = (struct save_scratch *)(uintptr_t)scratch_pa;
 	vcpu_state_power_on(&cpu);
 	int rc = load_records(vm, &r, &cpu, &own, s->run, sizeof(s->run), why, why_size);
+	uint64_t loaded = clock_ns();
 	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
 	if (rc)
 		return -1;
@@ -544,9 +546,13 @@ int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 	vm->vcpu.upcall_vector = own.upcall_vector;
 	vm->vcpu.upcall_pending = own.upcall_pending;
 	vm->vcpu.timer_deadline = own.timer_deadline;
-	log_info("vm '%s': state restored from %llu KiB, in %llu ms", vm->cfg->name,
+	/* Where a restore's time goes: the file's checks, then RAM decoded and devices loaded. */
+	log_info("vm '%s': state restored from %llu KiB, in %llu ms (the file checked in %llu ms, "
+		 "its records loaded in %llu ms)", vm->cfg->name,
 		 (unsigned long long)(vm->saved.bytes / 1024),
-		 (unsigned long long)((clock_ns() - started) / 1000000));
+		 (unsigned long long)((clock_ns() - started) / 1000000),
+		 (unsigned long long)((checked - started) / 1000000),
+		 (unsigned long long)((loaded - checked) / 1000000));
 	return 0;
 }
 
