@@ -158,7 +158,14 @@ static int copy_file(struct call *c, const struct vm_saved *from, config_edit ed
 
 	if (!savefile_open(&r, (const uint8_t *)(uintptr_t)from->base, from->bytes, &err))
 		return fail(c, API_E_INVALID_ARGUMENT, "%s: the file is refused: %s", rq, err.text);
-	uint64_t bound = from->bytes + sizeof(s->config) + (disk ? savefile_disk_bound(disk->size) : 0);
+	/* The copy leaves out a disk the file carries: no room for it, beside the file. */
+	uint64_t left_out = 0;
+	struct savefile_reader walk = r;
+	while (savefile_next(&walk, &rec))
+		if (rec.type == SAVEFILE_DISK || rec.type == SAVEFILE_DISK_RUN)
+			left_out += SAVEFILE_RECORD_HEADER_SIZE + rec.size;
+	uint64_t bound = from->bytes - left_out + sizeof(s->config) +
+			 (disk ? savefile_disk_bound(disk->size) : 0);
 	uint64_t pages = (bound + PAGE_SIZE - 1) / PAGE_SIZE;
 	if (page_alloc_alloc(boot->host_pages, pages, 1, &base))
 		return fail(c, API_E_NO_RESOURCES, "%s: no memory for a file of up to %llu KiB", rq,
@@ -174,7 +181,8 @@ static int copy_file(struct call *c, const struct vm_saved *from, config_edit ed
 			rec.payload = s->config;
 			if (!rec.size) {
 				fmt_snprintf(w.error.text, sizeof(w.error.text), "its configuration "
-					     "does not fit %zu bytes", sizeof(s->config));
+					     "is malformed or does not fit %zu bytes",
+					     sizeof(s->config));
 				ok = false;
 				break;
 			}
@@ -194,8 +202,11 @@ static int copy_file(struct call *c, const struct vm_saved *from, config_edit ed
 	return 0;
 }
 
-/* The configuration's tags into w (over out), but for the disk's: all of them, or only disk_size. */
-static void config_without_disk(const struct savefile_record *config, bool all,
+/*
+ * The configuration's tags into w (over out), but for the disk's: all of
+ * them, or only disk_size; false for a malformed one, which no copy hides.
+ */
+static bool config_without_disk(const struct savefile_record *config, bool all,
 				struct tlv_writer *w, uint8_t *out, size_t cap)
 {
 	struct tlv_reader r;
@@ -207,6 +218,7 @@ static void config_without_disk(const struct savefile_record *config, bool all,
 		if (t.tag != API_TAG_DISK_SIZE &&
 		    (!all || (t.tag != API_TAG_DISK && t.tag != API_TAG_STORE_DISK)))
 			tlv_put(w, t.tag, t.value, t.len);
+	return !r.malformed;
 }
 
 /* An exported configuration says the disk is in the file, and its size, for an import's first chunk. */
@@ -215,7 +227,8 @@ static size_t config_with_disk_size(const struct savefile_record *config, const 
 {
 	struct tlv_writer w;
 
-	config_without_disk(config, false, &w, out, cap);
+	if (!config_without_disk(config, false, &w, out, cap))
+		return 0;
 	tlv_put_u64(&w, API_TAG_DISK_SIZE, ((const struct disk *)ctx)->size);
 	return tlv_writer_ok(&w) ? w.len : 0;
 }
@@ -355,12 +368,13 @@ static int refuse_disk(struct call *c)
 }
 
 /*
- * The store disk a disk the file carries becomes: the import's own name
- * for it, else the disk's name in the file (a store disk's), else the
- * VM's name here; one the store does not hold yet.
+ * The store disk a disk of bytes the file carries becomes: the import's
+ * own name for it, else the disk's name in the file (a store disk's),
+ * else the VM's name here; one the store does not hold yet and has room
+ * for.
  */
 static int choose_import_disk(struct call *c, const struct savefile_record *config,
-			      const char *vm_name, char *out, size_t cap)
+			      const char *vm_name, uint64_t bytes, char *out, size_t cap)
 {
 	struct tlv t;
 
@@ -376,6 +390,10 @@ static int choose_import_disk(struct call *c, const struct savefile_record *conf
 			    "name for its disk", out);
 	switch (store_host_disk_state(out)) {
 	case STORE_DISK_MISSING:
+		if (bytes > store_host_free_bytes())
+			return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: its disk needs %llu "
+				    "KiB, the store has %llu KiB free", (unsigned long long)(bytes / 1024),
+				    (unsigned long long)(store_host_free_bytes() / 1024));
 		return 0;
 	case STORE_DISK_NO_STORE:
 		return fail(c, API_E_NOT_SUPPORTED, "ImportVirtualMachine: the file carries the "
@@ -393,9 +411,19 @@ static size_t config_on_store_disk(const struct savefile_record *config, const v
 {
 	struct tlv_writer w;
 
-	config_without_disk(config, true, &w, out, cap);
+	if (!config_without_disk(config, true, &w, out, cap))
+		return 0;
 	tlv_put_str(&w, API_TAG_STORE_DISK, ctx);
 	return tlv_writer_ok(&w) ? w.len : 0;
+}
+
+/* A disk an import began is deleted when the import is refused; a store that keeps it says so. */
+static void drop_imported_disk(const char *name)
+{
+	char why[160];
+
+	if (store_host_delete_disk(name, why, sizeof(why)))
+		log_err("store: disk '%s' of a refused import is not deleted: %s", name, why);
 }
 
 /* The disk runs of the file into the new store disk name, a piece at a time. */
@@ -409,7 +437,7 @@ static int write_carried_disk(struct call *c, const struct savefile_reader *file
 	uint64_t bytes = r.walk.disk_bytes;
 	char why[160];
 	int e;
-	bool ok = true;
+	bool ok = true, decoded = true;
 
 	if ((e = store_host_import_disk_begin(name, bytes, why, sizeof(why))))
 		return store_refused(c, e, why);
@@ -428,17 +456,19 @@ static int write_carried_disk(struct call *c, const struct savefile_reader *file
 				ok = store_host_import_disk_write(name, at, s->piece, n);
 			}
 		} else {
-			ok = savefile_run_decode(&run, s->piece, (size_t)run.pages * SAVEFILE_PAGE_SIZE,
-						 &err) &&
-			     store_host_import_disk_write(name, at, s->piece, end - at);
+			decoded = ok = savefile_run_decode(&run, s->piece,
+							   (size_t)run.pages * SAVEFILE_PAGE_SIZE, &err);
+			ok = ok && store_host_import_disk_write(name, at, s->piece, end - at);
 		}
 	}
 	if (!ok || err.text[0] || (e = store_host_import_disk_end(name, why, sizeof(why)))) {
-		char gone[160];
-		store_host_delete_disk(name, gone, sizeof(gone));
-		return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: its disk '%s' is not "
-			    "written: %s", name, err.text[0] ? err.text : e ? why : "the store's drive "
-			    "failed");
+		drop_imported_disk(name);
+		/* A run that does not decode is the file's fault; the rest the store's. */
+		if (!decoded || err.text[0])
+			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: its disk is "
+				    "refused: %s", err.text);
+		return fail(c, API_E_INTERNAL, "ImportVirtualMachine: its disk '%s' is not "
+			    "written: %s", name, e ? why : "the store's drive failed");
 	}
 	return 0;
 }
@@ -453,14 +483,13 @@ static int take_carried_disk(struct call *c, const struct savefile_reader *r,
 			     const struct vm_saved *file, const char *name, struct vm_saved *moved)
 {
 	struct copy_scratch *s = scratch_alloc();
-	char why[160];
 
 	if (!s)
 		return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no memory to write its "
 			    "disk from");
 	int rc = write_carried_disk(c, r, name, s);
 	if (!rc && (rc = copy_file(c, file, config_on_store_disk, name, NULL, s, moved)))
-		store_host_delete_disk(name, why, sizeof(why));
+		drop_imported_disk(name);
 	scratch_free(s);
 	return rc;
 }
@@ -469,7 +498,10 @@ static int take_carried_disk(struct call *c, const struct savefile_reader *r,
  * An import refused from its first chunk, before anything is taken: what
  * the file's header says must fit this hypervisor (RAM and the file in
  * free memory, every adapter's network), and a configuration record
- * there (vm_save.c writes it next) must name no disk.
+ * there (vm_save.c writes it next, the exporter keeps it there) must name
+ * no disk, or one the file carries and this store has a name and room for,
+ * chosen into disk. Best effort: a configuration that does not fit the
+ * chunk is checked with the file's last chunk.
  */
 static int import_refused_early(struct call *c, const uint8_t *start, size_t n,
 				uint64_t file_pages, const char *network, const char *name,
@@ -478,15 +510,15 @@ static int import_refused_early(struct call *c, const uint8_t *start, size_t n,
 	struct savefile_header h;
 	struct savefile_error err;
 	struct savefile_record config;
-	struct tlv t;
 
 	if (!savefile_read_header(start, n, &h, &err))
 		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the file is refused: "
 			    "%s", err.text);
 	if (savefile_read_config(start, n, &config) && config_has_disk(&config)) {
-		if (tlv_find(config.payload, config.size, API_TAG_DISK_SIZE, &t) != TLV_OK)
+		uint64_t disk_size;
+		if (tlv_get_u64(config.payload, config.size, API_TAG_DISK_SIZE, &disk_size) != TLV_OK)
 			return refuse_disk(c);
-		if (choose_import_disk(c, &config, name, disk, disk_cap))
+		if (choose_import_disk(c, &config, name, disk_size, disk, disk_cap))
 			return -1;
 	}
 	uint64_t needed = h.ram_bytes + file_pages * PAGE_SIZE;
@@ -541,14 +573,21 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 	struct savefile_record rec;
 	struct vm_saved moved = { 0 };
 	const uint64_t received = file->bytes;
-	char why[160];
+	char chosen[API_NAME_MAX + 1];
 
 	if (open_with_config(c, file, &r, &rec))
 		return -1;
 	const uint64_t disk_bytes = r.walk.disk_bytes;
+	if (!from_store && !config_has_disk(&rec) && disk_bytes)
+		return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: the file carries a "
+			    "disk its configuration does not name");
 	if (!from_store && config_has_disk(&rec)) {
-		if (!disk_bytes || !disk[0])
+		if (!disk_bytes)
 			return refuse_disk(c);
+		/* Its first chunk did not hold the whole configuration: the disk's name now. */
+		if (!disk[0] && choose_import_disk(c, &rec, name, disk_bytes, chosen, sizeof(chosen)))
+			return -1;
+		disk = disk[0] ? disk : chosen;
 		if (take_carried_disk(c, &r, file, disk, &moved))
 			return -1;
 		if (open_with_config(c, &moved, &r, &rec))
@@ -618,7 +657,7 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 drop_moved:
 	if (moved.pages) {
 		page_alloc_free(boot->host_pages, moved.base, moved.pages);
-		store_host_delete_disk(disk, why, sizeof(why));
+		drop_imported_disk(disk);
 	}
 	return -1;
 }

@@ -217,6 +217,8 @@ void sched_run(uint64_t tsc_hz)
 	for (;;) {
 		mgmt_poll();
 		store_host_poll();
+		/* A Save's step between slices: the other VMs run while a large VM is saved. */
+		bool saving = vm_save_poll(SAVE_STEP_NS);
 		uint64_t now = rdtsc();
 		run_timers(cpu, now);
 		unsigned runnable_count;
@@ -225,6 +227,8 @@ void sched_run(uint64_t tsc_hz)
 		mce_report();
 		log_drain();
 		if (!vcpu) {
+			if (saving)
+				continue; /* its next step at once: nothing else wants the CPU */
 			uint64_t next_timer = earliest_event(cpu, VM_MAX);
 			/* The management line must be served even when every VM sleeps. */
 			if (!next_timer && !mgmt_line_active()) {

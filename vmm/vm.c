@@ -552,11 +552,15 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 		return -1;
 	}
 	if (op == VM_OP_SAVE) {
-		int rc = vm_save_capture(vm, why, why_size);
+		int rc = vm_save_begin(vm, why, why_size);
 		if (rc) {
 			log_err("vm '%s': Save refused: %s", vm->cfg->name, why);
 			return rc;
 		}
+		/* The rest of its sequence when its last step is done (vm_save_poll). */
+		vm->saving_from = vm->state;
+		enter_state(vm, t->events[0], reason);
+		return 0;
 	}
 	if (op == VM_OP_PAUSE && park_vcpu(vm)) {
 		fmt_snprintf(why, why_size, "no memory to park its vCPU state in");
@@ -598,11 +602,49 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 	}
 	if (vm->state != VM_STATE_PAUSED)
 		drop_parked_vcpu(vm); /* resumed, or ended from Paused */
-	if (op == VM_OP_SAVE)
-		vm->state = VM_STATE_SAVED; /* after its TurnedOff event, as the state table has it */
 	if (restore)
 		vm_save_discard(vm); /* the guest runs on from it: the file is no longer its state */
 	return 0;
+}
+
+/* Save's sequence after Saving, its file made: the VM ends as a Saved one. */
+static void end_save(struct vm *vm)
+{
+	const struct vm_transition *t = vm_transition_for(VM_OP_SAVE, vm->saving_from);
+
+	for (unsigned i = 1; t && i < t->event_count; i++) {
+		enter_state(vm, t->events[i], NULL);
+		if (t->events[i] == VM_STATE_TURNING_OFF)
+			platform_report_device_work(vm);
+	}
+	drop_parked_vcpu(vm);
+	vm->state = VM_STATE_SAVED; /* after its TurnedOff event, as the state table has it */
+}
+
+bool vm_save_poll(uint64_t budget_ns)
+{
+	char why[VM_REASON_MAX];
+	bool more = false;
+
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (!vm->save_job)
+			continue;
+		switch (vm_save_step(vm, budget_ns, why, sizeof(why))) {
+		case VM_SAVE_MORE:
+			more = true;
+			break;
+		case VM_SAVE_DONE:
+			end_save(vm);
+			break;
+		case VM_SAVE_FAILED:
+			/* Nothing was lost: the VM goes on from where it stopped. */
+			log_err("vm '%s': Save failed: %s", vm->cfg->name, why);
+			enter_state(vm, vm->saving_from, why);
+			break;
+		}
+	}
+	return more;
 }
 
 int vm_adopt_saved_state(struct vm *vm, const struct vm_saved *saved)

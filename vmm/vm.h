@@ -109,6 +109,9 @@ struct vm {
 	size_t parked_vcpu_len;
 	/* Save's file while the VM is Saved (vmm/vm_save.h). */
 	struct vm_saved saved;
+	/* A Save under way (the VM is Saving), and the state it was saved from. */
+	struct save_job *save_job;
+	enum vm_state saving_from;
 	/*
 	 * A guest-caused end or reset seen while the vCPU ran; it is applied
 	 * (vm_control) when the vCPU is back in the scheduler.
@@ -259,11 +262,21 @@ void vm_delete(struct vm *vm);
  * the side effects at each step. Returns 0, or -1 with nothing changed when
  * the operation is invalid in the VM's state or Save cannot capture the
  * state; -1 after the events that end it when a start or a restore fails.
- * Save's sequence ends with the TurnedOff event and leaves the VM Saved;
- * a Startup from Saved restores it and drops the file, a failed one keeps
- * the file and the VM Saved.
+ * Save stops the VM and raises Saving, and returns: vm_save_poll carries
+ * it on in steps, and ends its sequence with the TurnedOff event, leaving
+ * the VM Saved (or, should the file not be made, back in the state it was
+ * saved from, with the reason). A Startup from Saved restores it and drops
+ * the file, a failed one keeps the file and the VM Saved.
  */
 int vm_control(struct vm *vm, enum vm_op op, const char *reason);
+
+/*
+ * One step of every Save under way (vm_save_step), of about budget_ns
+ * each (the scheduler's loop gives SAVE_STEP_NS; 0: one piece); true
+ * while one is left, so that the loop does not sleep.
+ */
+#define SAVE_STEP_NS 2000000ull
+bool vm_save_poll(uint64_t budget_ns);
 /*
  * The same, with the reason of a failure in why; VM_CONTROL_NO_MEMORY when
  * it failed for memory with the VM as it was (Save, Pause).

@@ -279,17 +279,19 @@ struct save_scratch {
 };
 #define SAVE_SCRATCH_PAGES ((sizeof(struct save_scratch) + PAGE_SIZE - 1) / PAGE_SIZE)
 
-/* One pass of the writer over the VM's state into sink; the caller reads w for errors. */
-static bool write_state(struct vm *vm, struct savefile_writer *w, struct save_scratch *s,
-			const struct savefile_header *h, const struct vcpu_state *cpu,
-			struct saved_vm *own)
+/*
+ * What Save captures at once, the instant the guest stops: the header,
+ * the configuration, the vCPU and every device, in that order; RAM and
+ * the console history follow in steps (vm_save_step).
+ */
+static bool write_prefix(struct vm *vm, struct savefile_writer *w, struct save_scratch *s,
+			 const struct savefile_header *h, const struct vcpu_state *cpu,
+			 struct saved_vm *own)
 {
 	struct devstate_instance devs[VM_DEVICES_MAX];
 	unsigned count = vm_devices(vm, own, devs);
 	const struct devstate_instance cpu_record = { &vcpu_state_desc, (void *)cpu, NULL };
 
-	/* The workspace's pages come as they were left: the compressor needs it cleared. */
-	lz_workspace_init(&s->ws);
 	if (!savefile_write_header(w, h))
 		return false;
 	size_t len = encode_config(vm, s->record, sizeof(s->record));
@@ -303,27 +305,41 @@ static bool write_state(struct vm *vm, struct savefile_writer *w, struct save_sc
 		if (!len || !savefile_write_device(w, s->record, len))
 			return false;
 	}
-	/* The history the ring still holds, oldest first: a VM made anew from the file shows it. */
-	uint64_t from = vm->console.written > CONSOLE_RING_SIZE
-				? vm->console.written - CONSOLE_RING_SIZE : 0;
-	len = console_ring_read(&vm->console, &from, s->console, sizeof(s->console));
-	return savefile_write_memory(w, vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE,
-				     &s->ws, s->run) &&
-	       (!len || savefile_write_record(w, SAVEFILE_CONSOLE, 0, s->console, len)) &&
-	       savefile_finish(w);
+	return true;
 }
 
 /*
- * The most a file of this VM can take: savefile_memory_bound for its RAM,
- * and room for the header, configuration, vCPU and device records and the
- * footer.
+ * Room for the records besides RAM: the prefix (header, configuration,
+ * vCPU, devices), the console history and the footer.
  */
 #define SAVE_RECORDS_ROOM (64 * 1024)
-static uint64_t file_bound(const struct vm *vm)
-{
-	return savefile_memory_bound(vm_gpa_to_host(vm, 0), vm->boot->ram_bytes / PAGE_SIZE) +
-	       SAVE_RECORDS_ROOM;
-}
+
+/*
+ * RAM goes a piece at a time: a step's smallest work (256 KiB: well under
+ * a millisecond on a server, a few in Bochs), and the unit its file's
+ * size is bounded in (savefile_memory_bound of each piece, as runs do not
+ * span pieces: a zero run costs a record every piece, 28 bytes in 256 KiB).
+ */
+#define SAVE_PIECE_PAGES 64u
+
+/*
+ * A Save under way, in host pages of its own. The prefix is written into
+ * the job's buffer at once; RAM, which cannot change while the VM is
+ * Saving, is first scanned for the file's size, then the file is taken,
+ * the prefix copied in, and RAM compressed into it.
+ */
+struct save_job {
+	struct save_scratch s;
+	uint8_t prefix[SAVE_RECORDS_ROOM];
+	struct savefile_writer w;
+	struct savefile_buffer file;   /* the writer's sink: prefix, then the file */
+	uint64_t file_pa, file_pages;  /* 0 until the scan is over */
+	uint64_t scanned, bound;       /* pages scanned, the file's bound so far */
+	uint64_t written;              /* pages written */
+	uint64_t saved_at;
+	uint64_t started_ns, steps, longest_step_ns;
+};
+#define SAVE_JOB_PAGES ((sizeof(struct save_job) + PAGE_SIZE - 1) / PAGE_SIZE)
 
 static void free_saved_pages(struct vm *vm)
 {
@@ -332,57 +348,103 @@ static void free_saved_pages(struct vm *vm)
 	vm->saved = (struct vm_saved){ 0 };
 }
 
-int vm_save_capture(struct vm *vm, char *why, size_t why_size)
+static void free_job(struct vm *vm)
 {
-	uint64_t started = clock_ns(), scratch_pa, file_pa;
+	struct save_job *job = vm->save_job;
+
+	if (job->file_pages)
+		page_alloc_free(vm->pages, job->file_pa, job->file_pages);
+	page_alloc_free(vm->pages, (uint64_t)(uintptr_t)job, SAVE_JOB_PAGES);
+	vm->save_job = NULL;
+}
+
+int vm_save_begin(struct vm *vm, char *why, size_t why_size)
+{
+	uint64_t job_pa;
 	struct savefile_header h;
 	struct vcpu_state cpu;
-	struct savefile_writer w;
 	struct vm_time now = vm_now(vm);
 	const struct vcpu *v = &vm->vcpu;
 	struct saved_vm own = { .ns = now.ns, .tsc = now.tsc, .timer_deadline = v->timer_deadline,
 				.upcall_vector = v->upcall_vector,
 				.upcall_pending = v->upcall_pending };
 
-	if (page_alloc_alloc(vm->pages, SAVE_SCRATCH_PAGES, 1, &scratch_pa)) {
+	if (page_alloc_alloc(vm->pages, SAVE_JOB_PAGES, 1, &job_pa)) {
 		fmt_snprintf(why, why_size, "no memory to compress the state in");
 		return VM_CONTROL_NO_MEMORY;
 	}
-	struct save_scratch *s = (struct save_scratch *)(uintptr_t)scratch_pa;
+	struct save_job *job = (struct save_job *)(uintptr_t)job_pa;
+	/* The job's pages come as they were left: its counters and the compressor start clear. */
+	memset(&job->w, 0, sizeof(*job) - offsetof(struct save_job, w));
+	lz_workspace_init(&job->s.ws);
 	fill_header(vm, &h);
 	virt_vcpu_get_state(&vm->vcpu, &cpu);
+	job->file = (struct savefile_buffer){ job->prefix, sizeof(job->prefix), 0 };
+	job->saved_at = h.saved_at;
+	job->started_ns = clock_ns();
+	vm->save_job = job;
+	savefile_writer_init(&job->w, savefile_buffer_sink, &job->file);
+	if (!write_prefix(vm, &job->w, &job->s, &h, &cpu, &own)) {
+		fmt_snprintf(why, why_size, "the state does not encode: %s", job->w.error.text);
+		free_job(vm);
+		return -1;
+	}
+	return 0;
+}
 
-	/*
-	 * One pass into room for the worst case; the pages it did not need go
-	 * back at once. (Compressing twice, to size the file first, would
-	 * double the time every VM waits.)
-	 */
-	uint64_t bound = file_bound(vm), bound_pages = (bound + PAGE_SIZE - 1) / PAGE_SIZE;
-	if (page_alloc_alloc(vm->pages, bound_pages, 1, &file_pa)) {
+/* One piece of the scan for the file's bound; at its end the file is taken, the prefix in it. */
+static int scan_piece(struct vm *vm, struct save_job *job, uint64_t total, char *why,
+		      size_t why_size)
+{
+	uint64_t n = total - job->scanned < SAVE_PIECE_PAGES ? total - job->scanned
+							       : SAVE_PIECE_PAGES;
+
+	job->bound += savefile_memory_bound(vm_gpa_to_host(vm, job->scanned * PAGE_SIZE), n);
+	job->scanned += n;
+	if (job->scanned < total)
+		return 0;
+	uint64_t bound = job->bound + SAVE_RECORDS_ROOM;
+	job->file_pages = (bound + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (page_alloc_alloc(vm->pages, job->file_pages, 1, &job->file_pa)) {
+		job->file_pages = 0;
 		fmt_snprintf(why, why_size, "no memory for a save file of up to %llu KiB",
 			     (unsigned long long)(bound / 1024));
-		page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
-		return VM_CONTROL_NO_MEMORY;
+		return -1;
 	}
-	struct savefile_buffer file = { (uint8_t *)(uintptr_t)file_pa, bound, 0 };
-	savefile_writer_init(&w, savefile_buffer_sink, &file);
-	if (!write_state(vm, &w, s, &h, &cpu, &own)) {
-		fmt_snprintf(why, why_size, "the state does not encode: %s", w.error.text);
-		page_alloc_free(vm->pages, file_pa, bound_pages);
-		goto free_scratch;
+	memcpy((void *)(uintptr_t)job->file_pa, job->prefix, job->file.size);
+	job->file.data = (uint8_t *)(uintptr_t)job->file_pa;
+	job->file.capacity = bound;
+	return 0;
+}
+
+/* The console history and the footer after RAM; the file, trimmed, becomes the VM's saved state. */
+static int finish(struct vm *vm, struct save_job *job, char *why, size_t why_size)
+{
+	struct save_scratch *s = &job->s;
+	/* The history the ring still holds, oldest first: a VM made anew from the file shows it. */
+	uint64_t from = vm->console.written > CONSOLE_RING_SIZE
+				? vm->console.written - CONSOLE_RING_SIZE : 0;
+	size_t len = console_ring_read(&vm->console, &from, s->console, sizeof(s->console));
+
+	if ((len && !savefile_write_record(&job->w, SAVEFILE_CONSOLE, 0, s->console, len)) ||
+	    !savefile_finish(&job->w)) {
+		fmt_snprintf(why, why_size, "the state does not encode: %s", job->w.error.text);
+		return -1;
 	}
-	uint64_t pages = (file.size + PAGE_SIZE - 1) / PAGE_SIZE;
-	if (pages < bound_pages)
-		page_alloc_free(vm->pages, file_pa + pages * PAGE_SIZE, bound_pages - pages);
-	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
+	uint64_t pages = (job->file.size + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (pages < job->file_pages)
+		page_alloc_free(vm->pages, job->file_pa + pages * PAGE_SIZE, job->file_pages - pages);
+	job->file_pages = 0; /* the VM's now */
 	/* The older file's copy in the store is replaced by vm_save_persist(). */
 	free_saved_pages(vm);
-	vm->saved = (struct vm_saved){ .base = file_pa, .pages = pages, .bytes = file.size,
-				       .saved_at = h.saved_at };
-	log_info("vm '%s': state saved: %llu KiB for %llu MiB of RAM, in %llu ms", vm->cfg->name,
-		 (unsigned long long)(file.size / 1024),
+	vm->saved = (struct vm_saved){ .base = job->file_pa, .pages = pages,
+				       .bytes = job->file.size, .saved_at = job->saved_at };
+	log_info("vm '%s': state saved: %llu KiB for %llu MiB of RAM, in %llu ms (%llu steps, "
+		 "the longest %llu us)", vm->cfg->name, (unsigned long long)(job->file.size / 1024),
 		 (unsigned long long)(vm->boot->ram_bytes >> 20),
-		 (unsigned long long)((clock_ns() - started) / 1000000));
+		 (unsigned long long)((clock_ns() - job->started_ns) / 1000000),
+		 (unsigned long long)job->steps,
+		 (unsigned long long)(job->longest_step_ns / 1000));
 	if (vm->platform.balloon_present)
 		log_info("vm '%s': free page reporting: %llu report(s), %llu MiB cleared since "
 			 "power-on", vm->cfg->name,
@@ -390,10 +452,39 @@ int vm_save_capture(struct vm *vm, char *why, size_t why_size)
 			 (unsigned long long)(vm->platform.balloon.stats.cleared_bytes >> 20));
 	vm_save_persist(vm);
 	return 0;
+}
 
-free_scratch:
-	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
-	return -1;
+enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
+				   size_t why_size)
+{
+	struct save_job *job = vm->save_job;
+	uint64_t total = vm->boot->ram_bytes / PAGE_SIZE, started = clock_ns(), took;
+	int rc = 0;
+
+	do {
+		if (job->scanned < total) {
+			rc = scan_piece(vm, job, total, why, why_size);
+			continue;
+		}
+		uint64_t n = total - job->written < SAVE_PIECE_PAGES ? total - job->written
+								     : SAVE_PIECE_PAGES;
+		if (!savefile_write_memory(&job->w, vm_gpa_to_host(vm, job->written * PAGE_SIZE), n,
+					   &job->s.ws, job->s.run)) {
+			fmt_snprintf(why, why_size, "the state does not encode: %s",
+				     job->w.error.text);
+			rc = -1;
+		}
+		job->written += n;
+	} while (!rc && job->written < total && clock_ns() - started < budget_ns);
+	took = clock_ns() - started;
+	job->steps++;
+	job->longest_step_ns = took > job->longest_step_ns ? took : job->longest_step_ns;
+	if (!rc && job->written < total)
+		return VM_SAVE_MORE;
+	if (!rc)
+		rc = finish(vm, job, why, why_size);
+	free_job(vm);
+	return rc ? VM_SAVE_FAILED : VM_SAVE_DONE;
 }
 
 /*

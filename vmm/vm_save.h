@@ -25,13 +25,25 @@ struct vm_saved {
 };
 
 /*
- * Writes the VM's state into a new save file (replacing an older one).
- * The VM must not run meanwhile (it is Running or Paused, between its
- * slices). Returns VM_CONTROL_NO_MEMORY (vmm/vm.h) when memory is short,
- * -1 when the state does not encode (a bug), with the reason; the VM is
- * unchanged either way.
+ * Save in steps, so that the other VMs run while a large VM is saved:
+ * begin captures at once, the instant the guest stops, what RAM does not
+ * hold (the vCPU, every device, the VM's clock, its configuration); then
+ * each vm_save_step, from the scheduler's loop, works on RAM for about
+ * budget_ns (at least one piece of 256 KiB): it scans it for the file's
+ * size, takes the file, and compresses RAM into it. The VM must not run
+ * from begin to the last step, nor its devices touch its RAM (it is
+ * Saving: the scheduler and the devices' polls leave it alone).
+ *
+ * begin returns VM_CONTROL_NO_MEMORY (vmm/vm.h) when memory is short, -1
+ * when the state does not encode (a bug), with the reason, the VM
+ * unchanged. A step returns VM_SAVE_MORE, VM_SAVE_DONE (the file, whole,
+ * replaces an older one as vm->saved and goes to the store) or
+ * VM_SAVE_FAILED with the reason (no memory for the file; nothing kept).
  */
-int vm_save_capture(struct vm *vm, char *why, size_t why_size);
+enum vm_save_progress { VM_SAVE_MORE, VM_SAVE_DONE, VM_SAVE_FAILED };
+int vm_save_begin(struct vm *vm, char *why, size_t why_size);
+enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
+				   size_t why_size);
 
 /*
  * Loads the saved state over a VM whose devices were just powered on from

@@ -117,6 +117,13 @@ enum store_disk_state store_host_disk_state(const char *name)
 	return STORE_DISK_MISSING;
 }
 
+static uint64_t store_free = 1 * MIB;
+
+uint64_t store_host_free_bytes(void)
+{
+	return store_present ? store_free : 0;
+}
+
 /* A disk an import writes: its bytes here; writes fail from write_fails_at on. */
 static uint8_t imported_disk[256 * 1024];
 static uint64_t write_fails_at = UINT64_MAX;
@@ -409,6 +416,8 @@ void vm_delete(struct vm *vm)
 		page_alloc_free(vm->pages, vm->boot->ram_base, vm->boot->ram_bytes / PAGE_SIZE);
 }
 
+static bool save_in_steps;
+
 int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 		   size_t why_size)
 {
@@ -424,6 +433,11 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 		snprintf(why, why_size, "the image is not bootable");
 		push_event(vm, VM_STATE_TURNED_OFF, why);
 		return -1;
+	}
+	/* A Save in steps (vm_save_poll) stays Saving until a test ends it. */
+	if (op == VM_OP_SAVE && save_in_steps) {
+		push_event(vm, VM_STATE_SAVING, NULL);
+		return 0;
 	}
 	push_event(vm, after[op], op == VM_OP_TURN_OFF ? reason : NULL);
 	return 0;
@@ -1357,11 +1371,18 @@ static void test_export_and_import_with_disk(void **state)
 	assert_message("no store here");
 	assert_int_equal(pages.free_pages, free_before);
 
-	/* The drive fails half-way: no disk, no VM, no memory kept. */
+	/* A store without room for the disk: refused from the first chunk. */
 	store_present = true;
+	store_free = 64 * 1024;
+	assert_int_equal(import_chunk("moved", moved_size, 0, got, 800), API_E_NO_RESOURCES);
+	assert_message("its disk needs 78 KiB, the store has 64 KiB free");
+	assert_int_equal(pages.free_pages, free_before);
+	store_free = 1 * MIB;
+
+	/* The drive fails half-way: no disk, no VM, no memory kept. */
 	unsigned disks_before = disk_count;
 	write_fails_at = 40 * 1024;
-	assert_int_equal(import_rest("moved", got, moved_size, 0), API_E_NO_RESOURCES);
+	assert_int_equal(import_rest("moved", got, moved_size, 0), API_E_INTERNAL);
 	assert_message("its disk 'moved' is not written");
 	assert_int_equal(disk_count, disks_before);
 	assert_int_equal(pages.free_pages, free_before);
@@ -1404,6 +1425,28 @@ static void test_export_and_import_with_disk(void **state)
 	assert_string_equal(vm_called("moved")->cfg->store_disk, "moved-2");
 	vm_called("moved")->state = VM_STATE_TURNED_OFF;
 	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_OK);
+
+	/* Disk records under a configuration that names no disk: refused whole. */
+	static uint8_t plain[64 * 1024], odd[256 * 1024];
+	size_t plain_size = make_save_file(plain, sizeof(plain), guest->boot->ram_bytes, "lan");
+	struct savefile_buffer ob = { odd, sizeof(odd), 0 };
+	struct savefile_writer ow;
+	static struct lz_workspace ows;
+	static uint8_t oscratch[SAVEFILE_SCRATCH_SIZE];
+	assert_true(savefile_open(&r, plain, plain_size, &err));
+	assert_true(savefile_writer_init(&ow, savefile_buffer_sink, &ob));
+	assert_true(savefile_write_header(&ow, &r.walk.header));
+	while (savefile_next(&r, &rec))
+		assert_true(savefile_copy_record(&ow, &rec));
+	lz_workspace_init(&ows);
+	assert_true(savefile_write_disk(&ow, 4096));
+	assert_true(savefile_write_disk_pages(&ow, disk_bytes + 8192, 1, &ows, oscratch));
+	assert_true(savefile_finish(&ow));
+	free_before = pages.free_pages;
+	assert_int_equal(import_rest("odd", odd, ob.size, 0), API_E_INVALID_ARGUMENT);
+	assert_message("carries a disk its configuration does not name");
+	assert_no_vm_named("odd");
+	assert_int_equal(pages.free_pages, free_before);
 
 	/* Tidy up. */
 	disk_count = disks_before;
@@ -1858,6 +1901,49 @@ static void test_pending_console_write_answers_when_room_comes(void **state)
 	assert_memory_equal(uart_got + 512, "later", 5);
 }
 
+/*
+ * Save's answer waits for its last step (vm_save_poll): Saved then, or an
+ * error when the file was not made and the VM runs on.
+ */
+static void test_save_answers_when_its_steps_end(void **state)
+{
+	struct vm *guest = vm_called("guest");
+	(void)state;
+
+	if (guest->state == VM_STATE_TURNED_OFF)
+		assert_int_equal(call_vm(API_REQ_STARTUP, "guest"), API_E_OK);
+	save_in_steps = true;
+	unsigned before = answer_count;
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "guest");
+	uint32_t id = submit(CONTROL_PRIV_OPERATE, API_REQ_SAVE);
+	assert_int_equal(answer_count, before);
+	assert_int_equal(guest->state, VM_STATE_SAVING);
+	control_poll();
+	assert_int_equal(answer_count, before);
+	push_event(guest, VM_STATE_SAVED, NULL); /* its last step */
+	control_poll();
+	assert_int_equal(answer_count, before + 1);
+	assert_int_equal(last()->id, id);
+	assert_int_equal(last()->error, API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_SAVED);
+
+	/* The file could not be made: the VM runs on, and the answer says so. */
+	guest->state = VM_STATE_RUNNING;
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "guest");
+	id = submit(CONTROL_PRIV_OPERATE, API_REQ_SAVE);
+	push_event(guest, VM_STATE_RUNNING, "no memory for a save file of up to 9 KiB");
+	control_poll();
+	assert_int_equal(answer_count, before + 2);
+	assert_int_equal(last()->id, id);
+	assert_int_equal(last()->error, API_E_NO_RESOURCES);
+	assert_message("could not be saved, it is Running again");
+	save_in_steps = false;
+	guest->state = VM_STATE_SAVED;
+	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
+}
+
 static void test_pending_console_write_gives_up_with_busy(void **state)
 {
 	(void)state;
@@ -2055,6 +2141,7 @@ int main(void)
 		cmocka_unit_test(test_install_additions),
 		cmocka_unit_test(test_hypercalls_of_every_guest),
 		cmocka_unit_test(test_management_hypercalls),
+		cmocka_unit_test(test_save_answers_when_its_steps_end),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -471,7 +471,18 @@ static void test_save_and_restore(void **state)
 
 	console_ring_write(&vm->console, (const uint8_t *)"the guest's output\n", 19);
 	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
-	expect_events(vm->id, save_events, 4, "");
+	/* Saving until its steps are done (vm_save_poll, from the scheduler's loop). */
+	expect_events(vm->id, save_events, 1, "");
+	assert_int_equal(vm->state, VM_STATE_SAVING);
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), -1);
+	/* A piece a step: 1 MiB of RAM scanned in four, then compressed in four. */
+	for (unsigned step = 0; step < 7; step++) {
+		assert_true(vm_save_poll(0));
+		assert_int_equal(vm->state, VM_STATE_SAVING);
+	}
+	expect_no_events();
+	assert_false(vm_save_poll(0));
+	expect_events(vm->id, save_events + 1, 3, "");
 	expect_no_events();
 	assert_int_equal(vm->state, VM_STATE_SAVED);
 	/* Zero pages take no room: 1 MiB of RAM with two pages of data is a few KiB. */
@@ -544,6 +555,8 @@ static void test_damaged_save_file_keeps_the_vm_saved(void **state)
 	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), 0);
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_PAUSED }, 1, "");
 	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
+	while (vm_save_poll(SAVE_STEP_NS))
+		;
 	expect_events(vm->id, save_events, 4, "");
 	uint8_t *file = (uint8_t *)(uintptr_t)vm->saved.base;
 	file[vm->saved.bytes / 2] ^= 0x10;
@@ -575,6 +588,37 @@ static void test_damaged_save_file_keeps_the_vm_saved(void **state)
 	assert_int_equal(vm_discard_saved_state(vm, why, sizeof(why)), -1);
 	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+}
+
+/*
+ * A Save whose file finds no memory once RAM is scanned: nothing is kept
+ * and the VM goes on from where it stopped, Running again with the reason.
+ */
+static void test_save_without_memory_for_the_file(void **state)
+{
+	struct vm *vm = vm_a();
+	uint64_t free_before = pages.free_pages, hoard;
+	(void)state;
+
+	fill_guest(vm);
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
+	expect_events(vm->id, save_events, 1, "");
+	uint64_t hoarded = pages.free_pages;
+	assert_int_equal(page_alloc_alloc(&pages, hoarded, 1, &hoard), 0);
+	/* The scan's four pieces, then no file. */
+	for (unsigned step = 0; step < 3; step++)
+		assert_true(vm_save_poll(0));
+	assert_false(vm_save_poll(0));
+	page_alloc_free(&pages, hoard, hoarded);
+	struct vm_event got[2];
+	assert_int_equal(vm_events_since(seen, got, 2), 1);
+	seen++;
+	assert_int_equal(got[0].state, VM_STATE_RUNNING);
+	assert_non_null(strstr(got[0].reason, "no memory for a save file"));
+	assert_int_equal(vm->state, VM_STATE_RUNNING);
+	assert_int_equal(vm->saved.pages, 0);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_false(store_saved.kept);
 }
 
 static void test_turn_off_and_start_again(void **state)
@@ -892,6 +936,7 @@ int main(void)
 		cmocka_unit_test(test_reset_reloads_the_vcpu),
 		cmocka_unit_test(test_save_and_restore),
 		cmocka_unit_test(test_damaged_save_file_keeps_the_vm_saved),
+		cmocka_unit_test(test_save_without_memory_for_the_file),
 		cmocka_unit_test(test_turn_off_and_start_again),
 		cmocka_unit_test(test_guest_end_carries_the_reason),
 		cmocka_unit_test(test_failed_power_on_ends_with_the_reason),

@@ -792,6 +792,11 @@ void store_host_init(const struct boot_info *bi)
 		stress();
 }
 
+uint64_t store_host_free_bytes(void)
+{
+	return store_open_ok && !store.uncertain ? store_free_blocks(&store) * STORE_BLOCK : 0;
+}
+
 const char *store_host_status(void)
 {
 	/* As the store is now: every commit changes it. */

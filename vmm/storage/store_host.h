@@ -101,6 +101,9 @@ bool store_host_disk_at(unsigned index, struct store_host_disk *out);
 /* DeleteVirtualHardDisk: 0, or an enum store_host_error with why (a VM's disk is kept). */
 int store_host_delete_disk(const char *name, char *why, size_t why_size);
 
+/* Bytes the store can still give objects (0: none, or no writable store). */
+uint64_t store_host_free_bytes(void);
+
 /* One line for GetHostInfo and the log: the store's state, or why there is none. */
 const char *store_host_status(void);
 
