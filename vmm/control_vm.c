@@ -326,29 +326,6 @@ int get_state(struct call *c)
 }
 
 /* Startup, TurnOff, Reset, Save, Pause, Resume: the state table's sequences. */
-/*
- * How long a Save's answer waits for its last step: a VM of tens of GiB
- * on a busy host. Past it the answer says Saving; the events say the rest.
- */
-#define SAVE_WAIT_MS (30u * 60 * 1000)
-
-/* A Save's answer once its steps are over (vm_save_poll): Saved, or why not. */
-static int save_answer(struct call *c, struct vm *vm)
-{
-	if (vm->state == VM_STATE_SAVING && call_wait(c, SAVE_WAIT_MS))
-		return CALL_PENDING;
-	if (vm->state != VM_STATE_SAVED && vm->state != VM_STATE_SAVING) {
-		control_vm_follow_events(); /* picks up why it failed */
-		fail(c, API_E_NO_RESOURCES, "Save: %s could not be saved, it is %s again (the log "
-		     "says why)", vm->cfg->name, vm_state_name(vm->state));
-		tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
-		return -1;
-	}
-	tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
-	tlv_put_u64(&c->w, API_TAG_SEQ, vm_event_seq());
-	return 0;
-}
-
 static int state_op(struct call *c, enum vm_op op)
 {
 	const uint16_t rq = c->request;
@@ -360,8 +337,6 @@ static int state_op(struct call *c, enum vm_op op)
 	if (is_caller(c, vm))
 		return fail(c, API_E_PERMISSION_DENIED, "%s: '%s' is the management VM",
 			    request_name(rq), vm->cfg->name);
-	if (c->waiting) /* a Save, begun at its first run */
-		return save_answer(c, vm);
 	if (!vm_transition_for(op, vm->state)) {
 		fail(c, API_E_INVALID_STATE, "%s: %s is %s", request_name(rq), vm->cfg->name,
 		     vm_state_name(vm->state));
@@ -383,8 +358,11 @@ static int state_op(struct call *c, enum vm_op op)
 			    op == VM_OP_SAVE ? "be saved" :
 			    before == VM_STATE_SAVED ? "be restored" : "start", why);
 	}
-	if (op == VM_OP_SAVE)
-		return save_answer(c, vm);
+	/*
+	 * A Save is answered Saving at once, as its RAM is written in steps
+	 * (vm_save_poll): the events say how it ends, Saved after TurnedOff or
+	 * the state it was saved from again with the reason (docs/protocol.md).
+	 */
 	tlv_put_u8(&c->w, API_TAG_STATE, (uint8_t)vm->state);
 	tlv_put_u64(&c->w, API_TAG_SEQ, vm_event_seq());
 	return 0;

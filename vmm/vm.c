@@ -485,12 +485,13 @@ static int unpark_vcpu(struct vm *vm, char *why, size_t why_size)
 }
 
 /*
- * Guest time stands still while the VM is Paused (docs/time.md): on
- * Resume, and on any way out of Paused, it goes on from where it stopped.
+ * Guest time stands still while the VM is Paused or Saving (docs/time.md):
+ * on Resume, and on any way out of them, it goes on from where it stopped.
  */
 static void clock_follow_state(struct vm *vm, enum vm_state state)
 {
-	if (state == VM_STATE_PAUSED) {
+	/* Saving too: a Save that fails goes on from where the guest stopped, as a Pause does. */
+	if (state == VM_STATE_PAUSED || state == VM_STATE_SAVING) {
 		vm_clock_stop(&vm->clock, rdtsc());
 	} else if (vm_clock_stopped(&vm->clock)) {
 		vm_clock_start(&vm->clock, rdtsc());
@@ -831,6 +832,7 @@ void vm_delete(struct vm *vm)
 
 	/* Subscribers see it go: the last event of its life (docs/protocol.md). */
 	enter_state(vm, VM_STATE_INVALID, NULL);
+	vm_save_abandon(vm); /* Delete wants TurnedOff, so no Save is under way; were one, its pages come back */
 	sched_forget_vcpu(&vm->vcpu);
 	nic_remove_all(vm->id);
 	unsigned index = 0;

@@ -358,6 +358,12 @@ static void free_job(struct vm *vm)
 	vm->save_job = NULL;
 }
 
+void vm_save_abandon(struct vm *vm)
+{
+	if (vm->save_job)
+		free_job(vm);
+}
+
 int vm_save_begin(struct vm *vm, char *why, size_t why_size)
 {
 	uint64_t job_pa;

@@ -41,6 +41,8 @@ struct vm_saved {
  * VM_SAVE_FAILED with the reason (no memory for the file; nothing kept).
  */
 enum vm_save_progress { VM_SAVE_MORE, VM_SAVE_DONE, VM_SAVE_FAILED };
+/* Drops a Save under way, keeping nothing (a VM deleted while Saving). */
+void vm_save_abandon(struct vm *vm);
 int vm_save_begin(struct vm *vm, char *why, size_t why_size);
 enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 				   size_t why_size);

@@ -557,6 +557,77 @@ static int cmd_wait(struct run *r)
 	}
 }
 
+/*
+ * save: Save is answered Saving at once while the hypervisor writes the
+ * VM's RAM in steps (docs/savefile.md); the tool follows the VM's state
+ * changes to their end, subscribed before it asks so that none passes
+ * unseen: Saved after TurnedOff, or the state the VM was saved from again,
+ * with the reason, when its file could not be made.
+ */
+static bool save_under_way(uint8_t st)
+{
+	return st == VM_STATE_SAVING || st == VM_STATE_TURNING_OFF ||
+	       st == VM_STATE_DELETE_MACHINE;
+}
+
+static int cmd_save(struct run *r)
+{
+	const struct shell_cmd *cmd = &r->p->cmd;
+	char vm[API_NAME_MAX + 1] = "?", reason[API_STR_MAX + 1] = "";
+	uint64_t seq = 0, last = 0;
+	uint8_t st = 0;
+	int rc;
+
+	tlv_get_str(cmd->payload, cmd->payload_len, API_TAG_VM, vm, sizeof(vm));
+	enum vmmctl_call c = subscribe(r, true, NULL, &seq);
+	if (c != VMMCTL_CALL_OK)
+		return report(r, c, "SubscribeEvents");
+	c = vmmctl_call(&r->c, API_REQ_SAVE, cmd->payload, cmd->payload_len);
+	if (c != VMMCTL_CALL_OK)
+		return report(r, c, "Save");
+	if (tlv_get_u8(r->c.resp.payload, r->c.resp.length, API_TAG_STATE, &st) != TLV_OK)
+		return report(r, VMMCTL_CALL_PROTO, "Save");
+	tlv_get_u64(r->c.resp.payload, r->c.resp.length, API_TAG_SEQ, &last);
+	while (save_under_way(st)) {
+		struct vmmctl_frame ev;
+		int e = vmmctl_next_event(&r->c, keepalive_ms(r), &ev);
+
+		if (e == -VMMCTL_CALL_INTR) {
+			fprintf(r->env->err, "vmmctl: save: %s goes on being saved (vmmctl wait %s "
+				"Saved)\n", vm, vm);
+			return 130;
+		}
+		if (e < 0 && (rc = resubscribe(r, true, NULL, &seq)) != VMMCTL_EXIT_OK)
+			return rc;
+		/* A line that dropped, a quiet while or lost events: ask. */
+		if (e <= 0 || ev.code == API_EVENT_EVENTS_LOST) {
+			if ((rc = get_state(r, vm, &st)) != VMMCTL_EXIT_OK)
+				return rc;
+			continue;
+		}
+		if (ev.code != API_EVENT_VM_STATE_CHANGE || !event_for_vm(&ev, vm) ||
+		    tlv_get_u8(ev.payload, ev.length, API_TAG_STATE, &st) != TLV_OK)
+			continue;
+		tlv_get_u64(ev.payload, ev.length, API_TAG_SEQ, &last);
+		tlv_get_str(ev.payload, ev.length, API_TAG_REASON, reason, sizeof(reason));
+		/* The state table: a saved VM is Saved after its TurnedOff event. */
+		if (st == VM_STATE_TURNED_OFF)
+			st = VM_STATE_SAVED;
+	}
+	const char *name = vmmctl_state_name(st) ? vmmctl_state_name(st) : "?";
+	if (st != VM_STATE_SAVED) {
+		fprintf(r->env->err, "vmmctl: save: %s is %s again, not saved%s%s\n", vm, name,
+			reason[0] ? ": " : "", reason);
+		return VMMCTL_EXIT_API;
+	}
+	if (r->p->opts.json)
+		fprintf(r->env->out, "{\"vm\":\"%s\",\"state\":\"%s\",\"state_code\":%u,"
+			"\"seq\":%llu}\n", vm, name, st, (unsigned long long)last);
+	else
+		fprintf(r->env->out, "%s: %s\n", vm, name);
+	return VMMCTL_EXIT_OK;
+}
+
 /* ---- console ---- */
 
 /* C escapes of --send: \n \r \t \\ \xHH; everything else as is. */
@@ -1156,7 +1227,7 @@ int vmmctl_run(const struct vmmctl_parsed *p, struct vmmctl_env *env)
 		case VK_REQUEST:
 		case VK_STATE_OP:
 		case VK_DHCP_SET:
-			rc = cmd_request(r);
+			rc = p->cmd.request == API_REQ_SAVE ? cmd_save(r) : cmd_request(r);
 			break;
 		case VK_NET_SHOW:
 			rc = cmd_net_show(r);

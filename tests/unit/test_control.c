@@ -1902,10 +1902,10 @@ static void test_pending_console_write_answers_when_room_comes(void **state)
 }
 
 /*
- * Save's answer waits for its last step (vm_save_poll): Saved then, or an
- * error when the file was not made and the VM runs on.
+ * Save is answered Saving at once while its RAM is written in steps
+ * (vm_save_poll): the events say how it ends.
  */
-static void test_save_answers_when_its_steps_end(void **state)
+static void test_save_answers_saving_at_once(void **state)
 {
 	struct vm *guest = vm_called("guest");
 	(void)state;
@@ -1913,32 +1913,12 @@ static void test_save_answers_when_its_steps_end(void **state)
 	if (guest->state == VM_STATE_TURNED_OFF)
 		assert_int_equal(call_vm(API_REQ_STARTUP, "guest"), API_E_OK);
 	save_in_steps = true;
-	unsigned before = answer_count;
-	begin();
-	tlv_put_str(&w, API_TAG_VM, "guest");
-	uint32_t id = submit(CONTROL_PRIV_OPERATE, API_REQ_SAVE);
-	assert_int_equal(answer_count, before);
-	assert_int_equal(guest->state, VM_STATE_SAVING);
-	control_poll();
-	assert_int_equal(answer_count, before);
-	push_event(guest, VM_STATE_SAVED, NULL); /* its last step */
-	control_poll();
-	assert_int_equal(answer_count, before + 1);
-	assert_int_equal(last()->id, id);
-	assert_int_equal(last()->error, API_E_OK);
-	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_SAVED);
-
-	/* The file could not be made: the VM runs on, and the answer says so. */
-	guest->state = VM_STATE_RUNNING;
-	begin();
-	tlv_put_str(&w, API_TAG_VM, "guest");
-	id = submit(CONTROL_PRIV_OPERATE, API_REQ_SAVE);
-	push_event(guest, VM_STATE_RUNNING, "no memory for a save file of up to 9 KiB");
-	control_poll();
-	assert_int_equal(answer_count, before + 2);
-	assert_int_equal(last()->id, id);
-	assert_int_equal(last()->error, API_E_NO_RESOURCES);
-	assert_message("could not be saved, it is Running again");
+	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_OK);
+	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_SAVING);
+	assert_int_equal(answer_uint(API_TAG_SEQ), vm_event_seq());
+	/* A second Save, or any other operation, waits for this one's end. */
+	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_INVALID_STATE);
+	assert_int_equal(call_vm(API_REQ_TURN_OFF, "guest"), API_E_INVALID_STATE);
 	save_in_steps = false;
 	guest->state = VM_STATE_SAVED;
 	assert_int_equal(call_vm(API_REQ_DISCARD_SAVED_STATE, "guest"), API_E_OK);
@@ -2141,7 +2121,7 @@ int main(void)
 		cmocka_unit_test(test_install_additions),
 		cmocka_unit_test(test_hypercalls_of_every_guest),
 		cmocka_unit_test(test_management_hypercalls),
-		cmocka_unit_test(test_save_answers_when_its_steps_end),
+		cmocka_unit_test(test_save_answers_saving_at_once),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -650,6 +650,7 @@ struct fake {
 	bool state_later;     /* GetState says TurnedOff, then events bring Running */
 	bool hostile;         /* GetState answers with hostile text */
 	bool malformed;       /* GetState answers with an invalid value */
+	bool save_fails;      /* a Save ends with the VM Running again, for want of memory */
 	unsigned page_size;
 	/* state */
 	bool subscribed;
@@ -686,9 +687,9 @@ static size_t fake_encode(uint8_t *out, uint8_t type, uint32_t id, uint16_t code
 	return n > 0 ? (size_t)n : 0;
 }
 
-static void fake_event(struct fake *f, unsigned vm, uint8_t st)
+static void fake_event_why(struct fake *f, unsigned vm, uint8_t st, const char *reason)
 {
-	uint8_t p[128], wire[PROTO_MAX_WIRE];
+	uint8_t p[192], wire[PROTO_MAX_WIRE];
 	struct tlv_writer w;
 
 	f->vm_state[vm] = st;
@@ -700,7 +701,14 @@ static void fake_event(struct fake *f, unsigned vm, uint8_t st)
 	tlv_put_u32(&w, API_TAG_VM_ID, vm + 1);
 	tlv_put_str(&w, API_TAG_VM, f->vm[vm]);
 	tlv_put_u8(&w, API_TAG_STATE, st);
+	if (reason)
+		tlv_put_str(&w, API_TAG_REASON, reason);
 	fake_send(f, wire, fake_encode(wire, PROTO_EVENT, 0, API_EVENT_VM_STATE_CHANGE, p, w.len));
+}
+
+static void fake_event(struct fake *f, unsigned vm, uint8_t st)
+{
+	fake_event_why(f, vm, st, NULL);
 }
 
 static int fake_find(struct fake *f, const uint8_t *p, size_t n)
@@ -829,6 +837,21 @@ static size_t fake_execute(struct fake *f, const struct proto_frame *req, uint8_
 		fake_event(f, (unsigned)vm, VM_STATE_RUNNING);
 		tlv_put_u8(&w, API_TAG_STATE, f->vm_state[vm]);
 		tlv_put_u64(&w, API_TAG_SEQ, f->seq);
+		break;
+	case API_REQ_SAVE:
+		/* Saving at once; the steps' end comes as events, here before the answer. */
+		fake_event(f, (unsigned)vm, VM_STATE_SAVING);
+		tlv_put_u8(&w, API_TAG_STATE, VM_STATE_SAVING);
+		tlv_put_u64(&w, API_TAG_SEQ, f->seq);
+		if (f->save_fails) {
+			fake_event_why(f, (unsigned)vm, VM_STATE_RUNNING,
+				       "no memory for a save file of up to 9 KiB");
+			break;
+		}
+		fake_event(f, (unsigned)vm, VM_STATE_TURNING_OFF);
+		fake_event(f, (unsigned)vm, VM_STATE_DELETE_MACHINE);
+		fake_event(f, (unsigned)vm, VM_STATE_TURNED_OFF);
+		f->vm_state[vm] = VM_STATE_SAVED;
 		break;
 	case API_REQ_CONSOLE_READ: {
 		uint64_t off = 0;
@@ -1383,6 +1406,39 @@ static void test_run_events_follow_and_wait(void **state)
 	free(f);
 }
 
+/*
+ * save follows the Save's state changes to their end: Saved with the seq
+ * of its TurnedOff event, or an error with the reason when the VM runs on.
+ */
+static void test_run_save_follows_its_events(void **state)
+{
+	struct fake *f = fake_new();
+	struct result r;
+
+	(void)state;
+	f->subscribed = false;
+	f->vm_state[0] = VM_STATE_RUNNING;
+	RUN(f, &r, "--json", "save", "web");
+	assert_int_equal(r.rc, VMMCTL_EXIT_OK);
+	assert_non_null(strstr(r.out.buf, "\"state\":\"Saved\""));
+	char want[64];
+	snprintf(want, sizeof(want), "\"seq\":%llu}", (unsigned long long)f->seq);
+	assert_non_null(strstr(r.out.buf, want));
+	result_free(&r);
+	free(f);
+
+	f = fake_new();
+	f->subscribed = false;
+	f->vm_state[0] = VM_STATE_RUNNING;
+	f->save_fails = true;
+	RUN(f, &r, "save", "web");
+	assert_int_equal(r.rc, VMMCTL_EXIT_API);
+	assert_non_null(strstr(r.err.buf, "web is Running again, not saved: no memory for a save "
+					  "file"));
+	result_free(&r);
+	free(f);
+}
+
 /* events --follow with a second client changing states: driven from a helper thread. */
 struct driver {
 	struct fake *f;
@@ -1530,6 +1586,7 @@ int main(void)
 		cmocka_unit_test(test_run_errors_and_exit_codes),
 		cmocka_unit_test(test_run_auth),
 		cmocka_unit_test(test_run_events_follow_and_wait),
+		cmocka_unit_test(test_run_save_follows_its_events),
 		cmocka_unit_test(test_run_events_follow),
 		cmocka_unit_test(test_run_console_dump),
 		cmocka_unit_test(test_key_and_hex),
