@@ -150,6 +150,33 @@ for vm in lin1 lin2 lin3; do
 done
 ip1=$(ip_of lin1) ip2=$(ip_of lin2)
 
+# The wall clock's drift (issue 17): lin1's clock set to the host's by
+# SyncTime now, and read against it again minutes later, before the time
+# sync test below sets it wrong. SyncTime logs how far off the clock was
+# ("it was N ms off") and sets it; the minute checks between set only a
+# clock off by more than 200 ms (docs/guest-agent.md), so none may log.
+# clock_sync VM: SyncTime on, then "UPTIME OFF_MS" of the line it logged.
+clock_sync() {
+	local seen
+	seen=$(grep -ac "vm '$1': clock set to the host's" "$serial")
+	ctl guest-timesync "$1" on >/dev/null 2>&1 || return 1
+	local deadline=$((SECONDS + 10))
+	until [ "$(grep -ac "vm '$1': clock set to the host's" "$serial")" -gt "$seen" ]; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 1
+	done
+	grep -aoE "\[ *[0-9.]+\] INFO  \[mgmt\] mgmt: vm '$1': clock set to the host's \(it was -?[0-9]+ ms off\)" \
+		"$serial" | tail -1 | sed -E 's/^\[ *([0-9.]+)\].*it was (-?[0-9]+) ms.*/\1 \2/'
+}
+# Set once (qemu-ga answers a minute or so after boot), then again: the
+# second offset is what one setting and one reading leave, the noise.
+drift_from=
+for try in 1 2 3 4 5 6; do
+	clock_sync lin1 >/dev/null && drift_from=$(clock_sync lin1) && break
+	sleep 10
+done
+drift_sets=$(grep -ac "vm 'lin1': clock set to the host's" "$serial")
+
 if run lin1 'echo CMD-$((6*7))' 'CMD-42'; then
 	pass "linux: a command typed through vmmctl console runs in lin1"
 else
@@ -303,13 +330,15 @@ else
 fi
 run lin2 'exec 3>&-; echo TCP-CLOSED-$((3 + 4))' 'TCP-CLOSED-7' >/dev/null
 # Save and restore figures (issue 13), in the hypervisor's clock: the file
-# against RAM, the Save, and the Startup from TurningOn to Running.
-saved_line=$(grep -ao "vm 'lin2': state saved: [0-9]* KiB for [0-9]* MiB of RAM, in [0-9]* ms" "$serial" | tail -1)
+# against RAM, the Save, its longest step (what the other VMs wait at most
+# while it runs), and the Startup from TurningOn to Running.
+saved_line=$(grep -aoE "vm 'lin2': state saved: [0-9]+ KiB for [0-9]+ MiB of RAM, in [0-9]+ ms \([0-9]+ steps, the longest [0-9]+ us\)" "$serial" | tail -1)
 if [ -n "$saved_line" ]; then
-	echo "$saved_line" | awk '{ printf "BENCH save_ratio_idle_linux %.3f x\nBENCH save_s_linux %.2f s\n", $5 / ($8 * 1024), $13 / 1000 }'
+	echo "$saved_line" | awk '{ printf "BENCH save_ratio_idle_linux %.3f x\nBENCH save_s_linux %.2f s\nBENCH save_longest_step_ms %.1f ms\n", $5 / ($8 * 1024), $13 / 1000, $19 / 1000 }'
 else
 	echo "BENCH save_ratio_idle_linux nan x"
 	echo "BENCH save_s_linux nan s"
+	echo "BENCH save_longest_step_ms nan ms"
 fi
 restore_s=$(grep -aoE "\[ *[0-9.]+\] INFO  vm 'lin2': (TurningOn|Restoring|Running)" "$serial" | tr -d '[]' |
 	awk '/TurningOn/ { on = $1 } /Restoring/ { restoring = on } /Running/ && restoring { print $1 - restoring; exit }')
@@ -546,6 +575,22 @@ fi
 # lin2 boots again (meanwhile the tests below go on) and its agent answers.
 check "linux: lin2's on_heartbeat_loss = reset resets it (the reason in its state change)" \
 	"vm 'lin2': Running \(heartbeat lost for [0-9]+ s \(on_heartbeat_loss = reset\)\)" 120
+# lin1's clock minutes after it was set: its drift an hour, on the
+# hypervisor's clock (the log's uptime), which the host's wall time is
+# carried forward on.
+drift_to=
+[ -n "$drift_from" ] && [ "$(grep -ac "vm 'lin1': clock set to the host's" "$serial")" = "$drift_sets" ] &&
+	drift_to=$(clock_sync lin1)
+if [ -n "$drift_to" ]; then
+	read -r t0 noise <<<"$drift_from"
+	read -r t1 off <<<"$drift_to"
+	drift=$(awk -v o="$off" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", o / 1000 / ((b - a) / 3600) }')
+	echo "BENCH guest_wallclock_drift_s_per_h $drift s/h"
+	pass "linux: lin1's wall clock drifted $off ms in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s, $drift s an hour (a setting and a reading alone: $noise ms)"
+else
+	echo "BENCH guest_wallclock_drift_s_per_h nan s/h"
+	fail "linux: lin1's clock drift (from '${drift_from:-none}', to '${drift_to:-none}'; $(grep -ac "vm 'lin1': clock set to the host's" "$serial") clock settings, $drift_sets expected)"
+fi
 # Time sync: lin1's clock set wrong in the guest, then SyncTime (time_sync
 # on) sets it to the host's through qemu-ga's guest-set-time.
 run lin1 'date -s "2001-02-03 04:05:06" >/dev/null; echo WRONG-$(date +%Y)' 'WRONG-[0-9]+' >/dev/null
