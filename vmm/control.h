@@ -79,4 +79,10 @@ bool control_request_privilege(uint16_t request, enum control_privilege *needed)
  */
 void control_poll(void);
 
+/*
+ * True while a transfer's disk is read or written in steps (an export or
+ * import with its disk, vmm/control_saved.c): the scheduler does not sleep.
+ */
+bool control_steps_pending(void);
+
 #endif

@@ -36,55 +36,17 @@ static const struct boot_info *boot;
  * An export with the disk keeps its file as long for a resumed export.
  */
 #define TRANSFER_ABANDONED_NS (10ull * 60 * 1000000000)
-static struct {
-	char name[API_NAME_MAX + 1];
-	char network[API_NAME_MAX + 1]; /* every adapter's network here; "" keeps the file's */
-	char disk[API_NAME_MAX + 1];    /* the store disk a carried disk becomes */
-	uint64_t base, pages, size, received;
-	uint64_t last_chunk_ns;
-} import;
 
 /*
- * The file of the one export with its disk: the Saved VM's file, then the
- * disk's records, made at offset 0 and kept for the chunks after it, so
- * that a resumed export reads the same bytes (a Saved VM changes neither),
- * until its last chunk is read or no chunk came for TRANSFER_ABANDONED_NS.
+ * A disk a transfer carries is read or written in steps of about this
+ * long, from control_saved_poll, so that the VMs run meanwhile; a chunk
+ * asked for until the work is done is answered BUSY, to be asked again
+ * after DISK_RETRY_MS.
  */
-static struct carried_export {
-	unsigned vm_id;
-	uint64_t saved_at;
-	struct vm_saved file;
-	uint64_t last_chunk_ns;
-} carried;
-
-static void import_drop(void)
-{
-	if (import.pages)
-		page_alloc_free(boot->host_pages, import.base, import.pages);
-	memset(&import, 0, sizeof(import));
-}
-
-static void carried_drop(void)
-{
-	if (carried.file.pages)
-		page_alloc_free(boot->host_pages, carried.file.base, carried.file.pages);
-	memset(&carried, 0, sizeof(carried));
-}
-
-void control_saved_poll(void)
-{
-	uint64_t now = clock_ns();
-
-	if (carried.file.pages && now - carried.last_chunk_ns >= TRANSFER_ABANDONED_NS)
-		carried_drop();
-	if (!import.pages || now - import.last_chunk_ns < TRANSFER_ABANDONED_NS)
-		return;
-	log_warn("vm '%s': import abandoned at %llu of %llu KiB (no chunk for %llu minutes), "
-		 "its memory freed", import.name, (unsigned long long)(import.received / 1024),
-		 (unsigned long long)(import.size / 1024),
-		 (unsigned long long)(TRANSFER_ABANDONED_NS / 60000000000ull));
-	import_drop();
-}
+#define DISK_STEP_NS 2000000ull
+#define DISK_RETRY_MS 200u
+/* An export with its disk no chunk was asked of for this long gives way to another VM's. */
+#define EXPORT_TURN_NS (60ull * 1000000000)
 
 /* A disk is read and written a piece at a time, each piece one run at most. */
 #define DISK_PIECE SAVEFILE_SCRATCH_SIZE
@@ -98,6 +60,59 @@ struct copy_scratch {
 };
 #define COPY_SCRATCH_PAGES ((sizeof(struct copy_scratch) + PAGE_SIZE - 1) / PAGE_SIZE)
 
+/*
+ * A copy of a save file into new host pages: copy_begin writes its
+ * records (the configuration as an edit makes it, a disk the file carries
+ * left out) and, for a disk to carry, that disk's record; copy_disk_step
+ * reads the disk into it; copy_end writes the footer.
+ */
+struct file_copy {
+	struct savefile_writer w;
+	struct savefile_buffer out;
+	uint64_t base, pages;
+	uint64_t disk_at, disk_size; /* the disk's bytes written so far, of disk_size (0: none) */
+	uint64_t saved_at;
+	struct copy_scratch *s;
+};
+
+enum import_disk_state {
+	IMPORT_DISK_NONE,    /* none carried, or not begun */
+	IMPORT_DISK_WRITING, /* in steps (import_disk_step) */
+	IMPORT_DISK_WRITTEN, /* whole in the store, for the VM the import makes */
+};
+
+static struct {
+	char name[API_NAME_MAX + 1];
+	char network[API_NAME_MAX + 1]; /* every adapter's network here; "" keeps the file's */
+	char disk[API_NAME_MAX + 1];    /* the store disk a carried disk becomes */
+	uint64_t base, pages, size, received;
+	uint64_t last_chunk_ns;
+	/* The carried disk's writing: the runs left, a zero run under way, why it failed. */
+	enum import_disk_state disk_state;
+	struct savefile_reader disk_runs;
+	uint64_t zero_at, zero_end, disk_done;
+	struct copy_scratch *s;
+	uint16_t failed_error;
+	char failed[SAVEFILE_ERROR_MAX + 64];
+} import;
+
+/*
+ * The file of the one export with its disk: the Saved VM's file, then the
+ * disk's records, made in steps from the first chunk asked for and kept
+ * for the chunks after it, so that a resumed export reads the same bytes
+ * (a Saved VM changes neither), until its last chunk is read or no chunk
+ * came for TRANSFER_ABANDONED_NS.
+ */
+static struct carried_export {
+	unsigned vm_id;
+	uint64_t saved_at;
+	bool making;            /* its disk being read into copy */
+	struct file_copy copy;
+	struct vm_saved file;   /* once made */
+	char failed[SAVEFILE_ERROR_MAX];
+	uint64_t last_chunk_ns, started_ns;
+} carried;
+
 static struct copy_scratch *scratch_alloc(void)
 {
 	uint64_t pa;
@@ -108,29 +123,78 @@ static struct copy_scratch *scratch_alloc(void)
 
 static void scratch_free(struct copy_scratch *s)
 {
-	page_alloc_free(boot->host_pages, (uint64_t)(uintptr_t)s, COPY_SCRATCH_PAGES);
+	if (s)
+		page_alloc_free(boot->host_pages, (uint64_t)(uintptr_t)s, COPY_SCRATCH_PAGES);
 }
 
-/* The disk's contents as the file's disk records, a piece at a time. */
-static bool write_disk(struct savefile_writer *w, const struct disk *d, struct copy_scratch *s)
+static void copy_abort(struct file_copy *fc)
 {
-	lz_workspace_init(&s->ws);
-	if (!savefile_write_disk(w, d->size))
-		return false;
-	for (uint64_t at = 0; at < d->size; at += DISK_PIECE) {
-		uint64_t n = d->size - at < DISK_PIECE ? d->size - at : DISK_PIECE;
-		uint64_t pages = (n + SAVEFILE_PAGE_SIZE - 1) / SAVEFILE_PAGE_SIZE;
+	if (fc->pages)
+		page_alloc_free(boot->host_pages, fc->base, fc->pages);
+	scratch_free(fc->s);
+	memset(fc, 0, sizeof(*fc));
+}
 
-		memset(s->piece + n, 0, pages * SAVEFILE_PAGE_SIZE - n);
-		if (!disk_read(d, at, s->piece, n)) {
-			fmt_snprintf(w->error.text, sizeof(w->error.text), "the disk cannot be read "
-				     "at byte %llu", (unsigned long long)at);
-			return false;
-		}
-		if (!savefile_write_disk_pages(w, s->piece, pages, &s->ws, s->run))
-			return false;
-	}
-	return true;
+/* A disk an import began is deleted when the import is refused; a store that keeps it says so. */
+static void drop_imported_disk(const char *name)
+{
+	char why[160];
+
+	if (store_host_import_disk_drop(name, why, sizeof(why)))
+		log_err("store: disk '%s' of a refused import is not deleted: %s", name, why);
+}
+
+static void import_drop(void)
+{
+	if (import.pages)
+		page_alloc_free(boot->host_pages, import.base, import.pages);
+	scratch_free(import.s);
+	if (import.disk_state != IMPORT_DISK_NONE)
+		drop_imported_disk(import.disk);
+	memset(&import, 0, sizeof(import));
+}
+
+static void carried_drop(void)
+{
+	copy_abort(&carried.copy);
+	if (carried.file.pages)
+		page_alloc_free(boot->host_pages, carried.file.base, carried.file.pages);
+	memset(&carried, 0, sizeof(carried));
+}
+
+static void carried_step(void);
+static void import_disk_step(void);
+
+bool control_steps_pending(void)
+{
+	return carried.making || import.disk_state == IMPORT_DISK_WRITING;
+}
+
+void control_saved_poll(void)
+{
+	uint64_t now = clock_ns();
+
+	carried_step();
+	import_disk_step();
+	if ((carried.file.pages || carried.making || carried.failed[0]) &&
+	    now - carried.last_chunk_ns >= TRANSFER_ABANDONED_NS)
+		carried_drop();
+	if (!import.pages || now - import.last_chunk_ns < TRANSFER_ABANDONED_NS)
+		return;
+	log_warn("vm '%s': import abandoned at %llu of %llu KiB (no chunk for %llu minutes), "
+		 "its memory freed", import.name, (unsigned long long)(import.received / 1024),
+		 (unsigned long long)(import.size / 1024),
+		 (unsigned long long)(TRANSFER_ABANDONED_NS / 60000000000ull));
+	import_drop();
+}
+
+/* A chunk asked for while a carried disk's work goes on: ask again soon. */
+static int busy(struct call *c, const char *what, uint64_t done, uint64_t total)
+{
+	fail(c, API_E_BUSY, "%s: its disk is being %s: %llu of %llu KiB", request_name(c->request),
+	     what, (unsigned long long)(done / 1024), (unsigned long long)(total / 1024));
+	tlv_put_u32(&c->w, API_TAG_RETRY_AFTER_MS, DISK_RETRY_MS);
+	return -1;
 }
 
 /*
@@ -141,21 +205,19 @@ typedef size_t (*config_edit)(const struct savefile_record *config, const void *
 			      uint8_t *out, size_t cap);
 
 /*
- * A copy of the save file from into new host pages: its records in order,
- * the configuration record as edit makes it, a disk it carries left out,
- * and then, given disk, that disk's contents. 0, or -1 having answered c.
+ * Begins a copy of the save file from (file_copy): room for it without a
+ * disk it carries and with a disk of disk_size to carry (0: none), its
+ * records written. 0, or -1 having answered c, nothing kept.
  */
-static int copy_file(struct call *c, const struct vm_saved *from, config_edit edit,
-		     const void *edit_ctx, const struct disk *disk, struct copy_scratch *s,
-		     struct vm_saved *to)
+static int copy_begin(struct call *c, const struct vm_saved *from, config_edit edit,
+		      const void *edit_ctx, uint64_t disk_size, struct file_copy *fc)
 {
 	const char *rq = request_name(c->request);
 	struct savefile_reader r;
 	struct savefile_error err;
 	struct savefile_record rec;
-	struct savefile_writer w;
-	uint64_t base;
 
+	memset(fc, 0, sizeof(*fc));
 	if (!savefile_open(&r, (const uint8_t *)(uintptr_t)from->base, from->bytes, &err))
 		return fail(c, API_E_INVALID_ARGUMENT, "%s: the file is refused: %s", rq, err.text);
 	/* The copy leaves out a disk the file carries: no room for it, beside the file. */
@@ -164,41 +226,109 @@ static int copy_file(struct call *c, const struct vm_saved *from, config_edit ed
 	while (savefile_next(&walk, &rec))
 		if (rec.type == SAVEFILE_DISK || rec.type == SAVEFILE_DISK_RUN)
 			left_out += SAVEFILE_RECORD_HEADER_SIZE + rec.size;
-	uint64_t bound = from->bytes - left_out + sizeof(s->config) +
-			 (disk ? savefile_disk_bound(disk->size) : 0);
-	uint64_t pages = (bound + PAGE_SIZE - 1) / PAGE_SIZE;
-	if (page_alloc_alloc(boot->host_pages, pages, 1, &base))
+	uint64_t bound = from->bytes - left_out + PROTO_MAX_PAYLOAD +
+			 (disk_size ? savefile_disk_bound(disk_size) : 0);
+	fc->pages = (bound + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (!(fc->s = scratch_alloc()) ||
+	    page_alloc_alloc(boot->host_pages, fc->pages, 1, &fc->base)) {
+		fc->pages = 0;
+		copy_abort(fc);
 		return fail(c, API_E_NO_RESOURCES, "%s: no memory for a file of up to %llu KiB", rq,
 			    (unsigned long long)(bound / 1024));
-	struct savefile_buffer out = { (uint8_t *)(uintptr_t)base, bound, 0 };
-	bool ok = savefile_writer_init(&w, savefile_buffer_sink, &out) &&
-		  savefile_write_header(&w, &r.walk.header);
+	}
+	fc->out = (struct savefile_buffer){ (uint8_t *)(uintptr_t)fc->base, bound, 0 };
+	fc->disk_size = disk_size;
+	fc->saved_at = from->saved_at;
+	bool ok = savefile_writer_init(&fc->w, savefile_buffer_sink, &fc->out) &&
+		  savefile_write_header(&fc->w, &r.walk.header);
 	while (ok && savefile_next(&r, &rec)) {
 		if (rec.type == SAVEFILE_DISK || rec.type == SAVEFILE_DISK_RUN)
 			continue;
 		if (rec.type == SAVEFILE_CONFIG) {
-			rec.size = (uint32_t)edit(&rec, edit_ctx, s->config, sizeof(s->config));
-			rec.payload = s->config;
+			rec.size = (uint32_t)edit(&rec, edit_ctx, fc->s->config, sizeof(fc->s->config));
+			rec.payload = fc->s->config;
 			if (!rec.size) {
-				fmt_snprintf(w.error.text, sizeof(w.error.text), "its configuration "
-					     "is malformed or does not fit %zu bytes",
-					     sizeof(s->config));
+				fmt_snprintf(fc->w.error.text, sizeof(fc->w.error.text), "its "
+					     "configuration is malformed or does not fit %zu bytes",
+					     sizeof(fc->s->config));
 				ok = false;
 				break;
 			}
 		}
-		ok = savefile_copy_record(&w, &rec);
+		ok = savefile_copy_record(&fc->w, &rec);
 	}
-	if (!ok || (disk && !write_disk(&w, disk, s)) || !savefile_finish(&w)) {
-		page_alloc_free(boot->host_pages, base, pages);
-		return fail(c, API_E_INVALID_ARGUMENT, "%s: the file is not copied: %s", rq,
-			    w.error.text);
+	if (ok && disk_size) {
+		lz_workspace_init(&fc->s->ws);
+		ok = savefile_write_disk(&fc->w, disk_size);
 	}
-	uint64_t used = (out.size + PAGE_SIZE - 1) / PAGE_SIZE;
-	if (used < pages)
-		page_alloc_free(boot->host_pages, base + used * PAGE_SIZE, pages - used);
-	*to = (struct vm_saved){ .base = base, .pages = used, .bytes = out.size,
-				 .saved_at = from->saved_at };
+	if (!ok) {
+		fail(c, API_E_INVALID_ARGUMENT, "%s: the file is not copied: %s", rq,
+		     fc->w.error.text);
+		copy_abort(fc);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads the disk d into the copy for about budget_ns, a piece at least:
+ * 1 while some is left, 0 when it is all in, -1 when it fails (the
+ * writer's error says why).
+ */
+static int copy_disk_step(struct file_copy *fc, const struct disk *d, uint64_t budget_ns)
+{
+	uint64_t started = clock_ns();
+	struct copy_scratch *s = fc->s;
+
+	do {
+		if (fc->disk_at >= fc->disk_size)
+			return 0;
+		uint64_t n = fc->disk_size - fc->disk_at < DISK_PIECE ? fc->disk_size - fc->disk_at
+								       : DISK_PIECE;
+		uint64_t pages = (n + SAVEFILE_PAGE_SIZE - 1) / SAVEFILE_PAGE_SIZE;
+
+		memset(s->piece + n, 0, pages * SAVEFILE_PAGE_SIZE - n);
+		if (!disk_read(d, fc->disk_at, s->piece, n)) {
+			fmt_snprintf(fc->w.error.text, sizeof(fc->w.error.text), "the disk cannot "
+				     "be read at byte %llu", (unsigned long long)fc->disk_at);
+			return -1;
+		}
+		if (!savefile_write_disk_pages(&fc->w, s->piece, pages, &s->ws, s->run))
+			return -1;
+		fc->disk_at += n;
+	} while (clock_ns() - started < budget_ns);
+	return fc->disk_at < fc->disk_size;
+}
+
+/* The copy's footer: its pages, the unused ones given back, become *to. 0, or -1 (the writer's error). */
+static int copy_end(struct file_copy *fc, struct vm_saved *to)
+{
+	if (!savefile_finish(&fc->w))
+		return -1;
+	uint64_t used = (fc->out.size + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (used < fc->pages)
+		page_alloc_free(boot->host_pages, fc->base + used * PAGE_SIZE, fc->pages - used);
+	*to = (struct vm_saved){ .base = fc->base, .pages = used, .bytes = fc->out.size,
+				 .saved_at = fc->saved_at };
+	fc->pages = 0; /* *to's now */
+	copy_abort(fc);
+	return 0;
+}
+
+/* A whole copy without a disk to carry: copy_begin and copy_end at once. 0, or -1 having answered c. */
+static int copy_file(struct call *c, const struct vm_saved *from, config_edit edit,
+		     const void *edit_ctx, struct vm_saved *to)
+{
+	struct file_copy fc;
+
+	if (copy_begin(c, from, edit, edit_ctx, 0, &fc))
+		return -1;
+	if (copy_end(&fc, to)) {
+		fail(c, API_E_INVALID_ARGUMENT, "%s: the file is not copied: %s",
+		     request_name(c->request), fc.w.error.text);
+		copy_abort(&fc);
+		return -1;
+	}
 	return 0;
 }
 
@@ -233,40 +363,90 @@ static size_t config_with_disk_size(const struct savefile_record *config, const 
 	return tlv_writer_ok(&w) ? w.len : 0;
 }
 
-/*
- * The file of an export with the disk for this chunk: the one made for
- * this Saved VM, or, at offset 0 (a new export) or when there is none,
- * one made now. 0, or -1 having answered c.
- */
-static int carried_file(struct call *c, const struct vm *vm, uint64_t offset)
+/* The VM the export with its disk reads, while it is Saved with the same state; else NULL. */
+static struct vm *carried_vm(void)
 {
-	uint64_t started = clock_ns();
-	struct copy_scratch *s;
-	struct vm_saved file;
+	for (unsigned i = 0; i < vm_count(); i++) {
+		struct vm *vm = vm_by_index(i);
+		if (vm->id == carried.vm_id)
+			return vm->state == VM_STATE_SAVED && vm->saved.saved_at == carried.saved_at
+				       ? vm : NULL;
+	}
+	return NULL;
+}
 
+/* A step of the export's disk reading (control_saved_poll). */
+static void carried_step(void)
+{
+	if (!carried.making)
+		return;
+	struct vm *vm = carried_vm();
+	if (!vm) {
+		log_warn("store: the export with its disk stopped: its VM is no longer Saved");
+		carried_drop();
+		return;
+	}
+	int r = copy_disk_step(&carried.copy, &vm->disk, DISK_STEP_NS);
+	if (r > 0)
+		return;
+	carried.making = false;
+	if (r == 0 && !copy_end(&carried.copy, &carried.file)) {
+		log_info("vm '%s': export with its disk: %llu KiB, the disk's %llu KiB with the "
+			 "saved state's %llu KiB, made in %llu ms", vm->cfg->name,
+			 (unsigned long long)(carried.file.bytes / 1024),
+			 (unsigned long long)(vm->disk.size / 1024),
+			 (unsigned long long)(vm->saved.bytes / 1024),
+			 (unsigned long long)((clock_ns() - carried.started_ns) / 1000000));
+		return;
+	}
+	fmt_snprintf(carried.failed, sizeof(carried.failed), "%s", carried.copy.w.error.text);
+	log_err("vm '%s': export with its disk failed: %s", vm->cfg->name, carried.failed);
+	copy_abort(&carried.copy);
+}
+
+/*
+ * The file of an export with the disk, for a chunk: the one made for
+ * this Saved VM (0), or, the first time, one begun in steps, the chunk
+ * answered BUSY until it is made. -1 having answered c.
+ */
+static int carried_ready(struct call *c, const struct vm *vm)
+{
 	if (!vm->disk.size)
 		return fail(c, API_E_INVALID_ARGUMENT, "ExportSavedState: %s has no disk to carry",
 			    vm->cfg->name);
-	if (offset && carried.file.pages && carried.vm_id == vm->id &&
-	    carried.saved_at == vm->saved.saved_at) {
-		carried.last_chunk_ns = started;
-		return 0;
-	}
-	carried_drop();
-	if (!(s = scratch_alloc()))
-		return fail(c, API_E_NO_RESOURCES, "ExportSavedState: no memory to read the disk in");
-	int rc = copy_file(c, &vm->saved, config_with_disk_size, &vm->disk, &vm->disk, s, &file);
-	scratch_free(s);
-	if (rc)
+	bool ours = carried.vm_id == vm->id && carried.saved_at == vm->saved.saved_at &&
+		    (carried.making || carried.file.pages || carried.failed[0]);
+	if (ours && carried.failed[0]) {
+		fail(c, API_E_INTERNAL, "ExportSavedState: %s's disk was not read: %s",
+		     vm->cfg->name, carried.failed);
+		carried_drop();
 		return -1;
-	carried = (struct carried_export){ .vm_id = vm->id, .saved_at = vm->saved.saved_at, .file = file,
-				     .last_chunk_ns = started };
-	log_info("vm '%s': export with its disk: %llu KiB, the disk's %llu KiB with the saved "
-		 "state's %llu KiB, made in %llu ms", vm->cfg->name,
-		 (unsigned long long)(file.bytes / 1024), (unsigned long long)(vm->disk.size / 1024),
-		 (unsigned long long)(vm->saved.bytes / 1024),
-		 (unsigned long long)((clock_ns() - started) / 1000000));
-	return 0;
+	}
+	/*
+	 * One export with its disk at a time: another VM's, read or read
+	 * from lately, is not dropped for this one, which waits its turn.
+	 */
+	if (!ours && (carried.making || carried.file.pages) &&
+	    clock_ns() - carried.last_chunk_ns < EXPORT_TURN_NS) {
+		fail(c, API_E_BUSY, "ExportSavedState: an export with its disk of another VM is "
+		     "under way");
+		tlv_put_u32(&c->w, API_TAG_RETRY_AFTER_MS, 1000);
+		return -1;
+	}
+	carried.last_chunk_ns = clock_ns();
+	if (ours && !carried.making)
+		return 0;
+	if (!ours) {
+		carried_drop();
+		if (copy_begin(c, &vm->saved, config_with_disk_size, &vm->disk, vm->disk.size,
+			       &carried.copy))
+			return -1;
+		carried.vm_id = vm->id;
+		carried.saved_at = vm->saved.saved_at;
+		carried.making = true;
+		carried.started_ns = carried.last_chunk_ns = clock_ns();
+	}
+	return busy(c, "read", carried.copy.disk_at, carried.copy.disk_size);
 }
 
 int export_saved_state(struct call *c)
@@ -290,7 +470,7 @@ int export_saved_state(struct call *c)
 	tlv_get_u8(c->req, c->len, API_TAG_WITH_DISK, &with_disk);
 	if (max > CHUNK_MAX)
 		max = CHUNK_MAX;
-	if (with_disk && carried_file(c, vm, offset))
+	if (with_disk && carried_ready(c, vm))
 		return -1;
 	const struct vm_saved *file = with_disk ? &carried.file : &vm->saved;
 	if (offset > file->bytes)
@@ -417,81 +597,129 @@ static size_t config_on_store_disk(const struct savefile_record *config, const v
 	return tlv_writer_ok(&w) ? w.len : 0;
 }
 
-/* A disk an import began is deleted when the import is refused; a store that keeps it says so. */
-static void drop_imported_disk(const char *name)
+/*
+ * A step of the import's disk writing (control_saved_poll): the file's
+ * disk runs into the new store disk, a piece at a time, zeros written as
+ * such (a new object's blocks are not zeroed), for about DISK_STEP_NS.
+ * At the last run the disk is committed; a failure deletes it and keeps
+ * why for the chunk asked again.
+ */
+static void import_disk_step(void)
 {
-	char why[160];
-
-	if (store_host_delete_disk(name, why, sizeof(why)))
-		log_err("store: disk '%s' of a refused import is not deleted: %s", name, why);
-}
-
-/* The disk runs of the file into the new store disk name, a piece at a time. */
-static int write_carried_disk(struct call *c, const struct savefile_reader *file,
-			      const char *name, struct copy_scratch *s)
-{
-	struct savefile_reader r = *file;
-	struct savefile_record rec;
 	struct savefile_error err = { "" };
+	struct savefile_record rec;
 	struct savefile_run run;
-	uint64_t bytes = r.walk.disk_bytes;
+	uint64_t started = clock_ns(), bytes = import.disk_runs.walk.disk_bytes;
+	uint8_t *piece = import.s ? import.s->piece : NULL;
 	char why[160];
-	int e;
-	bool ok = true, decoded = true;
 
-	if ((e = store_host_import_disk_begin(name, bytes, why, sizeof(why))))
-		return store_refused(c, e, why);
-	while (ok && savefile_next(&r, &rec)) {
+	if (import.disk_state != IMPORT_DISK_WRITING)
+		return;
+	do {
+		if (import.zero_at < import.zero_end) {
+			uint64_t n = import.zero_end - import.zero_at < DISK_PIECE
+					     ? import.zero_end - import.zero_at : DISK_PIECE;
+			if (!store_host_import_disk_write(import.disk, import.zero_at, piece, n))
+				goto store_failed;
+			import.zero_at += n;
+			import.disk_done = import.zero_at;
+			continue;
+		}
+		if (!savefile_next(&import.disk_runs, &rec)) {
+			if (store_host_import_disk_end(import.disk, why, sizeof(why))) {
+				fmt_snprintf(import.failed, sizeof(import.failed), "ImportVirtualMachine: "
+					     "its disk '%s' is not written: %s", import.disk, why);
+				import.failed_error = API_E_INTERNAL;
+				break;
+			}
+			import.disk_state = IMPORT_DISK_WRITTEN;
+			scratch_free(import.s);
+			import.s = NULL;
+			return;
+		}
 		if (rec.type != SAVEFILE_DISK_RUN)
 			continue;
-		if (!savefile_memory_run(&rec, &run, &err))
-			break;
 		/* savefile_open held the runs inside the disk's whole pages; its bytes end before. */
+		if (!savefile_memory_run(&rec, &run, &err))
+			goto refused;
 		uint64_t at = run.gpa, end = at + (uint64_t)run.pages * SAVEFILE_PAGE_SIZE;
+		/* Checked by savefile_open; checked again, as the piece's size depends on it. */
+		if (at >= bytes || (run.encoding != SAVEFILE_RUN_ZERO &&
+				    run.pages > DISK_PIECE / SAVEFILE_PAGE_SIZE)) {
+			fmt_snprintf(err.text, sizeof(err.text), "a disk run at %llu does not fit",
+				     (unsigned long long)at);
+			goto refused;
+		}
 		end = end < bytes ? end : bytes;
 		if (run.encoding == SAVEFILE_RUN_ZERO) {
-			memset(s->piece, 0, sizeof(s->piece));
-			for (uint64_t n; ok && at < end; at += n) {
-				n = end - at < DISK_PIECE ? end - at : DISK_PIECE;
-				ok = store_host_import_disk_write(name, at, s->piece, n);
-			}
-		} else {
-			decoded = ok = savefile_run_decode(&run, s->piece,
-							   (size_t)run.pages * SAVEFILE_PAGE_SIZE, &err);
-			ok = ok && store_host_import_disk_write(name, at, s->piece, end - at);
+			memset(piece, 0, DISK_PIECE);
+			import.zero_at = at;
+			import.zero_end = end;
+			continue;
 		}
-	}
-	if (!ok || err.text[0] || (e = store_host_import_disk_end(name, why, sizeof(why)))) {
-		drop_imported_disk(name);
-		/* A run that does not decode is the file's fault; the rest the store's. */
-		if (!decoded || err.text[0])
-			return fail(c, API_E_INVALID_ARGUMENT, "ImportVirtualMachine: its disk is "
-				    "refused: %s", err.text);
-		return fail(c, API_E_INTERNAL, "ImportVirtualMachine: its disk '%s' is not "
-			    "written: %s", name, e ? why : "the store's drive failed");
-	}
-	return 0;
+		if (!savefile_run_decode(&run, piece, (size_t)run.pages * SAVEFILE_PAGE_SIZE, &err))
+			goto refused;
+		if (!store_host_import_disk_write(import.disk, at, piece, end - at))
+			goto store_failed;
+		import.disk_done = end;
+	} while (clock_ns() - started < DISK_STEP_NS);
+	if (!import.failed[0])
+		return;
+	goto dropped;
+
+store_failed:
+	fmt_snprintf(import.failed, sizeof(import.failed), "ImportVirtualMachine: its disk '%s' "
+		     "is not written: the store's drive failed", import.disk);
+	import.failed_error = API_E_INTERNAL;
+	goto dropped;
+refused:
+	/* A run that does not decode is the file's fault. */
+	fmt_snprintf(import.failed, sizeof(import.failed), "ImportVirtualMachine: its disk is "
+		     "refused: %s", err.text);
+	import.failed_error = API_E_INVALID_ARGUMENT;
+dropped:
+	drop_imported_disk(import.disk);
+	import.disk_state = IMPORT_DISK_NONE;
+	scratch_free(import.s);
+	import.s = NULL;
 }
 
 /*
- * The disk a file carries made the store disk name, and the file copied
- * without it into *moved, its configuration naming that disk: what a Save
- * of the VM here would have written. 0, or -1 having answered c, with
- * neither the disk nor a copy left.
+ * The disk a line import's file carries, as the store disk import.disk:
+ * 0 once written; else begun (its writing in steps), going on, or failed,
+ * with c answered (BUSY while it goes on). r is the file, opened.
  */
-static int take_carried_disk(struct call *c, const struct savefile_reader *r,
-			     const struct vm_saved *file, const char *name, struct vm_saved *moved)
+static int carried_disk_written(struct call *c, const struct savefile_reader *r)
 {
-	struct copy_scratch *s = scratch_alloc();
+	char why[160];
+	int e;
 
-	if (!s)
-		return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no memory to write its "
-			    "disk from");
-	int rc = write_carried_disk(c, r, name, s);
-	if (!rc && (rc = copy_file(c, file, config_on_store_disk, name, NULL, s, moved)))
-		drop_imported_disk(name);
-	scratch_free(s);
-	return rc;
+	if (import.failed[0]) {
+		uint16_t error = import.failed_error;
+		import.failed_error = 0;
+		return fail(c, error, "%s", import.failed);
+	}
+	switch (import.disk_state) {
+	case IMPORT_DISK_WRITTEN:
+		return 0;
+	case IMPORT_DISK_NONE:
+		if (!(import.s = scratch_alloc()))
+			return fail(c, API_E_NO_RESOURCES, "ImportVirtualMachine: no memory to write "
+				    "its disk from");
+		if ((e = store_host_import_disk_begin(import.disk, r->walk.disk_bytes, why,
+						      sizeof(why)))) {
+			scratch_free(import.s);
+			import.s = NULL;
+			return store_refused(c, e, why);
+		}
+		import.disk_runs = *r;
+		import.zero_at = import.zero_end = import.disk_done = 0;
+		import.disk_state = IMPORT_DISK_WRITING;
+		break;
+	case IMPORT_DISK_WRITING:
+		break;
+	}
+	return busy(c, "written", import.disk_done, r->walk.disk_bytes);
 }
 
 /*
@@ -566,14 +794,14 @@ static int open_with_config(struct call *c, const struct vm_saved *file,
  * store. On success the VM owns the file's pages, or those of the copy
  * without the disk, the file's being freed.
  */
+#define IMPORT_PENDING (-2)
 static int saved_vm_create(struct call *c, const char *name, const struct vm_saved *file,
-			   bool from_store, const char *network, const char *disk)
+			   bool from_store, const char *network)
 {
 	struct savefile_reader r;
 	struct savefile_record rec;
 	struct vm_saved moved = { 0 };
 	const uint64_t received = file->bytes;
-	char chosen[API_NAME_MAX + 1];
 
 	if (open_with_config(c, file, &r, &rec))
 		return -1;
@@ -585,12 +813,13 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 		if (!disk_bytes)
 			return refuse_disk(c);
 		/* Its first chunk did not hold the whole configuration: the disk's name now. */
-		if (!disk[0] && choose_import_disk(c, &rec, name, disk_bytes, chosen, sizeof(chosen)))
+		if (!import.disk[0] && choose_import_disk(c, &rec, name, disk_bytes, import.disk,
+							  sizeof(import.disk)))
 			return -1;
-		disk = disk[0] ? disk : chosen;
-		if (take_carried_disk(c, &r, file, disk, &moved))
-			return -1;
-		if (open_with_config(c, &moved, &r, &rec))
+		if (carried_disk_written(c, &r))
+			return import.disk_state == IMPORT_DISK_WRITING ? IMPORT_PENDING : -1;
+		if (copy_file(c, file, config_on_store_disk, import.disk, &moved) ||
+		    open_with_config(c, &moved, &r, &rec))
 			goto drop_moved;
 	}
 
@@ -634,8 +863,8 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 		goto drop_moved;
 	}
 	if (moved.pages) {
-		log_info("vm '%s': its disk imported as store disk '%s' (%llu KiB)", name, disk,
-			 (unsigned long long)(disk_bytes / 1024));
+		log_info("vm '%s': its disk imported as store disk '%s' (%llu KiB)", name,
+			 import.disk, (unsigned long long)(disk_bytes / 1024));
 		page_alloc_free(boot->host_pages, file->base, file->pages);
 		file = &moved;
 	}
@@ -655,10 +884,9 @@ static int saved_vm_create(struct call *c, const char *name, const struct vm_sav
 	return 0;
 
 drop_moved:
-	if (moved.pages) {
+	/* The disk it wrote goes with the import (import_drop). */
+	if (moved.pages)
 		page_alloc_free(boot->host_pages, moved.base, moved.pages);
-		drop_imported_disk(disk);
-	}
 	return -1;
 }
 
@@ -721,20 +949,34 @@ int import_vm(struct call *c)
 		tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.received);
 		return -1;
 	}
-	memcpy((uint8_t *)(uintptr_t)import.base + offset, data, n);
-	if (offset + n > import.received)
+	/*
+	 * Only what is new is copied: the bytes received may be in use (the
+	 * file checked whole, its disk's runs being read) and are not written
+	 * again.
+	 */
+	if (offset + n > import.received) {
+		uint64_t known = import.received - offset;
+		memcpy((uint8_t *)(uintptr_t)import.base + import.received, data + known,
+		       (size_t)(n - known));
 		import.received = offset + n;
+	}
 	import.last_chunk_ns = clock_ns();
 	tlv_put_u64(&c->w, API_TAG_NEXT_OFFSET, import.received);
 	if (import.received < import.size)
 		return 0;
+	/* The file is whole and checked: while its disk is written, only ask again. */
+	if (import.disk_state == IMPORT_DISK_WRITING)
+		return busy(c, "written", import.disk_done, import.disk_runs.walk.disk_bytes);
 	const struct vm_saved file = { .base = import.base, .pages = import.pages,
 				       .bytes = import.size };
-	if (saved_vm_create(c, import.name, &file, false, import.network, import.disk)) {
+	int rc = saved_vm_create(c, import.name, &file, false, import.network);
+	if (rc == IMPORT_PENDING)
+		return -1; /* answered BUSY: its disk's writing goes on */
+	if (rc) {
 		import_drop();
 		return -1;
 	}
-	memset(&import, 0, sizeof(import)); /* the VM owns the pages now */
+	memset(&import, 0, sizeof(import)); /* the VM owns the pages, and the disk, now */
 	return 0;
 }
 
@@ -813,7 +1055,7 @@ static void adopt_stored_state(const char *name, uint64_t bytes)
 		struct call c = { 0 };
 		struct tlv t;
 		tlv_writer_init(&c.w, scratch, sizeof(scratch));
-		if (saved_vm_create(&c, name, &file, true, "", "")) {
+		if (saved_vm_create(&c, name, &file, true, "")) {
 			bool said = tlv_find(scratch, c.w.len, API_TAG_MESSAGE, &t) == TLV_OK;
 			log_err("vm '%s': its saved state in the store does not make a VM again: "
 				"%.*s; left there", name, said ? (int)t.len : 0,

@@ -1,6 +1,7 @@
 #include "vmm/sched.h"
 
 #include "vmm/clock.h"
+#include "vmm/control.h"
 #include "vmm/host_irq.h"
 #include "vmm/log.h"
 #include "vmm/mce.h"
@@ -217,8 +218,11 @@ void sched_run(uint64_t tsc_hz)
 	for (;;) {
 		mgmt_poll();
 		store_host_poll();
-		/* A Save's step between slices: the other VMs run while a large VM is saved. */
-		bool saving = vm_save_poll(SAVE_STEP_NS);
+		/*
+		 * A Save's step between slices: the other VMs run while a large VM
+		 * is saved; a transfer's disk goes in steps too (control_poll).
+		 */
+		bool stepping = vm_save_poll(SAVE_STEP_NS) || control_steps_pending();
 		uint64_t now = rdtsc();
 		run_timers(cpu, now);
 		unsigned runnable_count;
@@ -227,8 +231,8 @@ void sched_run(uint64_t tsc_hz)
 		mce_report();
 		log_drain();
 		if (!vcpu) {
-			if (saving)
-				continue; /* its next step at once: nothing else wants the CPU */
+			if (stepping)
+				continue; /* the next step at once: nothing else wants the CPU */
 			uint64_t next_timer = earliest_event(cpu, VM_MAX);
 			/* The management line must be served even when every VM sleeps. */
 			if (!next_timer && !mgmt_line_active()) {

@@ -989,6 +989,31 @@ static bool file_checks(struct run *r, const char *what, const uint8_t *data, si
 
 #define EXPORT_MAX (64ull << 30)
 
+/*
+ * A chunk of an export or import, asked again while the hypervisor
+ * answers BUSY: it reads or writes the VM's disk in steps meanwhile, and
+ * says how far it is, which a terminal shows. Ctrl-C ends the wait.
+ */
+static enum vmmctl_call transfer_call(struct run *r, uint16_t code, const uint8_t *buf,
+				      size_t len)
+{
+	for (;;) {
+		enum vmmctl_call c = vmmctl_call(&r->c, code, buf, len);
+
+		if (c != VMMCTL_CALL_ERROR || r->c.err_code != API_E_BUSY)
+			return c;
+		if (r->env->progress_tty && !r->p->opts.json) {
+			fprintf(r->env->err, "\r%s  ", r->c.err_msg);
+			fflush(r->env->err);
+		}
+		if (interrupted(r))
+			return VMMCTL_CALL_INTR;
+		sleep_ms(r, r->c.err_retry_after_ms == 0 ? 200
+			    : r->c.err_retry_after_ms > 2000 ? 2000
+			    : (int)r->c.err_retry_after_ms);
+	}
+}
+
 static int cmd_export(struct run *r)
 {
 	const char *vm = r->p->local.vm, *file = r->p->local.file;
@@ -1019,7 +1044,7 @@ static int cmd_export(struct run *r)
 		tlv_put_u64(&w, API_TAG_OFFSET, have);
 		if (r->p->local.with_disk)
 			tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
-		enum vmmctl_call c = vmmctl_call(&r->c, API_REQ_EXPORT_SAVED_STATE, buf, w.len);
+		enum vmmctl_call c = transfer_call(r, API_REQ_EXPORT_SAVED_STATE, buf, w.len);
 		if (c != VMMCTL_CALL_OK) {
 			fclose(f);
 			return report(r, c, "ExportSavedState");
@@ -1086,7 +1111,7 @@ static enum vmmctl_call import_send(struct run *r, const char *vm, uint64_t size
 	tlv_put_u64(&w, API_TAG_SAVED_SIZE, size);
 	tlv_put_u64(&w, API_TAG_OFFSET, offset);
 	tlv_put(&w, API_TAG_DATA, d, n);
-	return vmmctl_call(&r->c, API_REQ_IMPORT_VIRTUAL_MACHINE, buf, w.len);
+	return transfer_call(r, API_REQ_IMPORT_VIRTUAL_MACHINE, buf, w.len);
 }
 
 static int cmd_import(struct run *r)
@@ -1118,8 +1143,15 @@ static int cmd_import(struct run *r)
 	if (r->p->local.resume) {
 		/* Asking past what was received: the answer says how much was. */
 		c = import_send(r, vm, (uint64_t)size, (uint64_t)size, data, 0);
-		if (c == VMMCTL_CALL_ERROR && tlv_get_u64(r->c.resp.payload, r->c.resp.length,
-							  API_TAG_NEXT_OFFSET, &next) == TLV_OK)
+		bool said = tlv_get_u64(r->c.resp.payload, r->c.resp.length, API_TAG_NEXT_OFFSET,
+					&next) == TLV_OK;
+		/* All of it was there: the probe ended the import (its disk written meanwhile). */
+		if (c == VMMCTL_CALL_OK && said && next == (uint64_t)size) {
+			free(data);
+			transfer_done(r, vm, file, (uint64_t)size, now_s());
+			return VMMCTL_EXIT_OK;
+		}
+		if (c == VMMCTL_CALL_ERROR && said)
 			fprintf(r->env->err, "vmmctl: import: going on from byte %llu\n",
 				(unsigned long long)next);
 		else

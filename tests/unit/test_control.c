@@ -150,6 +150,11 @@ bool store_host_import_disk_write(const char *name, uint64_t offset, const void 
 	return true;
 }
 
+int store_host_import_disk_drop(const char *name, char *why, size_t why_size)
+{
+	return store_host_delete_disk(name, why, why_size);
+}
+
 int store_host_import_disk_end(const char *name, char *why, size_t why_size)
 {
 	(void)name;
@@ -1126,13 +1131,25 @@ static uint16_t import_first_with(const char *vm, uint8_t tag, const char *value
 	return call(API_REQ_IMPORT_VIRTUAL_MACHINE);
 }
 
-/* Sends data[from..size) in chunks; returns the first error, or the last answer's. */
+/*
+ * Sends data[from..size) in chunks; returns the first error, or the last
+ * answer's. A BUSY last chunk (a carried disk being written in steps) is
+ * sent again after a scheduler pass (control_poll), as vmmctl does.
+ */
+static unsigned busy_answers;
+
 static uint16_t import_rest(const char *vm, const uint8_t *data, size_t size, size_t from)
 {
 	uint16_t e = API_E_OK;
 
-	for (size_t at = from; at < size && e == API_E_OK; at += 800)
-		e = import_chunk(vm, size, at, data + at, size - at < 800 ? size - at : 800);
+	for (size_t at = from; at < size && e == API_E_OK; at += 800) {
+		size_t n = size - at < 800 ? size - at : 800;
+		while ((e = import_chunk(vm, size, at, data + at, n)) == API_E_BUSY) {
+			assert_int_equal(answer_uint(API_TAG_RETRY_AFTER_MS), 200);
+			busy_answers++;
+			control_poll();
+		}
+	}
 	return e;
 }
 
@@ -1291,7 +1308,15 @@ static size_t export_all(const char *vm, bool with_disk, uint8_t *out, size_t ca
 		tlv_put_u64(&w, API_TAG_OFFSET, have);
 		if (with_disk)
 			tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
-		assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_OK);
+		/* The disk is read in steps (control_poll) while the chunk is answered BUSY. */
+		uint16_t e = call(API_REQ_EXPORT_SAVED_STATE);
+		if (e == API_E_BUSY) {
+			assert_message("its disk is being read");
+			busy_answers++;
+			control_poll();
+			continue;
+		}
+		assert_int_equal(e, API_E_OK);
 		assert_int_equal(tlv_get_bytes(last()->payload, last()->len, API_TAG_DATA, &data, &n),
 				 TLV_OK);
 		size = answer_uint(API_TAG_SAVED_SIZE);
@@ -1341,18 +1366,37 @@ static void test_export_and_import_with_disk(void **state)
 		disk_bytes[i] = i < 8192 ? 0 : (uint8_t)((i * 2654435761u) >> 13);
 	const struct disk_chunk_alloc no_chunks = { 0 }; /* read only: the export writes nothing */
 	disk_init(&guest->disk, disk_bytes, disk_size, chunk_table, &no_chunks);
-	/* The file is made at offset 0, kept for the chunks after, dropped when abandoned. */
+	/*
+	 * The file is begun at the first chunk asked for, which is answered
+	 * BUSY while the disk is read in steps, kept for the chunks after, and
+	 * dropped when abandoned.
+	 */
 	uint64_t free_before = pages.free_pages;
 	begin();
 	tlv_put_str(&w, API_TAG_VM, "guest");
 	tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
-	assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_OK);
+	assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_BUSY);
+	assert_message("its disk is being read: 0 of 78 KiB");
+	assert_int_equal(answer_uint(API_TAG_RETRY_AFTER_MS), 200);
 	assert_true(pages.free_pages < free_before);
 	now_ns += 10ull * 60 * 1000000000 + 1;
 	control_poll();
 	assert_int_equal(pages.free_pages, free_before);
+	/* A VM that leaves Saved while its disk is read (started, say) ends the reading. */
+	begin();
+	tlv_put_str(&w, API_TAG_VM, "guest");
+	tlv_put_u8(&w, API_TAG_WITH_DISK, 1);
+	assert_int_equal(call(API_REQ_EXPORT_SAVED_STATE), API_E_BUSY);
+	assert_true(control_steps_pending());
+	guest->state = VM_STATE_RUNNING;
+	control_poll();
+	assert_false(control_steps_pending());
+	assert_int_equal(pages.free_pages, free_before);
+	guest->state = VM_STATE_SAVED;
+	busy_answers = 0;
 	/* Whole, then dropped with its last chunk. */
 	size_t moved_size = export_all("guest", true, got, sizeof(got));
+	assert_true(busy_answers >= 1);
 	assert_int_equal(pages.free_pages, free_before);
 	assert_true(savefile_open(&r, got, moved_size, &err));
 	assert_int_equal(r.walk.disk_bytes, disk_size);
@@ -1390,7 +1434,18 @@ static void test_export_and_import_with_disk(void **state)
 	write_fails_at = UINT64_MAX;
 
 	/* The disk becomes store disk 'moved' (the VM's name: it was a library disk). */
-	assert_int_equal(import_rest("moved", got, moved_size, 0), API_E_OK);
+	busy_answers = 0;
+	size_t last_at = (moved_size - 1) / 800 * 800;
+	for (size_t at = 0; at < last_at; at += 800)
+		assert_int_equal(import_chunk("moved", moved_size, at, got + at, 800), API_E_OK);
+	assert_int_equal(import_chunk("moved", moved_size, last_at, got + last_at,
+				      moved_size - last_at), API_E_BUSY);
+	/* A chunk sent again meanwhile is taken as there (BUSY as the rest): its bytes are not. */
+	static uint8_t junk[800];
+	memset(junk, 0x5a, sizeof(junk));
+	assert_int_equal(import_chunk("moved", moved_size, 800, junk, sizeof(junk)), API_E_BUSY);
+	assert_int_equal(import_rest("moved", got, moved_size, last_at), API_E_OK);
+	assert_true(busy_answers >= 1); /* its last chunk, while the disk was written */
 	assert_int_equal(answer_uint(API_TAG_NEXT_OFFSET), moved_size);
 	struct vm *moved = vm_called("moved");
 	assert_int_equal(moved->state, VM_STATE_SAVED);
@@ -1412,6 +1467,19 @@ static void test_export_and_import_with_disk(void **state)
 			assert_int_not_equal(tlv_find(rec.payload, rec.size, API_TAG_DISK_SIZE, &t),
 					     TLV_OK);
 		}
+
+	/* A new import begun while a disk is being written drops that disk. */
+	unsigned disks_now = disk_count;
+	for (size_t at = 0; at + 800 < moved_size; at += 800)
+		assert_int_equal(import_chunk("again", moved_size, at, got + at, 800), API_E_OK);
+	size_t tail = moved_size % 800 ? moved_size % 800 : 800;
+	assert_int_equal(import_chunk("again", moved_size, moved_size - tail,
+				      got + moved_size - tail, tail), API_E_BUSY);
+	assert_int_equal(disk_count, disks_now + 1);
+	assert_int_equal(import_first_with("again", API_TAG_STORE_DISK, "again-2", moved_size, got,
+					   800), API_E_OK);
+	assert_int_equal(disk_count, disks_now);
+	assert_false(control_steps_pending());
 
 	/* A second import may not take that disk's name; --disk gives another. */
 	assert_int_equal(call_vm(API_REQ_DELETE_VIRTUAL_MACHINE, "moved"), API_E_INVALID_STATE);

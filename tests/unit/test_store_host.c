@@ -302,6 +302,43 @@ static void test_disks_made(void **state)
 	assert_false(store_host_poll());
 }
 
+/*
+ * A disk an import writes (ImportVirtualMachine with a carried disk): only
+ * the import writes it, nobody deletes it meanwhile, and it is a disk once
+ * ended; a refused import drops it.
+ */
+static void test_imported_disk(void **state)
+{
+	const struct disk_medium *m;
+	uint64_t bytes;
+	char why[160];
+	uint8_t data[2 * BLOCK_SECTOR], back[sizeof(data)];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(store_host_import_disk_begin("moved", sizeof(data), why, sizeof(why)), 0);
+	assert_int_equal(store_host_disk_state("moved"), STORE_DISK_BEING_MADE);
+	assert_int_equal(store_host_delete_disk("moved", why, sizeof(why)), STORE_HOST_BUSY);
+	assert_non_null(strstr(why, "being imported"));
+	assert_false(store_host_import_disk_write("other", 0, data, sizeof(data)));
+	assert_true(store_host_import_disk_write("moved", 0, data, sizeof(data)));
+	assert_int_equal(store_host_import_disk_end("moved", why, sizeof(why)), 0);
+	assert_int_equal(store_host_disk_state("moved"), STORE_DISK_FREE);
+	assert_int_equal(store_host_attach("moved", 1, &m, &bytes, why, sizeof(why)), 0);
+	assert_int_equal(bytes, sizeof(data));
+	assert_true(m->read(m->ctx, 0, back, sizeof(back)));
+	assert_memory_equal(back, data, sizeof(data));
+	store_host_detach(1);
+	assert_int_equal(store_host_delete_disk("moved", why, sizeof(why)), 0);
+
+	assert_int_equal(store_host_import_disk_begin("cut", sizeof(data), why, sizeof(why)), 0);
+	assert_true(store_host_import_disk_write("cut", 0, data, BLOCK_SECTOR));
+	assert_int_equal(store_host_import_disk_drop("cut", why, sizeof(why)), 0);
+	assert_int_equal(store_host_disk_state("cut"), STORE_DISK_MISSING);
+	assert_false(store_host_import_disk_write("cut", 0, data, BLOCK_SECTOR));
+}
+
 /* A disk being made when the power went is not a disk: the next boot drops it. */
 static void test_unmade_disk_dropped_at_boot(void **state)
 {
@@ -322,6 +359,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_saved_states, setup),
 		cmocka_unit_test_setup(test_disks_made, setup),
+		cmocka_unit_test_setup(test_imported_disk, setup),
 		cmocka_unit_test_setup(test_unmade_disk_dropped_at_boot, setup),
 	};
 

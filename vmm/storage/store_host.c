@@ -467,9 +467,16 @@ int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t w
 	return 0;
 }
 
+/* The disk an import writes, in steps: no one else deletes it, or writes it, meanwhile. */
+static char importing[STORE_NAME_MAX + 1];
+
 int store_host_import_disk_begin(const char *name, uint64_t bytes, char *why, size_t why_size)
 {
-	return new_disk_object(name, bytes, why, why_size);
+	int e = new_disk_object(name, bytes, why, why_size);
+
+	if (!e)
+		fmt_snprintf(importing, sizeof(importing), "%s", name);
+	return e;
 }
 
 bool store_host_import_disk_write(const char *name, uint64_t offset, const void *buf,
@@ -477,16 +484,28 @@ bool store_host_import_disk_write(const char *name, uint64_t offset, const void 
 {
 	const struct store_object *o = store_find(&store, name);
 
-	return o && o->kind == STORE_NEW_DISK &&
+	return o && o->kind == STORE_NEW_DISK && !strcmp(name, importing) &&
 	       object_io(o, offset, (uint8_t *)(uintptr_t)buf, len, true);
 }
 
 int store_host_import_disk_end(const char *name, char *why, size_t why_size)
 {
+	if (strcmp(name, importing)) {
+		fmt_snprintf(why, why_size, "disk '%s' is not the one being imported", name);
+		return STORE_HOST_INVALID;
+	}
 	if (!disk_made(name, why, why_size))
 		return STORE_HOST_NO_STORE;
+	importing[0] = '\0';
 	log_info("store: disk '%s' imported", name);
 	return 0;
+}
+
+int store_host_import_disk_drop(const char *name, char *why, size_t why_size)
+{
+	if (!strcmp(name, importing))
+		importing[0] = '\0';
+	return store_host_delete_disk(name, why, why_size);
 }
 
 bool store_host_poll(void)
@@ -549,6 +568,11 @@ int store_host_delete_disk(const char *name, char *why, size_t why_size)
 	if (!(o = store_find(&store, name)) || o->kind == STORE_SAVED_STATE) {
 		fmt_snprintf(why, why_size, "the store holds no disk '%s'", name);
 		return STORE_HOST_NOT_FOUND;
+	}
+	if (!strcmp(name, importing)) {
+		fmt_snprintf(why, why_size, "disk '%s' is being imported: the import drops it if "
+			     "it is refused", name);
+		return STORE_HOST_BUSY;
 	}
 	if (attachment_of(name)) {
 		fmt_snprintf(why, why_size, "disk '%s' is a VM's: delete the VM first", name);

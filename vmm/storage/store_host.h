@@ -77,12 +77,14 @@ int store_host_create_disk(const char *name, uint64_t bytes, char *why, size_t w
  * (enum store_host_error, as CreateVirtualHardDisk's); write fills it
  * (len whole sectors, but for the disk's last bytes); end flushes it and
  * commits it as a disk. Until then it is a disk being made, which the next
- * boot drops; a failed import deletes it (store_host_delete_disk).
+ * boot drops; a failed import deletes it (store_host_import_disk_drop).
  */
 int store_host_import_disk_begin(const char *name, uint64_t bytes, char *why, size_t why_size);
 bool store_host_import_disk_write(const char *name, uint64_t offset, const void *buf,
 				  uint64_t len);
 int store_host_import_disk_end(const char *name, char *why, size_t why_size);
+/* A refused import's disk deleted, written whole or not (store_host_delete_disk refuses one being written). */
+int store_host_import_disk_drop(const char *name, char *why, size_t why_size);
 
 /*
  * A piece of the work in the background (zeroing a new disk), from the
