@@ -138,7 +138,11 @@ int store_refused(struct call *c, int e, const char *why);
 /* --- control_saved.c ------------------------------------------------------- */
 
 void control_saved_init(const struct boot_info *bi);
-/* An import no chunk has come for in IMPORT_ABANDONED_NS is dropped, its memory freed. */
+/*
+ * Steps of a transfer's disk; an import no chunk has come for in
+ * TRANSFER_ABANDONED_NS is dropped, its memory freed, as is an export's
+ * file with its disk.
+ */
 void control_saved_poll(void);
 int export_saved_state(struct call *c);
 int import_vm(struct call *c);

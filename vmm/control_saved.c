@@ -38,13 +38,14 @@ static const struct boot_info *boot;
 #define TRANSFER_ABANDONED_NS (10ull * 60 * 1000000000)
 
 /*
- * A disk a transfer carries is read or written in steps of about this
- * long, from control_saved_poll, so that the VMs run meanwhile; a chunk
- * asked for until the work is done is answered BUSY, to be asked again
- * after DISK_RETRY_MS.
+ * A disk a transfer carries is read or written in steps from
+ * control_saved_poll, each as long as a Save's (SAVE_STEP_NS), so that the
+ * VMs run meanwhile; a chunk asked for until the work is done is answered
+ * BUSY, to be asked again after DISK_RETRY_MS (another VM's export, which
+ * waits for a whole transfer, after EXPORT_TURN_RETRY_MS).
  */
-#define DISK_STEP_NS 2000000ull
 #define DISK_RETRY_MS 200u
+#define EXPORT_TURN_RETRY_MS 1000u
 /* An export with its disk no chunk was asked of for this long gives way to another VM's. */
 #define EXPORT_TURN_NS (60ull * 1000000000)
 
@@ -386,7 +387,7 @@ static void carried_step(void)
 		carried_drop();
 		return;
 	}
-	int r = copy_disk_step(&carried.copy, &vm->disk, DISK_STEP_NS);
+	int r = copy_disk_step(&carried.copy, &vm->disk, SAVE_STEP_NS);
 	if (r > 0)
 		return;
 	carried.making = false;
@@ -430,7 +431,7 @@ static int carried_ready(struct call *c, const struct vm *vm)
 	    clock_ns() - carried.last_chunk_ns < EXPORT_TURN_NS) {
 		fail(c, API_E_BUSY, "ExportSavedState: an export with its disk of another VM is "
 		     "under way");
-		tlv_put_u32(&c->w, API_TAG_RETRY_AFTER_MS, 1000);
+		tlv_put_u32(&c->w, API_TAG_RETRY_AFTER_MS, EXPORT_TURN_RETRY_MS);
 		return -1;
 	}
 	carried.last_chunk_ns = clock_ns();
@@ -600,7 +601,7 @@ static size_t config_on_store_disk(const struct savefile_record *config, const v
 /*
  * A step of the import's disk writing (control_saved_poll): the file's
  * disk runs into the new store disk, a piece at a time, zeros written as
- * such (a new object's blocks are not zeroed), for about DISK_STEP_NS.
+ * such (a new object's blocks are not zeroed), for about SAVE_STEP_NS.
  * At the last run the disk is committed; a failure deletes it and keeps
  * why for the chunk asked again.
  */
@@ -662,7 +663,7 @@ static void import_disk_step(void)
 		if (!store_host_import_disk_write(import.disk, at, piece, end - at))
 			goto store_failed;
 		import.disk_done = end;
-	} while (clock_ns() - started < DISK_STEP_NS);
+	} while (clock_ns() - started < SAVE_STEP_NS);
 	if (!import.failed[0])
 		return;
 	goto dropped;

@@ -517,6 +517,14 @@ static void enter_state(struct vm *vm, enum vm_state state, const char *reason)
 		log_info("vm '%s': %s", vm->cfg->name, vm_state_name(state));
 }
 
+/* A state of an operation's sequence; at TurningOff the devices' longest work is logged. */
+static void enter_sequence_state(struct vm *vm, enum vm_state state, const char *reason)
+{
+	enter_state(vm, state, reason);
+	if (state == VM_STATE_TURNING_OFF)
+		platform_report_device_work(vm);
+}
+
 /*
  * A VM that cannot start ends with the reason, like any other; one that
  * could not be restored stays Saved with its file, to be started again
@@ -588,9 +596,7 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 	for (unsigned i = 0; i < t->event_count; i++) {
 		enum vm_state next = t->events[i];
 
-		enter_state(vm, next, i + 1 == t->event_count ? reason : NULL);
-		if (next == VM_STATE_TURNING_OFF)
-			platform_report_device_work(vm);
+		enter_sequence_state(vm, next, i + 1 == t->event_count ? reason : NULL);
 		if (next == VM_STATE_TURNING_ON &&
 		    power_on(vm, op == VM_OP_STARTUP, restore, why, why_size))
 			return end_failed_start(vm, restore, why);
@@ -613,11 +619,8 @@ static void end_save(struct vm *vm)
 {
 	const struct vm_transition *t = vm_transition_for(VM_OP_SAVE, vm->saving_from);
 
-	for (unsigned i = 1; t && i < t->event_count; i++) {
-		enter_state(vm, t->events[i], NULL);
-		if (t->events[i] == VM_STATE_TURNING_OFF)
-			platform_report_device_work(vm);
-	}
+	for (unsigned i = 1; t && i < t->event_count; i++)
+		enter_sequence_state(vm, t->events[i], NULL);
 	drop_parked_vcpu(vm);
 	vm->state = VM_STATE_SAVED; /* after its TurnedOff event, as the state table has it */
 }

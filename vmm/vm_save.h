@@ -4,7 +4,8 @@
  * device of the device table, the VM's clock and its RAM; Startup of a
  * saved VM loads them back over the wiring a cold start builds, so the
  * guest goes on where it stopped. The file stays until Discard, Delete or
- * the next Save; a move to another server carries the same bytes.
+ * the next Save; a move to another server carries the same bytes (or,
+ * with --with-disk, a copy that also holds the disk).
  */
 #ifndef VMM_VM_SAVE_H
 #define VMM_VM_SAVE_H

@@ -1984,7 +1984,7 @@ static void test_save_answers_saving_at_once(void **state)
 	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_OK);
 	assert_int_equal(answer_uint(API_TAG_STATE), VM_STATE_SAVING);
 	assert_int_equal(answer_uint(API_TAG_SEQ), vm_event_seq());
-	/* A second Save, or any other operation, waits for this one's end. */
+	/* A second Save, or any other operation, is refused (INVALID_STATE) until it ends. */
 	assert_int_equal(call_vm(API_REQ_SAVE, "guest"), API_E_INVALID_STATE);
 	assert_int_equal(call_vm(API_REQ_TURN_OFF, "guest"), API_E_INVALID_STATE);
 	save_in_steps = false;
