@@ -834,7 +834,8 @@ static bool check_prefix(const uint8_t *file, size_t size, struct savefile_error
 }
 
 static bool check_footer(const struct savefile_walk *walk, const uint8_t *file, size_t size,
-			 size_t at, const uint8_t *p, uint32_t len, struct savefile_error *err)
+			 size_t at, uint32_t stream_crc, const uint8_t *p, uint32_t len,
+			 struct savefile_error *err)
 {
 	size_t end = at + SAVEFILE_RECORD_HEADER_SIZE + len;
 
@@ -851,7 +852,7 @@ static bool check_footer(const struct savefile_walk *walk, const uint8_t *file, 
 	if (le_get(p + 8, 4) != walk->index)
 		return fail(err, "footer: %u records before it, the footer says %u", walk->index,
 			    (uint32_t)le_get(p + 8, 4));
-	if (le_get(p + 12, 4) != crc32c(CRC32C_INIT, file, at))
+	if (le_get(p + 12, 4) != stream_crc)
 		return fail(err, "footer: the checksum over the stream does not match");
 	return check_complete(walk, err);
 }
@@ -872,10 +873,15 @@ static size_t after_header(const uint8_t *file)
 	       le_get(file + SAVEFILE_PREFIX_SIZE + 4, 4);
 }
 
-/* One record as it lies at pos, its length and checksum checked, and named for messages. */
+/*
+ * One record as it lies at pos, its length and checksum checked, and named
+ * for messages; with the CRC of its payload alone, from which the stream's
+ * is made without reading the payload again (crc32c_combine).
+ */
 struct framed_record {
 	struct savefile_record r;
 	char what[DESCRIPTION_MAX];
+	uint32_t payload_crc;
 };
 
 static bool record_at(const uint8_t *file, size_t size, size_t pos, uint32_t index,
@@ -901,7 +907,8 @@ static bool record_at(const uint8_t *file, size_t size, size_t pos, uint32_t ind
 	if (len > left)
 		return fail(err, "truncated: %s is %u bytes, %zu left, no footer", rec->what, len,
 			    left);
-	if (crc32c(crc32c(CRC32C_INIT, h, RECORD_CHECKED_HEADER), rec->r.payload, len) !=
+	rec->payload_crc = crc32c(CRC32C_INIT, rec->r.payload, len);
+	if (crc32c_combine(crc32c(CRC32C_INIT, h, RECORD_CHECKED_HEADER), rec->payload_crc, len) !=
 	    le_get(h + RECORD_CHECKED_HEADER, 4))
 		return fail(err, "%s: checksum mismatch", rec->what);
 	return true;
@@ -945,6 +952,8 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 	memset(r, 0, sizeof(*r));
 	if (!check_prefix(file, size, err))
 		return false;
+	/* Over every byte before the footer: the prefix, then each record as it is checked. */
+	uint32_t stream_crc = crc32c(CRC32C_INIT, file, SAVEFILE_PREFIX_SIZE);
 	for (;;) {
 		struct framed_record rec;
 
@@ -952,13 +961,16 @@ bool savefile_open(struct savefile_reader *r, const uint8_t *file, size_t size,
 			return false;
 		if (rec.r.type == SAVEFILE_FOOTER && walk->index > 0) {
 			if (!check_flags(rec.what, rec.r.flags, err) ||
-			    !check_footer(walk, file, size, pos, rec.r.payload, rec.r.size, err))
+			    !check_footer(walk, file, size, pos, stream_crc, rec.r.payload, rec.r.size,
+					  err))
 				return false;
 			r->footer_offset = pos;
 			break;
 		}
 		if (!check_record(walk, rec.r.type, rec.r.flags, rec.r.payload, rec.r.size, err))
 			return false;
+		stream_crc = crc32c_combine(crc32c(stream_crc, file + pos, SAVEFILE_RECORD_HEADER_SIZE),
+					    rec.payload_crc, rec.r.size);
 		pos += SAVEFILE_RECORD_HEADER_SIZE + rec.r.size;
 		walk->index++;
 	}

@@ -79,6 +79,34 @@ static void test_crc32c(void **state)
 		}
 }
 
+/*
+ * The CRC of two pieces from the CRCs of each, at every split of a
+ * buffer (empty pieces too), and lengths far past what can be hashed here:
+ * the shift by m bytes then n is the shift by m + n, every bit of the
+ * length and every entry of the table reached.
+ */
+static void test_crc32c_combine(void **state)
+{
+	uint8_t buf[300];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = random_byte();
+	uint32_t whole = crc32c(CRC32C_INIT, buf, sizeof(buf));
+	for (size_t split = 0; split <= sizeof(buf); split++)
+		assert_int_equal(crc32c_combine(crc32c(CRC32C_INIT, buf, split),
+						crc32c(CRC32C_INIT, buf + split, sizeof(buf) - split),
+						sizeof(buf) - split),
+				 whole);
+	/* Shifting by m then n bytes is shifting by m + n, for lengths up to 2^62. */
+	const uint32_t zero = crc32c(CRC32C_INIT, "", 0);
+	for (uint64_t m = 1; m < (1ull << 62); m = m * 3 + 1) {
+		uint64_t n = (1ull << 62) - m;
+		assert_int_equal(crc32c_combine(crc32c_combine(whole, zero, m), zero, n),
+				 crc32c_combine(whole, zero, m + n));
+	}
+}
+
 /* Compresses size bytes of src with room for the worst case, decodes, compares. */
 static size_t round_trip(size_t size)
 {
@@ -237,6 +265,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c),
+		cmocka_unit_test(test_crc32c_combine),
 		cmocka_unit_test_setup(test_round_trips, setup),
 		cmocka_unit_test_setup(test_repeats_of_every_period, setup),
 		cmocka_unit_test_setup(test_workspace_reuse, setup),
