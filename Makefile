@@ -57,7 +57,7 @@ IMAGE_SRCS := $(SHARED_SRCS) boot/efi_main.c boot/efi_console.c \
 	boot/efi_file.c boot/efi_memory.c boot/ipmi_kcs.c boot/vm_loader.c boot/handover.c boot/quiesce.c boot/handover_switch.S \
 	vmm/main.c vmm/percpu.c vmm/nmi.c vmm/mce_cpu.c vmm/log.c vmm/uart16550.c vmm/panic.c vmm/exceptions.S \
 	$(VIRT_SRCS) \
-	vmm/vm.c vmm/vm_save.c vmm/vcpu.c vmm/xstate_cpu.c vmm/speculation_cpu.c vmm/host_irq.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
+	vmm/vm.c vmm/vm_save.c vmm/lazy_restore.c vmm/vcpu.c vmm/xstate_cpu.c vmm/speculation_cpu.c vmm/host_irq.c vmm/guest_boot.c vmm/sched.c vmm/clock.c lib/string.c \
 	vmm/control.c vmm/control_host.c vmm/control_vm.c vmm/control_network.c \
 	vmm/control_console.c vmm/control_saved.c vmm/control_disk.c vmm/hypercall.c vmm/mgmt.c \
 	vmm/network.c mgmt/proto.c vnet/switch.c \
@@ -197,7 +197,8 @@ $(BUILD)/unit/test_vm_lifecycle: tests/unit/test_vm_lifecycle.c vmm/vm.c mgmt/vm
 	devices/vuart.c devices/console.c devices/port_bus.c devices/pic.c devices/pit.c \
 	devices/rtc.c lib/calendar.c vmm/clock.c vmm/vm_clock.c vmm/page_alloc.c vmm/platform.c \
 	$(PLATFORM_SRCS) boot/acpi.c vmm/network.c vnet/switch.c vnet/dhcp.c devices/devstate.c \
-	vmm/vcpu_state.c vmm/xstate.c vmm/vm_save.c vmm/savefile.c lib/lz.c lib/crc32c.c vmm/cpuid_policy.c \
+	vmm/vcpu_state.c vmm/xstate.c vmm/vm_save.c vmm/lazy_restore.c vmm/savefile.c lib/lz.c lib/crc32c.c \
+	vmm/cpuid_policy.c \
 	vmm/speculation.c mgmt/proto.c boot/config.c
 $(BUILD)/unit/test_vuart: tests/unit/test_vuart.c devices/vuart.c devices/console.c $(DEVSTATE_SRCS)
 $(BUILD)/unit/test_console: tests/unit/test_console.c devices/console.c

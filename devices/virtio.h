@@ -12,6 +12,7 @@
 #define DEVICES_VIRTIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Feature bits both device types offer (spec 6). */
@@ -37,13 +38,30 @@
 
 /*
  * A guest's RAM as the device models see it: guest-physical [0, size) at
- * host address base. Every access is bounds-checked against it
- * (devices/virtqueue.h); nothing outside it is ever touched.
+ * host address base. Every access is bounds-checked against it and made
+ * through guest_memory_at; nothing outside it is ever touched.
  */
 struct guest_memory {
 	uint8_t *base;
 	uint64_t size;
+	/*
+	 * Called before [gpa, gpa + len), inside RAM, is read or written, where
+	 * RAM may not all be there yet (NULL: it always is): a restore loads it
+	 * as it is needed (vmm/lazy_restore.h).
+	 */
+	void (*load)(void *ctx, uint64_t gpa, uint64_t len);
+	void *load_ctx;
 };
+
+/* Host address of guest-physical [gpa, gpa + len), loaded, or NULL if not all in RAM. */
+static inline uint8_t *guest_memory_at(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
+{
+	if (!mem->base || len > mem->size || gpa > mem->size - len)
+		return NULL;
+	if (mem->load)
+		mem->load(mem->load_ctx, gpa, len);
+	return mem->base + gpa;
+}
 
 /* One queue as the driver programmed it (common configuration, spec 4.1.4.3). */
 struct virtq_config {

@@ -30,7 +30,7 @@ static void balloon_config_write(struct virtio_device *dev, uint32_t offset, uns
 /* [at, at + n) of guest RAM filled with the driver's poison_val, repeated from address 0. */
 static void fill(struct virtio_balloon *b, uint64_t at, uint64_t n)
 {
-	uint8_t *p = b->dev.mem.base + at;
+	uint8_t *p = guest_memory_at(&b->dev.mem, at, n);
 	uint32_t v = b->poison_val;
 
 	/* Zero, or one byte four times as Linux's PAGE_POISON (0xaa): memset's speed. */

@@ -193,9 +193,10 @@ bool virtio_net_can_receive(const struct virtio_net *net)
 	    !virtq_budget_left(vq))
 		return false;
 	/* avail->idx, the ring's second 16-bit field (2.6.6); the transport bounded the ring. */
-	if (q->driver > net->dev.mem.size || net->dev.mem.size - q->driver < 4)
+	const uint8_t *avail = guest_memory_at(&net->dev.mem, q->driver, 4);
+	if (!avail)
 		return false;
-	memcpy(&avail_idx, net->dev.mem.base + q->driver + 2, sizeof(avail_idx));
+	memcpy(&avail_idx, avail + 2, sizeof(avail_idx));
 	return avail_idx != vq->last_avail;
 }
 

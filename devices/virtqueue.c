@@ -23,14 +23,6 @@ struct rings {
 	uint16_t *used;                 /* flags, idx, then 8-byte elements */
 };
 
-/* Host address of guest-physical [gpa, gpa + len), or NULL if not all in RAM. */
-static uint8_t *guest_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
-{
-	if (!mem->base || len > mem->size || gpa > mem->size - len)
-		return NULL;
-	return mem->base + gpa;
-}
-
 static bool aligned(const void *p, uintptr_t align)
 {
 	return ((uintptr_t)p & (align - 1)) == 0;
@@ -50,9 +42,9 @@ static bool map_rings(const struct guest_memory *mem, const struct virtq_config 
 
 	if (!n || n > VIRTQ_MAX_SIZE || (n & (n - 1)))
 		return false;
-	r->desc = guest_ptr(mem, cfg->desc, (uint64_t)n * VIRTQ_DESC_SIZE);
-	avail = guest_ptr(mem, cfg->driver, VIRTQ_AVAIL_BYTES(n));
-	used = guest_ptr(mem, cfg->device, VIRTQ_USED_BYTES(n));
+	r->desc = guest_memory_at(mem, cfg->desc, (uint64_t)n * VIRTQ_DESC_SIZE);
+	avail = guest_memory_at(mem, cfg->driver, VIRTQ_AVAIL_BYTES(n));
+	used = guest_memory_at(mem, cfg->device, VIRTQ_USED_BYTES(n));
 	if (!r->desc || !avail || !used || !aligned(r->desc, VIRTQ_DESC_ALIGN) ||
 	    !aligned(avail, VIRTQ_AVAIL_ALIGN) || !aligned(used, VIRTQ_USED_ALIGN))
 		return false;
@@ -159,7 +151,7 @@ static bool add_seg(const struct guest_memory *mem, struct virtq_chain *c, const
 	/* 2.6.4.2: all device-readable descriptors come before the device-writable ones. */
 	if (!writable && c->n_writable)
 		return false;
-	if (!guest_ptr(mem, d->addr, d->len))
+	if (!guest_memory_at(mem, d->addr, d->len))
 		return false;
 	if (!d->len)
 		return true;
@@ -202,7 +194,7 @@ static bool walk_chain(const struct guest_memory *mem, bool indirect_ok, const u
 			    !d.len || d.len % VIRTQ_DESC_SIZE ||
 			    d.len / VIRTQ_DESC_SIZE > VIRTQ_MAX_SIZE)
 				return false;
-			table = guest_ptr(mem, d.addr, d.len);
+			table = guest_memory_at(mem, d.addr, d.len);
 			if (!table)
 				return false;
 			entries = d.len / VIRTQ_DESC_SIZE;
@@ -291,20 +283,22 @@ static size_t copy_chain(const struct guest_memory *mem, const struct virtq_chai
 
 	for (unsigned i = first; i < end && i < VIRTQ_MAX_SIZE && done < len; i++) {
 		const struct virtq_seg *s = &c->seg[i];
-		uint8_t *g = guest_ptr(mem, s->gpa, s->len);
-		size_t n;
 
-		if (!g)
+		if (!virtio_in_guest_memory(mem, s->gpa, s->len))
 			break;
 		if (offset >= s->len) {
 			offset -= s->len;
 			continue;
 		}
-		n = s->len - offset < len - done ? (size_t)(s->len - offset) : len - done;
+		size_t n = s->len - offset < len - done ? (size_t)(s->len - offset) : len - done;
+		/* Only the bytes copied: where RAM is loaded as needed, no more than that. */
+		uint8_t *g = guest_memory_at(mem, s->gpa + offset, n);
+		if (!g)
+			break;
 		if (out)
-			memcpy(out + done, g + offset, n);
+			memcpy(out + done, g, n);
 		else
-			memcpy(g + offset, in + done, n);
+			memcpy(g, in + done, n);
 		done += n;
 		offset = 0;
 	}
@@ -317,7 +311,7 @@ const uint8_t *virtq_readable_span(const struct guest_memory *mem,
 	for (unsigned i = 0; i < chain->n_readable; i++) {
 		const struct virtq_seg *seg = &chain->seg[i];
 		if (offset < seg->len)
-			return len <= seg->len - offset ? guest_ptr(mem, seg->gpa + offset, len) : NULL;
+			return len <= seg->len - offset ? guest_memory_at(mem, seg->gpa + offset, len) : NULL;
 		offset -= seg->len;
 	}
 	return NULL;

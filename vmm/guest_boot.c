@@ -59,7 +59,7 @@ static int prepare_real(struct vm *vm, struct vcpu_boot_state *s, char *why, siz
 			     (unsigned long long)size);
 		return -1;
 	}
-	memcpy(vm_gpa_to_host(vm, REAL_MODE_TOP - size),
+	memcpy(vm_gpa_to_host(vm, REAL_MODE_TOP - size, size),
 	       (const void *)(uintptr_t)vm->boot->image.base, size);
 
 	*s = (struct vcpu_boot_state){
@@ -86,12 +86,12 @@ static int prepare_real(struct vm *vm, struct vcpu_boot_state *s, char *why, siz
 
 static void build_page_tables(struct vm *vm)
 {
-	uint64_t *pml4 = vm_gpa_to_host(vm, LONG_PML4);
-	uint64_t *pdpt = vm_gpa_to_host(vm, LONG_PDPT);
+	uint64_t *pml4 = vm_gpa_to_host(vm, LONG_PML4, SIZE_4K);
+	uint64_t *pdpt = vm_gpa_to_host(vm, LONG_PDPT, SIZE_4K);
 
 	pml4[0] = LONG_PDPT | PTE_PRESENT | PTE_WRITABLE;
 	for (unsigned gb = 0; gb < 4; gb++) {
-		uint64_t *pd = vm_gpa_to_host(vm, LONG_PD + gb * SIZE_4K);
+		uint64_t *pd = vm_gpa_to_host(vm, LONG_PD + gb * SIZE_4K, SIZE_4K);
 		pdpt[gb] = (LONG_PD + gb * SIZE_4K) | PTE_PRESENT | PTE_WRITABLE;
 		for (unsigned i = 0; i < PAGE_TABLE_ENTRIES; i++)
 			pd[i] = (gb * SIZE_1G + i * SIZE_2M) | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
@@ -139,16 +139,16 @@ static int prepare_long(struct vm *vm, struct vcpu_boot_state *s, char *why, siz
 		fmt_snprintf(why, n, "entry 0x%llx is outside RAM", (unsigned long long)entry);
 		return -1;
 	}
-	memcpy(vm_gpa_to_host(vm, load), (const void *)(uintptr_t)vm->boot->image.base, size);
+	memcpy(vm_gpa_to_host(vm, load, size), (const void *)(uintptr_t)vm->boot->image.base, size);
 	build_page_tables(vm);
 
 	/* Null, 64-bit code, data: the same flat layout the hypervisor uses. */
-	uint64_t *gdt = vm_gpa_to_host(vm, LONG_GDT);
+	uint64_t *gdt = vm_gpa_to_host(vm, LONG_GDT, 3 * 8);
 	gdt[0] = 0;
 	gdt[1] = 0x00af9b000000ffffULL;
 	gdt[2] = 0x00cf93000000ffffULL;
 	size_t cmdlen = strlen(cfg->cmdline);
-	memcpy(vm_gpa_to_host(vm, LONG_CMDLINE), cfg->cmdline, cmdlen + 1);
+	memcpy(vm_gpa_to_host(vm, LONG_CMDLINE, cmdlen + 1), cfg->cmdline, cmdlen + 1);
 
 	long_mode_state(s, entry, load, LONG_GDT, 3 * 8 - 1, LONG_CS, LONG_DS);
 	s->rsi = cmdlen ? LONG_CMDLINE : 0;
@@ -186,8 +186,8 @@ static int prepare_linux(struct vm *vm, struct vcpu_boot_state *s, char *why, si
 		fmt_snprintf(why, n, "a Linux VM needs more than 1 MiB of RAM");
 		return -1;
 	}
-	if (acpi_tables_build(vm_gpa_to_host(vm, LINUX_ACPI_GPA), LINUX_ACPI_SIZE, LINUX_ACPI_GPA,
-			      &tables, &layout, &error)) {
+	if (acpi_tables_build(vm_gpa_to_host(vm, LINUX_ACPI_GPA, LINUX_ACPI_SIZE), LINUX_ACPI_SIZE,
+			      LINUX_ACPI_GPA, &tables, &layout, &error)) {
 		fmt_snprintf(why, n, "ACPI tables: %s", error);
 		return -1;
 	}
@@ -202,7 +202,8 @@ static int prepare_linux(struct vm *vm, struct vcpu_boot_state *s, char *why, si
 		.mmio_count = sizeof(mmio) / sizeof(mmio[0]),
 	};
 	struct linux_boot_entry entry;
-	if (linux_boot_load(vm_gpa_to_host(vm, 0), boot->ram_bytes, &cfg, &entry, why, n))
+	if (linux_boot_load(vm_gpa_to_host(vm, 0, boot->ram_bytes), boot->ram_bytes, &cfg, &entry,
+			    why, n))
 		return -1;
 	build_page_tables(vm);
 
@@ -225,7 +226,7 @@ int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why,
 		return -1;
 	}
 	/* Nothing of a previous run, or of the host, may show through. */
-	memset(vm_gpa_to_host(vm, 0), 0, vm->boot->ram_bytes);
+	memset(vm_gpa_to_host(vm, 0, vm->boot->ram_bytes), 0, vm->boot->ram_bytes);
 	switch (vm->cfg->boot) {
 	case VM_BOOT_REAL:
 		return prepare_real(vm, state, why, why_size);

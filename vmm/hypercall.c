@@ -47,7 +47,7 @@ static long console_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len, uint64_
 		return HC_EFAULT;
 	/* Copy once: the guest may change the buffer while we read it. */
 	char buf[256];
-	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
+	memcpy(buf, vm_gpa_to_host(vm, gpa, len), len);
 	for (uint64_t i = 0; i < len; i++)
 		vm_console_putc(vm, (uint8_t)buf[i]);
 	return (long)len;

@@ -124,7 +124,7 @@ long mgmt_refuse(const struct vm *vm, uint64_t nr)
 
 long mgmt_hc_control(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t unused2)
 {
-	const struct vm *vm = vcpu->vm;
+	struct vm *vm = vcpu->vm;
 
 	(void)unused1;
 	(void)unused2;
@@ -133,7 +133,7 @@ long mgmt_hc_control(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t
 	if (!guest_range(vm, gpa, sizeof(request)))
 		return HC_EFAULT;
 	/* Copy once: the guest may change the buffer while we read it. */
-	memcpy(&request, vm_gpa_to_host(vm, gpa), sizeof(request));
+	memcpy(&request, vm_gpa_to_host(vm, gpa, sizeof(request)), sizeof(request));
 	if (request.version != HC_CONTROL_VERSION || request.length > HC_CONTROL_PAYLOAD)
 		return HC_EINVAL;
 	request_gpa = gpa;
@@ -143,14 +143,14 @@ long mgmt_hc_control(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t
 
 long mgmt_hc_line_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len, uint64_t kind)
 {
-	const struct vm *vm = vcpu->vm;
+	struct vm *vm = vcpu->vm;
 	char buf[HC_LINE_MAX];
 
 	if (len > HC_LINE_MAX || (kind != HC_LINE_TEXT && kind != HC_LINE_FRAME))
 		return HC_EINVAL;
 	if (!guest_range(vm, gpa, len))
 		return HC_EFAULT;
-	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
+	memcpy(buf, vm_gpa_to_host(vm, gpa, len), len);
 	/* A frame carries both delimiters, or the line would glue it to text. */
 	if (kind == HC_LINE_FRAME && (len < 2 || buf[0] || buf[len - 1]))
 		return HC_EINVAL;
@@ -161,14 +161,14 @@ long mgmt_hc_line_write(struct vcpu *vcpu, uint64_t gpa, uint64_t len, uint64_t 
 
 long mgmt_hc_line_read(struct vcpu *vcpu, uint64_t gpa, uint64_t cap, uint64_t unused)
 {
-	const struct vm *vm = vcpu->vm;
+	struct vm *vm = vcpu->vm;
 
 	(void)unused;
 	if (cap > RX_QUEUE)
 		cap = RX_QUEUE;
 	if (!guest_range(vm, gpa, cap))
 		return HC_EFAULT;
-	uint8_t *out = vm_gpa_to_host(vm, gpa);
+	uint8_t *out = vm_gpa_to_host(vm, gpa, cap);
 	unsigned n = 0;
 	while (n < cap && rx_len) {
 		out[n++] = rx[rx_head];
@@ -180,7 +180,7 @@ long mgmt_hc_line_read(struct vcpu *vcpu, uint64_t gpa, uint64_t cap, uint64_t u
 
 long mgmt_hc_events(struct vcpu *vcpu, uint64_t after, uint64_t gpa, uint64_t max)
 {
-	const struct vm *vm = vcpu->vm;
+	struct vm *vm = vcpu->vm;
 	struct vm_event e[EVENTS_PER_CALL];
 	struct hc_event out;
 
@@ -196,14 +196,15 @@ long mgmt_hc_events(struct vcpu *vcpu, uint64_t after, uint64_t gpa, uint64_t ma
 		memcpy(out.vm, e[i].vm_name, sizeof(out.vm));
 		memcpy(out.reason, e[i].reason, sizeof(out.reason));
 		out.vm[sizeof(out.vm) - 1] = out.reason[sizeof(out.reason) - 1] = '\0';
-		memcpy((struct hc_event *)vm_gpa_to_host(vm, gpa) + i, &out, sizeof(out));
+		memcpy((struct hc_event *)vm_gpa_to_host(vm, gpa, max * sizeof(out)) + i, &out,
+		       sizeof(out));
 	}
 	return n;
 }
 
 long mgmt_hc_info(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t unused2)
 {
-	const struct vm *vm = vcpu->vm;
+	struct vm *vm = vcpu->vm;
 	struct hc_mgmt_info info = { .tsc_hz = clock_tsc_hz(),
 				     .auth_key_len = mgmt_cfg->auth_key_len };
 
@@ -212,7 +213,7 @@ long mgmt_hc_info(struct vcpu *vcpu, uint64_t gpa, uint64_t unused1, uint64_t un
 	if (!guest_range(vm, gpa, sizeof(info)))
 		return HC_EFAULT;
 	memcpy(info.auth_key, mgmt_cfg->auth_key, info.auth_key_len);
-	memcpy(vm_gpa_to_host(vm, gpa), &info, sizeof(info));
+	memcpy(vm_gpa_to_host(vm, gpa, sizeof(info)), &info, sizeof(info));
 	return 0;
 }
 
@@ -244,13 +245,13 @@ _Static_assert(HC_AGENT_IO_MAX >= VIRTIO_CONSOLE_WRITE_MAX,
 
 long mgmt_hc_agent(struct vcpu *vcpu, uint64_t gpa, uint64_t write_gpa, uint64_t read_gpa)
 {
-	const struct vm *caller = vcpu->vm;
+	struct vm *caller = vcpu->vm;
 	struct hc_agent a;
 	struct vm *vm;
 
 	if (!guest_range(caller, gpa, sizeof(a)))
 		return HC_EFAULT;
-	memcpy(&a, vm_gpa_to_host(caller, gpa), sizeof(a));
+	memcpy(&a, vm_gpa_to_host(caller, gpa, sizeof(a)), sizeof(a));
 	if (a.write_len > HC_AGENT_IO_MAX || a.read_cap > HC_AGENT_IO_MAX ||
 	    a.vm[sizeof(a.vm) - 1] != '\0')
 		return HC_EINVAL;
@@ -268,13 +269,13 @@ long mgmt_hc_agent(struct vcpu *vcpu, uint64_t gpa, uint64_t write_gpa, uint64_t
 		 * fills its own ring. The device reads each descriptor once.
 		 */
 		struct virtio_console *con = &vm->platform.agent;
-		a.written = (uint32_t)virtio_console_give(con, vm_gpa_to_host(caller, write_gpa),
-							  a.write_len);
-		a.read = (uint32_t)virtio_console_take(con, vm_gpa_to_host(caller, read_gpa),
-						       a.read_cap);
+		const uint8_t *give = vm_gpa_to_host(caller, write_gpa, a.write_len);
+		uint8_t *take = vm_gpa_to_host(caller, read_gpa, a.read_cap);
+		a.written = (uint32_t)virtio_console_give(con, give, a.write_len);
+		a.read = (uint32_t)virtio_console_take(con, take, a.read_cap);
 		a.status = agent_status(vm);
 	}
-	memcpy(vm_gpa_to_host(caller, gpa), &a, sizeof(a));
+	memcpy(vm_gpa_to_host(caller, gpa, sizeof(a)), &a, sizeof(a));
 	return 0;
 }
 
@@ -313,7 +314,7 @@ static void control_answered(uint32_t id, uint16_t error, const uint8_t *payload
 	answered = true;
 	if (mgmt_vm->state != VM_STATE_RUNNING || !guest_range(mgmt_vm, request_gpa, sizeof(request)))
 		return;
-	struct hc_control *out = vm_gpa_to_host(mgmt_vm, request_gpa);
+	struct hc_control *out = vm_gpa_to_host(mgmt_vm, request_gpa, sizeof(request));
 	if (len > sizeof(out->payload))
 		len = sizeof(out->payload);
 	memcpy(out->payload, payload, len);

@@ -69,9 +69,9 @@ static int other_operand(struct mmio_ctx *c, enum insn_seg seg, uint64_t offset,
 		return -1;
 	if (vm_gpa_is_ram(vm, gpa, size)) {
 		if (write)
-			memcpy(vm_gpa_to_host(vm, gpa), value, size);
+			memcpy(vm_gpa_to_host(vm, gpa, size), value, size);
 		else
-			memcpy(value, vm_gpa_to_host(vm, gpa), size);
+			memcpy(value, vm_gpa_to_host(vm, gpa, size), size);
 		return 0;
 	}
 	return write ? vm_mmio_write(vm, gpa, size, *value) : vm_mmio_read(vm, gpa, size, value);

@@ -3,6 +3,7 @@
 #include "devices/acpi_tables.h"
 #include "lib/fmt.h"
 #include "vmm/clock.h"
+#include "vmm/lazy_restore.h"
 #include "vmm/log.h"
 #include "vmm/mgmt.h"
 #include "vmm/mmio.h"
@@ -354,6 +355,12 @@ void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up)
 	}
 }
 
+/* Before a device model touches guest RAM: a restore may not have loaded it yet. */
+static void load_guest_ram(void *vm, uint64_t gpa, uint64_t len)
+{
+	lazy_restore_load(vm, gpa, len);
+}
+
 int platform_power_on(struct vm *vm, char *why, size_t why_size)
 {
 	struct platform *p = &vm->platform;
@@ -365,7 +372,12 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 		.phys_addr_bits = (uint8_t)cpuid(CPUID_ADDRESS_SIZES, 0).eax,
 		.timer_floor_ns = LAPIC_TIMER_FLOOR_NS,
 	};
-	const struct guest_memory mem = { vm_gpa_to_host(vm, 0), vm->boot->ram_bytes };
+	const struct guest_memory mem = {
+		.base = (uint8_t *)(uintptr_t)vm->boot->ram_base,
+		.size = vm->boot->ram_bytes,
+		.load = load_guest_ram,
+		.load_ctx = vm,
+	};
 
 	lapic_init(&p->lapic, &lapic_cfg);
 	p->lapic.eoi_broadcast = lapic_eoi_broadcast;

@@ -3,6 +3,7 @@
 #include "vmm/clock.h"
 #include "vmm/control.h"
 #include "vmm/host_irq.h"
+#include "vmm/lazy_restore.h"
 #include "vmm/log.h"
 #include "vmm/mce.h"
 #include "vmm/nmi.h"
@@ -222,7 +223,9 @@ void sched_run(uint64_t tsc_hz)
 		 * A Save's step between slices: the other VMs run while a large VM
 		 * is saved; a transfer's disk goes in steps too (control_poll).
 		 */
-		bool stepping = vm_save_poll(SAVE_STEP_NS) || control_steps_pending();
+		bool saving = vm_save_poll(SAVE_STEP_NS);
+		bool restoring = lazy_restore_poll(SAVE_STEP_NS); /* RAM not loaded yet */
+		bool stepping = saving || restoring || control_steps_pending();
 		uint64_t now = rdtsc();
 		run_timers(cpu, now);
 		unsigned runnable_count;

@@ -45,6 +45,17 @@ int virt_vm_init(struct vm *vm, struct page_alloc *pa);
  * through them. @pre its vCPU's state is destroyed.
  */
 void virt_vm_destroy(struct vm *vm, struct page_alloc *pa);
+/*
+ * RAM a restore loads as the guest first touches it (vmm/lazy_restore.h).
+ * Hide makes nested paging map none of it, so that each first access
+ * exits as an EPT violation (-1, nothing changed, when memory for the
+ * tables is short); show maps [gpa, gpa + bytes) again once loaded; show
+ * all maps the whole RAM as virt_vm_init did. Hide and show all load the
+ * vCPU's state: only between its slices, from the scheduler's loop.
+ */
+int virt_ram_hide(struct vm *vm);
+void virt_ram_show(struct vm *vm, uint64_t gpa, uint64_t bytes);
+void virt_ram_show_all(struct vm *vm);
 /* Bytes of backend state kept per VM outside the page allocator. */
 size_t virt_vm_state_bytes(void);
 /*

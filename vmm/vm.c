@@ -4,6 +4,7 @@
 #include "lib/spinlock.h"
 #include "vmm/clock.h"
 #include "vmm/guest_boot.h"
+#include "vmm/lazy_restore.h"
 #include "vmm/log.h"
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
@@ -68,8 +69,9 @@ bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len)
 	return gpa <= vm->boot->ram_bytes && len <= vm->boot->ram_bytes - gpa;
 }
 
-void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa)
+void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 {
+	lazy_restore_load(vm, gpa, len);
 	return (void *)(uintptr_t)(vm->boot->ram_base + gpa);
 }
 
@@ -77,7 +79,7 @@ int vm_read_ram(void *vm, uint64_t gpa, void *buf, unsigned len)
 {
 	if (!vm_gpa_is_ram(vm, gpa, len))
 		return -1;
-	memcpy(buf, vm_gpa_to_host(vm, gpa), len);
+	memcpy(buf, vm_gpa_to_host(vm, gpa, len), len);
 	return 0;
 }
 
@@ -521,8 +523,11 @@ static void enter_state(struct vm *vm, enum vm_state state, const char *reason)
 static void enter_sequence_state(struct vm *vm, enum vm_state state, const char *reason)
 {
 	enter_state(vm, state, reason);
-	if (state == VM_STATE_TURNING_OFF)
+	if (state == VM_STATE_TURNING_OFF) {
 		platform_report_device_work(vm);
+		/* What a restore had not loaded yet is no longer the guest's RAM. */
+		lazy_restore_drop(vm);
+	}
 }
 
 /*
@@ -602,15 +607,17 @@ int vm_control_why(struct vm *vm, enum vm_op op, const char *reason, char *why,
 			return end_failed_start(vm, restore, why);
 		if (next == VM_STATE_RESTORING) {
 			if (vm_save_restore(vm, why, why_size) ||
-			    store_host_drop_saved(vm->cfg->name, why, why_size))
+			    store_host_drop_saved(vm->cfg->name, why, why_size)) {
+				lazy_restore_drop(vm); /* the file stays the Saved VM's */
 				return end_failed_start(vm, restore, why);
+			}
 			apply_tsc_offset(vm); /* the loaded clock's */
 		}
 	}
 	if (vm->state != VM_STATE_PAUSED)
 		drop_parked_vcpu(vm); /* resumed, or ended from Paused */
 	if (restore)
-		vm_save_discard(vm); /* the guest runs on from it: the file is no longer its state */
+		vm_save_restored(vm);
 	return 0;
 }
 

@@ -109,6 +109,8 @@ struct vm {
 	size_t parked_vcpu_len;
 	/* Save's file while the VM is Saved (vmm/vm_save.h). */
 	struct vm_saved saved;
+	/* After a restore, while RAM is still loaded from its file (vmm/lazy_restore.h). */
+	struct lazy_restore *lazy;
 	/* A Save under way (the VM is Saving), and the state it was saved from. */
 	struct save_job *save_job;
 	enum vm_state saving_from;
@@ -313,8 +315,11 @@ struct vm *vm_by_index(unsigned index);
 
 /* True when the VM's guest-physical range [gpa, gpa+len) is its own RAM. */
 bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len);
-/* Host pointer for guest RAM; @pre vm_gpa_is_ram(vm, gpa, len). */
-void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa);
+/*
+ * Host pointer for guest RAM [gpa, gpa + len), loaded if a restore had
+ * not yet loaded it (vmm/lazy_restore.h); @pre vm_gpa_is_ram(vm, gpa, len).
+ */
+void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len);
 /* Copies guest RAM out (vm: a struct vm, as guest_walk's read_gpa takes it): 0, or -1 outside RAM. */
 int vm_read_ram(void *vm, uint64_t gpa, void *buf, unsigned len);
 

@@ -6,6 +6,7 @@
 #include "mgmt/proto.h"
 #include "vmm/clock.h"
 #include "vmm/cpuid_policy.h"
+#include "vmm/lazy_restore.h"
 #include "vmm/log.h"
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
@@ -404,8 +405,9 @@ static int scan_piece(struct vm *vm, struct save_job *job, uint64_t total, char 
 {
 	uint64_t n = total - job->scanned < SAVE_PIECE_PAGES ? total - job->scanned
 							       : SAVE_PIECE_PAGES;
+	const uint8_t *piece = vm_gpa_to_host(vm, job->scanned * PAGE_SIZE, n * PAGE_SIZE);
 
-	job->bound += savefile_memory_bound(vm_gpa_to_host(vm, job->scanned * PAGE_SIZE), n);
+	job->bound += savefile_memory_bound(piece, n);
 	job->scanned += n;
 	if (job->scanned < total)
 		return 0;
@@ -474,7 +476,8 @@ enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 		}
 		uint64_t n = total - job->written < SAVE_PIECE_PAGES ? total - job->written
 								     : SAVE_PIECE_PAGES;
-		if (!savefile_write_memory(&job->w, vm_gpa_to_host(vm, job->written * PAGE_SIZE), n,
+		if (!savefile_write_memory(&job->w,
+					   vm_gpa_to_host(vm, job->written * PAGE_SIZE, n * PAGE_SIZE), n,
 					   &job->s.ws, job->s.run)) {
 			fmt_snprintf(why, why_size, "the state does not encode: %s",
 				     job->w.error.text);
@@ -494,14 +497,15 @@ enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 }
 
 /*
- * The records of an opened file into the VM: RAM as its runs come, the
- * vCPU into cpu, the devices at the end and together (devstate_load
- * changes no device unless every record passes). A failure half-way
- * leaves a VM that does not run and the file as it was.
+ * The records of an opened file into the VM: RAM's runs into lazy (or,
+ * without it, decoded as they come), the vCPU into cpu, the devices at
+ * the end and together (devstate_load changes no device unless every
+ * record passes). A failure half-way leaves a VM that does not run and
+ * the file as it was.
  */
-static int load_records(struct vm *vm, struct savefile_reader *r, struct vcpu_state *cpu,
-			struct saved_vm *own, uint8_t *device_records, size_t capacity,
-			char *why, size_t why_size)
+static int load_records(struct vm *vm, struct savefile_reader *r, struct lazy_restore *lazy,
+			struct vcpu_state *cpu, struct saved_vm *own, uint8_t *device_records,
+			size_t capacity, char *why, size_t why_size)
 {
 	struct devstate_instance devs[VM_DEVICES_MAX];
 	unsigned count = vm_devices(vm, own, devs);
@@ -531,9 +535,16 @@ static int load_records(struct vm *vm, struct savefile_reader *r, struct vcpu_st
 			break;
 		case SAVEFILE_MEMORY:
 			/* savefile_open held every run inside the header's RAM size, the VM's. */
-			if (!savefile_memory_run(&rec, &run, &err) ||
-			    !savefile_run_decode(&run, vm_gpa_to_host(vm, run.gpa),
-						 (size_t)run.pages * SAVEFILE_PAGE_SIZE, &err)) {
+			if (!savefile_memory_run(&rec, &run, &err)) {
+				fmt_snprintf(why, why_size, "memory: %s", err.text);
+				return -1;
+			}
+			if (lazy) {
+				lazy_restore_add_run(lazy, &run);
+				break;
+			}
+			uint64_t bytes = (uint64_t)run.pages * SAVEFILE_PAGE_SIZE;
+			if (!savefile_run_decode(&run, vm_gpa_to_host(vm, run.gpa, bytes), bytes, &err)) {
 				fmt_snprintf(why, why_size, "memory: %s", err.text);
 				return -1;
 			}
@@ -590,6 +601,18 @@ static void announce_adapters(const struct vm *vm)
 	}
 }
 
+/* The memory run records of an opened file, walked on a copy of the reader. */
+static uint32_t memory_runs(const struct savefile_reader *r)
+{
+	struct savefile_reader walk = *r;
+	struct savefile_record rec;
+	uint32_t runs = 0;
+
+	while (savefile_next(&walk, &rec))
+		runs += rec.type == SAVEFILE_MEMORY;
+	return runs;
+}
+
 int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 {
 	uint64_t started = clock_ns(), scratch_pa;
@@ -628,28 +651,36 @@ int vm_save_restore(struct vm *vm, char *why, size_t why_size)
 		return -1;
 	}
 	struct save_scratch *s = (struct save_scratch *)(uintptr_t)scratch_pa;
+	/* RAM waits until it is needed; without memory to index its runs, it is decoded now. */
+	struct lazy_restore *lazy = lazy_restore_create(vm, memory_runs(&r));
 	vcpu_state_power_on(&cpu);
-	int rc = load_records(vm, &r, &cpu, &own, s->run, sizeof(s->run), why, why_size);
+	int rc = load_records(vm, &r, lazy, &cpu, &own, s->run, sizeof(s->run), why, why_size);
 	uint64_t loaded = clock_ns();
 	page_alloc_free(vm->pages, scratch_pa, SAVE_SCRATCH_PAGES);
-	if (rc)
-		return -1;
-	if (virt_vcpu_set_state(&vm->vcpu, &cpu, &derr)) {
+	if (!rc && virt_vcpu_set_state(&vm->vcpu, &cpu, &derr)) {
 		fmt_snprintf(why, why_size, "vCPU: %s", derr.text);
+		rc = -1;
+	}
+	if (rc) {
+		if (lazy)
+			lazy_restore_free(vm, lazy);
 		return -1;
 	}
+	if (lazy && lazy_restore_start(vm, lazy, why, why_size))
+		return -1;
 	vm_clock_load(&vm->clock, rdtsc(), own.ns, own.tsc);
 	announce_adapters(vm);
 	vm->vcpu.upcall_vector = own.upcall_vector;
 	vm->vcpu.upcall_pending = own.upcall_pending;
 	vm->vcpu.timer_deadline = own.timer_deadline;
-	/* Where a restore's time goes: the file's checks, then RAM decoded and devices loaded. */
+	/* Where a restore's time goes: the file's checks, then the devices loaded (and RAM indexed). */
 	log_info("vm '%s': state restored from %llu KiB, in %llu ms (the file checked in %llu ms, "
-		 "its records loaded in %llu ms)", vm->cfg->name,
+		 "its records loaded in %llu ms; RAM %s)", vm->cfg->name,
 		 (unsigned long long)(vm->saved.bytes / 1024),
 		 (unsigned long long)((clock_ns() - started) / 1000000),
 		 (unsigned long long)((checked - started) / 1000000),
-		 (unsigned long long)((loaded - checked) / 1000000));
+		 (unsigned long long)((loaded - checked) / 1000000),
+		 vm->lazy ? "loaded as it is needed" : "decoded whole");
 	return 0;
 }
 
@@ -679,4 +710,14 @@ void vm_save_persist(struct vm *vm)
 void vm_save_discard(struct vm *vm)
 {
 	free_saved_pages(vm);
+}
+
+void vm_save_restored(struct vm *vm)
+{
+	if (vm->lazy) {
+		lazy_restore_own_file(vm, &vm->saved);
+		vm->saved = (struct vm_saved){ 0 };
+	} else {
+		free_saved_pages(vm);
+	}
 }

@@ -50,9 +50,10 @@ enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 
 /*
  * Loads the saved state over a VM whose devices were just powered on from
- * its configuration: devices, RAM, the vCPU and the clock. The file is
- * validated whole first; a refused one (damaged, another RAM size, a CPU
- * feature this host lacks, named in why) returns -1 and is kept.
+ * its configuration: devices, the vCPU and the clock, and RAM as it is
+ * needed from then on (vmm/lazy_restore.h). The file is validated whole
+ * first; a refused one (damaged, another RAM size, a CPU feature this
+ * host lacks, named in why) returns -1 and is kept.
  */
 int vm_save_restore(struct vm *vm, char *why, size_t why_size);
 
@@ -69,6 +70,13 @@ void vm_save_persist(struct vm *vm);
  * can run again.
  */
 void vm_save_discard(struct vm *vm);
+
+/*
+ * A restored VM runs on from its file, which is no longer its state: the
+ * pages go back now, or, while the restore still loads RAM from them,
+ * when it is done (vmm/lazy_restore.h).
+ */
+void vm_save_restored(struct vm *vm);
 
 /* The CPU features guests on this host are shown, as save file feature bits. */
 uint64_t vm_save_cpu_features(void);

@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!ram)
 		return 0;
 	memcpy(ram, data + HEADER_BYTES, ram_size);
-	virtio_console_init(&con, (struct guest_memory){ ram, ram_size }, NULL);
+	virtio_console_init(&con, (struct guest_memory){ .base = ram, .size = ram_size }, NULL);
 	con.dev.interrupt = no_interrupt;
 	con.dev.driver_features = con.dev.device_features;
 	if (!(data[0] & 1))

@@ -94,7 +94,7 @@ static inline void machine_power_on(struct machine *m, void (*tx)(void *ctx, uin
 	m->lapic.ctx = m; /* wiring a load must keep */
 
 	static const uint8_t mac[6] = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 };
-	const struct guest_memory ram = { machine_ram, sizeof(machine_ram) };
+	const struct guest_memory ram = { .base = machine_ram, .size = sizeof(machine_ram) };
 	const struct virtio_pci_irq irq = { machine_msi, NULL, m };
 	const struct virtio_net_backend backend = { machine_transmit, NULL, m };
 	const struct disk_chunk_alloc no_alloc = { NULL, NULL, NULL };

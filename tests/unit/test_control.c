@@ -485,9 +485,10 @@ bool vm_gpa_is_ram(const struct vm *vm, uint64_t gpa, uint64_t len)
 	return gpa <= sizeof(guest_ram) && len <= sizeof(guest_ram) - gpa;
 }
 
-void *vm_gpa_to_host(const struct vm *vm, uint64_t gpa)
+void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	(void)vm;
+	(void)len;
 	return guest_ram + gpa;
 }
 

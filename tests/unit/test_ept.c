@@ -130,6 +130,37 @@ static void test_a_failed_build_gives_its_tables_back(void **state)
 	assert_int_equal(pages.free_pages, free_at_start);
 }
 
+/*
+ * A lazy restore's tables: 4-KiB pages only, none present until shown;
+ * a shown range maps exactly its pages, across a 2-MiB boundary, and the
+ * tables still translate nothing outside RAM.
+ */
+static void test_hidden_ram_is_shown_page_by_page(void **state)
+{
+	const uint64_t ram = 4 * MiB + 3 * SIZE_4K;
+	uint64_t pml4;
+	(void)state;
+
+	assert_int_equal(vmx_ept_build_hidden(&pages, RAM_BASE, ram, &pml4), 0);
+	/* PML4, PDPT, PD and three page tables: no 2-MiB page, though both sides are aligned. */
+	assert_int_equal(free_at_start - pages.free_pages, 6);
+	for (uint64_t gpa = 0; gpa < ram; gpa += SIZE_4K)
+		assert_int_equal(translate(pml4, gpa), ~0ULL);
+	vmx_ept_show(pml4, 2 * MiB - 2 * SIZE_4K, 3 * SIZE_4K);
+	vmx_ept_show(pml4, ram - SIZE_4K, SIZE_4K);
+	for (uint64_t gpa = 0; gpa < ram; gpa += SIZE_4K) {
+		bool shown = (gpa >= 2 * MiB - 2 * SIZE_4K && gpa < 2 * MiB + SIZE_4K) ||
+			     gpa == ram - SIZE_4K;
+		assert_int_equal(translate(pml4, gpa + 8), shown ? RAM_BASE + gpa + 8 : ~0ULL);
+	}
+	assert_int_equal(translate(pml4, ram), ~0ULL);
+	vmx_ept_show(pml4, 0, ram);
+	for (uint64_t gpa = 0; gpa < ram; gpa += SIZE_4K)
+		assert_int_equal(translate(pml4, gpa), RAM_BASE + gpa);
+	vmx_ept_destroy(&pages, pml4);
+	assert_int_equal(pages.free_pages, free_at_start);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +168,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_thousand_builds_give_every_page_back, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_failed_build_gives_its_tables_back, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_hidden_ram_is_shown_page_by_page, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests_name("ept", tests, NULL, NULL);

@@ -24,7 +24,7 @@ static struct fake_queue q[VIRTIO_BALLOON_QUEUES];
 static int setup(void **state)
 {
 	(void)state;
-	virtio_balloon_init(&b, (struct guest_memory){ guest, GUEST_SIZE });
+	virtio_balloon_init(&b, guest_ram());
 	driver_reset_memory(&b.dev);
 	driver_ok(&b.dev);
 	for (unsigned i = 0; i < VIRTIO_BALLOON_QUEUES; i++)

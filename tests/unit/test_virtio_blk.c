@@ -53,7 +53,7 @@ static void init(bool read_only)
 		pristine[i] = (uint8_t)(i / VIRTIO_BLK_SECTOR_SIZE + i);
 	out_of_chunks = false;
 	new_disk(sizeof(pristine));
-	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, &disk,
+	assert_int_equal(virtio_blk_init(&blk, guest_ram(), &disk,
 					 read_only, "vmm-disk-0"),
 			 0);
 	driver_reset_memory(&blk.dev);
@@ -114,7 +114,7 @@ static uint8_t on_disk(uint64_t offset)
 
 static void test_init_checks_disk_size(void **state)
 {
-	struct guest_memory m = { guest, GUEST_SIZE };
+	struct guest_memory m = guest_ram();
 
 	(void)state;
 	new_disk(1000);
@@ -432,7 +432,7 @@ static void test_get_id(void **state)
 static void test_serial_truncated(void **state)
 {
 	(void)state;
-	assert_int_equal(virtio_blk_init(&blk, (struct guest_memory){ guest, GUEST_SIZE }, &disk,
+	assert_int_equal(virtio_blk_init(&blk, guest_ram(), &disk,
 					 false, "0123456789abcdefghijKLMN"),
 			 0);
 	assert_memory_equal(blk.serial, "0123456789abcdefghij", VIRTIO_BLK_ID_BYTES);

@@ -28,7 +28,7 @@ static int setup(void **state)
 	const struct virtio_console_host host = { count_notify, NULL };
 
 	(void)state;
-	virtio_console_init(&con, (struct guest_memory){ guest, GUEST_SIZE }, &host);
+	virtio_console_init(&con, guest_ram(), &host);
 	driver_reset_memory(&con.dev);
 	driver_ok(&con.dev);
 	for (unsigned i = 0; i < VIRTIO_CONSOLE_QUEUES; i++)

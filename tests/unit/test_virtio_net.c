@@ -56,7 +56,7 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(&be, 0, sizeof(be));
-	assert_int_equal(virtio_net_init(&net, (struct guest_memory){ guest, GUEST_SIZE }, mac, MTU,
+	assert_int_equal(virtio_net_init(&net, guest_ram(), mac, MTU,
 					 &backend),
 			 0);
 	driver_reset_memory(&net.dev);
@@ -102,7 +102,7 @@ static void assert_rx_header(uint64_t gpa)
 
 static void test_init_checks(void **state)
 {
-	struct guest_memory m = { guest, GUEST_SIZE };
+	struct guest_memory m = guest_ram();
 	struct virtio_net_backend none = { 0 };
 
 	(void)state;

@@ -140,6 +140,49 @@ static void test_copy_rechecks_guest_ram(void **state)
 	assert_int_equal(virtq_gather(&dev.mem, &forged, 0, buf, sizeof(buf)), 0);
 }
 
+/* What guest RAM a device asked to have loaded before touching it (struct guest_memory). */
+struct ram_range {
+	uint64_t gpa, len;
+};
+static struct ram_range loads[16];
+static unsigned load_count;
+
+static void record_load(void *ctx, uint64_t gpa, uint64_t len)
+{
+	(void)ctx;
+	if (load_count < 16)
+		loads[load_count] = (struct ram_range){ gpa, len };
+	load_count++;
+}
+
+/*
+ * Where RAM is loaded as it is needed (a lazy restore), every byte the
+ * queue touches is asked for first, and a copy asks for the bytes it
+ * copies, not the whole buffer.
+ */
+static void test_ram_is_loaded_before_it_is_touched(void **state)
+{
+	uint8_t buf[16];
+	(void)state;
+
+	dev.mem.load = record_load;
+	post_chain(&q, 0, (struct buf[]){ { DATA_BASE, 4096, false }, { DATA_BASE + 8192, 64, true } },
+		   2);
+	load_count = 0;
+	assert_int_equal(pop(), VIRTQ_CHAIN);
+	/* The three ring parts and each descriptor's buffer. */
+	assert_true(load_count >= 5);
+	load_count = 0;
+	assert_int_equal(virtq_gather(&dev.mem, &chain, 100, buf, sizeof(buf)), sizeof(buf));
+	assert_int_equal(load_count, 1);
+	assert_true(loads[0].gpa == DATA_BASE + 100 && loads[0].len == sizeof(buf));
+	load_count = 0;
+	assert_int_equal(virtq_scatter(&dev.mem, &chain, 60, buf, sizeof(buf)), 4);
+	assert_int_equal(load_count, 1);
+	assert_true(loads[0].gpa == DATA_BASE + 8192 + 60 && loads[0].len == 4);
+	dev.mem.load = NULL;
+}
+
 static void test_push_and_interrupt(void **state)
 {
 	(void)state;
@@ -652,6 +695,7 @@ int main(void)
 		cmocka_unit_test_setup(test_chain_readable_then_writable, setup),
 		cmocka_unit_test_setup(test_gather_and_scatter_across_segments, setup),
 		cmocka_unit_test_setup(test_copy_rechecks_guest_ram, setup),
+		cmocka_unit_test_setup(test_ram_is_loaded_before_it_is_touched, setup),
 		cmocka_unit_test_setup(test_push_and_interrupt, setup),
 		cmocka_unit_test_setup(test_no_interrupt_flag, setup),
 		cmocka_unit_test_setup(test_event_idx_interrupts, setup),

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/le.h"
+#include "tests/unit/savefile_reseal.h"
 #include "vmm/guest_boot.h"
+#include "vmm/lazy_restore.h"
 #include "vmm/network.h"
 #include "vmm/page_alloc.h"
 #include "vmm/sched.h"
@@ -215,6 +218,38 @@ int virt_vcpu_reset(struct vcpu *vcpu, const struct vcpu_state *state,
 	return virt_vcpu_set_state(vcpu, state, err);
 }
 
+/* Nested paging's view of a VM's 1 MiB of RAM after a restore: the pages the guest reaches. */
+#define GUEST_PAGES 256
+static bool ram_hidden, hide_fails;
+static bool page_shown[GUEST_PAGES];
+
+int virt_ram_hide(struct vm *vm)
+{
+	(void)vm;
+	if (hide_fails)
+		return -1;
+	ram_hidden = true;
+	memset(page_shown, 0, sizeof(page_shown));
+	return 0;
+}
+
+void virt_ram_show(struct vm *vm, uint64_t gpa, uint64_t bytes)
+{
+	(void)vm;
+	assert_true(ram_hidden);
+	assert_true(gpa % PAGE_SIZE == 0 && bytes % PAGE_SIZE == 0);
+	for (uint64_t page = gpa / PAGE_SIZE; page < (gpa + bytes) / PAGE_SIZE; page++) {
+		assert_false(page_shown[page]); /* a window is loaded once */
+		page_shown[page] = true;
+	}
+}
+
+void virt_ram_show_all(struct vm *vm)
+{
+	(void)vm;
+	ram_hidden = false;
+}
+
 /* boot = real's register state, the shape of every boot mode's. */
 int guest_boot_prepare(struct vm *vm, struct vcpu_boot_state *state, char *why, size_t n)
 {
@@ -409,7 +444,7 @@ static const enum vm_state restore_events[] = { VM_STATE_TURNING_ON, VM_STATE_RE
 /* What Save must carry: RAM, the vCPU, a device, the paravirtual state, guest time. */
 static void fill_guest(struct vm *vm)
 {
-	uint8_t *ram = vm_gpa_to_host(vm, 0);
+	uint8_t *ram = vm_gpa_to_host(vm, 0, vm->boot->ram_bytes);
 
 	memset(ram, 0, vm->boot->ram_bytes);
 	for (unsigned i = 0; i < PAGE_SIZE; i++) {
@@ -430,12 +465,59 @@ static void fill_guest(struct vm *vm)
 
 static void clobber_guest(struct vm *vm)
 {
-	memset(vm_gpa_to_host(vm, 0), 0xee, vm->boot->ram_bytes);
+	memset(vm_gpa_to_host(vm, 0, vm->boot->ram_bytes), 0xee, vm->boot->ram_bytes);
 	loaded_state = (struct vcpu_state){ 0 };
 	vm->com1.scr = 0;
 	vm->vcpu.upcall_vector = 0;
 	vm->vcpu.upcall_pending = false;
 	vm->vcpu.timer_deadline = 0;
+}
+
+/* Guest RAM as it is, not as vm_gpa_to_host would load it. */
+static const uint8_t *raw_ram(const struct vm *vm, uint64_t page)
+{
+	return (const uint8_t *)(uintptr_t)vm->boot->ram_base + page * PAGE_SIZE;
+}
+
+/*
+ * A clobbered guest just restored from fill_guest's RAM (runs: page 0
+ * zero, 1 data, 2-6 zero, 7 data, 8-254 zero, 255 data): nothing is
+ * loaded until it is needed, then one window at a time, by whoever needs
+ * it; the background loads the rest, and RAM is mapped whole again.
+ */
+static void expect_ram_loaded_as_needed(struct vm *vm, const uint8_t *want)
+{
+	assert_true(ram_hidden);
+	for (uint64_t page = 0; page < GUEST_PAGES; page++)
+		assert_int_equal(*raw_ram(vm, page), 0xee);
+	/* The guest touches page 7 (a data run): that run alone comes in and is mapped. */
+	assert_true(lazy_restore_fault(vm, 7 * PAGE_SIZE + 5));
+	assert_memory_equal(raw_ram(vm, 7), want + 7 * PAGE_SIZE, PAGE_SIZE);
+	assert_true(page_shown[7] && !page_shown[6] && !page_shown[8]);
+	assert_int_equal(*raw_ram(vm, 1), 0xee);
+	/* A retried access to a loaded page is the restore's too, and loads nothing again. */
+	assert_true(lazy_restore_fault(vm, 7 * PAGE_SIZE));
+	/* A zero run: its aligned window of 16 pages around the touch, no more. */
+	assert_true(lazy_restore_fault(vm, 100 * PAGE_SIZE));
+	for (uint64_t page = 96; page < 112; page++)
+		assert_true(page_shown[page] && *raw_ram(vm, page) == 0);
+	assert_true(!page_shown[95] && *raw_ram(vm, 95) == 0xee);
+	assert_true(!page_shown[112] && *raw_ram(vm, 112) == 0xee);
+	/* The hypervisor's or a device's access: through vm_gpa_to_host, across two runs. */
+	uint8_t two[2];
+	memcpy(two, vm_gpa_to_host(vm, 2 * PAGE_SIZE - 1, 2), 2);
+	assert_memory_equal(two, want + 2 * PAGE_SIZE - 1, 2);
+	assert_true(page_shown[1] && page_shown[2] && page_shown[6] && !page_shown[0]);
+	/* The background: a window a step, until none is left; then RAM is mapped whole. */
+	unsigned steps = 0;
+	while (lazy_restore_poll(0))
+		steps++;
+	/* Pages 0, 8-15, 16-95 in five, 112-254 in nine, 255: 17 windows, the last ends it. */
+	assert_int_equal(steps, 16);
+	assert_false(ram_hidden);
+	assert_null(vm->lazy);
+	assert_memory_equal(raw_ram(vm, 0), want, vm->boot->ram_bytes);
+	assert_false(lazy_restore_fault(vm, 0));
 }
 
 /*
@@ -464,7 +546,7 @@ static void test_save_and_restore(void **state)
 	fill_guest(vm);
 	uint8_t *want = malloc(vm->boot->ram_bytes);
 	assert_non_null(want);
-	memcpy(want, vm_gpa_to_host(vm, 0), vm->boot->ram_bytes);
+	memcpy(want, vm_gpa_to_host(vm, 0, vm->boot->ram_bytes), vm->boot->ram_bytes);
 	struct vcpu_state cpu = loaded_state;
 	uint64_t deadline = vm->vcpu.timer_deadline, free_before = pages.free_pages;
 	struct vm_time before = vm_now(vm);
@@ -522,7 +604,7 @@ static void test_save_and_restore(void **state)
 	assert_true(console_ring_read(&vm->console, &from, history, sizeof(history)) >= 19);
 	assert_non_null(strstr((const char *)history, "the guest's output"));
 	assert_int_equal(vm->state, VM_STATE_RUNNING);
-	assert_memory_equal(vm_gpa_to_host(vm, 0), want, vm->boot->ram_bytes);
+	expect_ram_loaded_as_needed(vm, want);
 	assert_memory_equal(&loaded_state, &cpu, sizeof(cpu));
 	assert_int_equal(vm->com1.scr, 0xa5);
 	assert_int_equal(vm->vcpu.upcall_vector, 0x40);
@@ -619,6 +701,121 @@ static void test_save_without_memory_for_the_file(void **state)
 	assert_int_equal(vm->saved.pages, 0);
 	assert_int_equal(pages.free_pages, free_before);
 	assert_false(store_saved.kept);
+}
+
+/* Saves the VM (Running) with fill_guest's RAM into want; it is Saved. */
+static void save_filled_guest(struct vm *vm, uint8_t *want)
+{
+	fill_guest(vm);
+	memcpy(want, raw_ram(vm, 0), vm->boot->ram_bytes);
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
+	while (vm_save_poll(SAVE_STEP_NS))
+		;
+	expect_events(vm->id, save_events, 4, "");
+	assert_int_equal(vm->state, VM_STATE_SAVED);
+}
+
+static void start_saved(struct vm *vm)
+{
+	clobber_guest(vm);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, restore_events, 3, "");
+}
+
+/* Makes the save file's memory run at gpa a corrupt LZ block, its checksums right. */
+static void corrupt_run(struct vm *vm, uint64_t gpa)
+{
+	uint8_t *f = (uint8_t *)(uintptr_t)vm->saved.base;
+
+	for (size_t pos = SAVEFILE_PREFIX_SIZE; pos < vm->saved.bytes;
+	     pos += SAVEFILE_RECORD_HEADER_SIZE + le_get(f + pos + 4, 4)) {
+		uint8_t *run = f + pos + SAVEFILE_RECORD_HEADER_SIZE;
+		if (le_get(f + pos, 2) != SAVEFILE_MEMORY || le_get(run, 8) != gpa)
+			continue;
+		assert_int_equal(run[12], SAVEFILE_RUN_LZ);
+		memset(run + SAVEFILE_RUN_HEADER_SIZE, 0xff,
+		       le_get(f + pos + 4, 4) - SAVEFILE_RUN_HEADER_SIZE);
+		savefile_reseal(f, vm->saved.bytes, false);
+		return;
+	}
+	fail_msg("no memory run at 0x%llx", (unsigned long long)gpa);
+}
+
+/*
+ * While a restored VM's RAM is still loading: a Save reads it all (and
+ * the saved RAM is the guest's), a turn-off drops the rest; without
+ * memory to hide RAM it is decoded whole at Startup; a run that does not
+ * decode ends the VM on first touch, or, decoded whole, fails the start
+ * with the VM still Saved. Every page comes back each time.
+ */
+static void test_restore_while_ram_is_loading(void **state)
+{
+	struct vm *vm = vm_a();
+	uint64_t free_before = pages.free_pages;
+	uint8_t *want = malloc(vm->boot->ram_bytes);
+	(void)state;
+
+	assert_non_null(want);
+	save_filled_guest(vm, want);
+	start_saved(vm);
+	assert_non_null(vm->lazy);
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
+	while (vm_save_poll(SAVE_STEP_NS))
+		;
+	expect_events(vm->id, save_events, 4, "");
+	assert_null(vm->lazy);
+	assert_false(ram_hidden);
+	start_saved(vm);
+	while (lazy_restore_poll(SAVE_STEP_NS))
+		;
+	assert_memory_equal(raw_ram(vm, 0), want, vm->boot->ram_bytes);
+
+	save_filled_guest(vm, want);
+	start_saved(vm);
+	assert_true(ram_hidden);
+	assert_int_equal(vm_control(vm, VM_OP_TURN_OFF, NULL), 0);
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNED_OFF },
+		      3, "");
+	assert_null(vm->lazy);
+	assert_false(ram_hidden);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+
+	save_filled_guest(vm, want);
+	hide_fails = true;
+	start_saved(vm);
+	assert_null(vm->lazy);
+	assert_memory_equal(raw_ram(vm, 0), want, vm->boot->ram_bytes);
+	assert_int_equal(pages.free_pages, free_before);
+
+	save_filled_guest(vm, want);
+	corrupt_run(vm, PAGE_SIZE);
+	clobber_guest(vm);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), -1);
+	struct vm_event got[8];
+	assert_int_equal(vm_events_since(seen, got, 8), 5);
+	seen += 5;
+	assert_non_null(strstr(got[4].reason, "memory: "));
+	assert_int_equal(vm->state, VM_STATE_SAVED);
+	hide_fails = false;
+	start_saved(vm);
+	assert_false(vm->op_pending);
+	assert_true(lazy_restore_fault(vm, PAGE_SIZE));
+	assert_true(vm->op_pending);
+	assert_non_null(strstr(vm->op_reason, "its saved RAM does not decode"));
+	assert_int_equal(vm_control(vm, VM_OP_GUEST_END, vm->op_reason), 0);
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNED_OFF },
+		      3, NULL);
+	assert_null(vm->lazy);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+	free(want);
 }
 
 static void test_turn_off_and_start_again(void **state)
@@ -937,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_save_and_restore),
 		cmocka_unit_test(test_damaged_save_file_keeps_the_vm_saved),
 		cmocka_unit_test(test_save_without_memory_for_the_file),
+		cmocka_unit_test(test_restore_while_ram_is_loading),
 		cmocka_unit_test(test_turn_off_and_start_again),
 		cmocka_unit_test(test_guest_end_carries_the_reason),
 		cmocka_unit_test(test_failed_power_on_ends_with_the_reason),

@@ -73,13 +73,19 @@ static inline uint32_t rd32(uint64_t gpa)
 	return v;
 }
 
+/* The test's guest RAM as a device model sees it: all there. */
+static inline struct guest_memory guest_ram(void)
+{
+	return (struct guest_memory){ .base = guest, .size = GUEST_SIZE };
+}
+
 /* Clean RAM, no interrupts seen, and dev's guest memory is ours. */
 static inline void driver_reset_memory(struct virtio_device *dev)
 {
 	memset(guest, 0, sizeof(guest));
 	memset(irqs, 0, sizeof(irqs));
 	config_irqs = 0;
-	dev->mem = (struct guest_memory){ guest, GUEST_SIZE };
+	dev->mem = guest_ram();
 	dev->interrupt = record_irq;
 }
 

@@ -13,8 +13,6 @@
 
 #include <string.h>
 
-#define EPT_LEAF_WB (EPT_RWX | ((uint64_t)MEMTYPE_WB << EPT_MEMTYPE_SHIFT))
-
 static uint64_t *table(uint64_t pa)
 {
 	return (uint64_t *)(uintptr_t)pa;
@@ -58,9 +56,15 @@ void vmx_ept_destroy(struct page_alloc *pa, uint64_t pml4_pa)
 	free_tables(pa, pml4_pa, EPT_LEVELS);
 }
 
-int vmx_ept_build(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
-		  bool large_pages, uint64_t *pml4_pa)
+/*
+ * Tables for [0, ram_bytes), each leaf's access leaf_access: EPT_RWX, or
+ * none for RAM hidden until a restore has loaded it (an entry with bits
+ * 2:0 clear is not present whatever its other bits, SDM 28.2.2).
+ */
+static int build(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes, bool large_pages,
+		 uint64_t leaf_access, uint64_t *pml4_pa)
 {
+	const uint64_t leaf = leaf_access | ((uint64_t)MEMTYPE_WB << EPT_MEMTYPE_SHIFT);
 	uint64_t pml4;
 
 	if (page_alloc_alloc(pa, 1, 1, &pml4))
@@ -77,13 +81,13 @@ int vmx_ept_build(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
 		/* A 2-MiB leaf needs both sides aligned and the CPU's support (SDM 28.2.2). */
 		if (large_pages && ram_bytes - gpa >= SIZE_2M && !(gpa & (SIZE_2M - 1)) &&
 		    !((ram_base + gpa) & (SIZE_2M - 1))) {
-			*pde = (ram_base + gpa) | EPT_LEAF_WB | EPT_LARGE;
+			*pde = (ram_base + gpa) | leaf | EPT_LARGE;
 			gpa += SIZE_2M;
 			continue;
 		}
 		if (next_level(pa, pde, &pt))
 			goto out_of_memory;
-		table(pt)[(gpa >> 12) & 511] = (ram_base + gpa) | EPT_LEAF_WB;
+		table(pt)[(gpa >> 12) & 511] = (ram_base + gpa) | leaf;
 		gpa += SIZE_4K;
 	}
 	*pml4_pa = pml4;
@@ -92,4 +96,26 @@ int vmx_ept_build(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
 out_of_memory:
 	vmx_ept_destroy(pa, pml4);
 	return -1;
+}
+
+int vmx_ept_build(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
+		  bool large_pages, uint64_t *pml4_pa)
+{
+	return build(pa, ram_base, ram_bytes, large_pages, EPT_RWX, pml4_pa);
+}
+
+int vmx_ept_build_hidden(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
+			 uint64_t *pml4_pa)
+{
+	return build(pa, ram_base, ram_bytes, false, 0, pml4_pa);
+}
+
+void vmx_ept_show(uint64_t pml4_pa, uint64_t gpa, uint64_t bytes)
+{
+	for (uint64_t end = gpa + bytes; gpa < end; gpa += SIZE_4K) {
+		uint64_t t = pml4_pa;
+		for (unsigned shift = 39; shift > 12; shift -= 9)
+			t = table(t)[(gpa >> shift) & 511] & PTE_ADDR_MASK;
+		table(t)[(gpa >> 12) & 511] |= EPT_RWX;
+	}
 }

@@ -15,6 +15,22 @@ struct page_alloc;
 int vmx_ept_build(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
 		  bool large_pages, uint64_t *pml4_pa);
 
+/*
+ * The same tables with 4-KiB pages only, none of them present: a restore
+ * that loads RAM as the guest first touches it (vmm/lazy_restore.h)
+ * shows each page once loaded, with vmx_ept_show.
+ */
+int vmx_ept_build_hidden(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_bytes,
+			 uint64_t *pml4_pa);
+
+/*
+ * Makes the pages of [gpa, gpa + bytes), hidden by vmx_ept_build_hidden,
+ * present. No INVEPT is needed: a not-present entry is never cached, and
+ * an EPT violation drops what a retried access would use (SDM 28.3.3.1,
+ * 28.3.3.4).
+ */
+void vmx_ept_show(uint64_t pml4_pa, uint64_t gpa, uint64_t bytes);
+
 /* Gives back the PML4 at pml4_pa and every table under it. */
 void vmx_ept_destroy(struct page_alloc *pa, uint64_t pml4_pa);
 

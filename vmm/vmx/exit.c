@@ -5,6 +5,7 @@
  * the VM with its reason; the hypervisor and the other VMs go on.
  */
 #include "vmm/host_irq.h"
+#include "vmm/lazy_restore.h"
 #include "vmm/log.h"
 #include "vmm/mce.h"
 #include "vmm/mmio.h"
@@ -186,7 +187,7 @@ int vmx_load_pae_pdptes(struct vcpu *vcpu)
 
 	if (!vm_gpa_is_ram(vcpu->vm, base, sizeof(pdpte)))
 		return -1;
-	__builtin_memcpy(pdpte, vm_gpa_to_host(vcpu->vm, base), sizeof(pdpte));
+	__builtin_memcpy(pdpte, vm_gpa_to_host(vcpu->vm, base, sizeof(pdpte)), sizeof(pdpte));
 	for (unsigned i = 0; i < 4; i++) {
 		if ((pdpte[i] & PDPTE_PRESENT) && (pdpte[i] & PDPTE_RESERVED))
 			return -1;
@@ -346,6 +347,13 @@ static enum exit_action handle_ept_violation(struct vcpu *vcpu)
 		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
 			   vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) | VCPU_BLOCKING_NMI);
 
+	/*
+	 * RAM a restore has not loaded yet: loaded now and the access retried
+	 * (an event whose delivery faulted is delivered again,
+	 * requeue_interrupted_event).
+	 */
+	if (vm_gpa_is_ram(vcpu->vm, gpa, 1) && lazy_restore_fault(vcpu->vm, gpa))
+		return after_request(vcpu);
 	/* The EPT maps all of the VM's RAM: whatever else it touches is a device or nothing. */
 	if (q & EPT_QUAL_FETCH) {
 		vm_request_end(vcpu->vm, "instruction fetch at guest-physical 0x%llx, outside its "

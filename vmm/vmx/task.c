@@ -50,9 +50,9 @@ static int access_linear(struct linear_ctx *c, const struct task_cpu *cpu, uint3
 		if (status != GW_OK || !vm_gpa_is_ram(c->vm, gpa, chunk))
 			return -2;
 		if (access & GW_ACCESS_WRITE)
-			memcpy(vm_gpa_to_host(c->vm, gpa), buf, chunk);
+			memcpy(vm_gpa_to_host(c->vm, gpa, chunk), buf, chunk);
 		else
-			memcpy(buf, vm_gpa_to_host(c->vm, gpa), chunk);
+			memcpy(buf, vm_gpa_to_host(c->vm, gpa, chunk), chunk);
 		linear += chunk;
 		buf += chunk;
 		len -= chunk;

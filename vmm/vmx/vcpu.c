@@ -238,14 +238,18 @@ size_t virt_vm_state_bytes(void)
 	return sizeof(struct vmx_vm) + sizeof(struct vmx_vcpu);
 }
 
+/* 2-MiB EPT pages where the CPU has them and no iTLB multihit mitigation forbids them. */
+static bool ept_large_pages(void)
+{
+	return vmx_host_caps.ept_2m && !speculation.exec_4k_pages;
+}
+
 int virt_vm_init(struct vm *vm, struct page_alloc *pa)
 {
 	static struct vmx_vm vmx_vms[VM_MAX];
 	uint64_t pml4;
 
-	if (vmx_ept_build(pa, vm->boot->ram_base, vm->boot->ram_bytes,
-			  vmx_host_caps.ept_2m && !speculation.exec_4k_pages,
-			  &pml4))
+	if (vmx_ept_build(pa, vm->boot->ram_base, vm->boot->ram_bytes, ept_large_pages(), &pml4))
 		return -1;
 	struct vmx_vm *v = &vmx_vms[vm->id];
 	v->eptp = pml4 | EPTP_WB | EPTP_WALK_4;
@@ -273,6 +277,50 @@ void virt_vm_destroy(struct vm *vm, struct page_alloc *pa)
 	vmx_ept_destroy(pa, v->eptp & PTE_ADDR_MASK);
 	*v = (struct vmx_vm){ 0 };
 	vm->vendor = NULL;
+}
+
+/*
+ * The VM's EPT replaced by new tables (hidden RAM, or all of it mapped):
+ * the vCPU's VMCS points at them, and nothing cached through the old ones,
+ * or under the new PML4's address from an earlier use of its page, is
+ * left (SDM 28.3.3.1) before the old tables go back to the pool.
+ */
+static int replace_ept(struct vm *vm, bool hidden)
+{
+	struct vmx_vm *v = vm->vendor;
+	uint64_t pml4, old = v->eptp;
+	int rc = hidden ? vmx_ept_build_hidden(vm->pages, vm->boot->ram_base,
+					       vm->boot->ram_bytes, &pml4)
+			: vmx_ept_build(vm->pages, vm->boot->ram_base, vm->boot->ram_bytes,
+					ept_large_pages(), &pml4);
+	if (rc)
+		return -1;
+	v->eptp = pml4 | EPTP_WB | EPTP_WALK_4;
+	invept_single(v->eptp);
+	vmcs_load(to_vmx(&vm->vcpu)->vmcs_pa);
+	vmcs_write(VMCS_EPT_POINTER, v->eptp);
+	invept_single(old);
+	vmx_ept_destroy(vm->pages, old & PTE_ADDR_MASK);
+	return 0;
+}
+
+int virt_ram_hide(struct vm *vm)
+{
+	return replace_ept(vm, true);
+}
+
+void virt_ram_show(struct vm *vm, uint64_t gpa, uint64_t bytes)
+{
+	const struct vmx_vm *v = vm->vendor;
+
+	vmx_ept_show(v->eptp & PTE_ADDR_MASK, gpa, bytes);
+}
+
+void virt_ram_show_all(struct vm *vm)
+{
+	/* Without memory for new tables, the hidden ones, every page shown, serve as well. */
+	if (replace_ept(vm, false))
+		virt_ram_show(vm, 0, vm->boot->ram_bytes);
 }
 
 static void free_page_if_allocated(struct page_alloc *pa, uint64_t page)
