@@ -147,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	const struct virtio_net_backend backend = { loopback, NULL, &net };
-	struct guest_memory mem;
+	struct guest_memory mem = { 0 };
 	static const struct disk_chunk_alloc heap_chunks = { chunk_alloc, chunk_free, NULL };
 	static uint8_t *chunk_table[DISK_SECTORS * VIRTIO_BLK_SECTOR_SIZE / DISK_CHUNK_SIZE + 1];
 	struct disk disk;
