@@ -151,7 +151,8 @@ static bool add_seg(const struct guest_memory *mem, struct virtq_chain *c, const
 	/* 2.6.4.2: all device-readable descriptors come before the device-writable ones. */
 	if (!writable && c->n_writable)
 		return false;
-	if (!guest_memory_at(mem, d->addr, d->len))
+	/* Bounds only: the bytes are loaded when they are copied (copy_chain). */
+	if (!mem->base || !virtio_in_guest_memory(mem, d->addr, d->len))
 		return false;
 	if (!d->len)
 		return true;

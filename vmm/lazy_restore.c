@@ -27,6 +27,8 @@ struct lazy_restore {
 	/* Where the loading went: the guest's first touches, the hypervisor's and devices', the rest. */
 	uint64_t guest_loads, host_loads, background_loads;
 	uint64_t started_ns;
+	/* Why a run did not decode ("" while every one did): the VM ends for it. */
+	char failure[VM_REASON_MAX];
 	struct savefile_run *runs; /* in GPA order */
 	uint64_t *pending_bits;    /* a bit per page, set while it is pending */
 };
@@ -128,13 +130,27 @@ static bool load_window(struct vm *vm, struct lazy_restore *l, uint64_t page,
 	return decoded;
 }
 
-/* While the VM runs, a run that does not decode ends it: its RAM is not what was saved. */
+/*
+ * While the VM runs, a run that does not decode ends it: its RAM is not
+ * what was saved. Its exit stops at once (vm_request_end); a VM touched
+ * from elsewhere ends at the background's next step, before it runs again
+ * (lazy_restore_poll), and a Save of it fails (lazy_restore_failure).
+ */
 static void load_or_end(struct vm *vm, struct lazy_restore *l, uint64_t page)
 {
 	struct savefile_error err;
 
-	if (!load_window(vm, l, page, &err))
-		vm_request_end(vm, "its saved RAM does not decode: %s", err.text);
+	if (load_window(vm, l, page, &err))
+		return;
+	if (!l->failure[0])
+		fmt_snprintf(l->failure, sizeof(l->failure), "its saved RAM does not decode: %s",
+			     err.text);
+	vm_request_end(vm, "%s", l->failure);
+}
+
+const char *lazy_restore_failure(const struct vm *vm)
+{
+	return vm->lazy && vm->lazy->failure[0] ? vm->lazy->failure : NULL;
 }
 
 /* The first pending page at or after from; ram_pages when none is left. */
@@ -194,13 +210,16 @@ void lazy_restore_load(struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	struct lazy_restore *l = vm->lazy;
 
-	if (!l || !len)
+	if (!l || !l->pending || !len || gpa >= vm->boot->ram_bytes)
 		return;
-	for (uint64_t page = gpa / PAGE_SIZE; page <= (gpa + len - 1) / PAGE_SIZE; page++)
-		if (is_pending(l, page)) {
-			l->host_loads++;
-			load_or_end(vm, l, page);
-		}
+	/* Clamped to RAM, and pending pages found a bitmap word at a time. */
+	uint64_t last = len > vm->boot->ram_bytes - gpa ? l->ram_pages - 1
+							  : (gpa + len - 1) / PAGE_SIZE;
+	for (uint64_t page = next_pending(l, gpa / PAGE_SIZE); page <= last;
+	     page = next_pending(l, page + 1)) {
+		l->host_loads++;
+		load_or_end(vm, l, page);
+	}
 }
 
 bool lazy_restore_fault(struct vm *vm, uint64_t gpa)
@@ -240,17 +259,31 @@ bool lazy_restore_poll(uint64_t budget_ns)
 		if (!l)
 			continue;
 		uint64_t start = clock_ns();
-		do {
+		while (!l->failure[0]) {
 			l->cursor = next_pending(l, l->cursor);
 			if (l->cursor == l->ram_pages)
 				break;
 			l->background_loads++;
 			load_or_end(vm, l, l->cursor);
-		} while (clock_ns() - start < budget_ns);
-		if (l->pending)
+			if (clock_ns() - start >= budget_ns)
+				break;
+		}
+		/*
+		 * Not another slice on RAM that is not the guest's, Paused or not.
+		 * A Save under way fails on it first (vm_save_step), then the VM
+		 * ends here.
+		 */
+		if (l->failure[0]) {
+			if (vm->state != VM_STATE_SAVING) {
+				char why[VM_REASON_MAX];
+				fmt_snprintf(why, sizeof(why), "%s", l->failure);
+				vm_control(vm, VM_OP_GUEST_END, why); /* drops l */
+			}
+		} else if (l->pending) {
 			more = true;
-		else
+		} else {
 			finish(vm, l);
+		}
 	}
 	return more;
 }

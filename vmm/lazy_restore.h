@@ -11,7 +11,8 @@
  *   (lazy_restore_poll), until no page is left.
  * Then RAM is mapped whole again (2-MiB pages) and the file's pages go
  * back. The file was checked whole (every checksum) before the guest ran;
- * a run that still does not decode ends the VM with the reason.
+ * a run that still does not decode (a forged file) ends the VM with the
+ * reason, and no Save of it is made.
  *
  * Zero runs are loaded in aligned windows of 16 pages, data runs whole
  * (one LZ block): a window is loaded all at once, so a page is either
@@ -61,6 +62,8 @@ void lazy_restore_load(struct vm *vm, uint64_t gpa, uint64_t len);
  * for it (the page is loaded now, or was, and the access is retried).
  */
 bool lazy_restore_fault(struct vm *vm, uint64_t gpa);
+/* Why the VM's RAM could not all be loaded (it is ending for it), or NULL. */
+const char *lazy_restore_failure(const struct vm *vm);
 /*
  * One step of about budget_ns of every VM's background loading (0: one
  * window); a restore whose last page is in ends (its RAM mapped whole,

@@ -485,6 +485,11 @@ enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 		}
 		job->written += n;
 	} while (!rc && job->written < total && clock_ns() - started < budget_ns);
+	/* RAM a restore could not load is zeros, not the guest's: no file of it. */
+	if (!rc && lazy_restore_failure(vm)) {
+		fmt_snprintf(why, why_size, "%s", lazy_restore_failure(vm));
+		rc = -1;
+	}
 	took = clock_ns() - started;
 	job->steps++;
 	job->longest_step_ns = took > job->longest_step_ns ? took : job->longest_step_ns;

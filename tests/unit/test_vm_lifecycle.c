@@ -815,6 +815,50 @@ static void test_restore_while_ram_is_loading(void **state)
 	assert_int_equal(pages.free_pages, free_before);
 	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
 	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+
+	/* Paused, the background finds it: the VM ends there and then, before it runs again. */
+	save_filled_guest(vm, want);
+	corrupt_run(vm, PAGE_SIZE);
+	start_saved(vm);
+	assert_int_equal(vm_control(vm, VM_OP_PAUSE, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_PAUSED }, 1, "");
+	/* Page 0's window, then page 1's run: it ends. */
+	assert_true(lazy_restore_poll(0));
+	assert_int_equal(vm->state, VM_STATE_PAUSED);
+	assert_false(lazy_restore_poll(0));
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNED_OFF },
+		      3, NULL);
+	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
+	assert_null(vm->lazy);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+
+	/* A Save that reads it fails (no file of zeros), and then the VM ends. */
+	save_filled_guest(vm, want);
+	corrupt_run(vm, PAGE_SIZE);
+	start_saved(vm);
+	assert_int_equal(vm_control(vm, VM_OP_SAVE, NULL), 0);
+	expect_events(vm->id, save_events, 1, "");
+	while (vm_save_poll(0))
+		;
+	assert_int_equal(vm_events_since(seen, got, 8), 1);
+	seen++;
+	assert_int_equal(got[0].state, VM_STATE_RUNNING);
+	assert_non_null(strstr(got[0].reason, "its saved RAM does not decode"));
+	assert_int_equal(vm->saved.pages, 0);
+	assert_false(lazy_restore_poll(0));
+	expect_events(vm->id,
+		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
+					 VM_STATE_TURNED_OFF },
+		      3, NULL);
+	assert_non_null(strstr(vm->op_reason, "its saved RAM does not decode"));
+	assert_null(vm->lazy);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
 	free(want);
 }
 

@@ -983,6 +983,14 @@ static void requeue_interrupted_event(struct vmx_vcpu *v)
 	v->inject_info = info & ~(1U << 12); /* bit 12 is undefined on entry */
 	v->inject_error = (uint32_t)vmcs_read(VMCS_IDT_VECTORING_ERROR);
 	vmcs_write(VMCS_ENTRY_INSTR_LEN, vmcs_read(VMCS_EXIT_INSTR_LEN));
+	/*
+	 * An NMI cut short left (virtual-)NMI blocking set, which VM entry
+	 * refuses beside an NMI to inject when virtual NMIs are on (SDM Vol.
+	 * 3C 26.3.1.5, interruptibility state); its delivery sets it again.
+	 */
+	if ((info & INTR_INFO_TYPE_MASK) == INTR_TYPE_NMI && vmx_host_caps.virtual_nmis)
+		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
+			   vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & ~(uint64_t)VCPU_BLOCKING_NMI);
 }
 
 static void report_entry_failure(struct vcpu *vcpu, int failure)
