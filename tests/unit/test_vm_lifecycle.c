@@ -742,6 +742,25 @@ static void corrupt_run(struct vm *vm, uint64_t gpa)
 }
 
 /*
+ * The VM (whose restore found a run that does not decode) ended with that
+ * reason, every page back; it starts afresh.
+ */
+static void expect_ended_and_start_again(struct vm *vm, uint64_t free_before)
+{
+	struct vm_event got[3];
+
+	assert_int_equal(vm_events_since(seen, got, 3), 3);
+	seen += 3;
+	assert_int_equal(got[2].state, VM_STATE_TURNED_OFF);
+	assert_non_null(strstr(got[2].reason, "its saved RAM does not decode"));
+	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
+	assert_null(vm->lazy);
+	assert_int_equal(pages.free_pages, free_before);
+	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
+	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+}
+
+/*
  * While a restored VM's RAM is still loading: a Save reads it all (and
  * the saved RAM is the guest's), a turn-off drops the rest; without
  * memory to hide RAM it is decoded whole at Startup; a run that does not
@@ -807,14 +826,7 @@ static void test_restore_while_ram_is_loading(void **state)
 	assert_true(vm->op_pending);
 	assert_non_null(strstr(vm->op_reason, "its saved RAM does not decode"));
 	assert_int_equal(vm_control(vm, VM_OP_GUEST_END, vm->op_reason), 0);
-	expect_events(vm->id,
-		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
-					 VM_STATE_TURNED_OFF },
-		      3, NULL);
-	assert_null(vm->lazy);
-	assert_int_equal(pages.free_pages, free_before);
-	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
-	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+	expect_ended_and_start_again(vm, free_before);
 
 	/* Paused, the background finds it: the VM ends there and then, before it runs again. */
 	save_filled_guest(vm, want);
@@ -826,15 +838,7 @@ static void test_restore_while_ram_is_loading(void **state)
 	assert_true(lazy_restore_poll(0));
 	assert_int_equal(vm->state, VM_STATE_PAUSED);
 	assert_false(lazy_restore_poll(0));
-	expect_events(vm->id,
-		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
-					 VM_STATE_TURNED_OFF },
-		      3, NULL);
-	assert_int_equal(vm->state, VM_STATE_TURNED_OFF);
-	assert_null(vm->lazy);
-	assert_int_equal(pages.free_pages, free_before);
-	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
-	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+	expect_ended_and_start_again(vm, free_before);
 
 	/* A Save that reads it fails (no file of zeros), and then the VM ends. */
 	save_filled_guest(vm, want);
@@ -850,15 +854,7 @@ static void test_restore_while_ram_is_loading(void **state)
 	assert_non_null(strstr(got[0].reason, "its saved RAM does not decode"));
 	assert_int_equal(vm->saved.pages, 0);
 	assert_false(lazy_restore_poll(0));
-	expect_events(vm->id,
-		      (enum vm_state[]){ VM_STATE_TURNING_OFF, VM_STATE_DELETE_MACHINE,
-					 VM_STATE_TURNED_OFF },
-		      3, NULL);
-	assert_non_null(strstr(vm->op_reason, "its saved RAM does not decode"));
-	assert_null(vm->lazy);
-	assert_int_equal(pages.free_pages, free_before);
-	assert_int_equal(vm_control(vm, VM_OP_STARTUP, NULL), 0);
-	expect_events(vm->id, (enum vm_state[]){ VM_STATE_TURNING_ON, VM_STATE_RUNNING }, 2, "");
+	expect_ended_and_start_again(vm, free_before);
 	free(want);
 }
 
