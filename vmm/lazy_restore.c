@@ -132,7 +132,8 @@ static bool load_window(struct vm *vm, struct lazy_restore *l, uint64_t page,
 
 /*
  * While the VM runs, a run that does not decode ends it: its RAM is not
- * what was saved. Its exit stops at once (vm_request_end); a VM touched
+ * what was saved. Its exit stops at once (vm_request_end: every exit that
+ * reads guest RAM returns to the scheduler when an end is pending); a VM touched
  * from elsewhere ends at the background's next step, before it runs again
  * (lazy_restore_poll), and a Save of it fails (lazy_restore_failure).
  */
@@ -153,17 +154,19 @@ const char *lazy_restore_failure(const struct vm *vm)
 	return vm->lazy && vm->lazy->failure[0] ? vm->lazy->failure : NULL;
 }
 
-/* The first pending page at or after from; ram_pages when none is left. */
-static uint64_t next_pending(const struct lazy_restore *l, uint64_t from)
+/* The first pending page in [from, end), end <= ram_pages; end when there is none. */
+static uint64_t next_pending(const struct lazy_restore *l, uint64_t from, uint64_t end)
 {
-	for (uint64_t word = from / 64; word < bitmap_words(l->ram_pages); word++) {
+	for (uint64_t word = from / 64; word * 64 < end; word++) {
 		uint64_t bits = l->pending_bits[word];
 		if (word == from / 64)
 			bits &= ~0ull << (from % 64);
-		if (bits)
-			return word * 64 + (uint64_t)__builtin_ctzll(bits);
+		if (bits) {
+			uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
+			return page < end ? page : end;
+		}
 	}
-	return l->ram_pages;
+	return end;
 }
 
 int lazy_restore_start(struct vm *vm, struct lazy_restore *l, char *why, size_t why_size)
@@ -179,8 +182,8 @@ int lazy_restore_start(struct vm *vm, struct lazy_restore *l, char *why, size_t 
 	/* RAM stays mapped: loaded whole, now, as a restore did before it could wait. */
 	log_warn("vm '%s': no memory to hide its RAM until it is loaded: loading it whole first",
 		 vm->cfg->name);
-	for (uint64_t page = next_pending(l, 0); page < l->ram_pages;
-	     page = next_pending(l, page + 1))
+	for (uint64_t page = next_pending(l, 0, l->ram_pages); page < l->ram_pages;
+	     page = next_pending(l, page + 1, l->ram_pages))
 		if (!load_window(vm, l, page, &err)) {
 			fmt_snprintf(why, why_size, "memory: %s", err.text);
 			lazy_restore_free(vm, l);
@@ -213,10 +216,10 @@ void lazy_restore_load(struct vm *vm, uint64_t gpa, uint64_t len)
 	if (!l || !l->pending || !len || gpa >= vm->boot->ram_bytes)
 		return;
 	/* Clamped to RAM, and pending pages found a bitmap word at a time. */
-	uint64_t last = len > vm->boot->ram_bytes - gpa ? l->ram_pages - 1
-							  : (gpa + len - 1) / PAGE_SIZE;
-	for (uint64_t page = next_pending(l, gpa / PAGE_SIZE); page <= last;
-	     page = next_pending(l, page + 1)) {
+	uint64_t end = len > vm->boot->ram_bytes - gpa ? l->ram_pages
+						       : (gpa + len - 1) / PAGE_SIZE + 1;
+	for (uint64_t page = next_pending(l, gpa / PAGE_SIZE, end); page < end;
+	     page = next_pending(l, page + 1, end)) {
 		l->host_loads++;
 		load_or_end(vm, l, page);
 	}
@@ -260,7 +263,7 @@ bool lazy_restore_poll(uint64_t budget_ns)
 			continue;
 		uint64_t start = clock_ns();
 		while (!l->failure[0]) {
-			l->cursor = next_pending(l, l->cursor);
+			l->cursor = next_pending(l, l->cursor, l->ram_pages);
 			if (l->cursor == l->ram_pages)
 				break;
 			l->background_loads++;

@@ -462,6 +462,17 @@ static int finish(struct vm *vm, struct save_job *job, char *why, size_t why_siz
 	return 0;
 }
 
+/* RAM a restore could not load is zeros, not the guest's: no file of it (-1, why). */
+static int ram_unloadable(const struct vm *vm, char *why, size_t why_size)
+{
+	const char *failure = lazy_restore_failure(vm);
+
+	if (!failure)
+		return 0;
+	fmt_snprintf(why, why_size, "%s", failure);
+	return -1;
+}
+
 enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 				   size_t why_size)
 {
@@ -470,6 +481,9 @@ enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 	int rc = 0;
 
 	do {
+		rc = ram_unloadable(vm, why, why_size);
+		if (rc)
+			break;
 		if (job->scanned < total) {
 			rc = scan_piece(vm, job, total, why, why_size);
 			continue;
@@ -485,11 +499,8 @@ enum vm_save_progress vm_save_step(struct vm *vm, uint64_t budget_ns, char *why,
 		}
 		job->written += n;
 	} while (!rc && job->written < total && clock_ns() - started < budget_ns);
-	/* RAM a restore could not load is zeros, not the guest's: no file of it. */
-	if (!rc && lazy_restore_failure(vm)) {
-		fmt_snprintf(why, why_size, "%s", lazy_restore_failure(vm));
-		rc = -1;
-	}
+	if (!rc)
+		rc = ram_unloadable(vm, why, why_size);
 	took = clock_ns() - started;
 	job->steps++;
 	job->longest_step_ns = took > job->longest_step_ns ? took : job->longest_step_ns;

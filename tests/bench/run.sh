@@ -130,6 +130,7 @@ for b in guest_to_guest_kbps:KB/s guest_to_guest_exits_per_kb:exits/KB loopback_
 	guest_tsc_error_ppm:ppm guest_wallclock_drift_s_per_h:s/h \
 	idle_linux_exits_per_s:exits/s heartbeat_exits_per_s:exits/s \
 	agent_ping_ms:ms agent_ping_vs_state_ratio:x \
-	save_ratio_idle_linux:x save_s_linux:s save_longest_step_ms:ms restore_s_linux:s; do
+	save_ratio_idle_linux:x save_s_linux:s save_longest_step_ms:ms restore_s_linux:s \
+	restore_ram_loaded_s_linux:s; do
 	grep -a "^BENCH ${b%%:*} " "$out/linux-net.out" || echo "BENCH ${b%%:*} nan ${b#*:}"
 done

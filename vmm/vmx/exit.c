@@ -265,7 +265,8 @@ static enum exit_action handle_cr_access(struct vcpu *vcpu)
 		return end_vm(vcpu, "unsupported control-register access");
 	}
 	vmx_advance_rip();
-	return EXIT_CONTINUE;
+	/* Loading PAE PDPTEs reads RAM a restore may not have loaded (vmm/lazy_restore.h). */
+	return after_request(vcpu);
 }
 
 static enum exit_action handle_io(struct vcpu *vcpu)

@@ -184,5 +184,6 @@ enum exit_action vmx_handle_task_switch(struct vcpu *vcpu)
 		write_dr6(read_dr6() | DR6_BT);
 		virt_inject_exception(vcpu, VECTOR_DB, false, 0);
 	}
-	return EXIT_CONTINUE;
+	/* Its reads may have found RAM a restore could not load (vmm/lazy_restore.h). */
+	return vcpu->vm->op_pending ? EXIT_STOP : EXIT_CONTINUE;
 }

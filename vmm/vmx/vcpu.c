@@ -457,7 +457,8 @@ static void write_controls(struct vcpu *vcpu)
 	struct vmx_vcpu *v = to_vmx(vcpu);
 	const struct vmx_msrs *m = &vmx_host_msrs;
 	const struct vmx_vm *vv = vcpu->vm->vendor;
-	uint32_t pin_optional = PIN_CTL_VIRTUAL_NMIS |
+	/* Virtual NMIs only with NMI-window exiting beside them, as vmx_host_caps has it. */
+	uint32_t pin_optional = (vmx_host_caps.virtual_nmis ? PIN_CTL_VIRTUAL_NMIS : 0) |
 				(vmx_host_caps.preemption_timer ? PIN_CTL_PREEMPTION_TIMER : 0);
 
 	vmcs_write(VMCS_PIN_CONTROLS,
