@@ -235,9 +235,10 @@ else
 fi
 # What the switch path is held against (issue 17): a TCP transfer over
 # loopback inside lin2, in the same run. /proc/uptime counts centiseconds
-# and 4 MiB took one or two, so 64 MiB from /dev/zero (the transfer does
-# not look at the bytes): long enough for its time to be measured.
-loop_kib=65536
+# and 4 MiB took one or two (64 MiB two: Bochs counts a copy's time by
+# instructions, and a REP MOVS is few), so 512 MiB from /dev/zero (the
+# transfer does not look at the bytes): long enough to be measured.
+loop_kib=524288
 run lin2 'nc -l -p 5001 >/dev/null & echo LOOP-LISTEN-$((1 + 1))' 'LOOP-LISTEN-2' >/dev/null
 run lin2 "t0=\$(centis); dd if=/dev/zero bs=64k count=$((loop_kib / 64)) 2>/dev/null | nc -w 3 127.0.0.1 5001; t1=\$(centis); echo LOOP-CS \$((t1 - t0))" \
 	'LOOP-CS [0-9]+' 300 >/dev/null
