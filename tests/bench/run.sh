@@ -126,7 +126,7 @@ tests/bench/linux.sh "$out"
 # and heartbeat cost, and the Save and Startup-from-saved of lin2.
 tests/e2e/linux-boot.sh "$out/linux-net" tests/e2e/configs/linux.conf >"$out/linux-net.out" 2>&1 || true
 for b in guest_to_guest_kbps:KB/s guest_to_guest_exits_per_kb:exits/KB loopback_kbps:KB/s \
-	net_vs_loopback_ratio:x \
+	guest_to_guest_stream_kbps:KB/s net_vs_loopback_ratio:x \
 	guest_tsc_error_ppm:ppm guest_wallclock_drift_s_per_h:s/h \
 	idle_linux_exits_per_s:exits/s heartbeat_exits_per_s:exits/s \
 	agent_ping_ms:ms agent_ping_vs_state_ratio:x \
