@@ -53,16 +53,6 @@ struct guest_memory {
 	void *load_ctx;
 };
 
-/* Host address of guest-physical [gpa, gpa + len), loaded, or NULL if not all in RAM. */
-static inline uint8_t *guest_memory_at(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
-{
-	if (!mem->base || len > mem->size || gpa > mem->size - len)
-		return NULL;
-	if (mem->load)
-		mem->load(mem->load_ctx, gpa, len);
-	return mem->base + gpa;
-}
-
 /* One queue as the driver programmed it (common configuration, spec 4.1.4.3). */
 struct virtq_config {
 	uint16_t size;        /* entries; power of two, 1..VIRTQ_MAX_SIZE */
@@ -136,6 +126,16 @@ static inline bool virtio_in_guest_memory(const struct guest_memory *mem, uint64
 					  uint64_t length)
 {
 	return address <= mem->size && length <= mem->size - address;
+}
+
+/* Host address of guest-physical [gpa, gpa + len), loaded, or NULL if not all in RAM. */
+static inline uint8_t *guest_memory_at(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
+{
+	if (!mem->base || !virtio_in_guest_memory(mem, gpa, len))
+		return NULL;
+	if (mem->load)
+		mem->load(mem->load_ctx, gpa, len);
+	return mem->base + gpa;
 }
 
 /*
