@@ -203,17 +203,22 @@ int lapic_pending(const struct lapic *l)
 	return vector;
 }
 
+/* The timer's interrupt reached the CPU: how late, for timer_late_max_tsc. */
+static void timer_delivered(struct lapic *l, uint64_t now_tsc)
+{
+	if (now_tsc > l->timer_due_tsc && now_tsc - l->timer_due_tsc > l->timer_late_max_tsc)
+		l->timer_late_max_tsc = now_tsc - l->timer_due_tsc;
+	l->timer_due_tsc = 0;
+}
+
 uint8_t lapic_acknowledge(struct lapic *l, uint64_t now_tsc)
 {
 	int vector = lapic_pending(l);
 
 	if (vector < 0)
 		return (uint8_t)l->regs.svr;
-	if (l->timer_due_tsc && (unsigned)vector == (l->regs.lvt[LAPIC_LVT_TIMER] & 0xff)) {
-		if (now_tsc > l->timer_due_tsc && now_tsc - l->timer_due_tsc > l->timer_late_max_tsc)
-			l->timer_late_max_tsc = now_tsc - l->timer_due_tsc;
-		l->timer_due_tsc = 0;
-	}
+	if (l->timer_due_tsc && (unsigned)vector == (l->regs.lvt[LAPIC_LVT_TIMER] & 0xff))
+		timer_delivered(l, now_tsc);
 	set_vector(l->regs.irr, (unsigned)vector, false);
 	l->regs.irr_nonzero = highest_vector(l->regs.irr) >= 0;
 	set_vector(l->regs.isr, (unsigned)vector, true);
@@ -230,6 +235,69 @@ static void end_of_interrupt(struct lapic *l)
 	set_vector(l->regs.isr, (unsigned)vector, false);
 	if (test_vector(l->regs.tmr, (unsigned)vector) && l->eoi_broadcast)
 		l->eoi_broadcast(l->ctx, (uint8_t)vector);
+}
+
+/* --- The virtual-APIC page (SDM Vol. 3C 29.1) -------------------------- */
+
+/* Register reg (xAPIC offset >> 4) is the page's 32-bit word at reg * 4. */
+static uint32_t *page_register(uint32_t *page, unsigned reg)
+{
+	return &page[reg * 4];
+}
+
+static void vectors_to_page(uint32_t *page, unsigned first_reg, const uint32_t reg[8])
+{
+	for (unsigned i = 0; i < 8; i++)
+		*page_register(page, first_reg + i) = reg[i];
+}
+
+/* Vectors 0-15 never reach IRR or ISR (lapic_accept), whatever the page says. */
+static void vectors_from_page(uint32_t reg[8], uint32_t *page, unsigned first_reg)
+{
+	for (unsigned i = 0; i < 8; i++)
+		reg[i] = *page_register(page, first_reg + i);
+	reg[0] &= ~((1U << FIRST_LEGAL_VECTOR) - 1);
+}
+
+struct lapic_page_status lapic_to_page(const struct lapic *l, uint32_t *page)
+{
+	const struct lapic_regs *r = &l->regs;
+	int irr = highest_vector(r->irr), isr = highest_vector(r->isr);
+
+	*page_register(page, REG_TPR) = r->tpr;
+	*page_register(page, REG_PPR) = processor_priority(l);
+	vectors_to_page(page, REG_ISR, r->isr);
+	vectors_to_page(page, REG_TMR, r->tmr);
+	vectors_to_page(page, REG_IRR, r->irr);
+	return (struct lapic_page_status){
+		.rvi = irr < 0 ? 0 : (uint8_t)irr,
+		.svi = isr < 0 ? 0 : (uint8_t)isr,
+		.xapic_at_default_base =
+			(l->apic_base & (LAPIC_BASE_EN | LAPIC_BASE_EXTD)) == LAPIC_BASE_EN &&
+			(l->apic_base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1)) == LAPIC_DEFAULT_BASE,
+	};
+}
+
+void lapic_from_page(struct lapic *l, uint32_t *page, uint64_t now_tsc)
+{
+	struct lapic_regs *r = &l->regs;
+	unsigned timer_vector = r->lvt[LAPIC_LVT_TIMER] & VECTOR_MASK;
+	bool timer_waited = l->timer_due_tsc && test_vector(r->irr, timer_vector);
+
+	/* MOV to CR8 and a TPR write to the page clear bits 31:8 (SDM Vol. 3C 29.3, 29.4.3.2). */
+	r->tpr = *page_register(page, REG_TPR) & VECTOR_MASK;
+	vectors_from_page(r->isr, page, REG_ISR);
+	vectors_from_page(r->irr, page, REG_IRR);
+	r->irr_nonzero = highest_vector(r->irr) >= 0;
+	/* The CPU delivered the timer's interrupt since the page was written: its lateness. */
+	if (timer_waited && !test_vector(r->irr, timer_vector))
+		timer_delivered(l, now_tsc);
+}
+
+void lapic_virtual_eoi(struct lapic *l, uint8_t vector)
+{
+	if (test_vector(l->regs.tmr, vector) && l->eoi_broadcast)
+		l->eoi_broadcast(l->ctx, vector);
 }
 
 bool lapic_extint_enabled(const struct lapic *l)

@@ -297,4 +297,31 @@ bool lapic_timer_run(struct lapic *l, uint64_t now_ns, uint64_t now_tsc);
 /* When the timer next sets IRR (at least 1), or 0: not armed or masked. */
 uint64_t lapic_next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t now_tsc);
 
+/*
+ * The virtual-APIC page of VT-x's APIC virtualization (SDM Vol. 3C
+ * chapter 29; AMD's AVIC backing page has the same layout): the xAPIC
+ * register page, in which the CPU itself delivers the APIC's interrupts,
+ * takes EOIs and keeps the TPR while the guest runs. The model stays the
+ * state's owner: lapic_to_page writes TPR, PPR, ISR, TMR and IRR into the
+ * page before the guest runs, and lapic_from_page takes back what the CPU
+ * changed (TPR, ISR, IRR) before the model is used again. page is 1024
+ * words. The status is what the CPU's own guest interrupt status starts
+ * from: the highest vector in IRR and in ISR, 0 for none; and whether
+ * the guest finds the registers in the page at the default address.
+ */
+struct lapic_page_status {
+	uint8_t rvi, svi;
+	/* The registers are at LAPIC_DEFAULT_BASE: xAPIC mode, enabled, not moved. */
+	bool xapic_at_default_base;
+};
+struct lapic_page_status lapic_to_page(const struct lapic *l, uint32_t *page);
+void lapic_from_page(struct lapic *l, uint32_t *page, uint64_t now_tsc);
+
+/*
+ * The CPU completed an EOI of vector itself (a virtual EOI, which cleared
+ * it from ISR): a level-triggered vector's EOI reaches the I/O APIC as
+ * lapic's own EOI does.
+ */
+void lapic_virtual_eoi(struct lapic *l, uint8_t vector);
+
 #endif

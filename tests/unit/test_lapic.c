@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <string.h>
 
 #include "devices/lapic.h"
 
@@ -1007,6 +1008,119 @@ static void test_apic_base_transitions(void **state)
 	assert_false(lapic_is_msr(0x1c) || lapic_is_msr(0x7ff) || lapic_is_msr(0x900));
 }
 
+/* The virtual-APIC page's word for a register (its xAPIC offset). */
+static uint32_t *page_word(uint32_t *page, unsigned offset)
+{
+	return &page[offset / 4];
+}
+
+static void page_set_vector(uint32_t *page, unsigned base, unsigned vector, bool on)
+{
+	uint32_t *w = page_word(page, base + vector / 32 * 0x10);
+	*w = on ? *w | 1U << (vector % 32) : *w & ~(1U << (vector % 32));
+}
+
+static void test_virtual_apic_page(void **state)
+{
+	static uint32_t page[1024];
+	(void)state;
+
+	linux_setup();
+	assert_true(lapic_accept(&l, 0x31, false));
+	assert_int_equal(lapic_acknowledge(&l, 0), 0x31);
+	assert_true(lapic_accept(&l, 0x61, true));
+	assert_true(lapic_accept(&l, 0x41, false));
+	wr(TPR, 0x20);
+
+	/* What the CPU starts from: the registers at their offsets, RVI and SVI. */
+	memset(page, 0xa5, sizeof(page));
+	struct lapic_page_status st = lapic_to_page(&l, page);
+	assert_int_equal(st.rvi, 0x61);
+	assert_int_equal(st.svi, 0x31);
+	assert_true(st.xapic_at_default_base);
+	assert_int_equal(*page_word(page, TPR), 0x20);
+	assert_int_equal(*page_word(page, PPR), 0x30);
+	assert_int_equal(*page_word(page, ISR + 0x10), 1U << (0x31 - 32));
+	assert_int_equal(*page_word(page, ISR), 0);
+	assert_int_equal(*page_word(page, TMR + 0x30), 1U << (0x61 - 96));
+	assert_int_equal(*page_word(page, TMR + 0x20), 0);
+	assert_int_equal(*page_word(page, IRR + 0x30), 1U << (0x61 - 96));
+	assert_int_equal(*page_word(page, IRR + 0x20), 1U << (0x41 - 64));
+
+	/*
+	 * The guest ran: the CPU delivered 0x61 and took its EOI, the guest
+	 * wrote TPR 0x10 with junk above bit 7, and something set vectors 0-15
+	 * in the page, which no interrupt can be.
+	 */
+	page_set_vector(page, IRR, 0x61, false);
+	*page_word(page, TPR) = 0xffffff10U;
+	*page_word(page, IRR) |= 0xffffU;
+	*page_word(page, ISR) |= 0x8000U;
+	lapic_from_page(&l, page, 0);
+	assert_int_equal(rd(TPR), 0x10);
+	assert_false(bit_set(IRR, 0x61));
+	assert_true(bit_set(IRR, 0x41));
+	assert_true(bit_set(ISR, 0x31));
+	assert_int_equal(rd(IRR), 0);
+	assert_int_equal(rd(ISR), 0);
+	/* 0x41's class is above PPR's (ISR 0x31, class 3). */
+	assert_int_equal(lapic_pending(&l), 0x41);
+	assert_true(lapic_may_interrupt(&l));
+
+	/* A virtual EOI reaches the I/O APIC for a level-triggered vector only. */
+	lapic_virtual_eoi(&l, 0x61);
+	assert_int_equal(eoi_count, 1);
+	assert_int_equal(eoi_vectors[0], 0x61);
+	lapic_virtual_eoi(&l, 0x31);
+	assert_int_equal(eoi_count, 1);
+
+	/* Every pending vector delivered: IRR empty, and said so. */
+	page_set_vector(page, IRR, 0x41, false);
+	lapic_from_page(&l, page, 0);
+	assert_false(lapic_may_interrupt(&l));
+	assert_int_equal(lapic_to_page(&l, page).rvi, 0);
+}
+
+static void test_virtual_apic_page_base(void **state)
+{
+	static uint32_t page[1024];
+	(void)state;
+
+	assert_true(lapic_to_page(&l, page).xapic_at_default_base);
+	/* Moved, x2APIC mode, disabled: the guest's registers are not in the default page. */
+	assert_true(msr_write(LAPIC_MSR_APIC_BASE, 0xfed00000ULL | LAPIC_BASE_EN | LAPIC_BASE_BSP));
+	assert_false(lapic_to_page(&l, page).xapic_at_default_base);
+	assert_true(msr_write(LAPIC_MSR_APIC_BASE,
+			      LAPIC_DEFAULT_BASE | LAPIC_BASE_EN | LAPIC_BASE_BSP | LAPIC_BASE_EXTD));
+	assert_false(lapic_to_page(&l, page).xapic_at_default_base);
+	assert_true(msr_write(LAPIC_MSR_APIC_BASE, LAPIC_DEFAULT_BASE | LAPIC_BASE_BSP));
+	assert_false(lapic_to_page(&l, page).xapic_at_default_base);
+}
+
+/* The CPU delivered a TSC-deadline interrupt from the page: its lateness is counted. */
+static void test_virtual_apic_page_timer_latency(void **state)
+{
+	static uint32_t page[1024];
+	(void)state;
+
+	now = 1000;
+	wr(LVT_TIMER, DEADLINE | 0xeb);
+	assert_true(msr_write(LAPIC_MSR_TSC_DEADLINE, now * TSC_PER_NS + 1000));
+	now = 1500;
+	assert_true(timer_run());
+	lapic_to_page(&l, page);
+	/* Not delivered yet: nothing to count. */
+	lapic_from_page(&l, page, 3100);
+	assert_int_equal(l.timer_late_max_tsc, 0);
+	lapic_to_page(&l, page);
+	page_set_vector(page, IRR, 0xeb, false);
+	page_set_vector(page, ISR, 0xeb, true);
+	lapic_from_page(&l, page, 3400);
+	assert_int_equal(l.timer_late_max_tsc, 400);
+	assert_int_equal(l.timer_due_tsc, 0);
+	assert_true(bit_set(ISR, 0xeb));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1029,6 +1143,9 @@ int main(void)
 		cmocka_unit_test_setup(test_timer_floor, setup),
 		cmocka_unit_test_setup(test_x2apic_msrs, setup),
 		cmocka_unit_test_setup(test_apic_base_transitions, setup),
+		cmocka_unit_test_setup(test_virtual_apic_page, setup),
+		cmocka_unit_test_setup(test_virtual_apic_page_base, setup),
+		cmocka_unit_test_setup(test_virtual_apic_page_timer_latency, setup),
 	};
 	return cmocka_run_group_tests_name("lapic", tests, NULL, NULL);
 }
