@@ -140,23 +140,47 @@ static struct cpuid_result policy_answer(uint32_t leaf, uint32_t subleaf)
 	return ask_host(leaf, subleaf, slot);
 }
 
-void vcpu_cpuid(struct vcpu *vcpu)
+static inline void set_cpuid_registers(struct vcpu *vcpu, struct cpuid_result r)
 {
-	uint32_t leaf = (uint32_t)vcpu->regs.rax, subleaf = (uint32_t)vcpu->regs.rcx;
-	struct cpuid_result r = policy_answer(leaf, subleaf);
-
-	/* One compare: leaf 0, the hypervisor's and the extended leaves skip it. */
-	if (leaf - 1 < CPUID_HV_BASE - 1)
-		r = basic_leaf_view(vcpu, leaf, subleaf, r);
-
-	/* Only once the MSRs made a leaf differ: the common exits pay one test. */
-	if (vcpu->cpuid_edited)
-		r = guest_msr_view(vcpu, leaf, r);
-
 	vcpu->regs.rax = r.eax;
 	vcpu->regs.rbx = r.ebx;
 	vcpu->regs.rcx = r.ecx;
 	vcpu->regs.rdx = r.edx;
+}
+
+/* Leaves 1 to 3FFFFFFFH may differ per vCPU (basic_leaf_view): one compare. */
+static inline bool basic_leaf_viewed(uint32_t leaf)
+{
+	return leaf - 1 < CPUID_HV_BASE - 1;
+}
+
+__attribute__((noinline)) static void viewed_cpuid(struct vcpu *vcpu, uint32_t leaf)
+{
+	uint32_t subleaf = (uint32_t)vcpu->regs.rcx;
+	struct cpuid_result r = policy_answer(leaf, subleaf);
+
+	if (basic_leaf_viewed(leaf))
+		r = basic_leaf_view(vcpu, leaf, subleaf, r);
+	if (vcpu->cpuid_edited)
+		r = guest_msr_view(vcpu, leaf, r);
+	set_cpuid_registers(vcpu, r);
+}
+
+void vcpu_cpuid(struct vcpu *vcpu)
+{
+	uint32_t leaf = (uint32_t)vcpu->regs.rax;
+	int slot = cpuid_policy_slot(leaf);
+
+	/*
+	 * The common exit: a kept answer no view of this vCPU changes (leaf 0,
+	 * the extended and the hypervisor's leaves, while the MSRs edit none),
+	 * without a call or a saved register.
+	 */
+	if (slot >= 0 && policy_answered[slot] && !basic_leaf_viewed(leaf) && !vcpu->cpuid_edited) {
+		set_cpuid_registers(vcpu, policy_answers[slot]);
+		return;
+	}
+	viewed_cpuid(vcpu, leaf);
 }
 
 #define FEATURE_CONTROL_LOCKED 1ULL
