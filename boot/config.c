@@ -566,6 +566,11 @@ static int set_speculation_defences(struct parser *p, const struct key *k, struc
 	return get_boolean(p, k, v, &p->cfg->hv.speculation_defences);
 }
 
+static int set_apic_virtualization(struct parser *p, const struct key *k, struct span v)
+{
+	return get_boolean(p, k, v, &p->cfg->hv.apic_virtualization);
+}
+
 static int set_mtu(struct parser *p, const struct key *k, struct span v)
 {
 	uint64_t mtu;
@@ -825,6 +830,7 @@ static const struct key hypervisor_keys[] = {
 	{ "selftest", set_selftest, 1 },
 	{ "xsave_compacted", set_xsave_compacted, 1 },
 	{ "speculation_defences", set_speculation_defences, 1 },
+	{ "apic_virtualization", set_apic_virtualization, 1 },
 };
 
 static const struct key network_keys[] = {
@@ -1144,6 +1150,7 @@ int config_parse(const char *text, size_t len, struct config *out, struct cfg_di
 	out->hv.selftest = CFG_SELFTEST_NONE;
 	out->hv.xsave_compacted = true;
 	out->hv.speculation_defences = true;
+	out->hv.apic_virtualization = true;
 	memset(diag, 0, sizeof(*diag));
 	if (len > CFG_TEXT_MAX)
 		return fail(&p, 0, "config is %zu bytes, more than the %u allowed", len,

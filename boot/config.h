@@ -22,6 +22,8 @@
  *   selftest  = none             none | exception | nmi | store
  *   xsave_compacted = on         on | off: off hides XSAVEC and XSAVES from guests
  *   speculation_defences = on    on | off: off drops the host's own (vmm/speculation.h)
+ *   apic_virtualization = on     on | off: off emulates every guest local APIC access even
+ *                                where the CPU could deliver their interrupts itself
  *   additions = \additions.img   the guest additions' disk image (InstallAdditions)
  *   store     = \vmmstore.img    the store's container file (docs/store.md): an 8.3 name
  *                                in the boot volume's root
@@ -181,6 +183,7 @@ struct cfg_hypervisor {
 	enum cfg_selftest selftest;     /* default none */
 	bool xsave_compacted;           /* guests get XSAVEC/XSAVES where the CPU has them; default on */
 	bool speculation_defences;      /* the host defends itself (vmm/speculation.h); default on */
+	bool apic_virtualization;       /* VT-x APIC virtualization where the CPU has it; default on */
 	char additions[CFG_PATH_MAX];   /* the guest additions' disk image; "" if none */
 	char store[CFG_PATH_MAX];       /* the store's container file; "" if none */
 };

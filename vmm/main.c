@@ -94,7 +94,11 @@ void vmm_main(struct boot_info *bi)
 	}
 
 	speculation_init(bi->config->hv.speculation_defences);
-	if (virt_enable_cpu(bi->host_pages, bi->config->hv.xsave_compacted, why, sizeof(why)))
+	const struct virt_options options = {
+		.xsave_compacted = bi->config->hv.xsave_compacted,
+		.apic_virtualization = bi->config->hv.apic_virtualization,
+	};
+	if (virt_enable_cpu(bi->host_pages, &options, why, sizeof(why)))
 		panic("cannot enter VMX operation: %s", why);
 
 	if (bi->config->hv.selftest == CFG_SELFTEST_EXCEPTION) {

@@ -158,15 +158,28 @@ int platform_attach_ports(struct vm *vm, struct port_bus *ports)
 }
 
 /*
+ * The local APIC model, current: what the CPU changed in the virtual-APIC
+ * page while the guest ran is taken back first (vcpu_apic_from_page).
+ * Every device path to the model goes through it.
+ */
+static struct lapic *lapic_of(struct vm *vm)
+{
+	vcpu_apic_from_page(&vm->vcpu);
+	return &vm->platform.lapic;
+}
+
+/*
  * An interrupt message (an I/O APIC entry or an MSI, whose delivery modes
  * share the local APIC's encoding, SDM 11.11.2) for the one local APIC:
  * fixed and lowest priority go to IRR, NMI is latched. ExtINT is the
  * 8259s' path, which LINT0 models; SMI, INIT and the reserved modes reach
  * nothing. Returns whether the APIC took it.
  */
-static bool lapic_message(struct lapic *lapic, unsigned delivery_mode, uint8_t vector,
+static bool lapic_message(struct vm *vm, unsigned delivery_mode, uint8_t vector,
 			  bool level_triggered, uint8_t dest, bool logical)
 {
+	struct lapic *lapic = lapic_of(vm);
+
 	if (delivery_mode != LAPIC_DM_FIXED && delivery_mode != LAPIC_DM_LOWEST &&
 	    delivery_mode != LAPIC_DM_NMI)
 		return false;
@@ -185,8 +198,7 @@ static bool ioapic_deliver(void *ctx, uint8_t vector, bool level_triggered, uint
 	_Static_assert(IOAPIC_DM_FIXED == LAPIC_DM_FIXED && IOAPIC_DM_LOWEST == LAPIC_DM_LOWEST &&
 			       IOAPIC_DM_NMI == LAPIC_DM_NMI,
 		       "one delivery-mode encoding (SDM 11.11.2, I/O APIC redirection entries)");
-	return lapic_message(&((struct vm *)ctx)->platform.lapic, delivery_mode, vector,
-			     level_triggered, dest, dest_mode);
+	return lapic_message(ctx, delivery_mode, vector, level_triggered, dest, dest_mode);
 }
 
 static void lapic_eoi_broadcast(void *ctx, uint8_t vector)
@@ -214,13 +226,12 @@ unsigned platform_pci_routes(const struct vm *vm, struct acpi_pci_route *routes)
 static void virtio_msi(void *ctx, uint64_t address, uint32_t data)
 {
 	struct platform_pin *pin = ctx;
-	struct lapic *lapic = &pin->vm->platform.lapic;
 	unsigned mode = (data >> MSI_DATA_DELIVERY_SHIFT) & MSI_DATA_DELIVERY_MASK;
 	uint8_t dest = (uint8_t)(address >> 12);
 
 	/* A message outside the interrupt address range is a write to nowhere (no IOMMU). */
 	if ((address & MSI_ADDRESS_MASK) == MSI_ADDRESS_BASE)
-		lapic_message(lapic, mode, (uint8_t)(data & MSI_DATA_VECTOR), false, dest,
+		lapic_message(pin->vm, mode, (uint8_t)(data & MSI_DATA_VECTOR), false, dest,
 			      address & (1u << 2));
 }
 
@@ -469,7 +480,7 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 
 uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc)
 {
-	struct lapic *lapic = &vm->platform.lapic;
+	struct lapic *lapic = lapic_of(vm);
 
 	lapic_timer_run(lapic, now_ns, now_tsc);
 	uint64_t next = lapic_next_event_ns(lapic, now_ns, now_tsc);
@@ -491,30 +502,33 @@ uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc)
  * touches its local APIC keeps; a hardware-disabled local APIC passes INTR
  * straight to the CPU (SDM 10.4.3). lapic_extint_enabled() covers both.
  */
+int platform_extint_pending(const struct vm *vm)
+{
+	return lapic_extint_enabled(&vm->platform.lapic) ? pic_pending(&vm->pic) : -1;
+}
+
 int platform_interrupt_pending(const struct vm *vm)
 {
-	const struct platform *p = &vm->platform;
+	int vector = platform_extint_pending(vm);
 
-	if (lapic_extint_enabled(&p->lapic)) {
-		int vector = pic_pending(&vm->pic);
-		if (vector >= 0)
-			return vector;
-	}
-	return lapic_pending(&p->lapic);
+	return vector >= 0 ? vector : lapic_pending(&vm->platform.lapic);
 }
 
 uint8_t platform_interrupt_acknowledge(struct vm *vm)
 {
-	struct platform *p = &vm->platform;
-
-	if (lapic_extint_enabled(&p->lapic) && pic_pending(&vm->pic) >= 0)
+	if (platform_extint_pending(vm) >= 0)
 		return pic_acknowledge(&vm->pic);
-	return lapic_acknowledge(&p->lapic, vm_now(vm).tsc);
+	return lapic_acknowledge(lapic_of(vm), vm_now(vm).tsc);
+}
+
+void platform_virtual_eoi(struct vm *vm, uint8_t vector)
+{
+	lapic_virtual_eoi(lapic_of(vm), vector);
 }
 
 bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value)
 {
-	return lapic_msr_read(&vm->platform.lapic, msr, value, vm_now(vm).ns);
+	return lapic_msr_read(lapic_of(vm), msr, value, vm_now(vm).ns);
 }
 
 bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
@@ -523,7 +537,7 @@ bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
 
 	if (lapic_msr_moves_timer(msr))
 		vm->vcpu.timers_moved = true;
-	return lapic_msr_write(&vm->platform.lapic, msr, value, now.ns, now.tsc);
+	return lapic_msr_write(lapic_of(vm), msr, value, now.ns, now.tsc);
 }
 
 uint64_t platform_read_cr8(const struct vm *vm)
@@ -533,7 +547,7 @@ uint64_t platform_read_cr8(const struct vm *vm)
 
 bool platform_write_cr8(struct vm *vm, uint64_t value)
 {
-	return lapic_write_cr8(&vm->platform.lapic, value);
+	return lapic_write_cr8(lapic_of(vm), value);
 }
 
 static bool in_page(uint64_t gpa, unsigned size, uint64_t base, uint64_t page_size)
@@ -568,9 +582,10 @@ static int mmio_access(struct vm *vm, uint64_t gpa, unsigned size, bool write, u
 		if (write) {
 			if (lapic_mmio_moves_timer((unsigned)offset))
 				vm->vcpu.timers_moved = true;
-			lapic_mmio_write(&p->lapic, offset, size, (uint32_t)*value, now.ns, now.tsc);
+			lapic_mmio_write(lapic_of(vm), offset, size, (uint32_t)*value, now.ns,
+					 now.tsc);
 		} else {
-			*value = lapic_mmio_read(&p->lapic, offset, size, now.ns);
+			*value = lapic_mmio_read(lapic_of(vm), offset, size, now.ns);
 		}
 	} else if (in_lapic_page(p, gpa, size)) {
 		/*

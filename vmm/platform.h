@@ -146,10 +146,19 @@ void platform_nic_link_changed(unsigned vm_id, unsigned nic, bool up);
 /* Runs the LAPIC timer to now; returns the ns of its next event, 0: none. */
 uint64_t platform_run_timers(struct vm *vm, uint64_t now_ns, uint64_t now_tsc);
 
-/* The vector the CPU would take next from the interrupt controllers, or -1. */
+/*
+ * The vector the CPU would take next from the interrupt controllers, or
+ * -1; and the 8259s' alone, through LINT0 (or a hardware-disabled APIC).
+ * Both read the local APIC model as it is: the caller makes sure the CPU
+ * does not hold newer vectors (vcpu_apic_from_page).
+ */
 int platform_interrupt_pending(const struct vm *vm);
+int platform_extint_pending(const struct vm *vm);
 /* Its acknowledge: the vector moves to in-service. */
 uint8_t platform_interrupt_acknowledge(struct vm *vm);
+
+/* The CPU completed the EOI of vector itself (lapic_virtual_eoi). */
+void platform_virtual_eoi(struct vm *vm, uint8_t vector);
 
 /* The LAPIC's MSRs (lapic_is_msr); false for an access the CPU would answer with #GP. */
 bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value);

@@ -26,14 +26,20 @@ struct vcpu;
  */
 int virt_probe(char *why, size_t why_size);
 
+/* What the configuration lets the extension use where the CPU has it. */
+struct virt_options {
+	bool xsave_compacted;     /* guests may be offered XSAVEC and XSAVES */
+	bool apic_virtualization; /* the CPU delivers guests' local APIC interrupts */
+};
+
 /*
  * Turns the extension on for the calling CPU (for VT-x: IA32_FEATURE_CONTROL,
  * the CR0/CR4 fixed bits, VMXON) and logs the capability report.
  * Called after the hand-over, on the hypervisor's own page tables.
- * xsave_compacted: guests may be offered XSAVEC and XSAVES (the
- * configuration's xsave_compacted). Returns 0, or -1 with the reason in why.
+ * Returns 0, or -1 with the reason in why.
  */
-int virt_enable_cpu(struct page_alloc *pa, bool xsave_compacted, char *why, size_t why_size);
+int virt_enable_cpu(struct page_alloc *pa, const struct virt_options *options, char *why,
+		    size_t why_size);
 
 /*
  * Nested paging for a VM: maps exactly its RAM, nothing else. On failure

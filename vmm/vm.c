@@ -305,9 +305,15 @@ static int attach_devices(struct vm *vm)
 	return platform_attach_ports(vm, &vm->ports);
 }
 
+static int platform_vector(const struct vcpu *vcpu)
+{
+	return vcpu->apic_page_live ? platform_extint_pending(vcpu->vm)
+				    : platform_interrupt_pending(vcpu->vm);
+}
+
 int vcpu_interrupt_pending(const struct vcpu *vcpu)
 {
-	int vector = platform_interrupt_pending(vcpu->vm);
+	int vector = platform_vector(vcpu);
 
 	if (vector >= 0)
 		return vector;
@@ -316,10 +322,24 @@ int vcpu_interrupt_pending(const struct vcpu *vcpu)
 
 uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu)
 {
-	if (platform_interrupt_pending(vcpu->vm) >= 0)
+	if (platform_vector(vcpu) >= 0)
 		return platform_interrupt_acknowledge(vcpu->vm);
 	vcpu->upcall_pending = false;
 	return vcpu->upcall_vector;
+}
+
+struct lapic_page_status vcpu_apic_to_page(struct vcpu *vcpu)
+{
+	vcpu->apic_page_live = true;
+	return lapic_to_page(&vcpu->vm->platform.lapic, vcpu->apic_page);
+}
+
+void vcpu_apic_from_page(struct vcpu *vcpu)
+{
+	if (!vcpu->apic_page_live)
+		return;
+	lapic_from_page(&vcpu->vm->platform.lapic, vcpu->apic_page, vm_now(vcpu->vm).tsc);
+	vcpu->apic_page_live = false;
 }
 
 static struct vm_time clock_at(const struct vm *vm, uint64_t host_tsc)

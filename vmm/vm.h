@@ -71,6 +71,15 @@ struct vcpu {
 	 * slice ends it there, not at its end.
 	 */
 	bool timers_moved;
+	/*
+	 * The virtual-APIC page when the CPU virtualizes the local APIC
+	 * (NULL: the backend emulates every access), and whether the CPU owns
+	 * the APIC's vectors now: the page was written from the model and the
+	 * guest may have run since, delivering, ending and raising
+	 * interrupts in it. vcpu_apic_from_page gives them back to the model.
+	 */
+	uint32_t *apic_page;
+	bool apic_page_live;
 	struct sched_entity sched; /* its fair share (vmm/sched_policy.h) */
 	uint64_t exits;
 	uint64_t slices;       /* times the scheduler ran it */
@@ -162,10 +171,22 @@ void vm_set_guest_tsc(struct vm *vm, uint64_t guest_tsc);
 /*
  * Interrupts for the vCPU: the vector the guest would take next (the
  * PICs first, then the hypervisor's upcall), or -1; and its acknowledge,
- * which the vendor backend calls when it injects that vector.
+ * which the vendor backend calls when it injects that vector. While the
+ * CPU owns the local APIC's vectors (apic_page_live) those are not
+ * among them: the CPU delivers them itself.
  */
 int vcpu_interrupt_pending(const struct vcpu *vcpu);
 uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu);
+
+/*
+ * The local APIC's vectors to the CPU before a VM entry (the vCPU has an
+ * apic_page and it is not live), with the guest interrupt status they
+ * start from; and back to the model, a no-op unless live, before anything
+ * reads or changes the model (vmm/platform.c does it for every device
+ * path) and when the slice ends.
+ */
+struct lapic_page_status vcpu_apic_to_page(struct vcpu *vcpu);
+void vcpu_apic_from_page(struct vcpu *vcpu);
 
 /* An NMI for the vCPU (its local APIC latched one), and the backend taking it to inject. */
 static inline bool vcpu_nmi_pending(const struct vcpu *vcpu)
@@ -185,7 +206,8 @@ static inline bool vcpu_interrupt_possible(const struct vcpu *vcpu)
 {
 	const struct vm *vm = vcpu->vm;
 	return vcpu->upcall_pending || pic_may_interrupt(&vm->pic) ||
-	       lapic_may_interrupt(&vm->platform.lapic) || lapic_nmi_pending(&vm->platform.lapic);
+	       (!vcpu->apic_page_live && lapic_may_interrupt(&vm->platform.lapic)) ||
+	       lapic_nmi_pending(&vm->platform.lapic);
 }
 
 /* Whether an NMI or an interrupt would wake the vCPU from HLT. */

@@ -180,13 +180,13 @@ expect_order "demo: boot phases in order" demo \
 	'acpi: the firmware publishes no ACPI tables; describing this CPU alone' \
 	'acpi: \(no tables\) rev 0: 1 CPU\(s\), local APIC at 0xfee00000, 1 I/O APIC' \
 	'cpu: VT-x with EPT and unrestricted guest present' \
-	'config \\vmm.conf: 3 VM\(s\), 1 network\(s\)' \
+	'config \\vmm.conf: 4 VM\(s\), 1 network\(s\)' \
 	"vm 'alpha': 32 MiB RAM at 0x[0-9a-f]+, image 65536 bytes" \
 	"vm 'gamma': 32 MiB RAM" \
 	'taking over the machine: exiting boot services' \
 	'boot services exited \([0-9]+ attempt\(s\)\); memory map: [0-9]+ ranges' \
 	'hand-over done: own GDT, TSS, IDT and stack' \
-	'memory: [0-9]+ MiB free .* 96 MiB reserved for 3 configured VM' \
+	'memory: [0-9]+ MiB free .* 100 MiB reserved for 4 configured VM' \
 	'vmx: IA32_FEATURE_CONTROL was unlocked: enabled VMX outside SMX and locked it' \
 	'vmx: capabilities: EPT=yes' \
 	'vmx: VMXON ok: VMX root operation on CPU 0' \
@@ -200,8 +200,13 @@ expect_order "demo: an NMI in root mode is counted, and the guests run after it"
 	'selftest: this CPU sends itself an NMI' \
 	'host NMI in root mode: 1 so far; the last one from LINT1 or an IPI' \
 	'\[gamma\]'
-expect "demo: capability report complete" demo \
-	'EPT=yes \(2M=yes 1G=yes A/D=yes INVEPT=yes\) VPID=yes \(INVVPID=yes\) unrestricted-guest=yes preemption-timer=yes'
+expect "demo: capability report complete, APIC virtualization turned off" demo \
+	'EPT=yes \(2M=yes 1G=yes A/D=yes INVEPT=yes\) VPID=yes \(INVVPID=yes\) unrestricted-guest=yes preemption-timer=yes \(TSC/1\) APIC-virtualization=no'
+expect_order "demo: interrupts, priorities and EOIs with the local APIC emulated" demo \
+	"vm 'delta': Running" '\[delta\] PASS nmi: ' '\[delta\] PASS irq: a level-triggered' \
+	'\[delta\] conform: [1-9][0-9]* passed, 0 failed' "vm 'delta': TurnedOff \\(guest exited with status 0\\)"
+expect "guests: APIC virtualization is used where the CPU has it" guests \
+	'vmx: capabilities: .* APIC-virtualization=yes'
 expect "demo: guest RAM is 2-MiB aligned" demo "vm 'beta': 32 MiB RAM at 0x[0-9a-f]*[02468ace]00000,"
 expect "demo: real-mode guest ran" demo '\[alpha\] PASS hello: real mode from the reset vector'
 expect "demo: long-mode guest ran" demo '\[beta\] PASS cpuid: VMX hidden'
@@ -225,7 +230,7 @@ for check in 'cpuid: VMX hidden from the guest' 'cpuid: hypervisor-present bit s
 done
 # The conformance guest counts its own checks; any FAIL line names the rule.
 # Its areas run as two VMs (tests/e2e/configs/guests.conf).
-for c in "conform:modes:apic" "conform-b:xsave:step"; do
+for c in "conform:modes:irq" "conform-b:xsave:step"; do
 	IFS=: read -r vm first last <<<"$c"
 	expect_order "guests: $vm ran its checks ($first to $last) and exited with status 0" guests \
 		"vm '$vm': Running" "\\[$vm\\] PASS $first: " "\\[$vm\\] PASS $last: " \

@@ -7,6 +7,7 @@
  * a 32-bit task calling a 16-bit one), CR0/CR4
  * reserved bits, CR0.WP,
  * IA32_MISC_ENABLE, NMIs, disabling and re-enabling the local APIC,
+ * fixed and level-triggered interrupts with their priorities and EOIs,
  * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, the
  * single-step trap after each instruction the hypervisor completes for the
  * guest (and a data breakpoint held by MOV SS across one), the TSS T bit,
@@ -630,6 +631,166 @@ static void check_apic_enable(void)
 
 /* ---- IA32_TSC_ADJUST and TSC writes (SDM 17.17.3) ---- */
 
+/*
+ * ---- Fixed interrupts through the local APIC: priorities, TPR, EOI ----
+ * What the local APIC does whether the hypervisor emulates it or the CPU
+ * delivers its interrupts and takes its EOIs (APIC virtualization): the
+ * highest vector first, a class at or under PPR held back (SDM 11.8.3.1),
+ * CR8 and the TPR register one value (11.8.6), a level-triggered I/O APIC
+ * interrupt's EOI reaching the I/O APIC (11.8.5).
+ */
+
+#define LAPIC_PPR (0xa0 / 4)
+#define LAPIC_ISR (0x100 / 4)
+#define LAPIC_IRR (0x200 / 4)
+#define LAPIC_LVT_LINT0 (0x350 / 4)
+#define LAPIC_LVT_MASKED 0x10000U
+#define ICR_SELF (1U << 18)
+#define IOAPIC ((volatile uint32_t *)0xfec00000UL)
+#define IOAPIC_REDIR_LOW(pin) (0x10 + 2 * (pin))
+#define IOAPIC_LEVEL (1U << 15)
+#define IOAPIC_REMOTE_IRR (1U << 14)
+#define IOAPIC_MASKED (1U << 16)
+#define PIT_GSI 2 /* IRQ 0's I/O APIC input (the MADT's override) */
+#define LEVEL_VECTOR 0x62
+#define LEVEL_STORM 5
+#define SPIN_LIMIT 10000000U
+
+static volatile unsigned irq_order[8], irq_count, level_count;
+static volatile bool irq_nested_seen;
+
+static int highest_vector_of(unsigned first_word)
+{
+	for (int w = 7; w >= 0; w--) {
+		uint32_t bits = LAPIC[first_word + 4 * w];
+		if (bits)
+			return w * 32 + 31 - __builtin_clz(bits);
+	}
+	return -1;
+}
+
+static void send_self(uint8_t vector)
+{
+	LAPIC[LAPIC_ICR_LOW] = ICR_SELF | vector;
+}
+
+static void ioapic_write(unsigned reg, uint32_t value)
+{
+	IOAPIC[0] = reg;
+	IOAPIC[4] = value;
+}
+
+static uint32_t ioapic_read(unsigned reg)
+{
+	IOAPIC[0] = reg;
+	return IOAPIC[4];
+}
+
+static void spin_until(volatile unsigned *count, unsigned target)
+{
+	for (unsigned i = 0; i < SPIN_LIMIT && *count < target; i++)
+		__asm__ volatile("pause");
+}
+
+static void on_interrupt(void)
+{
+	int vector = highest_vector_of(LAPIC_ISR);
+
+	if (vector == LEVEL_VECTOR) {
+		/* The line stays high: each EOI that reaches the I/O APIC brings it again. */
+		if (++level_count == LEVEL_STORM)
+			ioapic_write(IOAPIC_REDIR_LOW(PIT_GSI), LEVEL_VECTOR | IOAPIC_LEVEL |
+									IOAPIC_MASKED);
+		LAPIC[LAPIC_EOI] = 0;
+		return;
+	}
+	unsigned n = irq_count++;
+	if (n < 8)
+		irq_order[n] = (unsigned)vector;
+	if (vector == 0x45) {
+		/* In service 0x45: 0x35's class waits, 0x75's interrupts this handler. */
+		__asm__ volatile("sti");
+		send_self(0x35);
+		send_self(0x75);
+		__asm__ volatile("cli");
+		irq_nested_seen = irq_count == 2 && irq_order[1] == 0x75;
+	}
+	LAPIC[LAPIC_EOI] = 0;
+}
+
+static void check_interrupts(void)
+{
+	static const uint8_t vectors[] = { 0x35, 0x41, 0x45, 0x50, 0x51, 0x61, 0x75, LEVEL_VECTOR };
+	uint64_t cr8;
+
+	for (unsigned i = 0; i < sizeof(vectors); i++)
+		set_irq_handler(vectors[i], on_interrupt);
+	LAPIC[LAPIC_SVR] = LAPIC_SVR_ENABLE | 0xff;
+	__asm__ volatile("mov %0, %%cr8" : : "r"(0ULL));
+
+	__asm__ volatile("sti");
+	send_self(0x50);
+	__asm__ volatile("cli");
+	expect(irq_count == 1 && irq_order[0] == 0x50 && highest_vector_of(LAPIC_ISR) < 0,
+	       "irq: a self-IPI arrives at once, in service in its handler, ended by its EOI");
+
+	__asm__ volatile("mov %0, %%cr8" : : "r"(5ULL));
+	__asm__ volatile("sti");
+	send_self(0x51);
+	__asm__ volatile("nop; cli");
+	expect(irq_count == 1 && LAPIC[LAPIC_TPR] == 0x50 && LAPIC[LAPIC_PPR] == 0x50 &&
+		       highest_vector_of(LAPIC_IRR) == 0x51,
+	       "irq: CR8 5 is TPR 0x50, and holds vector 0x51 back in IRR");
+	LAPIC[LAPIC_TPR] = 0x40;
+	__asm__ volatile("mov %%cr8, %0" : "=r"(cr8));
+	expect(cr8 == 4 && irq_count == 1, "irq: a TPR write of 0x40 reads back as CR8 4");
+	__asm__ volatile("sti; nop; cli");
+	expect(irq_count == 2 && irq_order[1] == 0x51 && highest_vector_of(LAPIC_IRR) < 0,
+	       "irq: under the lower TPR the held vector arrives");
+	__asm__ volatile("mov %0, %%cr8" : : "r"(0ULL));
+
+	irq_count = 0;
+	send_self(0x41);
+	send_self(0x61);
+	send_self(0x51);
+	__asm__ volatile("sti; nop; cli");
+	expect(irq_count == 3 && irq_order[0] == 0x61 && irq_order[1] == 0x51 &&
+		       irq_order[2] == 0x41,
+	       "irq: three pending vectors arrive highest first");
+
+	irq_count = 0;
+	__asm__ volatile("sti");
+	send_self(0x45);
+	__asm__ volatile("nop; cli");
+	expect(irq_nested_seen && irq_count == 3 && irq_order[2] == 0x35,
+	       "irq: a higher class nests in a handler, a lower one waits for its EOI");
+
+	/*
+	 * IRQ 0 to the I/O APIC, level-triggered: the PIT keeps its line high
+	 * between periods, so every EOI that reaches the I/O APIC clears
+	 * Remote IRR and brings the interrupt again. The 8259s and LINT0 are
+	 * kept out of it.
+	 */
+	uint32_t lint0 = LAPIC[LAPIC_LVT_LINT0];
+	uint8_t pic_mask = inb(0x21);
+	LAPIC[LAPIC_LVT_LINT0] = lint0 | LAPIC_LVT_MASKED;
+	outb(0x21, 0xff);
+	ioapic_write(IOAPIC_REDIR_LOW(PIT_GSI) + 1, 0);
+	ioapic_write(IOAPIC_REDIR_LOW(PIT_GSI), LEVEL_VECTOR | IOAPIC_LEVEL);
+	outb(0x43, 0x34);
+	outb(0x40, 1193 & 0xff); /* 1 kHz */
+	outb(0x40, 1193 >> 8);
+	__asm__ volatile("sti");
+	spin_until(&level_count, LEVEL_STORM);
+	__asm__ volatile("cli");
+	expect(level_count == LEVEL_STORM &&
+		       !(ioapic_read(IOAPIC_REDIR_LOW(PIT_GSI)) & IOAPIC_REMOTE_IRR),
+	       "irq: a level-triggered interrupt's EOI reaches the I/O APIC each time");
+	outb(0x43, 0x30); /* counter 0 back to a one-shot that is never loaded */
+	outb(0x21, pic_mask);
+	LAPIC[LAPIC_LVT_LINT0] = lint0;
+}
+
 static void check_tsc_adjust(void)
 {
 	uint64_t adjust = 1, v = 0;
@@ -1027,7 +1188,8 @@ int main(void)
 		{ "xsave", check_xsave },	    { "modes", check_modes },
 		{ "tasks", check_task_switches },   { "cr", check_control_registers },
 		{ "misc", check_misc_enable },	    { "nmi", check_nmi },
-		{ "apic", check_apic_enable },	    { "tsc", check_tsc_adjust },
+		{ "apic", check_apic_enable },	    { "irq", check_interrupts },
+		{ "tsc", check_tsc_adjust },
 		{ "tscaux", check_tsc_aux },	    { "step", check_single_step },
 	};
 

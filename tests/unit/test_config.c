@@ -86,6 +86,7 @@ static void test_full_config(void **state)
 		"heap = 32MiB\r\n"
 		"selftest = exception\r\n"
 		"xsave_compacted = off\r\n"
+		"apic_virtualization = off\r\n"
 		"store = \\vmmstore.img\r\n"
 		"[vm web]  # front end\r\n"
 		"\tmemory\t=\t1G\t\r\n"
@@ -115,10 +116,11 @@ static void test_full_config(void **state)
 	assert_int_equal(cfg.hv.selftest, CFG_SELFTEST_EXCEPTION);
 	assert_string_equal(cfg.hv.store, "\\vmmstore.img");
 	assert_false(cfg.hv.xsave_compacted);
+	assert_false(cfg.hv.apic_virtualization);
 
 	assert_int_equal(cfg.vm_count, 1);
 	assert_string_equal(vm->name, "web");
-	assert_int_equal(vm->line, 10);
+	assert_int_equal(vm->line, 11);
 	assert_int_equal(vm->memory_bytes, 1ULL << 30);
 	assert_string_equal(vm->image, "\\guests\\web.bin");
 	assert_int_equal(vm->boot, VM_BOOT_LINUX);
@@ -139,7 +141,7 @@ static void test_full_config(void **state)
 
 	assert_int_equal(cfg.network_count, 2);
 	assert_string_equal(cfg.networks[0].name, "lan");
-	assert_int_equal(cfg.networks[0].line, 22);
+	assert_int_equal(cfg.networks[0].line, 23);
 	assert_int_equal(cfg.networks[0].mtu, 9000);
 	assert_true(cfg.networks[0].dhcp);
 	assert_string_equal(cfg.networks[1].name, "wan");
@@ -162,6 +164,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.hv.heap_bytes, 16ULL << 20);
 	assert_int_equal(cfg.hv.selftest, CFG_SELFTEST_NONE);
 	assert_true(cfg.hv.xsave_compacted);
+	assert_true(cfg.hv.apic_virtualization);
 	assert_int_equal(vm->boot, VM_BOOT_LONG);
 	assert_false(vm->load_set);
 	assert_false(vm->entry_set);
@@ -751,6 +754,8 @@ static void test_bad_words(void **state)
 	check_hypervisor_value("selftest", "panic",
 			       "expected none, exception, nmi, store or store-stress");
 	check_hypervisor_value("xsave_compacted", "maybe", "bad value 'maybe' for 'xsave_compacted'");
+	check_hypervisor_value("apic_virtualization", "1.5",
+			       "bad value '1.5' for 'apic_virtualization'");
 	check_hypervisor_value("baud", "9601", "expected 9600, 19200, 38400, 57600 or 115200");
 	check_hypervisor_value("baud", "0x2580", "bad value '0x2580' for 'baud'");
 	check_vm_value("boot", "protected", "bad value 'protected' for 'boot' in [vm a]: expected "

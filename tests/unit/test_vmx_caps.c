@@ -43,6 +43,7 @@ static void test_decode_bochs(void **state)
 	assert_true(c.ept_walk4 && c.ept_wb && c.ept_2m && c.ept_1g && c.ept_ad);
 	assert_true(c.invept && c.invept_single && c.invvpid);
 	assert_true(c.save_preemption_timer);
+	assert_true(c.apic_virtualization);
 	assert_null(vmx_caps_missing(&c));
 }
 
@@ -59,6 +60,7 @@ static void test_describe_names_every_feature(void **state)
 	assert_non_null(strstr(line, "VPID=yes"));
 	assert_non_null(strstr(line, "unrestricted-guest=yes"));
 	assert_non_null(strstr(line, "preemption-timer=yes (TSC/1)"));
+	assert_non_null(strstr(line, "APIC-virtualization=yes"));
 
 	/* Real CPUs count the timer down more slowly than the TSC. */
 	m.misc = 5;
@@ -146,6 +148,26 @@ static void test_optional_features_do_not_block(void **state)
 	assert_false(c.ept_2m);
 	assert_false(c.save_preemption_timer);
 	assert_null(vmx_caps_missing(&c));
+
+	/* APIC virtualization needs all three controls; without one, the APIC is emulated. */
+	static const struct {
+		bool primary;
+		uint32_t control;
+	} apic_controls[] = {
+		{ true, PROC_CTL_USE_TPR_SHADOW },
+		{ false, PROC2_CTL_VIRTUALIZE_APIC_ACCESSES },
+		{ false, PROC2_CTL_VIRTUAL_INTERRUPT_DELIVERY },
+	};
+	for (unsigned i = 0; i < sizeof(apic_controls) / sizeof(apic_controls[0]); i++) {
+		m = bochs_msrs();
+		if (apic_controls[i].primary)
+			m.procbased &= ~((uint64_t)apic_controls[i].control << 32);
+		else
+			m.procbased2 &= ~((uint64_t)apic_controls[i].control << 32);
+		vmx_caps_decode(&m, &c);
+		assert_false(c.apic_virtualization);
+		assert_null(vmx_caps_missing(&c));
+	}
 }
 
 static void test_feature_control_unlocked_is_enabled_and_locked(void **state)

@@ -40,6 +40,12 @@ struct vmx_caps {
 	unsigned preemption_timer_shift; /* timer counts down every 2^shift TSC ticks */
 	bool ept_walk4, ept_wb, ept_2m, ept_1g, ept_ad, invept, invept_single, invvpid;
 	bool save_preemption_timer; /* VM exits can keep the timer's remainder */
+	/*
+	 * TPR shadow, "virtualize APIC accesses" and "virtual-interrupt
+	 * delivery" together: the CPU delivers a guest's local APIC
+	 * interrupts and takes its EOIs without exits (SDM chapter 29).
+	 */
+	bool apic_virtualization;
 };
 
 void vmx_caps_decode(const struct vmx_msrs *msrs, struct vmx_caps *caps);

@@ -119,3 +119,19 @@ void vmx_ept_show(uint64_t pml4_pa, uint64_t gpa, uint64_t bytes)
 		table(t)[(gpa >> 12) & 511] |= EPT_RWX;
 	}
 }
+
+int vmx_ept_set_4k(struct page_alloc *pa, uint64_t pml4_pa, uint64_t gpa, uint64_t entry)
+{
+	uint64_t t = pml4_pa;
+
+	for (unsigned shift = 39; shift > 12; shift -= 9) {
+		uint64_t *e = &table(t)[(gpa >> shift) & 511];
+		/* RAM mapped by a large page: not a table this page can go in. */
+		if ((*e & EPT_RWX) && (*e & EPT_LARGE))
+			return -1;
+		if (next_level(pa, e, &t))
+			return -1;
+	}
+	table(t)[(gpa >> 12) & 511] = entry;
+	return 0;
+}

@@ -31,6 +31,14 @@ int vmx_ept_build_hidden(struct page_alloc *pa, uint64_t ram_base, uint64_t ram_
  */
 void vmx_ept_show(uint64_t pml4_pa, uint64_t gpa, uint64_t bytes);
 
+/*
+ * Sets the 4-KiB EPT entry of gpa (outside RAM) to entry, creating the
+ * tables down to it; -1 when memory for them ran out or RAM's large page
+ * covers gpa. The page entry maps is not the EPT's: vmx_ept_destroy
+ * leaves it. Removing a present entry needs an INVEPT after.
+ */
+int vmx_ept_set_4k(struct page_alloc *pa, uint64_t pml4_pa, uint64_t gpa, uint64_t entry);
+
 /* Gives back the PML4 at pml4_pa and every table under it. */
 void vmx_ept_destroy(struct page_alloc *pa, uint64_t pml4_pa);
 

@@ -365,6 +365,47 @@ static enum exit_action handle_ept_violation(struct vcpu *vcpu)
 	return after_request(vcpu);
 }
 
+/*
+ * An access to the guest's xAPIC page the CPU does not virtualize: every
+ * read but the TPR's, every write but the TPR's, the EOI's and the ICR's
+ * low half (SDM 29.4.2, 29.4.3.1). It is fault-like, the instruction has
+ * not run: emulated as the MMIO access it is. The page's other accesses,
+ * a fetch or a page walk or an event delivery through it, are nothing a
+ * guest does.
+ */
+static enum exit_action handle_apic_access(struct vcpu *vcpu)
+{
+	uint64_t q = vmx_exit_qualification();
+	unsigned type = (unsigned)(q >> APIC_ACCESS_QUAL_TYPE_SHIFT) & 0xf;
+
+	if (type != APIC_ACCESS_LINEAR_READ && type != APIC_ACCESS_LINEAR_WRITE)
+		return end_vm(vcpu, "local APIC page used by a fetch, a page walk or an event "
+				    "delivery");
+	vcpu_mmio_access(vcpu, LAPIC_DEFAULT_BASE + (q & APIC_ACCESS_QUAL_OFFSET),
+			 type == APIC_ACCESS_LINEAR_WRITE);
+	return after_request(vcpu);
+}
+
+/*
+ * A write the CPU put in the virtual-APIC page and left to the model (SDM
+ * 29.4.3.3): an ICR write that is not a self-IPI. Trap-like: the
+ * instruction is done, the register's value is in the page.
+ */
+static enum exit_action handle_apic_write(struct vcpu *vcpu)
+{
+	unsigned reg = (unsigned)(vmx_exit_qualification() & APIC_ACCESS_QUAL_OFFSET & ~0xfU);
+
+	vm_mmio_write(vcpu->vm, LAPIC_DEFAULT_BASE + reg, 4, vcpu->apic_page[reg / 4]);
+	return after_request(vcpu);
+}
+
+/* A virtual EOI of a vector in the EOI-exit bitmap: a level-triggered one (SDM 29.1.4). */
+static enum exit_action handle_eoi_induced(struct vcpu *vcpu)
+{
+	platform_virtual_eoi(vcpu->vm, (uint8_t)vmx_exit_qualification());
+	return EXIT_CONTINUE;
+}
+
 static enum exit_action handle_ept_misconfig(struct vcpu *vcpu)
 {
 	/* Our EPT is wrong: a hypervisor bug, but it only concerns this VM. */
@@ -432,6 +473,9 @@ static const exit_handler exit_table[EXIT_REASON_COUNT] = {
 	[EXIT_INVALID_GUEST_STATE] = handle_invalid_state,
 	[EXIT_MSR_LOADING] = handle_msr_loading,
 	[EXIT_MACHINE_CHECK] = handle_machine_check,
+	[EXIT_APIC_ACCESS] = handle_apic_access,
+	[EXIT_EOI_INDUCED] = handle_eoi_induced,
+	[EXIT_APIC_WRITE] = handle_apic_write,
 	[EXIT_EPT_VIOLATION] = handle_ept_violation,
 	[EXIT_EPT_MISCONFIG] = handle_ept_misconfig,
 	[EXIT_PREEMPTION_TIMER] = handle_preemption_timer,

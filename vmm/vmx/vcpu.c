@@ -46,6 +46,13 @@ static unsigned swapped_listed; /* the area's first entries, which the CPU swaps
 
 /* Shared by every vCPU: all ports and all MSRs exit unless opened below. */
 static uint64_t io_bitmap_pa, msr_bitmap_pa;
+/*
+ * The APIC-access page (SDM 29.4): where the EPT maps a guest's xAPIC
+ * page when the CPU virtualizes it. Its contents are never read or
+ * written: virtualized accesses go to the vCPU's virtual-APIC page, the
+ * others exit. One for every VM.
+ */
+static uint64_t apic_access_pa;
 /* Loaded at every VM exit: root mode's IA32_SPEC_CTRL (SDM 27.6). */
 static uint64_t host_msr_area_pa;
 /* Root mode's GDTR and IDTR as set up, before any exit set their limits to FFFFH. */
@@ -220,6 +227,11 @@ int vmx_init_bitmaps(struct page_alloc *pa)
 			.index = MSR_IA32_SPEC_CTRL, .value = speculation.host_spec_ctrl
 		};
 	}
+	if (vmx_host_caps.apic_virtualization) {
+		apic_access_pa = alloc_page_filled(pa, 1, 0);
+		if (!apic_access_pa)
+			return -1;
+	}
 	__asm__ volatile("sgdt %0" : "=m"(host_gdtr));
 	__asm__ volatile("sidt %0" : "=m"(host_idtr));
 	vmx_rsb_fill_entries = speculation.rsb_fill;
@@ -231,6 +243,7 @@ int vmx_init_bitmaps(struct page_alloc *pa)
 
 struct vmx_vm {
 	uint64_t eptp;
+	bool apic_access_mapped; /* the guest's xAPIC page is the APIC-access page */
 };
 
 size_t virt_vm_state_bytes(void)
@@ -279,6 +292,33 @@ void virt_vm_destroy(struct vm *vm, struct page_alloc *pa)
 	vm->vendor = NULL;
 }
 
+/* Read and write, no execution: a fetch from the APIC page is an EPT violation. */
+static uint64_t apic_access_entry(void)
+{
+	return apic_access_pa | EPT_READ | EPT_WRITE | (uint64_t)MEMTYPE_WB << EPT_MEMTYPE_SHIFT;
+}
+
+/*
+ * Maps the APIC-access page where the guest's xAPIC registers are, or
+ * takes it away when they are not there (x2APIC mode, disabled, moved):
+ * then an access to that page is the EPT violation of any other MMIO, and
+ * emulated, as every access is at an address the page is not mapped at.
+ */
+static void map_apic_access(struct vm *vm, bool mapped)
+{
+	struct vmx_vm *v = vm->vendor;
+
+	if (v->apic_access_mapped == mapped)
+		return;
+	if (vmx_ept_set_4k(vm->pages, v->eptp & PTE_ADDR_MASK, LAPIC_DEFAULT_BASE,
+			   mapped ? apic_access_entry() : 0))
+		return;
+	/* A removed translation may be cached (SDM 28.3.3.4). */
+	if (!mapped)
+		invept_single(v->eptp);
+	v->apic_access_mapped = mapped;
+}
+
 /*
  * The VM's EPT replaced by new tables (hidden RAM, or all of it mapped):
  * the vCPU's VMCS points at them, and nothing cached through the old ones,
@@ -295,6 +335,10 @@ static int replace_ept(struct vm *vm, bool hidden)
 					ept_large_pages(), &pml4);
 	if (rc)
 		return -1;
+	/* Without a table for it the guest's xAPIC page is emulated until mapped again. */
+	if (v->apic_access_mapped && vmx_ept_set_4k(vm->pages, pml4, LAPIC_DEFAULT_BASE,
+						    apic_access_entry()))
+		v->apic_access_mapped = false;
 	v->eptp = pml4 | EPTP_WB | EPTP_WALK_4;
 	invept_single(v->eptp);
 	vmcs_load(to_vmx(&vm->vcpu)->vmcs_pa);
@@ -333,15 +377,23 @@ int virt_vcpu_init(struct vcpu *vcpu, struct page_alloc *pa)
 {
 	static struct vmx_vcpu vmx_vcpus[VM_MAX];
 	struct vmx_vcpu *v = &vmx_vcpus[vcpu->vm->id];
+	/* RAM reaching the xAPIC page would put it under a large page: emulated then. */
+	bool apic_virtualized = vmx_host_caps.apic_virtualization &&
+				vcpu->vm->boot->ram_bytes <= LAPIC_DEFAULT_BASE;
 
 	*v = (struct vmx_vcpu){ 0 };
 	v->vmcs_pa = alloc_page_filled(pa, 1, 0);
 	v->msr_area_pa = alloc_page_filled(pa, 1, 0);
-	if (!v->vmcs_pa || !v->msr_area_pa) {
+	if (apic_virtualized)
+		v->apic_page_pa = alloc_page_filled(pa, 1, 0);
+	if (!v->vmcs_pa || !v->msr_area_pa || (apic_virtualized && !v->apic_page_pa)) {
 		free_page_if_allocated(pa, v->vmcs_pa);
 		free_page_if_allocated(pa, v->msr_area_pa);
+		free_page_if_allocated(pa, v->apic_page_pa);
 		return -1;
 	}
+	vcpu->apic_page = v->apic_page_pa ? (uint32_t *)(uintptr_t)v->apic_page_pa : NULL;
+	vcpu->apic_page_live = false;
 	((struct vmx_region_header *)(uintptr_t)v->vmcs_pa)->revision_id =
 		vmx_host_caps.revision_id;
 	v->msr_area = (struct vmx_msr_entry *)(uintptr_t)v->msr_area_pa;
@@ -371,7 +423,9 @@ void virt_vcpu_destroy(struct vcpu *vcpu, struct page_alloc *pa)
 	vmcs_clear(v->vmcs_pa);
 	page_alloc_free(pa, v->vmcs_pa, 1);
 	page_alloc_free(pa, v->msr_area_pa, 1);
+	free_page_if_allocated(pa, v->apic_page_pa);
 	*v = (struct vmx_vcpu){ 0 };
+	vcpu->apic_page = NULL;
 	vcpu->vendor = NULL;
 }
 
@@ -465,7 +519,9 @@ static void write_controls(struct vcpu *vcpu)
 		   adjust_controls(PIN_CTL_EXTERNAL_INTERRUPT | PIN_CTL_NMI_EXITING,
 				   pin_optional, m->pinbased, "pin-based"));
 	/*
-	 * CR8 exits: the TPR is per vCPU, never the host local APIC's (SDM 25.3).
+	 * CR8 exits: the TPR is per vCPU, never the host local APIC's (SDM 25.3);
+	 * with the local APIC virtualized CR8 is the virtual-APIC page's TPR
+	 * instead (SDM 29.3), without exits.
 	 * TSC offsetting without RDTSC exiting: the guest's RDTSC and RDMSR of
 	 * IA32_TIME_STAMP_COUNTER read the host TSC plus the VMCS TSC offset
 	 * (SDM 24.6.5, 25.3), the VM's clock (vmm/vm_clock.h), at no exit.
@@ -474,22 +530,32 @@ static void write_controls(struct vcpu *vcpu)
 	 * C-state where the preemption timer stops (SDM 25.5.1). RDPMC exits
 	 * (and is #GP): it would read the host's performance counters.
 	 */
+	uint32_t tpr = vcpu->apic_page ? PROC_CTL_USE_TPR_SHADOW
+				       : PROC_CTL_CR8_LOAD_EXITING | PROC_CTL_CR8_STORE_EXITING;
 	v->proc_controls = adjust_controls(PROC_CTL_HLT_EXITING | PROC_CTL_USE_TSC_OFFSETTING |
 						   PROC_CTL_MWAIT_EXITING |
 						   PROC_CTL_MONITOR_EXITING |
 						   PROC_CTL_RDPMC_EXITING |
 						   PROC_CTL_USE_IO_BITMAPS |
-						   PROC_CTL_USE_MSR_BITMAPS |
-						   PROC_CTL_CR8_LOAD_EXITING |
-						   PROC_CTL_CR8_STORE_EXITING |
+						   PROC_CTL_USE_MSR_BITMAPS | tpr |
 						   PROC_CTL_SECONDARY_CONTROLS,
 					   0, m->procbased, "processor-based");
 	if (!(VMX_CTL_ALLOWED1(m->procbased) & PROC_CTL_INTERRUPT_WINDOW))
 		panic("vmx: interrupt-window exiting is not supported");
 	vmcs_write(VMCS_PROC_CONTROLS, v->proc_controls);
+	/*
+	 * APIC virtualization (SDM chapter 29): the CPU delivers the local
+	 * APIC's interrupts from the virtual-APIC page and takes their EOIs
+	 * and the TPR's writes there; other APIC accesses exit. Without
+	 * "APIC-register virtualization": reads of other registers exit, and
+	 * the model answers them as it always did.
+	 */
+	uint32_t apic = vcpu->apic_page ? PROC2_CTL_VIRTUALIZE_APIC_ACCESSES |
+						  PROC2_CTL_VIRTUAL_INTERRUPT_DELIVERY
+					: 0;
 	vmcs_write(VMCS_PROC2_CONTROLS,
 		   adjust_controls(PROC2_CTL_ENABLE_EPT | PROC2_CTL_UNRESTRICTED_GUEST |
-					   PROC2_CTL_WBINVD_EXITING,
+					   PROC2_CTL_WBINVD_EXITING | apic,
 				   (v->vpid ? PROC2_CTL_ENABLE_VPID : 0) |
 					   (virt_guest_has_tsc_aux() ? PROC2_CTL_ENABLE_RDTSCP : 0) |
 					   (xstate_offers_xsaves(xstate_host_layout()) ? PROC2_CTL_ENABLE_XSAVES : 0),
@@ -526,6 +592,13 @@ static void write_controls(struct vcpu *vcpu)
 	vmcs_write(VMCS_IO_BITMAP_B, io_bitmap_pa + PAGE_SIZE);
 	vmcs_write(VMCS_MSR_BITMAP, msr_bitmap_pa);
 	vmcs_write(VMCS_EPT_POINTER, vv->eptp);
+	if (vcpu->apic_page) {
+		vmcs_write(VMCS_VIRTUAL_APIC_ADDR, v->apic_page_pa);
+		vmcs_write(VMCS_APIC_ACCESS_ADDR, apic_access_pa);
+		vmcs_write(VMCS_TPR_THRESHOLD, 0);
+		/* The model writes the page and these before the first entry (apic_to_cpu). */
+		vcpu->apic_page_live = false;
+	}
 	if (v->vpid)
 		vmcs_write(VMCS_VPID, v->vpid);
 	vmcs_write(VMCS_LINK_POINTER, VMCS_LINK_NONE);
@@ -994,6 +1067,27 @@ static void requeue_interrupted_event(struct vmx_vcpu *v)
 			   vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & ~(uint64_t)VCPU_BLOCKING_NMI);
 }
 
+/*
+ * The local APIC's vectors to the virtual-APIC page, its guest interrupt
+ * status (SDM 24.4.2) and its EOI-exit bitmap: a level-triggered vector's
+ * EOI exits, so that the I/O APIC sees it (lapic_virtual_eoi); an
+ * edge-triggered one's completes in the CPU. TMR marks the vectors that
+ * arrived level-triggered, as for the model's own EOI.
+ */
+static void apic_to_cpu(struct vcpu *vcpu)
+{
+	struct lapic_page_status status = vcpu_apic_to_page(vcpu);
+	const uint32_t *page = vcpu->apic_page;
+
+	vmcs_write(VMCS_GUEST_INTERRUPT_STATUS, (uint64_t)status.svi << 8 | status.rvi);
+	for (unsigned i = 0; i < 4; i++) {
+		/* TMR's 32-bit words are 16 bytes apart from offset 180H (SDM 29.1.1). */
+		const uint32_t *tmr = &page[0x180 / 4 + 8 * i];
+		vmcs_write(VMCS_EOI_EXIT_BITMAP0 + 2 * i, (uint64_t)tmr[4] << 32 | tmr[0]);
+	}
+	map_apic_access(vcpu->vm, status.xapic_at_default_base);
+}
+
 static void report_entry_failure(struct vcpu *vcpu, int failure)
 {
 	/* After VMfailInvalid there is no current VMCS to read an error from. */
@@ -1045,6 +1139,8 @@ static enum vcpu_run_result run_slice(struct vcpu *vcpu, uint64_t slice_tsc)
 					   ? (slice_end - now) >> vmx_host_caps.preemption_timer_shift
 					   : 0);
 		}
+		if (vcpu->apic_page && !vcpu->apic_page_live)
+			apic_to_cpu(vcpu);
 		deliver_interrupt(vcpu, v);
 		/* L1TF: nothing of root mode's or another VM's is left in the L1D for the guest. */
 		if (speculation.l1d_flush_on_entry)
@@ -1093,6 +1189,8 @@ enum vcpu_run_result virt_vcpu_run(struct vcpu *vcpu, uint64_t slice_tsc)
 {
 	enum vcpu_run_result result = run_slice(vcpu, slice_tsc);
 
+	/* Whatever waits for this vCPU, halted or not, reads the model. */
+	vcpu_apic_from_page(vcpu);
 	__asm__ volatile("lgdt %0" : : "m"(host_gdtr));
 	__asm__ volatile("lidt %0" : : "m"(host_idtr));
 	return result;

@@ -111,7 +111,8 @@ static bool vmxon(uint64_t region_pa)
 	return !failed;
 }
 
-int virt_enable_cpu(struct page_alloc *pa, bool xsave_compacted, char *why, size_t why_size)
+int virt_enable_cpu(struct page_alloc *pa, const struct virt_options *options, char *why,
+		    size_t why_size)
 {
 	struct vmx_msrs msrs;
 	struct vmx_caps caps;
@@ -119,6 +120,8 @@ int virt_enable_cpu(struct page_alloc *pa, bool xsave_compacted, char *why, size
 
 	read_vmx_msrs(&msrs);
 	vmx_caps_decode(&msrs, &caps);
+	/* apic_virtualization = off: every local APIC access is emulated, as without it. */
+	caps.apic_virtualization &= options->apic_virtualization;
 	vmx_host_msrs = msrs;
 	vmx_host_caps = caps;
 	log_info("vmx: BASIC=%016llx PINBASED=%016llx PROCBASED=%016llx PROCBASED2=%016llx",
@@ -148,7 +151,7 @@ int virt_enable_cpu(struct page_alloc *pa, bool xsave_compacted, char *why, size
 	write_cr4(((read_cr4() | msrs.cr4_fixed0) & msrs.cr4_fixed1) | CR4_VMXE);
 	/* Before any VMCS takes CR4 as its host CR4: OSXSAVE is set there. */
 	uint32_t allowed = CPUID_0D_1_XSAVEOPT | CPUID_0D_1_XGETBV1;
-	if (xsave_compacted)
+	if (options->xsave_compacted)
 		allowed |= CPUID_0D_1_XSAVEC | (caps.xsaves ? CPUID_0D_1_XSAVES : 0);
 	xstate_cpu_init(allowed);
 

@@ -34,6 +34,7 @@ struct vmx_vcpu {
 	uint32_t proc_controls; /* primary controls, to toggle window exiting */
 	struct vmx_msr_entry *msr_area; /* SWAP_COUNT entries, page-aligned */
 	uint64_t msr_area_pa;
+	uint64_t apic_page_pa; /* the virtual-APIC page (vcpu->apic_page), 0: none */
 	/* An exception to deliver at the next entry (SDM 26.6). */
 	bool inject_pending;
 	uint32_t inject_info;
