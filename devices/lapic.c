@@ -239,6 +239,21 @@ static void end_of_interrupt(struct lapic *l)
 
 /* --- The virtual-APIC page (SDM Vol. 3C 29.1) -------------------------- */
 
+static enum access reg_read(const struct lapic *l, unsigned reg, uint32_t *out, uint64_t now_ns);
+
+/*
+ * The registers APIC-register virtualization lets the guest read from the
+ * page besides TPR, ISR, TMR and IRR (SDM 29.4.2); a write to any of them
+ * exits after it reached the page (29.4.3.3), and the model takes it.
+ * PPR, APR, the current count and the CMCI entry are read through exits.
+ */
+static const uint8_t page_read_registers[] = {
+	REG_ID,		   REG_VERSION,	      REG_LDR,		 REG_DFR,
+	REG_SVR,	   REG_ESR,	      REG_ICR_LOW,	 REG_ICR_HIGH,
+	REG_LVT_TIMER,	   REG_LVT_TIMER + 1, REG_LVT_TIMER + 2, REG_LVT_TIMER + 3,
+	REG_LVT_TIMER + 4, REG_LVT_ERROR,     REG_TIMER_INITIAL, REG_TIMER_DIVIDE,
+};
+
 /* Register reg (xAPIC offset >> 4) is the page's 32-bit word at reg * 4. */
 static uint32_t *page_register(uint32_t *page, unsigned reg)
 {
@@ -259,39 +274,65 @@ static void vectors_from_page(uint32_t reg[8], uint32_t *page, unsigned first_re
 	reg[0] &= ~((1U << FIRST_LEGAL_VECTOR) - 1);
 }
 
-struct lapic_page_status lapic_to_page(const struct lapic *l, uint32_t *page)
+struct lapic_page_status lapic_to_page(struct lapic *l, uint32_t *page, uint64_t now_tsc)
 {
 	const struct lapic_regs *r = &l->regs;
 	int irr = highest_vector(r->irr), isr = highest_vector(r->isr);
 
+	/*
+	 * The CPU delivers the timer's interrupt from here on, without an
+	 * exit that would date it: its lateness counts to this entry.
+	 */
+	if (l->timer_due_tsc && test_vector(r->irr, r->lvt[LAPIC_LVT_TIMER] & VECTOR_MASK))
+		timer_delivered(l, now_tsc);
 	*page_register(page, REG_TPR) = r->tpr;
 	*page_register(page, REG_PPR) = processor_priority(l);
 	vectors_to_page(page, REG_ISR, r->isr);
 	vectors_to_page(page, REG_TMR, r->tmr);
 	vectors_to_page(page, REG_IRR, r->irr);
+	for (unsigned i = 0; i < sizeof(page_read_registers); i++) {
+		uint32_t *word = page_register(page, page_read_registers[i]);
+		if (reg_read(l, page_read_registers[i], word, 0) != ACCESS_OK)
+			*word = 0;
+	}
+	*page_register(page, REG_EOI) = 0;
 	return (struct lapic_page_status){
 		.rvi = irr < 0 ? 0 : (uint8_t)irr,
 		.svi = isr < 0 ? 0 : (uint8_t)isr,
-		.xapic_at_default_base =
+		/*
+		 * A software-disabled APIC refuses fixed interrupts (11.4.7.2),
+		 * a self-IPI the CPU would put in the page among them.
+		 */
+		.virtualizable =
 			(l->apic_base & (LAPIC_BASE_EN | LAPIC_BASE_EXTD)) == LAPIC_BASE_EN &&
-			(l->apic_base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1)) == LAPIC_DEFAULT_BASE,
+			(l->apic_base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1)) == LAPIC_DEFAULT_BASE &&
+			software_enabled(l),
 	};
 }
 
-void lapic_from_page(struct lapic *l, uint32_t *page, uint64_t now_tsc)
+void lapic_from_page(struct lapic *l, uint32_t *page)
 {
 	struct lapic_regs *r = &l->regs;
-	unsigned timer_vector = r->lvt[LAPIC_LVT_TIMER] & VECTOR_MASK;
-	bool timer_waited = l->timer_due_tsc && test_vector(r->irr, timer_vector);
+	uint32_t pushed_irr[8];
 
+	memcpy(pushed_irr, r->irr, sizeof(pushed_irr));
 	/* MOV to CR8 and a TPR write to the page clear bits 31:8 (SDM Vol. 3C 29.3, 29.4.3.2). */
 	r->tpr = *page_register(page, REG_TPR) & VECTOR_MASK;
 	vectors_from_page(r->isr, page, REG_ISR);
 	vectors_from_page(r->irr, page, REG_IRR);
 	r->irr_nonzero = highest_vector(r->irr) >= 0;
-	/* The CPU delivered the timer's interrupt since the page was written: its lateness. */
-	if (timer_waited && !test_vector(r->irr, timer_vector))
-		timer_delivered(l, now_tsc);
+	/*
+	 * A vector new in IRR is a self-IPI the CPU took (29.1.5): edge
+	 * triggered, which clears its TMR bit as lapic_accept does. The ICR
+	 * holds what the guest wrote last, through the page or not (the model
+	 * writes the page's before each entry): the low half a self-IPI wrote,
+	 * the high half a write the CPU virtualized (29.4.3.2, 310H).
+	 */
+	for (unsigned i = 0; i < 8; i++)
+		r->tmr[i] &= ~(r->irr[i] & ~pushed_irr[i]);
+	r->icr_low = *page_register(page, REG_ICR_LOW) & ICR_WRITABLE;
+	if (!x2apic_mode(l))
+		r->icr_high = *page_register(page, REG_ICR_HIGH) & 0xff000000U;
 }
 
 void lapic_virtual_eoi(struct lapic *l, uint8_t vector)

@@ -302,20 +302,27 @@ uint64_t lapic_next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t no
  * chapter 29; AMD's AVIC backing page has the same layout): the xAPIC
  * register page, in which the CPU itself delivers the APIC's interrupts,
  * takes EOIs and keeps the TPR while the guest runs. The model stays the
- * state's owner: lapic_to_page writes TPR, PPR, ISR, TMR and IRR into the
- * page before the guest runs, and lapic_from_page takes back what the CPU
- * changed (TPR, ISR, IRR) before the model is used again. page is 1024
- * words. The status is what the CPU's own guest interrupt status starts
- * from: the highest vector in IRR and in ISR, 0 for none; and whether
- * the guest finds the registers in the page at the default address.
+ * state's owner: lapic_to_page writes PPR and every register the CPU may
+ * let the guest read from the page into it before the guest runs, and
+ * lapic_from_page takes back what the CPU changed (TPR, ISR, IRR, and the
+ * ICR a self-IPI or a virtualized write left) before the model is used
+ * again; a write to any other register exits, and the model takes it. page is 1024 words. The status is what
+ * the CPU's own guest interrupt status starts from: the highest vector in
+ * IRR and in ISR, 0 for none. A TSC-deadline interrupt waiting in IRR is
+ * counted delivered at lapic_to_page's now_tsc (timer_late_max_tsc): the
+ * CPU delivers it from then on as soon as the guest takes interrupts.
  */
 struct lapic_page_status {
 	uint8_t rvi, svi;
-	/* The registers are at LAPIC_DEFAULT_BASE: xAPIC mode, enabled, not moved. */
-	bool xapic_at_default_base;
+	/*
+	 * The CPU may virtualize the guest's accesses to the registers: they
+	 * are at LAPIC_DEFAULT_BASE (xAPIC mode, enabled, not moved) and the
+	 * APIC is software-enabled. Otherwise every access is the model's.
+	 */
+	bool virtualizable;
 };
-struct lapic_page_status lapic_to_page(const struct lapic *l, uint32_t *page);
-void lapic_from_page(struct lapic *l, uint32_t *page, uint64_t now_tsc);
+struct lapic_page_status lapic_to_page(struct lapic *l, uint32_t *page, uint64_t now_tsc);
+void lapic_from_page(struct lapic *l, uint32_t *page);
 
 /*
  * The CPU completed an EOI of vector itself (a virtual EOI, which cleared

@@ -540,9 +540,9 @@ bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value)
 	return lapic_msr_write(lapic_of(vm), msr, value, now.ns, now.tsc);
 }
 
-uint64_t platform_read_cr8(const struct vm *vm)
+uint64_t platform_read_cr8(struct vm *vm)
 {
-	return lapic_read_cr8(&vm->platform.lapic);
+	return lapic_read_cr8(lapic_of(vm));
 }
 
 bool platform_write_cr8(struct vm *vm, uint64_t value)

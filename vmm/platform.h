@@ -165,7 +165,7 @@ bool platform_rdmsr(struct vm *vm, uint32_t msr, uint64_t *value);
 bool platform_wrmsr(struct vm *vm, uint32_t msr, uint64_t value);
 
 /* CR8 is the LAPIC's task priority (SDM 10.8.6.1). */
-uint64_t platform_read_cr8(const struct vm *vm);
+uint64_t platform_read_cr8(struct vm *vm);
 bool platform_write_cr8(struct vm *vm, uint64_t value);
 
 /* The LAPIC bus clock the guest's CPUID leaf 0x15 reports as the crystal. */

@@ -331,14 +331,14 @@ uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu)
 struct lapic_page_status vcpu_apic_to_page(struct vcpu *vcpu)
 {
 	vcpu->apic_page_live = true;
-	return lapic_to_page(&vcpu->vm->platform.lapic, vcpu->apic_page);
+	return lapic_to_page(&vcpu->vm->platform.lapic, vcpu->apic_page, vm_now(vcpu->vm).tsc);
 }
 
 void vcpu_apic_from_page(struct vcpu *vcpu)
 {
 	if (!vcpu->apic_page_live)
 		return;
-	lapic_from_page(&vcpu->vm->platform.lapic, vcpu->apic_page, vm_now(vcpu->vm).tsc);
+	lapic_from_page(&vcpu->vm->platform.lapic, vcpu->apic_page);
 	vcpu->apic_page_live = false;
 }
 

@@ -173,7 +173,9 @@ void vm_set_guest_tsc(struct vm *vm, uint64_t guest_tsc);
  * PICs first, then the hypervisor's upcall), or -1; and its acknowledge,
  * which the vendor backend calls when it injects that vector. While the
  * CPU owns the local APIC's vectors (apic_page_live) those are not
- * among them: the CPU delivers them itself.
+ * among them: the CPU delivers them itself, after an event injected at
+ * the same entry, so an upcall (which takes no EOI) may then come before
+ * a local APIC interrupt that was pending first.
  */
 int vcpu_interrupt_pending(const struct vcpu *vcpu);
 uint8_t vcpu_interrupt_acknowledge(struct vcpu *vcpu);

@@ -1031,13 +1031,15 @@ static void test_virtual_apic_page(void **state)
 	assert_true(lapic_accept(&l, 0x61, true));
 	assert_true(lapic_accept(&l, 0x41, false));
 	wr(TPR, 0x20);
+	wr(ICR_HIGH, 0);
+	wr(ICR_LOW, 0x400); /* an NMI to APIC ID 0 */
 
 	/* What the CPU starts from: the registers at their offsets, RVI and SVI. */
 	memset(page, 0xa5, sizeof(page));
-	struct lapic_page_status st = lapic_to_page(&l, page);
+	struct lapic_page_status st = lapic_to_page(&l, page, 0);
 	assert_int_equal(st.rvi, 0x61);
 	assert_int_equal(st.svi, 0x31);
-	assert_true(st.xapic_at_default_base);
+	assert_true(st.virtualizable);
 	assert_int_equal(*page_word(page, TPR), 0x20);
 	assert_int_equal(*page_word(page, PPR), 0x30);
 	assert_int_equal(*page_word(page, ISR + 0x10), 1U << (0x31 - 32));
@@ -1046,6 +1048,15 @@ static void test_virtual_apic_page(void **state)
 	assert_int_equal(*page_word(page, TMR + 0x20), 0);
 	assert_int_equal(*page_word(page, IRR + 0x30), 1U << (0x61 - 96));
 	assert_int_equal(*page_word(page, IRR + 0x20), 1U << (0x41 - 64));
+	assert_int_equal(*page_word(page, ICR_LOW), 0x400);
+	/* And what APIC-register virtualization lets the guest read there, as the model reads it. */
+	static const unsigned readable[] = { ID, VERSION, LDR, DFR, SVR, ESR, ICR_HIGH, LVT_TIMER,
+					     LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR,
+					     TIMER_INITIAL, TIMER_DIVIDE };
+	for (unsigned i = 0; i < sizeof(readable) / sizeof(readable[0]); i++)
+		assert_int_equal(*page_word(page, readable[i]), rd(readable[i]));
+	assert_int_equal(*page_word(page, LVT_ERROR), 0xfe);
+	assert_int_equal(*page_word(page, EOI), 0);
 
 	/*
 	 * The guest ran: the CPU delivered 0x61 and took its EOI, the guest
@@ -1056,7 +1067,7 @@ static void test_virtual_apic_page(void **state)
 	*page_word(page, TPR) = 0xffffff10U;
 	*page_word(page, IRR) |= 0xffffU;
 	*page_word(page, ISR) |= 0x8000U;
-	lapic_from_page(&l, page, 0);
+	lapic_from_page(&l, page);
 	assert_int_equal(rd(TPR), 0x10);
 	assert_false(bit_set(IRR, 0x61));
 	assert_true(bit_set(IRR, 0x41));
@@ -1074,30 +1085,53 @@ static void test_virtual_apic_page(void **state)
 	lapic_virtual_eoi(&l, 0x31);
 	assert_int_equal(eoi_count, 1);
 
+	/*
+	 * A self-IPI the CPU took: 0x61 again in IRR, now edge-triggered, its
+	 * TMR bit cleared as lapic_accept would; its ICR write is the ICR's.
+	 */
+	lapic_to_page(&l, page, 0);
+	page_set_vector(page, IRR, 0x61, true);
+	*page_word(page, ICR_LOW) = 0x40061 | 0xfff00000U;
+	/* A virtualized ICR-high write keeps bits 31:24 (29.4.3.2). */
+	*page_word(page, ICR_HIGH) = 0x0f000000U | 0x00ffffffU;
+	lapic_from_page(&l, page);
+	assert_true(bit_set(IRR, 0x61));
+	assert_false(bit_set(TMR, 0x61));
+	assert_int_equal(rd(ICR_LOW), 0x40061);
+	assert_int_equal(rd(ICR_HIGH), 0x0f000000U);
+
 	/* Every pending vector delivered: IRR empty, and said so. */
 	page_set_vector(page, IRR, 0x41, false);
-	lapic_from_page(&l, page, 0);
+	page_set_vector(page, IRR, 0x61, false);
+	lapic_from_page(&l, page);
 	assert_false(lapic_may_interrupt(&l));
-	assert_int_equal(lapic_to_page(&l, page).rvi, 0);
+	assert_int_equal(lapic_to_page(&l, page, 0).rvi, 0);
 }
 
-static void test_virtual_apic_page_base(void **state)
+static void test_virtual_apic_page_when_virtualizable(void **state)
 {
 	static uint32_t page[1024];
 	(void)state;
 
-	assert_true(lapic_to_page(&l, page).xapic_at_default_base);
+	assert_true(lapic_to_page(&l, page, 0).virtualizable);
+	/* Software-disabled: a self-IPI through the page would be taken, the model refuses it. */
+	wr(SVR, 0xff);
+	assert_false(lapic_to_page(&l, page, 0).virtualizable);
+	wr(SVR, 0x1ff);
 	/* Moved, x2APIC mode, disabled: the guest's registers are not in the default page. */
 	assert_true(msr_write(LAPIC_MSR_APIC_BASE, 0xfed00000ULL | LAPIC_BASE_EN | LAPIC_BASE_BSP));
-	assert_false(lapic_to_page(&l, page).xapic_at_default_base);
+	assert_false(lapic_to_page(&l, page, 0).virtualizable);
 	assert_true(msr_write(LAPIC_MSR_APIC_BASE,
 			      LAPIC_DEFAULT_BASE | LAPIC_BASE_EN | LAPIC_BASE_BSP | LAPIC_BASE_EXTD));
-	assert_false(lapic_to_page(&l, page).xapic_at_default_base);
+	assert_false(lapic_to_page(&l, page, 0).virtualizable);
 	assert_true(msr_write(LAPIC_MSR_APIC_BASE, LAPIC_DEFAULT_BASE | LAPIC_BASE_BSP));
-	assert_false(lapic_to_page(&l, page).xapic_at_default_base);
+	assert_false(lapic_to_page(&l, page, 0).virtualizable);
 }
 
-/* The CPU delivered a TSC-deadline interrupt from the page: its lateness is counted. */
+/*
+ * A TSC-deadline interrupt the CPU is to deliver: its lateness counts to
+ * the entry that gives it to the CPU, once.
+ */
 static void test_virtual_apic_page_timer_latency(void **state)
 {
 	static uint32_t page[1024];
@@ -1106,18 +1140,18 @@ static void test_virtual_apic_page_timer_latency(void **state)
 	now = 1000;
 	wr(LVT_TIMER, DEADLINE | 0xeb);
 	assert_true(msr_write(LAPIC_MSR_TSC_DEADLINE, now * TSC_PER_NS + 1000));
+	lapic_to_page(&l, page, 2500);
+	assert_int_equal(l.timer_late_max_tsc, 0);
 	now = 1500;
 	assert_true(timer_run());
-	lapic_to_page(&l, page);
-	/* Not delivered yet: nothing to count. */
-	lapic_from_page(&l, page, 3100);
-	assert_int_equal(l.timer_late_max_tsc, 0);
-	lapic_to_page(&l, page);
-	page_set_vector(page, IRR, 0xeb, false);
-	page_set_vector(page, ISR, 0xeb, true);
-	lapic_from_page(&l, page, 3400);
+	lapic_to_page(&l, page, 3400);
 	assert_int_equal(l.timer_late_max_tsc, 400);
 	assert_int_equal(l.timer_due_tsc, 0);
+	lapic_to_page(&l, page, 9000);
+	assert_int_equal(l.timer_late_max_tsc, 400);
+	page_set_vector(page, IRR, 0xeb, false);
+	page_set_vector(page, ISR, 0xeb, true);
+	lapic_from_page(&l, page);
 	assert_true(bit_set(ISR, 0xeb));
 }
 
@@ -1144,7 +1178,7 @@ int main(void)
 		cmocka_unit_test_setup(test_x2apic_msrs, setup),
 		cmocka_unit_test_setup(test_apic_base_transitions, setup),
 		cmocka_unit_test_setup(test_virtual_apic_page, setup),
-		cmocka_unit_test_setup(test_virtual_apic_page_base, setup),
+		cmocka_unit_test_setup(test_virtual_apic_page_when_virtualizable, setup),
 		cmocka_unit_test_setup(test_virtual_apic_page_timer_latency, setup),
 	};
 	return cmocka_run_group_tests_name("lapic", tests, NULL, NULL);

@@ -34,6 +34,8 @@ void vmx_caps_decode(const struct vmx_msrs *m, struct vmx_caps *c)
 	c->apic_virtualization = (VMX_CTL_ALLOWED1(m->procbased) & PROC_CTL_USE_TPR_SHADOW) &&
 				 (proc2 & PROC2_CTL_VIRTUALIZE_APIC_ACCESSES) &&
 				 (proc2 & PROC2_CTL_VIRTUAL_INTERRUPT_DELIVERY);
+	c->apic_register_virtualization =
+		c->apic_virtualization && (proc2 & PROC2_CTL_APIC_REGISTER_VIRTUALIZATION);
 
 	/* IA32_VMX_EPT_VPID_CAP exists only if EPT or VPID can be enabled (SDM A.10). */
 	uint64_t ev = (c->ept || c->vpid) ? m->ept_vpid : 0;
@@ -88,12 +90,13 @@ void vmx_caps_describe(const struct vmx_caps *c, char *buf, size_t size)
 {
 	fmt_snprintf(buf, size,
 		     "EPT=%s (2M=%s 1G=%s A/D=%s INVEPT=%s) VPID=%s (INVVPID=%s) "
-		     "unrestricted-guest=%s preemption-timer=%s (TSC/%u) APIC-virtualization=%s",
+		     "unrestricted-guest=%s preemption-timer=%s (TSC/%u) APIC-virtualization=%s "
+		     "(registers=%s)",
 		     yes_no(c->ept), yes_no(c->ept_2m), yes_no(c->ept_1g),
 		     yes_no(c->ept_ad), yes_no(c->invept), yes_no(c->vpid),
 		     yes_no(c->invvpid), yes_no(c->unrestricted_guest),
 		     yes_no(c->preemption_timer), 1U << c->preemption_timer_shift,
-		     yes_no(c->apic_virtualization));
+		     yes_no(c->apic_virtualization), yes_no(c->apic_register_virtualization));
 }
 
 enum feature_control_plan feature_control_plan(uint64_t msr, uint64_t *new_value)

@@ -46,6 +46,8 @@ struct vmx_caps {
 	 * interrupts and takes its EOIs without exits (SDM chapter 29).
 	 */
 	bool apic_virtualization;
+	/* With it: reads of most APIC registers come from the page too (SDM 29.4.2). */
+	bool apic_register_virtualization;
 };
 
 void vmx_caps_decode(const struct vmx_msrs *msrs, struct vmx_caps *caps);

@@ -126,8 +126,8 @@ int vmx_ept_set_4k(struct page_alloc *pa, uint64_t pml4_pa, uint64_t gpa, uint64
 
 	for (unsigned shift = 39; shift > 12; shift -= 9) {
 		uint64_t *e = &table(t)[(gpa >> shift) & 511];
-		/* RAM mapped by a large page: not a table this page can go in. */
-		if ((*e & EPT_RWX) && (*e & EPT_LARGE))
+		/* RAM mapped by a large page (bit 7 is 0 in a PML4 entry): no table to go in. */
+		if (*e & EPT_LARGE)
 			return -1;
 		if (next_level(pa, e, &t))
 			return -1;

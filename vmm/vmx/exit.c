@@ -366,9 +366,10 @@ static enum exit_action handle_ept_violation(struct vcpu *vcpu)
 }
 
 /*
- * An access to the guest's xAPIC page the CPU does not virtualize: every
- * read but the TPR's, every write but the TPR's, the EOI's and the ICR's
- * low half (SDM 29.4.2, 29.4.3.1). It is fault-like, the instruction has
+ * An access to the guest's xAPIC page the CPU does not virtualize (SDM
+ * 29.4.2, 29.4.3.1): without APIC-register virtualization every read but
+ * the TPR's and every write but the TPR's, the EOI's and the ICR's low
+ * half; with it the registers it leaves out (PPR, the current count...). It is fault-like, the instruction has
  * not run: emulated as the MMIO access it is. The page's other accesses,
  * a fetch or a page walk or an event delivery through it, are nothing a
  * guest does.
@@ -388,8 +389,10 @@ static enum exit_action handle_apic_access(struct vcpu *vcpu)
 
 /*
  * A write the CPU put in the virtual-APIC page and left to the model (SDM
- * 29.4.3.3): an ICR write that is not a self-IPI. Trap-like: the
- * instruction is done, the register's value is in the page.
+ * 29.4.3.3): an ICR write that is not a self-IPI, and with APIC-register
+ * virtualization a write of any register but TPR, EOI and the ICR's high
+ * half. Trap-like: the instruction is done, the register's value is in
+ * the page, and the model's answer goes there before the next entry.
  */
 static enum exit_action handle_apic_write(struct vcpu *vcpu)
 {
@@ -403,7 +406,7 @@ static enum exit_action handle_apic_write(struct vcpu *vcpu)
 static enum exit_action handle_eoi_induced(struct vcpu *vcpu)
 {
 	platform_virtual_eoi(vcpu->vm, (uint8_t)vmx_exit_qualification());
-	return EXIT_CONTINUE;
+	return after_request(vcpu);
 }
 
 static enum exit_action handle_ept_misconfig(struct vcpu *vcpu)

@@ -546,13 +546,15 @@ static void write_controls(struct vcpu *vcpu)
 	/*
 	 * APIC virtualization (SDM chapter 29): the CPU delivers the local
 	 * APIC's interrupts from the virtual-APIC page and takes their EOIs
-	 * and the TPR's writes there; other APIC accesses exit. Without
-	 * "APIC-register virtualization": reads of other registers exit, and
-	 * the model answers them as it always did.
+	 * and the TPR's writes there; with "APIC-register virtualization" the
+	 * guest also reads most registers there (lapic_to_page writes them).
+	 * Other accesses, and every other register write, exit to the model.
 	 */
-	uint32_t apic = vcpu->apic_page ? PROC2_CTL_VIRTUALIZE_APIC_ACCESSES |
-						  PROC2_CTL_VIRTUAL_INTERRUPT_DELIVERY
-					: 0;
+	uint32_t apic = 0;
+	if (vcpu->apic_page)
+		apic = PROC2_CTL_VIRTUALIZE_APIC_ACCESSES | PROC2_CTL_VIRTUAL_INTERRUPT_DELIVERY |
+		       (vmx_host_caps.apic_register_virtualization
+				? PROC2_CTL_APIC_REGISTER_VIRTUALIZATION : 0);
 	vmcs_write(VMCS_PROC2_CONTROLS,
 		   adjust_controls(PROC2_CTL_ENABLE_EPT | PROC2_CTL_UNRESTRICTED_GUEST |
 					   PROC2_CTL_WBINVD_EXITING | apic,
@@ -596,8 +598,8 @@ static void write_controls(struct vcpu *vcpu)
 		vmcs_write(VMCS_VIRTUAL_APIC_ADDR, v->apic_page_pa);
 		vmcs_write(VMCS_APIC_ACCESS_ADDR, apic_access_pa);
 		vmcs_write(VMCS_TPR_THRESHOLD, 0);
-		/* The model writes the page and these before the first entry (apic_to_cpu). */
-		vcpu->apic_page_live = false;
+		/* The model writes the page and these before the next entry (apic_to_cpu). */
+		vcpu_apic_from_page(vcpu);
 	}
 	if (v->vpid)
 		vmcs_write(VMCS_VPID, v->vpid);
@@ -1085,7 +1087,7 @@ static void apic_to_cpu(struct vcpu *vcpu)
 		const uint32_t *tmr = &page[0x180 / 4 + 8 * i];
 		vmcs_write(VMCS_EOI_EXIT_BITMAP0 + 2 * i, (uint64_t)tmr[4] << 32 | tmr[0]);
 	}
-	map_apic_access(vcpu->vm, status.xapic_at_default_base);
+	map_apic_access(vcpu->vm, status.virtualizable);
 }
 
 static void report_entry_failure(struct vcpu *vcpu, int failure)

@@ -122,6 +122,7 @@ int virt_enable_cpu(struct page_alloc *pa, const struct virt_options *options, c
 	vmx_caps_decode(&msrs, &caps);
 	/* apic_virtualization = off: every local APIC access is emulated, as without it. */
 	caps.apic_virtualization &= options->apic_virtualization;
+	caps.apic_register_virtualization &= options->apic_virtualization;
 	vmx_host_msrs = msrs;
 	vmx_host_caps = caps;
 	log_info("vmx: BASIC=%016llx PINBASED=%016llx PROCBASED=%016llx PROCBASED2=%016llx",
