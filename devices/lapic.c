@@ -243,9 +243,11 @@ static enum access reg_read(const struct lapic *l, unsigned reg, uint32_t *out, 
 
 /*
  * The registers APIC-register virtualization lets the guest read from the
- * page besides TPR, ISR, TMR and IRR (SDM 29.4.2); a write to any of them
- * exits after it reached the page (29.4.3.3), and the model takes it.
- * PPR, APR, the current count and the CMCI entry are read through exits.
+ * page besides TPR, ISR, TMR and IRR (SDM 29.4.2). Of the writes the CPU
+ * virtualizes (29.4.3.1), TPR, EOI, a self-IPI and the ICR's high half
+ * complete in the page; the others exit once in it (29.4.3.3), and the
+ * model takes them. PPR, APR, the current count and the CMCI entry are
+ * read through exits, and the version is written through one.
  */
 static const uint8_t page_read_registers[] = {
 	REG_ID,		   REG_VERSION,	      REG_LDR,		 REG_DFR,
@@ -290,7 +292,7 @@ struct lapic_page_status lapic_to_page(struct lapic *l, uint32_t *page, uint64_t
 	vectors_to_page(page, REG_ISR, r->isr);
 	vectors_to_page(page, REG_TMR, r->tmr);
 	vectors_to_page(page, REG_IRR, r->irr);
-	for (unsigned i = 0; i < sizeof(page_read_registers); i++) {
+	for (unsigned i = 0; i < sizeof(page_read_registers) / sizeof(page_read_registers[0]); i++) {
 		uint32_t *word = page_register(page, page_read_registers[i]);
 		if (reg_read(l, page_read_registers[i], word, 0) != ACCESS_OK)
 			*word = 0;

@@ -311,6 +311,11 @@ uint64_t lapic_next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t no
  * IRR and in ISR, 0 for none. A TSC-deadline interrupt waiting in IRR is
  * counted delivered at lapic_to_page's now_tsc (timer_late_max_tsc): the
  * CPU delivers it from then on as soon as the guest takes interrupts.
+ * A self-IPI the CPU took clears its vector's TMR bit only when the
+ * vector is still in IRR when the page is read back: one the guest
+ * already ended, or sent again while pending, keeps a TMR bit a level
+ * I/O APIC interrupt on the same vector left, and its EOI reaches the
+ * I/O APIC too (a guest reusing such a vector for self-IPIs).
  */
 struct lapic_page_status {
 	uint8_t rvi, svi;

@@ -390,9 +390,10 @@ static enum exit_action handle_apic_access(struct vcpu *vcpu)
 /*
  * A write the CPU put in the virtual-APIC page and left to the model (SDM
  * 29.4.3.3): an ICR write that is not a self-IPI, and with APIC-register
- * virtualization a write of any register but TPR, EOI and the ICR's high
- * half. Trap-like: the instruction is done, the register's value is in
- * the page, and the model's answer goes there before the next entry.
+ * virtualization a write of the other registers it virtualizes (ID, LDR,
+ * DFR, SVR, ESR, the LVT, the timer's). Trap-like: the instruction is
+ * done, the register's value is in the page, and the model's answer goes
+ * there before the next entry.
  */
 static enum exit_action handle_apic_write(struct vcpu *vcpu)
 {

@@ -598,8 +598,12 @@ static void write_controls(struct vcpu *vcpu)
 		vmcs_write(VMCS_VIRTUAL_APIC_ADDR, v->apic_page_pa);
 		vmcs_write(VMCS_APIC_ACCESS_ADDR, apic_access_pa);
 		vmcs_write(VMCS_TPR_THRESHOLD, 0);
-		/* The model writes the page and these before the next entry (apic_to_cpu). */
-		vcpu_apic_from_page(vcpu);
+		/*
+		 * A reset or a loaded state made the model newer than anything
+		 * the page holds: it writes the page and these afresh before
+		 * the next entry (apic_to_cpu).
+		 */
+		vcpu->apic_page_live = false;
 	}
 	if (v->vpid)
 		vmcs_write(VMCS_VPID, v->vpid);
