@@ -72,16 +72,19 @@ struct cpuid_result cpuid_policy(uint32_t leaf, uint32_t subleaf, struct cpuid_r
 		/*
 		 * VMX/SMX: no nested virtualization. XSAVE and what needs its
 		 * state (AVX, FMA, F16C; AVX2 and AVX-512 in leaf 7; leaf 0DH):
-		 * per host and vCPU, vmm/xstate.c adds them. x2APIC (Linux uses it
-		 * only under hypervisors it knows), MONITOR, thermal and
-		 * debug-store features: not emulated. MCE/MCA and MTRRs: their
+		 * per host and vCPU, vmm/xstate.c adds them. x2APIC is the
+		 * virtual local APIC's, whatever the host has (devices/lapic.h;
+		 * Linux takes it only with interrupt remapping or under a
+		 * hypervisor it knows, and stays in xAPIC mode here). MONITOR,
+		 * thermal and debug-store features: not emulated. MCE/MCA and MTRRs: their
 		 * MSR banks are not emulated and a guest that sees the bits
 		 * reads them without a fault handler (Linux panics). The TSC
 		 * deadline timer is the virtual local APIC's (devices/lapic.c).
 		 * EBX[31:24] is the initial APIC ID and [23:16] the logical CPU
 		 * count: one vCPU with APIC ID 0.
 		 */
-		host.ecx = (host.ecx & ~HOST_CPU_FEATURES_HIDDEN_ECX) | C1_ECX_HYPERVISOR;
+		host.ecx = (host.ecx & ~HOST_CPU_FEATURES_HIDDEN_ECX) | C1_ECX_HYPERVISOR |
+			   C1_ECX_X2APIC;
 		host.edx &= ~HOST_CPU_FEATURES_HIDDEN_EDX;
 		host.ebx = (host.ebx & 0x0000ffffU) | (1U << 16);
 		return host;

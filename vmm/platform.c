@@ -379,6 +379,7 @@ int platform_power_on(struct vm *vm, char *why, size_t why_size)
 		.id = 0,
 		.bus_hz = PLATFORM_LAPIC_HZ,
 		.tsc_hz = clock_tsc_hz(),
+		.x2apic = true,
 		.tsc_deadline = true,
 		.phys_addr_bits = (uint8_t)cpuid(CPUID_ADDRESS_SIZES, 0).eax,
 		.timer_floor_ns = LAPIC_TIMER_FLOOR_NS,

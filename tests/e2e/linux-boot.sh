@@ -115,6 +115,14 @@ if grep -aqE "\[lin[123]\] vmmtest: dmesg .*(derive routing|no GSI)" "$serial"; 
 else
 	pass "linux: every kernel routed its PCI interrupts through the _PRT"
 fi
+# x2APIC is offered (CPUID.01H:ECX): Linux takes it only with interrupt
+# remapping or under a hypervisor it knows, so it says so and stays in
+# xAPIC mode, where the CPU takes its EOIs (APIC virtualization).
+if grep -aqE "\[lin1\] vmmtest: dmesg .*x2apic: IRQ remapping doesn't support X2APIC mode" "$serial"; then
+	pass "linux: x2APIC offered, declined without interrupt remapping (xAPIC mode stays)"
+else
+	fail "linux: lin1 did not say why it left x2APIC alone"
+fi
 run lin3 'echo INTX-$((1 + 1)) $(grep -E "16-fasteoi +virtio" /proc/interrupts) END' 'INTX-2 .*END' >/dev/null
 intx=$(grep -aoE '\[lin3\] INTX-2 +16: +[0-9]+ +IO-APIC +16-fasteoi +virtio' "$serial" | tail -1 |
 	awk '{print $4}')

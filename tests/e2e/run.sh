@@ -204,6 +204,7 @@ expect "demo: capability report complete, APIC virtualization turned off" demo \
 	'EPT=yes \(2M=yes 1G=yes A/D=yes INVEPT=yes\) VPID=yes \(INVVPID=yes\) unrestricted-guest=yes preemption-timer=yes \(TSC/1\) APIC-virtualization=no'
 expect_order "demo: interrupts, priorities and EOIs with the local APIC emulated" demo \
 	"vm 'delta': Running" '\[delta\] PASS nmi: ' '\[delta\] PASS irq: a level-triggered' \
+	'\[delta\] PASS x2apic: left through the disabled state' \
 	'\[delta\] conform: [1-9][0-9]* passed, 0 failed' "vm 'delta': TurnedOff \\(guest exited with status 0\\)"
 expect "guests: APIC virtualization is used where the CPU has it" guests \
 	'vmx: capabilities: .* APIC-virtualization=yes'
@@ -230,7 +231,7 @@ for check in 'cpuid: VMX hidden from the guest' 'cpuid: hypervisor-present bit s
 done
 # The conformance guest counts its own checks; any FAIL line names the rule.
 # Its areas run as two VMs (tests/e2e/configs/guests.conf).
-for c in "conform:modes:irq" "conform-b:xsave:step"; do
+for c in "conform:modes:x2apic" "conform-b:xsave:step"; do
 	IFS=: read -r vm first last <<<"$c"
 	expect_order "guests: $vm ran its checks ($first to $last) and exited with status 0" guests \
 		"vm '$vm': Running" "\\[$vm\\] PASS $first: " "\\[$vm\\] PASS $last: " \

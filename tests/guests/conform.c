@@ -8,6 +8,7 @@
  * reserved bits, CR0.WP,
  * IA32_MISC_ENABLE, NMIs, disabling and re-enabling the local APIC,
  * fixed and level-triggered interrupts with their priorities and EOIs,
+ * x2APIC mode,
  * IA32_TSC_ADJUST, RDTSCP and IA32_TSC_AUX, the
  * single-step trap after each instruction the hypervisor completes for the
  * guest (and a data breakpoint held by MOV SS across one), the TSS T bit,
@@ -621,12 +622,75 @@ static void check_apic_enable(void)
 	*tpr = 0x20;
 	expect(*tpr == 0xffffffffU, "apic: disabled, a write to its page goes nowhere");
 	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base | APIC_BASE_EXTD) == VECTOR_GP,
-	       "apic: x2APIC mode is #GP (CPUID shows no x2APIC)");
+	       "apic: from disabled straight to x2APIC mode is #GP");
 	expect(wrmsr_safe(MSR_IA32_APIC_BASE, (base & ~APIC_BASE_EN) | APIC_BASE_EXTD) == VECTOR_GP,
 	       "apic: EXTD without EN is #GP");
 	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base) == NO_FAULT && (cpuid(1, 0).edx & (1U << 9)) &&
 		       *version == version_value,
 	       "apic: enabled again, in CPUID and decoding its page");
+}
+
+/*
+ * ---- x2APIC mode (SDM 11.12): entered from xAPIC mode, the registers as
+ * MSRs 800H + offset / 16, left only through the disabled state ----
+ */
+
+#define MSR_X2APIC_ID 0x802
+#define MSR_X2APIC_VERSION 0x803
+#define MSR_X2APIC_TPR 0x808
+#define MSR_X2APIC_EOI 0x80b
+#define MSR_X2APIC_SVR 0x80f
+#define MSR_X2APIC_ISR0 0x810
+#define MSR_X2APIC_SELF_IPI 0x83f
+#define X2APIC_TEST_VECTOR 0x52
+#define C1_ECX_X2APIC (1U << 21)
+
+static volatile unsigned x2apic_irqs;
+static volatile uint64_t x2apic_isr_in_handler;
+
+static void on_x2apic_interrupt(void)
+{
+	rdmsr_safe(MSR_X2APIC_ISR0 + X2APIC_TEST_VECTOR / 32, (uint64_t *)&x2apic_isr_in_handler);
+	x2apic_irqs++;
+	wrmsr_safe(MSR_X2APIC_EOI, 0);
+}
+
+static void check_x2apic(void)
+{
+	uint64_t base, v, cr8, isr = ~0ULL;
+	uint32_t version = LAPIC[LAPIC_VERSION];
+
+	rdmsr_safe(MSR_IA32_APIC_BASE, &base);
+	expect(cpuid(1, 0).ecx & C1_ECX_X2APIC, "x2apic: offered in CPUID.01H:ECX");
+	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base | APIC_BASE_EXTD) == NO_FAULT &&
+		       rdmsr_safe(MSR_X2APIC_ID, &v) == NO_FAULT && v == 0 &&
+		       rdmsr_safe(MSR_X2APIC_VERSION, &v) == NO_FAULT && v == version,
+	       "x2apic: entered from xAPIC mode, its ID and version read as MSRs");
+	expect(LAPIC[LAPIC_VERSION] == 0xffffffffU, "x2apic: the xAPIC page no longer decodes");
+
+	wrmsr_safe(MSR_X2APIC_TPR, 0x30);
+	__asm__ volatile("mov %%cr8, %0" : "=r"(cr8));
+	expect(cr8 == 3, "x2apic: TPR 0x30 written as an MSR reads back as CR8 3");
+	wrmsr_safe(MSR_X2APIC_TPR, 0);
+
+	set_irq_handler(X2APIC_TEST_VECTOR, on_x2apic_interrupt);
+	wrmsr_safe(MSR_X2APIC_SVR, LAPIC_SVR_ENABLE | 0xff);
+	__asm__ volatile("sti");
+	wrmsr_safe(MSR_X2APIC_SELF_IPI, X2APIC_TEST_VECTOR);
+	__asm__ volatile("nop; cli");
+	rdmsr_safe(MSR_X2APIC_ISR0 + X2APIC_TEST_VECTOR / 32, &isr);
+	expect(x2apic_irqs == 1 && x2apic_isr_in_handler == 1U << (X2APIC_TEST_VECTOR % 32) &&
+		       isr == 0,
+	       "x2apic: a SELF IPI arrives, in service in its handler, ended by the EOI MSR");
+
+	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base) == VECTOR_GP,
+	       "x2apic: straight back to xAPIC mode is #GP");
+	expect(wrmsr_safe(MSR_IA32_APIC_BASE, base & ~(APIC_BASE_EN | APIC_BASE_EXTD)) == NO_FAULT &&
+		       wrmsr_safe(MSR_IA32_APIC_BASE, base) == NO_FAULT &&
+		       LAPIC[LAPIC_VERSION] == version,
+	       "x2apic: left through the disabled state, the xAPIC page decodes again");
+	/* The disable reset the APIC: software-enabled again for what follows. */
+	LAPIC[LAPIC_SVR] = LAPIC_SVR_ENABLE | 0xff;
 }
 
 /* ---- IA32_TSC_ADJUST and TSC writes (SDM 17.17.3) ---- */
@@ -1189,7 +1253,7 @@ int main(void)
 		{ "tasks", check_task_switches },   { "cr", check_control_registers },
 		{ "misc", check_misc_enable },	    { "nmi", check_nmi },
 		{ "apic", check_apic_enable },	    { "irq", check_interrupts },
-		{ "tsc", check_tsc_adjust },
+		{ "x2apic", check_x2apic },	    { "tsc", check_tsc_adjust },
 		{ "tscaux", check_tsc_aux },	    { "step", check_single_step },
 	};
 
