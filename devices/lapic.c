@@ -298,7 +298,7 @@ struct lapic_page_status lapic_to_page(struct lapic *l, uint32_t *page, uint64_t
 			*word = 0;
 	}
 	*page_register(page, REG_EOI) = 0;
-	return (struct lapic_page_status){
+	struct lapic_page_status status = {
 		.rvi = irr < 0 ? 0 : (uint8_t)irr,
 		.svi = isr < 0 ? 0 : (uint8_t)isr,
 		/*
@@ -310,6 +310,9 @@ struct lapic_page_status lapic_to_page(struct lapic *l, uint32_t *page, uint64_t
 			(l->apic_base & ~(uint64_t)(LAPIC_MMIO_SIZE - 1)) == LAPIC_DEFAULT_BASE &&
 			software_enabled(l),
 	};
+	for (unsigned i = 0; i < 4; i++)
+		status.level_vectors[i] = (uint64_t)r->tmr[2 * i + 1] << 32 | r->tmr[2 * i];
+	return status;
 }
 
 void lapic_from_page(struct lapic *l, uint32_t *page)

@@ -319,6 +319,8 @@ uint64_t lapic_next_event_ns(const struct lapic *l, uint64_t now_ns, uint64_t no
  */
 struct lapic_page_status {
 	uint8_t rvi, svi;
+	/* TMR as four 64-bit words: the vectors whose EOI the I/O APIC must see. */
+	uint64_t level_vectors[4];
 	/*
 	 * The CPU may virtualize the guest's accesses to the registers: they
 	 * are at LAPIC_DEFAULT_BASE (xAPIC mode, enabled, not moved) and the

@@ -1046,6 +1046,8 @@ static void test_virtual_apic_page(void **state)
 	assert_int_equal(*page_word(page, ISR), 0);
 	assert_int_equal(*page_word(page, TMR + 0x30), 1U << (0x61 - 96));
 	assert_int_equal(*page_word(page, TMR + 0x20), 0);
+	assert_true(st.level_vectors[1] == 1ULL << (0x61 - 64));
+	assert_true(st.level_vectors[0] == 0 && st.level_vectors[2] == 0 && st.level_vectors[3] == 0);
 	assert_int_equal(*page_word(page, IRR + 0x30), 1U << (0x61 - 96));
 	assert_int_equal(*page_word(page, IRR + 0x20), 1U << (0x41 - 64));
 	assert_int_equal(*page_word(page, ICR_LOW), 0x400);

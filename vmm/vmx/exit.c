@@ -369,10 +369,10 @@ static enum exit_action handle_ept_violation(struct vcpu *vcpu)
  * An access to the guest's xAPIC page the CPU does not virtualize (SDM
  * 29.4.2, 29.4.3.1): without APIC-register virtualization every read but
  * the TPR's and every write but the TPR's, the EOI's and the ICR's low
- * half; with it the registers it leaves out (PPR, the current count...). It is fault-like, the instruction has
- * not run: emulated as the MMIO access it is. The page's other accesses,
- * a fetch or a page walk or an event delivery through it, are nothing a
- * guest does.
+ * half; with it the registers it leaves out (PPR, the current count...).
+ * It is fault-like, the instruction has not run: emulated as the MMIO
+ * access it is. The page's other accesses, a fetch or a page walk or an
+ * event delivery through it, are nothing a guest does.
  */
 static enum exit_action handle_apic_access(struct vcpu *vcpu)
 {

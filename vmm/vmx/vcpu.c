@@ -1083,14 +1083,10 @@ static void requeue_interrupted_event(struct vmx_vcpu *v)
 static void apic_to_cpu(struct vcpu *vcpu)
 {
 	struct lapic_page_status status = vcpu_apic_to_page(vcpu);
-	const uint32_t *page = vcpu->apic_page;
 
 	vmcs_write(VMCS_GUEST_INTERRUPT_STATUS, (uint64_t)status.svi << 8 | status.rvi);
-	for (unsigned i = 0; i < 4; i++) {
-		/* TMR's 32-bit words are 16 bytes apart from offset 180H (SDM 29.1.1). */
-		const uint32_t *tmr = &page[0x180 / 4 + 8 * i];
-		vmcs_write(VMCS_EOI_EXIT_BITMAP0 + 2 * i, (uint64_t)tmr[4] << 32 | tmr[0]);
-	}
+	for (unsigned i = 0; i < 4; i++)
+		vmcs_write(VMCS_EOI_EXIT_BITMAP0 + 2 * i, status.level_vectors[i]);
 	map_apic_access(vcpu->vm, status.virtualizable);
 }
 
